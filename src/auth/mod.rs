@@ -1,0 +1,33 @@
+//! Authentication: who is calling.
+//!
+//! - [`email`] and [`password`] parse and check what users type.
+//! - [`tokens`] issues and verifies access tokens (JWT, HS256 pinned) and
+//!   makes opaque refresh tokens.
+//! - [`api_keys`] makes and parses `fo_<prefix>_<secret>` keys.
+//! - [`principal`] is the typed identity the auth layer
+//!   (`crate::layers::auth`) puts into every authenticated request.
+//!
+//! Secrets are never stored: refresh tokens and API keys are kept as blake3
+//! hashes, passwords as argon2id PHC strings.
+
+pub mod api_keys;
+pub mod email;
+pub mod password;
+pub mod principal;
+pub mod tokens;
+
+pub use principal::{Credential, Principal, Role};
+
+/// blake3 of a bearer secret, as stored in the database.
+pub fn secret_hash(secret: &str) -> [u8; 32] {
+    *blake3::hash(secret.as_bytes()).as_bytes()
+}
+
+/// `len` random bytes, base64url without padding.
+pub fn random_token(len: usize) -> String {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut bytes = vec![0u8; len];
+    rand::rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}

@@ -1,0 +1,212 @@
+//! Access tokens (JWT) and refresh tokens (opaque).
+//!
+//! Access tokens are HS256 JWTs with `sub`, `exp`, `iat`, `nbf`, `iss`, `aud`
+//! and `jti`, plus `role` and `typ: "access"`. Verification pins the
+//! algorithm to HS256 (so `alg: none` and algorithm-confusion tokens fail),
+//! requires every registered claim and checks issuer and audience.
+//!
+//! Refresh tokens are 32 random bytes (`rt_` + base64url), stored as a blake3
+//! hash, single use and rotated on every refresh (see `db::credentials`).
+
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::Role;
+use crate::{
+    error::{AppError, AppResult},
+    pb::fileorganizer::v1::ErrorReason,
+};
+
+/// Accepted clock skew between token issuer and verifier.
+const LEEWAY_SECS: u64 = 5;
+
+/// The claims of an access token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub nbf: i64,
+    pub iss: String,
+    pub aud: String,
+    pub jti: String,
+    pub role: String,
+    pub typ: String,
+    /// The session (refresh-token family) the token was issued for.
+    #[serde(default)]
+    pub sid: String,
+}
+
+/// What a valid access token says.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub user_id: Uuid,
+    pub role: Role,
+    pub jti: String,
+    pub session: Option<Uuid>,
+}
+
+/// Signs and verifies access tokens with the server's secret.
+#[derive(Clone)]
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    issuer: String,
+    audience: String,
+    ttl: Duration,
+}
+
+impl TokenKeys {
+    pub fn new(secret: &[u8], issuer: &str, audience: &str, ttl: Duration) -> AppResult<TokenKeys> {
+        let encoding = EncodingKey::from_secret(secret)
+            .map_err(|e| AppError::internal(format!("jwt key: {e}")))?;
+        let decoding = DecodingKey::from_secret(secret)
+            .map_err(|e| AppError::internal(format!("jwt key: {e}")))?;
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "iat", "nbf", "iss", "aud", "sub"]);
+        Ok(TokenKeys {
+            encoding,
+            decoding,
+            validation,
+            issuer: issuer.into(),
+            audience: audience.into(),
+            ttl,
+        })
+    }
+
+    /// Lifetime of an access token.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Issues an access token for a user's session.
+    pub fn issue(&self, user_id: Uuid, role: Role, session: Uuid) -> AppResult<String> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            sub: user_id.to_string(),
+            iat: now,
+            nbf: now,
+            exp: now + self.ttl.as_secs() as i64,
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            jti: Uuid::new_v4().to_string(),
+            role: role.as_str().into(),
+            typ: "access".into(),
+            sid: session.to_string(),
+        };
+        self.sign(&claims)
+    }
+
+    /// Signs arbitrary claims (tests use it to make expired tokens).
+    pub fn sign(&self, claims: &Claims) -> AppResult<String> {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+            .map_err(|e| AppError::internal(format!("jwt encode: {e}")))
+    }
+
+    /// Verifies a token and returns its claims; any failure is
+    /// UNAUTHENTICATED with reason TOKEN_INVALID.
+    pub fn verify(&self, token: &str) -> AppResult<Verified> {
+        let invalid = || {
+            AppError::unauthenticated(
+                ErrorReason::TokenInvalid,
+                "the access token is invalid or expired",
+            )
+        };
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|_| invalid())?;
+        let claims = data.claims;
+        if claims.typ != "access" {
+            return Err(invalid());
+        }
+        let user_id = Uuid::parse_str(&claims.sub).map_err(|_| invalid())?;
+        Ok(Verified {
+            user_id,
+            role: Role::parse(&claims.role),
+            jti: claims.jti,
+            session: Uuid::parse_str(&claims.sid).ok(),
+        })
+    }
+}
+
+/// A new refresh token and the hash to store.
+pub fn new_refresh_token() -> (String, [u8; 32]) {
+    let token = format!("rt_{}", super::random_token(32));
+    let hash = super::secret_hash(&token);
+    (token, hash)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+
+    fn keys() -> TokenKeys {
+        TokenKeys::new(
+            b"0123456789abcdef0123456789abcdef",
+            "iss",
+            "aud",
+            Duration::from_secs(900),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn round_trip() {
+        let k = keys();
+        let id = Uuid::new_v4();
+        let session = Uuid::new_v4();
+        let token = k.issue(id, Role::Admin, session).unwrap();
+        let verified = k.verify(&token).unwrap();
+        assert_eq!(verified.user_id, id);
+        assert_eq!(verified.role, Role::Admin);
+        assert_eq!(verified.session, Some(session));
+    }
+
+    #[test]
+    fn rejects_other_secret_audience_and_alg_none() {
+        let k = keys();
+        let id = Uuid::new_v4();
+        let other =
+            TokenKeys::new(b"another-secret-another-secret-xx", "iss", "aud", k.ttl).unwrap();
+        assert!(k.verify(&other.issue(id, Role::User, id).unwrap()).is_err());
+        let wrong_aud =
+            TokenKeys::new(b"0123456789abcdef0123456789abcdef", "iss", "x", k.ttl).unwrap();
+        assert!(
+            k.verify(&wrong_aud.issue(id, Role::User, id).unwrap())
+                .is_err()
+        );
+
+        let token = k.issue(id, Role::User, id).unwrap();
+        let payload = token.split('.').nth(1).unwrap();
+        let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(r#"{"alg":"none","typ":"JWT"}"#);
+        assert!(k.verify(&format!("{header}.{payload}.")).is_err());
+    }
+
+    #[test]
+    fn rejects_expired() {
+        let k = keys();
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            sub: Uuid::new_v4().to_string(),
+            iat: now - 3600,
+            nbf: now - 3600,
+            exp: now - 1800,
+            iss: "iss".into(),
+            aud: "aud".into(),
+            jti: "j".into(),
+            role: "user".into(),
+            typ: "access".into(),
+            sid: String::new(),
+        };
+        assert!(k.verify(&k.sign(&claims).unwrap()).is_err());
+    }
+}

@@ -1,0 +1,440 @@
+//! Configuration, read once from environment variables at start-up.
+//!
+//! Every variable has a default that works on a developer machine of this
+//! project (Postgres and Redis on loopback). A value that does not parse fails
+//! start-up with a message naming the variable; nothing is silently ignored.
+//! The README's configuration table mirrors [`Config::from_lookup`].
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use rand::RngCore;
+
+/// The deployment environment (`ENVIRONMENT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Test,
+    Production,
+}
+
+impl Environment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Development => "development",
+            Environment::Test => "test",
+            Environment::Production => "production",
+        }
+    }
+}
+
+/// Log output format (`LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// A configuration problem; the message always names the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error in {variable}: {message}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub message: String,
+}
+
+fn err(variable: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        variable,
+        message: message.into(),
+    }
+}
+
+/// Everything the server needs to know about its surroundings.
+#[derive(Clone)]
+pub struct Config {
+    /// `ENVIRONMENT`: development (default), test or production.
+    pub environment: Environment,
+    /// `DATABASE_URL`: the Postgres database; created if it does not exist.
+    pub database_url: String,
+    /// `DATABASE_POOL_SIZE`: connections in the pool (default 16).
+    pub database_pool_size: u32,
+    /// `REDIS_URL`: optional; without it caching and shared limits are off.
+    pub redis_url: Option<String>,
+    /// `JWT_SECRET_KEY`: HMAC key for access tokens (see [`Config::from_lookup`]).
+    pub jwt_secret: Vec<u8>,
+    /// `JWT_ISSUER` / `JWT_AUDIENCE`: the `iss` and `aud` claims.
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    /// `ACCESS_TOKEN_TTL_SECS` (default 900 = 15 minutes).
+    pub access_token_ttl: Duration,
+    /// `REFRESH_TOKEN_TTL_SECS` (default 30 days).
+    pub refresh_token_ttl: Duration,
+    /// `CORS_ORIGINS`: comma-separated browser origins allowed to call the API
+    /// over grpc-web. Default: localhost dev servers in development, none otherwise.
+    pub cors_origins: Vec<String>,
+    /// `DATA_DIR` (default `./data`): server-owned files such as the
+    /// development JWT secret.
+    pub data_dir: PathBuf,
+    /// `STORAGE_ROOT` (default `$DATA_DIR/storage`): users' files live in
+    /// `STORAGE_ROOT/<user-id>/`.
+    pub storage_root: PathBuf,
+    /// `GRPC_ADDR` (default 127.0.0.1:50051): gRPC, grpc-web and health.
+    pub grpc_addr: SocketAddr,
+    /// `METRICS_ADDR`: where Prometheus metrics will be served (reserved; the
+    /// metrics layer is not implemented yet).
+    pub metrics_addr: Option<SocketAddr>,
+    /// `LOG_FORMAT`: json (default in production) or pretty.
+    pub log_format: LogFormat,
+    /// `HEALTH_CHECK_INTERVAL_MS` (default 5000): how often the background
+    /// check pings the database to drive grpc.health.v1.
+    pub health_check_interval: Duration,
+    /// `SHUTDOWN_TIMEOUT_SECS` (default 10): how long in-flight calls may run
+    /// after SIGINT/SIGTERM before the server stops regardless.
+    pub shutdown_timeout: Duration,
+    /// `MAX_MESSAGE_BYTES` (default 24 MiB): largest gRPC message accepted or
+    /// sent; leaves room for a 16 MiB unary upload plus framing.
+    pub max_message_bytes: usize,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("environment", &self.environment)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field("jwt_secret", &"<redacted>")
+            .field("grpc_addr", &self.grpc_addr)
+            .field("storage_root", &self.storage_root)
+            .field("cors_origins", &self.cors_origins)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Hides the password part of a connection URL for logging.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &creds[..colon],
+                    &url[at..]
+                ),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/fileorganizer";
+const MIN_JWT_SECRET_BYTES: usize = 32;
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// Builds a configuration from any key lookup (tests pass a map).
+    ///
+    /// JWT_SECRET_KEY: required in production (at least 32 bytes). In other
+    /// environments, when absent, a random secret is generated once and kept in
+    /// `$DATA_DIR/jwt_secret` so tokens survive restarts; a warning says so.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |key: &str| lookup(key).filter(|v| !v.trim().is_empty());
+
+        let environment = match get("ENVIRONMENT").as_deref().map(str::to_ascii_lowercase) {
+            None => Environment::Development,
+            Some(v) => match v.as_str() {
+                "development" | "dev" => Environment::Development,
+                "test" => Environment::Test,
+                "production" | "prod" => Environment::Production,
+                other => {
+                    return Err(err(
+                        "ENVIRONMENT",
+                        format!(
+                            "unknown value {other:?}; expected development, test or production"
+                        ),
+                    ));
+                }
+            },
+        };
+
+        let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
+        if !(database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
+            return Err(err("DATABASE_URL", "must be a postgres:// URL"));
+        }
+        let redis_url = get("REDIS_URL");
+        if let Some(url) = &redis_url
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            return Err(err("REDIS_URL", "must be a redis:// or rediss:// URL"));
+        }
+
+        let data_dir = PathBuf::from(get("DATA_DIR").unwrap_or_else(|| "./data".into()));
+        let storage_root = get("STORAGE_ROOT")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| data_dir.join("storage"));
+
+        let jwt_secret = match get("JWT_SECRET_KEY") {
+            Some(secret) if secret.len() < MIN_JWT_SECRET_BYTES => {
+                return Err(err(
+                    "JWT_SECRET_KEY",
+                    format!("must be at least {MIN_JWT_SECRET_BYTES} bytes"),
+                ));
+            }
+            Some(secret) => secret.into_bytes(),
+            None if environment == Environment::Production => {
+                return Err(err(
+                    "JWT_SECRET_KEY",
+                    "is required when ENVIRONMENT=production",
+                ));
+            }
+            None => development_secret(&data_dir)?,
+        };
+
+        let cors_origins = match get("CORS_ORIGINS") {
+            Some(list) => list
+                .split(',')
+                .map(|o| o.trim().trim_end_matches('/').to_string())
+                .filter(|o| !o.is_empty())
+                .map(|o| {
+                    if o == "*" || o.starts_with("http://") || o.starts_with("https://") {
+                        Ok(o)
+                    } else {
+                        Err(err(
+                            "CORS_ORIGINS",
+                            format!("{o:?} is not an origin like https://app.example.com"),
+                        ))
+                    }
+                })
+                .collect::<Result<_, _>>()?,
+            None if environment == Environment::Production => Vec::new(),
+            None => [
+                "http://localhost:3000",
+                "http://127.0.0.1:3000",
+                "http://localhost:5173",
+            ]
+            .map(String::from)
+            .to_vec(),
+        };
+
+        let log_format = match get("LOG_FORMAT").as_deref() {
+            None if environment == Environment::Production => LogFormat::Json,
+            None => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some("pretty") => LogFormat::Pretty,
+            Some(other) => {
+                return Err(err(
+                    "LOG_FORMAT",
+                    format!("unknown value {other:?}; expected json or pretty"),
+                ));
+            }
+        };
+
+        Ok(Config {
+            environment,
+            database_url,
+            database_pool_size: parse(&get, "DATABASE_POOL_SIZE", 16u32, 1..=1000)?,
+            redis_url,
+            jwt_secret,
+            jwt_issuer: get("JWT_ISSUER").unwrap_or_else(|| "fileorganizer".into()),
+            jwt_audience: get("JWT_AUDIENCE").unwrap_or_else(|| "fileorganizer-api".into()),
+            access_token_ttl: Duration::from_secs(parse(
+                &get,
+                "ACCESS_TOKEN_TTL_SECS",
+                900u64,
+                10..=86_400,
+            )?),
+            refresh_token_ttl: Duration::from_secs(parse(
+                &get,
+                "REFRESH_TOKEN_TTL_SECS",
+                30 * 86_400u64,
+                60..=365 * 86_400,
+            )?),
+            cors_origins,
+            data_dir,
+            storage_root,
+            grpc_addr: parse_addr(&get, "GRPC_ADDR", "127.0.0.1:50051")?
+                .expect("GRPC_ADDR has a default"),
+            metrics_addr: parse_addr(&get, "METRICS_ADDR", "")?,
+            log_format,
+            health_check_interval: Duration::from_millis(parse(
+                &get,
+                "HEALTH_CHECK_INTERVAL_MS",
+                5_000u64,
+                50..=600_000,
+            )?),
+            shutdown_timeout: Duration::from_secs(parse(
+                &get,
+                "SHUTDOWN_TIMEOUT_SECS",
+                10u64,
+                0..=3_600,
+            )?),
+            max_message_bytes: parse(
+                &get,
+                "MAX_MESSAGE_BYTES",
+                24 * 1024 * 1024usize,
+                64 * 1024..=1024 * 1024 * 1024,
+            )?,
+        })
+    }
+}
+
+fn parse<T>(
+    get: &impl Fn(&str) -> Option<String>,
+    key: &'static str,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    let Some(raw) = get(key) else {
+        return Ok(default);
+    };
+    let value: T = raw
+        .trim()
+        .parse()
+        .map_err(|_| err(key, format!("{raw:?} is not a number")))?;
+    if !range.contains(&value) {
+        return Err(err(
+            key,
+            format!("{value} is outside {}..={}", range.start(), range.end()),
+        ));
+    }
+    Ok(value)
+}
+
+fn parse_addr(
+    get: &impl Fn(&str) -> Option<String>,
+    key: &'static str,
+    default: &str,
+) -> Result<Option<SocketAddr>, ConfigError> {
+    let raw = get(key).unwrap_or_else(|| default.to_string());
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    raw.trim().parse().map(Some).map_err(|_| {
+        err(
+            key,
+            format!("{raw:?} is not an address like 127.0.0.1:50051"),
+        )
+    })
+}
+
+/// Loads (or creates, mode 0600) the development JWT secret under `data_dir`.
+fn development_secret(data_dir: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
+    let path = data_dir.join("jwt_secret");
+    if let Ok(existing) = std::fs::read(&path)
+        && existing.len() >= MIN_JWT_SECRET_BYTES
+    {
+        return Ok(existing);
+    }
+    let mut secret = [0u8; 48];
+    rand::rng().fill_bytes(&mut secret);
+    let encoded = hex::encode(secret).into_bytes();
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::create_dir_all(data_dir)?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)?;
+        file.write_all(&encoded)?;
+        file.sync_all()
+    };
+    write().map_err(|e| {
+        err(
+            "JWT_SECRET_KEY",
+            format!(
+                "is not set and {} could not be written: {e}",
+                path.display()
+            ),
+        )
+    })?;
+    tracing::warn!(
+        path = %path.display(),
+        "JWT_SECRET_KEY is not set: generated a development secret; set JWT_SECRET_KEY in production"
+    );
+    Ok(encoded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn production_requires_a_jwt_secret() {
+        let e = config(&[("ENVIRONMENT", "production")]).unwrap_err();
+        assert_eq!(e.variable, "JWT_SECRET_KEY");
+        assert!(config(&[("ENVIRONMENT", "production"), ("JWT_SECRET_KEY", SECRET)]).is_ok());
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (key, value) in [
+            ("GRPC_ADDR", "nowhere"),
+            ("DATABASE_URL", "mysql://x"),
+            ("REDIS_URL", "http://x"),
+            ("ENVIRONMENT", "staging"),
+            ("ACCESS_TOKEN_TTL_SECS", "soon"),
+            ("ACCESS_TOKEN_TTL_SECS", "1"),
+            ("CORS_ORIGINS", "example.com"),
+            ("JWT_SECRET_KEY", "short"),
+            ("LOG_FORMAT", "xml"),
+        ] {
+            let mut vars = vec![(key, value)];
+            if key != "JWT_SECRET_KEY" {
+                vars.push(("JWT_SECRET_KEY", SECRET));
+            }
+            let e = config(&vars)
+                .err()
+                .unwrap_or_else(|| panic!("{key}={value} was accepted"));
+            assert_eq!(e.variable, key, "{e}");
+        }
+    }
+
+    #[test]
+    fn development_secret_is_generated_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_str().unwrap();
+        let first = config(&[("DATA_DIR", data)]).unwrap().jwt_secret;
+        let second = config(&[("DATA_DIR", data)]).unwrap().jwt_secret;
+        assert!(first.len() >= MIN_JWT_SECRET_BYTES);
+        assert_eq!(first, second);
+    }
+
+    #[test]
+    fn defaults() {
+        let c = config(&[("JWT_SECRET_KEY", SECRET)]).unwrap();
+        assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(c.grpc_addr.to_string(), "127.0.0.1:50051");
+        assert_eq!(c.storage_root, PathBuf::from("./data/storage"));
+        assert_eq!(c.access_token_ttl, Duration::from_secs(900));
+        assert!(c.redis_url.is_none());
+    }
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(redact_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+    }
+}

@@ -1,0 +1,267 @@
+//! One error story for the whole service.
+//!
+//! - Domain and database code returns [`AppError`] (a small closed set of
+//!   failure kinds, each with a stable machine-readable reason).
+//! - Exactly one conversion, `impl From<AppError> for tonic::Status`, turns it
+//!   into a `google.rpc.Status` with an `ErrorInfo` (reason in UPPER_SNAKE_CASE,
+//!   domain `fileorganizer.v1`), a `BadRequest` for validation failures and a
+//!   `RetryInfo` for RESOURCE_EXHAUSTED.
+//! - Internal details (SQL errors, I/O errors) are logged once, here, and never
+//!   sent to the client, who gets a generic message.
+//!
+//! Mapping of infrastructure errors: diesel `NotFound` → NOT_FOUND, unique
+//! violations → ALREADY_EXISTS, pool/connection failures → UNAVAILABLE.
+
+use std::time::Duration;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::pb::fileorganizer::v1::ErrorReason;
+
+/// The `ErrorInfo.domain` of every error this service returns.
+pub const ERROR_DOMAIN: &str = "fileorganizer.v1";
+
+/// A failure the API reports to its caller.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A request field is invalid; `field` is its path in the request.
+    #[error("invalid {field}: {description}")]
+    InvalidArgument {
+        field: String,
+        description: String,
+        reason: ErrorReason,
+    },
+    #[error("{message}")]
+    Unauthenticated {
+        reason: ErrorReason,
+        message: &'static str,
+    },
+    #[error("{message}")]
+    PermissionDenied { message: String },
+    /// The resource does not exist or is not the caller's; both look the same.
+    #[error("{resource} not found")]
+    NotFound { resource: String },
+    #[error("{message}")]
+    AlreadyExists {
+        reason: ErrorReason,
+        message: String,
+    },
+    #[error("{message}")]
+    FailedPrecondition { message: String },
+    #[error("{message}")]
+    ResourceExhausted {
+        reason: ErrorReason,
+        message: String,
+        retry_after: Duration,
+    },
+    /// A dependency is unreachable; the caller may retry.
+    #[error("{what} is unavailable")]
+    Unavailable { what: &'static str, detail: String },
+    /// Anything unexpected. The detail is logged, never returned.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+pub type AppResult<T> = Result<T, AppError>;
+
+impl AppError {
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        AppError::InvalidArgument {
+            field: field.into(),
+            description: description.into(),
+            reason: ErrorReason::InvalidArgument,
+        }
+    }
+
+    pub fn not_found(resource: impl Into<String>) -> Self {
+        AppError::NotFound {
+            resource: resource.into(),
+        }
+    }
+
+    pub fn unauthenticated(reason: ErrorReason, message: &'static str) -> Self {
+        AppError::Unauthenticated { reason, message }
+    }
+
+    pub fn internal(context: impl std::fmt::Display) -> Self {
+        AppError::Internal(anyhow::anyhow!("{context}"))
+    }
+}
+
+/// `ERROR_REASON_EMAIL_TAKEN` → `EMAIL_TAKEN`.
+pub fn reason_name(reason: ErrorReason) -> &'static str {
+    reason
+        .as_str_name()
+        .strip_prefix("ERROR_REASON_")
+        .unwrap_or("UNSPECIFIED")
+}
+
+fn status(code: Code, message: String, reason: ErrorReason, details: ErrorDetails) -> Status {
+    let mut details = details;
+    details.set_error_info(
+        reason_name(reason),
+        ERROR_DOMAIN,
+        std::collections::HashMap::<String, String>::new(),
+    );
+    Status::with_error_details(code, message, details)
+}
+
+impl From<AppError> for Status {
+    fn from(error: AppError) -> Status {
+        let none = ErrorDetails::new;
+        match error {
+            AppError::InvalidArgument {
+                field,
+                description,
+                reason,
+            } => {
+                let message = format!("invalid {field}: {description}");
+                status(
+                    Code::InvalidArgument,
+                    message,
+                    reason,
+                    ErrorDetails::with_bad_request_violation(field, description),
+                )
+            }
+            AppError::Unauthenticated { reason, message } => {
+                status(Code::Unauthenticated, message.into(), reason, none())
+            }
+            AppError::PermissionDenied { message } => status(
+                Code::PermissionDenied,
+                message,
+                ErrorReason::PermissionDenied,
+                none(),
+            ),
+            AppError::NotFound { resource } => status(
+                Code::NotFound,
+                format!("{resource} not found"),
+                ErrorReason::NotFound,
+                none(),
+            ),
+            AppError::AlreadyExists { reason, message } => {
+                status(Code::AlreadyExists, message, reason, none())
+            }
+            AppError::FailedPrecondition { message } => status(
+                Code::FailedPrecondition,
+                message,
+                ErrorReason::FailedPrecondition,
+                none(),
+            ),
+            AppError::ResourceExhausted {
+                reason,
+                message,
+                retry_after,
+            } => status(
+                Code::ResourceExhausted,
+                message,
+                reason,
+                ErrorDetails::with_retry_info(Some(retry_after)),
+            ),
+            AppError::Unavailable { what, detail } => {
+                tracing::warn!(dependency = what, error = %detail, "dependency unavailable");
+                status(
+                    Code::Unavailable,
+                    format!("{what} is unavailable; retry later"),
+                    ErrorReason::ServiceUnavailable,
+                    none(),
+                )
+            }
+            AppError::Internal(error) => {
+                tracing::error!(error = format!("{error:#}"), "internal error");
+                status(
+                    Code::Internal,
+                    "internal error; see the server log".into(),
+                    ErrorReason::Internal,
+                    none(),
+                )
+            }
+        }
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(error: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match error {
+            Error::NotFound => AppError::not_found("resource"),
+            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+                AppError::AlreadyExists {
+                    reason: ErrorReason::AlreadyExists,
+                    message: format!(
+                        "already exists ({})",
+                        info.constraint_name().unwrap_or("unique constraint")
+                    ),
+                }
+            }
+            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
+                AppError::Unavailable {
+                    what: "database",
+                    detail: info.message().to_string(),
+                }
+            }
+            other => AppError::Internal(anyhow::Error::new(other).context("database query")),
+        }
+    }
+}
+
+impl From<bb8::RunError<diesel_async::pooled_connection::PoolError>> for AppError {
+    fn from(error: bb8::RunError<diesel_async::pooled_connection::PoolError>) -> Self {
+        AppError::Unavailable {
+            what: "database",
+            detail: error.to_string(),
+        }
+    }
+}
+
+impl From<tokio::task::JoinError> for AppError {
+    fn from(error: tokio::task::JoinError) -> Self {
+        AppError::Internal(anyhow::Error::new(error).context("blocking task"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_errors_carry_the_field_and_reason() {
+        let status = Status::from(AppError::invalid("email", "is not an email address"));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let details = status.get_error_details();
+        let violations = &details.bad_request().unwrap().field_violations;
+        assert_eq!(violations[0].field, "email");
+        let info = details.error_info().unwrap();
+        assert_eq!(info.reason, "INVALID_ARGUMENT");
+        assert_eq!(info.domain, ERROR_DOMAIN);
+    }
+
+    #[test]
+    fn exhausted_carries_retry_info() {
+        let status = Status::from(AppError::ResourceExhausted {
+            reason: ErrorReason::RateLimited,
+            message: "slow down".into(),
+            retry_after: Duration::from_secs(7),
+        });
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        let details = status.get_error_details();
+        assert_eq!(
+            details.retry_info().unwrap().retry_delay,
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(details.error_info().unwrap().reason, "RATE_LIMITED");
+    }
+
+    #[test]
+    fn internal_details_are_not_sent() {
+        let status = Status::from(AppError::internal("password=hunter2 leaked in SQL"));
+        assert_eq!(status.code(), Code::Internal);
+        assert!(!status.message().contains("hunter2"));
+    }
+
+    #[test]
+    fn diesel_errors_map_to_codes() {
+        let status = Status::from(AppError::from(diesel::result::Error::NotFound));
+        assert_eq!(status.code(), Code::NotFound);
+    }
+}

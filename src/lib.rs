@@ -1,0 +1,24 @@
+//! FileOrganizer Pro: a multi-tenant gRPC service that organizes users' files.
+//!
+//! Layout:
+//! - [`api`]: thin tonic handlers, one module per service;
+//! - [`auth`]: credentials (passwords, tokens, API keys) and the principal;
+//! - [`db`]: the Postgres pool, migrations and queries; [`schema`] is diesel's;
+//! - [`layers`]: tower layers around every RPC;
+//! - [`health`]: dependency checks and grpc.health.v1;
+//! - [`server`]: assembles and runs the server; [`state`] is what handlers share;
+//! - [`config`], [`error`], [`pagination`], [`pb`] (generated code).
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod health;
+pub mod layers;
+pub mod pagination;
+pub mod pb;
+pub mod schema;
+pub mod server;
+pub mod state;
+pub mod telemetry;

@@ -1,0 +1,185 @@
+//! The `fileorg` binary: parses the command line and configuration, then hands
+//! over to the library.
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use clap::{Parser, Subcommand};
+use fileorganizer::{config::Config, pb, server, state::AppState, telemetry};
+
+#[derive(Parser)]
+#[command(
+    name = "fileorg",
+    version,
+    about = "FileOrganizer Pro: organizes users' files over gRPC"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API server (gRPC, grpc-web, health, reflection).
+    Serve,
+    /// Create the database if needed and apply pending migrations.
+    Migrate,
+    /// Write the encoded FileDescriptorSet (for Envoy's transcoder).
+    Descriptor {
+        /// Where to write it.
+        #[arg(long, default_value = "envoy/fileorganizer.pb")]
+        out: PathBuf,
+    },
+    /// Probe grpc.health.v1; exit 0 only when the server is SERVING.
+    Healthcheck {
+        /// Server address; defaults to GRPC_ADDR.
+        #[arg(long)]
+        addr: Option<String>,
+        /// The service to check ("" is the whole server).
+        #[arg(long, default_value = "")]
+        service: String,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 3)]
+        timeout: u64,
+    },
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Give a user the admin role.
+    Promote { email: String },
+    /// Take the admin role away.
+    Demote { email: String },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(run(cli.command)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("fileorg: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Descriptor { out } => {
+            if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(&out, pb::FILE_DESCRIPTOR_SET)?;
+            println!(
+                "wrote {} ({} bytes)",
+                out.display(),
+                pb::FILE_DESCRIPTOR_SET.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Healthcheck {
+            addr,
+            service,
+            timeout,
+        } => {
+            let addr = match addr {
+                Some(a) => a,
+                None => std::env::var("GRPC_ADDR").unwrap_or_else(|_| "127.0.0.1:50051".into()),
+            };
+            healthcheck(&addr, &service, Duration::from_secs(timeout)).await
+        }
+        Command::Serve => {
+            let config = Config::from_env()?;
+            telemetry::init(config.log_format);
+            tracing::info!(?config, "starting");
+            let listener = tokio::net::TcpListener::bind(config.grpc_addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("GRPC_ADDR {}: {e}", config.grpc_addr))?;
+            let state = AppState::connect(config).await?;
+            server::run(listener, server::shutdown_signal(), state).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate => {
+            let config = Config::from_env()?;
+            telemetry::init(config.log_format);
+            fileorganizer::db::ensure_database(&config.database_url).await?;
+            let applied = fileorganizer::db::run_migrations(&config.database_url).await?;
+            println!("applied {} migration(s)", applied.len());
+            for version in applied {
+                println!("  {version}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::User { command } => {
+            let config = Config::from_env()?;
+            let pool = fileorganizer::db::connect(&config.database_url, 1).await?;
+            let mut conn = pool.get().await?;
+            let (email, role) = match command {
+                UserCommand::Promote { email } => (email, "admin"),
+                UserCommand::Demote { email } => (email, "user"),
+            };
+            let email = fileorganizer::auth::email::Email::parse(&email)
+                .map_err(|e| anyhow::anyhow!("EMAIL {e}"))?;
+            match fileorganizer::db::users::set_role(&mut conn, email.as_str(), role).await {
+                Ok(user) => {
+                    println!("{} is now {}", user.email, user.role);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(diesel::result::Error::NotFound) => {
+                    eprintln!("fileorg: no user with email {email}");
+                    Ok(ExitCode::FAILURE)
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+    }
+}
+
+async fn healthcheck(addr: &str, service: &str, timeout: Duration) -> anyhow::Result<ExitCode> {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let uri = if addr.contains("://") {
+        addr.to_string()
+    } else {
+        format!("http://{addr}")
+    };
+    let check = async {
+        let channel = tonic::transport::Endpoint::from_shared(uri.clone())?
+            .connect_timeout(timeout)
+            .connect()
+            .await?;
+        let response = HealthClient::new(channel)
+            .check(HealthCheckRequest {
+                service: service.to_string(),
+            })
+            .await?;
+        anyhow::Ok(response.into_inner().status())
+    };
+    match tokio::time::timeout(timeout, check).await {
+        Ok(Ok(ServingStatus::Serving)) => {
+            println!("SERVING");
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(Ok(status)) => {
+            println!("{}", status.as_str_name());
+            Ok(ExitCode::FAILURE)
+        }
+        Ok(Err(error)) => {
+            println!("UNREACHABLE: {error:#}");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(_) => {
+            println!("TIMEOUT after {timeout:?}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

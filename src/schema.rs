@@ -1,0 +1,146 @@
+// @generated automatically by Diesel CLI.
+
+diesel::table! {
+    api_keys (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        name -> Text,
+        prefix -> Text,
+        token_hash -> Bytea,
+        scopes -> Array<Nullable<Text>>,
+        created_at -> Timestamptz,
+        last_used_at -> Nullable<Timestamptz>,
+        expires_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> Int8,
+        user_id -> Nullable<Uuid>,
+        action -> Text,
+        target -> Nullable<Text>,
+        outcome -> Text,
+        client_ip -> Nullable<Text>,
+        request_id -> Nullable<Text>,
+        detail -> Jsonb,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    categories (id) {
+        id -> Uuid,
+        user_id -> Nullable<Uuid>,
+        name -> Text,
+        extensions -> Array<Nullable<Text>>,
+        globs -> Array<Nullable<Text>>,
+        color -> Nullable<Text>,
+        icon -> Nullable<Text>,
+        priority -> Int4,
+        built_in -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    file_records (operation_id, seq) {
+        operation_id -> Uuid,
+        seq -> Int8,
+        original_path -> Text,
+        new_path -> Nullable<Text>,
+        size_bytes -> Int8,
+        modified_at -> Nullable<Timestamptz>,
+        device -> Nullable<Int8>,
+        inode -> Nullable<Int8>,
+        content_hash -> Nullable<Bytea>,
+        category -> Text,
+        duplicate_of -> Nullable<Int8>,
+        status -> Text,
+        reason -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    operations (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        kind -> Text,
+        state -> Text,
+        phase -> Nullable<Text>,
+        source_path -> Text,
+        destination_path -> Text,
+        dry_run -> Bool,
+        options -> Jsonb,
+        files_scanned -> Int8,
+        files_planned -> Int8,
+        files_moved -> Int8,
+        files_skipped -> Int8,
+        files_failed -> Int8,
+        duplicates_found -> Int8,
+        bytes_scanned -> Int8,
+        bytes_moved -> Int8,
+        reclaimable_bytes -> Int8,
+        undo_of -> Nullable<Uuid>,
+        request_id -> Nullable<Text>,
+        worker_id -> Nullable<Text>,
+        heartbeat_at -> Nullable<Timestamptz>,
+        cancel_requested -> Bool,
+        applied_cursor -> Int8,
+        error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        started_at -> Nullable<Timestamptz>,
+        finished_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        family_id -> Uuid,
+        token_hash -> Bytea,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+        replaced_by -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Uuid,
+        email -> Text,
+        password_hash -> Text,
+        display_name -> Text,
+        role -> Text,
+        disabled -> Bool,
+        storage_used_bytes -> Int8,
+        storage_quota_bytes -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        last_login_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::joinable!(api_keys -> users (user_id));
+diesel::joinable!(audit_log -> users (user_id));
+diesel::joinable!(categories -> users (user_id));
+diesel::joinable!(file_records -> operations (operation_id));
+diesel::joinable!(operations -> users (user_id));
+diesel::joinable!(refresh_tokens -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    api_keys,
+    audit_log,
+    categories,
+    file_records,
+    operations,
+    refresh_tokens,
+    users,
+);

@@ -1,0 +1,186 @@
+//! Assembles the gRPC server and runs it until shutdown.
+//!
+//! [`run`] takes an already bound listener and a shutdown future, so tests
+//! bind `127.0.0.1:0` and own both. Shutdown order: health goes NOT_SERVING,
+//! long-lived streams are told to end (`AppState::begin_shutdown`), the
+//! server stops accepting and drains in-flight calls; after
+//! `SHUTDOWN_TIMEOUT_SECS` it stops regardless.
+
+use std::{future::Future, time::Duration};
+
+use http::{HeaderName, HeaderValue, Method};
+use tokio::net::TcpListener;
+use tonic::transport::{Server, server::TcpIncoming};
+use tonic_web::GrpcWebLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::{
+    api,
+    layers::AuthLayer,
+    pb::{
+        self,
+        fileorganizer::v1::{
+            auth_service_server::AuthServiceServer, file_service_server::FileServiceServer,
+            operation_service_server::OperationServiceServer,
+            report_service_server::ReportServiceServer, system_service_server::SystemServiceServer,
+        },
+    },
+    state::AppState,
+};
+
+/// Request headers a browser may send over grpc-web.
+const ALLOWED_HEADERS: &[&str] = &[
+    "content-type",
+    "authorization",
+    "x-api-key",
+    "x-grpc-web",
+    "x-user-agent",
+    "grpc-timeout",
+    "x-request-id",
+];
+/// Response headers a browser must be able to read.
+const EXPOSED_HEADERS: &[&str] = &[
+    "grpc-status",
+    "grpc-message",
+    "grpc-status-details-bin",
+    "x-request-id",
+    "retry-after",
+    "x-ratelimit-limit",
+    "x-ratelimit-remaining",
+    "x-ratelimit-reset",
+];
+
+/// CORS for grpc-web: only the configured origins; a request from any other
+/// origin gets no `access-control-allow-origin`, so browsers refuse it.
+pub fn cors(origins: &[String]) -> CorsLayer {
+    let allow_origin = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok())
+                .collect::<Vec<_>>(),
+        )
+    };
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([Method::POST, Method::GET, Method::OPTIONS])
+        .allow_headers(
+            ALLOWED_HEADERS
+                .iter()
+                .map(|h| HeaderName::from_static(h))
+                .collect::<Vec<_>>(),
+        )
+        .expose_headers(
+            EXPOSED_HEADERS
+                .iter()
+                .map(|h| HeaderName::from_static(h))
+                .collect::<Vec<_>>(),
+        )
+        .max_age(Duration::from_secs(86_400))
+}
+
+/// Serves the API on `listener` until `shutdown` resolves.
+pub async fn run(
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    state: AppState,
+) -> anyhow::Result<()> {
+    let config = state.config.clone();
+    let max = config.max_message_bytes;
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    let health_task = tokio::spawn(crate::health::run_health_loop(
+        state.clone(),
+        health_reporter,
+        config.health_check_interval,
+    ));
+
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let router = Server::builder()
+        .accept_http1(true)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .layer(cors(&config.cors_origins))
+        .layer(GrpcWebLayer::new())
+        .layer(AuthLayer::new(state.clone()))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(
+            AuthServiceServer::new(api::auth::Auth::new(state.clone()))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            SystemServiceServer::new(api::system::System::new(state.clone()))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            OperationServiceServer::new(api::not_implemented::Operations)
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            FileServiceServer::new(api::not_implemented::Files)
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            ReportServiceServer::new(api::not_implemented::Reports)
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        );
+
+    let local = listener.local_addr()?;
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let signal_state = state.clone();
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutting down: health NOT_SERVING, draining in-flight calls");
+        signal_state.begin_shutdown();
+    };
+    tracing::info!(addr = %local, "serving gRPC, grpc-web, health and reflection");
+
+    let mut shutting_down = state.shutting_down.clone();
+    let deadline = async move {
+        let _ = shutting_down.wait_for(|s| *s).await;
+        tokio::time::sleep(config.shutdown_timeout).await;
+    };
+    let served = router.serve_with_incoming_shutdown(incoming, signal);
+    tokio::select! {
+        result = served => result?,
+        () = deadline => tracing::warn!("shutdown timeout reached; stopping with calls still in flight"),
+    }
+    state.begin_shutdown();
+    let _ = health_task.await;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

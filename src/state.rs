@@ -1,0 +1,86 @@
+//! Shared state handed to every handler and layer.
+
+use std::{sync::Arc, time::Instant};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+
+use crate::{auth::tokens::TokenKeys, config::Config, db::DbPool};
+
+pub type RedisPool = bb8::Pool<bb8_redis::RedisConnectionManager>;
+
+/// Cheap to clone: every field is a handle.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    /// Postgres, the system of record.
+    pub db: DbPool,
+    /// Redis, when REDIS_URL is set. Connections are made lazily, so a Redis
+    /// that is down does not stop the server (it reports DEGRADED).
+    pub redis: Option<RedisPool>,
+    /// Access-token signing and verification.
+    pub tokens: TokenKeys,
+    /// Monotonic start, for uptime.
+    pub started: Instant,
+    /// Wall-clock start, for GetStatus.
+    pub start_time: DateTime<Utc>,
+    /// Flips to true when shutdown begins; long-lived streams watch it and end.
+    pub shutting_down: watch::Receiver<bool>,
+    shutdown_trigger: Arc<watch::Sender<bool>>,
+}
+
+impl AppState {
+    /// Connects to Postgres (creating the database and applying migrations),
+    /// prepares Redis and the storage root.
+    pub async fn connect(config: Config) -> anyhow::Result<AppState> {
+        let db = crate::db::connect(&config.database_url, config.database_pool_size).await?;
+        let redis = match &config.redis_url {
+            Some(url) => {
+                let manager = bb8_redis::RedisConnectionManager::new(url.as_str())?;
+                Some(
+                    bb8::Pool::builder()
+                        .max_size(8)
+                        .connection_timeout(std::time::Duration::from_secs(1))
+                        .build_unchecked(manager),
+                )
+            }
+            None => {
+                tracing::warn!("REDIS_URL is not set: caching and shared rate limits are disabled");
+                None
+            }
+        };
+        std::fs::create_dir_all(&config.storage_root).map_err(|e| {
+            anyhow::anyhow!(
+                "STORAGE_ROOT {} cannot be created: {e}",
+                config.storage_root.display()
+            )
+        })?;
+        let tokens = TokenKeys::new(
+            &config.jwt_secret,
+            &config.jwt_issuer,
+            &config.jwt_audience,
+            config.access_token_ttl,
+        )?;
+        crate::auth::password::warm_up();
+        let (tx, rx) = watch::channel(false);
+        Ok(AppState {
+            config: Arc::new(config),
+            db,
+            redis,
+            tokens,
+            started: Instant::now(),
+            start_time: Utc::now(),
+            shutting_down: rx,
+            shutdown_trigger: Arc::new(tx),
+        })
+    }
+
+    /// Signals every stream and background task that shutdown has begun.
+    pub fn begin_shutdown(&self) {
+        self.shutdown_trigger.send_replace(true);
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        *self.shutting_down.borrow()
+    }
+}
