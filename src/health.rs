@@ -14,14 +14,15 @@ use crate::{pb::fileorganizer::v1::HealthState, state::AppState};
 /// Bound on each dependency check.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The gRPC service names whose health is reported ("" is the whole server).
+/// The gRPC service names whose health is reported ("" is the whole server,
+/// last so that once it changes every service has).
 pub const SERVICE_NAMES: &[&str] = &[
-    "",
     "fileorganizer.v1.AuthService",
     "fileorganizer.v1.OperationService",
     "fileorganizer.v1.FileService",
     "fileorganizer.v1.ReportService",
     "fileorganizer.v1.SystemService",
+    "",
 ];
 
 /// The measured state of one dependency.
@@ -147,7 +148,8 @@ pub fn overall(checks: &[Check]) -> HealthState {
     state
 }
 
-async fn set_all(reporter: &HealthReporter, status: ServingStatus) {
+/// Sets every service's status.
+pub async fn set_all(reporter: &HealthReporter, status: ServingStatus) {
     for name in SERVICE_NAMES {
         reporter.set_service_status(*name, status).await;
     }

@@ -91,6 +91,8 @@ pub async fn run(
     let max = config.max_message_bytes;
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    // tonic-health starts "" as SERVING; nothing is until the first check passes.
+    crate::health::set_all(&health_reporter, tonic_health::ServingStatus::NotServing).await;
     let health_task = tokio::spawn(crate::health::run_health_loop(
         state.clone(),
         health_reporter,

@@ -1,0 +1,9 @@
+//! The integration test binary: one module per service or concern, all
+//! against real servers started by `common::TestApp`.
+
+mod auth;
+mod common;
+mod migrations;
+mod reflection;
+mod rest;
+mod system;

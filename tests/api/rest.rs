@@ -1,0 +1,177 @@
+//! REST through the real Envoy sidecar: the seed's JSON paths keep working.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::common::{PASSWORD, TestApp, envoy::Envoy};
+
+const SECURITY_HEADERS: &[&str] = &[
+    "x-content-type-options",
+    "x-frame-options",
+    "strict-transport-security",
+    "content-security-policy",
+    "referrer-policy",
+    "permissions-policy",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_login_and_me_over_rest() {
+    let app = TestApp::spawn().await;
+    let envoy = Envoy::start(app.addr.port()).await;
+    let http = reqwest::Client::new();
+    let email = TestApp::email("rest");
+
+    let registered = http
+        .post(envoy.url("/api/v1/auth/register"))
+        .json(&json!({ "email": email, "password": PASSWORD, "display_name": "Rest User" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), StatusCode::OK);
+    let body: Value = registered.json().await.unwrap();
+    // snake_case names, as the seed's clients read them.
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 900);
+    assert!(body["refresh_token"].as_str().unwrap().starts_with("rt_"));
+    assert_eq!(body["user"]["email"], email);
+    // Primitive fields are printed even at their default value.
+    assert_eq!(body["user"]["storage_used_bytes"], "0");
+
+    let login = http
+        .post(envoy.url("/api/v1/auth/login"))
+        .json(&json!({ "email": email, "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::OK);
+    let login: Value = login.json().await.unwrap();
+    let token = login["access_token"].as_str().unwrap();
+
+    for path in ["/api/v1/users/me", "/api/v1/auth/me"] {
+        let me = http
+            .get(envoy.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(me.status(), StatusCode::OK, "{path}");
+        let me: Value = me.json().await.unwrap();
+        assert_eq!(me["email"], email);
+        assert_eq!(me["display_name"], "Rest User");
+    }
+
+    // Without a token: 401 with a JSON google.rpc.Status body.
+    let anonymous = http
+        .get(envoy.url("/api/v1/users/me"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        anonymous.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    let error: Value = anonymous.json().await.unwrap();
+    assert_eq!(error["code"], 16);
+    assert_eq!(error["details"][0]["reason"], "CREDENTIALS_MISSING");
+    assert_eq!(error["details"][0]["domain"], "fileorganizer.v1");
+
+    // Wrong password: 401; duplicate email: 409; bad input: 400 naming the field.
+    let wrong = http
+        .post(envoy.url("/api/v1/auth/login"))
+        .json(&json!({ "email": email, "password": "wrong password" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let duplicate = http
+        .post(envoy.url("/api/v1/auth/register"))
+        .json(&json!({ "email": email, "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(duplicate.status(), StatusCode::CONFLICT);
+    let weak = http
+        .post(envoy.url("/api/v1/auth/register"))
+        .json(&json!({ "email": TestApp::email("weak"), "password": "short" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(weak.status(), StatusCode::BAD_REQUEST);
+    let weak: Value = weak.json().await.unwrap();
+    let violation = weak["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["@type"] == "type.googleapis.com/google.rpc.BadRequest")
+        .unwrap();
+    assert_eq!(violation["field_violations"][0]["field"], "password");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_has_security_headers_and_unknown_routes_are_refused() {
+    let app = TestApp::spawn().await;
+    let envoy = Envoy::start(app.addr.port()).await;
+    let http = reqwest::Client::new();
+
+    let health = http.get(envoy.url("/health")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    for header in SECURITY_HEADERS {
+        assert!(health.headers().contains_key(*header), "{header} missing");
+    }
+    assert_eq!(health.headers()["x-content-type-options"], "nosniff");
+    let body: Value = health.json().await.unwrap();
+    assert_eq!(body["status"], "HEALTH_STATE_HEALTHY");
+
+    let status = http.get(envoy.url("/api/v1/status")).send().await.unwrap();
+    assert_eq!(status.status(), StatusCode::UNAUTHORIZED);
+
+    let unknown = http
+        .get(envoy.url("/api/v1/nothing-here"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    let unknown_param = http.get(envoy.url("/health?debug=1")).send().await.unwrap();
+    assert_eq!(unknown_param.status(), StatusCode::BAD_REQUEST);
+
+    // Not implemented yet: 501, not a silent 200.
+    let token = app.register(&TestApp::email("ops")).await.access_token;
+    let operations = http
+        .get(envoy.url("/api/v1/operations"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(operations.status(), StatusCode::NOT_IMPLEMENTED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_grpc_passes_through_envoy() {
+    use fileorganizer::pb::fileorganizer::v1::{
+        self as pb, system_service_client::SystemServiceClient,
+    };
+    let app = TestApp::spawn().await;
+    let envoy = Envoy::start(app.addr.port()).await;
+    let channel = tonic::transport::Channel::from_shared(envoy.url(""))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let health = SystemServiceClient::new(channel.clone())
+        .get_health(pb::GetHealthRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(health.version, env!("CARGO_PKG_VERSION"));
+    let probe = tonic_health::pb::health_client::HealthClient::new(channel)
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(probe.status, 1);
+}
