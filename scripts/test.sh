@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs every check CI runs: formatting, lints (clippy, buf), and all tests
+# (unit tests and the integration binary, which starts real servers against
+# the local Postgres and Redis, the Python clients and a real Envoy).
+set -euo pipefail
+exec </dev/null
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+
+ensure_services
+say "installing tools (Envoy, Python clients, buf) if needed"
+ensure_tools
+
+say "cargo fmt --check"
+cargo fmt --all -- --check
+say "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets -- -D warnings
+say "buf lint"
+npx --no-install buf lint
+say "cargo test"
+cargo test --all-targets -- --test-threads "${TEST_THREADS:-4}"
