@@ -3,7 +3,9 @@
 
 mod auth;
 mod common;
+mod grpc_web;
 mod migrations;
+mod readme;
 mod reflection;
 mod rest;
 mod system;

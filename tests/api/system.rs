@@ -280,3 +280,25 @@ async fn shutdown_stops_the_server_and_health_goes_not_serving() {
         "the listener is closed after shutdown"
     );
 }
+
+#[test]
+fn bad_configuration_fails_fast_naming_the_variable() {
+    for (var, value, extra) in [
+        ("GRPC_ADDR", "not-an-address", None),
+        ("DATABASE_POOL_SIZE", "many", None),
+        ("ENVIRONMENT", "production", Some("JWT_SECRET_KEY")),
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_fileorg"))
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATA_DIR", std::env::temp_dir())
+            .env(var, value)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{var}={value} started");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let named = extra.unwrap_or(var);
+        assert!(stderr.contains(named), "{var}={value}: {stderr}");
+    }
+}

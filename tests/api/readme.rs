@@ -1,0 +1,36 @@
+//! The README's API table lists exactly the RPCs of the contract.
+
+use std::collections::BTreeSet;
+
+use prost::Message;
+
+use crate::common::repo_root;
+
+#[test]
+fn readme_api_table_lists_every_rpc_once() {
+    let set =
+        prost_types::FileDescriptorSet::decode(fileorganizer::pb::FILE_DESCRIPTOR_SET).unwrap();
+    let contract: BTreeSet<(String, String)> = set
+        .file
+        .iter()
+        .filter(|f| f.package() == "fileorganizer.v1")
+        .flat_map(|f| f.service.iter())
+        .flat_map(|s| {
+            s.method
+                .iter()
+                .map(|m| (s.name().to_string(), m.name().to_string()))
+        })
+        .collect();
+
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let mut listed = Vec::new();
+    for line in readme.lines() {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        if cells.len() == 6 && cells[1].ends_with("Service") && matches!(cells[4], "yes" | "no") {
+            listed.push((cells[1].to_string(), cells[2].to_string()));
+        }
+    }
+    let listed_set: BTreeSet<_> = listed.iter().cloned().collect();
+    assert_eq!(listed.len(), listed_set.len(), "an RPC is listed twice");
+    assert_eq!(listed_set, contract, "README API table and proto/ disagree");
+}
