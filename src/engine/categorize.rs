@@ -1,0 +1,1 @@
+//! Categories (being written).

@@ -1,0 +1,1 @@
+//! Rooted per-user storage (being written).
