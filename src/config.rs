@@ -94,6 +94,22 @@ pub struct Config {
     /// `MAX_MESSAGE_BYTES` (default 24 MiB): largest gRPC message accepted or
     /// sent; leaves room for a 16 MiB unary upload plus framing.
     pub max_message_bytes: usize,
+    /// `WORKERS` (default 2): job workers inside `fileorg serve`; 0 runs none
+    /// (then `fileorg worker` processes must run the jobs).
+    pub workers: usize,
+    /// `HASH_THREADS` (default 2): threads one job uses to hash files.
+    pub hash_threads: usize,
+    /// `JOB_HEARTBEAT_MS` (default 1000): how often a worker renews its claim.
+    pub job_heartbeat: Duration,
+    /// `JOB_STALE_AFTER_MS` (default 15000): a job whose heartbeat is older
+    /// than this is reclaimed (its worker is presumed dead).
+    pub job_stale_after: Duration,
+    /// `JOB_POLL_MS` (default 1000): how often idle workers look for jobs
+    /// queued by other processes.
+    pub job_poll: Duration,
+    /// `MOVES_PER_SECOND` (default 0 = unlimited): paces moves, so a huge
+    /// organize does not starve the API of disk and CPU.
+    pub moves_per_second: u32,
 }
 
 impl std::fmt::Debug for Config {
@@ -280,6 +296,22 @@ impl Config {
                 24 * 1024 * 1024usize,
                 64 * 1024..=1024 * 1024 * 1024,
             )?,
+            workers: parse(&get, "WORKERS", 2usize, 0..=64)?,
+            hash_threads: parse(&get, "HASH_THREADS", 2usize, 1..=64)?,
+            job_heartbeat: Duration::from_millis(parse(
+                &get,
+                "JOB_HEARTBEAT_MS",
+                1_000u64,
+                50..=60_000,
+            )?),
+            job_stale_after: Duration::from_millis(parse(
+                &get,
+                "JOB_STALE_AFTER_MS",
+                15_000u64,
+                200..=3_600_000,
+            )?),
+            job_poll: Duration::from_millis(parse(&get, "JOB_POLL_MS", 1_000u64, 10..=60_000)?),
+            moves_per_second: parse(&get, "MOVES_PER_SECOND", 0u32, 0..=10_000_000)?,
         })
     }
 }

@@ -16,6 +16,7 @@ pub mod db;
 pub mod engine;
 pub mod error;
 pub mod health;
+pub mod jobs;
 pub mod layers;
 pub mod pagination;
 pub mod pb;

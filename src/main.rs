@@ -21,6 +21,12 @@ struct Cli {
 enum Command {
     /// Run the API server (gRPC, grpc-web, health, reflection).
     Serve,
+    /// Run job workers only (no API), to scale organize jobs out.
+    Worker {
+        /// Number of workers in this process (default: WORKERS, at least 1).
+        #[arg(long)]
+        count: Option<usize>,
+    },
     /// Create the database if needed and apply pending migrations.
     Migrate,
     /// Write the encoded FileDescriptorSet (for Envoy's transcoder).
@@ -105,6 +111,20 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 .map_err(|e| anyhow::anyhow!("GRPC_ADDR {}: {e}", config.grpc_addr))?;
             let state = AppState::connect(config).await?;
             server::run(listener, server::shutdown_signal(), state).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Worker { count } => {
+            let config = Config::from_env()?;
+            telemetry::init(config.log_format);
+            let count = count.unwrap_or(config.workers).max(1);
+            let state = AppState::connect(config).await?;
+            let workers = fileorganizer::jobs::spawn_workers(&state, count);
+            tracing::info!(count, "workers running; SIGINT/SIGTERM stops them");
+            server::shutdown_signal().await;
+            state.begin_shutdown();
+            for worker in workers {
+                let _ = tokio::time::timeout(state.config.shutdown_timeout, worker).await;
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {

@@ -61,6 +61,7 @@ diesel::table! {
         status -> Text,
         reason -> Nullable<Text>,
         created_at -> Timestamptz,
+        mtime_ns -> Nullable<Int8>,
     }
 }
 

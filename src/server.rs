@@ -128,7 +128,7 @@ pub async fn run(
                 .max_encoding_message_size(max),
         )
         .add_service(
-            OperationServiceServer::new(api::not_implemented::Operations)
+            OperationServiceServer::new(api::operations::Operations::new(state.clone()))
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         )
@@ -143,6 +143,8 @@ pub async fn run(
                 .max_encoding_message_size(max),
         );
 
+    let workers = crate::jobs::spawn_workers(&state, config.workers);
+
     let local = listener.local_addr()?;
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let signal_state = state.clone();
@@ -154,9 +156,10 @@ pub async fn run(
     tracing::info!(addr = %local, "serving gRPC, grpc-web, health and reflection");
 
     let mut shutting_down = state.shutting_down.clone();
+    let shutdown_timeout = config.shutdown_timeout;
     let deadline = async move {
         let _ = shutting_down.wait_for(|s| *s).await;
-        tokio::time::sleep(config.shutdown_timeout).await;
+        tokio::time::sleep(shutdown_timeout).await;
     };
     let served = router.serve_with_incoming_shutdown(incoming, signal);
     tokio::select! {
@@ -165,6 +168,11 @@ pub async fn run(
     }
     state.begin_shutdown();
     let _ = health_task.await;
+    for worker in workers {
+        // A worker mid-job stops at its next file (the job is left to be
+        // reclaimed); bound the wait like the rest of the shutdown.
+        let _ = tokio::time::timeout(config.shutdown_timeout, worker).await;
+    }
     Ok(())
 }
 

@@ -27,6 +27,10 @@ pub struct AppState {
     /// Flips to true when shutdown begins; long-lived streams watch it and end.
     pub shutting_down: watch::Receiver<bool>,
     shutdown_trigger: Arc<watch::Sender<bool>>,
+    /// Wakes idle workers of this process when a job is queued here.
+    pub jobs_queued: Arc<tokio::sync::Notify>,
+    /// Live progress of jobs running in this process, for WatchOperation.
+    pub progress: crate::jobs::hub::ProgressHub,
 }
 
 impl AppState {
@@ -72,12 +76,23 @@ impl AppState {
             start_time: Utc::now(),
             shutting_down: rx,
             shutdown_trigger: Arc::new(tx),
+            jobs_queued: Arc::new(tokio::sync::Notify::new()),
+            progress: Default::default(),
         })
     }
 
     /// Signals every stream and background task that shutdown has begun.
     pub fn begin_shutdown(&self) {
         self.shutdown_trigger.send_replace(true);
+    }
+
+    /// The storage of one user (created on first use).
+    pub fn user_root(
+        &self,
+        user_id: uuid::Uuid,
+    ) -> crate::error::AppResult<crate::storage::root::UserRoot> {
+        crate::storage::root::UserRoot::open(&self.config.storage_root, user_id)
+            .map_err(|e| crate::error::AppError::internal(format!("opening storage: {e}")))
     }
 
     pub fn is_shutting_down(&self) -> bool {

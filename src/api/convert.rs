@@ -55,3 +55,153 @@ pub fn api_key(key: &models::ApiKey) -> pb::ApiKey {
         revoked: key.revoked_at.is_some(),
     }
 }
+
+pub const OPERATION_COLLECTION: &str = "operations/";
+
+pub fn operation_state(state: &str) -> pb::OperationState {
+    use pb::OperationState as S;
+    match state {
+        "queued" => S::Queued,
+        "running" => S::Running,
+        "planned" => S::Planned,
+        "applying" => S::Applying,
+        "succeeded" => S::Succeeded,
+        "failed" => S::Failed,
+        "cancelling" => S::Cancelling,
+        "cancelled" => S::Cancelled,
+        _ => S::Unspecified,
+    }
+}
+
+pub fn operation_state_name(state: pb::OperationState) -> Option<&'static str> {
+    use pb::OperationState as S;
+    Some(match state {
+        S::Queued => "queued",
+        S::Running => "running",
+        S::Planned => "planned",
+        S::Applying => "applying",
+        S::Succeeded => "succeeded",
+        S::Failed => "failed",
+        S::Cancelling => "cancelling",
+        S::Cancelled => "cancelled",
+        S::Unspecified => return None,
+    })
+}
+
+pub fn operation_kind(kind: &str) -> pb::OperationKind {
+    match kind {
+        "organize" => pb::OperationKind::Organize,
+        "deduplicate" => pb::OperationKind::Deduplicate,
+        "undo" => pb::OperationKind::Undo,
+        _ => pb::OperationKind::Unspecified,
+    }
+}
+
+pub fn operation_kind_name(kind: pb::OperationKind) -> Option<&'static str> {
+    Some(match kind {
+        pb::OperationKind::Organize => "organize",
+        pb::OperationKind::Deduplicate => "deduplicate",
+        pb::OperationKind::Undo => "undo",
+        pb::OperationKind::Unspecified => return None,
+    })
+}
+
+pub fn operation_phase(phase: Option<&str>) -> pb::OperationPhase {
+    use pb::OperationPhase as P;
+    match phase.unwrap_or_default() {
+        "scan" => P::Scan,
+        "categorize" => P::Categorize,
+        "hash" => P::Hash,
+        "plan" => P::Plan,
+        "journal" => P::Journal,
+        "apply" => P::Apply,
+        "cleanup" => P::Cleanup,
+        "report" => P::Report,
+        "recover" => P::Recover,
+        "undo" => P::Undo,
+        _ => P::Unspecified,
+    }
+}
+
+pub fn counters(c: &models::Counters) -> pb::OperationCounters {
+    pb::OperationCounters {
+        files_scanned: c.files_scanned,
+        files_planned: c.files_planned,
+        files_moved: c.files_moved,
+        files_skipped: c.files_skipped,
+        files_failed: c.files_failed,
+        duplicates_found: c.duplicates_found,
+        bytes_scanned: c.bytes_scanned,
+        bytes_moved: c.bytes_moved,
+        reclaimable_bytes: c.reclaimable_bytes,
+    }
+}
+
+fn error_status(op: &models::Operation) -> Option<crate::pb::google::rpc::Status> {
+    op.error
+        .as_ref()
+        .map(|message| crate::pb::google::rpc::Status {
+            code: tonic::Code::Internal as i32,
+            message: message.clone(),
+            details: Vec::new(),
+        })
+}
+
+pub fn operation(op: &models::Operation, undone_by: Option<uuid::Uuid>) -> pb::Operation {
+    let options: crate::jobs::OperationOptions =
+        serde_json::from_value(op.options.clone()).unwrap_or_default();
+    pb::Operation {
+        name: format!("{OPERATION_COLLECTION}{}", op.id),
+        kind: operation_kind(&op.kind) as i32,
+        state: operation_state(&op.state) as i32,
+        phase: operation_phase(op.phase.as_deref()) as i32,
+        source_path: op.source_path.clone(),
+        destination_path: op.destination_path.clone(),
+        dry_run: op.dry_run,
+        layout_template: options.layout_template.clone(),
+        duplicate_policy: options.duplicate_policy_pb() as i32,
+        conflict_policy: options.conflict_policy_pb() as i32,
+        include_globs: options.include_globs.clone(),
+        exclude_globs: options.exclude_globs.clone(),
+        hash_all_files: options.hash_all_files,
+        remove_empty_dirs: options.remove_empty_dirs,
+        counters: Some(counters(&op.counters())),
+        error: error_status(op),
+        undo_of: op
+            .undo_of
+            .map(|id| format!("{OPERATION_COLLECTION}{id}"))
+            .unwrap_or_default(),
+        undone_by: undone_by
+            .map(|id| format!("{OPERATION_COLLECTION}{id}"))
+            .unwrap_or_default(),
+        create_time: Some(timestamp(op.created_at)),
+        start_time: op.started_at.map(timestamp),
+        end_time: op.finished_at.map(timestamp),
+        update_time: Some(timestamp(op.updated_at)),
+    }
+}
+
+/// A progress snapshot from what the database knows (no rates).
+pub fn snapshot(op: &models::Operation) -> pb::WatchOperationResponse {
+    let c = op.counters();
+    let percent = match op.state.as_str() {
+        "succeeded" | "planned" => 100.0,
+        _ if c.files_planned > 0 => {
+            100.0 * (c.files_moved + c.files_failed) as f64 / c.files_planned.max(1) as f64
+        }
+        _ => 0.0,
+    };
+    pb::WatchOperationResponse {
+        name: format!("{OPERATION_COLLECTION}{}", op.id),
+        state: operation_state(&op.state) as i32,
+        phase: operation_phase(op.phase.as_deref()) as i32,
+        counters: Some(counters(&c)),
+        current_path: String::new(),
+        files_per_second: 0.0,
+        bytes_per_second: 0.0,
+        progress_percent: percent.min(100.0),
+        eta: None,
+        error: error_status(op),
+        snapshot_time: Some(timestamp(chrono::Utc::now())),
+    }
+}

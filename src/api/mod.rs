@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod convert;
 pub mod not_implemented;
+pub mod operations;
 pub mod system;
 
 /// Runs a handler body and converts its `AppError` into a `tonic::Status`.

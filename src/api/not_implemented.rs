@@ -7,16 +7,8 @@
 //! impl below is replaced by a real module when its issue lands.
 
 use crate::pb::fileorganizer::v1::{
-    file_service_server::FileService, operation_service_server::OperationService,
-    report_service_server::ReportService,
+    file_service_server::FileService, report_service_server::ReportService,
 };
-
-/// OperationService: every RPC answers UNIMPLEMENTED for now.
-#[derive(Debug, Default)]
-pub struct Operations;
-
-#[tonic::async_trait]
-impl OperationService for Operations {}
 
 /// FileService: every RPC answers UNIMPLEMENTED for now.
 #[derive(Debug, Default)]

@@ -10,7 +10,9 @@
 
 pub mod audit;
 pub mod credentials;
+pub mod file_records;
 pub mod models;
+pub mod operations;
 pub mod users;
 
 use std::time::Duration;

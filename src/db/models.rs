@@ -94,3 +94,105 @@ pub struct NewAuditEvent<'a> {
     pub request_id: Option<&'a str>,
     pub detail: serde_json::Value,
 }
+
+use crate::schema::{file_records, operations};
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = operations, check_for_backend(diesel::pg::Pg))]
+pub struct Operation {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub kind: String,
+    pub state: String,
+    pub phase: Option<String>,
+    pub source_path: String,
+    pub destination_path: String,
+    pub dry_run: bool,
+    pub options: serde_json::Value,
+    pub files_scanned: i64,
+    pub files_planned: i64,
+    pub files_moved: i64,
+    pub files_skipped: i64,
+    pub files_failed: i64,
+    pub duplicates_found: i64,
+    pub bytes_scanned: i64,
+    pub bytes_moved: i64,
+    pub reclaimable_bytes: i64,
+    pub undo_of: Option<Uuid>,
+    pub request_id: Option<String>,
+    pub worker_id: Option<String>,
+    pub heartbeat_at: Option<DateTime<Utc>>,
+    pub cancel_requested: bool,
+    pub applied_cursor: i64,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = operations)]
+pub struct NewOperation<'a> {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub kind: &'a str,
+    pub state: &'a str,
+    pub source_path: &'a str,
+    pub destination_path: &'a str,
+    pub dry_run: bool,
+    pub options: serde_json::Value,
+    pub undo_of: Option<Uuid>,
+    pub request_id: Option<&'a str>,
+}
+
+/// The counters an operation keeps, written together.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, AsChangeset)]
+#[diesel(table_name = operations)]
+pub struct Counters {
+    pub files_scanned: i64,
+    pub files_planned: i64,
+    pub files_moved: i64,
+    pub files_skipped: i64,
+    pub files_failed: i64,
+    pub duplicates_found: i64,
+    pub bytes_scanned: i64,
+    pub bytes_moved: i64,
+    pub reclaimable_bytes: i64,
+}
+
+impl Operation {
+    pub fn counters(&self) -> Counters {
+        Counters {
+            files_scanned: self.files_scanned,
+            files_planned: self.files_planned,
+            files_moved: self.files_moved,
+            files_skipped: self.files_skipped,
+            files_failed: self.files_failed,
+            duplicates_found: self.duplicates_found,
+            bytes_scanned: self.bytes_scanned,
+            bytes_moved: self.bytes_moved,
+            reclaimable_bytes: self.reclaimable_bytes,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = file_records, check_for_backend(diesel::pg::Pg))]
+pub struct FileRecord {
+    pub operation_id: Uuid,
+    pub seq: i64,
+    pub original_path: String,
+    pub new_path: Option<String>,
+    pub size_bytes: i64,
+    pub modified_at: Option<DateTime<Utc>>,
+    pub device: Option<i64>,
+    pub inode: Option<i64>,
+    pub content_hash: Option<Vec<u8>>,
+    pub category: String,
+    pub duplicate_of: Option<i64>,
+    pub status: String,
+    pub reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub mtime_ns: Option<i64>,
+}

@@ -5,6 +5,7 @@ mod auth;
 mod common;
 mod grpc_web;
 mod migrations;
+mod operations;
 mod readme;
 mod reflection;
 mod rest;

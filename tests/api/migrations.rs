@@ -38,7 +38,7 @@ async fn migrations_apply_revert_and_reapply() {
     fileorganizer::db::ensure_database(&url).await.unwrap();
 
     let applied = fileorganizer::db::run_migrations(&url).await.unwrap();
-    assert_eq!(applied.len(), 6);
+    assert_eq!(applied.len(), 7);
     assert_eq!(
         tables(&url).await,
         [
@@ -61,7 +61,7 @@ async fn migrations_apply_revert_and_reapply() {
     let reverted = fileorganizer::db::revert_all_migrations(&url)
         .await
         .unwrap();
-    assert_eq!(reverted.len(), 6);
+    assert_eq!(reverted.len(), 7);
     assert!(
         tables(&url).await.is_empty(),
         "down migrations left tables behind"

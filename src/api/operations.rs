@@ -1,0 +1,528 @@
+//! OperationService: create, inspect, cancel, apply, undo and watch
+//! organize jobs. The work itself happens in `jobs` workers.
+
+use std::{pin::Pin, time::Duration};
+
+use tokio_stream::{Stream, wrappers::ReceiverStream};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use super::{convert, respond};
+use crate::{
+    auth::Principal,
+    db::{
+        self,
+        models::{NewOperation, Operation},
+    },
+    engine::template::{DEFAULT_TEMPLATE, Template},
+    error::{AppError, AppResult},
+    jobs::{MaxWith, OperationOptions, organize::glob_set},
+    pagination,
+    pb::fileorganizer::v1::{self as pb, operation_service_server::OperationService},
+    state::AppState,
+    storage::UserPath,
+};
+
+const MAX_GLOBS: usize = 100;
+
+pub struct Operations {
+    state: AppState,
+}
+
+impl Operations {
+    pub fn new(state: AppState) -> Self {
+        Operations { state }
+    }
+}
+
+/// Parses `operations/{id}` from request field `field`.
+pub fn parse_name(name: &str, field: &str) -> AppResult<Uuid> {
+    name.strip_prefix(convert::OPERATION_COLLECTION)
+        .and_then(|id| Uuid::parse_str(id).ok())
+        .ok_or_else(|| AppError::invalid(field, "must be operations/{id}"))
+}
+
+fn check_globs(field: &str, globs: &[String]) -> AppResult<()> {
+    if globs.len() > MAX_GLOBS {
+        return Err(AppError::invalid(field, "at most 100 patterns"));
+    }
+    if let Some(bad) = globs
+        .iter()
+        .find(|g| g.is_empty() || g.len() > 256 || g.contains('\0'))
+    {
+        return Err(AppError::invalid(
+            field,
+            format!("{bad:?} is not a usable pattern"),
+        ));
+    }
+    glob_set(globs)
+        .map(|_| ())
+        .map_err(|e| AppError::invalid(field, e))
+}
+
+impl Operations {
+    async fn find(&self, principal: &Principal, name: &str) -> AppResult<Operation> {
+        let id = parse_name(name, "name")?;
+        let mut conn = self.state.db.get().await?;
+        db::operations::find_for_user(&mut conn, principal.user_id, id)
+            .await?
+            .ok_or_else(|| AppError::not_found(name.to_string()))
+    }
+
+    async fn to_pb(&self, op: &Operation) -> AppResult<pb::Operation> {
+        let mut conn = self.state.db.get().await?;
+        let undone_by = db::operations::find_undo_of(&mut conn, op.id)
+            .await?
+            .map(|u| u.id);
+        Ok(convert::operation(op, undone_by))
+    }
+
+    async fn create(
+        &self,
+        principal: Principal,
+        req: pb::CreateOperationRequest,
+    ) -> AppResult<pb::Operation> {
+        let spec = req
+            .operation
+            .ok_or_else(|| AppError::invalid("operation", "is required"))?;
+        let request_id = req.request_id.trim();
+        if request_id.len() > 128 || request_id.chars().any(char::is_control) {
+            return Err(AppError::invalid(
+                "request_id",
+                "must be at most 128 printable characters",
+            ));
+        }
+        if !request_id.is_empty() {
+            let mut conn = self.state.db.get().await?;
+            if let Some(existing) =
+                db::operations::find_by_request_id(&mut conn, principal.user_id, request_id).await?
+            {
+                return self.to_pb(&existing).await;
+            }
+        }
+        let kind = match pb::OperationKind::try_from(spec.kind) {
+            Ok(pb::OperationKind::Unspecified) => "organize",
+            Ok(pb::OperationKind::Organize) => "organize",
+            Ok(pb::OperationKind::Deduplicate) => "deduplicate",
+            Ok(pb::OperationKind::Undo) => {
+                return Err(AppError::invalid(
+                    "operation.kind",
+                    "use UndoOperation to undo an operation",
+                ));
+            }
+            Err(_) => return Err(AppError::invalid("operation.kind", "unknown kind")),
+        };
+        let source = UserPath::parse(&spec.source_path)
+            .map_err(|e| e.into_app_error("operation.source_path"))?;
+        let destination = if spec.destination_path.trim().is_empty() {
+            source.clone()
+        } else {
+            UserPath::parse(&spec.destination_path)
+                .map_err(|e| e.into_app_error("operation.destination_path"))?
+        };
+        let trash = UserPath::parse(crate::engine::plan::TRASH_FOLDER).expect("valid");
+        if destination.starts_with(&trash) {
+            return Err(AppError::invalid(
+                "operation.destination_path",
+                "must not be inside the trash",
+            ));
+        }
+        let template = if spec.layout_template.trim().is_empty() {
+            DEFAULT_TEMPLATE.to_string()
+        } else {
+            spec.layout_template.clone()
+        };
+        Template::parse(&template)
+            .map_err(|e| AppError::invalid("operation.layout_template", e.to_string()))?;
+        check_globs("operation.include_globs", &spec.include_globs)?;
+        check_globs("operation.exclude_globs", &spec.exclude_globs)?;
+        if let Some(excluded) = glob_set(&spec.exclude_globs).ok().flatten() {
+            let inside = destination
+                .as_str()
+                .strip_prefix(source.as_str())
+                .map(|r| r.trim_start_matches('/'));
+            if let Some(relative) = inside.filter(|r| !r.is_empty())
+                && excluded.is_match(relative)
+            {
+                return Err(AppError::invalid(
+                    "operation.destination_path",
+                    "is inside a folder the exclude globs leave out",
+                ));
+            }
+        }
+        let duplicate_policy = match pb::DuplicatePolicy::try_from(spec.duplicate_policy) {
+            Ok(pb::DuplicatePolicy::Unspecified | pb::DuplicatePolicy::ReportOnly) => "report_only",
+            Ok(pb::DuplicatePolicy::MoveToDuplicatesFolder) => "move_to_duplicates_folder",
+            Ok(pb::DuplicatePolicy::MoveToTrash) => "move_to_trash",
+            Err(_) => {
+                return Err(AppError::invalid(
+                    "operation.duplicate_policy",
+                    "unknown policy",
+                ));
+            }
+        };
+        let conflict_policy = match pb::ConflictPolicy::try_from(spec.conflict_policy) {
+            Ok(pb::ConflictPolicy::Unspecified | pb::ConflictPolicy::Rename) => "rename",
+            Ok(pb::ConflictPolicy::Skip) => "skip",
+            Err(_) => {
+                return Err(AppError::invalid(
+                    "operation.conflict_policy",
+                    "unknown policy",
+                ));
+            }
+        };
+
+        // The source must be a folder inside the user's storage (a symlink
+        // leading outside is refused by the rooted open).
+        let root = self.state.user_root(principal.user_id)?;
+        let probe_root = root;
+        let probe_source = source.clone();
+        let probe_destination = destination.clone();
+        tokio::task::spawn_blocking(move || -> AppResult<()> {
+            probe_root.open_dir(&probe_source).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    AppError::invalid("operation.source_path", "is not a folder in your storage")
+                } else {
+                    crate::storage::io_error_into_app(e, "operation.source_path")
+                }
+            })?;
+            // Every existing part of the destination must be a real folder
+            // (a symbolic link there could lead the moves elsewhere).
+            let field = "operation.destination_path";
+            let mut prefix = crate::storage::UserPath::root();
+            for component in probe_destination.components() {
+                prefix = prefix
+                    .join(component)
+                    .map_err(|e| e.into_app_error(field))?;
+                match probe_root.symlink_metadata(&prefix) {
+                    Ok(meta) if meta.file_type().is_symlink() => {
+                        return Err(AppError::InvalidArgument {
+                            field: field.into(),
+                            description: format!("{prefix} is a symbolic link"),
+                            reason: pb::ErrorReason::PathEscape,
+                        });
+                    }
+                    Ok(meta) if !meta.is_dir() => {
+                        return Err(AppError::invalid(
+                            field,
+                            format!("{prefix} is not a folder"),
+                        ));
+                    }
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                    Err(e) => return Err(crate::storage::io_error_into_app(e, field)),
+                }
+            }
+            Ok(())
+        })
+        .await??;
+
+        let options = OperationOptions {
+            layout_template: template,
+            duplicate_policy: duplicate_policy.into(),
+            conflict_policy: conflict_policy.into(),
+            include_globs: spec.include_globs.clone(),
+            exclude_globs: spec.exclude_globs.clone(),
+            hash_all_files: spec.hash_all_files,
+            remove_empty_dirs: spec.remove_empty_dirs,
+        };
+        let mut conn = self.state.db.get().await?;
+        let op = db::operations::insert(
+            &mut conn,
+            &NewOperation {
+                id: Uuid::now_v7(),
+                user_id: principal.user_id,
+                kind,
+                state: "queued",
+                source_path: source.as_str(),
+                destination_path: destination.as_str(),
+                dry_run: spec.dry_run,
+                options: serde_json::to_value(&options).map_err(AppError::internal)?,
+                undo_of: None,
+                request_id: (!request_id.is_empty()).then_some(request_id),
+            },
+        )
+        .await?;
+        self.state.jobs_queued.notify_one();
+        Ok(convert::operation(&op, None))
+    }
+
+    async fn list(
+        &self,
+        principal: Principal,
+        req: pb::ListOperationsRequest,
+    ) -> AppResult<pb::ListOperationsResponse> {
+        let limit = pagination::page_size(req.page_size, pagination::DEFAULT_PAGE_SIZE)?;
+        let after = pagination::decode(&req.page_token)?;
+        let state = match pb::OperationState::try_from(req.state) {
+            Ok(s) => convert::operation_state_name(s),
+            Err(_) => return Err(AppError::invalid("state", "unknown state")),
+        };
+        let kind = match pb::OperationKind::try_from(req.kind) {
+            Ok(k) => convert::operation_kind_name(k),
+            Err(_) => return Err(AppError::invalid("kind", "unknown kind")),
+        };
+        let mut conn = self.state.db.get().await?;
+        let mut ops = db::operations::list_for_user(
+            &mut conn,
+            principal.user_id,
+            state,
+            kind,
+            after,
+            limit + 1,
+        )
+        .await?;
+        let next_page_token = if ops.len() as i64 > limit {
+            ops.truncate(limit as usize);
+            ops.last()
+                .map(|o| pagination::encode(o.created_at, o.id))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let mut operations = Vec::with_capacity(ops.len());
+        for op in &ops {
+            let undone_by = db::operations::find_undo_of(&mut conn, op.id)
+                .await?
+                .map(|u| u.id);
+            operations.push(convert::operation(op, undone_by));
+        }
+        Ok(pb::ListOperationsResponse {
+            operations,
+            next_page_token,
+        })
+    }
+
+    async fn cancel(
+        &self,
+        principal: Principal,
+        req: pb::CancelOperationRequest,
+    ) -> AppResult<pb::Operation> {
+        let op = self.find(&principal, &req.name).await?;
+        if db::operations::FINAL_STATES.contains(&op.state.as_str()) {
+            return Err(AppError::FailedPrecondition {
+                message: format!("the operation has already ended ({})", op.state),
+            });
+        }
+        let mut conn = self.state.db.get().await?;
+        let op = db::operations::request_cancel(&mut conn, &op).await?;
+        self.to_pb(&op).await
+    }
+
+    async fn apply(
+        &self,
+        principal: Principal,
+        req: pb::ApplyOperationRequest,
+    ) -> AppResult<pb::Operation> {
+        let op = self.find(&principal, &req.name).await?;
+        if op.state != "planned" {
+            return Err(AppError::FailedPrecondition {
+                message: format!(
+                    "only a planned (dry-run) operation can be applied; this one is {}",
+                    op.state
+                ),
+            });
+        }
+        let mut conn = self.state.db.get().await?;
+        let op = db::operations::queue_apply(&mut conn, op.id)
+            .await?
+            .ok_or_else(|| AppError::FailedPrecondition {
+                message: "the operation is no longer planned".into(),
+            })?;
+        self.state.jobs_queued.notify_one();
+        self.to_pb(&op).await
+    }
+
+    async fn undo(
+        &self,
+        principal: Principal,
+        req: pb::UndoOperationRequest,
+    ) -> AppResult<pb::Operation> {
+        let target = self.find(&principal, &req.name).await?;
+        if target.kind == "undo" {
+            return Err(AppError::FailedPrecondition {
+                message: "an undo cannot itself be undone".into(),
+            });
+        }
+        if !matches!(target.state.as_str(), "succeeded" | "cancelled" | "failed") {
+            return Err(AppError::FailedPrecondition {
+                message: format!(
+                    "only a finished operation can be undone; this one is {}",
+                    target.state
+                ),
+            });
+        }
+        let mut conn = self.state.db.get().await?;
+        if let Some(existing) = db::operations::find_undo_of(&mut conn, target.id).await?
+            && existing.state != "failed"
+        {
+            return Err(AppError::AlreadyExists {
+                reason: pb::ErrorReason::AlreadyExists,
+                message: format!(
+                    "this operation is already undone by operations/{}",
+                    existing.id
+                ),
+            });
+        }
+        let request_id = req.request_id.trim();
+        let op = db::operations::insert(
+            &mut conn,
+            &NewOperation {
+                id: Uuid::now_v7(),
+                user_id: principal.user_id,
+                kind: "undo",
+                state: "queued",
+                source_path: &target.destination_path,
+                destination_path: &target.source_path,
+                dry_run: false,
+                options: serde_json::json!({}),
+                undo_of: Some(target.id),
+                request_id: (!request_id.is_empty()).then_some(request_id),
+            },
+        )
+        .await?;
+        self.state.jobs_queued.notify_one();
+        Ok(convert::operation(&op, None))
+    }
+
+    /// Streams snapshots: the current one first, then live ones (at most ~10
+    /// a second) until the operation reaches a state where nothing more
+    /// happens by itself, then the last one.
+    async fn watch(
+        &self,
+        principal: Principal,
+        req: pb::WatchOperationRequest,
+    ) -> AppResult<WatchStream> {
+        let op = self.find(&principal, &req.name).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let state = self.state.clone();
+        tokio::spawn(async move {
+            let id = op.id;
+            let mut live = state.progress.subscribe(id);
+            let mut shutdown = state.shutting_down.clone();
+            let mut last: Option<pb::OperationCounters> = None;
+            let mut snapshot = convert::snapshot(&op);
+            let mut poll = tokio::time::interval(Duration::from_secs(1));
+            poll.tick().await;
+            loop {
+                // Never let counters go backwards between sources.
+                let counters = snapshot.counters.take().unwrap_or_default().max_with(last);
+                last = Some(counters);
+                snapshot.counters = Some(counters);
+                let ended = is_resting(snapshot.state);
+                if tx.send(Ok(snapshot)).await.is_err() {
+                    return; // the client left
+                }
+                if ended {
+                    return;
+                }
+                let mut next = None;
+                while next.is_none() {
+                    tokio::select! {
+                        changed = live.changed() => {
+                            if changed.is_err() { break; }
+                            next = live.borrow_and_update().clone();
+                            // ~10 a second at most.
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        _ = poll.tick() => {
+                            let Ok(mut conn) = state.db.get().await else { continue };
+                            if let Ok(Some(row)) = db::operations::find(&mut conn, id).await {
+                                let polled = convert::snapshot(&row);
+                                // Live snapshots are fresher while the job runs here.
+                                if is_resting(polled.state) || live.borrow().is_none() {
+                                    next = Some(polled);
+                                }
+                            }
+                        }
+                        _ = shutdown.changed() => return,
+                    }
+                }
+                match next {
+                    Some(s) => snapshot = s,
+                    None => return,
+                }
+            }
+        });
+        Ok(Box::pin(ReceiverStream::new(rx)))
+    }
+}
+
+/// States in which nothing more happens without a new request.
+fn is_resting(state: i32) -> bool {
+    use pb::OperationState as S;
+    matches!(
+        S::try_from(state),
+        Ok(S::Succeeded | S::Failed | S::Cancelled | S::Planned)
+    )
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchOperationResponse, Status>> + Send>>;
+
+fn parts<T>(request: Request<T>) -> Result<(Principal, T), Status> {
+    let principal = Principal::from_request(&request)?;
+    Ok((principal, request.into_inner()))
+}
+
+#[tonic::async_trait]
+impl OperationService for Operations {
+    async fn create_operation(
+        &self,
+        request: Request<pb::CreateOperationRequest>,
+    ) -> Result<Response<pb::Operation>, Status> {
+        let (principal, req) = parts(request)?;
+        respond(self.create(principal, req).await)
+    }
+
+    async fn get_operation(
+        &self,
+        request: Request<pb::GetOperationRequest>,
+    ) -> Result<Response<pb::Operation>, Status> {
+        let (principal, req) = parts(request)?;
+        let result = match self.find(&principal, &req.name).await {
+            Ok(op) => self.to_pb(&op).await,
+            Err(e) => Err(e),
+        };
+        respond(result)
+    }
+
+    async fn list_operations(
+        &self,
+        request: Request<pb::ListOperationsRequest>,
+    ) -> Result<Response<pb::ListOperationsResponse>, Status> {
+        let (principal, req) = parts(request)?;
+        respond(self.list(principal, req).await)
+    }
+
+    async fn cancel_operation(
+        &self,
+        request: Request<pb::CancelOperationRequest>,
+    ) -> Result<Response<pb::Operation>, Status> {
+        let (principal, req) = parts(request)?;
+        respond(self.cancel(principal, req).await)
+    }
+
+    async fn apply_operation(
+        &self,
+        request: Request<pb::ApplyOperationRequest>,
+    ) -> Result<Response<pb::Operation>, Status> {
+        let (principal, req) = parts(request)?;
+        respond(self.apply(principal, req).await)
+    }
+
+    async fn undo_operation(
+        &self,
+        request: Request<pb::UndoOperationRequest>,
+    ) -> Result<Response<pb::Operation>, Status> {
+        let (principal, req) = parts(request)?;
+        respond(self.undo(principal, req).await)
+    }
+
+    async fn watch_operation(
+        &self,
+        request: Request<pb::WatchOperationRequest>,
+    ) -> Result<Response<WatchStream>, Status> {
+        let (principal, req) = parts(request)?;
+        respond(self.watch(principal, req).await)
+    }
+}

@@ -1,0 +1,223 @@
+//! The journal (`file_records`): written in bulk before any file moves, then
+//! updated in batches as files move.
+//!
+//! The initial journal goes through a binary `COPY … FROM STDIN` on a
+//! separate tokio-postgres connection (diesel-async has no COPY yet): one
+//! round trip per hundred-thousand rows instead of one per row. Status
+//! updates during apply/undo are one `UPDATE … FROM unnest(…)` per batch,
+//! in the same transaction as the operation's counters and applied cursor.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use tokio_postgres::{binary_copy::BinaryCopyInWriter, types::Type};
+use uuid::Uuid;
+
+use super::models::{Counters, FileRecord};
+use crate::schema::{file_records, operations};
+
+/// One journal row, as planned.
+#[derive(Debug, Clone)]
+pub struct JournalRow {
+    pub seq: i64,
+    pub original_path: String,
+    pub new_path: Option<String>,
+    pub size_bytes: i64,
+    pub modified_at: Option<DateTime<Utc>>,
+    pub device: Option<i64>,
+    pub inode: Option<i64>,
+    pub content_hash: Option<Vec<u8>>,
+    pub category: String,
+    pub duplicate_of: Option<i64>,
+    pub status: &'static str,
+    pub reason: Option<String>,
+    pub mtime_ns: Option<i64>,
+}
+
+/// Writes the journal with binary COPY (replacing any partial journal of a
+/// previous, interrupted planning run).
+pub async fn write_journal(
+    database_url: &str,
+    operation_id: Uuid,
+    rows: &[JournalRow],
+) -> anyhow::Result<u64> {
+    let (mut client, connection) =
+        tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
+    let driver = tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::warn!(%error, "journal connection ended");
+        }
+    });
+    let tx = client.transaction().await?;
+    tokio_postgres::Transaction::execute(
+        &tx,
+        "DELETE FROM file_records WHERE operation_id = $1",
+        &[&operation_id],
+    )
+    .await?;
+    let sink = tx
+        .copy_in(
+            "COPY file_records (operation_id, seq, original_path, new_path, size_bytes, modified_at, \
+             device, inode, content_hash, category, duplicate_of, status, reason, mtime_ns) FROM STDIN BINARY",
+        )
+        .await?;
+    let writer = BinaryCopyInWriter::new(
+        sink,
+        &[
+            Type::UUID,
+            Type::INT8,
+            Type::TEXT,
+            Type::TEXT,
+            Type::INT8,
+            Type::TIMESTAMPTZ,
+            Type::INT8,
+            Type::INT8,
+            Type::BYTEA,
+            Type::TEXT,
+            Type::INT8,
+            Type::TEXT,
+            Type::TEXT,
+            Type::INT8,
+        ],
+    );
+    futures::pin_mut!(writer);
+    for row in rows {
+        writer
+            .as_mut()
+            .write(&[
+                &operation_id,
+                &row.seq,
+                &row.original_path,
+                &row.new_path,
+                &row.size_bytes,
+                &row.modified_at,
+                &row.device,
+                &row.inode,
+                &row.content_hash,
+                &row.category,
+                &row.duplicate_of,
+                &row.status,
+                &row.reason,
+                &row.mtime_ns,
+            ])
+            .await?;
+    }
+    let written = writer.finish().await?;
+    tx.commit().await?;
+    drop(client);
+    let _ = driver.await;
+    Ok(written)
+}
+
+/// Journaled rows of an operation in `status`, ascending by seq after
+/// `after_seq`.
+pub async fn batch_ascending(
+    conn: &mut AsyncPgConnection,
+    operation_id: Uuid,
+    statuses: &[&str],
+    after_seq: i64,
+    limit: i64,
+) -> QueryResult<Vec<FileRecord>> {
+    file_records::table
+        .filter(file_records::operation_id.eq(operation_id))
+        .filter(file_records::status.eq_any(statuses))
+        .filter(file_records::seq.gt(after_seq))
+        .order(file_records::seq.asc())
+        .limit(limit)
+        .select(FileRecord::as_select())
+        .load(conn)
+        .await
+}
+
+/// Journaled rows in `statuses`, descending by seq below `before_seq` (undo
+/// replays the journal backwards).
+pub async fn batch_descending(
+    conn: &mut AsyncPgConnection,
+    operation_id: Uuid,
+    statuses: &[&str],
+    before_seq: i64,
+    limit: i64,
+) -> QueryResult<Vec<FileRecord>> {
+    file_records::table
+        .filter(file_records::operation_id.eq(operation_id))
+        .filter(file_records::status.eq_any(statuses))
+        .filter(file_records::seq.lt(before_seq))
+        .order(file_records::seq.desc())
+        .limit(limit)
+        .select(FileRecord::as_select())
+        .load(conn)
+        .await
+}
+
+pub async fn all_for_operation(
+    conn: &mut AsyncPgConnection,
+    operation_id: Uuid,
+) -> QueryResult<Vec<FileRecord>> {
+    file_records::table
+        .filter(file_records::operation_id.eq(operation_id))
+        .order(file_records::seq.asc())
+        .select(FileRecord::as_select())
+        .load(conn)
+        .await
+}
+
+/// The outcome of one file in a batch.
+#[derive(Debug, Clone)]
+pub struct RecordUpdate {
+    pub seq: i64,
+    pub status: &'static str,
+    pub new_path: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// Applies a batch of outcomes, the operation's counters and (optionally) its
+/// applied cursor in one transaction: after a crash the journal and the
+/// counters agree.
+pub async fn record_batch(
+    conn: &mut AsyncPgConnection,
+    operation_id: Uuid,
+    counters_owner: Uuid,
+    updates: &[RecordUpdate],
+    counters: &Counters,
+    cursor: Option<i64>,
+) -> QueryResult<()> {
+    let seqs: Vec<i64> = updates.iter().map(|u| u.seq).collect();
+    let statuses: Vec<String> = updates.iter().map(|u| u.status.to_string()).collect();
+    let new_paths: Vec<Option<String>> = updates.iter().map(|u| u.new_path.clone()).collect();
+    let reasons: Vec<Option<String>> = updates.iter().map(|u| u.reason.clone()).collect();
+    let counters = *counters;
+    conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
+        if !seqs.is_empty() {
+            use diesel::sql_types::{Array, BigInt, Nullable, Text};
+            diesel::sql_query(
+                "UPDATE file_records f SET status = u.status, new_path = u.new_path, reason = u.reason
+                 FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[]) AS u(seq, status, new_path, reason)
+                 WHERE f.operation_id = $1 AND f.seq = u.seq",
+            )
+            .bind::<diesel::sql_types::Uuid, _>(operation_id)
+            .bind::<Array<BigInt>, _>(&seqs)
+            .bind::<Array<Text>, _>(&statuses)
+            .bind::<Array<Nullable<Text>>, _>(&new_paths)
+            .bind::<Array<Nullable<Text>>, _>(&reasons)
+            .execute(conn)
+            .await?;
+        }
+        let update = diesel::update(operations::table.find(counters_owner));
+        match cursor {
+            Some(cursor) => {
+                update
+                    .set((&counters, operations::applied_cursor.eq(cursor), operations::updated_at.eq(Utc::now())))
+                    .execute(conn)
+                    .await?
+            }
+            None => {
+                update
+                    .set((&counters, operations::updated_at.eq(Utc::now())))
+                    .execute(conn)
+                    .await?
+            }
+        };
+        Ok(())
+    })
+    .await
+}

@@ -1,0 +1,364 @@
+//! Queries on `operations`: the resource and the job queue.
+//!
+//! States (the `state` column): queued → running → (planned | applying) →
+//! succeeded | failed | cancelled; `cancelling` while a running job winds
+//! down. A worker claims a job with `FOR UPDATE SKIP LOCKED`, holds it with a
+//! heartbeat and, if it dies, another worker reclaims the job once the
+//! heartbeat is older than the stale interval. One user's jobs run one at a
+//! time (so two operations on overlapping folders can never run together);
+//! an advisory lock per user makes that hold between concurrent claimers.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::models::{Counters, NewOperation, Operation};
+use crate::schema::operations;
+
+/// States in which a worker holds the job.
+pub const ACTIVE_STATES: &[&str] = &["running", "applying", "cancelling"];
+/// States after which nothing more happens to the job by itself.
+pub const FINAL_STATES: &[&str] = &["succeeded", "failed", "cancelled"];
+
+pub async fn insert(
+    conn: &mut AsyncPgConnection,
+    new: &NewOperation<'_>,
+) -> QueryResult<Operation> {
+    diesel::insert_into(operations::table)
+        .values(new)
+        .returning(Operation::as_returning())
+        .get_result(conn)
+        .await
+}
+
+/// An operation of this user (None also when it belongs to someone else).
+pub async fn find_for_user(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    id: Uuid,
+) -> QueryResult<Option<Operation>> {
+    operations::table
+        .find(id)
+        .filter(operations::user_id.eq(user_id))
+        .select(Operation::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Operation>> {
+    operations::table
+        .find(id)
+        .select(Operation::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+pub async fn find_by_request_id(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    request_id: &str,
+) -> QueryResult<Option<Operation>> {
+    operations::table
+        .filter(operations::user_id.eq(user_id))
+        .filter(operations::request_id.eq(request_id))
+        .select(Operation::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// The undo operation created for `target`, if any.
+pub async fn find_undo_of(
+    conn: &mut AsyncPgConnection,
+    target: Uuid,
+) -> QueryResult<Option<Operation>> {
+    operations::table
+        .filter(operations::undo_of.eq(target))
+        .select(Operation::as_select())
+        .order(operations::created_at.desc())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// A page of a user's operations, newest first.
+pub async fn list_for_user(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    state: Option<&str>,
+    kind: Option<&str>,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> QueryResult<Vec<Operation>> {
+    let mut query = operations::table
+        .filter(operations::user_id.eq(user_id))
+        .select(Operation::as_select())
+        .order((operations::created_at.desc(), operations::id.desc()))
+        .limit(limit)
+        .into_boxed();
+    if let Some(state) = state {
+        query = query.filter(operations::state.eq(state));
+    }
+    if let Some(kind) = kind {
+        query = query.filter(operations::kind.eq(kind));
+    }
+    if let Some((created_at, id)) = after {
+        query = query.filter(
+            operations::created_at
+                .lt(created_at)
+                .or(operations::created_at
+                    .eq(created_at)
+                    .and(operations::id.lt(id))),
+        );
+    }
+    query.load(conn).await
+}
+
+#[derive(diesel::QueryableByName)]
+struct Candidate {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    user_id: Uuid,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Flag {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    ok: bool,
+}
+
+/// Claims the oldest runnable job: a queued one, or an active one whose
+/// worker stopped heart-beating `stale_after` ago (recovery). Returns the
+/// claimed row, now held by `worker_id`.
+pub async fn claim(
+    conn: &mut AsyncPgConnection,
+    worker_id: &str,
+    stale_after: Duration,
+) -> QueryResult<Option<Operation>> {
+    let stale_ms = stale_after.as_millis() as i64;
+    let worker_id = worker_id.to_string();
+    conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
+        let candidate = diesel::sql_query(
+            "SELECT o.id, o.user_id FROM operations o
+             WHERE (o.state = 'queued'
+                    OR (o.state IN ('running', 'applying', 'cancelling')
+                        AND (o.heartbeat_at IS NULL
+                             OR o.heartbeat_at < now() - make_interval(secs => $1::bigint / 1000.0))))
+               AND NOT EXISTS (
+                   SELECT 1 FROM operations a
+                   WHERE a.user_id = o.user_id AND a.id <> o.id
+                     AND a.state IN ('running', 'applying', 'cancelling')
+                     AND a.heartbeat_at >= now() - make_interval(secs => $1::bigint / 1000.0))
+             ORDER BY o.created_at
+             FOR UPDATE OF o SKIP LOCKED
+             LIMIT 1",
+        )
+        .bind::<diesel::sql_types::BigInt, _>(stale_ms)
+        .get_result::<Candidate>(conn)
+        .await
+        .optional()?;
+        let Some(candidate) = candidate else {
+            return Ok(None);
+        };
+        // Serialize claimers of the same user, then re-check under the lock.
+        let locked = diesel::sql_query(
+            "SELECT pg_try_advisory_xact_lock(hashtextextended($1::text, 7301)) AS ok",
+        )
+        .bind::<diesel::sql_types::Text, _>(candidate.user_id.to_string())
+        .get_result::<Flag>(conn)
+        .await?;
+        if !locked.ok {
+            return Ok(None);
+        }
+        let busy = diesel::sql_query(
+            "SELECT EXISTS (SELECT 1 FROM operations a
+                WHERE a.user_id = $1 AND a.id <> $2
+                  AND a.state IN ('running', 'applying', 'cancelling')
+                  AND a.heartbeat_at >= now() - make_interval(secs => $3::bigint / 1000.0)) AS ok",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(candidate.user_id)
+        .bind::<diesel::sql_types::Uuid, _>(candidate.id)
+        .bind::<diesel::sql_types::BigInt, _>(stale_ms)
+        .get_result::<Flag>(conn)
+        .await?;
+        if busy.ok {
+            return Ok(None);
+        }
+        let now = Utc::now();
+        let claimed = diesel::update(operations::table.find(candidate.id))
+            .set((
+                operations::worker_id.eq(&worker_id),
+                operations::heartbeat_at.eq(now),
+                operations::updated_at.eq(now),
+                operations::started_at.eq(diesel::dsl::sql::<
+                    diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
+                >("coalesce(started_at, now())")),
+            ))
+            .returning(Operation::as_returning())
+            .get_result(conn)
+            .await?;
+        Ok(Some(claimed))
+    })
+    .await
+}
+
+/// Renews the heartbeat while `worker_id` still holds the job; returns
+/// (still held, cancel requested).
+pub async fn heartbeat(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    worker_id: &str,
+) -> QueryResult<(bool, bool)> {
+    let row: Option<bool> = diesel::update(
+        operations::table
+            .find(id)
+            .filter(operations::worker_id.eq(worker_id)),
+    )
+    .set(operations::heartbeat_at.eq(Utc::now()))
+    .returning(operations::cancel_requested)
+    .get_result(conn)
+    .await
+    .optional()?;
+    Ok(match row {
+        Some(cancel) => (true, cancel),
+        None => (false, false),
+    })
+}
+
+/// Sets state and phase (and the finish time for final states).
+pub async fn set_state(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    state: &str,
+    phase: Option<&str>,
+) -> QueryResult<Operation> {
+    let now = Utc::now();
+    let finished = FINAL_STATES.contains(&state) || state == "planned";
+    diesel::update(operations::table.find(id))
+        .set((
+            operations::state.eq(state),
+            operations::phase.eq(phase),
+            operations::updated_at.eq(now),
+            operations::finished_at.eq(finished.then_some(now)),
+        ))
+        .returning(Operation::as_returning())
+        .get_result(conn)
+        .await
+}
+
+pub async fn set_counters(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    counters: &Counters,
+) -> QueryResult<usize> {
+    diesel::update(operations::table.find(id))
+        .set((counters, operations::updated_at.eq(Utc::now())))
+        .execute(conn)
+        .await
+}
+
+pub async fn fail(conn: &mut AsyncPgConnection, id: Uuid, error: &str) -> QueryResult<Operation> {
+    let now = Utc::now();
+    diesel::update(operations::table.find(id))
+        .set((
+            operations::state.eq("failed"),
+            operations::error.eq(error),
+            operations::updated_at.eq(now),
+            operations::finished_at.eq(now),
+            operations::worker_id.eq(None::<String>),
+        ))
+        .returning(Operation::as_returning())
+        .get_result(conn)
+        .await
+}
+
+/// Releases the job (it no longer needs a worker).
+pub async fn release(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<usize> {
+    diesel::update(operations::table.find(id))
+        .set(operations::worker_id.eq(None::<String>))
+        .execute(conn)
+        .await
+}
+
+/// Asks a job to stop. Queued or planned jobs are cancelled at once; active
+/// ones move to `cancelling` and their worker stops at the next file.
+/// Returns the operation as it is now.
+pub async fn request_cancel(
+    conn: &mut AsyncPgConnection,
+    op: &Operation,
+) -> QueryResult<Operation> {
+    let now = Utc::now();
+    match op.state.as_str() {
+        "queued" | "planned" => {
+            diesel::update(
+                operations::table
+                    .find(op.id)
+                    .filter(operations::state.eq(&op.state)),
+            )
+            .set((
+                operations::state.eq("cancelled"),
+                operations::cancel_requested.eq(true),
+                operations::updated_at.eq(now),
+                operations::finished_at.eq(now),
+            ))
+            .execute(conn)
+            .await?;
+        }
+        "running" | "applying" => {
+            diesel::update(
+                operations::table
+                    .find(op.id)
+                    .filter(operations::state.eq(&op.state)),
+            )
+            .set((
+                operations::state.eq("cancelling"),
+                operations::cancel_requested.eq(true),
+                operations::updated_at.eq(now),
+            ))
+            .execute(conn)
+            .await?;
+        }
+        _ => {}
+    }
+    operations::table
+        .find(op.id)
+        .select(Operation::as_select())
+        .first(conn)
+        .await
+}
+
+/// Queues a planned (dry-run) operation for applying.
+pub async fn queue_apply(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Operation>> {
+    diesel::update(
+        operations::table
+            .find(id)
+            .filter(operations::state.eq("planned")),
+    )
+    .set((
+        operations::state.eq("queued"),
+        operations::phase.eq("apply"),
+        operations::finished_at.eq(None::<DateTime<Utc>>),
+        operations::updated_at.eq(Utc::now()),
+    ))
+    .returning(Operation::as_returning())
+    .get_result(conn)
+    .await
+    .optional()
+}
+
+pub async fn set_applied_cursor(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    cursor: i64,
+) -> QueryResult<usize> {
+    diesel::update(operations::table.find(id))
+        .set(operations::applied_cursor.eq(cursor))
+        .execute(conn)
+        .await
+}

@@ -1,0 +1,197 @@
+//! Step 4: plan every file's destination.
+//!
+//! The destination is `destination / template(file)`. A name already taken,
+//! on disk or earlier in the same plan, gets ` (1)`, ` (2)` … (or the file is
+//! skipped, by policy): nothing is ever planned onto an existing file, and
+//! the apply step re-checks with RENAME_NOREPLACE anyway. Duplicates follow
+//! the duplicate policy: organized like any file and reported (default),
+//! moved to `_duplicates/` in the destination, or moved to the user's trash
+//! (`.trash/<operation>/…`). Nothing is ever deleted.
+
+use std::collections::HashSet;
+
+use super::{duplicates::DuplicateAnalysis, scan::ScanResult, template::Template};
+use crate::{
+    db::file_records::JournalRow,
+    storage::{path::UserPath, root::UserRoot},
+};
+
+/// Name of the folder, inside the destination, that receives duplicates
+/// under the "move to duplicates folder" policy.
+pub const DUPLICATES_FOLDER: &str = "_duplicates";
+/// The user's trash folder, at the root of their storage.
+pub const TRASH_FOLDER: &str = ".trash";
+/// Give up suffixing after this many attempts (then the file is skipped).
+const MAX_SUFFIX: u32 = 10_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DuplicatePolicy {
+    ReportOnly,
+    MoveToDuplicatesFolder,
+    MoveToTrash,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConflictPolicy {
+    Rename,
+    Skip,
+}
+
+pub struct PlanInput<'a> {
+    pub root: &'a UserRoot,
+    pub destination: &'a UserPath,
+    pub template: &'a Template,
+    pub categories: &'a [String],
+    pub duplicates: &'a DuplicateAnalysis,
+    pub duplicate_policy: DuplicatePolicy,
+    pub conflict_policy: ConflictPolicy,
+    /// The operation's id, for the trash sub-folder.
+    pub operation_id: uuid::Uuid,
+    /// DEDUPLICATE operations: only duplicates are handled; unique files
+    /// are recorded as skipped and stay where they are.
+    pub only_duplicates: bool,
+}
+
+/// Chooses a free name for `wanted` (suffixing the last component), or None.
+pub fn free_name(
+    wanted: &UserPath,
+    taken: &HashSet<String>,
+    exists: &dyn Fn(&UserPath) -> bool,
+) -> Option<UserPath> {
+    if !taken.contains(wanted.as_str()) && !exists(wanted) {
+        return Some(wanted.clone());
+    }
+    let parent = wanted.parent().unwrap_or_else(UserPath::root);
+    let name = wanted.file_name()?;
+    (1..=MAX_SUFFIX).find_map(|n| {
+        let candidate = parent.join(&super::template::with_suffix(name, n)).ok()?;
+        (!taken.contains(candidate.as_str()) && !exists(&candidate)).then_some(candidate)
+    })
+}
+
+/// Builds the journal rows (status planned or skipped) for a scan.
+pub fn plan(input: &PlanInput<'_>, scan: &ScanResult) -> Vec<JournalRow> {
+    let mut rows = Vec::with_capacity(scan.files.len() + scan.skipped.len());
+    let mut taken: HashSet<String> = HashSet::with_capacity(scan.files.len());
+    // An unanswerable lookup counts as taken: never risk a collision.
+    let exists = |p: &UserPath| input.root.exists(p).unwrap_or(true);
+    let trash = UserPath::parse(TRASH_FOLDER)
+        .expect("valid")
+        .join(&input.operation_id.to_string())
+        .expect("valid");
+    let mut seq = 0i64;
+    for (i, file) in scan.files.iter().enumerate() {
+        seq += 1;
+        let category = input.categories[i].clone();
+        let duplicate_of = input.duplicates.duplicate_of[i];
+        let mut row = JournalRow {
+            seq,
+            original_path: file.path.as_str().to_string(),
+            new_path: None,
+            size_bytes: file.size as i64,
+            modified_at: Some(file.modified),
+            device: Some(file.device as i64),
+            inode: Some(file.inode as i64),
+            content_hash: input.duplicates.hashes[i].map(|h| h.to_vec()),
+            category: category.clone(),
+            // Keepers come first in scan order or not: seq = index + 1.
+            duplicate_of: duplicate_of.map(|k| k as i64 + 1),
+            status: "planned",
+            reason: None,
+            mtime_ns: i64::try_from(file.fingerprint.mtime_ns).ok(),
+        };
+        if let Some(reason) = input.duplicates.unreadable.get(&i) {
+            row.status = "skipped";
+            row.reason = Some(format!("could not be read: {reason}"));
+            rows.push(row);
+            continue;
+        }
+        if input.only_duplicates {
+            let reason = match (duplicate_of, input.duplicate_policy) {
+                (None, _) => Some("not a duplicate".to_string()),
+                (Some(k), DuplicatePolicy::ReportOnly) => Some(format!(
+                    "duplicate of {} (reported only)",
+                    scan.files[k].path
+                )),
+                _ => None,
+            };
+            if let Some(reason) = reason {
+                row.status = "skipped";
+                row.reason = Some(reason);
+                rows.push(row);
+                continue;
+            }
+        }
+        let name = file.path.file_name().unwrap_or_default();
+        let wanted = match (duplicate_of, input.duplicate_policy) {
+            (Some(_), DuplicatePolicy::MoveToTrash) => {
+                trash.join_path(&file.path).map_err(|e| e.to_string())
+            }
+            (Some(_), DuplicatePolicy::MoveToDuplicatesFolder) => input
+                .destination
+                .join(DUPLICATES_FOLDER)
+                .and_then(|d| d.join(name))
+                .map_err(|e| e.to_string()),
+            _ => input
+                .template
+                .render(&super::template::FileFacts {
+                    name,
+                    category: &category,
+                    modified: file.modified,
+                })
+                .map_err(|e| e.to_string())
+                .and_then(|rendered| input.destination.join(&rendered).map_err(|e| e.to_string())),
+        };
+        let wanted = match wanted {
+            Ok(w) => w,
+            Err(reason) => {
+                row.status = "skipped";
+                row.reason = Some(format!("no valid destination: {reason}"));
+                rows.push(row);
+                continue;
+            }
+        };
+        if wanted == file.path {
+            row.status = "skipped";
+            row.reason = Some("already in place".into());
+            rows.push(row);
+            continue;
+        }
+        let chosen = match input.conflict_policy {
+            ConflictPolicy::Rename => free_name(&wanted, &taken, &exists),
+            ConflictPolicy::Skip => {
+                (!taken.contains(wanted.as_str()) && !exists(&wanted)).then(|| wanted.clone())
+            }
+        };
+        match chosen {
+            Some(path) => {
+                taken.insert(path.as_str().to_string());
+                row.new_path = Some(path.as_str().to_string());
+            }
+            None => {
+                row.status = "skipped";
+                row.reason = Some(format!("destination {wanted} already exists"));
+            }
+        }
+        rows.push(row);
+    }
+    for skipped in &scan.skipped {
+        seq += 1;
+        rows.push(JournalRow {
+            seq,
+            original_path: skipped.path.clone(),
+            new_path: None,
+            size_bytes: skipped.size as i64,
+            modified_at: None,
+            device: None,
+            inode: None,
+            content_hash: None,
+            category: "Other".into(),
+            duplicate_of: None,
+            status: "skipped",
+            reason: Some(skipped.reason.clone()),
+            mtime_ns: None,
+        });
+    }
+    rows
+}

@@ -1,0 +1,326 @@
+//! Operations as jobs: workers claim queued operations from Postgres, run the
+//! engine, persist progress and publish snapshots.
+//!
+//! Any number of workers, in `fileorg serve` (WORKERS) or in separate
+//! `fileorg worker` processes, share the queue: `db::operations::claim` takes
+//! the oldest runnable job with `FOR UPDATE SKIP LOCKED`. While it runs, a
+//! heartbeat task renews the claim, persists the counters and picks up
+//! cancellation; a publisher task sends a snapshot to watchers ~10 times a
+//! second. A worker that dies stops heart-beating; once the heartbeat is
+//! older than JOB_STALE_AFTER_MS another worker reclaims the job and the
+//! engine reconciles the journal against the disk before going on
+//! (see `organize::apply` and `undo`).
+
+pub mod hub;
+pub mod organize;
+pub mod undo;
+
+use std::{
+    sync::{Arc, atomic::Ordering},
+    time::{Duration, Instant},
+};
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{
+    api::convert,
+    db::{self, models::Operation},
+    engine::progress::Progress,
+    pb::fileorganizer::v1 as pb,
+    state::AppState,
+};
+
+/// The immutable settings of an operation, stored as `operations.options`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OperationOptions {
+    pub layout_template: String,
+    /// "report_only", "move_to_duplicates_folder" or "move_to_trash".
+    pub duplicate_policy: String,
+    /// "rename" or "skip".
+    pub conflict_policy: String,
+    pub include_globs: Vec<String>,
+    pub exclude_globs: Vec<String>,
+    pub hash_all_files: bool,
+    pub remove_empty_dirs: bool,
+}
+
+impl OperationOptions {
+    pub fn duplicate_policy(&self) -> crate::engine::plan::DuplicatePolicy {
+        use crate::engine::plan::DuplicatePolicy as D;
+        match self.duplicate_policy.as_str() {
+            "move_to_duplicates_folder" => D::MoveToDuplicatesFolder,
+            "move_to_trash" => D::MoveToTrash,
+            _ => D::ReportOnly,
+        }
+    }
+
+    pub fn conflict_policy(&self) -> crate::engine::plan::ConflictPolicy {
+        match self.conflict_policy.as_str() {
+            "skip" => crate::engine::plan::ConflictPolicy::Skip,
+            _ => crate::engine::plan::ConflictPolicy::Rename,
+        }
+    }
+
+    pub fn duplicate_policy_pb(&self) -> pb::DuplicatePolicy {
+        use crate::engine::plan::DuplicatePolicy as D;
+        match self.duplicate_policy() {
+            D::ReportOnly => pb::DuplicatePolicy::ReportOnly,
+            D::MoveToDuplicatesFolder => pb::DuplicatePolicy::MoveToDuplicatesFolder,
+            D::MoveToTrash => pb::DuplicatePolicy::MoveToTrash,
+        }
+    }
+
+    pub fn conflict_policy_pb(&self) -> pb::ConflictPolicy {
+        match self.conflict_policy() {
+            crate::engine::plan::ConflictPolicy::Rename => pb::ConflictPolicy::Rename,
+            crate::engine::plan::ConflictPolicy::Skip => pb::ConflictPolicy::Skip,
+        }
+    }
+}
+
+/// Starts `count` workers; they stop when shutdown begins.
+pub fn spawn_workers(state: &AppState, count: usize) -> Vec<tokio::task::JoinHandle<()>> {
+    let process = format!("{}-{}", hostname(), std::process::id());
+    (0..count)
+        .map(|n| {
+            let state = state.clone();
+            let worker_id = format!(
+                "{process}-{n}-{}",
+                &Uuid::new_v4().simple().to_string()[..6]
+            );
+            tokio::spawn(async move { worker_loop(state, worker_id).await })
+        })
+        .collect()
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".into())
+}
+
+async fn worker_loop(state: AppState, worker_id: String) {
+    tracing::info!(worker = %worker_id, "worker started");
+    let mut shutdown = state.shutting_down.clone();
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        let claimed = match state.db.get().await {
+            Ok(mut conn) => {
+                db::operations::claim(&mut conn, &worker_id, state.config.job_stale_after).await
+            }
+            Err(error) => {
+                tracing::warn!(%error, "worker cannot reach the database");
+                Ok(None)
+            }
+        };
+        match claimed {
+            Ok(Some(op)) => {
+                let id = op.id;
+                tracing::info!(operation = %id, kind = %op.kind, state = %op.state, worker = %worker_id, "claimed job");
+                if let Err(error) = run_job(&state, op, &worker_id).await {
+                    tracing::error!(operation = %id, error = format!("{error:#}"), "job failed");
+                    if let Ok(mut conn) = state.db.get().await {
+                        let _ = db::operations::fail(&mut conn, id, &format!("{error:#}")).await;
+                    }
+                }
+                state.progress.finish(id);
+                continue;
+            }
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, "claiming a job failed"),
+        }
+        tokio::select! {
+            _ = state.jobs_queued.notified() => {}
+            _ = tokio::time::sleep(state.config.job_poll) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+    tracing::info!(worker = %worker_id, "worker stopped");
+}
+
+/// Why a job stopped before its end.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Interrupted {
+    /// The user cancelled it.
+    Cancelled,
+    /// This worker lost its claim (or the process is shutting down): leave
+    /// the job as it is for whoever reclaims it.
+    Abandoned,
+}
+
+/// What a running job shares with its helper tasks.
+pub struct JobContext {
+    pub state: AppState,
+    pub operation: Operation,
+    pub worker_id: String,
+    pub progress: Arc<Progress>,
+    /// Set when the claim was lost or the process shuts down.
+    pub abandoned: Arc<std::sync::atomic::AtomicBool>,
+    pub phase: Arc<std::sync::Mutex<(String, &'static str)>>,
+}
+
+impl JobContext {
+    /// Records the phase (state name, phase name) for snapshots and the row.
+    pub async fn set_phase(&self, state: &str, phase: &'static str) -> anyhow::Result<()> {
+        *self.phase.lock().expect("phase lock") = (state.to_string(), phase);
+        let mut conn = self.state.db.get().await?;
+        db::operations::set_state(&mut conn, self.operation.id, state, Some(phase)).await?;
+        Ok(())
+    }
+
+    pub fn interrupted(&self) -> Option<Interrupted> {
+        if self.abandoned.load(Ordering::Relaxed) {
+            Some(Interrupted::Abandoned)
+        } else if self.progress.is_cancelled() {
+            Some(Interrupted::Cancelled)
+        } else {
+            None
+        }
+    }
+}
+
+async fn run_job(state: &AppState, op: Operation, worker_id: &str) -> anyhow::Result<()> {
+    let progress = Arc::new(Progress::from_counters(&op.counters()));
+    if op.cancel_requested {
+        progress.cancel();
+    }
+    let ctx = Arc::new(JobContext {
+        state: state.clone(),
+        operation: op.clone(),
+        worker_id: worker_id.to_string(),
+        progress: progress.clone(),
+        abandoned: Default::default(),
+        phase: Arc::new(std::sync::Mutex::new((op.state.clone(), "scan"))),
+    });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let heartbeat = tokio::spawn(heartbeat_loop(ctx.clone(), stop_rx.clone()));
+    let publisher = tokio::spawn(publish_loop(ctx.clone(), stop_rx));
+
+    let result = match op.kind.as_str() {
+        "undo" => undo::run(&ctx).await,
+        _ => organize::run(&ctx).await,
+    };
+    let _ = stop_tx.send(true);
+    let _ = heartbeat.await;
+    let _ = publisher.await;
+    // A final snapshot from the row, so watchers see the end state.
+    if let Ok(mut conn) = state.db.get().await
+        && let Ok(Some(row)) = db::operations::find(&mut conn, op.id).await
+    {
+        if db::operations::FINAL_STATES.contains(&row.state.as_str()) || row.state == "planned" {
+            let _ = db::operations::release(&mut conn, op.id).await;
+        }
+        let mut snapshot = convert::snapshot(&row);
+        snapshot.counters =
+            Some(convert::counters(&progress.counters()).max_with(snapshot.counters));
+        state.progress.publish(op.id, snapshot);
+    }
+    result
+}
+
+/// Per-field maximum, so snapshots never go backwards.
+pub trait MaxWith {
+    fn max_with(self, other: Option<pb::OperationCounters>) -> pb::OperationCounters;
+}
+
+impl MaxWith for pb::OperationCounters {
+    fn max_with(self, other: Option<pb::OperationCounters>) -> pb::OperationCounters {
+        let Some(o) = other else { return self };
+        pb::OperationCounters {
+            files_scanned: self.files_scanned.max(o.files_scanned),
+            files_planned: self.files_planned.max(o.files_planned),
+            files_moved: self.files_moved.max(o.files_moved),
+            files_skipped: self.files_skipped.max(o.files_skipped),
+            files_failed: self.files_failed.max(o.files_failed),
+            duplicates_found: self.duplicates_found.max(o.duplicates_found),
+            bytes_scanned: self.bytes_scanned.max(o.bytes_scanned),
+            bytes_moved: self.bytes_moved.max(o.bytes_moved),
+            reclaimable_bytes: self.reclaimable_bytes.max(o.reclaimable_bytes),
+        }
+    }
+}
+
+/// Renews the claim and persists counters every JOB_HEARTBEAT_MS; picks up
+/// cancellation; marks the job abandoned if the claim is lost or shutdown
+/// begins.
+async fn heartbeat_loop(ctx: Arc<JobContext>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let id = ctx.operation.id;
+    let mut shutdown = ctx.state.shutting_down.clone();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(ctx.state.config.job_heartbeat) => {}
+            _ = stop.changed() => return,
+            _ = shutdown.changed() => {
+                ctx.abandoned.store(true, Ordering::Relaxed);
+                return;
+            }
+        }
+        let Ok(mut conn) = ctx.state.db.get().await else {
+            continue;
+        };
+        match db::operations::heartbeat(&mut conn, id, &ctx.worker_id).await {
+            Ok((true, cancel)) => {
+                if cancel {
+                    ctx.progress.cancel();
+                }
+            }
+            Ok((false, _)) => {
+                tracing::warn!(operation = %id, "lost the claim on this job; stopping");
+                ctx.abandoned.store(true, Ordering::Relaxed);
+                return;
+            }
+            Err(error) => tracing::warn!(operation = %id, %error, "heartbeat failed"),
+        }
+    }
+}
+
+/// Publishes a snapshot to this process's watchers ~10 times a second.
+async fn publish_loop(ctx: Arc<JobContext>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let started = Instant::now();
+    let id = ctx.operation.id;
+    loop {
+        let (state, phase) = ctx.phase.lock().expect("phase lock").clone();
+        let p = &ctx.progress;
+        let elapsed = started.elapsed().as_secs_f64().max(0.001);
+        let done_files = p.done_files.load(Ordering::Relaxed) as f64;
+        let done_bytes = p.done_bytes.load(Ordering::Relaxed) as f64;
+        let total_files = p.total_files.load(Ordering::Relaxed) as f64;
+        let files_per_second = done_files / elapsed;
+        let percent = if total_files > 0.0 {
+            (100.0 * done_files / total_files).min(100.0)
+        } else {
+            0.0
+        };
+        let eta = (files_per_second > 0.0 && total_files > done_files).then(|| {
+            convert::duration(Duration::from_secs_f64(
+                (total_files - done_files) / files_per_second,
+            ))
+        });
+        ctx.state.progress.publish(
+            id,
+            pb::WatchOperationResponse {
+                name: format!("{}{id}", convert::OPERATION_COLLECTION),
+                state: convert::operation_state(&state) as i32,
+                phase: convert::operation_phase(Some(phase)) as i32,
+                counters: Some(convert::counters(&p.counters())),
+                current_path: p.current(),
+                files_per_second,
+                bytes_per_second: done_bytes / elapsed,
+                progress_percent: percent,
+                eta,
+                error: None,
+                snapshot_time: Some(convert::timestamp(chrono::Utc::now())),
+            },
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}

@@ -1,0 +1,495 @@
+//! Running an ORGANIZE or DEDUPLICATE operation: plan (scan, categorize,
+//! hash, plan, journal), then apply the journal, resumably.
+//!
+//! Apply is idempotent and reconciling: each planned record is checked
+//! against the disk before it moves. A file already at its new path (same
+//! device and inode) and gone from its original path was moved before a crash
+//! and is marked completed; otherwise the move goes through
+//! `Mover::move_file`, which re-checks size, mtime and inode and never
+//! overwrites. Outcomes and counters are written per batch, together with the
+//! applied cursor (the last seq whose outcome is durable), so a million moves
+//! cost a thousand small transactions, not a million.
+
+use std::{collections::BTreeSet, sync::Arc};
+
+use anyhow::Context;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+use super::{Interrupted, JobContext, OperationOptions};
+use crate::{
+    db::{self, file_records::RecordUpdate, models::FileRecord},
+    engine::{
+        categorize::{Categorizer, CustomRule, SNIFF_BYTES},
+        duplicates,
+        plan::{self, ConflictPolicy, DuplicatePolicy, PlanInput},
+        progress::Progress,
+        scan::{self, ScanOptions},
+        template::Template,
+    },
+    storage::{Fingerprint, MoveError, Mover, UserPath, UserRoot},
+};
+
+/// Records per apply batch (one transaction each).
+const APPLY_BATCH: i64 = 1000;
+
+pub fn glob_set(patterns: &[String]) -> Result<Option<GlobSet>, String> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let mut builder = GlobSetBuilder::new();
+    for pattern in patterns {
+        let glob = globset::GlobBuilder::new(pattern)
+            .case_insensitive(true)
+            .literal_separator(false)
+            .build()
+            .map_err(|e| format!("{pattern:?}: {e}"))?;
+        builder.add(glob);
+        // A pattern like "node_modules" also excludes everything below it.
+        if !pattern.contains('/') {
+            builder
+                .add(Glob::new(&format!("**/{pattern}")).map_err(|e| format!("{pattern:?}: {e}"))?);
+        }
+    }
+    builder.build().map(Some).map_err(|e| e.to_string())
+}
+
+pub async fn run(ctx: &JobContext) -> anyhow::Result<()> {
+    let op = &ctx.operation;
+    let options: OperationOptions = serde_json::from_value(op.options.clone()).unwrap_or_default();
+    let root = Arc::new(
+        ctx.state
+            .user_root(op.user_id)
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+    );
+    match (op.state.as_str(), op.phase.as_deref()) {
+        ("cancelling", _) => return finish(ctx, "cancelled").await,
+        ("applying", _) | ("queued", Some("apply")) => {}
+        _ => {
+            match plan_phase(ctx, &root, &options).await? {
+                Some(Interrupted::Abandoned) => return Ok(()),
+                Some(Interrupted::Cancelled) => return finish(ctx, "cancelled").await,
+                None => {}
+            }
+            if op.dry_run {
+                return finish(ctx, "planned").await;
+            }
+        }
+    }
+    match apply_phase(ctx, &root, &options).await? {
+        Some(Interrupted::Abandoned) => Ok(()),
+        Some(Interrupted::Cancelled) => finish(ctx, "cancelled").await,
+        None => finish(ctx, "succeeded").await,
+    }
+}
+
+/// Persists the final counters and state.
+async fn finish(ctx: &JobContext, state: &'static str) -> anyhow::Result<()> {
+    let mut conn = ctx.state.db.get().await?;
+    db::operations::set_counters(&mut conn, ctx.operation.id, &ctx.progress.counters()).await?;
+    let phase = if state == "planned" { "plan" } else { "report" };
+    *ctx.phase.lock().expect("phase lock") = (state.to_string(), phase);
+    db::operations::set_state(&mut conn, ctx.operation.id, state, Some(phase)).await?;
+    tracing::info!(operation = %ctx.operation.id, state, counters = ?ctx.progress.counters(), "job finished");
+    Ok(())
+}
+
+async fn custom_rules(ctx: &JobContext) -> anyhow::Result<Vec<CustomRule>> {
+    use crate::schema::categories;
+    let mut conn = ctx.state.db.get().await?;
+    type Row = (String, Vec<Option<String>>, Vec<Option<String>>, i32);
+    let rows: Vec<Row> = categories::table
+        .filter(categories::user_id.eq(ctx.operation.user_id))
+        .select((
+            categories::name,
+            categories::extensions,
+            categories::globs,
+            categories::priority,
+        ))
+        .load(&mut conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, extensions, globs, priority)| CustomRule {
+            name,
+            extensions: extensions.into_iter().flatten().collect(),
+            globs: globs.into_iter().flatten().collect(),
+            priority,
+        })
+        .collect())
+}
+
+/// Scan → categorize → hash → plan → journal. Nothing on disk changes.
+async fn plan_phase(
+    ctx: &JobContext,
+    root: &Arc<UserRoot>,
+    options: &OperationOptions,
+) -> anyhow::Result<Option<Interrupted>> {
+    let op = &ctx.operation;
+    // A plan interrupted by a crash is simply redone from scratch.
+    ctx.progress.reset_counters();
+    let source = UserPath::parse(&op.source_path).map_err(|e| anyhow::anyhow!("source: {e}"))?;
+    let destination =
+        UserPath::parse(&op.destination_path).map_err(|e| anyhow::anyhow!("destination: {e}"))?;
+    let template = Template::parse(if options.layout_template.is_empty() {
+        crate::engine::template::DEFAULT_TEMPLATE
+    } else {
+        &options.layout_template
+    })
+    .map_err(|e| anyhow::anyhow!("layout template: {e}"))?;
+    let scan_options = ScanOptions {
+        exclude: glob_set(&options.exclude_globs).map_err(|e| anyhow::anyhow!(e))?,
+        include: glob_set(&options.include_globs).map_err(|e| anyhow::anyhow!(e))?,
+        exclude_dirs: vec![
+            destination.join(plan::DUPLICATES_FOLDER)?,
+            UserPath::parse(plan::TRASH_FOLDER)?,
+        ],
+    };
+    let (categorizer, invalid) = Categorizer::new_skipping_invalid(&custom_rules(ctx).await?);
+    for error in invalid {
+        tracing::warn!(%error, "ignoring an invalid part of a custom category");
+    }
+
+    ctx.set_phase("running", "scan").await?;
+    let progress = ctx.progress.clone();
+    let scan_root = root.clone();
+    let scanned = tokio::task::spawn_blocking(move || {
+        scan::scan(&scan_root, &source, &scan_options, &progress)
+    })
+    .await?
+    .context("scanning")?;
+    if let Some(i) = ctx.interrupted() {
+        return Ok(Some(i));
+    }
+
+    ctx.set_phase("running", "categorize").await?;
+    let progress = ctx.progress.clone();
+    let cat_root = root.clone();
+    let (scanned, categories) = tokio::task::spawn_blocking(move || {
+        progress.start_phase(scanned.files.len() as i64, 0);
+        let categories: Vec<String> = scanned
+            .files
+            .iter()
+            .map(|file| {
+                progress.step(0);
+                categorizer
+                    .categorize(&file.relative, || read_head(&cat_root, &file.path))
+                    .name()
+                    .to_string()
+            })
+            .collect();
+        (scanned, categories)
+    })
+    .await?;
+    if let Some(i) = ctx.interrupted() {
+        return Ok(Some(i));
+    }
+
+    ctx.set_phase("running", "hash").await?;
+    let progress = ctx.progress.clone();
+    let hash_root = root.clone();
+    let threads = ctx.state.config.hash_threads;
+    let hash_all = options.hash_all_files;
+    let (scanned, analysis) = tokio::task::spawn_blocking(move || {
+        let analysis =
+            duplicates::find_duplicates(&hash_root, &scanned.files, hash_all, threads, &progress);
+        (scanned, analysis)
+    })
+    .await?;
+    if let Some(i) = ctx.interrupted() {
+        return Ok(Some(i));
+    }
+
+    ctx.set_phase("running", "plan").await?;
+    let plan_root = root.clone();
+    let operation_id = op.id;
+    let duplicate_policy = options.duplicate_policy();
+    let conflict_policy = options.conflict_policy();
+    let only_duplicates = op.kind == "deduplicate";
+    let rows = tokio::task::spawn_blocking(move || {
+        plan::plan(
+            &PlanInput {
+                root: &plan_root,
+                destination: &destination,
+                template: &template,
+                categories: &categories,
+                duplicates: &analysis,
+                duplicate_policy,
+                conflict_policy,
+                operation_id,
+                only_duplicates,
+            },
+            &scanned,
+        )
+    })
+    .await?;
+    let planned = rows.iter().filter(|r| r.status == "planned").count() as i64;
+    let skipped = rows.len() as i64 - planned;
+    ctx.progress
+        .files_planned
+        .store(planned, std::sync::atomic::Ordering::Relaxed);
+    ctx.progress
+        .files_skipped
+        .store(skipped, std::sync::atomic::Ordering::Relaxed);
+
+    ctx.set_phase("running", "journal").await?;
+    db::file_records::write_journal(&ctx.state.config.database_url, op.id, &rows)
+        .await
+        .context("writing the journal")?;
+    let mut conn = ctx.state.db.get().await?;
+    db::operations::set_counters(&mut conn, op.id, &ctx.progress.counters()).await?;
+    db::operations::set_applied_cursor(&mut conn, op.id, 0).await?;
+    Ok(ctx.interrupted())
+}
+
+fn read_head(root: &UserRoot, path: &UserPath) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let file = root.open_read(path).ok()?;
+    let mut head = Vec::with_capacity(SNIFF_BYTES);
+    file.take(SNIFF_BYTES as u64).read_to_end(&mut head).ok()?;
+    Some(head)
+}
+
+/// The fingerprint a record was journaled with.
+pub fn record_fingerprint(record: &FileRecord) -> Option<Fingerprint> {
+    Some(Fingerprint {
+        size: u64::try_from(record.size_bytes).ok()?,
+        mtime_ns: i128::from(record.mtime_ns?),
+        dev: record.device? as u64,
+        ino: record.inode? as u64,
+    })
+}
+
+/// Moves the planned records of the journal, batch by batch.
+async fn apply_phase(
+    ctx: &JobContext,
+    root: &Arc<UserRoot>,
+    options: &OperationOptions,
+) -> anyhow::Result<Option<Interrupted>> {
+    let op = &ctx.operation;
+    ctx.set_phase("applying", "apply").await?;
+    let mut conn = ctx.state.db.get().await?;
+    let mut cursor: i64 = crate::schema::operations::table
+        .find(op.id)
+        .select(crate::schema::operations::applied_cursor)
+        .first(&mut conn)
+        .await?;
+    let remaining: i64 = crate::schema::file_records::table
+        .filter(crate::schema::file_records::operation_id.eq(op.id))
+        .filter(crate::schema::file_records::status.eq("planned"))
+        .count()
+        .get_result(&mut conn)
+        .await?;
+    ctx.progress.start_phase(remaining, 0);
+    drop(conn);
+    let mark_duplicates = options.duplicate_policy() != DuplicatePolicy::ReportOnly;
+    let conflict = options.conflict_policy();
+    let mut touched_dirs: BTreeSet<UserPath> = BTreeSet::new();
+    loop {
+        if let Some(i) = ctx.interrupted() {
+            return Ok(Some(i));
+        }
+        let mut conn = ctx.state.db.get().await?;
+        let batch =
+            db::file_records::batch_ascending(&mut conn, op.id, &["planned"], cursor, APPLY_BATCH)
+                .await?;
+        drop(conn);
+        let Some(last) = batch.last().map(|r| r.seq) else {
+            break;
+        };
+        let progress = ctx.progress.clone();
+        let abandoned = ctx.abandoned.clone();
+        let batch_root = root.clone();
+        let pace = pace(ctx.state.config.moves_per_second);
+        let (updates, dirs, done_through) = tokio::task::spawn_blocking(move || {
+            apply_batch(
+                &batch_root,
+                &batch,
+                &progress,
+                &abandoned,
+                conflict,
+                mark_duplicates,
+                pace,
+            )
+        })
+        .await?;
+        touched_dirs.extend(dirs);
+        let mut conn = ctx.state.db.get().await?;
+        db::file_records::record_batch(
+            &mut conn,
+            op.id,
+            op.id,
+            &updates,
+            &ctx.progress.counters(),
+            Some(done_through.unwrap_or(cursor)),
+        )
+        .await?;
+        cursor = done_through.unwrap_or(cursor);
+        if done_through != Some(last) {
+            // Stopped inside the batch: cancelled or abandoned.
+            return Ok(ctx.interrupted().or(Some(Interrupted::Abandoned)));
+        }
+    }
+    if options.remove_empty_dirs {
+        *ctx.phase.lock().expect("phase lock") = ("applying".into(), "cleanup");
+        let source = UserPath::parse(&op.source_path)?;
+        let cleanup_root = root.clone();
+        tokio::task::spawn_blocking(move || {
+            remove_empty_dirs(&cleanup_root, &source, touched_dirs)
+        })
+        .await?;
+    }
+    Ok(ctx.interrupted().filter(|i| *i == Interrupted::Abandoned))
+}
+
+/// Removes folders (deepest first) that the moves left empty, never `stop`
+/// itself or anything above it.
+pub fn remove_empty_dirs(root: &UserRoot, stop: &UserPath, dirs: BTreeSet<UserPath>) {
+    let mut candidates: BTreeSet<UserPath> = BTreeSet::new();
+    for dir in dirs {
+        let mut current = Some(dir);
+        while let Some(d) = current {
+            if d == *stop || !d.starts_with(stop) {
+                break;
+            }
+            current = d.parent();
+            candidates.insert(d);
+        }
+    }
+    let mut ordered: Vec<UserPath> = candidates.into_iter().collect();
+    ordered.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for dir in ordered {
+        let _ = root.remove_dir_if_empty(&dir);
+    }
+}
+
+/// The pause between two moves for a MOVES_PER_SECOND limit.
+pub fn pace(moves_per_second: u32) -> Option<std::time::Duration> {
+    (moves_per_second > 0)
+        .then(|| std::time::Duration::from_secs_f64(1.0 / f64::from(moves_per_second)))
+}
+
+/// Applies one batch; returns the outcomes, the source folders touched and
+/// the last seq processed (None if none was).
+fn apply_batch(
+    root: &UserRoot,
+    batch: &[FileRecord],
+    progress: &Progress,
+    abandoned: &std::sync::atomic::AtomicBool,
+    conflict: ConflictPolicy,
+    mark_duplicates: bool,
+    pace: Option<std::time::Duration>,
+) -> (Vec<RecordUpdate>, Vec<UserPath>, Option<i64>) {
+    let mut mover = Mover::new(root);
+    let mut updates = Vec::with_capacity(batch.len());
+    let mut dirs = Vec::new();
+    let mut done = None;
+    for record in batch {
+        if progress.is_cancelled() || abandoned.load(std::sync::atomic::Ordering::Relaxed) {
+            break;
+        }
+        progress.set_current(&record.original_path);
+        let update = apply_one(root, &mut mover, record, conflict, mark_duplicates);
+        match update.status {
+            "completed" | "duplicate" => {
+                Progress::add(&progress.files_moved, 1);
+                Progress::add(&progress.bytes_moved, record.size_bytes);
+                if let Some(parent) = UserPath::parse(&record.original_path)
+                    .ok()
+                    .and_then(|p| p.parent())
+                {
+                    dirs.push(parent);
+                }
+            }
+            "skipped" => Progress::add(&progress.files_skipped, 1),
+            _ => Progress::add(&progress.files_failed, 1),
+        }
+        progress.step(record.size_bytes);
+        updates.push(update);
+        done = Some(record.seq);
+        if let Some(pause) = pace {
+            std::thread::sleep(pause);
+        }
+    }
+    (updates, dirs, done)
+}
+
+fn apply_one(
+    root: &UserRoot,
+    mover: &mut Mover<'_>,
+    record: &FileRecord,
+    conflict: ConflictPolicy,
+    mark_duplicates: bool,
+) -> RecordUpdate {
+    let moved_status = if mark_duplicates && record.duplicate_of.is_some() {
+        "duplicate"
+    } else {
+        "completed"
+    };
+    let outcome =
+        |status: &'static str, new_path: Option<String>, reason: Option<String>| RecordUpdate {
+            seq: record.seq,
+            status,
+            new_path,
+            reason,
+        };
+    let (Ok(original), Some(Ok(mut target)), Some(expect)) = (
+        UserPath::parse(&record.original_path),
+        record.new_path.as_deref().map(UserPath::parse),
+        record_fingerprint(record),
+    ) else {
+        return outcome(
+            "failed",
+            record.new_path.clone(),
+            Some("journal entry is incomplete".into()),
+        );
+    };
+    // Reconcile with a move that happened before an interruption.
+    if root.symlink_metadata(&original).is_err()
+        && let Ok(meta) = root.symlink_metadata(&target)
+        && Fingerprint::of(&meta) == expect
+    {
+        return outcome(moved_status, Some(target.as_str().to_string()), None);
+    }
+    let mut attempts = 0u32;
+    loop {
+        match mover.move_file(&original, &target, &expect) {
+            Ok(()) => return outcome(moved_status, Some(target.as_str().to_string()), None),
+            Err(MoveError::DestinationExists)
+                if conflict == ConflictPolicy::Rename && attempts < 100 =>
+            {
+                attempts += 1;
+                let taken = std::collections::HashSet::new();
+                match plan::free_name(&target, &taken, &|p| root.exists(p).unwrap_or(true)) {
+                    Some(free) => target = free,
+                    None => {
+                        return outcome(
+                            "skipped",
+                            record.new_path.clone(),
+                            Some("no free destination name".into()),
+                        );
+                    }
+                }
+            }
+            Err(
+                error @ (MoveError::DestinationExists
+                | MoveError::SourceChanged
+                | MoveError::NotARegularFile),
+            ) => {
+                return outcome(
+                    "skipped",
+                    record.new_path.clone(),
+                    Some(error.reason().to_string()),
+                );
+            }
+            Err(error) => {
+                return outcome(
+                    "failed",
+                    record.new_path.clone(),
+                    Some(error.reason().to_string()),
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! Running an UNDO operation: replay the target operation's journal
+//! backwards, newest first, moving every moved file back.
+//!
+//! Each file is verified before it moves back: the file at the new path must
+//! still be the one that was moved (same device, inode, size and mtime; and
+//! the same content hash when the journal has one). A file already back at
+//! its original path (an undo interrupted by a crash) is just marked undone.
+//! Nothing is overwritten: if something now occupies the original path, the
+//! file stays where it is and the record says why. Folders the organize
+//! created and the undo emptied are removed.
+
+use std::{collections::BTreeSet, sync::Arc};
+
+use super::{Interrupted, JobContext};
+use crate::{
+    db::{self, file_records::RecordUpdate, models::FileRecord},
+    engine::progress::Progress,
+    jobs::organize::{record_fingerprint, remove_empty_dirs},
+    storage::{Fingerprint, MoveError, Mover, UserPath, UserRoot},
+};
+
+const UNDO_BATCH: i64 = 1000;
+
+pub async fn run(ctx: &JobContext) -> anyhow::Result<()> {
+    let op = &ctx.operation;
+    let target_id = op
+        .undo_of
+        .ok_or_else(|| anyhow::anyhow!("undo operation without a target"))?;
+    if op.state == "cancelling" {
+        return finish(ctx, "cancelled").await;
+    }
+    let root = Arc::new(
+        ctx.state
+            .user_root(op.user_id)
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+    );
+    ctx.set_phase("running", "undo").await?;
+    let mut conn = ctx.state.db.get().await?;
+    let target = db::operations::find(&mut conn, target_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the operation to undo is gone"))?;
+    drop(conn);
+    ctx.progress
+        .start_phase(target.files_moved, target.bytes_moved);
+    let mut before = i64::MAX;
+    let mut emptied: BTreeSet<UserPath> = BTreeSet::new();
+    loop {
+        if let Some(i) = ctx.interrupted() {
+            return match i {
+                Interrupted::Abandoned => Ok(()),
+                Interrupted::Cancelled => finish(ctx, "cancelled").await,
+            };
+        }
+        let mut conn = ctx.state.db.get().await?;
+        let batch = db::file_records::batch_descending(
+            &mut conn,
+            target_id,
+            &["completed", "duplicate"],
+            before,
+            UNDO_BATCH,
+        )
+        .await?;
+        drop(conn);
+        let Some(last) = batch.last().map(|r| r.seq) else {
+            break;
+        };
+        let progress = ctx.progress.clone();
+        let abandoned = ctx.abandoned.clone();
+        let batch_root = root.clone();
+        let pace = crate::jobs::organize::pace(ctx.state.config.moves_per_second);
+        let (updates, dirs, done_through) = tokio::task::spawn_blocking(move || {
+            undo_batch(&batch_root, &batch, &progress, &abandoned, pace)
+        })
+        .await?;
+        emptied.extend(dirs);
+        let mut conn = ctx.state.db.get().await?;
+        // The target's records change; the counters are this undo's.
+        db::file_records::record_batch(
+            &mut conn,
+            target_id,
+            op.id,
+            &updates,
+            &ctx.progress.counters(),
+            None,
+        )
+        .await?;
+        before = done_through.unwrap_or(before);
+        if done_through != Some(last) {
+            continue; // interrupted: handled at the top of the loop
+        }
+    }
+    let destination = UserPath::parse(&target.destination_path)?;
+    let cleanup_root = root.clone();
+    tokio::task::spawn_blocking(move || remove_empty_dirs(&cleanup_root, &destination, emptied))
+        .await?;
+    finish(ctx, "succeeded").await
+}
+
+async fn finish(ctx: &JobContext, state: &'static str) -> anyhow::Result<()> {
+    let mut conn = ctx.state.db.get().await?;
+    db::operations::set_counters(&mut conn, ctx.operation.id, &ctx.progress.counters()).await?;
+    *ctx.phase.lock().expect("phase lock") = (state.to_string(), "report");
+    db::operations::set_state(&mut conn, ctx.operation.id, state, Some("report")).await?;
+    Ok(())
+}
+
+fn undo_batch(
+    root: &UserRoot,
+    batch: &[FileRecord],
+    progress: &Progress,
+    abandoned: &std::sync::atomic::AtomicBool,
+    pace: Option<std::time::Duration>,
+) -> (Vec<RecordUpdate>, Vec<UserPath>, Option<i64>) {
+    let mut mover = Mover::new(root);
+    let mut updates = Vec::with_capacity(batch.len());
+    let mut dirs = Vec::new();
+    let mut done = None;
+    for record in batch {
+        if progress.is_cancelled() || abandoned.load(std::sync::atomic::Ordering::Relaxed) {
+            break;
+        }
+        progress.set_current(record.new_path.as_deref().unwrap_or_default());
+        let (update, moved) = undo_one(root, &mut mover, record);
+        if update.status == "undone" {
+            Progress::add(&progress.files_moved, 1);
+            Progress::add(&progress.bytes_moved, record.size_bytes);
+            if moved
+                && let Some(parent) = record
+                    .new_path
+                    .as_deref()
+                    .and_then(|p| UserPath::parse(p).ok()?.parent())
+            {
+                dirs.push(parent);
+            }
+        } else {
+            Progress::add(&progress.files_failed, 1);
+        }
+        progress.step(record.size_bytes);
+        updates.push(update);
+        done = Some(record.seq);
+        if let Some(pause) = pace {
+            std::thread::sleep(pause);
+        }
+    }
+    (updates, dirs, done)
+}
+
+/// Moves one file back; returns the record's new state and whether a move
+/// happened now.
+fn undo_one(root: &UserRoot, mover: &mut Mover<'_>, record: &FileRecord) -> (RecordUpdate, bool) {
+    let keep = |reason: String| {
+        (
+            RecordUpdate {
+                seq: record.seq,
+                status: record_status(record),
+                new_path: record.new_path.clone(),
+                reason: Some(reason),
+            },
+            false,
+        )
+    };
+    let (Ok(original), Some(Ok(current)), Some(expect)) = (
+        UserPath::parse(&record.original_path),
+        record.new_path.as_deref().map(UserPath::parse),
+        record_fingerprint(record),
+    ) else {
+        return keep("journal entry is incomplete; cannot undo".into());
+    };
+    let undone = || RecordUpdate {
+        seq: record.seq,
+        status: "undone",
+        new_path: record.new_path.clone(),
+        reason: None,
+    };
+    let at_new = root
+        .symlink_metadata(&current)
+        .ok()
+        .map(|m| Fingerprint::of(&m));
+    if at_new != Some(expect) {
+        // Already moved back before an interruption?
+        if let Ok(meta) = root.symlink_metadata(&original)
+            && Fingerprint::of(&meta) == expect
+        {
+            return (undone(), false);
+        }
+        return keep(match at_new {
+            None => format!("cannot undo: {current} is gone"),
+            Some(_) => format!("cannot undo: {current} changed after the operation"),
+        });
+    }
+    if let Some(hash) = &record.content_hash {
+        match root.hash_file(&current) {
+            Ok(h) if h.as_bytes().as_slice() == hash.as_slice() => {}
+            Ok(_) => return keep(format!("cannot undo: {current} has different content now")),
+            Err(e) => return keep(format!("cannot undo: {current} unreadable: {e}")),
+        }
+    }
+    match mover.move_file(&current, &original, &expect) {
+        Ok(()) => (undone(), true),
+        Err(MoveError::DestinationExists) => keep(format!(
+            "cannot undo: {original} is occupied by another file; left at {current}"
+        )),
+        Err(error) => keep(format!("cannot undo: {}", error.reason())),
+    }
+}
+
+/// Undo leaves a record it could not restore as it was.
+fn record_status(record: &FileRecord) -> &'static str {
+    if record.status == "duplicate" {
+        "duplicate"
+    } else {
+        "completed"
+    }
+}

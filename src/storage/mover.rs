@@ -1,0 +1,445 @@
+//! Moving files inside a user's root without ever overwriting: [`Mover`],
+//! [`MoveError`] and the scan-time [`Fingerprint`] a move is checked against.
+//!
+//! A move is `renameat2(src_parent, name, dst_parent, name, RENAME_NOREPLACE)`
+//! on parent directories opened with cap-std, the fastest confined way
+//! (stack.md fact 3). The fallbacks never weaken "never overwrite":
+//! `EXDEV` → [`copy_across_devices`](super::copy_across_devices);
+//! `EINVAL`/`ENOSYS` (no `renameat2` flags, e.g. NFS) → `linkat` + `unlinkat`.
+//!
+//! [`Mover`] caches opened parent directories (bounded, FIFO eviction). A
+//! cached fd follows its directory, so it stays correct as long as nobody
+//! renames directories under the mover's feet while it runs; the engine runs
+//! at most one operation per folder at a time and keeps a mover for one batch
+//! of moves. A cached directory that was deleted is detected (`ENOENT`) and
+//! reopened once; call [`Mover::forget`] after renaming a directory yourself.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::os::fd::AsFd;
+use std::sync::Arc;
+
+use cap_std::fs::{Dir, MetadataExt};
+use rustix::fs::{AtFlags, RenameFlags};
+use rustix::io::Errno;
+
+use super::path::UserPath;
+use super::root::UserRoot;
+use super::sys::{self, Stat};
+use crate::error::AppError;
+use crate::pb::fileorganizer::v1::ErrorReason;
+
+/// Default number of parent directories a [`Mover`] keeps open.
+pub const DEFAULT_DIR_CACHE: usize = 256;
+
+/// What the scan saw of a file; a move goes ahead only if the file still
+/// matches. Device and inode catch a file replaced under the same name, size
+/// and modification time catch edits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fingerprint {
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time in nanoseconds since the Unix epoch (negative
+    /// before 1970; `i128` cannot overflow).
+    pub mtime_ns: i128,
+    /// `st_dev` of the filesystem holding the file.
+    pub dev: u64,
+    /// `st_ino` of the file.
+    pub ino: u64,
+}
+
+impl Fingerprint {
+    /// From cap-std metadata (not following symlinks is the caller's choice).
+    pub fn of(meta: &cap_std::fs::Metadata) -> Fingerprint {
+        Fingerprint {
+            size: meta.size(),
+            mtime_ns: Self::nanos(meta.mtime(), meta.mtime_nsec()),
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }
+    }
+
+    /// From std metadata, e.g. a walkdir entry's.
+    pub fn from_std(meta: &std::fs::Metadata) -> Fingerprint {
+        use std::os::unix::fs::MetadataExt as _;
+        Fingerprint {
+            size: meta.size(),
+            mtime_ns: Self::nanos(meta.mtime(), meta.mtime_nsec()),
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }
+    }
+
+    /// `secs * 1e9 + nsec`, as stored in [`Fingerprint::mtime_ns`].
+    pub fn nanos(secs: i64, nsec: i64) -> i128 {
+        i128::from(secs) * 1_000_000_000 + i128::from(nsec)
+    }
+
+    pub(crate) fn from_stat(st: &Stat) -> Fingerprint {
+        Fingerprint {
+            size: st.size,
+            mtime_ns: Self::nanos(st.mtime.0, st.mtime.1),
+            dev: st.dev,
+            ino: st.ino,
+        }
+    }
+}
+
+/// Why a move did not happen. In every case nothing was overwritten and the
+/// source is where it was (or, for [`MoveError::Io`] after a cross-device
+/// copy, see [`copy_across_devices`](super::copy_across_devices)).
+#[derive(Debug, thiserror::Error)]
+pub enum MoveError {
+    /// The source no longer exists.
+    #[error("source file is missing")]
+    SourceMissing,
+    /// The source differs from its fingerprint, or changed while it was
+    /// being copied across devices.
+    #[error("source changed since the scan")]
+    SourceChanged,
+    /// The source is a symlink, directory or special file where a regular
+    /// file was expected.
+    #[error("source is not a regular file")]
+    NotARegularFile,
+    /// Something already exists at the destination; it was left untouched.
+    #[error("destination already exists")]
+    DestinationExists,
+    /// A path leads outside the user's root (through a symlink).
+    #[error("path leads outside the storage root")]
+    Escape,
+    /// Any other I/O failure.
+    #[error("I/O error: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl MoveError {
+    /// A short human reason, recorded on the file's record.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            MoveError::SourceMissing => "source file is missing",
+            MoveError::SourceChanged => "source changed since the scan",
+            MoveError::NotARegularFile => "source is not a regular file",
+            MoveError::DestinationExists => "destination already exists",
+            MoveError::Escape => "path leads outside the storage root",
+            MoveError::Io(e) => io_reason(e),
+        }
+    }
+
+    /// The API error for a move requested through request field `field`.
+    pub fn into_app_error(self, field: &str) -> AppError {
+        match self {
+            MoveError::Escape => AppError::InvalidArgument {
+                field: field.to_owned(),
+                description: "leads outside your storage root".into(),
+                reason: ErrorReason::PathEscape,
+            },
+            MoveError::NotARegularFile => AppError::invalid(field, "is not a regular file"),
+            MoveError::SourceMissing => AppError::not_found(field),
+            MoveError::DestinationExists => AppError::AlreadyExists {
+                reason: ErrorReason::AlreadyExists,
+                message: "the destination already exists".into(),
+            },
+            MoveError::SourceChanged => AppError::FailedPrecondition {
+                message: "the file changed since it was scanned".into(),
+            },
+            MoveError::Io(e) => super::io_error_into_app(e, field),
+        }
+    }
+
+    /// Maps an error from opening a path on the *source* side.
+    pub(crate) fn from_source_io(e: io::Error) -> MoveError {
+        if super::is_escape(&e) {
+            MoveError::Escape
+        } else if e.kind() == io::ErrorKind::NotFound {
+            MoveError::SourceMissing
+        } else {
+            MoveError::Io(e)
+        }
+    }
+
+    /// Maps an error from opening a path on the *destination* side.
+    pub(crate) fn from_dest_io(e: io::Error) -> MoveError {
+        if super::is_escape(&e) {
+            MoveError::Escape
+        } else {
+            MoveError::Io(e)
+        }
+    }
+}
+
+fn io_reason(e: &io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::EACCES | libc::EPERM) => "permission denied",
+        Some(libc::ENOSPC) => "no space left on device",
+        Some(libc::EDQUOT) => "disk quota exceeded",
+        Some(libc::EROFS) => "read-only filesystem",
+        Some(libc::EIO) => "input/output error",
+        Some(libc::ENOTDIR) => "a path component is not a directory",
+        Some(libc::ENAMETOOLONG) => "file name too long",
+        Some(libc::EMLINK) => "too many links",
+        Some(libc::EBUSY) => "file is busy",
+        Some(libc::ENOENT) => "a path component is missing",
+        _ if e.kind() == io::ErrorKind::InvalidData => "copy verification failed",
+        _ => "I/O error",
+    }
+}
+
+/// Moves `src_dir/src_name` to `dst_dir/dst_name` without replacing
+/// anything. Both names must be single components (callers get them from
+/// [`UserPath::split_last`]). `ENOENT` is returned as `Io` for the caller to
+/// interpret (missing source, or a deleted cached directory).
+pub(crate) fn move_entry(
+    src_dir: impl AsFd,
+    src_name: &str,
+    dst_dir: impl AsFd,
+    dst_name: &str,
+    expect: Option<&Fingerprint>,
+) -> Result<(), MoveError> {
+    let (src_dir, dst_dir) = (src_dir.as_fd(), dst_dir.as_fd());
+    match rustix::fs::renameat_with(src_dir, src_name, dst_dir, dst_name, RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(Errno::EXIST) => Err(MoveError::DestinationExists),
+        Err(Errno::XDEV) => {
+            super::copy::copy_inner(src_dir, src_name, dst_dir, dst_name, expect, &mut || {})
+        }
+        Err(err @ (Errno::INVAL | Errno::NOSYS)) => {
+            // EINVAL also means "a directory into its own subtree"; linkat
+            // cannot help directories anyway.
+            match sys::lstat_at(src_dir, src_name) {
+                Ok(st) if !is_dir(&st) => {
+                    link_then_unlink(src_dir, src_name, dst_dir, dst_name, expect)
+                }
+                _ => Err(MoveError::Io(err.into())),
+            }
+        }
+        Err(e) => Err(MoveError::Io(e.into())),
+    }
+}
+
+fn is_dir(st: &Stat) -> bool {
+    rustix::fs::FileType::from_raw_mode(st.mode as _) == rustix::fs::FileType::Directory
+}
+
+/// The move for filesystems without `RENAME_NOREPLACE`: `linkat` fails with
+/// `EEXIST` rather than replacing, then the source name is unlinked. Not
+/// atomic (a crash in between leaves two names for one inode, nothing lost).
+pub(crate) fn link_then_unlink(
+    src_dir: impl AsFd,
+    src_name: &str,
+    dst_dir: impl AsFd,
+    dst_name: &str,
+    expect: Option<&Fingerprint>,
+) -> Result<(), MoveError> {
+    let (src_dir, dst_dir) = (src_dir.as_fd(), dst_dir.as_fd());
+    match rustix::fs::linkat(src_dir, src_name, dst_dir, dst_name, AtFlags::empty()) {
+        Ok(()) => {}
+        Err(Errno::EXIST) => return Err(MoveError::DestinationExists),
+        Err(Errno::XDEV) => {
+            return super::copy::copy_inner(
+                src_dir,
+                src_name,
+                dst_dir,
+                dst_name,
+                expect,
+                &mut || {},
+            );
+        }
+        Err(e) => return Err(MoveError::Io(e.into())),
+    }
+    let linked = sys::lstat_at(dst_dir, dst_name)?;
+    if let Err(e) = sys::unlink_at(src_dir, src_name) {
+        // Leave things as they were: one name, the source's.
+        let _ = sys::unlink_if_same(dst_dir, dst_name, &linked);
+        return Err(MoveError::Io(e));
+    }
+    Ok(())
+}
+
+/// Checks the source (not following a final symlink) against `expect`.
+pub(crate) fn check_source(
+    dir: impl AsFd,
+    name: &str,
+    expect: &Fingerprint,
+) -> Result<(), MoveError> {
+    let st = sys::lstat_at(dir, name).map_err(MoveError::from_source_io)?;
+    if !st.is_regular() {
+        return Err(MoveError::NotARegularFile);
+    }
+    if Fingerprint::from_stat(&st) != *expect {
+        return Err(MoveError::SourceChanged);
+    }
+    Ok(())
+}
+
+/// Moves many files inside one [`UserRoot`], reusing opened parent
+/// directories. Create one per batch of moves (it borrows the root).
+pub struct Mover<'r> {
+    root: &'r UserRoot,
+    /// Opened parents by path; at most `capacity` entries.
+    cache: HashMap<UserPath, Arc<Dir>>,
+    /// Insertion order, for FIFO eviction.
+    order: VecDeque<UserPath>,
+    capacity: usize,
+}
+
+impl<'r> Mover<'r> {
+    /// A mover caching up to [`DEFAULT_DIR_CACHE`] directories.
+    pub fn new(root: &'r UserRoot) -> Mover<'r> {
+        Mover::with_capacity(root, DEFAULT_DIR_CACHE)
+    }
+
+    /// A mover caching up to `capacity` directories (0 disables the cache).
+    /// Each entry holds one file descriptor.
+    pub fn with_capacity(root: &'r UserRoot, capacity: usize) -> Mover<'r> {
+        Mover {
+            root,
+            cache: HashMap::with_capacity(capacity.min(DEFAULT_DIR_CACHE)),
+            order: VecDeque::new(),
+            capacity,
+        }
+    }
+
+    /// Renames `from` to `to` (file, directory or symlink) without ever
+    /// replacing an existing `to`; creates `to`'s parent directories as
+    /// needed. See [`UserRoot::rename_noreplace`].
+    pub fn rename_noreplace(&mut self, from: &UserPath, to: &UserPath) -> Result<(), MoveError> {
+        self.run(from, to, None)
+    }
+
+    /// Moves the regular file `from` to `to` if it still matches `expect`.
+    /// See [`UserRoot::move_file`].
+    pub fn move_file(
+        &mut self,
+        from: &UserPath,
+        to: &UserPath,
+        expect: &Fingerprint,
+    ) -> Result<(), MoveError> {
+        self.run(from, to, Some(expect))
+    }
+
+    /// Removes the directory `p` if it is empty (see
+    /// [`UserRoot::remove_dir_if_empty`]) and drops it from the cache.
+    pub fn remove_dir_if_empty(&mut self, p: &UserPath) -> io::Result<bool> {
+        self.forget(p);
+        self.root.remove_dir_if_empty(p)
+    }
+
+    /// Drops cached directories at or under `p` (after renaming or removing
+    /// a directory by other means).
+    pub fn forget(&mut self, p: &UserPath) {
+        self.cache.retain(|k, _| !k.starts_with(p));
+        self.order.retain(|k| !k.starts_with(p));
+    }
+
+    /// Closes every cached directory.
+    pub fn clear(&mut self) {
+        self.cache.clear();
+        self.order.clear();
+    }
+
+    fn run(
+        &mut self,
+        from: &UserPath,
+        to: &UserPath,
+        expect: Option<&Fingerprint>,
+    ) -> Result<(), MoveError> {
+        let cannot = |what: &str| {
+            MoveError::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("cannot move {what} the storage root itself"),
+            ))
+        };
+        let (from_parent, from_name) = from.split_last().ok_or_else(|| cannot("from"))?;
+        let (to_parent, to_name) = to.split_last().ok_or_else(|| cannot("onto"))?;
+        let mut retried = false;
+        loop {
+            let (src, src_cached) = self
+                .open_cached(&from_parent)
+                .map_err(MoveError::from_source_io)?;
+            let (r, dst_cached) = self.attempt(&src, from_name, &to_parent, to_name, expect);
+            let vanished = match &r {
+                Err(MoveError::SourceMissing) => true,
+                Err(MoveError::Io(e)) => e.raw_os_error() == Some(libc::ENOENT),
+                _ => false,
+            };
+            if !vanished {
+                return r;
+            }
+            if !retried && (src_cached || dst_cached) {
+                // A cached directory may have been deleted since: reopen once.
+                retried = true;
+                self.forget(&from_parent);
+                self.forget(&to_parent);
+                continue;
+            }
+            // Freshly opened directories: tell a vanished source from the rest.
+            return match (&r, sys::lstat_at(&*src, from_name)) {
+                (Err(MoveError::Io(_)), Err(e)) if e.kind() == io::ErrorKind::NotFound => {
+                    Err(MoveError::SourceMissing)
+                }
+                _ => r,
+            };
+        }
+    }
+
+    /// One try with the given source parent; also says whether the
+    /// destination parent came from the cache.
+    fn attempt(
+        &mut self,
+        src: &Dir,
+        from_name: &str,
+        to_parent: &UserPath,
+        to_name: &str,
+        expect: Option<&Fingerprint>,
+    ) -> (Result<(), MoveError>, bool) {
+        if let Some(expect) = expect
+            && let Err(e) = check_source(src, from_name, expect)
+        {
+            return (Err(e), false);
+        }
+        match self.dest_parent(to_parent) {
+            Ok((dst, dst_cached)) => (
+                move_entry(src, from_name, &*dst, to_name, expect),
+                dst_cached,
+            ),
+            Err(e) => (Err(e), false),
+        }
+    }
+
+    /// The destination parent, created (with its ancestors) if missing.
+    fn dest_parent(&mut self, p: &UserPath) -> Result<(Arc<Dir>, bool), MoveError> {
+        match self.open_cached(p) {
+            Ok(found) => Ok(found),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.root
+                    .create_dir_all(p)
+                    .map_err(MoveError::from_dest_io)?;
+                self.open_cached(p).map_err(MoveError::from_dest_io)
+            }
+            Err(e) => Err(MoveError::from_dest_io(e)),
+        }
+    }
+
+    /// Returns the opened directory and whether it came from the cache.
+    fn open_cached(&mut self, p: &UserPath) -> io::Result<(Arc<Dir>, bool)> {
+        if let Some(dir) = self.cache.get(p) {
+            return Ok((Arc::clone(dir), true));
+        }
+        let dir = Arc::new(self.root.open_dir(p)?);
+        if self.capacity > 0 {
+            if self.cache.len() >= self.capacity
+                && let Some(old) = self.order.pop_front()
+            {
+                self.cache.remove(&old);
+            }
+            self.cache.insert(p.clone(), Arc::clone(&dir));
+            self.order.push_back(p.clone());
+        }
+        Ok((dir, false))
+    }
+
+    #[cfg(test)]
+    pub(crate) fn cached(&self) -> usize {
+        self.cache.len()
+    }
+}

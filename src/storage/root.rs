@@ -1,0 +1,695 @@
+//! [`UserRoot`]: one user's storage directory, `STORAGE_ROOT/<user-id>/`,
+//! held as a cap-std [`Dir`].
+//!
+//! The directory is opened once with ambient authority (`O_NOFOLLOW`, so the
+//! user directory itself cannot be a planted symlink); every later access is
+//! relative to that descriptor. See the [module docs](super) for how paths are
+//! confined and why the last component is handled with raw `*at` calls.
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use cap_std::fs::{Dir, File, Metadata};
+use rustix::fs::{AtFlags, Mode, OFlags};
+use rustix::io::Errno;
+
+use super::mover::{Fingerprint, MoveError, Mover};
+use super::path::UserPath;
+use super::{TEMP_PREFIX, classify, sys};
+
+/// A user's storage, rooted by construction: it can only reach what lies
+/// beneath its directory.
+#[derive(Debug)]
+pub struct UserRoot {
+    /// The root directory (an `O_PATH` descriptor).
+    dir: Dir,
+    /// Absolute path of the root, for walkdir and messages only.
+    path: PathBuf,
+    /// Whose root this is.
+    user_id: uuid::Uuid,
+}
+
+impl UserRoot {
+    /// Opens `storage_root/<user_id>/`, creating it (mode 0700, and
+    /// `storage_root` too if needed) when missing. This is the only place
+    /// the storage layer uses ambient authority.
+    pub fn open(storage_root: &Path, user_id: uuid::Uuid) -> io::Result<UserRoot> {
+        let path = std::path::absolute(storage_root)?.join(user_id.to_string());
+        match std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&path)
+        {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        let fd: OwnedFd = rustix::fs::open(
+            &path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(UserRoot {
+            dir: Dir::from_std_file(std::fs::File::from(fd)),
+            path,
+            user_id,
+        })
+    }
+
+    /// Absolute path of the root (for the scanner, which walks with walkdir).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The user this root belongs to.
+    pub fn user_id(&self) -> uuid::Uuid {
+        self.user_id
+    }
+
+    /// The root directory itself.
+    pub fn dir(&self) -> &Dir {
+        &self.dir
+    }
+
+    /// Metadata of `p` without following a final symlink.
+    pub fn symlink_metadata(&self, p: &UserPath) -> io::Result<Metadata> {
+        if p.is_root() {
+            return self.dir.dir_metadata();
+        }
+        self.dir.symlink_metadata(p.fs_path()).map_err(classify)
+    }
+
+    /// Metadata of `p`, following symlinks that stay inside the root.
+    pub fn metadata(&self, p: &UserPath) -> io::Result<Metadata> {
+        if p.is_root() {
+            return self.dir.dir_metadata();
+        }
+        self.dir.metadata(p.fs_path()).map_err(classify)
+    }
+
+    /// Whether something (anything, a dangling symlink included) has the
+    /// name `p`: the question to ask before claiming a name.
+    pub fn exists(&self, p: &UserPath) -> io::Result<bool> {
+        match self.symlink_metadata(p) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Scan-time identity of the file at `p` (not following a final symlink).
+    pub fn fingerprint(&self, p: &UserPath) -> io::Result<Fingerprint> {
+        self.symlink_metadata(p).map(|m| Fingerprint::of(&m))
+    }
+
+    /// Opens the directory `p`. A symlink on the way that leads outside the
+    /// root is an error for which [`is_escape`](super::is_escape) holds.
+    pub fn open_dir(&self, p: &UserPath) -> io::Result<Dir> {
+        if p.is_root() {
+            return self.dir.try_clone();
+        }
+        self.dir.open_dir(p.fs_path()).map_err(classify)
+    }
+
+    /// Opens the regular file `p` for reading. A final symlink is refused
+    /// (`O_NOFOLLOW`: [`is_symlink_refused`](super::is_symlink_refused)), and
+    /// so is anything but a regular file (`InvalidInput`).
+    pub fn open_read(&self, p: &UserPath) -> io::Result<File> {
+        let (parent, name) = p.split_last().ok_or_else(not_a_file)?;
+        let parent = self.open_dir(&parent)?;
+        let fd = sys::open_read_nofollow(&parent, name)?;
+        if !sys::fstat(&fd)?.is_regular() {
+            return Err(not_a_file());
+        }
+        Ok(File::from_std(std::fs::File::from(fd)))
+    }
+
+    /// The blake3 hash of the regular file `p`, streamed.
+    pub fn hash_file(&self, p: &UserPath) -> io::Result<blake3::Hash> {
+        let mut file = self.open_read(p)?;
+        let mut hasher = blake3::Hasher::new();
+        hasher.update_reader(&mut file)?;
+        Ok(hasher.finalize())
+    }
+
+    /// Creates `p` and its missing ancestors. New directories are made
+    /// durable (their parent is fsynced), so a file later moved into them
+    /// cannot lose its directory in a crash.
+    pub fn create_dir_all(&self, p: &UserPath) -> io::Result<()> {
+        let Some((parent, name)) = p.split_last() else {
+            return Ok(());
+        };
+        match self.open_dir(p) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        self.create_dir_all(&parent)?;
+        let parent_dir = self.open_dir(&parent)?;
+        match rustix::fs::mkdirat(&parent_dir, name, Mode::from_raw_mode(0o777)) {
+            Ok(()) => sys::fsync_dir(&parent_dir),
+            // Created concurrently, or a non-directory is in the way: let
+            // open_dir tell which.
+            Err(Errno::EXIST) => self.open_dir(p).map(drop),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes the directory `p` if it is empty. `Ok(true)` if removed,
+    /// `Ok(false)` if not empty or already gone. Never the root.
+    pub fn remove_dir_if_empty(&self, p: &UserPath) -> io::Result<bool> {
+        let Some((parent, name)) = p.split_last() else {
+            return Ok(false);
+        };
+        let parent_dir = match self.open_dir(&parent) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        match rustix::fs::unlinkat(&parent_dir, name, AtFlags::REMOVEDIR) {
+            Ok(()) => Ok(true),
+            Err(Errno::NOTEMPTY | Errno::EXIST | Errno::NOENT) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Renames `from` to `to` (any kind of entry) without ever replacing an
+    /// existing `to`, creating `to`'s parent directories as needed.
+    ///
+    /// Both parents are opened with cap-std (`openat2(RESOLVE_BENEATH)`), then
+    /// `renameat2(RENAME_NOREPLACE)` runs on single-component names. `EEXIST`
+    /// → [`MoveError::DestinationExists`]; `EXDEV` → a verified copy
+    /// ([`copy_across_devices`](super::copy_across_devices)); `EINVAL` (no
+    /// `renameat2` flags, e.g. NFS) → link + unlink. A symlink leading outside
+    /// the root on either side → [`MoveError::Escape`]. For many moves use a
+    /// [`Mover`], which reuses opened directories.
+    pub fn rename_noreplace(&self, from: &UserPath, to: &UserPath) -> Result<(), MoveError> {
+        Mover::with_capacity(self, 0).rename_noreplace(from, to)
+    }
+
+    /// Moves the regular file `from` to `to` if it still matches the scan:
+    /// gone → [`MoveError::SourceMissing`]; a symlink or not a regular file
+    /// → [`MoveError::NotARegularFile`]; size, mtime, device or inode differ
+    /// → [`MoveError::SourceChanged`]; then as
+    /// [`rename_noreplace`](Self::rename_noreplace).
+    pub fn move_file(
+        &self,
+        from: &UserPath,
+        to: &UserPath,
+        expect: &Fingerprint,
+    ) -> Result<(), MoveError> {
+        Mover::with_capacity(self, 0).move_file(from, to, expect)
+    }
+
+    /// A [`Mover`] for many moves in this root.
+    pub fn mover(&self) -> Mover<'_> {
+        Mover::new(self)
+    }
+
+    /// Removes leftover temporary files (`.fileorg-tmp-*`, regular files
+    /// only) of copies interrupted by a crash, anywhere under the root, and
+    /// returns how many. Run it when no operation is moving files in this
+    /// root (it would remove an in-flight copy's temp file, failing that
+    /// move without harm). Unreadable directories are skipped.
+    pub fn sweep_temp_files(&self) -> usize {
+        let mut removed = 0;
+        // Relative paths rather than open descriptors: bounded fd use on wide trees.
+        let mut pending = vec![PathBuf::from(".")];
+        while let Some(rel) = pending.pop() {
+            let dir = match self.dir.open_dir(&rel) {
+                Ok(dir) => dir,
+                Err(e) => {
+                    tracing::debug!(dir = %rel.display(), error = %e, "sweep: skipping directory");
+                    continue;
+                }
+            };
+            let Ok(entries) = dir.entries() else { continue };
+            for entry in entries.flatten() {
+                let Ok(kind) = entry.file_type() else {
+                    continue;
+                };
+                let name = entry.file_name();
+                if kind.is_dir() {
+                    pending.push(rel.join(&name));
+                } else if kind.is_file() && name.as_bytes().starts_with(TEMP_PREFIX.as_bytes()) {
+                    match rustix::fs::unlinkat(&dir, name.as_os_str(), AtFlags::empty()) {
+                        Ok(()) => removed += 1,
+                        Err(e) => tracing::warn!(
+                            dir = %rel.display(),
+                            error = %e,
+                            "sweep: could not remove a temporary file"
+                        ),
+                    }
+                }
+            }
+        }
+        removed
+    }
+}
+
+fn not_a_file() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, "is not a regular file")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::error::AppError;
+    use crate::pb::fileorganizer::v1::ErrorReason;
+    use crate::storage::{io_error_into_app, is_escape, is_symlink_refused};
+
+    /// A temp dir holding `storage/` (the storage root) and `outside/` (a
+    /// directory no user path may reach), plus the user's root.
+    struct Fixture {
+        _tmp: tempfile::TempDir,
+        outside: PathBuf,
+        root: UserRoot,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let tmp = tempfile::tempdir().unwrap();
+            let outside = tmp.path().join("outside");
+            fs::create_dir(&outside).unwrap();
+            fs::write(outside.join("secret.txt"), b"secret").unwrap();
+            let root = UserRoot::open(&tmp.path().join("storage"), uuid::Uuid::new_v4()).unwrap();
+            Fixture {
+                _tmp: tmp,
+                outside,
+                root,
+            }
+        }
+
+        fn abs(&self, rel: &str) -> PathBuf {
+            self.root.path().join(rel)
+        }
+
+        fn write(&self, rel: &str, contents: &[u8]) {
+            let p = self.abs(rel);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, contents).unwrap();
+        }
+
+        fn read(&self, rel: &str) -> Vec<u8> {
+            fs::read(self.abs(rel)).unwrap()
+        }
+
+        /// Names directly in `outside/`, sorted.
+        fn outside_names(&self) -> Vec<String> {
+            let mut v: Vec<String> = fs::read_dir(&self.outside)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            v.sort();
+            v
+        }
+    }
+
+    fn p(s: &str) -> UserPath {
+        UserPath::parse(s).unwrap()
+    }
+
+    #[test]
+    fn open_creates_a_private_root() {
+        let f = Fixture::new();
+        let meta = fs::symlink_metadata(f.root.path()).unwrap();
+        assert!(meta.is_dir());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+        assert!(f.root.path().is_absolute());
+        assert!(f.root.path().ends_with(f.root.user_id().to_string()));
+        // Opening again reuses the directory.
+        let again = UserRoot::open(f.root.path().parent().unwrap(), f.root.user_id()).unwrap();
+        assert_eq!(again.path(), f.root.path());
+    }
+
+    #[test]
+    fn open_refuses_a_symlinked_user_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let storage = tmp.path().join("storage");
+        fs::create_dir(&storage).unwrap();
+        let user = uuid::Uuid::new_v4();
+        symlink(tmp.path(), storage.join(user.to_string())).unwrap();
+        // O_PATH|O_NOFOLLOW opens the link itself, which O_DIRECTORY refuses.
+        let err = UserRoot::open(&storage, user).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOTDIR), "{err}");
+    }
+
+    #[test]
+    fn rename_moves_into_a_new_nested_directory() {
+        let f = Fixture::new();
+        f.write("inbox/a.txt", b"alpha");
+        f.root
+            .rename_noreplace(&p("inbox/a.txt"), &p("Documents/2024/05/a.txt"))
+            .unwrap();
+        assert_eq!(f.read("Documents/2024/05/a.txt"), b"alpha");
+        assert!(!f.abs("inbox/a.txt").exists());
+        // Renaming a directory works too.
+        f.root
+            .rename_noreplace(&p("Documents"), &p("Docs"))
+            .unwrap();
+        assert_eq!(f.read("Docs/2024/05/a.txt"), b"alpha");
+    }
+
+    #[test]
+    fn rename_never_overwrites() {
+        let f = Fixture::new();
+        f.write("a.txt", b"mine");
+        f.write("dest/a.txt", b"already there");
+        let err = f
+            .root
+            .rename_noreplace(&p("a.txt"), &p("dest/a.txt"))
+            .unwrap_err();
+        assert!(matches!(err, MoveError::DestinationExists), "{err:?}");
+        assert_eq!(err.reason(), "destination already exists");
+        assert_eq!(f.read("a.txt"), b"mine");
+        assert_eq!(f.read("dest/a.txt"), b"already there");
+        // Not onto a directory, nor onto a dangling symlink either.
+        fs::create_dir(f.abs("dir")).unwrap();
+        symlink("nowhere", f.abs("dangling")).unwrap();
+        for target in ["dir", "dangling"] {
+            let err = f
+                .root
+                .rename_noreplace(&p("a.txt"), &p(target))
+                .unwrap_err();
+            assert!(
+                matches!(err, MoveError::DestinationExists),
+                "{target}: {err:?}"
+            );
+        }
+        assert!(
+            fs::symlink_metadata(f.abs("dangling"))
+                .unwrap()
+                .is_symlink()
+        );
+        assert_eq!(f.read("a.txt"), b"mine");
+    }
+
+    #[test]
+    fn rename_refuses_a_destination_through_a_symlink_outside() {
+        let f = Fixture::new();
+        f.write("a.txt", b"mine");
+        symlink(&f.outside, f.abs("abs_link")).unwrap();
+        symlink("../../outside", f.abs("rel_link")).unwrap();
+        for to in [
+            "abs_link/a.txt",
+            "rel_link/a.txt",
+            "abs_link/new/deeper/a.txt",
+            "rel_link/new/a.txt",
+        ] {
+            let err = f.root.rename_noreplace(&p("a.txt"), &p(to)).unwrap_err();
+            assert!(matches!(err, MoveError::Escape), "{to}: {err:?}");
+            let AppError::InvalidArgument { reason, field, .. } = err.into_app_error("destination")
+            else {
+                panic!("expected InvalidArgument");
+            };
+            assert_eq!(
+                (reason, field.as_str()),
+                (ErrorReason::PathEscape, "destination")
+            );
+        }
+        assert_eq!(f.outside_names(), ["secret.txt"]);
+        assert_eq!(f.read("a.txt"), b"mine");
+        // create_dir_all cannot be used to reach outside either.
+        let err = f.root.create_dir_all(&p("rel_link/made")).unwrap_err();
+        assert!(is_escape(&err), "{err}");
+        assert_eq!(f.outside_names(), ["secret.txt"]);
+    }
+
+    #[test]
+    fn rename_refuses_a_source_through_a_symlink_outside() {
+        let f = Fixture::new();
+        symlink(&f.outside, f.abs("abs_link")).unwrap();
+        symlink("../../outside", f.abs("rel_link")).unwrap();
+        for from in ["abs_link/secret.txt", "rel_link/secret.txt"] {
+            let err = f
+                .root
+                .rename_noreplace(&p(from), &p("stolen.txt"))
+                .unwrap_err();
+            assert!(matches!(err, MoveError::Escape), "{from}: {err:?}");
+        }
+        assert!(!f.abs("stolen.txt").exists());
+        assert_eq!(fs::read(f.outside.join("secret.txt")).unwrap(), b"secret");
+        // Moving the symlink itself is fine: it is an entry of the root.
+        f.root
+            .rename_noreplace(&p("abs_link"), &p("links/l"))
+            .unwrap();
+        assert!(fs::symlink_metadata(f.abs("links/l")).unwrap().is_symlink());
+        assert_eq!(fs::read(f.outside.join("secret.txt")).unwrap(), b"secret");
+    }
+
+    #[test]
+    fn symlinks_inside_the_root_are_followed_only_when_relative() {
+        let f = Fixture::new();
+        f.write("real/x.txt", b"x");
+        symlink("real", f.abs("rel_inside")).unwrap();
+        symlink(f.abs("real"), f.abs("abs_inside")).unwrap();
+        assert_eq!(
+            f.root.hash_file(&p("rel_inside/x.txt")).unwrap(),
+            blake3::hash(b"x")
+        );
+        let err = f.root.open_read(&p("abs_inside/x.txt")).unwrap_err();
+        assert!(is_escape(&err), "{err}");
+    }
+
+    #[test]
+    fn reads_refuse_symlinks_to_outside() {
+        let f = Fixture::new();
+        symlink(f.outside.join("secret.txt"), f.abs("file_link")).unwrap();
+        symlink("../../outside/secret.txt", f.abs("rel_file_link")).unwrap();
+        symlink(&f.outside, f.abs("dir_link")).unwrap();
+        for final_link in ["file_link", "rel_file_link"] {
+            let err = f.root.open_read(&p(final_link)).unwrap_err();
+            assert!(is_symlink_refused(&err), "{final_link}: {err}");
+            let AppError::InvalidArgument { reason, .. } = io_error_into_app(err, "path") else {
+                panic!("expected InvalidArgument");
+            };
+            assert_eq!(reason, ErrorReason::PathEscape);
+            assert!(f.root.hash_file(&p(final_link)).is_err());
+        }
+        let err = f.root.open_read(&p("dir_link/secret.txt")).unwrap_err();
+        assert!(is_escape(&err), "{err}");
+        let AppError::InvalidArgument { reason, field, .. } = io_error_into_app(err, "source_path")
+        else {
+            panic!("expected InvalidArgument");
+        };
+        assert_eq!(
+            (reason, field.as_str()),
+            (ErrorReason::PathEscape, "source_path")
+        );
+        for path in ["dir_link", "dir_link/secret.txt"] {
+            assert!(is_escape(&f.root.open_dir(&p(path)).unwrap_err()), "{path}");
+        }
+        assert!(is_escape(&f.root.metadata(&p("file_link")).unwrap_err()));
+        assert!(is_escape(
+            &f.root
+                .symlink_metadata(&p("dir_link/secret.txt"))
+                .unwrap_err()
+        ));
+        // lstat of the link itself is fine: it is inside.
+        assert!(
+            f.root
+                .symlink_metadata(&p("file_link"))
+                .unwrap()
+                .is_symlink()
+        );
+    }
+
+    #[test]
+    fn open_read_refuses_directories_and_fifos() {
+        let f = Fixture::new();
+        fs::create_dir(f.abs("d")).unwrap();
+        rustix::fs::mkfifoat(rustix::fs::CWD, f.abs("fifo"), Mode::from_raw_mode(0o600)).unwrap();
+        for path in ["d", "fifo", ""] {
+            let err = f.root.open_read(&p(path)).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{path}: {err}");
+        }
+    }
+
+    #[test]
+    fn metadata_exists_hash_and_directories() {
+        let f = Fixture::new();
+        f.write("a/b.txt", b"hello");
+        symlink("nowhere", f.abs("dangling")).unwrap();
+        assert!(f.root.exists(&p("a/b.txt")).unwrap());
+        assert!(f.root.exists(&p("dangling")).unwrap());
+        assert!(!f.root.exists(&p("a/nope")).unwrap());
+        assert!(f.root.exists(&UserPath::root()).unwrap());
+        assert_eq!(f.root.metadata(&p("a/b.txt")).unwrap().len(), 5);
+        assert!(f.root.metadata(&UserPath::root()).unwrap().is_dir());
+        assert_eq!(
+            f.root.hash_file(&p("a/b.txt")).unwrap(),
+            blake3::hash(b"hello")
+        );
+        let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        f.write("big.bin", &big);
+        assert_eq!(f.root.hash_file(&p("big.bin")).unwrap(), blake3::hash(&big));
+
+        f.root.create_dir_all(&p("x/y/z")).unwrap();
+        f.root.create_dir_all(&p("x/y/z")).unwrap();
+        assert!(f.abs("x/y/z").is_dir());
+        let err = f.root.create_dir_all(&p("a/b.txt/c")).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOTDIR), "{err}");
+        assert!(!f.root.remove_dir_if_empty(&p("x/y")).unwrap());
+        assert!(f.root.remove_dir_if_empty(&p("x/y/z")).unwrap());
+        assert!(!f.root.remove_dir_if_empty(&p("x/y/z")).unwrap());
+        assert!(!f.root.remove_dir_if_empty(&UserPath::root()).unwrap());
+        assert!(f.abs("x/y").is_dir());
+    }
+
+    fn set_mtime(path: &Path, t: SystemTime) {
+        fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    }
+
+    #[test]
+    fn move_file_checks_the_fingerprint() {
+        let f = Fixture::new();
+        f.write("a.txt", b"one");
+        let fp = f.root.fingerprint(&p("a.txt")).unwrap();
+        assert_eq!(fp.size, 3);
+
+        // Same size, other mtime.
+        let t = SystemTime::UNIX_EPOCH + Duration::new(1_500_000_000, 5);
+        set_mtime(&f.abs("a.txt"), t);
+        let err = f.root.move_file(&p("a.txt"), &p("b.txt"), &fp).unwrap_err();
+        assert!(matches!(err, MoveError::SourceChanged), "{err:?}");
+        assert_eq!(err.reason(), "source changed since the scan");
+
+        // Other size, same mtime.
+        let fp = f.root.fingerprint(&p("a.txt")).unwrap();
+        f.write("a.txt", b"one more");
+        set_mtime(&f.abs("a.txt"), t);
+        let err = f.root.move_file(&p("a.txt"), &p("b.txt"), &fp).unwrap_err();
+        assert!(matches!(err, MoveError::SourceChanged), "{err:?}");
+
+        // Replaced by another inode with the same size and mtime.
+        let fp = f.root.fingerprint(&p("a.txt")).unwrap();
+        f.write("other.txt", b"ONE MORE");
+        set_mtime(&f.abs("other.txt"), t);
+        fs::rename(f.abs("other.txt"), f.abs("a.txt")).unwrap();
+        let err = f.root.move_file(&p("a.txt"), &p("b.txt"), &fp).unwrap_err();
+        assert!(matches!(err, MoveError::SourceChanged), "{err:?}");
+        assert!(!f.abs("b.txt").exists());
+
+        // Unchanged: moves.
+        let fp = f.root.fingerprint(&p("a.txt")).unwrap();
+        f.root
+            .move_file(&p("a.txt"), &p("sorted/b.txt"), &fp)
+            .unwrap();
+        assert_eq!(f.read("sorted/b.txt"), b"ONE MORE");
+        assert_eq!(f.root.fingerprint(&p("sorted/b.txt")).unwrap(), fp);
+    }
+
+    #[test]
+    fn move_file_reports_missing_and_non_regular_sources() {
+        let f = Fixture::new();
+        f.write("a.txt", b"a");
+        let fp = f.root.fingerprint(&p("a.txt")).unwrap();
+        fs::remove_file(f.abs("a.txt")).unwrap();
+        for from in ["a.txt", "gone/a.txt"] {
+            let err = f.root.move_file(&p(from), &p("b.txt"), &fp).unwrap_err();
+            assert!(matches!(err, MoveError::SourceMissing), "{from}: {err:?}");
+        }
+        let err = f
+            .root
+            .rename_noreplace(&p("a.txt"), &p("b.txt"))
+            .unwrap_err();
+        assert!(matches!(err, MoveError::SourceMissing), "{err:?}");
+
+        symlink(f.outside.join("secret.txt"), f.abs("link")).unwrap();
+        let fp = f.root.fingerprint(&p("link")).unwrap();
+        let err = f.root.move_file(&p("link"), &p("b.txt"), &fp).unwrap_err();
+        assert!(matches!(err, MoveError::NotARegularFile), "{err:?}");
+        fs::create_dir(f.abs("dir")).unwrap();
+        let fp = f.root.fingerprint(&p("dir")).unwrap();
+        let err = f.root.move_file(&p("dir"), &p("b"), &fp).unwrap_err();
+        assert!(matches!(err, MoveError::NotARegularFile), "{err:?}");
+        assert!(!f.abs("b.txt").exists() && !f.abs("b").exists());
+
+        let err = f
+            .root
+            .rename_noreplace(&UserPath::root(), &p("x"))
+            .unwrap_err();
+        assert!(matches!(err, MoveError::Io(_)), "{err:?}");
+    }
+
+    #[test]
+    fn mover_caches_a_bounded_number_of_directories() {
+        let f = Fixture::new();
+        for i in 0..10 {
+            f.write(&format!("in{i}/f.txt"), format!("{i}").as_bytes());
+        }
+        let mut mover = Mover::with_capacity(&f.root, 4);
+        for i in 0..10 {
+            let from = p(&format!("in{i}/f.txt"));
+            let fp = f.root.fingerprint(&from).unwrap();
+            mover
+                .move_file(&from, &p(&format!("out/{i}.txt")), &fp)
+                .unwrap();
+            assert!(mover.cached() <= 4);
+        }
+        for i in 0..10 {
+            assert_eq!(f.read(&format!("out/{i}.txt")), format!("{i}").as_bytes());
+            assert!(mover.remove_dir_if_empty(&p(&format!("in{i}"))).unwrap());
+        }
+
+        // A cached directory deleted and recreated behind the mover's back.
+        fs::remove_dir_all(f.abs("out")).unwrap();
+        f.write("x.txt", b"x");
+        mover
+            .rename_noreplace(&p("x.txt"), &p("out/x.txt"))
+            .unwrap();
+        assert_eq!(f.read("out/x.txt"), b"x");
+        // Stale source directory: the file is reported missing, nothing else happens.
+        let err = mover
+            .rename_noreplace(&p("in0/f.txt"), &p("out/y.txt"))
+            .unwrap_err();
+        assert!(matches!(err, MoveError::SourceMissing), "{err:?}");
+        mover.clear();
+        assert_eq!(mover.cached(), 0);
+    }
+
+    #[test]
+    fn sweep_removes_planted_temp_files_and_nothing_else() {
+        let f = Fixture::new();
+        let tmp = format!("{TEMP_PREFIX}0123");
+        f.write(&tmp, b"partial");
+        f.write(&format!("a/b/{TEMP_PREFIX}4567"), b"partial");
+        f.write(&format!("a/{TEMP_PREFIX}"), b"partial");
+        f.write("a/keep.txt", b"keep");
+        f.write("a/.fileorg-tmp", b"keep: no dash");
+        f.write("a/x.fileorg-tmp-1", b"keep: not a prefix");
+        fs::create_dir_all(f.abs(&format!("{TEMP_PREFIX}dir"))).unwrap();
+        f.write(&format!("{TEMP_PREFIX}dir/keep.txt"), b"keep");
+        symlink(
+            f.outside.join("secret.txt"),
+            f.abs(&format!("{TEMP_PREFIX}link")),
+        )
+        .unwrap();
+        let outside_tmp = f.outside.join(format!("{TEMP_PREFIX}outside"));
+        fs::write(&outside_tmp, b"not ours").unwrap();
+        symlink(&f.outside, f.abs("out_link")).unwrap();
+
+        assert_eq!(f.root.sweep_temp_files(), 3);
+        assert_eq!(f.root.sweep_temp_files(), 0);
+        assert!(!f.abs(&tmp).exists());
+        assert!(!f.abs(&format!("a/b/{TEMP_PREFIX}4567")).exists());
+        assert_eq!(f.read("a/keep.txt"), b"keep");
+        assert!(f.abs("a/.fileorg-tmp").exists());
+        assert!(f.abs("a/x.fileorg-tmp-1").exists());
+        assert_eq!(f.read(&format!("{TEMP_PREFIX}dir/keep.txt")), b"keep");
+        assert!(fs::symlink_metadata(f.abs(&format!("{TEMP_PREFIX}link"))).is_ok());
+        assert!(outside_tmp.exists());
+    }
+}

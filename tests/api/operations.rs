@@ -1,0 +1,905 @@
+//! OperationService and the organize engine, on real files and Postgres.
+
+use std::{
+    os::unix::ffi::OsStrExt,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use fileorganizer::{
+    db::models::FileRecord,
+    pb::fileorganizer::v1::{self as pb, OperationState},
+    schema::file_records,
+};
+use tonic::Code;
+
+use crate::common::{
+    Options, TestApp, assert_code, bad_field, bearer,
+    tree::{self, Entry},
+};
+
+/// A registered user with their storage folder.
+pub struct User {
+    pub token: String,
+    pub root: PathBuf,
+}
+
+pub async fn user(app: &TestApp, label: &str) -> User {
+    let session = app.register(&TestApp::email(label)).await;
+    let id = session.user.unwrap().id;
+    let root = app.state.config.storage_root.join(&id);
+    std::fs::create_dir_all(&root).unwrap();
+    User {
+        token: session.access_token,
+        root,
+    }
+}
+
+pub async fn create(app: &TestApp, user: &User, operation: pb::Operation) -> pb::Operation {
+    app.operations()
+        .create_operation(bearer(
+            pb::CreateOperationRequest {
+                operation: Some(operation),
+                request_id: String::new(),
+            },
+            &user.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+pub fn organize(source: &str) -> pb::Operation {
+    pb::Operation {
+        source_path: source.into(),
+        remove_empty_dirs: true,
+        ..Default::default()
+    }
+}
+
+/// Polls until the operation is in one of `states`.
+pub async fn wait_for(
+    app: &TestApp,
+    user: &User,
+    name: &str,
+    states: &[OperationState],
+) -> pb::Operation {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let op = app
+            .operations()
+            .get_operation(bearer(
+                pb::GetOperationRequest { name: name.into() },
+                &user.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        if states.iter().any(|s| *s as i32 == op.state) {
+            return op;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "operation stuck: {op:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub async fn records(app: &TestApp, name: &str) -> Vec<FileRecord> {
+    let id = uuid::Uuid::parse_str(name.trim_start_matches("operations/")).unwrap();
+    let mut conn = app.db().await;
+    file_records::table
+        .filter(file_records::operation_id.eq(id))
+        .order(file_records::seq.asc())
+        .select(FileRecord::as_select())
+        .load(&mut conn)
+        .await
+        .unwrap()
+}
+
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0";
+
+/// The test tree under `root/inbox` plus a secret outside the user's root.
+fn build_tree(root: &Path, outside: &Path) {
+    tree::write(root, "inbox/a_photo.jpg", b"JPEG-A");
+    std::fs::hard_link(
+        root.join("inbox/a_photo.jpg"),
+        root.join("inbox/b_link.jpg"),
+    )
+    .unwrap();
+    tree::write(root, "inbox/doc.pdf", b"PDF-B");
+    tree::write(root, "inbox/Documents/doc.pdf", b"OLD-PDF"); // already in place
+    tree::write(root, "inbox/music/song.mp3", b"MP3 content C");
+    tree::write(root, "inbox/music/a_photo.jpg", b"JPEG-D"); // name conflict
+    tree::write(root, "inbox/dup1.txt", b"same text");
+    tree::write(root, "inbox/nested/dup2.txt", b"same text");
+    tree::set_mtime(root, "inbox/nested/dup2.txt", 1_000_000_000); // older: the keeper
+    tree::set_mtime(root, "inbox/dup1.txt", 1_500_000_000);
+    tree::write(root, "inbox/.hidden", b"hidden");
+    tree::write(root, "inbox/noext", PNG); // sniffed as an image
+    let odd = root
+        .join("inbox")
+        .join(std::ffi::OsStr::from_bytes(b"caf\xe9.jpg"));
+    std::fs::write(odd, b"latin-1 name").unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", root.join("inbox/escape")).unwrap();
+    std::fs::create_dir_all(outside).unwrap();
+    std::fs::write(outside.join("secret.txt"), b"outside").unwrap();
+    std::os::unix::fs::symlink(outside, root.join("inbox/linkdir")).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn organize_sorts_the_tree_and_records_every_decision() {
+    let app = TestApp::spawn().await;
+    let alice = user(&app, "organize").await;
+    let outside = app.storage.path().join("outside");
+    build_tree(&alice.root, &outside);
+    let before = tree::content_multiset(&alice.root);
+    let outside_before = tree::snapshot(&outside);
+
+    let op = create(&app, &alice, organize("inbox")).await;
+    assert_eq!(op.state, OperationState::Queued as i32);
+    assert_eq!(op.layout_template, "{category}/{name}");
+    let done = wait_for(
+        &app,
+        &alice,
+        &op.name,
+        &[OperationState::Succeeded, OperationState::Failed],
+    )
+    .await;
+    assert_eq!(done.state, OperationState::Succeeded as i32, "{done:?}");
+
+    let after = tree::snapshot(&alice.root);
+    let expected = [
+        ("inbox/Images/a_photo.jpg", tree::hash_of(b"JPEG-A")),
+        ("inbox/b_link.jpg", tree::hash_of(b"JPEG-A")),
+        ("inbox/Documents/doc.pdf", tree::hash_of(b"OLD-PDF")),
+        ("inbox/Documents/doc (1).pdf", tree::hash_of(b"PDF-B")),
+        ("inbox/Audio/song.mp3", tree::hash_of(b"MP3 content C")),
+        ("inbox/Images/a_photo (1).jpg", tree::hash_of(b"JPEG-D")),
+        ("inbox/Documents/dup1.txt", tree::hash_of(b"same text")),
+        ("inbox/Documents/dup2.txt", tree::hash_of(b"same text")),
+        ("inbox/.hidden", tree::hash_of(b"hidden")),
+        ("inbox/Images/noext", tree::hash_of(PNG)),
+        ("inbox/caf\\xe9.jpg", tree::hash_of(b"latin-1 name")),
+        ("inbox/escape", Entry::Symlink("/etc/passwd".into())),
+        ("inbox/linkdir", Entry::Symlink(outside.clone())),
+    ];
+    let expected: std::collections::BTreeMap<String, Entry> = expected
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    assert_eq!(after, expected);
+    // No file lost or overwritten; nothing outside the root touched.
+    assert_eq!(tree::content_multiset(&alice.root), before);
+    assert_eq!(tree::snapshot(&outside), outside_before);
+    // Emptied source folders were removed.
+    assert!(!alice.root.join("inbox/music").exists() && !alice.root.join("inbox/nested").exists());
+
+    let records = records(&app, &op.name).await;
+    let by_path = |p: &str| {
+        records
+            .iter()
+            .find(|r| r.original_path == p)
+            .unwrap_or_else(|| panic!("no record for {p}"))
+    };
+    for (original, new) in [
+        ("inbox/a_photo.jpg", "inbox/Images/a_photo.jpg"),
+        ("inbox/doc.pdf", "inbox/Documents/doc (1).pdf"),
+        ("inbox/music/song.mp3", "inbox/Audio/song.mp3"),
+        ("inbox/music/a_photo.jpg", "inbox/Images/a_photo (1).jpg"),
+        ("inbox/dup1.txt", "inbox/Documents/dup1.txt"),
+        ("inbox/nested/dup2.txt", "inbox/Documents/dup2.txt"),
+        ("inbox/noext", "inbox/Images/noext"),
+    ] {
+        let r = by_path(original);
+        assert_eq!(r.status, "completed", "{r:?}");
+        assert_eq!(r.new_path.as_deref(), Some(new));
+    }
+    assert_eq!(by_path("inbox/noext").category, "Images");
+    assert_eq!(by_path("inbox/music/song.mp3").category, "Audio");
+    // Duplicates: dup2 is older, so it is the keeper.
+    let keeper = by_path("inbox/nested/dup2.txt");
+    let duplicate = by_path("inbox/dup1.txt");
+    assert_eq!(duplicate.duplicate_of, Some(keeper.seq));
+    assert_eq!(keeper.duplicate_of, None);
+    assert_eq!(
+        duplicate.content_hash.as_deref(),
+        Some(blake3::hash(b"same text").as_bytes().as_slice())
+    );
+    // A file with a unique size was never read for hashing.
+    assert!(by_path("inbox/music/song.mp3").content_hash.is_none());
+    for (path, reason) in [
+        ("inbox/b_link.jpg", "hard link"),
+        ("inbox/Documents/doc.pdf", "already in place"),
+        ("inbox/escape", "symbolic link"),
+        ("inbox/linkdir", "symbolic link"),
+        ("inbox/caf\u{FFFD}.jpg", "not valid UTF-8"),
+    ] {
+        let r = by_path(path);
+        assert_eq!(r.status, "skipped", "{r:?}");
+        assert!(
+            r.reason.as_deref().unwrap_or_default().contains(reason),
+            "{r:?}"
+        );
+    }
+    assert!(!records.iter().any(|r| r.original_path.contains(".hidden")));
+
+    let counters = done.counters.unwrap();
+    assert_eq!(counters.files_moved, 7);
+    assert_eq!(counters.files_planned, 7);
+    assert_eq!(counters.duplicates_found, 1);
+    assert_eq!(counters.reclaimable_bytes, 9);
+    assert_eq!(counters.files_failed, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_changes_nothing_and_apply_rechecks_each_file() {
+    let app = TestApp::spawn().await;
+    let bob = user(&app, "dryrun").await;
+    for (path, content) in [
+        ("box/one.jpg", "1"),
+        ("box/two.pdf", "22"),
+        ("box/three.mp3", "333"),
+    ] {
+        tree::write(&bob.root, path, content.as_bytes());
+    }
+    let before = tree::snapshot(&bob.root);
+    let op = create(
+        &app,
+        &bob,
+        pb::Operation {
+            dry_run: true,
+            ..organize("box")
+        },
+    )
+    .await;
+    let planned = wait_for(
+        &app,
+        &bob,
+        &op.name,
+        &[OperationState::Planned, OperationState::Failed],
+    )
+    .await;
+    assert_eq!(planned.state, OperationState::Planned as i32);
+    assert_eq!(
+        tree::snapshot(&bob.root),
+        before,
+        "a dry run changed the disk"
+    );
+    let plan = records(&app, &op.name).await;
+    assert!(plan.iter().all(|r| r.status == "planned"));
+    assert_eq!(
+        plan.iter()
+            .find(|r| r.original_path == "box/two.pdf")
+            .unwrap()
+            .new_path
+            .as_deref(),
+        Some("box/Documents/two.pdf")
+    );
+
+    // A planned file changes before the plan is applied: it is skipped.
+    tree::write(&bob.root, "box/two.pdf", b"changed after planning");
+    app.operations()
+        .apply_operation(bearer(
+            pb::ApplyOperationRequest {
+                name: op.name.clone(),
+            },
+            &bob.token,
+        ))
+        .await
+        .unwrap();
+    let done = wait_for(
+        &app,
+        &bob,
+        &op.name,
+        &[OperationState::Succeeded, OperationState::Failed],
+    )
+    .await;
+    assert_eq!(done.state, OperationState::Succeeded as i32);
+    let after = tree::snapshot(&bob.root);
+    assert!(after.contains_key("box/Images/one.jpg") && after.contains_key("box/Audio/three.mp3"));
+    assert_eq!(
+        after["box/two.pdf"],
+        tree::hash_of(b"changed after planning")
+    );
+    let changed = records(&app, &op.name)
+        .await
+        .into_iter()
+        .find(|r| r.original_path == "box/two.pdf")
+        .unwrap();
+    assert_eq!(changed.status, "skipped");
+    assert!(changed.reason.unwrap().contains("changed"));
+
+    // Applying twice is refused.
+    let again = assert_code(
+        app.operations()
+            .apply_operation(bearer(
+                pb::ApplyOperationRequest {
+                    name: op.name.clone(),
+                },
+                &bob.token,
+            ))
+            .await,
+        Code::FailedPrecondition,
+    );
+    assert!(again.message().contains("planned"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_gives_the_same_result_as_a_direct_run() {
+    let app = TestApp::spawn().await;
+    let direct = user(&app, "direct").await;
+    let planned = user(&app, "planned").await;
+    for u in [&direct, &planned] {
+        for (path, content) in [
+            ("in/a.png", "a"),
+            ("in/b/c.docx", "cc"),
+            ("in/b/a.png", "dd"),
+            ("in/z.zip", "zz"),
+        ] {
+            tree::write(&u.root, path, content.as_bytes());
+        }
+    }
+    let op = create(&app, &direct, organize("in")).await;
+    wait_for(&app, &direct, &op.name, &[OperationState::Succeeded]).await;
+    let op = create(
+        &app,
+        &planned,
+        pb::Operation {
+            dry_run: true,
+            ..organize("in")
+        },
+    )
+    .await;
+    wait_for(&app, &planned, &op.name, &[OperationState::Planned]).await;
+    app.operations()
+        .apply_operation(bearer(
+            pb::ApplyOperationRequest {
+                name: op.name.clone(),
+            },
+            &planned.token,
+        ))
+        .await
+        .unwrap();
+    wait_for(&app, &planned, &op.name, &[OperationState::Succeeded]).await;
+    assert_eq!(tree::snapshot(&direct.root), tree::snapshot(&planned.root));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undo_restores_the_original_tree() {
+    let app = TestApp::spawn().await;
+    let carol = user(&app, "undo").await;
+    let outside = app.storage.path().join("outside-undo");
+    build_tree(&carol.root, &outside);
+    let original = tree::snapshot(&carol.root);
+
+    let op = create(&app, &carol, organize("inbox")).await;
+    wait_for(&app, &carol, &op.name, &[OperationState::Succeeded]).await;
+    assert_ne!(tree::snapshot(&carol.root), original);
+
+    let undo = app
+        .operations()
+        .undo_operation(bearer(
+            pb::UndoOperationRequest {
+                name: op.name.clone(),
+                request_id: String::new(),
+            },
+            &carol.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(undo.kind, pb::OperationKind::Undo as i32);
+    assert_eq!(undo.undo_of, op.name);
+    let undone = wait_for(
+        &app,
+        &carol,
+        &undo.name,
+        &[OperationState::Succeeded, OperationState::Failed],
+    )
+    .await;
+    assert_eq!(undone.state, OperationState::Succeeded as i32, "{undone:?}");
+    assert_eq!(undone.counters.unwrap().files_moved, 7);
+    assert_eq!(
+        tree::snapshot(&carol.root),
+        original,
+        "undo did not restore the tree"
+    );
+    // The folders the organize created are gone again.
+    assert!(!carol.root.join("inbox/Images").exists());
+    assert!(
+        records(&app, &op.name)
+            .await
+            .iter()
+            .filter(|r| r.status == "undone")
+            .count()
+            == 7
+    );
+
+    let target = app
+        .operations()
+        .get_operation(bearer(
+            pb::GetOperationRequest {
+                name: op.name.clone(),
+            },
+            &carol.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(target.undone_by, undo.name);
+    // A second undo is refused, and so is undoing an undo.
+    assert_code(
+        app.operations()
+            .undo_operation(bearer(
+                pb::UndoOperationRequest {
+                    name: op.name.clone(),
+                    request_id: String::new(),
+                },
+                &carol.token,
+            ))
+            .await,
+        Code::AlreadyExists,
+    );
+    assert_code(
+        app.operations()
+            .undo_operation(bearer(
+                pb::UndoOperationRequest {
+                    name: undo.name.clone(),
+                    request_id: String::new(),
+                },
+                &carol.token,
+            ))
+            .await,
+        Code::FailedPrecondition,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undo_never_overwrites_a_file_that_took_the_original_place() {
+    let app = TestApp::spawn().await;
+    let dave = user(&app, "undo-conflict").await;
+    tree::write(&dave.root, "in/report.pdf", b"v1");
+    let op = create(&app, &dave, organize("in")).await;
+    wait_for(&app, &dave, &op.name, &[OperationState::Succeeded]).await;
+    tree::write(&dave.root, "in/report.pdf", b"a new file with the old name");
+    let undo = app
+        .operations()
+        .undo_operation(bearer(
+            pb::UndoOperationRequest {
+                name: op.name.clone(),
+                request_id: String::new(),
+            },
+            &dave.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let done = wait_for(
+        &app,
+        &dave,
+        &undo.name,
+        &[OperationState::Succeeded, OperationState::Failed],
+    )
+    .await;
+    assert_eq!(done.counters.unwrap().files_failed, 1);
+    let snapshot = tree::snapshot(&dave.root);
+    assert_eq!(
+        snapshot["in/report.pdf"],
+        tree::hash_of(b"a new file with the old name")
+    );
+    assert_eq!(snapshot["in/Documents/report.pdf"], tree::hash_of(b"v1"));
+    let record = records(&app, &op.name).await.pop().unwrap();
+    assert_eq!(record.status, "completed");
+    assert!(record.reason.unwrap().contains("occupied"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_midway_then_undo_restores_everything() {
+    let app = TestApp::spawn_with(Options {
+        env: vec![("MOVES_PER_SECOND", "400".into())],
+        ..Default::default()
+    })
+    .await;
+    let erin = user(&app, "cancel").await;
+    for i in 0..1200 {
+        tree::write(
+            &erin.root,
+            &format!("big/{:02}/file{i}.txt", i % 20),
+            format!("content {i}").as_bytes(),
+        );
+    }
+    let original = tree::snapshot(&erin.root);
+    let op = create(&app, &erin, organize("big")).await;
+    // Wait until some files have moved, then cancel.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = app
+            .operations()
+            .get_operation(bearer(
+                pb::GetOperationRequest {
+                    name: op.name.clone(),
+                },
+                &erin.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        if now.counters.as_ref().is_some_and(|c| c.files_moved >= 100) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never started moving: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let cancelling = app
+        .operations()
+        .cancel_operation(bearer(
+            pb::CancelOperationRequest {
+                name: op.name.clone(),
+            },
+            &erin.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        [
+            OperationState::Cancelling as i32,
+            OperationState::Cancelled as i32
+        ]
+        .contains(&cancelling.state),
+        "{cancelling:?}"
+    );
+    let cancelled = wait_for(
+        &app,
+        &erin,
+        &op.name,
+        &[OperationState::Cancelled, OperationState::Succeeded],
+    )
+    .await;
+    assert_eq!(cancelled.state, OperationState::Cancelled as i32);
+    let moved = cancelled.counters.unwrap().files_moved;
+    assert!(moved > 0 && moved < 1200, "moved {moved}");
+    // Records agree with the disk: what moved is recorded as moved.
+    let recs = records(&app, &op.name).await;
+    assert_eq!(
+        recs.iter().filter(|r| r.status == "completed").count() as i64,
+        moved
+    );
+    for r in &recs {
+        let at_new = r
+            .new_path
+            .as_ref()
+            .is_some_and(|p| erin.root.join(p).exists());
+        let at_old = erin.root.join(&r.original_path).exists();
+        assert!(
+            at_new ^ at_old,
+            "{r:?} is in {} places",
+            at_new as u8 + at_old as u8
+        );
+        assert_eq!(r.status == "completed", at_new, "{r:?}");
+    }
+
+    let undo = app
+        .operations()
+        .undo_operation(bearer(
+            pb::UndoOperationRequest {
+                name: op.name.clone(),
+                request_id: String::new(),
+            },
+            &erin.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    wait_for(&app, &erin, &undo.name, &[OperationState::Succeeded]).await;
+    assert_eq!(tree::snapshot(&erin.root), original);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paths_leaving_the_root_are_rejected() {
+    let app = TestApp::spawn().await;
+    let frank = user(&app, "escape").await;
+    let outside = app.storage.path().join("outside-escape");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("keep.txt"), b"keep").unwrap();
+    std::os::unix::fs::symlink(&outside, frank.root.join("out")).unwrap();
+    tree::write(&frank.root, "in/x.txt", b"x");
+    let cases: Vec<(pb::Operation, &str)> = vec![
+        (organize("../"), "operation.source_path"),
+        (organize("in/../../x"), "operation.source_path"),
+        (organize("/etc"), "operation.source_path"),
+        (organize("in\0"), "operation.source_path"),
+        (organize("out"), "operation.source_path"),
+        (organize("missing"), "operation.source_path"),
+        (
+            pb::Operation {
+                destination_path: "../elsewhere".into(),
+                ..organize("in")
+            },
+            "operation.destination_path",
+        ),
+        (
+            pb::Operation {
+                destination_path: "out/inside".into(),
+                ..organize("in")
+            },
+            "operation.destination_path",
+        ),
+        (
+            pb::Operation {
+                layout_template: "{category}/../{name}".into(),
+                ..organize("in")
+            },
+            "operation.layout_template",
+        ),
+        (
+            pb::Operation {
+                layout_template: "{nonsense}".into(),
+                ..organize("in")
+            },
+            "operation.layout_template",
+        ),
+        (
+            pb::Operation {
+                exclude_globs: vec!["[".into()],
+                ..organize("in")
+            },
+            "operation.exclude_globs",
+        ),
+    ];
+    for (operation, field) in cases {
+        let status = assert_code(
+            app.operations()
+                .create_operation(bearer(
+                    pb::CreateOperationRequest {
+                        operation: Some(operation.clone()),
+                        request_id: String::new(),
+                    },
+                    &frank.token,
+                ))
+                .await,
+            Code::InvalidArgument,
+        );
+        assert_eq!(bad_field(&status), field, "{operation:?}: {status:?}");
+    }
+    assert_eq!(std::fs::read(outside.join("keep.txt")).unwrap(), b"keep");
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_users_operations_are_not_found() {
+    let app = TestApp::spawn().await;
+    let alice = user(&app, "owner").await;
+    let mallory = user(&app, "intruder").await;
+    tree::write(&alice.root, "mine/a.txt", b"a");
+    let op = create(
+        &app,
+        &alice,
+        pb::Operation {
+            dry_run: true,
+            ..organize("mine")
+        },
+    )
+    .await;
+    wait_for(&app, &alice, &op.name, &[OperationState::Planned]).await;
+    let missing = format!("operations/{}", uuid::Uuid::new_v4());
+    for name in [op.name.clone(), missing] {
+        let ops = app.operations();
+        let token = &mallory.token;
+        let results = [
+            ops.clone()
+                .get_operation(bearer(
+                    pb::GetOperationRequest { name: name.clone() },
+                    token,
+                ))
+                .await
+                .map(|_| ()),
+            ops.clone()
+                .cancel_operation(bearer(
+                    pb::CancelOperationRequest { name: name.clone() },
+                    token,
+                ))
+                .await
+                .map(|_| ()),
+            ops.clone()
+                .apply_operation(bearer(
+                    pb::ApplyOperationRequest { name: name.clone() },
+                    token,
+                ))
+                .await
+                .map(|_| ()),
+            ops.clone()
+                .undo_operation(bearer(
+                    pb::UndoOperationRequest {
+                        name: name.clone(),
+                        request_id: String::new(),
+                    },
+                    token,
+                ))
+                .await
+                .map(|_| ()),
+            ops.clone()
+                .watch_operation(bearer(
+                    pb::WatchOperationRequest { name: name.clone() },
+                    token,
+                ))
+                .await
+                .map(|_| ()),
+        ];
+        for result in results {
+            let status = result.unwrap_err();
+            assert_eq!(status.code(), Code::NotFound, "{status:?}");
+            assert_eq!(status.message(), format!("{name} not found"));
+        }
+    }
+    let listed = app
+        .operations()
+        .list_operations(bearer(pb::ListOperationsRequest::default(), &mallory.token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.operations.is_empty());
+    // Alice's plan is intact.
+    let mine = app
+        .operations()
+        .get_operation(bearer(
+            pb::GetOperationRequest {
+                name: op.name.clone(),
+            },
+            &alice.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(mine.state, OperationState::Planned as i32);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_filters_by_state_and_pages_newest_first() {
+    let app = TestApp::spawn().await;
+    let gina = user(&app, "list").await;
+    tree::write(&gina.root, "l/a.txt", b"a");
+    let mut names = Vec::new();
+    for _ in 0..3 {
+        let op = create(
+            &app,
+            &gina,
+            pb::Operation {
+                dry_run: true,
+                ..organize("l")
+            },
+        )
+        .await;
+        wait_for(&app, &gina, &op.name, &[OperationState::Planned]).await;
+        names.push(op.name);
+    }
+    let page = |token: String| {
+        let mut ops = app.operations();
+        let t = gina.token.clone();
+        async move {
+            ops.list_operations(bearer(
+                pb::ListOperationsRequest {
+                    page_size: 2,
+                    page_token: token,
+                    ..Default::default()
+                },
+                &t,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+        }
+    };
+    let first = page(String::new()).await;
+    let second = page(first.next_page_token.clone()).await;
+    let listed: Vec<String> = first
+        .operations
+        .iter()
+        .chain(&second.operations)
+        .map(|o| o.name.clone())
+        .collect();
+    names.reverse();
+    assert_eq!(listed, names);
+    assert!(second.next_page_token.is_empty());
+    let succeeded = app
+        .operations()
+        .list_operations(bearer(
+            pb::ListOperationsRequest {
+                state: OperationState::Succeeded as i32,
+                ..Default::default()
+            },
+            &gina.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(succeeded.operations.is_empty());
+    let bad = assert_code(
+        app.operations()
+            .list_operations(bearer(
+                pb::ListOperationsRequest {
+                    state: 99,
+                    ..Default::default()
+                },
+                &gina.token,
+            ))
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(bad_field(&bad), "state");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_streams_growing_counters_until_the_end() {
+    let app = TestApp::spawn_with(Options {
+        env: vec![("MOVES_PER_SECOND", "500".into())],
+        ..Default::default()
+    })
+    .await;
+    let hana = user(&app, "watch").await;
+    for i in 0..400 {
+        tree::write(
+            &hana.root,
+            &format!("w/f{i}.txt"),
+            format!("{i}").as_bytes(),
+        );
+    }
+    let op = create(&app, &hana, organize("w")).await;
+    let mut stream = app
+        .operations()
+        .watch_operation(bearer(
+            pb::WatchOperationRequest {
+                name: op.name.clone(),
+            },
+            &hana.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut snapshots = Vec::new();
+    while let Some(snapshot) = tokio::time::timeout(Duration::from_secs(60), stream.message())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        snapshots.push(snapshot);
+    }
+    let last = snapshots.last().unwrap();
+    assert_eq!(last.state, OperationState::Succeeded as i32);
+    assert_eq!(last.counters.unwrap().files_moved, 400);
+    assert!(snapshots.len() >= 3, "only {} snapshots", snapshots.len());
+    for pair in snapshots.windows(2) {
+        let (a, b) = (pair[0].counters.unwrap(), pair[1].counters.unwrap());
+        assert!(
+            b.files_moved >= a.files_moved && b.files_scanned >= a.files_scanned,
+            "{a:?} -> {b:?}"
+        );
+    }
+    assert!(
+        snapshots
+            .iter()
+            .any(|s| s.state == OperationState::Applying as i32)
+    );
+    // Reconnecting after the end gives the final snapshot at once.
+    let mut again = app
+        .operations()
+        .watch_operation(bearer(
+            pb::WatchOperationRequest {
+                name: op.name.clone(),
+            },
+            &hana.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let only = again.message().await.unwrap().unwrap();
+    assert_eq!(only.state, OperationState::Succeeded as i32);
+    assert!(again.message().await.unwrap().is_none());
+}
