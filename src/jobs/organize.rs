@@ -269,6 +269,12 @@ async fn apply_phase(
 ) -> anyhow::Result<Option<Interrupted>> {
     let op = &ctx.operation;
     ctx.set_phase("applying", "apply").await?;
+    // Temp files of a cross-device copy cut short by a crash.
+    let sweep_root = root.clone();
+    let swept = tokio::task::spawn_blocking(move || sweep_root.sweep_temp_files()).await?;
+    if swept > 0 {
+        tracing::info!(operation = %op.id, swept, "removed temp files left by an interrupted copy");
+    }
     let mut conn = ctx.state.db.get().await?;
     let mut cursor: i64 = crate::schema::operations::table
         .find(op.id)

@@ -7,6 +7,7 @@ mod grpc_web;
 mod migrations;
 mod operations;
 mod readme;
+mod recovery;
 mod reflection;
 mod rest;
 mod system;

@@ -69,7 +69,7 @@ async fn migrations_apply_revert_and_reapply() {
 
     assert_eq!(
         fileorganizer::db::run_migrations(&url).await.unwrap().len(),
-        6
+        7
     );
 
     use diesel_async::AsyncConnection;

@@ -139,13 +139,13 @@ async fn health_has_security_headers_and_unknown_routes_are_refused() {
 
     // Not implemented yet: 501, not a silent 200.
     let token = app.register(&TestApp::email("ops")).await.access_token;
-    let operations = http
-        .get(envoy.url("/api/v1/operations"))
+    let categories = http
+        .get(envoy.url("/api/v1/categories"))
         .bearer_auth(&token)
         .send()
         .await
         .unwrap();
-    assert_eq!(operations.status(), StatusCode::NOT_IMPLEMENTED);
+    assert_eq!(categories.status(), StatusCode::NOT_IMPLEMENTED);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -174,4 +174,116 @@ async fn native_grpc_passes_through_envoy() {
         .unwrap()
         .into_inner();
     assert_eq!(probe.status, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operations_over_rest_with_server_sent_progress() {
+    use crate::common::{Options, tree};
+    let app = TestApp::spawn_with(Options {
+        env: vec![("MOVES_PER_SECOND", "400".into())],
+        ..Default::default()
+    })
+    .await;
+    let envoy = Envoy::start(app.addr.port()).await;
+    let http = reqwest::Client::new();
+    let session = app.register(&TestApp::email("rest-ops")).await;
+    let token = session.access_token;
+    let root = app.state.config.storage_root.join(session.user.unwrap().id);
+    for i in 0..200 {
+        tree::write(&root, &format!("in/f{i}.txt"), format!("{i}").as_bytes());
+    }
+
+    let created = http
+        .post(envoy.url("/api/v1/operations"))
+        .bearer_auth(&token)
+        .json(&json!({ "source_path": "in", "kind": "OPERATION_KIND_ORGANIZE" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::OK);
+    let created: Value = created.json().await.unwrap();
+    let name = created["name"].as_str().unwrap().to_string();
+    assert_eq!(created["state"], "OPERATION_STATE_QUEUED");
+    assert_eq!(created["counters"]["files_moved"], "0");
+
+    // Progress as server-sent events until the end.
+    let watch = http
+        .get(envoy.url(&format!("/api/v1/{name}:watch")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(watch.status(), StatusCode::OK);
+    assert!(
+        watch.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let body = tokio::time::timeout(std::time::Duration::from_secs(60), watch.text())
+        .await
+        .unwrap()
+        .unwrap();
+    let events: Vec<Value> = body
+        .split("\n\n")
+        .filter_map(|e| e.trim().strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert!(events.len() >= 2, "{body}");
+    let moved: Vec<i64> = events
+        .iter()
+        .map(|e| {
+            e["counters"]["files_moved"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert!(moved.windows(2).all(|w| w[0] <= w[1]), "{moved:?}");
+    let last = events.last().unwrap();
+    assert_eq!(last["state"], "OPERATION_STATE_SUCCEEDED");
+    assert_eq!(last["counters"]["files_moved"], "200");
+
+    let fetched: Value = http
+        .get(envoy.url(&format!("/api/v1/{name}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(fetched["state"], "OPERATION_STATE_SUCCEEDED");
+
+    // Another user: 404 with a JSON error, as for an id that does not exist.
+    let other = app
+        .register(&TestApp::email("rest-other"))
+        .await
+        .access_token;
+    let foreign = http
+        .get(envoy.url(&format!("/api/v1/{name}")))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), StatusCode::NOT_FOUND);
+    let error: Value = foreign.json().await.unwrap();
+    assert_eq!(error["code"], 5);
+    // Bad input names its field: 400.
+    let bad = http
+        .post(envoy.url("/api/v1/operations"))
+        .bearer_auth(&token)
+        .json(&json!({ "source_path": "../etc" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let bad: Value = bad.json().await.unwrap();
+    assert!(
+        bad["message"]
+            .as_str()
+            .unwrap()
+            .contains("operation.source_path")
+    );
 }

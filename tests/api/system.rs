@@ -176,18 +176,26 @@ async fn storage_that_cannot_be_written_is_unhealthy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unimplemented_rpcs_say_so() {
+    use fileorganizer::pb::fileorganizer::v1::file_service_client::FileServiceClient;
     let app = TestApp::spawn().await;
     let token = app.register(&TestApp::email("unimpl")).await.access_token;
+    let files = || {
+        FileServiceClient::new(
+            tonic::transport::Channel::from_shared(format!("http://{}", app.addr))
+                .unwrap()
+                .connect_lazy(),
+        )
+    };
     assert_code(
-        app.operations()
-            .list_operations(bearer(pb::ListOperationsRequest::default(), &token))
+        files()
+            .list_categories(bearer(pb::ListCategoriesRequest::default(), &token))
             .await,
         Code::Unimplemented,
     );
     // Still behind authentication.
     assert_code(
-        app.operations()
-            .list_operations(pb::ListOperationsRequest::default())
+        files()
+            .list_categories(pb::ListCategoriesRequest::default())
             .await,
         Code::Unauthenticated,
     );

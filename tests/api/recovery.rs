@@ -1,0 +1,161 @@
+//! Crash recovery: a `fileorg worker` process is killed with SIGKILL in the
+//! middle of an operation, several times; fresh processes reclaim the job
+//! once its heartbeat is stale, reconcile the journal with the disk and
+//! finish. At every point each file is in exactly one place, and at the end
+//! the records agree with the disk and no content was lost.
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use fileorganizer::pb::fileorganizer::v1::{self as pb, OperationState};
+
+use crate::{
+    common::{JWT_SECRET, Options, TestApp, tree},
+    operations::{User, create, organize, records, user, wait_for},
+};
+
+fn spawn_worker(app: &TestApp, throttled: bool) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_fileorg"))
+        .args(["worker", "--count", "1"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("ENVIRONMENT", "test")
+        .env("DATABASE_URL", &app.database_url)
+        .env("STORAGE_ROOT", &app.state.config.storage_root)
+        .env("DATA_DIR", app.storage.path().join("worker-data"))
+        .env("JWT_SECRET_KEY", JWT_SECRET)
+        .env("JOB_HEARTBEAT_MS", "200")
+        .env("JOB_STALE_AFTER_MS", "1000")
+        .env("JOB_POLL_MS", "100")
+        .env("MOVES_PER_SECOND", if throttled { "600" } else { "0" })
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start fileorg worker")
+}
+
+/// Every journaled file is at its original path or its new path, never both
+/// and never neither.
+async fn assert_each_file_in_one_place(app: &TestApp, user: &User, name: &str) {
+    for r in records(app, name).await {
+        if r.status == "skipped" {
+            continue;
+        }
+        let at_old = user.root.join(&r.original_path).exists();
+        let at_new = r
+            .new_path
+            .as_ref()
+            .is_some_and(|p| user.root.join(p).exists());
+        assert!(
+            at_old ^ at_new,
+            "{r:?}: at original {at_old}, at new {at_new}"
+        );
+        if r.status == "completed" {
+            assert!(
+                at_new,
+                "{r:?} is recorded as moved but is not at its new path"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_operation_is_recovered_without_loss() {
+    let app = TestApp::spawn_with(Options {
+        env: vec![
+            ("WORKERS", "0".into()),
+            ("JOB_STALE_AFTER_MS", "1000".into()),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let ivan = user(&app, "crash").await;
+    let files = 1500;
+    for i in 0..files {
+        let ext = ["jpg", "pdf", "mp3", "txt", "zip"][i % 5];
+        tree::write(
+            &ivan.root,
+            &format!("data/{:02}/file{i}.{ext}", i % 30),
+            format!("payload {i}").as_bytes(),
+        );
+    }
+    let before = tree::content_multiset(&ivan.root);
+    let op = create(&app, &ivan, organize("data")).await;
+
+    // Kill at different points: while planning or early in the moves, in
+    // the middle, and later.
+    let mut moved_at_kill = Vec::new();
+    for kill_after in [
+        Duration::from_millis(400),
+        Duration::from_millis(1400),
+        Duration::from_millis(1200),
+    ] {
+        let mut worker = spawn_worker(&app, true);
+        tokio::time::sleep(kill_after).await;
+        worker.kill().expect("SIGKILL"); // Child::kill sends SIGKILL
+        worker.wait().unwrap();
+        assert_eq!(
+            tree::content_multiset(&ivan.root),
+            before,
+            "content lost after SIGKILL"
+        );
+        assert_each_file_in_one_place(&app, &ivan, &op.name).await;
+        let on_disk = records(&app, &op.name)
+            .await
+            .iter()
+            .filter(|r| {
+                r.new_path
+                    .as_ref()
+                    .is_some_and(|p| ivan.root.join(p).exists())
+            })
+            .count();
+        moved_at_kill.push(on_disk);
+    }
+    assert!(
+        moved_at_kill.iter().any(|&m| m > 0 && m < files),
+        "no kill landed in the middle of the moves: {moved_at_kill:?}"
+    );
+    let moved_before_last = app
+        .operations()
+        .get_operation(crate::common::bearer(
+            pb::GetOperationRequest {
+                name: op.name.clone(),
+            },
+            &ivan.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        moved_before_last.state != OperationState::Succeeded as i32,
+        "the operation finished before the last kill; slow it down"
+    );
+
+    // A fresh worker reclaims the stale job and finishes it.
+    let mut worker = spawn_worker(&app, false);
+    let done = wait_for(
+        &app,
+        &ivan,
+        &op.name,
+        &[OperationState::Succeeded, OperationState::Failed],
+    )
+    .await;
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    assert_eq!(done.state, OperationState::Succeeded as i32, "{done:?}");
+    assert_eq!(tree::content_multiset(&ivan.root), before);
+    assert_each_file_in_one_place(&app, &ivan, &op.name).await;
+    let recs = records(&app, &op.name).await;
+    assert_eq!(recs.len(), files);
+    assert!(
+        recs.iter().all(|r| r.status == "completed"),
+        "{:?}",
+        recs.iter().find(|r| r.status != "completed")
+    );
+    assert_eq!(done.counters.unwrap().files_moved, files as i64);
+    // Nothing is left in the old folders.
+    assert!(!ivan.root.join("data/00").exists());
+}
