@@ -60,6 +60,9 @@ pub struct Config {
     pub database_pool_size: u32,
     /// `REDIS_URL`: optional; without it caching and shared limits are off.
     pub redis_url: Option<String>,
+    /// `REDIS_KEY_PREFIX` (default `fileorg:`): namespace of every Redis key
+    /// and channel, so several deployments (or tests) can share one Redis.
+    pub redis_key_prefix: String,
     /// `JWT_SECRET_KEY`: HMAC key for access tokens (see [`Config::from_lookup`]).
     pub jwt_secret: Vec<u8>,
     /// `JWT_ISSUER` / `JWT_AUDIENCE`: the `iss` and `aud` claims.
@@ -256,6 +259,7 @@ impl Config {
             database_url,
             database_pool_size: parse(&get, "DATABASE_POOL_SIZE", 16u32, 1..=1000)?,
             redis_url,
+            redis_key_prefix: get("REDIS_KEY_PREFIX").unwrap_or_else(|| "fileorg:".into()),
             jwt_secret,
             jwt_issuer: get("JWT_ISSUER").unwrap_or_else(|| "fileorganizer".into()),
             jwt_audience: get("JWT_AUDIENCE").unwrap_or_else(|| "fileorganizer-api".into()),

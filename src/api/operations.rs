@@ -16,7 +16,7 @@ use crate::{
     },
     engine::template::{DEFAULT_TEMPLATE, Template},
     error::{AppError, AppResult},
-    jobs::{MaxWith, OperationOptions, organize::glob_set},
+    jobs::{MaxWith, OperationOptions, hub, organize::glob_set},
     pagination,
     pb::fileorganizer::v1::{self as pb, operation_service_server::OperationService},
     state::AppState,
@@ -306,6 +306,7 @@ impl Operations {
         }
         let mut conn = self.state.db.get().await?;
         let op = db::operations::request_cancel(&mut conn, &op).await?;
+        self.state.progress.cancel_local(op.id);
         self.to_pb(&op).await
     }
 
@@ -399,6 +400,13 @@ impl Operations {
         tokio::spawn(async move {
             let id = op.id;
             let mut live = state.progress.subscribe(id);
+            let mut remote = hub::subscribe_redis(
+                state.config.redis_url.as_deref(),
+                &state.config.redis_key_prefix,
+                id,
+            )
+            .await;
+            let mut last_live = tokio::time::Instant::now() - Duration::from_secs(60);
             let mut shutdown = state.shutting_down.clone();
             let mut last: Option<pb::OperationCounters> = None;
             let mut snapshot = convert::snapshot(&op);
@@ -422,15 +430,23 @@ impl Operations {
                         changed = live.changed() => {
                             if changed.is_err() { break; }
                             next = live.borrow_and_update().clone();
+                            last_live = tokio::time::Instant::now();
                             // ~10 a second at most.
                             tokio::time::sleep(Duration::from_millis(100)).await;
                         }
+                        message = next_remote(&mut remote) => match message {
+                            Some(snapshot) => {
+                                next = Some(snapshot);
+                                last_live = tokio::time::Instant::now();
+                            }
+                            None => remote = None,
+                        },
                         _ = poll.tick() => {
                             let Ok(mut conn) = state.db.get().await else { continue };
                             if let Ok(Some(row)) = db::operations::find(&mut conn, id).await {
                                 let polled = convert::snapshot(&row);
-                                // Live snapshots are fresher while the job runs here.
-                                if is_resting(polled.state) || live.borrow().is_none() {
+                                // Live snapshots are fresher while they flow.
+                                if is_resting(polled.state) || last_live.elapsed() > Duration::from_secs(2) {
                                     next = Some(polled);
                                 }
                             }
@@ -445,6 +461,17 @@ impl Operations {
             }
         });
         Ok(Box::pin(ReceiverStream::new(rx)))
+    }
+}
+
+type RemoteSnapshots = Option<Pin<Box<dyn Stream<Item = pb::WatchOperationResponse> + Send>>>;
+
+/// The next snapshot from Redis; never resolves without a subscription.
+async fn next_remote(remote: &mut RemoteSnapshots) -> Option<pb::WatchOperationResponse> {
+    use tokio_stream::StreamExt;
+    match remote {
+        Some(stream) => stream.next().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -221,3 +221,44 @@ pub async fn record_batch(
     })
     .await
 }
+
+/// Totals of an operation's journal by status.
+#[derive(Debug, Default, Clone, Copy, diesel::QueryableByName)]
+pub struct StatusTotals {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub moved: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub moved_bytes: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub skipped: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub failed: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub planned: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub undone: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub undone_bytes: i64,
+}
+
+/// Counts the journal by status (one aggregate query), so counters can be
+/// rebuilt exactly from the journal after an interruption.
+pub async fn status_totals(
+    conn: &mut AsyncPgConnection,
+    operation_id: Uuid,
+) -> QueryResult<StatusTotals> {
+    diesel::sql_query(
+        "SELECT
+            count(*) FILTER (WHERE status IN ('completed', 'duplicate')) AS moved,
+            coalesce(sum(size_bytes) FILTER (WHERE status IN ('completed', 'duplicate')), 0)::bigint AS moved_bytes,
+            count(*) FILTER (WHERE status = 'skipped') AS skipped,
+            count(*) FILTER (WHERE status = 'failed') AS failed,
+            count(*) FILTER (WHERE status = 'planned') AS planned,
+            count(*) FILTER (WHERE status = 'undone') AS undone,
+            coalesce(sum(size_bytes) FILTER (WHERE status = 'undone'), 0)::bigint AS undone_bytes
+         FROM file_records WHERE operation_id = $1",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(operation_id)
+    .get_result(conn)
+    .await
+}

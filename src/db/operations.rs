@@ -240,9 +240,22 @@ pub async fn set_state(
 ) -> QueryResult<Operation> {
     let now = Utc::now();
     let finished = FINAL_STATES.contains(&state) || state == "planned";
+    // While a job is still working, a pending cancel keeps showing as
+    // `cancelling` (the worker stops at its next file).
+    let state_sql = if ACTIVE_STATES.contains(&state) {
+        diesel::dsl::sql::<diesel::sql_types::Text>(
+            "CASE WHEN cancel_requested THEN 'cancelling' ELSE ",
+        )
+        .bind::<diesel::sql_types::Text, _>(state.to_string())
+        .sql(" END")
+    } else {
+        diesel::dsl::sql::<diesel::sql_types::Text>("")
+            .bind::<diesel::sql_types::Text, _>(state.to_string())
+            .sql("")
+    };
     diesel::update(operations::table.find(id))
         .set((
-            operations::state.eq(state),
+            operations::state.eq(state_sql),
             operations::phase.eq(phase),
             operations::updated_at.eq(now),
             operations::finished_at.eq(finished.then_some(now)),

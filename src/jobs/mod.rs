@@ -198,6 +198,7 @@ async fn run_job(state: &AppState, op: Operation, worker_id: &str) -> anyhow::Re
         abandoned: Default::default(),
         phase: Arc::new(std::sync::Mutex::new((op.state.clone(), "scan"))),
     });
+    state.progress.register(op.id, progress.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let heartbeat = tokio::spawn(heartbeat_loop(ctx.clone(), stop_rx.clone()));
     let publisher = tokio::spawn(publish_loop(ctx.clone(), stop_rx));
@@ -207,6 +208,7 @@ async fn run_job(state: &AppState, op: Operation, worker_id: &str) -> anyhow::Re
         _ => organize::run(&ctx).await,
     };
     let _ = stop_tx.send(true);
+    state.progress.unregister(op.id);
     let _ = heartbeat.await;
     let _ = publisher.await;
     // A final snapshot from the row, so watchers see the end state.
@@ -219,6 +221,9 @@ async fn run_job(state: &AppState, op: Operation, worker_id: &str) -> anyhow::Re
         let mut snapshot = convert::snapshot(&row);
         snapshot.counters =
             Some(convert::counters(&progress.counters()).max_with(snapshot.counters));
+        if let Some(redis) = &state.redis {
+            hub::publish_redis(redis, &state.config.redis_key_prefix, op.id, &snapshot).await;
+        }
         state.progress.publish(op.id, snapshot);
     }
     result
@@ -269,6 +274,9 @@ async fn heartbeat_loop(ctx: Arc<JobContext>, mut stop: tokio::sync::watch::Rece
                 if cancel {
                     ctx.progress.cancel();
                 }
+                // Progress visible to every process (best effort; batches
+                // write the exact counters).
+                let _ = db::operations::set_counters(&mut conn, id, &ctx.progress.counters()).await;
             }
             Ok((false, _)) => {
                 tracing::warn!(operation = %id, "lost the claim on this job; stopping");
@@ -302,22 +310,23 @@ async fn publish_loop(ctx: Arc<JobContext>, mut stop: tokio::sync::watch::Receiv
                 (total_files - done_files) / files_per_second,
             ))
         });
-        ctx.state.progress.publish(
-            id,
-            pb::WatchOperationResponse {
-                name: format!("{}{id}", convert::OPERATION_COLLECTION),
-                state: convert::operation_state(&state) as i32,
-                phase: convert::operation_phase(Some(phase)) as i32,
-                counters: Some(convert::counters(&p.counters())),
-                current_path: p.current(),
-                files_per_second,
-                bytes_per_second: done_bytes / elapsed,
-                progress_percent: percent,
-                eta,
-                error: None,
-                snapshot_time: Some(convert::timestamp(chrono::Utc::now())),
-            },
-        );
+        let snapshot = pb::WatchOperationResponse {
+            name: format!("{}{id}", convert::OPERATION_COLLECTION),
+            state: convert::operation_state(&state) as i32,
+            phase: convert::operation_phase(Some(phase)) as i32,
+            counters: Some(convert::counters(&p.counters())),
+            current_path: p.current(),
+            files_per_second,
+            bytes_per_second: done_bytes / elapsed,
+            progress_percent: percent,
+            eta,
+            error: None,
+            snapshot_time: Some(convert::timestamp(chrono::Utc::now())),
+        };
+        if let Some(redis) = &ctx.state.redis {
+            hub::publish_redis(redis, &ctx.state.config.redis_key_prefix, id, &snapshot).await;
+        }
+        ctx.state.progress.publish(id, snapshot);
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
             _ = stop.changed() => return,

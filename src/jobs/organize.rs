@@ -281,12 +281,18 @@ async fn apply_phase(
         .select(crate::schema::operations::applied_cursor)
         .first(&mut conn)
         .await?;
-    let remaining: i64 = crate::schema::file_records::table
-        .filter(crate::schema::file_records::operation_id.eq(op.id))
-        .filter(crate::schema::file_records::status.eq("planned"))
-        .count()
-        .get_result(&mut conn)
-        .await?;
+    // Counters are rebuilt from the journal: after an interruption the
+    // persisted ones may include moves whose outcome was not yet recorded.
+    let totals = db::file_records::status_totals(&mut conn, op.id).await?;
+    let remaining = totals.planned;
+    {
+        use std::sync::atomic::Ordering::Relaxed;
+        let p = &ctx.progress;
+        p.files_moved.store(totals.moved, Relaxed);
+        p.bytes_moved.store(totals.moved_bytes, Relaxed);
+        p.files_failed.store(totals.failed, Relaxed);
+        p.files_skipped.store(totals.skipped, Relaxed);
+    }
     ctx.progress.start_phase(remaining, 0);
     drop(conn);
     let mark_duplicates = options.duplicate_policy() != DuplicatePolicy::ReportOnly;

@@ -39,9 +39,17 @@ pub async fn run(ctx: &JobContext) -> anyhow::Result<()> {
     let target = db::operations::find(&mut conn, target_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("the operation to undo is gone"))?;
-    drop(conn);
     ctx.progress
         .start_phase(target.files_moved, target.bytes_moved);
+    // Rebuilt from the journal (exact after an interruption).
+    let totals = db::file_records::status_totals(&mut conn, target_id).await?;
+    ctx.progress
+        .files_moved
+        .store(totals.undone, std::sync::atomic::Ordering::Relaxed);
+    ctx.progress
+        .bytes_moved
+        .store(totals.undone_bytes, std::sync::atomic::Ordering::Relaxed);
+    drop(conn);
     let mut before = i64::MAX;
     let mut emptied: BTreeSet<UserPath> = BTreeSet::new();
     loop {

@@ -16,8 +16,10 @@ use crate::{
     operations::{User, create, organize, records, user, wait_for},
 };
 
-fn spawn_worker(app: &TestApp, throttled: bool) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_fileorg"))
+/// Starts a `fileorg worker` process on the app's database and storage.
+pub fn spawn_worker(app: &TestApp, extra: &[(&str, String)]) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_fileorg"));
+    command
         .args(["worker", "--count", "1"])
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -29,12 +31,17 @@ fn spawn_worker(app: &TestApp, throttled: bool) -> Child {
         .env("JOB_HEARTBEAT_MS", "200")
         .env("JOB_STALE_AFTER_MS", "1000")
         .env("JOB_POLL_MS", "100")
-        .env("MOVES_PER_SECOND", if throttled { "600" } else { "0" })
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start fileorg worker")
+        .stderr(Stdio::inherit());
+    for (key, value) in extra {
+        command.env(key, value);
+    }
+    command.spawn().expect("start fileorg worker")
+}
+
+fn throttle(on: bool) -> Vec<(&'static str, String)> {
+    vec![("MOVES_PER_SECOND", if on { "600" } else { "0" }.to_string())]
 }
 
 /// Every journaled file is at its original path or its new path, never both
@@ -93,7 +100,7 @@ async fn sigkill_mid_operation_is_recovered_without_loss() {
         Duration::from_millis(1400),
         Duration::from_millis(1200),
     ] {
-        let mut worker = spawn_worker(&app, true);
+        let mut worker = spawn_worker(&app, &throttle(true));
         tokio::time::sleep(kill_after).await;
         worker.kill().expect("SIGKILL"); // Child::kill sends SIGKILL
         worker.wait().unwrap();
@@ -135,7 +142,7 @@ async fn sigkill_mid_operation_is_recovered_without_loss() {
     );
 
     // A fresh worker reclaims the stale job and finishes it.
-    let mut worker = spawn_worker(&app, false);
+    let mut worker = spawn_worker(&app, &throttle(false));
     let done = wait_for(
         &app,
         &ivan,
@@ -158,4 +165,67 @@ async fn sigkill_mid_operation_is_recovered_without_loss() {
     assert_eq!(done.counters.unwrap().files_moved, files as i64);
     // Nothing is left in the old folders.
     assert!(!ivan.root.join("data/00").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_sees_live_progress_of_a_job_in_another_process() {
+    let prefix = format!("fileorg-test-{}:", uuid::Uuid::new_v4().simple());
+    let redis = [
+        ("REDIS_URL", "redis://127.0.0.1:6379".to_string()),
+        ("REDIS_KEY_PREFIX", prefix.clone()),
+    ];
+    let app = TestApp::spawn_with(Options {
+        env: vec![("WORKERS", "0".into()), redis[0].clone(), redis[1].clone()],
+        ..Default::default()
+    })
+    .await;
+    let june = user(&app, "remote-watch").await;
+    for i in 0..300 {
+        tree::write(
+            &june.root,
+            &format!("r/f{i}.txt"),
+            format!("{i}").as_bytes(),
+        );
+    }
+    let op = create(&app, &june, organize("r")).await;
+    let mut stream = app
+        .operations()
+        .watch_operation(crate::common::bearer(
+            pb::WatchOperationRequest {
+                name: op.name.clone(),
+            },
+            &june.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut env = vec![("MOVES_PER_SECOND", "300".to_string())];
+    env.extend(redis.iter().cloned());
+    let mut worker = spawn_worker(&app, &env);
+    let mut snapshots = Vec::new();
+    while let Some(s) = tokio::time::timeout(Duration::from_secs(60), stream.message())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        snapshots.push(s);
+    }
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    assert_eq!(
+        snapshots.last().unwrap().state,
+        OperationState::Succeeded as i32
+    );
+    // Only live snapshots (published by the worker process over Redis) carry
+    // the current path and a rate; database polls do not.
+    let live = snapshots
+        .iter()
+        .filter(|s| !s.current_path.is_empty() && s.state == OperationState::Applying as i32)
+        .count();
+    assert!(
+        live >= 3,
+        "{live} live snapshots out of {}",
+        snapshots.len()
+    );
+    assert!(snapshots.iter().any(|s| s.files_per_second > 0.0));
 }
