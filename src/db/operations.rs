@@ -375,3 +375,20 @@ pub async fn set_applied_cursor(
         .execute(conn)
         .await
 }
+
+/// Hands a job back to the queue at once (graceful shutdown mid-job): the
+/// next worker to look reclaims it without waiting for the heartbeat to go
+/// stale.
+pub async fn hand_back(conn: &mut AsyncPgConnection, id: Uuid, worker_id: &str) -> QueryResult<usize> {
+    diesel::update(
+        operations::table
+            .find(id)
+            .filter(operations::worker_id.eq(worker_id)),
+    )
+    .set((
+        operations::worker_id.eq(None::<String>),
+        operations::heartbeat_at.eq(None::<DateTime<Utc>>),
+    ))
+    .execute(conn)
+    .await
+}

@@ -211,6 +211,11 @@ async fn run_job(state: &AppState, op: Operation, worker_id: &str) -> anyhow::Re
     state.progress.unregister(op.id);
     let _ = heartbeat.await;
     let _ = publisher.await;
+    if state.is_shutting_down()
+        && let Ok(mut conn) = state.db.get().await
+    {
+        let _ = db::operations::hand_back(&mut conn, op.id, worker_id).await;
+    }
     // A final snapshot from the row, so watchers see the end state.
     if let Ok(mut conn) = state.db.get().await
         && let Ok(Some(row)) = db::operations::find(&mut conn, op.id).await

@@ -229,3 +229,42 @@ async fn watch_sees_live_progress_of_a_job_in_another_process() {
     );
     assert!(snapshots.iter().any(|s| s.files_per_second > 0.0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_hands_the_job_back_for_another_worker_at_once() {
+    let app = TestApp::spawn_with(Options {
+        env: vec![("WORKERS", "0".into())],
+        ..Default::default()
+    })
+    .await;
+    let kim = user(&app, "graceful").await;
+    for i in 0..600 {
+        tree::write(&kim.root, &format!("g/f{i}.txt"), format!("{i}").as_bytes());
+    }
+    let before = tree::content_multiset(&kim.root);
+    let op = create(&app, &kim, organize("g")).await;
+    // Staleness would take a minute: only a hand-back lets the job go on soon.
+    let never_stale = ("JOB_STALE_AFTER_MS", "60000".to_string());
+    let mut first = spawn_worker(&app, &[("MOVES_PER_SECOND", "200".into()), never_stale.clone()]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !records(&app, &op.name).await.iter().any(|r| r.new_path.as_ref().is_some_and(|p| kim.root.join(p).exists())) {
+        assert!(tokio::time::Instant::now() < deadline, "the first worker never moved a file");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // SAFETY: plain kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(first.id() as i32, libc::SIGTERM) }, 0);
+    let status = first.wait().unwrap();
+    assert!(status.success(), "worker exited with {status}");
+    let mut second = spawn_worker(&app, &[never_stale]);
+    let done = tokio::time::timeout(
+        Duration::from_secs(30),
+        wait_for(&app, &kim, &op.name, &[OperationState::Succeeded, OperationState::Failed]),
+    )
+    .await
+    .expect("the job was not handed back");
+    second.kill().unwrap();
+    second.wait().unwrap();
+    assert_eq!(done.state, OperationState::Succeeded as i32);
+    assert_eq!(done.counters.unwrap().files_moved, 600);
+    assert_eq!(tree::content_multiset(&kim.root), before);
+}
