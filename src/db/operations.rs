@@ -379,7 +379,11 @@ pub async fn set_applied_cursor(
 /// Hands a job back to the queue at once (graceful shutdown mid-job): the
 /// next worker to look reclaims it without waiting for the heartbeat to go
 /// stale.
-pub async fn hand_back(conn: &mut AsyncPgConnection, id: Uuid, worker_id: &str) -> QueryResult<usize> {
+pub async fn hand_back(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    worker_id: &str,
+) -> QueryResult<usize> {
     diesel::update(
         operations::table
             .find(id)

@@ -245,10 +245,20 @@ async fn sigterm_hands_the_job_back_for_another_worker_at_once() {
     let op = create(&app, &kim, organize("g")).await;
     // Staleness would take a minute: only a hand-back lets the job go on soon.
     let never_stale = ("JOB_STALE_AFTER_MS", "60000".to_string());
-    let mut first = spawn_worker(&app, &[("MOVES_PER_SECOND", "200".into()), never_stale.clone()]);
+    let mut first = spawn_worker(
+        &app,
+        &[("MOVES_PER_SECOND", "200".into()), never_stale.clone()],
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !records(&app, &op.name).await.iter().any(|r| r.new_path.as_ref().is_some_and(|p| kim.root.join(p).exists())) {
-        assert!(tokio::time::Instant::now() < deadline, "the first worker never moved a file");
+    while !records(&app, &op.name).await.iter().any(|r| {
+        r.new_path
+            .as_ref()
+            .is_some_and(|p| kim.root.join(p).exists())
+    }) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the first worker never moved a file"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // SAFETY: plain kill(2) on our own child's pid.
@@ -258,7 +268,12 @@ async fn sigterm_hands_the_job_back_for_another_worker_at_once() {
     let mut second = spawn_worker(&app, &[never_stale]);
     let done = tokio::time::timeout(
         Duration::from_secs(30),
-        wait_for(&app, &kim, &op.name, &[OperationState::Succeeded, OperationState::Failed]),
+        wait_for(
+            &app,
+            &kim,
+            &op.name,
+            &[OperationState::Succeeded, OperationState::Failed],
+        ),
     )
     .await
     .expect("the job was not handed back");
