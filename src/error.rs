@@ -194,15 +194,44 @@ impl From<diesel::result::Error> for AppError {
                     ),
                 }
             }
-            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
+            Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                info,
+            ) => AppError::Unavailable {
+                what: "database",
+                detail: info.message().to_string(),
+            },
+            // A connection that died under the query (server restart,
+            // network cut) surfaces as an unknown error about the connection.
+            Error::DatabaseError(DatabaseErrorKind::Unknown, info)
+                if is_connection_message(info.message()) =>
+            {
                 AppError::Unavailable {
                     what: "database",
                     detail: info.message().to_string(),
                 }
             }
+            Error::BrokenTransactionManager => AppError::Unavailable {
+                what: "database",
+                detail: "broken transaction manager (connection lost)".into(),
+            },
             other => AppError::Internal(anyhow::Error::new(other).context("database query")),
         }
     }
+}
+
+fn is_connection_message(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    [
+        "connection",
+        "broken pipe",
+        "reset by peer",
+        "terminating",
+        "timed out",
+        "closed",
+    ]
+    .iter()
+    .any(|needle| message.contains(needle))
 }
 
 impl From<bb8::RunError<diesel_async::pooled_connection::PoolError>> for AppError {

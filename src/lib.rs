@@ -4,13 +4,14 @@
 //! - [`api`]: thin tonic handlers, one module per service;
 //! - [`auth`]: credentials (passwords, tokens, API keys) and the principal;
 //! - [`db`]: the Postgres pool, migrations and queries; [`schema`] is diesel's;
-//! - [`layers`]: tower layers around every RPC;
+//! - [`layers`]: tower layers around every RPC; [`observability`]: metrics;
 //! - [`health`]: dependency checks and grpc.health.v1;
 //! - [`server`]: assembles and runs the server; [`state`] is what handlers share;
 //! - [`config`], [`error`], [`pagination`], [`pb`] (generated code).
 
 pub mod api;
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod db;
 pub mod engine;
@@ -18,8 +19,11 @@ pub mod error;
 pub mod health;
 pub mod jobs;
 pub mod layers;
+pub mod observability;
 pub mod pagination;
 pub mod pb;
+pub mod ratelimit;
+pub mod reports;
 pub mod schema;
 pub mod server;
 pub mod state;

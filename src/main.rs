@@ -118,12 +118,16 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             telemetry::init(config.log_format);
             let count = count.unwrap_or(config.workers).max(1);
             let state = AppState::connect(config).await?;
+            let metrics = fileorganizer::observability::start(&state, false).await?;
             let workers = fileorganizer::jobs::spawn_workers(&state, count);
             tracing::info!(count, "workers running; SIGINT/SIGTERM stops them");
             server::shutdown_signal().await;
             state.begin_shutdown();
             for worker in workers {
                 let _ = tokio::time::timeout(state.config.shutdown_timeout, worker).await;
+            }
+            if let Some(metrics) = metrics {
+                metrics.join(state.config.shutdown_timeout).await;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -150,6 +154,20 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 .map_err(|e| anyhow::anyhow!("EMAIL {e}"))?;
             match fileorganizer::db::users::set_role(&mut conn, email.as_str(), role).await {
                 Ok(user) => {
+                    // The cached profile shows the role: drop it. (Access
+                    // tokens carry the role too; it applies from the next login.)
+                    if let Some(url) = &config.redis_url
+                        && let Ok(manager) = bb8_redis::RedisConnectionManager::new(url.as_str())
+                        && let Ok(pool) = bb8::Pool::builder().max_size(1).build(manager).await
+                    {
+                        fileorganizer::cache::Cache::new(
+                            Some(pool),
+                            &config.redis_key_prefix,
+                            config.cache_ttls,
+                        )
+                        .invalidate(&[("profile", user.id.to_string())])
+                        .await;
+                    }
                     println!("{} is now {}", user.email, user.role);
                     Ok(ExitCode::SUCCESS)
                 }

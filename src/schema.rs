@@ -114,6 +114,23 @@ diesel::table! {
 }
 
 diesel::table! {
+    trash_items (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        original_path -> Text,
+        trash_path -> Text,
+        kind -> Text,
+        size_bytes -> Int8,
+        operation_id -> Nullable<Uuid>,
+        operation_seq -> Nullable<Int8>,
+        deleted_at -> Timestamptz,
+        restored_at -> Nullable<Timestamptz>,
+        restored_path -> Nullable<Text>,
+        purged_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     users (id) {
         id -> Uuid,
         email -> Text,
@@ -135,6 +152,8 @@ diesel::joinable!(categories -> users (user_id));
 diesel::joinable!(file_records -> operations (operation_id));
 diesel::joinable!(operations -> users (user_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
+diesel::joinable!(trash_items -> operations (operation_id));
+diesel::joinable!(trash_items -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
@@ -143,5 +162,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     file_records,
     operations,
     refresh_tokens,
+    trash_items,
     users,
 );

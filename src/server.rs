@@ -16,7 +16,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::{
     api,
-    layers::AuthLayer,
+    layers::{AuthLayer, MetricsLayer},
     pb::{
         self,
         fileorganizer::v1::{
@@ -89,6 +89,8 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let config = state.config.clone();
     let max = config.max_message_bytes;
+    // First, so a taken METRICS_ADDR fails start-up before anything runs.
+    let metrics = crate::observability::start(&state, true).await?;
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     // tonic-health starts "" as SERVING; nothing is until the first check passes.
@@ -111,9 +113,23 @@ pub async fn run(
     let router = Server::builder()
         .accept_http1(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        // Overload protection: bounded handlers, bounded concurrency, and
+        // shedding (UNAVAILABLE at once) rather than unbounded queues.
+        .timeout(config.request_timeout)
+        .concurrency_limit_per_connection(config.max_concurrent_per_connection)
+        .load_shed(true)
+        .max_concurrent_streams(config.max_concurrent_streams)
         .layer(cors(&config.cors_origins))
         .layer(GrpcWebLayer::new())
+        .layer(crate::layers::request_context::RequestContextLayer)
+        // Inside grpc-web (browser calls look like gRPC), outside everything
+        // that can reject a call (so rejections are counted).
+        .layer(MetricsLayer::new())
+        .layer(crate::layers::rate_limit::burst_guard(&config.rate_limits))
         .layer(AuthLayer::new(state.clone()))
+        .layer(crate::layers::rate_limit::UserLimitLayer::new(
+            state.clone(),
+        ))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -133,12 +149,12 @@ pub async fn run(
                 .max_encoding_message_size(max),
         )
         .add_service(
-            FileServiceServer::new(api::not_implemented::Files)
+            FileServiceServer::new(api::files::Files::new(state.clone()))
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         )
         .add_service(
-            ReportServiceServer::new(api::not_implemented::Reports)
+            ReportServiceServer::new(api::reports::Reports::new(state.clone()))
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         );
@@ -172,6 +188,9 @@ pub async fn run(
         // A worker mid-job stops at its next file (the job is left to be
         // reclaimed); bound the wait like the rest of the shutdown.
         let _ = tokio::time::timeout(config.shutdown_timeout, worker).await;
+    }
+    if let Some(metrics) = metrics {
+        metrics.join(config.shutdown_timeout).await;
     }
     Ok(())
 }

@@ -31,6 +31,10 @@ pub struct AppState {
     pub jobs_queued: Arc<tokio::sync::Notify>,
     /// Live progress of jobs running in this process, for WatchOperation.
     pub progress: crate::jobs::hub::ProgressHub,
+    /// Request rate limits (Redis-backed when Redis is configured).
+    pub limiter: crate::ratelimit::Limiter,
+    /// Cache-aside for hot reads (a no-op without Redis).
+    pub cache: crate::cache::Cache,
 }
 
 impl AppState {
@@ -67,10 +71,17 @@ impl AppState {
         )?;
         crate::auth::password::warm_up();
         let (tx, rx) = watch::channel(false);
+        let limiter = crate::ratelimit::Limiter::new(
+            redis.clone(),
+            &config.redis_key_prefix,
+            config.rate_limits.window,
+        );
+        let cache =
+            crate::cache::Cache::new(redis.clone(), &config.redis_key_prefix, config.cache_ttls);
         Ok(AppState {
+            cache,
             config: Arc::new(config),
             db,
-            redis,
             tokens,
             started: Instant::now(),
             start_time: Utc::now(),
@@ -78,6 +89,8 @@ impl AppState {
             shutdown_trigger: Arc::new(tx),
             jobs_queued: Arc::new(tokio::sync::Notify::new()),
             progress: Default::default(),
+            limiter,
+            redis,
         })
     }
 

@@ -159,6 +159,7 @@ impl Auth {
             },
             other => other,
         })?;
+        tracing::Span::current().record("user_id", tracing::field::display(user.id));
         let session = self.start_session(&mut conn, &user).await?;
         audit(
             &mut conn,
@@ -220,6 +221,11 @@ impl Auth {
             }
         };
         let user = db::users::record_login(&mut conn, user.id).await?;
+        self.state
+            .cache
+            .invalidate(&[("profile", user.id.to_string())])
+            .await;
+        tracing::Span::current().record("user_id", tracing::field::display(user.id));
         let session = self.start_session(&mut conn, &user).await?;
         audit(
             &mut conn,
@@ -436,6 +442,10 @@ impl Auth {
         if let Some(name) = display_name {
             user = db::users::set_display_name(&mut conn, user.id, &name).await?;
         }
+        self.state
+            .cache
+            .invalidate(&[("profile", user.id.to_string())])
+            .await;
         Ok(convert::user(&user))
     }
 
@@ -554,6 +564,10 @@ impl Auth {
         let key = db::credentials::revoke_api_key(&mut conn, principal.user_id, id)
             .await?
             .ok_or_else(|| AppError::not_found(req.name.clone()))?;
+        self.state
+            .cache
+            .invalidate(&[("api_key", key.prefix.clone())])
+            .await;
         audit(
             &mut conn,
             &ctx,
@@ -565,6 +579,46 @@ impl Auth {
         )
         .await;
         Ok(convert::api_key(&key))
+    }
+}
+
+impl Auth {
+    /// Login and Register are limited per client address and per email, to
+    /// slow down credential stuffing; a refusal is audited.
+    async fn limit_credentials(&self, ctx: &RequestContext, raw_email: &str) -> Result<(), Status> {
+        let limits = self.state.config.rate_limits;
+        let limiter = &self.state.limiter;
+        let ip = ctx.client_ip_string().unwrap_or_else(|| "unknown".into());
+        let by_ip = limiter
+            .hit(&format!("login:ip:{ip}"), limits.login_per_ip)
+            .await;
+        let decision = match Email::parse(raw_email) {
+            Ok(email) if by_ip.allowed => by_ip.tighter(
+                limiter
+                    .hit(
+                        &format!("login:email:{}", email.as_str()),
+                        limits.login_per_email,
+                    )
+                    .await,
+            ),
+            _ => by_ip,
+        };
+        if decision.allowed {
+            return Ok(());
+        }
+        if let Ok(mut conn) = self.state.db.get().await {
+            audit(
+                &mut conn,
+                ctx,
+                None,
+                "rate_limit.exceeded",
+                "denied",
+                Some("credentials"),
+                serde_json::json!({ "bucket": "login", "limit": decision.limit }),
+            )
+            .await;
+        }
+        Err(decision.status("login attempts"))
     }
 }
 
@@ -582,6 +636,8 @@ impl AuthService for Auth {
         request: Request<pb::RegisterRequest>,
     ) -> Result<Response<pb::RegisterResponse>, Status> {
         let ctx = RequestContext::of(&request);
+        self.limit_credentials(&ctx, &request.get_ref().email)
+            .await?;
         respond(Auth::register(self, ctx, request.into_inner()).await)
     }
 
@@ -590,6 +646,8 @@ impl AuthService for Auth {
         request: Request<pb::LoginRequest>,
     ) -> Result<Response<pb::LoginResponse>, Status> {
         let ctx = RequestContext::of(&request);
+        self.limit_credentials(&ctx, &request.get_ref().email)
+            .await?;
         respond(Auth::login(self, ctx, request.into_inner()).await)
     }
 
@@ -614,11 +672,15 @@ impl AuthService for Auth {
         request: Request<pb::GetCurrentUserRequest>,
     ) -> Result<Response<pb::User>, Status> {
         let (_, principal, _) = parts(request)?;
-        respond(
-            self.current_user(&principal)
-                .await
-                .map(|u| convert::user(&u)),
-        )
+        let cache = &self.state.cache;
+        if let Some(user) = cache.get::<pb::User>("profile", principal.user_id).await {
+            return Ok(Response::new(user));
+        }
+        let user = convert::user(&self.current_user(&principal).await?);
+        cache
+            .put("profile", principal.user_id, &user, cache.ttls.profile)
+            .await;
+        Ok(Response::new(user))
     }
 
     async fn update_current_user(

@@ -4,8 +4,9 @@
 
 pub mod auth;
 pub mod convert;
-pub mod not_implemented;
+pub mod files;
 pub mod operations;
+pub mod reports;
 pub mod system;
 
 /// Runs a handler body and converts its `AppError` into a `tonic::Status`.
@@ -15,4 +16,40 @@ pub(crate) fn respond<T>(
     result
         .map(tonic::Response::new)
         .map_err(tonic::Status::from)
+}
+
+/// Audits a request refused because a path would leave the user's storage
+/// (reason PATH_ESCAPE); other errors are not audit events.
+pub(crate) async fn audit_path_escape(
+    state: &crate::state::AppState,
+    ctx: &crate::layers::RequestContext,
+    principal: &crate::auth::Principal,
+    error: &crate::error::AppError,
+) {
+    use crate::pb::fileorganizer::v1::ErrorReason;
+    let crate::error::AppError::InvalidArgument {
+        field,
+        reason: ErrorReason::PathEscape,
+        ..
+    } = error
+    else {
+        return;
+    };
+    let Ok(mut conn) = state.db.get().await else {
+        return;
+    };
+    let ip = ctx.client_ip_string();
+    crate::db::audit::record(
+        &mut conn,
+        &crate::db::models::NewAuditEvent {
+            user_id: Some(principal.user_id),
+            action: "path.escape_attempt",
+            target: Some(field),
+            outcome: "denied",
+            client_ip: ip.as_deref(),
+            request_id: Some(&ctx.request_id),
+            detail: serde_json::json!({ "field": field }),
+        },
+    )
+    .await;
 }

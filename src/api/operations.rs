@@ -307,6 +307,7 @@ impl Operations {
         let mut conn = self.state.db.get().await?;
         let op = db::operations::request_cancel(&mut conn, &op).await?;
         self.state.progress.cancel_local(op.id);
+        self.state.cache.operation_changed(op.user_id, op.id).await;
         self.to_pb(&op).await
     }
 
@@ -330,6 +331,7 @@ impl Operations {
             .ok_or_else(|| AppError::FailedPrecondition {
                 message: "the operation is no longer planned".into(),
             })?;
+        self.state.cache.operation_changed(op.user_id, op.id).await;
         self.state.jobs_queued.notify_one();
         self.to_pb(&op).await
     }
@@ -382,6 +384,11 @@ impl Operations {
             },
         )
         .await?;
+        // The target now shows `undone_by`.
+        self.state
+            .cache
+            .operation_changed(target.user_id, target.id)
+            .await;
         self.state.jobs_queued.notify_one();
         Ok(convert::operation(&op, None))
     }
@@ -497,8 +504,13 @@ impl OperationService for Operations {
         &self,
         request: Request<pb::CreateOperationRequest>,
     ) -> Result<Response<pb::Operation>, Status> {
+        let ctx = crate::layers::RequestContext::of(&request);
         let (principal, req) = parts(request)?;
-        respond(self.create(principal, req).await)
+        let result = self.create(principal.clone(), req).await;
+        if let Err(error) = &result {
+            super::audit_path_escape(&self.state, &ctx, &principal, error).await;
+        }
+        respond(result)
     }
 
     async fn get_operation(
@@ -506,10 +518,24 @@ impl OperationService for Operations {
         request: Request<pb::GetOperationRequest>,
     ) -> Result<Response<pb::Operation>, Status> {
         let (principal, req) = parts(request)?;
-        let result = match self.find(&principal, &req.name).await {
-            Ok(op) => self.to_pb(&op).await,
-            Err(e) => Err(e),
-        };
+        let result = async {
+            let id = parse_name(&req.name, "name")?;
+            let cache = &self.state.cache;
+            // Keyed by owner and id: another user's request can never hit it.
+            let key = format!("{}:{id}", principal.user_id);
+            if let Some(op) = cache.get::<pb::Operation>("operation", &key).await {
+                return Ok(op);
+            }
+            let op = self.find(&principal, &req.name).await?;
+            let message = self.to_pb(&op).await?;
+            if is_resting(message.state) {
+                cache
+                    .put("operation", &key, &message, cache.ttls.operation)
+                    .await;
+            }
+            Ok(message)
+        }
+        .await;
         respond(result)
     }
 

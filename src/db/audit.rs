@@ -22,3 +22,52 @@ pub async fn record(conn: &mut AsyncPgConnection, event: &NewAuditEvent<'_>) {
         tracing::error!(%error, action = event.action, "could not write audit event");
     }
 }
+
+/// One page of audit events, newest first, after the keyset cursor `before_id`.
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    user_id: Option<uuid::Uuid>,
+    action_prefix: Option<&str>,
+    since: Option<chrono::DateTime<chrono::Utc>>,
+    before_id: Option<i64>,
+    limit: i64,
+) -> diesel::QueryResult<Vec<AuditEvent>> {
+    use diesel::{ExpressionMethods, QueryDsl, SelectableHelper, TextExpressionMethods};
+    let mut query = audit_log::table
+        .select(AuditEvent::as_select())
+        .order(audit_log::id.desc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(user_id) = user_id {
+        query = query.filter(audit_log::user_id.eq(user_id));
+    }
+    if let Some(prefix) = action_prefix {
+        let escaped = prefix
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        query = query.filter(audit_log::action.like(format!("{escaped}%")));
+    }
+    if let Some(since) = since {
+        query = query.filter(audit_log::created_at.ge(since));
+    }
+    if let Some(before) = before_id {
+        query = query.filter(audit_log::id.lt(before));
+    }
+    query.load(conn).await
+}
+
+/// An audit row as stored.
+#[derive(Debug, Clone, diesel::Queryable, diesel::Selectable)]
+#[diesel(table_name = audit_log, check_for_backend(diesel::pg::Pg))]
+pub struct AuditEvent {
+    pub id: i64,
+    pub user_id: Option<uuid::Uuid>,
+    pub action: String,
+    pub target: Option<String>,
+    pub outcome: String,
+    pub client_ip: Option<String>,
+    pub request_id: Option<String>,
+    pub detail: serde_json::Value,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}

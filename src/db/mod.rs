@@ -9,10 +9,15 @@
 //! tokio runtime flavour.
 
 pub mod audit;
+pub mod categories;
 pub mod credentials;
 pub mod file_records;
+pub mod file_search;
 pub mod models;
 pub mod operations;
+pub mod quota;
+pub mod reports;
+pub mod trash;
 pub mod users;
 
 use std::time::Duration;
@@ -40,13 +45,16 @@ pub fn pool(url: &str, size: u32) -> DbPool {
     let mut manager_config = ManagerConfig::default();
     manager_config.custom_setup = Box::new(|url| {
         Box::pin(async move {
-            tokio::time::timeout(CONNECTION_TIMEOUT, AsyncPgConnection::establish(url))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(diesel::ConnectionError::BadConnection(
-                        "timed out connecting to the database".into(),
-                    ))
-                })
+            let mut conn =
+                tokio::time::timeout(CONNECTION_TIMEOUT, AsyncPgConnection::establish(url))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(diesel::ConnectionError::BadConnection(
+                            "timed out connecting to the database".into(),
+                        ))
+                    })?;
+            conn.set_instrumentation(crate::observability::QueryMetrics::default());
+            Ok(conn)
         })
     });
     let manager =
@@ -54,7 +62,9 @@ pub fn pool(url: &str, size: u32) -> DbPool {
     Pool::builder()
         .max_size(size)
         .connection_timeout(CONNECTION_TIMEOUT)
-        .test_on_check_out(false)
+        // A connection that died (database restart, network cut) is
+        // detected and replaced before a request gets it.
+        .test_on_check_out(true)
         .build_unchecked(manager)
 }
 

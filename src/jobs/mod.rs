@@ -122,12 +122,16 @@ async fn worker_loop(state: AppState, worker_id: String) {
         match claimed {
             Ok(Some(op)) => {
                 let id = op.id;
+                let user_id = op.user_id;
+                let kind = op.kind.clone();
                 tracing::info!(operation = %id, kind = %op.kind, state = %op.state, worker = %worker_id, "claimed job");
                 if let Err(error) = run_job(&state, op, &worker_id).await {
                     tracing::error!(operation = %id, error = format!("{error:#}"), "job failed");
+                    crate::observability::operation_finished(&kind, "failed");
                     if let Ok(mut conn) = state.db.get().await {
                         let _ = db::operations::fail(&mut conn, id, &format!("{error:#}")).await;
                     }
+                    state.cache.operation_changed(user_id, id).await;
                 }
                 state.progress.finish(id);
                 continue;
@@ -171,7 +175,23 @@ impl JobContext {
         *self.phase.lock().expect("phase lock") = (state.to_string(), phase);
         let mut conn = self.state.db.get().await?;
         db::operations::set_state(&mut conn, self.operation.id, state, Some(phase)).await?;
+        self.changed().await;
         Ok(())
+    }
+
+    /// Drops cached answers about this operation (after a state change),
+    /// and about its target for an undo.
+    pub async fn changed(&self) {
+        let op = &self.operation;
+        let cache = &self.state.cache;
+        cache.operation_changed(op.user_id, op.id).await;
+        if let Some(target) = op.undo_of {
+            cache.operation_changed(op.user_id, target).await;
+        }
+        // Category file counts change when files move.
+        cache
+            .invalidate(&[("categories", op.user_id.to_string())])
+            .await;
     }
 
     pub fn interrupted(&self) -> Option<Interrupted> {
@@ -186,6 +206,7 @@ impl JobContext {
 }
 
 async fn run_job(state: &AppState, op: Operation, worker_id: &str) -> anyhow::Result<()> {
+    let _active = crate::observability::ActiveOperation::start();
     let progress = Arc::new(Progress::from_counters(&op.counters()));
     if op.cancel_requested {
         progress.cancel();

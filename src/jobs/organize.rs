@@ -91,6 +91,8 @@ async fn finish(ctx: &JobContext, state: &'static str) -> anyhow::Result<()> {
     let phase = if state == "planned" { "plan" } else { "report" };
     *ctx.phase.lock().expect("phase lock") = (state.to_string(), phase);
     db::operations::set_state(&mut conn, ctx.operation.id, state, Some(phase)).await?;
+    ctx.changed().await;
+    crate::observability::operation_finished(&ctx.operation.kind, state);
     tracing::info!(operation = %ctx.operation.id, state, counters = ?ctx.progress.counters(), "job finished");
     Ok(())
 }
@@ -197,6 +199,9 @@ async fn plan_phase(
         (scanned, analysis)
     })
     .await?;
+    crate::observability::duplicates_found(
+        analysis.duplicate_of.iter().filter(|d| d.is_some()).count() as u64,
+    );
     if let Some(i) = ctx.interrupted() {
         return Ok(Some(i));
     }
@@ -403,6 +408,7 @@ fn apply_batch(
         }
         progress.set_current(&record.original_path);
         let update = apply_one(root, &mut mover, record, conflict, mark_duplicates);
+        crate::observability::file_organized(&record.category, update.status);
         match update.status {
             "completed" | "duplicate" => {
                 Progress::add(&progress.files_moved, 1);

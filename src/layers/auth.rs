@@ -93,11 +93,16 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let state = self.state.clone();
         Box::pin(async move {
-            let context = RequestContext::from_http(&request);
-            request.extensions_mut().insert(context);
+            if request.extensions().get::<RequestContext>().is_none() {
+                let context = RequestContext::from_http(&request);
+                request.extensions_mut().insert(context);
+            }
             if !is_public(request.uri().path()) {
                 match authenticate(&state, request.headers()).await {
                     Ok(principal) => {
+                        crate::observability::user_seen(principal.user_id);
+                        tracing::Span::current()
+                            .record("user_id", tracing::field::display(principal.user_id));
                         request.extensions_mut().insert(principal);
                     }
                     Err(error) => return Ok(Status::from(error).into_http()),
@@ -143,6 +148,48 @@ pub async fn authenticate(state: &AppState, headers: &http::HeaderMap) -> AppRes
     ))
 }
 
+/// What the cache keeps about an API key (by prefix): enough to verify a
+/// presented key without a database round trip. A revocation drops the
+/// entry; a disabled user or a role change takes effect within the
+/// principal TTL (CACHE_PRINCIPAL_TTL_SECS, default 60 s).
+#[derive(Clone, PartialEq, prost::Message)]
+struct CachedKey {
+    #[prost(string, tag = "1")]
+    id: String,
+    #[prost(string, tag = "2")]
+    user_id: String,
+    #[prost(string, tag = "3")]
+    role: String,
+    #[prost(bytes = "vec", tag = "4")]
+    token_hash: Vec<u8>,
+    /// Unix seconds; 0 = never.
+    #[prost(int64, tag = "5")]
+    expires_at: i64,
+}
+
+/// Keys whose last use was recorded recently (in this process).
+static TOUCHED: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<uuid::Uuid, std::time::Instant>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// Records a key's use, at most once a minute per process.
+async fn touch(state: &AppState, id: uuid::Uuid) {
+    {
+        let mut touched = TOUCHED.lock().expect("touch lock");
+        let now = std::time::Instant::now();
+        if touched
+            .get(&id)
+            .is_some_and(|t| now.duration_since(*t) < std::time::Duration::from_secs(60))
+        {
+            return;
+        }
+        touched.insert(id, now);
+    }
+    if let Ok(mut conn) = state.db.get().await {
+        let _ = db::credentials::touch_api_key(&mut conn, id).await;
+    }
+}
+
 async fn authenticate_api_key(state: &AppState, key: &str) -> AppResult<Principal> {
     let invalid = || {
         AppError::unauthenticated(
@@ -150,27 +197,51 @@ async fn authenticate_api_key(state: &AppState, key: &str) -> AppResult<Principa
             "the API key is invalid, revoked or expired",
         )
     };
-    let prefix = api_keys::parse_prefix(key.trim()).ok_or_else(invalid)?;
-    let mut conn = state.db.get().await?;
-    let stored = db::credentials::find_api_key_by_prefix(&mut conn, prefix)
-        .await?
-        .ok_or_else(invalid)?;
-    let now = Utc::now();
-    if !api_keys::matches(key.trim(), &stored.token_hash)
-        || stored.revoked_at.is_some()
-        || stored.expires_at.is_some_and(|t| t <= now)
-    {
+    let key = key.trim();
+    let prefix = api_keys::parse_prefix(key).ok_or_else(invalid)?;
+    let cached = match state.cache.get::<CachedKey>("api_key", prefix).await {
+        Some(hit) => hit,
+        None => {
+            let mut conn = state.db.get().await?;
+            let stored = db::credentials::find_api_key_by_prefix(&mut conn, prefix)
+                .await?
+                .ok_or_else(invalid)?;
+            if stored.revoked_at.is_some() {
+                return Err(invalid());
+            }
+            let user = db::users::find(&mut conn, stored.user_id)
+                .await?
+                .filter(|u| !u.disabled)
+                .ok_or_else(invalid)?;
+            let entry = CachedKey {
+                id: stored.id.to_string(),
+                user_id: user.id.to_string(),
+                role: user.role.clone(),
+                token_hash: stored.token_hash.clone(),
+                expires_at: stored.expires_at.map(|t| t.timestamp()).unwrap_or(0),
+            };
+            state
+                .cache
+                .put("api_key", prefix, &entry, state.cache.ttls.principal)
+                .await;
+            entry
+        }
+    };
+    let expired = cached.expires_at != 0 && cached.expires_at <= Utc::now().timestamp();
+    if !api_keys::matches(key, &cached.token_hash) || expired {
         return Err(invalid());
     }
-    let user = db::users::find(&mut conn, stored.user_id)
-        .await?
-        .filter(|u| !u.disabled)
-        .ok_or_else(invalid)?;
-    db::credentials::touch_api_key(&mut conn, stored.id).await?;
+    let (Ok(id), Ok(user_id)) = (
+        uuid::Uuid::parse_str(&cached.id),
+        uuid::Uuid::parse_str(&cached.user_id),
+    ) else {
+        return Err(invalid());
+    };
+    touch(state, id).await;
     Ok(Principal {
-        user_id: user.id,
-        role: Role::parse(&user.role),
-        credential: Credential::ApiKey { id: stored.id },
+        user_id,
+        role: Role::parse(&cached.role),
+        credential: Credential::ApiKey { id },
     })
 }
 

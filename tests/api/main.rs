@@ -2,12 +2,18 @@
 //! against real servers started by `common::TestApp`.
 
 mod auth;
+mod cache;
 mod common;
+mod files;
 mod grpc_web;
+mod limits;
+mod logs;
+mod metrics;
 mod migrations;
 mod operations;
 mod readme;
 mod recovery;
 mod reflection;
+mod reports;
 mod rest;
 mod system;

@@ -38,7 +38,7 @@ async fn migrations_apply_revert_and_reapply() {
     fileorganizer::db::ensure_database(&url).await.unwrap();
 
     let applied = fileorganizer::db::run_migrations(&url).await.unwrap();
-    assert_eq!(applied.len(), 7);
+    assert_eq!(applied.len(), 10);
     assert_eq!(
         tables(&url).await,
         [
@@ -48,6 +48,7 @@ async fn migrations_apply_revert_and_reapply() {
             "file_records",
             "operations",
             "refresh_tokens",
+            "trash_items",
             "users"
         ]
     );
@@ -61,7 +62,7 @@ async fn migrations_apply_revert_and_reapply() {
     let reverted = fileorganizer::db::revert_all_migrations(&url)
         .await
         .unwrap();
-    assert_eq!(reverted.len(), 7);
+    assert_eq!(reverted.len(), 10);
     assert!(
         tables(&url).await.is_empty(),
         "down migrations left tables behind"
@@ -69,7 +70,7 @@ async fn migrations_apply_revert_and_reapply() {
 
     assert_eq!(
         fileorganizer::db::run_migrations(&url).await.unwrap().len(),
-        7
+        10
     );
 
     use diesel_async::AsyncConnection;

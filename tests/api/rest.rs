@@ -136,16 +136,6 @@ async fn health_has_security_headers_and_unknown_routes_are_refused() {
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
     let unknown_param = http.get(envoy.url("/health?debug=1")).send().await.unwrap();
     assert_eq!(unknown_param.status(), StatusCode::BAD_REQUEST);
-
-    // Not implemented yet: 501, not a silent 200.
-    let token = app.register(&TestApp::email("ops")).await.access_token;
-    let categories = http
-        .get(envoy.url("/api/v1/categories"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(categories.status(), StatusCode::NOT_IMPLEMENTED);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -42,6 +42,17 @@ async fn health_follows_the_database() {
         Code::Unavailable,
     );
     assert_eq!(reason(&status), "SERVICE_UNAVAILABLE");
+    // Calls that need the database fail with UNAVAILABLE, never INTERNAL.
+    let register = app
+        .auth()
+        .register(pb::RegisterRequest {
+            email: TestApp::email("down"),
+            password: crate::common::PASSWORD.into(),
+            display_name: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(register.code(), Code::Unavailable, "{register:?}");
 
     proxy.set_up();
     assert!(
@@ -172,33 +183,6 @@ async fn storage_that_cannot_be_written_is_unhealthy() {
         .unwrap();
     assert_eq!(storage.state, HealthState::Unhealthy as i32);
     assert_eq!(status.status, HealthState::Unhealthy as i32);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unimplemented_rpcs_say_so() {
-    use fileorganizer::pb::fileorganizer::v1::file_service_client::FileServiceClient;
-    let app = TestApp::spawn().await;
-    let token = app.register(&TestApp::email("unimpl")).await.access_token;
-    let files = || {
-        FileServiceClient::new(
-            tonic::transport::Channel::from_shared(format!("http://{}", app.addr))
-                .unwrap()
-                .connect_lazy(),
-        )
-    };
-    assert_code(
-        files()
-            .list_categories(bearer(pb::ListCategoriesRequest::default(), &token))
-            .await,
-        Code::Unimplemented,
-    );
-    // Still behind authentication.
-    assert_code(
-        files()
-            .list_categories(pb::ListCategoriesRequest::default())
-            .await,
-        Code::Unauthenticated,
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,21 +5,13 @@ use std::{
     time::Duration,
 };
 
-use super::{envoy_binary, repo_root};
+use super::{envoy_binary, free_port, repo_root};
 
 pub struct Envoy {
     pub port: u16,
     admin_port: u16,
     child: Child,
     _dir: tempfile::TempDir,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Envoy {

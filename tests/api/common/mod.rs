@@ -94,6 +94,16 @@ impl TestApp {
             ("HEALTH_CHECK_INTERVAL_MS".into(), "100".into()),
             ("SHUTDOWN_TIMEOUT_SECS".into(), "2".into()),
             ("CORS_ORIGINS".into(), "http://console.test".into()),
+            // Tests poll quickly from one address; the limits get their own tests.
+            ("RATE_LIMIT_API".into(), "1000000".into()),
+            ("RATE_LIMIT_GLOBAL_API".into(), "1000000".into()),
+            ("RATE_LIMIT_UPLOAD".into(), "1000000".into()),
+            ("RATE_LIMIT_EXPORT".into(), "1000000".into()),
+            ("RATE_LIMIT_GLOBAL_TRANSFER".into(), "1000000".into()),
+            ("RATE_LIMIT_LOGIN_PER_IP".into(), "1000000".into()),
+            ("RATE_LIMIT_LOGIN_PER_EMAIL".into(), "1000000".into()),
+            ("RATE_LIMIT_BURST".into(), "1000000".into()),
+            ("RATE_LIMIT_BURST_PER_SECOND".into(), "1000000".into()),
         ]);
         for (k, v) in options.env {
             env.insert(k.into(), v);
@@ -292,6 +302,16 @@ pub fn assert_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) ->
             status
         }
     }
+}
+
+/// A loopback port that was free a moment ago (for servers that bind their
+/// own address, such as Envoy or METRICS_ADDR).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// The repository root (for scripts and the Envoy config).

@@ -1,0 +1,377 @@
+//! DeleteFile, ListTrash, RestoreFile and EmptyTrash.
+//!
+//! DeleteFile moves the entry to `.trash/<item-id>/<name>` (a folder per
+//! item, so names never collide) with `renameat2(RENAME_NOREPLACE)`, after
+//! recording the item: a move that fails removes the record again. Nothing
+//! is deleted outright; EmptyTrash is the only deletion in the service and
+//! removes only what lies under `.trash/`, never following symlinks.
+//! RestoreFile moves an item back, never over an existing entry (ALREADY_EXISTS,
+//! or the first free ` (n)` name under the RENAME policy).
+//!
+//! Duplicates an organize moved to `.trash/<operation-id>/…` are taken into
+//! the trash before every trash RPC (`db::trash::adopt_operation_trash`).
+//! The trash folder itself must be a real folder: a symlink there is refused
+//! rather than followed.
+
+use std::os::unix::ffi::OsStrExt;
+
+use uuid::Uuid;
+
+use super::{
+    Files, OnConflict, blocking, conflict_policy, file_entry, parse_entry_path, trash_folder,
+};
+use crate::{
+    api::convert,
+    auth::Principal,
+    db::{
+        self,
+        trash::{NewTrashItem, TrashItem},
+    },
+    engine::template::with_suffix,
+    error::{AppError, AppResult},
+    pagination,
+    pb::fileorganizer::v1::{self as pb, ErrorReason},
+    storage::{MoveError, UserPath, UserRoot, io_error_into_app},
+};
+
+const DEFAULT_PAGE_SIZE: i32 = 100;
+const COLLECTION: &str = "trash/";
+const MAX_SUFFIX: u32 = 10_000;
+
+fn item_name(id: Uuid) -> String {
+    format!("{COLLECTION}{id}")
+}
+
+fn parse_item_name(raw: &str, field: &str) -> AppResult<Uuid> {
+    raw.strip_prefix(COLLECTION)
+        .and_then(|id| Uuid::parse_str(id).ok())
+        .ok_or_else(|| AppError::invalid(field, "must be trash/{id}"))
+}
+
+fn kind_of(meta: &cap_std::fs::Metadata) -> &'static str {
+    let file_type = meta.file_type();
+    if file_type.is_file() {
+        "file"
+    } else if file_type.is_dir() {
+        "directory"
+    } else if file_type.is_symlink() {
+        "symlink"
+    } else {
+        "other"
+    }
+}
+
+fn trash_item(item: &TrashItem) -> pb::TrashItem {
+    let kind = match item.kind.as_str() {
+        "file" => pb::FileKind::File,
+        "directory" => pb::FileKind::Directory,
+        "symlink" => pb::FileKind::Symlink,
+        _ => pb::FileKind::Other,
+    };
+    pb::TrashItem {
+        name: item_name(item.id),
+        original_path: item.original_path.clone(),
+        kind: kind as i32,
+        size_bytes: item.size_bytes,
+        delete_time: Some(convert::timestamp(item.deleted_at)),
+        operation: item
+            .operation_id
+            .map(|id| format!("{}{id}", convert::OPERATION_COLLECTION))
+            .unwrap_or_default(),
+    }
+}
+
+/// Refuses a `.trash` that is not a real folder (a symlink could send
+/// deletions elsewhere).
+fn check_trash_folder(root: &UserRoot) -> AppResult<()> {
+    match root.symlink_metadata(&trash_folder()) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(AppError::FailedPrecondition {
+            message: ".trash in your storage is not a folder; move it away to use the trash".into(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_error_into_app(e, ".trash")),
+    }
+}
+
+/// Total size of everything under a folder (symlinks not followed).
+fn tree_size(dir: &cap_std::fs::Dir) -> std::io::Result<u64> {
+    let mut total = 0u64;
+    let mut pending = vec![dir.try_clone()?];
+    while let Some(dir) = pending.pop() {
+        for entry in dir.entries()? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let meta = match dir.symlink_metadata(&name) {
+                Ok(meta) => meta,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            if meta.is_dir() {
+                pending.push(dir.open_dir(&name)?);
+            } else {
+                total = total.saturating_add(meta.len());
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// Removes the now empty folders between `path` and the trash folder.
+fn remove_empty_trash_folders(root: &UserRoot, path: &UserPath) {
+    let trash = trash_folder();
+    let mut current = path.parent();
+    while let Some(folder) = current {
+        if folder == trash || !folder.starts_with(&trash) {
+            break;
+        }
+        if !matches!(root.remove_dir_if_empty(&folder), Ok(true)) {
+            break;
+        }
+        current = folder.parent();
+    }
+}
+
+pub(super) async fn delete_file(
+    files: &Files,
+    principal: Principal,
+    req: pb::DeleteFileRequest,
+) -> AppResult<pb::DeleteFileResponse> {
+    let path = parse_entry_path(&req.path, "path")?;
+    let root = files.root(&principal)?;
+    let id = Uuid::now_v7();
+    let trash_path = trash_folder()
+        .join(&id.to_string())
+        .and_then(|folder| folder.join(path.file_name().unwrap_or_default()))
+        .map_err(|e| e.into_app_error("path"))?;
+    let probe = (root.clone(), path.clone());
+    let (kind, size) = blocking(move || {
+        let (root, path) = probe;
+        check_trash_folder(&root)?;
+        let io = |e| io_error_into_app(e, "path");
+        let meta = root.symlink_metadata(&path).map_err(io)?;
+        let size = if meta.is_dir() {
+            tree_size(&root.open_dir(&path).map_err(io)?).map_err(io)?
+        } else {
+            meta.len()
+        };
+        Ok((kind_of(&meta), i64::try_from(size).unwrap_or(i64::MAX)))
+    })
+    .await?;
+
+    let mut conn = files.state.db.get().await?;
+    let item = db::trash::insert(
+        &mut conn,
+        &NewTrashItem {
+            id,
+            user_id: principal.user_id,
+            original_path: path.as_str(),
+            trash_path: trash_path.as_str(),
+            kind,
+            size_bytes: size,
+        },
+    )
+    .await?;
+    let moved = blocking(move || {
+        root.rename_noreplace(&path, &trash_path)
+            .map_err(|e| e.into_app_error("path"))
+    })
+    .await;
+    if let Err(error) = moved {
+        db::trash::forget(&mut conn, id).await?;
+        return Err(error);
+    }
+    Ok(pb::DeleteFileResponse {
+        trash_item: Some(trash_item(&item)),
+    })
+}
+
+pub(super) async fn list_trash(
+    files: &Files,
+    principal: Principal,
+    req: pb::ListTrashRequest,
+) -> AppResult<pb::ListTrashResponse> {
+    let limit = pagination::page_size(req.page_size, DEFAULT_PAGE_SIZE)?;
+    let after = pagination::decode(&req.page_token)?;
+    let mut conn = files.state.db.get().await?;
+    db::trash::adopt_operation_trash(&mut conn, principal.user_id).await?;
+    let mut items = db::trash::list_active(&mut conn, principal.user_id, after, limit + 1).await?;
+    let next_page_token = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items
+            .last()
+            .map(|i| pagination::encode(i.deleted_at, i.id))
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    let total_size_bytes = db::trash::active_size(&mut conn, principal.user_id).await?;
+    Ok(pb::ListTrashResponse {
+        trash_items: items.iter().map(trash_item).collect(),
+        next_page_token,
+        total_size_bytes,
+    })
+}
+
+pub(super) async fn restore_file(
+    files: &Files,
+    principal: Principal,
+    req: pb::RestoreFileRequest,
+) -> AppResult<pb::RestoreFileResponse> {
+    let id = parse_item_name(&req.name, "name")?;
+    let wanted = if req.path.is_empty() {
+        None
+    } else {
+        Some(parse_entry_path(&req.path, "path")?)
+    };
+    let on_conflict = conflict_policy(req.conflict_policy, "conflict_policy")?;
+    let mut conn = files.state.db.get().await?;
+    db::trash::adopt_operation_trash(&mut conn, principal.user_id).await?;
+    let item = db::trash::find_active(&mut conn, principal.user_id, &[id])
+        .await?
+        .pop()
+        .ok_or_else(|| AppError::not_found(req.name.clone()))?;
+    let wanted = match wanted {
+        Some(path) => path,
+        None => UserPath::parse(&item.original_path).map_err(|e| {
+            AppError::internal(format!("trash item {id} has a bad original path: {e}"))
+        })?,
+    };
+    let current = UserPath::parse(&item.trash_path)
+        .map_err(|e| AppError::internal(format!("trash item {id} has a bad trash path: {e}")))?;
+    let categorizer = files.categorizer(&principal).await?;
+    let root = files.root(&principal)?;
+    let name = req.name.clone();
+    let field = if req.path.is_empty() { "name" } else { "path" };
+    let entry = blocking(move || {
+        check_trash_folder(&root)?;
+        let file_name = wanted.file_name().unwrap_or_default().to_string();
+        let parent = wanted.parent().unwrap_or_else(UserPath::root);
+        let mut n = 0;
+        let restored = loop {
+            let candidate = if n == 0 {
+                wanted.clone()
+            } else {
+                parent
+                    .join(&with_suffix(&file_name, n))
+                    .map_err(|e| e.into_app_error(field))?
+            };
+            match root.rename_noreplace(&current, &candidate) {
+                Ok(()) => break candidate,
+                Err(MoveError::DestinationExists)
+                    if on_conflict == OnConflict::Rename && n < MAX_SUFFIX =>
+                {
+                    n += 1;
+                }
+                Err(MoveError::DestinationExists) => {
+                    return Err(AppError::AlreadyExists {
+                        reason: ErrorReason::AlreadyExists,
+                        message: format!(
+                            "{wanted} already exists; nothing is overwritten (restore with \
+                             conflict_policy RENAME, or to another path)"
+                        ),
+                    });
+                }
+                Err(MoveError::SourceMissing) => {
+                    return Err(AppError::FailedPrecondition {
+                        message: format!("{name} is no longer in .trash on disk"),
+                    });
+                }
+                Err(e) => return Err(e.into_app_error(field)),
+            }
+        };
+        remove_empty_trash_folders(&root, &current);
+        let io = |e| io_error_into_app(e, field);
+        let meta = root.symlink_metadata(&restored).map_err(io)?;
+        let mut entry = file_entry(restored.as_str(), &meta, Some(&categorizer));
+        if meta.is_file() {
+            entry.content_hash = root.hash_file(&restored).map_err(io)?.to_hex().to_string();
+        }
+        Ok(entry)
+    })
+    .await?;
+    db::trash::mark_restored(&mut conn, id, &entry.path).await?;
+    Ok(pb::RestoreFileResponse { file: Some(entry) })
+}
+
+pub(super) async fn empty_trash(
+    files: &Files,
+    principal: Principal,
+    req: pb::EmptyTrashRequest,
+) -> AppResult<pb::EmptyTrashResponse> {
+    let mut ids = Vec::with_capacity(req.names.len());
+    for name in &req.names {
+        let id = parse_item_name(name, "names")?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    let mut conn = files.state.db.get().await?;
+    db::trash::adopt_operation_trash(&mut conn, principal.user_id).await?;
+    let items = if ids.is_empty() {
+        db::trash::all_active(&mut conn, principal.user_id).await?
+    } else {
+        let found = db::trash::find_active(&mut conn, principal.user_id, &ids).await?;
+        // All or nothing: an unknown name deletes nothing.
+        if let Some(missing) = ids.iter().find(|id| !found.iter().any(|i| i.id == **id)) {
+            return Err(AppError::not_found(item_name(*missing)));
+        }
+        found
+    };
+    let root = files.root(&principal)?;
+    let checked = root.clone();
+    blocking(move || check_trash_folder(&checked)).await?;
+
+    let (mut deleted_count, mut freed_bytes) = (0i64, 0i64);
+    for item in items {
+        let path = UserPath::parse(&item.trash_path).map_err(|e| {
+            AppError::internal(format!("trash item {} has a bad trash path: {e}", item.id))
+        })?;
+        let trash = trash_folder();
+        if !path.starts_with(&trash) || path == trash {
+            return Err(AppError::internal(format!(
+                "trash item {} is not inside .trash",
+                item.id
+            )));
+        }
+        let root = root.clone();
+        blocking(move || purge(&root, &path)).await?;
+        if db::trash::mark_purged(&mut conn, item.id).await? {
+            deleted_count += 1;
+            freed_bytes += item.size_bytes;
+        }
+    }
+    db::quota::release(&mut conn, principal.user_id, freed_bytes).await?;
+    Ok(pb::EmptyTrashResponse {
+        deleted_count,
+        freed_bytes,
+    })
+}
+
+/// Deletes the entry at `path` (inside `.trash/`) for good: a folder with
+/// everything in it, never following symlinks. Already gone is fine.
+fn purge(root: &UserRoot, path: &UserPath) -> AppResult<()> {
+    let io = |e| io_error_into_app(e, "names");
+    let (parent, name) = path
+        .split_last()
+        .ok_or_else(|| AppError::internal("purging the storage root"))?;
+    let dir = match root.open_dir(&parent) {
+        Ok(dir) => dir,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io(e)),
+    };
+    let name = std::ffi::OsStr::from_bytes(name.as_bytes());
+    let removed = match dir.symlink_metadata(name) {
+        Ok(meta) if meta.is_dir() => dir.remove_dir_all(name),
+        Ok(_) => dir.remove_file(name),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    };
+    match removed {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    remove_empty_trash_folders(root, path);
+    Ok(())
+}

@@ -1,0 +1,395 @@
+//! Reading the journal (`file_records`) for people: ListFileRecords (one
+//! operation, filtered, sorted, keyset-paginated, with status counts) and
+//! SearchFiles (all of a user's records by name, category or content hash).
+//!
+//! Both build their SQL from a closed set of fragments (the sort column is an
+//! enum, never request text) with every value bound as a parameter. Keyset
+//! pagination: a page continues strictly after the (sort key, seq) of the
+//! previous page's last row, so concurrent changes never make a page repeat
+//! or skip a row that did not itself change. Paths sort in byte order
+//! (`COLLATE "C"`), as ListDirectory does.
+//!
+//! The name search matches `file_record_names(original_path, new_path)`, the
+//! expression of the trigram index from migration 000009; patterns have at
+//! least three characters so the index always applies.
+
+use chrono::{DateTime, Utc};
+use diesel::{
+    pg::Pg,
+    query_builder::{BoxedSqlQuery, SqlQuery},
+    sql_types::{BigInt, Bytea, Nullable, Text, Timestamptz},
+};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+/// A record as the API shows it, with the kept file's current path for a
+/// duplicate.
+#[derive(Debug, Clone, diesel::QueryableByName)]
+pub struct RecordRow {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    pub operation_id: Uuid,
+    #[diesel(sql_type = BigInt)]
+    pub seq: i64,
+    #[diesel(sql_type = Text)]
+    pub original_path: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub new_path: Option<String>,
+    #[diesel(sql_type = BigInt)]
+    pub size_bytes: i64,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub modified_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Bytea>)]
+    pub content_hash: Option<Vec<u8>>,
+    #[diesel(sql_type = Text)]
+    pub category: String,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub duplicate_of: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub duplicate_of_path: Option<String>,
+    #[diesel(sql_type = Text)]
+    pub status: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub reason: Option<String>,
+    #[diesel(sql_type = Timestamptz)]
+    pub created_at: DateTime<Utc>,
+}
+
+/// The columns of [`RecordRow`]; `k` is the kept record of a duplicate.
+const RECORD_COLUMNS: &str = "f.operation_id, f.seq, f.original_path, f.new_path, f.size_bytes, \
+     f.modified_at, f.content_hash, f.category, f.duplicate_of, \
+     CASE WHEN k.seq IS NULL THEN NULL \
+          WHEN k.status IN ('completed', 'duplicate') AND k.new_path IS NOT NULL THEN k.new_path \
+          ELSE k.original_path END AS duplicate_of_path, \
+     f.status, f.reason, f.created_at";
+const KEEPER_JOIN: &str =
+    "LEFT JOIN file_records k ON k.operation_id = f.operation_id AND k.seq = f.duplicate_of";
+
+/// A value bound to a `$n` placeholder.
+enum Bind {
+    Uuid(Uuid),
+    Int(i64),
+    Text(String),
+    Time(DateTime<Utc>),
+    Bytes(Vec<u8>),
+}
+
+/// SQL text plus its parameters, numbered as they are added.
+#[derive(Default)]
+struct Sql {
+    text: String,
+    binds: Vec<Bind>,
+}
+
+impl Sql {
+    fn push(&mut self, fragment: &str) -> &mut Self {
+        self.text.push_str(fragment);
+        self
+    }
+
+    /// Adds a parameter and returns its placeholder.
+    fn param(&mut self, value: Bind) -> String {
+        self.binds.push(value);
+        format!("${}", self.binds.len())
+    }
+
+    fn query(self) -> BoxedSqlQuery<'static, Pg, SqlQuery> {
+        let mut query = diesel::sql_query(self.text).into_boxed::<Pg>();
+        for bind in self.binds {
+            query = match bind {
+                Bind::Uuid(v) => query.bind::<diesel::sql_types::Uuid, _>(v),
+                Bind::Int(v) => query.bind::<BigInt, _>(v),
+                Bind::Text(v) => query.bind::<Text, _>(v),
+                Bind::Time(v) => query.bind::<Timestamptz, _>(v),
+                Bind::Bytes(v) => query.bind::<Bytea, _>(v),
+            };
+        }
+        query
+    }
+}
+
+/// The filters of ListFileRecords (all optional).
+#[derive(Debug, Clone, Default)]
+pub struct RecordFilter {
+    /// Stored status name (`completed`, …).
+    pub status: Option<&'static str>,
+    /// Category display name, compared case-insensitively.
+    pub category: Option<String>,
+    pub min_size_bytes: Option<i64>,
+    pub duplicates_only: bool,
+}
+
+impl RecordFilter {
+    /// `AND …` conditions on `f` except the status one.
+    fn push_common(&self, sql: &mut Sql) {
+        if let Some(category) = &self.category {
+            let p = sql.param(Bind::Text(category.clone()));
+            sql.push(&format!(" AND lower(f.category) = lower({p})"));
+        }
+        if let Some(min) = self.min_size_bytes {
+            let p = sql.param(Bind::Int(min));
+            sql.push(&format!(" AND f.size_bytes >= {p}"));
+        }
+        if self.duplicates_only {
+            sql.push(" AND f.duplicate_of IS NOT NULL");
+        }
+    }
+}
+
+/// What ListFileRecords sorts by; ties are always broken by seq.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    /// Journal order (seq): `create_time`.
+    Journal,
+    Size,
+    OriginalPath,
+    NewPath,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordOrder {
+    pub key: SortKey,
+    pub descending: bool,
+}
+
+/// Where the previous page ended: its last row's sort key and seq.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordCursor {
+    Journal { seq: i64 },
+    Size { size: i64, seq: i64 },
+    Path { path: String, seq: i64 },
+}
+
+impl RecordOrder {
+    /// The SQL expression sorted on (before seq).
+    fn expression(self) -> Option<&'static str> {
+        match self.key {
+            SortKey::Journal => None,
+            SortKey::Size => Some("f.size_bytes"),
+            SortKey::OriginalPath => Some("f.original_path COLLATE \"C\""),
+            SortKey::NewPath => Some("coalesce(f.new_path, '') COLLATE \"C\""),
+        }
+    }
+
+    /// The cursor after `row` in this order.
+    pub fn cursor_after(self, row: &RecordRow) -> RecordCursor {
+        let seq = row.seq;
+        match self.key {
+            SortKey::Journal => RecordCursor::Journal { seq },
+            SortKey::Size => RecordCursor::Size {
+                size: row.size_bytes,
+                seq,
+            },
+            SortKey::OriginalPath => RecordCursor::Path {
+                path: row.original_path.clone(),
+                seq,
+            },
+            SortKey::NewPath => RecordCursor::Path {
+                path: row.new_path.clone().unwrap_or_default(),
+                seq,
+            },
+        }
+    }
+}
+
+/// One page of an operation's records.
+pub async fn list_records(
+    conn: &mut AsyncPgConnection,
+    operation_id: Uuid,
+    filter: &RecordFilter,
+    order: RecordOrder,
+    after: Option<&RecordCursor>,
+    limit: i64,
+) -> diesel::QueryResult<Vec<RecordRow>> {
+    let mut sql = Sql::default();
+    sql.push(&format!(
+        "SELECT {RECORD_COLUMNS} FROM file_records f {KEEPER_JOIN} WHERE f.operation_id = "
+    ));
+    let p = sql.param(Bind::Uuid(operation_id));
+    sql.push(&p);
+    if let Some(status) = filter.status {
+        let p = sql.param(Bind::Text(status.into()));
+        sql.push(&format!(" AND f.status = {p}"));
+    }
+    filter.push_common(&mut sql);
+    let cmp = if order.descending { "<" } else { ">" };
+    match after {
+        None => {}
+        Some(RecordCursor::Journal { seq }) => {
+            let p = sql.param(Bind::Int(*seq));
+            sql.push(&format!(" AND f.seq {cmp} {p}"));
+        }
+        Some(RecordCursor::Size { size, seq }) => {
+            let (a, b) = (sql.param(Bind::Int(*size)), sql.param(Bind::Int(*seq)));
+            sql.push(&format!(" AND (f.size_bytes, f.seq) {cmp} ({a}, {b})"));
+        }
+        Some(RecordCursor::Path { path, seq }) => {
+            let expression = order.expression().unwrap_or("f.original_path");
+            let (a, b) = (
+                sql.param(Bind::Text(path.clone())),
+                sql.param(Bind::Int(*seq)),
+            );
+            sql.push(&format!(
+                " AND ({expression}, f.seq) {cmp} ({a} COLLATE \"C\", {b})"
+            ));
+        }
+    }
+    let direction = if order.descending { "DESC" } else { "ASC" };
+    sql.push(" ORDER BY ");
+    if let Some(expression) = order.expression() {
+        sql.push(&format!("{expression} {direction}, "));
+    }
+    let p = sql.param(Bind::Int(limit));
+    sql.push(&format!("f.seq {direction} LIMIT {p}"));
+    sql.query().load(conn).await
+}
+
+/// Counts of an operation's records per status, under the category, size
+/// and duplicates filters, plus how many also pass the status filter.
+#[derive(Debug, Clone, Copy, Default, diesel::QueryableByName)]
+pub struct StatusCounts {
+    /// Records passing every filter, the status one included.
+    #[diesel(sql_type = BigInt)]
+    pub matching: i64,
+    #[diesel(sql_type = BigInt)]
+    pub total: i64,
+    #[diesel(sql_type = BigInt)]
+    pub planned: i64,
+    #[diesel(sql_type = BigInt)]
+    pub completed: i64,
+    #[diesel(sql_type = BigInt)]
+    pub skipped: i64,
+    #[diesel(sql_type = BigInt)]
+    pub failed: i64,
+    #[diesel(sql_type = BigInt)]
+    pub duplicate: i64,
+    #[diesel(sql_type = BigInt)]
+    pub undone: i64,
+}
+
+pub async fn status_counts(
+    conn: &mut AsyncPgConnection,
+    operation_id: Uuid,
+    filter: &RecordFilter,
+) -> diesel::QueryResult<StatusCounts> {
+    let mut sql = Sql::default();
+    let matching = match filter.status {
+        Some(status) => {
+            let p = sql.param(Bind::Text(status.into()));
+            format!("count(*) FILTER (WHERE f.status = {p})")
+        }
+        None => "count(*)".into(),
+    };
+    sql.push(&format!(
+        "SELECT {matching} AS matching, count(*) AS total,
+            count(*) FILTER (WHERE f.status = 'planned') AS planned,
+            count(*) FILTER (WHERE f.status = 'completed') AS completed,
+            count(*) FILTER (WHERE f.status = 'skipped') AS skipped,
+            count(*) FILTER (WHERE f.status = 'failed') AS failed,
+            count(*) FILTER (WHERE f.status = 'duplicate') AS duplicate,
+            count(*) FILTER (WHERE f.status = 'undone') AS undone
+         FROM file_records f WHERE f.operation_id = "
+    ));
+    let p = sql.param(Bind::Uuid(operation_id));
+    sql.push(&p);
+    filter.push_common(&mut sql);
+    sql.query().get_result(conn).await
+}
+
+/// What SearchFiles looks for (at least one of the first three is set).
+#[derive(Debug, Clone, Default)]
+pub struct SearchFilter {
+    /// A substring of the file name, not yet escaped for LIKE.
+    pub name_contains: Option<String>,
+    pub category: Option<String>,
+    pub content_hash: Option<Vec<u8>>,
+    pub operation_id: Option<Uuid>,
+}
+
+/// Where the previous search page ended (newest first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchCursor {
+    pub created_at: DateTime<Utc>,
+    pub operation_id: Uuid,
+    pub seq: i64,
+}
+
+impl SearchCursor {
+    pub fn after(row: &RecordRow) -> SearchCursor {
+        SearchCursor {
+            created_at: row.created_at,
+            operation_id: row.operation_id,
+            seq: row.seq,
+        }
+    }
+}
+
+/// Escapes `%`, `_` and `\` for a LIKE pattern (default escape `\`).
+pub fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A page of the user's records matching `filter`, newest first.
+pub async fn search(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    filter: &SearchFilter,
+    after: Option<&SearchCursor>,
+    limit: i64,
+) -> diesel::QueryResult<Vec<RecordRow>> {
+    let mut sql = Sql::default();
+    sql.push(&format!(
+        "SELECT {RECORD_COLUMNS} FROM file_records f \
+         JOIN operations o ON o.id = f.operation_id {KEEPER_JOIN} WHERE o.user_id = "
+    ));
+    let p = sql.param(Bind::Uuid(user_id));
+    sql.push(&p);
+    if let Some(name) = &filter.name_contains {
+        let p = sql.param(Bind::Text(format!("%{}%", escape_like(name))));
+        sql.push(&format!(
+            " AND file_record_names(f.original_path, f.new_path) LIKE lower({p})"
+        ));
+    }
+    if let Some(category) = &filter.category {
+        let p = sql.param(Bind::Text(category.clone()));
+        sql.push(&format!(" AND lower(f.category) = lower({p})"));
+    }
+    if let Some(hash) = &filter.content_hash {
+        let p = sql.param(Bind::Bytes(hash.clone()));
+        sql.push(&format!(" AND f.content_hash = {p}"));
+    }
+    if let Some(operation_id) = filter.operation_id {
+        let p = sql.param(Bind::Uuid(operation_id));
+        sql.push(&format!(" AND f.operation_id = {p}"));
+    }
+    if let Some(cursor) = after {
+        let t = sql.param(Bind::Time(cursor.created_at));
+        let o = sql.param(Bind::Uuid(cursor.operation_id));
+        let s = sql.param(Bind::Int(cursor.seq));
+        sql.push(&format!(
+            " AND (f.created_at, f.operation_id, f.seq) < ({t}, {o}, {s})"
+        ));
+    }
+    let p = sql.param(Bind::Int(limit));
+    sql.push(&format!(
+        " ORDER BY f.created_at DESC, f.operation_id DESC, f.seq DESC LIMIT {p}"
+    ));
+    sql.query().load(conn).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_are_escaped() {
+        assert_eq!(escape_like("50%_off\\x"), "50\\%\\_off\\\\x");
+        assert_eq!(escape_like("plain"), "plain");
+    }
+}

@@ -1,0 +1,425 @@
+//! Report queries: aggregates over an operation's journal (`file_records`)
+//! and over a user's operations.
+//!
+//! Everything is computed by Postgres (GROUP BY, FILTER, ORDER BY … LIMIT);
+//! nothing here loads a whole journal. Lists that can be long — duplicate
+//! groups and records for an export — are read in keyset pages.
+//!
+//! Conventions of the journal these queries rely on:
+//! - A record of a file the scan found and categorized carries its
+//!   fingerprint (`device` is set). Entries the scan skipped outright
+//!   (symbolic links, extra hard links, unusable names) carry none and only a
+//!   placeholder category, so the category breakdown and the largest files
+//!   leave them out.
+//! - A duplicate group is its kept record plus the records whose
+//!   `duplicate_of` holds the kept record's seq (index
+//!   `file_records_duplicate_of_idx`).
+//! - Where a file is now: its `new_path` once moved (status completed or
+//!   duplicate), else its `original_path`.
+
+use chrono::{DateTime, Utc};
+use diesel::QueryResult;
+use diesel::sql_types::{BigInt, Bytea, Nullable, Text, Timestamptz};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use crate::reports::{DuplicateFile, DuplicateGroup, LARGEST_FILES, Record};
+
+/// Where the record aliased `f` is now.
+const F_PATH: &str = "CASE WHEN f.status IN ('completed', 'duplicate') AND f.new_path IS NOT NULL THEN f.new_path ELSE f.original_path END";
+/// Where the record aliased `k` is now.
+const K_PATH: &str = "CASE WHEN k.status IN ('completed', 'duplicate') AND k.new_path IS NOT NULL THEN k.new_path ELSE k.original_path END";
+
+/// Outcome counts of an operation's journal.
+#[derive(Debug, Default, Clone, Copy, diesel::QueryableByName)]
+pub struct Outcomes {
+    #[diesel(sql_type = BigInt)]
+    pub moved: i64,
+    #[diesel(sql_type = BigInt)]
+    pub moved_bytes: i64,
+    #[diesel(sql_type = BigInt)]
+    pub skipped: i64,
+    #[diesel(sql_type = BigInt)]
+    pub failed: i64,
+    #[diesel(sql_type = BigInt)]
+    pub duplicate_groups: i64,
+    #[diesel(sql_type = BigInt)]
+    pub duplicate_files: i64,
+    #[diesel(sql_type = BigInt)]
+    pub reclaimable_bytes: i64,
+}
+
+/// One aggregate pass: outcomes by status and the duplicate summary.
+pub async fn outcomes(conn: &mut AsyncPgConnection, operation_id: Uuid) -> QueryResult<Outcomes> {
+    diesel::sql_query(
+        "SELECT
+            count(*) FILTER (WHERE status IN ('completed', 'duplicate')) AS moved,
+            coalesce(sum(size_bytes) FILTER (WHERE status IN ('completed', 'duplicate')), 0)::bigint AS moved_bytes,
+            count(*) FILTER (WHERE status = 'skipped') AS skipped,
+            count(*) FILTER (WHERE status = 'failed') AS failed,
+            count(DISTINCT duplicate_of) AS duplicate_groups,
+            count(duplicate_of) AS duplicate_files,
+            coalesce(sum(size_bytes) FILTER (WHERE duplicate_of IS NOT NULL), 0)::bigint AS reclaimable_bytes
+         FROM file_records WHERE operation_id = $1",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(operation_id)
+    .get_result(conn)
+    .await
+}
+
+#[derive(diesel::QueryableByName)]
+struct CategoryRow {
+    #[diesel(sql_type = Text)]
+    category: String,
+    #[diesel(sql_type = BigInt)]
+    file_count: i64,
+    #[diesel(sql_type = BigInt)]
+    size_bytes: i64,
+}
+
+/// (category, files, bytes) of the categorized files, most bytes first.
+pub async fn categories(
+    conn: &mut AsyncPgConnection,
+    operation_id: Uuid,
+) -> QueryResult<Vec<(String, i64, i64)>> {
+    let rows: Vec<CategoryRow> = diesel::sql_query(
+        "SELECT category, count(*) AS file_count, coalesce(sum(size_bytes), 0)::bigint AS size_bytes
+         FROM file_records WHERE operation_id = $1 AND device IS NOT NULL
+         GROUP BY category
+         ORDER BY size_bytes DESC, file_count DESC, category COLLATE \"C\"",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(operation_id)
+    .load(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.category, r.file_count, r.size_bytes))
+        .collect())
+}
+
+#[derive(diesel::QueryableByName)]
+struct RecordRow {
+    #[diesel(sql_type = BigInt)]
+    seq: i64,
+    #[diesel(sql_type = Text)]
+    original_path: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    new_path: Option<String>,
+    #[diesel(sql_type = BigInt)]
+    size_bytes: i64,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    modified_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Bytea>)]
+    content_hash: Option<Vec<u8>>,
+    #[diesel(sql_type = Text)]
+    category: String,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    duplicate_of: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    duplicate_of_path: Option<String>,
+    #[diesel(sql_type = Text)]
+    status: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    reason: Option<String>,
+    #[diesel(sql_type = Timestamptz)]
+    created_at: DateTime<Utc>,
+}
+
+impl From<RecordRow> for Record {
+    fn from(r: RecordRow) -> Record {
+        Record {
+            seq: r.seq,
+            original_path: r.original_path,
+            new_path: r.new_path,
+            size_bytes: r.size_bytes,
+            modify_time: r.modified_at,
+            content_hash: r.content_hash,
+            category: r.category,
+            duplicate_of: r.duplicate_of,
+            duplicate_of_path: r.duplicate_of_path,
+            status: r.status,
+            reason: r.reason,
+            create_time: r.created_at,
+        }
+    }
+}
+
+/// Records with the kept file's current path of a duplicate (a primary-key
+/// lookup per duplicate).
+fn record_select(tail: &str) -> String {
+    format!(
+        "SELECT f.seq, f.original_path, f.new_path, f.size_bytes, f.modified_at, f.content_hash,
+                f.category, f.duplicate_of, {K_PATH} AS duplicate_of_path, f.status, f.reason,
+                f.created_at
+         FROM file_records f
+         LEFT JOIN file_records k ON k.operation_id = f.operation_id AND k.seq = f.duplicate_of
+         WHERE f.operation_id = $1 {tail}"
+    )
+}
+
+/// The largest categorized files, largest first (ties in journal order).
+pub async fn largest_files(
+    conn: &mut AsyncPgConnection,
+    operation_id: Uuid,
+) -> QueryResult<Vec<Record>> {
+    let rows: Vec<RecordRow> = diesel::sql_query(record_select(
+        "AND f.device IS NOT NULL ORDER BY f.size_bytes DESC, f.seq LIMIT $2",
+    ))
+    .bind::<diesel::sql_types::Uuid, _>(operation_id)
+    .bind::<BigInt, _>(LARGEST_FILES)
+    .load(conn)
+    .await?;
+    Ok(rows.into_iter().map(Record::from).collect())
+}
+
+/// Up to `limit` records after `after_seq`, in seq order (an export batch).
+pub async fn records_after(
+    conn: &mut AsyncPgConnection,
+    operation_id: Uuid,
+    after_seq: i64,
+    limit: i64,
+) -> QueryResult<Vec<Record>> {
+    let rows: Vec<RecordRow> =
+        diesel::sql_query(record_select("AND f.seq > $2 ORDER BY f.seq LIMIT $3"))
+            .bind::<diesel::sql_types::Uuid, _>(operation_id)
+            .bind::<BigInt, _>(after_seq)
+            .bind::<BigInt, _>(limit)
+            .load(conn)
+            .await?;
+    Ok(rows.into_iter().map(Record::from).collect())
+}
+
+/// The position of a group in the listing order: most reclaimable bytes
+/// first, then content hash, then the kept record's seq.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupKey {
+    pub reclaimable_bytes: i64,
+    pub content_hash: Vec<u8>,
+    pub keeper_seq: i64,
+}
+
+#[derive(diesel::QueryableByName)]
+struct GroupRow {
+    #[diesel(sql_type = BigInt)]
+    keeper_seq: i64,
+    #[diesel(sql_type = Bytea)]
+    content_hash: Vec<u8>,
+    #[diesel(sql_type = BigInt)]
+    size_bytes: i64,
+    #[diesel(sql_type = BigInt)]
+    file_count: i64,
+    #[diesel(sql_type = BigInt)]
+    reclaimable_bytes: i64,
+    #[diesel(sql_type = Text)]
+    kept_path: String,
+}
+
+/// The groups of one duplicate listing query, grouped in the database.
+const GROUPS: &str = "SELECT k.seq AS keeper_seq, coalesce(k.content_hash, ''::bytea) AS content_hash,
+        k.size_bytes, count(*) + 1 AS file_count, (count(*) * k.size_bytes)::bigint AS reclaimable_bytes,
+        KPATH AS kept_path
+    FROM file_records d
+    JOIN file_records k ON k.operation_id = d.operation_id AND k.seq = d.duplicate_of
+    WHERE d.operation_id = $1 AND d.duplicate_of IS NOT NULL AND k.size_bytes >= $2
+    GROUP BY k.operation_id, k.seq";
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// Number of duplicate groups whose files are at least `min_size` bytes.
+pub async fn count_duplicate_groups(
+    conn: &mut AsyncPgConnection,
+    operation_id: Uuid,
+    min_size: i64,
+) -> QueryResult<i64> {
+    let row: Count = diesel::sql_query(
+        "SELECT count(DISTINCT d.duplicate_of) AS n
+         FROM file_records d
+         JOIN file_records k ON k.operation_id = d.operation_id AND k.seq = d.duplicate_of
+         WHERE d.operation_id = $1 AND d.duplicate_of IS NOT NULL AND k.size_bytes >= $2",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(operation_id)
+    .bind::<BigInt, _>(min_size)
+    .get_result(conn)
+    .await?;
+    Ok(row.n)
+}
+
+/// A page of duplicate groups after `after` (keyset), with their files,
+/// each with its listing key (the last one is where the next page starts).
+pub async fn duplicate_groups(
+    conn: &mut AsyncPgConnection,
+    operation_id: Uuid,
+    min_size: i64,
+    after: Option<&GroupKey>,
+    limit: i64,
+) -> QueryResult<Vec<(GroupKey, DuplicateGroup)>> {
+    let groups = GROUPS.replace("KPATH", K_PATH);
+    // Descending bytes, ascending hash and seq: the keyset condition spells
+    // out the mixed directions.
+    let query = format!(
+        "SELECT * FROM ({groups}) g
+         WHERE $3::bigint IS NULL
+            OR g.reclaimable_bytes < $3
+            OR (g.reclaimable_bytes = $3 AND (g.content_hash > $4
+                OR (g.content_hash = $4 AND g.keeper_seq > $5)))
+         ORDER BY g.reclaimable_bytes DESC, g.content_hash, g.keeper_seq
+         LIMIT $6"
+    );
+    let rows: Vec<GroupRow> = diesel::sql_query(query)
+        .bind::<diesel::sql_types::Uuid, _>(operation_id)
+        .bind::<BigInt, _>(min_size)
+        .bind::<Nullable<BigInt>, _>(after.map(|k| k.reclaimable_bytes))
+        .bind::<Bytea, _>(after.map(|k| k.content_hash.clone()).unwrap_or_default())
+        .bind::<BigInt, _>(after.map_or(0, |k| k.keeper_seq))
+        .bind::<BigInt, _>(limit)
+        .load(conn)
+        .await?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let keepers: Vec<i64> = rows.iter().map(|r| r.keeper_seq).collect();
+    // Members arrive in keeper order, groups in listing order: index them.
+    let mut by_keeper: std::collections::HashMap<i64, Vec<DuplicateFile>> =
+        std::collections::HashMap::with_capacity(rows.len());
+    for (keeper, file) in group_members(conn, operation_id, &keepers).await? {
+        by_keeper.entry(keeper).or_default().push(file);
+    }
+    let mut page = Vec::with_capacity(rows.len());
+    for row in rows {
+        let files = by_keeper.remove(&row.keeper_seq).unwrap_or_default();
+        page.push((
+            GroupKey {
+                reclaimable_bytes: row.reclaimable_bytes,
+                content_hash: row.content_hash.clone(),
+                keeper_seq: row.keeper_seq,
+            },
+            DuplicateGroup {
+                content_hash: row.content_hash,
+                size_bytes: row.size_bytes,
+                file_count: row.file_count,
+                reclaimable_bytes: row.reclaimable_bytes,
+                kept_path: row.kept_path,
+                files,
+            },
+        ));
+    }
+    Ok(page)
+}
+
+#[derive(diesel::QueryableByName)]
+struct MemberRow {
+    #[diesel(sql_type = BigInt)]
+    keeper_seq: i64,
+    #[diesel(sql_type = BigInt)]
+    seq: i64,
+    #[diesel(sql_type = Text)]
+    original_path: String,
+    #[diesel(sql_type = Text)]
+    path: String,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    modified_at: Option<DateTime<Utc>>,
+}
+
+/// The files of the groups kept by `keepers`: (keeper seq, file), each
+/// group's kept file first, then by current path (byte order, whatever the
+/// database's collation).
+async fn group_members(
+    conn: &mut AsyncPgConnection,
+    operation_id: Uuid,
+    keepers: &[i64],
+) -> QueryResult<Vec<(i64, DuplicateFile)>> {
+    let rows: Vec<MemberRow> = diesel::sql_query(format!(
+        "SELECT coalesce(f.duplicate_of, f.seq) AS keeper_seq, f.seq, f.original_path,
+                {F_PATH} AS path, f.modified_at
+         FROM file_records f
+         WHERE f.operation_id = $1 AND (f.seq = ANY($2) OR f.duplicate_of = ANY($2))
+         ORDER BY keeper_seq, f.duplicate_of IS NOT NULL, ({F_PATH}) COLLATE \"C\", f.seq"
+    ))
+    .bind::<diesel::sql_types::Uuid, _>(operation_id)
+    .bind::<diesel::sql_types::Array<BigInt>, _>(keepers)
+    .load(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            (
+                r.keeper_seq,
+                DuplicateFile {
+                    kept: r.keeper_seq == r.seq,
+                    seq: r.seq,
+                    original_path: r.original_path,
+                    path: r.path,
+                    modify_time: r.modified_at,
+                },
+            )
+        })
+        .collect())
+}
+
+#[derive(diesel::QueryableByName)]
+struct StateRow {
+    #[diesel(sql_type = Text)]
+    state: String,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// A user's operations per state.
+pub async fn operations_by_state(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+) -> QueryResult<Vec<(String, i64)>> {
+    let rows: Vec<StateRow> = diesel::sql_query(
+        "SELECT state, count(*) AS n FROM operations WHERE user_id = $1 GROUP BY state",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(user_id)
+    .load(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.state, r.n)).collect())
+}
+
+/// Totals over a user's operations, from their counters.
+#[derive(Debug, Default, Clone, Copy, diesel::QueryableByName)]
+pub struct UsageTotals {
+    #[diesel(sql_type = BigInt)]
+    pub files_organized: i64,
+    #[diesel(sql_type = BigInt)]
+    pub bytes_organized: i64,
+    #[diesel(sql_type = BigInt)]
+    pub duplicates_found: i64,
+    #[diesel(sql_type = BigInt)]
+    pub reclaimable_bytes: i64,
+    #[diesel(sql_type = BigInt)]
+    pub storage_used_bytes: i64,
+    #[diesel(sql_type = BigInt)]
+    pub storage_quota_bytes: i64,
+}
+
+/// One pass over the user's operations (not their journals): files moved by
+/// organize and deduplicate operations minus those their undos moved back,
+/// duplicates found, plus the storage columns of `users`.
+///
+/// Counters rather than journals keep this O(operations); every worker
+/// rebuilds its counters from the journal, so they agree with it.
+pub async fn usage_totals(conn: &mut AsyncPgConnection, user_id: Uuid) -> QueryResult<UsageTotals> {
+    diesel::sql_query(
+        "SELECT
+            coalesce(sum(o.files_moved) FILTER (WHERE o.kind <> 'undo'), 0)::bigint
+              - coalesce(sum(o.files_moved) FILTER (WHERE o.kind = 'undo'), 0)::bigint AS files_organized,
+            coalesce(sum(o.bytes_moved) FILTER (WHERE o.kind <> 'undo'), 0)::bigint
+              - coalesce(sum(o.bytes_moved) FILTER (WHERE o.kind = 'undo'), 0)::bigint AS bytes_organized,
+            coalesce(sum(o.duplicates_found) FILTER (WHERE o.kind <> 'undo'), 0)::bigint AS duplicates_found,
+            coalesce(sum(o.reclaimable_bytes) FILTER (WHERE o.kind <> 'undo'), 0)::bigint AS reclaimable_bytes,
+            u.storage_used_bytes, u.storage_quota_bytes
+         FROM users u LEFT JOIN operations o ON o.user_id = u.id
+         WHERE u.id = $1
+         GROUP BY u.id",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(user_id)
+    .get_result(conn)
+    .await
+}

@@ -1,0 +1,303 @@
+//! HTML export: one self-contained page (no scripts, no external resources)
+//! with the summary, a bar chart of bytes per category and the duplicate
+//! groups.
+//!
+//! The chart is inline SVG drawn with presentation attributes (`width`,
+//! `fill`), not CSS, so it renders even under a `default-src 'none'` Content
+//! Security Policy such as the REST sidecar sends; the `<style>` block only
+//! makes the tables nicer when the page is opened as a downloaded file.
+//! Every string that comes from a user (paths, category names, reasons) is
+//! escaped with [`escape`].
+
+use std::fmt::Write as _;
+
+use super::{DuplicateGroup, Report, ReportWriter, human_bytes, rfc3339};
+
+#[derive(Debug, Default)]
+pub struct HtmlWriter {
+    groups_written: u64,
+}
+
+/// Escapes text for an HTML element or a quoted attribute value.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Bar colors, one per category in order (repeating).
+const PALETTE: [&str; 10] = [
+    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
+    "#9c755f", "#bab0ac",
+];
+const LABEL_WIDTH: f64 = 170.0;
+const BAR_MAX_WIDTH: f64 = 420.0;
+const ROW_HEIGHT: f64 = 26.0;
+const CHART_WIDTH: f64 = 760.0;
+const LABEL_CHARS: usize = 22;
+
+const STYLE: &str = "body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;\
+margin:2rem auto;max-width:62rem;padding:0 1rem;color:#1f2328}\
+h1{margin-bottom:.2rem}.muted{color:#59636e}\
+table{border-collapse:collapse;margin:.5rem 0 1.5rem;width:100%}\
+th,td{border-bottom:1px solid #d0d7de;padding:.3rem .6rem;text-align:left;vertical-align:top}\
+th{background:#f6f8fa}.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}\
+dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1.2rem}dt{font-weight:600}\
+ul{margin:0;padding-left:1.1rem}li.kept{font-weight:600}\
+.path{white-space:pre-wrap;word-break:break-all}code{font-size:12px}";
+
+fn truncate(label: &str) -> String {
+    if label.chars().count() > LABEL_CHARS {
+        let mut short: String = label.chars().take(LABEL_CHARS - 1).collect();
+        short.push('…');
+        short
+    } else {
+        label.to_string()
+    }
+}
+
+fn summary(html: &mut String, r: &Report) {
+    let t = &r.totals;
+    let when =
+        |t: Option<chrono::DateTime<chrono::Utc>>| t.map(rfc3339).unwrap_or_else(|| "—".into());
+    let rows: [(&str, String); 16] = [
+        ("Kind", r.kind.clone()),
+        ("State", r.state.clone()),
+        ("Dry run", if r.dry_run { "yes" } else { "no" }.into()),
+        ("Started", when(r.start_time)),
+        ("Ended", when(r.end_time)),
+        (
+            "Duration",
+            r.duration
+                .map(|d| format!("{:.3} s", d.as_secs_f64()))
+                .unwrap_or_else(|| "—".into()),
+        ),
+        ("Files scanned", t.files_scanned.to_string()),
+        ("Files planned", t.files_planned.to_string()),
+        ("Files moved", t.files_moved.to_string()),
+        ("Files skipped", t.files_skipped.to_string()),
+        ("Files failed", t.files_failed.to_string()),
+        (
+            "Bytes scanned",
+            format!("{} ({} B)", human_bytes(t.bytes_scanned), t.bytes_scanned),
+        ),
+        (
+            "Bytes moved",
+            format!("{} ({} B)", human_bytes(t.bytes_moved), t.bytes_moved),
+        ),
+        ("Duplicate groups", r.duplicate_group_count.to_string()),
+        ("Duplicate files", r.duplicate_file_count.to_string()),
+        (
+            "Reclaimable",
+            format!(
+                "{} ({} B)",
+                human_bytes(r.reclaimable_bytes),
+                r.reclaimable_bytes
+            ),
+        ),
+    ];
+    html.push_str("<section id=\"summary\"><h2>Summary</h2><dl>");
+    for (label, value) in rows {
+        let _ = write!(html, "<dt>{label}</dt><dd>{}</dd>", escape(&value));
+    }
+    html.push_str("</dl></section>\n");
+}
+
+fn chart(html: &mut String, r: &Report) {
+    html.push_str("<section id=\"categories\"><h2>Bytes per category</h2>\n");
+    if r.categories.is_empty() {
+        html.push_str("<p>No categorized files.</p></section>\n");
+        return;
+    }
+    let max = r
+        .categories
+        .iter()
+        .map(|c| c.size_bytes)
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
+    let height = ROW_HEIGHT * r.categories.len() as f64 + 8.0;
+    let _ = writeln!(
+        html,
+        "<svg id=\"category-chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{CHART_WIDTH}\" \
+         height=\"{height}\" viewBox=\"0 0 {CHART_WIDTH} {height}\" role=\"img\" \
+         aria-labelledby=\"category-chart-title\"><title id=\"category-chart-title\">Bytes per \
+         category</title>"
+    );
+    for (i, c) in r.categories.iter().enumerate() {
+        let y = 4.0 + ROW_HEIGHT * i as f64;
+        let mut width = (BAR_MAX_WIDTH * c.size_bytes as f64 / max * 10.0).round() / 10.0;
+        if c.size_bytes > 0 && width < 1.0 {
+            width = 1.0;
+        }
+        let name = escape(&c.category);
+        let detail = format!(
+            "{}: {} files, {} ({:.1}%)",
+            c.category,
+            c.file_count,
+            human_bytes(c.size_bytes),
+            c.percentage
+        );
+        let _ = writeln!(
+            html,
+            "<g class=\"bar-row\" transform=\"translate(0,{y})\">\
+             <text x=\"0\" y=\"15\" font-size=\"13\" font-family=\"sans-serif\" fill=\"#1f2328\">{label}</text>\
+             <rect class=\"bar\" data-category=\"{name}\" data-bytes=\"{bytes}\" x=\"{LABEL_WIDTH}\" y=\"2\" \
+             width=\"{width}\" height=\"18\" rx=\"2\" fill=\"{color}\"><title>{title}</title></rect>\
+             <text x=\"{value_x}\" y=\"15\" font-size=\"12\" font-family=\"sans-serif\" fill=\"#59636e\">\
+             {size} · {percent:.1}%</text></g>",
+            label = escape(&truncate(&c.category)),
+            bytes = c.size_bytes,
+            color = PALETTE[i % PALETTE.len()],
+            title = escape(&detail),
+            value_x = LABEL_WIDTH + width + 6.0,
+            size = human_bytes(c.size_bytes),
+            percent = c.percentage,
+        );
+    }
+    html.push_str("</svg>\n<table id=\"category-table\"><thead><tr><th>Category</th>\
+        <th class=\"num\">Files</th><th class=\"num\">Bytes</th><th class=\"num\">Share</th></tr></thead><tbody>");
+    for c in &r.categories {
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{:.1}%</td></tr>",
+            escape(&c.category),
+            c.file_count,
+            c.size_bytes,
+            c.percentage
+        );
+    }
+    html.push_str("</tbody></table></section>\n");
+}
+
+fn largest(html: &mut String, r: &Report) {
+    html.push_str("<section id=\"largest\"><h2>Largest files</h2>");
+    if r.largest_files.is_empty() {
+        html.push_str("<p>No files.</p></section>\n");
+        return;
+    }
+    html.push_str(
+        "<table><thead><tr><th>Path</th><th>Category</th><th>Status</th>\
+        <th class=\"num\">Size</th></tr></thead><tbody>",
+    );
+    for f in &r.largest_files {
+        let path = match (&f.new_path, f.status.as_str()) {
+            (Some(new), "completed" | "duplicate") => new,
+            _ => &f.original_path,
+        };
+        let _ = write!(
+            html,
+            "<tr><td class=\"path\">{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td></tr>",
+            escape(path),
+            escape(&f.category),
+            escape(&f.status),
+            human_bytes(f.size_bytes)
+        );
+    }
+    html.push_str("</tbody></table></section>\n");
+}
+
+impl ReportWriter for HtmlWriter {
+    fn begin(&mut self, out: &mut Vec<u8>, r: &Report) {
+        let mut html = String::with_capacity(16 * 1024);
+        let _ = write!(
+            html,
+            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+             <title>Report of {op}</title><style>{STYLE}</style></head>\n<body>\
+             <header><h1>Operation report</h1><p class=\"muted\">{op} · computed {at}</p></header>\n",
+            op = escape(&r.operation_name()),
+            at = rfc3339(r.compute_time),
+        );
+        summary(&mut html, r);
+        chart(&mut html, r);
+        largest(&mut html, r);
+        let _ = writeln!(
+            html,
+            "<section id=\"duplicates\"><h2>Duplicate groups</h2><p>{} groups, {} duplicate files, \
+             {} reclaimable.</p>",
+            r.duplicate_group_count,
+            r.duplicate_file_count,
+            human_bytes(r.reclaimable_bytes)
+        );
+        out.extend_from_slice(html.as_bytes());
+        self.groups_written = 0;
+    }
+
+    fn group(&mut self, out: &mut Vec<u8>, g: &DuplicateGroup) {
+        let mut html = String::with_capacity(512);
+        if self.groups_written == 0 {
+            html.push_str(
+                "<table id=\"duplicate-groups\"><thead><tr><th>Content (blake3)</th>\
+                 <th class=\"num\">Size</th><th class=\"num\">Files</th>\
+                 <th class=\"num\">Reclaimable</th><th>Files (the kept one first)</th></tr></thead><tbody>\n",
+            );
+        }
+        self.groups_written += 1;
+        let hash = hex::encode(&g.content_hash);
+        let _ = write!(
+            html,
+            "<tr class=\"group\"><td><code title=\"{hash}\">{short}…</code></td><td class=\"num\">{size}</td>\
+             <td class=\"num\">{count}</td><td class=\"num\">{reclaim}</td><td><ul>",
+            short = &hash[..hash.len().min(12)],
+            size = human_bytes(g.size_bytes),
+            count = g.file_count,
+            reclaim = human_bytes(g.reclaimable_bytes),
+        );
+        for f in &g.files {
+            let _ = write!(
+                html,
+                "<li class=\"path{kept}\">{path}{label}</li>",
+                kept = if f.kept { " kept" } else { "" },
+                path = escape(&f.path),
+                label = if f.kept { " (kept)" } else { "" },
+            );
+        }
+        html.push_str("</ul></td></tr>\n");
+        out.extend_from_slice(html.as_bytes());
+    }
+
+    fn end_groups(&mut self, out: &mut Vec<u8>) {
+        if self.groups_written == 0 {
+            out.extend_from_slice(b"<p>No duplicates found.</p>");
+        } else {
+            out.extend_from_slice(b"</tbody></table>");
+        }
+        out.extend_from_slice(b"</section>\n");
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        out.extend_from_slice(
+            b"<footer class=\"muted\"><p>Exported by FileOrganizer Pro.</p></footer></body></html>\n",
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup_and_quotes() {
+        assert_eq!(
+            escape("<img src=x onerror=\"a('b')\">&"),
+            "&lt;img src=x onerror=&quot;a(&#39;b&#39;)&quot;&gt;&amp;"
+        );
+        assert_eq!(escape("plain"), "plain");
+    }
+
+    #[test]
+    fn long_labels_are_shortened() {
+        assert_eq!(truncate("Images"), "Images");
+        assert_eq!(truncate(&"x".repeat(40)).chars().count(), LABEL_CHARS);
+    }
+}

@@ -1,0 +1,414 @@
+//! Rate limits (Redis sliding windows, the per-address burst guard, login
+//! limits) and the admin RPCs that inspect and reset them.
+
+use std::process::{Command, Stdio};
+
+use diesel_async::RunQueryDsl;
+use fileorganizer::pb::fileorganizer::v1::{self as pb, auth_service_client::AuthServiceClient};
+use reqwest::StatusCode;
+use tonic::{Code, transport::Channel};
+use tonic_types::StatusExt;
+
+use crate::common::{
+    JWT_SECRET, Options, PASSWORD, TestApp, assert_code, bearer, envoy::Envoy, reason,
+};
+
+fn redis_env(limit: u32) -> Vec<(&'static str, String)> {
+    vec![
+        ("REDIS_URL", "redis://127.0.0.1:6379".into()),
+        (
+            "REDIS_KEY_PREFIX",
+            format!("fileorg-test-{}:", uuid::Uuid::new_v4().simple()),
+        ),
+        ("RATE_LIMIT_API", limit.to_string()),
+    ]
+}
+
+async fn me(
+    client: &mut AuthServiceClient<Channel>,
+    token: &str,
+) -> Result<tonic::Response<pb::User>, tonic::Status> {
+    client
+        .get_current_user(bearer(pb::GetCurrentUserRequest {}, token))
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_101st_call_in_a_minute_is_refused_with_retry_info() {
+    let app = TestApp::spawn_with(Options {
+        env: redis_env(100),
+        ..Default::default()
+    })
+    .await;
+    let token = app.register(&TestApp::email("limited")).await.access_token;
+    let mut client = app.auth();
+    for i in 0..100u32 {
+        let response = me(&mut client, &token)
+            .await
+            .unwrap_or_else(|e| panic!("call {i}: {e:?}"));
+        let md = response.metadata();
+        assert_eq!(md.get("x-ratelimit-limit").unwrap(), "100");
+        assert_eq!(
+            md.get("x-ratelimit-remaining").unwrap().to_str().unwrap(),
+            (99 - i).to_string()
+        );
+        assert!(md.get("x-ratelimit-reset").is_some());
+    }
+    let refused = assert_code(me(&mut client, &token).await, Code::ResourceExhausted);
+    assert_eq!(reason(&refused), "RATE_LIMITED");
+    let delay = refused
+        .get_error_details()
+        .retry_info()
+        .unwrap()
+        .retry_delay
+        .unwrap();
+    assert!(delay.as_secs() >= 1 && delay.as_secs() <= 60, "{delay:?}");
+    let md = refused.metadata();
+    assert_eq!(md.get("x-ratelimit-remaining").unwrap(), "0");
+    assert_eq!(md.get("x-ratelimit-limit").unwrap(), "100");
+    assert!(
+        md.get("retry-after")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
+    // Another user has a budget of their own.
+    let other = app.register(&TestApp::email("other")).await.access_token;
+    me(&mut client, &other).await.unwrap();
+    // The refusal was audited once.
+    let mut conn = app.db().await;
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let n: N = diesel::sql_query(
+        "SELECT count(*) AS n FROM audit_log WHERE action = 'rate_limit.exceeded'",
+    )
+    .get_result(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(n.n, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_envoy_a_refusal_is_http_429_with_retry_after() {
+    let app = TestApp::spawn_with(Options {
+        env: redis_env(3),
+        ..Default::default()
+    })
+    .await;
+    let envoy = Envoy::start(app.addr.port()).await;
+    let token = app
+        .register(&TestApp::email("rest-limited"))
+        .await
+        .access_token;
+    let http = reqwest::Client::new();
+    for _ in 0..3 {
+        let ok = http
+            .get(envoy.url("/api/v1/users/me"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ok.status(), StatusCode::OK);
+        assert!(ok.headers().contains_key("x-ratelimit-remaining"));
+    }
+    let refused = http
+        .get(envoy.url("/api/v1/users/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_eq!(refused.headers()["x-ratelimit-limit"], "3");
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["code"], 8);
+    assert!(
+        body["details"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["@type"] == "type.googleapis.com/google.rpc.RetryInfo")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_server_processes_enforce_one_limit_through_redis() {
+    let env = redis_env(10);
+    let app = TestApp::spawn_with(Options {
+        env: env.clone(),
+        ..Default::default()
+    })
+    .await;
+    let token = app.register(&TestApp::email("shared")).await.access_token;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut second = Command::new(env!("CARGO_BIN_EXE_fileorg"))
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("ENVIRONMENT", "test")
+        .env("DATABASE_URL", &app.database_url)
+        .env("JWT_SECRET_KEY", JWT_SECRET)
+        .env("DATA_DIR", app.storage.path().join("second"))
+        .env("STORAGE_ROOT", &app.state.config.storage_root)
+        .env("GRPC_ADDR", format!("127.0.0.1:{port}"))
+        .env("WORKERS", "0")
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().map(|(k, v)| (*k, v.clone())))
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let channel = Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap();
+    let mut other = None;
+    for _ in 0..100 {
+        if let Ok(c) = channel.connect().await {
+            other = Some(AuthServiceClient::new(c));
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let mut other = other.expect("second server did not start");
+    let mut first = app.auth();
+    for i in 0..10 {
+        let client = if i % 2 == 0 { &mut first } else { &mut other };
+        me(client, &token).await.unwrap();
+    }
+    assert_code(me(&mut first, &token).await, Code::ResourceExhausted);
+    assert_code(me(&mut other, &token).await, Code::ResourceExhausted);
+    second.kill().unwrap();
+    second.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_forwarded_for_does_not_buy_a_new_burst_budget() {
+    let app = TestApp::spawn_with(Options {
+        env: vec![
+            ("RATE_LIMIT_BURST", "5".into()),
+            ("RATE_LIMIT_BURST_PER_SECOND", "1".into()),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let envoy = Envoy::start(app.addr.port()).await;
+    let http = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let response = http
+            .get(envoy.url("/health"))
+            .header("x-forwarded-for", format!("6.6.6.{i}"))
+            .header("x-envoy-external-address", format!("7.7.7.{i}"))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status());
+    }
+    // The server's own start-up health probes used part of the burst; had the
+    // forged headers opened a new budget, every call would have passed.
+    let passed = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    assert!((1..=5).contains(&passed), "{statuses:?}");
+    let first_refusal = statuses
+        .iter()
+        .position(|s| *s == StatusCode::TOO_MANY_REQUESTS)
+        .unwrap();
+    assert!(
+        statuses[first_refusal..]
+            .iter()
+            .all(|s| *s == StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_attempts_are_limited_per_email() {
+    let app = TestApp::spawn_with(Options {
+        env: vec![("RATE_LIMIT_LOGIN_PER_EMAIL", "3".into())],
+        ..Default::default()
+    })
+    .await;
+    let email = TestApp::email("stuffed");
+    app.register(&email).await; // 1
+    let login = |password: &'static str| pb::LoginRequest {
+        email: email.clone(),
+        password: password.into(),
+    };
+    assert_code(
+        app.auth().login(login("wrong password 1")).await,
+        Code::Unauthenticated,
+    ); // 2
+    app.auth().login(login(PASSWORD)).await.unwrap(); // 3
+    let refused = assert_code(
+        app.auth().login(login(PASSWORD)).await,
+        Code::ResourceExhausted,
+    );
+    assert!(refused.metadata().get("retry-after").is_some());
+    // Another email from the same address is still served.
+    app.register(&TestApp::email("innocent")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_inspect_and_reset_limits_others_are_denied() {
+    let app = TestApp::spawn_with(Options {
+        env: redis_env(8),
+        ..Default::default()
+    })
+    .await;
+    let user = app.register(&TestApp::email("heavy")).await;
+    let admin_email = TestApp::email("admin");
+    app.register(&admin_email).await;
+    let mut conn = app.db().await;
+    fileorganizer::db::users::set_role(&mut conn, &admin_email, "admin")
+        .await
+        .unwrap();
+    // The role is in the access token: log in again after the promotion.
+    let admin = app
+        .auth()
+        .login(pb::LoginRequest {
+            email: admin_email.clone(),
+            password: PASSWORD.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .access_token;
+    let user_id = user.user.as_ref().unwrap().id.clone();
+    let mut client = app.auth();
+    for _ in 0..8 {
+        me(&mut client, &user.access_token).await.unwrap();
+    }
+    assert_code(
+        me(&mut client, &user.access_token).await,
+        Code::ResourceExhausted,
+    );
+
+    let status = app
+        .system()
+        .get_rate_limit_status(bearer(
+            pb::GetRateLimitStatusRequest {
+                user_id: user_id.clone(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.backend, "redis");
+    let api = status.counters.iter().find(|c| c.bucket == "api").unwrap();
+    assert_eq!((api.used, api.limit), (8, 8));
+
+    // A regular user (one with budget left) may not reset anything.
+    let bystander = app.register(&TestApp::email("bystander")).await;
+    let bystander_id = bystander.user.as_ref().unwrap().id.clone();
+    let denied = assert_code(
+        app.system()
+            .reset_rate_limit(bearer(
+                pb::ResetRateLimitRequest {
+                    user_id: user_id.clone(),
+                    buckets: vec![],
+                },
+                &bystander.access_token,
+            ))
+            .await,
+        Code::PermissionDenied,
+    );
+    assert_eq!(reason(&denied), "PERMISSION_DENIED");
+    let reset = app
+        .system()
+        .reset_rate_limit(bearer(
+            pb::ResetRateLimitRequest {
+                user_id: user_id.clone(),
+                buckets: vec!["api".into()],
+            },
+            &admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        reset
+            .counters
+            .iter()
+            .find(|c| c.bucket == "api")
+            .unwrap()
+            .used,
+        0
+    );
+    me(&mut client, &user.access_token).await.unwrap();
+
+    let bad = assert_code(
+        app.system()
+            .reset_rate_limit(bearer(
+                pb::ResetRateLimitRequest {
+                    user_id: "nope".into(),
+                    buckets: vec![],
+                },
+                &admin,
+            ))
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(crate::common::bad_field(&bad), "user_id");
+
+    // The audit trail shows the denial and the reset, newest first, paged.
+    let page = app
+        .system()
+        .list_audit_events(bearer(
+            pb::ListAuditEventsRequest {
+                page_size: 1,
+                ..Default::default()
+            },
+            &admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(page.events.len(), 1);
+    assert_eq!(page.events[0].action, "admin.rate_limit.reset");
+    assert!(!page.next_page_token.is_empty());
+    let denials = app
+        .system()
+        .list_audit_events(bearer(
+            pb::ListAuditEventsRequest {
+                action_prefix: "authorization.".into(),
+                ..Default::default()
+            },
+            &admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(denials.events.len(), 1);
+    assert_eq!(denials.events[0].user_id, bystander_id);
+    assert_code(
+        app.system()
+            .list_audit_events(bearer(
+                pb::ListAuditEventsRequest::default(),
+                &bystander.access_token,
+            ))
+            .await,
+        Code::PermissionDenied,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_redis_limits_hold_per_process() {
+    let app = TestApp::spawn_with(Options {
+        env: vec![("RATE_LIMIT_API", "3".into())],
+        ..Default::default()
+    })
+    .await;
+    let token = app.register(&TestApp::email("local")).await.access_token;
+    let mut client = app.auth();
+    for _ in 0..3 {
+        me(&mut client, &token).await.unwrap();
+    }
+    assert_code(me(&mut client, &token).await, Code::ResourceExhausted);
+}
