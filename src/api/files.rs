@@ -63,6 +63,15 @@ pub struct Files {
 }
 
 impl Files {
+    /// The cached profile shows storage used: drop it after uploads and
+    /// emptying the trash.
+    async fn usage_changed(&self, user_id: uuid::Uuid) {
+        self.state
+            .cache
+            .invalidate(&[("profile", user_id.to_string())])
+            .await;
+    }
+
     pub fn new(state: AppState) -> Self {
         Files { state }
     }
@@ -252,9 +261,10 @@ impl FileService for Files {
         request: Request<Streaming<pb::UploadFileRequest>>,
     ) -> Result<Response<pb::UploadFileResponse>, Status> {
         let (principal, stream) = parts(request)?;
-        upload::upload_stream(self, principal, stream)
-            .await
-            .map(|file| Response::new(pb::UploadFileResponse { file: Some(file) }))
+        let user_id = principal.user_id;
+        let file = upload::upload_stream(self, principal, stream).await?;
+        self.usage_changed(user_id).await;
+        Ok(Response::new(pb::UploadFileResponse { file: Some(file) }))
     }
 
     async fn upload_small_file(
@@ -262,9 +272,12 @@ impl FileService for Files {
         request: Request<pb::UploadSmallFileRequest>,
     ) -> Result<Response<pb::UploadSmallFileResponse>, Status> {
         let (principal, req) = parts(request)?;
-        upload::upload_small(self, principal, req)
-            .await
-            .map(|file| Response::new(pb::UploadSmallFileResponse { file: Some(file) }))
+        let user_id = principal.user_id;
+        let file = upload::upload_small(self, principal, req).await?;
+        self.usage_changed(user_id).await;
+        Ok(Response::new(pb::UploadSmallFileResponse {
+            file: Some(file),
+        }))
     }
 
     async fn list_directory(
@@ -314,7 +327,12 @@ impl FileService for Files {
         request: Request<pb::EmptyTrashRequest>,
     ) -> Result<Response<pb::EmptyTrashResponse>, Status> {
         let (principal, req) = parts(request)?;
-        respond(trash::empty_trash(self, principal, req).await)
+        let user_id = principal.user_id;
+        let result = trash::empty_trash(self, principal, req).await;
+        if result.is_ok() {
+            self.usage_changed(user_id).await;
+        }
+        respond(result)
     }
 
     async fn list_file_records(
@@ -338,7 +356,25 @@ impl FileService for Files {
         request: Request<pb::ListCategoriesRequest>,
     ) -> Result<Response<pb::ListCategoriesResponse>, Status> {
         let (principal, req) = parts(request)?;
-        respond(categories::list_categories(self, principal, req).await)
+        // The everyday request (first page, default size) is cached per
+        // user; every category write and every finished organize drop it.
+        let cacheable = req.page_token.is_empty() && req.page_size == 0;
+        let cache = &self.state.cache;
+        if cacheable
+            && let Some(hit) = cache
+                .get::<pb::ListCategoriesResponse>("categories", principal.user_id)
+                .await
+        {
+            return Ok(Response::new(hit));
+        }
+        let user_id = principal.user_id;
+        let listed = categories::list_categories(self, principal, req).await?;
+        if cacheable {
+            cache
+                .put("categories", user_id, &listed, cache.ttls.categories)
+                .await;
+        }
+        Ok(Response::new(listed))
     }
 
     async fn create_category(
@@ -346,7 +382,15 @@ impl FileService for Files {
         request: Request<pb::CreateCategoryRequest>,
     ) -> Result<Response<pb::Category>, Status> {
         let (principal, req) = parts(request)?;
-        respond(categories::create_category(self, principal, req).await)
+        let user_id = principal.user_id;
+        let result = categories::create_category(self, principal, req).await;
+        if result.is_ok() {
+            self.state
+                .cache
+                .invalidate(&[("categories", user_id.to_string())])
+                .await;
+        }
+        respond(result)
     }
 
     async fn update_category(
@@ -354,7 +398,15 @@ impl FileService for Files {
         request: Request<pb::UpdateCategoryRequest>,
     ) -> Result<Response<pb::Category>, Status> {
         let (principal, req) = parts(request)?;
-        respond(categories::update_category(self, principal, req).await)
+        let user_id = principal.user_id;
+        let result = categories::update_category(self, principal, req).await;
+        if result.is_ok() {
+            self.state
+                .cache
+                .invalidate(&[("categories", user_id.to_string())])
+                .await;
+        }
+        respond(result)
     }
 
     async fn delete_category(
@@ -362,7 +414,15 @@ impl FileService for Files {
         request: Request<pb::DeleteCategoryRequest>,
     ) -> Result<Response<()>, Status> {
         let (principal, req) = parts(request)?;
-        respond(categories::delete_category(self, principal, req).await)
+        let user_id = principal.user_id;
+        let result = categories::delete_category(self, principal, req).await;
+        if result.is_ok() {
+            self.state
+                .cache
+                .invalidate(&[("categories", user_id.to_string())])
+                .await;
+        }
+        respond(result)
     }
 }
 
