@@ -14,7 +14,7 @@ use crate::{
     db::{
         self,
         credentials::Rotation,
-        models::{self, NewApiKey, NewAuditEvent, NewRefreshToken, NewUser},
+        models::{self, NewApiKey, NewRefreshToken, NewUser},
     },
     error::{AppError, AppResult},
     layers::RequestContext,
@@ -61,31 +61,7 @@ fn invalid_credentials() -> AppError {
     AppError::unauthenticated(ErrorReason::InvalidCredentials, "invalid email or password")
 }
 
-/// Records an audit event; never fails the request.
-async fn audit(
-    conn: &mut AsyncPgConnection,
-    ctx: &RequestContext,
-    user_id: Option<Uuid>,
-    action: &str,
-    outcome: &str,
-    target: Option<&str>,
-    detail: serde_json::Value,
-) {
-    let ip = ctx.client_ip_string();
-    db::audit::record(
-        conn,
-        &NewAuditEvent {
-            user_id,
-            action,
-            target,
-            outcome,
-            client_ip: ip.as_deref(),
-            request_id: Some(&ctx.request_id),
-            detail,
-        },
-    )
-    .await;
-}
+use crate::db::audit::record_request as audit;
 
 impl Auth {
     /// Starts a session: a new refresh-token family and an access token.

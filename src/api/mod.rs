@@ -38,18 +38,14 @@ pub(crate) async fn audit_path_escape(
     let Ok(mut conn) = state.db.get().await else {
         return;
     };
-    let ip = ctx.client_ip_string();
-    crate::db::audit::record(
+    crate::db::audit::record_request(
         &mut conn,
-        &crate::db::models::NewAuditEvent {
-            user_id: Some(principal.user_id),
-            action: "path.escape_attempt",
-            target: Some(field),
-            outcome: "denied",
-            client_ip: ip.as_deref(),
-            request_id: Some(&ctx.request_id),
-            detail: serde_json::json!({ "field": field }),
-        },
+        ctx,
+        Some(principal.user_id),
+        "path.escape_attempt",
+        "denied",
+        Some(field),
+        serde_json::json!({ "field": field }),
     )
     .await;
 }

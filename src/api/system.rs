@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 use super::{convert, respond};
 use crate::{
     auth::Principal,
-    db::{self, models::NewAuditEvent},
+    db,
     error::{AppError, AppResult},
     health,
     layers::RequestContext,
@@ -62,18 +62,14 @@ impl System {
         let Ok(mut conn) = self.state.db.get().await else {
             return;
         };
-        let ip = ctx.client_ip_string();
-        db::audit::record(
+        db::audit::record_request(
             &mut conn,
-            &NewAuditEvent {
-                user_id: Some(principal.user_id),
-                action,
-                target,
-                outcome,
-                client_ip: ip.as_deref(),
-                request_id: Some(&ctx.request_id),
-                detail,
-            },
+            ctx,
+            Some(principal.user_id),
+            action,
+            outcome,
+            target,
+            detail,
         )
         .await;
     }

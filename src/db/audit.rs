@@ -23,6 +23,33 @@ pub async fn record(conn: &mut AsyncPgConnection, event: &NewAuditEvent<'_>) {
     }
 }
 
+/// Records an event of a request: who (`user_id`), from where and under
+/// which request id (`ctx`). Never fails the request.
+pub async fn record_request(
+    conn: &mut AsyncPgConnection,
+    ctx: &crate::layers::RequestContext,
+    user_id: Option<uuid::Uuid>,
+    action: &str,
+    outcome: &str,
+    target: Option<&str>,
+    detail: serde_json::Value,
+) {
+    let ip = ctx.client_ip_string();
+    record(
+        conn,
+        &NewAuditEvent {
+            user_id,
+            action,
+            target,
+            outcome,
+            client_ip: ip.as_deref(),
+            request_id: Some(&ctx.request_id),
+            detail,
+        },
+    )
+    .await;
+}
+
 /// One page of audit events, newest first, after the keyset cursor `before_id`.
 pub async fn list(
     conn: &mut AsyncPgConnection,

@@ -31,7 +31,7 @@ use super::RequestContext;
 use crate::{
     auth::Principal,
     config::RateLimits,
-    db::{self, models::NewAuditEvent},
+    db,
     ratelimit::{Bucket, Decision},
     state::AppState,
 };
@@ -205,7 +205,11 @@ impl UserLimitLayer {
             }
             audited.insert(principal.user_id, now);
         }
-        let context = request.extensions().get::<RequestContext>().cloned();
+        let context = request
+            .extensions()
+            .get::<RequestContext>()
+            .cloned()
+            .unwrap_or_else(|| RequestContext::from_http(request));
         let state = self.state.clone();
         let user_id = principal.user_id;
         let method = request.uri().path().to_string();
@@ -214,18 +218,14 @@ impl UserLimitLayer {
             let Ok(mut conn) = state.db.get().await else {
                 return;
             };
-            let ip = context.as_ref().and_then(|c| c.client_ip_string());
-            db::audit::record(
+            db::audit::record_request(
                 &mut conn,
-                &NewAuditEvent {
-                    user_id: Some(user_id),
-                    action: "rate_limit.exceeded",
-                    target: Some(&method),
-                    outcome: "denied",
-                    client_ip: ip.as_deref(),
-                    request_id: context.as_ref().map(|c| c.request_id.as_str()),
-                    detail: serde_json::json!({ "bucket": bucket.name(), "limit": limit }),
-                },
+                &context,
+                Some(user_id),
+                "rate_limit.exceeded",
+                "denied",
+                Some(&method),
+                serde_json::json!({ "bucket": bucket.name(), "limit": limit }),
             )
             .await;
         });
