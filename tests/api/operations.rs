@@ -903,3 +903,46 @@ async fn watch_streams_growing_counters_until_the_end() {
     assert_eq!(only.state, OperationState::Succeeded as i32);
     assert!(again.message().await.unwrap().is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_users_operations_never_run_at_the_same_time() {
+    // Two workers are free, but two operations of one user on overlapping
+    // folders must run one after the other.
+    let app = TestApp::spawn_with(Options {
+        env: vec![("WORKERS", "2".into()), ("MOVES_PER_SECOND", "400".into())],
+        ..Default::default()
+    })
+    .await;
+    let lee = user(&app, "serial").await;
+    for i in 0..200 {
+        tree::write(
+            &lee.root,
+            &format!("s/a/f{i}.txt"),
+            format!("{i}").as_bytes(),
+        );
+        tree::write(
+            &lee.root,
+            &format!("s/b/g{i}.jpg"),
+            format!("{i}").as_bytes(),
+        );
+    }
+    let outer = create(&app, &lee, organize("s")).await;
+    let inner = create(&app, &lee, organize("s/b")).await;
+    let first = wait_for(&app, &lee, &outer.name, &[OperationState::Succeeded]).await;
+    let second = wait_for(&app, &lee, &inner.name, &[OperationState::Succeeded]).await;
+    let span = |op: &pb::Operation| {
+        let s = op.start_time.unwrap();
+        let e = op.end_time.unwrap();
+        (
+            s.seconds as i128 * 1_000_000_000 + s.nanos as i128,
+            e.seconds as i128 * 1_000_000_000 + e.nanos as i128,
+        )
+    };
+    let (a, b) = (span(&first), span(&second));
+    assert!(
+        a.1 <= b.0 || b.1 <= a.0,
+        "the operations overlapped: {a:?} {b:?}"
+    );
+    // Nothing was lost between them.
+    assert_eq!(tree::content_multiset(&lee.root).len(), 400);
+}
