@@ -17,5 +17,9 @@ say "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 say "buf lint"
 npx --no-install buf lint
+say "deployment files (Dockerfile, compose, workflows, Kubernetes)"
+scripts/lint-deploy.sh
+say "generated SDK code and OpenAPI document up to date"
+sdk/python/generate.sh --check && .venv/bin/python sdk/openapi/generate.py --check
 say "cargo test"
 cargo test --all-targets -- --test-threads "${TEST_THREADS:-4}"

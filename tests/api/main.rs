@@ -12,6 +12,7 @@ mod logs;
 mod metrics;
 mod migrations;
 mod operations;
+mod python_sdk;
 mod readme;
 mod recovery;
 mod reflection;

@@ -1,0 +1,28 @@
+"""The generated messages and stubs, re-exported: ``pb.auth``, ``pb.operation``, ``pb.file``,
+``pb.report``, ``pb.system``, ``pb.errors`` (``*_pb2``) and ``pb.*_grpc`` (service stubs)."""
+
+from fileorganizer._gen.v1 import auth_pb2 as auth
+from fileorganizer._gen.v1 import auth_pb2_grpc as auth_grpc
+from fileorganizer._gen.v1 import errors_pb2 as errors
+from fileorganizer._gen.v1 import file_pb2 as file
+from fileorganizer._gen.v1 import file_pb2_grpc as file_grpc
+from fileorganizer._gen.v1 import operation_pb2 as operation
+from fileorganizer._gen.v1 import operation_pb2_grpc as operation_grpc
+from fileorganizer._gen.v1 import report_pb2 as report
+from fileorganizer._gen.v1 import report_pb2_grpc as report_grpc
+from fileorganizer._gen.v1 import system_pb2 as system
+from fileorganizer._gen.v1 import system_pb2_grpc as system_grpc
+
+__all__ = [
+    "auth",
+    "auth_grpc",
+    "errors",
+    "file",
+    "file_grpc",
+    "operation",
+    "operation_grpc",
+    "report",
+    "report_grpc",
+    "system",
+    "system_grpc",
+]
