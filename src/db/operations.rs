@@ -133,9 +133,11 @@ struct Flag {
     ok: bool,
 }
 
-/// Claims the oldest runnable job: a queued one, or an active one whose
-/// worker stopped heart-beating `stale_after` ago (recovery). Returns the
-/// claimed row, now held by `worker_id`.
+/// Claims the oldest runnable job: one no worker holds (new, or handed back
+/// at shutdown), or one whose worker stopped heart-beating `stale_after` ago
+/// (recovery) — never a job another live worker holds, and never a second
+/// job of a user who already has one held. Returns the claimed row, now held
+/// by `worker_id`.
 pub async fn claim(
     conn: &mut AsyncPgConnection,
     worker_id: &str,
@@ -146,14 +148,16 @@ pub async fn claim(
     conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
         let candidate = diesel::sql_query(
             "SELECT o.id, o.user_id FROM operations o
-             WHERE (o.state = 'queued'
-                    OR (o.state IN ('running', 'applying', 'cancelling')
-                        AND (o.heartbeat_at IS NULL
-                             OR o.heartbeat_at < now() - make_interval(secs => $1::bigint / 1000.0))))
+             WHERE o.state IN ('queued', 'running', 'applying', 'cancelling')
+               -- unclaimed (new, or handed back) or held by a dead worker
+               AND (o.worker_id IS NULL
+                    OR o.heartbeat_at IS NULL
+                    OR o.heartbeat_at < now() - make_interval(secs => $1::bigint / 1000.0))
                AND NOT EXISTS (
                    SELECT 1 FROM operations a
                    WHERE a.user_id = o.user_id AND a.id <> o.id
-                     AND a.state IN ('running', 'applying', 'cancelling')
+                     AND a.state IN ('queued', 'running', 'applying', 'cancelling')
+                     AND a.worker_id IS NOT NULL
                      AND a.heartbeat_at >= now() - make_interval(secs => $1::bigint / 1000.0))
              ORDER BY o.created_at
              FOR UPDATE OF o SKIP LOCKED
@@ -179,7 +183,8 @@ pub async fn claim(
         let busy = diesel::sql_query(
             "SELECT EXISTS (SELECT 1 FROM operations a
                 WHERE a.user_id = $1 AND a.id <> $2
-                  AND a.state IN ('running', 'applying', 'cancelling')
+                  AND a.state IN ('queued', 'running', 'applying', 'cancelling')
+                  AND a.worker_id IS NOT NULL
                   AND a.heartbeat_at >= now() - make_interval(secs => $3::bigint / 1000.0)) AS ok",
         )
         .bind::<diesel::sql_types::Uuid, _>(candidate.user_id)
