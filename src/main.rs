@@ -1,6 +1,9 @@
 //! The `fileorg` binary: parses the command line and configuration, then hands
 //! over to the library.
 
+mod dbtools;
+mod loadtest;
+
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
@@ -46,6 +49,14 @@ enum Command {
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 3)]
         timeout: u64,
+    },
+    /// Benchmark a running server: organize a synthetic tree and/or drive
+    /// concurrent clients (loopback only; bounded in count and time).
+    Loadtest(Box<loadtest::Args>),
+    /// Database tuning: optimize (indexes + ANALYZE), analyze (EXPLAIN hot queries), stats.
+    Db {
+        #[command(subcommand)]
+        command: dbtools::DbCommand,
     },
     /// Manage users.
     User {
@@ -131,6 +142,8 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Loadtest(args) => loadtest::run(*args).await,
+        Command::Db { command } => dbtools::run(command).await,
         Command::Migrate => {
             let config = Config::from_env()?;
             telemetry::init(config.log_format);

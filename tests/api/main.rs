@@ -8,6 +8,7 @@ mod common;
 mod files;
 mod grpc_web;
 mod limits;
+mod loadtest;
 mod logs;
 mod metrics;
 mod migrations;

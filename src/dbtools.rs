@@ -1,0 +1,278 @@
+//! `fileorg db optimize | analyze | stats`: database tuning helpers, plain SQL
+//! over tokio-postgres (simple query protocol, text results).
+
+use std::process::ExitCode;
+
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+
+#[derive(clap::Subcommand, Debug)]
+pub enum DbCommand {
+    /// Ensure every index exists (apply migrations), then ANALYZE.
+    Optimize,
+    /// EXPLAIN (ANALYZE, BUFFERS) of each hot API query; flags sequential scans.
+    Analyze {
+        /// The operation to use (default: the one with the most records).
+        #[arg(long)]
+        operation: Option<uuid::Uuid>,
+    },
+    /// Row counts, table and index sizes, index usage.
+    Stats,
+}
+
+fn database_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/fileorganizer".into())
+}
+
+async fn connect(url: &str) -> anyhow::Result<Client> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .map_err(|e| anyhow::anyhow!("DATABASE_URL: {e}"))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            eprintln!("database connection: {e}");
+        }
+    });
+    Ok(client)
+}
+
+/// Rows of a query as text columns (NULL as "").
+async fn rows(client: &Client, sql: &str) -> anyhow::Result<Vec<Vec<String>>> {
+    let mut out = Vec::new();
+    for message in client.simple_query(sql).await? {
+        if let SimpleQueryMessage::Row(row) = message {
+            out.push(
+                (0..row.len())
+                    .map(|i| row.get(i).unwrap_or("").to_string())
+                    .collect(),
+            );
+        }
+    }
+    Ok(out)
+}
+
+fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.len());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
+    println!("{}", line(header.to_vec()));
+    for r in rows {
+        println!("{}", line(r.iter().map(String::as_str).collect()));
+    }
+}
+
+pub async fn run(command: DbCommand) -> anyhow::Result<ExitCode> {
+    let url = database_url();
+    match command {
+        DbCommand::Optimize => {
+            fileorganizer::db::ensure_database(&url).await?;
+            let applied = fileorganizer::db::run_migrations(&url).await?;
+            println!(
+                "indexes: migrations up to date ({} applied now)",
+                applied.len()
+            );
+            let client = connect(&url).await?;
+            let started = std::time::Instant::now();
+            client.batch_execute("ANALYZE").await?;
+            println!("ANALYZE done in {:.2} s", started.elapsed().as_secs_f64());
+            Ok(ExitCode::SUCCESS)
+        }
+        DbCommand::Stats => {
+            let client = connect(&url).await?;
+            println!("tables:");
+            let tables = rows(
+                &client,
+                "SELECT relname, n_live_tup::text, pg_size_pretty(pg_table_size(relid)), \
+                 pg_size_pretty(pg_indexes_size(relid)), pg_size_pretty(pg_total_relation_size(relid)), \
+                 seq_scan::text, coalesce(idx_scan, 0)::text \
+                 FROM pg_stat_user_tables ORDER BY pg_total_relation_size(relid) DESC",
+            )
+            .await?;
+            print_table(
+                &[
+                    "table",
+                    "rows(est)",
+                    "table",
+                    "indexes",
+                    "total",
+                    "seq_scans",
+                    "idx_scans",
+                ],
+                &tables,
+            );
+            println!("\nexact row counts:");
+            let mut counts = Vec::new();
+            for t in [
+                "users",
+                "operations",
+                "file_records",
+                "trash_items",
+                "audit_log",
+            ] {
+                let exists = rows(
+                    &client,
+                    &format!("SELECT to_regclass('public.{t}') IS NOT NULL"),
+                )
+                .await?;
+                if exists.first().and_then(|r| r.first()).map(String::as_str) == Some("t") {
+                    let n = rows(&client, &format!("SELECT count(*) FROM {t}")).await?;
+                    counts.push(vec![t.to_string(), n[0][0].clone()]);
+                }
+            }
+            print_table(&["table", "rows"], &counts);
+            println!("\nindex usage:");
+            let indexes = rows(
+                &client,
+                "SELECT relname, indexrelname, idx_scan::text, idx_tup_read::text, idx_tup_fetch::text, \
+                 pg_size_pretty(pg_relation_size(indexrelid)) \
+                 FROM pg_stat_user_indexes ORDER BY relname, indexrelname",
+            )
+            .await?;
+            print_table(
+                &[
+                    "table",
+                    "index",
+                    "scans",
+                    "tuples_read",
+                    "tuples_fetched",
+                    "size",
+                ],
+                &indexes,
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        DbCommand::Analyze { operation } => analyze(&url, operation).await,
+    }
+}
+
+async fn analyze(url: &str, operation: Option<uuid::Uuid>) -> anyhow::Result<ExitCode> {
+    let client = connect(url).await?;
+    // The biggest operation (or the one asked for) and its owner.
+    let picked = match operation {
+        Some(id) => rows(
+            &client,
+            &format!("SELECT id::text, user_id::text FROM operations WHERE id = '{id}'"),
+        )
+        .await?,
+        None => rows(
+            &client,
+            "SELECT id::text, user_id::text FROM operations ORDER BY files_scanned DESC, created_at DESC LIMIT 1",
+        )
+        .await?,
+    };
+    let Some(row) = picked.first() else {
+        println!(
+            "no operations in the database: run an organize first (e.g. fileorg loadtest --files 100000)"
+        );
+        return Ok(ExitCode::FAILURE);
+    };
+    // Both are uuids printed by Postgres: safe to inline.
+    let (op, user) = (row[0].clone(), row[1].clone());
+    let hash = rows(
+        &client,
+        &format!(
+            "SELECT encode(content_hash, 'hex') FROM file_records \
+             WHERE operation_id = '{op}' AND content_hash IS NOT NULL LIMIT 1"
+        ),
+    )
+    .await?
+    .first()
+    .map(|r| r[0].clone())
+    .unwrap_or_else(|| "00".into());
+    let records = rows(
+        &client,
+        &format!("SELECT count(*) FROM file_records WHERE operation_id = '{op}'"),
+    )
+    .await?[0][0]
+        .clone();
+    println!("operation {op} (user {user}, {records} records)\n");
+    let mid = records.parse::<i64>().unwrap_or(0) / 2;
+    let queries = [
+        (
+            "GetOperation (id + user)",
+            format!("SELECT * FROM operations WHERE id = '{op}' AND user_id = '{user}'"),
+        ),
+        (
+            "ListOperations (user, newest first)",
+            format!(
+                "SELECT * FROM operations WHERE user_id = '{user}' \
+                 ORDER BY created_at DESC, id DESC LIMIT 51"
+            ),
+        ),
+        (
+            "ListFileRecords (page in the middle)",
+            format!(
+                "SELECT * FROM file_records WHERE operation_id = '{op}' AND seq > {mid} \
+                 ORDER BY seq LIMIT 101"
+            ),
+        ),
+        (
+            "Duplicate groups of an operation",
+            // The shape of db::reports' GROUPS query (first page, no cursor).
+            format!(
+                "SELECT * FROM (SELECT k.seq AS keeper_seq, coalesce(k.content_hash, ''::bytea) AS content_hash, \
+                 k.size_bytes, count(*) + 1 AS file_count, (count(*) * k.size_bytes)::bigint AS reclaimable_bytes \
+                 FROM file_records d \
+                 JOIN file_records k ON k.operation_id = d.operation_id AND k.seq = d.duplicate_of \
+                 WHERE d.operation_id = '{op}' AND d.duplicate_of IS NOT NULL AND k.size_bytes >= 0 \
+                 GROUP BY k.operation_id, k.seq) g \
+                 ORDER BY g.reclaimable_bytes DESC, g.content_hash, g.keeper_seq LIMIT 50"
+            ),
+        ),
+        (
+            "SearchFiles by name substring",
+            format!(
+                "SELECT f.* FROM file_records f JOIN operations o ON o.id = f.operation_id \
+                 WHERE o.user_id = '{user}' \
+                 AND file_record_names(f.original_path, f.new_path) LIKE lower('%invoice%') \
+                 ORDER BY f.created_at DESC, f.operation_id DESC, f.seq DESC LIMIT 51"
+            ),
+        ),
+        (
+            "SearchFiles by content hash",
+            format!(
+                "SELECT f.* FROM file_records f JOIN operations o ON o.id = f.operation_id \
+                 WHERE o.user_id = '{user}' AND f.content_hash = '\\x{hash}'::bytea \
+                 ORDER BY f.created_at DESC, f.operation_id DESC, f.seq DESC LIMIT 51"
+            ),
+        ),
+    ];
+    let mut flagged = 0;
+    for (label, sql) in queries {
+        println!("== {label}");
+        let plan = rows(&client, &format!("EXPLAIN (ANALYZE, BUFFERS) {sql}")).await?;
+        let mut time = String::new();
+        for line in &plan {
+            let text = &line[0];
+            let seq = text.contains("Seq Scan on file_records")
+                || text.contains("Seq Scan on operations");
+            if seq {
+                flagged += 1;
+            }
+            println!("{}{text}", if seq { "!! " } else { "   " });
+            if text.starts_with("Execution Time") {
+                time = text.clone();
+            }
+        }
+        println!("-> {label}: {time}\n");
+    }
+    if flagged > 0 {
+        println!(
+            "{flagged} sequential scan(s) on file_records/operations (marked !!): fine on small tables, a problem at 1M records; run `fileorg db optimize` and check the indexes"
+        );
+    } else {
+        println!("no sequential scans on file_records/operations");
+    }
+    Ok(ExitCode::SUCCESS)
+}

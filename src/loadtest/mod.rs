@@ -1,0 +1,493 @@
+//! `fileorg loadtest`: organize a synthetic tree end to end and/or drive C
+//! concurrent gRPC clients against a running server. Loopback targets only;
+//! every loop is bounded in count and time.
+//!
+//! The server's rate limits refuse a load test: start it with high
+//! `RATE_LIMIT_*` values (see BENCHMARKS.md).
+
+mod load;
+pub mod stats;
+pub mod tree;
+
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    path::PathBuf,
+    process::ExitCode,
+    time::{Duration, Instant},
+};
+
+use fileorganizer::pb::fileorganizer::v1::{
+    self as pb, OperationPhase, OperationState, auth_service_client::AuthServiceClient,
+    operation_service_client::OperationServiceClient,
+};
+use tonic::{Request, transport::Channel};
+
+pub const MAX_CONCURRENT: usize = 1000;
+pub const MAX_DURATION_SECS: u64 = 3600;
+pub const MAX_REQUESTS: u64 = 100_000_000;
+pub const MAX_FILES: u64 = 10_000_000;
+pub const PASSWORD: &str = "loadtest correct horse battery";
+pub const RATE_LIMIT_HINT: &str = "the server answered RESOURCE_EXHAUSTED: its rate limits refuse a load test. \
+Restart it with high limits, e.g. RATE_LIMIT_API=10000000 RATE_LIMIT_GLOBAL_API=10000000 \
+RATE_LIMIT_LOGIN_PER_IP=10000000 RATE_LIMIT_LOGIN_PER_EMAIL=10000000 RATE_LIMIT_BURST=10000000 \
+RATE_LIMIT_BURST_PER_SECOND=1000000 fileorg serve (see BENCHMARKS.md)";
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Server address (loopback only); defaults to GRPC_ADDR or 127.0.0.1:50051.
+    #[arg(long)]
+    pub addr: Option<String>,
+    /// Generate a synthetic tree of N files and organize it through the API.
+    #[arg(long)]
+    pub files: Option<u64>,
+    /// Seed of the synthetic tree (same seed, same tree).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Fraction of files that duplicate an earlier one (a quarter of them hard links).
+    #[arg(long, default_value_t = 0.1)]
+    pub duplicate_fraction: f64,
+    /// Concurrent clients for the request mix (at most 1000).
+    #[arg(long)]
+    pub concurrent: Option<usize>,
+    /// Seconds of load (at most 3600; default 10 when --requests is absent).
+    #[arg(long)]
+    pub duration: Option<u64>,
+    /// Stop after this many requests in total.
+    #[arg(long)]
+    pub requests: Option<u64>,
+    /// Request mix: `realistic` or `get-operation` (GetOperation only).
+    #[arg(long, default_value = "realistic")]
+    pub mix: String,
+    /// The server process to sample (peak RSS, average CPU) from /proc.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Write the results as JSON (to --report-path).
+    #[arg(long)]
+    pub report: bool,
+    /// Where --report writes.
+    #[arg(long, default_value = "data/reports/load_test_results.json")]
+    pub report_path: PathBuf,
+    /// Give up on the organize after this many seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub organize_timeout: u64,
+}
+
+/// Accepts `host:port` or `http://host:port` whose every resolved address is
+/// loopback; anything else is refused.
+pub async fn loopback_uri(addr: &str) -> anyhow::Result<String> {
+    let hostport = addr
+        .strip_prefix("http://")
+        .unwrap_or(addr)
+        .trim_end_matches('/');
+    if hostport.contains("://") || hostport.contains('/') {
+        anyhow::bail!("--addr {addr}: expected HOST:PORT or http://HOST:PORT");
+    }
+    let resolved: Vec<SocketAddr> = tokio::net::lookup_host(hostport)
+        .await
+        .map_err(|e| anyhow::anyhow!("--addr {addr}: {e}"))?
+        .collect();
+    if resolved.is_empty() || resolved.iter().any(|a| !a.ip().is_loopback()) {
+        anyhow::bail!(
+            "--addr {addr}: the load test only targets loopback addresses (127.0.0.0/8, ::1, localhost); refusing {resolved:?}"
+        );
+    }
+    Ok(format!("http://{hostport}"))
+}
+
+fn storage_root() -> PathBuf {
+    match std::env::var("STORAGE_ROOT") {
+        Ok(s) if !s.is_empty() => PathBuf::from(s),
+        _ => PathBuf::from(std::env::var("DATA_DIR").unwrap_or_else(|_| "./data".into()))
+            .join("storage"),
+    }
+}
+
+pub fn bearer<T>(message: T, token: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("ascii token"),
+    );
+    request
+}
+
+pub struct Session {
+    pub email: String,
+    pub token: String,
+    pub user_id: String,
+}
+
+async fn register(channel: &Channel) -> anyhow::Result<Session> {
+    let email = format!("loadtest-{}@example.com", uuid::Uuid::new_v4().simple());
+    let response = AuthServiceClient::new(channel.clone())
+        .register(pb::RegisterRequest {
+            email: email.clone(),
+            password: PASSWORD.into(),
+            display_name: "load test".into(),
+        })
+        .await
+        .map_err(|s| {
+            if s.code() == tonic::Code::ResourceExhausted {
+                eprintln!("hint: {RATE_LIMIT_HINT}");
+            }
+            anyhow::anyhow!("Register: {}: {}", s.code(), s.message())
+        })?
+        .into_inner();
+    let user_id = response
+        .user
+        .map(|u| u.id)
+        .ok_or_else(|| anyhow::anyhow!("Register returned no user"))?;
+    Ok(Session {
+        email,
+        token: response.access_token,
+        user_id,
+    })
+}
+
+fn phase_name(phase: i32) -> String {
+    OperationPhase::try_from(phase)
+        .map(|p| {
+            p.as_str_name()
+                .trim_start_matches("OPERATION_PHASE_")
+                .to_lowercase()
+        })
+        .unwrap_or_else(|_| format!("phase_{phase}"))
+}
+
+fn state_name(state: i32) -> String {
+    OperationState::try_from(state)
+        .map(|s| {
+            s.as_str_name()
+                .trim_start_matches("OPERATION_STATE_")
+                .to_lowercase()
+        })
+        .unwrap_or_else(|_| format!("state_{state}"))
+}
+
+/// Writes a tree into the user's storage, organizes it and watches it.
+async fn organize(
+    channel: &Channel,
+    session: &Session,
+    files: u64,
+    args: &Args,
+) -> anyhow::Result<(serde_json::Value, String, bool)> {
+    let user_root = storage_root().join(&session.user_id);
+    let root = user_root.join("loadtest");
+    println!(
+        "generating {files} files (seed {}, duplicates {:.0} %) under {}",
+        args.seed,
+        args.duplicate_fraction * 100.0,
+        root.display()
+    );
+    let (seed, fraction) = (args.seed, args.duplicate_fraction.clamp(0.0, 0.9));
+    let gen_root = root.clone();
+    let tree =
+        tokio::task::spawn_blocking(move || tree::generate(&gen_root, files, seed, fraction))
+            .await??;
+    println!(
+        "  {} files, {} dirs, {:.1} MiB ({} copies, {} hard links, {} large) in {:.1} s",
+        tree.files,
+        tree.directories,
+        tree.bytes as f64 / 1048576.0,
+        tree.duplicate_copies,
+        tree.hard_links,
+        tree.large_files,
+        tree.seconds
+    );
+
+    let sampler = match args.server_pid {
+        Some(pid) => Some(stats::ProcSampler::start(pid)?),
+        None => None,
+    };
+    let mut ops = OperationServiceClient::new(channel.clone());
+    let started = Instant::now();
+    let op = ops
+        .create_operation(bearer(
+            pb::CreateOperationRequest {
+                operation: Some(pb::Operation {
+                    kind: pb::OperationKind::Organize as i32,
+                    source_path: "loadtest".into(),
+                    remove_empty_dirs: true,
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+            &session.token,
+        ))
+        .await
+        .map_err(|s| anyhow::anyhow!("CreateOperation: {}: {}", s.code(), s.message()))?
+        .into_inner();
+    let mut stream = ops
+        .watch_operation(bearer(
+            pb::WatchOperationRequest {
+                name: op.name.clone(),
+            },
+            &session.token,
+        ))
+        .await
+        .map_err(|s| anyhow::anyhow!("WatchOperation: {}: {}", s.code(), s.message()))?
+        .into_inner();
+    // (phase, first seen) in order of appearance.
+    let mut transitions: Vec<(String, Instant)> = Vec::new();
+    let mut last: Option<pb::WatchOperationResponse> = None;
+    let mut snapshots = 0u64;
+    let deadline = started + Duration::from_secs(args.organize_timeout);
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(remaining, stream.message()).await {
+            Err(_) => anyhow::bail!("organize did not finish within {} s", args.organize_timeout),
+            Ok(Err(s)) => anyhow::bail!("WatchOperation: {}: {}", s.code(), s.message()),
+            Ok(Ok(None)) => break,
+            Ok(Ok(Some(snapshot))) => {
+                snapshots += 1;
+                let phase = if snapshot.state == OperationState::Queued as i32 {
+                    "queued".to_string()
+                } else {
+                    phase_name(snapshot.phase)
+                };
+                if transitions.last().map(|(p, _)| p != &phase).unwrap_or(true) {
+                    transitions.push((phase, Instant::now()));
+                }
+                last = Some(snapshot);
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    let end = Instant::now();
+    let server = match sampler {
+        Some(s) => s.finish().await,
+        None => not_measured(),
+    };
+    print_server("organize", &server);
+    let last = last.ok_or_else(|| anyhow::anyhow!("WatchOperation sent nothing"))?;
+    let mut phases = BTreeMap::new();
+    let mut order = Vec::new();
+    for (i, (phase, at)) in transitions.iter().enumerate() {
+        let until = transitions.get(i + 1).map(|(_, t)| *t).unwrap_or(end);
+        *phases.entry(phase.clone()).or_insert(0.0) += (until - *at).as_secs_f64();
+        order.push(phase.clone());
+    }
+    let mut breakdown = serde_json::Map::new();
+    for p in [
+        "queued",
+        "scan",
+        "categorize",
+        "hash",
+        "plan",
+        "journal",
+        "apply",
+        "cleanup",
+        "report",
+    ] {
+        breakdown.insert(
+            p.into(),
+            phases
+                .get(p)
+                .map(|s| serde_json::json!(s))
+                .unwrap_or(serde_json::Value::Null),
+        );
+    }
+    let counters = last.counters.unwrap_or_default();
+    let succeeded = last.state == OperationState::Succeeded as i32;
+    let secs = elapsed.as_secs_f64();
+    println!(
+        "organize {}: {} in {secs:.2} s, {:.0} files/s",
+        op.name,
+        state_name(last.state),
+        tree.files as f64 / secs
+    );
+    for p in &order {
+        println!("  {p:<11} {:>8.3} s", phases.get(p).copied().unwrap_or(0.0));
+    }
+    if let Some(error) = &last.error {
+        println!("  error: {}", error.message);
+    }
+    let result = serde_json::json!({
+        "operation": op.name,
+        "state": state_name(last.state),
+        "succeeded": succeeded,
+        "tree": tree,
+        "files": tree.files,
+        "end_to_end_seconds": secs,
+        "files_per_second": tree.files as f64 / secs,
+        "phase_seconds": breakdown,
+        "phase_order": order,
+        "phase_note": "derived from the phase changes seen in WatchOperation snapshots (client clock); a phase shorter than the snapshot interval may not appear (null)",
+        "snapshots": snapshots,
+        "counters": {
+            "files_scanned": counters.files_scanned,
+            "files_planned": counters.files_planned,
+            "files_moved": counters.files_moved,
+            "files_skipped": counters.files_skipped,
+            "files_failed": counters.files_failed,
+            "duplicates_found": counters.duplicates_found,
+            "bytes_scanned": counters.bytes_scanned,
+            "bytes_moved": counters.bytes_moved,
+            "reclaimable_bytes": counters.reclaimable_bytes,
+        },
+        "error": last.error.map(|e| e.message),
+        "server": server,
+    });
+    Ok((result, op.name, succeeded))
+}
+
+fn not_measured() -> serde_json::Value {
+    serde_json::json!({"note": "not measured: pass --server-pid PID of the server"})
+}
+
+fn print_server(what: &str, server: &serde_json::Value) {
+    if let Some(rss) = server.get("peak_rss_mb") {
+        println!(
+            "server during {what}: peak RSS {:.1} MB, avg CPU {:.0} % of one core",
+            rss.as_f64().unwrap_or(0.0),
+            server["avg_cpu_percent"].as_f64().unwrap_or(0.0)
+        );
+    }
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.files.is_none() && args.concurrent.is_none() {
+        anyhow::bail!("nothing to do: pass --files N and/or --concurrent C");
+    }
+    if let Some(n) = args.files
+        && !(1..=MAX_FILES).contains(&n)
+    {
+        anyhow::bail!("--files must be between 1 and {MAX_FILES}");
+    }
+    if !(0.0..=0.9).contains(&args.duplicate_fraction) {
+        anyhow::bail!("--duplicate-fraction must be between 0 and 0.9");
+    }
+    if let Some(c) = args.concurrent
+        && !(1..=MAX_CONCURRENT).contains(&c)
+    {
+        anyhow::bail!("--concurrent must be between 1 and {MAX_CONCURRENT}");
+    }
+    if args
+        .duration
+        .is_some_and(|s| s == 0 || s > MAX_DURATION_SECS)
+    {
+        anyhow::bail!("--duration must be between 1 and {MAX_DURATION_SECS} seconds");
+    }
+    if args.requests.is_some_and(|n| n == 0 || n > MAX_REQUESTS) {
+        anyhow::bail!("--requests must be between 1 and {MAX_REQUESTS}");
+    }
+    let mix = load::Mix::parse(&args.mix)?;
+    let addr = match &args.addr {
+        Some(a) => a.clone(),
+        None => std::env::var("GRPC_ADDR").unwrap_or_else(|_| "127.0.0.1:50051".into()),
+    };
+    let uri = loopback_uri(&addr).await?;
+    let channel = tonic::transport::Endpoint::from_shared(uri.clone())?
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .map_err(|e| anyhow::anyhow!("connect {uri}: {e}"))?;
+    let session = register(&channel).await?;
+    println!(
+        "target {uri}; test user {} ({})",
+        session.email, session.user_id
+    );
+
+    if args.server_pid.is_none() {
+        println!(
+            "note: no --server-pid: server RSS and CPU are not measured (pass the pid of `fileorg serve`)"
+        );
+    }
+
+    let mut ok = true;
+    let mut organize_result = serde_json::Value::Null;
+    let mut operation = None;
+    if let Some(files) = args.files {
+        let (result, name, succeeded) = organize(&channel, &session, files, &args).await?;
+        ok &= succeeded;
+        organize_result = result;
+        operation = Some(name);
+    }
+
+    let mut load_result = serde_json::Value::Null;
+    if let Some(clients) = args.concurrent {
+        // The mix needs an operation with records: organize a small tree
+        // when --files was not given.
+        let operation = match operation {
+            Some(name) => name,
+            None => {
+                let (result, name, succeeded) = organize(&channel, &session, 500, &args).await?;
+                ok &= succeeded;
+                if organize_result.is_null() {
+                    organize_result = serde_json::json!({"seed_tree": result});
+                }
+                name
+            }
+        };
+        let duration = Duration::from_secs(args.duration.unwrap_or(if args.requests.is_some() {
+            MAX_DURATION_SECS
+        } else {
+            10
+        }));
+        let plan = load::Plan {
+            uri: uri.clone(),
+            clients,
+            duration,
+            requests: args.requests.unwrap_or(MAX_REQUESTS),
+            mix,
+            operation,
+            session,
+            seed: args.seed,
+        };
+        let sampler = match args.server_pid {
+            Some(pid) => Some(stats::ProcSampler::start(pid)?),
+            None => None,
+        };
+        let result = load::run(plan).await?;
+        let server = match sampler {
+            Some(s) => s.finish().await,
+            None => not_measured(),
+        };
+        print_server("load", &server);
+        if result.rate_limited > 0 {
+            eprintln!("hint: {RATE_LIMIT_HINT}");
+        }
+        load_result = result.json;
+        load_result["server"] = server;
+    }
+
+    let report = serde_json::json!({
+        "tool": "fileorg loadtest",
+        "version": env!("CARGO_PKG_VERSION"),
+        "timestamp": chrono::Utc::now().to_rfc3339(),
+        "target": uri,
+        "machine": {
+            "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            "mem_total_kb": std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok())),
+        },
+        "options": {
+            "files": args.files,
+            "seed": args.seed,
+            "duplicate_fraction": args.duplicate_fraction,
+            "concurrent": args.concurrent,
+            "duration_secs": args.duration,
+            "requests": args.requests,
+            "mix": args.mix,
+        },
+        "organize": organize_result,
+        "load": load_result,
+        "slow_queries": {"note": "not collected (pg_stat_statements): use `fileorg db analyze`"},
+    });
+    if args.report {
+        if let Some(dir) = args
+            .report_path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(&args.report_path, serde_json::to_string_pretty(&report)?)?;
+        println!("wrote {}", args.report_path.display());
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
