@@ -35,6 +35,12 @@ pub type DbPool = Pool<AsyncPgConnection>;
 /// Every migration under `migrations/`, compiled into the binary.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
+/// The advisory lock that serializes migration runs of concurrent processes.
+const MIGRATION_LOCK: &str =
+    "SELECT pg_advisory_lock(hashtextextended('fileorganizer.migrations', 0))";
+const MIGRATION_UNLOCK: &str =
+    "SELECT pg_advisory_unlock(hashtextextended('fileorganizer.migrations', 0))";
+
 /// How long a request waits for a pooled connection before answering
 /// UNAVAILABLE.
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
@@ -134,10 +140,17 @@ pub async fn run_migrations(url: &str) -> anyhow::Result<Vec<String>> {
         let mut conn =
             <AsyncConnectionWrapper<AsyncPgConnection> as diesel::Connection>::establish(&url)
                 .context("connecting to run migrations")?;
+        // Several processes (API pods, workers) may start at once: a session
+        // advisory lock makes them migrate one after the other; the later
+        // ones then find nothing pending.
+        diesel::RunQueryDsl::execute(diesel::sql_query(MIGRATION_LOCK), &mut conn)
+            .context("taking the migration lock")?;
         let applied = conn
             .run_pending_migrations(MIGRATIONS)
-            .map_err(|e| anyhow::anyhow!("running migrations: {e}"))?;
-        Ok(applied.iter().map(|v| v.to_string()).collect())
+            .map(|versions| versions.iter().map(|v| v.to_string()).collect::<Vec<_>>())
+            .map_err(|e| anyhow::anyhow!("running migrations: {e}"));
+        let _ = diesel::RunQueryDsl::execute(diesel::sql_query(MIGRATION_UNLOCK), &mut conn);
+        applied
     })
     .await?
 }

@@ -141,3 +141,27 @@ async fn schema_rs_matches_the_migrated_database() {
         "src/schema.rs differs from the migrations: run `diesel print-schema`"
     );
 }
+
+/// Processes starting together (API pods, workers) migrate one at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_start_ups_migrate_once() {
+    let name = format!("fo_test_{}", uuid::Uuid::new_v4().simple());
+    let url = format!("{}/{name}", postgres_base());
+    fileorganizer::db::ensure_database(&url).await.unwrap();
+    let runs =
+        futures::future::join_all((0..4).map(|_| fileorganizer::db::run_migrations(&url))).await;
+    let mut applied = 0;
+    for run in runs {
+        applied += run.expect("a concurrent migration run failed").len();
+    }
+    assert_eq!(applied, 10, "every migration applied exactly once");
+    use diesel_async::AsyncConnection;
+    let mut admin =
+        diesel_async::AsyncPgConnection::establish(&format!("{}/postgres", postgres_base()))
+            .await
+            .unwrap();
+    diesel::sql_query(format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+}
