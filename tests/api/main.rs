@@ -13,6 +13,7 @@ mod logs;
 mod metrics;
 mod migrations;
 mod operations;
+mod probes;
 mod python_sdk;
 mod readme;
 mod recovery;
