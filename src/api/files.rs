@@ -72,6 +72,14 @@ impl Files {
             .await;
     }
 
+    /// The cached category list is stale after any category write.
+    async fn categories_changed(&self, user_id: uuid::Uuid) {
+        self.state
+            .cache
+            .invalidate(&[("categories", user_id.to_string())])
+            .await;
+    }
+
     pub fn new(state: AppState) -> Self {
         Files { state }
     }
@@ -385,10 +393,7 @@ impl FileService for Files {
         let user_id = principal.user_id;
         let result = categories::create_category(self, principal, req).await;
         if result.is_ok() {
-            self.state
-                .cache
-                .invalidate(&[("categories", user_id.to_string())])
-                .await;
+            self.categories_changed(user_id).await;
         }
         respond(result)
     }
@@ -401,10 +406,7 @@ impl FileService for Files {
         let user_id = principal.user_id;
         let result = categories::update_category(self, principal, req).await;
         if result.is_ok() {
-            self.state
-                .cache
-                .invalidate(&[("categories", user_id.to_string())])
-                .await;
+            self.categories_changed(user_id).await;
         }
         respond(result)
     }
@@ -417,10 +419,7 @@ impl FileService for Files {
         let user_id = principal.user_id;
         let result = categories::delete_category(self, principal, req).await;
         if result.is_ok() {
-            self.state
-                .cache
-                .invalidate(&[("categories", user_id.to_string())])
-                .await;
+            self.categories_changed(user_id).await;
         }
         respond(result)
     }

@@ -1,17 +1,13 @@
 //! Rate limits (Redis sliding windows, the per-address burst guard, login
 //! limits) and the admin RPCs that inspect and reset them.
 
-use std::process::{Command, Stdio};
-
 use diesel_async::RunQueryDsl;
 use fileorganizer::pb::fileorganizer::v1::{self as pb, auth_service_client::AuthServiceClient};
 use reqwest::StatusCode;
 use tonic::{Code, transport::Channel};
 use tonic_types::StatusExt;
 
-use crate::common::{
-    JWT_SECRET, Options, PASSWORD, TestApp, assert_code, bearer, envoy::Envoy, reason,
-};
+use crate::common::{Options, PASSWORD, TestApp, assert_code, bearer, envoy::Envoy, reason};
 
 fn redis_env(limit: u32) -> Vec<(&'static str, String)> {
     vec![
@@ -151,32 +147,14 @@ async fn two_server_processes_enforce_one_limit_through_redis() {
         .local_addr()
         .unwrap()
         .port();
-    let mut second = Command::new(env!("CARGO_BIN_EXE_fileorg"))
-        .arg("serve")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("ENVIRONMENT", "test")
-        .env("DATABASE_URL", &app.database_url)
-        .env("JWT_SECRET_KEY", JWT_SECRET)
-        .env("DATA_DIR", app.storage.path().join("second"))
-        .env("STORAGE_ROOT", &app.state.config.storage_root)
+    let mut second = app
+        .fileorg_command(&["serve"])
         .env("GRPC_ADDR", format!("127.0.0.1:{port}"))
         .env("WORKERS", "0")
-        .env("RUST_LOG", "warn")
         .envs(env.iter().map(|(k, v)| (*k, v.clone())))
-        .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let channel = Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap();
-    let mut other = None;
-    for _ in 0..100 {
-        if let Ok(c) = channel.connect().await {
-            other = Some(AuthServiceClient::new(c));
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    let mut other = other.expect("second server did not start");
+    let mut other = AuthServiceClient::new(crate::common::connect_when_up(port).await);
     let mut first = app.auth();
     for i in 0..10 {
         let client = if i % 2 == 0 { &mut first } else { &mut other };

@@ -1,16 +1,11 @@
 //! Structured logs: one JSON line per RPC with its request id and user id,
 //! and never a password or a token.
 
-use std::{
-    io::Read,
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::{io::Read, process::Stdio, time::Duration};
 
 use fileorganizer::pb::fileorganizer::v1::{self as pb, auth_service_client::AuthServiceClient};
-use tonic::transport::Channel;
 
-use crate::common::{JWT_SECRET, PASSWORD, TestApp};
+use crate::common::{PASSWORD, TestApp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_is_logged_with_ids_and_without_secrets() {
@@ -21,33 +16,17 @@ async fn a_login_is_logged_with_ids_and_without_secrets() {
         .local_addr()
         .unwrap()
         .port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_fileorg"))
-        .arg("serve")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
+    let mut server = app
+        .fileorg_command(&["serve"])
         .env("ENVIRONMENT", "production")
         .env("LOG_FORMAT", "json")
         .env("RUST_LOG", "info")
-        .env("DATABASE_URL", &app.database_url)
-        .env("JWT_SECRET_KEY", JWT_SECRET)
-        .env("DATA_DIR", app.storage.path().join("logged"))
-        .env("STORAGE_ROOT", &app.state.config.storage_root)
         .env("GRPC_ADDR", format!("127.0.0.1:{port}"))
         .env("WORKERS", "0")
-        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let endpoint = Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap();
-    let mut channel = None;
-    for _ in 0..100 {
-        if let Ok(c) = endpoint.connect().await {
-            channel = Some(c);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let mut client = AuthServiceClient::new(channel.expect("server did not start"));
+    let mut client = AuthServiceClient::new(crate::common::connect_when_up(port).await);
     let email = TestApp::email("logged");
     client
         .register(pb::RegisterRequest {

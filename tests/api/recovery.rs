@@ -5,34 +5,24 @@
 //! the records agree with the disk and no content was lost.
 
 use std::{
-    process::{Child, Command, Stdio},
+    process::{Child, Stdio},
     time::Duration,
 };
 
 use fileorganizer::pb::fileorganizer::v1::{self as pb, OperationState};
 
 use crate::{
-    common::{JWT_SECRET, Options, TestApp, tree},
+    common::{Options, TestApp, tree},
     operations::{User, create, organize, records, user, wait_for},
 };
 
 /// Starts a `fileorg worker` process on the app's database and storage.
 pub fn spawn_worker(app: &TestApp, extra: &[(&str, String)]) -> Child {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_fileorg"));
+    let mut command = app.fileorg_command(&["worker", "--count", "1"]);
     command
-        .args(["worker", "--count", "1"])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("ENVIRONMENT", "test")
-        .env("DATABASE_URL", &app.database_url)
-        .env("STORAGE_ROOT", &app.state.config.storage_root)
-        .env("DATA_DIR", app.storage.path().join("worker-data"))
-        .env("JWT_SECRET_KEY", JWT_SECRET)
         .env("JOB_HEARTBEAT_MS", "200")
         .env("JOB_STALE_AFTER_MS", "1000")
         .env("JOB_POLL_MS", "100")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
         .stderr(Stdio::inherit());
     for (key, value) in extra {
         command.env(key, value);

@@ -348,3 +348,42 @@ pub fn envoy_binary() -> PathBuf {
     );
     PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
 }
+
+impl TestApp {
+    /// A `fileorg` child process command on this app's database and storage,
+    /// with a clean environment (test mode, the tests' JWT secret, its own
+    /// data directory, warnings only); callers add arguments and overrides.
+    pub fn fileorg_command(&self, args: &[&str]) -> std::process::Command {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_fileorg"));
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("ENVIRONMENT", "test")
+            .env("DATABASE_URL", &self.database_url)
+            .env("JWT_SECRET_KEY", JWT_SECRET)
+            .env(
+                "DATA_DIR",
+                self.storage
+                    .path()
+                    .join(format!("child-{}", uuid::Uuid::new_v4().simple())),
+            )
+            .env("STORAGE_ROOT", &self.state.config.storage_root)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null());
+        command
+    }
+}
+
+/// A channel to a server on 127.0.0.1:`port` once it accepts connections
+/// (a child process just started).
+pub async fn connect_when_up(port: u16) -> Channel {
+    let endpoint = Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap();
+    for _ in 0..100 {
+        if let Ok(channel) = endpoint.connect().await {
+            return channel;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the server on port {port} did not start");
+}
