@@ -50,8 +50,10 @@ const EXPOSED_HEADERS: &[&str] = &[
     "x-ratelimit-reset",
 ];
 
-/// CORS for grpc-web: only the configured origins; a request from any other
-/// origin gets no `access-control-allow-origin`, so browsers refuse it.
+/// CORS for browsers, over grpc-web and over REST (Envoy routes preflights
+/// here): only the configured origins; a request from any other origin gets
+/// no `access-control-allow-origin`, so browsers refuse it. The methods are
+/// those of the REST routes (PATCH and DELETE need a preflight grant).
 pub fn cors(origins: &[String]) -> CorsLayer {
     let allow_origin = if origins.iter().any(|o| o == "*") {
         AllowOrigin::any()
@@ -65,7 +67,13 @@ pub fn cors(origins: &[String]) -> CorsLayer {
     };
     CorsLayer::new()
         .allow_origin(allow_origin)
-        .allow_methods([Method::POST, Method::GET, Method::OPTIONS])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
         .allow_headers(
             ALLOWED_HEADERS
                 .iter()
