@@ -20,4 +20,5 @@ mod recovery;
 mod reflection;
 mod reports;
 mod rest;
+mod rest_conformance;
 mod system;
