@@ -118,6 +118,9 @@ async fn python_reflection_client_calls_every_service() {
         "fileorganizer.v1.ReportService",
         "grpc.health.v1.Health",
     ] {
-        assert!(services.iter().any(|s| s == service), "{service} not listed");
+        assert!(
+            services.iter().any(|s| s == service),
+            "{service} not listed"
+        );
     }
 }
