@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::common::{Options, TestApp, python, repo_root};
+use crate::common::{Options, TestApp, python_client};
 
 const SERVICES: &[&str] = &[
     "",
@@ -16,24 +16,9 @@ const SERVICES: &[&str] = &[
 ];
 
 async fn python_view(app: &TestApp) -> serde_json::Value {
-    let script = repo_root().join("tests/clients/health_check.py");
-    let addr = app.addr.to_string();
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(python())
-            .arg(script)
-            .arg(addr)
-            .args(SERVICES)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    let mut args = vec![app.addr.to_string()];
+    args.extend(SERVICES.iter().map(|s| s.to_string()));
+    python_client("health_check.py", args).await
 }
 
 async fn binary_view(app: &TestApp, service: &str) -> (bool, String) {

@@ -1,67 +1,26 @@
 //! The Python SDK (`sdk/python`) against a live server: runs its pytest suite with
 //! FILEORG_URL pointing at a fresh `TestApp`.
 
-use std::process::Command;
-
-use crate::common::{TestApp, python, repo_root};
+use crate::common::{TestApp, pytest, repo_root};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_sdk_test_suite_passes_against_a_live_server() {
     let app = TestApp::spawn().await;
-    let addr = app.addr;
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(python())
-            .args([
-                "-m",
-                "pytest",
-                "sdk/python/tests",
-                "-v",
-                "-p",
-                "no:cacheprovider",
-            ])
-            .current_dir(repo_root())
-            .env("FILEORG_URL", format!("127.0.0.1:{}", addr.port()))
-            .env("PYTHONPATH", repo_root().join("sdk/python/src"))
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .output()
-            .expect("run pytest")
-    })
-    .await
-    .unwrap();
-    println!("{}", String::from_utf8_lossy(&output.stdout));
-    assert!(
-        output.status.success(),
-        "pytest sdk/python/tests failed ({}):\n{}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let envs = vec![
+        ("FILEORG_URL", format!("127.0.0.1:{}", app.addr.port())),
+        (
+            "PYTHONPATH",
+            repo_root().join("sdk/python/src").display().to_string(),
+        ),
+    ];
+    tokio::task::block_in_place(|| pytest(&["sdk/python/tests", "-v"], envs));
 }
 
 /// `sdk/openapi/openapi.json` is valid OpenAPI 3 and lists every REST route of the README
 /// (sdk/openapi/test_openapi.py; needs no server).
 #[test]
 fn openapi_document_is_valid_and_complete() {
-    let output = Command::new(python())
-        .args([
-            "-m",
-            "pytest",
-            "sdk/openapi",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-        ])
-        .current_dir(repo_root())
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .output()
-        .expect("run pytest");
-    assert!(
-        output.status.success(),
-        "pytest sdk/openapi failed ({}):\n{}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    pytest(&["sdk/openapi", "-q"], Vec::new());
 }
 
 /// Envoy serves the committed OpenAPI document at `GET /api/v1/openapi.json`.

@@ -1,27 +1,12 @@
 //! Reflection, checked with the Python grpcio-reflection client.
 
-use crate::common::{TestApp, python, repo_root};
+use crate::common::{PASSWORD, TestApp, python_client};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_reflection_client_lists_every_service() {
     let app = TestApp::spawn().await;
-    let script = repo_root().join("tests/clients/reflection_list.py");
-    let addr = app.addr.to_string();
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(python())
-            .arg(script)
-            .arg(addr)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let listed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let listed: serde_json::Value =
+        python_client("reflection_list.py", vec![app.addr.to_string()]).await;
     let services: Vec<&str> = listed["services"]
         .as_array()
         .unwrap()
@@ -54,24 +39,9 @@ async fn python_reflection_client_lists_every_service() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_reflection_client_calls_every_service() {
     let app = TestApp::spawn().await;
-    let script = repo_root().join("tests/clients/reflection_call.py");
-    let (addr, email) = (app.addr.to_string(), TestApp::email("reflected"));
-    let args = [addr, email.clone(), crate::common::PASSWORD.to_string()];
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(python())
-            .arg(script)
-            .args(args)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let result: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let email = TestApp::email("reflected");
+    let args = vec![app.addr.to_string(), email.clone(), PASSWORD.to_string()];
+    let result: serde_json::Value = python_client("reflection_call.py", args).await;
     let call = |method: &str| &result["calls"][method];
 
     let session = call("fileorganizer.v1.AuthService.Register");

@@ -29,7 +29,9 @@ use serde_json::Value;
 use tonic::{Code, metadata::MetadataMap, transport::Channel};
 
 use crate::{
-    common::{TestApp, assert_code, bad_field, bearer, envoy::Envoy, python, repo_root, tree},
+    common::{
+        TestApp, assert_code, bad_field, bearer, envoy::Envoy, python_client, repo_root, tree,
+    },
     operations::{User, create, organize, records, user, wait_for},
 };
 
@@ -426,22 +428,8 @@ async fn csv_export_round_trips_through_python_csv() {
     let path = artifacts().join("report-export.csv");
     std::fs::write(&path, &csv).unwrap();
 
-    let script = repo_root().join("tests/clients/csv_records.py");
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(python())
-            .arg(script)
-            .arg(path)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let parsed: Vec<BTreeMap<String, String>> = serde_json::from_slice(&output.stdout).unwrap();
+    let parsed: Vec<BTreeMap<String, String>> =
+        python_client("csv_records.py", vec![path.display().to_string()]).await;
 
     let records = records(&app, &operation).await;
     let current: BTreeMap<i64, String> = records.iter().map(|r| (r.seq, current_path(r))).collect();

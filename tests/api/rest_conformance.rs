@@ -6,9 +6,9 @@
 //! behind a `TcpProxy` that is cut before pytest starts (503). The suite checks every response
 //! against `sdk/openapi/openapi.json` and fails unless every documented route was exercised.
 
-use std::{process::Command, time::Duration};
+use std::time::Duration;
 
-use crate::common::{Options, PASSWORD, TestApp, envoy::Envoy, python, repo_root};
+use crate::common::{Options, PASSWORD, TestApp, envoy::Envoy, pytest};
 
 /// Authenticated calls the rate-limited server allows per window.
 const RATE_LIMIT_API: u32 = 5;
@@ -49,7 +49,7 @@ async fn rest_conformance_suite_passes_through_envoy() {
         "health did not go NOT_SERVING with the database cut"
     );
 
-    let envs = [
+    let envs = vec![
         ("FILEORG_REST_URL", envoy.url("")),
         ("FILEORG_REST_LIMITED_URL", limited_envoy.url("")),
         ("FILEORG_REST_DOWN_URL", down_envoy.url("")),
@@ -59,23 +59,5 @@ async fn rest_conformance_suite_passes_through_envoy() {
         ("FILEORG_RATE_LIMIT_API", RATE_LIMIT_API.to_string()),
         ("FILEORG_CORS_ORIGIN", CORS_ORIGIN.to_string()),
     ];
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(python())
-            .args(["-m", "pytest", "tests/rest", "-v", "-p", "no:cacheprovider"])
-            .current_dir(repo_root())
-            .envs(envs)
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .output()
-            .expect("run pytest")
-    })
-    .await
-    .unwrap();
-    println!("{}", String::from_utf8_lossy(&output.stdout));
-    assert!(
-        output.status.success(),
-        "pytest tests/rest failed ({}):\n{}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    tokio::task::block_in_place(|| pytest(&["tests/rest", "-v"], envs));
 }

@@ -387,3 +387,47 @@ pub async fn connect_when_up(port: u16) -> Channel {
     }
     panic!("the server on port {port} did not start");
 }
+
+/// Runs the client script `tests/clients/<script>` with `args` under [`python`] and returns
+/// what it printed on stdout, parsed as JSON; fails the test with its stderr if it failed.
+pub async fn python_client<T: serde::de::DeserializeOwned>(script: &str, args: Vec<String>) -> T {
+    let script = repo_root().join("tests/clients").join(script);
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python())
+            .arg(&script)
+            .args(args)
+            .output()
+            .expect("run the python client")
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// Runs `python -m pytest <args>` from the repository root with `envs` added to the
+/// environment, prints its report, and fails the test with the report unless all passed.
+/// Blocks: async tests call it inside `tokio::task::block_in_place`.
+pub fn pytest(args: &[&str], envs: Vec<(&'static str, String)>) {
+    let output = std::process::Command::new(python())
+        .args(["-m", "pytest"])
+        .args(args)
+        .args(["-p", "no:cacheprovider"])
+        .current_dir(repo_root())
+        .envs(envs)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .expect("run pytest");
+    println!("{}", String::from_utf8_lossy(&output.stdout));
+    assert!(
+        output.status.success(),
+        "pytest {args:?} failed ({}):\n{}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
