@@ -25,6 +25,7 @@ function apiUrl(): string {
   return fromQuery ?? `${location.protocol}//${location.hostname}:50051`;
 }
 
+/** The status line; actions set it last, so it stays until the next action. */
 function status(text: string): void {
   $("status").textContent = text;
 }
@@ -69,8 +70,8 @@ async function signIn(register: boolean): Promise<void> {
   $("login-panel").hidden = true;
   $("app").hidden = false;
   button("logout").hidden = false;
-  status(register ? "Registered and signed in." : "Signed in.");
   await browse(input("path").value);
+  status(register ? "Registered and signed in." : "Signed in.");
 }
 
 async function signOut(): Promise<void> {
@@ -132,8 +133,8 @@ async function upload(): Promise<void> {
       conflictPolicy: FileConflictPolicy.RENAME,
     });
   }
-  status(`Uploaded ${chosen.length} file(s) into ${dir || "(root)"}.`);
   await browse(dir);
+  status(`Uploaded ${chosen.length} file(s) into ${dir || "(root)"}.`);
 }
 
 // ---------------------------------------------------------------- organize
@@ -209,8 +210,8 @@ async function apply(): Promise<void> {
   if (last.state !== OperationState.SUCCEEDED) throw new Error(`the operation ended ${OperationState[last.state]}`);
   await showReport(current.name);
   button("undo").disabled = false;
-  status(`Moved ${last.counters?.filesMoved ?? 0n} file(s).`);
   await browse(input("destination").value || input("source").value);
+  status(`Moved ${last.counters?.filesMoved ?? 0n} file(s).`);
 }
 
 async function showReport(name: string): Promise<void> {
@@ -228,8 +229,8 @@ async function undo(): Promise<void> {
   const undoOp = await api().undo(current);
   const last = await follow(undoOp);
   if (last.state !== OperationState.SUCCEEDED) throw new Error(`the undo ended ${OperationState[last.state]}`);
-  status("Undone: every file is back where it was.");
   await browse(input("source").value);
+  status("Undone: every file is back where it was.");
 }
 
 // ---------------------------------------------------------------- wiring

@@ -167,7 +167,7 @@ test("invalid input is INVALID_ARGUMENT naming the field", async () => {
   const client = await loggedIn("ts-errors");
   const escape = await rejects(client.organize("../outside"));
   assert.equal(escape.code, Code.InvalidArgument);
-  assert.equal(reasonOf(escape), "INVALID_ARGUMENT");
+  assert.equal(reasonOf(escape), "PATH_ESCAPE");
   assert.equal(badField(escape), "operation.source_path");
 
   const upload = await rejects(client.files.uploadSmallFile({ path: "/etc/passwd", content: new Uint8Array([1]) }));
@@ -183,9 +183,9 @@ test("the grpc-web transport works from Node too", async () => {
   const address = email("ts-web");
   await client.register(address, PASSWORD);
   assert.equal((await client.me()).email, address);
-  const bad = await rejects(client.organize(""));
+  const bad = await rejects(client.organize("inbox", { layoutTemplate: "{nonsense}" }));
   assert.equal(bad.code, Code.InvalidArgument);
-  assert.equal(badField(bad), "operation.source_path");
+  assert.equal(badField(bad), "operation.layout_template");
 });
 
 test("the README example works as written", async () => {
