@@ -573,6 +573,7 @@ mod tests {
     fn bad_values_name_their_variable() {
         for (key, value) in [
             ("GRPC_ADDR", "nowhere"),
+            ("CONSOLE_ADDR", "nowhere"),
             ("DATABASE_URL", "mysql://x"),
             ("REDIS_URL", "http://x"),
             ("ENVIRONMENT", "staging"),
