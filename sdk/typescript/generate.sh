@@ -11,8 +11,10 @@ DEST="$HERE/src/gen"
 CHECK=0
 [[ "${1:-}" == "--check" ]] && CHECK=1
 export PATH="$ROOT/node_modules/.bin:$PATH"
-command -v buf >/dev/null && command -v protoc-gen-es >/dev/null \
-    || { echo "sdk/typescript/generate.sh: buf or protoc-gen-es missing: run npm ci (or scripts/setup-tools.sh)" >&2; exit 1; }
+if ! command -v buf >/dev/null || ! command -v protoc-gen-es >/dev/null; then
+    echo "sdk/typescript/generate.sh: buf or protoc-gen-es missing: run npm ci (or scripts/setup-tools.sh)" >&2
+    exit 1
+fi
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT

@@ -159,15 +159,17 @@ export class FileOrganizerClient {
 
   /** Rotates the tokens now (the interceptor does this by itself before they expire). */
   async refresh(): Promise<void> {
-    this.refreshing ??= (async () => {
-      try {
-        const refreshToken = this.current?.refreshToken;
-        if (!refreshToken) throw new Error("no session to refresh: call login or register first");
-        this.store(await this.auth.refreshToken({ refreshToken }));
-      } finally {
-        this.refreshing = undefined;
-      }
-    })();
+    if (!this.refreshing) {
+      const refreshToken = this.current?.refreshToken;
+      if (!refreshToken) throw new Error("no session to refresh: call login or register first");
+      // Callers arriving while this runs share it; `finally` runs after the assignment.
+      this.refreshing = this.auth
+        .refreshToken({ refreshToken })
+        .then((res) => this.store(res))
+        .finally(() => {
+          this.refreshing = undefined;
+        });
+    }
     return this.refreshing;
   }
 
