@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole stack locally: builds `fileorg`, applies migrations, serves
 # gRPC + grpc-web on GRPC_ADDR (127.0.0.1:50051) and REST through the Envoy
-# sidecar on 127.0.0.1:8080. Ctrl-C stops both.
+# sidecar on 127.0.0.1:8080, and the browser console (console/, built with vite) on
+# CONSOLE_ADDR (127.0.0.1:8081), whose origin is allowed in CORS_ORIGINS by default.
+# Ctrl-C stops both.
 #
 # Configuration comes from the environment (see the README's table); a `.env`
 # file at the repository root is read first if present.
@@ -13,10 +15,17 @@ if [[ -f .env ]]; then
     set -a; source .env; set +a
 fi
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
+# The console is served by fileorg serve itself and calls the API over grpc-web from its own
+# origin, so that origin must be in CORS_ORIGINS (plus vite's dev server, `npm run dev -w console`).
+export CONSOLE_ADDR="${CONSOLE_ADDR:-127.0.0.1:8081}"
+export CONSOLE_DIR="${CONSOLE_DIR:-$ROOT/console/dist}"
+export CORS_ORIGINS="${CORS_ORIGINS:-http://$CONSOLE_ADDR,http://localhost:${CONSOLE_ADDR##*:},http://localhost:5173}"
 
 ensure_services
 say "installing tools (Envoy, Python clients, buf) if needed"
 ensure_tools
+say "building the TypeScript SDK and the console (tsc, vite)"
+npm run build --silent
 say "building fileorg"
 cargo build --bin fileorg
 say "applying migrations"
@@ -49,6 +58,7 @@ cat <<MSG
 FileOrganizer Pro is running.
   gRPC / grpc-web : ${GRPC_ADDR:-127.0.0.1:50051}
   REST (Envoy)    : http://127.0.0.1:8080   e.g. curl http://127.0.0.1:8080/health
+  Console         : http://${CONSOLE_ADDR}/?api=http://${GRPC_ADDR:-127.0.0.1:50051}
 Press Ctrl-C to stop.
 MSG
 # Exit (and stop the other) as soon as either process ends.

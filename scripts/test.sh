@@ -20,6 +20,9 @@ npx --no-install buf lint
 say "deployment files (Dockerfile, compose, workflows, Kubernetes)"
 scripts/lint-deploy.sh
 say "generated SDK code and OpenAPI document up to date"
-sdk/python/generate.sh --check && .venv/bin/python sdk/openapi/generate.py --check
+sdk/python/generate.sh --check && sdk/typescript/generate.sh --check \
+    && .venv/bin/python sdk/openapi/generate.py --check
+say "TypeScript SDK and console build (tsc type checks, vite)"
+npm run build --silent
 say "cargo test"
 cargo test --all-targets -- --test-threads "${TEST_THREADS:-4}"

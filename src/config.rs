@@ -86,6 +86,11 @@ pub struct Config {
     /// `METRICS_ADDR` (default: off): where `fileorg serve` and `fileorg
     /// worker` serve Prometheus metrics at `/metrics`.
     pub metrics_addr: Option<SocketAddr>,
+    /// `CONSOLE_ADDR` (default: off): where `fileorg serve` serves the browser
+    /// console's built files (see [`crate::console`]).
+    pub console_addr: Option<SocketAddr>,
+    /// `CONSOLE_DIR` (default `console/dist`): the console's build output.
+    pub console_dir: PathBuf,
     /// `LOG_FORMAT`: json (default in production) or pretty.
     pub log_format: LogFormat,
     /// `HEALTH_CHECK_INTERVAL_MS` (default 5000): how often the background
@@ -351,6 +356,8 @@ impl Config {
             grpc_addr: parse_addr(&get, "GRPC_ADDR", "127.0.0.1:50051")?
                 .expect("GRPC_ADDR has a default"),
             metrics_addr: parse_addr(&get, "METRICS_ADDR", "")?,
+            console_addr: parse_addr(&get, "CONSOLE_ADDR", "")?,
+            console_dir: PathBuf::from(get("CONSOLE_DIR").unwrap_or_else(|| "console/dist".into())),
             log_format,
             health_check_interval: Duration::from_millis(parse(
                 &get,
@@ -566,6 +573,7 @@ mod tests {
     fn bad_values_name_their_variable() {
         for (key, value) in [
             ("GRPC_ADDR", "nowhere"),
+            ("CONSOLE_ADDR", "nowhere"),
             ("DATABASE_URL", "mysql://x"),
             ("REDIS_URL", "http://x"),
             ("ENVIRONMENT", "staging"),

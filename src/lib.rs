@@ -5,7 +5,7 @@
 //! - [`auth`]: credentials (passwords, tokens, API keys) and the principal;
 //! - [`db`]: the Postgres pool, migrations and queries; [`schema`] is diesel's;
 //! - [`layers`]: tower layers around every RPC; [`observability`]: metrics;
-//! - [`health`]: dependency checks and grpc.health.v1;
+//! - [`health`]: dependency checks and grpc.health.v1; [`console`]: the browser console's files;
 //! - [`server`]: assembles and runs the server; [`state`] is what handlers share;
 //! - [`config`], [`error`], [`pagination`], [`pb`] (generated code).
 
@@ -13,6 +13,7 @@ pub mod api;
 pub mod auth;
 pub mod cache;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod engine;
 pub mod error;

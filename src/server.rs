@@ -99,6 +99,7 @@ pub async fn run(
     let max = config.max_message_bytes;
     // First, so a taken METRICS_ADDR fails start-up before anything runs.
     let metrics = crate::observability::start(&state, true).await?;
+    let console = crate::console::start(&state).await?;
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     // tonic-health starts "" as SERVING; nothing is until the first check passes.
@@ -196,6 +197,9 @@ pub async fn run(
         // A worker mid-job stops at its next file (the job is left to be
         // reclaimed); bound the wait like the rest of the shutdown.
         let _ = tokio::time::timeout(config.shutdown_timeout, worker).await;
+    }
+    if let Some(console) = console {
+        let _ = tokio::time::timeout(config.shutdown_timeout, console).await;
     }
     if let Some(metrics) = metrics {
         metrics.join(config.shutdown_timeout).await;

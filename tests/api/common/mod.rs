@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod envoy;
+pub mod node;
 pub mod proxy;
 pub mod tree;
 

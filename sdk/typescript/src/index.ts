@@ -1,0 +1,22 @@
+/**
+ * @fileorganizer/sdk — TypeScript client of FileOrganizer Pro for browsers (grpc-web) and
+ * Node (`@fileorganizer/sdk/node` adds native gRPC).
+ *
+ * Message types and service descriptors are generated from proto/ by generate.sh
+ * (protoc-gen-es); this module only adds the typed client and error helpers.
+ */
+export * from "./client.js";
+export * from "./errors.js";
+export * as auth from "./gen/fileorganizer/v1/auth_pb.js";
+export * as errors from "./gen/fileorganizer/v1/errors_pb.js";
+export * as files from "./gen/fileorganizer/v1/file_pb.js";
+export * as operations from "./gen/fileorganizer/v1/operation_pb.js";
+export * as reports from "./gen/fileorganizer/v1/report_pb.js";
+export * as system from "./gen/fileorganizer/v1/system_pb.js";
+export { ErrorReason } from "./gen/fileorganizer/v1/errors_pb.js";
+export { FileConflictPolicy, FileKind } from "./gen/fileorganizer/v1/file_pb.js";
+export {
+  OperationKind,
+  OperationPhase,
+  OperationState,
+} from "./gen/fileorganizer/v1/operation_pb.js";

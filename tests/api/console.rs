@@ -1,0 +1,280 @@
+//! The browser console (`console/`) in real headless Chromium, served by `fileorg serve` on
+//! CONSOLE_ADDR and talking to the API on another origin over grpc-web only
+//! (tests/clients/console_flow.mjs clicks through it). The test checks the disk itself after
+//! the apply and after the undo, that CORS admits the console's origin, and that an origin not
+//! in CORS_ORIGINS is refused — both by a preflight and by the same console served from that
+//! origin, whose sign-in must fail in the browser. Screenshots go to
+//! `data/test-artifacts/console/`.
+
+use std::{collections::BTreeMap, path::Path, process::Stdio, time::Duration};
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+use crate::common::{Options, PASSWORD, TestApp, free_port, node::build_workspaces, repo_root};
+use fileorganizer::pb::fileorganizer::v1 as pb;
+
+/// Only prevents a hung browser from hanging the suite.
+const DEADLINE: Duration = Duration::from_secs(300);
+
+const FILES: &[(&str, &str)] = &[
+    ("notes.txt", "meeting notes"),
+    ("todo.txt", "buy milk, organize files"),
+    ("table.csv", "a,b\n1,2\n"),
+    ("script.py", "print('hello')\n"),
+];
+
+fn files_under(root: &Path) -> BTreeMap<String, String> {
+    walk(root, root)
+}
+
+fn walk(root: &Path, dir: &Path) -> BTreeMap<String, String> {
+    let mut found = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries.map(Result::unwrap) {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue; // the server's own .trash and temporary names
+        }
+        if path.is_dir() {
+            found.extend(walk(root, &path));
+        } else {
+            let relative = path.strip_prefix(root).unwrap().display().to_string();
+            found.insert(relative, std::fs::read_to_string(&path).unwrap());
+        }
+    }
+    found
+}
+
+async fn cors_allow_origin(api: &str, origin: &str) -> Option<String> {
+    let response = reqwest::Client::new()
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{api}/fileorganizer.v1.AuthService/Login"),
+        )
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "content-type,x-grpc-web,x-user-agent",
+        )
+        .send()
+        .await
+        .unwrap();
+    response
+        .headers()
+        .get("access-control-allow-origin")
+        .map(|v| v.to_str().unwrap().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_clicks_through_organize_and_undo_over_grpc_web_in_chromium() {
+    tokio::task::spawn_blocking(build_workspaces).await.unwrap();
+    let console_port = free_port();
+    let console_origin = format!("http://127.0.0.1:{console_port}");
+    // Nothing listens here: the browser test serves the console on it by interception.
+    let bad_origin = format!("http://127.0.0.1:{}", free_port());
+    let app = TestApp::spawn_with(Options {
+        env: vec![
+            ("CONSOLE_ADDR", format!("127.0.0.1:{console_port}")),
+            (
+                "CONSOLE_DIR",
+                repo_root().join("console/dist").display().to_string(),
+            ),
+            ("CORS_ORIGINS", console_origin.clone()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let api = format!("http://127.0.0.1:{}", app.addr.port());
+
+    // fileorg serve serves the built console, with the single-page fallback.
+    for path in ["/", "/operations/some/deep/link"] {
+        let page = reqwest::get(format!("{console_origin}{path}"))
+            .await
+            .unwrap();
+        assert_eq!(page.status(), reqwest::StatusCode::OK, "{path}");
+        assert!(
+            page.text()
+                .await
+                .unwrap()
+                .contains("FileOrganizer Pro console")
+        );
+    }
+    // CORS: the console's origin is allowed, any other is not.
+    assert_eq!(
+        cors_allow_origin(&api, &console_origin).await.as_deref(),
+        Some(console_origin.as_str())
+    );
+    assert_eq!(cors_allow_origin(&api, &bad_origin).await, None);
+
+    let uploads = tempfile::tempdir().unwrap();
+    for (name, text) in FILES {
+        std::fs::write(uploads.path().join(name), text).unwrap();
+    }
+    let shots = repo_root().join("data/test-artifacts/console");
+    std::fs::create_dir_all(&shots).unwrap();
+    let email = TestApp::email("console");
+
+    let mut child = tokio::process::Command::new("node")
+        .arg(repo_root().join("tests/clients/console_flow.mjs"))
+        .args([&console_origin, &api, &bad_origin])
+        .arg(uploads.path())
+        .arg(&shots)
+        .arg(&email)
+        .current_dir(repo_root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run node");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let stderr_task = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text).await;
+        text
+    });
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next_report = async |prefix: &str| -> Value {
+        let found = tokio::time::timeout(DEADLINE, async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some(json) = line.strip_prefix(prefix) {
+                    return Some(serde_json::from_str::<Value>(json).unwrap());
+                }
+                println!("console_flow: {line}");
+            }
+            None
+        })
+        .await
+        .expect("the browser test hung");
+        found.unwrap_or(Value::Null)
+    };
+
+    let applied = next_report("APPLIED ").await;
+    if applied.is_null() {
+        let status = child.wait().await.unwrap();
+        panic!(
+            "the browser test stopped before the apply ({status}):\n{}",
+            stderr_task.await.unwrap()
+        );
+    }
+    // On disk after the apply: every file in its category folder, nothing left in inbox/.
+    let user = app
+        .auth()
+        .login(pb::LoginRequest {
+            email: email.clone(),
+            password: PASSWORD.into(),
+        })
+        .await
+        .expect("the console registered the user")
+        .into_inner()
+        .user
+        .unwrap();
+    let root = app.state.config.storage_root.join(&user.id);
+    let moved: BTreeMap<String, String> = [
+        ("sorted/Documents/notes.txt", "meeting notes"),
+        ("sorted/Documents/todo.txt", "buy milk, organize files"),
+        ("sorted/Spreadsheets/table.csv", "a,b\n1,2\n"),
+        ("sorted/Code/script.py", "print('hello')\n"),
+    ]
+    .into_iter()
+    .map(|(p, t)| (p.to_string(), t.to_string()))
+    .collect();
+    assert_eq!(files_under(&root), moved);
+
+    // The progress bar, fed by WatchOperation, reached 100 % and is full.
+    let progress = &applied["progress"];
+    assert_eq!(progress["now"], 100, "{applied}");
+    assert_eq!(progress["text"], "100 %");
+    assert!(progress["values"].as_array().unwrap().contains(&100.into()));
+    assert!(
+        progress["fillWidth"].as_f64().unwrap() >= progress["barWidth"].as_f64().unwrap() - 1.0,
+        "{progress}"
+    );
+    // One bar per category of the report, sized by file count.
+    let chart: BTreeMap<String, i64> = applied["chart"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|bar| {
+            assert!(bar["width"].as_f64().unwrap() > 0.0, "{bar}");
+            (
+                bar["category"].as_str().unwrap().to_string(),
+                bar["count"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        chart,
+        BTreeMap::from([
+            ("Code".to_string(), 1),
+            ("Documents".to_string(), 2),
+            ("Spreadsheets".to_string(), 1)
+        ])
+    );
+    assert_eq!(
+        applied["appliedPlan"],
+        serde_json::json!(vec!["COMPLETED"; FILES.len()])
+    );
+
+    stdin.write_all(b"continue\n").await.unwrap();
+    let done = next_report("DONE ").await;
+    let status = tokio::time::timeout(DEADLINE, child.wait())
+        .await
+        .expect("the browser test hung")
+        .unwrap();
+    let stderr = stderr_task.await.unwrap();
+    assert!(
+        status.success(),
+        "console_flow.mjs failed ({status}):\n{stderr}"
+    );
+    println!("console screenshots: {}", shots.display());
+
+    // What the page showed before the organize, and after the undo.
+    assert_eq!(done["who"], email.as_str());
+    assert!(
+        done["rootListing"]
+            .as_array()
+            .unwrap()
+            .contains(&"inbox".into())
+    );
+    let inbox: Vec<String> = FILES.iter().map(|(n, _)| format!("inbox/{n}")).collect();
+    let mut sorted_inbox = inbox.clone();
+    sorted_inbox.sort();
+    assert_eq!(done["inboxListing"], serde_json::json!(sorted_inbox));
+    let plan = done["plan"].as_array().unwrap();
+    assert_eq!(plan.len(), FILES.len(), "{done}");
+    for row in plan {
+        assert_eq!(row["status"], "PLANNED", "{row}");
+        let to = format!("sorted/{}/", row["category"].as_str().unwrap());
+        assert!(row["to"].as_str().unwrap().starts_with(&to), "{row}");
+    }
+    assert_eq!(done["undoState"], "SUCCEEDED");
+    assert_eq!(done["afterUndo"], serde_json::json!(sorted_inbox));
+    // On disk after the undo: every file back in inbox/ with its content.
+    let restored: BTreeMap<String, String> = FILES
+        .iter()
+        .map(|(n, t)| (format!("inbox/{n}"), t.to_string()))
+        .collect();
+    assert_eq!(files_under(&root), restored);
+
+    // The console from an origin not in CORS_ORIGINS: valid credentials, yet the browser
+    // refuses the grpc-web call and the console shows an error instead of signing in.
+    let refused = &done["badOriginResult"];
+    assert_eq!(refused["appVisible"], false, "{refused}");
+    assert!(!refused["error"].as_str().unwrap().is_empty(), "{refused}");
+    assert!(
+        !refused["apiFailures"].as_array().unwrap().is_empty(),
+        "{refused}"
+    );
+    assert_eq!(
+        done["consoleErrors"].as_array().map(Vec::len),
+        Some(0),
+        "{done}"
+    );
+}
