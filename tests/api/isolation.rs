@@ -1,0 +1,1098 @@
+//! Tenant isolation, RPC by RPC: user B naming user A's things.
+//!
+//! For every RPC whose request carries an identifier or a path (found in the
+//! descriptor, not listed by hand), B calls it once with A's identifier and
+//! once with a random identifier of the same shape. The two answers must be
+//! the same status (code, message and details, with the identifier itself
+//! masked), so B cannot tell "exists but not yours" from "does not exist";
+//! for lookups that status is NOT_FOUND. A's files, records, trash,
+//! categories, keys, profile and session are compared before and after.
+//! A few REST routes are checked the same way through the real Envoy.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
+
+use futures::{FutureExt, future::BoxFuture};
+use prost::Message;
+use prost_types::field_descriptor_proto::Type;
+use tonic::{Code, Status, transport::Channel};
+use tonic_types::StatusExt;
+
+use fileorganizer::pb::fileorganizer::v1::{
+    self as pb, OperationState, auth_service_client::AuthServiceClient,
+    file_service_client::FileServiceClient, operation_service_client::OperationServiceClient,
+    report_service_client::ReportServiceClient, system_service_client::SystemServiceClient,
+    upload_file_request::Data,
+};
+
+use crate::common::{TestApp, bearer, envoy::Envoy, tree};
+use crate::files::{delete, small_request, upload_small};
+use crate::operations::{User, create, organize, records, user, wait_for};
+
+/// Request fields (strings) that name something: a resource or a path.
+fn names_something(field: &str) -> bool {
+    matches!(
+        field,
+        "name" | "names" | "parent" | "path" | "id" | "user_id" | "operation"
+    ) || field.ends_with("_path")
+}
+
+/// Every `(Service/Method, field.path)` of the contract whose request has
+/// an identifier or path field, nested messages included.
+fn identifier_fields() -> BTreeSet<(String, String)> {
+    let set =
+        prost_types::FileDescriptorSet::decode(fileorganizer::pb::FILE_DESCRIPTOR_SET).unwrap();
+    let messages: BTreeMap<String, &prost_types::DescriptorProto> = set
+        .file
+        .iter()
+        .flat_map(|f| {
+            f.message_type
+                .iter()
+                .map(move |m| (format!(".{}.{}", f.package(), m.name()), m))
+        })
+        .collect();
+    fn walk(
+        messages: &BTreeMap<String, &prost_types::DescriptorProto>,
+        type_name: &str,
+        prefix: &str,
+        depth: usize,
+        out: &mut Vec<String>,
+    ) {
+        let Some(message) = messages.get(type_name) else {
+            return;
+        };
+        for field in &message.field {
+            let path = format!("{prefix}{}", field.name());
+            match field.r#type() {
+                Type::String if names_something(field.name()) => out.push(path),
+                Type::Message
+                    if depth < 3 && field.type_name().starts_with(".fileorganizer.v1.") =>
+                {
+                    walk(
+                        messages,
+                        field.type_name(),
+                        &format!("{path}."),
+                        depth + 1,
+                        out,
+                    )
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut found = BTreeSet::new();
+    for file in set
+        .file
+        .iter()
+        .filter(|f| f.package() == "fileorganizer.v1")
+    {
+        for service in &file.service {
+            for method in &service.method {
+                let mut fields = Vec::new();
+                walk(&messages, method.input_type(), "", 0, &mut fields);
+                for field in fields {
+                    found.insert((format!("{}/{}", service.name(), method.name()), field));
+                }
+            }
+        }
+    }
+    found
+}
+
+type Call = Arc<dyn Fn(String) -> BoxFuture<'static, Result<(), Status>> + Send + Sync>;
+
+/// One RPC field probed with A's identifier and with a random one.
+struct Probe {
+    rpc: &'static str,
+    field: &'static str,
+    /// A's identifier (or a path that exists only in A's storage).
+    owner: String,
+    /// An identifier of the same shape that names nothing.
+    missing: String,
+    /// The code both calls must answer with.
+    expect: Code,
+    call: Call,
+}
+
+fn probe<F, Fut>(
+    rpc: &'static str,
+    field: &'static str,
+    owner: &str,
+    missing: &str,
+    expect: Code,
+    f: F,
+) -> Probe
+where
+    F: Fn(String) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), Status>> + Send + 'static,
+{
+    Probe {
+        rpc,
+        field,
+        owner: owner.to_string(),
+        missing: missing.to_string(),
+        expect,
+        call: Arc::new(move |id| f(id).boxed()),
+    }
+}
+
+/// What a caller can observe of an answer, with the identifier it sent
+/// masked (messages echo the name that was asked for).
+fn observed(result: &Result<(), Status>, ident: &str) -> String {
+    let mask = |s: String| {
+        let mut s = s.replace(ident, "<id>");
+        if let Some((_, tail)) = ident.rsplit_once('/')
+            && !tail.is_empty()
+        {
+            s = s.replace(tail, "<id>");
+        }
+        s
+    };
+    match result {
+        Ok(()) => "OK".into(),
+        Err(status) => mask(format!(
+            "code={:?} message={:?} details={:?}",
+            status.code(),
+            status.message(),
+            status.get_error_details_vec()
+        )),
+    }
+}
+
+fn channel(app: &TestApp) -> Channel {
+    Channel::from_shared(format!("http://{}", app.addr))
+        .unwrap()
+        .connect_lazy()
+}
+
+/// First message (or error) of a server stream.
+async fn first<T>(
+    call: impl std::future::Future<Output = Result<tonic::Response<tonic::Streaming<T>>, Status>>,
+) -> Result<(), Status> {
+    let mut stream = call.await?.into_inner();
+    stream.message().await.map(drop)
+}
+
+/// Everything of A's that B must not be able to change.
+#[derive(Debug, PartialEq)]
+struct Snapshot {
+    files: BTreeMap<String, tree::Entry>,
+    records: Vec<String>,
+    operations: Vec<String>,
+    trash: String,
+    categories: String,
+    api_keys: String,
+    profile: (String, String, i64),
+}
+
+async fn snapshot(app: &TestApp, a: &User, ops: &[&str]) -> Snapshot {
+    let ch = channel(app);
+    let files = FileServiceClient::new(ch.clone());
+    let mut recs = Vec::new();
+    let mut operations = Vec::new();
+    for op in ops {
+        recs.extend(records(app, op).await.iter().map(|r| format!("{r:?}")));
+        let got = OperationServiceClient::new(ch.clone())
+            .get_operation(bearer(
+                pb::GetOperationRequest {
+                    name: op.to_string(),
+                },
+                &a.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        operations.push(format!(
+            "{} {:?} {:?} {}",
+            got.name, got.state, got.counters, got.undone_by
+        ));
+    }
+    let trash = files
+        .clone()
+        .list_trash(bearer(pb::ListTrashRequest::default(), &a.token))
+        .await
+        .unwrap()
+        .into_inner();
+    let categories = files
+        .clone()
+        .list_categories(bearer(pb::ListCategoriesRequest::default(), &a.token))
+        .await
+        .unwrap()
+        .into_inner();
+    let keys = AuthServiceClient::new(ch.clone())
+        .list_api_keys(bearer(pb::ListApiKeysRequest::default(), &a.token))
+        .await
+        .unwrap()
+        .into_inner();
+    let me = AuthServiceClient::new(ch)
+        .get_current_user(bearer(pb::GetCurrentUserRequest {}, &a.token))
+        .await
+        .unwrap()
+        .into_inner();
+    Snapshot {
+        files: tree::snapshot(&a.root),
+        records: recs,
+        operations,
+        trash: format!("{trash:?}"),
+        categories: format!("{categories:?}"),
+        api_keys: format!("{keys:?}"),
+        profile: (me.display_name, me.email, me.storage_used_bytes),
+    }
+}
+
+async fn upload(app: &TestApp, who: &User, path: &str, content: &[u8]) {
+    upload_small(app, who, small_request(path, content))
+        .await
+        .unwrap();
+}
+
+async fn trash(app: &TestApp, who: &User, path: &str) -> String {
+    delete(app, who, path).await.unwrap().name
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_tenants_identifiers_answer_like_missing_ones_on_every_rpc() {
+    let app = TestApp::spawn().await;
+    // A: files, a finished organize (records, report, duplicate groups), a
+    // planned one, a trash item, a category, an API key, a session.
+    let a_session = app.register(&TestApp::email("tenant-a")).await;
+    let a_user = a_session.user.clone().unwrap();
+    let a = User {
+        token: a_session.access_token.clone(),
+        root: app.state.config.storage_root.join(&a_user.id),
+    };
+    let b = user(&app, "tenant-b").await;
+    upload(&app, &a, "private/secret.txt", b"A's secret").await;
+    upload(&app, &a, "private/dup1.txt", b"same words").await;
+    upload(&app, &a, "private/sub/dup2.txt", b"same words").await;
+    upload(&app, &a, "private/old.txt", b"old").await;
+    upload(&app, &a, "later/plan.pdf", b"planned").await;
+    let a_trash = trash(&app, &a, "private/old.txt").await;
+    let ch = channel(&app);
+    let a_category = FileServiceClient::new(ch.clone())
+        .create_category(bearer(
+            pb::CreateCategoryRequest {
+                category: Some(pb::Category {
+                    display_name: "Invoices".into(),
+                    extensions: vec!["inv".into()],
+                    ..Default::default()
+                }),
+            },
+            &a.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .name;
+    let a_key = AuthServiceClient::new(ch.clone())
+        .create_api_key(bearer(
+            pb::CreateApiKeyRequest {
+                api_key: Some(pb::ApiKey {
+                    display_name: "a's key".into(),
+                    ..Default::default()
+                }),
+            },
+            &a.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .api_key
+        .unwrap()
+        .name;
+    let done = create(&app, &a, organize("private")).await.name;
+    let finished = wait_for(&app, &a, &done, &[OperationState::Succeeded]).await;
+    assert_eq!(finished.counters.unwrap().files_moved, 3);
+    let planned = create(
+        &app,
+        &a,
+        pb::Operation {
+            dry_run: true,
+            ..organize("later")
+        },
+    )
+    .await
+    .name;
+    wait_for(&app, &a, &planned, &[OperationState::Planned]).await;
+    // B owns a folder to organize and trash items to restore.
+    upload(&app, &b, "mine/b.txt", b"B's own").await;
+    let mut b_trash = Vec::new();
+    for i in 0..2 {
+        let path = format!("bin/{i}.txt");
+        upload(&app, &b, &path, b"B's trash").await;
+        b_trash.push(trash(&app, &b, &path).await);
+    }
+    let b_trash = Arc::new(std::sync::Mutex::new(b_trash));
+    let before = snapshot(&app, &a, &[&done, &planned]).await;
+
+    let uuid = || uuid::Uuid::new_v4().to_string();
+    let op_id = |name: &str| name.trim_start_matches("operations/").to_string();
+    let report = |name: &str| format!("reports/{}", op_id(name));
+    let token = b.token.clone();
+    let ops = OperationServiceClient::new(ch.clone());
+    let files = FileServiceClient::new(ch.clone())
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20);
+    let reports = ReportServiceClient::new(ch.clone());
+    let auth = AuthServiceClient::new(ch.clone());
+    let system = SystemServiceClient::new(ch.clone());
+    let counter = Arc::new(AtomicUsize::new(0));
+    let next = move || counter.fetch_add(1, Ordering::Relaxed);
+
+    let mut probes = Vec::new();
+    for op in [&done, &planned] {
+        let missing = format!("operations/{}", uuid());
+        macro_rules! op_probe {
+            ($rpc:literal, $method:ident, $req:expr) => {{
+                let (c, t) = (ops.clone(), token.clone());
+                probes.push(probe(
+                    $rpc,
+                    "name",
+                    op,
+                    &missing,
+                    Code::NotFound,
+                    move |name| {
+                        let (mut c, t) = (c.clone(), t.clone());
+                        async move { c.$method(bearer($req(name), &t)).await.map(drop) }
+                    },
+                ));
+            }};
+        }
+        op_probe!("OperationService/GetOperation", get_operation, |name| {
+            pb::GetOperationRequest { name }
+        });
+        op_probe!(
+            "OperationService/CancelOperation",
+            cancel_operation,
+            |name| { pb::CancelOperationRequest { name } }
+        );
+        op_probe!("OperationService/ApplyOperation", apply_operation, |name| {
+            pb::ApplyOperationRequest { name }
+        });
+        op_probe!("OperationService/UndoOperation", undo_operation, |name| {
+            pb::UndoOperationRequest {
+                name,
+                request_id: String::new(),
+            }
+        });
+        let (c, t) = (ops.clone(), token.clone());
+        probes.push(probe(
+            "OperationService/WatchOperation",
+            "name",
+            op,
+            &missing,
+            Code::NotFound,
+            move |name| {
+                let (mut c, t) = (c.clone(), t.clone());
+                async move {
+                    first(c.watch_operation(bearer(pb::WatchOperationRequest { name }, &t))).await
+                }
+            },
+        ));
+        let (c, t) = (files.clone(), token.clone());
+        probes.push(probe(
+            "FileService/ListFileRecords",
+            "parent",
+            op,
+            &missing,
+            Code::NotFound,
+            move |parent| {
+                let (mut c, t) = (c.clone(), t.clone());
+                async move {
+                    let request = pb::ListFileRecordsRequest {
+                        parent,
+                        ..Default::default()
+                    };
+                    c.list_file_records(bearer(request, &t)).await.map(drop)
+                }
+            },
+        ));
+        let (c, t) = (files.clone(), token.clone());
+        probes.push(probe(
+            "FileService/SearchFiles",
+            "operation",
+            op,
+            &missing,
+            Code::NotFound,
+            move |operation| {
+                let (mut c, t) = (c.clone(), t.clone());
+                async move {
+                    let request = pb::SearchFilesRequest {
+                        operation,
+                        name_contains: "dup".into(),
+                        ..Default::default()
+                    };
+                    c.search_files(bearer(request, &t)).await.map(drop)
+                }
+            },
+        ));
+        let (owner_report, missing_report) = (report(op), report(&missing));
+        let (c, t) = (reports.clone(), token.clone());
+        probes.push(probe(
+            "ReportService/GetOperationReport",
+            "name",
+            &owner_report,
+            &missing_report,
+            Code::NotFound,
+            move |name| {
+                let (mut c, t) = (c.clone(), t.clone());
+                async move {
+                    c.get_operation_report(bearer(pb::GetOperationReportRequest { name }, &t))
+                        .await
+                        .map(drop)
+                }
+            },
+        ));
+        let (c, t) = (reports.clone(), token.clone());
+        probes.push(probe(
+            "ReportService/ListDuplicateGroups",
+            "parent",
+            &owner_report,
+            &missing_report,
+            Code::NotFound,
+            move |parent| {
+                let (mut c, t) = (c.clone(), t.clone());
+                async move {
+                    let request = pb::ListDuplicateGroupsRequest {
+                        parent,
+                        ..Default::default()
+                    };
+                    c.list_duplicate_groups(bearer(request, &t)).await.map(drop)
+                }
+            },
+        ));
+        let (c, t) = (reports.clone(), token.clone());
+        probes.push(probe(
+            "ReportService/ExportReport",
+            "name",
+            &owner_report,
+            &missing_report,
+            Code::NotFound,
+            move |name| {
+                let (mut c, t) = (c.clone(), t.clone());
+                async move {
+                    let request = pb::ExportReportRequest {
+                        name,
+                        format: pb::ReportFormat::Json as i32,
+                    };
+                    first(c.export_report(bearer(request, &t))).await
+                }
+            },
+        ));
+        // An output-only name is ignored on create: B gets an operation of
+        // its own (a dry run of its own folder), never A's.
+        let (c, t) = (ops.clone(), token.clone());
+        probes.push(probe(
+            "OperationService/CreateOperation",
+            "operation.name",
+            op,
+            &missing,
+            Code::Ok,
+            move |name| {
+                let (mut c, t) = (c.clone(), t.clone());
+                async move {
+                    let request = pb::CreateOperationRequest {
+                        operation: Some(pb::Operation {
+                            name: name.clone(),
+                            dry_run: true,
+                            ..organize("mine")
+                        }),
+                        request_id: String::new(),
+                    };
+                    let created = c.create_operation(bearer(request, &t)).await?.into_inner();
+                    assert_ne!(created.name, name, "the client chose the operation's name");
+                    Ok(())
+                }
+            },
+        ));
+    }
+
+    // Paths always resolve in the caller's own storage.
+    let (c, t) = (files.clone(), token.clone());
+    probes.push(probe(
+        "FileService/DownloadFile",
+        "path",
+        "private/Documents/secret.txt",
+        "private/Documents/nothing.txt",
+        Code::NotFound,
+        move |path| {
+            let (mut c, t) = (c.clone(), t.clone());
+            async move { first(c.download_file(bearer(pb::DownloadFileRequest { path }, &t))).await }
+        },
+    ));
+    let (c, t) = (files.clone(), token.clone());
+    probes.push(probe(
+        "FileService/ListDirectory",
+        "path",
+        "private/Documents",
+        "private/Nothing",
+        Code::NotFound,
+        move |path| {
+            let (mut c, t) = (c.clone(), t.clone());
+            async move {
+                let request = pb::ListDirectoryRequest {
+                    path,
+                    ..Default::default()
+                };
+                c.list_directory(bearer(request, &t)).await.map(drop)
+            }
+        },
+    ));
+    let (c, t) = (files.clone(), token.clone());
+    probes.push(probe(
+        "FileService/DeleteFile",
+        "path",
+        "private/Documents/secret.txt",
+        "private/Documents/nothing.txt",
+        Code::NotFound,
+        move |path| {
+            let (mut c, t) = (c.clone(), t.clone());
+            async move {
+                c.delete_file(bearer(pb::DeleteFileRequest { path }, &t))
+                    .await
+                    .map(drop)
+            }
+        },
+    ));
+    // Uploads to A's path land in B's storage (A's file is untouched: see
+    // the snapshot), exactly like uploads to a fresh path.
+    let (c, t) = (files.clone(), token.clone());
+    probes.push(probe(
+        "FileService/UploadSmallFile",
+        "path",
+        "private/Documents/secret.txt",
+        "private/Documents/fresh.txt",
+        Code::Ok,
+        move |path| {
+            let (mut c, t) = (c.clone(), t.clone());
+            async move {
+                let request = pb::UploadSmallFileRequest {
+                    path,
+                    content: b"B was here".to_vec(),
+                    ..Default::default()
+                };
+                c.upload_small_file(bearer(request, &t)).await.map(drop)
+            }
+        },
+    ));
+    let (c, t) = (files.clone(), token.clone());
+    probes.push(probe(
+        "FileService/UploadFile",
+        "metadata.path",
+        "private/Documents/dup1.txt",
+        "private/Documents/fresh-stream.txt",
+        Code::Ok,
+        move |path| {
+            let (mut c, t) = (c.clone(), t.clone());
+            async move {
+                let messages = vec![
+                    pb::UploadFileRequest {
+                        data: Some(Data::Metadata(pb::UploadFileMetadata {
+                            path,
+                            size_bytes: 3,
+                            ..Default::default()
+                        })),
+                    },
+                    pb::UploadFileRequest {
+                        data: Some(Data::Chunk(b"B!!".to_vec())),
+                    },
+                ];
+                c.upload_file(bearer(tokio_stream::iter(messages), &t))
+                    .await
+                    .map(drop)
+            }
+        },
+    ));
+    let missing_trash = format!("trash/{}", uuid());
+    let (c, t) = (files.clone(), token.clone());
+    probes.push(probe(
+        "FileService/RestoreFile",
+        "name",
+        &a_trash,
+        &missing_trash,
+        Code::NotFound,
+        move |name| {
+            let (mut c, t) = (c.clone(), t.clone());
+            async move {
+                let request = pb::RestoreFileRequest {
+                    name,
+                    path: "stolen.txt".into(),
+                    conflict_policy: 0,
+                };
+                c.restore_file(bearer(request, &t)).await.map(drop)
+            }
+        },
+    ));
+    let (c, t, items) = (files.clone(), token.clone(), b_trash.clone());
+    probes.push(probe(
+        "FileService/RestoreFile",
+        "path",
+        "private/old.txt",
+        "private/fresh-restore.txt",
+        Code::Ok,
+        move |path| {
+            let (mut c, t) = (c.clone(), t.clone());
+            let name = items.lock().unwrap().pop().unwrap();
+            async move {
+                let request = pb::RestoreFileRequest {
+                    name,
+                    path,
+                    conflict_policy: 0,
+                };
+                c.restore_file(bearer(request, &t)).await.map(drop)
+            }
+        },
+    ));
+    let (c, t) = (files.clone(), token.clone());
+    probes.push(probe(
+        "FileService/EmptyTrash",
+        "names",
+        &a_trash,
+        &missing_trash,
+        Code::NotFound,
+        move |name| {
+            let (mut c, t) = (c.clone(), t.clone());
+            async move {
+                let request = pb::EmptyTrashRequest { names: vec![name] };
+                c.empty_trash(bearer(request, &t)).await.map(drop)
+            }
+        },
+    ));
+    let missing_category = format!("categories/{}", uuid());
+    let (c, t) = (files.clone(), token.clone());
+    probes.push(probe(
+        "FileService/UpdateCategory",
+        "category.name",
+        &a_category,
+        &missing_category,
+        Code::NotFound,
+        move |name| {
+            let (mut c, t) = (c.clone(), t.clone());
+            async move {
+                let request = pb::UpdateCategoryRequest {
+                    category: Some(pb::Category {
+                        name,
+                        display_name: "Taken over".into(),
+                        extensions: vec!["inv".into()],
+                        ..Default::default()
+                    }),
+                    update_mask: None,
+                };
+                c.update_category(bearer(request, &t)).await.map(drop)
+            }
+        },
+    ));
+    let (c, t) = (files.clone(), token.clone());
+    probes.push(probe(
+        "FileService/DeleteCategory",
+        "name",
+        &a_category,
+        &missing_category,
+        Code::NotFound,
+        move |name| {
+            let (mut c, t) = (c.clone(), t.clone());
+            async move {
+                c.delete_category(bearer(pb::DeleteCategoryRequest { name }, &t))
+                    .await
+                    .map(drop)
+            }
+        },
+    ));
+    let (c, t, n) = (files.clone(), token.clone(), next.clone());
+    probes.push(probe(
+        "FileService/CreateCategory",
+        "category.name",
+        &a_category,
+        &missing_category,
+        Code::Ok,
+        move |name| {
+            let (mut c, t) = (c.clone(), t.clone());
+            let display_name = format!("Probe {}", n());
+            async move {
+                let request = pb::CreateCategoryRequest {
+                    category: Some(pb::Category {
+                        name: name.clone(),
+                        display_name,
+                        extensions: vec!["prb".into()],
+                        ..Default::default()
+                    }),
+                };
+                let created = c.create_category(bearer(request, &t)).await?.into_inner();
+                assert_ne!(created.name, name, "the client chose the category's name");
+                Ok(())
+            }
+        },
+    ));
+    let missing_key = format!("api-keys/{}", uuid());
+    let (c, t) = (auth.clone(), token.clone());
+    probes.push(probe(
+        "AuthService/RevokeApiKey",
+        "name",
+        &a_key,
+        &missing_key,
+        Code::NotFound,
+        move |name| {
+            let (mut c, t) = (c.clone(), t.clone());
+            async move {
+                c.revoke_api_key(bearer(pb::RevokeApiKeyRequest { name }, &t))
+                    .await
+                    .map(drop)
+            }
+        },
+    ));
+    let (c, t, n) = (auth.clone(), token.clone(), next.clone());
+    probes.push(probe(
+        "AuthService/CreateApiKey",
+        "api_key.name",
+        &a_key,
+        &missing_key,
+        Code::Ok,
+        move |name| {
+            let (mut c, t) = (c.clone(), t.clone());
+            let display_name = format!("probe {}", n());
+            async move {
+                let request = pb::CreateApiKeyRequest {
+                    api_key: Some(pb::ApiKey {
+                        name: name.clone(),
+                        display_name,
+                        ..Default::default()
+                    }),
+                };
+                let created = c.create_api_key(bearer(request, &t)).await?.into_inner();
+                assert_ne!(created.api_key.unwrap().name, name);
+                Ok(())
+            }
+        },
+    ));
+    // UpdateCurrentUser changes the caller, whatever user it names.
+    let missing_id = uuid();
+    for (field, owner, missing) in [
+        (
+            "user.name",
+            format!("users/{}", a_user.id),
+            format!("users/{missing_id}"),
+        ),
+        ("user.id", a_user.id.clone(), missing_id.clone()),
+    ] {
+        let (c, t) = (auth.clone(), token.clone());
+        probes.push(probe(
+            "AuthService/UpdateCurrentUser",
+            field,
+            &owner,
+            &missing,
+            Code::Ok,
+            move |ident| {
+                let (mut c, t) = (c.clone(), t.clone());
+                async move {
+                    let user = pb::User {
+                        name: if ident.starts_with("users/") {
+                            ident.clone()
+                        } else {
+                            String::new()
+                        },
+                        id: if ident.starts_with("users/") {
+                            String::new()
+                        } else {
+                            ident.clone()
+                        },
+                        display_name: "Renamed by B".into(),
+                        ..Default::default()
+                    };
+                    let request = pb::UpdateCurrentUserRequest {
+                        user: Some(user),
+                        ..Default::default()
+                    };
+                    let me = c
+                        .update_current_user(bearer(request, &t))
+                        .await?
+                        .into_inner();
+                    assert!(!ident.ends_with(&me.id), "B's update reached {ident}");
+                    Ok(())
+                }
+            },
+        ));
+    }
+    // A's refresh token is A's session: B cannot end it.
+    let (c, t) = (auth.clone(), token.clone());
+    probes.push(probe(
+        "AuthService/Logout",
+        "refresh_token",
+        &a_session.refresh_token,
+        &format!(
+            "{}x",
+            &a_session.refresh_token[..a_session.refresh_token.len() - 1]
+        ),
+        Code::NotFound,
+        move |refresh_token| {
+            let (mut c, t) = (c.clone(), t.clone());
+            async move {
+                let request = pb::LogoutRequest {
+                    refresh_token,
+                    all_sessions: false,
+                };
+                c.logout(bearer(request, &t)).await.map(drop)
+            }
+        },
+    ));
+    // CreateOperation's paths resolve in B's storage too.
+    let (c, t) = (ops.clone(), token.clone());
+    probes.push(probe(
+        "OperationService/CreateOperation",
+        "operation.source_path",
+        "later",
+        "never-there",
+        Code::InvalidArgument,
+        move |source| {
+            let (mut c, t) = (c.clone(), t.clone());
+            async move {
+                let request = pb::CreateOperationRequest {
+                    operation: Some(pb::Operation {
+                        dry_run: true,
+                        ..organize(&source)
+                    }),
+                    request_id: String::new(),
+                };
+                c.create_operation(bearer(request, &t)).await.map(drop)
+            }
+        },
+    ));
+    let (c, t) = (ops.clone(), token.clone());
+    probes.push(probe(
+        "OperationService/CreateOperation",
+        "operation.destination_path",
+        "private/Documents",
+        "elsewhere/new",
+        Code::Ok,
+        move |destination_path| {
+            let (mut c, t) = (c.clone(), t.clone());
+            async move {
+                let request = pb::CreateOperationRequest {
+                    operation: Some(pb::Operation {
+                        dry_run: true,
+                        destination_path,
+                        ..organize("mine")
+                    }),
+                    request_id: String::new(),
+                };
+                c.create_operation(bearer(request, &t)).await.map(drop)
+            }
+        },
+    ));
+    // Admin routes: a non-admin is refused alike, whoever is named.
+    let (c, t) = (system.clone(), token.clone());
+    probes.push(probe(
+        "SystemService/GetRateLimitStatus",
+        "user_id",
+        &a_user.id,
+        &missing_id,
+        Code::PermissionDenied,
+        move |user_id| {
+            let (mut c, t) = (c.clone(), t.clone());
+            async move {
+                let request = pb::GetRateLimitStatusRequest { user_id };
+                c.get_rate_limit_status(bearer(request, &t)).await.map(drop)
+            }
+        },
+    ));
+    let (c, t) = (system.clone(), token.clone());
+    probes.push(probe(
+        "SystemService/ResetRateLimit",
+        "user_id",
+        &a_user.id,
+        &missing_id,
+        Code::PermissionDenied,
+        move |user_id| {
+            let (mut c, t) = (c.clone(), t.clone());
+            async move {
+                let request = pb::ResetRateLimitRequest {
+                    user_id,
+                    buckets: vec![],
+                };
+                c.reset_rate_limit(bearer(request, &t)).await.map(drop)
+            }
+        },
+    ));
+    let (c, t) = (system.clone(), token.clone());
+    probes.push(probe(
+        "SystemService/ListAuditEvents",
+        "user_id",
+        &a_user.id,
+        &missing_id,
+        Code::PermissionDenied,
+        move |user_id| {
+            let (mut c, t) = (c.clone(), t.clone());
+            async move {
+                let request = pb::ListAuditEventsRequest {
+                    user_id,
+                    ..Default::default()
+                };
+                c.list_audit_events(bearer(request, &t)).await.map(drop)
+            }
+        },
+    ));
+
+    // Every identifier field of the contract is probed, and every probe
+    // names a real field (so a new RPC cannot slip by untested).
+    let contract = identifier_fields();
+    let probed: BTreeSet<(String, String)> = probes
+        .iter()
+        .map(|p| (p.rpc.to_string(), p.field.to_string()))
+        .collect();
+    let unprobed: Vec<_> = contract.difference(&probed).collect();
+    assert!(
+        unprobed.is_empty(),
+        "RPC fields naming a resource or path without an isolation probe: {unprobed:?}"
+    );
+    for (rpc, field) in &probed {
+        let real = contract.contains(&(rpc.clone(), field.clone()))
+            || (rpc == "AuthService/Logout" && field == "refresh_token");
+        assert!(
+            real,
+            "probe of a field the contract does not have: {rpc} {field}"
+        );
+    }
+
+    for p in &probes {
+        let owner = (p.call)(p.owner.clone()).await;
+        let missing = (p.call)(p.missing.clone()).await;
+        let what = format!("{} {} (B with A's {:?})", p.rpc, p.field, p.owner);
+        match &owner {
+            Ok(()) => assert_eq!(p.expect, Code::Ok, "{what}: answered OK"),
+            Err(status) => assert_eq!(status.code(), p.expect, "{what}: {status:?}"),
+        }
+        assert_eq!(
+            observed(&owner, &p.owner),
+            observed(&missing, &p.missing),
+            "{what}: the answer differs from the one for a missing identifier"
+        );
+    }
+
+    // Nothing of A's changed, and A's session still works.
+    assert_eq!(snapshot(&app, &a, &[&done, &planned]).await, before);
+    auth.clone()
+        .refresh_token(pb::RefreshTokenRequest {
+            refresh_token: a_session.refresh_token.clone(),
+        })
+        .await
+        .expect("A's session survives B's logout attempt");
+    // B's lists show nothing of A's.
+    let b_ops = ops
+        .clone()
+        .list_operations(bearer(pb::ListOperationsRequest::default(), &token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        b_ops
+            .operations
+            .iter()
+            .all(|o| o.name != done && o.name != planned)
+    );
+    let b_keys = auth
+        .clone()
+        .list_api_keys(bearer(pb::ListApiKeysRequest::default(), &token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(b_keys.api_keys.iter().all(|k| k.name != a_key));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_routes_answer_another_tenants_ids_like_missing_ones() {
+    use reqwest::StatusCode;
+
+    let app = TestApp::spawn().await;
+    let envoy = Envoy::start(app.addr.port()).await;
+    let a = user(&app, "rest-a").await;
+    let b = user(&app, "rest-b").await;
+    upload(&app, &a, "docs/report.pdf", b"A's pdf").await;
+    upload(&app, &a, "docs/old.txt", b"old").await;
+    let a_trash = trash(&app, &a, "docs/old.txt").await;
+    let op = create(&app, &a, organize("docs")).await.name;
+    wait_for(&app, &a, &op, &[OperationState::Succeeded]).await;
+    let a_category = FileServiceClient::new(channel(&app))
+        .create_category(bearer(
+            pb::CreateCategoryRequest {
+                category: Some(pb::Category {
+                    display_name: "Receipts".into(),
+                    extensions: vec!["rcp".into()],
+                    ..Default::default()
+                }),
+            },
+            &a.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .name;
+    let before = snapshot(&app, &a, &[&op]).await;
+    let id = |name: &str| name.rsplit_once('/').unwrap().1.to_string();
+    let missing = uuid::Uuid::new_v4().to_string();
+    let http = reqwest::Client::new();
+    let routes: Vec<(reqwest::Method, String, String)> = vec![
+        (
+            reqwest::Method::GET,
+            "/api/v1/operations/{}".into(),
+            id(&op),
+        ),
+        (
+            reqwest::Method::POST,
+            "/api/v1/operations/{}:undo".into(),
+            id(&op),
+        ),
+        (
+            reqwest::Method::GET,
+            "/api/v1/operations/{}/files".into(),
+            id(&op),
+        ),
+        (reqwest::Method::GET, "/api/v1/reports/{}".into(), id(&op)),
+        (
+            reqwest::Method::GET,
+            "/api/v1/reports/{}/duplicate-groups".into(),
+            id(&op),
+        ),
+        (
+            reqwest::Method::POST,
+            "/api/v1/trash/{}:restore".into(),
+            id(&a_trash),
+        ),
+        (
+            reqwest::Method::DELETE,
+            "/api/v1/categories/{}".into(),
+            id(&a_category),
+        ),
+        (
+            reqwest::Method::GET,
+            "/api/v1/files:download?path={}".into(),
+            "docs%2FDocuments%2Freport.pdf".into(),
+        ),
+    ];
+    for (method, template, owner) in routes {
+        let mut bodies = Vec::new();
+        for ident in [owner.as_str(), missing.as_str()] {
+            let url = envoy.url(&template.replace("{}", ident));
+            let mut request = http.request(method.clone(), url).bearer_auth(&b.token);
+            if method == reqwest::Method::POST {
+                request = request.json(&serde_json::json!({}));
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::NOT_FOUND,
+                "{method} {template}"
+            );
+            let body = response.text().await.unwrap();
+            let unescaped = ident.replace("%2F", "/");
+            bodies.push(body.replace(&unescaped, "<id>").replace(ident, "<id>"));
+        }
+        assert_eq!(bodies[0], bodies[1], "{method} {template}: bodies differ");
+        let json: serde_json::Value = serde_json::from_str(&bodies[0]).unwrap();
+        assert_eq!(json["code"], 5, "{method} {template}: {json}");
+    }
+    assert_eq!(snapshot(&app, &a, &[&op]).await, before);
+}
