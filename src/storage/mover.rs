@@ -75,6 +75,16 @@ impl Fingerprint {
         i128::from(secs) * 1_000_000_000 + i128::from(nsec)
     }
 
+    /// Whether `found`, at the place this file was moved to, is this file:
+    /// the same inode, or, after a verified copy to another filesystem
+    /// (which keeps size and mtime but not the inode), the same size and
+    /// mtime on another device. For recognising a move whose outcome was not
+    /// recorded (a crash) where the journal still has the old identity.
+    pub fn is_moved(&self, found: &Fingerprint) -> bool {
+        found == self
+            || (found.dev != self.dev && found.size == self.size && found.mtime_ns == self.mtime_ns)
+    }
+
     pub(crate) fn from_stat(st: &Stat) -> Fingerprint {
         Fingerprint {
             size: st.size,

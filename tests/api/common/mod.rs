@@ -8,6 +8,7 @@
 
 pub mod envoy;
 pub mod proxy;
+pub mod tmpfs;
 pub mod tree;
 
 use std::{collections::HashMap, net::SocketAddr, path::PathBuf, time::Duration};
