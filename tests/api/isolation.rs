@@ -256,6 +256,7 @@ async fn trash(app: &TestApp, who: &User, path: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[rustfmt::skip::macros(probe)]
 async fn another_tenants_identifiers_answer_like_missing_ones_on_every_rpc() {
     let app = TestApp::spawn().await;
     // A: files, a finished organize (records, report, duplicate groups), a
@@ -341,600 +342,247 @@ async fn another_tenants_identifiers_answer_like_missing_ones_on_every_rpc() {
     let reports = ReportServiceClient::new(ch.clone());
     let auth = AuthServiceClient::new(ch.clone());
     let system = SystemServiceClient::new(ch.clone());
-    let counter = Arc::new(AtomicUsize::new(0));
-    let next = move || counter.fetch_add(1, Ordering::Relaxed);
 
+    // probe!(client, rpc, field, owner, missing, code, [env] |c, id, auth| body):
+    // `body` runs with a fresh clone `c` of the client, the identifier `id`,
+    // `auth`, which wraps a request with B's credentials, and clones of the
+    // variables listed in `[env]`. (Left unformatted by rustfmt: one probe
+    // reads as one row of the matrix.)
     let mut probes = Vec::new();
+    macro_rules! probe {
+        ($client:expr, $rpc:literal, $field:literal, $owner:expr, $missing:expr, $code:expr,
+         $([$($env:ident),*])? |$c:ident, $id:ident, $auth:ident| $body:expr) => {{
+            let (client, token) = ($client.clone(), b.token.clone());
+            $($(let $env = $env.clone();)*)?
+            probes.push(probe($rpc, $field, $owner, $missing, $code, move |$id: String| {
+                #[allow(unused_mut)]
+                let (mut $c, token) = (client.clone(), token.clone());
+                $($(let $env = $env.clone();)*)?
+                async move {
+                    let $auth = |message| bearer(message, &token);
+                    $body
+                }
+            }));
+        }};
+    }
     for op in [&done, &planned] {
-        let missing = format!("operations/{}", uuid());
-        macro_rules! op_probe {
-            ($rpc:literal, $method:ident, $req:expr) => {{
-                let (c, t) = (ops.clone(), token.clone());
-                probes.push(probe(
-                    $rpc,
-                    "name",
-                    op,
-                    &missing,
-                    Code::NotFound,
-                    move |name| {
-                        let (mut c, t) = (c.clone(), t.clone());
-                        async move { c.$method(bearer($req(name), &t)).await.map(drop) }
-                    },
-                ));
-            }};
-        }
-        op_probe!("OperationService/GetOperation", get_operation, |name| {
-            pb::GetOperationRequest { name }
+        let missing = &format!("operations/{}", uuid());
+        let nf = Code::NotFound;
+        probe!(ops, "OperationService/GetOperation", "name", op, missing, nf, |c, name, auth| {
+            c.get_operation(auth(pb::GetOperationRequest { name })).await.map(drop)
         });
-        op_probe!(
-            "OperationService/CancelOperation",
-            cancel_operation,
-            |name| { pb::CancelOperationRequest { name } }
-        );
-        op_probe!("OperationService/ApplyOperation", apply_operation, |name| {
-            pb::ApplyOperationRequest { name }
+        probe!(ops, "OperationService/CancelOperation", "name", op, missing, nf, |c, name, auth| {
+            c.cancel_operation(auth(pb::CancelOperationRequest { name })).await.map(drop)
         });
-        op_probe!("OperationService/UndoOperation", undo_operation, |name| {
-            pb::UndoOperationRequest {
-                name,
-                request_id: String::new(),
-            }
+        probe!(ops, "OperationService/ApplyOperation", "name", op, missing, nf, |c, name, auth| {
+            c.apply_operation(auth(pb::ApplyOperationRequest { name })).await.map(drop)
         });
-        let (c, t) = (ops.clone(), token.clone());
-        probes.push(probe(
-            "OperationService/WatchOperation",
-            "name",
-            op,
-            &missing,
-            Code::NotFound,
-            move |name| {
-                let (mut c, t) = (c.clone(), t.clone());
-                async move {
-                    first(c.watch_operation(bearer(pb::WatchOperationRequest { name }, &t))).await
-                }
-            },
-        ));
-        let (c, t) = (files.clone(), token.clone());
-        probes.push(probe(
-            "FileService/ListFileRecords",
-            "parent",
-            op,
-            &missing,
-            Code::NotFound,
-            move |parent| {
-                let (mut c, t) = (c.clone(), t.clone());
-                async move {
-                    let request = pb::ListFileRecordsRequest {
-                        parent,
-                        ..Default::default()
-                    };
-                    c.list_file_records(bearer(request, &t)).await.map(drop)
-                }
-            },
-        ));
-        let (c, t) = (files.clone(), token.clone());
-        probes.push(probe(
-            "FileService/SearchFiles",
-            "operation",
-            op,
-            &missing,
-            Code::NotFound,
-            move |operation| {
-                let (mut c, t) = (c.clone(), t.clone());
-                async move {
-                    let request = pb::SearchFilesRequest {
-                        operation,
-                        name_contains: "dup".into(),
-                        ..Default::default()
-                    };
-                    c.search_files(bearer(request, &t)).await.map(drop)
-                }
-            },
-        ));
-        let (owner_report, missing_report) = (report(op), report(&missing));
-        let (c, t) = (reports.clone(), token.clone());
-        probes.push(probe(
-            "ReportService/GetOperationReport",
-            "name",
-            &owner_report,
-            &missing_report,
-            Code::NotFound,
-            move |name| {
-                let (mut c, t) = (c.clone(), t.clone());
-                async move {
-                    c.get_operation_report(bearer(pb::GetOperationReportRequest { name }, &t))
-                        .await
-                        .map(drop)
-                }
-            },
-        ));
-        let (c, t) = (reports.clone(), token.clone());
-        probes.push(probe(
-            "ReportService/ListDuplicateGroups",
-            "parent",
-            &owner_report,
-            &missing_report,
-            Code::NotFound,
-            move |parent| {
-                let (mut c, t) = (c.clone(), t.clone());
-                async move {
-                    let request = pb::ListDuplicateGroupsRequest {
-                        parent,
-                        ..Default::default()
-                    };
-                    c.list_duplicate_groups(bearer(request, &t)).await.map(drop)
-                }
-            },
-        ));
-        let (c, t) = (reports.clone(), token.clone());
-        probes.push(probe(
-            "ReportService/ExportReport",
-            "name",
-            &owner_report,
-            &missing_report,
-            Code::NotFound,
-            move |name| {
-                let (mut c, t) = (c.clone(), t.clone());
-                async move {
-                    let request = pb::ExportReportRequest {
-                        name,
-                        format: pb::ReportFormat::Json as i32,
-                    };
-                    first(c.export_report(bearer(request, &t))).await
-                }
-            },
-        ));
+        probe!(ops, "OperationService/UndoOperation", "name", op, missing, nf, |c, name, auth| {
+            let request = pb::UndoOperationRequest { name, request_id: String::new() };
+            c.undo_operation(auth(request)).await.map(drop)
+        });
+        probe!(ops, "OperationService/WatchOperation", "name", op, missing, nf, |c, name, auth| {
+            first(c.watch_operation(auth(pb::WatchOperationRequest { name }))).await
+        });
+        probe!(files, "FileService/ListFileRecords", "parent", op, missing, nf, |c, parent, auth| {
+            let request = pb::ListFileRecordsRequest { parent, ..Default::default() };
+            c.list_file_records(auth(request)).await.map(drop)
+        });
+        probe!(files, "FileService/SearchFiles", "operation", op, missing, nf, |c, operation, auth| {
+            let request = pb::SearchFilesRequest {
+                operation,
+                name_contains: "dup".into(),
+                ..Default::default()
+            };
+            c.search_files(auth(request)).await.map(drop)
+        });
+        let (owner_report, missing_report) = (&report(op), &report(missing));
+        probe!(reports, "ReportService/GetOperationReport", "name", owner_report, missing_report, nf,
+            |c, name, auth| {
+                c.get_operation_report(auth(pb::GetOperationReportRequest { name })).await.map(drop)
+            });
+        probe!(reports, "ReportService/ListDuplicateGroups", "parent", owner_report, missing_report,
+            nf, |c, parent, auth| {
+                let request = pb::ListDuplicateGroupsRequest { parent, ..Default::default() };
+                c.list_duplicate_groups(auth(request)).await.map(drop)
+            });
+        probe!(reports, "ReportService/ExportReport", "name", owner_report, missing_report, nf,
+            |c, name, auth| {
+                let format = pb::ReportFormat::Json as i32;
+                first(c.export_report(auth(pb::ExportReportRequest { name, format }))).await
+            });
         // An output-only name is ignored on create: B gets an operation of
         // its own (a dry run of its own folder), never A's.
-        let (c, t) = (ops.clone(), token.clone());
-        probes.push(probe(
-            "OperationService/CreateOperation",
-            "operation.name",
-            op,
-            &missing,
-            Code::Ok,
-            move |name| {
-                let (mut c, t) = (c.clone(), t.clone());
-                async move {
-                    let request = pb::CreateOperationRequest {
-                        operation: Some(pb::Operation {
-                            name: name.clone(),
-                            dry_run: true,
-                            ..organize("mine")
-                        }),
-                        request_id: String::new(),
-                    };
-                    let created = c.create_operation(bearer(request, &t)).await?.into_inner();
-                    assert_ne!(created.name, name, "the client chose the operation's name");
-                    Ok(())
-                }
-            },
-        ));
+        probe!(ops, "OperationService/CreateOperation", "operation.name", op, missing, Code::Ok,
+            |c, name, auth| {
+                let operation = pb::Operation { name: name.clone(), dry_run: true, ..organize("mine") };
+                let request = pb::CreateOperationRequest { operation: Some(operation), request_id: String::new() };
+                let created = c.create_operation(auth(request)).await?.into_inner();
+                assert_ne!(created.name, name, "the client chose the operation's name");
+                Ok(())
+            });
     }
 
     // Paths always resolve in the caller's own storage.
-    let (c, t) = (files.clone(), token.clone());
-    probes.push(probe(
-        "FileService/DownloadFile",
-        "path",
+    let (nf, ok) = (Code::NotFound, Code::Ok);
+    let (secret, nothing) = (
         "private/Documents/secret.txt",
         "private/Documents/nothing.txt",
-        Code::NotFound,
-        move |path| {
-            let (mut c, t) = (c.clone(), t.clone());
-            async move { first(c.download_file(bearer(pb::DownloadFileRequest { path }, &t))).await }
-        },
-    ));
-    let (c, t) = (files.clone(), token.clone());
-    probes.push(probe(
-        "FileService/ListDirectory",
-        "path",
-        "private/Documents",
-        "private/Nothing",
-        Code::NotFound,
-        move |path| {
-            let (mut c, t) = (c.clone(), t.clone());
-            async move {
-                let request = pb::ListDirectoryRequest {
-                    path,
-                    ..Default::default()
-                };
-                c.list_directory(bearer(request, &t)).await.map(drop)
-            }
-        },
-    ));
-    let (c, t) = (files.clone(), token.clone());
-    probes.push(probe(
-        "FileService/DeleteFile",
-        "path",
-        "private/Documents/secret.txt",
-        "private/Documents/nothing.txt",
-        Code::NotFound,
-        move |path| {
-            let (mut c, t) = (c.clone(), t.clone());
-            async move {
-                c.delete_file(bearer(pb::DeleteFileRequest { path }, &t))
-                    .await
-                    .map(drop)
-            }
-        },
-    ));
+    );
+    probe!(files, "FileService/DownloadFile", "path", secret, nothing, nf, |c, path, auth| {
+        first(c.download_file(auth(pb::DownloadFileRequest { path }))).await
+    });
+    probe!(files, "FileService/ListDirectory", "path", "private/Documents", "private/Nothing", nf,
+        |c, path, auth| {
+            let request = pb::ListDirectoryRequest { path, ..Default::default() };
+            c.list_directory(auth(request)).await.map(drop)
+        });
+    probe!(files, "FileService/DeleteFile", "path", secret, nothing, nf, |c, path, auth| {
+        c.delete_file(auth(pb::DeleteFileRequest { path })).await.map(drop)
+    });
     // Uploads to A's path land in B's storage (A's file is untouched: see
     // the snapshot), exactly like uploads to a fresh path.
-    let (c, t) = (files.clone(), token.clone());
-    probes.push(probe(
-        "FileService/UploadSmallFile",
-        "path",
-        "private/Documents/secret.txt",
-        "private/Documents/fresh.txt",
-        Code::Ok,
-        move |path| {
-            let (mut c, t) = (c.clone(), t.clone());
-            async move {
-                let request = pb::UploadSmallFileRequest {
-                    path,
-                    content: b"B was here".to_vec(),
-                    ..Default::default()
-                };
-                c.upload_small_file(bearer(request, &t)).await.map(drop)
-            }
-        },
-    ));
-    let (c, t) = (files.clone(), token.clone());
-    probes.push(probe(
-        "FileService/UploadFile",
-        "metadata.path",
-        "private/Documents/dup1.txt",
-        "private/Documents/fresh-stream.txt",
-        Code::Ok,
-        move |path| {
-            let (mut c, t) = (c.clone(), t.clone());
-            async move {
-                let messages = vec![
-                    pb::UploadFileRequest {
-                        data: Some(Data::Metadata(pb::UploadFileMetadata {
-                            path,
-                            size_bytes: 3,
-                            ..Default::default()
-                        })),
-                    },
-                    pb::UploadFileRequest {
-                        data: Some(Data::Chunk(b"B!!".to_vec())),
-                    },
-                ];
-                c.upload_file(bearer(tokio_stream::iter(messages), &t))
-                    .await
-                    .map(drop)
-            }
-        },
-    ));
-    let missing_trash = format!("trash/{}", uuid());
-    let (c, t) = (files.clone(), token.clone());
-    probes.push(probe(
-        "FileService/RestoreFile",
-        "name",
-        &a_trash,
-        &missing_trash,
-        Code::NotFound,
-        move |name| {
-            let (mut c, t) = (c.clone(), t.clone());
-            async move {
-                let request = pb::RestoreFileRequest {
-                    name,
-                    path: "stolen.txt".into(),
-                    conflict_policy: 0,
-                };
-                c.restore_file(bearer(request, &t)).await.map(drop)
-            }
-        },
-    ));
-    let (c, t, items) = (files.clone(), token.clone(), b_trash.clone());
-    probes.push(probe(
-        "FileService/RestoreFile",
-        "path",
-        "private/old.txt",
-        "private/fresh-restore.txt",
-        Code::Ok,
-        move |path| {
-            let (mut c, t) = (c.clone(), t.clone());
-            let name = items.lock().unwrap().pop().unwrap();
-            async move {
-                let request = pb::RestoreFileRequest {
-                    name,
-                    path,
-                    conflict_policy: 0,
-                };
-                c.restore_file(bearer(request, &t)).await.map(drop)
-            }
-        },
-    ));
-    let (c, t) = (files.clone(), token.clone());
-    probes.push(probe(
-        "FileService/EmptyTrash",
-        "names",
-        &a_trash,
-        &missing_trash,
-        Code::NotFound,
-        move |name| {
-            let (mut c, t) = (c.clone(), t.clone());
-            async move {
-                let request = pb::EmptyTrashRequest { names: vec![name] };
-                c.empty_trash(bearer(request, &t)).await.map(drop)
-            }
-        },
-    ));
-    let missing_category = format!("categories/{}", uuid());
-    let (c, t) = (files.clone(), token.clone());
-    probes.push(probe(
-        "FileService/UpdateCategory",
-        "category.name",
-        &a_category,
-        &missing_category,
-        Code::NotFound,
-        move |name| {
-            let (mut c, t) = (c.clone(), t.clone());
-            async move {
-                let request = pb::UpdateCategoryRequest {
-                    category: Some(pb::Category {
-                        name,
-                        display_name: "Taken over".into(),
-                        extensions: vec!["inv".into()],
-                        ..Default::default()
-                    }),
-                    update_mask: None,
-                };
-                c.update_category(bearer(request, &t)).await.map(drop)
-            }
-        },
-    ));
-    let (c, t) = (files.clone(), token.clone());
-    probes.push(probe(
-        "FileService/DeleteCategory",
-        "name",
-        &a_category,
-        &missing_category,
-        Code::NotFound,
-        move |name| {
-            let (mut c, t) = (c.clone(), t.clone());
-            async move {
-                c.delete_category(bearer(pb::DeleteCategoryRequest { name }, &t))
-                    .await
-                    .map(drop)
-            }
-        },
-    ));
-    let (c, t, n) = (files.clone(), token.clone(), next.clone());
-    probes.push(probe(
-        "FileService/CreateCategory",
-        "category.name",
-        &a_category,
-        &missing_category,
-        Code::Ok,
-        move |name| {
-            let (mut c, t) = (c.clone(), t.clone());
-            let display_name = format!("Probe {}", n());
-            async move {
-                let request = pb::CreateCategoryRequest {
-                    category: Some(pb::Category {
-                        name: name.clone(),
-                        display_name,
-                        extensions: vec!["prb".into()],
-                        ..Default::default()
-                    }),
-                };
-                let created = c.create_category(bearer(request, &t)).await?.into_inner();
-                assert_ne!(created.name, name, "the client chose the category's name");
-                Ok(())
-            }
-        },
-    ));
-    let missing_key = format!("api-keys/{}", uuid());
-    let (c, t) = (auth.clone(), token.clone());
-    probes.push(probe(
-        "AuthService/RevokeApiKey",
-        "name",
-        &a_key,
-        &missing_key,
-        Code::NotFound,
-        move |name| {
-            let (mut c, t) = (c.clone(), t.clone());
-            async move {
-                c.revoke_api_key(bearer(pb::RevokeApiKeyRequest { name }, &t))
-                    .await
-                    .map(drop)
-            }
-        },
-    ));
-    let (c, t, n) = (auth.clone(), token.clone(), next.clone());
-    probes.push(probe(
-        "AuthService/CreateApiKey",
-        "api_key.name",
-        &a_key,
-        &missing_key,
-        Code::Ok,
-        move |name| {
-            let (mut c, t) = (c.clone(), t.clone());
-            let display_name = format!("probe {}", n());
-            async move {
-                let request = pb::CreateApiKeyRequest {
-                    api_key: Some(pb::ApiKey {
-                        name: name.clone(),
-                        display_name,
-                        ..Default::default()
-                    }),
-                };
-                let created = c.create_api_key(bearer(request, &t)).await?.into_inner();
-                assert_ne!(created.api_key.unwrap().name, name);
-                Ok(())
-            }
-        },
-    ));
+    probe!(files, "FileService/UploadSmallFile", "path", secret, "private/Documents/fresh.txt", ok,
+        |c, path, auth| {
+            let request = pb::UploadSmallFileRequest {
+                path,
+                content: b"B was here".to_vec(),
+                ..Default::default()
+            };
+            c.upload_small_file(auth(request)).await.map(drop)
+        });
+    probe!(files, "FileService/UploadFile", "metadata.path", "private/Documents/dup1.txt",
+        "private/Documents/fresh-stream.txt", ok, |c, path, auth| {
+            let metadata = pb::UploadFileMetadata { path, size_bytes: 3, ..Default::default() };
+            let messages = vec![
+                pb::UploadFileRequest { data: Some(Data::Metadata(metadata)) },
+                pb::UploadFileRequest { data: Some(Data::Chunk(b"B!!".to_vec())) },
+            ];
+            c.upload_file(auth(tokio_stream::iter(messages))).await.map(drop)
+        });
+    let missing_trash = &format!("trash/{}", uuid());
+    probe!(files, "FileService/RestoreFile", "name", &a_trash, missing_trash, nf, |c, name, auth| {
+        let request = pb::RestoreFileRequest { name, path: "stolen.txt".into(), conflict_policy: 0 };
+        c.restore_file(auth(request)).await.map(drop)
+    });
+    // B restores its own items to A's path: into B's storage, like anywhere.
+    probe!(files, "FileService/RestoreFile", "path", "private/old.txt", "private/fresh-restore.txt",
+        ok, [b_trash] |c, path, auth| {
+            let name = b_trash.lock().unwrap().pop().unwrap();
+            let request = pb::RestoreFileRequest { name, path, conflict_policy: 0 };
+            c.restore_file(auth(request)).await.map(drop)
+        });
+    probe!(files, "FileService/EmptyTrash", "names", &a_trash, missing_trash, nf, |c, name, auth| {
+        c.empty_trash(auth(pb::EmptyTrashRequest { names: vec![name] })).await.map(drop)
+    });
+    let missing_category = &format!("categories/{}", uuid());
+    probe!(files, "FileService/UpdateCategory", "category.name", &a_category, missing_category, nf,
+        |c, name, auth| {
+            let category = pb::Category {
+                name,
+                display_name: "Taken over".into(),
+                extensions: vec!["inv".into()],
+                ..Default::default()
+            };
+            let request = pb::UpdateCategoryRequest { category: Some(category), update_mask: None };
+            c.update_category(auth(request)).await.map(drop)
+        });
+    probe!(files, "FileService/DeleteCategory", "name", &a_category, missing_category, nf,
+        |c, name, auth| c.delete_category(auth(pb::DeleteCategoryRequest { name })).await.map(drop));
+    let serial = Arc::new(AtomicUsize::new(0));
+    let next = move || serial.fetch_add(1, Ordering::Relaxed);
+    probe!(files, "FileService/CreateCategory", "category.name", &a_category, missing_category, ok,
+        [next] |c, name, auth| {
+            let category = pb::Category {
+                name: name.clone(),
+                display_name: format!("Probe {}", next()),
+                extensions: vec!["prb".into()],
+                ..Default::default()
+            };
+            let request = pb::CreateCategoryRequest { category: Some(category) };
+            let created = c.create_category(auth(request)).await?.into_inner();
+            assert_ne!(created.name, name, "the client chose the category's name");
+            Ok(())
+        });
+    let missing_key = &format!("api-keys/{}", uuid());
+    probe!(auth, "AuthService/RevokeApiKey", "name", &a_key, missing_key, nf, |c, name, auth| {
+        c.revoke_api_key(auth(pb::RevokeApiKeyRequest { name })).await.map(drop)
+    });
+    probe!(auth, "AuthService/CreateApiKey", "api_key.name", &a_key, missing_key, ok,
+        [next] |c, name, auth| {
+            let key = pb::ApiKey {
+                name: name.clone(),
+                display_name: format!("probe {}", next()),
+                ..Default::default()
+            };
+            let created = c.create_api_key(auth(pb::CreateApiKeyRequest { api_key: Some(key) })).await?;
+            assert_ne!(created.into_inner().api_key.unwrap().name, name);
+            Ok(())
+        });
     // UpdateCurrentUser changes the caller, whatever user it names.
-    let missing_id = uuid();
-    for (field, owner, missing) in [
-        (
-            "user.name",
-            format!("users/{}", a_user.id),
-            format!("users/{missing_id}"),
-        ),
-        ("user.id", a_user.id.clone(), missing_id.clone()),
-    ] {
-        let (c, t) = (auth.clone(), token.clone());
-        probes.push(probe(
-            "AuthService/UpdateCurrentUser",
-            field,
-            &owner,
-            &missing,
-            Code::Ok,
-            move |ident| {
-                let (mut c, t) = (c.clone(), t.clone());
-                async move {
-                    let user = pb::User {
-                        name: if ident.starts_with("users/") {
-                            ident.clone()
-                        } else {
-                            String::new()
-                        },
-                        id: if ident.starts_with("users/") {
-                            String::new()
-                        } else {
-                            ident.clone()
-                        },
-                        display_name: "Renamed by B".into(),
-                        ..Default::default()
-                    };
-                    let request = pb::UpdateCurrentUserRequest {
-                        user: Some(user),
-                        ..Default::default()
-                    };
-                    let me = c
-                        .update_current_user(bearer(request, &t))
-                        .await?
-                        .into_inner();
-                    assert!(!ident.ends_with(&me.id), "B's update reached {ident}");
-                    Ok(())
-                }
-            },
-        ));
-    }
+    let missing_id = &uuid();
+    let update_me = |user: pb::User| pb::UpdateCurrentUserRequest {
+        user: Some(pb::User {
+            display_name: "Renamed by B".into(),
+            ..user
+        }),
+        ..Default::default()
+    };
+    let a_name = format!("users/{}", a_user.id);
+    let missing_name = &format!("users/{missing_id}");
+    probe!(auth, "AuthService/UpdateCurrentUser", "user.name", &a_name.clone(), missing_name, ok,
+        [a_name] |c, name, auth| {
+            let me = c.update_current_user(auth(update_me(pb::User { name, ..Default::default() }))).await?;
+            assert!(!a_name.ends_with(&me.into_inner().id), "B's update reached A");
+            Ok(())
+        });
+    probe!(auth, "AuthService/UpdateCurrentUser", "user.id", &a_user.id, missing_id, ok,
+        [a_name] |c, id, auth| {
+            let me = c.update_current_user(auth(update_me(pb::User { id, ..Default::default() }))).await?;
+            assert!(!a_name.ends_with(&me.into_inner().id), "B's update reached A");
+            Ok(())
+        });
     // A's refresh token is A's session: B cannot end it.
-    let (c, t) = (auth.clone(), token.clone());
-    probes.push(probe(
-        "AuthService/Logout",
-        "refresh_token",
-        &a_session.refresh_token,
-        &format!(
-            "{}x",
-            &a_session.refresh_token[..a_session.refresh_token.len() - 1]
-        ),
-        Code::NotFound,
-        move |refresh_token| {
-            let (mut c, t) = (c.clone(), t.clone());
-            async move {
-                let request = pb::LogoutRequest {
-                    refresh_token,
-                    all_sessions: false,
-                };
-                c.logout(bearer(request, &t)).await.map(drop)
-            }
-        },
-    ));
+    let a_refresh = &a_session.refresh_token;
+    let wrong_refresh = &format!("{}x", &a_refresh[..a_refresh.len() - 1]);
+    probe!(auth, "AuthService/Logout", "refresh_token", a_refresh, wrong_refresh, nf,
+        |c, refresh_token, auth| {
+            let request = pb::LogoutRequest { refresh_token, all_sessions: false };
+            c.logout(auth(request)).await.map(drop)
+        });
     // CreateOperation's paths resolve in B's storage too.
-    let (c, t) = (ops.clone(), token.clone());
-    probes.push(probe(
-        "OperationService/CreateOperation",
-        "operation.source_path",
-        "later",
-        "never-there",
-        Code::InvalidArgument,
-        move |source| {
-            let (mut c, t) = (c.clone(), t.clone());
-            async move {
-                let request = pb::CreateOperationRequest {
-                    operation: Some(pb::Operation {
-                        dry_run: true,
-                        ..organize(&source)
-                    }),
-                    request_id: String::new(),
-                };
-                c.create_operation(bearer(request, &t)).await.map(drop)
-            }
-        },
-    ));
-    let (c, t) = (ops.clone(), token.clone());
-    probes.push(probe(
-        "OperationService/CreateOperation",
-        "operation.destination_path",
-        "private/Documents",
-        "elsewhere/new",
-        Code::Ok,
-        move |destination_path| {
-            let (mut c, t) = (c.clone(), t.clone());
-            async move {
-                let request = pb::CreateOperationRequest {
-                    operation: Some(pb::Operation {
-                        dry_run: true,
-                        destination_path,
-                        ..organize("mine")
-                    }),
-                    request_id: String::new(),
-                };
-                c.create_operation(bearer(request, &t)).await.map(drop)
-            }
-        },
-    ));
+    let create_in = |operation: pb::Operation| pb::CreateOperationRequest {
+        operation: Some(pb::Operation {
+            dry_run: true,
+            ..operation
+        }),
+        request_id: String::new(),
+    };
+    probe!(ops, "OperationService/CreateOperation", "operation.source_path", "later", "never-there",
+        Code::InvalidArgument, |c, source, auth| {
+            c.create_operation(auth(create_in(organize(&source)))).await.map(drop)
+        });
+    probe!(ops, "OperationService/CreateOperation", "operation.destination_path",
+        "private/Documents", "elsewhere/new", ok, |c, destination_path, auth| {
+            let operation = pb::Operation { destination_path, ..organize("mine") };
+            c.create_operation(auth(create_in(operation))).await.map(drop)
+        });
     // Admin routes: a non-admin is refused alike, whoever is named.
-    let (c, t) = (system.clone(), token.clone());
-    probes.push(probe(
-        "SystemService/GetRateLimitStatus",
-        "user_id",
-        &a_user.id,
-        &missing_id,
-        Code::PermissionDenied,
-        move |user_id| {
-            let (mut c, t) = (c.clone(), t.clone());
-            async move {
-                let request = pb::GetRateLimitStatusRequest { user_id };
-                c.get_rate_limit_status(bearer(request, &t)).await.map(drop)
-            }
-        },
-    ));
-    let (c, t) = (system.clone(), token.clone());
-    probes.push(probe(
-        "SystemService/ResetRateLimit",
-        "user_id",
-        &a_user.id,
-        &missing_id,
-        Code::PermissionDenied,
-        move |user_id| {
-            let (mut c, t) = (c.clone(), t.clone());
-            async move {
-                let request = pb::ResetRateLimitRequest {
-                    user_id,
-                    buckets: vec![],
-                };
-                c.reset_rate_limit(bearer(request, &t)).await.map(drop)
-            }
-        },
-    ));
-    let (c, t) = (system.clone(), token.clone());
-    probes.push(probe(
-        "SystemService/ListAuditEvents",
-        "user_id",
-        &a_user.id,
-        &missing_id,
-        Code::PermissionDenied,
-        move |user_id| {
-            let (mut c, t) = (c.clone(), t.clone());
-            async move {
-                let request = pb::ListAuditEventsRequest {
-                    user_id,
-                    ..Default::default()
-                };
-                c.list_audit_events(bearer(request, &t)).await.map(drop)
-            }
-        },
-    ));
+    let denied = Code::PermissionDenied;
+    probe!(system, "SystemService/GetRateLimitStatus", "user_id", &a_user.id, missing_id, denied,
+        |c, user_id, auth| {
+            c.get_rate_limit_status(auth(pb::GetRateLimitStatusRequest { user_id })).await.map(drop)
+        });
+    probe!(system, "SystemService/ResetRateLimit", "user_id", &a_user.id, missing_id, denied,
+        |c, user_id, auth| {
+            let request = pb::ResetRateLimitRequest { user_id, buckets: vec![] };
+            c.reset_rate_limit(auth(request)).await.map(drop)
+        });
+    probe!(system, "SystemService/ListAuditEvents", "user_id", &a_user.id, missing_id, denied,
+        |c, user_id, auth| {
+            let request = pb::ListAuditEventsRequest { user_id, ..Default::default() };
+            c.list_audit_events(auth(request)).await.map(drop)
+        });
 
     // Every identifier field of the contract is probed, and every probe
     // names a real field (so a new RPC cannot slip by untested).
