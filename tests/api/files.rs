@@ -1444,7 +1444,7 @@ async fn list_categories(app: &TestApp, user: &User) -> Vec<pb::Category> {
         .categories
 }
 
-async fn create_category(
+pub(crate) async fn create_category(
     app: &TestApp,
     user: &User,
     category: pb::Category,
@@ -1460,7 +1460,7 @@ async fn create_category(
         .map(|r| r.into_inner())
 }
 
-fn category(name: &str, extensions: &[&str], globs: &[&str]) -> pb::Category {
+pub(crate) fn category(name: &str, extensions: &[&str], globs: &[&str]) -> pb::Category {
     pb::Category {
         display_name: name.into(),
         extensions: extensions.iter().map(|s| s.to_string()).collect(),

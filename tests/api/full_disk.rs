@@ -12,11 +12,11 @@ use tonic::Code;
 
 use fileorganizer::pb::fileorganizer::v1::{self as pb, FileConflictPolicy, OperationState};
 
-use crate::common::{TestApp, assert_code, bearer, reason, tmpfs::Tmpfs, tree};
+use crate::common::{TestApp, assert_code, reason, tmpfs::Tmpfs, tree};
 use crate::files::{
     content, download, small_request, storage_used, temp_files, upload_small, upload_stream,
 };
-use crate::operations::{create, organize, records, user, wait_for};
+use crate::operations::{create, organize, records, undo_and_wait, user, wait_for};
 
 const MIB: usize = 1024 * 1024;
 
@@ -123,25 +123,7 @@ async fn a_cross_device_move_that_does_not_fit_keeps_its_source() {
     assert_eq!(failed.status, "failed", "{failed:?}");
     assert_eq!(failed.reason.as_deref(), Some("no space left on device"));
 
-    let undo = app
-        .operations()
-        .undo_operation(bearer(
-            pb::UndoOperationRequest {
-                name: op.name.clone(),
-                request_id: String::new(),
-            },
-            &bea.token,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    let undone = wait_for(
-        &app,
-        &bea,
-        &undo.name,
-        &[OperationState::Succeeded, OperationState::Failed],
-    )
-    .await;
+    let undone = undo_and_wait(&app, &bea, &op.name).await;
     assert_eq!(undone.state, OperationState::Succeeded as i32, "{undone:?}");
     assert_eq!(undone.counters.unwrap().files_moved, 2);
     assert_eq!(tree::snapshot(&bea.root), original);

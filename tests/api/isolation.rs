@@ -31,7 +31,7 @@ use fileorganizer::pb::fileorganizer::v1::{
 };
 
 use crate::common::{TestApp, bearer, envoy::Envoy, tree};
-use crate::files::{delete, small_request, upload_small};
+use crate::files::{category, create_category, delete, small_request, upload_small};
 use crate::operations::{User, create, organize, records, user, wait_for};
 
 /// Request fields (strings) that name something: a resource or a path.
@@ -275,20 +275,9 @@ async fn another_tenants_identifiers_answer_like_missing_ones_on_every_rpc() {
     upload(&app, &a, "later/plan.pdf", b"planned").await;
     let a_trash = trash(&app, &a, "private/old.txt").await;
     let ch = channel(&app);
-    let a_category = FileServiceClient::new(ch.clone())
-        .create_category(bearer(
-            pb::CreateCategoryRequest {
-                category: Some(pb::Category {
-                    display_name: "Invoices".into(),
-                    extensions: vec!["inv".into()],
-                    ..Default::default()
-                }),
-            },
-            &a.token,
-        ))
+    let a_category = create_category(&app, &a, category("Invoices", &["inv"], &[]))
         .await
         .unwrap()
-        .into_inner()
         .name;
     let a_key = AuthServiceClient::new(ch.clone())
         .create_api_key(bearer(
@@ -663,20 +652,9 @@ async fn rest_routes_answer_another_tenants_ids_like_missing_ones() {
     let a_trash = trash(&app, &a, "docs/old.txt").await;
     let op = create(&app, &a, organize("docs")).await.name;
     wait_for(&app, &a, &op, &[OperationState::Succeeded]).await;
-    let a_category = FileServiceClient::new(channel(&app))
-        .create_category(bearer(
-            pb::CreateCategoryRequest {
-                category: Some(pb::Category {
-                    display_name: "Receipts".into(),
-                    extensions: vec!["rcp".into()],
-                    ..Default::default()
-                }),
-            },
-            &a.token,
-        ))
+    let a_category = create_category(&app, &a, category("Receipts", &["rcp"], &[]))
         .await
         .unwrap()
-        .into_inner()
         .name;
     let before = snapshot(&app, &a, &[&op]).await;
     let id = |name: &str| name.rsplit_once('/').unwrap().1.to_string();
