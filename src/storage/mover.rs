@@ -453,3 +453,42 @@ impl<'r> Mover<'r> {
         self.cache.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Fingerprint;
+
+    #[test]
+    fn a_moved_file_is_recognised_by_its_inode_or_as_a_copy_on_another_device() {
+        let fp = Fingerprint {
+            size: 5,
+            mtime_ns: 7,
+            dev: 1,
+            ino: 2,
+        };
+        assert!(fp.is_moved(&fp));
+        // A verified copy on another filesystem: new device and inode.
+        assert!(fp.is_moved(&Fingerprint {
+            dev: 9,
+            ino: 3,
+            ..fp
+        }));
+        // Another inode on the same device is another file.
+        assert!(!fp.is_moved(&Fingerprint { ino: 3, ..fp }));
+        for other in [
+            Fingerprint {
+                dev: 9,
+                size: 6,
+                ..fp
+            },
+            Fingerprint {
+                dev: 9,
+                mtime_ns: 8,
+                ..fp
+            },
+            Fingerprint { size: 6, ..fp },
+        ] {
+            assert!(!fp.is_moved(&other), "{other:?}");
+        }
+    }
+}

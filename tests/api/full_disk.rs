@@ -64,6 +64,7 @@ async fn uploads_onto_a_full_disk_fail_cleanly() {
     // Nothing partial or temporary left, not even the folder the upload
     // made; the usage is unchanged and the earlier file intact.
     assert!(temp_files(disk.path()).is_empty());
+    assert!(!disk.path().join("deeper").exists());
     assert_eq!(tree::snapshot(&ann.root), before);
     assert_eq!(storage_used(&app, &ann).await, used);
     assert_eq!(
