@@ -62,6 +62,7 @@ diesel::table! {
         reason -> Nullable<Text>,
         created_at -> Timestamptz,
         mtime_ns -> Nullable<Int8>,
+        ctime_ns -> Nullable<Int8>,
     }
 }
 

@@ -32,6 +32,8 @@ pub struct JournalRow {
     pub status: &'static str,
     pub reason: Option<String>,
     pub mtime_ns: Option<i64>,
+    /// Status-change time at scan time, nanoseconds since the epoch.
+    pub ctime_ns: Option<i64>,
 }
 
 /// Writes the journal with binary COPY (replacing any partial journal of a
@@ -58,7 +60,8 @@ pub async fn write_journal(
     let sink = tx
         .copy_in(
             "COPY file_records (operation_id, seq, original_path, new_path, size_bytes, modified_at, \
-             device, inode, content_hash, category, duplicate_of, status, reason, mtime_ns) FROM STDIN BINARY",
+             device, inode, content_hash, category, duplicate_of, status, reason, mtime_ns, ctime_ns) \
+             FROM STDIN BINARY",
         )
         .await?;
     let writer = BinaryCopyInWriter::new(
@@ -77,6 +80,7 @@ pub async fn write_journal(
             Type::INT8,
             Type::TEXT,
             Type::TEXT,
+            Type::INT8,
             Type::INT8,
         ],
     );
@@ -99,6 +103,7 @@ pub async fn write_journal(
                 &row.status,
                 &row.reason,
                 &row.mtime_ns,
+                &row.ctime_ns,
             ])
             .await?;
     }
@@ -168,6 +173,11 @@ pub struct RecordUpdate {
     pub status: &'static str,
     pub new_path: Option<String>,
     pub reason: Option<String>,
+    /// The file's new `(device, inode)` when the move gave it another
+    /// identity (a verified copy across filesystems); stored in the record's
+    /// `device`/`inode` so that undo and recovery recognise the file where
+    /// it now is. None: unchanged.
+    pub identity: Option<(i64, i64)>,
 }
 
 /// Applies a batch of outcomes, the operation's counters and (optionally) its
@@ -185,13 +195,17 @@ pub async fn record_batch(
     let statuses: Vec<String> = updates.iter().map(|u| u.status.to_string()).collect();
     let new_paths: Vec<Option<String>> = updates.iter().map(|u| u.new_path.clone()).collect();
     let reasons: Vec<Option<String>> = updates.iter().map(|u| u.reason.clone()).collect();
+    let devices: Vec<Option<i64>> = updates.iter().map(|u| u.identity.map(|i| i.0)).collect();
+    let inodes: Vec<Option<i64>> = updates.iter().map(|u| u.identity.map(|i| i.1)).collect();
     let counters = *counters;
     conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
         if !seqs.is_empty() {
             use diesel::sql_types::{Array, BigInt, Nullable, Text};
             diesel::sql_query(
-                "UPDATE file_records f SET status = u.status, new_path = u.new_path, reason = u.reason
-                 FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[]) AS u(seq, status, new_path, reason)
+                "UPDATE file_records f SET status = u.status, new_path = u.new_path, reason = u.reason,
+                   device = COALESCE(u.device, f.device), inode = COALESCE(u.inode, f.inode)
+                 FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[])
+                   AS u(seq, status, new_path, reason, device, inode)
                  WHERE f.operation_id = $1 AND f.seq = u.seq",
             )
             .bind::<diesel::sql_types::Uuid, _>(operation_id)
@@ -199,6 +213,8 @@ pub async fn record_batch(
             .bind::<Array<Text>, _>(&statuses)
             .bind::<Array<Nullable<Text>>, _>(&new_paths)
             .bind::<Array<Nullable<Text>>, _>(&reasons)
+            .bind::<Array<Nullable<BigInt>>, _>(&devices)
+            .bind::<Array<Nullable<BigInt>>, _>(&inodes)
             .execute(conn)
             .await?;
         }

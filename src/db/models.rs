@@ -195,4 +195,6 @@ pub struct FileRecord {
     pub reason: Option<String>,
     pub created_at: DateTime<Utc>,
     pub mtime_ns: Option<i64>,
+    /// Status-change time at scan time (see the migration that added it).
+    pub ctime_ns: Option<i64>,
 }

@@ -99,6 +99,7 @@ pub fn plan(input: &PlanInput<'_>, scan: &ScanResult) -> Vec<JournalRow> {
             status: "planned",
             reason: None,
             mtime_ns: i64::try_from(file.fingerprint.mtime_ns).ok(),
+            ctime_ns: i64::try_from(file.ctime_ns).ok(),
         };
         if let Some(reason) = input.duplicates.unreadable.get(&i) {
             row.status = "skipped";
@@ -191,6 +192,7 @@ pub fn plan(input: &PlanInput<'_>, scan: &ScanResult) -> Vec<JournalRow> {
             status: "skipped",
             reason: Some(skipped.reason.clone()),
             mtime_ns: None,
+            ctime_ns: None,
         });
     }
     rows

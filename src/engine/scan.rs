@@ -29,6 +29,11 @@ pub struct ScannedFile {
     pub inode: u64,
     /// What a later move checks the file against.
     pub fingerprint: Fingerprint,
+    /// Status-change time (nanoseconds since the epoch): the apply step
+    /// skips a file whose ctime moved, which catches a rewrite that kept the
+    /// size and set the mtime back. Not part of the [`Fingerprint`]: a
+    /// rename changes it, so it cannot identify a file after its move.
+    pub ctime_ns: i128,
 }
 
 /// An entry the scan did not take, and why.
@@ -231,6 +236,7 @@ pub fn scan(
             device: metadata.dev(),
             inode: metadata.ino(),
             fingerprint: Fingerprint::from_std(&metadata),
+            ctime_ns: Fingerprint::nanos(metadata.ctime(), metadata.ctime_nsec()),
         });
     }
     Ok(result)

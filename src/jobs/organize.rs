@@ -3,16 +3,43 @@
 //!
 //! Apply is idempotent and reconciling: each planned record is checked
 //! against the disk before it moves. A file already at its new path (same
-//! device and inode) and gone from its original path was moved before a crash
-//! and is marked completed; otherwise the move goes through
-//! `Mover::move_file`, which re-checks size, mtime and inode and never
-//! overwrites. Outcomes and counters are written per batch, together with the
-//! applied cursor (the last seq whose outcome is durable), so a million moves
-//! cost a thousand small transactions, not a million.
+//! device and inode, or the same size and mtime on another filesystem after a
+//! cross-device copy: `Fingerprint::is_moved`) and gone from its original
+//! path was moved before a crash and is marked completed; otherwise the move
+//! goes through `Mover::move_file`, which re-checks size, mtime and inode and
+//! never overwrites. Outcomes and counters are written per batch, together
+//! with the applied cursor (the last seq whose outcome is durable), so a
+//! million moves cost a thousand small transactions, not a million.
+//!
+//! The tree may change between plan and apply (a dry run applied later, or a
+//! user working meanwhile), so nothing of the plan is trusted:
+//! - a file whose size, mtime or inode changed is skipped ("source changed
+//!   since the scan"); so is one whose ctime changed, which catches a
+//!   rewrite that kept the size and set the mtime back (ctime cannot be set
+//!   from user space; it is not in the `Fingerprint` because a rename
+//!   changes it too);
+//! - a file replaced by a symlink is skipped ("not a regular file"): final
+//!   components are never followed;
+//! - a source or destination folder replaced by a symlink leading outside
+//!   the root fails with "path leads outside the storage root": every parent
+//!   is opened beneath the root (`openat2(RESOLVE_BENEATH)`);
+//! - a destination that appeared meanwhile is never replaced
+//!   (`RENAME_NOREPLACE`): the file gets the next free name under the RENAME
+//!   policy, or is skipped under SKIP;
+//! - a deleted file fails with "source file is missing".
+//!
+//! The checks run just before each move, so a change in the microseconds
+//! between the check and the `renameat2` can still go unnoticed; what moves is
+//! then still the user's file, inside the root, onto a free name.
+//!
+//! A move across filesystems is a verified copy, which gives the file a new
+//! device and inode: those are written back to the record
+//! (`RecordUpdate::identity`) so that undo recognises the file where it is.
 
 use std::{collections::BTreeSet, sync::Arc};
 
 use anyhow::Context;
+use cap_std::fs::MetadataExt;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use globset::{Glob, GlobSet, GlobSetBuilder};
@@ -433,6 +460,14 @@ fn apply_batch(
     (updates, dirs, done)
 }
 
+/// The file's `(device, inode)` at `target` when the move changed them (a
+/// verified copy to another filesystem), for the journal: undo checks the
+/// file where it now is against the record.
+fn moved_identity(root: &UserRoot, target: &UserPath, before: &Fingerprint) -> Option<(i64, i64)> {
+    let now = root.fingerprint(target).ok()?;
+    ((now.dev, now.ino) != (before.dev, before.ino)).then_some((now.dev as i64, now.ino as i64))
+}
+
 fn apply_one(
     root: &UserRoot,
     mover: &mut Mover<'_>,
@@ -451,6 +486,7 @@ fn apply_one(
             status,
             new_path,
             reason,
+            identity: None,
         };
     let (Ok(original), Some(Ok(mut target)), Some(expect)) = (
         UserPath::parse(&record.original_path),
@@ -463,17 +499,34 @@ fn apply_one(
             Some("journal entry is incomplete".into()),
         );
     };
+    let moved = |target: &UserPath| RecordUpdate {
+        identity: moved_identity(root, target, &expect),
+        ..outcome(moved_status, Some(target.as_str().to_string()), None)
+    };
     // Reconcile with a move that happened before an interruption.
     if root.symlink_metadata(&original).is_err()
-        && let Ok(meta) = root.symlink_metadata(&target)
-        && Fingerprint::of(&meta) == expect
+        && let Ok(found) = root.fingerprint(&target)
+        && expect.is_moved(&found)
     {
-        return outcome(moved_status, Some(target.as_str().to_string()), None);
+        return moved(&target);
+    }
+    // A rewrite that kept the size and set the mtime back still moved the
+    // ctime, which nobody can set: such a file is skipped like any change.
+    if let Some(ctime) = record.ctime_ns
+        && let Ok(meta) = root.symlink_metadata(&original)
+        && meta.is_file()
+        && Fingerprint::nanos(meta.ctime(), meta.ctime_nsec()) != i128::from(ctime)
+    {
+        return outcome(
+            "skipped",
+            record.new_path.clone(),
+            Some(MoveError::SourceChanged.reason().to_string()),
+        );
     }
     let mut attempts = 0u32;
     loop {
         match mover.move_file(&original, &target, &expect) {
-            Ok(()) => return outcome(moved_status, Some(target.as_str().to_string()), None),
+            Ok(()) => return moved(&target),
             Err(MoveError::DestinationExists)
                 if conflict == ConflictPolicy::Rename && attempts < 100 =>
             {

@@ -165,6 +165,7 @@ fn undo_one(root: &UserRoot, mover: &mut Mover<'_>, record: &FileRecord) -> (Rec
                 status: record_status(record),
                 new_path: record.new_path.clone(),
                 reason: Some(reason),
+                identity: None,
             },
             false,
         )
@@ -181,6 +182,7 @@ fn undo_one(root: &UserRoot, mover: &mut Mover<'_>, record: &FileRecord) -> (Rec
         status: "undone",
         new_path: record.new_path.clone(),
         reason: None,
+        identity: None,
     };
     let at_new = root
         .symlink_metadata(&current)
@@ -189,7 +191,7 @@ fn undo_one(root: &UserRoot, mover: &mut Mover<'_>, record: &FileRecord) -> (Rec
     if at_new != Some(expect) {
         // Already moved back before an interruption?
         if let Ok(meta) = root.symlink_metadata(&original)
-            && Fingerprint::of(&meta) == expect
+            && expect.is_moved(&Fingerprint::of(&meta))
         {
             return (undone(), false);
         }

@@ -107,11 +107,35 @@ pub fn is_symlink_refused(e: &io::Error) -> bool {
     e.raw_os_error() == Some(libc::ELOOP)
 }
 
+/// How long a client is told to wait after the disk was found full: space
+/// has to be freed first, so retrying at once is pointless.
+const DISK_FULL_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The error for a write that found the filesystem full (`ENOSPC`, or a
+/// filesystem quota: `EDQUOT`).
+///
+/// It is RESOURCE_EXHAUSTED with reason `QUOTA_EXCEEDED` and a message saying
+/// that the *disk* is full, not the caller's quota: the caller can do
+/// nothing about it but retry later (hence the RetryInfo), and it is not a
+/// server bug, so not INTERNAL. No new ErrorReason was added for it: the
+/// reason already means "a storage limit was hit" and a new enum value would
+/// change the contract and every generated artifact for no client benefit.
+fn disk_full(field: &str) -> AppError {
+    AppError::ResourceExhausted {
+        reason: ErrorReason::QuotaExceeded,
+        message: format!(
+            "{field}: the server's storage is full (no space left on the disk); \
+             retry after space is freed"
+        ),
+        retry_after: DISK_FULL_RETRY,
+    }
+}
+
 /// Turns a storage error about the path in request field `field` into the
 /// API error the client sees: an escape or a refused symlink is
 /// INVALID_ARGUMENT with reason `PATH_ESCAPE`, a missing path NOT_FOUND,
-/// a wrong file type INVALID_ARGUMENT, anything else INTERNAL (logged, not
-/// sent).
+/// a wrong file type INVALID_ARGUMENT, a full disk RESOURCE_EXHAUSTED
+/// ([`disk_full`]), anything else INTERNAL (logged, not sent).
 pub fn io_error_into_app(e: io::Error, field: &str) -> AppError {
     let invalid = |description: &str, reason| AppError::InvalidArgument {
         field: field.to_owned(),
@@ -134,6 +158,7 @@ pub fn io_error_into_app(e: io::Error, field: &str) -> AppError {
         Some(libc::EISDIR) => {
             return invalid("is a directory", ErrorReason::InvalidArgument);
         }
+        Some(libc::ENOSPC | libc::EDQUOT) => return disk_full(field),
         _ => {}
     }
     match e.kind() {
@@ -181,5 +206,18 @@ mod tests {
             io_error_into_app(io::Error::from_raw_os_error(libc::EIO), "p"),
             AppError::Internal(_)
         ));
+        for errno in [libc::ENOSPC, libc::EDQUOT] {
+            let AppError::ResourceExhausted {
+                reason, message, ..
+            } = io_error_into_app(io::Error::from_raw_os_error(errno), "content")
+            else {
+                panic!("a full disk must be RESOURCE_EXHAUSTED");
+            };
+            assert_eq!(reason, ErrorReason::QuotaExceeded);
+            assert!(
+                message.starts_with("content: ") && message.contains("full"),
+                "{message}"
+            );
+        }
     }
 }

@@ -75,6 +75,16 @@ impl Fingerprint {
         i128::from(secs) * 1_000_000_000 + i128::from(nsec)
     }
 
+    /// Whether `found`, at the place this file was moved to, is this file:
+    /// the same inode, or, after a verified copy to another filesystem
+    /// (which keeps size and mtime but not the inode), the same size and
+    /// mtime on another device. For recognising a move whose outcome was not
+    /// recorded (a crash) where the journal still has the old identity.
+    pub fn is_moved(&self, found: &Fingerprint) -> bool {
+        found == self
+            || (found.dev != self.dev && found.size == self.size && found.mtime_ns == self.mtime_ns)
+    }
+
     pub(crate) fn from_stat(st: &Stat) -> Fingerprint {
         Fingerprint {
             size: st.size,
@@ -441,5 +451,44 @@ impl<'r> Mover<'r> {
     #[cfg(test)]
     pub(crate) fn cached(&self) -> usize {
         self.cache.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Fingerprint;
+
+    #[test]
+    fn a_moved_file_is_recognised_by_its_inode_or_as_a_copy_on_another_device() {
+        let fp = Fingerprint {
+            size: 5,
+            mtime_ns: 7,
+            dev: 1,
+            ino: 2,
+        };
+        assert!(fp.is_moved(&fp));
+        // A verified copy on another filesystem: new device and inode.
+        assert!(fp.is_moved(&Fingerprint {
+            dev: 9,
+            ino: 3,
+            ..fp
+        }));
+        // Another inode on the same device is another file.
+        assert!(!fp.is_moved(&Fingerprint { ino: 3, ..fp }));
+        for other in [
+            Fingerprint {
+                dev: 9,
+                size: 6,
+                ..fp
+            },
+            Fingerprint {
+                dev: 9,
+                mtime_ns: 8,
+                ..fp
+            },
+            Fingerprint { size: 6, ..fp },
+        ] {
+            assert!(!fp.is_moved(&other), "{other:?}");
+        }
     }
 }

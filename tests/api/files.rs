@@ -27,7 +27,7 @@ use crate::{
 
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0";
 
-fn files(app: &TestApp) -> FileServiceClient<Channel> {
+pub(crate) fn files(app: &TestApp) -> FileServiceClient<Channel> {
     FileServiceClient::new(
         Channel::from_shared(format!("http://{}", app.addr))
             .unwrap()
@@ -42,7 +42,7 @@ fn hex_hash(content: &[u8]) -> String {
 }
 
 /// Deterministic, not very compressible test content.
-fn content(len: usize, seed: u32) -> Vec<u8> {
+pub(crate) fn content(len: usize, seed: u32) -> Vec<u8> {
     (0..len as u32)
         .map(|i| {
             (i.wrapping_add(seed.wrapping_mul(7919))
@@ -52,7 +52,7 @@ fn content(len: usize, seed: u32) -> Vec<u8> {
         .collect()
 }
 
-fn small_request(path: &str, content: &[u8]) -> pb::UploadSmallFileRequest {
+pub(crate) fn small_request(path: &str, content: &[u8]) -> pb::UploadSmallFileRequest {
     pb::UploadSmallFileRequest {
         path: path.into(),
         content: content.to_vec(),
@@ -61,7 +61,7 @@ fn small_request(path: &str, content: &[u8]) -> pb::UploadSmallFileRequest {
     }
 }
 
-async fn upload_small(
+pub(crate) async fn upload_small(
     app: &TestApp,
     user: &User,
     request: pb::UploadSmallFileRequest,
@@ -102,7 +102,7 @@ async fn upload_messages(
 }
 
 /// Uploads `content` as a stream of `chunk_size` chunks.
-async fn upload_stream(
+pub(crate) async fn upload_stream(
     app: &TestApp,
     user: &User,
     path: &str,
@@ -158,7 +158,11 @@ fn names(entries: &[pb::FileEntry]) -> Vec<String> {
 }
 
 /// Content-Type of the first message and all bytes of a download.
-async fn download(app: &TestApp, user: &User, path: &str) -> Result<(String, Vec<u8>), Status> {
+pub(crate) async fn download(
+    app: &TestApp,
+    user: &User,
+    path: &str,
+) -> Result<(String, Vec<u8>), Status> {
     let mut stream = files(app)
         .download_file(bearer(
             pb::DownloadFileRequest { path: path.into() },
@@ -176,14 +180,14 @@ async fn download(app: &TestApp, user: &User, path: &str) -> Result<(String, Vec
 }
 
 /// Paths under `root` that belong to uploads in progress.
-fn temp_files(root: &Path) -> Vec<String> {
+pub(crate) fn temp_files(root: &Path) -> Vec<String> {
     tree::snapshot(root)
         .into_keys()
         .filter(|k| k.contains(".fileorg-tmp-"))
         .collect()
 }
 
-async fn storage_used(app: &TestApp, user: &User) -> i64 {
+pub(crate) async fn storage_used(app: &TestApp, user: &User) -> i64 {
     app.auth()
         .get_current_user(bearer(pb::GetCurrentUserRequest {}, &user.token))
         .await
@@ -615,7 +619,11 @@ async fn quota_and_size_limits_are_enforced() {
     assert_eq!(storage_used(&app, &carol).await, 2000);
 }
 
-async fn delete(app: &TestApp, user: &User, path: &str) -> Result<pb::TrashItem, Status> {
+pub(crate) async fn delete(
+    app: &TestApp,
+    user: &User,
+    path: &str,
+) -> Result<pb::TrashItem, Status> {
     files(app)
         .delete_file(bearer(
             pb::DeleteFileRequest { path: path.into() },
@@ -1436,7 +1444,7 @@ async fn list_categories(app: &TestApp, user: &User) -> Vec<pb::Category> {
         .categories
 }
 
-async fn create_category(
+pub(crate) async fn create_category(
     app: &TestApp,
     user: &User,
     category: pb::Category,
@@ -1452,7 +1460,7 @@ async fn create_category(
         .map(|r| r.into_inner())
 }
 
-fn category(name: &str, extensions: &[&str], globs: &[&str]) -> pb::Category {
+pub(crate) fn category(name: &str, extensions: &[&str], globs: &[&str]) -> pb::Category {
     pb::Category {
         display_name: name.into(),
         extensions: extensions.iter().map(|s| s.to_string()).collect(),

@@ -38,7 +38,7 @@ async fn migrations_apply_revert_and_reapply() {
     fileorganizer::db::ensure_database(&url).await.unwrap();
 
     let applied = fileorganizer::db::run_migrations(&url).await.unwrap();
-    assert_eq!(applied.len(), 10);
+    assert_eq!(applied.len(), 11);
     assert_eq!(
         tables(&url).await,
         [
@@ -62,7 +62,7 @@ async fn migrations_apply_revert_and_reapply() {
     let reverted = fileorganizer::db::revert_all_migrations(&url)
         .await
         .unwrap();
-    assert_eq!(reverted.len(), 10);
+    assert_eq!(reverted.len(), 11);
     assert!(
         tables(&url).await.is_empty(),
         "down migrations left tables behind"
@@ -70,7 +70,7 @@ async fn migrations_apply_revert_and_reapply() {
 
     assert_eq!(
         fileorganizer::db::run_migrations(&url).await.unwrap().len(),
-        10
+        11
     );
 
     use diesel_async::AsyncConnection;
@@ -154,7 +154,7 @@ async fn concurrent_start_ups_migrate_once() {
     for run in runs {
         applied += run.expect("a concurrent migration run failed").len();
     }
-    assert_eq!(applied, 10, "every migration applied exactly once");
+    assert_eq!(applied, 11, "every migration applied exactly once");
     use diesel_async::AsyncConnection;
     let mut admin =
         diesel_async::AsyncPgConnection::establish(&format!("{}/postgres", postgres_base()))

@@ -88,6 +88,24 @@ pub async fn wait_for(
     }
 }
 
+/// Undoes the operation `name` and waits until the undo has finished.
+pub async fn undo_and_wait(app: &TestApp, user: &User, name: &str) -> pb::Operation {
+    let undo = app
+        .operations()
+        .undo_operation(bearer(
+            pb::UndoOperationRequest {
+                name: name.into(),
+                request_id: String::new(),
+            },
+            &user.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let finished = [OperationState::Succeeded, OperationState::Failed];
+    wait_for(app, user, &undo.name, &finished).await
+}
+
 pub async fn records(app: &TestApp, name: &str) -> Vec<FileRecord> {
     let id = uuid::Uuid::parse_str(name.trim_start_matches("operations/")).unwrap();
     let mut conn = app.db().await;

@@ -941,6 +941,7 @@ async fn synthetic_operation(app: &TestApp, u: &User, count: i64, pairs: i64) ->
                 status: "completed",
                 reason: None,
                 mtime_ns: Some(0),
+                ctime_ns: None,
             }
         })
         .collect();

@@ -9,6 +9,10 @@
 //! with `renameat2(RENAME_NOREPLACE)` (trying ` (1)`, ` (2)`, … under the
 //! RENAME policy) and the folder fsynced.
 //!
+//! A full disk (`ENOSPC` while creating, writing or fsyncing the temp file)
+//! is RESOURCE_EXHAUSTED (see `storage::io_error_into_app`); the quota is
+//! only charged after the last byte is durable, so it is left unchanged.
+//!
 //! A [`Staged`] upload that is dropped unpublished removes its temp file and
 //! the folders it created, so a failure, a client that goes away midway, an
 //! idle stream or a server shutting down leave nothing behind. Each upload

@@ -9,6 +9,7 @@
 pub mod envoy;
 pub mod node;
 pub mod proxy;
+pub mod tmpfs;
 pub mod tree;
 
 use std::{collections::HashMap, net::SocketAddr, path::PathBuf, time::Duration};

@@ -1,0 +1,724 @@
+//! Tenant isolation, RPC by RPC: user B naming user A's things.
+//!
+//! For every RPC whose request carries an identifier or a path (found in the
+//! descriptor, not listed by hand), B calls it once with A's identifier and
+//! once with a random identifier of the same shape. The two answers must be
+//! the same status (code, message and details, with the identifier itself
+//! masked), so B cannot tell "exists but not yours" from "does not exist";
+//! for lookups that status is NOT_FOUND. A's files, records, trash,
+//! categories, keys, profile and session are compared before and after.
+//! A few REST routes are checked the same way through the real Envoy.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
+
+use futures::{FutureExt, future::BoxFuture};
+use prost::Message;
+use prost_types::field_descriptor_proto::Type;
+use tonic::{Code, Status, transport::Channel};
+use tonic_types::StatusExt;
+
+use fileorganizer::pb::fileorganizer::v1::{
+    self as pb, OperationState, auth_service_client::AuthServiceClient,
+    file_service_client::FileServiceClient, operation_service_client::OperationServiceClient,
+    report_service_client::ReportServiceClient, system_service_client::SystemServiceClient,
+    upload_file_request::Data,
+};
+
+use crate::common::{TestApp, bearer, envoy::Envoy, tree};
+use crate::files::{category, create_category, delete, small_request, upload_small};
+use crate::operations::{User, create, organize, records, user, wait_for};
+
+/// Request fields (strings) that name something: a resource or a path.
+fn names_something(field: &str) -> bool {
+    matches!(
+        field,
+        "name" | "names" | "parent" | "path" | "id" | "user_id" | "operation"
+    ) || field.ends_with("_path")
+}
+
+/// Every `(Service/Method, field.path)` of the contract whose request has
+/// an identifier or path field, nested messages included.
+fn identifier_fields() -> BTreeSet<(String, String)> {
+    let set =
+        prost_types::FileDescriptorSet::decode(fileorganizer::pb::FILE_DESCRIPTOR_SET).unwrap();
+    let messages: BTreeMap<String, &prost_types::DescriptorProto> = set
+        .file
+        .iter()
+        .flat_map(|f| {
+            f.message_type
+                .iter()
+                .map(move |m| (format!(".{}.{}", f.package(), m.name()), m))
+        })
+        .collect();
+    fn walk(
+        messages: &BTreeMap<String, &prost_types::DescriptorProto>,
+        type_name: &str,
+        prefix: &str,
+        depth: usize,
+        out: &mut Vec<String>,
+    ) {
+        let Some(message) = messages.get(type_name) else {
+            return;
+        };
+        for field in &message.field {
+            let path = format!("{prefix}{}", field.name());
+            match field.r#type() {
+                Type::String if names_something(field.name()) => out.push(path),
+                Type::Message
+                    if depth < 3 && field.type_name().starts_with(".fileorganizer.v1.") =>
+                {
+                    walk(
+                        messages,
+                        field.type_name(),
+                        &format!("{path}."),
+                        depth + 1,
+                        out,
+                    )
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut found = BTreeSet::new();
+    for file in set
+        .file
+        .iter()
+        .filter(|f| f.package() == "fileorganizer.v1")
+    {
+        for service in &file.service {
+            for method in &service.method {
+                let mut fields = Vec::new();
+                walk(&messages, method.input_type(), "", 0, &mut fields);
+                for field in fields {
+                    found.insert((format!("{}/{}", service.name(), method.name()), field));
+                }
+            }
+        }
+    }
+    found
+}
+
+type Call = Arc<dyn Fn(String) -> BoxFuture<'static, Result<(), Status>> + Send + Sync>;
+
+/// One RPC field probed with A's identifier and with a random one.
+struct Probe {
+    rpc: &'static str,
+    field: &'static str,
+    /// A's identifier (or a path that exists only in A's storage).
+    owner: String,
+    /// An identifier of the same shape that names nothing.
+    missing: String,
+    /// The code both calls must answer with.
+    expect: Code,
+    call: Call,
+}
+
+fn probe<F, Fut>(
+    rpc: &'static str,
+    field: &'static str,
+    owner: &str,
+    missing: &str,
+    expect: Code,
+    f: F,
+) -> Probe
+where
+    F: Fn(String) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), Status>> + Send + 'static,
+{
+    Probe {
+        rpc,
+        field,
+        owner: owner.to_string(),
+        missing: missing.to_string(),
+        expect,
+        call: Arc::new(move |id| f(id).boxed()),
+    }
+}
+
+/// What a caller can observe of an answer, with the identifier it sent
+/// masked (messages echo the name that was asked for).
+fn observed(result: &Result<(), Status>, ident: &str) -> String {
+    let mask = |s: String| {
+        let mut s = s.replace(ident, "<id>");
+        if let Some((_, tail)) = ident.rsplit_once('/')
+            && !tail.is_empty()
+        {
+            s = s.replace(tail, "<id>");
+        }
+        s
+    };
+    match result {
+        Ok(()) => "OK".into(),
+        Err(status) => mask(format!(
+            "code={:?} message={:?} details={:?}",
+            status.code(),
+            status.message(),
+            status.get_error_details_vec()
+        )),
+    }
+}
+
+fn channel(app: &TestApp) -> Channel {
+    Channel::from_shared(format!("http://{}", app.addr))
+        .unwrap()
+        .connect_lazy()
+}
+
+/// First message (or error) of a server stream.
+async fn first<T>(
+    call: impl std::future::Future<Output = Result<tonic::Response<tonic::Streaming<T>>, Status>>,
+) -> Result<(), Status> {
+    let mut stream = call.await?.into_inner();
+    stream.message().await.map(drop)
+}
+
+/// Everything of A's that B must not be able to change.
+#[derive(Debug, PartialEq)]
+struct Snapshot {
+    files: BTreeMap<String, tree::Entry>,
+    records: Vec<String>,
+    operations: Vec<String>,
+    trash: String,
+    categories: String,
+    api_keys: String,
+    profile: (String, String, i64),
+}
+
+async fn snapshot(app: &TestApp, a: &User, ops: &[&str]) -> Snapshot {
+    let ch = channel(app);
+    let files = FileServiceClient::new(ch.clone());
+    let mut recs = Vec::new();
+    let mut operations = Vec::new();
+    for op in ops {
+        recs.extend(records(app, op).await.iter().map(|r| format!("{r:?}")));
+        let got = OperationServiceClient::new(ch.clone())
+            .get_operation(bearer(
+                pb::GetOperationRequest {
+                    name: op.to_string(),
+                },
+                &a.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        operations.push(format!(
+            "{} {:?} {:?} {}",
+            got.name, got.state, got.counters, got.undone_by
+        ));
+    }
+    let trash = files
+        .clone()
+        .list_trash(bearer(pb::ListTrashRequest::default(), &a.token))
+        .await
+        .unwrap()
+        .into_inner();
+    let categories = files
+        .clone()
+        .list_categories(bearer(pb::ListCategoriesRequest::default(), &a.token))
+        .await
+        .unwrap()
+        .into_inner();
+    let keys = AuthServiceClient::new(ch.clone())
+        .list_api_keys(bearer(pb::ListApiKeysRequest::default(), &a.token))
+        .await
+        .unwrap()
+        .into_inner();
+    let me = AuthServiceClient::new(ch)
+        .get_current_user(bearer(pb::GetCurrentUserRequest {}, &a.token))
+        .await
+        .unwrap()
+        .into_inner();
+    Snapshot {
+        files: tree::snapshot(&a.root),
+        records: recs,
+        operations,
+        trash: format!("{trash:?}"),
+        categories: format!("{categories:?}"),
+        api_keys: format!("{keys:?}"),
+        profile: (me.display_name, me.email, me.storage_used_bytes),
+    }
+}
+
+async fn upload(app: &TestApp, who: &User, path: &str, content: &[u8]) {
+    upload_small(app, who, small_request(path, content))
+        .await
+        .unwrap();
+}
+
+async fn trash(app: &TestApp, who: &User, path: &str) -> String {
+    delete(app, who, path).await.unwrap().name
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[rustfmt::skip::macros(probe)]
+async fn another_tenants_identifiers_answer_like_missing_ones_on_every_rpc() {
+    let app = TestApp::spawn().await;
+    // A: files, a finished organize (records, report, duplicate groups), a
+    // planned one, a trash item, a category, an API key, a session.
+    let a_session = app.register(&TestApp::email("tenant-a")).await;
+    let a_user = a_session.user.clone().unwrap();
+    let a = User {
+        token: a_session.access_token.clone(),
+        root: app.state.config.storage_root.join(&a_user.id),
+    };
+    let b = user(&app, "tenant-b").await;
+    upload(&app, &a, "private/secret.txt", b"A's secret").await;
+    upload(&app, &a, "private/dup1.txt", b"same words").await;
+    upload(&app, &a, "private/sub/dup2.txt", b"same words").await;
+    upload(&app, &a, "private/old.txt", b"old").await;
+    upload(&app, &a, "later/plan.pdf", b"planned").await;
+    let a_trash = trash(&app, &a, "private/old.txt").await;
+    let ch = channel(&app);
+    let a_category = create_category(&app, &a, category("Invoices", &["inv"], &[]))
+        .await
+        .unwrap()
+        .name;
+    let a_key = AuthServiceClient::new(ch.clone())
+        .create_api_key(bearer(
+            pb::CreateApiKeyRequest {
+                api_key: Some(pb::ApiKey {
+                    display_name: "a's key".into(),
+                    ..Default::default()
+                }),
+            },
+            &a.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .api_key
+        .unwrap()
+        .name;
+    let done = create(&app, &a, organize("private")).await.name;
+    let finished = wait_for(&app, &a, &done, &[OperationState::Succeeded]).await;
+    assert_eq!(finished.counters.unwrap().files_moved, 3);
+    let planned = create(
+        &app,
+        &a,
+        pb::Operation {
+            dry_run: true,
+            ..organize("later")
+        },
+    )
+    .await
+    .name;
+    wait_for(&app, &a, &planned, &[OperationState::Planned]).await;
+    // B owns a folder to organize and trash items to restore.
+    upload(&app, &b, "mine/b.txt", b"B's own").await;
+    let mut b_trash = Vec::new();
+    for i in 0..2 {
+        let path = format!("bin/{i}.txt");
+        upload(&app, &b, &path, b"B's trash").await;
+        b_trash.push(trash(&app, &b, &path).await);
+    }
+    let b_trash = Arc::new(std::sync::Mutex::new(b_trash));
+    let before = snapshot(&app, &a, &[&done, &planned]).await;
+
+    let uuid = || uuid::Uuid::new_v4().to_string();
+    let op_id = |name: &str| name.trim_start_matches("operations/").to_string();
+    let report = |name: &str| format!("reports/{}", op_id(name));
+    let token = b.token.clone();
+    let ops = OperationServiceClient::new(ch.clone());
+    let files = FileServiceClient::new(ch.clone())
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20);
+    let reports = ReportServiceClient::new(ch.clone());
+    let auth = AuthServiceClient::new(ch.clone());
+    let system = SystemServiceClient::new(ch.clone());
+
+    // probe!(client, rpc, field, owner, missing, code, [env] |c, id, auth| body):
+    // `body` runs with a fresh clone `c` of the client, the identifier `id`,
+    // `auth`, which wraps a request with B's credentials, and clones of the
+    // variables listed in `[env]`. (Left unformatted by rustfmt: one probe
+    // reads as one row of the matrix.)
+    let mut probes = Vec::new();
+    macro_rules! probe {
+        ($client:expr, $rpc:literal, $field:literal, $owner:expr, $missing:expr, $code:expr,
+         $([$($env:ident),*])? |$c:ident, $id:ident, $auth:ident| $body:expr) => {{
+            let (client, token) = ($client.clone(), b.token.clone());
+            $($(let $env = $env.clone();)*)?
+            probes.push(probe($rpc, $field, $owner, $missing, $code, move |$id: String| {
+                #[allow(unused_mut)]
+                let (mut $c, token) = (client.clone(), token.clone());
+                $($(let $env = $env.clone();)*)?
+                async move {
+                    let $auth = |message| bearer(message, &token);
+                    $body
+                }
+            }));
+        }};
+    }
+    for op in [&done, &planned] {
+        let missing = &format!("operations/{}", uuid());
+        let nf = Code::NotFound;
+        probe!(ops, "OperationService/GetOperation", "name", op, missing, nf, |c, name, auth| {
+            c.get_operation(auth(pb::GetOperationRequest { name })).await.map(drop)
+        });
+        probe!(ops, "OperationService/CancelOperation", "name", op, missing, nf, |c, name, auth| {
+            c.cancel_operation(auth(pb::CancelOperationRequest { name })).await.map(drop)
+        });
+        probe!(ops, "OperationService/ApplyOperation", "name", op, missing, nf, |c, name, auth| {
+            c.apply_operation(auth(pb::ApplyOperationRequest { name })).await.map(drop)
+        });
+        probe!(ops, "OperationService/UndoOperation", "name", op, missing, nf, |c, name, auth| {
+            let request = pb::UndoOperationRequest { name, request_id: String::new() };
+            c.undo_operation(auth(request)).await.map(drop)
+        });
+        probe!(ops, "OperationService/WatchOperation", "name", op, missing, nf, |c, name, auth| {
+            first(c.watch_operation(auth(pb::WatchOperationRequest { name }))).await
+        });
+        probe!(files, "FileService/ListFileRecords", "parent", op, missing, nf, |c, parent, auth| {
+            let request = pb::ListFileRecordsRequest { parent, ..Default::default() };
+            c.list_file_records(auth(request)).await.map(drop)
+        });
+        probe!(files, "FileService/SearchFiles", "operation", op, missing, nf, |c, operation, auth| {
+            let request = pb::SearchFilesRequest {
+                operation,
+                name_contains: "dup".into(),
+                ..Default::default()
+            };
+            c.search_files(auth(request)).await.map(drop)
+        });
+        let (owner_report, missing_report) = (&report(op), &report(missing));
+        probe!(reports, "ReportService/GetOperationReport", "name", owner_report, missing_report, nf,
+            |c, name, auth| {
+                c.get_operation_report(auth(pb::GetOperationReportRequest { name })).await.map(drop)
+            });
+        probe!(reports, "ReportService/ListDuplicateGroups", "parent", owner_report, missing_report,
+            nf, |c, parent, auth| {
+                let request = pb::ListDuplicateGroupsRequest { parent, ..Default::default() };
+                c.list_duplicate_groups(auth(request)).await.map(drop)
+            });
+        probe!(reports, "ReportService/ExportReport", "name", owner_report, missing_report, nf,
+            |c, name, auth| {
+                let format = pb::ReportFormat::Json as i32;
+                first(c.export_report(auth(pb::ExportReportRequest { name, format }))).await
+            });
+        // An output-only name is ignored on create: B gets an operation of
+        // its own (a dry run of its own folder), never A's.
+        probe!(ops, "OperationService/CreateOperation", "operation.name", op, missing, Code::Ok,
+            |c, name, auth| {
+                let operation = pb::Operation { name: name.clone(), dry_run: true, ..organize("mine") };
+                let request = pb::CreateOperationRequest { operation: Some(operation), request_id: String::new() };
+                let created = c.create_operation(auth(request)).await?.into_inner();
+                assert_ne!(created.name, name, "the client chose the operation's name");
+                Ok(())
+            });
+    }
+
+    // Paths always resolve in the caller's own storage.
+    let (nf, ok) = (Code::NotFound, Code::Ok);
+    let (secret, nothing) = (
+        "private/Documents/secret.txt",
+        "private/Documents/nothing.txt",
+    );
+    probe!(files, "FileService/DownloadFile", "path", secret, nothing, nf, |c, path, auth| {
+        first(c.download_file(auth(pb::DownloadFileRequest { path }))).await
+    });
+    probe!(files, "FileService/ListDirectory", "path", "private/Documents", "private/Nothing", nf,
+        |c, path, auth| {
+            let request = pb::ListDirectoryRequest { path, ..Default::default() };
+            c.list_directory(auth(request)).await.map(drop)
+        });
+    probe!(files, "FileService/DeleteFile", "path", secret, nothing, nf, |c, path, auth| {
+        c.delete_file(auth(pb::DeleteFileRequest { path })).await.map(drop)
+    });
+    // Uploads to A's path land in B's storage (A's file is untouched: see
+    // the snapshot), exactly like uploads to a fresh path.
+    probe!(files, "FileService/UploadSmallFile", "path", secret, "private/Documents/fresh.txt", ok,
+        |c, path, auth| {
+            let request = pb::UploadSmallFileRequest {
+                path,
+                content: b"B was here".to_vec(),
+                ..Default::default()
+            };
+            c.upload_small_file(auth(request)).await.map(drop)
+        });
+    probe!(files, "FileService/UploadFile", "metadata.path", "private/Documents/dup1.txt",
+        "private/Documents/fresh-stream.txt", ok, |c, path, auth| {
+            let metadata = pb::UploadFileMetadata { path, size_bytes: 3, ..Default::default() };
+            let messages = vec![
+                pb::UploadFileRequest { data: Some(Data::Metadata(metadata)) },
+                pb::UploadFileRequest { data: Some(Data::Chunk(b"B!!".to_vec())) },
+            ];
+            c.upload_file(auth(tokio_stream::iter(messages))).await.map(drop)
+        });
+    let missing_trash = &format!("trash/{}", uuid());
+    probe!(files, "FileService/RestoreFile", "name", &a_trash, missing_trash, nf, |c, name, auth| {
+        let request = pb::RestoreFileRequest { name, path: "stolen.txt".into(), conflict_policy: 0 };
+        c.restore_file(auth(request)).await.map(drop)
+    });
+    // B restores its own items to A's path: into B's storage, like anywhere.
+    probe!(files, "FileService/RestoreFile", "path", "private/old.txt", "private/fresh-restore.txt",
+        ok, [b_trash] |c, path, auth| {
+            let name = b_trash.lock().unwrap().pop().unwrap();
+            let request = pb::RestoreFileRequest { name, path, conflict_policy: 0 };
+            c.restore_file(auth(request)).await.map(drop)
+        });
+    probe!(files, "FileService/EmptyTrash", "names", &a_trash, missing_trash, nf, |c, name, auth| {
+        c.empty_trash(auth(pb::EmptyTrashRequest { names: vec![name] })).await.map(drop)
+    });
+    let missing_category = &format!("categories/{}", uuid());
+    probe!(files, "FileService/UpdateCategory", "category.name", &a_category, missing_category, nf,
+        |c, name, auth| {
+            let category = pb::Category {
+                name,
+                display_name: "Taken over".into(),
+                extensions: vec!["inv".into()],
+                ..Default::default()
+            };
+            let request = pb::UpdateCategoryRequest { category: Some(category), update_mask: None };
+            c.update_category(auth(request)).await.map(drop)
+        });
+    probe!(files, "FileService/DeleteCategory", "name", &a_category, missing_category, nf,
+        |c, name, auth| c.delete_category(auth(pb::DeleteCategoryRequest { name })).await.map(drop));
+    let serial = Arc::new(AtomicUsize::new(0));
+    let next = move || serial.fetch_add(1, Ordering::Relaxed);
+    probe!(files, "FileService/CreateCategory", "category.name", &a_category, missing_category, ok,
+        [next] |c, name, auth| {
+            let category = pb::Category {
+                name: name.clone(),
+                display_name: format!("Probe {}", next()),
+                extensions: vec!["prb".into()],
+                ..Default::default()
+            };
+            let request = pb::CreateCategoryRequest { category: Some(category) };
+            let created = c.create_category(auth(request)).await?.into_inner();
+            assert_ne!(created.name, name, "the client chose the category's name");
+            Ok(())
+        });
+    let missing_key = &format!("api-keys/{}", uuid());
+    probe!(auth, "AuthService/RevokeApiKey", "name", &a_key, missing_key, nf, |c, name, auth| {
+        c.revoke_api_key(auth(pb::RevokeApiKeyRequest { name })).await.map(drop)
+    });
+    probe!(auth, "AuthService/CreateApiKey", "api_key.name", &a_key, missing_key, ok,
+        [next] |c, name, auth| {
+            let key = pb::ApiKey {
+                name: name.clone(),
+                display_name: format!("probe {}", next()),
+                ..Default::default()
+            };
+            let created = c.create_api_key(auth(pb::CreateApiKeyRequest { api_key: Some(key) })).await?;
+            assert_ne!(created.into_inner().api_key.unwrap().name, name);
+            Ok(())
+        });
+    // UpdateCurrentUser changes the caller, whatever user it names.
+    let missing_id = &uuid();
+    let update_me = |user: pb::User| pb::UpdateCurrentUserRequest {
+        user: Some(pb::User {
+            display_name: "Renamed by B".into(),
+            ..user
+        }),
+        ..Default::default()
+    };
+    let a_name = format!("users/{}", a_user.id);
+    let missing_name = &format!("users/{missing_id}");
+    probe!(auth, "AuthService/UpdateCurrentUser", "user.name", &a_name.clone(), missing_name, ok,
+        [a_name] |c, name, auth| {
+            let me = c.update_current_user(auth(update_me(pb::User { name, ..Default::default() }))).await?;
+            assert!(!a_name.ends_with(&me.into_inner().id), "B's update reached A");
+            Ok(())
+        });
+    probe!(auth, "AuthService/UpdateCurrentUser", "user.id", &a_user.id, missing_id, ok,
+        [a_name] |c, id, auth| {
+            let me = c.update_current_user(auth(update_me(pb::User { id, ..Default::default() }))).await?;
+            assert!(!a_name.ends_with(&me.into_inner().id), "B's update reached A");
+            Ok(())
+        });
+    // A's refresh token is A's session: B cannot end it.
+    let a_refresh = &a_session.refresh_token;
+    let wrong_refresh = &format!("{}x", &a_refresh[..a_refresh.len() - 1]);
+    probe!(auth, "AuthService/Logout", "refresh_token", a_refresh, wrong_refresh, nf,
+        |c, refresh_token, auth| {
+            let request = pb::LogoutRequest { refresh_token, all_sessions: false };
+            c.logout(auth(request)).await.map(drop)
+        });
+    // CreateOperation's paths resolve in B's storage too.
+    let create_in = |operation: pb::Operation| pb::CreateOperationRequest {
+        operation: Some(pb::Operation {
+            dry_run: true,
+            ..operation
+        }),
+        request_id: String::new(),
+    };
+    probe!(ops, "OperationService/CreateOperation", "operation.source_path", "later", "never-there",
+        Code::InvalidArgument, |c, source, auth| {
+            c.create_operation(auth(create_in(organize(&source)))).await.map(drop)
+        });
+    probe!(ops, "OperationService/CreateOperation", "operation.destination_path",
+        "private/Documents", "elsewhere/new", ok, |c, destination_path, auth| {
+            let operation = pb::Operation { destination_path, ..organize("mine") };
+            c.create_operation(auth(create_in(operation))).await.map(drop)
+        });
+    // Admin routes: a non-admin is refused alike, whoever is named.
+    let denied = Code::PermissionDenied;
+    probe!(system, "SystemService/GetRateLimitStatus", "user_id", &a_user.id, missing_id, denied,
+        |c, user_id, auth| {
+            c.get_rate_limit_status(auth(pb::GetRateLimitStatusRequest { user_id })).await.map(drop)
+        });
+    probe!(system, "SystemService/ResetRateLimit", "user_id", &a_user.id, missing_id, denied,
+        |c, user_id, auth| {
+            let request = pb::ResetRateLimitRequest { user_id, buckets: vec![] };
+            c.reset_rate_limit(auth(request)).await.map(drop)
+        });
+    probe!(system, "SystemService/ListAuditEvents", "user_id", &a_user.id, missing_id, denied,
+        |c, user_id, auth| {
+            let request = pb::ListAuditEventsRequest { user_id, ..Default::default() };
+            c.list_audit_events(auth(request)).await.map(drop)
+        });
+
+    // Every identifier field of the contract is probed, and every probe
+    // names a real field (so a new RPC cannot slip by untested).
+    let contract = identifier_fields();
+    let probed: BTreeSet<(String, String)> = probes
+        .iter()
+        .map(|p| (p.rpc.to_string(), p.field.to_string()))
+        .collect();
+    let unprobed: Vec<_> = contract.difference(&probed).collect();
+    assert!(
+        unprobed.is_empty(),
+        "RPC fields naming a resource or path without an isolation probe: {unprobed:?}"
+    );
+    for (rpc, field) in &probed {
+        let real = contract.contains(&(rpc.clone(), field.clone()))
+            || (rpc == "AuthService/Logout" && field == "refresh_token");
+        assert!(
+            real,
+            "probe of a field the contract does not have: {rpc} {field}"
+        );
+    }
+
+    for p in &probes {
+        let owner = (p.call)(p.owner.clone()).await;
+        let missing = (p.call)(p.missing.clone()).await;
+        let what = format!("{} {} (B with A's {:?})", p.rpc, p.field, p.owner);
+        match &owner {
+            Ok(()) => assert_eq!(p.expect, Code::Ok, "{what}: answered OK"),
+            Err(status) => assert_eq!(status.code(), p.expect, "{what}: {status:?}"),
+        }
+        assert_eq!(
+            observed(&owner, &p.owner),
+            observed(&missing, &p.missing),
+            "{what}: the answer differs from the one for a missing identifier"
+        );
+    }
+
+    // Nothing of A's changed, and A's session still works.
+    assert_eq!(snapshot(&app, &a, &[&done, &planned]).await, before);
+    auth.clone()
+        .refresh_token(pb::RefreshTokenRequest {
+            refresh_token: a_session.refresh_token.clone(),
+        })
+        .await
+        .expect("A's session survives B's logout attempt");
+    // B's lists show nothing of A's.
+    let b_ops = ops
+        .clone()
+        .list_operations(bearer(pb::ListOperationsRequest::default(), &token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        b_ops
+            .operations
+            .iter()
+            .all(|o| o.name != done && o.name != planned)
+    );
+    let b_keys = auth
+        .clone()
+        .list_api_keys(bearer(pb::ListApiKeysRequest::default(), &token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(b_keys.api_keys.iter().all(|k| k.name != a_key));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_routes_answer_another_tenants_ids_like_missing_ones() {
+    use reqwest::StatusCode;
+
+    let app = TestApp::spawn().await;
+    let envoy = Envoy::start(app.addr.port()).await;
+    let a = user(&app, "rest-a").await;
+    let b = user(&app, "rest-b").await;
+    upload(&app, &a, "docs/report.pdf", b"A's pdf").await;
+    upload(&app, &a, "docs/old.txt", b"old").await;
+    let a_trash = trash(&app, &a, "docs/old.txt").await;
+    let op = create(&app, &a, organize("docs")).await.name;
+    wait_for(&app, &a, &op, &[OperationState::Succeeded]).await;
+    let a_category = create_category(&app, &a, category("Receipts", &["rcp"], &[]))
+        .await
+        .unwrap()
+        .name;
+    let before = snapshot(&app, &a, &[&op]).await;
+    let id = |name: &str| name.rsplit_once('/').unwrap().1.to_string();
+    let missing = uuid::Uuid::new_v4().to_string();
+    let http = reqwest::Client::new();
+    let routes: Vec<(reqwest::Method, String, String)> = vec![
+        (
+            reqwest::Method::GET,
+            "/api/v1/operations/{}".into(),
+            id(&op),
+        ),
+        (
+            reqwest::Method::POST,
+            "/api/v1/operations/{}:undo".into(),
+            id(&op),
+        ),
+        (
+            reqwest::Method::GET,
+            "/api/v1/operations/{}/files".into(),
+            id(&op),
+        ),
+        (reqwest::Method::GET, "/api/v1/reports/{}".into(), id(&op)),
+        (
+            reqwest::Method::GET,
+            "/api/v1/reports/{}/duplicate-groups".into(),
+            id(&op),
+        ),
+        (
+            reqwest::Method::POST,
+            "/api/v1/trash/{}:restore".into(),
+            id(&a_trash),
+        ),
+        (
+            reqwest::Method::DELETE,
+            "/api/v1/categories/{}".into(),
+            id(&a_category),
+        ),
+        (
+            reqwest::Method::GET,
+            "/api/v1/files:download?path={}".into(),
+            "docs%2FDocuments%2Freport.pdf".into(),
+        ),
+    ];
+    for (method, template, owner) in routes {
+        let mut bodies = Vec::new();
+        for ident in [owner.as_str(), missing.as_str()] {
+            let url = envoy.url(&template.replace("{}", ident));
+            let mut request = http.request(method.clone(), url).bearer_auth(&b.token);
+            if method == reqwest::Method::POST {
+                request = request.json(&serde_json::json!({}));
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::NOT_FOUND,
+                "{method} {template}"
+            );
+            let body = response.text().await.unwrap();
+            let unescaped = ident.replace("%2F", "/");
+            bodies.push(body.replace(&unescaped, "<id>").replace(ident, "<id>"));
+        }
+        assert_eq!(bodies[0], bodies[1], "{method} {template}: bodies differ");
+        let json: serde_json::Value = serde_json::from_str(&bodies[0]).unwrap();
+        assert_eq!(json["code"], 5, "{method} {template}: {json}");
+    }
+    assert_eq!(snapshot(&app, &a, &[&op]).await, before);
+}

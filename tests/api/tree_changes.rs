@@ -1,0 +1,177 @@
+//! Files changing under the organizer between plan and apply: a dry run
+//! plans, the test changes the tree, ApplyOperation executes the old plan.
+//!
+//! Every changed file is skipped or refused with a recorded reason, nothing
+//! outside the root is touched (a sibling "outside" folder is compared
+//! before and after), nothing is overwritten, and the unchanged files are
+//! organized.
+
+use std::os::unix::fs::symlink;
+
+use fileorganizer::pb::fileorganizer::v1::{self as pb, ConflictPolicy, OperationState};
+
+use crate::common::{TestApp, bearer, tree};
+use crate::operations::{create, organize, records, user, wait_for};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_changed_between_plan_and_apply_are_skipped_with_a_reason() {
+    let app = TestApp::spawn().await;
+    let eve = user(&app, "changing").await;
+    let root = eve.root.clone();
+    let outside = app.storage.path().join("outside");
+    tree::write(&outside, "secret.txt", b"outside secret");
+    tree::write(&outside, "in_swapped_dir.txt", b"outside, same name");
+    tree::write(&outside, "rel_swapped.txt", b"outside, relative");
+    tree::write(&root, "keep/inside.txt", b"inside target");
+    for (path, content) in [
+        ("inbox/modified.txt", &b"version 1"[..]),
+        ("inbox/touched.txt", b"same size"),
+        ("inbox/deleted.txt", b"to be deleted"),
+        ("inbox/link_inside.txt", b"becomes a link inside"),
+        ("inbox/link_outside.txt", b"becomes a link outside"),
+        ("inbox/sub/in_swapped_dir.txt", b"in a folder swapped out"),
+        (
+            "inbox/rel/rel_swapped.txt",
+            b"in a folder swapped out (relative)",
+        ),
+        ("inbox/photo.png", b"destination folder swapped out"),
+        ("inbox/taken.pdf", b"destination appears"),
+        ("inbox/song.mp3", b"unchanged, organized"),
+        ("inbox/clip.mp4", b"unchanged too"),
+    ] {
+        tree::write(&root, path, content);
+    }
+    tree::set_mtime(&root, "inbox/touched.txt", 1_600_000_000);
+
+    let op = create(
+        &app,
+        &eve,
+        pb::Operation {
+            dry_run: true,
+            conflict_policy: ConflictPolicy::Skip as i32,
+            ..organize("inbox")
+        },
+    )
+    .await;
+    wait_for(&app, &eve, &op.name, &[OperationState::Planned]).await;
+    let plan = records(&app, &op.name).await;
+    assert!(plan.iter().all(|r| r.status == "planned"), "{plan:#?}");
+
+    // The tree changes under the plan.
+    let at = |p: &str| root.join(p);
+    tree::write(&root, "inbox/modified.txt", b"version 2, longer");
+    tree::write(&root, "inbox/touched.txt", b"SAME SIZE");
+    tree::set_mtime(&root, "inbox/touched.txt", 1_600_000_000);
+    std::fs::remove_file(at("inbox/deleted.txt")).unwrap();
+    std::fs::remove_file(at("inbox/link_inside.txt")).unwrap();
+    symlink("../keep/inside.txt", at("inbox/link_inside.txt")).unwrap();
+    std::fs::remove_file(at("inbox/link_outside.txt")).unwrap();
+    symlink(outside.join("secret.txt"), at("inbox/link_outside.txt")).unwrap();
+    std::fs::remove_dir_all(at("inbox/sub")).unwrap();
+    symlink(&outside, at("inbox/sub")).unwrap();
+    std::fs::remove_dir_all(at("inbox/rel")).unwrap();
+    let relative_outside = std::path::Path::new("../..").join(
+        outside
+            .strip_prefix(app.storage.path())
+            .expect("outside is a sibling of the storage"),
+    );
+    symlink(
+        std::path::Path::new("..").join(&relative_outside),
+        at("inbox/rel"),
+    )
+    .unwrap();
+    assert!(
+        at("inbox/rel/rel_swapped.txt").exists(),
+        "relative link resolves outside"
+    );
+    symlink(&outside, at("inbox/Images")).unwrap();
+    tree::write(&root, "inbox/Documents/taken.pdf", b"appeared meanwhile");
+    let outside_before = tree::snapshot(&outside);
+    let inside_before = tree::snapshot(&root.join("keep"));
+    let changed = tree::snapshot(&root);
+
+    app.operations()
+        .apply_operation(bearer(
+            pb::ApplyOperationRequest {
+                name: op.name.clone(),
+            },
+            &eve.token,
+        ))
+        .await
+        .unwrap();
+    let done = wait_for(
+        &app,
+        &eve,
+        &op.name,
+        &[OperationState::Succeeded, OperationState::Failed],
+    )
+    .await;
+    assert_eq!(done.state, OperationState::Succeeded as i32, "{done:?}");
+
+    // Containment: nothing outside changed, nor the link's target inside.
+    assert_eq!(tree::snapshot(&outside), outside_before);
+    assert_eq!(tree::snapshot(&root.join("keep")), inside_before);
+    let records = records(&app, &op.name).await;
+    let outcome = |path: &str| {
+        let r = records
+            .iter()
+            .find(|r| r.original_path == path)
+            .unwrap_or_else(|| panic!("no record for {path}"));
+        (r.status.as_str(), r.reason.clone().unwrap_or_default())
+    };
+    for (path, status, reason) in [
+        (
+            "inbox/modified.txt",
+            "skipped",
+            "source changed since the scan",
+        ),
+        (
+            "inbox/touched.txt",
+            "skipped",
+            "source changed since the scan",
+        ),
+        ("inbox/deleted.txt", "failed", "source file is missing"),
+        (
+            "inbox/link_inside.txt",
+            "skipped",
+            "source is not a regular file",
+        ),
+        (
+            "inbox/link_outside.txt",
+            "skipped",
+            "source is not a regular file",
+        ),
+        (
+            "inbox/sub/in_swapped_dir.txt",
+            "failed",
+            "path leads outside the storage root",
+        ),
+        (
+            "inbox/rel/rel_swapped.txt",
+            "failed",
+            "path leads outside the storage root",
+        ),
+        (
+            "inbox/photo.png",
+            "failed",
+            "path leads outside the storage root",
+        ),
+        ("inbox/taken.pdf", "skipped", "destination already exists"),
+        ("inbox/song.mp3", "completed", ""),
+        ("inbox/clip.mp4", "completed", ""),
+    ] {
+        assert_eq!(outcome(path), (status, reason.to_string()), "{path}");
+    }
+
+    // Only the two unchanged files moved; everything else is exactly as the
+    // test left it (nothing overwritten, no link followed).
+    let mut expected = changed.clone();
+    for (from, to) in [
+        ("inbox/song.mp3", "inbox/Audio/song.mp3"),
+        ("inbox/clip.mp4", "inbox/Videos/clip.mp4"),
+    ] {
+        let entry = expected.remove(from).unwrap();
+        expected.insert(to.to_string(), entry);
+    }
+    assert_eq!(tree::snapshot(&root), expected);
+}
