@@ -445,20 +445,8 @@ async fn target(options: Options) -> Target {
         .await
         .unwrap();
     // An API key: no corpus call (Logout, a password change) can end it.
-    let key = app
-        .auth()
-        .create_api_key(crate::common::bearer(
-            pb::CreateApiKeyRequest {
-                api_key: Some(pb::ApiKey {
-                    display_name: "hostile".into(),
-                    ..Default::default()
-                }),
-            },
-            &session.access_token,
-        ))
+    let key = crate::auth::create_key(&app, &session.access_token, "hostile")
         .await
-        .unwrap()
-        .into_inner()
         .secret;
     let root = app.state.config.storage_root.join(&user_id);
     tree::write(&root, "keep/important.txt", b"do not lose me");
@@ -520,6 +508,34 @@ impl Target {
             }
         }
         result
+    }
+}
+
+impl Target {
+    /// Sends `body` and requires INVALID_ARGUMENT naming the field `chain`.
+    async fn expect_field_named(
+        &self,
+        method: &str,
+        input: &str,
+        body: Vec<u8>,
+        chain: &[FieldInfo],
+        what: &str,
+    ) {
+        let field = dotted(chain);
+        let status = self
+            .send(method, input, body, &format!("{field}: {what}"))
+            .await
+            .expect_err(&format!("{method}: {what} in {field} accepted"));
+        assert_eq!(
+            status.code(),
+            Code::InvalidArgument,
+            "{method} {field}: {status:?}"
+        );
+        assert!(
+            names_field(&bad_field(&status), chain),
+            "{method} {what}: names {:?}, expected {field:?}",
+            bad_field(&status)
+        );
     }
 }
 
@@ -618,45 +634,15 @@ async fn undecodable_requests_are_invalid_argument_naming_the_field() {
             assert_eq!(reason(&status), "INVALID_ARGUMENT");
         }
         for chain in t.schema.fields(input, 3) {
-            let field = dotted(&chain);
             // Invalid UTF-8 in a string field: the exact field is named.
             if chain.last().unwrap().kind == Type::String {
                 let body = encode(&chain, Leaf::Bytes(b"ok\xff\xfe\xc0\x80"));
-                let status = t
-                    .send(method, input, body, &format!("{field}: invalid UTF-8"))
-                    .await
-                    .expect_err(&format!("{method}: invalid UTF-8 in {field} accepted"));
-                assert_eq!(
-                    status.code(),
-                    Code::InvalidArgument,
-                    "{method} {field}: {status:?}"
-                );
-                assert!(
-                    names_field(&bad_field(&status), &chain),
-                    "{method}: names {:?}, expected {field:?}",
-                    bad_field(&status)
-                );
+                t.expect_field_named(method, input, body, &chain, "invalid UTF-8")
+                    .await;
             }
             // The wrong wire type for the field: named too.
-            let status = t
-                .send(
-                    method,
-                    input,
-                    wrong_wire_type(&chain),
-                    &format!("{field}: wire type"),
-                )
-                .await
-                .expect_err(&format!("{method}: wrong wire type in {field} accepted"));
-            assert_eq!(
-                status.code(),
-                Code::InvalidArgument,
-                "{method} {field}: {status:?}"
-            );
-            assert!(
-                names_field(&bad_field(&status), &chain),
-                "{method}: names {:?}, expected {field:?}",
-                bad_field(&status)
-            );
+            t.expect_field_named(method, input, wrong_wire_type(&chain), &chain, "wire type")
+                .await;
         }
     }
     t.assert_healthy_and_untouched(&before, &outside_before)

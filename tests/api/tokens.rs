@@ -363,20 +363,8 @@ async fn guessing_api_keys_is_rate_limited_and_audited() {
     })
     .await;
     let session = app.register(&TestApp::email("guessed")).await;
-    let key = app
-        .auth()
-        .create_api_key(bearer(
-            pb::CreateApiKeyRequest {
-                api_key: Some(pb::ApiKey {
-                    display_name: "target".into(),
-                    ..Default::default()
-                }),
-            },
-            &session.access_token,
-        ))
+    let key = crate::auth::create_key(&app, &session.access_token, "target")
         .await
-        .unwrap()
-        .into_inner()
         .secret;
     let prefix = &key[..14]; // "fo_" + the 10-character prefix + "_"
     let call = |k: String| {
