@@ -154,9 +154,9 @@ pub struct RateLimits {
     /// `RATE_LIMIT_LOGIN_PER_EMAIL` (default 10): Login/Register per email.
     pub login_per_email: u32,
     /// `RATE_LIMIT_AUTH_FAILURES_PER_IP` (default 20): rejected credentials
-    /// (bad API keys or access tokens) per client address; past it, every
-    /// credentialed call from that address is refused until the window
-    /// moves on (brute-force protection).
+    /// (bad API keys or access tokens, not merely expired ones) per client
+    /// address; past it, every credentialed call from that address is
+    /// refused until the window moves on (brute-force protection).
     pub auth_failures_per_ip: u32,
     /// `RATE_LIMIT_BURST` (default 200) and `RATE_LIMIT_BURST_PER_SECOND`
     /// (default 100): the in-process burst guard per client address,

@@ -8,7 +8,8 @@
 //! UNAUTHENTICATED and never reaches a handler.
 //!
 //! Guessing: every rejected credential (a bad API key or access token; not a
-//! missing one) counts against `RATE_LIMIT_AUTH_FAILURES_PER_IP` for the
+//! missing one, nor an access token this server signed that has merely
+//! expired) counts against `RATE_LIMIT_AUTH_FAILURES_PER_IP` for the
 //! client address. Once that is spent, credentialed calls from the address
 //! are refused with RESOURCE_EXHAUSTED *before* the credential is checked
 //! (otherwise a guesser would still learn which key is right), until the
@@ -126,8 +127,7 @@ where
                         request.extensions_mut().insert(principal);
                     }
                     Err(error) => {
-                        if matches!(error, AppError::Unauthenticated { reason, .. } if reason != ErrorReason::CredentialsMissing)
-                        {
+                        if is_guess(&state, &error, request.headers()) {
                             guard.failed().await;
                         }
                         return Ok(Status::from(error).into_http());
@@ -137,6 +137,25 @@ where
             inner.call(request).await
         })
     }
+}
+
+/// Whether a rejected credential could be a guess: not a missing one, and
+/// not an access token that is merely out of its time window (its signature
+/// is ours, so whoever holds it was given it; clients whose tokens expire
+/// must not lock out a shared address).
+fn is_guess(state: &AppState, error: &AppError, headers: &http::HeaderMap) -> bool {
+    let AppError::Unauthenticated { reason, .. } = error else {
+        return false;
+    };
+    if *reason == ErrorReason::CredentialsMissing {
+        return false;
+    }
+    let bearer = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .map(|(_, token)| token.trim());
+    !bearer.is_some_and(|token| state.tokens.is_ours_but_expired(token))
 }
 
 /// Counts rejected credentials per client address (see the module doc).

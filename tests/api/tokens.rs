@@ -432,17 +432,38 @@ async fn guessing_api_keys_is_rate_limited_and_audited() {
         .expect_err("no such user");
 }
 
-/// Only rejected credentials count: many valid calls never trip the guard.
+/// Only guesses count: many valid calls, and expired tokens the server
+/// itself signed (a client whose session lapsed), never trip the guard.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn valid_credentials_never_count_as_failures() {
+async fn valid_and_expired_credentials_never_count_as_failures() {
     let app = TestApp::spawn_with(Options {
         env: vec![("RATE_LIMIT_AUTH_FAILURES_PER_IP", "3".into())],
         ..Default::default()
     })
     .await;
     let session = app.register(&TestApp::email("honest")).await;
+    let id = session.user.as_ref().unwrap().id.clone();
+    let now = chrono::Utc::now().timestamp();
+    let expired = sign(
+        &Claims {
+            exp: now - 60,
+            ..claims(&id, "access")
+        },
+        Algorithm::HS256,
+        JWT_SECRET.as_bytes(),
+    );
     for _ in 0..20 {
         me(&app, &session.access_token).await.unwrap();
+        let status = assert_code(me(&app, &expired).await, Code::Unauthenticated);
+        assert_eq!(reason(&status), "TOKEN_INVALID");
     }
     assert!(audit_rows(&app, "auth.failures_exceeded").await.is_empty());
+    // The guard is live: three guesses spend it.
+    for _ in 0..3 {
+        assert_code(me(&app, "garbage").await, Code::Unauthenticated);
+    }
+    assert_code(
+        me(&app, &session.access_token).await,
+        Code::ResourceExhausted,
+    );
 }
