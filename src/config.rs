@@ -158,6 +158,11 @@ pub struct RateLimits {
     pub login_per_ip: u32,
     /// `RATE_LIMIT_LOGIN_PER_EMAIL` (default 10): Login/Register per email.
     pub login_per_email: u32,
+    /// `RATE_LIMIT_AUTH_FAILURES_PER_IP` (default 20): rejected credentials
+    /// (bad API keys or access tokens, not merely expired ones) per client
+    /// address; past it, every credentialed call from that address is
+    /// refused until the window moves on (brute-force protection).
+    pub auth_failures_per_ip: u32,
     /// `RATE_LIMIT_BURST` (default 200) and `RATE_LIMIT_BURST_PER_SECOND`
     /// (default 100): the in-process burst guard per client address,
     /// before authentication.
@@ -453,6 +458,12 @@ impl Config {
                 )?,
                 login_per_ip: parse(&get, "RATE_LIMIT_LOGIN_PER_IP", 20u32, 1..=10_000_000)?,
                 login_per_email: parse(&get, "RATE_LIMIT_LOGIN_PER_EMAIL", 10u32, 1..=10_000_000)?,
+                auth_failures_per_ip: parse(
+                    &get,
+                    "RATE_LIMIT_AUTH_FAILURES_PER_IP",
+                    20u32,
+                    1..=10_000_000,
+                )?,
                 burst: parse(&get, "RATE_LIMIT_BURST", 200u32, 1..=10_000_000)?,
                 burst_per_second: parse(
                     &get,

@@ -9,6 +9,12 @@
 //! - Internal details (SQL errors, I/O errors) are logged once, here, and never
 //!   sent to the client, who gets a generic message.
 //!
+//! - Messages and field descriptions are cut to [`MAX_ERROR_TEXT`] bytes:
+//!   they often quote the offending value, and a status travels in HTTP/2
+//!   headers (`grpc-message`, `grpc-status-details-bin`), so quoting a 200 KB
+//!   field would exceed the client's header-list limit and reach it as a
+//!   protocol error instead of the INVALID_ARGUMENT it is.
+//!
 //! Mapping of infrastructure errors: diesel `NotFound` → NOT_FOUND, unique
 //! violations → ALREADY_EXISTS, pool/connection failures → UNAVAILABLE.
 
@@ -97,7 +103,24 @@ pub fn reason_name(reason: ErrorReason) -> &'static str {
         .unwrap_or("UNSPECIFIED")
 }
 
+/// The longest message or field description sent to a client, in bytes.
+pub const MAX_ERROR_TEXT: usize = 1024;
+
+/// `text` cut to [`MAX_ERROR_TEXT`] bytes at a character boundary, marked
+/// with `…` when cut.
+pub fn bounded(text: String) -> String {
+    if text.len() <= MAX_ERROR_TEXT {
+        return text;
+    }
+    let mut end = MAX_ERROR_TEXT - '…'.len_utf8();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
 fn status(code: Code, message: String, reason: ErrorReason, details: ErrorDetails) -> Status {
+    let message = bounded(message);
     let mut details = details;
     details.set_error_info(
         reason_name(reason),
@@ -116,6 +139,7 @@ impl From<AppError> for Status {
                 description,
                 reason,
             } => {
+                let (field, description) = (bounded(field), bounded(description));
                 let message = format!("invalid {field}: {description}");
                 status(
                     Code::InvalidArgument,
@@ -286,6 +310,19 @@ mod tests {
         let status = Status::from(AppError::internal("password=hunter2 leaked in SQL"));
         assert_eq!(status.code(), Code::Internal);
         assert!(!status.message().contains("hunter2"));
+    }
+
+    #[test]
+    fn quoted_values_are_bounded() {
+        let huge = "é".repeat(100_000);
+        let status = Status::from(AppError::invalid("path", format!("{huge:?} is bad")));
+        assert!(status.message().len() <= MAX_ERROR_TEXT && status.message().ends_with('…'));
+        let details = status.get_error_details();
+        let violation = &details.bad_request().unwrap().field_violations[0];
+        assert!(violation.description.len() <= MAX_ERROR_TEXT);
+        let status = Status::from(AppError::not_found(huge));
+        assert!(status.message().len() <= MAX_ERROR_TEXT);
+        assert_eq!(bounded("short".into()), "short");
     }
 
     #[test]

@@ -30,3 +30,6 @@ pub mod server;
 pub mod state;
 pub mod storage;
 pub mod telemetry;
+
+#[cfg(test)]
+pub(crate) mod testing;

@@ -71,4 +71,65 @@ mod tests {
         assert_eq!(page_size(5000, 50).unwrap(), 1000);
         assert!(page_size(-1, 50).is_err());
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn micros() -> impl Strategy<Value = i64> {
+            // Every instant chrono represents (years -262143 to 262142).
+            let min = DateTime::<Utc>::MIN_UTC.timestamp_micros();
+            let max = DateTime::<Utc>::MAX_UTC.timestamp_micros();
+            prop_oneof![min..=max, Just(min), Just(max), Just(0)]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1000))]
+
+            #[test]
+            fn tokens_round_trip(micros in micros(), id in any::<u128>()) {
+                let time = DateTime::from_timestamp_micros(micros).expect("in range");
+                let id = Uuid::from_u128(id);
+                prop_assert_eq!(decode(&encode(time, id)).unwrap(), Some((time, id)));
+            }
+
+            /// Any client-supplied token decodes or is INVALID_ARGUMENT on
+            /// `page_token`, never a panic; what decodes re-encodes to the
+            /// same position.
+            #[test]
+            fn any_token_decodes_or_is_invalid(token in prop_oneof![
+                any::<String>(),
+                "[A-Za-z0-9_=+/-]{0,80}",
+                any::<Vec<u8>>().prop_map(|b| URL_SAFE_NO_PAD.encode(b)),
+                ("-?[0-9]{1,20}", "[0-9a-fA-F-]{0,40}")
+                    .prop_map(|(m, id)| URL_SAFE_NO_PAD.encode(format!("{m}:{id}"))),
+            ]) {
+                match decode(&token) {
+                    Ok(None) => prop_assert!(token.is_empty()),
+                    Ok(Some((time, id))) => {
+                        prop_assert_eq!(decode(&encode(time, id)).unwrap(), Some((time, id)));
+                    }
+                    Err(AppError::InvalidArgument { field, .. }) => {
+                        prop_assert_eq!(field, "page_token");
+                    }
+                    Err(other) => prop_assert!(false, "{token:?}: {other:?}"),
+                }
+            }
+
+            #[test]
+            fn page_sizes_are_bounded_or_invalid(requested in any::<i32>()) {
+                match page_size(requested, DEFAULT_PAGE_SIZE) {
+                    Ok(size) => {
+                        prop_assert!(requested >= 0);
+                        prop_assert!((1..=i64::from(MAX_PAGE_SIZE)).contains(&size));
+                    }
+                    Err(AppError::InvalidArgument { field, .. }) => {
+                        prop_assert!(requested < 0);
+                        prop_assert_eq!(field, "page_size");
+                    }
+                    Err(other) => prop_assert!(false, "{requested}: {other:?}"),
+                }
+            }
+        }
+    }
 }

@@ -139,6 +139,8 @@ pub async fn run(
         .layer(crate::layers::rate_limit::UserLimitLayer::new(
             state.clone(),
         ))
+        // Innermost: sees tonic's own answers to requests it cannot decode.
+        .layer(crate::layers::protocol_errors::ProtocolErrorsLayer)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

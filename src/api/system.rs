@@ -219,6 +219,18 @@ impl SystemService for System {
                 ),
             };
             let prefix = Some(req.action_prefix.trim()).filter(|p| !p.is_empty());
+            // Actions are dotted lower-case words (`auth.login`); anything
+            // else (NUL included, which Postgres text cannot hold) matches
+            // nothing and is refused.
+            if prefix.is_some_and(|p| {
+                !p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_')
+            }) {
+                return Err(AppError::invalid(
+                    "action_prefix",
+                    "audit actions are dotted lower-case words, such as \"auth.login\"",
+                ));
+            }
             let mut conn = self.state.db.get().await?;
             let mut rows =
                 db::audit::list(&mut conn, user_id, prefix, since, before, limit + 1).await?;

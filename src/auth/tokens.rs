@@ -136,6 +136,23 @@ impl TokenKeys {
     }
 }
 
+impl TokenKeys {
+    /// Whether `token` is an access token this server signed (right key,
+    /// algorithm, issuer, audience and type) that fails only its time
+    /// checks (`exp`, `nbf`). Never grants anything: the brute-force guard
+    /// uses it to tell an expired session from a guess.
+    pub fn is_ours_but_expired(&self, token: &str) -> bool {
+        if self.verify(token).is_ok() {
+            return false;
+        }
+        let mut untimed = self.validation.clone();
+        untimed.validate_exp = false;
+        untimed.validate_nbf = false;
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &untimed)
+            .is_ok_and(|data| data.claims.typ == "access")
+    }
+}
+
 /// A new refresh token and the hash to store.
 pub fn new_refresh_token() -> (String, [u8; 32]) {
     let token = format!("rt_{}", super::random_token(32));
@@ -207,6 +224,33 @@ mod tests {
             typ: "access".into(),
             sid: String::new(),
         };
-        assert!(k.verify(&k.sign(&claims).unwrap()).is_err());
+        let expired = k.sign(&claims).unwrap();
+        assert!(k.verify(&expired).is_err());
+        // Expired, but ours: not a guess for the brute-force guard.
+        assert!(k.is_ours_but_expired(&expired));
+        let fresh = k
+            .sign(&Claims {
+                exp: now + 600,
+                nbf: now,
+                ..claims.clone()
+            })
+            .unwrap();
+        assert!(!k.is_ours_but_expired(&fresh));
+        let refresh_typed = k
+            .sign(&Claims {
+                typ: "refresh".into(),
+                ..claims.clone()
+            })
+            .unwrap();
+        assert!(!k.is_ours_but_expired(&refresh_typed));
+        let other = TokenKeys::new(
+            b"another-secret-another-secret-another",
+            "iss",
+            "aud",
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        assert!(!k.is_ours_but_expired(&other.sign(&claims).unwrap()));
+        assert!(!k.is_ours_but_expired("garbage"));
     }
 }

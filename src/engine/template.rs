@@ -741,4 +741,91 @@ mod tests {
             assert_ne!(with_suffix(&long, n), with_suffix(&long, n + 1));
         }
     }
+
+    mod properties {
+        use super::*;
+        use crate::testing::{fragment, hostile_path};
+        use proptest::prelude::*;
+        use std::path::{Component, Path};
+
+        /// A template built from tokens and hostile literal pieces, mostly
+        /// valid, so rendering gets exercised (invalid ones test the parser).
+        fn template() -> impl Strategy<Value = String> {
+            let piece = prop_oneof![
+                4 => proptest::sample::select(
+                    Token::ALL.map(|t| format!("{{{}}}", t.as_str())).to_vec()
+                ),
+                2 => proptest::sample::select(vec!["..", ".", "x", " ", "é", "%2e%2e", "\u{2024}\u{2024}", "\u{ff0f}", "-", "="])
+                    .prop_map(str::to_owned),
+                1 => fragment(),
+            ];
+            let component = proptest::collection::vec(piece, 1..4).prop_map(|p| p.concat());
+            (proptest::collection::vec(component, 0..4), any::<bool>()).prop_map(
+                |(mut parts, stem)| {
+                    parts.push(if stem { "{stem}.{ext}" } else { "{name}" }.to_owned());
+                    parts.join("/")
+                },
+            )
+        }
+
+        fn modified() -> impl Strategy<Value = DateTime<Utc>> {
+            // Years 0001 to 9999: what a file system timestamp can hold.
+            (-62_135_596_800i64..253_402_300_799i64)
+                .prop_map(|secs| DateTime::from_timestamp(secs, 0).expect("in range"))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1000))]
+
+            /// Parsing any string never panics, and whatever parses renders
+            /// hostile names and categories into a path that stays inside
+            /// the destination and has exactly the template's folders.
+            #[test]
+            fn rendered_paths_never_escape(
+                raw in prop_oneof![3 => template(), 1 => hostile_path()],
+                name in hostile_path(),
+                category in hostile_path(),
+                modified in modified(),
+            ) {
+                let Ok(template) = Template::parse(&raw) else {
+                    return Ok(());
+                };
+                let facts = FileFacts { name: &name, category: &category, modified };
+                let out = match template.render(&facts) {
+                    Ok(out) => out,
+                    Err(error) => {
+                        prop_assert!(error.is_render_error(), "{raw:?}: {error:?}");
+                        return Ok(());
+                    }
+                };
+                prop_assert!(!out.starts_with('/'), "{raw:?} {name:?} {category:?} -> {out:?}");
+                prop_assert!(!out.contains('\0'));
+                prop_assert!(out.len() <= PATH_MAX);
+                for part in out.split('/') {
+                    prop_assert!(!matches!(part, "" | "." | ".."), "{raw:?} {name:?} {category:?} -> {out:?}");
+                    prop_assert!(part.len() <= NAME_MAX);
+                }
+                prop_assert_eq!(out.split('/').count(), raw.split('/').count());
+                let destination = Path::new("/srv/storage/user/sorted");
+                let joined = destination.join(&out);
+                prop_assert!(joined.starts_with(destination));
+                prop_assert!(joined
+                    .strip_prefix(destination)
+                    .expect("starts with the destination")
+                    .components()
+                    .all(|c| matches!(c, Component::Normal(_))));
+            }
+
+            /// Conflict names stay single file names within NAME_MAX.
+            #[test]
+            fn suffixed_names_stay_names(name in "[^/\\x00]{1,255}", n in 1u32..10_000) {
+                prop_assume!(name.len() <= NAME_MAX && name != "." && name != "..");
+                let out = with_suffix(&name, n);
+                prop_assert!(out.len() <= NAME_MAX, "{out:?}");
+                prop_assert!(!out.contains('/'));
+                let expected = format!("({n})");
+                prop_assert!(out.contains(&expected));
+            }
+        }
+    }
 }

@@ -6,6 +6,16 @@
 //! reflection, Register, Login, RefreshToken, GetHealth) pass without
 //! credentials; every other request without valid ones is answered here with
 //! UNAUTHENTICATED and never reaches a handler.
+//!
+//! Guessing: every rejected credential (a bad API key or access token; not a
+//! missing one, nor an access token this server signed that has merely
+//! expired) counts against `RATE_LIMIT_AUTH_FAILURES_PER_IP` for the
+//! client address. Once that is spent, credentialed calls from the address
+//! are refused with RESOURCE_EXHAUSTED *before* the credential is checked
+//! (otherwise a guesser would still learn which key is right), until the
+//! window moves on; the lockout is audited once per address and window
+//! (`auth.failures_exceeded`). The burst guard alone allows hundreds of
+//! guesses a second.
 
 use std::{
     future::Future,
@@ -46,11 +56,15 @@ pub fn is_public(path: &str) -> bool {
 #[derive(Clone)]
 pub struct AuthLayer {
     state: AppState,
+    lockouts: Lockouts,
 }
 
 impl AuthLayer {
     pub fn new(state: AppState) -> Self {
-        AuthLayer { state }
+        AuthLayer {
+            state,
+            lockouts: Default::default(),
+        }
     }
 }
 
@@ -61,6 +75,7 @@ impl<S> Layer<S> for AuthLayer {
         Authenticate {
             inner,
             state: self.state.clone(),
+            lockouts: self.lockouts.clone(),
         }
     }
 }
@@ -69,6 +84,7 @@ impl<S> Layer<S> for AuthLayer {
 pub struct Authenticate<S> {
     inner: S,
     state: AppState,
+    lockouts: Lockouts,
 }
 
 impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for Authenticate<S>
@@ -92,12 +108,17 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let state = self.state.clone();
+        let lockouts = self.lockouts.clone();
         Box::pin(async move {
             if request.extensions().get::<RequestContext>().is_none() {
                 let context = RequestContext::from_http(&request);
                 request.extensions_mut().insert(context);
             }
             if !is_public(request.uri().path()) {
+                let guard = FailureGuard::of(&state, &lockouts, &request);
+                if let Some(refusal) = guard.refusal().await {
+                    return Ok(refusal.into_http());
+                }
                 match authenticate(&state, request.headers()).await {
                     Ok(principal) => {
                         crate::observability::user_seen(principal.user_id);
@@ -105,11 +126,113 @@ where
                             .record("user_id", tracing::field::display(principal.user_id));
                         request.extensions_mut().insert(principal);
                     }
-                    Err(error) => return Ok(Status::from(error).into_http()),
+                    Err(error) => {
+                        if is_guess(&state, &error, request.headers()) {
+                            guard.failed().await;
+                        }
+                        return Ok(Status::from(error).into_http());
+                    }
                 }
             }
             inner.call(request).await
         })
+    }
+}
+
+/// Whether a rejected credential could be a guess: not a missing one, and
+/// not an access token that is merely out of its time window (its signature
+/// is ours, so whoever holds it was given it; clients whose tokens expire
+/// must not lock out a shared address).
+fn is_guess(state: &AppState, error: &AppError, headers: &http::HeaderMap) -> bool {
+    let AppError::Unauthenticated { reason, .. } = error else {
+        return false;
+    };
+    if *reason == ErrorReason::CredentialsMissing {
+        return false;
+    }
+    let bearer = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .map(|(_, token)| token.trim());
+    !bearer.is_some_and(|token| state.tokens.is_ours_but_expired(token))
+}
+
+/// Counts rejected credentials per client address (see the module doc).
+struct FailureGuard<'a> {
+    state: &'a AppState,
+    lockouts: &'a Lockouts,
+    context: RequestContext,
+    key: String,
+}
+
+/// Addresses whose lockout was audited, and when (one row per window).
+type Lockouts =
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>>;
+
+impl<'a> FailureGuard<'a> {
+    fn of<B>(state: &'a AppState, lockouts: &'a Lockouts, request: &http::Request<B>) -> Self {
+        let context = request
+            .extensions()
+            .get::<RequestContext>()
+            .cloned()
+            .unwrap_or_else(|| RequestContext::from_http(request));
+        let ip = context
+            .client_ip_string()
+            .unwrap_or_else(|| "unknown".into());
+        FailureGuard {
+            state,
+            lockouts,
+            context,
+            key: format!("auth_failures:ip:{ip}"),
+        }
+    }
+
+    fn limit(&self) -> u32 {
+        self.state.config.rate_limits.auth_failures_per_ip
+    }
+
+    /// RESOURCE_EXHAUSTED when the address has no failures left.
+    async fn refusal(&self) -> Option<Status> {
+        let decision = self.state.limiter.peek(&self.key, self.limit()).await;
+        if decision.allowed {
+            return None;
+        }
+        self.audit_lockout(decision.limit).await;
+        Some(decision.status("failed authentication attempts from your address"))
+    }
+
+    /// Counts one rejected credential.
+    async fn failed(&self) {
+        self.state.limiter.hit(&self.key, self.limit()).await;
+    }
+
+    async fn audit_lockout(&self, limit: u32) {
+        {
+            let mut audited = self.lockouts.lock().expect("lockout lock");
+            let now = std::time::Instant::now();
+            let window = self.state.config.rate_limits.window;
+            if audited
+                .get(&self.key)
+                .is_some_and(|t| now.duration_since(*t) < window)
+            {
+                return;
+            }
+            audited.retain(|_, t| now.duration_since(*t) < window);
+            audited.insert(self.key.clone(), now);
+        }
+        if let Ok(mut conn) = self.state.db.get().await {
+            db::audit::record_request(
+                &mut conn,
+                &self.context,
+                None,
+                "auth.failures_exceeded",
+                "denied",
+                Some("credentials"),
+                serde_json::json!({ "limit": limit }),
+            )
+            .await;
+        }
     }
 }
 

@@ -1,8 +1,11 @@
 //! Tower layers wrapped around every RPC (outermost first): CORS → grpc-web
-//! translation → metrics → authentication → the services.
+//! translation → request context → metrics → burst guard → authentication →
+//! per-user limits → protocol errors (tonic's request-reading failures made
+//! INVALID_ARGUMENT / RESOURCE_EXHAUSTED) → the services.
 
 pub mod auth;
 pub mod metrics;
+pub mod protocol_errors;
 pub mod rate_limit;
 pub mod request_context;
 

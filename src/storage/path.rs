@@ -463,4 +463,72 @@ mod tests {
             assert!(!is_single_component(bad), "{bad:?}");
         }
     }
+
+    mod properties {
+        use super::*;
+        use crate::testing::hostile_path;
+        use proptest::prelude::*;
+
+        /// Whether `joined` stays lexically under `root`: no component after
+        /// the root's may be `..`, `.`, a root or a prefix.
+        fn stays_under(root: &Path, joined: &Path) -> bool {
+            joined.starts_with(root)
+                && joined
+                    .strip_prefix(root)
+                    .expect("starts with root")
+                    .components()
+                    .all(|c| matches!(c, Component::Normal(_)))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1000))]
+
+            /// Any string either fails to parse or yields a normalized path
+            /// that cannot leave the root, whatever it was made of.
+            #[test]
+            fn parsed_paths_never_escape(raw in hostile_path()) {
+                let Ok(path) = UserPath::parse(&raw) else {
+                    return Ok(());
+                };
+                let s = path.as_str();
+                prop_assert!(!s.starts_with('/'));
+                prop_assert!(!s.ends_with('/'));
+                prop_assert!(!s.contains('\0') && !s.contains('\\'));
+                prop_assert!(!s.chars().any(char::is_control));
+                prop_assert!(s.len() <= MAX_PATH_BYTES);
+                for component in path.components() {
+                    prop_assert!(!matches!(component, "" | "." | ".."), "{raw:?} -> {s:?}");
+                    prop_assert!(component.len() <= MAX_NAME_BYTES);
+                }
+                let root = Path::new("/srv/storage/user");
+                let joined = root.join(path.fs_path());
+                prop_assert!(stays_under(root, &joined), "{raw:?} -> {joined:?}");
+                // Normalization is idempotent: the stored form parses to itself.
+                prop_assert_eq!(UserPath::parse(s), Ok(path.clone()));
+            }
+
+            /// A `..` component anywhere is always refused, and as an escape.
+            #[test]
+            fn parent_components_are_always_refused(
+                before in proptest::collection::vec("[a-z.]{0,4}", 0..4),
+                after in proptest::collection::vec("[a-z.]{0,4}", 0..4),
+            ) {
+                let raw = [before, vec!["..".to_string()], after].concat().join("/");
+                let error = UserPath::parse(&raw).expect_err("'..' must be refused");
+                prop_assert!(error.is_escape() || error == PathError::Absolute, "{raw:?}: {error:?}");
+            }
+
+            /// Joining two valid paths never produces an escaping path either.
+            #[test]
+            fn joined_paths_stay_valid(a in hostile_path(), b in hostile_path()) {
+                if let (Ok(a), Ok(b)) = (UserPath::parse(&a), UserPath::parse(&b))
+                    && let Ok(joined) = a.join_path(&b)
+                {
+                    prop_assert!(joined.starts_with(&a));
+                    let root = Path::new("/srv/storage/user");
+                    prop_assert!(stays_under(root, &root.join(joined.fs_path())));
+                }
+            }
+        }
+    }
 }

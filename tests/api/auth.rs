@@ -561,7 +561,8 @@ async fn update_current_user_changes_name_and_password() {
     assert_eq!(audit_count(&app, "auth.password.change").await, 2);
 }
 
-async fn create_key(app: &TestApp, token: &str, name: &str) -> pb::CreateApiKeyResponse {
+/// Creates an API key (no expiry) for the holder of `token`.
+pub async fn create_key(app: &TestApp, token: &str, name: &str) -> pb::CreateApiKeyResponse {
     app.auth()
         .create_api_key(bearer(
             pb::CreateApiKeyRequest {

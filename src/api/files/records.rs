@@ -171,7 +171,7 @@ pub(super) async fn list_file_records(
     if req.min_size_bytes < 0 {
         return Err(AppError::invalid("min_size_bytes", "must not be negative"));
     }
-    let category = req.category.trim();
+    let category = category_filter(&req.category, "category")?;
     let filter = RecordFilter {
         status,
         category: (!category.is_empty()).then(|| category.to_string()),
@@ -232,6 +232,20 @@ pub(super) async fn list_file_records(
     })
 }
 
+/// A category filter, trimmed. Category names hold no control characters
+/// (CreateCategory refuses them), and Postgres text cannot hold NUL: such a
+/// filter is INVALID_ARGUMENT here rather than a database error.
+fn category_filter<'a>(raw: &'a str, field: &str) -> AppResult<&'a str> {
+    let category = raw.trim();
+    if category.chars().any(char::is_control) {
+        return Err(AppError::invalid(
+            field,
+            "category names contain no control characters",
+        ));
+    }
+    Ok(category)
+}
+
 pub(super) async fn search_files(
     files: &Files,
     principal: Principal,
@@ -252,7 +266,7 @@ pub(super) async fn search_files(
             ));
         }
     }
-    let category = req.category.trim();
+    let category = category_filter(&req.category, "category")?;
     let hash = parse_hash(req.content_hash.trim(), "content_hash")?;
     if name.is_empty() && category.is_empty() && hash.is_none() {
         return Err(AppError::invalid(

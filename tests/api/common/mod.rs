@@ -104,6 +104,7 @@ impl TestApp {
             ("RATE_LIMIT_GLOBAL_TRANSFER".into(), "1000000".into()),
             ("RATE_LIMIT_LOGIN_PER_IP".into(), "1000000".into()),
             ("RATE_LIMIT_LOGIN_PER_EMAIL".into(), "1000000".into()),
+            ("RATE_LIMIT_AUTH_FAILURES_PER_IP".into(), "1000000".into()),
             ("RATE_LIMIT_BURST".into(), "1000000".into()),
             ("RATE_LIMIT_BURST_PER_SECOND".into(), "1000000".into()),
         ]);
