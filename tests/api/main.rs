@@ -7,6 +7,7 @@ mod cache;
 mod common;
 mod files;
 mod grpc_web;
+mod kills;
 mod limits;
 mod loadtest;
 mod logs;
