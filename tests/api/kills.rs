@@ -29,7 +29,7 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     path::Path,
-    process::{Child, Stdio},
+    process::Stdio,
     time::Duration,
 };
 
@@ -40,7 +40,7 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use crate::{
     common::{
-        Options, TestApp, bearer, free_port,
+        KillOnDrop, Options, TestApp, bearer, free_port,
         tree::{self, Entry},
     },
     operations::{User, create, organize, records, user, wait_for},
@@ -48,8 +48,9 @@ use crate::{
 
 /// Starts `fileorg serve` (API and one worker) on the app's database and
 /// storage, with a fast heartbeat so a killed process is replaced quickly.
-pub fn spawn_server(app: &TestApp, moves_per_second: u32) -> Child {
-    app.fileorg_command(&["serve"])
+pub fn spawn_server(app: &TestApp, moves_per_second: u32) -> KillOnDrop {
+    let child = app
+        .fileorg_command(&["serve"])
         .env("GRPC_ADDR", format!("127.0.0.1:{}", free_port()))
         .env("WORKERS", "1")
         .env("JOB_HEARTBEAT_MS", "200")
@@ -60,7 +61,8 @@ pub fn spawn_server(app: &TestApp, moves_per_second: u32) -> Child {
         .env("RUST_LOG", "warn,fileorganizer::state=error")
         .stderr(Stdio::inherit())
         .spawn()
-        .expect("start fileorg serve")
+        .expect("start fileorg serve");
+    KillOnDrop(child)
 }
 
 /// A file tree: path (relative to the user's root) → content hash.
@@ -224,7 +226,7 @@ fn operation_id(name: &str) -> uuid::Uuid {
 /// Waits for `trigger` (bounded), SIGKILLs the child and returns the row's
 /// (state, phase) at that moment.
 async fn kill_on(
-    child: &mut Child,
+    child: &mut KillOnDrop,
     trigger: &Trigger,
     conn: &mut AsyncPgConnection,
     id: uuid::Uuid,
@@ -249,8 +251,7 @@ async fn kill_on(
                 Trigger::Moved(n) => moved() >= *n,
             };
         if fire {
-            child.kill().expect("SIGKILL"); // Child::kill sends SIGKILL
-            child.wait().unwrap();
+            child.kill(); // SIGKILL
             // The row as the dead process left it.
             return row_state(conn, id).await;
         }
@@ -382,8 +383,7 @@ async fn sigkill_at_random_points_never_loses_a_file() {
             ],
         )
         .await;
-        child.kill().unwrap();
-        child.wait().unwrap();
+        child.kill();
         assert_eq!(done.state, OperationState::Succeeded as i32, "{done:?}");
         let statuses: &[&str] = match kind {
             Kind::Undo => &["undone"],

@@ -387,3 +387,25 @@ pub async fn connect_when_up(port: u16) -> Channel {
     }
     panic!("the server on port {port} did not start");
 }
+
+/// A child process that is killed (SIGKILL) and reaped when dropped, so a
+/// failing test leaves no server or Redis behind.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl KillOnDrop {
+    /// Kills the process now (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
