@@ -286,6 +286,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_connection_failures_count_as_an_unreachable_database() {
+        type PoolRun = bb8::RunError<diesel_async::pooled_connection::PoolError>;
+        let timed_out = anyhow::Error::new(PoolRun::TimedOut).context("recording a batch");
+        assert!(is_database_unreachable(&timed_out));
+        let cut = anyhow::Error::new(diesel::result::Error::BrokenTransactionManager);
+        assert!(is_database_unreachable(&cut));
+        for query_error in [
+            diesel::result::Error::NotFound,
+            diesel::result::Error::RollbackTransaction,
+        ] {
+            assert!(!is_database_unreachable(&anyhow::Error::new(query_error)));
+        }
+        assert!(!is_database_unreachable(&anyhow::anyhow!(
+            "source: not a folder"
+        )));
+    }
+
+    #[test]
     fn validation_errors_carry_the_field_and_reason() {
         let status = Status::from(AppError::invalid("email", "is not an email address"));
         assert_eq!(status.code(), Code::InvalidArgument);

@@ -244,6 +244,14 @@ async fn redis_killed_and_restarted_under_load() {
 
     redis.kill(); // SIGKILL: connections die without a goodbye
     wait_for_status(&app, &u.token, HealthState::Degraded).await;
+    // Limits still apply, from the in-process counters.
+    let answer = app
+        .auth()
+        .get_current_user(bearer(pb::GetCurrentUserRequest {}, &u.token))
+        .await
+        .unwrap();
+    let remaining = answer.metadata().get("x-ratelimit-remaining");
+    assert!(remaining.is_some(), "no rate-limit headers without Redis");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let during_outage = served(&ok) - before_kill;
 
