@@ -10,6 +10,12 @@
 //! older than JOB_STALE_AFTER_MS another worker reclaims the job and the
 //! engine reconciles the journal against the disk before going on
 //! (see `organize::apply` and `undo`).
+//!
+//! A job that fails because the database cannot be reached is not marked
+//! failed: its moves may be done on disk but not yet recorded. The worker
+//! hands it back (or lets the claim go stale while the database is away) and
+//! the next claim reconciles and finishes it (`error::is_database_unreachable`;
+//! tested by `tests/api/outages.rs`).
 
 pub mod hub;
 pub mod organize;
