@@ -209,7 +209,7 @@ enum Trigger {
 
 const PLAN_PHASES: [&str; 5] = ["scan", "categorize", "hash", "plan", "journal"];
 
-async fn row_state(conn: &mut AsyncPgConnection, id: uuid::Uuid) -> (String, Option<String>) {
+pub async fn row_state(conn: &mut AsyncPgConnection, id: uuid::Uuid) -> (String, Option<String>) {
     use fileorganizer::schema::operations;
     operations::table
         .find(id)
@@ -219,7 +219,7 @@ async fn row_state(conn: &mut AsyncPgConnection, id: uuid::Uuid) -> (String, Opt
         .unwrap()
 }
 
-fn operation_id(name: &str) -> uuid::Uuid {
+pub fn operation_id(name: &str) -> uuid::Uuid {
     uuid::Uuid::parse_str(name.trim_start_matches("operations/")).unwrap()
 }
 

@@ -18,8 +18,8 @@ use tonic::{Code, transport::Channel};
 
 use crate::{
     common::{KillOnDrop, Options, TestApp, bearer, free_port, tree},
-    kills::{assert_records_match_disk, build_tree},
-    operations::{create, organize, user, wait_for},
+    kills::{assert_records_match_disk, build_tree, operation_id, row_state},
+    operations::{create, organize, records, user, wait_for},
     soak::{is_rate_limited, mixed_read},
 };
 
@@ -276,4 +276,85 @@ async fn redis_killed_and_restarted_under_load() {
         errors.lock().unwrap()
     );
     assert!(before_kill > 0 && during_outage > 0 && after > 0);
+}
+
+/// A partial partition: the worker running a job loses the database (its
+/// proxy is cut) but not the disk; its claim goes stale and a second worker
+/// process, which still reaches the database, reclaims the job and finishes
+/// it while the first is still moving files. When the first worker reaches
+/// the database again it must not record over what the new holder found:
+/// only the claim's holder records (fencing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_lost_its_claim_records_nothing() {
+    let app = TestApp::spawn_with(Options {
+        db_proxy: true,
+        env: vec![
+            ("WORKERS", "1".into()),
+            ("MOVES_PER_SECOND", "40".into()),
+            ("JOB_HEARTBEAT_MS", "200".into()),
+            ("JOB_STALE_AFTER_MS", "1000".into()),
+            ("JOB_POLL_MS", "100".into()),
+        ],
+    })
+    .await;
+    let proxy = app.db_proxy.as_ref().unwrap();
+    let u = user(&app, "split").await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let before = build_tree(&u.root, "in", 200, &mut rng);
+    let op = create(&app, &u, organize("in")).await;
+    let moved = || {
+        tree::snapshot(&u.root)
+            .keys()
+            .filter(|p| !before.contains_key(*p))
+            .count()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while moved() < 10 {
+        assert!(tokio::time::Instant::now() < deadline, "no move started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    proxy.set_down();
+    // The second worker reaches the database directly and moves unpaced.
+    let mut second = KillOnDrop(
+        app.fileorg_command(&["worker", "--count", "1"])
+            .env("JOB_HEARTBEAT_MS", "200")
+            .env("JOB_STALE_AFTER_MS", "1000")
+            .env("JOB_POLL_MS", "100")
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start fileorg worker"),
+    );
+    // The API is behind the cut proxy too: watch the row directly.
+    let mut conn = app.db().await;
+    let id = operation_id(&op.name);
+    while row_state(&mut conn, id).await.0 != "succeeded" {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the second worker did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let done = records(&app, &op.name).await;
+    // The first worker is still in its batch; let it reach the database.
+    proxy.set_up();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    second.kill();
+    assert_records_match_disk(
+        &app,
+        &u.root,
+        &op.name,
+        &before,
+        &["completed", "duplicate"],
+    )
+    .await;
+    assert_eq!(row_state(&mut conn, id).await.0, "succeeded");
+    let after = records(&app, &op.name).await;
+    assert_eq!(
+        after.iter().map(|r| &r.status).collect::<Vec<_>>(),
+        done.iter().map(|r| &r.status).collect::<Vec<_>>(),
+        "records changed after the job succeeded"
+    );
+    // Nor do the counters of the finished operation go back.
+    let op = wait_for(&app, &u, &op.name, &[OperationState::Succeeded]).await;
+    assert_eq!(op.counters.unwrap().files_moved, 200);
 }
