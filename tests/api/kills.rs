@@ -107,7 +107,7 @@ pub fn build_tree(root: &Path, dir: &str, count: usize, rng: &mut StdRng) -> Fil
 }
 
 /// How many files are no longer at a path of `before` (moved by organize).
-fn moved_away(root: &Path, before: &Files) -> usize {
+pub fn moved_away(root: &Path, before: &Files) -> usize {
     file_paths(root)
         .iter()
         .filter(|p| !before.contains_key(*p))

@@ -18,8 +18,8 @@ use tonic::{Code, transport::Channel};
 
 use crate::{
     common::{KillOnDrop, Options, TestApp, bearer, free_port, tree},
-    kills::{assert_records_match_disk, build_tree, operation_id, row_state},
-    operations::{create, organize, records, user, wait_for},
+    kills::{Files, assert_records_match_disk, build_tree, moved_away, operation_id, row_state},
+    operations::{User, create, organize, records, user, wait_for},
     soak::{is_rate_limited, mixed_read},
 };
 
@@ -32,38 +32,47 @@ fn channel(app: &TestApp) -> Channel {
         .connect_lazy()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_outage_fails_fast_and_loses_nothing() {
+/// A server with one in-process worker whose database traffic goes through
+/// the test's proxy, and a user with `files` files under `in/` being
+/// organized at `moves_per_second`; returns once `started` files moved.
+async fn organizing_behind_proxy(
+    moves_per_second: u32,
+    stale_ms: u32,
+    files: usize,
+    started: usize,
+) -> (TestApp, User, Files, pb::Operation) {
     let app = TestApp::spawn_with(Options {
         db_proxy: true,
         env: vec![
             ("WORKERS", "1".into()),
-            ("MOVES_PER_SECOND", "100".into()),
+            ("MOVES_PER_SECOND", moves_per_second.to_string()),
             ("JOB_HEARTBEAT_MS", "200".into()),
-            ("JOB_STALE_AFTER_MS", "1500".into()),
+            ("JOB_STALE_AFTER_MS", stale_ms.to_string()),
             ("JOB_POLL_MS", "100".into()),
         ],
     })
     .await;
-    let proxy = app.db_proxy.as_ref().unwrap();
-    let u = user(&app, "pgdown").await;
-    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
-    let before = build_tree(&u.root, "in", 150, &mut rng);
+    let u = user(&app, "outage").await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(files as u64);
+    let before = build_tree(&u.root, "in", files, &mut rng);
     let op = create(&app, &u, organize("in")).await;
-    // Cut the database once the moves are under way.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while tree::snapshot(&u.root)
-        .keys()
-        .filter(|p| !before.contains_key(*p))
-        .count()
-        < 20
-    {
+    while moved_away(&u.root, &before) < started {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the organize never started moving"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    (app, u, before, op)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outage_fails_fast_and_loses_nothing() {
+    // Cut the database once the moves are under way.
+    let (app, u, before, op) = organizing_behind_proxy(100, 1500, 150, 20).await;
+    let proxy = app.db_proxy.as_ref().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     proxy.set_down();
 
     // Every read of the mix (and a write) fails fast with UNAVAILABLE.
@@ -102,12 +111,7 @@ async fn postgres_outage_fails_fast_and_loses_nothing() {
     // Keep the database away until the worker has moved every file and
     // then tried (and failed) to record the outcome: the pool gives up on
     // a connection after 5 s.
-    while tree::snapshot(&u.root)
-        .keys()
-        .filter(|p| !before.contains_key(*p))
-        .count()
-        < 150
-    {
+    while moved_away(&u.root, &before) < 150 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the moves stopped during the outage"
@@ -286,33 +290,9 @@ async fn redis_killed_and_restarted_under_load() {
 /// only the claim's holder records (fencing).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_that_lost_its_claim_records_nothing() {
-    let app = TestApp::spawn_with(Options {
-        db_proxy: true,
-        env: vec![
-            ("WORKERS", "1".into()),
-            ("MOVES_PER_SECOND", "40".into()),
-            ("JOB_HEARTBEAT_MS", "200".into()),
-            ("JOB_STALE_AFTER_MS", "1000".into()),
-            ("JOB_POLL_MS", "100".into()),
-        ],
-    })
-    .await;
+    let (app, u, before, op) = organizing_behind_proxy(40, 1000, 200, 10).await;
     let proxy = app.db_proxy.as_ref().unwrap();
-    let u = user(&app, "split").await;
-    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
-    let before = build_tree(&u.root, "in", 200, &mut rng);
-    let op = create(&app, &u, organize("in")).await;
-    let moved = || {
-        tree::snapshot(&u.root)
-            .keys()
-            .filter(|p| !before.contains_key(*p))
-            .count()
-    };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while moved() < 10 {
-        assert!(tokio::time::Instant::now() < deadline, "no move started");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
     proxy.set_down();
     // The second worker reaches the database directly and moves unpaced.
     let mut second = KillOnDrop(
