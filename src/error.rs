@@ -207,6 +207,15 @@ impl From<AppError> for Status {
 impl From<diesel::result::Error> for AppError {
     fn from(error: diesel::result::Error) -> Self {
         use diesel::result::{DatabaseErrorKind, Error};
+        if is_connection_failure(&error) {
+            return AppError::Unavailable {
+                what: "database",
+                detail: match &error {
+                    Error::DatabaseError(_, info) => info.message().to_string(),
+                    _ => "broken transaction manager (connection lost)".into(),
+                },
+            };
+        }
         match error {
             Error::NotFound => AppError::not_found("resource"),
             Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
@@ -218,30 +227,53 @@ impl From<diesel::result::Error> for AppError {
                     ),
                 }
             }
-            Error::DatabaseError(
-                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
-                info,
-            ) => AppError::Unavailable {
-                what: "database",
-                detail: info.message().to_string(),
-            },
-            // A connection that died under the query (server restart,
-            // network cut) surfaces as an unknown error about the connection.
-            Error::DatabaseError(DatabaseErrorKind::Unknown, info)
-                if is_connection_message(info.message()) =>
-            {
-                AppError::Unavailable {
-                    what: "database",
-                    detail: info.message().to_string(),
-                }
-            }
-            Error::BrokenTransactionManager => AppError::Unavailable {
-                what: "database",
-                detail: "broken transaction manager (connection lost)".into(),
-            },
             other => AppError::Internal(anyhow::Error::new(other).context("database query")),
         }
     }
+}
+
+/// Whether a query failed because the connection did (closed, cut, server
+/// restarting), not because of the query itself.
+pub fn is_connection_failure(error: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match error {
+        Error::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _,
+        ) => true,
+        // A connection that died under the query (server restart, network
+        // cut) surfaces as an unknown error about the connection.
+        Error::DatabaseError(DatabaseErrorKind::Unknown, info) => {
+            is_connection_message(info.message())
+        }
+        Error::BrokenTransactionManager => true,
+        _ => false,
+    }
+}
+
+/// Whether an error anywhere in `error`'s chain means the database could not
+/// be reached: no pooled connection in time, a connection that died, or a
+/// direct (journal) connection that failed. Such an error says nothing about
+/// the work itself, which can be retried once the database answers.
+pub fn is_database_unreachable(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<bb8::RunError<diesel_async::pooled_connection::PoolError>>()
+            .is_some()
+            || cause
+                .downcast_ref::<diesel::result::Error>()
+                .is_some_and(is_connection_failure)
+            || cause
+                .downcast_ref::<tokio_postgres::Error>()
+                .is_some_and(|e| {
+                    // Not an answer from the server, or a connection-class
+                    // one (08: connection exception, 57P: shutting down).
+                    e.as_db_error().is_none_or(|db| {
+                        let code = db.code().code();
+                        code.starts_with("08") || code.starts_with("57P")
+                    })
+                })
+    })
 }
 
 fn is_connection_message(message: &str) -> bool {
@@ -276,6 +308,24 @@ impl From<tokio::task::JoinError> for AppError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_connection_failures_count_as_an_unreachable_database() {
+        type PoolRun = bb8::RunError<diesel_async::pooled_connection::PoolError>;
+        let timed_out = anyhow::Error::new(PoolRun::TimedOut).context("recording a batch");
+        assert!(is_database_unreachable(&timed_out));
+        let cut = anyhow::Error::new(diesel::result::Error::BrokenTransactionManager);
+        assert!(is_database_unreachable(&cut));
+        for query_error in [
+            diesel::result::Error::NotFound,
+            diesel::result::Error::RollbackTransaction,
+        ] {
+            assert!(!is_database_unreachable(&anyhow::Error::new(query_error)));
+        }
+        assert!(!is_database_unreachable(&anyhow::anyhow!(
+            "source: not a folder"
+        )));
+    }
 
     #[test]
     fn validation_errors_carry_the_field_and_reason() {

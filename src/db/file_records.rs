@@ -182,15 +182,19 @@ pub struct RecordUpdate {
 
 /// Applies a batch of outcomes, the operation's counters and (optionally) its
 /// applied cursor in one transaction: after a crash the journal and the
-/// counters agree.
+/// counters agree. Records only while `holder` holds the claim on
+/// `counters_owner` (the running job) and returns whether it did; `false`
+/// means another worker reclaimed the job and the caller must stop.
 pub async fn record_batch(
     conn: &mut AsyncPgConnection,
     operation_id: Uuid,
     counters_owner: Uuid,
+    holder: &str,
     updates: &[RecordUpdate],
     counters: &Counters,
     cursor: Option<i64>,
-) -> QueryResult<()> {
+) -> QueryResult<bool> {
+    let holder = holder.to_string();
     let seqs: Vec<i64> = updates.iter().map(|u| u.seq).collect();
     let statuses: Vec<String> = updates.iter().map(|u| u.status.to_string()).collect();
     let new_paths: Vec<Option<String>> = updates.iter().map(|u| u.new_path.clone()).collect();
@@ -199,6 +203,19 @@ pub async fn record_batch(
     let inodes: Vec<Option<i64>> = updates.iter().map(|u| u.identity.map(|i| i.1)).collect();
     let counters = *counters;
     conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
+        // Fencing: only the worker that holds the claim may record. One that
+        // lost it (its heartbeat went stale while it could not reach the
+        // database, and another worker reclaimed the job) must not overwrite
+        // what the new holder found on disk.
+        let current: Option<String> = operations::table
+            .find(counters_owner)
+            .select(operations::worker_id)
+            .for_update()
+            .first(conn)
+            .await?;
+        if current.as_deref() != Some(holder.as_str()) {
+            return Ok(false);
+        }
         if !seqs.is_empty() {
             use diesel::sql_types::{Array, BigInt, Nullable, Text};
             diesel::sql_query(
@@ -233,7 +250,7 @@ pub async fn record_batch(
                     .await?
             }
         };
-        Ok(())
+        Ok(true)
     })
     .await
 }

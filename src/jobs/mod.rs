@@ -10,6 +10,12 @@
 //! older than JOB_STALE_AFTER_MS another worker reclaims the job and the
 //! engine reconciles the journal against the disk before going on
 //! (see `organize::apply` and `undo`).
+//!
+//! A job that fails because the database cannot be reached is not marked
+//! failed: its moves may be done on disk but not yet recorded. The worker
+//! hands it back (or lets the claim go stale while the database is away) and
+//! the next claim reconciles and finishes it (`error::is_database_unreachable`;
+//! tested by `tests/api/outages.rs`).
 
 pub mod hub;
 pub mod organize;
@@ -126,6 +132,20 @@ async fn worker_loop(state: AppState, worker_id: String) {
                 let kind = op.kind.clone();
                 tracing::info!(operation = %id, kind = %op.kind, state = %op.state, worker = %worker_id, "claimed job");
                 if let Err(error) = run_job(&state, op, &worker_id).await {
+                    if crate::error::is_database_unreachable(&error) {
+                        // Not the job's fault: failing it would strand the
+                        // moves of the current batch (done on disk, not yet
+                        // recorded). Hand it back so that it resumes and is
+                        // reconciled against the disk as soon as the
+                        // database answers; if it is still away, the claim
+                        // simply goes stale.
+                        tracing::warn!(operation = %id, error = format!("{error:#}"), "database unreachable during the job; it will resume");
+                        if let Ok(mut conn) = state.db.get().await {
+                            let _ = db::operations::hand_back(&mut conn, id, &worker_id).await;
+                        }
+                        state.progress.finish(id);
+                        continue;
+                    }
                     tracing::error!(operation = %id, error = format!("{error:#}"), "job failed");
                     crate::observability::operation_finished(&kind, "failed");
                     if let Ok(mut conn) = state.db.get().await {

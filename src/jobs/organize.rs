@@ -360,15 +360,22 @@ async fn apply_phase(
         .await?;
         touched_dirs.extend(dirs);
         let mut conn = ctx.state.db.get().await?;
-        db::file_records::record_batch(
+        let recorded = db::file_records::record_batch(
             &mut conn,
             op.id,
             op.id,
+            &ctx.worker_id,
             &updates,
             &ctx.progress.counters(),
             Some(done_through.unwrap_or(cursor)),
         )
         .await?;
+        if !recorded {
+            tracing::warn!(operation = %op.id, "lost the claim on this job; its new holder records the moves");
+            ctx.abandoned
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            return Ok(Some(Interrupted::Abandoned));
+        }
         cursor = done_through.unwrap_or(cursor);
         if done_through != Some(last) {
             // Stopped inside the batch: cancelled or abandoned.

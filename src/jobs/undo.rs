@@ -83,15 +83,22 @@ pub async fn run(ctx: &JobContext) -> anyhow::Result<()> {
         emptied.extend(dirs);
         let mut conn = ctx.state.db.get().await?;
         // The target's records change; the counters are this undo's.
-        db::file_records::record_batch(
+        let recorded = db::file_records::record_batch(
             &mut conn,
             target_id,
             op.id,
+            &ctx.worker_id,
             &updates,
             &ctx.progress.counters(),
             None,
         )
         .await?;
+        if !recorded {
+            tracing::warn!(operation = %op.id, "lost the claim on this job; its new holder records the moves");
+            ctx.abandoned
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            return Ok(());
+        }
         before = done_through.unwrap_or(before);
         if done_through != Some(last) {
             continue; // interrupted: handled at the top of the loop

@@ -51,6 +51,33 @@ pub async fn create(app: &TestApp, user: &User, operation: pb::Operation) -> pb:
         .into_inner()
 }
 
+/// ApplyOperation of a planned (dry-run) operation; panics on an error.
+pub async fn apply(app: &TestApp, user: &User, name: &str) -> pb::Operation {
+    app.operations()
+        .apply_operation(bearer(
+            pb::ApplyOperationRequest { name: name.into() },
+            &user.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// UndoOperation of a finished operation; panics on an error.
+pub async fn undo(app: &TestApp, user: &User, name: &str) -> pb::Operation {
+    app.operations()
+        .undo_operation(bearer(
+            pb::UndoOperationRequest {
+                name: name.into(),
+                request_id: String::new(),
+            },
+            &user.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 pub fn organize(source: &str) -> pb::Operation {
     pb::Operation {
         source_path: source.into(),
@@ -373,15 +400,7 @@ async fn apply_gives_the_same_result_as_a_direct_run() {
     )
     .await;
     wait_for(&app, &planned, &op.name, &[OperationState::Planned]).await;
-    app.operations()
-        .apply_operation(bearer(
-            pb::ApplyOperationRequest {
-                name: op.name.clone(),
-            },
-            &planned.token,
-        ))
-        .await
-        .unwrap();
+    apply(&app, &planned, &op.name).await;
     wait_for(&app, &planned, &op.name, &[OperationState::Succeeded]).await;
     assert_eq!(tree::snapshot(&direct.root), tree::snapshot(&planned.root));
 }

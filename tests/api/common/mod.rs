@@ -434,3 +434,25 @@ pub fn pytest(args: &[&str], envs: Vec<(&'static str, String)>) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// A child process that is killed (SIGKILL) and reaped when dropped, so a
+/// failing test leaves no server or Redis behind.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl KillOnDrop {
+    /// Kills the process now (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
