@@ -2,6 +2,7 @@
 //! over to the library.
 
 mod dbtools;
+mod find_duplicates;
 mod loadtest;
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
@@ -53,6 +54,9 @@ enum Command {
     /// Benchmark a running server: organize a synthetic tree and/or drive
     /// concurrent clients (loopback only; bounded in count and time).
     Loadtest(Box<loadtest::Args>),
+    /// Find byte-identical duplicates in a local folder with the engine's
+    /// scan and staged hashing (no server, nothing moved).
+    FindDuplicates(find_duplicates::Args),
     /// Database tuning: optimize (indexes + ANALYZE), analyze (EXPLAIN hot queries), stats.
     Db {
         #[command(subcommand)]
@@ -143,6 +147,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Loadtest(args) => loadtest::run(*args).await,
+        Command::FindDuplicates(args) => {
+            tokio::task::spawn_blocking(move || find_duplicates::run(args)).await?
+        }
         Command::Db { command } => dbtools::run(command).await,
         Command::Migrate => {
             let config = Config::from_env()?;

@@ -36,12 +36,36 @@ pub struct JournalRow {
     pub ctime_ns: Option<i64>,
 }
 
-/// Writes the journal with binary COPY (replacing any partial journal of a
-/// previous, interrupted planning run).
+/// A piece of a journal streamed to [`write_journal_stream`].
+#[derive(Debug)]
+pub enum JournalChunk {
+    /// The next rows, in seq order.
+    Rows(Vec<JournalRow>),
+    /// Every row was sent: commit. A channel closed without it (the planner
+    /// failed or panicked) rolls the whole journal back.
+    End,
+}
+
+/// Writes the journal from a slice (see [`write_journal_stream`]).
 pub async fn write_journal(
     database_url: &str,
     operation_id: Uuid,
     rows: &[JournalRow],
+) -> anyhow::Result<u64> {
+    let (sender, receiver) = tokio::sync::mpsc::channel(2);
+    sender.send(JournalChunk::Rows(rows.to_vec())).await?;
+    sender.send(JournalChunk::End).await?;
+    drop(sender);
+    write_journal_stream(database_url, operation_id, receiver).await
+}
+
+/// Writes the journal with binary COPY as its rows arrive (replacing any
+/// partial journal of a previous, interrupted planning run), all in one
+/// transaction that commits only after [`JournalChunk::End`].
+pub async fn write_journal_stream(
+    database_url: &str,
+    operation_id: Uuid,
+    mut chunks: tokio::sync::mpsc::Receiver<JournalChunk>,
 ) -> anyhow::Result<u64> {
     let (mut client, connection) =
         tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
@@ -85,27 +109,35 @@ pub async fn write_journal(
         ],
     );
     futures::pin_mut!(writer);
-    for row in rows {
-        writer
-            .as_mut()
-            .write(&[
-                &operation_id,
-                &row.seq,
-                &row.original_path,
-                &row.new_path,
-                &row.size_bytes,
-                &row.modified_at,
-                &row.device,
-                &row.inode,
-                &row.content_hash,
-                &row.category,
-                &row.duplicate_of,
-                &row.status,
-                &row.reason,
-                &row.mtime_ns,
-                &row.ctime_ns,
-            ])
-            .await?;
+    loop {
+        match chunks.recv().await {
+            Some(JournalChunk::Rows(rows)) => {
+                for row in &rows {
+                    writer
+                        .as_mut()
+                        .write(&[
+                            &operation_id,
+                            &row.seq,
+                            &row.original_path,
+                            &row.new_path,
+                            &row.size_bytes,
+                            &row.modified_at,
+                            &row.device,
+                            &row.inode,
+                            &row.content_hash,
+                            &row.category,
+                            &row.duplicate_of,
+                            &row.status,
+                            &row.reason,
+                            &row.mtime_ns,
+                            &row.ctime_ns,
+                        ])
+                        .await?;
+                }
+            }
+            Some(JournalChunk::End) => break,
+            None => anyhow::bail!("planning stopped before the journal was complete"),
+        }
     }
     let written = writer.finish().await?;
     tx.commit().await?;

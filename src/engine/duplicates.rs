@@ -11,6 +11,7 @@
 //! `duplicate_of` = the keeper's index.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::{progress::Progress, scan::ScannedFile};
 use crate::storage::root::UserRoot;
@@ -35,7 +36,7 @@ pub struct DuplicateAnalysis {
 fn read_head(root: &UserRoot, file: &ScannedFile) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let mut handle = root.open_read(&file.path).map_err(std::io::Error::other)?;
-    let mut buf = vec![0u8; HEAD_BYTES.min(file.size as usize)];
+    let mut buf = vec![0u8; HEAD_BYTES.min(file.size() as usize)];
     let mut filled = 0;
     while filled < buf.len() {
         match handle.read(&mut buf[filled..])? {
@@ -51,23 +52,35 @@ fn full_hash(root: &UserRoot, file: &ScannedFile) -> std::io::Result<[u8; 32]> {
     root.hash_file(&file.path).map(|h| *h.as_bytes())
 }
 
-/// Runs `work` over `items` on up to `threads` threads, collecting results.
+/// Runs `work` over `items` on up to `threads` threads, collecting results
+/// (in no particular order). Threads take small chunks from a shared
+/// counter, so a thread that drew the big files does not hold up the rest.
 fn parallel<T: Sync, R: Send>(
     items: &[T],
     threads: usize,
     work: impl Fn(&T) -> R + Sync,
 ) -> Vec<R> {
+    const CHUNK: usize = 64;
     if items.is_empty() {
         return Vec::new();
     }
-    let threads = threads.max(1).min(items.len());
-    let chunk = items.len().div_ceil(threads);
+    let threads = threads.max(1).min(items.len().div_ceil(CHUNK));
+    let next = AtomicUsize::new(0);
     std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|part| {
-                let work = &work;
-                scope.spawn(move || part.iter().map(work).collect::<Vec<R>>())
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let (work, next) = (&work, &next);
+                scope.spawn(move || {
+                    let mut out = Vec::new();
+                    loop {
+                        let start = next.fetch_add(CHUNK, Ordering::Relaxed);
+                        if start >= items.len() {
+                            return out;
+                        }
+                        let end = (start + CHUNK).min(items.len());
+                        out.extend(items[start..end].iter().map(work));
+                    }
+                })
             })
             .collect();
         handles
@@ -75,6 +88,21 @@ fn parallel<T: Sync, R: Send>(
             .flat_map(|h| h.join().expect("hash thread"))
             .collect()
     })
+}
+
+/// A file's index with the key it is grouped by. Groups are found by
+/// sorting a flat vector of these and taking runs of equal keys: at a
+/// million files that is a fraction of the memory of a map of vectors.
+type Keyed<K> = (K, usize);
+
+/// The indexes of every run of two or more equal keys, runs in key order.
+fn shared_keys<K: Ord + Copy>(mut keyed: Vec<Keyed<K>>) -> Vec<Vec<usize>> {
+    keyed.sort_unstable();
+    keyed
+        .chunk_by(|a, b| a.0 == b.0)
+        .filter(|run| run.len() > 1)
+        .map(|run| run.iter().map(|&(_, i)| i).collect())
+        .collect()
 }
 
 /// Finds duplicate groups among `files`; with `hash_all`, every file gets a
@@ -92,20 +120,17 @@ pub fn find_duplicates(
         ..Default::default()
     };
 
-    // Stage 1: sizes shared by at least two non-empty files.
-    let mut by_size: HashMap<u64, Vec<usize>> = HashMap::new();
-    for (i, f) in files.iter().enumerate() {
-        if f.size > 0 {
-            by_size.entry(f.size).or_default().push(i);
-        }
-    }
-    let candidates: Vec<usize> = by_size
-        .values()
-        .filter(|g| g.len() > 1)
-        .flatten()
-        .copied()
+    // Stage 1: sizes shared by at least two non-empty files. Candidates are
+    // read in scan order, which keeps a folder's files together on disk.
+    let by_size: Vec<Keyed<u64>> = files
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.size() > 0)
+        .map(|(i, f)| (f.size(), i))
         .collect();
-    let candidate_bytes: i64 = candidates.iter().map(|&i| files[i].size as i64).sum();
+    let mut candidates: Vec<usize> = shared_keys(by_size).into_iter().flatten().collect();
+    candidates.sort_unstable();
+    let candidate_bytes: i64 = candidates.iter().map(|&i| files[i].size() as i64).sum();
     progress.start_phase(candidates.len() as i64, candidate_bytes);
 
     // Stage 2: head hash of candidates (a full hash for small files).
@@ -119,40 +144,41 @@ pub fn find_duplicates(
             .map_err(|e| e.to_string())
             .map(|head| {
                 let hash = *blake3::hash(&head).as_bytes();
-                (hash, head.len() as u64 == file.size)
+                (hash, head.len() as u64 == file.size())
             });
-        progress.step(file.size.min(HEAD_BYTES as u64) as i64);
+        progress.step(file.size().min(HEAD_BYTES as u64) as i64);
         (i, result)
     });
-    let mut by_head: HashMap<(u64, [u8; 32]), Vec<usize>> = HashMap::new();
+    drop(candidates);
+    let mut by_head: Vec<Keyed<(u64, [u8; 32])>> = Vec::with_capacity(heads.len());
     for (i, result) in heads {
         match result {
             Ok((hash, complete)) => {
                 if complete {
                     analysis.hashes[i] = Some(hash);
                 }
-                by_head.entry((files[i].size, hash)).or_default().push(i);
+                by_head.push(((files[i].size(), hash), i));
             }
             Err(reason) => {
                 analysis.unreadable.insert(i, reason);
             }
         }
     }
+    // Files whose size and head agree with another's.
+    let head_groups = shared_keys(by_head);
 
     // Stage 3: full hash where size and head agree (and not yet complete).
-    let mut wanted = vec![false; files.len()];
-    for &i in by_head.values().filter(|g| g.len() > 1).flatten() {
+    let mut wanted = vec![hash_all; files.len()];
+    for &i in head_groups.iter().flatten() {
         wanted[i] = true;
-    }
-    if hash_all {
-        wanted.iter_mut().for_each(|w| *w = true);
     }
     let need_full: Vec<usize> = (0..files.len())
         .filter(|&i| {
             wanted[i] && analysis.hashes[i].is_none() && !analysis.unreadable.contains_key(&i)
         })
         .collect();
-    let full_bytes: i64 = need_full.iter().map(|&i| files[i].size as i64).sum();
+    drop(wanted);
+    let full_bytes: i64 = need_full.iter().map(|&i| files[i].size() as i64).sum();
     progress.start_phase(need_full.len() as i64, full_bytes);
     let fulls = parallel(&need_full, threads, |&i| {
         if progress.is_cancelled() {
@@ -161,7 +187,7 @@ pub fn find_duplicates(
         let file = &files[i];
         progress.set_current(file.path.as_str());
         let result = full_hash(root, file).map_err(|e| e.to_string());
-        progress.step(file.size as i64);
+        progress.step(file.size() as i64);
         (i, result)
     });
     for (i, result) in fulls {
@@ -174,19 +200,18 @@ pub fn find_duplicates(
     }
 
     // Group by (size, full hash) among the files that shared size and head.
-    let mut groups: HashMap<(u64, [u8; 32]), Vec<usize>> = HashMap::new();
-    for group in by_head.values().filter(|g| g.len() > 1) {
-        for &i in group {
-            if let Some(hash) = analysis.hashes[i] {
-                groups.entry((files[i].size, hash)).or_default().push(i);
-            }
-        }
-    }
-    for (_, mut members) in groups.into_iter().filter(|(_, m)| m.len() > 1) {
+    let by_full: Vec<Keyed<(u64, [u8; 32])>> = head_groups
+        .iter()
+        .flatten()
+        .filter_map(|&i| analysis.hashes[i].map(|hash| ((files[i].size(), hash), i)))
+        .collect();
+    drop(head_groups);
+    for mut members in shared_keys(by_full) {
         members.sort_by(|&a, &b| {
             let (fa, fb) = (&files[a], &files[b]);
-            fa.modified
-                .cmp(&fb.modified)
+            fa.fingerprint
+                .mtime_ns
+                .cmp(&fb.fingerprint.mtime_ns)
                 .then(fa.path.as_str().len().cmp(&fb.path.as_str().len()))
                 .then(fa.path.as_str().cmp(fb.path.as_str()))
         });
@@ -194,7 +219,7 @@ pub fn find_duplicates(
         for &other in &members[1..] {
             analysis.duplicate_of[other] = Some(keeper);
             Progress::add(&progress.duplicates_found, 1);
-            Progress::add(&progress.reclaimable_bytes, files[other].size as i64);
+            Progress::add(&progress.reclaimable_bytes, files[other].size() as i64);
         }
         analysis.groups += 1;
     }

@@ -9,6 +9,7 @@
 //! (`.trash/<operation>/…`). Nothing is ever deleted.
 
 use std::collections::HashSet;
+use std::hash::{BuildHasher, RandomState};
 
 use super::{duplicates::DuplicateAnalysis, scan::ScanResult, template::Template};
 use crate::{
@@ -41,7 +42,7 @@ pub struct PlanInput<'a> {
     pub root: &'a UserRoot,
     pub destination: &'a UserPath,
     pub template: &'a Template,
-    pub categories: &'a [String],
+    pub categories: &'a [std::sync::Arc<str>],
     pub duplicates: &'a DuplicateAnalysis,
     pub duplicate_policy: DuplicatePolicy,
     pub conflict_policy: ConflictPolicy,
@@ -52,10 +53,40 @@ pub struct PlanInput<'a> {
     pub only_duplicates: bool,
 }
 
+/// Destination paths chosen earlier in the same plan.
+///
+/// Kept as 64-bit hashes rather than strings: a million-file plan needs a
+/// few tens of megabytes instead of a few hundred. A hash collision can only
+/// make a free name look taken, so the file gets a ` (n)` suffix it did not
+/// need (odds around 10⁻⁸ at a million files); it can never make a taken name
+/// look free.
+#[derive(Debug, Default)]
+pub struct TakenNames {
+    hashes: HashSet<u64>,
+    hasher: RandomState,
+}
+
+impl TakenNames {
+    pub fn with_capacity(capacity: usize) -> TakenNames {
+        TakenNames {
+            hashes: HashSet::with_capacity(capacity),
+            hasher: RandomState::new(),
+        }
+    }
+
+    pub fn contains(&self, path: &str) -> bool {
+        self.hashes.contains(&self.hasher.hash_one(path))
+    }
+
+    pub fn insert(&mut self, path: &str) {
+        self.hashes.insert(self.hasher.hash_one(path));
+    }
+}
+
 /// Chooses a free name for `wanted` (suffixing the last component), or None.
 pub fn free_name(
     wanted: &UserPath,
-    taken: &HashSet<String>,
+    taken: &TakenNames,
     exists: &dyn Fn(&UserPath) -> bool,
 ) -> Option<UserPath> {
     if !taken.contains(wanted.as_str()) && !exists(wanted) {
@@ -69,10 +100,11 @@ pub fn free_name(
     })
 }
 
-/// Builds the journal rows (status planned or skipped) for a scan.
-pub fn plan(input: &PlanInput<'_>, scan: &ScanResult) -> Vec<JournalRow> {
-    let mut rows = Vec::with_capacity(scan.files.len() + scan.skipped.len());
-    let mut taken: HashSet<String> = HashSet::with_capacity(scan.files.len());
+/// Builds the journal rows (status planned or skipped) for a scan, in seq
+/// order, handing each to `emit` as soon as it is decided: the caller
+/// streams them into the journal, so a plan is never held whole in memory.
+pub fn plan(input: &PlanInput<'_>, scan: &ScanResult, emit: &mut dyn FnMut(JournalRow)) {
+    let mut taken = TakenNames::with_capacity(scan.files.len());
     // An unanswerable lookup counts as taken: never risk a collision.
     let exists = |p: &UserPath| input.root.exists(p).unwrap_or(true);
     let trash = UserPath::parse(TRASH_FOLDER)
@@ -82,18 +114,18 @@ pub fn plan(input: &PlanInput<'_>, scan: &ScanResult) -> Vec<JournalRow> {
     let mut seq = 0i64;
     for (i, file) in scan.files.iter().enumerate() {
         seq += 1;
-        let category = input.categories[i].clone();
+        let category = &input.categories[i];
         let duplicate_of = input.duplicates.duplicate_of[i];
         let mut row = JournalRow {
             seq,
             original_path: file.path.as_str().to_string(),
             new_path: None,
-            size_bytes: file.size as i64,
-            modified_at: Some(file.modified),
-            device: Some(file.device as i64),
-            inode: Some(file.inode as i64),
+            size_bytes: file.size() as i64,
+            modified_at: Some(file.modified()),
+            device: Some(file.device() as i64),
+            inode: Some(file.inode() as i64),
             content_hash: input.duplicates.hashes[i].map(|h| h.to_vec()),
-            category: category.clone(),
+            category: category.to_string(),
             // Keepers come first in scan order or not: seq = index + 1.
             duplicate_of: duplicate_of.map(|k| k as i64 + 1),
             status: "planned",
@@ -104,7 +136,7 @@ pub fn plan(input: &PlanInput<'_>, scan: &ScanResult) -> Vec<JournalRow> {
         if let Some(reason) = input.duplicates.unreadable.get(&i) {
             row.status = "skipped";
             row.reason = Some(format!("could not be read: {reason}"));
-            rows.push(row);
+            emit(row);
             continue;
         }
         if input.only_duplicates {
@@ -119,7 +151,7 @@ pub fn plan(input: &PlanInput<'_>, scan: &ScanResult) -> Vec<JournalRow> {
             if let Some(reason) = reason {
                 row.status = "skipped";
                 row.reason = Some(reason);
-                rows.push(row);
+                emit(row);
                 continue;
             }
         }
@@ -137,8 +169,8 @@ pub fn plan(input: &PlanInput<'_>, scan: &ScanResult) -> Vec<JournalRow> {
                 .template
                 .render(&super::template::FileFacts {
                     name,
-                    category: &category,
-                    modified: file.modified,
+                    category,
+                    modified: file.modified(),
                 })
                 .map_err(|e| e.to_string())
                 .and_then(|rendered| input.destination.join(&rendered).map_err(|e| e.to_string())),
@@ -148,14 +180,14 @@ pub fn plan(input: &PlanInput<'_>, scan: &ScanResult) -> Vec<JournalRow> {
             Err(reason) => {
                 row.status = "skipped";
                 row.reason = Some(format!("no valid destination: {reason}"));
-                rows.push(row);
+                emit(row);
                 continue;
             }
         };
         if wanted == file.path {
             row.status = "skipped";
             row.reason = Some("already in place".into());
-            rows.push(row);
+            emit(row);
             continue;
         }
         let chosen = match input.conflict_policy {
@@ -166,7 +198,7 @@ pub fn plan(input: &PlanInput<'_>, scan: &ScanResult) -> Vec<JournalRow> {
         };
         match chosen {
             Some(path) => {
-                taken.insert(path.as_str().to_string());
+                taken.insert(path.as_str());
                 row.new_path = Some(path.as_str().to_string());
             }
             None => {
@@ -174,11 +206,11 @@ pub fn plan(input: &PlanInput<'_>, scan: &ScanResult) -> Vec<JournalRow> {
                 row.reason = Some(format!("destination {wanted} already exists"));
             }
         }
-        rows.push(row);
+        emit(row);
     }
     for skipped in &scan.skipped {
         seq += 1;
-        rows.push(JournalRow {
+        emit(JournalRow {
             seq,
             original_path: skipped.path.clone(),
             new_path: None,
@@ -195,5 +227,4 @@ pub fn plan(input: &PlanInput<'_>, scan: &ScanResult) -> Vec<JournalRow> {
             ctime_ns: None,
         });
     }
-    rows
 }

@@ -17,16 +17,15 @@ use super::progress::Progress;
 use crate::storage::{Fingerprint, path::UserPath, root::UserRoot};
 
 /// A regular file found by the scan.
+///
+/// Kept small on purpose: a scan of a million files holds a million of
+/// these until the plan is journaled (see BENCHMARKS.md). Size,
+/// device, inode and modification time all live in the fingerprint, and the
+/// path relative to the scanned folder is a suffix of `path`.
 #[derive(Debug, Clone)]
 pub struct ScannedFile {
     /// Path relative to the user's root.
     pub path: UserPath,
-    /// Path relative to the scanned folder (for globs and custom rules).
-    pub relative: String,
-    pub size: u64,
-    pub modified: DateTime<Utc>,
-    pub device: u64,
-    pub inode: u64,
     /// What a later move checks the file against.
     pub fingerprint: Fingerprint,
     /// Status-change time (nanoseconds since the epoch): the apply step
@@ -34,6 +33,53 @@ pub struct ScannedFile {
     /// size and set the mtime back. Not part of the [`Fingerprint`]: a
     /// rename changes it, so it cannot identify a file after its move.
     pub ctime_ns: i128,
+    /// Where, in `path`, the part relative to the scanned folder starts.
+    relative_start: u32,
+}
+
+impl ScannedFile {
+    /// A file found under the scanned folder `source`.
+    pub fn new(
+        path: UserPath,
+        source: &UserPath,
+        fingerprint: Fingerprint,
+        ctime_ns: i128,
+    ) -> ScannedFile {
+        debug_assert!(path.starts_with(source));
+        let relative_start = relative_offset(source).min(path.as_str().len());
+        ScannedFile {
+            relative_start: u32::try_from(relative_start).unwrap_or(0),
+            path,
+            fingerprint,
+            ctime_ns,
+        }
+    }
+
+    /// The path relative to the scanned folder (for globs and custom rules).
+    pub fn relative(&self) -> &str {
+        &self.path.as_str()[self.relative_start as usize..]
+    }
+
+    pub fn size(&self) -> u64 {
+        self.fingerprint.size
+    }
+
+    pub fn device(&self) -> u64 {
+        self.fingerprint.dev
+    }
+
+    pub fn inode(&self) -> u64 {
+        self.fingerprint.ino
+    }
+
+    /// The modification time (the Unix epoch if out of range).
+    pub fn modified(&self) -> DateTime<Utc> {
+        let ns = self.fingerprint.mtime_ns;
+        i64::try_from(ns.div_euclid(1_000_000_000))
+            .ok()
+            .and_then(|secs| DateTime::from_timestamp(secs, ns.rem_euclid(1_000_000_000) as u32))
+            .unwrap_or_default()
+    }
 }
 
 /// An entry the scan did not take, and why.
@@ -49,6 +95,16 @@ pub struct SkippedEntry {
 pub struct ScanResult {
     pub files: Vec<ScannedFile>,
     pub skipped: Vec<SkippedEntry>,
+}
+
+/// Paths relative to `source` are suffixes of paths relative to the root:
+/// they start this many bytes in.
+fn relative_offset(source: &UserPath) -> usize {
+    if source.is_root() {
+        0
+    } else {
+        source.as_str().len() + 1
+    }
 }
 
 /// What to leave out.
@@ -73,6 +129,7 @@ pub fn scan(
     let base = root.path().join(source.as_str());
     let mut result = ScanResult::default();
     let mut seen: HashMap<(u64, u64), usize> = HashMap::new();
+    let relative_start = relative_offset(source);
     let mut walker = walkdir::WalkDir::new(&base)
         .follow_links(false)
         .sort_by_file_name()
@@ -105,15 +162,17 @@ pub fn scan(
             continue;
         }
         let is_dir = entry.file_type().is_dir();
-        let display = entry
-            .path()
-            .strip_prefix(root.path())
-            .unwrap_or(entry.path())
-            .to_string_lossy()
-            .into_owned();
+        let display = || {
+            entry
+                .path()
+                .strip_prefix(root.path())
+                .unwrap_or(entry.path())
+                .to_string_lossy()
+                .into_owned()
+        };
         let Some(name) = entry.file_name().to_str() else {
             result.skipped.push(SkippedEntry {
-                path: display,
+                path: display(),
                 size: 0,
                 reason: if is_dir {
                     "folder name is not valid UTF-8; its contents were left in place".into()
@@ -140,7 +199,7 @@ pub fn scan(
             Ok(p) => p,
             Err(error) => {
                 result.skipped.push(SkippedEntry {
-                    path: display,
+                    path: display(),
                     size: 0,
                     reason: format!("unusable path: {error}"),
                 });
@@ -150,17 +209,13 @@ pub fn scan(
                 continue;
             }
         };
-        let relative = entry
-            .path()
-            .strip_prefix(&base)
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_else(|_| name.to_string());
+        let relative = &path.as_str()[relative_start.min(path.as_str().len())..];
         if is_dir {
             let excluded = options.exclude_dirs.iter().any(|d| path.starts_with(d))
                 || options
                     .exclude
                     .as_ref()
-                    .is_some_and(|g| g.is_match(&relative));
+                    .is_some_and(|g| g.is_match(relative));
             if excluded {
                 walker.skip_current_dir();
             }
@@ -169,14 +224,14 @@ pub fn scan(
         if options
             .exclude
             .as_ref()
-            .is_some_and(|g| g.is_match(&relative))
+            .is_some_and(|g| g.is_match(relative))
         {
             continue;
         }
         if options
             .include
             .as_ref()
-            .is_some_and(|g| !g.is_match(&relative))
+            .is_some_and(|g| !g.is_match(relative))
         {
             continue;
         }
@@ -221,23 +276,17 @@ pub fn scan(
             }
             seen.insert(key, result.files.len());
         }
-        let modified = DateTime::from_timestamp(metadata.mtime(), metadata.mtime_nsec() as u32)
-            .unwrap_or_default();
         Progress::add(&progress.files_scanned, 1);
         Progress::add(&progress.bytes_scanned, metadata.len() as i64);
         if result.files.len() % 1024 == 0 {
             progress.set_current(path.as_str());
         }
-        result.files.push(ScannedFile {
+        result.files.push(ScannedFile::new(
             path,
-            relative,
-            size: metadata.len(),
-            modified,
-            device: metadata.dev(),
-            inode: metadata.ino(),
-            fingerprint: Fingerprint::from_std(&metadata),
-            ctime_ns: Fingerprint::nanos(metadata.ctime(), metadata.ctime_nsec()),
-        });
+            source,
+            Fingerprint::from_std(&metadata),
+            Fingerprint::nanos(metadata.ctime(), metadata.ctime_nsec()),
+        ));
     }
     Ok(result)
 }

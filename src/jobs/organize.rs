@@ -36,17 +36,23 @@
 //! device and inode: those are written back to the record
 //! (`RecordUpdate::identity`) so that undo recognises the file where it is.
 
-use std::{collections::BTreeSet, sync::Arc};
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::Arc,
+};
 
 use anyhow::Context;
-use cap_std::fs::MetadataExt;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use super::{Interrupted, JobContext, OperationOptions};
 use crate::{
-    db::{self, file_records::RecordUpdate, models::FileRecord},
+    db::{
+        self,
+        file_records::{JournalChunk, RecordUpdate},
+        models::FileRecord,
+    },
     engine::{
         categorize::{Categorizer, CustomRule, SNIFF_BYTES},
         duplicates,
@@ -60,6 +66,10 @@ use crate::{
 
 /// Records per apply batch (one transaction each).
 const APPLY_BATCH: i64 = 1000;
+/// Journal rows per chunk sent from the planner to the COPY writer.
+const JOURNAL_CHUNK: usize = 4096;
+/// Chunks buffered between the planner and the COPY writer.
+const JOURNAL_CHUNKS_IN_FLIGHT: usize = 4;
 
 pub fn glob_set(patterns: &[String]) -> Result<Option<GlobSet>, String> {
     if patterns.is_empty() {
@@ -197,15 +207,23 @@ async fn plan_phase(
     let cat_root = root.clone();
     let (scanned, categories) = tokio::task::spawn_blocking(move || {
         progress.start_phase(scanned.files.len() as i64, 0);
-        let categories: Vec<String> = scanned
+        // One shared string per category name, not one per file.
+        let mut names: HashMap<String, Arc<str>> = HashMap::new();
+        let categories: Vec<Arc<str>> = scanned
             .files
             .iter()
             .map(|file| {
                 progress.step(0);
-                categorizer
-                    .categorize(&file.relative, || read_head(&cat_root, &file.path))
-                    .name()
-                    .to_string()
+                let category =
+                    categorizer.categorize(file.relative(), || read_head(&cat_root, &file.path));
+                let name = category.name();
+                match names.get(name) {
+                    Some(shared) => shared.clone(),
+                    None => names
+                        .entry(name.to_string())
+                        .or_insert_with(|| name.into())
+                        .clone(),
+                }
             })
             .collect();
         (scanned, categories)
@@ -233,13 +251,20 @@ async fn plan_phase(
         return Ok(Some(i));
     }
 
+    // Plan and journal run as a pipeline: the planner (a blocking thread)
+    // sends rows in chunks through a small bounded channel to the COPY
+    // writer, so at most a few chunks of the plan are in memory at once.
     ctx.set_phase("running", "plan").await?;
     let plan_root = root.clone();
     let operation_id = op.id;
     let duplicate_policy = options.duplicate_policy();
     let conflict_policy = options.conflict_policy();
     let only_duplicates = op.kind == "deduplicate";
-    let rows = tokio::task::spawn_blocking(move || {
+    let (sender, receiver) = tokio::sync::mpsc::channel(JOURNAL_CHUNKS_IN_FLIGHT);
+    let planner = tokio::task::spawn_blocking(move || {
+        let (mut planned, mut skipped) = (0i64, 0i64);
+        let mut chunk = Vec::with_capacity(JOURNAL_CHUNK);
+        let mut open = true;
         plan::plan(
             &PlanInput {
                 root: &plan_root,
@@ -253,22 +278,38 @@ async fn plan_phase(
                 only_duplicates,
             },
             &scanned,
-        )
-    })
-    .await?;
-    let planned = rows.iter().filter(|r| r.status == "planned").count() as i64;
-    let skipped = rows.len() as i64 - planned;
+            &mut |row| {
+                if row.status == "planned" {
+                    planned += 1;
+                } else {
+                    skipped += 1;
+                }
+                chunk.push(row);
+                if chunk.len() == JOURNAL_CHUNK && open {
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(JOURNAL_CHUNK));
+                    // A closed channel means the writer failed; its error is reported.
+                    open = sender.blocking_send(JournalChunk::Rows(full)).is_ok();
+                }
+            },
+        );
+        if open {
+            let _ = sender
+                .blocking_send(JournalChunk::Rows(chunk))
+                .and_then(|()| sender.blocking_send(JournalChunk::End));
+        }
+        (planned, skipped)
+    });
+    let written =
+        db::file_records::write_journal_stream(&ctx.state.config.database_url, op.id, receiver);
+    let (planner, written) = tokio::join!(planner, written);
+    let (planned, skipped) = planner.context("planning")?;
+    written.context("writing the journal")?;
     ctx.progress
         .files_planned
         .store(planned, std::sync::atomic::Ordering::Relaxed);
     ctx.progress
         .files_skipped
         .store(skipped, std::sync::atomic::Ordering::Relaxed);
-
-    ctx.set_phase("running", "journal").await?;
-    db::file_records::write_journal(&ctx.state.config.database_url, op.id, &rows)
-        .await
-        .context("writing the journal")?;
     let mut conn = ctx.state.db.get().await?;
     db::operations::set_counters(&mut conn, op.id, &ctx.progress.counters()).await?;
     db::operations::set_applied_cursor(&mut conn, op.id, 0).await?;
@@ -506,39 +547,44 @@ fn apply_one(
             Some("journal entry is incomplete".into()),
         );
     };
-    let moved = |target: &UserPath| RecordUpdate {
-        identity: moved_identity(root, target, &expect),
+    let moved = |mover: &Mover<'_>, target: &UserPath| RecordUpdate {
+        // A copy across filesystems has a new device and inode; a rename
+        // keeps them (no lookup needed).
+        identity: if mover.last_move_was_copy() {
+            moved_identity(root, target, &expect)
+        } else {
+            None
+        },
         ..outcome(moved_status, Some(target.as_str().to_string()), None)
     };
-    // Reconcile with a move that happened before an interruption.
-    if root.symlink_metadata(&original).is_err()
-        && let Ok(found) = root.fingerprint(&target)
-        && expect.is_moved(&found)
-    {
-        return moved(&target);
-    }
     // A rewrite that kept the size and set the mtime back still moved the
-    // ctime, which nobody can set: such a file is skipped like any change.
-    if let Some(ctime) = record.ctime_ns
-        && let Ok(meta) = root.symlink_metadata(&original)
-        && meta.is_file()
-        && Fingerprint::nanos(meta.ctime(), meta.ctime_nsec()) != i128::from(ctime)
-    {
-        return outcome(
-            "skipped",
-            record.new_path.clone(),
-            Some(MoveError::SourceChanged.reason().to_string()),
-        );
-    }
+    // ctime, which nobody can set: the mover skips such a file like any
+    // change (checked on the same lstat as the fingerprint).
+    let ctime = record.ctime_ns.map(i128::from);
+    let planned = target.clone();
     let mut attempts = 0u32;
     loop {
-        match mover.move_file(&original, &target, &expect) {
-            Ok(()) => return moved(&target),
+        match mover.move_file_unchanged(&original, &target, &expect, ctime) {
+            Ok(()) => return moved(mover, &target),
+            // Reconcile with a move that happened before an interruption:
+            // the source is gone and the planned destination holds the very
+            // file. Checked only when the source is missing, so the common
+            // case costs no extra lookup.
+            Err(MoveError::SourceMissing)
+                if root
+                    .fingerprint(&planned)
+                    .is_ok_and(|found| expect.is_moved(&found)) =>
+            {
+                return RecordUpdate {
+                    identity: moved_identity(root, &planned, &expect),
+                    ..outcome(moved_status, Some(planned.as_str().to_string()), None)
+                };
+            }
             Err(MoveError::DestinationExists)
                 if conflict == ConflictPolicy::Rename && attempts < 100 =>
             {
                 attempts += 1;
-                let taken = std::collections::HashSet::new();
+                let taken = plan::TakenNames::default();
                 match plan::free_name(&target, &taken, &|p| root.exists(p).unwrap_or(true)) {
                     Some(free) => target = free,
                     None => {

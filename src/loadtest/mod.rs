@@ -5,6 +5,7 @@
 //! The server's rate limits refuse a load test: start it with high
 //! `RATE_LIMIT_*` values (see BENCHMARKS.md).
 
+mod hello;
 mod load;
 pub mod stats;
 pub mod tree;
@@ -71,6 +72,18 @@ pub struct Args {
     /// Give up on the organize after this many seconds.
     #[arg(long, default_value_t = 3600)]
     pub organize_timeout: u64,
+    /// Run the bare tonic GetOperation server (the ceiling) on this loopback
+    /// address instead of a load test.
+    #[arg(long, value_name = "ADDR")]
+    pub serve_hello_world: Option<SocketAddr>,
+    /// Only write the synthetic tree of `--files N` into this (new) folder,
+    /// for benchmarks of other tools on the same tree; no server involved.
+    #[arg(long, value_name = "DIR")]
+    pub generate_only: Option<PathBuf>,
+    /// The target is a `--serve-hello-world` server: no user, no organize;
+    /// use with `--mix get-operation`.
+    #[arg(long)]
+    pub hello_world: bool,
 }
 
 /// Accepts `host:port` or `http://host:port` whose every resolved address is
@@ -347,6 +360,32 @@ fn print_server(what: &str, server: &serde_json::Value) {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(addr) = args.serve_hello_world {
+        hello::serve(addr).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(dir) = &args.generate_only {
+        let files = args
+            .files
+            .filter(|n| (1..=MAX_FILES).contains(n))
+            .ok_or_else(|| anyhow::anyhow!("--generate-only needs --files 1..={MAX_FILES}"))?;
+        anyhow::ensure!(
+            !dir.exists() || std::fs::read_dir(dir)?.next().is_none(),
+            "{} exists and is not empty",
+            dir.display()
+        );
+        let tree = tree::generate(
+            dir,
+            files,
+            args.seed,
+            args.duplicate_fraction.clamp(0.0, 0.9),
+        )?;
+        println!("{}", serde_json::to_string_pretty(&tree)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.hello_world && (args.files.is_some() || args.mix != "get-operation") {
+        anyhow::bail!("--hello-world takes no --files and needs --mix get-operation");
+    }
     if args.files.is_none() && args.concurrent.is_none() {
         anyhow::bail!("nothing to do: pass --files N and/or --concurrent C");
     }
@@ -383,7 +422,15 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .connect()
         .await
         .map_err(|e| anyhow::anyhow!("connect {uri}: {e}"))?;
-    let session = register(&channel).await?;
+    let session = if args.hello_world {
+        Session {
+            email: "hello-world@example.com".into(),
+            token: "unused".into(),
+            user_id: "none".into(),
+        }
+    } else {
+        register(&channel).await?
+    };
     println!(
         "target {uri}; test user {} ({})",
         session.email, session.user_id
@@ -411,6 +458,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         // when --files was not given.
         let operation = match operation {
             Some(name) => name,
+            None if args.hello_world => hello::OPERATION.to_string(),
             None => {
                 let (result, name, succeeded) = organize(&channel, &session, 500, &args).await?;
                 ok &= succeeded;
@@ -469,6 +517,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             "duration_secs": args.duration,
             "requests": args.requests,
             "mix": args.mix,
+            "hello_world": args.hello_world,
         },
         "organize": organize_result,
         "load": load_result,

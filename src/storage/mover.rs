@@ -204,13 +204,14 @@ pub(crate) fn move_entry(
     dst_dir: impl AsFd,
     dst_name: &str,
     expect: Option<&Fingerprint>,
-) -> Result<(), MoveError> {
+) -> Result<Moved, MoveError> {
     let (src_dir, dst_dir) = (src_dir.as_fd(), dst_dir.as_fd());
     match rustix::fs::renameat_with(src_dir, src_name, dst_dir, dst_name, RenameFlags::NOREPLACE) {
-        Ok(()) => Ok(()),
+        Ok(()) => Ok(Moved::Renamed),
         Err(Errno::EXIST) => Err(MoveError::DestinationExists),
         Err(Errno::XDEV) => {
             super::copy::copy_inner(src_dir, src_name, dst_dir, dst_name, expect, &mut || {})
+                .map(|()| Moved::Copied)
         }
         Err(err @ (Errno::INVAL | Errno::NOSYS)) => {
             // EINVAL also means "a directory into its own subtree"; linkat
@@ -218,6 +219,7 @@ pub(crate) fn move_entry(
             match sys::lstat_at(src_dir, src_name) {
                 Ok(st) if !is_dir(&st) => {
                     link_then_unlink(src_dir, src_name, dst_dir, dst_name, expect)
+                        .map(|()| Moved::Renamed)
                 }
                 _ => Err(MoveError::Io(err.into())),
             }
@@ -270,15 +272,27 @@ pub(crate) fn check_source(
     dir: impl AsFd,
     name: &str,
     expect: &Fingerprint,
+    ctime_ns: Option<i128>,
 ) -> Result<(), MoveError> {
     let st = sys::lstat_at(dir, name).map_err(MoveError::from_source_io)?;
     if !st.is_regular() {
         return Err(MoveError::NotARegularFile);
     }
-    if Fingerprint::from_stat(&st) != *expect {
+    if Fingerprint::from_stat(&st) != *expect
+        || ctime_ns.is_some_and(|c| Fingerprint::nanos(st.ctime.0, st.ctime.1) != c)
+    {
         return Err(MoveError::SourceChanged);
     }
     Ok(())
+}
+
+/// How a move went through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Moved {
+    /// Renamed (or linked): same inode.
+    Renamed,
+    /// Copied across filesystems: a new device and inode.
+    Copied,
 }
 
 /// Moves many files inside one [`UserRoot`], reusing opened parent
@@ -290,6 +304,8 @@ pub struct Mover<'r> {
     /// Insertion order, for FIFO eviction.
     order: VecDeque<UserPath>,
     capacity: usize,
+    /// Whether the last successful move was a copy across filesystems.
+    last_copied: bool,
 }
 
 impl<'r> Mover<'r> {
@@ -306,6 +322,7 @@ impl<'r> Mover<'r> {
             cache: HashMap::with_capacity(capacity.min(DEFAULT_DIR_CACHE)),
             order: VecDeque::new(),
             capacity,
+            last_copied: false,
         }
     }
 
@@ -313,7 +330,7 @@ impl<'r> Mover<'r> {
     /// replacing an existing `to`; creates `to`'s parent directories as
     /// needed. See [`UserRoot::rename_noreplace`].
     pub fn rename_noreplace(&mut self, from: &UserPath, to: &UserPath) -> Result<(), MoveError> {
-        self.run(from, to, None)
+        self.run(from, to, None, None)
     }
 
     /// Moves the regular file `from` to `to` if it still matches `expect`.
@@ -324,7 +341,26 @@ impl<'r> Mover<'r> {
         to: &UserPath,
         expect: &Fingerprint,
     ) -> Result<(), MoveError> {
-        self.run(from, to, Some(expect))
+        self.run(from, to, Some(expect), None)
+    }
+
+    /// [`Mover::move_file`] that also refuses a source whose status-change
+    /// time is no longer `ctime_ns` (a rewrite that kept size and mtime),
+    /// checked on the same `lstat` as the fingerprint.
+    pub fn move_file_unchanged(
+        &mut self,
+        from: &UserPath,
+        to: &UserPath,
+        expect: &Fingerprint,
+        ctime_ns: Option<i128>,
+    ) -> Result<(), MoveError> {
+        self.run(from, to, Some(expect), ctime_ns)
+    }
+
+    /// Whether the last successful move copied the file to another
+    /// filesystem (so it has a new device and inode).
+    pub fn last_move_was_copy(&self) -> bool {
+        self.last_copied
     }
 
     /// Removes the directory `p` if it is empty (see
@@ -352,7 +388,9 @@ impl<'r> Mover<'r> {
         from: &UserPath,
         to: &UserPath,
         expect: Option<&Fingerprint>,
+        ctime_ns: Option<i128>,
     ) -> Result<(), MoveError> {
+        self.last_copied = false;
         let cannot = |what: &str| {
             MoveError::Io(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -366,7 +404,9 @@ impl<'r> Mover<'r> {
             let (src, src_cached) = self
                 .open_cached(&from_parent)
                 .map_err(MoveError::from_source_io)?;
-            let (r, dst_cached) = self.attempt(&src, from_name, &to_parent, to_name, expect);
+            let (r, dst_cached) =
+                self.attempt(&src, from_name, &to_parent, to_name, expect, ctime_ns);
+            let r = r.map(|moved| self.last_copied = moved == Moved::Copied);
             let vanished = match &r {
                 Err(MoveError::SourceMissing) => true,
                 Err(MoveError::Io(e)) => e.raw_os_error() == Some(libc::ENOENT),
@@ -401,9 +441,10 @@ impl<'r> Mover<'r> {
         to_parent: &UserPath,
         to_name: &str,
         expect: Option<&Fingerprint>,
-    ) -> (Result<(), MoveError>, bool) {
+        ctime_ns: Option<i128>,
+    ) -> (Result<Moved, MoveError>, bool) {
         if let Some(expect) = expect
-            && let Err(e) = check_source(src, from_name, expect)
+            && let Err(e) = check_source(src, from_name, expect, ctime_ns)
         {
             return (Err(e), false);
         }

@@ -59,6 +59,23 @@ impl UserRoot {
         })
     }
 
+    /// Opens an existing directory as a root, for local command-line tools
+    /// (`fileorg find-duplicates DIR`) rather than a user's storage; its
+    /// user id is nil.
+    pub fn open_existing(path: &Path) -> io::Result<UserRoot> {
+        let path = std::path::absolute(path)?;
+        let fd: OwnedFd = rustix::fs::open(
+            &path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(UserRoot {
+            dir: Dir::from_std_file(std::fs::File::from(fd)),
+            path,
+            user_id: uuid::Uuid::nil(),
+        })
+    }
+
     /// Absolute path of the root (for the scanner, which walks with walkdir).
     pub fn path(&self) -> &Path {
         &self.path
