@@ -35,6 +35,17 @@ impl Operations {
     }
 }
 
+/// The API message of an operation (with the undo that reverted it, if any).
+async fn operation_message(
+    conn: &mut diesel_async::AsyncPgConnection,
+    op: &Operation,
+) -> AppResult<pb::Operation> {
+    let undone_by = db::operations::find_undo_of(conn, op.id)
+        .await?
+        .map(|u| u.id);
+    Ok(convert::operation(op, undone_by))
+}
+
 /// Parses `operations/{id}` from request field `field`.
 pub fn parse_name(name: &str, field: &str) -> AppResult<Uuid> {
     name.strip_prefix(convert::OPERATION_COLLECTION)
@@ -71,10 +82,7 @@ impl Operations {
 
     async fn to_pb(&self, op: &Operation) -> AppResult<pb::Operation> {
         let mut conn = self.state.db.get().await?;
-        let undone_by = db::operations::find_undo_of(&mut conn, op.id)
-            .await?
-            .map(|u| u.id);
-        Ok(convert::operation(op, undone_by))
+        operation_message(&mut conn, op).await
     }
 
     async fn create(
@@ -526,8 +534,13 @@ impl OperationService for Operations {
             if let Some(op) = cache.get::<pb::Operation>("operation", &key).await {
                 return Ok(op);
             }
-            let op = self.find(&principal, &req.name).await?;
-            let message = self.to_pb(&op).await?;
+            // One pooled connection for both lookups.
+            let mut conn = self.state.db.get().await?;
+            let op = db::operations::find_for_user(&mut conn, principal.user_id, id)
+                .await?
+                .ok_or_else(|| AppError::not_found(req.name.clone()))?;
+            let message = operation_message(&mut conn, &op).await?;
+            drop(conn);
             if is_resting(message.state) {
                 cache
                     .put("operation", &key, &message, cache.ttls.operation)

@@ -2,7 +2,15 @@
 
 use diesel_async::RunQueryDsl;
 
-use crate::common::postgres_base;
+use crate::common::{postgres_base, repo_root};
+
+/// The number of migrations in migrations/ (each is a folder).
+fn migration_count() -> usize {
+    std::fs::read_dir(repo_root().join("migrations"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_type().unwrap().is_dir())
+        .count()
+}
 
 #[derive(diesel::QueryableByName)]
 struct TableName {
@@ -38,7 +46,7 @@ async fn migrations_apply_revert_and_reapply() {
     fileorganizer::db::ensure_database(&url).await.unwrap();
 
     let applied = fileorganizer::db::run_migrations(&url).await.unwrap();
-    assert_eq!(applied.len(), 11);
+    assert_eq!(applied.len(), migration_count());
     assert_eq!(
         tables(&url).await,
         [
@@ -62,7 +70,7 @@ async fn migrations_apply_revert_and_reapply() {
     let reverted = fileorganizer::db::revert_all_migrations(&url)
         .await
         .unwrap();
-    assert_eq!(reverted.len(), 11);
+    assert_eq!(reverted.len(), migration_count());
     assert!(
         tables(&url).await.is_empty(),
         "down migrations left tables behind"
@@ -70,7 +78,7 @@ async fn migrations_apply_revert_and_reapply() {
 
     assert_eq!(
         fileorganizer::db::run_migrations(&url).await.unwrap().len(),
-        11
+        migration_count()
     );
 
     use diesel_async::AsyncConnection;
@@ -154,7 +162,11 @@ async fn concurrent_start_ups_migrate_once() {
     for run in runs {
         applied += run.expect("a concurrent migration run failed").len();
     }
-    assert_eq!(applied, 11, "every migration applied exactly once");
+    assert_eq!(
+        applied,
+        migration_count(),
+        "every migration applied exactly once"
+    );
     use diesel_async::AsyncConnection;
     let mut admin =
         diesel_async::AsyncPgConnection::establish(&format!("{}/postgres", postgres_base()))
