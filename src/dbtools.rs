@@ -3,6 +3,10 @@
 
 use std::process::ExitCode;
 
+use fileorganizer::db::{
+    file_search::{SearchFilter, search_statement},
+    reports::{COUNT_DUPLICATE_GROUPS, duplicate_groups_sql, group_members_sql},
+};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
 #[derive(clap::Subcommand, Debug)]
@@ -156,6 +160,15 @@ pub async fn run(command: DbCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// `sql` (with `$n` placeholders) prepared, run as `{run} q(params)` and
+/// deallocated: the plan the API gets for the same statement.
+fn prepared(sql: &str, params: &[String], run: &str) -> String {
+    format!(
+        "PREPARE fileorg_analyze AS {sql};\n{run} fileorg_analyze({});\nDEALLOCATE fileorg_analyze",
+        params.join(", ")
+    )
+}
+
 async fn analyze(url: &str, operation: Option<uuid::Uuid>) -> anyhow::Result<ExitCode> {
     let client = connect(url).await?;
     // The biggest operation (or the one asked for) and its owner.
@@ -217,41 +230,77 @@ async fn analyze(url: &str, operation: Option<uuid::Uuid>) -> anyhow::Result<Exi
                  ORDER BY seq LIMIT 101"
             ),
         ),
+    ];
+    let mut statements: Vec<(&str, String, Vec<String>)> = queries
+        .into_iter()
+        .map(|(label, sql)| (label, sql, Vec::new()))
+        .collect();
+    // The API's own statements, with the parameters of a first page.
+    let op_param = format!("'{op}'::uuid");
+    let first_page = vec![
+        op_param.clone(),
+        "0::bigint".into(),
+        "NULL::bigint".into(),
+        "''::bytea".into(),
+        "0::bigint".into(),
+        "51::bigint".into(),
+    ];
+    let keepers = rows(
+        &client,
+        &prepared(&duplicate_groups_sql(), &first_page, "EXECUTE"),
+    )
+    .await?
+    .iter()
+    .map(|r| r[0].clone())
+    .collect::<Vec<_>>()
+    .join(",");
+    statements.extend([
         (
-            "Duplicate groups of an operation",
-            // The shape of db::reports' GROUPS query (first page, no cursor).
-            format!(
-                "SELECT * FROM (SELECT k.seq AS keeper_seq, coalesce(k.content_hash, ''::bytea) AS content_hash, \
-                 k.size_bytes, count(*) + 1 AS file_count, (count(*) * k.size_bytes)::bigint AS reclaimable_bytes \
-                 FROM file_records d \
-                 JOIN file_records k ON k.operation_id = d.operation_id AND k.seq = d.duplicate_of \
-                 WHERE d.operation_id = '{op}' AND d.duplicate_of IS NOT NULL AND k.size_bytes >= 0 \
-                 GROUP BY k.operation_id, k.seq) g \
-                 ORDER BY g.reclaimable_bytes DESC, g.content_hash, g.keeper_seq LIMIT 50"
-            ),
+            "ListDuplicateGroups: first page of groups",
+            duplicate_groups_sql(),
+            first_page,
         ),
         (
-            "SearchFiles by name substring",
-            format!(
-                "SELECT f.* FROM file_records f JOIN operations o ON o.id = f.operation_id \
-                 WHERE o.user_id = '{user}' \
-                 AND file_record_names(f.original_path, f.new_path) LIKE lower('%invoice%') \
-                 ORDER BY f.created_at DESC, f.operation_id DESC, f.seq DESC LIMIT 51"
-            ),
+            "ListDuplicateGroups: files of those groups",
+            group_members_sql(),
+            vec![op_param.clone(), format!("ARRAY[{keepers}]::bigint[]")],
+        ),
+        (
+            "ListDuplicateGroups: total_size (group count)",
+            COUNT_DUPLICATE_GROUPS.to_string(),
+            vec![op_param, "0::bigint".into()],
+        ),
+    ]);
+    let user_id: uuid::Uuid = user.parse()?;
+    for (label, filter) in [
+        (
+            "SearchFiles by name substring (\"invoice\")",
+            SearchFilter {
+                name_contains: Some("invoice".into()),
+                ..SearchFilter::default()
+            },
         ),
         (
             "SearchFiles by content hash",
-            format!(
-                "SELECT f.* FROM file_records f JOIN operations o ON o.id = f.operation_id \
-                 WHERE o.user_id = '{user}' AND f.content_hash = '\\x{hash}'::bytea \
-                 ORDER BY f.created_at DESC, f.operation_id DESC, f.seq DESC LIMIT 51"
-            ),
+            SearchFilter {
+                content_hash: Some(hex::decode(&hash).unwrap_or_default()),
+                ..SearchFilter::default()
+            },
         ),
-    ];
+    ] {
+        let (sql, params) = search_statement(user_id, &filter, None, 51).explainable();
+        statements.push((label, sql, params));
+    }
     let mut flagged = 0;
-    for (label, sql) in queries {
+    for (label, sql, params) in statements {
         println!("== {label}");
-        let plan = rows(&client, &format!("EXPLAIN (ANALYZE, BUFFERS) {sql}")).await?;
+        let explain = "EXPLAIN (ANALYZE, BUFFERS)";
+        let statement = if params.is_empty() {
+            format!("{explain} {sql}")
+        } else {
+            prepared(&sql, &params, &format!("{explain} EXECUTE"))
+        };
+        let plan = rows(&client, &statement).await?;
         let mut time = String::new();
         for line in &plan {
             let text = &line[0];

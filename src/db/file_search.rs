@@ -73,9 +73,23 @@ enum Bind {
     Bytes(Vec<u8>),
 }
 
+impl Bind {
+    /// The value as a typed SQL literal.
+    fn literal(&self) -> String {
+        let quote = |text: &str| format!("'{}'", text.replace('\'', "''"));
+        match self {
+            Bind::Uuid(v) => format!("'{v}'::uuid"),
+            Bind::Int(v) => format!("{v}::bigint"),
+            Bind::Text(v) => format!("{}::text", quote(v)),
+            Bind::Time(v) => format!("{}::timestamptz", quote(&v.to_rfc3339())),
+            Bind::Bytes(v) => format!("'\\x{}'::bytea", hex::encode(v)),
+        }
+    }
+}
+
 /// SQL text plus its parameters, numbered as they are added.
 #[derive(Default)]
-struct Sql {
+pub struct Sql {
     text: String,
     binds: Vec<Bind>,
 }
@@ -90,6 +104,15 @@ impl Sql {
     fn param(&mut self, value: Bind) -> String {
         self.binds.push(value);
         format!("${}", self.binds.len())
+    }
+
+    /// The statement with its parameters as SQL literals, for `PREPARE` +
+    /// `EXPLAIN EXECUTE` in `fileorg db analyze` (the exact SQL the API runs).
+    pub fn explainable(&self) -> (String, Vec<String>) {
+        (
+            self.text.clone(),
+            self.binds.iter().map(Bind::literal).collect(),
+        )
     }
 
     fn query(self) -> BoxedSqlQuery<'static, Pg, SqlQuery> {
@@ -343,6 +366,19 @@ pub async fn search(
     after: Option<&SearchCursor>,
     limit: i64,
 ) -> diesel::QueryResult<Vec<RecordRow>> {
+    search_statement(user_id, filter, after, limit)
+        .query()
+        .load(conn)
+        .await
+}
+
+/// The statement [`search`] runs.
+pub fn search_statement(
+    user_id: Uuid,
+    filter: &SearchFilter,
+    after: Option<&SearchCursor>,
+    limit: i64,
+) -> Sql {
     let mut sql = Sql::default();
     sql.push(&format!(
         "SELECT {RECORD_COLUMNS} FROM file_records f \
@@ -380,7 +416,7 @@ pub async fn search(
     sql.push(&format!(
         " ORDER BY f.created_at DESC, f.operation_id DESC, f.seq DESC LIMIT {p}"
     ));
-    sql.query().load(conn).await
+    sql
 }
 
 #[cfg(test)]

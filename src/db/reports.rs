@@ -229,23 +229,41 @@ struct Count {
     n: i64,
 }
 
+/// The statement of [`count_duplicate_groups`]: $1 operation, $2 minimum size.
+pub const COUNT_DUPLICATE_GROUPS: &str = "SELECT count(DISTINCT d.duplicate_of) AS n
+         FROM file_records d
+         JOIN file_records k ON k.operation_id = d.operation_id AND k.seq = d.duplicate_of
+         WHERE d.operation_id = $1 AND d.duplicate_of IS NOT NULL AND k.size_bytes >= $2";
+
 /// Number of duplicate groups whose files are at least `min_size` bytes.
 pub async fn count_duplicate_groups(
     conn: &mut AsyncPgConnection,
     operation_id: Uuid,
     min_size: i64,
 ) -> QueryResult<i64> {
-    let row: Count = diesel::sql_query(
-        "SELECT count(DISTINCT d.duplicate_of) AS n
-         FROM file_records d
-         JOIN file_records k ON k.operation_id = d.operation_id AND k.seq = d.duplicate_of
-         WHERE d.operation_id = $1 AND d.duplicate_of IS NOT NULL AND k.size_bytes >= $2",
-    )
+    let row: Count = diesel::sql_query(COUNT_DUPLICATE_GROUPS)
     .bind::<diesel::sql_types::Uuid, _>(operation_id)
     .bind::<BigInt, _>(min_size)
     .get_result(conn)
     .await?;
     Ok(row.n)
+}
+
+/// The statement of [`duplicate_groups`]: $1 operation, $2 minimum size,
+/// $3..$5 the cursor (NULL, '', 0 for the first page), $6 the limit.
+pub fn duplicate_groups_sql() -> String {
+    let groups = GROUPS.replace("KPATH", K_PATH);
+    // Descending bytes, ascending hash and seq: the keyset condition spells
+    // out the mixed directions.
+    format!(
+        "SELECT * FROM ({groups}) g
+         WHERE $3::bigint IS NULL
+            OR g.reclaimable_bytes < $3
+            OR (g.reclaimable_bytes = $3 AND (g.content_hash > $4
+                OR (g.content_hash = $4 AND g.keeper_seq > $5)))
+         ORDER BY g.reclaimable_bytes DESC, g.content_hash, g.keeper_seq
+         LIMIT $6"
+    )
 }
 
 /// A page of duplicate groups after `after` (keyset), with their files,
@@ -257,19 +275,7 @@ pub async fn duplicate_groups(
     after: Option<&GroupKey>,
     limit: i64,
 ) -> QueryResult<Vec<(GroupKey, DuplicateGroup)>> {
-    let groups = GROUPS.replace("KPATH", K_PATH);
-    // Descending bytes, ascending hash and seq: the keyset condition spells
-    // out the mixed directions.
-    let query = format!(
-        "SELECT * FROM ({groups}) g
-         WHERE $3::bigint IS NULL
-            OR g.reclaimable_bytes < $3
-            OR (g.reclaimable_bytes = $3 AND (g.content_hash > $4
-                OR (g.content_hash = $4 AND g.keeper_seq > $5)))
-         ORDER BY g.reclaimable_bytes DESC, g.content_hash, g.keeper_seq
-         LIMIT $6"
-    );
-    let rows: Vec<GroupRow> = diesel::sql_query(query)
+    let rows: Vec<GroupRow> = diesel::sql_query(duplicate_groups_sql())
         .bind::<diesel::sql_types::Uuid, _>(operation_id)
         .bind::<BigInt, _>(min_size)
         .bind::<Nullable<BigInt>, _>(after.map(|k| k.reclaimable_bytes))
@@ -324,6 +330,17 @@ struct MemberRow {
     modified_at: Option<DateTime<Utc>>,
 }
 
+/// The statement of [`group_members`]: $1 operation, $2 the keepers' seqs.
+pub fn group_members_sql() -> String {
+    format!(
+        "SELECT coalesce(f.duplicate_of, f.seq) AS keeper_seq, f.seq, f.original_path,
+                {F_PATH} AS path, f.modified_at
+         FROM file_records f
+         WHERE f.operation_id = $1 AND (f.seq = ANY($2) OR f.duplicate_of = ANY($2))
+         ORDER BY keeper_seq, f.duplicate_of IS NOT NULL, ({F_PATH}) COLLATE \"C\", f.seq"
+    )
+}
+
 /// The files of the groups kept by `keepers`: (keeper seq, file), each
 /// group's kept file first, then by current path (byte order, whatever the
 /// database's collation).
@@ -332,13 +349,7 @@ async fn group_members(
     operation_id: Uuid,
     keepers: &[i64],
 ) -> QueryResult<Vec<(i64, DuplicateFile)>> {
-    let rows: Vec<MemberRow> = diesel::sql_query(format!(
-        "SELECT coalesce(f.duplicate_of, f.seq) AS keeper_seq, f.seq, f.original_path,
-                {F_PATH} AS path, f.modified_at
-         FROM file_records f
-         WHERE f.operation_id = $1 AND (f.seq = ANY($2) OR f.duplicate_of = ANY($2))
-         ORDER BY keeper_seq, f.duplicate_of IS NOT NULL, ({F_PATH}) COLLATE \"C\", f.seq"
-    ))
+    let rows: Vec<MemberRow> = diesel::sql_query(group_members_sql())
     .bind::<diesel::sql_types::Uuid, _>(operation_id)
     .bind::<diesel::sql_types::Array<BigInt>, _>(keepers)
     .load(conn)
