@@ -81,7 +81,7 @@ WITH s AS (
 )
 INSERT INTO file_records (operation_id, seq, original_path, new_path, size_bytes, modified_at,
                           device, inode, content_hash, category, duplicate_of, status, reason,
-                          created_at, mtime_ns)
+                          created_at, mtime_ns, user_id)
 SELECT op, seq,
        'inbox/folder-' || (seq / 40) || '/' || stem || '-' || (seq % 9973) || '-' || seq || '.' || ext,
        CASE ext WHEN 'jpg' THEN 'Images' WHEN 'png' THEN 'Images' WHEN 'mp3' THEN 'Audio'
@@ -101,7 +101,7 @@ SELECT op, seq,
        keeper,
        CASE WHEN keeper IS NOT NULL THEN 'duplicate' WHEN seq % 101 = 0 THEN 'skipped' ELSE 'completed' END,
        CASE WHEN seq % 101 = 0 AND keeper IS NULL THEN 'changed since the plan' END,
-       at, NULL
+       at, NULL, (SELECT user_id FROM operations WHERE id = op)
 FROM r
 $$;
 

@@ -237,17 +237,10 @@ async fn analyze(url: &str, operation: Option<uuid::Uuid>) -> anyhow::Result<Exi
         .collect();
     // The API's own statements, with the parameters of a first page.
     let op_param = format!("'{op}'::uuid");
-    let first_page = vec![
-        op_param.clone(),
-        "0::bigint".into(),
-        "NULL::bigint".into(),
-        "''::bytea".into(),
-        "0::bigint".into(),
-        "51::bigint".into(),
-    ];
+    let first_page = vec![op_param.clone(), "0::bigint".into(), "51::bigint".into()];
     let keepers = rows(
         &client,
-        &prepared(&duplicate_groups_sql(), &first_page, "EXECUTE"),
+        &prepared(&duplicate_groups_sql(false), &first_page, "EXECUTE"),
     )
     .await?
     .iter()
@@ -257,7 +250,7 @@ async fn analyze(url: &str, operation: Option<uuid::Uuid>) -> anyhow::Result<Exi
     statements.extend([
         (
             "ListDuplicateGroups: first page of groups",
-            duplicate_groups_sql(),
+            duplicate_groups_sql(false),
             first_page,
         ),
         (

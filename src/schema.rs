@@ -46,6 +46,25 @@ diesel::table! {
 }
 
 diesel::table! {
+    duplicate_group_totals (operation_id) {
+        operation_id -> Uuid,
+        groups -> Int8,
+        smallest_size_bytes -> Int8,
+    }
+}
+
+diesel::table! {
+    duplicate_groups (operation_id, keeper_seq) {
+        operation_id -> Uuid,
+        keeper_seq -> Int8,
+        content_hash -> Bytea,
+        size_bytes -> Int8,
+        file_count -> Int8,
+        reclaimable_bytes -> Int8,
+    }
+}
+
+diesel::table! {
     file_records (operation_id, seq) {
         operation_id -> Uuid,
         seq -> Int8,
@@ -63,6 +82,7 @@ diesel::table! {
         created_at -> Timestamptz,
         mtime_ns -> Nullable<Int8>,
         ctime_ns -> Nullable<Int8>,
+        user_id -> Uuid,
     }
 }
 
@@ -160,6 +180,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
     audit_log,
     categories,
+    duplicate_group_totals,
+    duplicate_groups,
     file_records,
     operations,
     refresh_tokens,

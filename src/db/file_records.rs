@@ -75,6 +75,14 @@ pub async fn write_journal_stream(
         }
     });
     let tx = client.transaction().await?;
+    // Each record carries its owner for SearchFiles' index (migration 000012).
+    let user_id: Uuid = tx
+        .query_one(
+            "SELECT user_id FROM operations WHERE id = $1",
+            &[&operation_id],
+        )
+        .await?
+        .get(0);
     tokio_postgres::Transaction::execute(
         &tx,
         "DELETE FROM file_records WHERE operation_id = $1",
@@ -84,7 +92,7 @@ pub async fn write_journal_stream(
     let sink = tx
         .copy_in(
             "COPY file_records (operation_id, seq, original_path, new_path, size_bytes, modified_at, \
-             device, inode, content_hash, category, duplicate_of, status, reason, mtime_ns, ctime_ns) \
+             device, inode, content_hash, category, duplicate_of, status, reason, mtime_ns, ctime_ns, user_id) \
              FROM STDIN BINARY",
         )
         .await?;
@@ -106,6 +114,7 @@ pub async fn write_journal_stream(
             Type::TEXT,
             Type::INT8,
             Type::INT8,
+            Type::UUID,
         ],
     );
     futures::pin_mut!(writer);
@@ -131,6 +140,7 @@ pub async fn write_journal_stream(
                             &row.reason,
                             &row.mtime_ns,
                             &row.ctime_ns,
+                            &user_id,
                         ])
                         .await?;
                 }

@@ -13,7 +13,12 @@
 //!   leave them out.
 //! - A duplicate group is its kept record plus the records whose
 //!   `duplicate_of` holds the kept record's seq (index
-//!   `file_records_duplicate_of_idx`).
+//!   `file_records_duplicate_of_idx`). Their listing order is an aggregate
+//!   (most reclaimable bytes first), which no index on the journal can
+//!   serve, so the groups' figures live in `duplicate_groups` (migration
+//!   000012), one row per group, recomputed by triggers whenever an
+//!   operation's journal is written: a page is an index range there, not a
+//!   GROUP BY over every duplicate of the operation.
 //! - Where a file is now: its `new_path` once moved (status completed or
 //!   duplicate), else its `original_path`.
 
@@ -214,14 +219,24 @@ struct GroupRow {
     kept_path: String,
 }
 
-/// The groups of one duplicate listing query, grouped in the database.
-const GROUPS: &str = "SELECT k.seq AS keeper_seq, coalesce(k.content_hash, ''::bytea) AS content_hash,
-        k.size_bytes, count(*) + 1 AS file_count, (count(*) * k.size_bytes)::bigint AS reclaimable_bytes,
-        KPATH AS kept_path
-    FROM file_records d
-    JOIN file_records k ON k.operation_id = d.operation_id AND k.seq = d.duplicate_of
-    WHERE d.operation_id = $1 AND d.duplicate_of IS NOT NULL AND k.size_bytes >= $2
-    GROUP BY k.operation_id, k.seq";
+/// A page of the groups kept in `duplicate_groups` (migration 000012: one
+/// row per group, maintained by triggers on `file_records`), in listing
+/// order, with the kept file's current path from its record. `CURSOR` is
+/// empty on the first page: the two statements differ in text, so each keeps
+/// an index-driven plan whether prepared generically or not.
+const GROUP_PAGE: &str = "SELECT g.keeper_seq, g.content_hash, g.size_bytes, g.file_count,
+        g.reclaimable_bytes, KPATH AS kept_path
+    FROM duplicate_groups g
+    JOIN file_records k ON k.operation_id = g.operation_id AND k.seq = g.keeper_seq
+    WHERE g.operation_id = $1 AND g.size_bytes >= $2 CURSOR
+    ORDER BY g.reclaimable_bytes DESC, g.content_hash, g.keeper_seq
+    LIMIT $3";
+
+/// After the group ($4 bytes, $5 hash, $6 keeper): descending bytes,
+/// ascending hash and seq. The first condition bounds the index scan, the
+/// second spells out the mixed directions.
+const GROUP_CURSOR: &str = "AND g.reclaimable_bytes <= $4
+      AND (g.reclaimable_bytes < $4 OR (g.content_hash, g.keeper_seq) > ($5, $6))";
 
 #[derive(diesel::QueryableByName)]
 struct Count {
@@ -230,10 +245,13 @@ struct Count {
 }
 
 /// The statement of [`count_duplicate_groups`]: $1 operation, $2 minimum size.
-pub const COUNT_DUPLICATE_GROUPS: &str = "SELECT count(DISTINCT d.duplicate_of) AS n
-         FROM file_records d
-         JOIN file_records k ON k.operation_id = d.operation_id AND k.seq = d.duplicate_of
-         WHERE d.operation_id = $1 AND d.duplicate_of IS NOT NULL AND k.size_bytes >= $2";
+/// The kept total answers whenever every group passes the size filter;
+/// only a larger filter counts groups (the second subquery runs only then).
+pub const COUNT_DUPLICATE_GROUPS: &str = "SELECT coalesce(
+        (SELECT t.groups FROM duplicate_group_totals t
+         WHERE t.operation_id = $1 AND t.smallest_size_bytes >= $2),
+        (SELECT count(*) FROM duplicate_groups WHERE operation_id = $1 AND size_bytes >= $2)
+    ) AS n";
 
 /// Number of duplicate groups whose files are at least `min_size` bytes.
 pub async fn count_duplicate_groups(
@@ -242,28 +260,19 @@ pub async fn count_duplicate_groups(
     min_size: i64,
 ) -> QueryResult<i64> {
     let row: Count = diesel::sql_query(COUNT_DUPLICATE_GROUPS)
-    .bind::<diesel::sql_types::Uuid, _>(operation_id)
-    .bind::<BigInt, _>(min_size)
-    .get_result(conn)
-    .await?;
+        .bind::<diesel::sql_types::Uuid, _>(operation_id)
+        .bind::<BigInt, _>(min_size)
+        .get_result(conn)
+        .await?;
     Ok(row.n)
 }
 
 /// The statement of [`duplicate_groups`]: $1 operation, $2 minimum size,
-/// $3..$5 the cursor (NULL, '', 0 for the first page), $6 the limit.
-pub fn duplicate_groups_sql() -> String {
-    let groups = GROUPS.replace("KPATH", K_PATH);
-    // Descending bytes, ascending hash and seq: the keyset condition spells
-    // out the mixed directions.
-    format!(
-        "SELECT * FROM ({groups}) g
-         WHERE $3::bigint IS NULL
-            OR g.reclaimable_bytes < $3
-            OR (g.reclaimable_bytes = $3 AND (g.content_hash > $4
-                OR (g.content_hash = $4 AND g.keeper_seq > $5)))
-         ORDER BY g.reclaimable_bytes DESC, g.content_hash, g.keeper_seq
-         LIMIT $6"
-    )
+/// $3 the limit, and with a cursor $4..$6 the last group's key.
+pub fn duplicate_groups_sql(with_cursor: bool) -> String {
+    GROUP_PAGE
+        .replace("KPATH", K_PATH)
+        .replace("CURSOR", if with_cursor { GROUP_CURSOR } else { "" })
 }
 
 /// A page of duplicate groups after `after` (keyset), with their files,
@@ -275,15 +284,18 @@ pub async fn duplicate_groups(
     after: Option<&GroupKey>,
     limit: i64,
 ) -> QueryResult<Vec<(GroupKey, DuplicateGroup)>> {
-    let rows: Vec<GroupRow> = diesel::sql_query(duplicate_groups_sql())
+    let mut query = diesel::sql_query(duplicate_groups_sql(after.is_some()))
+        .into_boxed::<diesel::pg::Pg>()
         .bind::<diesel::sql_types::Uuid, _>(operation_id)
         .bind::<BigInt, _>(min_size)
-        .bind::<Nullable<BigInt>, _>(after.map(|k| k.reclaimable_bytes))
-        .bind::<Bytea, _>(after.map(|k| k.content_hash.clone()).unwrap_or_default())
-        .bind::<BigInt, _>(after.map_or(0, |k| k.keeper_seq))
-        .bind::<BigInt, _>(limit)
-        .load(conn)
-        .await?;
+        .bind::<BigInt, _>(limit);
+    if let Some(key) = after {
+        query = query
+            .bind::<BigInt, _>(key.reclaimable_bytes)
+            .bind::<Bytea, _>(key.content_hash.clone())
+            .bind::<BigInt, _>(key.keeper_seq);
+    }
+    let rows: Vec<GroupRow> = query.load(conn).await?;
     if rows.is_empty() {
         return Ok(Vec::new());
     }
@@ -350,10 +362,10 @@ async fn group_members(
     keepers: &[i64],
 ) -> QueryResult<Vec<(i64, DuplicateFile)>> {
     let rows: Vec<MemberRow> = diesel::sql_query(group_members_sql())
-    .bind::<diesel::sql_types::Uuid, _>(operation_id)
-    .bind::<diesel::sql_types::Array<BigInt>, _>(keepers)
-    .load(conn)
-    .await?;
+        .bind::<diesel::sql_types::Uuid, _>(operation_id)
+        .bind::<diesel::sql_types::Array<BigInt>, _>(keepers)
+        .load(conn)
+        .await?;
     Ok(rows
         .into_iter()
         .map(|r| {

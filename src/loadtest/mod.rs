@@ -7,6 +7,7 @@
 
 mod hello;
 mod load;
+mod slow_queries;
 pub mod stats;
 pub mod tree;
 
@@ -411,6 +412,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.requests.is_some_and(|n| n == 0 || n > MAX_REQUESTS) {
         anyhow::bail!("--requests must be between 1 and {MAX_REQUESTS}");
     }
+    // Before any load, so the statistics are the run's own.
+    let statements = if args.report {
+        slow_queries::prepare(&slow_queries::database_url()).await
+    } else {
+        slow_queries::Source::Unavailable("only collected with --report".into())
+    };
     let mix = load::Mix::parse(&args.mix)?;
     let addr = match &args.addr {
         Some(a) => a.clone(),
@@ -521,7 +528,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
         "organize": organize_result,
         "load": load_result,
-        "slow_queries": {"note": "not collected (pg_stat_statements): use `fileorg db analyze`"},
+        "slow_queries": slow_queries::collect(statements).await,
     });
     if args.report {
         if let Some(dir) = args

@@ -1,5 +1,10 @@
 //! CI smoke run of `fileorg loadtest` at small scale: the JSON report is
 //! complete and error-free. No timing assertions.
+//!
+//! The slow-query section needs a PostgreSQL started with
+//! `shared_preload_libraries = pg_stat_statements`; the shared server is not
+//! (and must not be restarted), so one test runs a private, throwaway cluster
+//! that is (see [`PrivatePostgres`]).
 
 use std::process::Stdio;
 
@@ -113,6 +118,201 @@ async fn loadtest_smoke_writes_a_complete_error_free_report() {
         assert!(server["peak_rss_mb"].as_f64().unwrap() > 0.0, "{server:#}");
         assert!(server["avg_cpu_percent"].is_number(), "{server:#}");
     }
+
+    // Collected, or a reason naming what is missing.
+    let slow = &report["slow_queries"];
+    match slow["collected"].as_bool() {
+        Some(true) => assert!(slow["by_mean_time"].is_array(), "{slow:#}"),
+        Some(false) => {
+            let reason = slow["reason"].as_str().unwrap_or_default();
+            assert!(reason.contains("pg_stat_statements"), "{slow:#}");
+        }
+        None => panic!("slow_queries without `collected`: {slow:#}"),
+    }
+}
+
+/// A PostgreSQL cluster of our own on a free loopback port, with
+/// pg_stat_statements preloaded; stopped (immediate mode) and deleted on drop.
+/// PostgreSQL refuses to run as root, so as root it runs as `postgres`.
+struct PrivatePostgres {
+    dir: tempfile::TempDir,
+    bindir: std::path::PathBuf,
+    port: u16,
+}
+
+impl PrivatePostgres {
+    fn as_postgres(program: &std::path::Path) -> std::process::Command {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            let mut command = std::process::Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(program);
+            command
+        } else {
+            std::process::Command::new(program)
+        }
+    }
+
+    fn run(mut command: std::process::Command) {
+        let output = command.output().expect("run a PostgreSQL tool");
+        assert!(output.status.success(), "{command:?}: {output:?}");
+    }
+
+    fn start() -> PrivatePostgres {
+        let bindir = std::process::Command::new("pg_config")
+            .arg("--bindir")
+            .output()
+            .expect("pg_config (PostgreSQL server packages)");
+        let bindir = std::path::PathBuf::from(String::from_utf8(bindir.stdout).unwrap().trim());
+        let dir = tempfile::tempdir().unwrap();
+        if unsafe { libc::geteuid() } == 0 {
+            let mut chown = std::process::Command::new("chown");
+            chown.args(["-R", "postgres:"]).arg(dir.path());
+            Self::run(chown);
+        }
+        let data = dir.path().join("data");
+        let mut initdb = Self::as_postgres(&bindir.join("initdb"));
+        initdb
+            .args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "-D",
+            ])
+            .arg(&data);
+        Self::run(initdb);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off \
+             -c shared_preload_libraries=pg_stat_statements",
+            dir.path().display()
+        );
+        let mut pg_ctl = Self::as_postgres(&bindir.join("pg_ctl"));
+        pg_ctl
+            .args(["-w", "-t", "60", "-D"])
+            .arg(&data)
+            .args(["-l"])
+            .arg(dir.path().join("log"))
+            .args(["-o", &options, "start"]);
+        Self::run(pg_ctl);
+        PrivatePostgres { dir, bindir, port }
+    }
+
+    fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let mut pg_ctl = Self::as_postgres(&self.bindir.join("pg_ctl"));
+        pg_ctl
+            .args(["-D"])
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "immediate", "stop"]);
+        let _ = pg_ctl.output();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loadtest_reports_the_slowest_statements_from_pg_stat_statements() {
+    let app = TestApp::spawn().await;
+    let postgres = PrivatePostgres::start();
+    let url = postgres.url("fo_slow_queries");
+    fileorganizer::db::ensure_database(&url).await.unwrap();
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let driver = tokio::spawn(connection);
+    client
+        .batch_execute("CREATE EXTENSION pg_stat_statements")
+        .await
+        .unwrap();
+
+    // A server of its own on the private database.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = app
+        .fileorg_command(&["serve"])
+        .env("DATABASE_URL", &url)
+        .env("GRPC_ADDR", format!("127.0.0.1:{port}"))
+        .envs(
+            [
+                "RATE_LIMIT_API",
+                "RATE_LIMIT_GLOBAL_API",
+                "RATE_LIMIT_LOGIN_PER_IP",
+                "RATE_LIMIT_LOGIN_PER_EMAIL",
+                "RATE_LIMIT_BURST",
+            ]
+            .map(|k| (k, "1000000")),
+        )
+        .spawn()
+        .unwrap();
+    crate::common::connect_when_up(port).await;
+
+    let cwd = tempfile::tempdir().unwrap();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_fileorg"))
+        .args(["loadtest", "--addr", &format!("127.0.0.1:{port}")])
+        .args([
+            "--concurrent",
+            "2",
+            "--requests",
+            "40",
+            "--mix",
+            "get-operation",
+        ])
+        .arg("--report")
+        .current_dir(cwd.path())
+        .env("DATABASE_URL", &url)
+        .env("STORAGE_ROOT", &app.state.config.storage_root)
+        .env_remove("GRPC_ADDR")
+        .output()
+        .await
+        .unwrap();
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert!(output.status.success(), "loadtest failed: {output:?}");
+    let path = cwd.path().join("data/reports/load_test_results.json");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+
+    let slow = &report["slow_queries"];
+    assert_eq!(slow["collected"], true, "{slow:#}");
+    assert!(
+        slow["scope"].as_str().unwrap().contains("reset"),
+        "{slow:#}"
+    );
+    for ranking in ["by_mean_time", "by_total_time"] {
+        let top = slow[ranking].as_array().unwrap();
+        assert!(!top.is_empty() && top.len() <= 10, "{slow:#}");
+        for statement in top {
+            assert!(statement["calls"].as_i64().unwrap() >= 1, "{statement:#}");
+            assert!(statement["mean_ms"].is_number(), "{statement:#}");
+        }
+    }
+    // The server's GetOperation lookups are among the run's statements.
+    let queries: Vec<&str> = slow["by_total_time"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["query"].as_str().unwrap())
+        .collect();
+    assert!(
+        queries
+            .iter()
+            .any(|q| q.contains("\"operations\"") || q.contains("operations")),
+        "{queries:#?}"
+    );
+    drop(client);
+    driver.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

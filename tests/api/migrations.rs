@@ -53,6 +53,8 @@ async fn migrations_apply_revert_and_reapply() {
             "api_keys",
             "audit_log",
             "categories",
+            "duplicate_group_totals",
+            "duplicate_groups",
             "file_records",
             "operations",
             "refresh_tokens",

@@ -922,7 +922,20 @@ async fn synthetic_operation(app: &TestApp, u: &User, count: i64, pairs: i64) ->
     )
     .await
     .unwrap();
-    let rows: Vec<JournalRow> = (1..=count)
+    fileorganizer::db::file_records::write_journal(
+        &app.database_url,
+        id,
+        &synthetic_rows(count, pairs),
+    )
+    .await
+    .unwrap();
+    format!("reports/{id}")
+}
+
+/// `count` completed records, the first `2 * pairs` of them in pairs of
+/// identical content (the odd one kept; pair p has files of p * 10 bytes).
+fn synthetic_rows(count: i64, pairs: i64) -> Vec<JournalRow> {
+    (1..=count)
         .map(|seq| {
             let pair = (seq + 1) / 2;
             let in_pair = seq <= 2 * pairs;
@@ -944,11 +957,103 @@ async fn synthetic_operation(app: &TestApp, u: &User, count: i64, pairs: i64) ->
                 ctime_ns: None,
             }
         })
-        .collect();
-    fileorganizer::db::file_records::write_journal(&app.database_url, id, &rows)
+        .collect()
+}
+
+#[derive(QueryableByName)]
+struct Kept {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    groups: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    totals: i64,
+}
+
+/// Rows the operation has in `duplicate_groups` and `duplicate_group_totals`.
+async fn kept_groups(app: &TestApp, id: uuid::Uuid) -> Kept {
+    diesel::sql_query(
+        "SELECT (SELECT count(*) FROM duplicate_groups WHERE operation_id = $1) AS groups,
+                (SELECT coalesce(sum(groups), 0)::bigint FROM duplicate_group_totals
+                 WHERE operation_id = $1) AS totals",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(id)
+    .get_result(&mut app.db().await)
+    .await
+    .unwrap()
+}
+
+/// The listing reads groups kept by triggers (migration 000012): they follow
+/// every change of the journal, whoever makes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_groups_follow_rewritten_updated_and_deleted_journals() {
+    let app = TestApp::spawn().await;
+    let dora = user(&app, "regroup").await;
+    let name = synthetic_operation(&app, &dora, 100, 10).await;
+    let id: uuid::Uuid = name.trim_start_matches("reports/").parse().unwrap();
+    let first = list_groups(&app, &dora, &name, 100, "", 0).await.unwrap();
+    assert_eq!(first.total_size, 10);
+    assert_eq!(first.duplicate_groups.len(), 10);
+
+    // The journal is rewritten (an interrupted plan run again): 30 pairs.
+    fileorganizer::db::file_records::write_journal(&app.database_url, id, &synthetic_rows(200, 30))
         .await
         .unwrap();
-    format!("reports/{id}")
+    let (groups, pages) = all_groups(&app, &dora, &name, 7, 0).await;
+    assert_eq!(pages, 5);
+    let reclaimable: Vec<i64> = groups.iter().map(|g| g.reclaimable_bytes).collect();
+    assert_eq!(
+        reclaimable,
+        (1..=30).rev().map(|p| p * 10).collect::<Vec<_>>()
+    );
+    for min_size in [0, 10, 11, 210, 300, 301] {
+        let page = list_groups(&app, &dora, &name, 100, "", min_size)
+            .await
+            .unwrap();
+        let expected = (1..=30).filter(|p| p * 10 >= min_size).count();
+        assert_eq!(page.total_size as usize, expected, "min_size {min_size}");
+        assert_eq!(page.duplicate_groups.len(), expected, "min_size {min_size}");
+    }
+
+    // A kept file's size changed by hand: its group follows.
+    let mut conn = app.db().await;
+    diesel::sql_query(
+        "UPDATE file_records SET size_bytes = 5000 WHERE operation_id = $1 AND seq = 1",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(id)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let top = list_groups(&app, &dora, &name, 1, "", 0).await.unwrap();
+    assert_eq!(top.duplicate_groups[0].reclaimable_bytes, 5000);
+    assert_eq!(top.duplicate_groups[0].size_bytes, 5000);
+    assert_eq!(
+        list_groups(&app, &dora, &name, 1, "", 400)
+            .await
+            .unwrap()
+            .total_size,
+        1
+    );
+
+    // Status and path updates (apply, undo) leave the groups alone.
+    diesel::sql_query(
+        "UPDATE file_records SET status = 'undone', new_path = NULL WHERE operation_id = $1",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(id)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let groups = kept_groups(&app, id).await;
+    assert_eq!((groups.groups, groups.totals), (30, 30));
+    let top = list_groups(&app, &dora, &name, 1, "", 0).await.unwrap();
+    assert_eq!(top.duplicate_groups[0].kept_path, "bulk/file-000001.bin");
+
+    // Deleting the operation deletes its journal and so its groups.
+    diesel::sql_query("DELETE FROM operations WHERE id = $1")
+        .bind::<diesel::sql_types::Uuid, _>(id)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let groups = kept_groups(&app, id).await;
+    assert_eq!((groups.groups, groups.totals), (0, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

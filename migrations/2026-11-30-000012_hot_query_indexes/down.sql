@@ -1,0 +1,12 @@
+DROP INDEX IF EXISTS file_records_user_newest_idx;
+ALTER TABLE file_records DROP COLUMN IF EXISTS user_id;
+DROP TRIGGER IF EXISTS file_records_truncated_duplicate_groups ON file_records;
+DROP TRIGGER IF EXISTS file_records_updated_duplicate_groups ON file_records;
+DROP TRIGGER IF EXISTS file_records_deleted_duplicate_groups ON file_records;
+DROP TRIGGER IF EXISTS file_records_inserted_duplicate_groups ON file_records;
+DROP FUNCTION IF EXISTS file_records_truncate_duplicate_groups();
+DROP FUNCTION IF EXISTS file_records_regroup_row();
+DROP FUNCTION IF EXISTS file_records_refresh_duplicate_groups();
+DROP FUNCTION IF EXISTS refresh_duplicate_groups(uuid);
+DROP TABLE IF EXISTS duplicate_group_totals;
+DROP TABLE IF EXISTS duplicate_groups;
