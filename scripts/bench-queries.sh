@@ -3,7 +3,7 @@
 # files on disk), then runs `fileorg db optimize` and `fileorg db analyze` on
 # it: the figures of BENCHMARKS.md, "Hot queries at 1,000,000 records".
 #
-#   scripts/bench-queries.sh [--records N] [--keep] [--database NAME]
+#   scripts/bench-queries.sh [--records N] [--runs R] [--keep] [--database NAME]
 #
 # The journal: user A owns one operation of N records (the one analyzed) and
 # an older one of N/20; user B owns one of N/20 (other tenants' rows must not
@@ -13,21 +13,25 @@
 # so a search for "invoice" matches ~5 % of the records. Sizes: 90 % 64 B–4 KiB,
 # 9.5 % 4–64 KiB, 0.5 % 256 KiB–2 MiB, as `fileorg loadtest` writes them.
 #
-# The database is dropped at the end unless --keep is given.
+# `db analyze` runs R times (default 3: the first reads from disk, the others
+# from a warm cache); a summary of every run's times closes the output. The
+# database is dropped at the end unless --keep is given.
 set -euo pipefail
 exec </dev/null
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
 records=1000000
+runs=3
 keep=false
 database=fo_bench_queries
 while [ $# -gt 0 ]; do
     case "$1" in
         --records) records="$2"; shift 2 ;;
+        --runs) runs="$2"; shift 2 ;;
         --keep) keep=true; shift ;;
         --database) database="$2"; shift 2 ;;
-        *) echo "usage: $0 [--records N] [--keep] [--database NAME]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--records N] [--runs R] [--keep] [--database NAME]" >&2; exit 2 ;;
     esac
 done
 
@@ -113,8 +117,17 @@ echo "journal written in $(( $(date +%s) - started )) s"
 
 say "fileorg db optimize"
 "$bin" db optimize
-say "fileorg db analyze"
-"$bin" db analyze --operation 00000000-0000-7000-8000-0000000000a1
+summary=$(mktemp)
+out=$(mktemp)
+for run in $(seq 1 "$runs"); do
+    say "fileorg db analyze (run $run of $runs)"
+    "$bin" db analyze --operation 00000000-0000-7000-8000-0000000000a1 >"$out"
+    cat "$out"
+    sed -n "s/^-> /run $run: /p" "$out" >>"$summary"
+done
+say "execution times"
+cat "$summary"
+rm -f "$summary" "$out"
 
 if [ "$keep" = true ]; then
     echo "kept: DATABASE_URL=$DATABASE_URL"

@@ -1,5 +1,10 @@
 //! `fileorg db optimize | analyze | stats`: database tuning helpers, plain SQL
 //! over tokio-postgres (simple query protocol, text results).
+//!
+//! `analyze` EXPLAINs the statements the API itself runs for duplicate groups
+//! and search (taken from `db::reports` and `db::file_search`, prepared with
+//! a first page's parameters), so a plan shown here is the plan a request
+//! gets, not that of a hand-copied look-alike that can drift from the code.
 
 use std::process::ExitCode;
 

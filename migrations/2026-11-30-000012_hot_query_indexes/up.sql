@@ -104,17 +104,10 @@ CREATE TRIGGER file_records_truncated_duplicate_groups
     AFTER TRUNCATE ON file_records
     FOR EACH STATEMENT EXECUTE FUNCTION file_records_truncate_duplicate_groups();
 
--- The journals already written.
-INSERT INTO duplicate_groups
-    (operation_id, keeper_seq, content_hash, size_bytes, file_count, reclaimable_bytes)
-SELECT k.operation_id, k.seq, coalesce(k.content_hash, ''::bytea), k.size_bytes,
-       count(*) + 1, (count(*) * k.size_bytes)::bigint
-FROM file_records d
-JOIN file_records k ON k.operation_id = d.operation_id AND k.seq = d.duplicate_of
-WHERE d.duplicate_of IS NOT NULL
-GROUP BY k.operation_id, k.seq;
-INSERT INTO duplicate_group_totals (operation_id, groups, smallest_size_bytes)
-SELECT operation_id, count(*), min(size_bytes) FROM duplicate_groups GROUP BY operation_id;
+-- The journals already written (those with duplicates; the others have no
+-- groups).
+SELECT refresh_duplicate_groups(o.id) FROM operations o
+WHERE EXISTS (SELECT 1 FROM file_records f WHERE f.operation_id = o.id AND f.duplicate_of IS NOT NULL);
 
 -- 2. SearchFiles lists a user's matching records newest first. The trigram
 --    index finds every match (~50,000 for a common word at 1M records), all

@@ -431,6 +431,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn explained_statements_carry_their_parameters_as_quoted_literals() {
+        let user = Uuid::nil();
+        let filter = SearchFilter {
+            name_contains: Some("o'brien".into()),
+            content_hash: Some(vec![0xab, 0x01]),
+            ..SearchFilter::default()
+        };
+        let (sql, params) = search_statement(user, &filter, None, 51).explainable();
+        assert!(sql.contains("f.user_id = $1"), "{sql}");
+        assert!(
+            sql.contains("LIKE lower($2)") && sql.contains("LIMIT $4"),
+            "{sql}"
+        );
+        assert_eq!(
+            params,
+            [
+                format!("'{user}'::uuid"),
+                "'%o''brien%'::text".to_string(),
+                "'\\xab01'::bytea".to_string(),
+                "51::bigint".to_string(),
+            ]
+        );
+    }
+
+    #[test]
     fn like_patterns_are_escaped() {
         assert_eq!(escape_like("50%_off\\x"), "50\\%\\_off\\\\x");
         assert_eq!(escape_like("plain"), "plain");

@@ -183,11 +183,7 @@ impl PrivatePostgres {
             ])
             .arg(&data);
         Self::run(initdb);
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::common::free_port();
         let options = format!(
             "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off \
              -c shared_preload_libraries=pg_stat_statements",
@@ -236,11 +232,7 @@ async fn loadtest_reports_the_slowest_statements_from_pg_stat_statements() {
         .unwrap();
 
     // A server of its own on the private database.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::common::free_port();
     let mut server = app
         .fileorg_command(&["serve"])
         .env("DATABASE_URL", &url)
