@@ -10,7 +10,9 @@
 # is in the page cache after the first run (the first run of each tool is a
 # warm-up and not counted). Each tool runs with the machine's thread count
 # and default settings, except that czkawka's minimum size is lowered to
-# 1 byte (its default, 8 KiB, would skip most of the tree). Wall time and peak RSS come from
+# 1 byte (its default, 8 KiB, would skip most of the tree) and its hash cache is
+# off (-H), as fclones' is by default; -W because it exits non-zero when it
+# finds duplicates. Wall time and peak RSS come from
 # /usr/bin/time. fclones and czkawka_cli are installed with `cargo install`
 # into $BENCH_TOOLS when missing (they are benchmark targets only, never
 # dependencies of the service).
@@ -67,7 +69,7 @@ declare -A COMMANDS=(
     [fclones]="$FCLONES group $TREE --threads $THREADS -o $BENCH_DIR/fclones.txt"
     # czkawka: minimum size 1 byte (its default skips files under 8 KiB); override the
     # arguments with CZKAWKA_ARGS if its command line differs in the installed version.
-    [czkawka]="$CZKAWKA ${CZKAWKA_ARGS:-dup -d $TREE -s hash -m 1 -f $BENCH_DIR/czkawka.txt}"
+    [czkawka]="$CZKAWKA ${CZKAWKA_ARGS:-dup -d $TREE -s hash -m 1 -H -T $THREADS -W -N -M -f $BENCH_DIR/czkawka.txt}"
 )
 results="{}"
 for name in fileorg fclones czkawka; do
