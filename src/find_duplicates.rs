@@ -26,14 +26,7 @@ pub struct Args {
 
 /// Peak resident set of this process, in KiB (VmHWM).
 fn peak_rss_kib() -> Option<u64> {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+    crate::loadtest::stats::read_rss_kb(std::process::id()).map(|(_, peak)| peak)
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -58,6 +51,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let total_secs = started.elapsed().as_secs_f64();
     let copies = analysis.duplicate_of.iter().filter(|d| d.is_some()).count();
     let hashed = analysis.hashes.iter().filter(|h| h.is_some()).count();
+    let peak_rss = peak_rss_kib();
     let summary = serde_json::json!({
         "dir": args.dir.display().to_string(),
         "threads": threads,
@@ -71,7 +65,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "scan_seconds": scan_secs,
         "hash_seconds": total_secs - scan_secs,
         "total_seconds": total_secs,
-        "peak_rss_kib": peak_rss_kib(),
+        "peak_rss_kib": peak_rss,
     });
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -85,7 +79,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             copies,
             hashed,
             total_secs - scan_secs,
-            peak_rss_kib().unwrap_or(0),
+            peak_rss.unwrap_or(0),
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -111,7 +111,8 @@ pub struct ProcSampler {
     task: tokio::task::JoinHandle<serde_json::Value>,
 }
 
-fn read_rss_kb(pid: u32) -> Option<(u64, u64)> {
+/// (VmRSS, VmHWM) of process `pid`, in KiB.
+pub fn read_rss_kb(pid: u32) -> Option<(u64, u64)> {
     let status = std::fs::read_to_string(PathBuf::from(format!("/proc/{pid}/status"))).ok()?;
     let field = |name: &str| {
         status

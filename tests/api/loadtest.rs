@@ -320,3 +320,104 @@ async fn loadtest_refuses_non_loopback_targets() {
         "{output:?}"
     );
 }
+
+/// `fileorg <args>` (no server involved), its stdout parsed as JSON.
+fn fileorg_json(args: &[&str]) -> serde_json::Value {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_fileorg"))
+        .args(args)
+        .output()
+        .expect("run fileorg");
+    assert!(
+        output.status.success(),
+        "fileorg {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON on stdout")
+}
+
+#[test]
+fn find_duplicates_finds_exactly_the_copies_of_a_generated_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    let tree_arg = tree.to_str().unwrap();
+    let summary = fileorg_json(&[
+        "loadtest",
+        "--generate-only",
+        tree_arg,
+        "--files",
+        "600",
+        "--seed",
+        "3",
+        "--duplicate-fraction",
+        "0.3",
+    ]);
+    let count =
+        |v: &serde_json::Value, key: &str| v[key].as_u64().unwrap_or_else(|| panic!("{key}: {v}"));
+    assert_eq!(count(&summary, "files"), 600);
+    assert!(count(&summary, "duplicate_copies") > 0, "{summary}");
+
+    let found = fileorg_json(&["find-duplicates", tree_arg, "--threads", "2", "--json"]);
+    // Hard links are one file (the extra names are skipped, as in an organize).
+    assert_eq!(
+        count(&found, "files"),
+        count(&summary, "files") - count(&summary, "hard_links")
+    );
+    assert_eq!(count(&found, "skipped"), count(&summary, "hard_links"));
+    assert_eq!(
+        count(&found, "duplicate_copies"),
+        count(&summary, "duplicate_copies"),
+        "{found}"
+    );
+    assert_eq!(count(&found, "unreadable"), 0);
+    // Nothing moved: the tree is as generated.
+    assert_eq!(
+        walkdir::WalkDir::new(&tree)
+            .into_iter()
+            .filter(|e| e.as_ref().unwrap().file_type().is_file())
+            .count() as u64,
+        count(&summary, "files")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hello_world_ceiling_serves_the_get_operation_mix() {
+    let port = crate::common::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let _server = crate::common::KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_fileorg"))
+            .args(["loadtest", "--serve-hello-world", &addr])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start the hello-world server"),
+    );
+    crate::common::connect_when_up(port).await;
+    let cwd = tempfile::tempdir().unwrap();
+    let report_path = cwd.path().join("hello.json");
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_fileorg"))
+        .args([
+            "loadtest",
+            "--addr",
+            &addr,
+            "--hello-world",
+            "--mix",
+            "get-operation",
+        ])
+        .args([
+            "--concurrent",
+            "4",
+            "--requests",
+            "200",
+            "--report",
+            "--report-path",
+        ])
+        .arg(&report_path)
+        .output()
+        .await
+        .expect("run fileorg loadtest");
+    assert!(output.status.success(), "{output:?}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    assert_eq!(report["options"]["hello_world"], true);
+    assert_eq!(report["load"]["total_requests"], 200, "{report:#}");
+    assert_eq!(report["load"]["success_rate"], 1.0, "{report:#}");
+}
