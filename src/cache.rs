@@ -15,9 +15,31 @@
 //! second. Writers invalidate *after* their database write commits, so once
 //! a write has returned no reader can get the old value from the cache.
 //!
-//! Redis is optional: without it every read is a miss. When Redis fails, the
-//! cache stops trying for a few seconds (so requests do not wait on a dead
-//! Redis), logs once, counts `cache_errors_total`, and resumes by itself.
+//! Redis is optional. When Redis fails, the cache stops trying for a few
+//! seconds (so requests do not wait on a dead Redis), logs once, counts
+//! `cache_errors_total`, and resumes by itself.
+//!
+//! ## The in-process tier
+//!
+//! In front of Redis sits a small in-process tier (`CACHE_LOCAL_TTL_MS`,
+//! default 1 s, 0 turns it off; at most 10,000 entries): a hot resting
+//! operation polled by a hundred clients is answered from memory, without a
+//! Redis or Postgres round trip (BENCHMARKS.md: GetOperation throughput).
+//! An entry lives for the shorter of its cache's TTL and the local TTL. It is
+//! used with or without Redis.
+//!
+//! Its consistency, precisely:
+//! - In the process that made a change, nothing stale is ever served: an
+//!   invalidation evicts the local entry synchronously, and leaves a
+//!   tombstone for one local TTL so that a reader that fetched the old value
+//!   just before the write cannot put it back (the race every cache-aside
+//!   has; closed here because a database read takes far less than the TTL).
+//! - In another process (a second API replica, or `fileorg worker` scaled
+//!   out), an entry can outlive a change made elsewhere by at most the local
+//!   TTL (1 s by default). Operations are cached only at rest, and what
+//!   moves them out of rest (apply, undo, cancel) are API calls, so with a
+//!   single API process GetOperation is exact; set `CACHE_LOCAL_TTL_MS=0`
+//!   where several replicas must agree at once.
 
 use std::{
     sync::{
@@ -43,6 +65,70 @@ pub struct CacheTtls {
     pub report: Duration,
     pub categories: Duration,
     pub principal: Duration,
+    /// The in-process tier's TTL (`CACHE_LOCAL_TTL_MS`); zero turns it off.
+    pub local: Duration,
+}
+
+/// Most entries the in-process tier holds; beyond it expired entries are
+/// dropped, and if that is not enough, all of them.
+const LOCAL_CAPACITY: usize = 10_000;
+
+/// One entry of the in-process tier: a value, or a tombstone left by an
+/// invalidation (which a racing fill must not overwrite).
+struct LocalEntry {
+    expires: Instant,
+    value: Option<Arc<[u8]>>,
+}
+
+/// The in-process tier (see the module docs).
+#[derive(Default)]
+struct LocalTier {
+    entries: Mutex<std::collections::HashMap<String, LocalEntry>>,
+}
+
+impl LocalTier {
+    fn get(&self, key: &str) -> Option<Arc<[u8]>> {
+        let entries = self.entries.lock().expect("local cache lock");
+        let entry = entries.get(key)?;
+        (entry.expires > Instant::now())
+            .then(|| entry.value.clone())
+            .flatten()
+    }
+
+    fn put(&self, key: &str, value: &[u8], ttl: Duration) {
+        let now = Instant::now();
+        let mut entries = self.entries.lock().expect("local cache lock");
+        if entries
+            .get(key)
+            .is_some_and(|e| e.value.is_none() && e.expires > now)
+        {
+            return; // invalidated moments ago: the value may predate the change
+        }
+        if entries.len() >= LOCAL_CAPACITY {
+            entries.retain(|_, e| e.expires > now);
+            if entries.len() >= LOCAL_CAPACITY {
+                entries.clear();
+            }
+        }
+        entries.insert(
+            key.to_string(),
+            LocalEntry {
+                expires: now + ttl,
+                value: Some(value.into()),
+            },
+        );
+    }
+
+    fn invalidate(&self, key: &str, ttl: Duration) {
+        let mut entries = self.entries.lock().expect("local cache lock");
+        entries.insert(
+            key.to_string(),
+            LocalEntry {
+                expires: Instant::now() + ttl,
+                value: None,
+            },
+        );
+    }
 }
 
 #[derive(Clone)]
@@ -57,6 +143,7 @@ pub struct Cache {
     /// outlive a change made during it (in this process; the TTL bounds the
     /// rest).
     pending: Arc<Mutex<Vec<String>>>,
+    local: Arc<LocalTier>,
 }
 
 impl Cache {
@@ -68,6 +155,7 @@ impl Cache {
             down_until: Default::default(),
             warned: Default::default(),
             pending: Default::default(),
+            local: Default::default(),
         }
     }
 
@@ -142,10 +230,20 @@ impl Cache {
         cache: &'static str,
         id: impl std::fmt::Display,
     ) -> Option<T> {
-        let mut command = bb8_redis::redis::cmd("GET");
-        command.arg(self.key(cache, id));
-        let bytes: Option<Vec<u8>> = self.run::<Option<Vec<u8>>>(command).await.flatten();
-        let value = bytes.and_then(|b| T::decode(b.as_slice()).ok());
+        let key = self.key(cache, id);
+        let local = self.local_ttl(cache);
+        let value = match local.and_then(|_| self.local.get(&key)) {
+            Some(bytes) => T::decode(&bytes[..]).ok(),
+            None => {
+                let mut command = bb8_redis::redis::cmd("GET");
+                command.arg(&key);
+                let bytes: Option<Vec<u8>> = self.run::<Option<Vec<u8>>>(command).await.flatten();
+                if let (Some(ttl), Some(bytes)) = (local, &bytes) {
+                    self.local.put(&key, bytes, ttl);
+                }
+                bytes.and_then(|b| T::decode(b.as_slice()).ok())
+            }
+        };
         if value.is_some() {
             metrics::counter!("cache_hits_total", "cache" => cache).increment(1);
         } else {
@@ -162,10 +260,18 @@ impl Cache {
         value: &T,
         ttl: Duration,
     ) {
+        let key = self.key(cache, id);
+        let bytes = value.encode_to_vec();
+        if let Some(local) = self.local_ttl(cache) {
+            self.local.put(&key, &bytes, local.min(ttl));
+        }
+        if self.redis.is_none() {
+            return;
+        }
         let mut command = bb8_redis::redis::cmd("SET");
         command
-            .arg(self.key(cache, id))
-            .arg(value.encode_to_vec())
+            .arg(key)
+            .arg(bytes)
             .arg("PX")
             .arg(ttl.as_millis() as u64);
         let _: Option<()> = self.run(command).await;
@@ -173,13 +279,18 @@ impl Cache {
 
     /// Drops entries; call after the database write that changed them.
     pub async fn invalidate(&self, entries: &[(&'static str, String)]) {
-        if entries.is_empty() || self.redis.is_none() {
-            return;
-        }
         let keys: Vec<String> = entries
             .iter()
             .map(|(cache, id)| self.key(cache, id))
             .collect();
+        if !self.ttls.local.is_zero() {
+            for key in &keys {
+                self.local.invalidate(key, self.ttls.local);
+            }
+        }
+        if keys.is_empty() || self.redis.is_none() {
+            return;
+        }
         let mut command = bb8_redis::redis::cmd("DEL");
         command.arg(&keys);
         let deleted: Option<i64> = self.run(command).await;
@@ -190,11 +301,117 @@ impl Cache {
 }
 
 impl Cache {
+    /// The in-process TTL for entries of `cache` (None: the tier is off).
+    fn local_ttl(&self, cache: &str) -> Option<Duration> {
+        let of_cache = match cache {
+            "profile" => self.ttls.profile,
+            "operation" => self.ttls.operation,
+            "report" => self.ttls.report,
+            "categories" => self.ttls.categories,
+            _ => self.ttls.principal,
+        };
+        Some(self.ttls.local.min(of_cache)).filter(|ttl| !ttl.is_zero())
+    }
+
     /// After an operation changed: its cached status and report (keyed by
     /// owner and id, so a cached answer can only reach its owner).
     pub async fn operation_changed(&self, user_id: uuid::Uuid, id: uuid::Uuid) {
         let key = format!("{user_id}:{id}");
         self.invalidate(&[("operation", key.clone()), ("report", key)])
             .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ttls(local: Duration) -> CacheTtls {
+        let long = Duration::from_secs(60);
+        CacheTtls {
+            profile: long,
+            operation: long,
+            report: long,
+            categories: long,
+            principal: long,
+            local,
+        }
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct Text {
+        #[prost(string, tag = "1")]
+        value: String,
+    }
+
+    fn message(text: &str) -> Text {
+        Text {
+            value: text.to_string(),
+        }
+    }
+
+    #[tokio::test]
+    async fn without_redis_the_local_tier_serves_what_was_put() {
+        let cache = Cache::new(None, "t:", ttls(Duration::from_secs(5)));
+        assert!(cache.get::<Text>("operation", "a").await.is_none());
+        cache
+            .put("operation", "a", &message("one"), Duration::from_secs(60))
+            .await;
+        assert_eq!(
+            cache.get::<Text>("operation", "a").await,
+            Some(message("one"))
+        );
+        // Another key, another cache: misses.
+        assert!(cache.get::<Text>("operation", "b").await.is_none());
+        assert!(cache.get::<Text>("report", "a").await.is_none());
+    }
+
+    #[tokio::test]
+    async fn an_invalidation_evicts_and_a_racing_fill_cannot_put_the_old_value_back() {
+        let cache = Cache::new(None, "t:", ttls(Duration::from_secs(5)));
+        cache
+            .put("operation", "a", &message("old"), Duration::from_secs(60))
+            .await;
+        cache.invalidate(&[("operation", "a".to_string())]).await;
+        assert!(cache.get::<Text>("operation", "a").await.is_none());
+        // A reader that fetched "old" before the write puts it afterwards:
+        // the tombstone refuses it for one local TTL.
+        cache
+            .put("operation", "a", &message("old"), Duration::from_secs(60))
+            .await;
+        assert!(cache.get::<Text>("operation", "a").await.is_none());
+    }
+
+    #[tokio::test]
+    async fn entries_expire_after_the_shorter_ttl_and_zero_turns_the_tier_off() {
+        let cache = Cache::new(None, "t:", ttls(Duration::from_millis(50)));
+        cache
+            .put("operation", "a", &message("one"), Duration::from_secs(60))
+            .await;
+        assert!(cache.get::<Text>("operation", "a").await.is_some());
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        assert!(cache.get::<Text>("operation", "a").await.is_none());
+        // The cache's own TTL is shorter than the local one here.
+        let cache = Cache::new(None, "t:", ttls(Duration::from_secs(5)));
+        cache
+            .put("operation", "b", &message("two"), Duration::from_millis(30))
+            .await;
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert!(cache.get::<Text>("operation", "b").await.is_none());
+        let off = Cache::new(None, "t:", ttls(Duration::ZERO));
+        off.put("operation", "a", &message("one"), Duration::from_secs(60))
+            .await;
+        assert!(off.get::<Text>("operation", "a").await.is_none());
+    }
+
+    #[test]
+    fn the_local_tier_stays_bounded() {
+        let tier = LocalTier::default();
+        for i in 0..LOCAL_CAPACITY + 10 {
+            tier.put(&format!("k{i}"), b"v", Duration::from_secs(60));
+        }
+        let held = tier.entries.lock().unwrap().len();
+        assert!(held <= LOCAL_CAPACITY, "{held} entries");
+        assert!(tier.get(&format!("k{}", LOCAL_CAPACITY + 9)).is_some());
     }
 }

@@ -133,7 +133,8 @@ pub struct Config {
     pub max_concurrent_per_connection: usize,
     /// `MAX_CONCURRENT_STREAMS` (default 512): HTTP/2 streams per connection.
     pub max_concurrent_streams: u32,
-    /// `CACHE_*_TTL_SECS`: how long cached answers live (see `crate::cache`).
+    /// `CACHE_*_TTL_SECS`: how long cached answers live; `CACHE_LOCAL_TTL_MS`
+    /// (default 1000, 0 = off): the in-process tier (see `crate::cache`).
     pub cache_ttls: crate::cache::CacheTtls,
 }
 
@@ -437,6 +438,12 @@ impl Config {
                     "CACHE_PRINCIPAL_TTL_SECS",
                     60u64,
                     1..=86_400,
+                )?),
+                local: Duration::from_millis(parse(
+                    &get,
+                    "CACHE_LOCAL_TTL_MS",
+                    1000u64,
+                    0..=60_000,
                 )?),
             },
             rate_limits: RateLimits {

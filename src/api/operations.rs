@@ -534,13 +534,14 @@ impl OperationService for Operations {
             if let Some(op) = cache.get::<pb::Operation>("operation", &key).await {
                 return Ok(op);
             }
-            // One pooled connection for both lookups.
+            // One round trip: the operation and its undo together.
             let mut conn = self.state.db.get().await?;
-            let op = db::operations::find_for_user(&mut conn, principal.user_id, id)
-                .await?
-                .ok_or_else(|| AppError::not_found(req.name.clone()))?;
-            let message = operation_message(&mut conn, &op).await?;
+            let (op, undone_by) =
+                db::operations::find_for_user_with_undo(&mut conn, principal.user_id, id)
+                    .await?
+                    .ok_or_else(|| AppError::not_found(req.name.clone()))?;
             drop(conn);
+            let message = convert::operation(&op, undone_by);
             if is_resting(message.state) {
                 cache
                     .put("operation", &key, &message, cache.ttls.operation)

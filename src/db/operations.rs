@@ -49,6 +49,29 @@ pub async fn find_for_user(
         .optional()
 }
 
+/// A user's operation together with the id of the undo operation created
+/// for it (`undone_by`; the newest, like [`find_undo_of`]): one round trip
+/// for GetOperation instead of two.
+pub async fn find_for_user_with_undo(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    id: Uuid,
+) -> QueryResult<Option<(Operation, Option<Uuid>)>> {
+    use diesel::sql_types::{Nullable, Uuid as SqlUuid};
+    // Served by operations_undo_of_idx (migration 000013).
+    let undone_by = diesel::dsl::sql::<Nullable<SqlUuid>>(
+        "(SELECT u.id FROM operations u WHERE u.undo_of = operations.id \
+         ORDER BY u.created_at DESC LIMIT 1)",
+    );
+    operations::table
+        .find(id)
+        .filter(operations::user_id.eq(user_id))
+        .select((Operation::as_select(), undone_by))
+        .first(conn)
+        .await
+        .optional()
+}
+
 pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Operation>> {
     operations::table
         .find(id)

@@ -371,9 +371,17 @@ async fn apply_phase(
     let mark_duplicates = options.duplicate_policy() != DuplicatePolicy::ReportOnly;
     let conflict = options.conflict_policy();
     let mut touched_dirs: BTreeSet<UserPath> = BTreeSet::new();
-    loop {
+    // Pipelined: batch N's outcomes are written while batch N+1's files
+    // move, so the disk and the database work at the same time. At most one
+    // batch is recorded at a time (in order), and every return below waits
+    // for it first, so counters and cursor only ever move forward and all
+    // outcomes are durable before the operation finishes. A crash loses at
+    // most two batches' outcomes, which the next run reconciles (a moved
+    // file is found at its planned destination).
+    let mut recording: Option<tokio::task::JoinHandle<anyhow::Result<bool>>> = None;
+    let interrupted = loop {
         if let Some(i) = ctx.interrupted() {
-            return Ok(Some(i));
+            break Some(i);
         }
         let mut conn = ctx.state.db.get().await?;
         let batch =
@@ -381,7 +389,7 @@ async fn apply_phase(
                 .await?;
         drop(conn);
         let Some(last) = batch.last().map(|r| r.seq) else {
-            break;
+            break None;
         };
         let progress = ctx.progress.clone();
         let abandoned = ctx.abandoned.clone();
@@ -400,28 +408,39 @@ async fn apply_phase(
         })
         .await?;
         touched_dirs.extend(dirs);
-        let mut conn = ctx.state.db.get().await?;
-        let recorded = db::file_records::record_batch(
-            &mut conn,
-            op.id,
-            op.id,
-            &ctx.worker_id,
-            &updates,
-            &ctx.progress.counters(),
-            Some(done_through.unwrap_or(cursor)),
-        )
-        .await?;
-        if !recorded {
-            tracing::warn!(operation = %op.id, "lost the claim on this job; its new holder records the moves");
-            ctx.abandoned
-                .store(true, std::sync::atomic::Ordering::Relaxed);
+        if !recorded(ctx, recording.take()).await? {
             return Ok(Some(Interrupted::Abandoned));
         }
         cursor = done_through.unwrap_or(cursor);
+        let (pool, holder, counters) = (
+            ctx.state.db.clone(),
+            ctx.worker_id.clone(),
+            ctx.progress.counters(),
+        );
+        let id = op.id;
+        recording = Some(tokio::spawn(async move {
+            let mut conn = pool.get().await?;
+            Ok(db::file_records::record_batch(
+                &mut conn,
+                id,
+                id,
+                &holder,
+                &updates,
+                &counters,
+                Some(cursor),
+            )
+            .await?)
+        }));
         if done_through != Some(last) {
             // Stopped inside the batch: cancelled or abandoned.
-            return Ok(ctx.interrupted().or(Some(Interrupted::Abandoned)));
+            break Some(ctx.interrupted().unwrap_or(Interrupted::Abandoned));
         }
+    };
+    if !recorded(ctx, recording.take()).await? {
+        return Ok(Some(Interrupted::Abandoned));
+    }
+    if interrupted.is_some() {
+        return Ok(interrupted);
     }
     if options.remove_empty_dirs {
         *ctx.phase.lock().expect("phase lock") = ("applying".into(), "cleanup");
@@ -433,6 +452,24 @@ async fn apply_phase(
         .await?;
     }
     Ok(ctx.interrupted().filter(|i| *i == Interrupted::Abandoned))
+}
+
+/// Waits for a batch's outcomes to be written; `false` when this worker
+/// lost its claim on the job meanwhile (its new holder records the moves).
+async fn recorded(
+    ctx: &JobContext,
+    recording: Option<tokio::task::JoinHandle<anyhow::Result<bool>>>,
+) -> anyhow::Result<bool> {
+    let Some(recording) = recording else {
+        return Ok(true);
+    };
+    if recording.await?? {
+        return Ok(true);
+    }
+    tracing::warn!(operation = %ctx.operation.id, "lost the claim on this job; its new holder records the moves");
+    ctx.abandoned
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    Ok(false)
 }
 
 /// Removes folders (deepest first) that the moves left empty, never `stop`

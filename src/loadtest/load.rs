@@ -48,6 +48,8 @@ pub struct Plan {
     pub clients: usize,
     pub duration: Duration,
     pub requests: u64,
+    /// Open loop at this many requests per second in total (None: closed loop).
+    pub rate: Option<f64>,
     pub mix: Mix,
     pub operation: String,
     pub session: Session,
@@ -187,11 +189,41 @@ async fn one(
     Ok(())
 }
 
-async fn client(channel: Channel, shared: Arc<Shared>, mix: Mix, seed: u64) -> ClientStats {
+/// When a client sends: as soon as its last request answered (closed loop),
+/// or on a fixed schedule (open loop, `--rate`).
+#[derive(Clone, Copy)]
+enum Pacing {
+    Closed,
+    Open { first: Instant, interval: Duration },
+}
+
+async fn client(
+    channel: Channel,
+    shared: Arc<Shared>,
+    mix: Mix,
+    seed: u64,
+    pacing: Pacing,
+) -> ClientStats {
     let mut stats = ClientStats::default();
     let mut rng = Rng::new(seed);
     let mut page_token = String::new();
+    let mut sent: u32 = 0;
     loop {
+        // Open loop: wait for this request's slot, and measure its latency
+        // from the slot, not from when it could finally be sent (a server
+        // that falls behind must not hide it by slowing the clients down).
+        let scheduled = match pacing {
+            Pacing::Closed => None,
+            Pacing::Open { first, interval } => {
+                let at = first + interval * sent;
+                sent = sent.saturating_add(1);
+                if at >= shared.deadline {
+                    break;
+                }
+                tokio::time::sleep_until(at.into()).await;
+                Some(at)
+            }
+        };
         if Instant::now() >= shared.deadline {
             break;
         }
@@ -204,7 +236,7 @@ async fn client(channel: Channel, shared: Arc<Shared>, mix: Mix, seed: u64) -> C
             break;
         }
         let method = pick(&mut rng, mix);
-        let started = Instant::now();
+        let started = scheduled.unwrap_or_else(Instant::now);
         let remaining = shared.deadline.saturating_duration_since(started) + Duration::from_secs(5);
         let result = match tokio::time::timeout(
             remaining,
@@ -270,8 +302,12 @@ pub async fn run(plan: Plan) -> anyhow::Result<LoadResult> {
     let hashes = sample_hashes(&first, &plan.operation, &plan.session.token).await;
     let report = plan.operation.replacen("operations/", "reports/", 1);
     println!(
-        "load: {} clients, {:?} mix, up to {} s and {} requests, operation {}",
+        "load: {} clients ({}), {:?} mix, up to {} s and {} requests, operation {}",
         plan.clients,
+        match plan.rate {
+            Some(rate) => format!("open loop at {rate} req/s"),
+            None => "closed loop".into(),
+        },
         plan.mix,
         plan.duration.as_secs(),
         plan.requests,
@@ -292,15 +328,28 @@ pub async fn run(plan: Plan) -> anyhow::Result<LoadResult> {
         deadline: started + plan.duration,
         budget: AtomicU64::new(plan.requests),
     });
+    // Open loop: each client sends every clients/rate seconds, the clients'
+    // schedules staggered evenly over one interval.
+    let interval = plan
+        .rate
+        .map(|rate| Duration::from_secs_f64(plan.clients as f64 / rate));
     let tasks: Vec<_> = channels
         .into_iter()
         .enumerate()
         .map(|(i, channel)| {
+            let pacing = match interval {
+                None => Pacing::Closed,
+                Some(interval) => Pacing::Open {
+                    first: started + interval.mul_f64(i as f64 / plan.clients as f64),
+                    interval,
+                },
+            };
             tokio::spawn(client(
                 channel,
                 shared.clone(),
                 plan.mix,
                 plan.seed.wrapping_add(i as u64 * 7919),
+                pacing,
             ))
         })
         .collect();
@@ -364,6 +413,8 @@ pub async fn run(plan: Plan) -> anyhow::Result<LoadResult> {
     }
     let json = serde_json::json!({
         "clients": plan.clients,
+        "loop": if plan.rate.is_some() { "open" } else { "closed" },
+        "offered_rate_rps": plan.rate,
         "mix": format!("{:?}", plan.mix),
         "operation": plan.operation,
         "duration_seconds": secs,

@@ -29,6 +29,8 @@ pub const MAX_CONCURRENT: usize = 1000;
 pub const MAX_DURATION_SECS: u64 = 3600;
 pub const MAX_REQUESTS: u64 = 100_000_000;
 pub const MAX_FILES: u64 = 10_000_000;
+/// Highest `--rate` (requests per second, all clients together).
+pub const MAX_RATE: f64 = 1_000_000.0;
 pub const PASSWORD: &str = "loadtest correct horse battery";
 pub const RATE_LIMIT_HINT: &str = "the server answered RESOURCE_EXHAUSTED: its rate limits refuse a load test. \
 Restart it with high limits, e.g. RATE_LIMIT_API=10000000 RATE_LIMIT_GLOBAL_API=10000000 \
@@ -58,6 +60,13 @@ pub struct Args {
     /// Stop after this many requests in total.
     #[arg(long)]
     pub requests: Option<u64>,
+    /// Open loop: offer this many requests per second in total, spread
+    /// evenly over the clients, instead of each client sending its next
+    /// request as soon as the last one answered (closed loop, the default,
+    /// which measures the maximum throughput). Latency is then measured from
+    /// each request's scheduled time, so a server that falls behind shows it.
+    #[arg(long)]
+    pub rate: Option<f64>,
     /// Request mix: `realistic` or `get-operation` (GetOperation only).
     #[arg(long, default_value = "realistic")]
     pub mix: String,
@@ -409,6 +418,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     {
         anyhow::bail!("--duration must be between 1 and {MAX_DURATION_SECS} seconds");
     }
+    if args
+        .rate
+        .is_some_and(|r| !(r.is_finite() && (0.1..=MAX_RATE).contains(&r)))
+    {
+        anyhow::bail!("--rate must be between 0.1 and {MAX_RATE} requests per second");
+    }
     if args.requests.is_some_and(|n| n == 0 || n > MAX_REQUESTS) {
         anyhow::bail!("--requests must be between 1 and {MAX_REQUESTS}");
     }
@@ -485,6 +500,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             clients,
             duration,
             requests: args.requests.unwrap_or(MAX_REQUESTS),
+            rate: args.rate,
             mix,
             operation,
             session,
@@ -523,6 +539,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             "concurrent": args.concurrent,
             "duration_secs": args.duration,
             "requests": args.requests,
+            "rate_rps": args.rate,
             "mix": args.mix,
             "hello_world": args.hello_world,
         },

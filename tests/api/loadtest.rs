@@ -379,11 +379,11 @@ fn find_duplicates_finds_exactly_the_copies_of_a_generated_tree() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_hello_world_ceiling_serves_the_get_operation_mix() {
+/// A `fileorg loadtest --serve-hello-world` server on a free port, and its address.
+async fn hello_world_server() -> (crate::common::KillOnDrop, String) {
     let port = crate::common::free_port();
     let addr = format!("127.0.0.1:{port}");
-    let _server = crate::common::KillOnDrop(
+    let server = crate::common::KillOnDrop(
         std::process::Command::new(env!("CARGO_BIN_EXE_fileorg"))
             .args(["loadtest", "--serve-hello-world", &addr])
             .stdout(Stdio::null())
@@ -391,6 +391,12 @@ async fn the_hello_world_ceiling_serves_the_get_operation_mix() {
             .expect("start the hello-world server"),
     );
     crate::common::connect_when_up(port).await;
+    (server, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hello_world_ceiling_serves_the_get_operation_mix() {
+    let (_server, addr) = hello_world_server().await;
     let cwd = tempfile::tempdir().unwrap();
     let report_path = cwd.path().join("hello.json");
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_fileorg"))
@@ -420,4 +426,43 @@ async fn the_hello_world_ceiling_serves_the_get_operation_mix() {
     assert_eq!(report["options"]["hello_world"], true);
     assert_eq!(report["load"]["total_requests"], 200, "{report:#}");
     assert_eq!(report["load"]["success_rate"], 1.0, "{report:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_loop_run_offers_the_requested_rate_and_bad_rates_are_refused() {
+    let (_server, addr) = hello_world_server().await;
+    let cwd = tempfile::tempdir().unwrap();
+    let report_path = cwd.path().join("open.json");
+    let run = |extra: &[&str]| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_fileorg"))
+            .args(["loadtest", "--addr", &addr, "--hello-world"])
+            .args(["--mix", "get-operation", "--concurrent", "4"])
+            .args(extra)
+            .arg("--report-path")
+            .arg(&report_path)
+            .output()
+    };
+    // 200 requests per second for 2 s over 4 clients: each client sends every
+    // 20 ms on its own schedule, so at most 400 requests go out.
+    let output = run(&["--rate", "200", "--duration", "2", "--report"])
+        .await
+        .expect("run fileorg loadtest");
+    assert!(output.status.success(), "{output:?}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    let load = &report["load"];
+    assert_eq!(load["loop"], "open", "{report:#}");
+    assert_eq!(load["offered_rate_rps"], 200.0, "{report:#}");
+    assert_eq!(report["options"]["rate_rps"], 200.0, "{report:#}");
+    let sent = load["total_requests"].as_u64().unwrap();
+    assert!((100..=400).contains(&sent), "{sent} requests: {report:#}");
+    assert_eq!(load["success_rate"], 1.0, "{report:#}");
+
+    for bad in ["0", "-5", "NaN", "2000000"] {
+        let flag = format!("--rate={bad}");
+        let output = run(&[&flag, "--duration", "1"]).await.unwrap();
+        assert!(!output.status.success(), "--rate {bad} was accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("--rate"), "--rate {bad}: {stderr}");
+    }
 }

@@ -1,0 +1,12 @@
+-- Room on every heap page for each journal row's next version, so the
+-- per-batch outcome updates of apply and undo (status, reason, identity;
+-- no indexed column changes in the usual case) are HOT updates: no new entry
+-- in any of the table's five indexes, the trigram GIN among them. Measured at
+-- 1M records, a non-HOT batch of 1,000 outcome updates took 650-860 ms, most
+-- of it in index maintenance (BENCHMARKS.md). COPY fills pages to the
+-- fillfactor too, so the journal of a new operation is laid out this way;
+-- rows written before this migration keep their pages (a VACUUM FULL would
+-- rewrite them, and is not needed: they are finished operations).
+-- A batch updates every row of the pages it covers in one statement, so each
+-- page needs room for a full second copy of its rows: 50 %.
+ALTER TABLE file_records SET (fillfactor = 50);
