@@ -43,7 +43,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let scanned = scan::scan(
         &root,
         &UserPath::root(),
-        &scan::ScanOptions::default(),
+        &scan::ScanOptions {
+            threads,
+            ..Default::default()
+        },
         &progress,
     )?;
     let scan_secs = started.elapsed().as_secs_f64();

@@ -154,6 +154,7 @@ async fn worker_loop(state: AppState, worker_id: String) {
                     state.cache.operation_changed(user_id, id).await;
                 }
                 state.progress.finish(id);
+                crate::engine::release_freed_memory();
                 continue;
             }
             Ok(None) => {}

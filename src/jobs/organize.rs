@@ -184,6 +184,7 @@ async fn plan_phase(
             destination.join(plan::DUPLICATES_FOLDER)?,
             UserPath::parse(plan::TRASH_FOLDER)?,
         ],
+        threads: ctx.state.config.hash_threads,
     };
     let (categorizer, invalid) = Categorizer::new_skipping_invalid(&custom_rules(ctx).await?);
     for error in invalid {
@@ -378,19 +379,29 @@ async fn apply_phase(
     // outcomes are durable before the operation finishes. A crash loses at
     // most two batches' outcomes, which the next run reconciles (a moved
     // file is found at its planned destination).
+    // The next batch is read while this one moves, too: it holds only seqs
+    // above this batch's, which nothing in flight writes.
+    let fetch = |after: i64| {
+        let (pool, id) = (ctx.state.db.clone(), op.id);
+        tokio::spawn(async move {
+            let mut conn = pool.get().await?;
+            anyhow::Ok(
+                db::file_records::batch_ascending(&mut conn, id, &["planned"], after, APPLY_BATCH)
+                    .await?,
+            )
+        })
+    };
+    let mut next = fetch(cursor);
     let mut recording: Option<tokio::task::JoinHandle<anyhow::Result<bool>>> = None;
     let interrupted = loop {
         if let Some(i) = ctx.interrupted() {
             break Some(i);
         }
-        let mut conn = ctx.state.db.get().await?;
-        let batch =
-            db::file_records::batch_ascending(&mut conn, op.id, &["planned"], cursor, APPLY_BATCH)
-                .await?;
-        drop(conn);
+        let batch = (&mut next).await??;
         let Some(last) = batch.last().map(|r| r.seq) else {
             break None;
         };
+        next = fetch(last);
         let progress = ctx.progress.clone();
         let abandoned = ctx.abandoned.clone();
         let batch_root = root.clone();
