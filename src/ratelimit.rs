@@ -83,24 +83,36 @@ impl Decision {
     }
 }
 
+/// Counts one request against KEYS[1] (limit ARGV[3]) and, only if that
+/// admitted it, against KEYS[2] (limit ARGV[4]): the per-user and the global
+/// window of one call in a single round trip. Returns `{allowed, count,
+/// reset}` per key evaluated. Invoked by SHA (`EVALSHA`), loaded on demand.
 const SCRIPT: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local window = tonumber(ARGV[1])
-local limit = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-local count = redis.call('ZCARD', KEYS[1])
-local allowed = 0
-if limit > 0 and count < limit then
-  redis.call('ZADD', KEYS[1], now, now .. '-' .. ARGV[3])
-  count = count + 1
-  allowed = 1
+local nonce = ARGV[2]
+local function count(key, limit)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  local n = redis.call('ZCARD', key)
+  local allowed = 0
+  if limit > 0 and n < limit then
+    redis.call('ZADD', key, now, now .. '-' .. nonce)
+    n = n + 1
+    allowed = 1
+  end
+  redis.call('PEXPIRE', key, window)
+  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  local reset = window
+  if oldest[2] then reset = tonumber(oldest[2]) + window - now end
+  return {allowed, n, reset}
 end
-redis.call('PEXPIRE', KEYS[1], window)
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-local reset = window
-if oldest[2] then reset = tonumber(oldest[2]) + window - now end
-return {allowed, count, reset}
+local result = count(KEYS[1], tonumber(ARGV[3]))
+if KEYS[2] and result[1] == 1 then
+  local second = count(KEYS[2], tonumber(ARGV[4]))
+  for _, v in ipairs(second) do table.insert(result, v) end
+end
+return result
 "#;
 
 /// Counts requests against named limits.
@@ -111,7 +123,19 @@ pub struct Limiter {
     window: Duration,
     local: Arc<Mutex<HashMap<String, VecDeque<Instant>>>>,
     warned: Arc<AtomicBool>,
+    /// SHA1 of [`SCRIPT`] as Redis reported it on `SCRIPT LOAD`.
+    script_sha: Arc<Mutex<Option<String>>>,
+    /// Keys a peek found empty, until when that answer is reused (see
+    /// [`Limiter::peek`]).
+    clear: Arc<Mutex<HashMap<String, Instant>>>,
 }
+
+/// How long a peek that found no requests is believed without asking
+/// Redis again (in this process; a hit here forgets it at once).
+const CLEAR_MEMORY: Duration = Duration::from_secs(1);
+/// Most keys remembered as clear; beyond it, expired ones are dropped, and
+/// if that is not enough, all of them.
+const CLEAR_CAPACITY: usize = 10_000;
 
 impl Limiter {
     pub fn new(redis: Option<RedisPool>, prefix: &str, window: Duration) -> Limiter {
@@ -121,6 +145,8 @@ impl Limiter {
             window,
             local: Default::default(),
             warned: Default::default(),
+            script_sha: Default::default(),
+            clear: Default::default(),
         }
     }
 
@@ -143,18 +169,63 @@ impl Limiter {
 
     /// Counts one request against `key` (admitted only if under `limit`).
     pub async fn hit(&self, key: &str, limit: u32) -> Decision {
-        let c = self.count(key, limit, true).await;
-        Decision {
-            allowed: c.admitted,
-            limit,
-            remaining: limit.saturating_sub(c.count),
-            reset_after: c.reset_after,
-        }
+        let [counted, ..] = &self.count(&[(key, limit)], true).await[..] else {
+            unreachable!("one key counted")
+        };
+        counted.decision(limit)
+    }
+
+    /// Counts one request against `first` and, only if that admitted it,
+    /// against `second` (a per-user and a global limit), in one Redis round
+    /// trip; the second decision is None when it was not counted.
+    pub async fn hit_both(
+        &self,
+        first: (&str, u32),
+        second: (&str, u32),
+    ) -> (Decision, Option<Decision>) {
+        let counted = self.count(&[first, second], true).await;
+        (
+            counted[0].decision(first.1),
+            counted.get(1).map(|c| c.decision(second.1)),
+        )
     }
 
     /// The current state of `key` without counting a request.
+    ///
+    /// Every authenticated call peeks at its address's failed-credential
+    /// window, which is nearly always empty: an empty answer is remembered
+    /// for [`CLEAR_MEMORY`] in this process (a hit on the key here forgets it
+    /// at once), which saves a Redis round trip per call. Failures counted
+    /// by another API process are seen here within that second.
     pub async fn peek(&self, key: &str, limit: u32) -> Decision {
-        let c = self.count(key, limit, false).await;
+        let now = Instant::now();
+        if self
+            .clear
+            .lock()
+            .expect("limiter lock")
+            .get(key)
+            .is_some_and(|until| *until > now)
+        {
+            return Decision {
+                allowed: limit > 0,
+                limit,
+                remaining: limit,
+                reset_after: self.window,
+            };
+        }
+        let [c, ..] = &self.count(&[(key, limit)], false).await[..] else {
+            unreachable!("one key counted")
+        };
+        if c.count == 0 {
+            let mut clear = self.clear.lock().expect("limiter lock");
+            if clear.len() >= CLEAR_CAPACITY {
+                clear.retain(|_, until| *until > now);
+                if clear.len() >= CLEAR_CAPACITY {
+                    clear.clear();
+                }
+            }
+            clear.insert(key.to_string(), now + CLEAR_MEMORY);
+        }
         Decision {
             allowed: c.count < limit,
             limit,
@@ -175,15 +246,21 @@ impl Limiter {
                 .await;
         }
         self.local.lock().expect("limiter lock").remove(key);
+        self.clear.lock().expect("limiter lock").remove(key);
     }
 
-    async fn count(&self, key: &str, limit: u32, record: bool) -> Counted {
+    /// Counts against `keys` in order, each only if the one before admitted
+    /// the request (one or two keys). Without `record`, counts nothing: a
+    /// peek.
+    async fn count(&self, keys: &[(&str, u32)], record: bool) -> Vec<Counted> {
+        if record {
+            let mut clear = self.clear.lock().expect("limiter lock");
+            for (key, _) in keys {
+                clear.remove(*key);
+            }
+        }
         if let Some(pool) = &self.redis {
-            // A limit of 0 admits (and so records) nothing: a peek.
-            match self
-                .count_redis(pool, key, if record { limit } else { 0 })
-                .await
-            {
+            match self.count_redis(pool, keys, record).await {
                 Ok(counted) => return counted,
                 Err(error) => {
                     if !self.warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
@@ -192,35 +269,78 @@ impl Limiter {
                 }
             }
         }
-        self.count_local(key, limit, record)
+        let mut counted = Vec::with_capacity(keys.len());
+        for (key, limit) in keys {
+            let c = self.count_local(key, *limit, record);
+            let admitted = c.admitted;
+            counted.push(c);
+            if !admitted {
+                break;
+            }
+        }
+        counted
     }
 
     async fn count_redis(
         &self,
         pool: &RedisPool,
-        key: &str,
-        limit: u32,
-    ) -> Result<Counted, String> {
+        keys: &[(&str, u32)],
+        record: bool,
+    ) -> Result<Vec<Counted>, String> {
+        use bb8_redis::redis::{ErrorKind, ServerErrorKind, cmd};
         let mut conn = tokio::time::timeout(Duration::from_millis(500), pool.get())
             .await
             .map_err(|_| "timed out".to_string())?
             .map_err(|e| e.to_string())?;
         let nonce: u64 = rand::random();
-        let (allowed, count, reset): (i64, i64, i64) = bb8_redis::redis::cmd("EVAL")
-            .arg(SCRIPT)
-            .arg(1)
-            .arg(self.redis_key(key))
-            .arg(self.window.as_millis() as u64)
-            .arg(limit)
-            .arg(nonce)
-            .query_async(&mut *conn)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(Counted {
-            admitted: allowed == 1,
-            count: count.max(0) as u32,
-            reset_after: Duration::from_millis(reset.max(0) as u64),
-        })
+        let mut args = vec![self.window.as_millis() as u64, nonce];
+        // A limit of 0 admits (and so records) nothing: a peek.
+        args.extend(
+            keys.iter()
+                .map(|(_, limit)| if record { u64::from(*limit) } else { 0 }),
+        );
+        let names: Vec<String> = keys.iter().map(|(key, _)| self.redis_key(key)).collect();
+        let mut loaded = false;
+        let values: Vec<i64> = loop {
+            let sha = self.script_sha.lock().expect("limiter lock").clone();
+            let sha = match sha {
+                Some(sha) => sha,
+                None => {
+                    let sha: String = cmd("SCRIPT")
+                        .arg("LOAD")
+                        .arg(SCRIPT)
+                        .query_async(&mut *conn)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    loaded = true;
+                    *self.script_sha.lock().expect("limiter lock") = Some(sha.clone());
+                    sha
+                }
+            };
+            match cmd("EVALSHA")
+                .arg(&sha)
+                .arg(names.len())
+                .arg(&names)
+                .arg(&args)
+                .query_async(&mut *conn)
+                .await
+            {
+                Ok(values) => break values,
+                // Redis restarted (or flushed its scripts): load it again, once.
+                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) && !loaded => {
+                    *self.script_sha.lock().expect("limiter lock") = None;
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        };
+        Ok(values
+            .chunks_exact(3)
+            .map(|v| Counted {
+                admitted: v[0] == 1,
+                count: v[1].max(0) as u32,
+                reset_after: Duration::from_millis(v[2].max(0) as u64),
+            })
+            .collect())
     }
 
     fn count_local(&self, key: &str, limit: u32, record: bool) -> Counted {
@@ -254,6 +374,17 @@ struct Counted {
     admitted: bool,
     count: u32,
     reset_after: Duration,
+}
+
+impl Counted {
+    fn decision(&self, limit: u32) -> Decision {
+        Decision {
+            allowed: self.admitted,
+            limit,
+            remaining: limit.saturating_sub(self.count),
+            reset_after: self.reset_after,
+        }
+    }
 }
 
 /// The limit buckets of the API.
@@ -321,6 +452,25 @@ mod tests {
         assert!(limiter.hit("k", 3).await.allowed);
         limiter.reset("k").await;
         assert_eq!(limiter.peek("k", 3).await.remaining, 3);
+    }
+
+    #[tokio::test]
+    async fn an_empty_peek_is_remembered_until_a_hit_here_forgets_it() {
+        let limiter = Limiter::new(None, "t:", Duration::from_secs(60));
+        assert_eq!(limiter.peek("f", 2).await.remaining, 2);
+        // A hit elsewhere (here: straight into the counters, as another
+        // process's would land in Redis) is not seen for CLEAR_MEMORY...
+        limiter.count_local("f", 2, true);
+        assert_eq!(limiter.peek("f", 2).await.remaining, 2);
+        // ...but a hit through this limiter forgets the memory at once.
+        limiter.hit("f", 2).await;
+        let d = limiter.peek("f", 2).await;
+        assert!(!d.allowed);
+        assert_eq!(d.remaining, 0);
+        // A non-empty window is never remembered.
+        assert_eq!(limiter.peek("f", 2).await.remaining, 0);
+        limiter.reset("f").await;
+        assert_eq!(limiter.peek("f", 2).await.remaining, 2);
     }
 
     #[test]

@@ -46,8 +46,11 @@ impl AppState {
             Some(url) => {
                 let manager = bb8_redis::RedisConnectionManager::new(url.as_str())?;
                 Some(
+                    // Every authenticated call makes one or two short Redis
+                    // round trips (rate limits, failed-credential check):
+                    // 8 connections ran dry at 100 concurrent clients.
                     bb8::Pool::builder()
-                        .max_size(8)
+                        .max_size(32)
                         .connection_timeout(std::time::Duration::from_secs(1))
                         .build_unchecked(manager),
                 )

@@ -155,14 +155,18 @@ where
             let state = &layer.state;
             let bucket = Bucket::of_path(request.uri().path());
             let (per_user, global) = limits_of(&state.config.rate_limits, bucket);
-            let user = state
+            // Both windows in one round trip; the global one counts the
+            // request only if the user's admitted it.
+            let (user, all) = state
                 .limiter
-                .hit(&bucket.user_key(principal.user_id), per_user)
+                .hit_both(
+                    (&bucket.user_key(principal.user_id), per_user),
+                    (&bucket.global_key(), global),
+                )
                 .await;
-            let decision = if user.allowed {
-                user.tighter(state.limiter.hit(&bucket.global_key(), global).await)
-            } else {
-                user
+            let decision = match all {
+                Some(all) if user.allowed => user.tighter(all),
+                _ => user,
             };
             if !decision.allowed {
                 layer.audit_refusal(&request, &principal, bucket, &decision);

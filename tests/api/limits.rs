@@ -390,3 +390,48 @@ async fn without_redis_limits_hold_per_process() {
     }
     assert_code(me(&mut client, &token).await, Code::ResourceExhausted);
 }
+
+/// The per-user and the global window are counted in one Redis script call
+/// (`Limiter::hit_both`): the global one only counts calls the user's window
+/// admitted, and refuses everyone once it is full.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_global_window_refuses_all_users_and_counts_only_admitted_calls() {
+    for env in [
+        redis_env(3),
+        vec![("RATE_LIMIT_API", "3".to_string())], // per process, no Redis
+    ] {
+        let mut env = env;
+        env.push(("RATE_LIMIT_GLOBAL_API", "5".into()));
+        let redis = env.iter().any(|(k, _)| *k == "REDIS_URL");
+        let app = TestApp::spawn_with(Options {
+            env,
+            ..Default::default()
+        })
+        .await;
+        let alice = app.register(&TestApp::email("global-a")).await.access_token;
+        let bob = app.register(&TestApp::email("global-b")).await.access_token;
+        let mut client = app.auth();
+        // Alice: 3 admitted, then refused by her own window (not counted globally).
+        for _ in 0..3 {
+            me(&mut client, &alice).await.unwrap();
+        }
+        for _ in 0..2 {
+            let refused = assert_code(me(&mut client, &alice).await, Code::ResourceExhausted);
+            assert!(
+                !refused.message().contains("all users"),
+                "{refused:?} (redis {redis})"
+            );
+        }
+        // Bob: the global window has 2 left, then refuses him although his own has room.
+        for _ in 0..2 {
+            let ok = me(&mut client, &bob).await.unwrap();
+            assert_eq!(ok.metadata().get("x-ratelimit-limit").unwrap(), "5");
+        }
+        let refused = assert_code(me(&mut client, &bob).await, Code::ResourceExhausted);
+        assert!(
+            refused.message().contains("all users"),
+            "{refused:?} (redis {redis})"
+        );
+        assert_eq!(reason(&refused), "RATE_LIMITED");
+    }
+}
