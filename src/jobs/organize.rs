@@ -4,8 +4,9 @@
 //! Apply is idempotent and reconciling: each planned record is checked
 //! against the disk before it moves. A file already at its new path (same
 //! device and inode, or the same size and mtime on another filesystem after a
-//! cross-device copy: `Fingerprint::is_moved`) and gone from its original
-//! path was moved before a crash and is marked completed; otherwise the move
+//! cross-device copy: `Fingerprint::is_moved`), or at the free ` (n)` name a
+//! RENAME conflict gave it, and gone from its original path was moved before
+//! a crash and is marked completed there; otherwise the move
 //! goes through `Mover::move_file`, which re-checks size, mtime and inode and
 //! never overwrites. Outcomes and counters are written per batch, together
 //! with the applied cursor (the last seq whose outcome is durable), so a
@@ -564,6 +565,45 @@ fn moved_identity(root: &UserRoot, target: &UserPath, before: &Fingerprint) -> O
     ((now.dev, now.ino) != (before.dev, before.ino)).then_some((now.dev as i64, now.ino as i64))
 }
 
+/// Where a file whose source is missing was moved before an interruption:
+/// its planned destination, or (under the RENAME policy, when that name was
+/// taken at apply time) the first free ` (n)` name after it, which is the one
+/// the move would have taken: the names before it were all taken then, so
+/// the search stops at the first name that does not exist.
+fn moved_before(
+    root: &UserRoot,
+    planned: &UserPath,
+    expect: &Fingerprint,
+    conflict: ConflictPolicy,
+) -> Option<UserPath> {
+    let holds = |path: &UserPath| {
+        root.fingerprint(path)
+            .map(|found| expect.is_moved(&found))
+            .ok()
+    };
+    match holds(planned) {
+        Some(true) => return Some(planned.clone()),
+        None => return None, // nothing there: the file was not moved
+        Some(false) => {}
+    }
+    if conflict != ConflictPolicy::Rename {
+        return None;
+    }
+    let parent = planned.parent().unwrap_or_else(UserPath::root);
+    let name = planned.file_name()?;
+    for n in 1..=100 {
+        let candidate = parent
+            .join(&crate::engine::template::with_suffix(name, n))
+            .ok()?;
+        match holds(&candidate) {
+            Some(true) => return Some(candidate),
+            Some(false) => continue,
+            None => return None,
+        }
+    }
+    None
+}
+
 fn apply_one(
     root: &UserRoot,
     mover: &mut Mover<'_>,
@@ -615,18 +655,22 @@ fn apply_one(
         match mover.move_file_unchanged(&original, &target, &expect, ctime) {
             Ok(()) => return moved(mover, &target),
             // Reconcile with a move that happened before an interruption:
-            // the source is gone and the planned destination holds the very
-            // file. Checked only when the source is missing, so the common
-            // case costs no extra lookup.
-            Err(MoveError::SourceMissing)
-                if root
-                    .fingerprint(&planned)
-                    .is_ok_and(|found| expect.is_moved(&found)) =>
-            {
-                return RecordUpdate {
-                    identity: moved_identity(root, &planned, &expect),
-                    ..outcome(moved_status, Some(planned.as_str().to_string()), None)
-                };
+            // the source is gone and the planned destination (or, after a
+            // conflict, the free name it was renamed to) holds the very file.
+            // Checked only when the source is missing, so the common case
+            // costs no extra lookup.
+            Err(MoveError::SourceMissing) => {
+                if let Some(found) = moved_before(root, &planned, &expect, conflict) {
+                    return RecordUpdate {
+                        identity: moved_identity(root, &found, &expect),
+                        ..outcome(moved_status, Some(found.as_str().to_string()), None)
+                    };
+                }
+                return outcome(
+                    "failed",
+                    record.new_path.clone(),
+                    Some(MoveError::SourceMissing.reason().to_string()),
+                );
             }
             Err(MoveError::DestinationExists)
                 if conflict == ConflictPolicy::Rename && attempts < 100 =>

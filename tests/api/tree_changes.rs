@@ -175,3 +175,81 @@ async fn files_changed_between_plan_and_apply_are_skipped_with_a_reason() {
     }
     assert_eq!(tree::snapshot(&root), expected);
 }
+
+/// A move under the RENAME policy that took a free ` (n)` name (its planned
+/// destination had appeared meanwhile) and was interrupted before its
+/// outcome was recorded: the next apply finds the file under that name
+/// (not only at the planned destination), records it as moved there, and
+/// undo brings it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unrecorded_move_to_a_renamed_destination_is_reconciled_and_undone() {
+    let app = TestApp::spawn().await;
+    let eve = user(&app, "renamed-move").await;
+    let root = eve.root.clone();
+    tree::write(&root, "inbox/report.pdf", b"the user's report");
+    tree::write(&root, "inbox/song.mp3", b"organized normally");
+    let op = create(
+        &app,
+        &eve,
+        pb::Operation {
+            dry_run: true,
+            conflict_policy: ConflictPolicy::Rename as i32,
+            ..organize("inbox")
+        },
+    )
+    .await;
+    wait_for(&app, &eve, &op.name, &[OperationState::Planned]).await;
+    let plan = records(&app, &op.name).await;
+    let planned = plan
+        .iter()
+        .find(|r| r.original_path == "inbox/report.pdf")
+        .and_then(|r| r.new_path.clone())
+        .expect("report.pdf is planned");
+    // What an interrupted apply leaves: the destination appeared, the file
+    // was moved to the next free name, and the outcome never reached the
+    // journal.
+    let renamed = planned.replace("report.pdf", "report (1).pdf");
+    tree::write(&root, &planned, b"someone else's file");
+    std::fs::rename(root.join("inbox/report.pdf"), root.join(&renamed)).unwrap();
+
+    crate::operations::apply(&app, &eve, &op.name).await;
+    let done = wait_for(
+        &app,
+        &eve,
+        &op.name,
+        &[OperationState::Succeeded, OperationState::Failed],
+    )
+    .await;
+    assert_eq!(done.state, OperationState::Succeeded as i32, "{done:?}");
+    let records = records(&app, &op.name).await;
+    let report = records
+        .iter()
+        .find(|r| r.original_path == "inbox/report.pdf")
+        .unwrap();
+    assert_eq!(report.status, "completed", "{report:?}");
+    assert_eq!(
+        report.new_path.as_deref(),
+        Some(renamed.as_str()),
+        "{report:?}"
+    );
+    assert_eq!(
+        std::fs::read(root.join(&planned)).unwrap(),
+        b"someone else's file"
+    );
+
+    let undone = crate::operations::undo_and_wait(&app, &eve, &op.name).await;
+    assert_eq!(undone.state, OperationState::Succeeded as i32, "{undone:?}");
+    assert_eq!(
+        std::fs::read(root.join("inbox/report.pdf")).unwrap(),
+        b"the user's report"
+    );
+    assert!(!root.join(&renamed).exists());
+    assert_eq!(
+        std::fs::read(root.join(&planned)).unwrap(),
+        b"someone else's file"
+    );
+    assert_eq!(
+        std::fs::read(root.join("inbox/song.mp3")).unwrap(),
+        b"organized normally"
+    );
+}
