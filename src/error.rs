@@ -257,9 +257,10 @@ pub fn is_connection_failure(error: &diesel::result::Error) -> bool {
 /// the work itself, which can be retried once the database answers.
 pub fn is_database_unreachable(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
-        cause
-            .downcast_ref::<bb8::RunError<diesel_async::pooled_connection::PoolError>>()
-            .is_some()
+        cause.is::<crate::db::ConnectTimedOut>()
+            || cause
+                .downcast_ref::<bb8::RunError<diesel_async::pooled_connection::PoolError>>()
+                .is_some()
             || cause
                 .downcast_ref::<diesel::result::Error>()
                 .is_some_and(is_connection_failure)

@@ -67,8 +67,12 @@ pub async fn write_journal_stream(
     operation_id: Uuid,
     mut chunks: tokio::sync::mpsc::Receiver<JournalChunk>,
 ) -> anyhow::Result<u64> {
-    let (mut client, connection) =
-        tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
+    let (mut client, connection) = tokio::time::timeout(
+        super::CONNECTION_TIMEOUT,
+        tokio_postgres::connect(database_url, tokio_postgres::NoTls),
+    )
+    .await
+    .map_err(|_| super::ConnectTimedOut)??;
     let driver = tokio::spawn(async move {
         if let Err(error) = connection.await {
             tracing::warn!(%error, "journal connection ended");
@@ -336,4 +340,31 @@ pub async fn status_totals(
     .bind::<diesel::sql_types::Uuid, _>(operation_id)
     .get_result(conn)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server that accepts the connection and never answers: the journal
+    /// gives up after the connect timeout with an error the worker treats as
+    /// "database unreachable" (the job is handed back, not failed), instead
+    /// of waiting forever.
+    #[tokio::test]
+    async fn a_silent_database_times_out_as_unreachable() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let held = tokio::spawn(async move {
+            let mut sockets = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                sockets.push(socket);
+            }
+        });
+        let url = format!("postgres://postgres@127.0.0.1:{port}/journal");
+        let started = std::time::Instant::now();
+        let error = write_journal(&url, Uuid::new_v4(), &[]).await.unwrap_err();
+        assert!(started.elapsed() < super::super::CONNECTION_TIMEOUT * 3);
+        assert!(crate::error::is_database_unreachable(&error), "{error:#}");
+        held.abort();
+    }
 }
