@@ -213,11 +213,14 @@ async fn every_bad_access_token_gets_one_and_the_same_answer() {
         ),
         (
             "signature flipped",
+            // The last character carries 4 bits of the signature; replace it
+            // with one that differs in them ('A' itself 1 time in 16).
             format!(
-                "{}.{}.{}A",
+                "{}.{}.{}{}",
                 parts[0],
                 parts[1],
-                &parts[2][..parts[2].len() - 1]
+                &parts[2][..parts[2].len() - 1],
+                if parts[2].ends_with('A') { 'E' } else { 'A' }
             ),
         ),
         // Truncated and garbage.
