@@ -304,19 +304,33 @@ pub async fn set_counters(
         .await
 }
 
-pub async fn fail(conn: &mut AsyncPgConnection, id: Uuid, error: &str) -> QueryResult<Operation> {
+/// Marks the job failed, only while `holder` still holds its claim: a
+/// worker that lost the claim (its heartbeat went stale and another worker
+/// took the job over) must not fail the job its new holder is running.
+/// None when it no longer held it.
+pub async fn fail(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    holder: &str,
+    error: &str,
+) -> QueryResult<Option<Operation>> {
     let now = Utc::now();
-    diesel::update(operations::table.find(id))
-        .set((
-            operations::state.eq("failed"),
-            operations::error.eq(error),
-            operations::updated_at.eq(now),
-            operations::finished_at.eq(now),
-            operations::worker_id.eq(None::<String>),
-        ))
-        .returning(Operation::as_returning())
-        .get_result(conn)
-        .await
+    diesel::update(
+        operations::table
+            .find(id)
+            .filter(operations::worker_id.eq(holder)),
+    )
+    .set((
+        operations::state.eq("failed"),
+        operations::error.eq(error),
+        operations::updated_at.eq(now),
+        operations::finished_at.eq(now),
+        operations::worker_id.eq(None::<String>),
+    ))
+    .returning(Operation::as_returning())
+    .get_result(conn)
+    .await
+    .optional()
 }
 
 /// Releases the job (it no longer needs a worker).

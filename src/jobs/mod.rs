@@ -148,8 +148,12 @@ async fn worker_loop(state: AppState, worker_id: String) {
                     }
                     tracing::error!(operation = %id, error = format!("{error:#}"), "job failed");
                     crate::observability::operation_finished(&kind, "failed");
-                    if let Ok(mut conn) = state.db.get().await {
-                        let _ = db::operations::fail(&mut conn, id, &format!("{error:#}")).await;
+                    if let Ok(mut conn) = state.db.get().await
+                        && let Ok(None) =
+                            db::operations::fail(&mut conn, id, &worker_id, &format!("{error:#}"))
+                                .await
+                    {
+                        tracing::warn!(operation = %id, "the failed job had been taken over by another worker; left to it");
                     }
                     state.cache.operation_changed(user_id, id).await;
                 }

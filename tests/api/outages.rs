@@ -338,3 +338,66 @@ async fn a_worker_that_lost_its_claim_records_nothing() {
     let op = wait_for(&app, &u, &op.name, &[OperationState::Succeeded]).await;
     assert_eq!(op.counters.unwrap().files_moved, 200);
 }
+
+/// A worker whose job failed after another worker took the job over (its
+/// claim went stale) must not mark the new holder's job failed: only the
+/// claim's holder fails a job (`db::operations::fail`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_claims_holder_can_fail_a_job() {
+    use diesel_async::RunQueryDsl;
+    let app = TestApp::spawn().await;
+    let u = user(&app, "fail-holder").await;
+    tree::write(&u.root, "inbox/a.txt", b"a");
+    let op = create(
+        &app,
+        &u,
+        pb::Operation {
+            dry_run: true,
+            ..organize("inbox")
+        },
+    )
+    .await;
+    wait_for(&app, &u, &op.name, &[OperationState::Planned]).await;
+    let id = operation_id(&op.name);
+    let mut conn = app.db().await;
+    // The worker that planned it lets go of the row just after the state.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        use diesel::QueryDsl;
+        use fileorganizer::schema::operations;
+        let holder: Option<String> = operations::table
+            .find(id)
+            .select(operations::worker_id)
+            .first(&mut conn)
+            .await
+            .unwrap();
+        if holder.is_none() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still held by {holder:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // As if worker B had reclaimed the job from worker A and were running it.
+    diesel::sql_query(
+        "UPDATE operations SET state = 'running', worker_id = 'worker-B' WHERE id = $1",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(id)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let by_a = fileorganizer::db::operations::fail(&mut conn, id, "worker-A", "A's error")
+        .await
+        .unwrap();
+    assert!(by_a.is_none(), "{by_a:?}");
+    assert_eq!(row_state(&mut conn, id).await.0, "running");
+    let by_b = fileorganizer::db::operations::fail(&mut conn, id, "worker-B", "B's error")
+        .await
+        .unwrap()
+        .expect("the holder fails its job");
+    assert_eq!(by_b.state, "failed");
+    assert_eq!(by_b.error.as_deref(), Some("B's error"));
+    assert_eq!(by_b.worker_id, None);
+}
