@@ -462,6 +462,9 @@ mod tests {
         // process's would land in Redis) is not seen for CLEAR_MEMORY...
         limiter.count_local("f", 2, true);
         assert_eq!(limiter.peek("f", 2).await.remaining, 2);
+        // ...and is seen once the memory lapses (the README's "within a second").
+        tokio::time::sleep(CLEAR_MEMORY + Duration::from_millis(100)).await;
+        assert_eq!(limiter.peek("f", 2).await.remaining, 1);
         // ...but a hit through this limiter forgets the memory at once.
         limiter.hit("f", 2).await;
         let d = limiter.peek("f", 2).await;
