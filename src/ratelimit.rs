@@ -1,15 +1,16 @@
 //! Sliding-window rate limits shared by every API process through Redis.
 //!
-//! Each limit is a Redis sorted set of request timestamps
-//! (`<prefix>v1:rl:<key>`); one Lua script drops entries older than the
-//! window, counts, admits or refuses, and reports when the oldest entry
-//! leaves the window — atomically, with Redis's own clock, so several API
-//! processes enforce one limit together. When Redis is absent or failing,
-//! the same algorithm runs on in-process counters: the limits then hold per
-//! process (documented in the README).
+//! The algorithm is the sliding-window counter (see [`Windows`]): each limit
+//! is one small Redis hash (`<prefix>v2:rl:<key>`) with the counts of the
+//! current and the previous fixed window. One Lua script rolls the windows,
+//! estimates, admits or refuses and counts — atomically, with Redis's own
+//! clock, so several API processes enforce one limit together — in constant
+//! time and memory per limit. When Redis is absent or failing, the same
+//! algorithm runs on in-process counters: the limits then hold per process
+//! (documented in the README).
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::HashMap,
     sync::{Arc, Mutex, atomic::AtomicBool},
     time::{Duration, Instant},
 };
@@ -83,37 +84,128 @@ impl Decision {
     }
 }
 
-/// Counts one request against KEYS[1] (limit ARGV[3]) and, only if that
-/// admitted it, against KEYS[2] (limit ARGV[4]): the per-user and the global
-/// window of one call in a single round trip. Returns `{allowed, count,
-/// reset}` per key evaluated. Invoked by SHA (`EVALSHA`), loaded on demand.
+/// Counts one request against KEYS[1] (limit ARGV[2]) and, only if that
+/// admitted it, against KEYS[2] (limit ARGV[3]): the per-user and the global
+/// window of one call in a single round trip. Each key is a hash of the
+/// current fixed window's index `w`, its count `c` and the previous window's
+/// count `p`; the estimate is [`Windows::estimate`] (the same integer
+/// formula). Returns `{allowed, previous, current, elapsed}` per key
+/// evaluated. Invoked by SHA (`EVALSHA`), loaded on demand.
 const SCRIPT: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local window = tonumber(ARGV[1])
-local nonce = ARGV[2]
+local index = math.floor(now / window)
+local elapsed = now - index * window
 local function count(key, limit)
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-  local n = redis.call('ZCARD', key)
-  local allowed = 0
-  if limit > 0 and n < limit then
-    redis.call('ZADD', key, now, now .. '-' .. nonce)
-    n = n + 1
-    allowed = 1
+  local state = redis.call('HMGET', key, 'w', 'c', 'p')
+  local w = tonumber(state[1]) or index
+  local current = tonumber(state[2]) or 0
+  local previous = tonumber(state[3]) or 0
+  if w ~= index then
+    if w == index - 1 then previous = current else previous = 0 end
+    current = 0
   end
-  redis.call('PEXPIRE', key, window)
-  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-  local reset = window
-  if oldest[2] then reset = tonumber(oldest[2]) + window - now end
-  return {allowed, n, reset}
+  local estimate = math.floor((previous * (window - elapsed) + window - 1) / window) + current
+  local allowed = 0
+  if limit > 0 and estimate < limit then
+    current = current + 1
+    allowed = 1
+    redis.call('HSET', key, 'w', index, 'c', current, 'p', previous)
+    redis.call('PEXPIRE', key, 2 * window)
+  end
+  return {allowed, previous, current, elapsed}
 end
-local result = count(KEYS[1], tonumber(ARGV[3]))
+local result = count(KEYS[1], tonumber(ARGV[2]))
 if KEYS[2] and result[1] == 1 then
-  local second = count(KEYS[2], tonumber(ARGV[4]))
+  local second = count(KEYS[2], tonumber(ARGV[3]))
   for _, v in ipairs(second) do table.insert(result, v) end
 end
 return result
 "#;
+
+/// One limit's state under the sliding-window-counter algorithm: the
+/// requests admitted in the previous and in the current fixed window, and
+/// how far the current window has run.
+///
+/// The sliding window's count is estimated as the current window's count
+/// plus the previous window's, weighted by the share of the sliding window
+/// that still overlaps it — rounded up, so a burst is never undercounted
+/// while it is younger than `window / previous`. It costs one small hash
+/// per limit however many requests it counts (a log of timestamps cost one
+/// entry per request: the global window held every request of the minute).
+/// Requests of the previous window count as if spread evenly over it, so a
+/// burst at the start of a window is forgotten more slowly than by an exact
+/// log; `reset_after` accounts for that, so waiting as long as it says
+/// always succeeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Windows {
+    /// Window length, ms.
+    window: u64,
+    previous: u64,
+    current: u64,
+    /// Time into the current window, ms (< window).
+    elapsed: u64,
+}
+
+impl Windows {
+    /// The previous window's requests still inside the sliding window when
+    /// `elapsed` ms of the current one have run (rounded up).
+    fn carried(&self, elapsed: u64) -> u64 {
+        let overlap = self.window.saturating_sub(elapsed);
+        (self.previous * overlap).div_ceil(self.window)
+    }
+
+    /// Requests counted in the sliding window that ends now.
+    fn estimate(&self) -> u64 {
+        self.carried(self.elapsed) + self.current
+    }
+
+    /// How long until, with no further requests, the estimate is at most
+    /// `target`.
+    fn until_at_most(&self, target: u64) -> Duration {
+        let left = self.window - self.elapsed;
+        let ms = if self.current <= target {
+            // Within this window, as the previous one's share decays.
+            let room = target - self.current;
+            if self.previous <= room {
+                0
+            } else {
+                left - room * self.window / self.previous
+            }
+        } else {
+            // In the next window, where this one is the previous.
+            left + self.window - target * self.window / self.current
+        };
+        Duration::from_millis(ms)
+    }
+
+    /// When a slot frees: the whole budget is back for an empty window;
+    /// otherwise the time until the estimate drops below the limit (when
+    /// refused) or by one (when admitted).
+    fn reset_after(&self, limit: u32) -> Duration {
+        let estimate = self.estimate();
+        if estimate == 0 {
+            Duration::from_millis(self.window)
+        } else if estimate >= u64::from(limit) {
+            self.until_at_most(u64::from(limit).saturating_sub(1))
+        } else {
+            self.until_at_most(estimate - 1)
+        }
+    }
+}
+
+/// One limit's windows in this process (the fallback without Redis).
+#[derive(Debug, Clone, Copy, Default)]
+struct LocalSlot {
+    index: u64,
+    current: u64,
+    previous: u64,
+}
+
+/// Most keys kept by the in-process fallback before windows that ended
+/// are dropped.
+const LOCAL_CAPACITY: usize = 100_000;
 
 /// Counts requests against named limits.
 #[derive(Clone)]
@@ -121,7 +213,9 @@ pub struct Limiter {
     redis: Option<RedisPool>,
     prefix: String,
     window: Duration,
-    local: Arc<Mutex<HashMap<String, VecDeque<Instant>>>>,
+    local: Arc<Mutex<HashMap<String, LocalSlot>>>,
+    /// The in-process fallback's clock starts here.
+    epoch: Instant,
     warned: Arc<AtomicBool>,
     /// SHA1 of [`SCRIPT`] as Redis reported it on `SCRIPT LOAD`.
     script_sha: Arc<Mutex<Option<String>>>,
@@ -144,6 +238,7 @@ impl Limiter {
             prefix: prefix.to_string(),
             window,
             local: Default::default(),
+            epoch: Instant::now(),
             warned: Default::default(),
             script_sha: Default::default(),
             clear: Default::default(),
@@ -164,7 +259,7 @@ impl Limiter {
     }
 
     fn redis_key(&self, key: &str) -> String {
-        format!("{}v1:rl:{key}", self.prefix)
+        format!("{}v2:rl:{key}", self.prefix)
     }
 
     /// Counts one request against `key` (admitted only if under `limit`).
@@ -216,7 +311,8 @@ impl Limiter {
         let [c, ..] = &self.count(&[(key, limit)], false).await[..] else {
             unreachable!("one key counted")
         };
-        if c.count == 0 {
+        let estimate = c.windows.estimate();
+        if estimate == 0 {
             let mut clear = self.clear.lock().expect("limiter lock");
             if clear.len() >= CLEAR_CAPACITY {
                 clear.retain(|_, until| *until > now);
@@ -227,10 +323,8 @@ impl Limiter {
             clear.insert(key.to_string(), now + CLEAR_MEMORY);
         }
         Decision {
-            allowed: c.count < limit,
-            limit,
-            remaining: limit.saturating_sub(c.count),
-            reset_after: c.reset_after,
+            allowed: estimate < u64::from(limit),
+            ..c.decision(limit)
         }
     }
 
@@ -292,8 +386,7 @@ impl Limiter {
             .await
             .map_err(|_| "timed out".to_string())?
             .map_err(|e| e.to_string())?;
-        let nonce: u64 = rand::random();
-        let mut args = vec![self.window.as_millis() as u64, nonce];
+        let mut args = vec![self.window_ms()];
         // A limit of 0 admits (and so records) nothing: a peek.
         args.extend(
             keys.iter()
@@ -333,56 +426,91 @@ impl Limiter {
                 Err(e) => return Err(e.to_string()),
             }
         };
+        let window = self.window_ms();
         Ok(values
-            .chunks_exact(3)
+            .chunks_exact(4)
             .map(|v| Counted {
                 admitted: v[0] == 1,
-                count: v[1].max(0) as u32,
-                reset_after: Duration::from_millis(v[2].max(0) as u64),
+                windows: Windows {
+                    window,
+                    previous: v[1].max(0) as u64,
+                    current: v[2].max(0) as u64,
+                    elapsed: (v[3].max(0) as u64).min(window - 1),
+                },
             })
             .collect())
     }
 
-    fn count_local(&self, key: &str, limit: u32, record: bool) -> Counted {
-        let now = Instant::now();
-        let mut map = self.local.lock().expect("limiter lock");
-        let entries = map.entry(key.to_string()).or_default();
-        while entries
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= self.window)
-        {
-            entries.pop_front();
-        }
-        let admitted = record && (entries.len() as u32) < limit;
-        if admitted {
-            entries.push_back(now);
-        }
-        let reset_after = entries
-            .front()
-            .map(|t| self.window.saturating_sub(now.duration_since(*t)))
-            .unwrap_or(self.window);
-        Counted {
-            admitted,
-            count: entries.len() as u32,
-            reset_after,
-        }
+    /// The window in ms (at least 1).
+    fn window_ms(&self) -> u64 {
+        (self.window.as_millis() as u64).max(1)
     }
+
+    fn count_local(&self, key: &str, limit: u32, record: bool) -> Counted {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        let mut map = self.local.lock().expect("limiter lock");
+        let counted = count_local_at(&mut map, key, limit, record, now, self.window_ms());
+        if map.len() > LOCAL_CAPACITY {
+            let index = now / self.window_ms();
+            map.retain(|_, slot| slot.index + 1 >= index);
+        }
+        counted
+    }
+}
+
+/// The in-process sliding-window counter of `key` at `now` ms.
+fn count_local_at(
+    map: &mut HashMap<String, LocalSlot>,
+    key: &str,
+    limit: u32,
+    record: bool,
+    now: u64,
+    window: u64,
+) -> Counted {
+    let index = now / window;
+    let mut slot = map.get(key).copied().unwrap_or(LocalSlot {
+        index,
+        ..Default::default()
+    });
+    if slot.index != index {
+        slot.previous = if slot.index + 1 == index {
+            slot.current
+        } else {
+            0
+        };
+        slot.current = 0;
+        slot.index = index;
+    }
+    let mut windows = Windows {
+        window,
+        previous: slot.previous,
+        current: slot.current,
+        elapsed: now - index * window,
+    };
+    let admitted = record && windows.estimate() < u64::from(limit);
+    if admitted {
+        windows.current += 1;
+        slot.current += 1;
+        map.insert(key.to_string(), slot);
+    }
+    Counted { admitted, windows }
 }
 
 /// Raw result of one count.
 struct Counted {
     admitted: bool,
-    count: u32,
-    reset_after: Duration,
+    /// The windows after counting.
+    windows: Windows,
 }
 
 impl Counted {
     fn decision(&self, limit: u32) -> Decision {
+        let estimate = u32::try_from(self.windows.estimate()).unwrap_or(u32::MAX);
         Decision {
             allowed: self.admitted,
             limit,
-            remaining: limit.saturating_sub(self.count),
-            reset_after: self.reset_after,
+            remaining: limit.saturating_sub(estimate),
+            reset_after: self.windows.reset_after(limit),
         }
     }
 }
@@ -438,7 +566,8 @@ mod tests {
 
     #[tokio::test]
     async fn local_window_admits_up_to_the_limit() {
-        let limiter = Limiter::new(None, "t:", Duration::from_millis(300));
+        let window = Duration::from_millis(300);
+        let limiter = Limiter::new(None, "t:", window);
         for i in 0..3 {
             let d = limiter.hit("k", 3).await;
             assert!(d.allowed, "{i}");
@@ -446,12 +575,81 @@ mod tests {
         }
         let refused = limiter.hit("k", 3).await;
         assert!(!refused.allowed);
-        assert!(refused.reset_after <= Duration::from_millis(300));
+        assert!(refused.reset_after <= 2 * window, "{refused:?}");
         assert_eq!(limiter.peek("k", 3).await.remaining, 0);
-        tokio::time::sleep(Duration::from_millis(350)).await;
+        // Waiting as long as the refusal said is enough.
+        tokio::time::sleep(refused.reset_after + Duration::from_millis(5)).await;
         assert!(limiter.hit("k", 3).await.allowed);
         limiter.reset("k").await;
         assert_eq!(limiter.peek("k", 3).await.remaining, 3);
+    }
+
+    /// Hits `key` at `now` on a copy of `map`, leaving `map` as it was.
+    fn probe(map: &HashMap<String, LocalSlot>, now: u64, limit: u32, window: u64) -> bool {
+        count_local_at(&mut map.clone(), "k", limit, true, now, window).admitted
+    }
+
+    #[test]
+    fn the_counter_never_admits_more_than_the_limit_per_window_and_its_reset_is_exact() {
+        let (window, limit) = (1_000, 10);
+        // A small deterministic generator: gaps from 0 to 300 ms, in bursts.
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut map = HashMap::new();
+        let mut now = 0;
+        let mut admitted_in: HashMap<u64, u32> = HashMap::new();
+        let (mut admitted, mut refused) = (0, 0);
+        for _ in 0..5_000 {
+            now += if next(4) == 0 { next(300) } else { next(3) };
+            let counted = count_local_at(&mut map, "k", limit, true, now, window);
+            let decision = counted.decision(limit);
+            let estimate = counted.windows.estimate();
+            assert_eq!(
+                decision.remaining,
+                limit.saturating_sub(estimate as u32),
+                "at {now}"
+            );
+            if counted.admitted {
+                admitted += 1;
+                *admitted_in.entry(now / window).or_default() += 1;
+            } else {
+                refused += 1;
+                // Refused until exactly reset_after has passed.
+                let wait = decision.reset_after.as_millis() as u64;
+                assert!(wait > 0 && wait <= 2 * window, "wait {wait} at {now}");
+                assert!(!probe(&map, now + wait - 1, limit, window), "at {now}");
+                assert!(probe(&map, now + wait, limit, window), "at {now}");
+            }
+        }
+        assert!(
+            admitted > 1_000 && refused > 1_000,
+            "{admitted} / {refused}"
+        );
+        assert!(admitted_in.values().all(|n| *n <= limit), "{admitted_in:?}");
+    }
+
+    #[test]
+    fn a_burst_is_counted_whole_until_its_share_of_the_window_decays() {
+        let window = 60_000;
+        let mut map = HashMap::new();
+        // 100 requests at the end of one window...
+        for _ in 0..100 {
+            assert!(count_local_at(&mut map, "k", 100, true, 59_990, window).admitted);
+        }
+        // ...are all still counted just after the next one starts...
+        assert!(!probe(&map, 60_010, 100, window));
+        assert!(!probe(&map, 60_599, 100, window));
+        // ...and one slot frees once 1/100 of the window has run.
+        assert!(probe(&map, 60_600, 100, window));
+        // Two windows later nothing is left.
+        let fresh = count_local_at(&mut map, "k", 100, false, 180_000, window);
+        assert_eq!(fresh.windows.estimate(), 0);
+        assert_eq!(fresh.decision(100).reset_after, Duration::from_secs(60));
     }
 
     #[tokio::test]

@@ -20,6 +20,16 @@ fn redis_env(limit: u32) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// The RetryInfo delay of a refusal.
+fn retry_delay(refused: &tonic::Status) -> std::time::Duration {
+    refused
+        .get_error_details()
+        .retry_info()
+        .expect("a refusal has a RetryInfo")
+        .retry_delay
+        .expect("with a delay")
+}
+
 async fn me(
     client: &mut AuthServiceClient<Channel>,
     token: &str,
@@ -52,12 +62,7 @@ async fn the_101st_call_in_a_minute_is_refused_with_retry_info() {
     }
     let refused = assert_code(me(&mut client, &token).await, Code::ResourceExhausted);
     assert_eq!(reason(&refused), "RATE_LIMITED");
-    let delay = refused
-        .get_error_details()
-        .retry_info()
-        .unwrap()
-        .retry_delay
-        .unwrap();
+    let delay = retry_delay(&refused);
     assert!(delay.as_secs() >= 1 && delay.as_secs() <= 60, "{delay:?}");
     let md = refused.metadata();
     assert_eq!(md.get("x-ratelimit-remaining").unwrap(), "0");
@@ -433,5 +438,74 @@ async fn the_global_window_refuses_all_users_and_counts_only_admitted_calls() {
             "{refused:?} (redis {redis})"
         );
         assert_eq!(reason(&refused), "RATE_LIMITED");
+    }
+}
+
+/// The shared window is a sliding-window counter: one small Redis hash per
+/// limit whatever the traffic, and a refusal's retry delay is honest —
+/// waiting that long is enough.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_says_truly_how_long_to_wait_and_a_window_costs_one_small_hash() {
+    let mut env = redis_env(3);
+    env.push(("RATE_LIMIT_WINDOW_SECS", "1".into()));
+    let prefix = env
+        .iter()
+        .find(|(k, _)| *k == "REDIS_KEY_PREFIX")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    let app = TestApp::spawn_with(Options {
+        env,
+        ..Default::default()
+    })
+    .await;
+    let user = app.register(&TestApp::email("honest")).await;
+    let mut client = app.auth();
+    let mut user_id = String::new();
+    for round in 0..2 {
+        let mut admitted = 0;
+        let refused = loop {
+            match me(&mut client, &user.access_token).await {
+                Ok(_) => admitted += 1,
+                Err(status) => break status,
+            }
+            // At most the limit per fixed window, so at most twice the
+            // limit however the calls straddle a window's end.
+            assert!(admitted <= 6, "round {round}: {admitted} admitted");
+        };
+        assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+        // (The call that proved the last wait enough took the freed slot.)
+        assert!(round > 0 || admitted >= 1, "round {round}");
+        let delay = retry_delay(&refused);
+        assert!(
+            delay >= std::time::Duration::from_secs(1)
+                && delay <= std::time::Duration::from_secs(2),
+            "{delay:?}"
+        );
+        tokio::time::sleep(delay).await;
+        user_id = me(&mut client, &user.access_token)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: refused after waiting {delay:?}: {e:?}"))
+            .into_inner()
+            .id;
+    }
+    // The user's and the global window: a hash of three fields each.
+    let client = bb8_redis::redis::Client::open("redis://127.0.0.1:6379").unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    for key in [
+        format!("{prefix}v2:rl:api:user:{user_id}"),
+        format!("{prefix}v2:rl:api:global"),
+    ] {
+        let kind: String = bb8_redis::redis::cmd("TYPE")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(kind, "hash", "{key}");
+        let fields: Vec<String> = bb8_redis::redis::cmd("HKEYS")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(fields.len(), 3, "{key}: {fields:?}");
     }
 }
