@@ -226,6 +226,39 @@ pub struct RecordUpdate {
     pub identity: Option<(i64, i64)>,
 }
 
+/// A run of the journal whose files all moved exactly as planned (to the
+/// planned destination, same identity, no reason), recorded by one range
+/// update instead of one row of outcomes per file: about half the
+/// database's work per file in an apply.
+#[derive(Debug, Clone, Copy)]
+pub struct MovedAsPlanned {
+    /// First and last seq of the run (inclusive).
+    pub first: i64,
+    pub last: i64,
+    /// Moved duplicates become `duplicate`, not `completed`.
+    pub mark_duplicates: bool,
+}
+
+/// The outcomes of one batch.
+#[derive(Debug, Clone, Default)]
+pub struct Outcomes {
+    /// Written as given, row by row.
+    pub updates: Vec<RecordUpdate>,
+    /// Every record of this range still `planned` once `updates` are written
+    /// moved as planned.
+    pub as_planned: Option<MovedAsPlanned>,
+}
+
+impl Outcomes {
+    /// Outcomes listed one by one.
+    pub fn listed(updates: Vec<RecordUpdate>) -> Outcomes {
+        Outcomes {
+            updates,
+            as_planned: None,
+        }
+    }
+}
+
 /// Applies a batch of outcomes, the operation's counters and (optionally) its
 /// applied cursor in one transaction: after a crash the journal and the
 /// counters agree. Records only while `holder` holds the claim on
@@ -236,11 +269,13 @@ pub async fn record_batch(
     operation_id: Uuid,
     counters_owner: Uuid,
     holder: &str,
-    updates: &[RecordUpdate],
+    outcomes: &Outcomes,
     counters: &Counters,
     cursor: Option<i64>,
 ) -> QueryResult<bool> {
     let holder = holder.to_string();
+    let updates = &outcomes.updates;
+    let as_planned = outcomes.as_planned;
     let seqs: Vec<i64> = updates.iter().map(|u| u.seq).collect();
     let statuses: Vec<String> = updates.iter().map(|u| u.status.to_string()).collect();
     let new_paths: Vec<Option<String>> = updates.iter().map(|u| u.new_path.clone()).collect();
@@ -278,6 +313,22 @@ pub async fn record_batch(
             .bind::<Array<Nullable<Text>>, _>(&reasons)
             .bind::<Array<Nullable<BigInt>>, _>(&devices)
             .bind::<Array<Nullable<BigInt>>, _>(&inodes)
+            .execute(conn)
+            .await?;
+        }
+        // After the listed ones: the rest of the range is what is still
+        // planned (the listed outcomes are never `planned`).
+        if let Some(run) = as_planned {
+            use diesel::sql_types::{BigInt, Bool};
+            diesel::sql_query(
+                "UPDATE file_records SET status = CASE WHEN $4 AND duplicate_of IS NOT NULL
+                   THEN 'duplicate' ELSE 'completed' END
+                 WHERE operation_id = $1 AND seq BETWEEN $2 AND $3 AND status = 'planned'",
+            )
+            .bind::<diesel::sql_types::Uuid, _>(operation_id)
+            .bind::<BigInt, _>(run.first)
+            .bind::<BigInt, _>(run.last)
+            .bind::<Bool, _>(run.mark_duplicates)
             .execute(conn)
             .await?;
         }

@@ -51,7 +51,7 @@ use super::{Interrupted, JobContext, OperationOptions};
 use crate::{
     db::{
         self,
-        file_records::{JournalChunk, RecordUpdate},
+        file_records::{JournalChunk, MovedAsPlanned, Outcomes, RecordUpdate},
         models::FileRecord,
     },
     engine::{
@@ -407,7 +407,7 @@ async fn apply_phase(
         let abandoned = ctx.abandoned.clone();
         let batch_root = root.clone();
         let pace = pace(ctx.state.config.moves_per_second);
-        let (updates, dirs, done_through) = tokio::task::spawn_blocking(move || {
+        let (outcomes, dirs, done_through) = tokio::task::spawn_blocking(move || {
             apply_batch(
                 &batch_root,
                 &batch,
@@ -437,7 +437,7 @@ async fn apply_phase(
                 id,
                 id,
                 &holder,
-                &updates,
+                &outcomes,
                 &counters,
                 Some(cursor),
             )
@@ -512,7 +512,9 @@ pub fn pace(moves_per_second: u32) -> Option<std::time::Duration> {
 }
 
 /// Applies one batch; returns the outcomes, the source folders touched and
-/// the last seq processed (None if none was).
+/// the last seq processed (None if none was). Files that moved exactly as
+/// planned are not listed one by one: the outcomes cover them as a range
+/// ([`MovedAsPlanned`]), from the batch's first seq to the last processed.
 fn apply_batch(
     root: &UserRoot,
     batch: &[FileRecord],
@@ -521,7 +523,7 @@ fn apply_batch(
     conflict: ConflictPolicy,
     mark_duplicates: bool,
     pace: Option<std::time::Duration>,
-) -> (Vec<RecordUpdate>, Vec<UserPath>, Option<i64>) {
+) -> (Outcomes, Vec<UserPath>, Option<i64>) {
     let mut mover = Mover::new(root);
     let mut updates = Vec::with_capacity(batch.len());
     let mut dirs = Vec::new();
@@ -548,13 +550,46 @@ fn apply_batch(
             _ => Progress::add(&progress.files_failed, 1),
         }
         progress.step(record.size_bytes);
-        updates.push(update);
+        if !moved_as_planned(record, &update, mark_duplicates) {
+            updates.push(update);
+        }
         done = Some(record.seq);
         if let Some(pause) = pace {
             std::thread::sleep(pause);
         }
     }
-    (updates, dirs, done)
+    let as_planned = batch.first().zip(done).map(|(first, last)| MovedAsPlanned {
+        first: first.seq,
+        last,
+        mark_duplicates,
+    });
+    (
+        Outcomes {
+            updates,
+            as_planned,
+        },
+        dirs,
+        done,
+    )
+}
+
+/// The status of a moved file: duplicates are marked as such unless the
+/// policy only reports them (the SQL of [`MovedAsPlanned`] says the same).
+fn moved_status(record: &FileRecord, mark_duplicates: bool) -> &'static str {
+    if mark_duplicates && record.duplicate_of.is_some() {
+        "duplicate"
+    } else {
+        "completed"
+    }
+}
+
+/// Whether `update` is what [`MovedAsPlanned`] records for `record`: moved
+/// to the planned destination with its identity, no reason.
+fn moved_as_planned(record: &FileRecord, update: &RecordUpdate, mark_duplicates: bool) -> bool {
+    update.status == moved_status(record, mark_duplicates)
+        && update.new_path == record.new_path
+        && update.reason.is_none()
+        && update.identity.is_none()
 }
 
 /// The file's `(device, inode)` at `target` when the move changed them (a
@@ -611,11 +646,7 @@ fn apply_one(
     conflict: ConflictPolicy,
     mark_duplicates: bool,
 ) -> RecordUpdate {
-    let moved_status = if mark_duplicates && record.duplicate_of.is_some() {
-        "duplicate"
-    } else {
-        "completed"
-    };
+    let moved_status = moved_status(record, mark_duplicates);
     let outcome =
         |status: &'static str, new_path: Option<String>, reason: Option<String>| RecordUpdate {
             seq: record.seq,

@@ -88,7 +88,7 @@ pub async fn run(ctx: &JobContext) -> anyhow::Result<()> {
             target_id,
             op.id,
             &ctx.worker_id,
-            &updates,
+            &db::file_records::Outcomes::listed(updates),
             &ctx.progress.counters(),
             None,
         )

@@ -373,6 +373,114 @@ async fn dry_run_changes_nothing_and_apply_rechecks_each_file() {
     assert!(again.message().contains("planned"));
 }
 
+/// Files that move as planned are recorded a batch's range at a time (one
+/// UPDATE per batch); the others (renamed on a conflict, failed, skipped)
+/// row by row. Over several batches, with each kind of outcome in the
+/// middle of one and at a batch's edges, every record ends with its own
+/// outcome and none is left planned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_records_every_outcome_across_batches() {
+    let app = TestApp::spawn().await;
+    let kim = user(&app, "batches").await;
+    // 2,600 files: three apply batches of 1,000. Every 50th is a copy of
+    // the first (a duplicate, moved to _duplicates and marked).
+    for i in 0..2_600 {
+        let content = if i % 50 == 0 {
+            "same".to_string()
+        } else {
+            format!("file {i}")
+        };
+        tree::write(
+            &kim.root,
+            &format!("in/d{}/f{i:04}.txt", i / 100),
+            content.as_bytes(),
+        );
+    }
+    let op = create(
+        &app,
+        &kim,
+        pb::Operation {
+            dry_run: true,
+            duplicate_policy: pb::DuplicatePolicy::MoveToDuplicatesFolder as i32,
+            ..organize("in")
+        },
+    )
+    .await;
+    wait_for(&app, &kim, &op.name, &[OperationState::Planned]).await;
+    let plan = records(&app, &op.name).await;
+    assert_eq!(plan.len(), 2_600);
+    // Outcomes other than "as planned", at a batch's first and last record
+    // and inside one: a taken destination (renamed), a vanished source
+    // (failed), a changed file (skipped).
+    let planned = |n: usize| &plan[n];
+    let mut expect_renamed = Vec::new();
+    for n in [0, 999, 1_000, 1_500] {
+        let r = planned(n);
+        tree::write(&kim.root, r.new_path.as_deref().unwrap(), b"taken");
+        expect_renamed.push(r.seq);
+    }
+    let mut expect_failed = Vec::new();
+    for n in [1, 1_999, 2_599] {
+        let r = planned(n);
+        std::fs::remove_file(kim.root.join(&r.original_path)).unwrap();
+        expect_failed.push(r.seq);
+    }
+    let mut expect_skipped = Vec::new();
+    for n in [2, 2_000] {
+        let r = planned(n);
+        tree::write(&kim.root, &r.original_path, b"changed after planning");
+        expect_skipped.push(r.seq);
+    }
+    apply(&app, &kim, &op.name).await;
+    let done = wait_for(
+        &app,
+        &kim,
+        &op.name,
+        &[OperationState::Succeeded, OperationState::Failed],
+    )
+    .await;
+    assert_eq!(done.state, OperationState::Succeeded as i32, "{done:?}");
+    let journal = records(&app, &op.name).await;
+    let disk = tree::snapshot(&kim.root);
+    for (r, p) in journal.iter().zip(&plan) {
+        assert_eq!(r.seq, p.seq);
+        let moved = if r.duplicate_of.is_some() {
+            "duplicate"
+        } else {
+            "completed"
+        };
+        if expect_failed.contains(&r.seq) || expect_skipped.contains(&r.seq) {
+            let expected = if expect_failed.contains(&r.seq) {
+                "failed"
+            } else {
+                "skipped"
+            };
+            assert_eq!(r.status, expected, "{r:?}");
+            assert!(r.reason.is_some(), "{r:?}");
+            assert_eq!(disk.contains_key(&r.original_path), expected == "skipped");
+            continue;
+        }
+        assert_eq!(r.status, moved, "{r:?}");
+        assert!(r.reason.is_none(), "{r:?}");
+        if expect_renamed.contains(&r.seq) {
+            assert!(r.new_path.as_deref().unwrap().contains(" (1)"), "{r:?}");
+        } else {
+            assert_eq!(r.new_path, p.new_path, "{r:?}");
+        }
+        let at = r.new_path.as_deref().unwrap();
+        assert!(disk.contains_key(at), "{r:?} is not at its new path");
+        assert!(
+            !disk.contains_key(&r.original_path),
+            "{r:?} is still at its old path"
+        );
+    }
+    let marked = journal.iter().filter(|r| r.status == "duplicate").count();
+    assert!(marked >= 45, "{marked} duplicates marked");
+    let counters = done.counters.unwrap();
+    assert_eq!(counters.files_failed, 3, "{counters:?}");
+    assert_eq!(counters.files_moved, 2_600 - 3 - 2, "{counters:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_gives_the_same_result_as_a_direct_run() {
     let app = TestApp::spawn().await;
