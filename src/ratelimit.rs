@@ -84,20 +84,22 @@ impl Decision {
     }
 }
 
-/// Counts one request against KEYS[1] (limit ARGV[2]) and, only if that
-/// admitted it, against KEYS[2] (limit ARGV[3]): the per-user and the global
-/// window of one call in a single round trip. Each key is a hash of the
-/// current fixed window's index `w`, its count `c` and the previous window's
-/// count `p`; the estimate is [`Windows::estimate`] (the same integer
-/// formula). Returns `{allowed, previous, current, elapsed}` per key
-/// evaluated. Invoked by SHA (`EVALSHA`), loaded on demand.
+/// Counts requests against KEYS[1] (limit ARGV[2], up to ARGV[3] units) and,
+/// only if that admitted it, against KEYS[2] (limit ARGV[4], up to ARGV[5]
+/// units): the per-user and the global window of one call in a single round
+/// trip. Each key is a hash of the current fixed window's index `w`, its
+/// count `c` and the previous window's count `p`; the estimate is
+/// [`Windows::estimate`] (the same integer formula). Under the limit, it
+/// grants as many of the units asked for as fit (one is the request itself,
+/// the rest a [`Lease`]). Returns `{granted, previous, current, elapsed}`
+/// per key evaluated. Invoked by SHA (`EVALSHA`), loaded on demand.
 const SCRIPT: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local window = tonumber(ARGV[1])
 local index = math.floor(now / window)
 local elapsed = now - index * window
-local function count(key, limit)
+local function count(key, limit, want)
   local state = redis.call('HMGET', key, 'w', 'c', 'p')
   local w = tonumber(state[1]) or index
   local current = tonumber(state[2]) or 0
@@ -107,18 +109,18 @@ local function count(key, limit)
     current = 0
   end
   local estimate = math.floor((previous * (window - elapsed) + window - 1) / window) + current
-  local allowed = 0
+  local granted = 0
   if limit > 0 and estimate < limit then
-    current = current + 1
-    allowed = 1
+    granted = math.min(want, limit - estimate)
+    current = current + granted
     redis.call('HSET', key, 'w', index, 'c', current, 'p', previous)
     redis.call('PEXPIRE', key, 2 * window)
   end
-  return {allowed, previous, current, elapsed}
+  return {granted, previous, current, elapsed}
 end
-local result = count(KEYS[1], tonumber(ARGV[2]))
-if KEYS[2] and result[1] == 1 then
-  local second = count(KEYS[2], tonumber(ARGV[3]))
+local result = count(KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[3]))
+if KEYS[2] and result[1] > 0 then
+  local second = count(KEYS[2], tonumber(ARGV[4]), tonumber(ARGV[5]))
   for _, v in ipairs(second) do table.insert(result, v) end
 end
 return result
@@ -195,6 +197,49 @@ impl Windows {
     }
 }
 
+/// Units of a large limit taken from Redis ahead of use, so that a busy
+/// process asks Redis once per lease instead of once per request.
+///
+/// A process takes up to `limit / LEASE_DIVISOR` units of a limit at a time
+/// ([`lease_size`]); below 2 there is no lease, so small limits (the
+/// per-user default of 100 a minute) are counted in Redis call by call,
+/// exactly. Leased units count in Redis as soon as they are taken, so a
+/// lease can only make a limit stricter, never looser: by at most one
+/// lease's unused units per API process, until the fixed window it was
+/// taken in ends (then the lease lapses). Within the process, the headers
+/// count only the units used.
+#[derive(Debug, Clone, Copy)]
+struct Lease {
+    /// Units taken and not yet used.
+    left: u64,
+    /// The windows as Redis reported them when the units were taken.
+    windows: Windows,
+    taken_at: Instant,
+    /// End of the fixed window the units were counted in.
+    expires: Instant,
+}
+
+/// A process leases at most this fraction of a limit at a time.
+const LEASE_DIVISOR: u32 = 1_000;
+
+/// Units taken from Redis per round trip for `limit` (1: no lease).
+fn lease_size(limit: u32) -> u64 {
+    u64::from(limit / LEASE_DIVISOR).max(1)
+}
+
+impl Lease {
+    /// The windows a request that used one of the units sees: the units
+    /// still unused do not count, and time has moved on.
+    fn windows_at(&self, now: Instant) -> Windows {
+        let since = now.duration_since(self.taken_at).as_millis() as u64;
+        Windows {
+            current: self.windows.current.saturating_sub(self.left),
+            elapsed: (self.windows.elapsed + since).min(self.windows.window - 1),
+            ..self.windows
+        }
+    }
+}
+
 /// One limit's windows in this process (the fallback without Redis).
 #[derive(Debug, Clone, Copy, Default)]
 struct LocalSlot {
@@ -222,6 +267,8 @@ pub struct Limiter {
     /// Keys a peek found empty, until when that answer is reused (see
     /// [`Limiter::peek`]).
     clear: Arc<Mutex<HashMap<String, Instant>>>,
+    /// Units taken from Redis and not yet used, by key.
+    leases: Arc<Mutex<HashMap<String, Lease>>>,
 }
 
 /// How long a peek that found no requests is believed without asking
@@ -242,6 +289,7 @@ impl Limiter {
             warned: Default::default(),
             script_sha: Default::default(),
             clear: Default::default(),
+            leases: Default::default(),
         }
     }
 
@@ -341,6 +389,7 @@ impl Limiter {
         }
         self.local.lock().expect("limiter lock").remove(key);
         self.clear.lock().expect("limiter lock").remove(key);
+        self.leases.lock().expect("limiter lock").remove(key);
     }
 
     /// Counts against `keys` in order, each only if the one before admitted
@@ -353,9 +402,28 @@ impl Limiter {
                 clear.remove(*key);
             }
         }
+        let mut counted = Vec::with_capacity(keys.len());
+        let mut rest = keys;
         if let Some(pool) = &self.redis {
-            match self.count_redis(pool, keys, record).await {
-                Ok(counted) => return counted,
+            // Keys with leased units left are counted here, in order, until
+            // one has none: it and the keys after it go to Redis.
+            if record {
+                while let Some(((key, _), tail)) = rest.split_first() {
+                    let Some(leased) = self.take_leased(key) else {
+                        break;
+                    };
+                    counted.push(leased);
+                    rest = tail;
+                }
+                if rest.is_empty() {
+                    return counted;
+                }
+            }
+            match self.count_redis(pool, rest, record).await {
+                Ok(more) => {
+                    counted.extend(more);
+                    return counted;
+                }
                 Err(error) => {
                     if !self.warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
                         tracing::warn!(%error, "Redis unavailable for rate limits: using per-process counters");
@@ -363,8 +431,7 @@ impl Limiter {
                 }
             }
         }
-        let mut counted = Vec::with_capacity(keys.len());
-        for (key, limit) in keys {
+        for (key, limit) in rest {
             let c = self.count_local(key, *limit, record);
             let admitted = c.admitted;
             counted.push(c);
@@ -388,10 +455,13 @@ impl Limiter {
             .map_err(|e| e.to_string())?;
         let mut args = vec![self.window_ms()];
         // A limit of 0 admits (and so records) nothing: a peek.
-        args.extend(
-            keys.iter()
-                .map(|(_, limit)| if record { u64::from(*limit) } else { 0 }),
-        );
+        for (_, limit) in keys {
+            if record {
+                args.extend([u64::from(*limit), lease_size(*limit)]);
+            } else {
+                args.extend([0, 0]);
+            }
+        }
         let names: Vec<String> = keys.iter().map(|(key, _)| self.redis_key(key)).collect();
         let mut loaded = false;
         let values: Vec<i64> = loop {
@@ -429,16 +499,70 @@ impl Limiter {
         let window = self.window_ms();
         Ok(values
             .chunks_exact(4)
-            .map(|v| Counted {
-                admitted: v[0] == 1,
-                windows: Windows {
+            .zip(keys)
+            .map(|(v, (key, _))| {
+                let windows = Windows {
                     window,
                     previous: v[1].max(0) as u64,
                     current: v[2].max(0) as u64,
                     elapsed: (v[3].max(0) as u64).min(window - 1),
-                },
+                };
+                let granted = v[0].max(0) as u64;
+                let left = if granted > 1 {
+                    self.store_lease(key, granted - 1, windows)
+                } else {
+                    0
+                };
+                Counted {
+                    admitted: granted > 0,
+                    windows: Windows {
+                        current: windows.current.saturating_sub(left),
+                        ..windows
+                    },
+                }
             })
             .collect())
+    }
+
+    /// Uses one leased unit of `key`, if it has one left in its window.
+    fn take_leased(&self, key: &str) -> Option<Counted> {
+        let now = Instant::now();
+        let mut leases = self.leases.lock().expect("limiter lock");
+        let lease = leases.get_mut(key)?;
+        if lease.left == 0 || now >= lease.expires {
+            leases.remove(key);
+            return None;
+        }
+        lease.left -= 1;
+        Some(Counted {
+            admitted: true,
+            windows: lease.windows_at(now),
+        })
+    }
+
+    /// Keeps `units` just taken for `key` (with any still unused from before,
+    /// which Redis counted too); returns how many are left in all.
+    fn store_lease(&self, key: &str, units: u64, windows: Windows) -> u64 {
+        let now = Instant::now();
+        let mut leases = self.leases.lock().expect("limiter lock");
+        let before = leases
+            .get(key)
+            .filter(|lease| now < lease.expires)
+            .map_or(0, |lease| lease.left);
+        let left = before + units;
+        if leases.len() >= LOCAL_CAPACITY {
+            leases.retain(|_, lease| now < lease.expires);
+        }
+        leases.insert(
+            key.to_string(),
+            Lease {
+                left,
+                windows,
+                taken_at: now,
+                expires: now + Duration::from_millis(windows.window - windows.elapsed),
+            },
+        );
+        left
     }
 
     /// The window in ms (at least 1).
@@ -672,6 +796,75 @@ mod tests {
         assert_eq!(limiter.peek("f", 2).await.remaining, 0);
         limiter.reset("f").await;
         assert_eq!(limiter.peek("f", 2).await.remaining, 2);
+    }
+
+    /// A limiter on the local Redis under a prefix of its own. Its window is
+    /// a day, so that no window ends during a test (at midnight UTC one
+    /// would, and the previous window's weight would change the counts).
+    async fn on_redis(prefix: &str) -> Limiter {
+        let manager = bb8_redis::RedisConnectionManager::new("redis://127.0.0.1:6379").unwrap();
+        let pool = bb8::Pool::builder().build(manager).await.unwrap();
+        Limiter::new(Some(pool), prefix, Duration::from_secs(86_400))
+    }
+
+    /// What Redis counted for `key` in this and the previous window.
+    async fn counted_in_redis(limiter: &Limiter, key: &str) -> u64 {
+        let pool = limiter.redis.as_ref().unwrap();
+        let mut conn = pool.get().await.unwrap();
+        let (current, previous): (Option<u64>, Option<u64>) = bb8_redis::redis::cmd("HMGET")
+            .arg(limiter.redis_key(key))
+            .arg("c")
+            .arg("p")
+            .query_async(&mut *conn)
+            .await
+            .unwrap();
+        current.unwrap_or(0) + previous.unwrap_or(0)
+    }
+
+    #[tokio::test]
+    async fn large_limits_are_leased_and_small_ones_counted_call_by_call() {
+        let prefix = format!("fileorg-test-{}:", uuid::Uuid::new_v4().simple());
+        let limiter = on_redis(&prefix).await;
+        // 5,000 a minute: leases of 5 units; the headers count each call.
+        for i in 1..=11u32 {
+            let (user, all) = limiter.hit_both(("big", 5_000), ("all", 100)).await;
+            assert!(user.allowed && all.unwrap().allowed);
+            assert_eq!(user.remaining, 5_000 - i, "call {i}");
+            assert_eq!(all.unwrap().remaining, 100 - i, "call {i}");
+        }
+        // Three leases taken for 11 calls; the small limit, call by call.
+        assert_eq!(counted_in_redis(&limiter, "big").await, 15);
+        assert_eq!(counted_in_redis(&limiter, "all").await, 11);
+        // A reset forgets the lease too.
+        limiter.reset("big").await;
+        assert_eq!(limiter.hit("big", 5_000).await.remaining, 4_999);
+        assert_eq!(counted_in_redis(&limiter, "big").await, 5);
+    }
+
+    #[tokio::test]
+    async fn leases_never_let_processes_admit_more_than_the_limit() {
+        let prefix = format!("fileorg-test-{}:", uuid::Uuid::new_v4().simple());
+        // Two API processes sharing one limit of 4,000 (leases of 4).
+        let (a, b) = (on_redis(&prefix).await, on_redis(&prefix).await);
+        let mut admitted = 0;
+        let mut refused_in_a_row = 0;
+        for i in 0..6_000 {
+            let limiter = if i % 3 == 0 { &a } else { &b };
+            if limiter.hit("shared", 4_000).await.allowed {
+                admitted += 1;
+                refused_in_a_row = 0;
+            } else {
+                refused_in_a_row += 1;
+                if refused_in_a_row == 10 {
+                    break;
+                }
+            }
+        }
+        assert!(admitted <= 4_000, "{admitted} admitted");
+        // At most one lease's unused units per process are lost.
+        assert!(admitted >= 4_000 - 2 * 4, "{admitted} admitted");
+        assert_eq!(refused_in_a_row, 10);
+        assert!(counted_in_redis(&a, "shared").await <= 4_000);
     }
 
     #[test]

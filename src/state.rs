@@ -18,8 +18,9 @@ pub struct AppState {
     /// Redis, when REDIS_URL is set. Connections are made lazily, so a Redis
     /// that is down does not stop the server (it reports DEGRADED).
     pub redis: Option<RedisPool>,
-    /// Access-token signing and verification.
-    pub tokens: TokenKeys,
+    /// Access-token signing and verification (shared: its validation rules
+    /// hold sets that would otherwise be copied with every clone of the state).
+    pub tokens: Arc<TokenKeys>,
     /// Monotonic start, for uptime.
     pub started: Instant,
     /// Wall-clock start, for GetStatus.
@@ -66,12 +67,12 @@ impl AppState {
                 config.storage_root.display()
             )
         })?;
-        let tokens = TokenKeys::new(
+        let tokens = Arc::new(TokenKeys::new(
             &config.jwt_secret,
             &config.jwt_issuer,
             &config.jwt_audience,
             config.access_token_ttl,
-        )?;
+        )?);
         crate::auth::password::warm_up();
         let (tx, rx) = watch::channel(false);
         let limiter = crate::ratelimit::Limiter::new(

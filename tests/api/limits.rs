@@ -140,7 +140,12 @@ async fn through_envoy_a_refusal_is_http_429_with_retry_after() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_server_processes_enforce_one_limit_through_redis() {
-    let env = redis_env(10);
+    // Both processes configured alike, as replicas are: the test harness
+    // raises the global limits of the in-process server, and a process with
+    // a large limit leases part of it (ratelimit::Lease), which a process
+    // configured with the default of 1,000 would see as spent.
+    let mut env = redis_env(10);
+    env.push(("RATE_LIMIT_GLOBAL_API", "1000000".into()));
     let app = TestApp::spawn_with(Options {
         env: env.clone(),
         ..Default::default()
