@@ -11,9 +11,8 @@
 //! `duplicate_of` = the keeper's index.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::{progress::Progress, scan::ScannedFile};
+use super::{parallel::map_ordered, progress::Progress, scan::ScannedFile};
 use crate::storage::root::UserRoot;
 
 /// Bytes hashed in the head stage; files no larger are fully hashed there.
@@ -52,43 +51,8 @@ fn full_hash(root: &UserRoot, file: &ScannedFile) -> std::io::Result<[u8; 32]> {
     root.hash_file(&file.path).map(|h| *h.as_bytes())
 }
 
-/// Runs `work` over `items` on up to `threads` threads, collecting results
-/// (in no particular order). Threads take small chunks from a shared
-/// counter, so a thread that drew the big files does not hold up the rest.
-fn parallel<T: Sync, R: Send>(
-    items: &[T],
-    threads: usize,
-    work: impl Fn(&T) -> R + Sync,
-) -> Vec<R> {
-    const CHUNK: usize = 64;
-    if items.is_empty() {
-        return Vec::new();
-    }
-    let threads = threads.max(1).min(items.len().div_ceil(CHUNK));
-    let next = AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                let (work, next) = (&work, &next);
-                scope.spawn(move || {
-                    let mut out = Vec::new();
-                    loop {
-                        let start = next.fetch_add(CHUNK, Ordering::Relaxed);
-                        if start >= items.len() {
-                            return out;
-                        }
-                        let end = (start + CHUNK).min(items.len());
-                        out.extend(items[start..end].iter().map(work));
-                    }
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("hash thread"))
-            .collect()
-    })
-}
+/// Files hashed per draw from the worker threads' shared counter.
+const HASH_CHUNK: usize = 64;
 
 /// A file's index with the key it is grouped by. Groups are found by
 /// sorting a flat vector of these and taking runs of equal keys: at a
@@ -134,7 +98,7 @@ pub fn find_duplicates(
     progress.start_phase(candidates.len() as i64, candidate_bytes);
 
     // Stage 2: head hash of candidates (a full hash for small files).
-    let heads = parallel(&candidates, threads, |&i| {
+    let heads = map_ordered(&candidates, threads, HASH_CHUNK, |&i| {
         if progress.is_cancelled() {
             return (i, Err("cancelled".to_string()));
         }
@@ -180,7 +144,7 @@ pub fn find_duplicates(
     drop(wanted);
     let full_bytes: i64 = need_full.iter().map(|&i| files[i].size() as i64).sum();
     progress.start_phase(need_full.len() as i64, full_bytes);
-    let fulls = parallel(&need_full, threads, |&i| {
+    let fulls = map_ordered(&need_full, threads, HASH_CHUNK, |&i| {
         if progress.is_cancelled() {
             return (i, Err("cancelled".to_string()));
         }

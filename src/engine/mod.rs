@@ -6,6 +6,7 @@
 
 pub mod categorize;
 pub mod duplicates;
+pub mod parallel;
 pub mod plan;
 pub mod progress;
 pub mod scan;

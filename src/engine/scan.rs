@@ -12,7 +12,6 @@ use std::{
     collections::HashMap,
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
-    sync::atomic::{AtomicUsize, Ordering},
 };
 
 use chrono::{DateTime, Utc};
@@ -170,7 +169,9 @@ pub fn scan(
             _ => None,
         })
         .collect();
-    let walked = walk_each(&folders, options.threads, |dir| walk.run(dir, false));
+    // One folder at a time: folders differ too much in size for bigger chunks.
+    let walked =
+        super::parallel::map_ordered(&folders, options.threads, 1, |dir| walk.run(dir, false));
     let mut result = ScanResult::default();
     let files = top.len() + walked.iter().map(Vec::len).sum::<usize>();
     result.files.reserve(files);
@@ -191,47 +192,6 @@ pub fn scan(
         super::release_freed_memory();
     }
     Ok(result)
-}
-
-/// Runs `walk` over every folder on up to `threads` threads; the results
-/// come back in the folders' order.
-fn walk_each(
-    folders: &[&Path],
-    threads: usize,
-    walk: impl Fn(&Path) -> Vec<Found> + Sync,
-) -> Vec<Vec<Found>> {
-    let threads = threads.clamp(1, folders.len().max(1));
-    if threads == 1 {
-        return folders.iter().map(|dir| walk(dir)).collect();
-    }
-    let next = AtomicUsize::new(0);
-    let mut slots: Vec<Option<Vec<Found>>> = folders.iter().map(|_| None).collect();
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                let (walk, next) = (&walk, &next);
-                scope.spawn(move || {
-                    let mut out = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(dir) = folders.get(i) else {
-                            return out;
-                        };
-                        out.push((i, walk(dir)));
-                    }
-                })
-            })
-            .collect();
-        for handle in handles {
-            for (i, found) in handle.join().expect("scan thread") {
-                slots[i] = Some(found);
-            }
-        }
-    });
-    slots
-        .into_iter()
-        .map(|slot| slot.expect("every folder walked"))
-        .collect()
 }
 
 /// What one walk needs to know.

@@ -1,0 +1,80 @@
+//! Scoped worker threads over a slice, shared by the engine's parallel
+//! steps: the scan walks top-level folders with it (a chunk of one folder),
+//! the duplicate finder hashes files with it (chunks of 64 files).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Runs `work` over `items` on up to `threads` threads and returns the
+/// results in the items' order. Threads take `chunk` items at a time from a
+/// shared counter, so a thread that drew slow items (a big folder, a big
+/// file) does not hold up the rest; larger chunks touch the counter less.
+/// With one thread (or one chunk) the work runs on the calling thread.
+pub fn map_ordered<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    chunk: usize,
+    work: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let chunk = chunk.max(1);
+    let threads = threads.max(1).min(items.len().div_ceil(chunk));
+    if threads <= 1 {
+        return items.iter().map(work).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let mut chunks: Vec<(usize, Vec<R>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let (work, next) = (&work, &next);
+                scope.spawn(move || {
+                    let mut out = Vec::new();
+                    loop {
+                        let start = next.fetch_add(chunk, Ordering::Relaxed);
+                        if start >= items.len() {
+                            return out;
+                        }
+                        let end = (start + chunk).min(items.len());
+                        out.push((start, items[start..end].iter().map(work).collect()));
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| handle.join().expect("engine worker thread"))
+            .collect()
+    });
+    chunks.sort_unstable_by_key(|(start, _)| *start);
+    let mut results = Vec::with_capacity(items.len());
+    for (_, part) in chunks {
+        results.extend(part);
+    }
+    results
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_come_back_in_the_items_order_whatever_the_threads_and_chunks() {
+        let items: Vec<u64> = (0..1_000).collect();
+        // Uneven work, so threads finish their chunks out of order.
+        let work = |&n: &u64| {
+            if n % 97 == 0 {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            n * 3
+        };
+        let expected: Vec<u64> = items.iter().map(|n| n * 3).collect();
+        for threads in [0, 1, 2, 3, 8] {
+            for chunk in [0, 1, 7, 64, 5_000] {
+                assert_eq!(
+                    map_ordered(&items, threads, chunk, work),
+                    expected,
+                    "{threads} threads, chunks of {chunk}"
+                );
+            }
+        }
+        assert!(map_ordered(&[] as &[u64], 4, 64, work).is_empty());
+    }
+}
