@@ -51,6 +51,20 @@ pub async fn create(app: &TestApp, user: &User, operation: pb::Operation) -> pb:
         .into_inner()
 }
 
+/// Creates `operation` as a dry run and waits until it is PLANNED.
+pub async fn plan(app: &TestApp, user: &User, operation: pb::Operation) -> pb::Operation {
+    let op = create(
+        app,
+        user,
+        pb::Operation {
+            dry_run: true,
+            ..operation
+        },
+    )
+    .await;
+    wait_for(app, user, &op.name, &[OperationState::Planned]).await
+}
+
 /// ApplyOperation of a planned (dry-run) operation; panics on an error.
 pub async fn apply(app: &TestApp, user: &User, name: &str) -> pb::Operation {
     app.operations()
@@ -396,17 +410,15 @@ async fn apply_records_every_outcome_across_batches() {
             content.as_bytes(),
         );
     }
-    let op = create(
+    let op = plan(
         &app,
         &kim,
         pb::Operation {
-            dry_run: true,
             duplicate_policy: pb::DuplicatePolicy::MoveToDuplicatesFolder as i32,
             ..organize("in")
         },
     )
     .await;
-    wait_for(&app, &kim, &op.name, &[OperationState::Planned]).await;
     let plan = records(&app, &op.name).await;
     assert_eq!(plan.len(), 2_600);
     // Outcomes other than "as planned", at a batch's first and last record
@@ -498,16 +510,7 @@ async fn apply_gives_the_same_result_as_a_direct_run() {
     }
     let op = create(&app, &direct, organize("in")).await;
     wait_for(&app, &direct, &op.name, &[OperationState::Succeeded]).await;
-    let op = create(
-        &app,
-        &planned,
-        pb::Operation {
-            dry_run: true,
-            ..organize("in")
-        },
-    )
-    .await;
-    wait_for(&app, &planned, &op.name, &[OperationState::Planned]).await;
+    let op = plan(&app, &planned, organize("in")).await;
     apply(&app, &planned, &op.name).await;
     wait_for(&app, &planned, &op.name, &[OperationState::Succeeded]).await;
     assert_eq!(tree::snapshot(&direct.root), tree::snapshot(&planned.root));
@@ -824,16 +827,7 @@ async fn other_users_operations_are_not_found() {
     let alice = user(&app, "owner").await;
     let mallory = user(&app, "intruder").await;
     tree::write(&alice.root, "mine/a.txt", b"a");
-    let op = create(
-        &app,
-        &alice,
-        pb::Operation {
-            dry_run: true,
-            ..organize("mine")
-        },
-    )
-    .await;
-    wait_for(&app, &alice, &op.name, &[OperationState::Planned]).await;
+    let op = plan(&app, &alice, organize("mine")).await;
     let missing = format!("operations/{}", uuid::Uuid::new_v4());
     for name in [op.name.clone(), missing] {
         let ops = app.operations();

@@ -19,7 +19,7 @@ use tonic::{Code, transport::Channel};
 use crate::{
     common::{KillOnDrop, Options, TestApp, bearer, free_port, tree},
     kills::{Files, assert_records_match_disk, build_tree, moved_away, operation_id, row_state},
-    operations::{User, create, organize, records, user, wait_for},
+    operations::{User, create, organize, plan, records, user, wait_for},
     soak::{is_rate_limited, mixed_read},
 };
 
@@ -348,16 +348,7 @@ async fn only_the_claims_holder_can_fail_a_job() {
     let app = TestApp::spawn().await;
     let u = user(&app, "fail-holder").await;
     tree::write(&u.root, "inbox/a.txt", b"a");
-    let op = create(
-        &app,
-        &u,
-        pb::Operation {
-            dry_run: true,
-            ..organize("inbox")
-        },
-    )
-    .await;
-    wait_for(&app, &u, &op.name, &[OperationState::Planned]).await;
+    let op = plan(&app, &u, organize("inbox")).await;
     let id = operation_id(&op.name);
     let mut conn = app.db().await;
     // The worker that planned it lets go of the row just after the state.

@@ -11,7 +11,7 @@ use std::os::unix::fs::symlink;
 use fileorganizer::pb::fileorganizer::v1::{self as pb, ConflictPolicy, OperationState};
 
 use crate::common::{TestApp, bearer, tree};
-use crate::operations::{create, organize, records, user, wait_for};
+use crate::operations::{organize, plan, records, user, wait_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_changed_between_plan_and_apply_are_skipped_with_a_reason() {
@@ -43,17 +43,15 @@ async fn files_changed_between_plan_and_apply_are_skipped_with_a_reason() {
     }
     tree::set_mtime(&root, "inbox/touched.txt", 1_600_000_000);
 
-    let op = create(
+    let op = plan(
         &app,
         &eve,
         pb::Operation {
-            dry_run: true,
             conflict_policy: ConflictPolicy::Skip as i32,
             ..organize("inbox")
         },
     )
     .await;
-    wait_for(&app, &eve, &op.name, &[OperationState::Planned]).await;
     let plan = records(&app, &op.name).await;
     assert!(plan.iter().all(|r| r.status == "planned"), "{plan:#?}");
 
@@ -188,17 +186,15 @@ async fn an_unrecorded_move_to_a_renamed_destination_is_reconciled_and_undone() 
     let root = eve.root.clone();
     tree::write(&root, "inbox/report.pdf", b"the user's report");
     tree::write(&root, "inbox/song.mp3", b"organized normally");
-    let op = create(
+    let op = plan(
         &app,
         &eve,
         pb::Operation {
-            dry_run: true,
             conflict_policy: ConflictPolicy::Rename as i32,
             ..organize("inbox")
         },
     )
     .await;
-    wait_for(&app, &eve, &op.name, &[OperationState::Planned]).await;
     let plan = records(&app, &op.name).await;
     let planned = plan
         .iter()
