@@ -65,6 +65,21 @@ diesel::table! {
 }
 
 diesel::table! {
+    file_names (operation_id, seq) {
+        operation_id -> Uuid,
+        seq -> Int8,
+        names -> Text,
+    }
+}
+
+diesel::table! {
+    file_names_pending (operation_id) {
+        operation_id -> Uuid,
+        since -> Timestamptz,
+    }
+}
+
+diesel::table! {
     file_records (operation_id, seq) {
         operation_id -> Uuid,
         seq -> Int8,
@@ -170,6 +185,8 @@ diesel::table! {
 diesel::joinable!(api_keys -> users (user_id));
 diesel::joinable!(audit_log -> users (user_id));
 diesel::joinable!(categories -> users (user_id));
+diesel::joinable!(file_names -> operations (operation_id));
+diesel::joinable!(file_names_pending -> operations (operation_id));
 diesel::joinable!(file_records -> operations (operation_id));
 diesel::joinable!(operations -> users (user_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
@@ -182,6 +199,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     categories,
     duplicate_group_totals,
     duplicate_groups,
+    file_names,
+    file_names_pending,
     file_records,
     operations,
     refresh_tokens,

@@ -30,6 +30,8 @@ pub struct AppState {
     shutdown_trigger: Arc<watch::Sender<bool>>,
     /// Wakes idle workers of this process when a job is queued here.
     pub jobs_queued: Arc<tokio::sync::Notify>,
+    /// Wakes this process's search-names task when one of its jobs ends.
+    pub jobs_finished: Arc<tokio::sync::Notify>,
     /// Live progress of jobs running in this process, for WatchOperation.
     pub progress: crate::jobs::hub::ProgressHub,
     /// Request rate limits (Redis-backed when Redis is configured).
@@ -92,6 +94,7 @@ impl AppState {
             shutting_down: rx,
             shutdown_trigger: Arc::new(tx),
             jobs_queued: Arc::new(tokio::sync::Notify::new()),
+            jobs_finished: Arc::new(tokio::sync::Notify::new()),
             progress: Default::default(),
             limiter,
             redis,

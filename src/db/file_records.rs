@@ -93,6 +93,8 @@ pub async fn write_journal_stream(
         &[&operation_id],
     )
     .await?;
+    // SearchFiles' names are indexed after the job (db::file_names).
+    super::file_names::start_journal(&tx, operation_id).await?;
     let sink = tx
         .copy_in(
             "COPY file_records (operation_id, seq, original_path, new_path, size_bytes, modified_at, \

@@ -9,9 +9,10 @@
 //! or skip a row that did not itself change. Paths sort in byte order
 //! (`COLLATE "C"`), as ListDirectory does.
 //!
-//! The name search matches `file_record_names(original_path, new_path)`, the
-//! expression of the trigram index from migration 000009; patterns have at
-//! least three characters so the index always applies.
+//! The name search matches `file_record_names(original_path, new_path)`
+//! (original and new file name, lower-cased), kept with a trigram index in
+//! `file_names` (`db::file_names`, migration 000015); patterns have at least
+//! three characters so the index always applies.
 //!
 //! SearchFiles scopes by `file_records.user_id` (the operation's owner,
 //! copied by `write_journal`) rather than a join with `operations`: the index
@@ -79,6 +80,7 @@ enum Bind {
     Text(String),
     Time(DateTime<Utc>),
     Bytes(Vec<u8>),
+    Uuids(Vec<Uuid>),
 }
 
 impl Bind {
@@ -91,6 +93,13 @@ impl Bind {
             Bind::Text(v) => format!("{}::text", quote(v)),
             Bind::Time(v) => format!("{}::timestamptz", quote(&v.to_rfc3339())),
             Bind::Bytes(v) => format!("'\\x{}'::bytea", hex::encode(v)),
+            Bind::Uuids(v) => format!(
+                "ARRAY[{}]::uuid[]",
+                v.iter()
+                    .map(|id| format!("'{id}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         }
     }
 }
@@ -132,6 +141,9 @@ impl Sql {
                 Bind::Text(v) => query.bind::<Text, _>(v),
                 Bind::Time(v) => query.bind::<Timestamptz, _>(v),
                 Bind::Bytes(v) => query.bind::<Bytea, _>(v),
+                Bind::Uuids(v) => {
+                    query.bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(v)
+                }
             };
         }
         query
@@ -366,7 +378,37 @@ pub fn escape_like(text: &str) -> String {
     out
 }
 
+/// Where a name search looks (`db::file_names`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameSource {
+    /// Records of operations whose names are indexed: the trigram index of
+    /// `file_names`.
+    Indexed,
+    /// Records of these operations, whose names are still pending, matched
+    /// by the name expression itself.
+    Pending(Vec<Uuid>),
+}
+
+#[derive(diesel::QueryableByName)]
+struct PendingOperation {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    operation_id: Uuid,
+}
+
 /// A page of the user's records matching `filter`, newest first.
+///
+/// A name search reads, in one snapshot (a read-only REPEATABLE READ
+/// transaction), the user's operations whose names are still pending, then
+/// one statement per [`NameSource`], and merges the pages here. An
+/// operation is in exactly one source at any snapshot, so no record is
+/// missed or listed twice. Separate statements rather than one UNION ALL,
+/// and the pending operations named rather than joined, because each
+/// statement then gets its own best plan for "newest first, stop after a
+/// page" (a common word walks the user's records newest first, a rare one
+/// takes the trigram bitmap, the pending part walks only those operations'
+/// records); the planner sorted every match of a UNION ALL, and scanned the
+/// whole journal for a join with an empty pending list (BENCHMARKS.md,
+/// round 5).
 pub async fn search(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
@@ -374,30 +416,100 @@ pub async fn search(
     after: Option<&SearchCursor>,
     limit: i64,
 ) -> diesel::QueryResult<Vec<RecordRow>> {
-    search_statement(user_id, filter, after, limit)
-        .query()
-        .load(conn)
+    if filter.name_contains.is_none() {
+        return search_statement(user_id, filter, after, limit, None)
+            .query()
+            .load(conn)
+            .await;
+    }
+    let (filter, after) = (filter.clone(), after.cloned());
+    conn.build_transaction()
+        .read_only()
+        .repeatable_read()
+        .run(async move |conn| {
+            let pending: Vec<PendingOperation> = diesel::sql_query(
+                "SELECT p.operation_id FROM file_names_pending p
+                 JOIN operations o ON o.id = p.operation_id WHERE o.user_id = $1",
+            )
+            .bind::<diesel::sql_types::Uuid, _>(user_id)
+            .load(conn)
+            .await?;
+            let pending: Vec<Uuid> = pending.into_iter().map(|p| p.operation_id).collect();
+            let mut rows: Vec<RecordRow> = Vec::new();
+            for (_, statement) in
+                search_statements(user_id, &filter, after.as_ref(), limit, pending)
+            {
+                rows.extend(statement.query().load::<RecordRow>(conn).await?);
+            }
+            // The statements' own order: created_at, operation_id, seq,
+            // all descending (uuids compare bytewise in both).
+            rows.sort_by(|a, b| {
+                (b.created_at, b.operation_id, b.seq).cmp(&(a.created_at, a.operation_id, a.seq))
+            });
+            rows.truncate(usize::try_from(limit).unwrap_or(0));
+            Ok(rows)
+        })
         .await
 }
 
-/// The statement [`search`] runs.
-pub fn search_statement(
+/// The statements of a search, each with the source it reads (None: not a
+/// name search, a single statement). `pending`: the user's operations whose
+/// names are not indexed yet (no statement for them when there are none).
+pub fn search_statements(
     user_id: Uuid,
     filter: &SearchFilter,
     after: Option<&SearchCursor>,
     limit: i64,
+    pending: Vec<Uuid>,
+) -> Vec<(Option<NameSource>, Sql)> {
+    let mut sources = Vec::new();
+    if filter.name_contains.is_none() {
+        sources.push(None);
+    } else {
+        sources.push(Some(NameSource::Indexed));
+        if !pending.is_empty() {
+            sources.push(Some(NameSource::Pending(pending)));
+        }
+    }
+    sources
+        .into_iter()
+        .map(|source| {
+            let statement = search_statement(user_id, filter, after, limit, source.as_ref());
+            (source, statement)
+        })
+        .collect()
+}
+
+/// One statement of [`search`]: the user's records in `names` (ignored
+/// unless the filter has a name) passing every filter, newest first.
+fn search_statement(
+    user_id: Uuid,
+    filter: &SearchFilter,
+    after: Option<&SearchCursor>,
+    limit: i64,
+    names: Option<&NameSource>,
 ) -> Sql {
     let mut sql = Sql::default();
-    sql.push(&format!(
-        "SELECT {RECORD_COLUMNS} FROM file_records f {KEEPER_JOIN} WHERE f.user_id = "
-    ));
+    sql.push(&format!("SELECT {RECORD_COLUMNS} FROM file_records f "));
+    let name = filter.name_contains.as_ref().zip(names);
+    if let Some((_, NameSource::Indexed)) = name {
+        sql.push("JOIN file_names n ON n.operation_id = f.operation_id AND n.seq = f.seq ");
+    }
+    sql.push(&format!("{KEEPER_JOIN} WHERE f.user_id = "));
     let p = sql.param(Bind::Uuid(user_id));
     sql.push(&p);
-    if let Some(name) = &filter.name_contains {
-        let p = sql.param(Bind::Text(format!("%{}%", escape_like(name))));
-        sql.push(&format!(
-            " AND file_record_names(f.original_path, f.new_path) LIKE lower({p})"
-        ));
+    if let Some((text, source)) = name {
+        let p = sql.param(Bind::Text(format!("%{}%", escape_like(text))));
+        match source {
+            NameSource::Indexed => sql.push(&format!(" AND n.names LIKE lower({p})")),
+            NameSource::Pending(operations) => {
+                let ops = sql.param(Bind::Uuids(operations.clone()));
+                sql.push(&format!(
+                    " AND f.operation_id = ANY({ops}) \
+                     AND file_record_names(f.original_path, f.new_path) LIKE lower({p})"
+                ))
+            }
+        };
     }
     if let Some(category) = &filter.category {
         let p = sql.param(Bind::Text(category.clone()));
@@ -438,21 +550,56 @@ mod tests {
             content_hash: Some(vec![0xab, 0x01]),
             ..SearchFilter::default()
         };
-        let (sql, params) = search_statement(user, &filter, None, 51).explainable();
-        assert!(sql.contains("f.user_id = $1"), "{sql}");
-        assert!(
-            sql.contains("LIKE lower($2)") && sql.contains("LIMIT $4"),
-            "{sql}"
-        );
+        let pending = Uuid::from_u128(7);
+        let statements = search_statements(user, &filter, None, 51, vec![pending]);
+        let sources: Vec<_> = statements
+            .iter()
+            .map(|(source, _)| source.clone())
+            .collect();
         assert_eq!(
-            params,
+            sources,
             [
-                format!("'{user}'::uuid"),
-                "'%o''brien%'::text".to_string(),
-                "'\\xab01'::bytea".to_string(),
-                "51::bigint".to_string(),
+                Some(NameSource::Indexed),
+                Some(NameSource::Pending(vec![pending]))
             ]
         );
+        for (source, statement) in &statements {
+            let (sql, params) = statement.explainable();
+            assert!(sql.contains("f.user_id = $1"), "{sql}");
+            let (matched, hash, limit) = match source {
+                Some(NameSource::Indexed) => ("n.names LIKE lower($2)", "$3", "$4"),
+                _ => (
+                    "f.operation_id = ANY($3) \
+                     AND file_record_names(f.original_path, f.new_path) LIKE lower($2)",
+                    "$4",
+                    "$5",
+                ),
+            };
+            assert!(
+                sql.contains(matched)
+                    && sql.contains(&format!("f.content_hash = {hash}"))
+                    && sql.contains(&format!("LIMIT {limit}")),
+                "{sql}"
+            );
+            let mut expected = vec![format!("'{user}'::uuid"), "'%o''brien%'::text".to_string()];
+            if source != &Some(NameSource::Indexed) {
+                expected.push(format!("ARRAY['{pending}']::uuid[]"));
+            }
+            expected.extend(["'\\xab01'::bytea".to_string(), "51::bigint".to_string()]);
+            assert_eq!(params, expected);
+        }
+        // Nothing pending: no statement for it.
+        assert_eq!(
+            search_statements(user, &filter, None, 51, Vec::new()).len(),
+            1
+        );
+        let by_hash = SearchFilter {
+            content_hash: Some(vec![1]),
+            ..SearchFilter::default()
+        };
+        let statements = search_statements(user, &by_hash, None, 51, vec![pending]);
+        assert_eq!(statements.len(), 1);
+        assert!(!statements[0].1.explainable().0.contains("file_names"));
     }
 
     #[test]

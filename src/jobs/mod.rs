@@ -19,6 +19,7 @@
 
 pub mod hub;
 pub mod organize;
+pub mod search_names;
 pub mod undo;
 
 use std::{
@@ -86,10 +87,11 @@ impl OperationOptions {
     }
 }
 
-/// Starts `count` workers; they stop when shutdown begins.
+/// Starts `count` workers, and with them the task that indexes the search
+/// names of finished jobs (`search_names`); they stop when shutdown begins.
 pub fn spawn_workers(state: &AppState, count: usize) -> Vec<tokio::task::JoinHandle<()>> {
     let process = format!("{}-{}", hostname(), std::process::id());
-    (0..count)
+    let mut tasks: Vec<_> = (0..count)
         .map(|n| {
             let state = state.clone();
             let worker_id = format!(
@@ -98,7 +100,11 @@ pub fn spawn_workers(state: &AppState, count: usize) -> Vec<tokio::task::JoinHan
             );
             tokio::spawn(async move { worker_loop(state, worker_id).await })
         })
-        .collect()
+        .collect();
+    if count > 0 {
+        tasks.push(tokio::spawn(search_names::run(state.clone())));
+    }
+    tasks
 }
 
 fn hostname() -> String {
@@ -158,6 +164,7 @@ async fn worker_loop(state: AppState, worker_id: String) {
                     state.cache.operation_changed(user_id, id).await;
                 }
                 state.progress.finish(id);
+                state.jobs_finished.notify_one();
                 crate::engine::release_freed_memory();
                 continue;
             }

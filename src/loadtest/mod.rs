@@ -7,6 +7,7 @@
 
 mod hello;
 mod load;
+mod search_names;
 mod slow_queries;
 pub mod stats;
 pub mod tree;
@@ -326,6 +327,25 @@ async fn organize(
     if let Some(error) = &last.error {
         println!("  error: {}", error.message);
     }
+    // The search names are indexed in the background once the job is done.
+    let names = search_names::wait_indexed(
+        &slow_queries::database_url(),
+        &op.name,
+        Duration::from_secs(args.organize_timeout),
+    )
+    .await;
+    let search_names = match &names {
+        Ok(seconds) => {
+            println!(
+                "  (search names indexed {seconds:.3} s after the organize, in the background)"
+            );
+            serde_json::json!({"seconds_after_organize": seconds})
+        }
+        Err(reason) => {
+            println!("  (search names: not measured: {reason})");
+            serde_json::json!({"seconds_after_organize": null, "note": reason})
+        }
+    };
     let result = serde_json::json!({
         "operation": op.name,
         "state": state_name(last.state),
@@ -336,6 +356,7 @@ async fn organize(
         "files_per_second": tree.files as f64 / secs,
         "phase_seconds": breakdown,
         "phase_order": order,
+        "search_names_indexed": search_names,
         "phase_note": "derived from the phase changes seen in WatchOperation snapshots (client clock); a phase shorter than the snapshot interval may not appear (null)",
         "snapshots": snapshots,
         "counters": {

@@ -1409,7 +1409,8 @@ async fn search_by_name_hash_and_category_across_operations() {
         assert_eq!(bad_field(&status), field);
     }
 
-    // The name search is served by the trigram index, not a scan.
+    // The name search is served by the trigram index of file_names, not a
+    // scan (tests/api/search.rs: names not yet indexed).
     #[derive(QueryableByName)]
     struct PlanLine {
         #[diesel(sql_type = diesel::sql_types::Text, column_name = "QUERY PLAN")]
@@ -1420,17 +1421,14 @@ async fn search_by_name_hash_and_category_across_operations() {
         .execute(&mut conn)
         .await
         .unwrap();
-    let plan: Vec<PlanLine> = diesel::sql_query(
-        "EXPLAIN SELECT * FROM file_records f \
-         WHERE file_record_names(f.original_path, f.new_path) LIKE lower('%invoice%')",
-    )
-    .load(&mut conn)
-    .await
-    .unwrap();
+    let plan: Vec<PlanLine> =
+        diesel::sql_query("EXPLAIN SELECT * FROM file_names WHERE names LIKE lower('%invoice%')")
+            .load(&mut conn)
+            .await
+            .unwrap();
     let plan: Vec<String> = plan.into_iter().map(|l| l.line).collect();
     assert!(
-        plan.iter()
-            .any(|l| l.contains("file_records_names_trgm_idx")),
+        plan.iter().any(|l| l.contains("file_names_trgm_idx")),
         "{plan:#?}"
     );
 }

@@ -97,6 +97,11 @@ async fn loadtest_smoke_writes_a_complete_error_free_report() {
             "missing phase {phase}"
         );
     }
+    // Measured after the organize, from the server's database.
+    assert!(
+        organize["search_names_indexed"]["seconds_after_organize"].is_f64(),
+        "{organize:#}"
+    );
 
     let load = &report["load"];
     for key in [

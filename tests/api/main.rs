@@ -27,6 +27,7 @@ mod reflection;
 mod reports;
 mod rest;
 mod rest_conformance;
+mod search;
 mod soak;
 mod system;
 mod tokens;

@@ -55,6 +55,8 @@ async fn migrations_apply_revert_and_reapply() {
             "categories",
             "duplicate_group_totals",
             "duplicate_groups",
+            "file_names",
+            "file_names_pending",
             "file_records",
             "operations",
             "refresh_tokens",

@@ -1,0 +1,180 @@
+//! SearchFiles by name across the life of an operation's name index
+//! (`db::file_names`): while the names wait to be indexed, once they are,
+//! and after apply renames a file on a conflict.
+
+use std::time::Duration;
+
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use fileorganizer::pb::fileorganizer::v1::{self as pb, OperationState};
+use uuid::Uuid;
+
+use crate::{
+    common::{TestApp, bearer, tree},
+    files::files,
+    operations::{User, apply, organize, plan, user, wait_for},
+};
+
+async fn find(app: &TestApp, user: &User, name_contains: &str, page_size: i32) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = files(app)
+            .search_files(bearer(
+                pb::SearchFilesRequest {
+                    name_contains: name_contains.into(),
+                    page_size,
+                    page_token,
+                    ..Default::default()
+                },
+                &user.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        found.extend(
+            page.file_records
+                .into_iter()
+                .map(|r| format!("{} -> {}", r.original_path, r.new_path)),
+        );
+        if page.next_page_token.is_empty() {
+            return found;
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+async fn pending(conn: &mut AsyncPgConnection, id: Uuid) -> bool {
+    fileorganizer::db::file_names::is_pending(conn, id)
+        .await
+        .unwrap()
+}
+
+/// Waits for the background task to index the operation's names.
+async fn wait_indexed(conn: &mut AsyncPgConnection, id: Uuid) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while pending(conn, id).await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "names of {id} never indexed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[derive(diesel::QueryableByName)]
+struct Names {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    names: String,
+}
+
+async fn indexed_names(conn: &mut AsyncPgConnection, id: Uuid) -> Vec<String> {
+    let rows: Vec<Names> =
+        diesel::sql_query("SELECT names FROM file_names WHERE operation_id = $1 ORDER BY seq")
+            .bind::<diesel::sql_types::Uuid, _>(id)
+            .load(conn)
+            .await
+            .unwrap();
+    rows.into_iter().map(|r| r.names).collect()
+}
+
+async fn execute(conn: &mut AsyncPgConnection, sql: &str, id: Uuid) {
+    diesel::sql_query(sql)
+        .bind::<diesel::sql_types::Uuid, _>(id)
+        .execute(conn)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_search_finds_every_record_before_and_after_its_names_are_indexed() {
+    let app = TestApp::spawn().await;
+    let ann = user(&app, "names").await;
+    tree::write(&ann.root, "inbox/Invoice-March.pdf", b"march");
+    tree::write(&ann.root, "inbox/old/invoice-april.pdf", b"april");
+    tree::write(&ann.root, "inbox/photo.jpg", b"jpeg");
+    let op = plan(&app, &ann, organize("inbox")).await;
+    let id = Uuid::parse_str(op.name.trim_start_matches("operations/")).unwrap();
+    let mut conn = app.db().await;
+
+    // A planned dry run is not held by a job: its names get indexed.
+    wait_indexed(&mut conn, id).await;
+    let mut names = indexed_names(&mut conn, id).await;
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "invoice-april.pdf\ninvoice-april.pdf",
+            "invoice-march.pdf\ninvoice-march.pdf",
+            "photo.jpg\nphoto.jpg",
+        ]
+    );
+    let planned = find(&app, &ann, "INVOICE", 50).await;
+    assert_eq!(planned.len(), 2, "{planned:?}");
+
+    // Someone takes April's destination before the apply: it is renamed,
+    // and the trigger carries the new name into the index.
+    tree::write(
+        &ann.root,
+        "inbox/Documents/invoice-april.pdf",
+        b"someone else's",
+    );
+    apply(&app, &ann, &op.name).await;
+    wait_for(&app, &ann, &op.name, &[OperationState::Succeeded]).await;
+    assert!(!pending(&mut conn, id).await);
+    assert!(
+        indexed_names(&mut conn, id)
+            .await
+            .contains(&"invoice-april.pdf\ninvoice-april (1).pdf".to_string())
+    );
+    let renamed = find(&app, &ann, "april (1)", 50).await;
+    assert_eq!(
+        renamed,
+        ["inbox/old/invoice-april.pdf -> inbox/Documents/invoice-april (1).pdf"]
+    );
+    let indexed = find(&app, &ann, "invoice", 50).await;
+    assert_eq!(indexed.len(), 2, "{indexed:?}");
+
+    // The state right after a journal is written (db::file_names::start_journal),
+    // held there: the indexer cannot take the operation's lock.
+    let mut holder = app.db().await;
+    execute(
+        &mut holder,
+        "SELECT pg_advisory_lock(file_names_lock_key($1))",
+        id,
+    )
+    .await;
+    execute(
+        &mut conn,
+        "DELETE FROM file_names WHERE operation_id = $1",
+        id,
+    )
+    .await;
+    execute(
+        &mut conn,
+        "INSERT INTO file_names_pending (operation_id) VALUES ($1)",
+        id,
+    )
+    .await;
+    app.state.jobs_finished.notify_one();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(pending(&mut conn, id).await);
+    assert!(indexed_names(&mut conn, id).await.is_empty());
+    // Same answers, in the same order, by pages of one too.
+    assert_eq!(find(&app, &ann, "invoice", 50).await, indexed);
+    assert_eq!(find(&app, &ann, "invoice", 1).await, indexed);
+    assert_eq!(find(&app, &ann, "april (1)", 50).await, renamed);
+    assert!(find(&app, &ann, "documents", 50).await.is_empty());
+
+    // Let go: the names are indexed again and the answers do not change.
+    execute(
+        &mut holder,
+        "SELECT pg_advisory_unlock(file_names_lock_key($1))",
+        id,
+    )
+    .await;
+    app.state.jobs_finished.notify_one();
+    wait_indexed(&mut conn, id).await;
+    assert_eq!(indexed_names(&mut conn, id).await.len(), 3);
+    assert_eq!(find(&app, &ann, "invoice", 1).await, indexed);
+    assert_eq!(find(&app, &ann, "april (1)", 50).await, renamed);
+}
