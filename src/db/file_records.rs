@@ -162,41 +162,63 @@ pub async fn write_journal_stream(
     Ok(written)
 }
 
-/// Journaled rows of an operation in `status`, ascending by seq after
-/// `after_seq`.
+/// The first and last seq of an operation's journal (None: it is empty).
+pub async fn seq_bounds(
+    conn: &mut AsyncPgConnection,
+    operation_id: Uuid,
+) -> QueryResult<Option<(i64, i64)>> {
+    use diesel::dsl::{max, min};
+    let (first, last): (Option<i64>, Option<i64>) = file_records::table
+        .filter(file_records::operation_id.eq(operation_id))
+        .select((min(file_records::seq), max(file_records::seq)))
+        .first(conn)
+        .await?;
+    Ok(first.zip(last))
+}
+
+// Apply and undo read the journal in windows of seqs, not as "the next N
+// rows in these statuses": the latter's best plan (walk the primary key,
+// stop after N matches) depends on the table's statistics, and right after a
+// large journal's COPY, before autovacuum has analyzed it, the planner chose
+// a bitmap scan of every remaining record of the operation, sorted, for
+// each batch: 0.5 s a batch at 1M records (BENCHMARKS.md, round 5). A window
+// is a bounded range of the primary key whatever the plan.
+
+/// Journaled rows in `statuses` with `after_seq < seq <= after_seq + span`,
+/// ascending.
 pub async fn batch_ascending(
     conn: &mut AsyncPgConnection,
     operation_id: Uuid,
     statuses: &[&str],
     after_seq: i64,
-    limit: i64,
+    span: i64,
 ) -> QueryResult<Vec<FileRecord>> {
     file_records::table
         .filter(file_records::operation_id.eq(operation_id))
-        .filter(file_records::status.eq_any(statuses))
         .filter(file_records::seq.gt(after_seq))
+        .filter(file_records::seq.le(after_seq.saturating_add(span)))
+        .filter(file_records::status.eq_any(statuses))
         .order(file_records::seq.asc())
-        .limit(limit)
         .select(FileRecord::as_select())
         .load(conn)
         .await
 }
 
-/// Journaled rows in `statuses`, descending by seq below `before_seq` (undo
-/// replays the journal backwards).
+/// Journaled rows in `statuses` with `before_seq - span <= seq < before_seq`,
+/// descending (undo replays the journal backwards).
 pub async fn batch_descending(
     conn: &mut AsyncPgConnection,
     operation_id: Uuid,
     statuses: &[&str],
     before_seq: i64,
-    limit: i64,
+    span: i64,
 ) -> QueryResult<Vec<FileRecord>> {
     file_records::table
         .filter(file_records::operation_id.eq(operation_id))
-        .filter(file_records::status.eq_any(statuses))
         .filter(file_records::seq.lt(before_seq))
+        .filter(file_records::seq.ge(before_seq.saturating_sub(span)))
+        .filter(file_records::status.eq_any(statuses))
         .order(file_records::seq.desc())
-        .limit(limit)
         .select(FileRecord::as_select())
         .load(conn)
         .await

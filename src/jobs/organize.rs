@@ -359,6 +359,9 @@ async fn apply_phase(
     // Counters are rebuilt from the journal: after an interruption the
     // persisted ones may include moves whose outcome was not yet recorded.
     let totals = db::file_records::status_totals(&mut conn, op.id).await?;
+    let last_seq = db::file_records::seq_bounds(&mut conn, op.id)
+        .await?
+        .map_or(cursor, |(_, last)| last);
     let remaining = totals.planned;
     {
         use std::sync::atomic::Ordering::Relaxed;
@@ -381,15 +384,25 @@ async fn apply_phase(
     // most two batches' outcomes, which the next run reconciles (a moved
     // file is found at its planned destination).
     // The next batch is read while this one moves, too: it holds only seqs
-    // above this batch's, which nothing in flight writes.
+    // above this batch's, which nothing in flight writes. A batch is the
+    // planned records of the next APPLY_BATCH seqs (a window: see
+    // `db::file_records::batch_ascending`), so it may be short or empty.
     let fetch = |after: i64| {
         let (pool, id) = (ctx.state.db.clone(), op.id);
-        tokio::spawn(async move {
-            let mut conn = pool.get().await?;
-            anyhow::Ok(
-                db::file_records::batch_ascending(&mut conn, id, &["planned"], after, APPLY_BATCH)
-                    .await?,
-            )
+        let (next_after, more) = (after.saturating_add(APPLY_BATCH), after < last_seq);
+        more.then(|| {
+            tokio::spawn(async move {
+                let mut conn = pool.get().await?;
+                let batch = db::file_records::batch_ascending(
+                    &mut conn,
+                    id,
+                    &["planned"],
+                    after,
+                    APPLY_BATCH,
+                )
+                .await?;
+                anyhow::Ok((next_after, batch))
+            })
         })
     };
     let mut next = fetch(cursor);
@@ -398,11 +411,14 @@ async fn apply_phase(
         if let Some(i) = ctx.interrupted() {
             break Some(i);
         }
-        let batch = (&mut next).await??;
-        let Some(last) = batch.last().map(|r| r.seq) else {
+        let Some(fetching) = next.take() else {
             break None;
         };
-        next = fetch(last);
+        let (window_end, batch) = fetching.await??;
+        next = fetch(window_end);
+        let Some(last) = batch.last().map(|r| r.seq) else {
+            continue;
+        };
         let progress = ctx.progress.clone();
         let abandoned = ctx.abandoned.clone();
         let batch_root = root.clone();

@@ -49,8 +49,10 @@ pub async fn run(ctx: &JobContext) -> anyhow::Result<()> {
     ctx.progress
         .bytes_moved
         .store(totals.undone_bytes, std::sync::atomic::Ordering::Relaxed);
+    let bounds = db::file_records::seq_bounds(&mut conn, target_id).await?;
     drop(conn);
-    let mut before = i64::MAX;
+    // Windows of UNDO_BATCH seqs, last first (`db::file_records::batch_descending`).
+    let (first_seq, mut before) = bounds.map_or((0, 0), |(first, last)| (first, last + 1));
     let mut emptied: BTreeSet<UserPath> = BTreeSet::new();
     loop {
         if let Some(i) = ctx.interrupted() {
@@ -59,6 +61,10 @@ pub async fn run(ctx: &JobContext) -> anyhow::Result<()> {
                 Interrupted::Cancelled => finish(ctx, "cancelled").await,
             };
         }
+        if before <= first_seq {
+            break;
+        }
+        let window_start = before - UNDO_BATCH;
         let mut conn = ctx.state.db.get().await?;
         let batch = db::file_records::batch_descending(
             &mut conn,
@@ -70,7 +76,8 @@ pub async fn run(ctx: &JobContext) -> anyhow::Result<()> {
         .await?;
         drop(conn);
         let Some(last) = batch.last().map(|r| r.seq) else {
-            break;
+            before = window_start;
+            continue;
         };
         let progress = ctx.progress.clone();
         let abandoned = ctx.abandoned.clone();
@@ -99,10 +106,11 @@ pub async fn run(ctx: &JobContext) -> anyhow::Result<()> {
                 .store(true, std::sync::atomic::Ordering::Relaxed);
             return Ok(());
         }
-        before = done_through.unwrap_or(before);
         if done_through != Some(last) {
+            before = done_through.unwrap_or(before);
             continue; // interrupted: handled at the top of the loop
         }
+        before = window_start;
     }
     let destination = UserPath::parse(&target.destination_path)?;
     let cleanup_root = root.clone();

@@ -493,6 +493,62 @@ async fn apply_records_every_outcome_across_batches() {
     assert_eq!(counters.files_moved, 2_600 - 3 - 2, "{counters:?}");
 }
 
+/// Apply and undo read the journal in windows of 1,000 seqs
+/// (`db::file_records::batch_ascending`): a window with nothing to do (here
+/// the first one and part of the second, settled as by an earlier run) is
+/// stepped over, not taken for the end of the journal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_and_undo_step_over_windows_with_nothing_to_do() {
+    let app = TestApp::spawn().await;
+    let lee = user(&app, "windows").await;
+    for i in 0..2_500 {
+        tree::write(
+            &lee.root,
+            &format!("in/d{}/f{i:04}.txt", i / 100),
+            format!("file {i}").as_bytes(),
+        );
+    }
+    let before = tree::snapshot(&lee.root);
+    let op = plan(&app, &lee, organize("in")).await;
+    let plan = records(&app, &op.name).await;
+    assert_eq!(plan.len(), 2_500);
+    let settled = plan[1_199].seq;
+    assert!(settled >= 1_200, "seqs are dense from the first: {settled}");
+    let id = uuid::Uuid::parse_str(op.name.trim_start_matches("operations/")).unwrap();
+    let mut conn = app.db().await;
+    diesel::update(
+        file_records::table
+            .filter(file_records::operation_id.eq(id))
+            .filter(file_records::seq.le(settled)),
+    )
+    .set((
+        file_records::status.eq("skipped"),
+        file_records::reason.eq("settled before this test's apply"),
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    apply(&app, &lee, &op.name).await;
+    let done = wait_for(&app, &lee, &op.name, &[OperationState::Succeeded]).await;
+    assert_eq!(done.counters.unwrap().files_moved, 1_300);
+    let journal = records(&app, &op.name).await;
+    let disk = tree::snapshot(&lee.root);
+    for r in &journal {
+        let (status, at) = if r.seq <= settled {
+            ("skipped", &r.original_path)
+        } else {
+            ("completed", r.new_path.as_ref().unwrap())
+        };
+        assert_eq!(r.status, status, "{r:?}");
+        assert!(disk.contains_key(at), "{r:?} is not at {at}");
+    }
+
+    let undo_op = undo(&app, &lee, &op.name).await;
+    let undone = wait_for(&app, &lee, &undo_op.name, &[OperationState::Succeeded]).await;
+    assert_eq!(undone.counters.unwrap().files_moved, 1_300);
+    assert_eq!(tree::snapshot(&lee.root), before);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_gives_the_same_result_as_a_direct_run() {
     let app = TestApp::spawn().await;
