@@ -64,3 +64,5 @@ CREATE TRIGGER file_records_renamed_names
 INSERT INTO file_names (operation_id, seq, names)
 SELECT operation_id, seq, file_record_names(original_path, new_path) FROM file_records;
 CREATE INDEX file_names_trgm_idx ON file_names USING gin (names gin_trgm_ops);
+-- Statistics for the planner now, not when autovacuum gets to it.
+ANALYZE file_names;

@@ -133,3 +133,17 @@ pub async fn is_pending(
     .await?;
     Ok(answer)
 }
+
+/// Refreshes the planner's statistics of the journal and the names, after a
+/// large operation was indexed. Until autovacuum gets to them (a minute or
+/// more later), a million new rows are invisible to the planner, which then
+/// chose plans built for a nearly empty table: a name search of a user with
+/// few records took 7 s this way at 1M names (BENCHMARKS.md, round 5).
+/// ANALYZE samples a fixed number of rows, so this costs well under a second
+/// whatever the size.
+pub async fn analyze(conn: &mut AsyncPgConnection) -> diesel::QueryResult<()> {
+    diesel::sql_query("ANALYZE file_names, file_records")
+        .execute(conn)
+        .await
+        .map(|_| ())
+}

@@ -3,11 +3,16 @@
 //! workers, woken when a job of this process ends and every JOB_POLL_MS
 //! otherwise (which also picks up operations left pending by a process that
 //! stopped). Processes share the work through the per-operation advisory
-//! lock; an operation is indexed once, in one transaction.
+//! lock; an operation is indexed once, in one transaction. After a large
+//! one it refreshes the planner's statistics of the journal and the names.
 
 use std::time::Instant;
 
 use crate::state::AppState;
+
+/// After indexing this many names, the planner's statistics are refreshed
+/// (`db::file_names::analyze`).
+const ANALYZE_AFTER: u64 = 10_000;
 
 /// Runs until shutdown begins.
 pub async fn run(state: AppState) {
@@ -26,6 +31,12 @@ pub async fn run(state: AppState) {
         };
         match indexed {
             Ok(Some(done)) => {
+                if done.names >= ANALYZE_AFTER
+                    && let Ok(mut conn) = state.db.get().await
+                    && let Err(error) = crate::db::file_names::analyze(&mut conn).await
+                {
+                    tracing::warn!(%error, "search names: ANALYZE failed");
+                }
                 tracing::info!(
                     operation = %done.operation_id,
                     names = done.names,
