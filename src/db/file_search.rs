@@ -63,15 +63,28 @@ pub struct RecordRow {
     pub created_at: DateTime<Utc>,
 }
 
-/// The columns of [`RecordRow`]; `k` is the kept record of a duplicate.
-const RECORD_COLUMNS: &str = "f.operation_id, f.seq, f.original_path, f.new_path, f.size_bytes, \
-     f.modified_at, f.content_hash, f.category, f.duplicate_of, \
-     CASE WHEN k.seq IS NULL THEN NULL \
-          WHEN k.status IN ('completed', 'duplicate') AND k.new_path IS NOT NULL THEN k.new_path \
-          ELSE k.original_path END AS duplicate_of_path, \
-     f.status, f.reason, f.created_at";
-const KEEPER_JOIN: &str =
-    "LEFT JOIN file_records k ON k.operation_id = f.operation_id AND k.seq = f.duplicate_of";
+/// The current path of a duplicate's kept file (NULL for other records).
+///
+/// A correlated subquery, i.e. one primary-key probe per listed row, and not
+/// a `LEFT JOIN` of the journal to itself: given `f.operation_id = <op>`, the
+/// planner rewrote the join's `k.operation_id = f.operation_id` into
+/// `k.operation_id = <op>` and, for an operation newer than the table's
+/// statistics (estimated at one record), rescanned all of the operation's
+/// records for each listed row. 45-180 ms a page for a 500-file operation
+/// beside a 1M-record one (BENCHMARKS.md, round 5).
+pub(crate) const KEPT_PATH: &str = "CASE WHEN f.duplicate_of IS NULL THEN NULL ELSE \
+     (SELECT CASE WHEN k.status IN ('completed', 'duplicate') AND k.new_path IS NOT NULL \
+                  THEN k.new_path ELSE k.original_path END \
+      FROM file_records k WHERE k.operation_id = f.operation_id AND k.seq = f.duplicate_of) END";
+
+/// The columns of [`RecordRow`], of the journal record `f`.
+fn record_columns() -> String {
+    format!(
+        "f.operation_id, f.seq, f.original_path, f.new_path, f.size_bytes, f.modified_at, \
+         f.content_hash, f.category, f.duplicate_of, {KEPT_PATH} AS duplicate_of_path, \
+         f.status, f.reason, f.created_at"
+    )
+}
 
 /// A value bound to a `$n` placeholder.
 enum Bind {
@@ -245,7 +258,8 @@ pub async fn list_records(
 ) -> diesel::QueryResult<Vec<RecordRow>> {
     let mut sql = Sql::default();
     sql.push(&format!(
-        "SELECT {RECORD_COLUMNS} FROM file_records f {KEEPER_JOIN} WHERE f.operation_id = "
+        "SELECT {} FROM file_records f WHERE f.operation_id = ",
+        record_columns()
     ));
     let p = sql.param(Bind::Uuid(operation_id));
     sql.push(&p);
@@ -490,12 +504,12 @@ fn search_statement(
     names: Option<&NameSource>,
 ) -> Sql {
     let mut sql = Sql::default();
-    sql.push(&format!("SELECT {RECORD_COLUMNS} FROM file_records f "));
+    sql.push(&format!("SELECT {} FROM file_records f ", record_columns()));
     let name = filter.name_contains.as_ref().zip(names);
     if let Some((_, NameSource::Indexed)) = name {
         sql.push("JOIN file_names n ON n.operation_id = f.operation_id AND n.seq = f.seq ");
     }
-    sql.push(&format!("{KEEPER_JOIN} WHERE f.user_id = "));
+    sql.push("WHERE f.user_id = ");
     let p = sql.param(Bind::Uuid(user_id));
     sql.push(&p);
     if let Some((text, source)) = name {

@@ -28,6 +28,7 @@ use diesel::sql_types::{BigInt, Bytea, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use super::file_search::KEPT_PATH;
 use crate::reports::{DuplicateFile, DuplicateGroup, LARGEST_FILES, Record};
 
 /// Where the record aliased `f` is now.
@@ -150,14 +151,13 @@ impl From<RecordRow> for Record {
 }
 
 /// Records with the kept file's current path of a duplicate (a primary-key
-/// lookup per duplicate).
+/// lookup per listed duplicate: `file_search::KEPT_PATH`).
 fn record_select(tail: &str) -> String {
     format!(
         "SELECT f.seq, f.original_path, f.new_path, f.size_bytes, f.modified_at, f.content_hash,
-                f.category, f.duplicate_of, {K_PATH} AS duplicate_of_path, f.status, f.reason,
+                f.category, f.duplicate_of, {KEPT_PATH} AS duplicate_of_path, f.status, f.reason,
                 f.created_at
          FROM file_records f
-         LEFT JOIN file_records k ON k.operation_id = f.operation_id AND k.seq = f.duplicate_of
          WHERE f.operation_id = $1 {tail}"
     )
 }
