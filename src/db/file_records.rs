@@ -80,12 +80,15 @@ pub async fn write_journal_stream(
     });
     let tx = client.transaction().await?;
     // Each record carries its owner for SearchFiles' index (migration 000012).
+    // The lock stands in for a foreign key (migration 000016): the operation
+    // exists at commit and is not deleted meanwhile.
     let user_id: Uuid = tx
-        .query_one(
-            "SELECT user_id FROM operations WHERE id = $1",
+        .query_opt(
+            "SELECT user_id FROM operations WHERE id = $1 FOR KEY SHARE",
             &[&operation_id],
         )
         .await?
+        .ok_or_else(|| anyhow::anyhow!("operation {operation_id} does not exist"))?
         .get(0);
     tokio_postgres::Transaction::execute(
         &tx,

@@ -549,6 +549,44 @@ async fn apply_and_undo_step_over_windows_with_nothing_to_do() {
     assert_eq!(tree::snapshot(&lee.root), before);
 }
 
+/// The journal keeps to its operation without a foreign key (migration
+/// 000016): deleting a user (an administrator's SQL) deletes their
+/// operations' records and nobody else's, and no journal is written for an
+/// operation that does not exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_lives_and_dies_with_its_operation() {
+    let app = TestApp::spawn().await;
+    let ivy = user(&app, "journal-owner").await;
+    let other = user(&app, "journal-other").await;
+    let mut ops = Vec::new();
+    for u in [&ivy, &other] {
+        tree::write(&u.root, "in/a.txt", b"same");
+        tree::write(&u.root, "in/b.txt", b"same");
+        let op = create(&app, u, organize("in")).await;
+        wait_for(&app, u, &op.name, &[OperationState::Succeeded]).await;
+        assert_eq!(records(&app, &op.name).await.len(), 2);
+        ops.push(op);
+    }
+    let ivy_id = uuid::Uuid::parse_str(ivy.root.file_name().unwrap().to_str().unwrap()).unwrap();
+    let mut conn = app.db().await;
+    diesel::sql_query("DELETE FROM users WHERE id = $1")
+        .bind::<diesel::sql_types::Uuid, _>(ivy_id)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert!(records(&app, &ops[0].name).await.is_empty());
+    assert_eq!(records(&app, &ops[1].name).await.len(), 2);
+
+    let missing = uuid::Uuid::new_v4();
+    let error = fileorganizer::db::file_records::write_journal(&app.database_url, missing, &[])
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{error:#}").contains(&format!("operation {missing} does not exist")),
+        "{error:#}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_gives_the_same_result_as_a_direct_run() {
     let app = TestApp::spawn().await;
