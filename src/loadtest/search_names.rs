@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 use uuid::Uuid;
 
 /// Seconds from now until the operation is no longer pending, or why that
@@ -12,17 +13,15 @@ use uuid::Uuid;
 pub async fn wait_indexed(url: &str, operation: &str, timeout: Duration) -> Result<f64, String> {
     let id = Uuid::parse_str(operation.trim_start_matches("operations/"))
         .map_err(|e| format!("operation name {operation}: {e}"))?;
-    let client = super::slow_queries::connect(url).await?;
+    let mut conn = tokio::time::timeout(Duration::from_secs(5), AsyncPgConnection::establish(url))
+        .await
+        .map_err(|_| "could not connect to DATABASE_URL within 5 s".to_string())?
+        .map_err(|e| format!("could not connect to DATABASE_URL: {e}"))?;
     let started = Instant::now();
     loop {
-        let pending: bool = client
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM file_names_pending WHERE operation_id = $1)",
-                &[&id],
-            )
+        let pending = fileorganizer::db::file_names::is_pending(&mut conn, id)
             .await
-            .map_err(|e| format!("could not read file_names_pending: {e}"))?
-            .get(0);
+            .map_err(|e| format!("could not read file_names_pending: {e}"))?;
         if !pending {
             return Ok(started.elapsed().as_secs_f64());
         }

@@ -31,7 +31,7 @@ pub enum Source {
     Unavailable(String),
 }
 
-pub(super) async fn connect(url: &str) -> Result<Client, String> {
+async fn connect(url: &str) -> Result<Client, String> {
     let connecting = tokio_postgres::connect(url, NoTls);
     let (client, connection) = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
         Ok(Ok(pair)) => pair,

@@ -1200,7 +1200,7 @@ async fn file_records_filter_sort_and_page_through_every_record_once() {
     );
 }
 
-async fn search(
+pub(crate) async fn search(
     app: &TestApp,
     user: &User,
     request: pb::SearchFilesRequest,

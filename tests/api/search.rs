@@ -9,8 +9,8 @@ use fileorganizer::pb::fileorganizer::v1::{self as pb, OperationState};
 use uuid::Uuid;
 
 use crate::{
-    common::{TestApp, bearer, tree},
-    files::files,
+    common::{TestApp, tree},
+    files::search,
     operations::{User, apply, organize, plan, user, wait_for},
 };
 
@@ -18,19 +18,13 @@ async fn find(app: &TestApp, user: &User, name_contains: &str, page_size: i32) -
     let mut found = Vec::new();
     let mut page_token = String::new();
     loop {
-        let page = files(app)
-            .search_files(bearer(
-                pb::SearchFilesRequest {
-                    name_contains: name_contains.into(),
-                    page_size,
-                    page_token,
-                    ..Default::default()
-                },
-                &user.token,
-            ))
-            .await
-            .unwrap()
-            .into_inner();
+        let request = pb::SearchFilesRequest {
+            name_contains: name_contains.into(),
+            page_size,
+            page_token,
+            ..Default::default()
+        };
+        let page = search(app, user, request).await.unwrap();
         found.extend(
             page.file_records
                 .into_iter()
