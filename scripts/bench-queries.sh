@@ -114,8 +114,8 @@ SELECT pg_temp.journal('00000000-0000-7000-8000-0000000000a0', :records / 20, '2
 SELECT pg_temp.journal('00000000-0000-7000-8000-0000000000b1', :records / 20, '2026-11-29 10:05:00+00');
 -- SearchFiles' names, as the server's background task writes them after a
 -- job (db::file_names::index_next; migration 000015).
-INSERT INTO file_names (operation_id, seq, names)
-SELECT operation_id, seq, file_record_names(original_path, new_path) FROM file_records;
+INSERT INTO file_names (operation_id, seq, names, content_hash)
+SELECT operation_id, seq, file_record_names(original_path, new_path), content_hash FROM file_records;
 SQL
 echo "journal written in $(( $(date +%s) - started )) s"
 

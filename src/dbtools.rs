@@ -311,7 +311,7 @@ async fn analyze(url: &str, operation: Option<uuid::Uuid>) -> anyhow::Result<Exi
         for (source, statement) in search_statements(user_id, &filter, None, 51, pending) {
             let part = match source {
                 None => String::new(),
-                Some(NameSource::Indexed) => ": names indexed (file_names)".into(),
+                Some(NameSource::Indexed) => ": indexed (file_names)".into(),
                 Some(NameSource::Pending(_)) => ": were the operation still pending".into(),
             };
             let (sql, params) = statement.explainable();

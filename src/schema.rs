@@ -69,6 +69,7 @@ diesel::table! {
         operation_id -> Uuid,
         seq -> Int8,
         names -> Text,
+        content_hash -> Nullable<Bytea>,
     }
 }
 

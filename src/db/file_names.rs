@@ -1,15 +1,18 @@
-//! SearchFiles' name index (`file_names`, migration 000015): the lower-cased
-//! file names of each journal record, original and new, with a trigram GIN
-//! index, written after the job that wrote the journal has finished.
+//! SearchFiles' index (`file_names`, migrations 000015 and 000017): the
+//! lower-cased file names of each journal record, original and new, with a
+//! trigram GIN index, and its content hash with a btree, written after the
+//! job that wrote the journal has finished.
 //!
-//! Why not an index on `file_records` itself: every journal row then paid for
-//! its trigram entries inside the organize, half of the plan + journal phase
-//! at 1M files (BENCHMARKS.md). Here the journal's COPY only lists the
+//! Why not indexes on `file_records` itself: every journal row then paid for
+//! its trigram entries and a random insert into the content-hash btree inside
+//! the organize, more than half of the plan + journal phase at 1M files
+//! (BENCHMARKS.md, rounds 4 to 6). Here the journal's COPY only lists the
 //! operation in `file_names_pending`; [`index_next`] (run by
-//! `jobs::search_names` once no job holds the operation) copies the names in
-//! one statement and removes the listing, in one transaction. SearchFiles
-//! matches the records of a listed operation by the name expression instead
-//! (`db::file_search`), so no record is ever missing from a search.
+//! `jobs::search_names` once no job holds the operation) copies the names and
+//! hashes in one statement and removes the listing, in one transaction.
+//! SearchFiles matches the records of a listed operation by the name
+//! expression and `file_records.content_hash` instead (`db::file_search`), so
+//! no record is ever missing from a search.
 //!
 //! The journal writer, [`index_next`] and the trigger that follows renames
 //! (`file_records_rename_names`) all take the operation's advisory lock
@@ -103,8 +106,8 @@ pub async fn index_next(conn: &mut AsyncPgConnection) -> diesel::QueryResult<Opt
                 .execute(conn)
                 .await?;
             let names = diesel::sql_query(
-                "INSERT INTO file_names (operation_id, seq, names)
-                 SELECT operation_id, seq, file_record_names(original_path, new_path)
+                "INSERT INTO file_names (operation_id, seq, names, content_hash)
+                 SELECT operation_id, seq, file_record_names(original_path, new_path), content_hash
                  FROM file_records WHERE operation_id = $1",
             )
             .bind::<SqlUuid, _>(operation_id)

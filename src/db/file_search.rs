@@ -362,6 +362,14 @@ pub struct SearchFilter {
     pub operation_id: Option<Uuid>,
 }
 
+impl SearchFilter {
+    /// Whether the search reads the search index (`file_names`: names and
+    /// content hashes), and so has a [`NameSource`] per statement.
+    fn uses_index(&self) -> bool {
+        self.name_contains.is_some() || self.content_hash.is_some()
+    }
+}
+
 /// Where the previous search page ended (newest first).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SearchCursor {
@@ -392,14 +400,14 @@ pub fn escape_like(text: &str) -> String {
     out
 }
 
-/// Where a name search looks (`db::file_names`).
+/// Where a search by name or content hash looks (`db::file_names`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NameSource {
-    /// Records of operations whose names are indexed: the trigram index of
-    /// `file_names`.
+    /// Records of operations whose names and hashes are indexed: the trigram
+    /// and content-hash indexes of `file_names`.
     Indexed,
-    /// Records of these operations, whose names are still pending, matched
-    /// by the name expression itself.
+    /// Records of these operations, still pending, matched by the name
+    /// expression and `file_records.content_hash` themselves.
     Pending(Vec<Uuid>),
 }
 
@@ -411,7 +419,7 @@ struct PendingOperation {
 
 /// A page of the user's records matching `filter`, newest first.
 ///
-/// A name search reads, in one snapshot (a read-only REPEATABLE READ
+/// A search by name or content hash reads, in one snapshot (a read-only REPEATABLE READ
 /// transaction), the user's operations whose names are still pending, then
 /// one statement per [`NameSource`], and merges the pages here. An
 /// operation is in exactly one source at any snapshot, so no record is
@@ -430,7 +438,7 @@ pub async fn search(
     after: Option<&SearchCursor>,
     limit: i64,
 ) -> diesel::QueryResult<Vec<RecordRow>> {
-    if filter.name_contains.is_none() {
+    if !filter.uses_index() {
         return search_statement(user_id, filter, after, limit, None)
             .query()
             .load(conn)
@@ -466,9 +474,10 @@ pub async fn search(
         .await
 }
 
-/// The statements of a search, each with the source it reads (None: not a
-/// name search, a single statement). `pending`: the user's operations whose
-/// names are not indexed yet (no statement for them when there are none).
+/// The statements of a search, each with the source it reads (None: neither
+/// a name nor a content hash, a single statement). `pending`: the user's
+/// operations whose names are not indexed yet (no statement for them when
+/// there are none).
 pub fn search_statements(
     user_id: Uuid,
     filter: &SearchFilter,
@@ -477,7 +486,7 @@ pub fn search_statements(
     pending: Vec<Uuid>,
 ) -> Vec<(Option<NameSource>, Sql)> {
     let mut sources = Vec::new();
-    if filter.name_contains.is_none() {
+    if !filter.uses_index() {
         sources.push(None);
     } else {
         sources.push(Some(NameSource::Indexed));
@@ -494,44 +503,50 @@ pub fn search_statements(
         .collect()
 }
 
-/// One statement of [`search`]: the user's records in `names` (ignored
-/// unless the filter has a name) passing every filter, newest first.
+/// One statement of [`search`]: the user's records in `source` (given
+/// exactly when the filter has a name or a content hash) passing every
+/// filter, newest first.
 fn search_statement(
     user_id: Uuid,
     filter: &SearchFilter,
     after: Option<&SearchCursor>,
     limit: i64,
-    names: Option<&NameSource>,
+    source: Option<&NameSource>,
 ) -> Sql {
     let mut sql = Sql::default();
     sql.push(&format!("SELECT {} FROM file_records f ", record_columns()));
-    let name = filter.name_contains.as_ref().zip(names);
-    if let Some((_, NameSource::Indexed)) = name {
+    let source = source.filter(|_| filter.uses_index());
+    if let Some(NameSource::Indexed) = source {
         sql.push("JOIN file_names n ON n.operation_id = f.operation_id AND n.seq = f.seq ");
     }
     sql.push("WHERE f.user_id = ");
     let p = sql.param(Bind::Uuid(user_id));
     sql.push(&p);
-    if let Some((text, source)) = name {
+    // The indexed part reads names and hashes from file_names, the pending
+    // part from the records themselves.
+    let (names, hash) = match source {
+        Some(NameSource::Indexed) => ("n.names", "n.content_hash"),
+        Some(NameSource::Pending(operations)) => {
+            let ops = sql.param(Bind::Uuids(operations.clone()));
+            sql.push(&format!(" AND f.operation_id = ANY({ops})"));
+            (
+                "file_record_names(f.original_path, f.new_path)",
+                "f.content_hash",
+            )
+        }
+        None => ("", "f.content_hash"),
+    };
+    if let Some(text) = filter.name_contains.as_ref().filter(|_| source.is_some()) {
         let p = sql.param(Bind::Text(format!("%{}%", escape_like(text))));
-        match source {
-            NameSource::Indexed => sql.push(&format!(" AND n.names LIKE lower({p})")),
-            NameSource::Pending(operations) => {
-                let ops = sql.param(Bind::Uuids(operations.clone()));
-                sql.push(&format!(
-                    " AND f.operation_id = ANY({ops}) \
-                     AND file_record_names(f.original_path, f.new_path) LIKE lower({p})"
-                ))
-            }
-        };
+        sql.push(&format!(" AND {names} LIKE lower({p})"));
     }
     if let Some(category) = &filter.category {
         let p = sql.param(Bind::Text(category.clone()));
         sql.push(&format!(" AND lower(f.category) = lower({p})"));
     }
-    if let Some(hash) = &filter.content_hash {
-        let p = sql.param(Bind::Bytes(hash.clone()));
-        sql.push(&format!(" AND f.content_hash = {p}"));
+    if let Some(hash_value) = &filter.content_hash {
+        let p = sql.param(Bind::Bytes(hash_value.clone()));
+        sql.push(&format!(" AND {hash} = {p}"));
     }
     if let Some(operation_id) = filter.operation_id {
         let p = sql.param(Bind::Uuid(operation_id));
@@ -581,25 +596,31 @@ mod tests {
             let (sql, params) = statement.explainable();
             assert!(sql.contains("f.user_id = $1"), "{sql}");
             let (matched, hash, limit) = match source {
-                Some(NameSource::Indexed) => ("n.names LIKE lower($2)", "$3", "$4"),
+                Some(NameSource::Indexed) => {
+                    ("n.names LIKE lower($2)", "n.content_hash = $3", "$4")
+                }
                 _ => (
-                    "f.operation_id = ANY($3) \
-                     AND file_record_names(f.original_path, f.new_path) LIKE lower($2)",
-                    "$4",
+                    "f.operation_id = ANY($2) \
+                     AND file_record_names(f.original_path, f.new_path) LIKE lower($3)",
+                    "f.content_hash = $4",
                     "$5",
                 ),
             };
             assert!(
                 sql.contains(matched)
-                    && sql.contains(&format!("f.content_hash = {hash}"))
+                    && sql.contains(hash)
                     && sql.contains(&format!("LIMIT {limit}")),
                 "{sql}"
             );
-            let mut expected = vec![format!("'{user}'::uuid"), "'%o''brien%'::text".to_string()];
+            let mut expected = vec![format!("'{user}'::uuid")];
             if source != &Some(NameSource::Indexed) {
                 expected.push(format!("ARRAY['{pending}']::uuid[]"));
             }
-            expected.extend(["'\\xab01'::bytea".to_string(), "51::bigint".to_string()]);
+            expected.extend([
+                "'%o''brien%'::text".to_string(),
+                "'\\xab01'::bytea".to_string(),
+                "51::bigint".to_string(),
+            ]);
             assert_eq!(params, expected);
         }
         // Nothing pending: no statement for it.
@@ -611,7 +632,27 @@ mod tests {
             content_hash: Some(vec![1]),
             ..SearchFilter::default()
         };
+        // A content hash is in the search index too: indexed and pending
+        // parts, each matching the hash where its part keeps it.
         let statements = search_statements(user, &by_hash, None, 51, vec![pending]);
+        assert_eq!(statements.len(), 2);
+        let (indexed, pending_part) = (
+            statements[0].1.explainable().0,
+            statements[1].1.explainable().0,
+        );
+        assert!(indexed.contains("JOIN file_names n") && indexed.contains("n.content_hash = $2"));
+        assert!(
+            !pending_part.contains("file_names")
+                && pending_part.contains("f.operation_id = ANY($2) AND f.content_hash = $3")
+                && !pending_part.contains("LIKE"),
+            "{pending_part}"
+        );
+        // Neither: one statement on the journal alone.
+        let by_category = SearchFilter {
+            category: Some("Images".into()),
+            ..SearchFilter::default()
+        };
+        let statements = search_statements(user, &by_category, None, 51, vec![pending]);
         assert_eq!(statements.len(), 1);
         assert!(!statements[0].1.explainable().0.contains("file_names"));
     }

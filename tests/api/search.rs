@@ -1,6 +1,7 @@
-//! SearchFiles by name across the life of an operation's name index
-//! (`db::file_names`): while the names wait to be indexed, once they are,
-//! and after apply renames a file on a conflict.
+//! SearchFiles by name and by content hash across the life of an
+//! operation's search index (`db::file_names`): while its names and hashes
+//! wait to be indexed, once they are, and after apply renames a file on a
+//! conflict.
 
 use std::time::Duration;
 
@@ -37,6 +38,20 @@ async fn find(app: &TestApp, user: &User, name_contains: &str, page_size: i32) -
     }
 }
 
+/// The records holding this content (hex), as "original -> new" paths.
+async fn with_content(app: &TestApp, user: &User, content: &[u8]) -> Vec<String> {
+    let request = pb::SearchFilesRequest {
+        content_hash: blake3::hash(content).to_hex().to_string(),
+        page_size: 50,
+        ..Default::default()
+    };
+    let page = search(app, user, request).await.unwrap();
+    page.file_records
+        .into_iter()
+        .map(|r| format!("{} -> {}", r.original_path, r.new_path))
+        .collect()
+}
+
 async fn pending(conn: &mut AsyncPgConnection, id: Uuid) -> bool {
     fileorganizer::db::file_names::is_pending(conn, id)
         .await
@@ -53,6 +68,12 @@ async fn wait_indexed(conn: &mut AsyncPgConnection, id: Uuid) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[derive(diesel::QueryableByName)]
+struct Hash {
+    #[diesel(sql_type = diesel::sql_types::Bytea)]
+    content_hash: Vec<u8>,
 }
 
 #[derive(diesel::QueryableByName)]
@@ -80,7 +101,7 @@ async fn execute(conn: &mut AsyncPgConnection, sql: &str, id: Uuid) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_name_search_finds_every_record_before_and_after_its_names_are_indexed() {
+async fn a_search_by_name_or_hash_finds_every_record_before_and_after_indexing() {
     let app = TestApp::spawn().await;
     let ann = user(&app, "names").await;
     tree::write(&ann.root, "inbox/Invoice-March.pdf", b"march");
@@ -104,6 +125,29 @@ async fn a_name_search_finds_every_record_before_and_after_its_names_are_indexed
     );
     let planned = find(&app, &ann, "INVOICE", 50).await;
     assert_eq!(planned.len(), 2, "{planned:?}");
+    // Content hashes are in the same index (migration 000017): March and
+    // April share a size, so both were hashed (the photo's size is unique).
+    let hashes: Vec<Hash> = diesel::sql_query(
+        "SELECT content_hash FROM file_names WHERE operation_id = $1 AND content_hash IS NOT NULL",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(id)
+    .load(&mut conn)
+    .await
+    .unwrap();
+    let mut hashes: Vec<Vec<u8>> = hashes.into_iter().map(|h| h.content_hash).collect();
+    hashes.sort();
+    let mut expected = vec![
+        blake3::hash(b"march").as_bytes().to_vec(),
+        blake3::hash(b"april").as_bytes().to_vec(),
+    ];
+    expected.sort();
+    assert_eq!(hashes, expected);
+    let march = with_content(&app, &ann, b"march").await;
+    assert_eq!(march.len(), 1, "{march:?}");
+    assert!(
+        march[0].starts_with("inbox/Invoice-March.pdf -> "),
+        "{march:?}"
+    );
 
     // Someone takes April's destination before the apply: it is renamed,
     // and the trigger carries the new name into the index.
@@ -158,6 +202,18 @@ async fn a_name_search_finds_every_record_before_and_after_its_names_are_indexed
     assert_eq!(find(&app, &ann, "invoice", 1).await, indexed);
     assert_eq!(find(&app, &ann, "april (1)", 50).await, renamed);
     assert!(find(&app, &ann, "documents", 50).await.is_empty());
+    // By content hash too, from the records themselves.
+    let pending_march = with_content(&app, &ann, b"march").await;
+    assert_eq!(pending_march.len(), 1, "{pending_march:?}");
+    assert_eq!(
+        pending_march[0].split(" -> ").next(),
+        march[0].split(" -> ").next()
+    );
+    assert!(
+        with_content(&app, &ann, b"nobody's content")
+            .await
+            .is_empty()
+    );
 
     // Let go: the names are indexed again and the answers do not change.
     execute(
@@ -171,4 +227,5 @@ async fn a_name_search_finds_every_record_before_and_after_its_names_are_indexed
     assert_eq!(indexed_names(&mut conn, id).await.len(), 3);
     assert_eq!(find(&app, &ann, "invoice", 1).await, indexed);
     assert_eq!(find(&app, &ann, "april (1)", 50).await, renamed);
+    assert_eq!(with_content(&app, &ann, b"march").await, pending_march);
 }
