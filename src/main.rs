@@ -10,6 +10,12 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 use clap::{Parser, Subcommand};
 use fileorganizer::{config::Config, pb, server, state::AppState, telemetry};
 
+/// mimalloc instead of glibc's malloc: a GetOperation under load spent a
+/// fifth of the server's CPU in glibc's malloc and free (BENCHMARKS.md,
+/// round 6).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "fileorg",

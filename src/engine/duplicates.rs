@@ -114,6 +114,7 @@ pub fn find_duplicates(
         (i, result)
     });
     drop(candidates);
+    // Filled while `heads` is read (and freed) chunk by chunk.
     let mut by_head: Vec<Keyed<(u64, [u8; 32])>> = Vec::with_capacity(heads.len());
     for (i, result) in heads {
         match result {

@@ -9,16 +9,22 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// shared counter, so a thread that drew slow items (a big folder, a big
 /// file) does not hold up the rest; larger chunks touch the counter less.
 /// With one thread (or one chunk) the work runs on the calling thread.
+///
+/// The results stay in the chunks the threads made ([`InOrder`]): copying
+/// them into one vector would hold every result twice for a moment, which
+/// at a million files was the peak of an organize's memory.
 pub fn map_ordered<T: Sync, R: Send>(
     items: &[T],
     threads: usize,
     chunk: usize,
     work: impl Fn(&T) -> R + Sync,
-) -> Vec<R> {
+) -> InOrder<R> {
     let chunk = chunk.max(1);
     let threads = threads.max(1).min(items.len().div_ceil(chunk));
     if threads <= 1 {
-        return items.iter().map(work).collect();
+        return InOrder {
+            parts: vec![items.iter().map(work).collect()],
+        };
     }
     let next = AtomicUsize::new(0);
     let mut chunks: Vec<(usize, Vec<R>)> = std::thread::scope(|scope| {
@@ -44,11 +50,38 @@ pub fn map_ordered<T: Sync, R: Send>(
             .collect()
     });
     chunks.sort_unstable_by_key(|(start, _)| *start);
-    let mut results = Vec::with_capacity(items.len());
-    for (_, part) in chunks {
-        results.extend(part);
+    InOrder {
+        parts: chunks.into_iter().map(|(_, part)| part).collect(),
     }
-    results
+}
+
+/// The results of [`map_ordered`], in the items' order. Iterating by value
+/// frees each chunk as soon as it has been read.
+pub struct InOrder<R> {
+    parts: Vec<Vec<R>>,
+}
+
+impl<R> InOrder<R> {
+    pub fn len(&self) -> usize {
+        self.parts.iter().map(Vec::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.parts.iter().all(Vec::is_empty)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &R> {
+        self.parts.iter().flatten()
+    }
+}
+
+impl<R> IntoIterator for InOrder<R> {
+    type Item = R;
+    type IntoIter = std::iter::Flatten<std::vec::IntoIter<Vec<R>>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.parts.into_iter().flatten()
+    }
 }
 
 #[cfg(test)]
@@ -68,13 +101,16 @@ mod tests {
         let expected: Vec<u64> = items.iter().map(|n| n * 3).collect();
         for threads in [0, 1, 2, 3, 8] {
             for chunk in [0, 1, 7, 64, 5_000] {
+                let results = map_ordered(&items, threads, chunk, work);
+                assert_eq!(results.len(), expected.len());
                 assert_eq!(
-                    map_ordered(&items, threads, chunk, work),
+                    results.into_iter().collect::<Vec<_>>(),
                     expected,
                     "{threads} threads, chunks of {chunk}"
                 );
             }
         }
         assert!(map_ordered(&[] as &[u64], 4, 64, work).is_empty());
+        assert_eq!(map_ordered(&items, 2, 64, work).iter().count(), items.len());
     }
 }

@@ -173,6 +173,8 @@ pub fn scan(
     let walked =
         super::parallel::map_ordered(&folders, options.threads, 1, |dir| walk.run(dir, false));
     let mut result = ScanResult::default();
+    // Reserved, not yet written: the pages fill as the walks' findings
+    // (each folder's freed once taken) move in.
     let files = top.len() + walked.iter().map(Vec::len).sum::<usize>();
     result.files.reserve(files);
     let mut seen: HashMap<(u64, u64), usize> = HashMap::new();

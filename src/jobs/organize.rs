@@ -543,6 +543,7 @@ fn apply_batch(
     let mut mover = Mover::new(root);
     let mut updates = Vec::with_capacity(batch.len());
     let mut dirs = Vec::new();
+    let mut last_folder: Option<&str> = None;
     let mut done = None;
     for record in batch {
         if progress.is_cancelled() || abandoned.load(std::sync::atomic::Ordering::Relaxed) {
@@ -555,11 +556,18 @@ fn apply_batch(
             "completed" | "duplicate" => {
                 Progress::add(&progress.files_moved, 1);
                 Progress::add(&progress.bytes_moved, record.size_bytes);
-                if let Some(parent) = UserPath::parse(&record.original_path)
-                    .ok()
-                    .and_then(|p| p.parent())
-                {
-                    dirs.push(parent);
+                // A folder's files are neighbours in the journal (scan
+                // order): one entry per run, not per file, for the cleanup's
+                // ordered set (a million path comparisons otherwise).
+                let folder = record.original_path.rsplit_once('/').map(|(p, _)| p);
+                if folder.is_some() && folder != last_folder {
+                    last_folder = folder;
+                    if let Some(parent) = UserPath::parse(&record.original_path)
+                        .ok()
+                        .and_then(|p| p.parent())
+                    {
+                        dirs.push(parent);
+                    }
                 }
             }
             "skipped" => Progress::add(&progress.files_skipped, 1),
