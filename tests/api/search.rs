@@ -52,6 +52,13 @@ async fn with_content(app: &TestApp, user: &User, content: &[u8]) -> Vec<String>
         .collect()
 }
 
+/// A dry-run organize of the user's `inbox`, PLANNED, with its id.
+async fn plan_inbox(app: &TestApp, user: &User) -> (pb::Operation, Uuid) {
+    let op = plan(app, user, organize("inbox")).await;
+    let id = Uuid::parse_str(op.name.trim_start_matches("operations/")).unwrap();
+    (op, id)
+}
+
 async fn pending(conn: &mut AsyncPgConnection, id: Uuid) -> bool {
     fileorganizer::db::file_names::is_pending(conn, id)
         .await
@@ -107,8 +114,7 @@ async fn a_search_by_name_or_hash_finds_every_record_before_and_after_indexing()
     tree::write(&ann.root, "inbox/Invoice-March.pdf", b"march");
     tree::write(&ann.root, "inbox/old/invoice-april.pdf", b"april");
     tree::write(&ann.root, "inbox/photo.jpg", b"jpeg");
-    let op = plan(&app, &ann, organize("inbox")).await;
-    let id = Uuid::parse_str(op.name.trim_start_matches("operations/")).unwrap();
+    let (op, id) = plan_inbox(&app, &ann).await;
     let mut conn = app.db().await;
 
     // A planned dry run is not held by a job: its names get indexed.
@@ -181,19 +187,7 @@ async fn a_search_by_name_or_hash_finds_every_record_before_and_after_indexing()
         id,
     )
     .await;
-    execute(
-        &mut conn,
-        "DELETE FROM file_names WHERE operation_id = $1",
-        id,
-    )
-    .await;
-    execute(
-        &mut conn,
-        "INSERT INTO file_names_pending (operation_id) VALUES ($1)",
-        id,
-    )
-    .await;
-    app.state.jobs_finished.notify_one();
+    repend(&app, &mut conn, id).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(pending(&mut conn, id).await);
     assert!(indexed_names(&mut conn, id).await.is_empty());
@@ -228,4 +222,81 @@ async fn a_search_by_name_or_hash_finds_every_record_before_and_after_indexing()
     assert_eq!(find(&app, &ann, "invoice", 1).await, indexed);
     assert_eq!(find(&app, &ann, "april (1)", 50).await, renamed);
     assert_eq!(with_content(&app, &ann, b"march").await, pending_march);
+}
+
+#[derive(diesel::QueryableByName)]
+struct Analyzed {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>)]
+    at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// When `file_names` was last analyzed by an explicit ANALYZE (migrations,
+/// the indexer), not by autovacuum (which has a column of its own).
+async fn last_analyze(conn: &mut AsyncPgConnection) -> Option<chrono::DateTime<chrono::Utc>> {
+    let row: Analyzed = diesel::sql_query(
+        "SELECT last_analyze AS at FROM pg_stat_user_tables WHERE relname = 'file_names'",
+    )
+    .get_result(conn)
+    .await
+    .unwrap();
+    row.at
+}
+
+/// Lists an indexed operation as pending again, as its journal's writer
+/// does, and wakes the indexer.
+async fn repend(app: &TestApp, conn: &mut AsyncPgConnection, id: Uuid) {
+    execute(conn, "DELETE FROM file_names WHERE operation_id = $1", id).await;
+    execute(
+        conn,
+        "INSERT INTO file_names_pending (operation_id) VALUES ($1)",
+        id,
+    )
+    .await;
+    app.state.jobs_finished.notify_one();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn indexing_a_large_operation_refreshes_the_planners_statistics_and_a_small_one_does_not() {
+    let app = TestApp::spawn().await;
+    let ann = user(&app, "analyze").await;
+    tree::write(&ann.root, "inbox/a.txt", b"a");
+    tree::write(&ann.root, "inbox/b.txt", b"b");
+    let (_, id) = plan_inbox(&app, &ann).await;
+    let mut conn = app.db().await;
+    wait_indexed(&mut conn, id).await;
+    // The migrations analyzed the empty table; two names are no reason to
+    // analyze again.
+    let migrated = last_analyze(&mut conn).await;
+    repend(&app, &mut conn, id).await;
+    wait_indexed(&mut conn, id).await;
+    assert_eq!(indexed_names(&mut conn, id).await.len(), 2);
+    assert_eq!(last_analyze(&mut conn).await, migrated);
+
+    // 10,000 more records in the same journal (jobs::search_names'
+    // threshold), written in SQL rather than as 10,000 files.
+    execute(
+        &mut conn,
+        "INSERT INTO file_records (operation_id, seq, original_path, category, status, user_id)
+         SELECT o.id, 100 + n, 'inbox/generated-' || n || '.txt', 'Documents', 'skipped', o.user_id
+         FROM operations o, generate_series(1, 10000) AS n WHERE o.id = $1",
+        id,
+    )
+    .await;
+    repend(&app, &mut conn, id).await;
+    wait_indexed(&mut conn, id).await;
+    assert_eq!(indexed_names(&mut conn, id).await.len(), 10_002);
+    // The ANALYZE runs right after the indexing transaction commits.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let analyzed = last_analyze(&mut conn).await;
+        if analyzed.is_some() && analyzed > migrated {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "file_names was not analyzed after 10,002 names (last: {analyzed:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(find(&app, &ann, "generated-9999.", 50).await.len(), 1);
 }
