@@ -562,12 +562,7 @@ fn apply_batch(
                 let folder = record.original_path.rsplit_once('/').map(|(p, _)| p);
                 if folder.is_some() && folder != last_folder {
                     last_folder = folder;
-                    if let Some(parent) = UserPath::parse(&record.original_path)
-                        .ok()
-                        .and_then(|p| p.parent())
-                    {
-                        dirs.push(parent);
-                    }
+                    dirs.extend(folder.and_then(|f| UserPath::parse(f).ok()));
                 }
             }
             "skipped" => Progress::add(&progress.files_skipped, 1),
