@@ -133,6 +133,7 @@ diesel::table! {
         updated_at -> Timestamptz,
         started_at -> Nullable<Timestamptz>,
         finished_at -> Nullable<Timestamptz>,
+        phase_seconds -> Jsonb,
     }
 }
 

@@ -178,7 +178,28 @@ pub fn operation(op: &models::Operation, undone_by: Option<uuid::Uuid>) -> pb::O
         start_time: op.started_at.map(timestamp),
         end_time: op.finished_at.map(timestamp),
         update_time: Some(timestamp(op.updated_at)),
+        phase_durations: phase_durations(&op.phase_seconds),
     }
+}
+
+/// `operations.phase_seconds` in pipeline order (phases the API does not
+/// know are left out).
+pub fn phase_durations(seconds: &serde_json::Value) -> Vec<pb::PhaseDuration> {
+    let mut durations: Vec<pb::PhaseDuration> = seconds
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(phase, s)| {
+            let phase = operation_phase(Some(phase));
+            let time = std::time::Duration::try_from_secs_f64(s.as_f64()?).ok()?;
+            (phase != pb::OperationPhase::Unspecified).then(|| pb::PhaseDuration {
+                phase: phase as i32,
+                duration: Some(duration(time)),
+            })
+        })
+        .collect();
+    durations.sort_by_key(|d| d.phase);
+    durations
 }
 
 /// A progress snapshot from what the database knows (no rates).
@@ -203,5 +224,35 @@ pub fn snapshot(op: &models::Operation) -> pb::WatchOperationResponse {
         eta: None,
         error: error_status(op),
         snapshot_time: Some(timestamp(chrono::Utc::now())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phase_durations_come_in_pipeline_order_and_unknown_or_bad_entries_are_left_out() {
+        let stored = serde_json::json!({
+            "report": 0.0, "apply": 2.25, "scan": 1.5, "journal": 0.125,
+            "later": 1.0, "hash": -1.0, "plan": "x", "cleanup": 1e300,
+        });
+        let got: Vec<(pb::OperationPhase, i64, i32)> = phase_durations(&stored)
+            .into_iter()
+            .map(|d| {
+                let time = d.duration.unwrap();
+                (d.phase(), time.seconds, time.nanos)
+            })
+            .collect();
+        use pb::OperationPhase as P;
+        assert_eq!(
+            got,
+            [
+                (P::Scan, 1, 500_000_000),
+                (P::Journal, 0, 125_000_000),
+                (P::Apply, 2, 250_000_000),
+                (P::Report, 0, 0),
+            ]
+        );
     }
 }

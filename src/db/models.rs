@@ -129,6 +129,8 @@ pub struct Operation {
     pub updated_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// Seconds spent in each phase, keyed by phase name (`jobs::timings`).
+    pub phase_seconds: serde_json::Value,
 }
 
 #[derive(Debug, Insertable)]

@@ -259,12 +259,14 @@ pub async fn heartbeat(
     })
 }
 
-/// Sets state and phase (and the finish time for final states).
+/// Sets state, phase and the phase timings (and the finish time for final
+/// states).
 pub async fn set_state(
     conn: &mut AsyncPgConnection,
     id: Uuid,
     state: &str,
     phase: Option<&str>,
+    phase_seconds: &serde_json::Value,
 ) -> QueryResult<Operation> {
     let now = Utc::now();
     let finished = FINAL_STATES.contains(&state) || state == "planned";
@@ -285,6 +287,7 @@ pub async fn set_state(
         .set((
             operations::state.eq(state_sql),
             operations::phase.eq(phase),
+            operations::phase_seconds.eq(phase_seconds),
             operations::updated_at.eq(now),
             operations::finished_at.eq(finished.then_some(now)),
         ))

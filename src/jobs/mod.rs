@@ -20,6 +20,7 @@
 pub mod hub;
 pub mod organize;
 pub mod search_names;
+pub mod timings;
 pub mod undo;
 
 use std::{
@@ -199,16 +200,44 @@ pub struct JobContext {
     /// Set when the claim was lost or the process shuts down.
     pub abandoned: Arc<std::sync::atomic::AtomicBool>,
     pub phase: Arc<std::sync::Mutex<(String, &'static str)>>,
+    /// Seconds spent in each phase, written with every phase change.
+    pub timings: std::sync::Mutex<timings::PhaseTimings>,
 }
 
 impl JobContext {
-    /// Records the phase (state name, phase name) for snapshots and the row.
+    /// Records the phase (state name, phase name) for snapshots and the row,
+    /// with the time of the phase it ends.
     pub async fn set_phase(&self, state: &str, phase: &'static str) -> anyhow::Result<()> {
         *self.phase.lock().expect("phase lock") = (state.to_string(), phase);
+        let seconds = self.phase_seconds(Some(phase));
         let mut conn = self.state.db.get().await?;
-        db::operations::set_state(&mut conn, self.operation.id, state, Some(phase)).await?;
+        db::operations::set_state(&mut conn, self.operation.id, state, Some(phase), &seconds)
+            .await?;
         self.changed().await;
         Ok(())
+    }
+
+    /// Ends the job in `state` (a final state, or `planned`), its counters
+    /// and the time of its last phase written first, and shown in `phase`.
+    pub async fn finish(&self, state: &'static str, phase: &'static str) -> anyhow::Result<()> {
+        let seconds = self.phase_seconds(None);
+        let mut conn = self.state.db.get().await?;
+        db::operations::set_counters(&mut conn, self.operation.id, &self.progress.counters())
+            .await?;
+        *self.phase.lock().expect("phase lock") = (state.to_string(), phase);
+        db::operations::set_state(&mut conn, self.operation.id, state, Some(phase), &seconds)
+            .await?;
+        self.changed().await;
+        crate::observability::operation_finished(&self.operation.kind, state);
+        tracing::info!(operation = %self.operation.id, state, counters = ?self.progress.counters(), "job finished");
+        Ok(())
+    }
+
+    /// Enters `phase` (None: the job stops) and returns the totals to store.
+    fn phase_seconds(&self, phase: Option<&'static str>) -> serde_json::Value {
+        let mut timings = self.timings.lock().expect("timings lock");
+        timings.enter(phase, Instant::now());
+        timings.to_json()
     }
 
     /// Drops cached answers about this operation (after a state change),
@@ -250,6 +279,7 @@ async fn run_job(state: &AppState, op: Operation, worker_id: &str) -> anyhow::Re
         progress: progress.clone(),
         abandoned: Default::default(),
         phase: Arc::new(std::sync::Mutex::new((op.state.clone(), "scan"))),
+        timings: std::sync::Mutex::new(timings::PhaseTimings::resume(&op.phase_seconds)),
     });
     state.progress.register(op.id, progress.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -124,15 +124,8 @@ pub async fn run(ctx: &JobContext) -> anyhow::Result<()> {
 
 /// Persists the final counters and state.
 async fn finish(ctx: &JobContext, state: &'static str) -> anyhow::Result<()> {
-    let mut conn = ctx.state.db.get().await?;
-    db::operations::set_counters(&mut conn, ctx.operation.id, &ctx.progress.counters()).await?;
     let phase = if state == "planned" { "plan" } else { "report" };
-    *ctx.phase.lock().expect("phase lock") = (state.to_string(), phase);
-    db::operations::set_state(&mut conn, ctx.operation.id, state, Some(phase)).await?;
-    ctx.changed().await;
-    crate::observability::operation_finished(&ctx.operation.kind, state);
-    tracing::info!(operation = %ctx.operation.id, state, counters = ?ctx.progress.counters(), "job finished");
-    Ok(())
+    ctx.finish(state, phase).await
 }
 
 async fn custom_rules(ctx: &JobContext) -> anyhow::Result<Vec<CustomRule>> {
@@ -303,7 +296,20 @@ async fn plan_phase(
     });
     let written =
         db::file_records::write_journal_stream(&ctx.state.config.database_url, op.id, receiver);
-    let (planner, written) = tokio::join!(planner, written);
+    let mut planner = planner;
+    let mut written = std::pin::pin!(written);
+    let (planner, written) = tokio::select! {
+        planner = &mut planner => {
+            // Every file is planned; what is left is the journal's: the
+            // COPY's last chunks, its statement triggers and the commit.
+            if planner.is_ok() {
+                ctx.set_phase("running", "journal").await?;
+            }
+            (planner, written.await)
+        }
+        // Only on an error: the planner then finds the channel closed.
+        written = &mut written => (planner.await, written),
+    };
     let (planned, skipped) = planner.context("planning")?;
     written.context("writing the journal")?;
     ctx.progress
@@ -471,7 +477,7 @@ async fn apply_phase(
         return Ok(interrupted);
     }
     if options.remove_empty_dirs {
-        *ctx.phase.lock().expect("phase lock") = ("applying".into(), "cleanup");
+        ctx.set_phase("applying", "cleanup").await?;
         let source = UserPath::parse(&op.source_path)?;
         let cleanup_root = root.clone();
         tokio::task::spawn_blocking(move || {

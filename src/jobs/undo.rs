@@ -120,13 +120,7 @@ pub async fn run(ctx: &JobContext) -> anyhow::Result<()> {
 }
 
 async fn finish(ctx: &JobContext, state: &'static str) -> anyhow::Result<()> {
-    let mut conn = ctx.state.db.get().await?;
-    db::operations::set_counters(&mut conn, ctx.operation.id, &ctx.progress.counters()).await?;
-    *ctx.phase.lock().expect("phase lock") = (state.to_string(), "report");
-    db::operations::set_state(&mut conn, ctx.operation.id, state, Some("report")).await?;
-    ctx.changed().await;
-    crate::observability::operation_finished(&ctx.operation.kind, state);
-    Ok(())
+    ctx.finish(state, "report").await
 }
 
 fn undo_batch(

@@ -80,10 +80,14 @@ struct Shared {
     budget: AtomicU64,
 }
 
-fn pick(rng: &mut Rng, mix: Mix) -> &'static str {
-    match mix {
-        Mix::GetOperation => "GetOperation",
-        Mix::Realistic => {
+/// The method of a client's next request: its first one is the mix's
+/// `index`-th method (so that with at least as many clients as methods, a
+/// short run measures every method of the mix), the others drawn by weight.
+fn pick(rng: &mut Rng, mix: Mix, first: Option<usize>) -> &'static str {
+    match (mix, first) {
+        (Mix::GetOperation, _) => "GetOperation",
+        (Mix::Realistic, Some(index)) => REALISTIC[index % REALISTIC.len()].0,
+        (Mix::Realistic, None) => {
             let mut r = rng.range(0, 1000);
             for (name, w) in REALISTIC {
                 if r < *w {
@@ -201,9 +205,11 @@ async fn client(
     channel: Channel,
     shared: Arc<Shared>,
     mix: Mix,
+    index: usize,
     seed: u64,
     pacing: Pacing,
 ) -> ClientStats {
+    let mut first = Some(index);
     let mut stats = ClientStats::default();
     let mut rng = Rng::new(seed);
     let mut page_token = String::new();
@@ -235,7 +241,7 @@ async fn client(
         {
             break;
         }
-        let method = pick(&mut rng, mix);
+        let method = pick(&mut rng, mix, first.take());
         let started = scheduled.unwrap_or_else(Instant::now);
         let remaining = shared.deadline.saturating_duration_since(started) + Duration::from_secs(5);
         let result = match tokio::time::timeout(
@@ -348,6 +354,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<LoadResult> {
                 channel,
                 shared.clone(),
                 plan.mix,
+                i,
                 plan.seed.wrapping_add(i as u64 * 7919),
                 pacing,
             ))

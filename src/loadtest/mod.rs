@@ -13,7 +13,6 @@ pub mod stats;
 pub mod tree;
 
 use std::{
-    collections::BTreeMap,
     net::SocketAddr,
     path::PathBuf,
     process::ExitCode,
@@ -22,7 +21,7 @@ use std::{
 
 use fileorganizer::pb::fileorganizer::v1::{
     self as pb, OperationPhase, OperationState, auth_service_client::AuthServiceClient,
-    operation_service_client::OperationServiceClient,
+    operation_service_client::OperationServiceClient, report_service_client::ReportServiceClient,
 };
 use tonic::{Request, transport::Channel};
 
@@ -252,8 +251,6 @@ async fn organize(
         .await
         .map_err(|s| anyhow::anyhow!("WatchOperation: {}: {}", s.code(), s.message()))?
         .into_inner();
-    // (phase, first seen) in order of appearance.
-    let mut transitions: Vec<(String, Instant)> = Vec::new();
     let mut last: Option<pb::WatchOperationResponse> = None;
     let mut snapshots = 0u64;
     let deadline = started + Duration::from_secs(args.organize_timeout);
@@ -265,55 +262,49 @@ async fn organize(
             Ok(Ok(None)) => break,
             Ok(Ok(Some(snapshot))) => {
                 snapshots += 1;
-                let phase = if snapshot.state == OperationState::Queued as i32 {
-                    "queued".to_string()
-                } else {
-                    phase_name(snapshot.phase)
-                };
-                if transitions.last().map(|(p, _)| p != &phase).unwrap_or(true) {
-                    transitions.push((phase, Instant::now()));
-                }
                 last = Some(snapshot);
             }
         }
     }
+    // The report as the user gets it: built from the journal on first request.
+    let succeeded = last
+        .as_ref()
+        .is_some_and(|l| l.state == OperationState::Succeeded as i32);
+    let report_seconds = if succeeded {
+        let asked = Instant::now();
+        ReportServiceClient::new(channel.clone())
+            .get_operation_report(bearer(
+                pb::GetOperationReportRequest {
+                    name: op.name.replacen("operations/", "reports/", 1),
+                },
+                &session.token,
+            ))
+            .await
+            .map_err(|s| anyhow::anyhow!("GetOperationReport: {}: {}", s.code(), s.message()))?;
+        Some(asked.elapsed().as_secs_f64())
+    } else {
+        None
+    };
     let elapsed = started.elapsed();
-    let end = Instant::now();
     let server = match sampler {
         Some(s) => s.finish().await,
         None => not_measured(),
     };
     print_server("organize", &server);
     let last = last.ok_or_else(|| anyhow::anyhow!("WatchOperation sent nothing"))?;
-    let mut phases = BTreeMap::new();
-    let mut order = Vec::new();
-    for (i, (phase, at)) in transitions.iter().enumerate() {
-        let until = transitions.get(i + 1).map(|(_, t)| *t).unwrap_or(end);
-        *phases.entry(phase.clone()).or_insert(0.0) += (until - *at).as_secs_f64();
-        order.push(phase.clone());
-    }
-    let mut breakdown = serde_json::Map::new();
-    for p in [
-        "queued",
-        "scan",
-        "categorize",
-        "hash",
-        "plan",
-        "journal",
-        "apply",
-        "cleanup",
-        "report",
-    ] {
-        breakdown.insert(
-            p.into(),
-            phases
-                .get(p)
-                .map(|s| serde_json::json!(s))
-                .unwrap_or(serde_json::Value::Null),
-        );
-    }
+    // The server's own phase clock (Operation.phase_durations).
+    let finished = ops
+        .get_operation(bearer(
+            pb::GetOperationRequest {
+                name: op.name.clone(),
+            },
+            &session.token,
+        ))
+        .await
+        .map_err(|s| anyhow::anyhow!("GetOperation: {}: {}", s.code(), s.message()))?
+        .into_inner();
+    let (breakdown, order) = phase_breakdown(&finished, report_seconds);
     let counters = last.counters.unwrap_or_default();
-    let succeeded = last.state == OperationState::Succeeded as i32;
     let secs = elapsed.as_secs_f64();
     println!(
         "organize {}: {} in {secs:.2} s, {:.0} files/s",
@@ -322,7 +313,10 @@ async fn organize(
         tree.files as f64 / secs
     );
     for p in &order {
-        println!("  {p:<11} {:>8.3} s", phases.get(p).copied().unwrap_or(0.0));
+        println!(
+            "  {p:<11} {:>8.3} s",
+            breakdown[p.as_str()].as_f64().unwrap_or(0.0)
+        );
     }
     if let Some(error) = &last.error {
         println!("  error: {}", error.message);
@@ -357,7 +351,7 @@ async fn organize(
         "phase_seconds": breakdown,
         "phase_order": order,
         "search_names_indexed": search_names,
-        "phase_note": "derived from the phase changes seen in WatchOperation snapshots (client clock); a phase shorter than the snapshot interval may not appear (null)",
+        "phase_note": PHASE_NOTE,
         "snapshots": snapshots,
         "counters": {
             "files_scanned": counters.files_scanned,
@@ -374,6 +368,63 @@ async fn organize(
         "server": server,
     });
     Ok((result, op.name, succeeded))
+}
+
+const PHASE_NOTE: &str = "queued: from create_time to start_time; scan to cleanup: the server's \
+own clock (Operation.phase_durations; plan and journal overlap, journal is what is left of \
+writing the journal once every file is planned); report: the first GetOperationReport of the \
+finished operation (the client's clock). end_to_end_seconds runs from CreateOperation to that \
+report; 0 for a phase the operation did not go through";
+
+/// Seconds per phase of the pipeline (every phase present, 0 when the
+/// operation did not go through it) and the phases it did go through, in order.
+fn phase_breakdown(
+    operation: &pb::Operation,
+    report_seconds: Option<f64>,
+) -> (serde_json::Map<String, serde_json::Value>, Vec<String>) {
+    let seconds = |d: &prost_types::Duration| d.seconds as f64 + f64::from(d.nanos) / 1e9;
+    let at = |t: &prost_types::Timestamp| t.seconds as f64 + f64::from(t.nanos) / 1e9;
+    let queued = match (&operation.create_time, &operation.start_time) {
+        (Some(created), Some(started)) => (at(started) - at(created)).max(0.0),
+        _ => 0.0,
+    };
+    let mut breakdown: serde_json::Map<String, serde_json::Value> = [
+        "queued",
+        "scan",
+        "categorize",
+        "hash",
+        "plan",
+        "journal",
+        "apply",
+        "cleanup",
+        "report",
+    ]
+    .into_iter()
+    .map(|phase| (phase.to_string(), 0.0.into()))
+    .collect();
+    breakdown.insert("queued".into(), queued.into());
+    let mut order = vec!["queued".to_string()];
+    for measured in &operation.phase_durations {
+        let phase = phase_name(measured.phase);
+        if phase == "report" {
+            continue;
+        }
+        breakdown.insert(
+            phase.clone(),
+            measured
+                .duration
+                .as_ref()
+                .map(seconds)
+                .unwrap_or(0.0)
+                .into(),
+        );
+        order.push(phase);
+    }
+    if let Some(report) = report_seconds {
+        breakdown.insert("report".into(), report.into());
+        order.push("report".into());
+    }
+    (breakdown, order)
 }
 
 fn not_measured() -> serde_json::Value {
@@ -539,6 +590,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         print_server("load", &server);
         if result.rate_limited > 0 {
             eprintln!("hint: {RATE_LIMIT_HINT}");
+        }
+        let failed = result.json["failed_requests"].as_u64().unwrap_or(0);
+        if failed > 0 {
+            // The report is still written; the exit status says the run was not clean.
+            eprintln!("{failed} requests failed (load.failures_by_code in the report)");
+            ok = false;
         }
         load_result = result.json;
         load_result["server"] = server;

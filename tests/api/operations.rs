@@ -292,6 +292,46 @@ async fn organize_sorts_the_tree_and_records_every_decision() {
     assert_eq!(counters.duplicates_found, 1);
     assert_eq!(counters.reclaimable_bytes, 9);
     assert_eq!(counters.files_failed, 0);
+
+    // The server timed every phase it went through, in pipeline order,
+    // within the operation's own start and end.
+    use pb::OperationPhase as P;
+    assert_eq!(
+        phases(&done),
+        [
+            P::Scan,
+            P::Categorize,
+            P::Hash,
+            P::Plan,
+            P::Journal,
+            P::Apply,
+            P::Cleanup
+        ]
+    );
+    let ran = |t: &prost_types::Timestamp| t.seconds as f64 + f64::from(t.nanos) / 1e9;
+    let lifetime = ran(done.end_time.as_ref().unwrap()) - ran(done.start_time.as_ref().unwrap());
+    assert!(
+        phase_seconds(&done) <= lifetime + 0.01,
+        "{:?} in {lifetime} s",
+        done.phase_durations
+    );
+}
+
+/// The phases an operation's `phase_durations` lists, in its order.
+fn phases(op: &pb::Operation) -> Vec<pb::OperationPhase> {
+    op.phase_durations.iter().map(|d| d.phase()).collect()
+}
+
+/// The total of an operation's `phase_durations`, in seconds.
+fn phase_seconds(op: &pb::Operation) -> f64 {
+    op.phase_durations
+        .iter()
+        .map(|d| {
+            let d = d.duration.as_ref().expect("a duration");
+            assert!(d.seconds >= 0 && d.nanos >= 0, "{d:?}");
+            d.seconds as f64 + f64::from(d.nanos) / 1e9
+        })
+        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -328,6 +368,9 @@ async fn dry_run_changes_nothing_and_apply_rechecks_each_file() {
         before,
         "a dry run changed the disk"
     );
+    use pb::OperationPhase as P;
+    let planning = [P::Scan, P::Categorize, P::Hash, P::Plan, P::Journal];
+    assert_eq!(phases(&planned), planning);
     let plan = records(&app, &op.name).await;
     assert!(plan.iter().all(|r| r.status == "planned"));
     assert_eq!(
@@ -358,6 +401,15 @@ async fn dry_run_changes_nothing_and_apply_rechecks_each_file() {
     )
     .await;
     assert_eq!(done.state, OperationState::Succeeded as i32);
+    // The apply's run adds its phase to the plan's; the plan's are kept.
+    assert_eq!(
+        phases(&done),
+        [&planning[..], &[P::Apply, P::Cleanup]].concat()
+    );
+    assert_eq!(
+        &done.phase_durations[..planning.len()],
+        &planned.phase_durations[..]
+    );
     let after = tree::snapshot(&bob.root);
     assert!(after.contains_key("box/Images/one.jpg") && after.contains_key("box/Audio/three.mp3"));
     assert_eq!(

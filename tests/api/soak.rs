@@ -285,17 +285,7 @@ async fn soak_grpc_and_rest_with_flat_memory() {
         .env("REDIS_KEY_PREFIX", &prefix)
         .env("DATABASE_POOL_SIZE", "16")
         .stderr(std::process::Stdio::inherit());
-    for limit in [
-        "RATE_LIMIT_API",
-        "RATE_LIMIT_GLOBAL_API",
-        "RATE_LIMIT_UPLOAD",
-        "RATE_LIMIT_EXPORT",
-        "RATE_LIMIT_GLOBAL_TRANSFER",
-        "RATE_LIMIT_LOGIN_PER_IP",
-        "RATE_LIMIT_LOGIN_PER_EMAIL",
-        "RATE_LIMIT_BURST",
-        "RATE_LIMIT_BURST_PER_SECOND",
-    ] {
+    for limit in crate::common::RATE_LIMITS {
         command.env(limit, HIGH);
     }
     let mut server = KillOnDrop(command.spawn().expect("start fileorg serve"));

@@ -37,6 +37,21 @@ pub fn postgres_base() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
+/// Every rate limit of the configuration: tests raise them all (to 1000000)
+/// unless they test a limit.
+pub const RATE_LIMITS: [&str; 10] = [
+    "RATE_LIMIT_API",
+    "RATE_LIMIT_GLOBAL_API",
+    "RATE_LIMIT_UPLOAD",
+    "RATE_LIMIT_EXPORT",
+    "RATE_LIMIT_GLOBAL_TRANSFER",
+    "RATE_LIMIT_LOGIN_PER_IP",
+    "RATE_LIMIT_LOGIN_PER_EMAIL",
+    "RATE_LIMIT_AUTH_FAILURES_PER_IP",
+    "RATE_LIMIT_BURST",
+    "RATE_LIMIT_BURST_PER_SECOND",
+];
+
 pub struct TestApp {
     pub addr: SocketAddr,
     pub database_url: String,
@@ -96,18 +111,11 @@ impl TestApp {
             ("HEALTH_CHECK_INTERVAL_MS".into(), "100".into()),
             ("SHUTDOWN_TIMEOUT_SECS".into(), "2".into()),
             ("CORS_ORIGINS".into(), "http://console.test".into()),
-            // Tests poll quickly from one address; the limits get their own tests.
-            ("RATE_LIMIT_API".into(), "1000000".into()),
-            ("RATE_LIMIT_GLOBAL_API".into(), "1000000".into()),
-            ("RATE_LIMIT_UPLOAD".into(), "1000000".into()),
-            ("RATE_LIMIT_EXPORT".into(), "1000000".into()),
-            ("RATE_LIMIT_GLOBAL_TRANSFER".into(), "1000000".into()),
-            ("RATE_LIMIT_LOGIN_PER_IP".into(), "1000000".into()),
-            ("RATE_LIMIT_LOGIN_PER_EMAIL".into(), "1000000".into()),
-            ("RATE_LIMIT_AUTH_FAILURES_PER_IP".into(), "1000000".into()),
-            ("RATE_LIMIT_BURST".into(), "1000000".into()),
-            ("RATE_LIMIT_BURST_PER_SECOND".into(), "1000000".into()),
         ]);
+        // Tests poll quickly from one address; the limits get their own tests.
+        for limit in RATE_LIMITS {
+            env.insert(limit.into(), "1000000".into());
+        }
         for (k, v) in options.env {
             env.insert(k.into(), v);
         }

@@ -93,7 +93,7 @@ CONFLICT_POLICY_RENAME: ConflictPolicy
 CONFLICT_POLICY_SKIP: ConflictPolicy
 
 class Operation(_message.Message):
-    __slots__ = ("name", "kind", "state", "phase", "source_path", "destination_path", "dry_run", "layout_template", "duplicate_policy", "conflict_policy", "include_globs", "exclude_globs", "hash_all_files", "remove_empty_dirs", "counters", "error", "undo_of", "undone_by", "create_time", "start_time", "end_time", "update_time")
+    __slots__ = ("name", "kind", "state", "phase", "source_path", "destination_path", "dry_run", "layout_template", "duplicate_policy", "conflict_policy", "include_globs", "exclude_globs", "hash_all_files", "remove_empty_dirs", "counters", "error", "undo_of", "undone_by", "create_time", "start_time", "end_time", "update_time", "phase_durations")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -116,6 +116,7 @@ class Operation(_message.Message):
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    PHASE_DURATIONS_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: OperationKind
     state: OperationState
@@ -138,7 +139,16 @@ class Operation(_message.Message):
     start_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[OperationKind, str]] = ..., state: _Optional[_Union[OperationState, str]] = ..., phase: _Optional[_Union[OperationPhase, str]] = ..., source_path: _Optional[str] = ..., destination_path: _Optional[str] = ..., dry_run: _Optional[bool] = ..., layout_template: _Optional[str] = ..., duplicate_policy: _Optional[_Union[DuplicatePolicy, str]] = ..., conflict_policy: _Optional[_Union[ConflictPolicy, str]] = ..., include_globs: _Optional[_Iterable[str]] = ..., exclude_globs: _Optional[_Iterable[str]] = ..., hash_all_files: _Optional[bool] = ..., remove_empty_dirs: _Optional[bool] = ..., counters: _Optional[_Union[OperationCounters, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., undo_of: _Optional[str] = ..., undone_by: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    phase_durations: _containers.RepeatedCompositeFieldContainer[PhaseDuration]
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[OperationKind, str]] = ..., state: _Optional[_Union[OperationState, str]] = ..., phase: _Optional[_Union[OperationPhase, str]] = ..., source_path: _Optional[str] = ..., destination_path: _Optional[str] = ..., dry_run: _Optional[bool] = ..., layout_template: _Optional[str] = ..., duplicate_policy: _Optional[_Union[DuplicatePolicy, str]] = ..., conflict_policy: _Optional[_Union[ConflictPolicy, str]] = ..., include_globs: _Optional[_Iterable[str]] = ..., exclude_globs: _Optional[_Iterable[str]] = ..., hash_all_files: _Optional[bool] = ..., remove_empty_dirs: _Optional[bool] = ..., counters: _Optional[_Union[OperationCounters, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., undo_of: _Optional[str] = ..., undone_by: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., phase_durations: _Optional[_Iterable[_Union[PhaseDuration, _Mapping]]] = ...) -> None: ...
+
+class PhaseDuration(_message.Message):
+    __slots__ = ("phase", "duration")
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    DURATION_FIELD_NUMBER: _ClassVar[int]
+    phase: OperationPhase
+    duration: _duration_pb2.Duration
+    def __init__(self, phase: _Optional[_Union[OperationPhase, str]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class OperationCounters(_message.Message):
     __slots__ = ("files_scanned", "files_planned", "files_moved", "files_skipped", "files_failed", "duplicates_found", "bytes_scanned", "bytes_moved", "reclaimable_bytes")
