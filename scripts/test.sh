@@ -17,6 +17,8 @@ say "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 say "buf lint"
 npx --no-install buf lint
+say "shell scripts (shellcheck)"
+.venv/bin/shellcheck -x --source-path=SCRIPTDIR -S warning scripts/*.sh sdk/*/generate.sh .ci/run
 say "deployment files (Dockerfile, compose, workflows, Kubernetes)"
 scripts/lint-deploy.sh
 say "generated SDK code and OpenAPI document up to date"

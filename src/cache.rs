@@ -5,6 +5,11 @@
 //! | `profile` | user id | 30 min (CACHE_PROFILE_TTL_SECS) | UpdateCurrentUser, login, role change |
 //! | `operation` | owner id : operation id | 5 min (CACHE_OPERATION_TTL_SECS) | every state change (API or worker), undo |
 //! | `report` | owner id : operation id | 10 min (CACHE_REPORT_TTL_SECS) | the operation's state changes, undo of it |
+//!
+//! Behind the `report` cache, a report of an operation at rest is also stored
+//! in Postgres for the operation's current version (`operation_reports`, see
+//! `db::reports::report_version`), so that without Redis it is still computed
+//! once, not once a second.
 //! | `categories` | user id | 1 h (CACHE_CATEGORIES_TTL_SECS) | category writes, every organize that finishes |
 //! | `api_key` | key prefix | 60 s (CACHE_PRINCIPAL_TTL_SECS) | RevokeApiKey |
 //!

@@ -19,6 +19,7 @@ pub mod engine;
 pub mod error;
 pub mod health;
 pub mod jobs;
+pub mod keyed_lock;
 pub mod layers;
 pub mod observability;
 pub mod pagination;

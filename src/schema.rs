@@ -103,6 +103,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    operation_reports (operation_id) {
+        operation_id -> Uuid,
+        version -> Text,
+        report -> Bytea,
+        computed_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     operations (id) {
         id -> Uuid,
         user_id -> Uuid,
@@ -190,6 +199,7 @@ diesel::joinable!(categories -> users (user_id));
 diesel::joinable!(file_names -> operations (operation_id));
 diesel::joinable!(file_names_pending -> operations (operation_id));
 diesel::joinable!(file_records -> operations (operation_id));
+diesel::joinable!(operation_reports -> operations (operation_id));
 diesel::joinable!(operations -> users (user_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
 diesel::joinable!(trash_items -> operations (operation_id));
@@ -204,6 +214,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     file_names,
     file_names_pending,
     file_records,
+    operation_reports,
     operations,
     refresh_tokens,
     trash_items,

@@ -446,3 +446,82 @@ pub async fn usage_totals(conn: &mut AsyncPgConnection, user_id: Uuid) -> QueryR
     .get_result(conn)
     .await
 }
+
+/// What an operation's report is computed from while its journal is at rest:
+/// the operation's `updated_at` and its latest undo's. None while either is
+/// still working (the journal is changing; its report is not stored).
+///
+/// At rest, an operation's records are written only by its own apply job
+/// (which moves the operation out of rest) and by an undo of it (whose
+/// `updated_at` moves with every batch it records), so a report stored under
+/// this version is the report the journal would give now
+/// (`operation_reports`, migration 000019).
+pub async fn report_version(
+    conn: &mut AsyncPgConnection,
+    operation: &crate::db::models::Operation,
+) -> QueryResult<Option<String>> {
+    let at_rest =
+        |state: &str| super::operations::FINAL_STATES.contains(&state) || state == "planned";
+    if !at_rest(&operation.state) {
+        return Ok(None);
+    }
+    let version = operation.updated_at.timestamp_micros().to_string();
+    Ok(
+        match super::operations::find_undo_of(conn, operation.id).await? {
+            None => Some(version),
+            Some(undo) if at_rest(&undo.state) => Some(format!(
+                "{version}|{}:{}",
+                undo.id,
+                undo.updated_at.timestamp_micros()
+            )),
+            Some(_) => None,
+        },
+    )
+}
+
+/// The stored report of `operation_id` (protobuf bytes) if it was computed
+/// for `version`.
+pub async fn stored_report(
+    conn: &mut AsyncPgConnection,
+    operation_id: Uuid,
+    version: &str,
+) -> QueryResult<Option<Vec<u8>>> {
+    use crate::schema::operation_reports as r;
+    use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
+    r::table
+        .find(operation_id)
+        .filter(r::version.eq(version))
+        .select(r::report)
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Stores the report of `operation_id` computed for `version`, replacing any
+/// other version's.
+pub async fn store_report(
+    conn: &mut AsyncPgConnection,
+    operation_id: Uuid,
+    version: &str,
+    report: &[u8],
+) -> QueryResult<()> {
+    use crate::schema::operation_reports as r;
+    use diesel::{ExpressionMethods, upsert::excluded};
+    diesel::insert_into(r::table)
+        .values((
+            r::operation_id.eq(operation_id),
+            r::version.eq(version),
+            r::report.eq(report),
+            r::computed_at.eq(Utc::now()),
+        ))
+        .on_conflict(r::operation_id)
+        .do_update()
+        .set((
+            r::version.eq(excluded(r::version)),
+            r::report.eq(excluded(r::report)),
+            r::computed_at.eq(excluded(r::computed_at)),
+        ))
+        .execute(conn)
+        .await
+        .map(|_| ())
+}

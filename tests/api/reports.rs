@@ -30,7 +30,8 @@ use tonic::{Code, metadata::MetadataMap, transport::Channel};
 
 use crate::{
     common::{
-        TestApp, assert_code, bad_field, bearer, envoy::Envoy, python_client, repo_root, tree,
+        Options, TestApp, assert_code, bad_field, bearer, envoy::Envoy, python_client, repo_root,
+        tree,
     },
     operations::{User, create, organize, records, user, wait_for},
 };
@@ -1217,4 +1218,63 @@ async fn bad_requests_name_the_field_and_other_users_reports_are_not_found() {
             .await,
         Code::Unauthenticated,
     );
+}
+
+/// GetOperationReport of an operation at rest is computed once and stored
+/// (`operation_reports`): requests that come at once get the one computation,
+/// later ones read it; an undo of the operation makes it stale, and the next
+/// request computes the report of the undone journal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_at_rest_is_computed_once_and_again_after_an_undo() {
+    // Without the in-process cache tier every request reaches the stored report.
+    let app = TestApp::spawn_with(Options {
+        env: vec![("CACHE_LOCAL_TTL_MS", "0".into())],
+        ..Default::default()
+    })
+    .await;
+    let (alice, name) = organized(&app, "stored").await;
+    let id = uuid::Uuid::parse_str(name.trim_start_matches("reports/")).unwrap();
+    let stored = || async {
+        use fileorganizer::schema::operation_reports as r;
+        r::table
+            .find(id)
+            .select((r::version, r::report))
+            .first::<(String, Vec<u8>)>(&mut app.db().await)
+            .await
+            .optional()
+            .unwrap()
+    };
+    assert_eq!(stored().await, None);
+
+    let at_once = futures::future::join_all((0..12).map(|_| get_report(&app, &alice, &name))).await;
+    let first = at_once[0].clone();
+    assert!(first.totals.unwrap().files_moved > 0, "{first:?}");
+    for report in &at_once {
+        assert_eq!(report, &first, "computed more than once");
+    }
+    let (version, bytes) = stored().await.expect("the report is stored");
+    assert_eq!(bytes, prost::Message::encode_to_vec(&first));
+    assert_eq!(get_report(&app, &alice, &name).await, first);
+
+    let operation = name.replace("reports/", "operations/");
+    let undo = app
+        .operations()
+        .undo_operation(bearer(
+            pb::UndoOperationRequest {
+                name: operation,
+                request_id: String::new(),
+            },
+            &alice.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    wait_for(&app, &alice, &undo.name, &[OperationState::Succeeded]).await;
+    let undone = get_report(&app, &alice, &name).await;
+    assert_eq!(undone.totals.unwrap().files_moved, 0, "{undone:?}");
+    assert!(undone.compute_time.unwrap().seconds >= first.compute_time.unwrap().seconds);
+    assert_ne!(undone.compute_time, first.compute_time);
+    let (new_version, _) = stored().await.unwrap();
+    assert_ne!(new_version, version);
+    assert!(new_version.contains(undo.name.trim_start_matches("operations/")));
 }

@@ -1,0 +1,88 @@
+# Shared by the benchmark scripts (bench-organize.sh, bench-getoperation.sh):
+# a release build, a server with the rate limits raised, fresh databases.
+# Loopback only; every server started here is stopped on exit.
+# shellcheck shell=bash
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+RELEASE_TARGET="${RELEASE_TARGET:-$HOME/.cache/fileorganizer/target-release}"
+FILEORG="$RELEASE_TARGET/release/fileorg"
+BENCH_ROOT="${BENCH_ROOT:-/tmp/fo-bench}"
+PG_BASE="postgres://postgres@127.0.0.1:5432"
+export RUST_LOG="${RUST_LOG:-warn}"
+# The defaults (RATE_LIMIT_API=100 per minute …) refuse a load test;
+# 10000000 is the most the configuration accepts (1000000 for the per-second burst).
+export RATE_LIMIT_API=10000000 RATE_LIMIT_GLOBAL_API=10000000 RATE_LIMIT_UPLOAD=10000000 \
+    RATE_LIMIT_EXPORT=10000000 RATE_LIMIT_GLOBAL_TRANSFER=10000000 RATE_LIMIT_LOGIN_PER_IP=10000000 \
+    RATE_LIMIT_LOGIN_PER_EMAIL=10000000 RATE_LIMIT_AUTH_FAILURES_PER_IP=10000000 \
+    RATE_LIMIT_BURST=10000000 RATE_LIMIT_BURST_PER_SECOND=1000000
+
+BENCH_PIDS=()
+bench_cleanup() {
+    for pid in "${BENCH_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${BENCH_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    BENCH_PIDS=()
+}
+trap bench_cleanup EXIT
+
+release_build() {
+    say "release build ($RELEASE_TARGET)"
+    CARGO_TARGET_DIR="$RELEASE_TARGET" cargo build --release --quiet
+}
+
+# fresh_database NAME: drops and recreates it, migrated; exports DATABASE_URL.
+fresh_database() {
+    psql -X -q -d "$PG_BASE/postgres" -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)"
+    export DATABASE_URL="$PG_BASE/$1"
+    "$FILEORG" migrate >/dev/null
+}
+
+drop_database() {
+    psql -X -q -d "$PG_BASE/postgres" -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)"
+}
+
+# drop_page_cache: writes back and drops the page cache (as root), so each run
+# starts alike; the generated tree is then read back into it as it is written.
+drop_page_cache() {
+    sync
+    if [ -w /proc/sys/vm/drop_caches ]; then echo 3 >/proc/sys/vm/drop_caches; fi
+}
+
+# start_server ADDR [ENV=VALUE ...]: `fileorg serve` on ADDR in the background
+# with the current DATABASE_URL, DATA_DIR and STORAGE_ROOT; sets SERVER_PID
+# and waits until it accepts connections.
+start_server() {
+    local addr="$1"; shift
+    env GRPC_ADDR="$addr" "$@" "$FILEORG" serve &
+    SERVER_PID=$!
+    BENCH_PIDS+=("$SERVER_PID")
+    wait_for_port "$addr"
+}
+
+# start_hello_world ADDR: the bare tonic ceiling; sets HELLO_PID.
+start_hello_world() {
+    "$FILEORG" loadtest --serve-hello-world "$1" >/dev/null &
+    HELLO_PID=$!
+    BENCH_PIDS+=("$HELLO_PID")
+    wait_for_port "$1"
+}
+
+wait_for_port() {
+    local host="${1%:*}" port="${1##*:}"
+    for _ in $(seq 1 100); do
+        (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "nothing listens on $1" >&2
+    exit 1
+}
+
+stop_server() {
+    kill "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+
+# pg_stat_statements_state: "loaded" when the local server preloads it.
+pg_stat_statements_state() {
+    psql -X -qAt -d "$PG_BASE/postgres" -c "SHOW shared_preload_libraries" | grep -q pg_stat_statements \
+        && echo loaded || echo "not loaded"
+}
