@@ -237,6 +237,15 @@ async fn analyze(url: &str, operation: Option<uuid::Uuid>) -> anyhow::Result<Exi
                  ORDER BY seq LIMIT 101"
             ),
         ),
+        (
+            // Its counts per status and GetOperationReport's figures are read
+            // from here at rest (`api::memo`): computed once per version.
+            "ListFileRecords counts / GetOperationReport at rest (stored per version)",
+            format!(
+                "SELECT value FROM operation_memos WHERE operation_id = '{op}' \
+                 AND kind = 'report' AND version = '0'"
+            ),
+        ),
     ];
     let mut statements: Vec<(String, String, Vec<String>)> = queries
         .into_iter()

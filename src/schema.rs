@@ -103,10 +103,11 @@ diesel::table! {
 }
 
 diesel::table! {
-    operation_reports (operation_id) {
+    operation_memos (operation_id, kind) {
         operation_id -> Uuid,
+        kind -> Text,
         version -> Text,
-        report -> Bytea,
+        value -> Bytea,
         computed_at -> Timestamptz,
     }
 }
@@ -199,7 +200,7 @@ diesel::joinable!(categories -> users (user_id));
 diesel::joinable!(file_names -> operations (operation_id));
 diesel::joinable!(file_names_pending -> operations (operation_id));
 diesel::joinable!(file_records -> operations (operation_id));
-diesel::joinable!(operation_reports -> operations (operation_id));
+diesel::joinable!(operation_memos -> operations (operation_id));
 diesel::joinable!(operations -> users (user_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
 diesel::joinable!(trash_items -> operations (operation_id));
@@ -214,7 +215,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     file_names,
     file_names_pending,
     file_records,
-    operation_reports,
+    operation_memos,
     operations,
     refresh_tokens,
     trash_items,

@@ -38,8 +38,8 @@ pub struct AppState {
     pub limiter: crate::ratelimit::Limiter,
     /// Cache-aside for hot reads (a no-op without Redis).
     pub cache: crate::cache::Cache,
-    /// One report computation at a time per operation (`api::reports`).
-    pub report_builds: crate::keyed_lock::KeyedLock<uuid::Uuid>,
+    /// One computation at a time per operation and kind of memo (`api::memo`).
+    pub memo_builds: crate::keyed_lock::KeyedLock<(uuid::Uuid, String)>,
 }
 
 impl AppState {
@@ -100,7 +100,7 @@ impl AppState {
             progress: Default::default(),
             limiter,
             redis,
-            report_builds: Default::default(),
+            memo_builds: Default::default(),
         })
     }
 

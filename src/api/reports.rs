@@ -12,7 +12,6 @@ use std::pin::Pin;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::Utc;
-use prost::Message;
 use tokio::sync::mpsc;
 use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status, metadata::MetadataValue};
@@ -212,6 +211,16 @@ fn report_pb(r: &Report) -> pb::OperationReport {
 /// the largest files and duplicates are aggregated from its journal. An UNDO
 /// operation has no journal of its own (it changes its target's), so its
 /// report is its counters.
+/// GetOperationReport's answer: stored per version of the operation
+/// (`api::memo`), computed once rather than per request. A job that finishes
+/// computes it at once (its REPORT phase), so the first request finds it.
+pub async fn report_of(state: &AppState, op: &Operation) -> AppResult<pb::OperationReport> {
+    super::memo::memoized(state, op, "report", || async {
+        Ok(report_pb(&compute_report(state, op).await?))
+    })
+    .await
+}
+
 pub async fn compute_report(state: &AppState, op: &Operation) -> AppResult<Report> {
     let now = Utc::now();
     let mut report = Report {
@@ -412,7 +421,7 @@ impl Reports {
             return Ok(report);
         }
         let op = self.find(&principal, &req.name, "name").await?;
-        let report = self.stored_or_computed(&op).await?;
+        let report = report_of(&self.state, &op).await?;
         if let Some(key) = &key
             && matches!(
                 op.state.as_str(),
@@ -421,38 +430,6 @@ impl Reports {
         {
             cache.put("report", key, &report, cache.ttls.report).await;
         }
-        Ok(report)
-    }
-
-    /// The report of an operation at rest as stored for its current version
-    /// (`operation_reports`), else computed from the journal and stored. One
-    /// computation per operation at a time in this process: requests that
-    /// arrive meanwhile wait for it and read what it stored, rather than
-    /// each scanning the whole journal (at 1,000,000 records, a dozen at once
-    /// held the pool for seconds and timed every other request out). A
-    /// report of a working operation is computed and not stored.
-    async fn stored_or_computed(&self, op: &Operation) -> AppResult<pb::OperationReport> {
-        let stored = |bytes: Vec<u8>| {
-            pb::OperationReport::decode(bytes.as_slice()).map_err(AppError::internal)
-        };
-        let mut conn = self.state.db.get().await?;
-        let Some(version) = db::reports::report_version(&mut conn, op).await? else {
-            drop(conn);
-            return Ok(report_pb(&compute_report(&self.state, op).await?));
-        };
-        if let Some(bytes) = db::reports::stored_report(&mut conn, op.id, &version).await? {
-            return stored(bytes);
-        }
-        drop(conn);
-        let _turn = self.state.report_builds.lock(op.id).await;
-        let mut conn = self.state.db.get().await?;
-        if let Some(bytes) = db::reports::stored_report(&mut conn, op.id, &version).await? {
-            return stored(bytes);
-        }
-        drop(conn);
-        let report = report_pb(&compute_report(&self.state, op).await?);
-        let mut conn = self.state.db.get().await?;
-        db::reports::store_report(&mut conn, op.id, &version, &report.encode_to_vec()).await?;
         Ok(report)
     }
 

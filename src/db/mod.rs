@@ -14,6 +14,7 @@ pub mod credentials;
 pub mod file_names;
 pub mod file_records;
 pub mod file_search;
+pub mod memos;
 pub mod models;
 pub mod operations;
 pub mod quota;

@@ -296,6 +296,20 @@ pub async fn set_state(
         .await
 }
 
+/// Writes the phase timings alone: not a change of the operation's state or
+/// journal, so `updated_at` (the version of its stored report and counts,
+/// `db::memos`) stays as it is.
+pub async fn set_phase_seconds(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    phase_seconds: &serde_json::Value,
+) -> QueryResult<usize> {
+    diesel::update(operations::table.find(id))
+        .set(operations::phase_seconds.eq(phase_seconds))
+        .execute(conn)
+        .await
+}
+
 pub async fn set_counters(
     conn: &mut AsyncPgConnection,
     id: Uuid,

@@ -219,17 +219,32 @@ impl JobContext {
 
     /// Ends the job in `state` (a final state, or `planned`), its counters
     /// and the time of its last phase written first, and shown in `phase`.
+    /// Then, in its REPORT phase, the operation's report is computed and
+    /// stored for the final version (`api::reports::report_of`), so the first
+    /// GetOperationReport finds it; its time is added to the timings.
     pub async fn finish(&self, state: &'static str, phase: &'static str) -> anyhow::Result<()> {
-        let seconds = self.phase_seconds(None);
+        let seconds = self.phase_seconds(Some("report"));
         let mut conn = self.state.db.get().await?;
         db::operations::set_counters(&mut conn, self.operation.id, &self.progress.counters())
             .await?;
         *self.phase.lock().expect("phase lock") = (state.to_string(), phase);
-        db::operations::set_state(&mut conn, self.operation.id, state, Some(phase), &seconds)
-            .await?;
+        let row =
+            db::operations::set_state(&mut conn, self.operation.id, state, Some(phase), &seconds)
+                .await?;
+        drop(conn);
         self.changed().await;
         crate::observability::operation_finished(&self.operation.kind, state);
         tracing::info!(operation = %self.operation.id, state, counters = ?self.progress.counters(), "job finished");
+        if row.kind != "undo"
+            && let Err(error) = crate::api::reports::report_of(&self.state, &row).await
+        {
+            // The operation is done; its report is computed on request instead.
+            tracing::warn!(operation = %row.id, error = %error, "computing the report failed");
+        }
+        let seconds = self.phase_seconds(None);
+        let mut conn = self.state.db.get().await?;
+        db::operations::set_phase_seconds(&mut conn, self.operation.id, &seconds).await?;
+        self.changed().await;
         Ok(())
     }
 

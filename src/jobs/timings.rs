@@ -10,8 +10,8 @@
 //! A job resumed by another worker (a restart, an apply after a dry run)
 //! starts from the stored totals, so a phase that is redone counts every
 //! attempt; the time a dead worker spent in its last phase is lost with it.
-//! The terminal `report` phase is where a job stops, not work of its own: it
-//! gets no time.
+//! `report` is the last: once the operation is in its final state, the job
+//! computes and stores its report (`JobContext::finish`).
 //!
 //! `plan` and `journal` overlap in the engine: the planner streams its rows
 //! into the journal's COPY as it makes them. `plan` ends when the last file

@@ -292,18 +292,31 @@ async fn organize(
     };
     print_server("organize", &server);
     let last = last.ok_or_else(|| anyhow::anyhow!("WatchOperation sent nothing"))?;
-    // The server's own phase clock (Operation.phase_durations).
-    let finished = ops
-        .get_operation(bearer(
-            pb::GetOperationRequest {
-                name: op.name.clone(),
-            },
-            &session.token,
-        ))
-        .await
-        .map_err(|s| anyhow::anyhow!("GetOperation: {}: {}", s.code(), s.message()))?
-        .into_inner();
-    let (breakdown, order) = phase_breakdown(&finished, report_seconds);
+    // The server's own phase clock (Operation.phase_durations). Its REPORT
+    // phase is written just after the report it computed is stored: wait
+    // for it a little.
+    let reported = Instant::now();
+    let finished = loop {
+        let finished = ops
+            .get_operation(bearer(
+                pb::GetOperationRequest {
+                    name: op.name.clone(),
+                },
+                &session.token,
+            ))
+            .await
+            .map_err(|s| anyhow::anyhow!("GetOperation: {}: {}", s.code(), s.message()))?
+            .into_inner();
+        let timed = finished
+            .phase_durations
+            .iter()
+            .any(|d| d.phase == OperationPhase::Report as i32);
+        if timed || !succeeded || reported.elapsed() > Duration::from_secs(10) {
+            break finished;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let (breakdown, order) = phase_breakdown(&finished);
     let counters = last.counters.unwrap_or_default();
     let secs = elapsed.as_secs_f64();
     println!(
@@ -352,6 +365,7 @@ async fn organize(
         "phase_order": order,
         "search_names_indexed": search_names,
         "phase_note": PHASE_NOTE,
+        "report_fetch_seconds": report_seconds,
         "snapshots": snapshots,
         "counters": {
             "files_scanned": counters.files_scanned,
@@ -370,17 +384,17 @@ async fn organize(
     Ok((result, op.name, succeeded))
 }
 
-const PHASE_NOTE: &str = "queued: from create_time to start_time; scan to cleanup: the server's \
-own clock (Operation.phase_durations; plan and journal overlap, journal is what is left of \
-writing the journal once every file is planned); report: the first GetOperationReport of the \
-finished operation (the client's clock). end_to_end_seconds runs from CreateOperation to that \
-report; 0 for a phase the operation did not go through";
+const PHASE_NOTE: &str = "queued: from create_time to start_time; the others: the server's own \
+clock (Operation.phase_durations; plan and journal overlap, journal is what is left of writing \
+the journal once every file is planned; report is the job computing the report once the \
+operation is final); 0 for a phase the operation did not go through. end_to_end_seconds runs \
+from CreateOperation until the first GetOperationReport answered (report_fetch_seconds, the \
+client's clock, from the end of WatchOperation)";
 
 /// Seconds per phase of the pipeline (every phase present, 0 when the
 /// operation did not go through it) and the phases it did go through, in order.
 fn phase_breakdown(
     operation: &pb::Operation,
-    report_seconds: Option<f64>,
 ) -> (serde_json::Map<String, serde_json::Value>, Vec<String>) {
     let seconds = |d: &prost_types::Duration| d.seconds as f64 + f64::from(d.nanos) / 1e9;
     let at = |t: &prost_types::Timestamp| t.seconds as f64 + f64::from(t.nanos) / 1e9;
@@ -406,9 +420,6 @@ fn phase_breakdown(
     let mut order = vec!["queued".to_string()];
     for measured in &operation.phase_durations {
         let phase = phase_name(measured.phase);
-        if phase == "report" {
-            continue;
-        }
         breakdown.insert(
             phase.clone(),
             measured
@@ -419,10 +430,6 @@ fn phase_breakdown(
                 .into(),
         );
         order.push(phase);
-    }
-    if let Some(report) = report_seconds {
-        breakdown.insert("report".into(), report.into());
-        order.push("report".into());
     }
     (breakdown, order)
 }

@@ -2097,3 +2097,71 @@ async fn rest_upload_list_and_raw_download_through_envoy() {
         .unwrap();
     assert_eq!(categories.status(), StatusCode::OK);
 }
+
+/// ListFileRecords' counts per status scan the operation's records: at rest
+/// they are computed once per version of the operation and set of filters
+/// and then read back (`operation_memos`), on every page; an undo of the
+/// operation is a new version and they are counted again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_counts_are_counted_once_per_version_and_again_after_an_undo() {
+    let app = TestApp::spawn().await;
+    let gus = user(&app, "counts").await;
+    for (path, content) in [("in/a.jpg", "a"), ("in/b.pdf", "bb"), ("in/c.mp3", "ccc")] {
+        tree::write(&gus.root, path, content.as_bytes());
+    }
+    let op = create(&app, &gus, organize("in")).await;
+    wait_for(&app, &gus, &op.name, &[OperationState::Succeeded]).await;
+    let id = uuid::Uuid::parse_str(op.name.trim_start_matches("operations/")).unwrap();
+    let page = |page_token: String| {
+        let request = pb::ListFileRecordsRequest {
+            parent: op.name.clone(),
+            page_size: 2,
+            page_token,
+            ..Default::default()
+        };
+        let token = gus.token.clone();
+        let app = &app;
+        async move {
+            files(app)
+                .list_file_records(bearer(request, &token))
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let first = page(String::new()).await;
+    assert_eq!(first.total_size, 3);
+    assert_eq!(first.status_counts.unwrap().completed, 3);
+
+    // The stored counts are what later pages serve: changed behind the
+    // service's back (only a test does this), the next page shows them.
+    use fileorganizer::schema::operation_memos as m;
+    let kinds: Vec<String> = m::table
+        .filter(m::operation_id.eq(id))
+        .filter(m::kind.like("record_counts%"))
+        .select(m::kind)
+        .load(&mut app.db().await)
+        .await
+        .unwrap();
+    assert_eq!(kinds, ["record_counts::0:false:"], "{kinds:?}");
+    let planted = pb::ListFileRecordsResponse {
+        total_size: 42,
+        ..first.clone()
+    };
+    diesel::update(m::table.find((id, &kinds[0])))
+        .set(m::value.eq(prost::Message::encode_to_vec(&planted)))
+        .execute(&mut app.db().await)
+        .await
+        .unwrap();
+    let second = page(first.next_page_token.clone()).await;
+    assert_eq!(second.file_records.len(), 1);
+    assert_eq!(second.total_size, 42);
+
+    // An undo is a new version: counted again, every record undone.
+    let undo = crate::operations::undo_and_wait(&app, &gus, &op.name).await;
+    assert_eq!(undo.state, OperationState::Succeeded as i32);
+    let undone = page(String::new()).await;
+    assert_eq!(undone.total_size, 3);
+    let counts = undone.status_counts.unwrap();
+    assert_eq!((counts.undone, counts.completed), (3, 0), "{counts:?}");
+}

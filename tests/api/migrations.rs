@@ -58,6 +58,7 @@ async fn migrations_apply_revert_and_reapply() {
             "file_names",
             "file_names_pending",
             "file_records",
+            "operation_memos",
             "operations",
             "refresh_tokens",
             "trash_items",

@@ -107,6 +107,19 @@ pub async fn wait_for(
     name: &str,
     states: &[OperationState],
 ) -> pb::Operation {
+    wait_until(app, user, name, |op| {
+        states.iter().any(|s| *s as i32 == op.state)
+    })
+    .await
+}
+
+/// Polls the operation until `done` holds (for at most two minutes).
+pub async fn wait_until(
+    app: &TestApp,
+    user: &User,
+    name: &str,
+    done: impl Fn(&pb::Operation) -> bool,
+) -> pb::Operation {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     loop {
         let op = app
@@ -118,7 +131,7 @@ pub async fn wait_for(
             .await
             .unwrap()
             .into_inner();
-        if states.iter().any(|s| *s as i32 == op.state) {
+        if done(&op) {
             return op;
         }
         assert!(
@@ -293,28 +306,42 @@ async fn organize_sorts_the_tree_and_records_every_decision() {
     assert_eq!(counters.reclaimable_bytes, 9);
     assert_eq!(counters.files_failed, 0);
 
-    // The server timed every phase it went through, in pipeline order,
-    // within the operation's own start and end.
+    // The server timed every phase it went through, in pipeline order; all
+    // but REPORT (the report computed after the end) within the operation's
+    // own start and end.
     use pb::OperationPhase as P;
-    assert_eq!(
-        phases(&done),
-        [
-            P::Scan,
-            P::Categorize,
-            P::Hash,
-            P::Plan,
-            P::Journal,
-            P::Apply,
-            P::Cleanup
-        ]
-    );
+    let done = report_timed(&app, &alice, &op.name).await;
+    let all = [
+        P::Scan,
+        P::Categorize,
+        P::Hash,
+        P::Plan,
+        P::Journal,
+        P::Apply,
+        P::Cleanup,
+        P::Report,
+    ];
+    assert_eq!(phases(&done), all);
     let ran = |t: &prost_types::Timestamp| t.seconds as f64 + f64::from(t.nanos) / 1e9;
     let lifetime = ran(done.end_time.as_ref().unwrap()) - ran(done.start_time.as_ref().unwrap());
+    let report = phase_seconds(&pb::Operation {
+        phase_durations: done.phase_durations[7..].to_vec(),
+        ..Default::default()
+    });
     assert!(
-        phase_seconds(&done) <= lifetime + 0.01,
+        phase_seconds(&done) - report <= lifetime + 0.01,
         "{:?} in {lifetime} s",
         done.phase_durations
     );
+}
+
+/// The operation once its REPORT phase is timed (the job computes the report
+/// just after the operation reaches its final state).
+async fn report_timed(app: &TestApp, user: &User, name: &str) -> pb::Operation {
+    wait_until(app, user, name, |op| {
+        phases(op).contains(&pb::OperationPhase::Report)
+    })
+    .await
 }
 
 /// The phases an operation's `phase_durations` lists, in its order.
@@ -370,7 +397,8 @@ async fn dry_run_changes_nothing_and_apply_rechecks_each_file() {
     );
     use pb::OperationPhase as P;
     let planning = [P::Scan, P::Categorize, P::Hash, P::Plan, P::Journal];
-    assert_eq!(phases(&planned), planning);
+    let planned = report_timed(&app, &bob, &op.name).await;
+    assert_eq!(phases(&planned), [&planning[..], &[P::Report]].concat());
     let plan = records(&app, &op.name).await;
     assert!(plan.iter().all(|r| r.status == "planned"));
     assert_eq!(
@@ -401,14 +429,15 @@ async fn dry_run_changes_nothing_and_apply_rechecks_each_file() {
     )
     .await;
     assert_eq!(done.state, OperationState::Succeeded as i32);
-    // The apply's run adds its phase to the plan's; the plan's are kept.
+    // The apply's run adds its phases to the plan's; the plan's are kept.
+    let done = report_timed(&app, &bob, &op.name).await;
     assert_eq!(
         phases(&done),
-        [&planning[..], &[P::Apply, P::Cleanup]].concat()
+        [&planning[..], &[P::Apply, P::Cleanup, P::Report]].concat()
     );
     assert_eq!(
         &done.phase_durations[..planning.len()],
-        &planned.phase_durations[..]
+        &planned.phase_durations[..planning.len()]
     );
     let after = tree::snapshot(&bob.root);
     assert!(after.contains_key("box/Images/one.jpg") && after.contains_key("box/Audio/three.mp3"));

@@ -1220,10 +1220,11 @@ async fn bad_requests_name_the_field_and_other_users_reports_are_not_found() {
     );
 }
 
-/// GetOperationReport of an operation at rest is computed once and stored
-/// (`operation_reports`): requests that come at once get the one computation,
-/// later ones read it; an undo of the operation makes it stale, and the next
-/// request computes the report of the undone journal.
+/// The report of an operation at rest is computed once and stored
+/// (`operation_memos`): by the job itself once the operation is final, and
+/// every request reads it; an undo of the operation makes it stale, and the
+/// next request computes the report of the undone journal, once for requests
+/// that come at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_report_at_rest_is_computed_once_and_again_after_an_undo() {
     // Without the in-process cache tier every request reaches the stored report.
@@ -1235,42 +1236,37 @@ async fn a_report_at_rest_is_computed_once_and_again_after_an_undo() {
     let (alice, name) = organized(&app, "stored").await;
     let id = uuid::Uuid::parse_str(name.trim_start_matches("reports/")).unwrap();
     let stored = || async {
-        use fileorganizer::schema::operation_reports as r;
-        r::table
-            .find(id)
-            .select((r::version, r::report))
+        use fileorganizer::schema::operation_memos as m;
+        m::table
+            .find((id, "report"))
+            .select((m::version, m::value))
             .first::<(String, Vec<u8>)>(&mut app.db().await)
             .await
             .optional()
             .unwrap()
     };
-    assert_eq!(stored().await, None);
-
-    let at_once = futures::future::join_all((0..12).map(|_| get_report(&app, &alice, &name))).await;
-    let first = at_once[0].clone();
+    // The job stores it in its REPORT phase, just after the final state.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let (version, bytes) = loop {
+        if let Some(stored) = stored().await {
+            break stored;
+        }
+        assert!(std::time::Instant::now() < deadline, "no stored report");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let first = get_report(&app, &alice, &name).await;
     assert!(first.totals.unwrap().files_moved > 0, "{first:?}");
-    for report in &at_once {
-        assert_eq!(report, &first, "computed more than once");
-    }
-    let (version, bytes) = stored().await.expect("the report is stored");
     assert_eq!(bytes, prost::Message::encode_to_vec(&first));
     assert_eq!(get_report(&app, &alice, &name).await, first);
 
     let operation = name.replace("reports/", "operations/");
-    let undo = app
-        .operations()
-        .undo_operation(bearer(
-            pb::UndoOperationRequest {
-                name: operation,
-                request_id: String::new(),
-            },
-            &alice.token,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    wait_for(&app, &alice, &undo.name, &[OperationState::Succeeded]).await;
-    let undone = get_report(&app, &alice, &name).await;
+    let undo = crate::operations::undo_and_wait(&app, &alice, &operation).await;
+    assert_eq!(undo.state, OperationState::Succeeded as i32);
+    let at_once = futures::future::join_all((0..12).map(|_| get_report(&app, &alice, &name))).await;
+    let undone = at_once[0].clone();
+    for report in &at_once {
+        assert_eq!(report, &undone, "computed more than once");
+    }
     assert_eq!(undone.totals.unwrap().files_moved, 0, "{undone:?}");
     assert!(undone.compute_time.unwrap().seconds >= first.compute_time.unwrap().seconds);
     assert_ne!(undone.compute_time, first.compute_time);

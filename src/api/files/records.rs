@@ -192,7 +192,7 @@ pub(super) async fn list_file_records(
         .transpose()?;
 
     let mut conn = files.state.db.get().await?;
-    db::operations::find_for_user(&mut conn, principal.user_id, operation_id)
+    let operation = db::operations::find_for_user(&mut conn, principal.user_id, operation_id)
         .await?
         .ok_or_else(|| AppError::not_found(req.parent.clone()))?;
     let mut rows = db::file_search::list_records(
@@ -204,7 +204,34 @@ pub(super) async fn list_file_records(
         limit + 1,
     )
     .await?;
-    let counts = db::file_search::status_counts(&mut conn, operation_id, &filter).await?;
+    drop(conn);
+    // The counts scan the operation's records: once per version of the
+    // operation and set of filters, not on every page.
+    let kind = format!(
+        "record_counts:{}:{}:{}:{}",
+        filter.status.unwrap_or_default(),
+        filter.min_size_bytes.unwrap_or_default(),
+        filter.duplicates_only,
+        filter.category.as_deref().unwrap_or_default()
+    );
+    let counted = crate::api::memo::memoized(&files.state, &operation, &kind, || async {
+        let mut conn = files.state.db.get().await?;
+        let counts = db::file_search::status_counts(&mut conn, operation_id, &filter).await?;
+        Ok(pb::ListFileRecordsResponse {
+            total_size: counts.matching,
+            status_counts: Some(pb::FileRecordStatusCounts {
+                total: counts.total,
+                planned: counts.planned,
+                completed: counts.completed,
+                skipped: counts.skipped,
+                failed: counts.failed,
+                duplicate: counts.duplicate,
+                undone: counts.undone,
+            }),
+            ..Default::default()
+        })
+    })
+    .await?;
     let next_page_token = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
         rows.last()
@@ -219,16 +246,7 @@ pub(super) async fn list_file_records(
     Ok(pb::ListFileRecordsResponse {
         file_records: rows.iter().map(file_record).collect(),
         next_page_token,
-        total_size: counts.matching,
-        status_counts: Some(pb::FileRecordStatusCounts {
-            total: counts.total,
-            planned: counts.planned,
-            completed: counts.completed,
-            skipped: counts.skipped,
-            failed: counts.failed,
-            duplicate: counts.duplicate,
-            undone: counts.undone,
-        }),
+        ..counted
     })
 }
 

@@ -197,8 +197,9 @@ export type Operation = Message<"fileorganizer.v1.Operation"> & {
    * order; the running phase is added when it ends. A phase redone after a
    * worker restart counts every attempt. PLAN and JOURNAL overlap (the plan
    * streams into the journal as it is made): PLAN ends when the last file is
-   * planned, JOURNAL when the journal is committed. REPORT, where an
-   * operation stops, takes no time of its own.
+   * planned, JOURNAL when the journal is committed. REPORT is computing the
+   * report once the operation is in its final state (so that GetOperationReport
+   * finds it ready); it is added when that is done.
    *
    * @generated from field: repeated fileorganizer.v1.PhaseDuration phase_durations = 23;
    */

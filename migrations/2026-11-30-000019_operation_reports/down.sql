@@ -1,1 +1,0 @@
-DROP TABLE operation_reports;
