@@ -310,15 +310,24 @@ pub async fn set_phase_seconds(
         .await
 }
 
+/// Persists a working operation's counters. Those of an operation at rest
+/// are final and left alone, `updated_at` with them: a heartbeat that fires
+/// just after the job's last state change must not move the version its
+/// stored report and counts were computed for (`db::memos`).
 pub async fn set_counters(
     conn: &mut AsyncPgConnection,
     id: Uuid,
     counters: &Counters,
 ) -> QueryResult<usize> {
-    diesel::update(operations::table.find(id))
-        .set((counters, operations::updated_at.eq(Utc::now())))
-        .execute(conn)
-        .await
+    let at_rest: Vec<&str> = FINAL_STATES.iter().copied().chain(["planned"]).collect();
+    diesel::update(
+        operations::table
+            .find(id)
+            .filter(operations::state.ne_all(at_rest)),
+    )
+    .set((counters, operations::updated_at.eq(Utc::now())))
+    .execute(conn)
+    .await
 }
 
 /// Marks the job failed, only while `holder` still holds its claim: a
