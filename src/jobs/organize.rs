@@ -101,10 +101,13 @@ pub async fn run(ctx: &JobContext) -> anyhow::Result<()> {
             .user_root(op.user_id)
             .map_err(|e| anyhow::anyhow!("{e}"))?,
     );
+    // Whether this run wrote the journal it is about to apply.
+    let mut just_planned = false;
     match (op.state.as_str(), op.phase.as_deref()) {
         ("cancelling", _) => return finish(ctx, "cancelled").await,
         ("applying", _) | ("queued", Some("apply")) => {}
         _ => {
+            just_planned = true;
             match plan_phase(ctx, &root, &options).await? {
                 Some(Interrupted::Abandoned) => return Ok(()),
                 Some(Interrupted::Cancelled) => return finish(ctx, "cancelled").await,
@@ -115,7 +118,7 @@ pub async fn run(ctx: &JobContext) -> anyhow::Result<()> {
             }
         }
     }
-    match apply_phase(ctx, &root, &options).await? {
+    match apply_phase(ctx, &root, &options, just_planned).await? {
         Some(Interrupted::Abandoned) => Ok(()),
         Some(Interrupted::Cancelled) => finish(ctx, "cancelled").await,
         None => finish(ctx, "succeeded").await,
@@ -347,6 +350,7 @@ async fn apply_phase(
     ctx: &JobContext,
     root: &Arc<UserRoot>,
     options: &OperationOptions,
+    just_planned: bool,
 ) -> anyhow::Result<Option<Interrupted>> {
     let op = &ctx.operation;
     ctx.set_phase("applying", "apply").await?;
@@ -364,7 +368,18 @@ async fn apply_phase(
         .await?;
     // Counters are rebuilt from the journal: after an interruption the
     // persisted ones may include moves whose outcome was not yet recorded.
-    let totals = db::file_records::status_totals(&mut conn, op.id).await?;
+    // A journal this run has just written holds what its planner counted
+    // (and nothing is moved yet): no need to count a million records again.
+    let totals = if just_planned && cursor == 0 {
+        let counters = ctx.progress.counters();
+        db::file_records::StatusTotals {
+            planned: counters.files_planned,
+            skipped: counters.files_skipped,
+            ..Default::default()
+        }
+    } else {
+        db::file_records::status_totals(&mut conn, op.id).await?
+    };
     let last_seq = db::file_records::seq_bounds(&mut conn, op.id)
         .await?
         .map_or(cursor, |(_, last)| last);
