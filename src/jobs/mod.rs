@@ -241,10 +241,21 @@ impl JobContext {
             // The operation is done; its report is computed on request instead.
             tracing::warn!(operation = %row.id, error = %error, "computing the report failed");
         }
+        // Best effort from here on: the operation has ended, and an error
+        // now must not make it look as if the job failed.
         let seconds = self.phase_seconds(None);
-        let mut conn = self.state.db.get().await?;
-        db::operations::set_phase_seconds(&mut conn, self.operation.id, &seconds).await?;
-        self.changed().await;
+        let timed = match self.state.db.get().await {
+            Ok(mut conn) => db::operations::set_phase_seconds(&mut conn, row.id, &seconds)
+                .await
+                .map_err(anyhow::Error::from),
+            Err(error) => Err(error.into()),
+        };
+        match timed {
+            Ok(_) => self.changed().await,
+            Err(error) => {
+                tracing::warn!(operation = %row.id, error = %error, "recording the report's time failed")
+            }
+        }
         Ok(())
     }
 
