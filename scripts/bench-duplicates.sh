@@ -18,20 +18,17 @@
 # dependencies of the service).
 set -euo pipefail
 exec </dev/null
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 cd "$ROOT"
 
 FILES="${1:-1000000}"
 RUNS="${2:-3}"
 BENCH_DIR="${BENCH_DIR:-/tmp/fileorg-bench-duplicates}"
 BENCH_TOOLS="${BENCH_TOOLS:-$HOME/.cache/fileorganizer/bench-tools}"
-RELEASE_TARGET="${RELEASE_TARGET:-$HOME/.cache/fileorganizer/target-release}"
 THREADS="$(nproc)"
 OUT="${OUT:-data/reports/bench_duplicates.json}"
 
-say "release build"
-CARGO_TARGET_DIR="$RELEASE_TARGET" cargo build --release --quiet
-FILEORG="$RELEASE_TARGET/release/fileorg"
+release_build
 
 tool() {
     local name="$1" crate="$2"

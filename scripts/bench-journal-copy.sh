@@ -18,17 +18,16 @@
 # temporary one: its rows and index entries are WAL-logged like the journal's.
 set -euo pipefail
 exec </dev/null
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 cd "$ROOT"
 
 DB="${1:-fo_bench_organize}"
 RUNS="${2:-3}"
-BASE="postgres://postgres@127.0.0.1:5432"
-URL="$BASE/$DB"
+URL="$PG_BASE/$DB"
 EXPORT="${EXPORT:-/tmp/fo-bench-journal.bin}"
 
 ensure_services
-if ! psql -X -qAt -d "$BASE/postgres" -c "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 1; then
+if ! psql -X -qAt -d "$PG_BASE/postgres" -c "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 1; then
     say "$DB does not exist: writing a journal in SQL (scripts/bench-queries.sh)"
     scripts/bench-queries.sh --keep --database "$DB" --runs 1 >/dev/null
 fi

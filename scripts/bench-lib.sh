@@ -1,4 +1,4 @@
-# Shared by the benchmark scripts (bench-organize.sh, bench-getoperation.sh):
+# Shared by the benchmark scripts (scripts/bench-*.sh):
 # a release build, a server with the rate limits raised, fresh databases.
 # Loopback only; every server started here is stopped on exit.
 # shellcheck shell=bash

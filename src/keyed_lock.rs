@@ -59,11 +59,13 @@ impl<K: Eq + Hash + Clone> KeyedLock<K> {
     }
 
     /// Keys held or waited for.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.locks.lock().expect("keyed lock map").len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }

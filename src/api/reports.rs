@@ -206,11 +206,6 @@ fn report_pb(r: &Report) -> pb::OperationReport {
     }
 }
 
-/// Computes an operation's report. Scan facts (files and bytes scanned,
-/// files planned) are the operation's counters; outcomes, the categories,
-/// the largest files and duplicates are aggregated from its journal. An UNDO
-/// operation has no journal of its own (it changes its target's), so its
-/// report is its counters.
 /// GetOperationReport's answer: stored per version of the operation
 /// (`api::memo`), computed once rather than per request. A job that finishes
 /// computes it at once (its REPORT phase), so the first request finds it.
@@ -221,6 +216,11 @@ pub async fn report_of(state: &AppState, op: &Operation) -> AppResult<pb::Operat
     .await
 }
 
+/// Computes an operation's report. Scan facts (files and bytes scanned,
+/// files planned) are the operation's counters; outcomes, the categories,
+/// the largest files and duplicates are aggregated from its journal. An UNDO
+/// operation has no journal of its own (it changes its target's), so its
+/// report is its counters.
 pub async fn compute_report(state: &AppState, op: &Operation) -> AppResult<Report> {
     let now = Utc::now();
     let mut report = Report {
@@ -423,10 +423,7 @@ impl Reports {
         let op = self.find(&principal, &req.name, "name").await?;
         let report = report_of(&self.state, &op).await?;
         if let Some(key) = &key
-            && matches!(
-                op.state.as_str(),
-                "succeeded" | "failed" | "cancelled" | "planned"
-            )
+            && db::operations::at_rest(&op.state)
         {
             cache.put("report", key, &report, cache.ttls.report).await;
         }

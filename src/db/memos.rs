@@ -15,12 +15,8 @@ use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, QueryResult, upsert
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::models::Operation;
+use super::{models::Operation, operations::at_rest};
 use crate::schema::operation_memos as m;
-
-fn at_rest(state: &str) -> bool {
-    super::operations::FINAL_STATES.contains(&state) || state == "planned"
-}
 
 /// The version of `operation`'s journal, or None while it or its latest undo
 /// is working.

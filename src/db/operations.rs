@@ -22,6 +22,14 @@ use crate::schema::operations;
 pub const ACTIVE_STATES: &[&str] = &["running", "applying", "cancelling"];
 /// States after which nothing more happens to the job by itself.
 pub const FINAL_STATES: &[&str] = &["succeeded", "failed", "cancelled"];
+/// States in which nothing happens to the operation without a new request:
+/// the final ones and `planned` (a dry run waiting for ApplyOperation). Its
+/// journal does not change then (`db::memos`) and it may be cached.
+pub const AT_REST: &[&str] = &["succeeded", "failed", "cancelled", "planned"];
+
+pub fn at_rest(state: &str) -> bool {
+    AT_REST.contains(&state)
+}
 
 pub async fn insert(
     conn: &mut AsyncPgConnection,
@@ -269,7 +277,7 @@ pub async fn set_state(
     phase_seconds: &serde_json::Value,
 ) -> QueryResult<Operation> {
     let now = Utc::now();
-    let finished = FINAL_STATES.contains(&state) || state == "planned";
+    let finished = at_rest(state);
     // While a job is still working, a pending cancel keeps showing as
     // `cancelling` (the worker stops at its next file).
     let state_sql = if ACTIVE_STATES.contains(&state) {
@@ -319,11 +327,10 @@ pub async fn set_counters(
     id: Uuid,
     counters: &Counters,
 ) -> QueryResult<usize> {
-    let at_rest: Vec<&str> = FINAL_STATES.iter().copied().chain(["planned"]).collect();
     diesel::update(
         operations::table
             .find(id)
-            .filter(operations::state.ne_all(at_rest)),
+            .filter(operations::state.ne_all(AT_REST)),
     )
     .set((counters, operations::updated_at.eq(Utc::now())))
     .execute(conn)

@@ -329,7 +329,7 @@ async fn run_job(state: &AppState, op: Operation, worker_id: &str) -> anyhow::Re
     if let Ok(mut conn) = state.db.get().await
         && let Ok(Some(row)) = db::operations::find(&mut conn, op.id).await
     {
-        if db::operations::FINAL_STATES.contains(&row.state.as_str()) || row.state == "planned" {
+        if db::operations::at_rest(&row.state) {
             let _ = db::operations::release(&mut conn, op.id).await;
         }
         let mut snapshot = convert::snapshot(&row);

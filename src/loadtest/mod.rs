@@ -266,7 +266,7 @@ async fn organize(
             }
         }
     }
-    // The report as the user gets it: built from the journal on first request.
+    // The report as the user gets it (the job builds it once the operation is final).
     let succeeded = last
         .as_ref()
         .is_some_and(|l| l.state == OperationState::Succeeded as i32);
