@@ -324,6 +324,14 @@ impl Cache {
         self.invalidate(&[("operation", key.clone()), ("report", key)])
             .await;
     }
+
+    /// After only the operation's own row changed, not its journal (the
+    /// phase timings a job adds once the operation is final): its cached
+    /// status, not its report.
+    pub async fn operation_row_changed(&self, user_id: uuid::Uuid, id: uuid::Uuid) {
+        self.invalidate(&[("operation", format!("{user_id}:{id}"))])
+            .await;
+    }
 }
 
 #[cfg(test)]

@@ -251,7 +251,14 @@ impl JobContext {
             Err(error) => Err(error.into()),
         };
         match timed {
-            Ok(_) => self.changed().await,
+            // The timings are part of the operation, not of its report (a
+            // report cached meanwhile stays valid).
+            Ok(_) => {
+                self.state
+                    .cache
+                    .operation_row_changed(row.user_id, row.id)
+                    .await
+            }
             Err(error) => {
                 tracing::warn!(operation = %row.id, error = %error, "recording the report's time failed")
             }
