@@ -180,14 +180,16 @@ impl Operations {
             }
         };
 
-        // The source must be a folder inside the user's storage (a symlink
-        // leading outside is refused by the rooted open).
+        // The source must be a folder inside the user's storage, reached
+        // through no symlink. This is a check for a clear early error only:
+        // the job opens the source again, the same way, when it scans it
+        // (a promise about the past protects nothing: issue 18).
         let root = self.state.user_root(principal.user_id)?;
         let probe_root = root;
         let probe_source = source.clone();
         let probe_destination = destination.clone();
         tokio::task::spawn_blocking(move || -> AppResult<()> {
-            probe_root.open_dir(&probe_source).map_err(|e| {
+            probe_root.open_walk(&probe_source).map_err(|e| {
                 if e.kind() == std::io::ErrorKind::NotFound {
                     AppError::invalid("operation.source_path", "is not a folder in your storage")
                 } else {

@@ -520,9 +520,9 @@ impl Reports {
         let trash_bytes = tokio::task::spawn_blocking(move || {
             let trash = UserPath::parse(crate::engine::plan::TRASH_FOLDER).expect("valid");
             reports::usage::folder_bytes(&root, &trash)
+                .map_err(|e| crate::storage::walk_error_into_app(e, &trash, "trash"))
         })
-        .await?
-        .map_err(|e| AppError::internal(format!("measuring the trash: {e}")))?;
+        .await??;
         let (used, quota) = (totals.storage_used_bytes, totals.storage_quota_bytes);
         Ok(pb::UsageSummary {
             operation_count: by_state.iter().map(|s| s.count).sum(),

@@ -34,7 +34,7 @@ pub struct DuplicateAnalysis {
 
 fn read_head(root: &UserRoot, file: &ScannedFile) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
-    let mut handle = root.open_read(&file.path).map_err(std::io::Error::other)?;
+    let mut handle = root.open_read_exact(&file.path, Some(&file.fingerprint))?;
     let mut buf = vec![0u8; HEAD_BYTES.min(file.size() as usize)];
     let mut filled = 0;
     while filled < buf.len() {
@@ -48,7 +48,8 @@ fn read_head(root: &UserRoot, file: &ScannedFile) -> std::io::Result<Vec<u8>> {
 }
 
 fn full_hash(root: &UserRoot, file: &ScannedFile) -> std::io::Result<[u8; 32]> {
-    root.hash_file(&file.path).map(|h| *h.as_bytes())
+    root.hash_file_exact(&file.path, Some(&file.fingerprint))
+        .map(|h| *h.as_bytes())
 }
 
 /// Files hashed per draw from the worker threads' shared counter.

@@ -1,6 +1,8 @@
 //! Step 1: scan the source folder.
 //!
-//! walkdir, never following symlinks (they are recorded as skipped), skipping
+//! By handles from the source opened beneath the root at the moment of use
+//! ([`crate::storage::walk`]), never following symlinks (they are recorded
+//! as skipped), skipping
 //! hidden entries, the operation's exclude globs and the folders the
 //! operation itself writes to (`_duplicates/`, the trash). Every regular file
 //! is stat'ed once; hard links are de-duplicated by (device, inode) so one
@@ -10,7 +12,8 @@
 
 use std::{
     collections::HashMap,
-    os::unix::fs::MetadataExt,
+    ffi::{OsStr, OsString},
+    os::fd::OwnedFd,
     path::{Path, PathBuf},
 };
 
@@ -18,7 +21,12 @@ use chrono::{DateTime, Utc};
 use globset::GlobSet;
 
 use super::progress::Progress;
-use crate::storage::{Fingerprint, path::UserPath, root::UserRoot};
+use crate::storage::{
+    Fingerprint,
+    path::UserPath,
+    root::UserRoot,
+    walk::{Event, Kind, Visit, Walk, open_dir_at},
+};
 
 /// A regular file found by the scan.
 ///
@@ -111,6 +119,15 @@ fn relative_offset(source: &UserPath) -> usize {
     }
 }
 
+/// A folder the scan could not read, as a skipped entry.
+fn unreadable(path: &Path, error: &dyn std::fmt::Display) -> Found {
+    Found::Skipped(SkippedEntry {
+        path: path.to_string_lossy().into_owned(),
+        size: 0,
+        reason: format!("unreadable folder, its contents were left in place: {error}"),
+    })
+}
+
 /// What to leave out, and how many threads walk.
 #[derive(Debug, Default)]
 pub struct ScanOptions {
@@ -133,12 +150,19 @@ enum Found {
         linked: bool,
     },
     Skipped(SkippedEntry),
-    /// A top-level folder, walked on its own by one of the threads.
-    Folder(PathBuf),
+    /// A top-level folder (its name in the source), walked on its own by one
+    /// of the threads.
+    Folder(OsString),
 }
 
 /// Scans `source` under `root`. Stops early (returning what it has) when
 /// progress is cancelled.
+///
+/// The source is opened at the moment of use, beneath the root and through
+/// no symlink ([`UserRoot::open_walk`]): a source that became a symlink
+/// since the operation was created is refused, never followed. Everything
+/// below is reached by handles from there ([`crate::storage::walk`]): a
+/// folder swapped for a symlink during the scan is recorded as skipped.
 ///
 /// The top level is read first, in name order; each of its folders is
 /// then walked whole by one of `options.threads` threads (taking the next
@@ -153,25 +177,41 @@ pub fn scan(
     options: &ScanOptions,
     progress: &Progress,
 ) -> std::io::Result<ScanResult> {
-    let base = root.path().join(source.as_str());
-    let walk = Walk {
-        root,
+    let start = root.open_walk(source).map_err(|e| match e.raw_os_error() {
+        Some(libc::ENOENT) => std::io::Error::new(
+            e.kind(),
+            format!(
+                "the source folder {source} does not exist any more (it was moved or deleted \
+                 after the operation was created); nothing was scanned"
+            ),
+        ),
+        Some(libc::ELOOP) | Some(libc::ENOTDIR) => std::io::Error::new(
+            e.kind(),
+            format!(
+                "the source folder {source} is not a folder any more, or a symbolic link now \
+                 lies on its path; nothing was scanned ({e})"
+            ),
+        ),
+        _ => e,
+    })?;
+    let walk = Walker {
         source,
         options,
         progress,
         relative_start: relative_offset(source),
     };
-    let top = walk.run(&base, true);
-    let folders: Vec<&Path> = top
+    let top = walk.top(&start)?;
+    let folders: Vec<&OsStr> = top
         .iter()
         .filter_map(|found| match found {
-            Found::Folder(path) => Some(path.as_path()),
+            Found::Folder(name) => Some(name.as_os_str()),
             _ => None,
         })
         .collect();
     // One folder at a time: folders differ too much in size for bigger chunks.
-    let walked =
-        super::parallel::map_ordered(&folders, options.threads, 1, |dir| walk.run(dir, false));
+    let walked = super::parallel::map_ordered(&folders, options.threads, 1, |name| {
+        walk.folder(&start, name)
+    });
     let mut result = ScanResult::default();
     // Reserved, not yet written: the pages fill as the walks' findings
     // (each folder's freed once taken) move in.
@@ -197,182 +237,176 @@ pub fn scan(
 }
 
 /// What one walk needs to know.
-struct Walk<'a> {
-    root: &'a UserRoot,
+struct Walker<'a> {
     source: &'a UserPath,
     options: &'a ScanOptions,
     progress: &'a Progress,
     relative_start: usize,
 }
 
-impl Walk<'_> {
-    /// Walks `dir` in name order. `top`: only its direct entries, reporting
-    /// its folders as [`Found::Folder`] instead of entering them. Otherwise
-    /// `dir` itself was already checked by the top-level walk.
-    fn run(&self, dir: &Path, top: bool) -> Vec<Found> {
-        let (root, options, progress) = (self.root, self.options, self.progress);
+impl Walker<'_> {
+    /// The source's own entries: its files, and its folders as
+    /// [`Found::Folder`] (not entered).
+    fn top(&self, start: &OwnedFd) -> std::io::Result<Vec<Found>> {
         let mut found = Vec::new();
-        let mut walker = walkdir::WalkDir::new(dir)
-            .follow_links(false)
-            .sort_by_file_name();
-        if top {
-            walker = walker.max_depth(1);
-        }
-        let mut walker = walker.into_iter();
-        let mut files = 0usize;
-        while let Some(entry) = walker.next() {
-            if progress.is_cancelled() {
-                break;
-            }
-            let entry = match entry {
-                Ok(e) => e,
-                Err(error) => {
-                    let path = error
-                        .path()
-                        .map(|p| {
-                            p.strip_prefix(root.path())
-                                .unwrap_or(p)
-                                .to_string_lossy()
-                                .into_owned()
-                        })
-                        .unwrap_or_default();
-                    found.push(Found::Skipped(SkippedEntry {
-                        path,
-                        size: 0,
-                        reason: format!("unreadable: {error}"),
-                    }));
-                    continue;
+        let mut walk = Walk::new(start.try_clone()?, PathBuf::from(self.source.as_str()))?;
+        walk.run(|event| self.visit(event, true, &mut found))?;
+        Ok(found)
+    }
+
+    /// Everything under the top-level folder `name` of the source (already
+    /// checked by [`Walker::top`]), opened from the source's handle.
+    fn folder(&self, start: &OwnedFd, name: &OsStr) -> Vec<Found> {
+        let mut found = Vec::new();
+        let base = Path::new(self.source.as_str()).join(name);
+        let walk = open_dir_at(start, name).and_then(|fd| Walk::new(fd, base.clone()));
+        match walk {
+            Ok(mut walk) => {
+                if let Err(error) = walk.run(|event| self.visit(event, false, &mut found)) {
+                    found.push(unreadable(&base, &error));
                 }
-            };
-            if entry.depth() == 0 {
-                continue;
             }
-            let is_dir = entry.file_type().is_dir();
-            let display = || {
-                entry
-                    .path()
-                    .strip_prefix(root.path())
-                    .unwrap_or(entry.path())
-                    .to_string_lossy()
-                    .into_owned()
-            };
-            let Some(name) = entry.file_name().to_str() else {
+            Err(error) => found.push(unreadable(&base, &error)),
+        }
+        found
+    }
+
+    /// Takes one event of a walk: what to record, and whether to enter a
+    /// folder. `top`: the source's own entries, whose folders are walked
+    /// separately.
+    fn visit(&self, event: Event<'_>, top: bool, found: &mut Vec<Found>) -> Visit {
+        let (options, progress) = (self.options, self.progress);
+        if progress.is_cancelled() {
+            return Visit::Stop;
+        }
+        let entry = match event {
+            Event::Entry(entry) => entry,
+            Event::Leave(_) => return Visit::Next,
+            Event::Error { path, error } => {
+                found.push(unreadable(path, &error));
+                return Visit::Next;
+            }
+        };
+        let is_dir = entry.kind() == Kind::Dir;
+        let display = || entry.path().to_string_lossy().into_owned();
+        let Some(name) = entry.name().to_str() else {
+            found.push(Found::Skipped(SkippedEntry {
+                path: display(),
+                size: 0,
+                reason: if is_dir {
+                    "folder name is not valid UTF-8; its contents were left in place".into()
+                } else {
+                    "file name is not valid UTF-8; left in place".into()
+                },
+            }));
+            return Visit::Next;
+        };
+        if name.starts_with('.') {
+            return Visit::Next;
+        }
+        let path = match UserPath::from_relative(entry.path()) {
+            Ok(p) => p,
+            Err(error) => {
                 found.push(Found::Skipped(SkippedEntry {
                     path: display(),
                     size: 0,
                     reason: if is_dir {
-                        "folder name is not valid UTF-8; its contents were left in place".into()
+                        format!("unusable folder path: {error}; its contents were left in place")
                     } else {
-                        "file name is not valid UTF-8; left in place".into()
+                        format!("unusable path: {error}")
                     },
                 }));
-                if is_dir {
-                    walker.skip_current_dir();
-                }
-                continue;
-            };
-            if name.starts_with('.') {
-                if is_dir {
-                    walker.skip_current_dir();
-                }
-                continue;
+                return Visit::Next;
             }
-            let relative_to_root = entry
-                .path()
-                .strip_prefix(root.path())
-                .unwrap_or(entry.path());
-            let path = match UserPath::from_relative(relative_to_root) {
-                Ok(p) => p,
-                Err(error) => {
-                    found.push(Found::Skipped(SkippedEntry {
-                        path: display(),
-                        size: 0,
-                        reason: format!("unusable path: {error}"),
-                    }));
-                    if is_dir {
-                        walker.skip_current_dir();
-                    }
-                    continue;
-                }
-            };
-            let relative = &path.as_str()[self.relative_start.min(path.as_str().len())..];
-            if is_dir {
-                let excluded = options.exclude_dirs.iter().any(|d| path.starts_with(d))
-                    || options
-                        .exclude
-                        .as_ref()
-                        .is_some_and(|g| g.is_match(relative));
-                if excluded {
-                    walker.skip_current_dir();
-                } else if top {
-                    found.push(Found::Folder(entry.into_path()));
-                }
-                continue;
+        };
+        let relative = &path.as_str()[self.relative_start.min(path.as_str().len())..];
+        if is_dir {
+            let excluded = options.exclude_dirs.iter().any(|d| path.starts_with(d))
+                || options
+                    .exclude
+                    .as_ref()
+                    .is_some_and(|g| g.is_match(relative));
+            if excluded {
+                return Visit::Next;
             }
-            if options
-                .exclude
-                .as_ref()
-                .is_some_and(|g| g.is_match(relative))
-            {
-                continue;
+            if top {
+                found.push(Found::Folder(entry.name().to_owned()));
+                return Visit::Next;
             }
-            if options
-                .include
-                .as_ref()
-                .is_some_and(|g| !g.is_match(relative))
-            {
-                continue;
-            }
-            let file_type = entry.file_type();
-            if file_type.is_symlink() {
+            return Visit::Enter;
+        }
+        if options
+            .exclude
+            .as_ref()
+            .is_some_and(|g| g.is_match(relative))
+        {
+            return Visit::Next;
+        }
+        if options
+            .include
+            .as_ref()
+            .is_some_and(|g| !g.is_match(relative))
+        {
+            return Visit::Next;
+        }
+        match entry.kind() {
+            Kind::File => {}
+            Kind::Symlink => {
                 found.push(Found::Skipped(SkippedEntry {
                     path: path.as_str().to_string(),
                     size: 0,
                     reason: "symbolic link (never followed)".into(),
                 }));
-                continue;
+                return Visit::Next;
             }
-            if !file_type.is_file() {
+            Kind::Dir | Kind::Other => {
                 found.push(Found::Skipped(SkippedEntry {
                     path: path.as_str().to_string(),
                     size: 0,
                     reason: "not a regular file".into(),
                 }));
-                continue;
+                return Visit::Next;
             }
-            let metadata = match entry.metadata() {
-                Ok(m) => m,
-                Err(error) => {
-                    found.push(Found::Skipped(SkippedEntry {
-                        path: path.as_str().to_string(),
-                        size: 0,
-                        reason: format!("vanished or unreadable: {error}"),
-                    }));
-                    continue;
-                }
-            };
-            let linked = metadata.nlink() > 1;
-            if !linked {
-                // Linked files are counted by the merge, which drops all but
-                // the first link.
-                Progress::add(&progress.files_scanned, 1);
-                Progress::add(&progress.bytes_scanned, metadata.len() as i64);
-            }
-            files += 1;
-            if files.is_multiple_of(1024) {
-                progress.set_current(path.as_str());
-            }
-            found.push(Found::File {
-                file: ScannedFile::new(
-                    path,
-                    self.source,
-                    Fingerprint::from_std(&metadata),
-                    Fingerprint::nanos(metadata.ctime(), metadata.ctime_nsec()),
-                ),
-                linked,
-            });
         }
-        found
+        let stat = match entry.stat() {
+            Ok(stat) if stat.is_regular() => stat,
+            Ok(_) => {
+                found.push(Found::Skipped(SkippedEntry {
+                    path: path.as_str().to_string(),
+                    size: 0,
+                    reason: "not a regular file".into(),
+                }));
+                return Visit::Next;
+            }
+            Err(error) => {
+                found.push(Found::Skipped(SkippedEntry {
+                    path: path.as_str().to_string(),
+                    size: 0,
+                    reason: format!("vanished or unreadable: {error}"),
+                }));
+                return Visit::Next;
+            }
+        };
+        let linked = stat.nlink > 1;
+        if !linked {
+            // Linked files are counted by the merge, which drops all but
+            // the first link.
+            Progress::add(&progress.files_scanned, 1);
+            Progress::add(&progress.bytes_scanned, stat.size as i64);
+        }
+        if found.len().is_multiple_of(1024) {
+            progress.set_current(path.as_str());
+        }
+        found.push(Found::File {
+            file: ScannedFile::new(
+                path,
+                self.source,
+                Fingerprint::from_stat(&stat),
+                Fingerprint::nanos(stat.ctime.0, stat.ctime.1),
+            ),
+            linked,
+        });
+        Visit::Next
     }
 
     /// Adds one finding to the result, in walk order: of the links of one

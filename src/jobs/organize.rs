@@ -59,7 +59,7 @@ use crate::{
         duplicates,
         plan::{self, ConflictPolicy, DuplicatePolicy, PlanInput},
         progress::Progress,
-        scan::{self, ScanOptions},
+        scan::{self, ScanOptions, ScannedFile},
         template::Template,
     },
     storage::{Fingerprint, MoveError, Mover, UserPath, UserRoot},
@@ -213,7 +213,7 @@ async fn plan_phase(
             .map(|file| {
                 progress.step(0);
                 let category =
-                    categorizer.categorize(file.relative(), || read_head(&cat_root, &file.path));
+                    categorizer.categorize(file.relative(), || read_head(&cat_root, file));
                 let name = category.name();
                 match names.get(name) {
                     Some(shared) => shared.clone(),
@@ -327,9 +327,14 @@ async fn plan_phase(
     Ok(ctx.interrupted())
 }
 
-fn read_head(root: &UserRoot, path: &UserPath) -> Option<Vec<u8>> {
+/// The first bytes of a scanned file, for magic-bytes sniffing: opened at
+/// the moment of use through no symlink, and only if it is still the file
+/// the scan saw ([`UserRoot::open_read_exact`]).
+fn read_head(root: &UserRoot, scanned: &ScannedFile) -> Option<Vec<u8>> {
     use std::io::Read;
-    let file = root.open_read(path).ok()?;
+    let file = root
+        .open_read_exact(&scanned.path, Some(&scanned.fingerprint))
+        .ok()?;
     let mut head = Vec::with_capacity(SNIFF_BYTES);
     file.take(SNIFF_BYTES as u64).read_to_end(&mut head).ok()?;
     Some(head)

@@ -210,7 +210,7 @@ fn undo_one(root: &UserRoot, mover: &mut Mover<'_>, record: &FileRecord) -> (Rec
         });
     }
     if let Some(hash) = &record.content_hash {
-        match root.hash_file(&current) {
+        match root.hash_file_exact(&current, Some(&expect)) {
             Ok(h) if h.as_bytes().as_slice() == hash.as_slice() => {}
             Ok(_) => return keep(format!("cannot undo: {current} has different content now")),
             Err(e) => return keep(format!("cannot undo: {current} unreadable: {e}")),

@@ -36,6 +36,15 @@
 //! - **Speed.** An organize moves up to a million files. [`Mover`] keeps a
 //!   small bounded cache of opened parent directories, so a move is typically
 //!   one `renameat2` (fact 3: faster than `std::fs::rename` with paths).
+//! - **Walks by handles, at the moment of use.** Every walk of a tree (the
+//!   scan, sizing, the trash, the temp-file sweep) is a [`walk::Walk`]: it
+//!   starts from [`UserRoot::open_walk`] (`openat2(RESOLVE_BENEATH |
+//!   RESOLVE_NO_SYMLINKS)`: no symlink anywhere on the way, not only at the
+//!   end) and descends one name at a time from its parent's descriptor with
+//!   `O_NOFOLLOW`; it is iterative, bounded in depth ([`MAX_DEPTH`]) and in
+//!   descriptors. The engine reads files with [`UserRoot::open_read_exact`]
+//!   the same way, checking the inode the scan saw. See [`walk`] for the
+//!   defects each rule answers.
 //! - **Crash leftovers.** Copies go through a temporary file named
 //!   `.fileorg-tmp-<uuid>` ([`TEMP_PREFIX`]); a crash mid-copy leaves at
 //!   worst such a file (and the intact source), which
@@ -58,6 +67,7 @@ pub mod mover;
 pub mod path;
 pub mod root;
 mod sys;
+pub mod walk;
 
 use std::io;
 
@@ -65,6 +75,7 @@ pub use copy::copy_across_devices;
 pub use mover::{Fingerprint, MoveError, Mover};
 pub use path::{PathError, UserPath};
 pub use root::UserRoot;
+pub use walk::{MAX_DEPTH, WalkError};
 
 use crate::error::AppError;
 use crate::pb::fileorganizer::v1::ErrorReason;
@@ -174,6 +185,29 @@ pub fn io_error_into_app(e: io::Error, field: &str) -> AppError {
             message: format!("{field}: the service may not access this path on disk"),
         },
         _ => AppError::internal(format!("storage error on {field}: {e}")),
+    }
+}
+
+/// Turns a failed walk of the folder `path` (named by request field
+/// `field`) into the API error: a tree deeper than [`MAX_DEPTH`] or one
+/// that changed while it was read is FAILED_PRECONDITION (the request was
+/// fine, the tree is not walkable as it is), I/O errors as
+/// [`io_error_into_app`].
+pub fn walk_error_into_app(e: WalkError, path: &UserPath, field: &str) -> AppError {
+    match e {
+        WalkError::TooDeep(limit) => AppError::FailedPrecondition {
+            message: format!(
+                "{field}: holds folders nested more than {limit} levels deep, which the \
+                 service does not walk ({path})"
+            ),
+        },
+        WalkError::Changed => AppError::FailedPrecondition {
+            message: format!(
+                "{field}: a folder was moved or replaced while it was being read; try again \
+                 ({path})"
+            ),
+        },
+        WalkError::Io(e) => io_error_into_app(e, field),
     }
 }
 

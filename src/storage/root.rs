@@ -7,7 +7,7 @@
 //! confined and why the last component is handled with raw `*at` calls.
 
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -18,6 +18,7 @@ use rustix::io::Errno;
 
 use super::mover::{Fingerprint, MoveError, Mover};
 use super::path::UserPath;
+use super::walk::{self, Event, Kind, TreeSize, Visit, Walk, WalkError};
 use super::{TEMP_PREFIX, classify, sys};
 
 /// A user's storage, rooted by construction: it can only reach what lies
@@ -26,7 +27,8 @@ use super::{TEMP_PREFIX, classify, sys};
 pub struct UserRoot {
     /// The root directory (an `O_PATH` descriptor).
     dir: Dir,
-    /// Absolute path of the root, for walkdir and messages only.
+    /// Absolute path of the root, for messages and tests only: nothing
+    /// opens by it.
     path: PathBuf,
     /// Whose root this is.
     user_id: uuid::Uuid,
@@ -76,7 +78,8 @@ impl UserRoot {
         })
     }
 
-    /// Absolute path of the root (for the scanner, which walks with walkdir).
+    /// Absolute path of the root (for messages; every access goes through
+    /// the descriptor).
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -156,36 +159,53 @@ impl UserRoot {
     /// durable (their parent is fsynced), so a file later moved into them
     /// cannot lose its directory in a crash.
     pub fn create_dir_all(&self, p: &UserPath) -> io::Result<()> {
-        let Some((parent, name)) = p.split_last() else {
-            return Ok(());
-        };
-        match self.open_dir(p) {
-            Ok(_) => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
+        // Iterative: the deepest existing ancestor first, then each missing
+        // folder below it (a path has up to 2048 components).
+        let mut missing = Vec::new();
+        let mut current = p.clone();
+        loop {
+            match self.open_dir(&current) {
+                Ok(_) => break,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+            match current.split_last() {
+                Some((parent, _)) => {
+                    missing.push(current.clone());
+                    current = parent;
+                }
+                None => break,
+            }
         }
-        self.create_dir_all(&parent)?;
-        let parent_dir = self.open_dir(&parent)?;
-        match rustix::fs::mkdirat(&parent_dir, name, Mode::from_raw_mode(0o777)) {
-            Ok(()) => sys::fsync_dir(&parent_dir),
-            // Created concurrently, or a non-directory is in the way: let
-            // open_dir tell which.
-            Err(Errno::EXIST) => self.open_dir(p).map(drop),
-            Err(e) => Err(e.into()),
+        for folder in missing.into_iter().rev() {
+            let (parent, name) = folder.split_last().expect("not the root");
+            let parent_dir = self.open_dir(&parent)?;
+            match rustix::fs::mkdirat(&parent_dir, name, Mode::from_raw_mode(0o777)) {
+                Ok(()) => sys::fsync_dir(&parent_dir)?,
+                // Created concurrently, or a non-directory is in the way: let
+                // open_dir tell which.
+                Err(Errno::EXIST) => self.open_dir(&folder).map(drop)?,
+                Err(e) => return Err(e.into()),
+            }
         }
+        Ok(())
     }
 
     /// Removes the directory `p` if it is empty. `Ok(true)` if removed,
-    /// `Ok(false)` if not empty or already gone. Never the root.
+    /// `Ok(false)` if not empty or already gone. Never the root. Cleanup
+    /// after moves runs well after the moves were planned, so the parent is
+    /// opened at the moment of use through no symlink (a folder swapped for
+    /// a symlink since is left alone: `ELOOP`).
     pub fn remove_dir_if_empty(&self, p: &UserPath) -> io::Result<bool> {
         let Some((parent, name)) = p.split_last() else {
             return Ok(false);
         };
-        let parent_dir = match self.open_dir(&parent) {
-            Ok(d) => d,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(e),
-        };
+        let parent_dir =
+            match sys::open_beneath(&self.dir, parent.as_str(), OFlags::PATH | OFlags::DIRECTORY) {
+                Ok(d) => d,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+                Err(e) => return Err(e),
+            };
         match rustix::fs::unlinkat(&parent_dir, name, AtFlags::REMOVEDIR) {
             Ok(()) => Ok(true),
             Err(Errno::NOTEMPTY | Errno::EXIST | Errno::NOENT) => Ok(false),
@@ -233,38 +253,114 @@ impl UserRoot {
     /// move without harm). Unreadable directories are skipped.
     pub fn sweep_temp_files(&self) -> usize {
         let mut removed = 0;
-        // Relative paths rather than open descriptors: bounded fd use on wide trees.
-        let mut pending = vec![PathBuf::from(".")];
-        while let Some(rel) = pending.pop() {
-            let dir = match self.dir.open_dir(&rel) {
-                Ok(dir) => dir,
-                Err(e) => {
-                    tracing::debug!(dir = %rel.display(), error = %e, "sweep: skipping directory");
-                    continue;
-                }
-            };
-            let Ok(entries) = dir.entries() else { continue };
-            for entry in entries.flatten() {
-                let Ok(kind) = entry.file_type() else {
-                    continue;
-                };
-                let name = entry.file_name();
-                if kind.is_dir() {
-                    pending.push(rel.join(&name));
-                } else if kind.is_file() && name.as_bytes().starts_with(TEMP_PREFIX.as_bytes()) {
-                    match rustix::fs::unlinkat(&dir, name.as_os_str(), AtFlags::empty()) {
+        let mut walk = match self.walk(&UserPath::root()) {
+            Ok(walk) => walk,
+            Err(e) => {
+                tracing::debug!(error = %e, "sweep: cannot read the root");
+                return 0;
+            }
+        };
+        let swept = walk.run(|event| {
+            match event {
+                Event::Entry(entry) if entry.kind() == Kind::Dir => return Visit::Enter,
+                Event::Entry(entry)
+                    if entry.kind() == Kind::File
+                        && entry.name().as_bytes().starts_with(TEMP_PREFIX.as_bytes()) =>
+                {
+                    match rustix::fs::unlinkat(entry.dir(), entry.name(), AtFlags::empty()) {
                         Ok(()) => removed += 1,
                         Err(e) => tracing::warn!(
-                            dir = %rel.display(),
+                            path = %entry.path().display(),
                             error = %e,
                             "sweep: could not remove a temporary file"
                         ),
                     }
                 }
+                Event::Error { path, error } => {
+                    tracing::debug!(dir = %path.display(), %error, "sweep: skipping directory");
+                }
+                _ => {}
             }
+            Visit::Next
+        });
+        if let Err(e) = swept {
+            tracing::debug!(error = %e, "sweep: walk failed");
         }
         removed
     }
+
+    /// Opens the folder `p` for a walk at the moment of use: beneath the
+    /// root, with no symlink anywhere on the way (`ELOOP` if there is one),
+    /// `O_RDONLY | O_DIRECTORY` (`ENOTDIR` if it is not a folder).
+    pub fn open_walk(&self, p: &UserPath) -> io::Result<OwnedFd> {
+        sys::open_beneath(&self.dir, p.as_str(), OFlags::RDONLY | OFlags::DIRECTORY)
+    }
+
+    /// A [`Walk`] of the folder `p` (see [`open_walk`](Self::open_walk));
+    /// entry paths are relative to the root.
+    pub fn walk(&self, p: &UserPath) -> io::Result<Walk> {
+        Walk::new(self.open_walk(p)?, PathBuf::from(p.as_str()))
+    }
+
+    /// The size of everything under the folder `p` at most `max_depth`
+    /// levels down ([`walk::MAX_DEPTH`] for a whole tree).
+    pub fn tree_size(&self, p: &UserPath, max_depth: usize) -> Result<TreeSize, WalkError> {
+        walk::tree_size(self.open_walk(p)?, max_depth)
+    }
+
+    /// Removes `p` for good, a folder with everything in it, never
+    /// following a symlink and with no depth limit (see
+    /// [`walk::remove_tree`]). Already gone is success. This is the only
+    /// deletion of users' data in the service: callers are the trash's.
+    pub fn remove_tree(&self, p: &UserPath) -> io::Result<()> {
+        let (parent, name) = p
+            .split_last()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the root itself"))?;
+        let parent = match self.open_walk(&parent) {
+            Ok(fd) => fd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        walk::remove_tree(parent.as_fd(), std::ffi::OsStr::new(name))
+    }
+
+    /// Opens the regular file `p` for reading the way the engine must: at
+    /// the moment of use, beneath the root, through no symlink at all, and,
+    /// with `expect`, only if it is still the file the scan saw (same device
+    /// and inode: a name that now leads elsewhere is [`changed`]).
+    pub fn open_read_exact(&self, p: &UserPath, expect: Option<&Fingerprint>) -> io::Result<File> {
+        if p.is_root() {
+            return Err(not_a_file());
+        }
+        let fd = sys::open_beneath(&self.dir, p.as_str(), OFlags::RDONLY | OFlags::NONBLOCK)?;
+        let stat = sys::fstat(&fd)?;
+        if !stat.is_regular() {
+            return Err(not_a_file());
+        }
+        if let Some(expect) = expect
+            && (stat.dev, stat.ino) != (expect.dev, expect.ino)
+        {
+            return Err(changed());
+        }
+        Ok(File::from_std(std::fs::File::from(fd)))
+    }
+
+    /// The blake3 hash of `p`, opened as [`open_read_exact`](Self::open_read_exact).
+    pub fn hash_file_exact(
+        &self,
+        p: &UserPath,
+        expect: Option<&Fingerprint>,
+    ) -> io::Result<blake3::Hash> {
+        let mut file = self.open_read_exact(p, expect)?;
+        let mut hasher = blake3::Hasher::new();
+        hasher.update_reader(&mut file)?;
+        Ok(hasher.finalize())
+    }
+}
+
+/// The error for a file that is no longer the one the scan saw.
+pub fn changed() -> io::Error {
+    io::Error::other("changed since the scan (another file has its name now)")
 }
 
 fn not_a_file() -> io::Error {

@@ -18,6 +18,7 @@ pub(crate) struct Stat {
     pub dev: u64,
     pub ino: u64,
     pub mode: u32,
+    pub nlink: u64,
     pub size: u64,
     pub atime: (i64, i64),
     pub mtime: (i64, i64),
@@ -43,6 +44,7 @@ impl From<rustix::fs::Stat> for Stat {
             dev: s.st_dev as u64,
             ino: s.st_ino as u64,
             mode: s.st_mode as u32,
+            nlink: s.st_nlink as u64,
             size: s.st_size as u64,
             atime: (s.st_atime as i64, s.st_atime_nsec as i64),
             mtime: (s.st_mtime as i64, s.st_mtime_nsec as i64),
@@ -54,6 +56,66 @@ impl From<rustix::fs::Stat> for Stat {
 /// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`.
 pub(crate) fn lstat_at(dir: impl AsFd, name: &str) -> io::Result<Stat> {
     Ok(rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?.into())
+}
+
+/// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)` for a name read from a
+/// directory (any bytes; the caller checked it is one component).
+pub(crate) fn lstat_at_os(dir: impl AsFd, name: &std::ffi::OsStr) -> io::Result<Stat> {
+    Ok(rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?.into())
+}
+
+/// Whether `name` (raw bytes, as read from a directory) is exactly one
+/// component a raw `*at` call may take: not empty, `.` or `..`, no `/` or NUL.
+pub(crate) fn is_one_name(name: &[u8]) -> bool {
+    !matches!(name, b"" | b"." | b"..") && !name.contains(&b'/') && !name.contains(&0)
+}
+
+/// Opens `path` (relative, no `..`) beneath `root` at the moment of use,
+/// refusing every symlink on the way, not only at the end:
+/// `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`. A symlink anywhere is
+/// `ELOOP`. `EAGAIN` (the kernel's "retry", seen under concurrent renames)
+/// is retried; kernels without openat2 (`ENOSYS`, before 5.6) get the same
+/// walk one component at a time with `O_NOFOLLOW`.
+pub(crate) fn open_beneath(root: impl AsFd, path: &str, flags: OFlags) -> io::Result<OwnedFd> {
+    use rustix::fs::ResolveFlags;
+    let root = root.as_fd();
+    let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    if path.is_empty() {
+        return Ok(rustix::fs::openat(root, ".", flags, Mode::empty())?);
+    }
+    for _ in 0..16 {
+        match rustix::fs::openat2(
+            root,
+            path,
+            flags,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+        ) {
+            Err(rustix::io::Errno::AGAIN) => continue,
+            Err(rustix::io::Errno::NOSYS) => break,
+            other => return Ok(other?),
+        }
+    }
+    // One name at a time: each O_NOFOLLOW open of a single component can
+    // neither follow a symlink nor leave its directory.
+    let mut components = path.split('/').filter(|c| !c.is_empty()).peekable();
+    let mut dir: Option<OwnedFd> = None;
+    while let Some(name) = components.next() {
+        if !is_one_name(name.as_bytes()) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a relative path",
+            ));
+        }
+        let at = dir.as_ref().map(|d| d.as_fd()).unwrap_or(root);
+        let step = if components.peek().is_some() {
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
+        } else {
+            flags
+        };
+        dir = Some(rustix::fs::openat(at, name, step, Mode::empty())?);
+    }
+    dir.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty path"))
 }
 
 /// `fstat(fd)`.

@@ -33,3 +33,4 @@ mod system;
 mod tokens;
 mod tree_changes;
 mod typescript_sdk;
+mod walks;

@@ -13,8 +13,6 @@
 //! The trash folder itself must be a real folder: a symlink there is refused
 //! rather than followed.
 
-use std::os::unix::ffi::OsStrExt;
-
 use uuid::Uuid;
 
 use super::{
@@ -31,7 +29,10 @@ use crate::{
     error::{AppError, AppResult},
     pagination,
     pb::fileorganizer::v1::{self as pb, ErrorReason},
-    storage::{MoveError, UserPath, UserRoot, io_error_into_app},
+    storage::{
+        MAX_DEPTH, MoveError, UserPath, UserRoot, WalkError, io_error_into_app, walk::TreeSize,
+        walk_error_into_app,
+    },
 };
 
 const DEFAULT_PAGE_SIZE: i32 = 100;
@@ -94,27 +95,43 @@ fn check_trash_folder(root: &UserRoot) -> AppResult<()> {
     }
 }
 
-/// Total size of everything under a folder (symlinks not followed).
-fn tree_size(dir: &cap_std::fs::Dir) -> std::io::Result<u64> {
-    let mut total = 0u64;
-    let mut pending = vec![dir.try_clone()?];
-    while let Some(dir) = pending.pop() {
-        for entry in dir.entries()? {
-            let entry = entry?;
-            let name = entry.file_name();
-            let meta = match dir.symlink_metadata(&name) {
-                Ok(meta) => meta,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e),
-            };
-            if meta.is_dir() {
-                pending.push(dir.open_dir(&name)?);
-            } else {
-                total = total.saturating_add(meta.len());
-            }
-        }
+/// Total size of everything under the folder `path` (symlinks counted as
+/// links, never followed), walked from a handle opened at the moment of use
+/// ([`UserRoot::tree_size`]); a tree deeper than [`MAX_DEPTH`] is refused.
+fn tree_size(root: &UserRoot, path: &UserPath, field: &str) -> AppResult<TreeSize> {
+    root.tree_size(path, MAX_DEPTH)
+        .map_err(|e| walk_error_into_app(e, path, field))
+}
+
+/// Refuses to restore the folder `current` to `wanted` when its tree would
+/// then reach more than [`MAX_DEPTH`] levels below the root: restoring a
+/// deep folder into a deep place was how a tree too deep to walk could be
+/// made with the API alone (walks and sizes stop at that depth). A file, or
+/// anything at a shallow place, passes at the cost of one walk of the item.
+fn refuse_too_deep(
+    root: &UserRoot,
+    current: &UserPath,
+    wanted: &UserPath,
+    field: &str,
+) -> AppResult<()> {
+    let level = wanted.components().count();
+    if !root
+        .symlink_metadata(current)
+        .is_ok_and(|meta| meta.is_dir())
+    {
+        return Ok(());
     }
-    Ok(total)
+    match root.tree_size(current, MAX_DEPTH.saturating_sub(level)) {
+        Ok(_) => Ok(()),
+        Err(WalkError::TooDeep(_)) => Err(AppError::FailedPrecondition {
+            message: format!(
+                "{field}: restoring this folder there would nest folders more than \
+                 {MAX_DEPTH} levels below your storage root, deeper than the service walks; \
+                 restore it to a shallower path"
+            ),
+        }),
+        Err(e) => Err(walk_error_into_app(e, wanted, field)),
+    }
 }
 
 /// Removes the now empty folders between `path` and the trash folder.
@@ -151,7 +168,7 @@ pub(super) async fn delete_file(
         let io = |e| io_error_into_app(e, "path");
         let meta = root.symlink_metadata(&path).map_err(io)?;
         let size = if meta.is_dir() {
-            tree_size(&root.open_dir(&path).map_err(io)?).map_err(io)?
+            tree_size(&root, &path, "path")?.bytes
         } else {
             meta.len()
         };
@@ -245,6 +262,7 @@ pub(super) async fn restore_file(
     let field = if req.path.is_empty() { "name" } else { "path" };
     let entry = blocking(move || {
         check_trash_folder(&root)?;
+        refuse_too_deep(&root, &current, &wanted, field)?;
         let file_name = wanted.file_name().unwrap_or_default().to_string();
         let parent = wanted.parent().unwrap_or_else(UserPath::root);
         let mut n = 0;
@@ -322,20 +340,34 @@ pub(super) async fn empty_trash(
     let checked = root.clone();
     blocking(move || check_trash_folder(&checked)).await?;
 
+    // One item that cannot be deleted (a bad record, a file the service may
+    // not remove) is reported and skipped; it must not keep the rest of the
+    // trash from being emptied.
     let (mut deleted_count, mut freed_bytes) = (0i64, 0i64);
+    let mut failed_items = Vec::new();
     for item in items {
-        let path = UserPath::parse(&item.trash_path).map_err(|e| {
-            AppError::internal(format!("trash item {} has a bad trash path: {e}", item.id))
-        })?;
-        let trash = trash_folder();
-        if !path.starts_with(&trash) || path == trash {
-            return Err(AppError::internal(format!(
-                "trash item {} is not inside .trash",
-                item.id
-            )));
-        }
         let root = root.clone();
-        blocking(move || purge(&root, &path)).await?;
+        let trash_path = item.trash_path.clone();
+        let purged = blocking(move || {
+            let path = UserPath::parse(&trash_path)
+                .map_err(|e| AppError::internal(format!("trash item has a bad trash path: {e}")))?;
+            let trash = trash_folder();
+            if !path.starts_with(&trash) || path == trash {
+                return Err(AppError::internal(format!(
+                    "trash item's path {path} is not inside .trash"
+                )));
+            }
+            purge(&root, &path)
+        })
+        .await;
+        if let Err(error) = purged {
+            tracing::warn!(item = %item.id, %error, "EmptyTrash: item skipped");
+            failed_items.push(pb::TrashItemFailure {
+                name: item_name(item.id),
+                reason: tonic::Status::from(error).message().to_string(),
+            });
+            continue;
+        }
         if db::trash::mark_purged(&mut conn, item.id).await? {
             deleted_count += 1;
             freed_bytes += item.size_bytes;
@@ -345,33 +377,16 @@ pub(super) async fn empty_trash(
     Ok(pb::EmptyTrashResponse {
         deleted_count,
         freed_bytes,
+        failed_items,
     })
 }
 
 /// Deletes the entry at `path` (inside `.trash/`) for good: a folder with
-/// everything in it, never following symlinks. Already gone is fine.
+/// everything in it, never following symlinks, at any depth
+/// ([`UserRoot::remove_tree`]). Already gone is fine.
 fn purge(root: &UserRoot, path: &UserPath) -> AppResult<()> {
-    let io = |e| io_error_into_app(e, "names");
-    let (parent, name) = path
-        .split_last()
-        .ok_or_else(|| AppError::internal("purging the storage root"))?;
-    let dir = match root.open_dir(&parent) {
-        Ok(dir) => dir,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(io(e)),
-    };
-    let name = std::ffi::OsStr::from_bytes(name.as_bytes());
-    let removed = match dir.symlink_metadata(name) {
-        Ok(meta) if meta.is_dir() => dir.remove_dir_all(name),
-        Ok(_) => dir.remove_file(name),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    };
-    match removed {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io(e)),
-    }
+    root.remove_tree(path)
+        .map_err(|e| io_error_into_app(e, "names"))?;
     remove_empty_trash_folders(root, path);
     Ok(())
 }

@@ -214,12 +214,22 @@ class EmptyTrashRequest(_message.Message):
     def __init__(self, names: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class EmptyTrashResponse(_message.Message):
-    __slots__ = ("deleted_count", "freed_bytes")
+    __slots__ = ("deleted_count", "freed_bytes", "failed_items")
     DELETED_COUNT_FIELD_NUMBER: _ClassVar[int]
     FREED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    FAILED_ITEMS_FIELD_NUMBER: _ClassVar[int]
     deleted_count: int
     freed_bytes: int
-    def __init__(self, deleted_count: _Optional[int] = ..., freed_bytes: _Optional[int] = ...) -> None: ...
+    failed_items: _containers.RepeatedCompositeFieldContainer[TrashItemFailure]
+    def __init__(self, deleted_count: _Optional[int] = ..., freed_bytes: _Optional[int] = ..., failed_items: _Optional[_Iterable[_Union[TrashItemFailure, _Mapping]]] = ...) -> None: ...
+
+class TrashItemFailure(_message.Message):
+    __slots__ = ("name", "reason")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    reason: str
+    def __init__(self, name: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class FileRecord(_message.Message):
     __slots__ = ("name", "operation", "seq", "original_path", "new_path", "size_bytes", "modify_time", "content_hash", "category", "duplicate_of", "duplicate_of_path", "status", "reason", "create_time", "update_time")
