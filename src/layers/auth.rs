@@ -111,7 +111,7 @@ where
         let lockouts = self.lockouts.clone();
         Box::pin(async move {
             if request.extensions().get::<RequestContext>().is_none() {
-                let context = RequestContext::from_http(&request);
+                let context = RequestContext::from_http(&request, &state.config.trusted_proxies);
                 request.extensions_mut().insert(context);
             }
             if !is_public(request.uri().path()) {
@@ -176,7 +176,7 @@ impl<'a> FailureGuard<'a> {
             .extensions()
             .get::<RequestContext>()
             .cloned()
-            .unwrap_or_else(|| RequestContext::from_http(request));
+            .unwrap_or_else(|| RequestContext::from_http(request, &state.config.trusted_proxies));
         let ip = context
             .client_ip_string()
             .unwrap_or_else(|| "unknown".into());

@@ -4,6 +4,7 @@
 mod audit;
 mod auth;
 mod cache;
+mod client_address;
 mod common;
 mod console;
 mod files;
