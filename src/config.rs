@@ -161,8 +161,14 @@ pub struct RateLimits {
     pub global_transfer: u32,
     /// `RATE_LIMIT_LOGIN_PER_IP` (default 20): Login/Register per client address.
     pub login_per_ip: u32,
-    /// `RATE_LIMIT_LOGIN_PER_EMAIL` (default 10): Login/Register per email.
+    /// `RATE_LIMIT_LOGIN_PER_EMAIL` (default 10): failed logins per email
+    /// from one client address; past it that address may not try the email
+    /// again until the window moves on (other addresses may).
     pub login_per_email: u32,
+    /// `RATE_LIMIT_LOGIN_FAILURES_PER_EMAIL` (default 100): failed logins
+    /// per email from all addresses together; past it only addresses that
+    /// have not failed on the email may still try it (`api::auth`).
+    pub login_failures_per_email: u32,
     /// `RATE_LIMIT_AUTH_FAILURES_PER_IP` (default 20): rejected credentials
     /// (bad API keys or access tokens, not merely expired ones) per client
     /// address; past it, every credentialed call from that address is
@@ -473,6 +479,12 @@ impl Config {
                 )?,
                 login_per_ip: parse(&get, "RATE_LIMIT_LOGIN_PER_IP", 20u32, 1..=10_000_000)?,
                 login_per_email: parse(&get, "RATE_LIMIT_LOGIN_PER_EMAIL", 10u32, 1..=10_000_000)?,
+                login_failures_per_email: parse(
+                    &get,
+                    "RATE_LIMIT_LOGIN_FAILURES_PER_EMAIL",
+                    100u32,
+                    1..=10_000_000,
+                )?,
                 auth_failures_per_ip: parse(
                     &get,
                     "RATE_LIMIT_AUTH_FAILURES_PER_IP",

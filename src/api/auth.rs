@@ -20,6 +20,7 @@ use crate::{
     layers::RequestContext,
     pagination,
     pb::fileorganizer::v1::{self as pb, ErrorReason, auth_service_server::AuthService},
+    ratelimit::Decision,
     state::AppState,
 };
 
@@ -159,6 +160,7 @@ impl Auth {
     async fn login(
         &self,
         ctx: RequestContext,
+        failures: Option<LoginFailures>,
         req: pb::LoginRequest,
     ) -> AppResult<pb::LoginResponse> {
         let email = Email::parse(&req.email).map_err(|e| AppError::invalid("email", e))?;
@@ -167,6 +169,9 @@ impl Auth {
         }
         if req.password.len() > password::MAX_BYTES {
             // Cannot match any stored password; refuse before hashing.
+            if let Some(failures) = &failures {
+                failures.record(&self.state).await;
+            }
             return Err(invalid_credentials());
         }
         let mut conn = self.state.db.get().await?;
@@ -193,6 +198,9 @@ impl Auth {
                     serde_json::json!({ "reason": reason }),
                 )
                 .await;
+                if let Some(failures) = &failures {
+                    failures.record(&self.state).await;
+                }
                 return Err(invalid_credentials());
             }
         };
@@ -558,30 +566,96 @@ impl Auth {
     }
 }
 
-impl Auth {
-    /// Login and Register are limited per client address and per email, to
-    /// slow down credential stuffing; a refusal is audited.
-    async fn limit_credentials(&self, ctx: &RequestContext, raw_email: &str) -> Result<(), Status> {
-        let limits = self.state.config.rate_limits;
-        let limiter = &self.state.limiter;
+/// The failure counters of one Login attempt (see [`Auth::limit_login`]).
+struct LoginFailures {
+    /// Failures on this email from this client address.
+    pair: String,
+    /// Failures on this email from every address.
+    email: String,
+}
+
+impl LoginFailures {
+    fn of(ctx: &RequestContext, email: &Email) -> LoginFailures {
         let ip = ctx.client_ip_string().unwrap_or_else(|| "unknown".into());
-        let by_ip = limiter
+        // The address first: it never contains '/', so no two (address,
+        // email) pairs share a key.
+        LoginFailures {
+            pair: format!("login_failures:{ip}/{}", email.as_str()),
+            email: format!("login_failures:email:{}", email.as_str()),
+        }
+    }
+
+    /// Counts a failed login (wrong password, unknown email, disabled).
+    async fn record(&self, state: &AppState) {
+        let limits = state.config.rate_limits;
+        state.limiter.hit(&self.pair, limits.login_per_email).await;
+        state
+            .limiter
+            .hit(&self.email, limits.login_failures_per_email)
+            .await;
+    }
+}
+
+impl Auth {
+    /// Login and Register attempts are limited per client address
+    /// (`RATE_LIMIT_LOGIN_PER_IP`), to slow down credential stuffing.
+    async fn limit_attempts(&self, ctx: &RequestContext) -> Result<(), Status> {
+        let ip = ctx.client_ip_string().unwrap_or_else(|| "unknown".into());
+        let limits = self.state.config.rate_limits;
+        let by_ip = self
+            .state
+            .limiter
             .hit(&format!("login:ip:{ip}"), limits.login_per_ip)
             .await;
-        let decision = match Email::parse(raw_email) {
-            Ok(email) if by_ip.allowed => by_ip.tighter(
-                limiter
-                    .hit(
-                        &format!("login:email:{}", email.as_str()),
-                        limits.login_per_email,
-                    )
-                    .await,
-            ),
-            _ => by_ip,
-        };
-        if decision.allowed {
+        if by_ip.allowed {
             return Ok(());
         }
+        Err(self.refuse_login(ctx, by_ip).await)
+    }
+
+    /// Login is also limited per email, by *failures*, so that guessing one
+    /// account's password is throttled without locking its owner out:
+    ///
+    /// - an address that failed `RATE_LIMIT_LOGIN_PER_EMAIL` times on the
+    ///   email may not try it again until the window moves on;
+    /// - once the email collected `RATE_LIMIT_LOGIN_FAILURES_PER_EMAIL`
+    ///   failures from all addresses together (a distributed guess), only
+    ///   addresses without a failure on it may still try, and each new
+    ///   failure costs such an address its turn.
+    ///
+    /// So an attacker's failures never refuse the owner's correct password
+    /// from an address of their own; an attacker with many addresses gets
+    /// the ceiling plus one guess per fresh address. A success does not
+    /// reset the counters (an attacker could otherwise interleave its own
+    /// account's logins).
+    async fn limit_login(
+        &self,
+        ctx: &RequestContext,
+        raw_email: &str,
+    ) -> Result<Option<LoginFailures>, Status> {
+        self.limit_attempts(ctx).await?;
+        let Ok(email) = Email::parse(raw_email) else {
+            return Ok(None); // INVALID_ARGUMENT follows, and costs no failure
+        };
+        let failures = LoginFailures::of(ctx, &email);
+        let limits = self.state.config.rate_limits;
+        let limiter = &self.state.limiter;
+        let pair = limiter.peek(&failures.pair, limits.login_per_email).await;
+        if !pair.allowed {
+            return Err(self.refuse_login(ctx, pair).await);
+        }
+        let all = limiter
+            .peek(&failures.email, limits.login_failures_per_email)
+            .await;
+        let address_failed = pair.remaining < pair.limit;
+        if !all.allowed && address_failed {
+            return Err(self.refuse_login(ctx, all).await);
+        }
+        Ok(Some(failures))
+    }
+
+    /// RESOURCE_EXHAUSTED for a refused Login or Register, audited.
+    async fn refuse_login(&self, ctx: &RequestContext, decision: Decision) -> Status {
         if let Ok(mut conn) = self.state.db.get().await {
             audit(
                 &mut conn,
@@ -594,7 +668,7 @@ impl Auth {
             )
             .await;
         }
-        Err(decision.status("login attempts"))
+        decision.status("login attempts")
     }
 }
 
@@ -612,8 +686,7 @@ impl AuthService for Auth {
         request: Request<pb::RegisterRequest>,
     ) -> Result<Response<pb::RegisterResponse>, Status> {
         let ctx = RequestContext::of(&request);
-        self.limit_credentials(&ctx, &request.get_ref().email)
-            .await?;
+        self.limit_attempts(&ctx).await?;
         respond(Auth::register(self, ctx, request.into_inner()).await)
     }
 
@@ -622,9 +695,8 @@ impl AuthService for Auth {
         request: Request<pb::LoginRequest>,
     ) -> Result<Response<pb::LoginResponse>, Status> {
         let ctx = RequestContext::of(&request);
-        self.limit_credentials(&ctx, &request.get_ref().email)
-            .await?;
-        respond(Auth::login(self, ctx, request.into_inner()).await)
+        let failures = self.limit_login(&ctx, &request.get_ref().email).await?;
+        respond(Auth::login(self, ctx, failures, request.into_inner()).await)
     }
 
     async fn refresh_token(

@@ -39,7 +39,7 @@ pub fn postgres_base() -> String {
 
 /// Every rate limit of the configuration: tests raise them all (to 1000000)
 /// unless they test a limit.
-pub const RATE_LIMITS: [&str; 10] = [
+pub const RATE_LIMITS: [&str; 11] = [
     "RATE_LIMIT_API",
     "RATE_LIMIT_GLOBAL_API",
     "RATE_LIMIT_UPLOAD",
@@ -47,6 +47,7 @@ pub const RATE_LIMITS: [&str; 10] = [
     "RATE_LIMIT_GLOBAL_TRANSFER",
     "RATE_LIMIT_LOGIN_PER_IP",
     "RATE_LIMIT_LOGIN_PER_EMAIL",
+    "RATE_LIMIT_LOGIN_FAILURES_PER_EMAIL",
     "RATE_LIMIT_AUTH_FAILURES_PER_IP",
     "RATE_LIMIT_BURST",
     "RATE_LIMIT_BURST_PER_SECOND",
