@@ -8,8 +8,8 @@ use uuid::Uuid;
 use super::{convert, respond};
 use crate::{
     auth::{
-        Credential, Principal, Role, api_keys, email::Email, password, secret_hash,
-        tokens::new_refresh_token,
+        Credential, Principal, Role, Scope, Scopes, api_keys, email::Email, password, scopes,
+        secret_hash, tokens::new_refresh_token,
     },
     db::{
         self,
@@ -56,6 +56,44 @@ fn check_display_name(field: &str, name: &str) -> AppResult<String> {
         ));
     }
     Ok(name.to_string())
+}
+
+/// The scope names to store on a key the caller asked for with `requested`
+/// (see `auth::scopes`): known names only, never a scope the caller lacks.
+/// No names means "all of the caller's": stored as no names (the role's
+/// full access, as before scopes) when the caller has full access, else
+/// as the caller's own scopes, so a scoped key cannot mint a broader one.
+fn key_scopes(principal: &Principal, requested: &[String]) -> AppResult<Vec<String>> {
+    if requested.len() > MAX_SCOPES {
+        return Err(AppError::invalid("api_key.scopes", "at most 20 scopes"));
+    }
+    let mut wanted = Scopes::NONE;
+    for name in requested {
+        let scope = Scope::parse(name).ok_or_else(|| {
+            AppError::invalid(
+                "api_key.scopes",
+                format!(
+                    "{name:?} is not a scope; the scopes are {}",
+                    scopes::all_names()
+                ),
+            )
+        })?;
+        wanted.insert(scope);
+    }
+    if wanted.is_empty() {
+        return Ok(if principal.is_restricted() {
+            principal.scopes.names()
+        } else {
+            Vec::new()
+        });
+    }
+    if let Some(lacking) = wanted.missing_from(principal.scopes).iter().next() {
+        return Err(AppError::scope_missing(
+            lacking,
+            format!("cannot grant the scope '{lacking}': the caller does not have it"),
+        ));
+    }
+    Ok(wanted.names())
 }
 
 fn invalid_credentials() -> AppError {
@@ -446,22 +484,7 @@ impl Auth {
         if name.is_empty() {
             return Err(AppError::invalid("api_key.display_name", "is required"));
         }
-        if key.scopes.len() > MAX_SCOPES {
-            return Err(AppError::invalid("api_key.scopes", "at most 20 scopes"));
-        }
-        for scope in &key.scopes {
-            let ok = !scope.is_empty()
-                && scope.len() <= 64
-                && scope
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b));
-            if !ok {
-                return Err(AppError::invalid(
-                    "api_key.scopes",
-                    format!("{scope:?} is not a scope (letters, digits, '.', '_', ':', '-')"),
-                ));
-            }
-        }
+        let scopes = key_scopes(&principal, &key.scopes)?;
         let expires_at = match &key.expire_time {
             None => None,
             Some(ts) => {
@@ -487,7 +510,7 @@ impl Auth {
                 name: &name,
                 prefix: &generated.prefix,
                 token_hash: &generated.hash,
-                scopes: key.scopes.iter().cloned().map(Some).collect(),
+                scopes: scopes.into_iter().map(Some).collect(),
                 expires_at,
             },
         )
@@ -550,7 +573,7 @@ impl Auth {
             .ok_or_else(|| AppError::not_found(req.name.clone()))?;
         self.state
             .cache
-            .invalidate(&[("api_key", key.prefix.clone())])
+            .invalidate(&[(crate::layers::auth::KEY_CACHE, key.prefix.clone())])
             .await;
         audit(
             &mut conn,

@@ -7,6 +7,12 @@
 //! credentials; every other request without valid ones is answered here with
 //! UNAUTHENTICATED and never reaches a handler.
 //!
+//! Then it authorizes the call with the one table of `auth::access`: a
+//! credential without the scope the RPC needs is refused with
+//! PERMISSION_DENIED (reason SCOPE_INSUFFICIENT, the scope named in the
+//! ErrorInfo), and the admin RPCs also need the admin role (reason
+//! PERMISSION_DENIED; the handlers check it again).
+//!
 //! Guessing: every rejected credential (a bad API key or access token; not a
 //! missing one, nor an access token this server signed that has merely
 //! expired) counts against `RATE_LIMIT_AUTH_FAILURES_PER_IP` for the
@@ -29,29 +35,16 @@ use tower::{Layer, Service};
 
 use super::RequestContext;
 use crate::{
-    auth::{Credential, Principal, Role, api_keys},
+    auth::{
+        Credential, Principal, Role, Scope, Scopes,
+        access::{self, Access},
+        api_keys,
+    },
     db,
     error::{AppError, AppResult},
     pb::fileorganizer::v1::ErrorReason,
     state::AppState,
 };
-
-/// gRPC paths callable without credentials.
-const PUBLIC_PREFIXES: &[&str] = &[
-    "/grpc.health.v1.Health/",
-    "/grpc.reflection.v1.ServerReflection/",
-    "/grpc.reflection.v1alpha.ServerReflection/",
-];
-const PUBLIC_METHODS: &[&str] = &[
-    "/fileorganizer.v1.AuthService/Register",
-    "/fileorganizer.v1.AuthService/Login",
-    "/fileorganizer.v1.AuthService/RefreshToken",
-    "/fileorganizer.v1.SystemService/GetHealth",
-];
-
-pub fn is_public(path: &str) -> bool {
-    PUBLIC_METHODS.contains(&path) || PUBLIC_PREFIXES.iter().any(|p| path.starts_with(p))
-}
 
 #[derive(Clone)]
 pub struct AuthLayer {
@@ -114,7 +107,7 @@ where
                 let context = RequestContext::from_http(&request, &state.config.trusted_proxies);
                 request.extensions_mut().insert(context);
             }
-            if !is_public(request.uri().path()) {
+            if !access::is_public(request.uri().path()) {
                 let guard = FailureGuard::of(&state, &lockouts, &request);
                 if let Some(refusal) = guard.refusal().await {
                     return Ok(refusal.into_http());
@@ -124,6 +117,12 @@ where
                         crate::observability::user_seen(principal.user_id);
                         tracing::Span::current()
                             .record("user_id", tracing::field::display(principal.user_id));
+                        if let Err(denied) = authorize(&principal, request.uri().path()) {
+                            let context = request.extensions().get::<RequestContext>().cloned();
+                            let path = request.uri().path().to_string();
+                            audit_denial(&state, context, &path, &principal, &denied).await;
+                            return Ok(Status::from(denied).into_http());
+                        }
                         request.extensions_mut().insert(principal);
                     }
                     Err(error) => {
@@ -136,6 +135,66 @@ where
             }
             inner.call(request).await
         })
+    }
+}
+
+/// Checks `principal` against the access table for the RPC at `path`.
+pub fn authorize(principal: &Principal, path: &str) -> AppResult<()> {
+    let rpc = access::short_name(path);
+    let needed = match access::of(path) {
+        Some(Access::Public | Access::Authenticated) => return Ok(()),
+        Some(Access::Scope(scope)) => scope,
+        // Not an RPC of the API (tonic answers UNIMPLEMENTED): a restricted
+        // key may call nothing that the table does not grant it.
+        None if principal.is_restricted() => {
+            return Err(AppError::PermissionDenied {
+                reason: ErrorReason::ScopeInsufficient,
+                message: format!("{rpc} is not an RPC this API key's scopes grant"),
+                metadata: Vec::new(),
+            });
+        }
+        None => return Ok(()),
+    };
+    if needed == Scope::Admin {
+        principal.require_admin()?;
+    }
+    if principal.scopes.contains(needed) {
+        return Ok(());
+    }
+    Err(AppError::scope_missing(
+        needed,
+        format!("{rpc} needs the scope '{needed}', which this API key does not have"),
+    ))
+}
+
+/// Records a refusal of [`authorize`] (`authorization.denied`, the RPC as
+/// target in the admin handlers' spelling `Service.Method`, the missing
+/// scope if that was the reason).
+async fn audit_denial(
+    state: &AppState,
+    context: Option<RequestContext>,
+    path: &str,
+    principal: &Principal,
+    denied: &AppError,
+) {
+    let (AppError::PermissionDenied { metadata, .. }, Some(context)) = (denied, context) else {
+        return;
+    };
+    let detail: serde_json::Map<String, serde_json::Value> = metadata
+        .iter()
+        .map(|(k, v)| (k.to_string(), serde_json::Value::from(v.as_str())))
+        .collect();
+    if let Ok(mut conn) = state.db.get().await {
+        db::audit::record_request(
+            &mut conn,
+            &context,
+            Some(principal.user_id),
+            "authorization.denied",
+            "denied",
+            Some(&access::short_name(path).replace('/', ".")),
+            serde_json::Value::Object(detail),
+        )
+        .await;
     }
 }
 
@@ -260,6 +319,7 @@ pub async fn authenticate(state: &AppState, headers: &http::HeaderMap) -> AppRes
                 jti: verified.jti,
                 session: verified.session,
             },
+            scopes: Scopes::of_role(verified.role),
         });
     }
     if let Some(value) = headers.get("x-api-key") {
@@ -270,6 +330,11 @@ pub async fn authenticate(state: &AppState, headers: &http::HeaderMap) -> AppRes
         "authentication required: send 'authorization: Bearer <access token>' or 'x-api-key: <key>'",
     ))
 }
+
+/// The cache of [`CachedKey`]s. Its name changes whenever their meaning
+/// does (`api_key` entries had no scopes, which would read as full access),
+/// so entries written by an older process are never read.
+pub const KEY_CACHE: &str = "api_key_v3";
 
 /// What the cache keeps about an API key (by prefix): enough to verify a
 /// presented key without a database round trip. A revocation drops the
@@ -288,6 +353,9 @@ struct CachedKey {
     /// Unix seconds; 0 = never.
     #[prost(int64, tag = "5")]
     expires_at: i64,
+    /// The scope names stored on the key (empty: the role's full access).
+    #[prost(string, repeated, tag = "6")]
+    scopes: Vec<String>,
 }
 
 /// Keys whose last use was recorded recently (in this process).
@@ -322,7 +390,7 @@ async fn authenticate_api_key(state: &AppState, key: &str) -> AppResult<Principa
     };
     let key = key.trim();
     let prefix = api_keys::parse_prefix(key).ok_or_else(invalid)?;
-    let cached = match state.cache.get::<CachedKey>("api_key", prefix).await {
+    let cached = match state.cache.get::<CachedKey>(KEY_CACHE, prefix).await {
         Some(hit) => hit,
         None => {
             let mut conn = state.db.get().await?;
@@ -342,10 +410,11 @@ async fn authenticate_api_key(state: &AppState, key: &str) -> AppResult<Principa
                 role: user.role.clone(),
                 token_hash: stored.token_hash.clone(),
                 expires_at: stored.expires_at.map(|t| t.timestamp()).unwrap_or(0),
+                scopes: stored.scopes.iter().flatten().cloned().collect(),
             };
             state
                 .cache
-                .put("api_key", prefix, &entry, state.cache.ttls.principal)
+                .put(KEY_CACHE, prefix, &entry, state.cache.ttls.principal)
                 .await;
             entry
         }
@@ -361,24 +430,11 @@ async fn authenticate_api_key(state: &AppState, key: &str) -> AppResult<Principa
         return Err(invalid());
     };
     touch(state, id).await;
+    let role = Role::parse(&cached.role);
     Ok(Principal {
         user_id,
-        role: Role::parse(&cached.role),
+        role,
         credential: Credential::ApiKey { id },
+        scopes: Scopes::of_key(&cached.scopes, role),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_public;
-
-    #[test]
-    fn only_the_listed_rpcs_are_public() {
-        assert!(is_public("/fileorganizer.v1.AuthService/Login"));
-        assert!(is_public("/grpc.health.v1.Health/Check"));
-        assert!(is_public("/fileorganizer.v1.SystemService/GetHealth"));
-        assert!(!is_public("/fileorganizer.v1.SystemService/GetStatus"));
-        assert!(!is_public("/fileorganizer.v1.AuthService/GetCurrentUser"));
-        assert!(!is_public("/fileorganizer.v1.AuthService/LoginX"));
-    }
 }

@@ -154,6 +154,36 @@ async fn every_listed_event_writes_exactly_one_row() {
             Code::PermissionDenied
         )
     );
+    // A key without the scope an RPC needs (issue 18, item 3).
+    let reader = app
+        .auth()
+        .create_api_key(bearer(
+            pb::CreateApiKeyRequest {
+                api_key: Some(pb::ApiKey {
+                    display_name: "reader".into(),
+                    scopes: vec!["files.read".into()],
+                    ..Default::default()
+                }),
+            },
+            &session.access_token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .secret;
+    audited!(
+        &app,
+        [("authorization.denied", "denied")],
+        assert_code(
+            app.operations()
+                .list_operations(crate::common::api_key(
+                    pb::ListOperationsRequest::default(),
+                    &reader
+                ))
+                .await,
+            Code::PermissionDenied
+        )
+    );
     audited!(
         &app,
         [("path.escape_attempt", "denied")],
