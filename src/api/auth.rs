@@ -9,7 +9,7 @@ use super::{convert, respond};
 use crate::{
     auth::{
         Credential, Principal, Role, Scope, Scopes, api_keys, email::Email, password, scopes,
-        secret_hash, tokens::new_refresh_token,
+        secret_hash, sessions, tokens::new_refresh_token,
     },
     db::{
         self,
@@ -295,6 +295,7 @@ impl Auth {
         match rotation {
             Rotation::Invalid => Err(invalid()),
             Rotation::Reused { user_id, family_id } => {
+                sessions::sessions_ended(&self.state.cache, &[family_id]).await;
                 audit(
                     &mut conn,
                     &ctx,
@@ -316,6 +317,7 @@ impl Auth {
                     .filter(|u| !u.disabled);
                 let Some(user) = user else {
                     db::credentials::revoke_family(&mut conn, next.family_id).await?;
+                    sessions::sessions_ended(&self.state.cache, &[next.family_id]).await;
                     return Err(invalid());
                 };
                 let session = self.session(&user, next.family_id, next_token)?;
@@ -337,8 +339,10 @@ impl Auth {
         req: pb::LogoutRequest,
     ) -> AppResult<pb::LogoutResponse> {
         let mut conn = self.state.db.get().await?;
-        let revoked = if req.all_sessions {
-            db::credentials::revoke_user_sessions(&mut conn, principal.user_id, None).await?
+        let (revoked, ended) = if req.all_sessions {
+            let families =
+                db::credentials::revoke_user_sessions(&mut conn, principal.user_id, None).await?;
+            (families.len(), families)
         } else if !req.refresh_token.trim().is_empty() {
             let token = db::credentials::find_refresh_token(
                 &mut conn,
@@ -347,19 +351,23 @@ impl Auth {
             )
             .await?
             .ok_or_else(|| AppError::not_found("refresh token"))?;
-            db::credentials::revoke_family(&mut conn, token.family_id).await?
+            let revoked = db::credentials::revoke_family(&mut conn, token.family_id).await?;
+            (revoked, vec![token.family_id])
         } else if let Credential::AccessToken {
             session: Some(family),
             ..
         } = principal.credential
         {
-            db::credentials::revoke_family(&mut conn, family).await?
+            let revoked = db::credentials::revoke_family(&mut conn, family).await?;
+            (revoked, vec![family])
         } else {
             return Err(AppError::invalid(
                 "refresh_token",
                 "is required when not logged in with an access token (or set all_sessions)",
             ));
         };
+        // The sessions' access tokens stop working too (`auth::sessions`).
+        sessions::sessions_ended(&self.state.cache, &ended).await;
         audit(
             &mut conn,
             &ctx,
@@ -449,7 +457,9 @@ impl Auth {
                 Credential::AccessToken { session, .. } => session,
                 Credential::ApiKey { .. } => None,
             };
-            let revoked = db::credentials::revoke_user_sessions(&mut conn, user.id, keep).await?;
+            let ended = db::credentials::revoke_user_sessions(&mut conn, user.id, keep).await?;
+            sessions::sessions_ended(&self.state.cache, &ended).await;
+            let revoked = ended.len();
             audit(
                 &mut conn,
                 &ctx,

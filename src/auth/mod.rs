@@ -8,16 +8,20 @@
 //!   (`crate::layers::auth`) puts into every authenticated request.
 //! - [`scopes`] is what a credential may do; [`access`] is the one table of
 //!   what each RPC requires.
+//! - [`sessions`] is the current state behind a credential (session alive,
+//!   user's role and status), checked on every call through the cache.
 //!
 //! Secrets are never stored: refresh tokens and API keys are kept as blake3
 //! hashes, passwords as argon2id PHC strings.
 
 pub mod access;
+pub mod accounts;
 pub mod api_keys;
 pub mod email;
 pub mod password;
 pub mod principal;
 pub mod scopes;
+pub mod sessions;
 pub mod tokens;
 
 pub use principal::{Credential, Principal, Role};

@@ -36,9 +36,10 @@ use tower::{Layer, Service};
 use super::RequestContext;
 use crate::{
     auth::{
-        Credential, Principal, Role, Scope, Scopes,
+        Credential, Principal, Scope, Scopes,
         access::{self, Access},
-        api_keys,
+        api_keys, sessions,
+        tokens::invalid_token,
     },
     db,
     error::{AppError, AppResult},
@@ -199,9 +200,10 @@ async fn audit_denial(
 }
 
 /// Whether a rejected credential could be a guess: not a missing one, and
-/// not an access token that is merely out of its time window (its signature
-/// is ours, so whoever holds it was given it; clients whose tokens expire
-/// must not lock out a shared address).
+/// not an access token this server signed that is merely out of its time
+/// window or of an ended session (whoever holds it was given it; clients
+/// whose tokens expire or whose session ended must not lock out a shared
+/// address).
 fn is_guess(state: &AppState, error: &AppError, headers: &http::HeaderMap) -> bool {
     let AppError::Unauthenticated { reason, .. } = error else {
         return false;
@@ -214,7 +216,7 @@ fn is_guess(state: &AppState, error: &AppError, headers: &http::HeaderMap) -> bo
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().split_once(' '))
         .map(|(_, token)| token.trim());
-    !bearer.is_some_and(|token| state.tokens.is_ours_but_expired(token))
+    !bearer.is_some_and(|token| state.tokens.is_ours(token))
 }
 
 /// Counts rejected credentials per client address (see the module doc).
@@ -312,14 +314,23 @@ pub async fn authenticate(state: &AppState, headers: &http::HeaderMap) -> AppRes
                 )
             })?;
         let verified = state.tokens.verify(token)?;
+        // The token is genuine; is what it stands for still true? Its
+        // session must be alive and its user enabled, and the role is the
+        // user's current one, not the one signed into the token
+        // (`auth::sessions`). Every server-issued token names its session.
+        let session = verified.session.ok_or_else(invalid_token)?;
+        let user = sessions::active_user(state, verified.user_id, invalid_token).await?;
+        if !sessions::session_alive(state, verified.user_id, session).await? {
+            return Err(invalid_token());
+        }
         return Ok(Principal {
             user_id: verified.user_id,
-            role: verified.role,
+            role: user.role,
             credential: Credential::AccessToken {
                 jti: verified.jti,
-                session: verified.session,
+                session: Some(session),
             },
-            scopes: Scopes::of_role(verified.role),
+            scopes: Scopes::of_role(user.role),
         });
     }
     if let Some(value) = headers.get("x-api-key") {
@@ -338,16 +349,16 @@ pub const KEY_CACHE: &str = "api_key_v3";
 
 /// What the cache keeps about an API key (by prefix): enough to verify a
 /// presented key without a database round trip. A revocation drops the
-/// entry; a disabled user or a role change takes effect within the
-/// principal TTL (CACHE_PRINCIPAL_TTL_SECS, default 60 s).
+/// entry; the owner's role and status are looked up per call like an access
+/// token's (`auth::sessions`), so a disabled owner or a role change takes
+/// effect within the same bound.
 #[derive(Clone, PartialEq, prost::Message)]
 struct CachedKey {
     #[prost(string, tag = "1")]
     id: String,
     #[prost(string, tag = "2")]
     user_id: String,
-    #[prost(string, tag = "3")]
-    role: String,
+    // Tag 3 held the owner's role, now looked up per call.
     #[prost(bytes = "vec", tag = "4")]
     token_hash: Vec<u8>,
     /// Unix seconds; 0 = never.
@@ -400,14 +411,9 @@ async fn authenticate_api_key(state: &AppState, key: &str) -> AppResult<Principa
             if stored.revoked_at.is_some() {
                 return Err(invalid());
             }
-            let user = db::users::find(&mut conn, stored.user_id)
-                .await?
-                .filter(|u| !u.disabled)
-                .ok_or_else(invalid)?;
             let entry = CachedKey {
                 id: stored.id.to_string(),
-                user_id: user.id.to_string(),
-                role: user.role.clone(),
+                user_id: stored.user_id.to_string(),
                 token_hash: stored.token_hash.clone(),
                 expires_at: stored.expires_at.map(|t| t.timestamp()).unwrap_or(0),
                 scopes: stored.scopes.iter().flatten().cloned().collect(),
@@ -429,8 +435,8 @@ async fn authenticate_api_key(state: &AppState, key: &str) -> AppResult<Principa
     ) else {
         return Err(invalid());
     };
+    let role = sessions::active_user(state, user_id, invalid).await?.role;
     touch(state, id).await;
-    let role = Role::parse(&cached.role);
     Ok(Principal {
         user_id,
         role,

@@ -28,6 +28,7 @@ mod reflection;
 mod reports;
 mod rest;
 mod rest_conformance;
+mod revocation;
 mod scopes;
 mod search;
 mod soak;
