@@ -121,7 +121,8 @@ where
                         if let Err(denied) = authorize(&principal, request.uri().path()) {
                             let context = request.extensions().get::<RequestContext>().cloned();
                             let path = request.uri().path().to_string();
-                            audit_denial(&state, context, &path, &principal, &denied).await;
+                            audit_denial(&state, &lockouts, context, &path, &principal, &denied)
+                                .await;
                             return Ok(Status::from(denied).into_http());
                         }
                         request.extensions_mut().insert(principal);
@@ -170,9 +171,12 @@ pub fn authorize(principal: &Principal, path: &str) -> AppResult<()> {
 
 /// Records a refusal of [`authorize`] (`authorization.denied`, the RPC as
 /// target in the admin handlers' spelling `Service.Method`, the missing
-/// scope if that was the reason).
+/// scope if that was the reason), once per user, RPC and rate-limit window
+/// in this process: refusals are not counted by the per-user limits, so a
+/// client retrying a forbidden call must not turn each retry into a write.
 async fn audit_denial(
     state: &AppState,
+    audited: &Lockouts,
     context: Option<RequestContext>,
     path: &str,
     principal: &Principal,
@@ -181,6 +185,20 @@ async fn audit_denial(
     let (AppError::PermissionDenied { metadata, .. }, Some(context)) = (denied, context) else {
         return;
     };
+    {
+        let key = format!("denied:{}:{path}", principal.user_id);
+        let mut audited = audited.lock().expect("audit lock");
+        let now = std::time::Instant::now();
+        let window = state.config.rate_limits.window;
+        if audited
+            .get(&key)
+            .is_some_and(|t| now.duration_since(*t) < window)
+        {
+            return;
+        }
+        audited.retain(|_, t| now.duration_since(*t) < window);
+        audited.insert(key, now);
+    }
     let detail: serde_json::Map<String, serde_json::Value> = metadata
         .iter()
         .map(|(k, v)| (k.to_string(), serde_json::Value::from(v.as_str())))
@@ -227,7 +245,8 @@ struct FailureGuard<'a> {
     key: String,
 }
 
-/// Addresses whose lockout was audited, and when (one row per window).
+/// Addresses whose lockout was audited, and (user, RPC) pairs whose
+/// authorization refusal was, and when (one row per window).
 type Lockouts =
     std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>>;
 

@@ -20,7 +20,7 @@ use tonic_types::StatusExt;
 
 use fileorganizer::{
     pb::fileorganizer::v1::{self as pb, file_service_client::FileServiceClient},
-    schema::api_keys,
+    schema::{api_keys, audit_log},
 };
 
 use crate::common::{PASSWORD, TestApp, api_key, assert_code, bad_field, bearer, reason, tree};
@@ -280,6 +280,40 @@ async fn a_read_only_key_cannot_write_delete_or_mint_keys() {
         std::fs::read(root.join("keep/me.txt")).unwrap(),
         b"precious"
     );
+    // Refusals are audited once per user, RPC and window, however often
+    // they are retried.
+    for _ in 0..3 {
+        let retry = files
+            .delete_file(api_key(
+                pb::DeleteFileRequest {
+                    path: "keep/me.txt".into(),
+                },
+                &read_only,
+            ))
+            .await;
+        assert_code(retry, Code::PermissionDenied);
+    }
+    let mut conn = app.db().await;
+    let rows: Vec<(Option<String>, serde_json::Value)> = audit_log::table
+        .filter(audit_log::action.eq("authorization.denied"))
+        .order(audit_log::id.asc())
+        .select((audit_log::target, audit_log::detail))
+        .load(&mut conn)
+        .await
+        .unwrap();
+    let targets: Vec<_> = rows
+        .iter()
+        .map(|(t, _)| t.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        targets,
+        [
+            "FileService.DeleteFile",
+            "FileService.EmptyTrash",
+            "AuthService.CreateApiKey"
+        ]
+    );
+    assert_eq!(rows[0].1["scope"], "files.write");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
