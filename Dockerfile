@@ -46,7 +46,10 @@ RUN cargo build --release --locked --bin fileorg \
 # ---------------------------------------------------------------- Envoy config + descriptor
 FROM builder AS envoy-config
 # ENVOY_UPSTREAM_HOST: where the tonic server is (the compose service `app`).
-ARG ENVOY_UPSTREAM_HOST=app
+ARG ENVOY_UPSTREAM_HOST=app-upstream
+# ENVOY_SOURCE_ADDRESS: where Envoy connects from. In a pod it is 127.0.0.2 (the address the server
+# trusts); in its own container any address will do (compose gives it a fixed one, trusted by app).
+ARG ENVOY_SOURCE_ADDRESS=0.0.0.0
 ARG ENVOY_DESCRIPTOR=/etc/envoy/fileorganizer.pb
 ARG ENVOY_OPENAPI=/etc/envoy/openapi.json
 COPY envoy/envoy.yaml envoy/envoy.yaml
@@ -61,6 +64,7 @@ RUN /out/bin/fileorg descriptor --out /out/envoy/fileorganizer.pb \
         -e "s|type: STATIC|type: STRICT_DNS|" \
         -e "s|proto_descriptor: envoy/fileorganizer.pb|proto_descriptor: ${ENVOY_DESCRIPTOR}|" \
         -e "s|filename: sdk/openapi/openapi.json|filename: ${ENVOY_OPENAPI}|" \
+        -e "s|source_address: { address: 127.0.0.2|source_address: { address: ${ENVOY_SOURCE_ADDRESS}|" \
         envoy/envoy.yaml >/out/envoy/envoy.yaml
 
 # ---------------------------------------------------------------- Envoy image

@@ -7,8 +7,9 @@
 #   docker-compose.yml ....... `docker-compose config` (Compose v2) with .env.example and every
 #                              profile, the compose-spec schema, and the stack's shape (see below)
 #   .env.example ............. names every variable src/config.rs reads, and nothing unknown
-#   envoy/envoy.yaml ......... the container variants (compose: upstream `app`; Kubernetes:
-#                              127.0.0.1 in the pod) rendered with the Dockerfile's substitutions
+#   envoy/envoy.yaml ......... the container variants (compose: upstream `app-upstream`, any source
+#                              address; Kubernetes: 127.0.0.1 in the pod, from 127.0.0.2) rendered
+#                              with the Dockerfile's substitutions
 #                              and loaded by the real Envoy (`--mode validate`) with a descriptor
 #                              built from proto/; deploy/k8s/envoy-configmap.yaml must be exactly
 #                              the Kubernetes variant
@@ -61,7 +62,7 @@ PY="$BIN/python"
 # ------------------------------------------------------------------ Envoy container variants
 # The substitutions the Dockerfile's `envoy-config` stage applies (verbatim there, as
 # `-e "<expr>"`); ${ENVOY_UPSTREAM_HOST}, ${ENVOY_DESCRIPTOR} and ${ENVOY_OPENAPI} are its build
-# args. No path relative to the repository may survive: Envoy's cwd in a container is /.
+# args (and ${ENVOY_SOURCE_ADDRESS}). No path relative to the repository may survive: Envoy's cwd in a container is /.
 # shellcheck disable=SC2016  # the ${...} are literal text, replaced in render_envoy
 ENVOY_SED=(
     's|address: 127.0.0.1, port_value: 8080|address: 0.0.0.0, port_value: 8080|'
@@ -69,12 +70,14 @@ ENVOY_SED=(
     's|type: STATIC|type: STRICT_DNS|'
     's|proto_descriptor: envoy/fileorganizer.pb|proto_descriptor: ${ENVOY_DESCRIPTOR}|'
     's|filename: sdk/openapi/openapi.json|filename: ${ENVOY_OPENAPI}|'
+    's|source_address: { address: 127.0.0.2|source_address: { address: ${ENVOY_SOURCE_ADDRESS}|'
 )
 K8S_ENVOY_DESCRIPTOR=/etc/envoy/descriptor/fileorganizer.pb
 K8S_ENVOY_OPENAPI=/etc/envoy/config/openapi.json
 K8S_CONFIGMAP=deploy/k8s/envoy-configmap.yaml
 
-# render_envoy UPSTREAM_HOST DESCRIPTOR OPENAPI: envoy/envoy.yaml as the images run it, on stdout.
+# render_envoy UPSTREAM_HOST DESCRIPTOR OPENAPI SOURCE_ADDRESS: envoy/envoy.yaml as the images run
+# it, on stdout.
 render_envoy() {
     local args=() e
     for e in "${ENVOY_SED[@]}"; do
@@ -84,6 +87,8 @@ render_envoy() {
         e="${e//'${ENVOY_DESCRIPTOR}'/$2}"
         # shellcheck disable=SC2016
         e="${e//'${ENVOY_OPENAPI}'/$3}"
+        # shellcheck disable=SC2016
+        e="${e//'${ENVOY_SOURCE_ADDRESS}'/$4}"
         args+=(-e "$e")
     done
     sed "${args[@]}" envoy/envoy.yaml
@@ -107,7 +112,7 @@ metadata:
 data:
   envoy.yaml: |
 EOF
-    render_envoy 127.0.0.1 "$K8S_ENVOY_DESCRIPTOR" "$K8S_ENVOY_OPENAPI" | sed 's/^\(.\)/    \1/'
+    render_envoy 127.0.0.1 "$K8S_ENVOY_DESCRIPTOR" "$K8S_ENVOY_OPENAPI" 127.0.0.2 | sed 's/^\(.\)/    \1/'
     echo "  openapi.json: |"
     sed 's/^\(.\)/    \1/' sdk/openapi/openapi.json
 }
@@ -132,13 +137,15 @@ check_envoy_substitutions() {
 
 validate_envoy() {
     npx --no-install buf build -o "$tmp/fileorganizer.pb" || return 1
-    local variant host
-    for variant in compose:app k8s:127.0.0.1; do
-        host="${variant#*:}"
-        render_envoy "$host" "$tmp/fileorganizer.pb" "$ROOT/sdk/openapi/openapi.json" >"$tmp/envoy-${variant%%:*}.yaml"
-        # One changed line per substitution (the upstream stays 127.0.0.1 in the pod).
+    local variant host source
+    for variant in compose:app-upstream:0.0.0.0 k8s:127.0.0.1:127.0.0.2; do
+        host="${variant#*:}"; source="${host#*:}"; host="${host%%:*}"
+        render_envoy "$host" "$tmp/fileorganizer.pb" "$ROOT/sdk/openapi/openapi.json" "$source" >"$tmp/envoy-${variant%%:*}.yaml"
+        # One changed line per substitution (in the pod, the upstream stays 127.0.0.1 and the
+        # source address 127.0.0.2).
         local changed want="${#ENVOY_SED[@]}"
         [[ "$host" == 127.0.0.1 ]] && want=$((want - 1))
+        [[ "$source" == 127.0.0.2 ]] && want=$((want - 1))
         changed="$(diff envoy/envoy.yaml "$tmp/envoy-${variant%%:*}.yaml" | grep -c '^>' || true)"
         [[ "$changed" == "$want" ]] || { echo "${variant%%:*} variant changes $changed lines, want $want"; return 1; }
         if grep -nE '(filename|proto_descriptor): [^/{ ]' "$tmp/envoy-${variant%%:*}.yaml" | grep -v '^[0-9]*: *#'; then
@@ -216,6 +223,14 @@ need(c["networks"]["backend"].get("internal") is True, "backend network internal
 for n in ("postgres", "redis", "worker"):
     need(list(s[n]["networks"]) == ["backend"], f"{n} only on the internal network")
 need(s["app"]["build"]["target"] == "app" and s["envoy"]["build"]["target"] == "envoy", "build targets")
+# The server believes forwarded addresses from Envoy's fixed address only (docs/security.md).
+envoy_ip = (s["envoy"]["networks"].get("proxy") or {}).get("ipv4_address")
+need(envoy_ip is not None and s["app"]["environment"].get("TRUSTED_PROXIES") == envoy_ip,
+     f"app trusts exactly Envoy's fixed address on `proxy` ({envoy_ip})")
+need(set(s["envoy"]["networks"]) == {"edge", "proxy"} and "proxy" in s["app"]["networks"]
+     and all("proxy" not in s[n].get("networks", {}) for n in ("postgres", "redis", "worker")),
+     "`proxy` joins only envoy and app")
+need(c["networks"]["proxy"].get("internal") is True, "proxy network internal")
 if bad:
     print("\n".join(bad))
 sys.exit(1 if bad else 0)

@@ -19,6 +19,9 @@ export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 # origin, so that origin must be in CORS_ORIGINS (plus vite's dev server, `npm run dev -w console`).
 export CONSOLE_ADDR="${CONSOLE_ADDR:-127.0.0.1:8081}"
 export CONSOLE_DIR="${CONSOLE_DIR:-$ROOT/console/dist}"
+# Envoy connects to the server from 127.0.0.2 (envoy/envoy.yaml); only that address may tell the
+# server a client's address (docs/security.md). Direct clients on loopback come from 127.0.0.1.
+export TRUSTED_PROXIES="${TRUSTED_PROXIES:-127.0.0.2}"
 export CORS_ORIGINS="${CORS_ORIGINS:-http://$CONSOLE_ADDR,http://localhost:${CONSOLE_ADDR##*:},http://localhost:5173}"
 
 ensure_services

@@ -10,7 +10,9 @@
 //! in Postgres for the operation's current version (`api::memo`), so that
 //! without Redis it is still computed once, not once a second.
 //! | `categories` | user id | 1 h (CACHE_CATEGORIES_TTL_SECS) | category writes, every organize that finishes |
-//! | `api_key` | key prefix | 60 s (CACHE_PRINCIPAL_TTL_SECS) | RevokeApiKey |
+//! | `api_key_v3` | key prefix | 60 s (CACHE_PRINCIPAL_TTL_SECS) | RevokeApiKey |
+//! | `auth_user` | user id | 60 s (CACHE_PRINCIPAL_TTL_SECS) | `fileorg user promote/demote/disable/enable` (twice: `auth::sessions`) |
+//! | `session` | refresh-token family id | 60 s (CACHE_PRINCIPAL_TTL_SECS) | Logout, reuse detection, password change (twice: `auth::sessions`) |
 //!
 //! Keys are `<REDIS_KEY_PREFIX>v2:cache:<cache>:<id>`; the version segment
 //! changes whenever a cached message's meaning changes, so old entries are

@@ -89,6 +89,10 @@ pub struct Config {
     /// `CONSOLE_ADDR` (default: off): where `fileorg serve` serves the browser
     /// console's built files (see [`crate::console`]).
     pub console_addr: Option<SocketAddr>,
+    /// `TRUSTED_PROXIES` (default: none): peers whose forwarded-address
+    /// header (`x-envoy-external-address`) gives the client's address; see
+    /// `crate::layers::request_context`.
+    pub trusted_proxies: crate::layers::TrustedProxies,
     /// `CONSOLE_DIR` (default `console/dist`): the console's build output.
     pub console_dir: PathBuf,
     /// `LOG_FORMAT`: json (default in production) or pretty.
@@ -157,8 +161,14 @@ pub struct RateLimits {
     pub global_transfer: u32,
     /// `RATE_LIMIT_LOGIN_PER_IP` (default 20): Login/Register per client address.
     pub login_per_ip: u32,
-    /// `RATE_LIMIT_LOGIN_PER_EMAIL` (default 10): Login/Register per email.
+    /// `RATE_LIMIT_LOGIN_PER_EMAIL` (default 10): failed logins per email
+    /// from one client address; past it that address may not try the email
+    /// again until the window moves on (other addresses may).
     pub login_per_email: u32,
+    /// `RATE_LIMIT_LOGIN_FAILURES_PER_EMAIL` (default 100): failed logins
+    /// per email from all addresses together; past it only addresses that
+    /// have not failed on the email may still try it (`api::auth`).
+    pub login_failures_per_email: u32,
     /// `RATE_LIMIT_AUTH_FAILURES_PER_IP` (default 20): rejected credentials
     /// (bad API keys or access tokens, not merely expired ones) per client
     /// address; past it, every credentialed call from that address is
@@ -363,6 +373,10 @@ impl Config {
                 .expect("GRPC_ADDR has a default"),
             metrics_addr: parse_addr(&get, "METRICS_ADDR", "")?,
             console_addr: parse_addr(&get, "CONSOLE_ADDR", "")?,
+            trusted_proxies: get("TRUSTED_PROXIES")
+                .unwrap_or_default()
+                .parse()
+                .map_err(|e: String| err("TRUSTED_PROXIES", e))?,
             console_dir: PathBuf::from(get("CONSOLE_DIR").unwrap_or_else(|| "console/dist".into())),
             log_format,
             health_check_interval: Duration::from_millis(parse(
@@ -465,6 +479,12 @@ impl Config {
                 )?,
                 login_per_ip: parse(&get, "RATE_LIMIT_LOGIN_PER_IP", 20u32, 1..=10_000_000)?,
                 login_per_email: parse(&get, "RATE_LIMIT_LOGIN_PER_EMAIL", 10u32, 1..=10_000_000)?,
+                login_failures_per_email: parse(
+                    &get,
+                    "RATE_LIMIT_LOGIN_FAILURES_PER_EMAIL",
+                    100u32,
+                    1..=10_000_000,
+                )?,
                 auth_failures_per_ip: parse(
                     &get,
                     "RATE_LIMIT_AUTH_FAILURES_PER_IP",
@@ -601,6 +621,8 @@ mod tests {
             ("JWT_SECRET_KEY", "short"),
             ("LOG_FORMAT", "xml"),
             ("MAX_UPLOAD_BYTES", "25165824"),
+            ("TRUSTED_PROXIES", "127.0.0.2,localhost"),
+            ("TRUSTED_PROXIES", "0.0.0.0/0"),
         ] {
             let mut vars = vec![(key, value)];
             if key != "JWT_SECRET_KEY" {
@@ -632,6 +654,7 @@ mod tests {
         assert_eq!(c.access_token_ttl, Duration::from_secs(900));
         assert!(c.redis_url.is_none());
         assert_eq!(c.max_upload_bytes, 16 * 1024 * 1024);
+        assert!(c.trusted_proxies.is_empty());
     }
 
     #[test]

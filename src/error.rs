@@ -43,8 +43,14 @@ pub enum AppError {
         reason: ErrorReason,
         message: &'static str,
     },
+    /// The caller lacks a role (reason PERMISSION_DENIED) or a scope
+    /// (SCOPE_INSUFFICIENT, with `metadata` naming it in the ErrorInfo).
     #[error("{message}")]
-    PermissionDenied { message: String },
+    PermissionDenied {
+        reason: ErrorReason,
+        message: String,
+        metadata: Vec<(&'static str, String)>,
+    },
     /// The resource does not exist or is not the caller's; both look the same.
     #[error("{resource} not found")]
     NotFound { resource: String },
@@ -86,6 +92,16 @@ impl AppError {
         }
     }
 
+    /// PERMISSION_DENIED for a credential without `scope`: the ErrorInfo's
+    /// reason is SCOPE_INSUFFICIENT and its metadata `scope` names it.
+    pub fn scope_missing(scope: crate::auth::Scope, message: impl Into<String>) -> Self {
+        AppError::PermissionDenied {
+            reason: ErrorReason::ScopeInsufficient,
+            message: message.into(),
+            metadata: vec![("scope", scope.as_str().to_string())],
+        }
+    }
+
     pub fn unauthenticated(reason: ErrorReason, message: &'static str) -> Self {
         AppError::Unauthenticated { reason, message }
     }
@@ -120,12 +136,25 @@ pub fn bounded(text: String) -> String {
 }
 
 fn status(code: Code, message: String, reason: ErrorReason, details: ErrorDetails) -> Status {
+    status_with(code, message, reason, details, Vec::new())
+}
+
+fn status_with(
+    code: Code,
+    message: String,
+    reason: ErrorReason,
+    details: ErrorDetails,
+    metadata: Vec<(&'static str, String)>,
+) -> Status {
     let message = bounded(message);
     let mut details = details;
     details.set_error_info(
         reason_name(reason),
         ERROR_DOMAIN,
-        std::collections::HashMap::<String, String>::new(),
+        metadata
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect::<std::collections::HashMap<String, String>>(),
     );
     Status::with_error_details(code, message, details)
 }
@@ -151,12 +180,11 @@ impl From<AppError> for Status {
             AppError::Unauthenticated { reason, message } => {
                 status(Code::Unauthenticated, message.into(), reason, none())
             }
-            AppError::PermissionDenied { message } => status(
-                Code::PermissionDenied,
+            AppError::PermissionDenied {
+                reason,
                 message,
-                ErrorReason::PermissionDenied,
-                none(),
-            ),
+                metadata,
+            } => status_with(Code::PermissionDenied, message, reason, none(), metadata),
             AppError::NotFound { resource } => status(
                 Code::NotFound,
                 format!("{resource} not found"),
@@ -374,6 +402,18 @@ mod tests {
         let status = Status::from(AppError::not_found(huge));
         assert!(status.message().len() <= MAX_ERROR_TEXT);
         assert_eq!(bounded("short".into()), "short");
+    }
+
+    #[test]
+    fn a_missing_scope_is_named_in_the_error_info() {
+        let status = Status::from(AppError::scope_missing(
+            crate::auth::Scope::FilesWrite,
+            "needs files.write",
+        ));
+        assert_eq!(status.code(), Code::PermissionDenied);
+        let info = status.get_error_details().error_info().unwrap().clone();
+        assert_eq!(info.reason, "SCOPE_INSUFFICIENT");
+        assert_eq!(info.metadata["scope"], "files.write");
     }
 
     #[test]

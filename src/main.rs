@@ -79,8 +79,12 @@ enum Command {
 enum UserCommand {
     /// Give a user the admin role.
     Promote { email: String },
-    /// Take the admin role away.
+    /// Take the admin role away (at once for the user's sessions and keys).
     Demote { email: String },
+    /// Disable an account: its logins, sessions and API keys are refused.
+    Disable { email: String },
+    /// Enable a disabled account again.
+    Enable { email: String },
 }
 
 fn main() -> ExitCode {
@@ -169,39 +173,26 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::User { command } => {
+            use fileorganizer::auth::accounts::{self, AccountChange};
             let config = Config::from_env()?;
-            let pool = fileorganizer::db::connect(&config.database_url, 1).await?;
-            let mut conn = pool.get().await?;
-            let (email, role) = match command {
-                UserCommand::Promote { email } => (email, "admin"),
-                UserCommand::Demote { email } => (email, "user"),
+            let (email, change) = match command {
+                UserCommand::Promote { email } => (email, AccountChange::Promote),
+                UserCommand::Demote { email } => (email, AccountChange::Demote),
+                UserCommand::Disable { email } => (email, AccountChange::Disable),
+                UserCommand::Enable { email } => (email, AccountChange::Enable),
             };
             let email = fileorganizer::auth::email::Email::parse(&email)
                 .map_err(|e| anyhow::anyhow!("EMAIL {e}"))?;
-            match fileorganizer::db::users::set_role(&mut conn, email.as_str(), role).await {
-                Ok(user) => {
-                    // The cached profile shows the role: drop it. (Access
-                    // tokens carry the role too; it applies from the next login.)
-                    if let Some(url) = &config.redis_url
-                        && let Ok(manager) = bb8_redis::RedisConnectionManager::new(url.as_str())
-                        && let Ok(pool) = bb8::Pool::builder().max_size(1).build(manager).await
-                    {
-                        fileorganizer::cache::Cache::new(
-                            Some(pool),
-                            &config.redis_key_prefix,
-                            config.cache_ttls,
-                        )
-                        .invalidate(&[("profile", user.id.to_string())])
-                        .await;
-                    }
-                    println!("{} is now {}", user.email, user.role);
+            match accounts::apply(&config, &email, change).await? {
+                Some(user) => {
+                    let status = if user.disabled { "disabled" } else { "enabled" };
+                    println!("{} is now {} ({status})", user.email, user.role);
                     Ok(ExitCode::SUCCESS)
                 }
-                Err(diesel::result::Error::NotFound) => {
+                None => {
                     eprintln!("fileorg: no user with email {email}");
                     Ok(ExitCode::FAILURE)
                 }
-                Err(e) => Err(e.into()),
             }
         }
     }

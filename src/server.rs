@@ -130,7 +130,9 @@ pub async fn run(
         .max_concurrent_streams(config.max_concurrent_streams)
         .layer(cors(&config.cors_origins))
         .layer(GrpcWebLayer::new())
-        .layer(crate::layers::request_context::RequestContextLayer)
+        .layer(crate::layers::request_context::RequestContextLayer::new(
+            config.trusted_proxies.clone(),
+        ))
         // Inside grpc-web (browser calls look like gRPC), outside everything
         // that can reject a call (so rejections are counted).
         .layer(MetricsLayer::new())

@@ -8,8 +8,8 @@ use uuid::Uuid;
 use super::{convert, respond};
 use crate::{
     auth::{
-        Credential, Principal, Role, api_keys, email::Email, password, secret_hash,
-        tokens::new_refresh_token,
+        Credential, Principal, Role, Scope, Scopes, api_keys, email::Email, password, scopes,
+        secret_hash, sessions, tokens::new_refresh_token,
     },
     db::{
         self,
@@ -20,6 +20,7 @@ use crate::{
     layers::RequestContext,
     pagination,
     pb::fileorganizer::v1::{self as pb, ErrorReason, auth_service_server::AuthService},
+    ratelimit::Decision,
     state::AppState,
 };
 
@@ -55,6 +56,44 @@ fn check_display_name(field: &str, name: &str) -> AppResult<String> {
         ));
     }
     Ok(name.to_string())
+}
+
+/// The scope names to store on a key the caller asked for with `requested`
+/// (see `auth::scopes`): known names only, never a scope the caller lacks.
+/// No names means "all of the caller's": stored as no names (the role's
+/// full access, as before scopes) when the caller has full access, else
+/// as the caller's own scopes, so a scoped key cannot mint a broader one.
+fn key_scopes(principal: &Principal, requested: &[String]) -> AppResult<Vec<String>> {
+    if requested.len() > MAX_SCOPES {
+        return Err(AppError::invalid("api_key.scopes", "at most 20 scopes"));
+    }
+    let mut wanted = Scopes::NONE;
+    for name in requested {
+        let scope = Scope::parse(name).ok_or_else(|| {
+            AppError::invalid(
+                "api_key.scopes",
+                format!(
+                    "{name:?} is not a scope; the scopes are {}",
+                    scopes::all_names()
+                ),
+            )
+        })?;
+        wanted.insert(scope);
+    }
+    if wanted.is_empty() {
+        return Ok(if principal.is_restricted() {
+            principal.scopes.names()
+        } else {
+            Vec::new()
+        });
+    }
+    if let Some(lacking) = wanted.missing_from(principal.scopes).iter().next() {
+        return Err(AppError::scope_missing(
+            lacking,
+            format!("cannot grant the scope '{lacking}': the caller does not have it"),
+        ));
+    }
+    Ok(wanted.names())
 }
 
 fn invalid_credentials() -> AppError {
@@ -159,6 +198,7 @@ impl Auth {
     async fn login(
         &self,
         ctx: RequestContext,
+        failures: Option<LoginFailures>,
         req: pb::LoginRequest,
     ) -> AppResult<pb::LoginResponse> {
         let email = Email::parse(&req.email).map_err(|e| AppError::invalid("email", e))?;
@@ -167,6 +207,9 @@ impl Auth {
         }
         if req.password.len() > password::MAX_BYTES {
             // Cannot match any stored password; refuse before hashing.
+            if let Some(failures) = &failures {
+                failures.record(&self.state).await;
+            }
             return Err(invalid_credentials());
         }
         let mut conn = self.state.db.get().await?;
@@ -193,6 +236,9 @@ impl Auth {
                     serde_json::json!({ "reason": reason }),
                 )
                 .await;
+                if let Some(failures) = &failures {
+                    failures.record(&self.state).await;
+                }
                 return Err(invalid_credentials());
             }
         };
@@ -249,6 +295,7 @@ impl Auth {
         match rotation {
             Rotation::Invalid => Err(invalid()),
             Rotation::Reused { user_id, family_id } => {
+                sessions::sessions_ended(&self.state.cache, &[family_id]).await;
                 audit(
                     &mut conn,
                     &ctx,
@@ -270,6 +317,7 @@ impl Auth {
                     .filter(|u| !u.disabled);
                 let Some(user) = user else {
                     db::credentials::revoke_family(&mut conn, next.family_id).await?;
+                    sessions::sessions_ended(&self.state.cache, &[next.family_id]).await;
                     return Err(invalid());
                 };
                 let session = self.session(&user, next.family_id, next_token)?;
@@ -291,8 +339,10 @@ impl Auth {
         req: pb::LogoutRequest,
     ) -> AppResult<pb::LogoutResponse> {
         let mut conn = self.state.db.get().await?;
-        let revoked = if req.all_sessions {
-            db::credentials::revoke_user_sessions(&mut conn, principal.user_id, None).await?
+        let (revoked, ended) = if req.all_sessions {
+            let families =
+                db::credentials::revoke_user_sessions(&mut conn, principal.user_id, None).await?;
+            (families.len(), families)
         } else if !req.refresh_token.trim().is_empty() {
             let token = db::credentials::find_refresh_token(
                 &mut conn,
@@ -301,19 +351,23 @@ impl Auth {
             )
             .await?
             .ok_or_else(|| AppError::not_found("refresh token"))?;
-            db::credentials::revoke_family(&mut conn, token.family_id).await?
+            let revoked = db::credentials::revoke_family(&mut conn, token.family_id).await?;
+            (revoked, vec![token.family_id])
         } else if let Credential::AccessToken {
             session: Some(family),
             ..
         } = principal.credential
         {
-            db::credentials::revoke_family(&mut conn, family).await?
+            let revoked = db::credentials::revoke_family(&mut conn, family).await?;
+            (revoked, vec![family])
         } else {
             return Err(AppError::invalid(
                 "refresh_token",
                 "is required when not logged in with an access token (or set all_sessions)",
             ));
         };
+        // The sessions' access tokens stop working too (`auth::sessions`).
+        sessions::sessions_ended(&self.state.cache, &ended).await;
         audit(
             &mut conn,
             &ctx,
@@ -403,7 +457,9 @@ impl Auth {
                 Credential::AccessToken { session, .. } => session,
                 Credential::ApiKey { .. } => None,
             };
-            let revoked = db::credentials::revoke_user_sessions(&mut conn, user.id, keep).await?;
+            let ended = db::credentials::revoke_user_sessions(&mut conn, user.id, keep).await?;
+            sessions::sessions_ended(&self.state.cache, &ended).await;
+            let revoked = ended.len();
             audit(
                 &mut conn,
                 &ctx,
@@ -438,22 +494,7 @@ impl Auth {
         if name.is_empty() {
             return Err(AppError::invalid("api_key.display_name", "is required"));
         }
-        if key.scopes.len() > MAX_SCOPES {
-            return Err(AppError::invalid("api_key.scopes", "at most 20 scopes"));
-        }
-        for scope in &key.scopes {
-            let ok = !scope.is_empty()
-                && scope.len() <= 64
-                && scope
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b));
-            if !ok {
-                return Err(AppError::invalid(
-                    "api_key.scopes",
-                    format!("{scope:?} is not a scope (letters, digits, '.', '_', ':', '-')"),
-                ));
-            }
-        }
+        let scopes = key_scopes(&principal, &key.scopes)?;
         let expires_at = match &key.expire_time {
             None => None,
             Some(ts) => {
@@ -479,7 +520,7 @@ impl Auth {
                 name: &name,
                 prefix: &generated.prefix,
                 token_hash: &generated.hash,
-                scopes: key.scopes.iter().cloned().map(Some).collect(),
+                scopes: scopes.into_iter().map(Some).collect(),
                 expires_at,
             },
         )
@@ -542,7 +583,7 @@ impl Auth {
             .ok_or_else(|| AppError::not_found(req.name.clone()))?;
         self.state
             .cache
-            .invalidate(&[("api_key", key.prefix.clone())])
+            .invalidate(&[(crate::layers::auth::KEY_CACHE, key.prefix.clone())])
             .await;
         audit(
             &mut conn,
@@ -558,30 +599,96 @@ impl Auth {
     }
 }
 
-impl Auth {
-    /// Login and Register are limited per client address and per email, to
-    /// slow down credential stuffing; a refusal is audited.
-    async fn limit_credentials(&self, ctx: &RequestContext, raw_email: &str) -> Result<(), Status> {
-        let limits = self.state.config.rate_limits;
-        let limiter = &self.state.limiter;
+/// The failure counters of one Login attempt (see [`Auth::limit_login`]).
+struct LoginFailures {
+    /// Failures on this email from this client address.
+    pair: String,
+    /// Failures on this email from every address.
+    email: String,
+}
+
+impl LoginFailures {
+    fn of(ctx: &RequestContext, email: &Email) -> LoginFailures {
         let ip = ctx.client_ip_string().unwrap_or_else(|| "unknown".into());
-        let by_ip = limiter
+        // The address first: it never contains '/', so no two (address,
+        // email) pairs share a key.
+        LoginFailures {
+            pair: format!("login_failures:{ip}/{}", email.as_str()),
+            email: format!("login_failures:email:{}", email.as_str()),
+        }
+    }
+
+    /// Counts a failed login (wrong password, unknown email, disabled).
+    async fn record(&self, state: &AppState) {
+        let limits = state.config.rate_limits;
+        state.limiter.hit(&self.pair, limits.login_per_email).await;
+        state
+            .limiter
+            .hit(&self.email, limits.login_failures_per_email)
+            .await;
+    }
+}
+
+impl Auth {
+    /// Login and Register attempts are limited per client address
+    /// (`RATE_LIMIT_LOGIN_PER_IP`), to slow down credential stuffing.
+    async fn limit_attempts(&self, ctx: &RequestContext) -> Result<(), Status> {
+        let ip = ctx.client_ip_string().unwrap_or_else(|| "unknown".into());
+        let limits = self.state.config.rate_limits;
+        let by_ip = self
+            .state
+            .limiter
             .hit(&format!("login:ip:{ip}"), limits.login_per_ip)
             .await;
-        let decision = match Email::parse(raw_email) {
-            Ok(email) if by_ip.allowed => by_ip.tighter(
-                limiter
-                    .hit(
-                        &format!("login:email:{}", email.as_str()),
-                        limits.login_per_email,
-                    )
-                    .await,
-            ),
-            _ => by_ip,
-        };
-        if decision.allowed {
+        if by_ip.allowed {
             return Ok(());
         }
+        Err(self.refuse_login(ctx, by_ip).await)
+    }
+
+    /// Login is also limited per email, by *failures*, so that guessing one
+    /// account's password is throttled without locking its owner out:
+    ///
+    /// - an address that failed `RATE_LIMIT_LOGIN_PER_EMAIL` times on the
+    ///   email may not try it again until the window moves on;
+    /// - once the email collected `RATE_LIMIT_LOGIN_FAILURES_PER_EMAIL`
+    ///   failures from all addresses together (a distributed guess), only
+    ///   addresses without a failure on it may still try, and each new
+    ///   failure costs such an address its turn.
+    ///
+    /// So an attacker's failures never refuse the owner's correct password
+    /// from an address of their own; an attacker with many addresses gets
+    /// the ceiling plus one guess per fresh address. A success does not
+    /// reset the counters (an attacker could otherwise interleave its own
+    /// account's logins).
+    async fn limit_login(
+        &self,
+        ctx: &RequestContext,
+        raw_email: &str,
+    ) -> Result<Option<LoginFailures>, Status> {
+        self.limit_attempts(ctx).await?;
+        let Ok(email) = Email::parse(raw_email) else {
+            return Ok(None); // INVALID_ARGUMENT follows, and costs no failure
+        };
+        let failures = LoginFailures::of(ctx, &email);
+        let limits = self.state.config.rate_limits;
+        let limiter = &self.state.limiter;
+        let pair = limiter.peek(&failures.pair, limits.login_per_email).await;
+        if !pair.allowed {
+            return Err(self.refuse_login(ctx, pair).await);
+        }
+        let all = limiter
+            .peek(&failures.email, limits.login_failures_per_email)
+            .await;
+        let address_failed = pair.remaining < pair.limit;
+        if !all.allowed && address_failed {
+            return Err(self.refuse_login(ctx, all).await);
+        }
+        Ok(Some(failures))
+    }
+
+    /// RESOURCE_EXHAUSTED for a refused Login or Register, audited.
+    async fn refuse_login(&self, ctx: &RequestContext, decision: Decision) -> Status {
         if let Ok(mut conn) = self.state.db.get().await {
             audit(
                 &mut conn,
@@ -594,7 +701,7 @@ impl Auth {
             )
             .await;
         }
-        Err(decision.status("login attempts"))
+        decision.status("login attempts")
     }
 }
 
@@ -612,8 +719,7 @@ impl AuthService for Auth {
         request: Request<pb::RegisterRequest>,
     ) -> Result<Response<pb::RegisterResponse>, Status> {
         let ctx = RequestContext::of(&request);
-        self.limit_credentials(&ctx, &request.get_ref().email)
-            .await?;
+        self.limit_attempts(&ctx).await?;
         respond(Auth::register(self, ctx, request.into_inner()).await)
     }
 
@@ -622,9 +728,8 @@ impl AuthService for Auth {
         request: Request<pb::LoginRequest>,
     ) -> Result<Response<pb::LoginResponse>, Status> {
         let ctx = RequestContext::of(&request);
-        self.limit_credentials(&ctx, &request.get_ref().email)
-            .await?;
-        respond(Auth::login(self, ctx, request.into_inner()).await)
+        let failures = self.limit_login(&ctx, &request.get_ref().email).await?;
+        respond(Auth::login(self, ctx, failures, request.into_inner()).await)
     }
 
     async fn refresh_token(

@@ -6,17 +6,26 @@
 //! - [`api_keys`] makes and parses `fo_<prefix>_<secret>` keys.
 //! - [`principal`] is the typed identity the auth layer
 //!   (`crate::layers::auth`) puts into every authenticated request.
+//! - [`scopes`] is what a credential may do; [`access`] is the one table of
+//!   what each RPC requires.
+//! - [`sessions`] is the current state behind a credential (session alive,
+//!   user's role and status), checked on every call through the cache.
 //!
 //! Secrets are never stored: refresh tokens and API keys are kept as blake3
 //! hashes, passwords as argon2id PHC strings.
 
+pub mod access;
+pub mod accounts;
 pub mod api_keys;
 pub mod email;
 pub mod password;
 pub mod principal;
+pub mod scopes;
+pub mod sessions;
 pub mod tokens;
 
 pub use principal::{Credential, Principal, Role};
+pub use scopes::{Scope, Scopes};
 
 /// blake3 of a bearer secret, as stored in the database.
 pub fn secret_hash(secret: &str) -> [u8; 32] {

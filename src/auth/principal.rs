@@ -2,7 +2,11 @@
 
 use uuid::Uuid;
 
-use crate::error::{AppError, AppResult};
+use super::Scopes;
+use crate::{
+    error::{AppError, AppResult},
+    pb::fileorganizer::v1::ErrorReason,
+};
 
 /// A user's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,8 +45,12 @@ pub enum Credential {
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub user_id: Uuid,
+    /// The user's role.
     pub role: Role,
     pub credential: Credential,
+    /// What this credential may do (`auth::scopes`): all of the role's
+    /// scopes, or an API key's own.
+    pub scopes: Scopes,
 }
 
 impl Principal {
@@ -56,12 +64,20 @@ impl Principal {
             .ok_or_else(|| AppError::internal("no principal on an authenticated RPC"))
     }
 
+    /// Whether the credential is restricted to fewer scopes than the role
+    /// grants (an API key with scopes).
+    pub fn is_restricted(&self) -> bool {
+        self.scopes != Scopes::of_role(self.role)
+    }
+
     pub fn require_admin(&self) -> AppResult<()> {
         if self.role == Role::Admin {
             Ok(())
         } else {
             Err(AppError::PermissionDenied {
+                reason: ErrorReason::PermissionDenied,
                 message: "this RPC requires the admin role".into(),
+                metadata: Vec::new(),
             })
         }
     }

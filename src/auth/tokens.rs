@@ -112,14 +112,9 @@ impl TokenKeys {
     }
 
     /// Verifies a token and returns its claims; any failure is
-    /// UNAUTHENTICATED with reason TOKEN_INVALID.
+    /// UNAUTHENTICATED with reason TOKEN_INVALID ([`invalid_token`]).
     pub fn verify(&self, token: &str) -> AppResult<Verified> {
-        let invalid = || {
-            AppError::unauthenticated(
-                ErrorReason::TokenInvalid,
-                "the access token is invalid or expired",
-            )
-        };
+        let invalid = invalid_token;
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|_| invalid())?;
         let claims = data.claims;
@@ -138,12 +133,12 @@ impl TokenKeys {
 
 impl TokenKeys {
     /// Whether `token` is an access token this server signed (right key,
-    /// algorithm, issuer, audience and type) that fails only its time
-    /// checks (`exp`, `nbf`). Never grants anything: the brute-force guard
-    /// uses it to tell an expired session from a guess.
-    pub fn is_ours_but_expired(&self, token: &str) -> bool {
+    /// algorithm, issuer, audience and type), whether or not it is in its
+    /// time window. Never grants anything: the brute-force guard uses it to
+    /// tell an expired or ended session from a guess.
+    pub fn is_ours(&self, token: &str) -> bool {
         if self.verify(token).is_ok() {
-            return false;
+            return true;
         }
         let mut untimed = self.validation.clone();
         untimed.validate_exp = false;
@@ -151,6 +146,16 @@ impl TokenKeys {
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &untimed)
             .is_ok_and(|data| data.claims.typ == "access")
     }
+}
+
+/// The one answer for every access token that does not grant access
+/// (forged, expired, of an ended session or a disabled account), so a caller
+/// cannot tell which check failed.
+pub fn invalid_token() -> AppError {
+    AppError::unauthenticated(
+        ErrorReason::TokenInvalid,
+        "the access token is invalid or expired",
+    )
 }
 
 /// A new refresh token and the hash to store.
@@ -227,7 +232,7 @@ mod tests {
         let expired = k.sign(&claims).unwrap();
         assert!(k.verify(&expired).is_err());
         // Expired, but ours: not a guess for the brute-force guard.
-        assert!(k.is_ours_but_expired(&expired));
+        assert!(k.is_ours(&expired));
         let fresh = k
             .sign(&Claims {
                 exp: now + 600,
@@ -235,14 +240,14 @@ mod tests {
                 ..claims.clone()
             })
             .unwrap();
-        assert!(!k.is_ours_but_expired(&fresh));
+        assert!(k.is_ours(&fresh));
         let refresh_typed = k
             .sign(&Claims {
                 typ: "refresh".into(),
                 ..claims.clone()
             })
             .unwrap();
-        assert!(!k.is_ours_but_expired(&refresh_typed));
+        assert!(!k.is_ours(&refresh_typed));
         let other = TokenKeys::new(
             b"another-secret-another-secret-another",
             "iss",
@@ -250,7 +255,7 @@ mod tests {
             Duration::from_secs(60),
         )
         .unwrap();
-        assert!(!k.is_ours_but_expired(&other.sign(&claims).unwrap()));
-        assert!(!k.is_ours_but_expired("garbage"));
+        assert!(!k.is_ours(&other.sign(&claims).unwrap()));
+        assert!(!k.is_ours("garbage"));
     }
 }

@@ -208,12 +208,31 @@ pub async fn find_refresh_token(
         .optional()
 }
 
-/// Revokes every live token of a user except those of `keep_family`.
+/// Whether a session (refresh-token family) of `user_id` still has a token
+/// that is not revoked: Logout, reuse detection and a password change revoke
+/// every token of the families they end.
+pub async fn session_alive(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    family_id: Uuid,
+) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        refresh_tokens::table
+            .filter(refresh_tokens::family_id.eq(family_id))
+            .filter(refresh_tokens::user_id.eq(user_id))
+            .filter(refresh_tokens::revoked_at.is_null()),
+    ))
+    .get_result(conn)
+    .await
+}
+
+/// Revokes every live token of a user except those of `keep_family`;
+/// returns the family of each token revoked.
 pub async fn revoke_user_sessions(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
     keep_family: Option<Uuid>,
-) -> QueryResult<usize> {
+) -> QueryResult<Vec<Uuid>> {
     let mut query = diesel::update(refresh_tokens::table)
         .filter(refresh_tokens::user_id.eq(user_id))
         .filter(refresh_tokens::revoked_at.is_null())
@@ -223,6 +242,7 @@ pub async fn revoke_user_sessions(
     }
     query
         .set(refresh_tokens::revoked_at.eq(Utc::now()))
-        .execute(conn)
+        .returning(refresh_tokens::family_id)
+        .get_results(conn)
         .await
 }

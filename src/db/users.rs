@@ -81,6 +81,22 @@ pub async fn set_role(conn: &mut AsyncPgConnection, email: &str, role: &str) -> 
         .await
 }
 
+/// Disables or enables the account with this email (`fileorg user disable`).
+pub async fn set_disabled_by_email(
+    conn: &mut AsyncPgConnection,
+    email: &str,
+    disabled: bool,
+) -> QueryResult<User> {
+    diesel::update(users::table.filter(users::email.eq(email)))
+        .set((
+            users::disabled.eq(disabled),
+            users::updated_at.eq(Utc::now()),
+        ))
+        .returning(User::as_returning())
+        .get_result(conn)
+        .await
+}
+
 pub async fn set_disabled(
     conn: &mut AsyncPgConnection,
     id: Uuid,

@@ -7,6 +7,12 @@
 //! credentials; every other request without valid ones is answered here with
 //! UNAUTHENTICATED and never reaches a handler.
 //!
+//! Then it authorizes the call with the one table of `auth::access`: a
+//! credential without the scope the RPC needs is refused with
+//! PERMISSION_DENIED (reason SCOPE_INSUFFICIENT, the scope named in the
+//! ErrorInfo), and the admin RPCs also need the admin role (reason
+//! PERMISSION_DENIED; the handlers check it again).
+//!
 //! Guessing: every rejected credential (a bad API key or access token; not a
 //! missing one, nor an access token this server signed that has merely
 //! expired) counts against `RATE_LIMIT_AUTH_FAILURES_PER_IP` for the
@@ -29,29 +35,17 @@ use tower::{Layer, Service};
 
 use super::RequestContext;
 use crate::{
-    auth::{Credential, Principal, Role, api_keys},
+    auth::{
+        Credential, Principal, Scope, Scopes,
+        access::{self, Access},
+        api_keys, sessions,
+        tokens::invalid_token,
+    },
     db,
     error::{AppError, AppResult},
     pb::fileorganizer::v1::ErrorReason,
     state::AppState,
 };
-
-/// gRPC paths callable without credentials.
-const PUBLIC_PREFIXES: &[&str] = &[
-    "/grpc.health.v1.Health/",
-    "/grpc.reflection.v1.ServerReflection/",
-    "/grpc.reflection.v1alpha.ServerReflection/",
-];
-const PUBLIC_METHODS: &[&str] = &[
-    "/fileorganizer.v1.AuthService/Register",
-    "/fileorganizer.v1.AuthService/Login",
-    "/fileorganizer.v1.AuthService/RefreshToken",
-    "/fileorganizer.v1.SystemService/GetHealth",
-];
-
-pub fn is_public(path: &str) -> bool {
-    PUBLIC_METHODS.contains(&path) || PUBLIC_PREFIXES.iter().any(|p| path.starts_with(p))
-}
 
 #[derive(Clone)]
 pub struct AuthLayer {
@@ -111,10 +105,10 @@ where
         let lockouts = self.lockouts.clone();
         Box::pin(async move {
             if request.extensions().get::<RequestContext>().is_none() {
-                let context = RequestContext::from_http(&request);
+                let context = RequestContext::from_http(&request, &state.config.trusted_proxies);
                 request.extensions_mut().insert(context);
             }
-            if !is_public(request.uri().path()) {
+            if !access::is_public(request.uri().path()) {
                 let guard = FailureGuard::of(&state, &lockouts, &request);
                 if let Some(refusal) = guard.refusal().await {
                     return Ok(refusal.into_http());
@@ -124,6 +118,13 @@ where
                         crate::observability::user_seen(principal.user_id);
                         tracing::Span::current()
                             .record("user_id", tracing::field::display(principal.user_id));
+                        if let Err(denied) = authorize(&principal, request.uri().path()) {
+                            let context = request.extensions().get::<RequestContext>().cloned();
+                            let path = request.uri().path().to_string();
+                            audit_denial(&state, &lockouts, context, &path, &principal, &denied)
+                                .await;
+                            return Ok(Status::from(denied).into_http());
+                        }
                         request.extensions_mut().insert(principal);
                     }
                     Err(error) => {
@@ -139,10 +140,88 @@ where
     }
 }
 
+/// Checks `principal` against the access table for the RPC at `path`.
+pub fn authorize(principal: &Principal, path: &str) -> AppResult<()> {
+    let rpc = access::short_name(path);
+    let needed = match access::of(path) {
+        Some(Access::Public | Access::Authenticated) => return Ok(()),
+        Some(Access::Scope(scope)) => scope,
+        // Not an RPC of the API (tonic answers UNIMPLEMENTED): a restricted
+        // key may call nothing that the table does not grant it.
+        None if principal.is_restricted() => {
+            return Err(AppError::PermissionDenied {
+                reason: ErrorReason::ScopeInsufficient,
+                message: format!("{rpc} is not an RPC this API key's scopes grant"),
+                metadata: Vec::new(),
+            });
+        }
+        None => return Ok(()),
+    };
+    if needed == Scope::Admin {
+        principal.require_admin()?;
+    }
+    if principal.scopes.contains(needed) {
+        return Ok(());
+    }
+    Err(AppError::scope_missing(
+        needed,
+        format!("{rpc} needs the scope '{needed}', which this API key does not have"),
+    ))
+}
+
+/// Records a refusal of [`authorize`] (`authorization.denied`, the RPC as
+/// target in the admin handlers' spelling `Service.Method`, the missing
+/// scope if that was the reason), once per user, RPC and rate-limit window
+/// in this process: refusals are not counted by the per-user limits, so a
+/// client retrying a forbidden call must not turn each retry into a write.
+async fn audit_denial(
+    state: &AppState,
+    audited: &Lockouts,
+    context: Option<RequestContext>,
+    path: &str,
+    principal: &Principal,
+    denied: &AppError,
+) {
+    let (AppError::PermissionDenied { metadata, .. }, Some(context)) = (denied, context) else {
+        return;
+    };
+    {
+        let key = format!("denied:{}:{path}", principal.user_id);
+        let mut audited = audited.lock().expect("audit lock");
+        let now = std::time::Instant::now();
+        let window = state.config.rate_limits.window;
+        if audited
+            .get(&key)
+            .is_some_and(|t| now.duration_since(*t) < window)
+        {
+            return;
+        }
+        audited.retain(|_, t| now.duration_since(*t) < window);
+        audited.insert(key, now);
+    }
+    let detail: serde_json::Map<String, serde_json::Value> = metadata
+        .iter()
+        .map(|(k, v)| (k.to_string(), serde_json::Value::from(v.as_str())))
+        .collect();
+    if let Ok(mut conn) = state.db.get().await {
+        db::audit::record_request(
+            &mut conn,
+            &context,
+            Some(principal.user_id),
+            "authorization.denied",
+            "denied",
+            Some(&access::short_name(path).replace('/', ".")),
+            serde_json::Value::Object(detail),
+        )
+        .await;
+    }
+}
+
 /// Whether a rejected credential could be a guess: not a missing one, and
-/// not an access token that is merely out of its time window (its signature
-/// is ours, so whoever holds it was given it; clients whose tokens expire
-/// must not lock out a shared address).
+/// not an access token this server signed that is merely out of its time
+/// window or of an ended session (whoever holds it was given it; clients
+/// whose tokens expire or whose session ended must not lock out a shared
+/// address).
 fn is_guess(state: &AppState, error: &AppError, headers: &http::HeaderMap) -> bool {
     let AppError::Unauthenticated { reason, .. } = error else {
         return false;
@@ -155,7 +234,7 @@ fn is_guess(state: &AppState, error: &AppError, headers: &http::HeaderMap) -> bo
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().split_once(' '))
         .map(|(_, token)| token.trim());
-    !bearer.is_some_and(|token| state.tokens.is_ours_but_expired(token))
+    !bearer.is_some_and(|token| state.tokens.is_ours(token))
 }
 
 /// Counts rejected credentials per client address (see the module doc).
@@ -166,7 +245,8 @@ struct FailureGuard<'a> {
     key: String,
 }
 
-/// Addresses whose lockout was audited, and when (one row per window).
+/// Addresses whose lockout was audited, and (user, RPC) pairs whose
+/// authorization refusal was, and when (one row per window).
 type Lockouts =
     std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>>;
 
@@ -176,7 +256,7 @@ impl<'a> FailureGuard<'a> {
             .extensions()
             .get::<RequestContext>()
             .cloned()
-            .unwrap_or_else(|| RequestContext::from_http(request));
+            .unwrap_or_else(|| RequestContext::from_http(request, &state.config.trusted_proxies));
         let ip = context
             .client_ip_string()
             .unwrap_or_else(|| "unknown".into());
@@ -253,13 +333,23 @@ pub async fn authenticate(state: &AppState, headers: &http::HeaderMap) -> AppRes
                 )
             })?;
         let verified = state.tokens.verify(token)?;
+        // The token is genuine; is what it stands for still true? Its
+        // session must be alive and its user enabled, and the role is the
+        // user's current one, not the one signed into the token
+        // (`auth::sessions`). Every server-issued token names its session.
+        let session = verified.session.ok_or_else(invalid_token)?;
+        let user = sessions::active_user(state, verified.user_id, invalid_token).await?;
+        if !sessions::session_alive(state, verified.user_id, session).await? {
+            return Err(invalid_token());
+        }
         return Ok(Principal {
             user_id: verified.user_id,
-            role: verified.role,
+            role: user.role,
             credential: Credential::AccessToken {
                 jti: verified.jti,
-                session: verified.session,
+                session: Some(session),
             },
+            scopes: Scopes::of_role(user.role),
         });
     }
     if let Some(value) = headers.get("x-api-key") {
@@ -271,23 +361,31 @@ pub async fn authenticate(state: &AppState, headers: &http::HeaderMap) -> AppRes
     ))
 }
 
+/// The cache of [`CachedKey`]s. Its name changes whenever their meaning
+/// does (`api_key` entries had no scopes, which would read as full access),
+/// so entries written by an older process are never read.
+pub const KEY_CACHE: &str = "api_key_v3";
+
 /// What the cache keeps about an API key (by prefix): enough to verify a
 /// presented key without a database round trip. A revocation drops the
-/// entry; a disabled user or a role change takes effect within the
-/// principal TTL (CACHE_PRINCIPAL_TTL_SECS, default 60 s).
+/// entry; the owner's role and status are looked up per call like an access
+/// token's (`auth::sessions`), so a disabled owner or a role change takes
+/// effect within the same bound.
 #[derive(Clone, PartialEq, prost::Message)]
 struct CachedKey {
     #[prost(string, tag = "1")]
     id: String,
     #[prost(string, tag = "2")]
     user_id: String,
-    #[prost(string, tag = "3")]
-    role: String,
+    // Tag 3 held the owner's role, now looked up per call.
     #[prost(bytes = "vec", tag = "4")]
     token_hash: Vec<u8>,
     /// Unix seconds; 0 = never.
     #[prost(int64, tag = "5")]
     expires_at: i64,
+    /// The scope names stored on the key (empty: the role's full access).
+    #[prost(string, repeated, tag = "6")]
+    scopes: Vec<String>,
 }
 
 /// Keys whose last use was recorded recently (in this process).
@@ -322,7 +420,7 @@ async fn authenticate_api_key(state: &AppState, key: &str) -> AppResult<Principa
     };
     let key = key.trim();
     let prefix = api_keys::parse_prefix(key).ok_or_else(invalid)?;
-    let cached = match state.cache.get::<CachedKey>("api_key", prefix).await {
+    let cached = match state.cache.get::<CachedKey>(KEY_CACHE, prefix).await {
         Some(hit) => hit,
         None => {
             let mut conn = state.db.get().await?;
@@ -332,20 +430,16 @@ async fn authenticate_api_key(state: &AppState, key: &str) -> AppResult<Principa
             if stored.revoked_at.is_some() {
                 return Err(invalid());
             }
-            let user = db::users::find(&mut conn, stored.user_id)
-                .await?
-                .filter(|u| !u.disabled)
-                .ok_or_else(invalid)?;
             let entry = CachedKey {
                 id: stored.id.to_string(),
-                user_id: user.id.to_string(),
-                role: user.role.clone(),
+                user_id: stored.user_id.to_string(),
                 token_hash: stored.token_hash.clone(),
                 expires_at: stored.expires_at.map(|t| t.timestamp()).unwrap_or(0),
+                scopes: stored.scopes.iter().flatten().cloned().collect(),
             };
             state
                 .cache
-                .put("api_key", prefix, &entry, state.cache.ttls.principal)
+                .put(KEY_CACHE, prefix, &entry, state.cache.ttls.principal)
                 .await;
             entry
         }
@@ -360,25 +454,12 @@ async fn authenticate_api_key(state: &AppState, key: &str) -> AppResult<Principa
     ) else {
         return Err(invalid());
     };
+    let role = sessions::active_user(state, user_id, invalid).await?.role;
     touch(state, id).await;
     Ok(Principal {
         user_id,
-        role: Role::parse(&cached.role),
+        role,
         credential: Credential::ApiKey { id },
+        scopes: Scopes::of_key(&cached.scopes, role),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_public;
-
-    #[test]
-    fn only_the_listed_rpcs_are_public() {
-        assert!(is_public("/fileorganizer.v1.AuthService/Login"));
-        assert!(is_public("/grpc.health.v1.Health/Check"));
-        assert!(is_public("/fileorganizer.v1.SystemService/GetHealth"));
-        assert!(!is_public("/fileorganizer.v1.SystemService/GetStatus"));
-        assert!(!is_public("/fileorganizer.v1.AuthService/GetCurrentUser"));
-        assert!(!is_public("/fileorganizer.v1.AuthService/LoginX"));
-    }
 }

@@ -11,4 +11,4 @@ pub mod request_context;
 
 pub use self::metrics::MetricsLayer;
 pub use auth::AuthLayer;
-pub use request_context::RequestContext;
+pub use request_context::{RequestContext, TrustedProxies};

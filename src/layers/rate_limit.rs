@@ -3,9 +3,9 @@
 //! - [`burst_guard`]: tower_governor, in process, per client address, before
 //!   authentication — it blunts floods and credential guessing cheaply. The
 //!   key is the address [`RequestContext`](super::RequestContext) resolved:
-//!   the TCP peer, or behind the loopback Envoy sidecar the address Envoy
-//!   itself observed (`x-envoy-external-address`, which Envoy overwrites),
-//!   never a client-supplied X-Forwarded-For.
+//!   the TCP peer, or, from a trusted proxy (`TRUSTED_PROXIES`: the Envoy
+//!   sidecar), the address that proxy observed (`x-envoy-external-address`,
+//!   which Envoy overwrites); never a header from anyone else.
 //! - [`UserLimitLayer`]: after authentication, per user and global sliding
 //!   windows in Redis (see `crate::ratelimit`), by bucket: uploads, exports,
 //!   everything else. Every answer carries `x-ratelimit-limit`,
@@ -36,7 +36,9 @@ use crate::{
     state::AppState,
 };
 
-/// Keys the burst guard on the client address of [`RequestContext`].
+/// Keys the burst guard on the client address of [`RequestContext`] (put
+/// there by the request-context layer, which runs first; without it, the TCP
+/// peer, never a header).
 #[derive(Clone, Copy, Debug)]
 pub struct ClientAddress;
 
@@ -44,8 +46,11 @@ impl KeyExtractor for ClientAddress {
     type Key = IpAddr;
 
     fn extract<T>(&self, request: &http::Request<T>) -> Result<IpAddr, GovernorError> {
-        RequestContext::from_http(request)
-            .client_ip
+        request
+            .extensions()
+            .get::<RequestContext>()
+            .map(|context| context.client_ip)
+            .unwrap_or_else(|| super::request_context::peer_ip(request))
             .ok_or(GovernorError::UnableToExtractKey)
     }
 }
@@ -213,7 +218,9 @@ impl UserLimitLayer {
             .extensions()
             .get::<RequestContext>()
             .cloned()
-            .unwrap_or_else(|| RequestContext::from_http(request));
+            .unwrap_or_else(|| {
+                RequestContext::from_http(request, &self.state.config.trusted_proxies)
+            });
         let state = self.state.clone();
         let user_id = principal.user_id;
         let method = request.uri().path().to_string();

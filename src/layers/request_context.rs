@@ -1,24 +1,96 @@
 //! Per-request facts that are not credentials: the request id and the
-//! client's address, used by audit records and logs.
+//! client's address, used by audit records, logs and every per-address limit
+//! (the burst guard, Login/Register attempts, failed credentials).
+//!
+//! ## Whose word is taken for the client's address
+//!
+//! The gRPC port is public: browsers (grpc-web), native clients and the
+//! Envoy sidecar all connect to it, often from the same host. So the address
+//! is the TCP peer's, and a forwarded-address header is believed only when
+//! that peer is a configured proxy (`TRUSTED_PROXIES`, a list of addresses
+//! or CIDR ranges, empty by default: then no header is ever believed).
+//! From a trusted proxy the address is `x-envoy-external-address`, which
+//! Envoy (`use_remote_address: true`) sets itself to the address it
+//! accepted the connection from, removing any value a client sent; from
+//! anyone else every such header (`x-envoy-external-address`,
+//! `x-forwarded-for`, …) is ignored.
+//!
+//! A proxy and a direct client on the same host are told apart by the
+//! address the proxy connects *from*: the sidecar Envoy binds its upstream
+//! connections to 127.0.0.2 (`upstream_bind_config` in envoy/envoy.yaml),
+//! and `TRUSTED_PROXIES=127.0.0.2` trusts exactly that, while a direct client
+//! on loopback connects from 127.0.0.1. Remote hosts cannot send from a
+//! loopback address (the kernel drops such packets), so only a process on
+//! the server's own host (or pod) could pose as the proxy. Under
+//! docker-compose Envoy has a fixed address on a network it shares only
+//! with the server, and only that address is trusted (docs/security.md).
 
-use std::net::IpAddr;
+use std::{net::IpAddr, str::FromStr, sync::Arc};
 
+use ipnet::IpNet;
 use tonic::transport::server::TcpConnectInfo;
 
-/// Put into the extensions of every request by the auth layer.
+/// The peers whose forwarded-address header is believed (`TRUSTED_PROXIES`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<IpNet>);
+
+impl TrustedProxies {
+    /// No proxy is trusted (the default).
+    pub fn none() -> TrustedProxies {
+        TrustedProxies::default()
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl FromStr for TrustedProxies {
+    type Err = String;
+
+    /// A comma-separated list of addresses (`127.0.0.2`) and CIDR ranges
+    /// (`10.0.0.0/29`). A range covering every address is refused: trusting
+    /// everyone is exactly what this setting exists to prevent.
+    fn from_str(raw: &str) -> Result<TrustedProxies, String> {
+        let mut nets = Vec::new();
+        for item in raw.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let net = match item.parse::<IpNet>() {
+                Ok(net) => net.trunc(),
+                Err(_) => match item.parse::<IpAddr>() {
+                    Ok(ip) => IpNet::from(ip.to_canonical()),
+                    Err(_) => {
+                        return Err(format!(
+                            "{item:?} is not an address or CIDR range like 127.0.0.2 or 10.0.0.0/29"
+                        ));
+                    }
+                },
+            };
+            if net.prefix_len() == 0 {
+                return Err(format!("{item:?} would trust every client"));
+            }
+            nets.push(net);
+        }
+        Ok(TrustedProxies(nets))
+    }
+}
+
+/// Put into the extensions of every request by [`RequestContextLayer`].
 #[derive(Debug, Clone)]
 pub struct RequestContext {
     /// `x-request-id` as sent by Envoy or the client (if sane), else a new UUID.
     pub request_id: String,
-    /// The client address: the TCP peer, or, when the peer is a loopback
-    /// proxy (the Envoy sidecar), the address Envoy itself observed
-    /// (`x-envoy-external-address`, which Envoy overwrites, so clients cannot
-    /// forge it through Envoy).
+    /// The client address (see the module doc): the TCP peer, or, when the
+    /// peer is a trusted proxy, the address that proxy reported.
     pub client_ip: Option<IpAddr>,
 }
 
 impl RequestContext {
-    pub fn from_http<B>(request: &http::Request<B>) -> RequestContext {
+    pub fn from_http<B>(request: &http::Request<B>, trusted: &TrustedProxies) -> RequestContext {
         let headers = request.headers();
         let request_id = headers
             .get("x-request-id")
@@ -31,16 +103,13 @@ impl RequestContext {
             })
             .map(str::to_string)
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let peer = request
-            .extensions()
-            .get::<TcpConnectInfo>()
-            .and_then(|info| info.remote_addr())
-            .map(|addr| addr.ip());
+        let peer = peer_ip(request);
         let client_ip = match peer {
-            Some(ip) if ip.is_loopback() => headers
+            Some(ip) if trusted.contains(ip) => headers
                 .get("x-envoy-external-address")
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse().ok())
+                .and_then(|v| v.trim().parse::<IpAddr>().ok())
+                .map(|ip| ip.to_canonical())
                 .or(Some(ip)),
             other => other,
         };
@@ -68,25 +137,48 @@ impl RequestContext {
     }
 }
 
+/// The TCP peer's address (IPv4-mapped IPv6 addresses as IPv4).
+pub fn peer_ip<B>(request: &http::Request<B>) -> Option<IpAddr> {
+    request
+        .extensions()
+        .get::<TcpConnectInfo>()
+        .and_then(|info| info.remote_addr())
+        .map(|addr| addr.ip().to_canonical())
+}
+
 /// Gives every request its [`RequestContext`], a tracing span (method,
 /// request id, user id once authenticated, code, duration) and one log line
 /// when it is answered; echoes `x-request-id` in the response; and replaces
 /// the message of an INTERNAL error with one that names the request id, so
 /// a user can quote it while the details stay in the log.
-#[derive(Clone, Copy, Default)]
-pub struct RequestContextLayer;
+#[derive(Clone, Default)]
+pub struct RequestContextLayer {
+    trusted: Arc<TrustedProxies>,
+}
+
+impl RequestContextLayer {
+    pub fn new(trusted: TrustedProxies) -> Self {
+        RequestContextLayer {
+            trusted: Arc::new(trusted),
+        }
+    }
+}
 
 impl<S> tower::Layer<S> for RequestContextLayer {
     type Service = WithRequestContext<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        WithRequestContext { inner }
+        WithRequestContext {
+            inner,
+            trusted: self.trusted.clone(),
+        }
     }
 }
 
 #[derive(Clone)]
 pub struct WithRequestContext<S> {
     inner: S,
+    trusted: Arc<TrustedProxies>,
 }
 
 type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
@@ -116,7 +208,7 @@ where
         use tracing::Instrument;
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let context = RequestContext::from_http(&request);
+        let context = RequestContext::from_http(&request, &self.trusted);
         let method = request.uri().path().to_string();
         let span = tracing::info_span!(
             "rpc",
@@ -158,5 +250,85 @@ where
             }
             .instrument(span),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use super::*;
+
+    fn request(peer: &str, headers: &[(&str, &str)]) -> http::Request<()> {
+        let mut request = http::Request::new(());
+        for (name, value) in headers {
+            request.headers_mut().insert(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                http::HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        request.extensions_mut().insert(TcpConnectInfo {
+            local_addr: None,
+            remote_addr: Some(peer.parse::<SocketAddr>().unwrap()),
+        });
+        request
+    }
+
+    fn client(peer: &str, headers: &[(&str, &str)], trusted: &str) -> Option<IpAddr> {
+        let trusted: TrustedProxies = trusted.parse().unwrap();
+        RequestContext::from_http(&request(peer, headers), &trusted).client_ip
+    }
+
+    const FORGED: &[(&str, &str)] = &[
+        ("x-envoy-external-address", "6.6.6.6"),
+        ("x-forwarded-for", "7.7.7.7"),
+    ];
+
+    #[test]
+    fn headers_are_believed_only_from_a_trusted_proxy() {
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        // Nobody trusted (the default): the peer, whatever it says.
+        assert_eq!(client("127.0.0.1:5000", FORGED, ""), ip("127.0.0.1"));
+        // A loopback client that is not the proxy's address.
+        assert_eq!(
+            client("127.0.0.1:5000", FORGED, "127.0.0.2"),
+            ip("127.0.0.1")
+        );
+        assert_eq!(
+            client("10.0.0.9:5000", FORGED, "10.0.0.0/30"),
+            ip("10.0.0.9")
+        );
+        // The proxy: the address it reports (never X-Forwarded-For).
+        assert_eq!(client("127.0.0.2:5000", FORGED, "127.0.0.2"), ip("6.6.6.6"));
+        assert_eq!(
+            client("10.0.0.2:5000", FORGED, "10.0.0.0/30"),
+            ip("6.6.6.6")
+        );
+        assert_eq!(
+            client("[::ffff:127.0.0.2]:5000", FORGED, "127.0.0.2"),
+            ip("6.6.6.6")
+        );
+        // The proxy without (or with a broken) header: the proxy itself.
+        assert_eq!(client("127.0.0.2:5000", &[], "127.0.0.2"), ip("127.0.0.2"));
+        let broken = [("x-envoy-external-address", "not an address")];
+        assert_eq!(
+            client("127.0.0.2:5000", &broken, "127.0.0.2"),
+            ip("127.0.0.2")
+        );
+    }
+
+    #[test]
+    fn trusted_proxies_parse_addresses_and_ranges() {
+        let parsed: TrustedProxies = " 127.0.0.2, 10.1.2.3/29 ,::1".parse().unwrap();
+        assert!(parsed.contains("127.0.0.2".parse().unwrap()));
+        assert!(parsed.contains("10.1.2.0".parse().unwrap()));
+        assert!(parsed.contains("10.1.2.7".parse().unwrap()));
+        assert!(!parsed.contains("10.1.2.8".parse().unwrap()));
+        assert!(!parsed.contains("127.0.0.1".parse().unwrap()));
+        assert!(parsed.contains("::1".parse().unwrap()));
+        assert!("".parse::<TrustedProxies>().unwrap().is_empty());
+        for bad in ["localhost", "10.0.0.0/33", "0.0.0.0/0", "::/0", "1.2.3"] {
+            assert!(bad.parse::<TrustedProxies>().is_err(), "{bad} was accepted");
+        }
     }
 }

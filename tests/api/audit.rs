@@ -141,6 +141,14 @@ async fn every_listed_event_writes_exactly_one_row() {
         )
     );
     let _ = rotated;
+    // Reuse ended that session and its access tokens: go on with a new one.
+    let session_token = app
+        .auth()
+        .login(login("another good password"))
+        .await
+        .unwrap()
+        .into_inner()
+        .access_token;
     audited!(
         &app,
         [("authorization.denied", "denied")],
@@ -148,7 +156,37 @@ async fn every_listed_event_writes_exactly_one_row() {
             app.system()
                 .list_audit_events(bearer(
                     pb::ListAuditEventsRequest::default(),
-                    &session.access_token
+                    &session_token
+                ))
+                .await,
+            Code::PermissionDenied
+        )
+    );
+    // A key without the scope an RPC needs (issue 18, item 3).
+    let reader = app
+        .auth()
+        .create_api_key(bearer(
+            pb::CreateApiKeyRequest {
+                api_key: Some(pb::ApiKey {
+                    display_name: "reader".into(),
+                    scopes: vec!["files.read".into()],
+                    ..Default::default()
+                }),
+            },
+            &session_token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .secret;
+    audited!(
+        &app,
+        [("authorization.denied", "denied")],
+        assert_code(
+            app.operations()
+                .list_operations(crate::common::api_key(
+                    pb::ListOperationsRequest::default(),
+                    &reader
                 ))
                 .await,
             Code::PermissionDenied
@@ -167,7 +205,7 @@ async fn every_listed_event_writes_exactly_one_row() {
                         }),
                         request_id: String::new(),
                     },
-                    &session.access_token,
+                    &session_token,
                 ))
                 .await,
             Code::InvalidArgument
@@ -179,7 +217,7 @@ async fn every_listed_event_writes_exactly_one_row() {
     for _ in 0..20 {
         let result = app
             .auth()
-            .get_current_user(bearer(pb::GetCurrentUserRequest {}, &session.access_token))
+            .get_current_user(bearer(pb::GetCurrentUserRequest {}, &session_token))
             .await;
         if result.is_err_and(|s| s.code() == Code::ResourceExhausted) {
             refused += 1;

@@ -820,3 +820,49 @@ async fn api_key_listing_pages_through_every_key_once() {
         assert_eq!(bad_field(&status), field);
     }
 }
+
+/// Register tells that an email is taken (decided: docs/security.md), so
+/// probing it is limited per client address like Login, and a forged
+/// forwarded-address header does not buy a new budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_is_limited_per_address_like_login() {
+    let app = crate::common::TestApp::spawn_with(crate::common::Options {
+        env: vec![("RATE_LIMIT_LOGIN_PER_IP", "3".into())],
+        ..Default::default()
+    })
+    .await;
+    let taken = TestApp::email("taken");
+    let mut prober =
+        fileorganizer::pb::fileorganizer::v1::auth_service_client::AuthServiceClient::new(
+            app.channel_from("127.0.0.3"),
+        );
+    let probe = |email: String| {
+        let mut request = Request::new(register_request(&email, PASSWORD));
+        request.metadata_mut().insert(
+            "x-envoy-external-address",
+            tonic::metadata::MetadataValue::try_from(format!("203.0.113.{}", email.len())).unwrap(),
+        );
+        request
+    };
+    prober.register(probe(taken.clone())).await.unwrap(); // 1
+    let status = assert_code(
+        prober.register(probe(taken.clone())).await,
+        Code::AlreadyExists,
+    ); // 2
+    assert_eq!(reason(&status), "EMAIL_TAKEN");
+    assert_code(
+        prober
+            .login(login_request(&TestApp::email("nobody"), PASSWORD))
+            .await,
+        Code::Unauthenticated,
+    ); // 3: Login shares the budget
+    for email in [taken.clone(), TestApp::email("fresh")] {
+        let refused = assert_code(prober.register(probe(email)).await, Code::ResourceExhausted);
+        assert_eq!(reason(&refused), "RATE_LIMITED");
+    }
+    // Another address is not affected.
+    app.auth()
+        .register(register_request(&TestApp::email("elsewhere"), PASSWORD))
+        .await
+        .unwrap();
+}

@@ -155,7 +155,7 @@ const SERVER_FAULTS: &[Code] = &[
 // A bytes codec: whatever we encoded goes out as one gRPC message.
 
 #[derive(Clone, Copy, Default)]
-struct RawCodec;
+pub(crate) struct RawCodec;
 
 impl Codec for RawCodec {
     type Encode = Vec<u8>;
@@ -195,7 +195,12 @@ impl Decoder for RawCodec {
 /// Sends `body` as the only message of a call to `method` (any of the four
 /// kinds: on the wire they are all one POST of framed messages) and drains
 /// the answer. A hang is a failure, not a skip.
-async fn call(channel: &Channel, method: &str, body: Vec<u8>, key: &str) -> Result<(), Status> {
+pub(crate) async fn call(
+    channel: &Channel,
+    method: &str,
+    body: Vec<u8>,
+    key: &str,
+) -> Result<(), Status> {
     let mut grpc = tonic::client::Grpc::new(channel.clone());
     let mut request = Request::new(tokio_stream::once(body));
     request

@@ -215,31 +215,103 @@ async fn a_forged_forwarded_for_does_not_buy_a_new_burst_budget() {
     );
 }
 
+/// Login as seen from one client address.
+fn login_from(app: &TestApp, ip: &str) -> AuthServiceClient<Channel> {
+    AuthServiceClient::new(app.channel_from(ip))
+}
+
+fn login_request(email: &str, password: &str) -> pb::LoginRequest {
+    pb::LoginRequest {
+        email: email.into(),
+        password: password.into(),
+    }
+}
+
+/// Issue 18, item 8: wrong passwords for a known email throttle the address
+/// that sends them, not the account's owner.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn login_attempts_are_limited_per_email() {
+async fn failed_logins_throttle_the_guesser_not_the_owner() {
+    const PER_ADDRESS: usize = 3;
     let app = TestApp::spawn_with(Options {
-        env: vec![("RATE_LIMIT_LOGIN_PER_EMAIL", "3".into())],
+        env: vec![
+            ("RATE_LIMIT_LOGIN_PER_EMAIL", PER_ADDRESS.to_string()),
+            ("RATE_LIMIT_LOGIN_FAILURES_PER_EMAIL", "100".into()),
+        ],
         ..Default::default()
     })
     .await;
-    let email = TestApp::email("stuffed");
-    app.register(&email).await; // 1
-    let login = |password: &'static str| pb::LoginRequest {
-        email: email.clone(),
-        password: password.into(),
-    };
-    assert_code(
-        app.auth().login(login("wrong password 1")).await,
-        Code::Unauthenticated,
-    ); // 2
-    app.auth().login(login(PASSWORD)).await.unwrap(); // 3
+    let email = TestApp::email("targeted");
+    app.register(&email).await;
+    let mut attacker = login_from(&app, "127.0.0.5");
+    let mut codes = Vec::new();
+    for i in 0..PER_ADDRESS + 7 {
+        let wrong = format!("wrong password {i}");
+        codes.push(match attacker.login(login_request(&email, &wrong)).await {
+            Ok(_) => Code::Ok,
+            Err(status) => status.code(),
+        });
+    }
+    let mut expected = vec![Code::Unauthenticated; PER_ADDRESS];
+    expected.extend([Code::ResourceExhausted; 7]);
+    assert_eq!(codes, expected);
+    // The owner, from an address of their own, gets in.
+    login_from(&app, "127.0.0.6")
+        .login(login_request(&email, PASSWORD))
+        .await
+        .expect("the owner is not locked out by someone else's guesses");
+    // The attacker is still throttled, even with the right password.
     let refused = assert_code(
-        app.auth().login(login(PASSWORD)).await,
+        attacker.login(login_request(&email, PASSWORD)).await,
         Code::ResourceExhausted,
     );
     assert!(refused.metadata().get("retry-after").is_some());
-    // Another email from the same address is still served.
-    app.register(&TestApp::email("innocent")).await;
+    assert_eq!(reason(&refused), "RATE_LIMITED");
+    // Its other emails are not affected by this one's throttle.
+    let other = TestApp::email("unrelated");
+    app.register(&other).await;
+    attacker
+        .login(login_request(&other, PASSWORD))
+        .await
+        .unwrap();
+}
+
+/// A guess spread over many addresses: past the per-email ceiling, only
+/// addresses that have not failed on the email may try it, once each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distributed_guessing_meets_a_per_email_ceiling_that_spares_clean_addresses() {
+    let app = TestApp::spawn_with(Options {
+        env: vec![
+            ("RATE_LIMIT_LOGIN_PER_EMAIL", "2".into()),
+            ("RATE_LIMIT_LOGIN_FAILURES_PER_EMAIL", "4".into()),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let email = TestApp::email("spread");
+    app.register(&email).await;
+    let wrong = login_request(&email, "not the password");
+    // Two addresses, two failures each: the ceiling of 4 is reached.
+    for ip in ["127.0.0.7", "127.0.0.8"] {
+        for _ in 0..2 {
+            assert_code(
+                login_from(&app, ip).login(wrong.clone()).await,
+                Code::Unauthenticated,
+            );
+        }
+    }
+    // A fresh address: one more guess is answered, then that address too is
+    // refused (even with the right password).
+    let mut fresh = login_from(&app, "127.0.0.9");
+    assert_code(fresh.login(wrong.clone()).await, Code::Unauthenticated);
+    assert_code(
+        fresh.login(login_request(&email, PASSWORD)).await,
+        Code::ResourceExhausted,
+    );
+    // The owner, from a clean address, still gets in.
+    login_from(&app, "127.0.0.10")
+        .login(login_request(&email, PASSWORD))
+        .await
+        .expect("a clean address with the right password passes the ceiling");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

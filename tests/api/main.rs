@@ -4,6 +4,7 @@
 mod audit;
 mod auth;
 mod cache;
+mod client_address;
 mod common;
 mod console;
 mod files;
@@ -27,6 +28,8 @@ mod reflection;
 mod reports;
 mod rest;
 mod rest_conformance;
+mod revocation;
+mod scopes;
 mod search;
 mod soak;
 mod system;

@@ -35,6 +35,8 @@ fn jwt(header: &str, claims: &serde_json::Value, secret: &[u8]) -> String {
     format!("{message}.{signature}")
 }
 
+/// Claims like the server's own for user `sub`, naming no session (tests
+/// that need a working token name a live one: see [`session_of`]).
 fn claims(sub: &str, typ: &str) -> Claims {
     let now = chrono::Utc::now().timestamp();
     Claims {
@@ -49,6 +51,18 @@ fn claims(sub: &str, typ: &str) -> Claims {
         typ: typ.into(),
         sid: String::new(),
     }
+}
+
+/// The session (`sid`) an access token the server issued names.
+fn session_of(token: &str) -> String {
+    let payload = token.split('.').nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    claims["sid"].as_str().unwrap().to_string()
 }
 
 fn sign(claims: &Claims, algorithm: Algorithm, secret: &[u8]) -> String {
@@ -75,12 +89,19 @@ async fn every_bad_access_token_gets_one_and_the_same_answer() {
     let secret = JWT_SECRET.as_bytes();
     let now = chrono::Utc::now().timestamp();
 
-    // A token made exactly like the server's own works: the matrix below
-    // fails for the reason it names, not for a mistake in building it.
-    let good = sign(&claims(&id, "access"), Algorithm::HS256, secret);
+    // A token made exactly like the server's own (for the live session)
+    // works: the matrix below fails for the reason it names, not for a
+    // mistake in building it.
+    let live = Claims {
+        sid: session_of(&session.access_token),
+        ..claims(&id, "access")
+    };
+    let good = sign(&live, Algorithm::HS256, secret);
     assert_eq!(me(&app, &good).await.unwrap().id, id);
 
-    let valid = serde_json::to_value(claims(&id, "access")).unwrap();
+    let valid = serde_json::to_value(live.clone()).unwrap();
+    let stranger = app.register(&TestApp::email("stranger")).await;
+    let stranger_session = session_of(&stranger.access_token);
     let with = |key: &str, value: serde_json::Value| {
         let mut c = valid.clone();
         c[key] = value;
@@ -128,11 +149,11 @@ async fn every_bad_access_token_gets_one_and_the_same_answer() {
         ),
         (
             "HS512 with the right secret",
-            sign(&claims(&id, "access"), Algorithm::HS512, secret),
+            sign(&live, Algorithm::HS512, secret),
         ),
         (
             "HS384 with the right secret",
-            sign(&claims(&id, "access"), Algorithm::HS384, secret),
+            sign(&live, Algorithm::HS384, secret),
         ),
         (
             "RS256 header, HMAC signature",
@@ -199,6 +220,21 @@ async fn every_bad_access_token_gets_one_and_the_same_answer() {
             jwt(hs256, &with("typ", "refresh".into()), secret),
         ),
         ("untyped", jwt(hs256, &without("typ"), secret)),
+        // Sessions: none named, one that never existed, one of another user.
+        ("no session", jwt(hs256, &without("sid"), secret)),
+        ("empty session", jwt(hs256, &with("sid", "".into()), secret)),
+        (
+            "unknown session",
+            jwt(
+                hs256,
+                &with("sid", uuid::Uuid::new_v4().to_string().into()),
+                secret,
+            ),
+        ),
+        (
+            "another user's session",
+            jwt(hs256, &with("sid", stranger_session.into()), secret),
+        ),
         // Tampering with a real token, keeping its signature.
         ("role escalated", resigned_payload(admin_payload)),
         ("sub changed", resigned_payload(other_sub_payload)),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from conftest import RestClient, User, assert_error
+from conftest import RestClient, User, assert_error, error_detail
 from conformance import check_schema
 
 
@@ -121,3 +121,17 @@ def test_api_keys_create_use_page_and_revoke(user: User, anon: RestClient) -> No
     assert_error(user.api.post(f"/api/v1/{missing}:revoke", json={}), 404, "NOT_FOUND")
     no_name = user.api.post("/api/v1/api-keys", json={"display_name": ""})
     assert_error(no_name, 400, "INVALID_ARGUMENT", field="api_key.display_name")
+
+
+def test_scoped_api_keys(user: User, anon: RestClient) -> None:
+    created = user.api.ok("POST", "/api/v1/api-keys", json={"display_name": "reader", "scopes": ["files.read"]})
+    check_schema(created, "CreateApiKeyResponse")
+    assert created["api_key"]["scopes"] == ["files.read"]
+    reader = {"x-api-key": created["secret"]}
+    anon.ok("GET", "/api/v1/trash", headers=reader)
+    denied = assert_error(anon.post("/api/v1/trash:empty", json={}, headers=reader), 403, "SCOPE_INSUFFICIENT")
+    assert error_detail(denied, "ErrorInfo")["metadata"] == {"scope": "files.write"}
+    wider = anon.post("/api/v1/api-keys", json={"display_name": "x", "scopes": ["keys"]}, headers=reader)
+    assert_error(wider, 403, "SCOPE_INSUFFICIENT")
+    unknown = user.api.post("/api/v1/api-keys", json={"display_name": "x", "scopes": ["files.delete"]})
+    assert_error(unknown, 400, "INVALID_ARGUMENT", field="api_key.scopes")

@@ -35,6 +35,19 @@ def test_api_key_auth(url: str, client: fileorganizer.Client, email: str) -> Non
     assert err.value.reason == "API_KEY_INVALID"
 
 
+def test_scoped_api_key(url: str, client: fileorganizer.Client, tmp_path: Path) -> None:
+    key, secret = client.create_api_key("read only", scopes=["files.read"])
+    assert list(key.scopes) == ["files.read"]
+    (tmp_path / "r.txt").write_bytes(b"r")
+    with fileorganizer.Client(url, api_key=secret) as reader:
+        reader.me()
+        with pytest.raises(fileorganizer.PermissionDenied) as err:
+            reader.upload(tmp_path / "r.txt", "scoped/r.txt")
+    assert err.value.reason == "SCOPE_INSUFFICIENT"
+    with pytest.raises(fileorganizer.InvalidArgument):
+        client.create_api_key("bogus", scopes=["files.delete"])
+
+
 def test_token_refreshed_before_expiry(client: fileorganizer.Client) -> None:
     old_access, old_refresh = client.access_token, client.refresh_token
     client.me()

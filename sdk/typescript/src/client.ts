@@ -184,10 +184,18 @@ export class FileOrganizerClient {
     return this.auth.getCurrentUser({});
   }
 
-  /** Creates an API key; the secret is returned only here. */
-  async createApiKey(displayName: string): Promise<{ name: string; secret: string }> {
-    const res = await this.auth.createApiKey({ apiKey: { displayName } });
-    return { name: res.apiKey?.name ?? "", secret: res.secret };
+  /**
+   * Creates an API key; the secret is returned only here. `scopes` restricts it (e.g.
+   * `["files.read"]`; the set is documented on `ApiKey.scopes`); none means all of the
+   * caller's. A scope the caller lacks is refused (PERMISSION_DENIED, reason
+   * SCOPE_INSUFFICIENT), an unknown one is INVALID_ARGUMENT.
+   */
+  async createApiKey(
+    displayName: string,
+    scopes: readonly string[] = [],
+  ): Promise<{ name: string; secret: string; scopes: string[] }> {
+    const res = await this.auth.createApiKey({ apiKey: { displayName, scopes: [...scopes] } });
+    return { name: res.apiKey?.name ?? "", secret: res.secret, scopes: res.apiKey?.scopes ?? [] };
   }
 
   /** Queues an ORGANIZE operation (idempotent: a fresh request_id per call). */

@@ -114,6 +114,15 @@ test("API keys authenticate every call", async () => {
   const bad = await rejects(connect({ baseUrl: URL_, apiKey: "fo_nope_nope" }).me());
   assert.equal(bad.code, Code.Unauthenticated);
   assert.equal(reasonOf(bad), "API_KEY_INVALID");
+
+  // A scoped key reads but cannot write.
+  const scoped = await owner.createApiKey("reader", ["files.read"]);
+  assert.deepEqual(scoped.scopes, ["files.read"]);
+  const reader = connect({ baseUrl: URL_, apiKey: scoped.secret });
+  await reader.files.listDirectory({ path: "keyed" });
+  const denied = await rejects(upload(reader, "keyed/nope.txt", "no"));
+  assert.equal(denied.code, Code.PermissionDenied);
+  assert.equal(reasonOf(denied), "SCOPE_INSUFFICIENT");
 });
 
 test("dry run, plan, apply with live progress, report and undo", async () => {

@@ -39,7 +39,7 @@ pub fn postgres_base() -> String {
 
 /// Every rate limit of the configuration: tests raise them all (to 1000000)
 /// unless they test a limit.
-pub const RATE_LIMITS: [&str; 10] = [
+pub const RATE_LIMITS: [&str; 11] = [
     "RATE_LIMIT_API",
     "RATE_LIMIT_GLOBAL_API",
     "RATE_LIMIT_UPLOAD",
@@ -47,6 +47,7 @@ pub const RATE_LIMITS: [&str; 10] = [
     "RATE_LIMIT_GLOBAL_TRANSFER",
     "RATE_LIMIT_LOGIN_PER_IP",
     "RATE_LIMIT_LOGIN_PER_EMAIL",
+    "RATE_LIMIT_LOGIN_FAILURES_PER_EMAIL",
     "RATE_LIMIT_AUTH_FAILURES_PER_IP",
     "RATE_LIMIT_BURST",
     "RATE_LIMIT_BURST_PER_SECOND",
@@ -111,6 +112,8 @@ impl TestApp {
             ("HEALTH_CHECK_INTERVAL_MS".into(), "100".into()),
             ("SHUTDOWN_TIMEOUT_SECS".into(), "2".into()),
             ("CORS_ORIGINS".into(), "http://console.test".into()),
+            // The test Envoy (envoy/envoy.yaml) connects from 127.0.0.2, as in production.
+            ("TRUSTED_PROXIES".into(), "127.0.0.2".into()),
         ]);
         // Tests poll quickly from one address; the limits get their own tests.
         for limit in RATE_LIMITS {
@@ -160,6 +163,16 @@ impl TestApp {
 
     pub fn operations(&self) -> OperationServiceClient<Channel> {
         OperationServiceClient::new(self.channel.clone())
+    }
+
+    /// A channel to the server whose connections come from `local`, a
+    /// loopback address such as 127.0.0.3: another client address, as the
+    /// server sees it.
+    pub fn channel_from(&self, local: &str) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .local_address(Some(local.parse().unwrap()))
+            .connect_lazy()
     }
 
     pub fn health(&self) -> HealthClient<Channel> {

@@ -180,7 +180,12 @@ class Client:
         return self._call(self.auth.GetCurrentUser, pb.auth.GetCurrentUserRequest())
 
     def create_api_key(self, display_name: str, scopes: Sequence[str] = ()) -> Tuple["pb.auth.ApiKey", str]:
-        """Creates an API key; returns (key, secret). The secret is shown only once."""
+        """Creates an API key; returns (key, secret). The secret is shown only once.
+
+        ``scopes`` restricts the key (e.g. ``["files.read"]``; the set is documented on
+        ``ApiKey.scopes``); none means all of the caller's. A scope the caller lacks is refused
+        (PERMISSION_DENIED, reason SCOPE_INSUFFICIENT); an unknown one is INVALID_ARGUMENT.
+        """
         req = pb.auth.CreateApiKeyRequest(api_key=pb.auth.ApiKey(display_name=display_name, scopes=list(scopes)))
         resp = self._call(self.auth.CreateApiKey, req)
         return resp.api_key, resp.secret

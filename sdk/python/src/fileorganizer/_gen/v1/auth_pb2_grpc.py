@@ -139,6 +139,7 @@ class AuthServiceServicer:
 
     def CreateApiKey(self, request, context):
         """Creates an API key. The secret is returned once, in this response only.
+        The key's scopes must be among the caller's (see ApiKey.scopes).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -467,7 +467,24 @@ export type ApiKey = Message<"fileorganizer.v1.ApiKey"> & {
   prefix: string;
 
   /**
-   * Scopes the key is restricted to; empty means the user's full access.
+   * Scopes the key is restricted to, from this set:
+   *
+   * - `files.read`: ListDirectory, DownloadFile, SearchFiles, ListTrash, ListCategories
+   * - `files.write`: UploadFile, UploadSmallFile, DeleteFile, RestoreFile, EmptyTrash,
+   *   CreateCategory, UpdateCategory, DeleteCategory
+   * - `operations.read`: GetOperation, ListOperations, WatchOperation, ListFileRecords and
+   *   the ReportService (reports, duplicate groups, exports, GetUsageSummary)
+   * - `operations.write`: CreateOperation, ApplyOperation, CancelOperation, UndoOperation
+   * - `keys`: CreateApiKey, ListApiKeys, RevokeApiKey
+   * - `account`: UpdateCurrentUser, Logout
+   * - `admin`: the admin RPCs of SystemService (the admin role is needed as well)
+   *
+   * GetCurrentUser and GetStatus need no scope. A call outside the key's scopes
+   * is PERMISSION_DENIED with reason SCOPE_INSUFFICIENT. An unknown name is
+   * INVALID_ARGUMENT. A key never gets a scope its creator lacks: asking for one
+   * is PERMISSION_DENIED, and a key created with no scopes by a scoped API key
+   * gets exactly that key's scopes. Empty (the default, and every key created
+   * before scopes were enforced) means the full access of the user's role.
    *
    * @generated from field: repeated string scopes = 4;
    */
@@ -750,6 +767,7 @@ export const AuthService: GenService<{
   },
   /**
    * Creates an API key. The secret is returned once, in this response only.
+   * The key's scopes must be among the caller's (see ApiKey.scopes).
    *
    * @generated from rpc fileorganizer.v1.AuthService.CreateApiKey
    */
