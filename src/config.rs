@@ -91,6 +91,11 @@ pub struct Config {
     pub console_addr: Option<SocketAddr>,
     /// `CONSOLE_DIR` (default `console/dist`): the console's build output.
     pub console_dir: PathBuf,
+    /// `CONSOLE_API_URL` (default: `http://` + the address the gRPC listener
+    /// is bound to): the origin the console's grpc-web calls go to, served to
+    /// the page in `/config.json` and named in its CSP. The page never takes
+    /// it from its own URL (see [`crate::console`]).
+    pub console_api_url: Option<String>,
     /// `LOG_FORMAT`: json (default in production) or pretty.
     pub log_format: LogFormat,
     /// `HEALTH_CHECK_INTERVAL_MS` (default 5000): how often the background
@@ -364,6 +369,9 @@ impl Config {
             metrics_addr: parse_addr(&get, "METRICS_ADDR", "")?,
             console_addr: parse_addr(&get, "CONSOLE_ADDR", "")?,
             console_dir: PathBuf::from(get("CONSOLE_DIR").unwrap_or_else(|| "console/dist".into())),
+            console_api_url: get("CONSOLE_API_URL")
+                .map(|url| parse_origin("CONSOLE_API_URL", &url))
+                .transpose()?,
             log_format,
             health_check_interval: Duration::from_millis(parse(
                 &get,
@@ -525,6 +533,51 @@ fn parse_addr(
     })
 }
 
+/// An origin such as `https://api.example.com` or `http://127.0.0.1:50051`
+/// (one trailing `/` tolerated), returned without the slash. Nothing else
+/// passes: no path, query, user info, quote, space or `;`, since the value is
+/// pasted into the console's Content-Security-Policy header.
+pub fn parse_origin(variable: &'static str, raw: &str) -> Result<String, ConfigError> {
+    let bad = || {
+        err(
+            variable,
+            format!("{raw:?} is not an origin like https://api.example.com"),
+        )
+    };
+    let trimmed = raw.trim();
+    let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
+    let (scheme, authority) = trimmed.split_once("://").ok_or_else(bad)?;
+    if !matches!(scheme, "http" | "https")
+        || authority.is_empty()
+        || !authority
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+    {
+        return Err(bad());
+    }
+    // host, host:port, [v6] or [v6]:port, with a non-empty host and a numeric port.
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let (address, rest) = v6.split_once(']').ok_or_else(bad)?;
+            address.parse::<std::net::Ipv6Addr>().map_err(|_| bad())?;
+            let port = match rest {
+                "" => None,
+                rest => Some(rest.strip_prefix(':').ok_or_else(bad)?),
+            };
+            (address, port)
+        }
+        None => match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok());
+    if host.is_empty() || host.contains(['[', ']']) || !port_ok {
+        return Err(bad());
+    }
+    Ok(trimmed.to_string())
+}
+
 /// Loads (or creates, mode 0600) the development JWT secret under `data_dir`.
 fn development_secret(data_dir: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
     let path = data_dir.join("jwt_secret");
@@ -598,6 +651,11 @@ mod tests {
             ("ACCESS_TOKEN_TTL_SECS", "soon"),
             ("ACCESS_TOKEN_TTL_SECS", "1"),
             ("CORS_ORIGINS", "example.com"),
+            ("CONSOLE_API_URL", "127.0.0.1:50051"),
+            ("CONSOLE_API_URL", "https://api.example.com; script-src *"),
+            ("CONSOLE_API_URL", "https://api.example.com/path"),
+            ("CONSOLE_API_URL", "https://user@api.example.com"),
+            ("CONSOLE_API_URL", "javascript://x"),
             ("JWT_SECRET_KEY", "short"),
             ("LOG_FORMAT", "xml"),
             ("MAX_UPLOAD_BYTES", "25165824"),
@@ -632,6 +690,28 @@ mod tests {
         assert_eq!(c.access_token_ttl, Duration::from_secs(900));
         assert!(c.redis_url.is_none());
         assert_eq!(c.max_upload_bytes, 16 * 1024 * 1024);
+    }
+
+    #[test]
+    fn origins_are_kept_as_given_without_a_trailing_slash() {
+        for (raw, origin) in [
+            ("https://api.example.com/", "https://api.example.com"),
+            ("http://127.0.0.1:50051", "http://127.0.0.1:50051"),
+            ("http://[::1]:50051", "http://[::1]:50051"),
+        ] {
+            assert_eq!(parse_origin("CONSOLE_API_URL", raw).unwrap(), origin);
+        }
+        for raw in [
+            "http://",
+            "http://:80",
+            "http://host:port",
+            "http://host:",
+            "https://a b",
+            "http://[::1]x",
+            "http://[nope]:80",
+        ] {
+            assert!(parse_origin("CONSOLE_API_URL", raw).is_err(), "{raw}");
+        }
     }
 
     #[test]

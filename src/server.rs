@@ -99,7 +99,7 @@ pub async fn run(
     let max = config.max_message_bytes;
     // First, so a taken METRICS_ADDR fails start-up before anything runs.
     let metrics = crate::observability::start(&state, true).await?;
-    let console = crate::console::start(&state).await?;
+    let console = crate::console::start(&state, listener.local_addr()?).await?;
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     // tonic-health starts "" as SERVING; nothing is until the first check passes.

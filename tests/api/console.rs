@@ -3,10 +3,18 @@
 //! (tests/clients/console_flow.mjs clicks through it). The test checks the disk itself after
 //! the apply and after the undo, that CORS admits the console's origin, and that an origin not
 //! in CORS_ORIGINS is refused — both by a preflight and by the same console served from that
-//! origin, whose sign-in must fail in the browser. Screenshots go to
+//! origin, whose sign-in must fail in the browser. The console is opened with
+//! `?api=<a decoy listener>` and must send that listener nothing (issue 18: the API origin
+//! comes from the server's configuration, never from the page's URL). Screenshots go to
 //! `data/test-artifacts/console/`.
 
-use std::{collections::BTreeMap, path::Path, process::Stdio, time::Duration};
+use std::{
+    collections::BTreeMap,
+    path::Path,
+    process::Stdio,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -47,6 +55,31 @@ fn walk(root: &Path, dir: &Path) -> BTreeMap<String, String> {
         }
     }
     found
+}
+
+/// A listener on loopback that records the first bytes of every connection it accepts (a
+/// browser's preflight or request head), then closes it. Returns its URL and the records.
+async fn decoy_listener() -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let record = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, peer)) = listener.accept().await {
+            let mut head = vec![0u8; 4096];
+            let n = tokio::time::timeout(Duration::from_secs(2), socket.read(&mut head))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or(0);
+            let text = String::from_utf8_lossy(&head[..n]).into_owned();
+            record.lock().unwrap().push(format!(
+                "from {peer}: {:?}",
+                text.lines().next().unwrap_or("")
+            ));
+        }
+    });
+    (url, seen)
 }
 
 async fn cors_allow_origin(api: &str, origin: &str) -> Option<String> {
@@ -118,6 +151,7 @@ async fn console_clicks_through_organize_and_undo_over_grpc_web_in_chromium() {
     let shots = repo_root().join("data/test-artifacts/console");
     std::fs::create_dir_all(&shots).unwrap();
     let email = TestApp::email("console");
+    let (decoy, decoy_seen) = decoy_listener().await;
 
     let mut child = tokio::process::Command::new("node")
         .arg(repo_root().join("tests/clients/console_flow.mjs"))
@@ -125,6 +159,7 @@ async fn console_clicks_through_organize_and_undo_over_grpc_web_in_chromium() {
         .arg(uploads.path())
         .arg(&shots)
         .arg(&email)
+        .arg(&decoy)
         .current_dir(repo_root())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -158,9 +193,11 @@ async fn console_clicks_through_organize_and_undo_over_grpc_web_in_chromium() {
     let applied = next_report("APPLIED ").await;
     if applied.is_null() {
         let status = child.wait().await.unwrap();
+        let stderr = stderr_task.await.unwrap();
         panic!(
-            "the browser test stopped before the apply ({status}):\n{}",
-            stderr_task.await.unwrap()
+            "the browser test stopped before the apply ({status}); the decoy at {decoy} \
+             received {:?}:\n{stderr}",
+            decoy_seen.lock().unwrap(),
         );
     }
     // On disk after the apply: every file in its category folder, nothing left in inbox/.
@@ -234,6 +271,11 @@ async fn console_clicks_through_organize_and_undo_over_grpc_web_in_chromium() {
         "console_flow.mjs failed ({status}):\n{stderr}"
     );
     println!("console screenshots: {}", shots.display());
+
+    // ?api= changed nothing: the page named the real API and signed in there (the user
+    // exists: the login above), and the decoy never saw a connection.
+    assert_eq!(done["shownApi"], api.as_str());
+    assert_eq!(*decoy_seen.lock().unwrap(), Vec::<String>::new());
 
     // What the page showed before the organize, and after the undo.
     assert_eq!(done["who"], email.as_str());
