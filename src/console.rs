@@ -10,16 +10,23 @@
 //!
 //! Where the page sends credentials is the server's decision, never the page URL's: the API
 //! origin (`CONSOLE_API_URL`, by default the gRPC listener's own address) is served as
-//! `/config.json`. A link such as
-//! `/?api=https://attacker.example` therefore changes nothing.
+//! `/config.json`, and the Content-Security-Policy of every response names it as the only
+//! origin besides the console's own that the page may connect to. A link such as
+//! `/?api=https://attacker.example` therefore changes nothing. Every response also carries the
+//! security headers the API's responses carry ([`crate::security_headers`]), `frame-ancestors
+//! 'none'` and `X-Frame-Options: DENY` among them, so no other site can frame the sign-in form.
 
 use std::{net::SocketAddr, path::Path};
 
 use anyhow::Context;
-use axum::{http::header, response::IntoResponse, routing::get};
+use axum::{
+    http::{HeaderName, HeaderValue, header},
+    response::IntoResponse,
+    routing::get,
+};
 use tower_http::services::{ServeDir, ServeFile};
 
-use crate::state::AppState;
+use crate::{security_headers, state::AppState};
 
 /// When CONSOLE_ADDR is set: checks that CONSOLE_DIR holds a built console and serves it
 /// until shutdown begins. A missing build stops start-up with a message saying how to
@@ -80,6 +87,20 @@ fn api_origin(configured: Option<&str>, api_addr: SocketAddr) -> anyhow::Result<
 
 fn router(dir: &Path, index: &Path, api_origin: &str) -> axum::Router {
     let config = serde_json::json!({ "apiUrl": api_origin }).to_string();
+    let mut headers: Vec<(HeaderName, HeaderValue)> = security_headers::COMMON
+        .iter()
+        .map(|(name, value)| {
+            (
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            )
+        })
+        .collect();
+    headers.push((
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::try_from(security_headers::console_csp(api_origin))
+            .expect("a validated origin is a valid header value"),
+    ));
     axum::Router::new()
         .route(
             "/config.json",
@@ -95,6 +116,15 @@ fn router(dir: &Path, index: &Path, api_origin: &str) -> axum::Router {
             }),
         )
         .fallback_service(ServeDir::new(dir).fallback(ServeFile::new(index)))
+        // Outermost, so every answer has them: files, the fallback, config.json, errors.
+        .layer(tower::util::MapResponseLayer::new(
+            move |mut response: axum::response::Response| {
+                for (name, value) in &headers {
+                    response.headers_mut().insert(name.clone(), value.clone());
+                }
+                response
+            },
+        ))
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ pub mod pb;
 pub mod ratelimit;
 pub mod reports;
 pub mod schema;
+pub mod security_headers;
 pub mod server;
 pub mod state;
 pub mod storage;

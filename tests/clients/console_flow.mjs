@@ -12,6 +12,9 @@
 //   DECOY_URL    a listener of the Rust test that records every request it gets: the console
 //                is opened as CONSOLE_URL/?api=DECOY_URL and must send it nothing
 //
+// The real console runs under the Content-Security-Policy `fileorg serve` sends; every
+// `securitypolicyviolation` event is reported (cspViolations), and console errors too.
+//
 // Protocol: after the apply finished the script prints `APPLIED <json>` and waits for a line
 // on stdin (the Rust test checks the disk meanwhile); at the end it prints `DONE <json>`.
 // Exits non-zero on any failure.
@@ -30,6 +33,7 @@ const PASSWORD = 'correct horse battery';
 const TIMEOUT = 60_000; // only prevents hangs
 const stdinLines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 const consoleErrors = [];
+const cspViolations = [];
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
@@ -68,6 +72,10 @@ try {
   // ------------------------------------------------------------ the real console
   const context = await browser.newContext({ viewport: { width: 1100, height: 1000 } });
   context.setDefaultTimeout(TIMEOUT);
+  await context.exposeFunction('__cspViolation', (v) => cspViolations.push(v));
+  await context.addInitScript(() => document.addEventListener('securitypolicyviolation', (e) => {
+    window.__cspViolation({ directive: e.violatedDirective, blocked: e.blockedURI, source: e.sourceFile });
+  }, true));
   const page = await context.newPage();
   page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
   failing = page;
@@ -180,10 +188,10 @@ try {
   await shot(badPage, '5-bad-origin');
   await bad.close();
 
-  console.log(`DONE ${JSON.stringify({ who, shownApi, rootListing, inboxListing, plan, afterUndo, undoState, badOriginResult, consoleErrors })}`);
+  console.log(`DONE ${JSON.stringify({ who, shownApi, rootListing, inboxListing, plan, afterUndo, undoState, badOriginResult, consoleErrors, cspViolations })}`);
 } catch (err) {
   if (failing) await explain(failing, 'console');
-  console.error(`console errors: ${JSON.stringify(consoleErrors)}`);
+  console.error(`console errors: ${JSON.stringify(consoleErrors)}; CSP violations: ${JSON.stringify(cspViolations)}`);
   throw err;
 } finally {
   await browser.close();
