@@ -86,6 +86,11 @@ impl AppState {
         );
         let cache =
             crate::cache::Cache::new(redis.clone(), &config.redis_key_prefix, config.cache_ttls);
+        let progress = crate::jobs::hub::ProgressHub::new(
+            config.redis_url.as_deref(),
+            &config.redis_key_prefix,
+            rx.clone(),
+        );
         Ok(AppState {
             cache,
             config: Arc::new(config),
@@ -97,7 +102,7 @@ impl AppState {
             shutdown_trigger: Arc::new(tx),
             jobs_queued: Arc::new(tokio::sync::Notify::new()),
             jobs_finished: Arc::new(tokio::sync::Notify::new()),
-            progress: Default::default(),
+            progress,
             limiter,
             redis,
             memo_builds: Default::default(),

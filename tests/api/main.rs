@@ -29,6 +29,7 @@ mod rest;
 mod rest_conformance;
 mod search;
 mod soak;
+mod streams;
 mod system;
 mod tokens;
 mod tree_changes;

@@ -1,0 +1,234 @@
+//! Long-lived resources (issue 18 item 10): WatchOperation streams share one Redis
+//! subscription per process (fed by a job in another process, and coming back after Redis
+//! restarts), and the private Redis of each test counts the connections exactly.
+
+use std::time::Duration;
+
+use bb8_redis::redis;
+use fileorganizer::pb::fileorganizer::v1::{self as pb, OperationState};
+use tonic::Streaming;
+
+use crate::{
+    common::{Options, TestApp, bearer, free_port, tree},
+    operations::{User, create, organize, user},
+    outages::start_redis,
+    recovery::spawn_worker,
+};
+
+/// Only keeps a broken test from hanging the suite.
+const DEADLINE: Duration = Duration::from_secs(120);
+
+async fn redis_connection(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// The lines of CLIENT LIST for connections in pub/sub mode (subscribed to a channel or a
+/// pattern), and the number of all clients.
+async fn clients(conn: &mut redis::aio::MultiplexedConnection) -> (Vec<String>, usize) {
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(conn)
+        .await
+        .unwrap();
+    let field = |line: &str, name: &str| -> u64 {
+        line.split(' ')
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let pubsub = list
+        .lines()
+        .filter(|line| field(line, "sub") + field(line, "psub") > 0)
+        .map(String::from)
+        .collect();
+    (pubsub, list.lines().count())
+}
+
+/// Subscribers of one channel (PUBSUB NUMSUB).
+async fn subscribers(conn: &mut redis::aio::MultiplexedConnection, channel: &str) -> i64 {
+    let reply: (String, i64) = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg(channel)
+        .query_async(conn)
+        .await
+        .unwrap();
+    reply.1
+}
+
+/// Polls until `channel` has `want` subscribers (bounded by `within`).
+async fn wait_for_subscribers(
+    conn: &mut redis::aio::MultiplexedConnection,
+    channel: &str,
+    want: i64,
+    within: Duration,
+) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let n = subscribers(conn, channel).await;
+        if n == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{channel} has {n} subscribers, not {want}, after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn watch(app: &TestApp, user: &User, name: &str) -> Streaming<pb::WatchOperationResponse> {
+    let mut stream = app
+        .operations()
+        .watch_operation(bearer(
+            pb::WatchOperationRequest { name: name.into() },
+            &user.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    // The first snapshot: the stream's task runs (and has asked for the subscription).
+    let first = stream.message().await.unwrap().unwrap();
+    assert_eq!(first.state, OperationState::Queued as i32);
+    stream
+}
+
+/// Reads a stream to its end: (snapshots published live by a job, the last state).
+async fn follow(mut stream: Streaming<pb::WatchOperationResponse>) -> (usize, i32) {
+    let mut live = 0;
+    let mut last = 0;
+    while let Some(s) = tokio::time::timeout(DEADLINE, stream.message())
+        .await
+        .expect("the stream hung")
+        .unwrap()
+    {
+        // Only live snapshots (from the worker process, over Redis) carry the current path;
+        // the stream's database polls do not.
+        if !s.current_path.is_empty() && s.state == OperationState::Applying as i32 {
+            live += 1;
+        }
+        last = s.state;
+    }
+    (live, last)
+}
+
+fn files(user: &User, folder: &str, n: usize) {
+    for i in 0..n {
+        tree::write(
+            &user.root,
+            &format!("{folder}/f{i}.txt"),
+            format!("{i}").as_bytes(),
+        );
+    }
+}
+
+fn redis_env(url: &str, prefix: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("REDIS_URL", url.into()),
+        ("REDIS_KEY_PREFIX", prefix.into()),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_watch_streams_share_one_redis_subscription_fed_by_another_process() {
+    const STREAMS: usize = 50;
+    let port = free_port();
+    let _redis = start_redis(port);
+    let url = format!("redis://127.0.0.1:{port}");
+    let prefix = "fileorg-streams:";
+    let mut env = redis_env(&url, prefix);
+    env.push(("WORKERS", "0".into()));
+    env.push(("MAX_STREAMS_PER_USER", "64".into()));
+    let app = TestApp::spawn_with(Options {
+        env,
+        ..Default::default()
+    })
+    .await;
+    let june = user(&app, "shared-sub").await;
+    files(&june, "r", 600);
+    let op = create(&app, &june, organize("r")).await;
+    let id = op.name.trim_start_matches("operations/");
+    let channel = format!("{prefix}v1:progress:{id}");
+    let mut redis = redis_connection(&url).await;
+    let (pubsub_before, clients_before) = clients(&mut redis).await;
+    assert_eq!(pubsub_before, Vec::<String>::new());
+
+    let mut streams = Vec::new();
+    for _ in 0..STREAMS {
+        streams.push(watch(&app, &june, &op.name).await);
+    }
+    wait_for_subscribers(&mut redis, &channel, 1, Duration::from_secs(10)).await;
+    let (pubsub, clients_during) = clients(&mut redis).await;
+    println!(
+        "{STREAMS} streams: {} pub/sub connection(s); all clients {clients_before} -> \
+         {clients_during} (the API's pool included)",
+        pubsub.len()
+    );
+    assert_eq!(pubsub.len(), 1, "{pubsub:#?}");
+    assert!(pubsub[0].contains(" sub=1 "), "{pubsub:?}");
+
+    // The job runs in another process, which publishes on Redis only.
+    let mut worker_env = redis_env(&url, prefix);
+    worker_env.push(("MOVES_PER_SECOND", "200".into()));
+    let mut worker = spawn_worker(&app, &worker_env);
+    let followed = futures::future::join_all(streams.into_iter().map(follow)).await;
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    let live: Vec<usize> = followed.iter().map(|(live, _)| *live).collect();
+    println!("live snapshots per stream: {live:?}");
+    for (live, last) in &followed {
+        assert_eq!(*last, OperationState::Succeeded as i32);
+        assert!(
+            *live >= 3,
+            "a stream saw {live} live snapshots: {followed:?}"
+        );
+    }
+    // The last watcher gone, the channel is given up; the one connection stays for later.
+    wait_for_subscribers(&mut redis, &channel, 0, Duration::from_secs(10)).await;
+    let (pubsub_after, _) = clients(&mut redis).await;
+    assert!(pubsub_after.len() <= 1, "{pubsub_after:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shared_subscription_comes_back_after_redis_restarts() {
+    let port = free_port();
+    let mut redis_server = start_redis(port);
+    let url = format!("redis://127.0.0.1:{port}");
+    let prefix = "fileorg-restart:";
+    let mut env = redis_env(&url, prefix);
+    env.push(("WORKERS", "0".into()));
+    let app = TestApp::spawn_with(Options {
+        env,
+        ..Default::default()
+    })
+    .await;
+    let kim = user(&app, "resubscribe").await;
+    files(&kim, "r", 600);
+    let op = create(&app, &kim, organize("r")).await;
+    let channel = format!(
+        "{prefix}v1:progress:{}",
+        op.name.trim_start_matches("operations/")
+    );
+    let stream = watch(&app, &kim, &op.name).await;
+    let mut redis = redis_connection(&url).await;
+    wait_for_subscribers(&mut redis, &channel, 1, Duration::from_secs(10)).await;
+
+    redis_server.kill(); // SIGKILL: the subscription dies without a goodbye
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let _redis_server = start_redis(port);
+    let mut redis = redis_connection(&url).await;
+    // The backoff is at most 30 s; the stream was open all along.
+    wait_for_subscribers(&mut redis, &channel, 1, Duration::from_secs(60)).await;
+
+    let mut worker_env = redis_env(&url, prefix);
+    worker_env.push(("MOVES_PER_SECOND", "200".into()));
+    let mut worker = spawn_worker(&app, &worker_env);
+    let (live, last) = follow(stream).await;
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    assert_eq!(last, OperationState::Succeeded as i32);
+    assert!(live >= 3, "{live} live snapshots after the restart");
+}
