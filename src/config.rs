@@ -138,6 +138,10 @@ pub struct Config {
     pub max_concurrent_per_connection: usize,
     /// `MAX_CONCURRENT_STREAMS` (default 512): HTTP/2 streams per connection.
     pub max_concurrent_streams: u32,
+    /// `MAX_STREAMS_PER_USER` (default 16): server streams (WatchOperation,
+    /// DownloadFile, ExportReport) one user may have open at once in this
+    /// process; more are RESOURCE_EXHAUSTED (see [`crate::streams`]).
+    pub max_streams_per_user: usize,
     /// `CACHE_*_TTL_SECS`: how long cached answers live; `CACHE_LOCAL_TTL_MS`
     /// (default 1000, 0 = off): the in-process tier (see `crate::cache`).
     pub cache_ttls: crate::cache::CacheTtls,
@@ -416,6 +420,7 @@ impl Config {
                 1..=1_000_000,
             )?,
             max_concurrent_streams: parse(&get, "MAX_CONCURRENT_STREAMS", 512u32, 1..=1_000_000)?,
+            max_streams_per_user: parse(&get, "MAX_STREAMS_PER_USER", 16usize, 1..=100_000)?,
             cache_ttls: crate::cache::CacheTtls {
                 profile: Duration::from_secs(parse(
                     &get,

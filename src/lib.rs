@@ -31,6 +31,7 @@ pub mod security_headers;
 pub mod server;
 pub mod state;
 pub mod storage;
+pub mod streams;
 pub mod telemetry;
 
 #[cfg(test)]

@@ -40,6 +40,8 @@ pub struct AppState {
     pub cache: crate::cache::Cache,
     /// One computation at a time per operation and kind of memo (`api::memo`).
     pub memo_builds: crate::keyed_lock::KeyedLock<(uuid::Uuid, String)>,
+    /// Open server streams per user, capped at MAX_STREAMS_PER_USER.
+    pub stream_slots: crate::streams::StreamSlots,
 }
 
 impl AppState {
@@ -91,6 +93,7 @@ impl AppState {
             &config.redis_key_prefix,
             rx.clone(),
         );
+        let stream_slots = crate::streams::StreamSlots::new(config.max_streams_per_user);
         Ok(AppState {
             cache,
             config: Arc::new(config),
@@ -106,6 +109,7 @@ impl AppState {
             limiter,
             redis,
             memo_builds: Default::default(),
+            stream_slots,
         })
     }
 

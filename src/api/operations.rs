@@ -409,6 +409,7 @@ impl Operations {
         principal: Principal,
         req: pb::WatchOperationRequest,
     ) -> AppResult<WatchStream> {
+        let slot = self.state.stream_slots.acquire(principal.user_id)?;
         let op = self.find(&principal, &req.name).await?;
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         let state = self.state.clone();
@@ -465,7 +466,10 @@ impl Operations {
                 }
             }
         });
-        Ok(Box::pin(ReceiverStream::new(rx)))
+        Ok(crate::streams::hold(
+            slot,
+            Box::pin(ReceiverStream::new(rx)),
+        ))
     }
 }
 

@@ -1,15 +1,17 @@
 //! Long-lived resources (issue 18 item 10): WatchOperation streams share one Redis
 //! subscription per process (fed by a job in another process, and coming back after Redis
-//! restarts), and the private Redis of each test counts the connections exactly.
+//! restarts; the private Redis of each test counts the connections exactly), and a user's
+//! concurrent server streams are capped (MAX_STREAMS_PER_USER).
 
 use std::time::Duration;
 
 use bb8_redis::redis;
 use fileorganizer::pb::fileorganizer::v1::{self as pb, OperationState};
-use tonic::Streaming;
+use tonic::{Code, Status, Streaming};
 
 use crate::{
-    common::{Options, TestApp, bearer, free_port, tree},
+    common::{Options, TestApp, assert_code, bearer, free_port, reason, tree},
+    files::files,
     operations::{User, create, organize, user},
     outages::start_redis,
     recovery::spawn_worker,
@@ -115,7 +117,7 @@ async fn follow(mut stream: Streaming<pb::WatchOperationResponse>) -> (usize, i3
     (live, last)
 }
 
-fn files(user: &User, folder: &str, n: usize) {
+fn write_files(user: &User, folder: &str, n: usize) {
     for i in 0..n {
         tree::write(
             &user.root,
@@ -148,7 +150,7 @@ async fn fifty_watch_streams_share_one_redis_subscription_fed_by_another_process
     })
     .await;
     let june = user(&app, "shared-sub").await;
-    files(&june, "r", 600);
+    write_files(&june, "r", 600);
     let op = create(&app, &june, organize("r")).await;
     let id = op.name.trim_start_matches("operations/");
     let channel = format!("{prefix}v1:progress:{id}");
@@ -206,7 +208,7 @@ async fn the_shared_subscription_comes_back_after_redis_restarts() {
     })
     .await;
     let kim = user(&app, "resubscribe").await;
-    files(&kim, "r", 600);
+    write_files(&kim, "r", 600);
     let op = create(&app, &kim, organize("r")).await;
     let channel = format!(
         "{prefix}v1:progress:{}",
@@ -231,4 +233,169 @@ async fn the_shared_subscription_comes_back_after_redis_restarts() {
     worker.wait().unwrap();
     assert_eq!(last, OperationState::Succeeded as i32);
     assert!(live >= 3, "{live} live snapshots after the restart");
+}
+
+/// Opens a WatchOperation stream; the refusal, if any.
+async fn try_watch(
+    app: &TestApp,
+    user: &User,
+    name: &str,
+) -> Result<Streaming<pb::WatchOperationResponse>, Status> {
+    app.operations()
+        .watch_operation(bearer(
+            pb::WatchOperationRequest { name: name.into() },
+            &user.token,
+        ))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// The refusal of a stream beyond the cap: RESOURCE_EXHAUSTED, RATE_LIMITED, a RetryInfo and
+/// a message that says what to do.
+fn assert_stream_cap(status: &Status) {
+    use tonic_types::StatusExt;
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert_eq!(reason(status), "RATE_LIMITED");
+    assert!(
+        status.get_error_details().retry_info().is_some(),
+        "{status:?}"
+    );
+    assert!(
+        status.message().contains("MAX_STREAMS_PER_USER"),
+        "{}",
+        status.message()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_per_user_are_capped_across_kinds_and_freed_when_one_ends() {
+    const CAP: usize = 3;
+    let app = TestApp::spawn_with(Options {
+        env: vec![
+            ("WORKERS", "0".into()),
+            ("MAX_STREAMS_PER_USER", CAP.to_string()),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let ann = user(&app, "cap").await;
+    let bob = user(&app, "cap-other").await;
+    tree::write(&ann.root, "q/a.txt", b"ann's file");
+    tree::write(&bob.root, "q/b.txt", b"bob's file");
+    // Without workers the operation stays queued, so its streams stay open.
+    let op = create(&app, &ann, organize("q")).await;
+    let bobs = create(&app, &bob, organize("q")).await;
+    let mut open = Vec::new();
+    for _ in 0..CAP {
+        open.push(watch(&app, &ann, &op.name).await);
+    }
+
+    // One more of any kind of server stream is refused.
+    let refused = try_watch(&app, &ann, &op.name).await.err();
+    assert_stream_cap(&refused.expect("a stream beyond the cap was admitted"));
+    let download = files(&app)
+        .download_file(bearer(
+            pb::DownloadFileRequest {
+                path: "q/a.txt".into(),
+            },
+            &ann.token,
+        ))
+        .await;
+    assert_stream_cap(&assert_code(download.map(|_| ()), Code::ResourceExhausted));
+    let mut reports = pb::report_service_client::ReportServiceClient::new(
+        tonic::transport::Channel::from_shared(format!("http://{}", app.addr))
+            .unwrap()
+            .connect_lazy(),
+    );
+    let export = reports
+        .export_report(bearer(
+            pb::ExportReportRequest {
+                name: op.name.replace("operations/", "reports/"),
+                format: pb::ReportFormat::Csv as i32,
+            },
+            &ann.token,
+        ))
+        .await;
+    assert_stream_cap(&assert_code(export.map(|_| ()), Code::ResourceExhausted));
+
+    // Another user is not affected.
+    let mut bobs_stream = watch(&app, &bob, &bobs.name).await;
+    let mut bobs_download = files(&app)
+        .download_file(bearer(
+            pb::DownloadFileRequest {
+                path: "q/b.txt".into(),
+            },
+            &bob.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = bobs_download.message().await.unwrap() {
+        bytes.extend(chunk.data);
+    }
+    assert_eq!(bytes, b"bob's file");
+    assert!(bobs_stream.message().await.unwrap().is_some());
+
+    // A client that goes away frees its slot (bounded wait: the server notices the reset).
+    drop(open.pop());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let replacement = loop {
+        match try_watch(&app, &ann, &op.name).await {
+            Ok(stream) => break stream,
+            Err(status) => {
+                assert_stream_cap(&status);
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the slot of a dropped stream was not freed"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    open.push(replacement);
+    assert_stream_cap(&try_watch(&app, &ann, &op.name).await.err().unwrap());
+
+    // A stream that ends by itself frees its slot too: a download read to its end.
+    drop(open.pop());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut download = loop {
+        match files(&app)
+            .download_file(bearer(
+                pb::DownloadFileRequest {
+                    path: "q/a.txt".into(),
+                },
+                &ann.token,
+            ))
+            .await
+        {
+            Ok(stream) => break stream.into_inner(),
+            Err(status) => {
+                assert_stream_cap(&status);
+                assert!(tokio::time::Instant::now() < deadline, "no slot came free");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    while download.message().await.unwrap().is_some() {}
+    drop(download);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match try_watch(&app, &ann, &op.name).await {
+            Ok(stream) => {
+                open.push(stream);
+                break;
+            }
+            Err(status) => {
+                assert_stream_cap(&status);
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "a finished download kept its slot"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    assert_eq!(open.len(), CAP);
+    assert_stream_cap(&try_watch(&app, &ann, &op.name).await.err().unwrap());
 }
