@@ -138,6 +138,10 @@ pub struct Config {
     pub max_concurrent_per_connection: usize,
     /// `MAX_CONCURRENT_STREAMS` (default 512): HTTP/2 streams per connection.
     pub max_concurrent_streams: u32,
+    /// `IDLE_CONNECTION_TIMEOUT_SECS` (default 300; 0 = never): a connection
+    /// to the gRPC port with no call in flight for this long is closed (see
+    /// [`crate::layers::idle`]).
+    pub idle_connection_timeout: Option<Duration>,
     /// `MAX_STREAMS_PER_USER` (default 16): server streams (WatchOperation,
     /// DownloadFile, ExportReport) one user may have open at once in this
     /// process; more are RESOURCE_EXHAUSTED (see [`crate::streams`]).
@@ -421,6 +425,15 @@ impl Config {
             )?,
             max_concurrent_streams: parse(&get, "MAX_CONCURRENT_STREAMS", 512u32, 1..=1_000_000)?,
             max_streams_per_user: parse(&get, "MAX_STREAMS_PER_USER", 16usize, 1..=100_000)?,
+            idle_connection_timeout: match parse(
+                &get,
+                "IDLE_CONNECTION_TIMEOUT_SECS",
+                300u64,
+                0..=86_400,
+            )? {
+                0 => None,
+                secs => Some(Duration::from_secs(secs)),
+            },
             cache_ttls: crate::cache::CacheTtls {
                 profile: Duration::from_secs(parse(
                     &get,
@@ -664,6 +677,8 @@ mod tests {
             ("JWT_SECRET_KEY", "short"),
             ("LOG_FORMAT", "xml"),
             ("MAX_UPLOAD_BYTES", "25165824"),
+            ("MAX_STREAMS_PER_USER", "0"),
+            ("IDLE_CONNECTION_TIMEOUT_SECS", "soon"),
         ] {
             let mut vars = vec![(key, value)];
             if key != "JWT_SECRET_KEY" {
@@ -695,6 +710,13 @@ mod tests {
         assert_eq!(c.access_token_ttl, Duration::from_secs(900));
         assert!(c.redis_url.is_none());
         assert_eq!(c.max_upload_bytes, 16 * 1024 * 1024);
+        assert_eq!(c.max_streams_per_user, 16);
+        assert_eq!(c.idle_connection_timeout, Some(Duration::from_secs(300)));
+        let never = config(&[
+            ("JWT_SECRET_KEY", SECRET),
+            ("IDLE_CONNECTION_TIMEOUT_SECS", "0"),
+        ]);
+        assert_eq!(never.unwrap().idle_connection_timeout, None);
     }
 
     #[test]

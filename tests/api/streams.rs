@@ -1,7 +1,8 @@
 //! Long-lived resources (issue 18 item 10): WatchOperation streams share one Redis
 //! subscription per process (fed by a job in another process, and coming back after Redis
-//! restarts; the private Redis of each test counts the connections exactly), and a user's
-//! concurrent server streams are capped (MAX_STREAMS_PER_USER).
+//! restarts; the private Redis of each test counts the connections exactly), a user's
+//! concurrent server streams are capped (MAX_STREAMS_PER_USER), and connections to the gRPC
+//! port with no call in flight are closed after IDLE_CONNECTION_TIMEOUT_SECS.
 
 use std::time::Duration;
 
@@ -398,4 +399,106 @@ async fn streams_per_user_are_capped_across_kinds_and_freed_when_one_ends() {
     }
     assert_eq!(open.len(), CAP);
     assert_stream_cap(&try_watch(&app, &ann, &op.name).await.err().unwrap());
+}
+
+/// Reads `socket` until the server closes it (EOF or reset), at most `within`: the bytes read
+/// and when it closed, or None if it was still open.
+async fn read_until_closed(
+    socket: &mut tokio::net::TcpStream,
+    within: Duration,
+) -> Option<(Vec<u8>, tokio::time::Instant)> {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, socket.read(&mut buf)).await {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some((received, tokio::time::Instant::now())),
+            Ok(Ok(n)) => received.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_to_the_grpc_port_are_closed_and_busy_ones_are_not() {
+    use tokio::io::AsyncWriteExt;
+    let app = TestApp::spawn_with(Options {
+        env: vec![
+            ("WORKERS", "0".into()),
+            ("IDLE_CONNECTION_TIMEOUT_SECS", "1".into()),
+        ],
+        ..Default::default()
+    })
+    .await;
+    // Generous: only a connection that is never closed fails (the timeout is 1 s).
+    let within = Duration::from_secs(15);
+
+    // A TCP connection that never says anything.
+    let opened = tokio::time::Instant::now();
+    let mut silent = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let (_, closed) = read_until_closed(&mut silent, within)
+        .await
+        .expect("a silent connection was still open after 15 s");
+    let lived = closed - opened;
+    println!("silent connection closed after {lived:?}");
+    assert!(
+        lived >= Duration::from_millis(900),
+        "closed early: {lived:?}"
+    );
+
+    // An HTTP/2 connection that opens (preface and SETTINGS) and then makes no call.
+    let mut h2 = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let (frames, _) = read_until_closed(&mut h2, within)
+        .await
+        .expect("an idle HTTP/2 connection was still open after 15 s");
+    // The server's SETTINGS frame (type 4) came first: it spoke HTTP/2 before closing.
+    assert!(frames.len() >= 9 && frames[3] == 4, "{frames:?}");
+
+    // A stream open for longer than the timeout keeps its connection, and is served.
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", app.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let ann = user(&app, "idle").await;
+    tree::write(&ann.root, "q/a.txt", b"a");
+    let op = create(&app, &ann, organize("q")).await;
+    let mut stream = pb::operation_service_client::OperationServiceClient::new(channel.clone())
+        .watch_operation(bearer(
+            pb::WatchOperationRequest {
+                name: op.name.clone(),
+            },
+            &ann.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let started = tokio::time::Instant::now();
+    let mut late = 0;
+    while started.elapsed() < Duration::from_secs(4) {
+        let snapshot = tokio::time::timeout(within, stream.message())
+            .await
+            .expect("the stream stalled")
+            .expect("the stream's connection was closed under it")
+            .expect("the stream ended");
+        assert_eq!(snapshot.state, OperationState::Queued as i32);
+        if started.elapsed() > Duration::from_secs(2) {
+            late += 1;
+        }
+    }
+    assert!(late > 0, "no snapshot arrived after the idle timeout");
+    drop(stream);
+    // The channel reconnects by itself after the server closed the idle connection.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    pb::operation_service_client::OperationServiceClient::new(channel)
+        .get_operation(bearer(
+            pb::GetOperationRequest { name: op.name },
+            &ann.token,
+        ))
+        .await
+        .unwrap();
 }
