@@ -61,7 +61,7 @@ cat <<MSG
 FileOrganizer Pro is running.
   gRPC / grpc-web : ${GRPC_ADDR:-127.0.0.1:50051}
   REST (Envoy)    : http://127.0.0.1:8080   e.g. curl http://127.0.0.1:8080/health
-  Console         : http://${CONSOLE_ADDR}/?api=http://${GRPC_ADDR:-127.0.0.1:50051}
+  Console         : http://${CONSOLE_ADDR}/  (API: ${CONSOLE_API_URL:-http://${GRPC_ADDR:-127.0.0.1:50051}})
 Press Ctrl-C to stop.
 MSG
 # Exit (and stop the other) as soon as either process ends.

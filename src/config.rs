@@ -95,6 +95,11 @@ pub struct Config {
     pub trusted_proxies: crate::layers::TrustedProxies,
     /// `CONSOLE_DIR` (default `console/dist`): the console's build output.
     pub console_dir: PathBuf,
+    /// `CONSOLE_API_URL` (default: `http://` + the address the gRPC listener
+    /// is bound to): the origin the console's grpc-web calls go to, served to
+    /// the page in `/config.json` and named in its CSP. The page never takes
+    /// it from its own URL (see [`crate::console`]).
+    pub console_api_url: Option<String>,
     /// `LOG_FORMAT`: json (default in production) or pretty.
     pub log_format: LogFormat,
     /// `HEALTH_CHECK_INTERVAL_MS` (default 5000): how often the background
@@ -137,6 +142,14 @@ pub struct Config {
     pub max_concurrent_per_connection: usize,
     /// `MAX_CONCURRENT_STREAMS` (default 512): HTTP/2 streams per connection.
     pub max_concurrent_streams: u32,
+    /// `IDLE_CONNECTION_TIMEOUT_SECS` (default 300; 0 = never): a connection
+    /// to the gRPC port with no call in flight for this long is closed (see
+    /// [`crate::layers::idle`]).
+    pub idle_connection_timeout: Option<Duration>,
+    /// `MAX_STREAMS_PER_USER` (default 16): server streams (WatchOperation,
+    /// DownloadFile, ExportReport) one user may have open at once in this
+    /// process; more are RESOURCE_EXHAUSTED (see [`crate::streams`]).
+    pub max_streams_per_user: usize,
     /// `CACHE_*_TTL_SECS`: how long cached answers live; `CACHE_LOCAL_TTL_MS`
     /// (default 1000, 0 = off): the in-process tier (see `crate::cache`).
     pub cache_ttls: crate::cache::CacheTtls,
@@ -378,6 +391,9 @@ impl Config {
                 .parse()
                 .map_err(|e: String| err("TRUSTED_PROXIES", e))?,
             console_dir: PathBuf::from(get("CONSOLE_DIR").unwrap_or_else(|| "console/dist".into())),
+            console_api_url: get("CONSOLE_API_URL")
+                .map(|url| parse_origin("CONSOLE_API_URL", &url))
+                .transpose()?,
             log_format,
             health_check_interval: Duration::from_millis(parse(
                 &get,
@@ -422,6 +438,16 @@ impl Config {
                 1..=1_000_000,
             )?,
             max_concurrent_streams: parse(&get, "MAX_CONCURRENT_STREAMS", 512u32, 1..=1_000_000)?,
+            max_streams_per_user: parse(&get, "MAX_STREAMS_PER_USER", 16usize, 1..=100_000)?,
+            idle_connection_timeout: match parse(
+                &get,
+                "IDLE_CONNECTION_TIMEOUT_SECS",
+                300u64,
+                0..=86_400,
+            )? {
+                0 => None,
+                secs => Some(Duration::from_secs(secs)),
+            },
             cache_ttls: crate::cache::CacheTtls {
                 profile: Duration::from_secs(parse(
                     &get,
@@ -545,6 +571,51 @@ fn parse_addr(
     })
 }
 
+/// An origin such as `https://api.example.com` or `http://127.0.0.1:50051`
+/// (one trailing `/` tolerated), returned without the slash. Nothing else
+/// passes: no path, query, user info, quote, space or `;`, since the value is
+/// pasted into the console's Content-Security-Policy header.
+pub fn parse_origin(variable: &'static str, raw: &str) -> Result<String, ConfigError> {
+    let bad = || {
+        err(
+            variable,
+            format!("{raw:?} is not an origin like https://api.example.com"),
+        )
+    };
+    let trimmed = raw.trim();
+    let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
+    let (scheme, authority) = trimmed.split_once("://").ok_or_else(bad)?;
+    if !matches!(scheme, "http" | "https")
+        || authority.is_empty()
+        || !authority
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+    {
+        return Err(bad());
+    }
+    // host, host:port, [v6] or [v6]:port, with a non-empty host and a numeric port.
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let (address, rest) = v6.split_once(']').ok_or_else(bad)?;
+            address.parse::<std::net::Ipv6Addr>().map_err(|_| bad())?;
+            let port = match rest {
+                "" => None,
+                rest => Some(rest.strip_prefix(':').ok_or_else(bad)?),
+            };
+            (address, port)
+        }
+        None => match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok());
+    if host.is_empty() || host.contains(['[', ']']) || !port_ok {
+        return Err(bad());
+    }
+    Ok(trimmed.to_string())
+}
+
 /// Loads (or creates, mode 0600) the development JWT secret under `data_dir`.
 fn development_secret(data_dir: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
     let path = data_dir.join("jwt_secret");
@@ -618,11 +689,18 @@ mod tests {
             ("ACCESS_TOKEN_TTL_SECS", "soon"),
             ("ACCESS_TOKEN_TTL_SECS", "1"),
             ("CORS_ORIGINS", "example.com"),
+            ("CONSOLE_API_URL", "127.0.0.1:50051"),
+            ("CONSOLE_API_URL", "https://api.example.com; script-src *"),
+            ("CONSOLE_API_URL", "https://api.example.com/path"),
+            ("CONSOLE_API_URL", "https://user@api.example.com"),
+            ("CONSOLE_API_URL", "javascript://x"),
             ("JWT_SECRET_KEY", "short"),
             ("LOG_FORMAT", "xml"),
             ("MAX_UPLOAD_BYTES", "25165824"),
             ("TRUSTED_PROXIES", "127.0.0.2,localhost"),
             ("TRUSTED_PROXIES", "0.0.0.0/0"),
+            ("MAX_STREAMS_PER_USER", "0"),
+            ("IDLE_CONNECTION_TIMEOUT_SECS", "soon"),
         ] {
             let mut vars = vec![(key, value)];
             if key != "JWT_SECRET_KEY" {
@@ -655,6 +733,35 @@ mod tests {
         assert!(c.redis_url.is_none());
         assert_eq!(c.max_upload_bytes, 16 * 1024 * 1024);
         assert!(c.trusted_proxies.is_empty());
+        assert_eq!(c.max_streams_per_user, 16);
+        assert_eq!(c.idle_connection_timeout, Some(Duration::from_secs(300)));
+        let never = config(&[
+            ("JWT_SECRET_KEY", SECRET),
+            ("IDLE_CONNECTION_TIMEOUT_SECS", "0"),
+        ]);
+        assert_eq!(never.unwrap().idle_connection_timeout, None);
+    }
+
+    #[test]
+    fn origins_are_kept_as_given_without_a_trailing_slash() {
+        for (raw, origin) in [
+            ("https://api.example.com/", "https://api.example.com"),
+            ("http://127.0.0.1:50051", "http://127.0.0.1:50051"),
+            ("http://[::1]:50051", "http://[::1]:50051"),
+        ] {
+            assert_eq!(parse_origin("CONSOLE_API_URL", raw).unwrap(), origin);
+        }
+        for raw in [
+            "http://",
+            "http://:80",
+            "http://host:port",
+            "http://host:",
+            "https://a b",
+            "http://[::1]x",
+            "http://[nope]:80",
+        ] {
+            assert!(parse_origin("CONSOLE_API_URL", raw).is_err(), "{raw}");
+        }
     }
 
     #[test]

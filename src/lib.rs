@@ -27,9 +27,11 @@ pub mod pb;
 pub mod ratelimit;
 pub mod reports;
 pub mod schema;
+pub mod security_headers;
 pub mod server;
 pub mod state;
 pub mod storage;
+pub mod streams;
 pub mod telemetry;
 
 #[cfg(test)]

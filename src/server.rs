@@ -10,6 +10,7 @@ use std::{future::Future, time::Duration};
 
 use http::{HeaderName, HeaderValue, Method};
 use tokio::net::TcpListener;
+use tokio_stream::StreamExt as _;
 use tonic::transport::{Server, server::TcpIncoming};
 use tonic_web::GrpcWebLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -89,6 +90,17 @@ pub fn cors(origins: &[String]) -> CorsLayer {
         .max_age(Duration::from_secs(86_400))
 }
 
+/// HTTP/2 PING every 30 s; a peer that has not answered within 20 s is gone
+/// and its connection (with any stream on it) is closed.
+const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// TCP keepalive for what HTTP/2 pings cannot reach (HTTP/1.1 grpc-web, a
+/// connection that never finished its preface): probes after 60 s of
+/// silence, every 15 s, 4 unanswered ones drop it (about 2 minutes).
+const TCP_KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+const TCP_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
+const TCP_KEEPALIVE_RETRIES: u32 = 4;
+
 /// Serves the API on `listener` until `shutdown` resolves.
 pub async fn run(
     listener: TcpListener,
@@ -99,7 +111,7 @@ pub async fn run(
     let max = config.max_message_bytes;
     // First, so a taken METRICS_ADDR fails start-up before anything runs.
     let metrics = crate::observability::start(&state, true).await?;
-    let console = crate::console::start(&state).await?;
+    let console = crate::console::start(&state, listener.local_addr()?).await?;
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     // tonic-health starts "" as SERVING; nothing is until the first check passes.
@@ -121,13 +133,17 @@ pub async fn run(
 
     let router = Server::builder()
         .accept_http1(true)
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
         // Overload protection: bounded handlers, bounded concurrency, and
         // shedding (UNAVAILABLE at once) rather than unbounded queues.
         .timeout(config.request_timeout)
         .concurrency_limit_per_connection(config.max_concurrent_per_connection)
         .load_shed(true)
         .max_concurrent_streams(config.max_concurrent_streams)
+        // Outermost: counts every call of a connection, so one without any for
+        // IDLE_CONNECTION_TIMEOUT_SECS can be closed (see `incoming` below).
+        .layer(crate::layers::idle::ActivityLayer)
         .layer(cors(&config.cors_origins))
         .layer(GrpcWebLayer::new())
         .layer(crate::layers::request_context::RequestContextLayer::new(
@@ -175,7 +191,16 @@ pub async fn run(
     let workers = crate::jobs::spawn_workers(&state, config.workers);
 
     let local = listener.local_addr()?;
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    // tonic ignores the builder's TCP settings with an incoming stream: set here.
+    let idle_timeout = config.idle_connection_timeout;
+    let incoming = TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(TCP_KEEPALIVE_IDLE))
+        .with_keepalive_interval(Some(TCP_KEEPALIVE_INTERVAL))
+        .with_keepalive_retries(Some(TCP_KEEPALIVE_RETRIES))
+        .map(move |accepted| {
+            accepted.map(|tcp| crate::layers::idle::IdleClosing::new(tcp, idle_timeout))
+        });
     let signal_state = state.clone();
     let signal = async move {
         shutdown.await;

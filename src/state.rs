@@ -40,6 +40,8 @@ pub struct AppState {
     pub cache: crate::cache::Cache,
     /// One computation at a time per operation and kind of memo (`api::memo`).
     pub memo_builds: crate::keyed_lock::KeyedLock<(uuid::Uuid, String)>,
+    /// Open server streams per user, capped at MAX_STREAMS_PER_USER.
+    pub stream_slots: crate::streams::StreamSlots,
 }
 
 impl AppState {
@@ -86,6 +88,12 @@ impl AppState {
         );
         let cache =
             crate::cache::Cache::new(redis.clone(), &config.redis_key_prefix, config.cache_ttls);
+        let progress = crate::jobs::hub::ProgressHub::new(
+            config.redis_url.as_deref(),
+            &config.redis_key_prefix,
+            rx.clone(),
+        );
+        let stream_slots = crate::streams::StreamSlots::new(config.max_streams_per_user);
         Ok(AppState {
             cache,
             config: Arc::new(config),
@@ -97,10 +105,11 @@ impl AppState {
             shutdown_trigger: Arc::new(tx),
             jobs_queued: Arc::new(tokio::sync::Notify::new()),
             jobs_finished: Arc::new(tokio::sync::Notify::new()),
-            progress: Default::default(),
+            progress,
             limiter,
             redis,
             memo_builds: Default::default(),
+            stream_slots,
         })
     }
 

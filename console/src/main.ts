@@ -20,9 +20,23 @@ const button = (id: string) => $<HTMLButtonElement>(id);
 let client: FileOrganizerClient | undefined;
 let current: operations.Operation | undefined;
 
-function apiUrl(): string {
-  const fromQuery = new URLSearchParams(location.search).get("api");
-  return fromQuery ?? `${location.protocol}//${location.hostname}:50051`;
+/** The API's grpc-web origin, set once by loadConfig(). */
+let apiUrl = "";
+
+/**
+ * Reads the API origin from the console server's own configuration (`config.json`, from
+ * CONSOLE_API_URL), never from the page's URL: a link to the genuine console must not be able
+ * to send the credentials typed into it anywhere else. The server's CSP (connect-src) names the
+ * same origin, so the browser would refuse any other one anyway.
+ */
+async function loadConfig(): Promise<string> {
+  const response = await fetch("./config.json", { cache: "no-store" });
+  if (!response.ok) throw new Error(`the console's config.json answered HTTP ${response.status}`);
+  const config = (await response.json()) as { apiUrl?: unknown };
+  if (typeof config.apiUrl !== "string" || !/^https?:\/\/[^/?#@\s]+$/.test(config.apiUrl)) {
+    throw new Error("the console's config.json names no API origin (apiUrl)");
+  }
+  return config.apiUrl;
 }
 
 /** The status line; actions set it last, so it stays until the next action. */
@@ -61,7 +75,8 @@ function api(): FileOrganizerClient {
 async function signIn(register: boolean): Promise<void> {
   const form = $<HTMLFormElement>("login-form");
   if (!form.reportValidity()) return;
-  const next = connect({ baseUrl: input("api-url").value, transport: "grpc-web" });
+  if (!apiUrl) throw new Error("the console has no API origin yet");
+  const next = connect({ baseUrl: apiUrl, transport: "grpc-web" });
   const user = register
     ? await next.register(input("email").value, input("password").value)
     : await next.login(input("email").value, input("password").value);
@@ -234,7 +249,12 @@ async function undo(): Promise<void> {
 }
 
 // ---------------------------------------------------------------- wiring
-input("api-url").value = apiUrl();
+// Sign-in stays disabled until the API origin is known.
+void action(async () => {
+  apiUrl = await loadConfig();
+  $("api-url").textContent = apiUrl;
+  button("login").disabled = button("register").disabled = false;
+})();
 $("login-form").addEventListener("submit", (e) => {
   e.preventDefault();
   void action(() => signIn(false))();

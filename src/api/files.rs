@@ -301,9 +301,9 @@ impl FileService for Files {
         request: Request<pb::DownloadFileRequest>,
     ) -> Result<Response<BoxStream<HttpBody>>, Status> {
         let (principal, req) = parts(request)?;
-        browse::download_file(self, principal, req)
-            .await
-            .map_err(Status::from)
+        let slot = self.state.stream_slots.acquire(principal.user_id)?;
+        let response = browse::download_file(self, principal, req).await?;
+        Ok(response.map(|stream| crate::streams::hold(slot, stream)))
     }
 
     async fn delete_file(

@@ -16,7 +16,7 @@ use crate::{
     },
     engine::template::{DEFAULT_TEMPLATE, Template},
     error::{AppError, AppResult},
-    jobs::{MaxWith, OperationOptions, hub, organize::glob_set},
+    jobs::{MaxWith, OperationOptions, organize::glob_set},
     pagination,
     pb::fileorganizer::v1::{self as pb, operation_service_server::OperationService},
     state::AppState,
@@ -411,18 +411,14 @@ impl Operations {
         principal: Principal,
         req: pb::WatchOperationRequest,
     ) -> AppResult<WatchStream> {
+        let slot = self.state.stream_slots.acquire(principal.user_id)?;
         let op = self.find(&principal, &req.name).await?;
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         let state = self.state.clone();
         tokio::spawn(async move {
             let id = op.id;
-            let mut live = state.progress.subscribe(id);
-            let mut remote = hub::subscribe_redis(
-                state.config.redis_url.as_deref(),
-                &state.config.redis_key_prefix,
-                id,
-            )
-            .await;
+            // Local jobs and, through the process's one Redis subscription, all others.
+            let mut live = state.progress.watch(id);
             let mut last_live = tokio::time::Instant::now() - Duration::from_secs(60);
             let mut shutdown = state.shutting_down.clone();
             let mut last: Option<pb::OperationCounters> = None;
@@ -446,18 +442,11 @@ impl Operations {
                     tokio::select! {
                         changed = live.changed() => {
                             if changed.is_err() { break; }
-                            next = live.borrow_and_update().clone();
+                            next = live.latest();
                             last_live = tokio::time::Instant::now();
                             // ~10 a second at most.
                             tokio::time::sleep(Duration::from_millis(100)).await;
                         }
-                        message = next_remote(&mut remote) => match message {
-                            Some(snapshot) => {
-                                next = Some(snapshot);
-                                last_live = tokio::time::Instant::now();
-                            }
-                            None => remote = None,
-                        },
                         _ = poll.tick() => {
                             let Ok(mut conn) = state.db.get().await else { continue };
                             if let Ok(Some(row)) = db::operations::find(&mut conn, id).await {
@@ -469,6 +458,8 @@ impl Operations {
                             }
                         }
                         _ = shutdown.changed() => return,
+                        // The client left: release the subscription now, not at the next send.
+                        () = tx.closed() => return,
                     }
                 }
                 match next {
@@ -477,18 +468,10 @@ impl Operations {
                 }
             }
         });
-        Ok(Box::pin(ReceiverStream::new(rx)))
-    }
-}
-
-type RemoteSnapshots = Option<Pin<Box<dyn Stream<Item = pb::WatchOperationResponse> + Send>>>;
-
-/// The next snapshot from Redis; never resolves without a subscription.
-async fn next_remote(remote: &mut RemoteSnapshots) -> Option<pb::WatchOperationResponse> {
-    use tokio_stream::StreamExt;
-    match remote {
-        Some(stream) => stream.next().await,
-        None => std::future::pending().await,
+        Ok(crate::streams::hold(
+            slot,
+            Box::pin(ReceiverStream::new(rx)),
+        ))
     }
 }
 

@@ -572,8 +572,9 @@ impl ReportService for Reports {
         request: Request<pb::ExportReportRequest>,
     ) -> Result<Response<ExportStream>, Status> {
         let (principal, req) = parts(request)?;
+        let slot = self.state.stream_slots.acquire(principal.user_id)?;
         let (stream, filename) = self.export(principal, req).await?;
-        let mut response = Response::new(stream);
+        let mut response = Response::new(crate::streams::hold(slot, stream));
         // Over REST, Envoy turns response metadata into HTTP headers: the
         // download gets its file name (ASCII only: a UUID and an extension).
         let disposition = format!("attachment; filename=\"{filename}\"");

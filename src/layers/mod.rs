@@ -1,9 +1,11 @@
-//! Tower layers wrapped around every RPC (outermost first): CORS → grpc-web
+//! Tower layers wrapped around every RPC (outermost first): connection
+//! activity (idle connections are closed, see [`idle`]) → CORS → grpc-web
 //! translation → request context → metrics → burst guard → authentication →
 //! per-user limits → protocol errors (tonic's request-reading failures made
 //! INVALID_ARGUMENT / RESOURCE_EXHAUSTED) → the services.
 
 pub mod auth;
+pub mod idle;
 pub mod metrics;
 pub mod protocol_errors;
 pub mod rate_limit;

@@ -8,8 +8,17 @@
 //! makes the tables nicer when the page is opened as a downloaded file.
 //! Every string that comes from a user (paths, category names, reasons) is
 //! escaped with [`escape`].
+//!
+//! The file is opened from disk, where no server sends a Content-Security-Policy
+//! header, so the page carries its own policy in a `<meta>` tag, first in
+//! `<head>` (a policy governs only what the parser meets after it):
+//! [`content_security_policy`]. It is a second line behind the escaping: were
+//! markup ever to slip through, it could load, run, submit or point nothing.
 
-use std::fmt::Write as _;
+use std::{fmt::Write as _, sync::LazyLock};
+
+use base64::Engine as _;
+use sha2::Digest as _;
 
 use super::{DuplicateGroup, Report, ReportWriter, human_bytes, rfc3339};
 
@@ -54,6 +63,23 @@ th{background:#f6f8fa}.num{text-align:right;font-variant-numeric:tabular-nums;wh
 dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1.2rem}dt{font-weight:600}\
 ul{margin:0;padding-left:1.1rem}li.kept{font-weight:600}\
 .path{white-space:pre-wrap;word-break:break-all}code{font-size:12px}";
+
+/// The report's policy: nothing at all (no script, image, font, connection,
+/// frame or plugin; no `<base>`, no form submission) except the one `<style>`
+/// block, named by its SHA-256 rather than `'unsafe-inline'`, so an injected
+/// `<style>` or `style` attribute would be refused too. The chart is inline
+/// SVG drawn with presentation attributes, which no directive governs.
+/// `frame-ancestors` and `sandbox` are left out: browsers ignore them in a
+/// `<meta>` and log an error.
+pub fn content_security_policy() -> &'static str {
+    static POLICY: LazyLock<String> = LazyLock::new(|| {
+        let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(STYLE));
+        format!(
+            "default-src 'none'; style-src 'sha256-{hash}'; base-uri 'none'; form-action 'none'"
+        )
+    });
+    &POLICY
+}
 
 fn truncate(label: &str) -> String {
     if label.chars().count() > LABEL_CHARS {
@@ -211,10 +237,13 @@ impl ReportWriter for HtmlWriter {
         let mut html = String::with_capacity(16 * 1024);
         let _ = write!(
             html,
-            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+            "<!DOCTYPE html>\n<html lang=\"en\"><head>\
+             <meta http-equiv=\"Content-Security-Policy\" content=\"{csp}\">\
+             <meta charset=\"utf-8\">\
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
              <title>Report of {op}</title><style>{STYLE}</style></head>\n<body>\
              <header><h1>Operation report</h1><p class=\"muted\">{op} · computed {at}</p></header>\n",
+            csp = content_security_policy(),
             op = escape(&r.operation_name()),
             at = rfc3339(r.compute_time),
         );
@@ -293,6 +322,53 @@ mod tests {
             "&lt;img src=x onerror=&quot;a(&#39;b&#39;)&quot;&gt;&amp;"
         );
         assert_eq!(escape("plain"), "plain");
+    }
+
+    /// The policy is the first thing in `<head>`, and the hash it names is
+    /// that of the style block the page really holds.
+    #[test]
+    fn the_page_opens_with_its_policy_which_admits_its_own_style_only() {
+        let report = Report {
+            operation_id: uuid::Uuid::nil(),
+            kind: "organize".into(),
+            state: "succeeded".into(),
+            dry_run: false,
+            start_time: None,
+            end_time: None,
+            duration: None,
+            totals: Default::default(),
+            categories: vec![],
+            top_categories: vec![],
+            largest_files: vec![],
+            duplicate_group_count: 0,
+            duplicate_file_count: 0,
+            reclaimable_bytes: 0,
+            compute_time: chrono::Utc::now(),
+        };
+        let mut out = Vec::new();
+        let mut writer = HtmlWriter::default();
+        writer.begin(&mut out, &report);
+        writer.end_groups(&mut out);
+        writer.finish(&mut out);
+        let html = String::from_utf8(out).unwrap();
+        let head = html.split_once("<head>").unwrap().1;
+        let policy = content_security_policy();
+        assert!(
+            head.starts_with(&format!(
+                "<meta http-equiv=\"Content-Security-Policy\" content=\"{policy}\">"
+            )),
+            "{head}"
+        );
+        assert!(policy.starts_with("default-src 'none'; "), "{policy}");
+        assert!(!policy.contains("unsafe"), "{policy}");
+        let style = html.split_once("<style>").unwrap().1;
+        let style = style.split_once("</style>").unwrap().0;
+        let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(style));
+        assert!(
+            policy.contains(&format!("style-src 'sha256-{hash}';")),
+            "{policy}"
+        );
+        assert_eq!(html.matches("<style>").count(), 1);
     }
 
     #[test]

@@ -3,10 +3,21 @@
 //! (tests/clients/console_flow.mjs clicks through it). The test checks the disk itself after
 //! the apply and after the undo, that CORS admits the console's origin, and that an origin not
 //! in CORS_ORIGINS is refused — both by a preflight and by the same console served from that
-//! origin, whose sign-in must fail in the browser. Screenshots go to
-//! `data/test-artifacts/console/`.
+//! origin, whose sign-in must fail in the browser. The console is opened with
+//! `?api=<a decoy listener>` and must send that listener nothing (issue 18: the API origin
+//! comes from the server's configuration, never from the page's URL), and it must work under
+//! the Content-Security-Policy it is served with, without a single violation. Screenshots go
+//! to `data/test-artifacts/console/`. A second test checks the security headers of every kind
+//! of answer the console server gives and that another origin cannot frame the console
+//! (tests/clients/console_frame.mjs).
 
-use std::{collections::BTreeMap, path::Path, process::Stdio, time::Duration};
+use std::{
+    collections::BTreeMap,
+    path::Path,
+    process::Stdio,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -47,6 +58,31 @@ fn walk(root: &Path, dir: &Path) -> BTreeMap<String, String> {
         }
     }
     found
+}
+
+/// A listener on loopback that records the first bytes of every connection it accepts (a
+/// browser's preflight or request head), then closes it. Returns its URL and the records.
+async fn decoy_listener() -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let record = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, peer)) = listener.accept().await {
+            let mut head = vec![0u8; 4096];
+            let n = tokio::time::timeout(Duration::from_secs(2), socket.read(&mut head))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or(0);
+            let text = String::from_utf8_lossy(&head[..n]).into_owned();
+            record.lock().unwrap().push(format!(
+                "from {peer}: {:?}",
+                text.lines().next().unwrap_or("")
+            ));
+        }
+    });
+    (url, seen)
 }
 
 async fn cors_allow_origin(api: &str, origin: &str) -> Option<String> {
@@ -118,6 +154,7 @@ async fn console_clicks_through_organize_and_undo_over_grpc_web_in_chromium() {
     let shots = repo_root().join("data/test-artifacts/console");
     std::fs::create_dir_all(&shots).unwrap();
     let email = TestApp::email("console");
+    let (decoy, decoy_seen) = decoy_listener().await;
 
     let mut child = tokio::process::Command::new("node")
         .arg(repo_root().join("tests/clients/console_flow.mjs"))
@@ -125,6 +162,7 @@ async fn console_clicks_through_organize_and_undo_over_grpc_web_in_chromium() {
         .arg(uploads.path())
         .arg(&shots)
         .arg(&email)
+        .arg(&decoy)
         .current_dir(repo_root())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -158,9 +196,11 @@ async fn console_clicks_through_organize_and_undo_over_grpc_web_in_chromium() {
     let applied = next_report("APPLIED ").await;
     if applied.is_null() {
         let status = child.wait().await.unwrap();
+        let stderr = stderr_task.await.unwrap();
         panic!(
-            "the browser test stopped before the apply ({status}):\n{}",
-            stderr_task.await.unwrap()
+            "the browser test stopped before the apply ({status}); the decoy at {decoy} \
+             received {:?}:\n{stderr}",
+            decoy_seen.lock().unwrap(),
         );
     }
     // On disk after the apply: every file in its category folder, nothing left in inbox/.
@@ -235,6 +275,13 @@ async fn console_clicks_through_organize_and_undo_over_grpc_web_in_chromium() {
     );
     println!("console screenshots: {}", shots.display());
 
+    // ?api= changed nothing: the page named the real API and signed in there (the user
+    // exists: the login above), and the decoy never saw a connection.
+    assert_eq!(done["shownApi"], api.as_str());
+    assert_eq!(*decoy_seen.lock().unwrap(), Vec::<String>::new());
+    // The whole flow ran under the console's Content-Security-Policy without a violation.
+    assert_eq!(done["cspViolations"], serde_json::json!([]), "{done}");
+
     // What the page showed before the organize, and after the undo.
     assert_eq!(done["who"], email.as_str());
     assert!(
@@ -276,5 +323,110 @@ async fn console_clicks_through_organize_and_undo_over_grpc_web_in_chromium() {
         done["consoleErrors"].as_array().map(Vec::len),
         Some(0),
         "{done}"
+    );
+}
+
+/// Issue 18 item 6: the console's answers (the page, an asset, config.json, the single-page
+/// fallback) carry the API's security headers plus a CSP naming only the console and the API,
+/// and a page of another origin cannot frame the sign-in form (clickjacking).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_is_served_with_security_headers_and_cannot_be_framed() {
+    tokio::task::spawn_blocking(build_workspaces).await.unwrap();
+    let console_port = free_port();
+    let console_origin = format!("http://127.0.0.1:{console_port}");
+    let app = TestApp::spawn_with(Options {
+        env: vec![
+            ("CONSOLE_ADDR", format!("127.0.0.1:{console_port}")),
+            (
+                "CONSOLE_DIR",
+                repo_root().join("console/dist").display().to_string(),
+            ),
+            ("CORS_ORIGINS", console_origin.clone()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let api = format!("http://127.0.0.1:{}", app.addr.port());
+
+    let index = reqwest::get(format!("{console_origin}/"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let script = index
+        .split('"')
+        .find(|part| part.starts_with("./assets/") && part.ends_with(".js"))
+        .unwrap_or_else(|| panic!("no script in index.html:\n{index}"))
+        .trim_start_matches('.')
+        .to_string();
+    let mut wanted: Vec<(String, String)> = fileorganizer::security_headers::COMMON
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+    let csp = fileorganizer::security_headers::console_csp(&api);
+    assert!(csp.contains(&format!("connect-src 'self' {api};")), "{csp}");
+    wanted.push(("content-security-policy".into(), csp));
+    // Collected rather than asserted one by one, so a failure shows the browser's side too.
+    let mut missing = Vec::new();
+    for path in [
+        "/",
+        "/index.html",
+        &script,
+        "/config.json",
+        "/operations/x/deep-link",
+    ] {
+        let response = reqwest::get(format!("{console_origin}{path}"))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::OK, "{path}");
+        for (name, value) in &wanted {
+            let got = response.headers().get(name).map(|v| v.to_str().unwrap());
+            if got != Some(value.as_str()) {
+                missing.push(format!("{path}: {name} is {got:?}"));
+            }
+        }
+    }
+    let config: Value = reqwest::get(format!("{console_origin}/config.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(config, serde_json::json!({ "apiUrl": api }));
+
+    // The framing page comes from a server the browser script runs on another loopback port.
+    let output = tokio::process::Command::new("node")
+        .arg(repo_root().join("tests/clients/console_frame.mjs"))
+        .arg(&console_origin)
+        .current_dir(repo_root())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(DEADLINE, output)
+        .await
+        .expect("the browser test hung")
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "console_frame.mjs failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&output.stdout).unwrap();
+    println!("framing attempt: {seen}");
+    // The control frame (same origin as the framing page, no policy) loads and can be read,
+    // so the probe works; the console's frame holds no sign-in form.
+    assert_eq!(seen["control"]["marker"], "control frame", "{seen}");
+    assert!(missing.is_empty(), "security headers: {missing:#?}\n{seen}");
+    assert_ne!(
+        seen["console"]["loginForm"], true,
+        "the console was framed: {seen}"
+    );
+    assert!(
+        seen["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m.as_str().unwrap().contains("frame-ancestors")),
+        "Chromium did not say it refused the frame: {seen}"
     );
 }

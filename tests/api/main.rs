@@ -32,6 +32,7 @@ mod revocation;
 mod scopes;
 mod search;
 mod soak;
+mod streams;
 mod system;
 mod tokens;
 mod tree_changes;

@@ -150,7 +150,7 @@ async fn postgres_outage_fails_fast_and_loses_nothing() {
 }
 
 /// A private redis-server on `port` (no persistence), ready to serve.
-fn start_redis(port: u16) -> KillOnDrop {
+pub fn start_redis(port: u16) -> KillOnDrop {
     let child = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .args(["--save", "", "--appendonly", "no"])

@@ -758,7 +758,9 @@ async fn html_export_draws_the_category_chart_in_chromium() {
     let png = std::fs::read(&screenshot).unwrap();
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 5_000);
 
-    // Opened as a downloaded file (no CSP), the page's own styles apply too.
+    // Opened as a downloaded file (no CSP header), the page's own styles apply too, under the
+    // policy of its own <meta> tag (first in <head>): nothing is refused while it renders, and
+    // an <img> smuggled in afterwards is refused by it without a request (issue 18 item 11c).
     let styled = artifacts().join("report-export-styled.png");
     let seen = chromium_sees(&html_path, &styled, None).await;
     assert_eq!(
@@ -767,6 +769,23 @@ async fn html_export_draws_the_category_chart_in_chromium() {
     );
     assert_eq!(seen["pwned"], false);
     assert!(std::fs::metadata(&styled).unwrap().len() > 5_000);
+    let head_first = seen["headFirst"].as_str().unwrap_or_default();
+    assert!(
+        head_first.starts_with(
+            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none';"
+        ),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["thBackground"], "rgb(246, 248, 250)",
+        "the style block was refused: {seen}"
+    );
+    assert_eq!(seen["cspViolations"], serde_json::json!([]), "{seen}");
+    assert_eq!(seen["consoleErrors"], serde_json::json!([]), "{seen}");
+    assert_eq!(seen["probe"]["blocked"], true, "{seen}");
+    assert_eq!(seen["probe"]["directive"], "img-src", "{seen}");
+    assert_eq!(seen["probe"]["requested"], false, "{seen}");
+    assert_eq!(seen["externalRequests"], 0, "{seen}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,13 +2,18 @@
 // (Debian's, driven by playwright-core), the way a person would, and reports what it saw.
 // Driven by tests/api/console.rs.
 //
-// Usage: node console_flow.mjs CONSOLE_URL API_URL BAD_ORIGIN UPLOAD_DIR SCREENSHOT_DIR EMAIL
+// Usage: node console_flow.mjs CONSOLE_URL API_URL BAD_ORIGIN UPLOAD_DIR SCREENSHOT_DIR EMAIL DECOY_URL
 //
 //   CONSOLE_URL  the console as `fileorg serve` serves it (an origin listed in CORS_ORIGINS)
 //   API_URL      the grpc-web endpoint (the gRPC port), another origin
 //   BAD_ORIGIN   an origin NOT in CORS_ORIGINS; the same built console is served there by
 //                request interception (nothing listens on it), and must fail to reach the API
 //   UPLOAD_DIR   every file in it is uploaded into inbox/
+//   DECOY_URL    a listener of the Rust test that records every request it gets: the console
+//                is opened as CONSOLE_URL/?api=DECOY_URL and must send it nothing
+//
+// The real console runs under the Content-Security-Policy `fileorg serve` sends; every
+// `securitypolicyviolation` event is reported (cspViolations), and console errors too.
 //
 // Protocol: after the apply finished the script prints `APPLIED <json>` and waits for a line
 // on stdin (the Rust test checks the disk meanwhile); at the end it prints `DONE <json>`.
@@ -19,15 +24,16 @@ import { extname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
 
-const [consoleUrl, apiUrl, badOrigin, uploadDir, shots, email] = process.argv.slice(2);
-if (!email) {
-  console.error('usage: console_flow.mjs CONSOLE_URL API_URL BAD_ORIGIN UPLOAD_DIR SCREENSHOT_DIR EMAIL');
+const [consoleUrl, apiUrl, badOrigin, uploadDir, shots, email, decoyUrl] = process.argv.slice(2);
+if (!decoyUrl) {
+  console.error('usage: console_flow.mjs CONSOLE_URL API_URL BAD_ORIGIN UPLOAD_DIR SCREENSHOT_DIR EMAIL DECOY_URL');
   process.exit(2);
 }
 const PASSWORD = 'correct horse battery';
 const TIMEOUT = 60_000; // only prevents hangs
 const stdinLines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 const consoleErrors = [];
+const cspViolations = [];
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
@@ -66,13 +72,22 @@ try {
   // ------------------------------------------------------------ the real console
   const context = await browser.newContext({ viewport: { width: 1100, height: 1000 } });
   context.setDefaultTimeout(TIMEOUT);
+  await context.exposeFunction('__cspViolation', (v) => cspViolations.push(v));
+  await context.addInitScript(() => document.addEventListener('securitypolicyviolation', (e) => {
+    window.__cspViolation({ directive: e.violatedDirective, blocked: e.blockedURI, source: e.sourceFile });
+  }, true));
   const page = await context.newPage();
   page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
   failing = page;
-  await page.goto(`${consoleUrl}/?api=${encodeURIComponent(apiUrl)}`);
-  if ((await page.inputValue('#api-url')) !== apiUrl) throw new Error('the API URL was not taken from ?api=');
+  // A link that tries to point the sign-in form elsewhere: the console ignores ?api=.
+  await page.goto(`${consoleUrl}/?api=${encodeURIComponent(decoyUrl)}`);
+  await page.waitForSelector('#register:not([disabled])');
+  const shownApi = await page.textContent('#api-url');
   await signIn(page, '#register');
-  await page.waitForSelector('#app', { state: 'visible' });
+  await page.waitForSelector('#app:not([hidden]), #error:not([hidden])');
+  if (!(await page.isVisible('#app'))) {
+    throw new Error(`signing in failed (API shown: ${shownApi}): ${await page.textContent('#error')}`);
+  }
   const who = await page.textContent('#who');
 
   // Upload into inbox/, then browse: root shows the folder, clicking it lists the files.
@@ -143,14 +158,15 @@ try {
   // The same built console, served (by interception) from BAD_ORIGIN; its grpc-web calls go
   // to the real API, whose CORS answer lacks this origin, so the browser refuses them.
   const dist = new URL('../../console/dist/', import.meta.url);
-  const types = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.map': 'application/json' };
+  const types = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.map': 'application/json', '.json': 'application/json' };
   const bad = await browser.newContext();
   bad.setDefaultTimeout(TIMEOUT);
   const apiFailures = [];
   await bad.route(`${badOrigin}/**`, async (route) => {
     const path = new URL(route.request().url()).pathname.replace(/^\/+/, '') || 'index.html';
     try {
-      const body = readFileSync(new URL(path, dist));
+      // As an operator deploying the console on that origin would configure it.
+      const body = path === 'config.json' ? JSON.stringify({ apiUrl }) : readFileSync(new URL(path, dist));
       await route.fulfill({ status: 200, body, headers: { 'content-type': types[extname(path)] || 'application/octet-stream' } });
     } catch {
       await route.fulfill({ status: 404, body: 'not found' });
@@ -159,7 +175,8 @@ try {
   const badPage = await bad.newPage();
   failing = badPage;
   badPage.on('requestfailed', (r) => { if (r.url().startsWith(apiUrl)) apiFailures.push(r.failure()?.errorText ?? ''); });
-  await badPage.goto(`${badOrigin}/?api=${encodeURIComponent(apiUrl)}`);
+  await badPage.goto(`${badOrigin}/`);
+  await badPage.waitForSelector('#login:not([disabled])');
   await signIn(badPage, '#login');
   await badPage.waitForSelector('#error', { state: 'visible' });
   const badOriginResult = {
@@ -171,10 +188,10 @@ try {
   await shot(badPage, '5-bad-origin');
   await bad.close();
 
-  console.log(`DONE ${JSON.stringify({ who, rootListing, inboxListing, plan, afterUndo, undoState, badOriginResult, consoleErrors })}`);
+  console.log(`DONE ${JSON.stringify({ who, shownApi, rootListing, inboxListing, plan, afterUndo, undoState, badOriginResult, consoleErrors, cspViolations })}`);
 } catch (err) {
   if (failing) await explain(failing, 'console');
-  console.error(`console errors: ${JSON.stringify(consoleErrors)}`);
+  console.error(`console errors: ${JSON.stringify(consoleErrors)}; CSP violations: ${JSON.stringify(cspViolations)}`);
   throw err;
 } finally {
   await browser.close();

@@ -9,7 +9,13 @@
 // browser. Nothing leaves the machine: every other request is refused and
 // counted. Prints {bars: [{category, bytes, width, fill}], chart: {width,
 // height}, groups, duplicatesText, injectedImages, pwned, dialogs,
-// externalRequests, consoleErrors, title}.
+// externalRequests, consoleErrors, title, headFirst, thBackground,
+// cspViolations, probe}.
+//
+// cspViolations and consoleErrors are those of the page's load (the
+// `securitypolicyviolation` events and console errors). Then a probe plays a markup injection that got past escaping: it
+// appends an <img> pointing off the machine and reports whether a policy
+// refused it ({blocked, directive}) or the request was attempted.
 
 import { readFileSync } from 'node:fs';
 import { chromium } from 'playwright-core';
@@ -46,6 +52,11 @@ try {
   page.on('console', (message) => {
     if (message.type() === 'error') consoleErrors.push(message.text());
   });
+  const cspViolations = [];
+  await page.exposeFunction('__cspViolation', (v) => cspViolations.push(v));
+  await page.addInitScript(() => document.addEventListener('securitypolicyviolation', (e) => {
+    window.__cspViolation({ directive: e.violatedDirective, blocked: e.blockedURI });
+  }, true));
   await page.route('**/*', async (route) => {
     const url = route.request().url();
     if (url === 'http://report.test/') {
@@ -78,10 +89,26 @@ try {
       injectedImages: document.querySelectorAll('img').length,
       scripts: document.querySelectorAll('script').length,
       pwned: Boolean(window.__pwned),
+      headFirst: document.head.firstElementChild?.outerHTML ?? null,
+      thBackground: document.querySelector('th') ? getComputedStyle(document.querySelector('th')).backgroundColor : null,
     };
   });
+  const atLoad = [...cspViolations];
+  const errorsAtLoad = [...consoleErrors];
+  const requestsBeforeProbe = externalRequests;
+  const probe = await page.evaluate(() => new Promise((resolve) => {
+    const done = (result) => { clearTimeout(timer); resolve(result); };
+    const timer = setTimeout(() => done({ blocked: false }), 3000);
+    document.addEventListener('securitypolicyviolation', (e) => done({ blocked: true, directive: e.effectiveDirective }), { once: true });
+    const img = document.createElement('img');
+    img.src = 'https://beacon.invalid/leak.png';
+    img.onerror = () => setTimeout(() => done({ blocked: false, error: true }), 500);
+    document.body.append(img);
+  }));
+  probe.requested = externalRequests > requestsBeforeProbe;
+  externalRequests = requestsBeforeProbe;
   await page.screenshot({ path: screenshotPath, fullPage: true });
-  console.log(JSON.stringify({ ...facts, dialogs, consoleErrors, externalRequests }));
+  console.log(JSON.stringify({ ...facts, dialogs, consoleErrors: errorsAtLoad, externalRequests, cspViolations: atLoad, probe }));
 } finally {
   await browser.close();
 }
