@@ -1,5 +1,5 @@
 // Builds the console into dist/ (served by `fileorg serve` on CONSOLE_ADDR, see
-// src/console.rs). Relative asset URLs so the build works under any path.
+// src/infra/console.rs). Relative asset URLs so the build works under any path.
 import { defineConfig, type Plugin } from "vite";
 
 // The API origin reaches the page in config.json, which `fileorg serve` answers from its own

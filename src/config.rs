@@ -87,7 +87,7 @@ pub struct Config {
     /// worker` serve Prometheus metrics at `/metrics`.
     pub metrics_addr: Option<SocketAddr>,
     /// `CONSOLE_ADDR` (default: off): where `fileorg serve` serves the browser
-    /// console's built files (see [`crate::console`]).
+    /// console's built files (see [`crate::infra::console`]).
     pub console_addr: Option<SocketAddr>,
     /// `TRUSTED_PROXIES` (default: none): peers whose forwarded-address
     /// header (`x-envoy-external-address`) gives the client's address; see
@@ -98,7 +98,7 @@ pub struct Config {
     /// `CONSOLE_API_URL` (default: `http://` + the address the gRPC listener
     /// is bound to): the origin the console's grpc-web calls go to, served to
     /// the page in `/config.json` and named in its CSP. The page never takes
-    /// it from its own URL (see [`crate::console`]).
+    /// it from its own URL (see [`crate::infra::console`]).
     pub console_api_url: Option<String>,
     /// `LOG_FORMAT`: json (default in production) or pretty.
     pub log_format: LogFormat,
@@ -148,11 +148,11 @@ pub struct Config {
     pub idle_connection_timeout: Option<Duration>,
     /// `MAX_STREAMS_PER_USER` (default 16): server streams (WatchOperation,
     /// DownloadFile, ExportReport) one user may have open at once in this
-    /// process; more are RESOURCE_EXHAUSTED (see [`crate::streams`]).
+    /// process; more are RESOURCE_EXHAUSTED (see [`crate::infra::streams`]).
     pub max_streams_per_user: usize,
     /// `CACHE_*_TTL_SECS`: how long cached answers live; `CACHE_LOCAL_TTL_MS`
-    /// (default 1000, 0 = off): the in-process tier (see `crate::cache`).
-    pub cache_ttls: crate::cache::CacheTtls,
+    /// (default 1000, 0 = off): the in-process tier (see `crate::infra::cache`).
+    pub cache_ttls: crate::infra::cache::CacheTtls,
 }
 
 /// Per-minute request limits (`RATE_LIMIT_*`), enforced over a sliding
@@ -448,7 +448,7 @@ impl Config {
                 0 => None,
                 secs => Some(Duration::from_secs(secs)),
             },
-            cache_ttls: crate::cache::CacheTtls {
+            cache_ttls: crate::infra::cache::CacheTtls {
                 profile: Duration::from_secs(parse(
                     &get,
                     "CACHE_PROFILE_TTL_SECS",

@@ -11,28 +11,20 @@
 
 pub mod api;
 pub mod auth;
-pub mod cache;
 pub mod config;
-pub mod console;
 pub mod db;
 pub mod engine;
 pub mod error;
-pub mod health;
+pub mod infra;
 pub mod jobs;
-pub mod keyed_lock;
 pub mod layers;
-pub mod observability;
 pub mod pagination;
 pub mod pb;
-pub mod ratelimit;
 pub mod reports;
 pub mod schema;
-pub mod security_headers;
 pub mod server;
 pub mod state;
 pub mod storage;
-pub mod streams;
-pub mod telemetry;
 
 #[cfg(test)]
 pub(crate) mod testing;

@@ -1,14 +1,14 @@
 //! The `fileorg` binary: parses the command line and configuration, then hands
 //! over to the library.
 
-mod dbtools;
-mod find_duplicates;
-mod loadtest;
+mod cli;
+
+use cli::{dbtools, find_duplicates, loadtest};
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
-use fileorganizer::{config::Config, pb, server, state::AppState, telemetry};
+use fileorganizer::{config::Config, infra::telemetry, pb, server, state::AppState};
 
 /// mimalloc instead of glibc's malloc: a GetOperation under load spent a
 /// fifth of the server's CPU in glibc's malloc and free (BENCHMARKS.md,
@@ -143,7 +143,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             telemetry::init(config.log_format);
             let count = count.unwrap_or(config.workers).max(1);
             let state = AppState::connect(config).await?;
-            let metrics = fileorganizer::observability::start(&state, false).await?;
+            let metrics = fileorganizer::infra::observability::start(&state, false).await?;
             let workers = fileorganizer::jobs::spawn_workers(&state, count);
             tracing::info!(count, "workers running; SIGINT/SIGTERM stops them");
             server::shutdown_signal().await;

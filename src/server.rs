@@ -110,13 +110,13 @@ pub async fn run(
     let config = state.config.clone();
     let max = config.max_message_bytes;
     // First, so a taken METRICS_ADDR fails start-up before anything runs.
-    let metrics = crate::observability::start(&state, true).await?;
-    let console = crate::console::start(&state, listener.local_addr()?).await?;
+    let metrics = crate::infra::observability::start(&state, true).await?;
+    let console = crate::infra::console::start(&state, listener.local_addr()?).await?;
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     // tonic-health starts "" as SERVING; nothing is until the first check passes.
-    crate::health::set_all(&health_reporter, tonic_health::ServingStatus::NotServing).await;
-    let health_task = tokio::spawn(crate::health::run_health_loop(
+    crate::infra::health::set_all(&health_reporter, tonic_health::ServingStatus::NotServing).await;
+    let health_task = tokio::spawn(crate::infra::health::run_health_loop(
         state.clone(),
         health_reporter,
         config.health_check_interval,

@@ -7,7 +7,7 @@ use tokio::sync::watch;
 
 use crate::{auth::tokens::TokenKeys, config::Config, db::DbPool};
 
-pub type RedisPool = bb8::Pool<bb8_redis::RedisConnectionManager>;
+use crate::infra::redis::RedisPool;
 
 /// Cheap to clone: every field is a handle.
 #[derive(Clone)]
@@ -35,13 +35,13 @@ pub struct AppState {
     /// Live progress of jobs running in this process, for WatchOperation.
     pub progress: crate::jobs::hub::ProgressHub,
     /// Request rate limits (Redis-backed when Redis is configured).
-    pub limiter: crate::ratelimit::Limiter,
+    pub limiter: crate::infra::ratelimit::Limiter,
     /// Cache-aside for hot reads (a no-op without Redis).
-    pub cache: crate::cache::Cache,
+    pub cache: crate::infra::cache::Cache,
     /// One computation at a time per operation and kind of memo (`api::memo`).
-    pub memo_builds: crate::keyed_lock::KeyedLock<(uuid::Uuid, String)>,
+    pub memo_builds: crate::infra::keyed_lock::KeyedLock<(uuid::Uuid, String)>,
     /// Open server streams per user, capped at MAX_STREAMS_PER_USER.
-    pub stream_slots: crate::streams::StreamSlots,
+    pub stream_slots: crate::infra::streams::StreamSlots,
 }
 
 impl AppState {
@@ -81,19 +81,22 @@ impl AppState {
         )?);
         crate::auth::password::warm_up();
         let (tx, rx) = watch::channel(false);
-        let limiter = crate::ratelimit::Limiter::new(
+        let limiter = crate::infra::ratelimit::Limiter::new(
             redis.clone(),
             &config.redis_key_prefix,
             config.rate_limits.window,
         );
-        let cache =
-            crate::cache::Cache::new(redis.clone(), &config.redis_key_prefix, config.cache_ttls);
+        let cache = crate::infra::cache::Cache::new(
+            redis.clone(),
+            &config.redis_key_prefix,
+            config.cache_ttls,
+        );
         let progress = crate::jobs::hub::ProgressHub::new(
             config.redis_url.as_deref(),
             &config.redis_key_prefix,
             rx.clone(),
         );
-        let stream_slots = crate::streams::StreamSlots::new(config.max_streams_per_user);
+        let stream_slots = crate::infra::streams::StreamSlots::new(config.max_streams_per_user);
         Ok(AppState {
             cache,
             config: Arc::new(config),

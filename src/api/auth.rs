@@ -17,10 +17,10 @@ use crate::{
         models::{self, NewApiKey, NewRefreshToken, NewUser},
     },
     error::{AppError, AppResult},
+    infra::ratelimit::Decision,
     layers::RequestContext,
     pagination,
     pb::fileorganizer::v1::{self as pb, ErrorReason, auth_service_server::AuthService},
-    ratelimit::Decision,
     state::AppState,
 };
 

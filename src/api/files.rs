@@ -303,7 +303,7 @@ impl FileService for Files {
         let (principal, req) = parts(request)?;
         let slot = self.state.stream_slots.acquire(principal.user_id)?;
         let response = browse::download_file(self, principal, req).await?;
-        Ok(response.map(|stream| crate::streams::hold(slot, stream)))
+        Ok(response.map(|stream| crate::infra::streams::hold(slot, stream)))
     }
 
     async fn delete_file(

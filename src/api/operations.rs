@@ -468,7 +468,7 @@ impl Operations {
                 }
             }
         });
-        Ok(crate::streams::hold(
+        Ok(crate::infra::streams::hold(
             slot,
             Box::pin(ReceiverStream::new(rx)),
         ))

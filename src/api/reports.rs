@@ -408,7 +408,7 @@ impl Reports {
     ) -> AppResult<pb::OperationReport> {
         // Cache-aside, keyed by owner and operation: another user's request
         // can never hit it. Only reports of operations at rest are cached;
-        // every state change and an undo invalidate (see `crate::cache`).
+        // every state change and an undo invalidate (see `crate::infra::cache`).
         let cache = &self.state.cache;
         let key = req
             .name
@@ -574,7 +574,7 @@ impl ReportService for Reports {
         let (principal, req) = parts(request)?;
         let slot = self.state.stream_slots.acquire(principal.user_id)?;
         let (stream, filename) = self.export(principal, req).await?;
-        let mut response = Response::new(crate::streams::hold(slot, stream));
+        let mut response = Response::new(crate::infra::streams::hold(slot, stream));
         // Over REST, Envoy turns response metadata into HTTP headers: the
         // download gets its file name (ASCII only: a UUID and an extension).
         let disposition = format!("attachment; filename=\"{filename}\"");

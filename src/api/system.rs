@@ -9,10 +9,9 @@ use crate::{
     auth::Principal,
     db,
     error::{AppError, AppResult},
-    health,
+    infra::{health, ratelimit::Bucket},
     layers::RequestContext,
     pb::fileorganizer::v1::{self as pb, HealthState, system_service_server::SystemService},
-    ratelimit::Bucket,
     state::AppState,
 };
 

@@ -4,7 +4,7 @@
 //! `CACHE_LOCAL_TTL_MS` in every API process sharing the Redis).
 
 use super::{email::Email, sessions};
-use crate::{cache::Cache, config::Config, db};
+use crate::{config::Config, db, infra::cache::Cache};
 
 /// What an operator can change about an account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +59,7 @@ pub async fn apply(
 /// A connection pool to the configured Redis, if any. When it cannot be
 /// reached the change still holds, but API processes may go on using what
 /// they cached for up to CACHE_PRINCIPAL_TTL_SECS: say so.
-async fn redis(config: &Config) -> Option<crate::state::RedisPool> {
+async fn redis(config: &Config) -> Option<crate::infra::redis::RedisPool> {
     let url = config.redis_url.as_ref()?;
     let pool = match bb8_redis::RedisConnectionManager::new(url.as_str()) {
         Ok(manager) => bb8::Pool::builder().max_size(1).build(manager).await.ok(),

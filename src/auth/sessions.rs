@@ -5,7 +5,7 @@
 //! An access token is a signed, self-contained JWT; on its own it would stay
 //! valid for its whole lifetime (15 minutes) after Logout, reuse detection, a
 //! password change, a demotion or a disabled account. So the auth layer also
-//! asks two questions per call, through the principal cache (`crate::cache`):
+//! asks two questions per call, through the principal cache (`crate::infra::cache`):
 //!
 //! | cache | key | holds | truth in Postgres |
 //! |---|---|---|---|
@@ -39,9 +39,9 @@ use uuid::Uuid;
 
 use super::Role;
 use crate::{
-    cache::Cache,
     db,
     error::{AppError, AppResult},
+    infra::cache::Cache,
     state::AppState,
 };
 

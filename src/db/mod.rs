@@ -69,7 +69,7 @@ pub fn pool(url: &str, size: u32) -> DbPool {
                             "timed out connecting to the database".into(),
                         ))
                     })?;
-            conn.set_instrumentation(crate::observability::QueryMetrics::default());
+            conn.set_instrumentation(crate::infra::observability::QueryMetrics::default());
             Ok(conn)
         })
     });

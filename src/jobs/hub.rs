@@ -171,7 +171,7 @@ fn channel_prefix(prefix: &str) -> String {
 /// Publishes a snapshot on Redis; failures are logged at debug level only
 /// (watchers fall back to polling the database).
 pub async fn publish_redis(
-    pool: &crate::state::RedisPool,
+    pool: &crate::infra::redis::RedisPool,
     prefix: &str,
     id: Uuid,
     snapshot: &pb::WatchOperationResponse,

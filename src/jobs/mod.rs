@@ -154,7 +154,7 @@ async fn worker_loop(state: AppState, worker_id: String) {
                         continue;
                     }
                     tracing::error!(operation = %id, error = format!("{error:#}"), "job failed");
-                    crate::observability::operation_finished(&kind, "failed");
+                    crate::infra::observability::operation_finished(&kind, "failed");
                     if let Ok(mut conn) = state.db.get().await
                         && let Ok(None) =
                             db::operations::fail(&mut conn, id, &worker_id, &format!("{error:#}"))
@@ -233,7 +233,7 @@ impl JobContext {
                 .await?;
         drop(conn);
         self.changed().await;
-        crate::observability::operation_finished(&self.operation.kind, state);
+        crate::infra::observability::operation_finished(&self.operation.kind, state);
         tracing::info!(operation = %self.operation.id, state, counters = ?self.progress.counters(), "job finished");
         if row.kind != "undo"
             && let Err(error) = crate::api::reports::report_of(&self.state, &row).await
@@ -300,7 +300,7 @@ impl JobContext {
 }
 
 async fn run_job(state: &AppState, op: Operation, worker_id: &str) -> anyhow::Result<()> {
-    let _active = crate::observability::ActiveOperation::start();
+    let _active = crate::infra::observability::ActiveOperation::start();
     let progress = Arc::new(Progress::from_counters(&op.counters()));
     if op.cancel_requested {
         progress.cancel();

@@ -242,7 +242,7 @@ async fn plan_phase(
         (scanned, analysis)
     })
     .await?;
-    crate::observability::duplicates_found(
+    crate::infra::observability::duplicates_found(
         analysis.duplicate_of.iter().filter(|d| d.is_some()).count() as u64,
     );
     if let Some(i) = ctx.interrupted() {
@@ -577,7 +577,7 @@ fn apply_batch(
         }
         progress.set_current(&record.original_path);
         let update = apply_one(root, &mut mover, record, conflict, mark_duplicates);
-        crate::observability::file_organized(&record.category, update.status);
+        crate::infra::observability::file_organized(&record.category, update.status);
         match update.status {
             "completed" | "duplicate" => {
                 Progress::add(&progress.files_moved, 1);

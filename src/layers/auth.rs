@@ -115,7 +115,7 @@ where
                 }
                 match authenticate(&state, request.headers()).await {
                     Ok(principal) => {
-                        crate::observability::user_seen(principal.user_id);
+                        crate::infra::observability::user_seen(principal.user_id);
                         tracing::Span::current()
                             .record("user_id", tracing::field::display(principal.user_id));
                         if let Err(denied) = authorize(&principal, request.uri().path()) {

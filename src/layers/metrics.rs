@@ -34,7 +34,7 @@ use prost::{Message, bytes::Buf};
 use tonic::Code;
 use tower::{Layer, Service};
 
-use crate::observability::{
+use crate::infra::observability::{
     API_REQUEST_DURATION_SECONDS, API_REQUEST_SIZE_BYTES, API_REQUESTS_TOTAL,
     API_RESPONSE_SIZE_BYTES,
 };

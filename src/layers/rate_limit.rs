@@ -7,7 +7,7 @@
 //!   sidecar), the address that proxy observed (`x-envoy-external-address`,
 //!   which Envoy overwrites); never a header from anyone else.
 //! - [`UserLimitLayer`]: after authentication, per user and global sliding
-//!   windows in Redis (see `crate::ratelimit`), by bucket: uploads, exports,
+//!   windows in Redis (see `crate::infra::ratelimit`), by bucket: uploads, exports,
 //!   everything else. Every answer carries `x-ratelimit-limit`,
 //!   `x-ratelimit-remaining` and `x-ratelimit-reset`; a refusal is
 //!   RESOURCE_EXHAUSTED with RetryInfo and `retry-after` (HTTP 429 through
@@ -32,7 +32,7 @@ use crate::{
     auth::Principal,
     config::RateLimits,
     db,
-    ratelimit::{Bucket, Decision},
+    infra::ratelimit::{Bucket, Decision},
     state::AppState,
 };
 

@@ -360,11 +360,11 @@ async fn console_is_served_with_security_headers_and_cannot_be_framed() {
         .unwrap_or_else(|| panic!("no script in index.html:\n{index}"))
         .trim_start_matches('.')
         .to_string();
-    let mut wanted: Vec<(String, String)> = fileorganizer::security_headers::COMMON
+    let mut wanted: Vec<(String, String)> = fileorganizer::infra::security_headers::COMMON
         .iter()
         .map(|(n, v)| (n.to_string(), v.to_string()))
         .collect();
-    let csp = fileorganizer::security_headers::console_csp(&api);
+    let csp = fileorganizer::infra::security_headers::console_csp(&api);
     assert!(csp.contains(&format!("connect-src 'self' {api};")), "{csp}");
     wanted.push(("content-security-policy".into(), csp));
     // Collected rather than asserted one by one, so a failure shows the browser's side too.

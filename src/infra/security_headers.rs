@@ -2,7 +2,7 @@
 //!
 //! Two front doors answer browsers: Envoy (REST, `envoy/envoy.yaml`, which adds
 //! [`COMMON`] and [`API_CSP`] to every response it sends) and the console's own
-//! HTTP server ([`crate::console`], which adds [`COMMON`] and [`console_csp`]).
+//! HTTP server ([`crate::infra::console`], which adds [`COMMON`] and [`console_csp`]).
 //! Envoy's YAML cannot import a Rust constant, so a unit test below reads the
 //! YAML (and the Kubernetes copy of it) and fails when the two drift apart.
 //!
@@ -69,10 +69,10 @@ mod tests {
     #[test]
     fn envoy_sends_the_same_headers() {
         for (file, yaml) in [
-            ("envoy/envoy.yaml", include_str!("../envoy/envoy.yaml")),
+            ("envoy/envoy.yaml", include_str!("../../envoy/envoy.yaml")),
             (
                 "deploy/k8s/envoy-configmap.yaml",
-                include_str!("../deploy/k8s/envoy-configmap.yaml"),
+                include_str!("../../deploy/k8s/envoy-configmap.yaml"),
             ),
         ] {
             let found = envoy_headers(yaml);

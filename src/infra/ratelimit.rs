@@ -18,7 +18,7 @@ use std::{
 use tonic::{Code, Status, metadata::MetadataValue};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::{error::ERROR_DOMAIN, state::RedisPool};
+use crate::{error::ERROR_DOMAIN, infra::redis::RedisPool};
 
 /// The outcome of counting one request against one limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

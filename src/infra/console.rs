@@ -13,7 +13,7 @@
 //! `/config.json`, and the Content-Security-Policy of every response names it as the only
 //! origin besides the console's own that the page may connect to. A link such as
 //! `/?api=https://attacker.example` therefore changes nothing. Every response also carries the
-//! security headers the API's responses carry ([`crate::security_headers`]), `frame-ancestors
+//! security headers the API's responses carry ([`crate::infra::security_headers`]), `frame-ancestors
 //! 'none'` and `X-Frame-Options: DENY` among them, so no other site can frame the sign-in form.
 
 use std::{net::SocketAddr, path::Path};
@@ -26,7 +26,7 @@ use axum::{
 };
 use tower_http::services::{ServeDir, ServeFile};
 
-use crate::{security_headers, state::AppState};
+use crate::{infra::security_headers, state::AppState};
 
 /// When CONSOLE_ADDR is set: checks that CONSOLE_DIR holds a built console and serves it
 /// until shutdown begins. A missing build stops start-up with a message saying how to

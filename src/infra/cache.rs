@@ -57,7 +57,7 @@ use std::{
 
 use prost::Message;
 
-use crate::state::RedisPool;
+use crate::infra::redis::RedisPool;
 
 /// Pause after a Redis failure before the cache tries again.
 const BACKOFF: Duration = Duration::from_secs(5);

@@ -26,7 +26,7 @@ pub struct Args {
 
 /// Peak resident set of this process, in KiB (VmHWM).
 fn peak_rss_kib() -> Option<u64> {
-    crate::loadtest::stats::read_rss_kb(std::process::id()).map(|(_, peak)| peak)
+    crate::cli::loadtest::stats::read_rss_kb(std::process::id()).map(|(_, peak)| peak)
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {

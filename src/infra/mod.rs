@@ -1,0 +1,25 @@
+//! Infrastructure every layer may use, none of it domain logic: caches,
+//! rate limits, metrics, health checks, logging, the console's file server,
+//! and the small concurrency helpers they need.
+//!
+//! - [`redis`]: the shared Redis pool type;
+//! - [`cache`]: Redis cache-aside with an in-process tier;
+//! - [`ratelimit`]: sliding-window limits per user and globally;
+//! - [`observability`]: Prometheus metrics and the /metrics listener;
+//! - [`health`]: dependency checks and grpc.health.v1;
+//! - [`telemetry`]: logging set-up;
+//! - [`console`]: serves the browser console's built files;
+//! - [`security_headers`]: the HTTP security headers shared with Envoy;
+//! - [`streams`]: the per-user cap on open server streams;
+//! - [`keyed_lock`]: one computation at a time per key.
+
+pub mod cache;
+pub mod console;
+pub mod health;
+pub mod keyed_lock;
+pub mod observability;
+pub mod ratelimit;
+pub mod redis;
+pub mod security_headers;
+pub mod streams;
+pub mod telemetry;
