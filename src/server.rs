@@ -110,7 +110,22 @@ pub async fn run(
     let config = state.config.clone();
     let max = config.max_message_bytes;
     // First, so a taken METRICS_ADDR fails start-up before anything runs.
-    let metrics = crate::infra::observability::start(&state, true).await?;
+    let mut metrics =
+        crate::infra::observability::start(config.metrics_addr, state.shutting_down.clone())
+            .await?;
+    if let Some(exporter) = &mut metrics {
+        let db = state.db.clone();
+        exporter.spawn(crate::infra::observability::refresh_gauges(
+            state.shutting_down.clone(),
+            move || {
+                let db = db.clone();
+                async move {
+                    let mut conn = db.get().await?;
+                    Ok(crate::db::users::total_storage(&mut conn).await?)
+                }
+            },
+        ));
+    }
     let console = crate::infra::console::start(&state, listener.local_addr()?).await?;
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();

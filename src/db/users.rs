@@ -110,3 +110,18 @@ pub async fn set_disabled(
         .execute(conn)
         .await
 }
+
+/// The sum of every user's stored bytes (the `storage_bytes_total` gauge).
+pub async fn total_storage(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
+    #[derive(diesel::QueryableByName)]
+    struct Total {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        bytes: i64,
+    }
+    // SUM(int8) is numeric; cast back (the total fits: it is bounded by quotas).
+    let total: Total =
+        diesel::sql_query("SELECT COALESCE(SUM(storage_used_bytes), 0)::int8 AS bytes FROM users")
+            .get_result(conn)
+            .await?;
+    Ok(total.bytes)
+}

@@ -22,7 +22,6 @@ use std::{
 
 use anyhow::Context;
 use diesel::connection::{Instrumentation, InstrumentationEvent};
-use diesel_async::RunQueryDsl;
 use metrics::{
     Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
 };
@@ -30,7 +29,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::{engine::categorize::BuiltIn, state::AppState};
+use crate::engine::categorize::BuiltIn;
 
 pub const API_REQUESTS_TOTAL: &str = "api_requests_total";
 pub const API_REQUEST_DURATION_SECONDS: &str = "api_request_duration_seconds";
@@ -167,26 +166,33 @@ impl Exporter {
     }
 }
 
-/// When METRICS_ADDR is set: installs the recorder and serves `/metrics` on
-/// it until shutdown begins. `api` also starts the refresher of the gauges
-/// that only the API server maintains (storage, active users).
-pub async fn start(state: &AppState, api: bool) -> anyhow::Result<Option<Exporter>> {
-    let Some(addr) = state.config.metrics_addr else {
+/// When METRICS_ADDR (`addr`) is set: installs the recorder and serves
+/// `/metrics` on it until `shutdown` turns true. The API server then adds
+/// the refresher of the gauges only it maintains ([`refresh_gauges`]).
+pub async fn start(
+    addr: Option<std::net::SocketAddr>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Option<Exporter>> {
+    let Some(addr) = addr else {
         return Ok(None);
     };
     let handle = install()?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("METRICS_ADDR {addr}"))?;
-    let mut shutdown = state.shutting_down.clone();
-    let mut tasks = vec![tokio::spawn(serve(listener, handle, async move {
-        let _ = shutdown.wait_for(|s| *s).await;
+    let mut stop = shutdown;
+    let tasks = vec![tokio::spawn(serve(listener, handle, async move {
+        let _ = stop.wait_for(|s| *s).await;
     }))];
-    if api {
-        tasks.push(tokio::spawn(refresh_gauges(state.clone())));
-    }
     tracing::info!(%addr, "serving Prometheus metrics at /metrics");
     Ok(Some(Exporter { tasks }))
+}
+
+impl Exporter {
+    /// Runs `task` with the exporter; [`Exporter::join`] waits for it too.
+    pub fn spawn(&mut self, task: impl Future<Output = ()> + Send + 'static) {
+        self.tasks.push(tokio::spawn(task));
+    }
 }
 
 async fn serve(
@@ -214,11 +220,17 @@ async fn serve(
     }
 }
 
-/// Recomputes `storage_bytes_total` and `active_users` every minute.
-async fn refresh_gauges(state: AppState) {
-    let mut shutdown = state.shutting_down.clone();
+/// Recomputes `storage_bytes_total` (from `storage_total`, the sum of the
+/// users' storage) and `active_users` every minute, until `shutdown`.
+pub async fn refresh_gauges<F, Fut>(
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    storage_total: F,
+) where
+    F: Fn() -> Fut,
+    Fut: Future<Output = anyhow::Result<i64>>,
+{
     loop {
-        match total_storage(&state).await {
+        match storage_total().await {
             Ok(bytes) => gauge!(STORAGE_BYTES_TOTAL).set(bytes as f64),
             Err(error) => tracing::debug!(%error, "storage_bytes_total not refreshed"),
         }
@@ -228,20 +240,6 @@ async fn refresh_gauges(state: AppState) {
             _ = shutdown.wait_for(|s| *s) => return,
         }
     }
-}
-
-async fn total_storage(state: &AppState) -> anyhow::Result<i64> {
-    #[derive(diesel::QueryableByName)]
-    struct Total {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        bytes: i64,
-    }
-    let mut conn = state.db.get().await?;
-    let total: Total =
-        diesel::sql_query("SELECT COALESCE(SUM(storage_used_bytes), 0)::int8 AS bytes FROM users")
-            .get_result(&mut *conn)
-            .await?;
-    Ok(total.bytes)
 }
 
 /// Last authenticated call per user, for `active_users`.
