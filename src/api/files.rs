@@ -112,7 +112,7 @@ fn trash_folder() -> UserPath {
 /// Parses request field `field` as a path, refusing what the trash RPCs own
 /// (`.trash/…`) and reserved temporary names.
 fn parse_path(raw: &str, field: &str) -> AppResult<UserPath> {
-    let path = UserPath::parse(raw).map_err(|e| e.into_app_error(field))?;
+    let path = UserPath::parse(raw).map_err(|e| e.at(field))?;
     if path.starts_with(&trash_folder()) {
         return Err(AppError::invalid(
             field,

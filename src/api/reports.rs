@@ -519,8 +519,7 @@ impl Reports {
         let root = self.state.user_root(principal.user_id)?;
         let trash_bytes = tokio::task::spawn_blocking(move || {
             let trash = UserPath::parse(crate::engine::plan::TRASH_FOLDER).expect("valid");
-            reports::usage::folder_bytes(&root, &trash)
-                .map_err(|e| crate::storage::walk_error_into_app(e, &trash, "trash"))
+            reports::usage::folder_bytes(&root, &trash).map_err(|e| e.at("trash"))
         })
         .await??;
         let (used, quota) = (totals.storage_used_bytes, totals.storage_quota_bytes);

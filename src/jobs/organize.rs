@@ -62,7 +62,7 @@ use crate::{
         scan::{self, ScanOptions, ScannedFile},
         template::Template,
     },
-    storage::{Fingerprint, MoveError, Mover, UserPath, UserRoot},
+    storage::{Fingerprint, Mover, StorageError, UserPath, UserRoot},
 };
 
 /// Records per apply batch (one transaction each).
@@ -735,7 +735,7 @@ fn apply_one(
             // conflict, the free name it was renamed to) holds the very file.
             // Checked only when the source is missing, so the common case
             // costs no extra lookup.
-            Err(MoveError::SourceMissing) => {
+            Err(StorageError::SourceMissing) => {
                 if let Some(found) = moved_before(root, &planned, &expect, conflict) {
                     return RecordUpdate {
                         identity: moved_identity(root, &found, &expect),
@@ -745,10 +745,10 @@ fn apply_one(
                 return outcome(
                     "failed",
                     record.new_path.clone(),
-                    Some(MoveError::SourceMissing.reason().to_string()),
+                    Some(StorageError::SourceMissing.reason().to_string()),
                 );
             }
-            Err(MoveError::DestinationExists)
+            Err(StorageError::DestinationExists)
                 if conflict == ConflictPolicy::Rename && attempts < 100 =>
             {
                 attempts += 1;
@@ -765,9 +765,9 @@ fn apply_one(
                 }
             }
             Err(
-                error @ (MoveError::DestinationExists
-                | MoveError::SourceChanged
-                | MoveError::NotARegularFile),
+                error @ (StorageError::DestinationExists
+                | StorageError::SourceChanged
+                | StorageError::NotARegularFile),
             ) => {
                 return outcome(
                     "skipped",

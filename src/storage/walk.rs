@@ -50,6 +50,8 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, RawDir};
 
+use super::error::StorageError;
+use super::path::UserPath;
 use super::sys::{self, Stat};
 
 /// Deepest level below its start that a walk enters.
@@ -112,6 +114,20 @@ impl WalkError {
         match self {
             WalkError::Io(e) => e,
             other => io::Error::other(other),
+        }
+    }
+
+    /// The [`StorageError`] for a failed walk of `folder`.
+    pub fn in_folder(self, folder: &UserPath) -> StorageError {
+        match self {
+            WalkError::TooDeep(limit) => StorageError::TooDeep {
+                limit,
+                folder: folder.clone(),
+            },
+            WalkError::Changed => StorageError::FolderChanged {
+                folder: folder.clone(),
+            },
+            WalkError::Io(e) => e.into(),
         }
     }
 }

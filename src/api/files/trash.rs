@@ -29,10 +29,7 @@ use crate::{
     error::{AppError, AppResult},
     pagination,
     pb::fileorganizer::v1::{self as pb, ErrorReason},
-    storage::{
-        MAX_DEPTH, MoveError, UserPath, UserRoot, WalkError, io_error_into_app, walk::TreeSize,
-        walk_error_into_app,
-    },
+    storage::{MAX_DEPTH, StorageError, UserPath, UserRoot, walk::TreeSize},
 };
 
 const DEFAULT_PAGE_SIZE: i32 = 100;
@@ -90,8 +87,8 @@ fn check_trash_folder(root: &UserRoot) -> AppResult<()> {
         Ok(_) => Err(AppError::FailedPrecondition {
             message: ".trash in your storage is not a folder; move it away to use the trash".into(),
         }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(io_error_into_app(e, ".trash")),
+        Err(StorageError::NotFound(_)) => Ok(()),
+        Err(e) => Err(e.at(".trash").into()),
     }
 }
 
@@ -99,8 +96,7 @@ fn check_trash_folder(root: &UserRoot) -> AppResult<()> {
 /// links, never followed), walked from a handle opened at the moment of use
 /// ([`UserRoot::tree_size`]); a tree deeper than [`MAX_DEPTH`] is refused.
 fn tree_size(root: &UserRoot, path: &UserPath, field: &str) -> AppResult<TreeSize> {
-    root.tree_size(path, MAX_DEPTH)
-        .map_err(|e| walk_error_into_app(e, path, field))
+    Ok(root.tree_size(path, MAX_DEPTH).map_err(|e| e.at(field))?)
 }
 
 /// Refuses to restore the folder `current` to `wanted` when its tree would
@@ -123,14 +119,20 @@ fn refuse_too_deep(
     }
     match root.tree_size(current, MAX_DEPTH.saturating_sub(level)) {
         Ok(_) => Ok(()),
-        Err(WalkError::TooDeep(_)) => Err(AppError::FailedPrecondition {
+        Err(StorageError::TooDeep { .. }) => Err(AppError::FailedPrecondition {
             message: format!(
                 "{field}: restoring this folder there would nest folders more than \
                  {MAX_DEPTH} levels below your storage root, deeper than the service walks; \
                  restore it to a shallower path"
             ),
         }),
-        Err(e) => Err(walk_error_into_app(e, wanted, field)),
+        // Named by where the folder was to go, as the request did.
+        Err(StorageError::FolderChanged { .. }) => Err(StorageError::FolderChanged {
+            folder: wanted.clone(),
+        }
+        .at(field)
+        .into()),
+        Err(e) => Err(e.at(field).into()),
     }
 }
 
@@ -160,13 +162,12 @@ pub(super) async fn delete_file(
     let trash_path = trash_folder()
         .join(&id.to_string())
         .and_then(|folder| folder.join(path.file_name().unwrap_or_default()))
-        .map_err(|e| e.into_app_error("path"))?;
+        .map_err(|e| e.at("path"))?;
     let probe = (root.clone(), path.clone());
     let (kind, size) = blocking(move || {
         let (root, path) = probe;
         check_trash_folder(&root)?;
-        let io = |e| io_error_into_app(e, "path");
-        let meta = root.symlink_metadata(&path).map_err(io)?;
+        let meta = root.symlink_metadata(&path).map_err(|e| e.at("path"))?;
         let size = if meta.is_dir() {
             tree_size(&root, &path, "path")?.bytes
         } else {
@@ -190,8 +191,9 @@ pub(super) async fn delete_file(
     )
     .await?;
     let moved = blocking(move || {
-        root.rename_noreplace(&path, &trash_path)
-            .map_err(|e| e.into_app_error("path"))
+        Ok(root
+            .rename_noreplace(&path, &trash_path)
+            .map_err(|e| e.at("path"))?)
     })
     .await;
     if let Err(error) = moved {
@@ -272,16 +274,16 @@ pub(super) async fn restore_file(
             } else {
                 parent
                     .join(&with_suffix(&file_name, n))
-                    .map_err(|e| e.into_app_error(field))?
+                    .map_err(|e| e.at(field))?
             };
             match root.rename_noreplace(&current, &candidate) {
                 Ok(()) => break candidate,
-                Err(MoveError::DestinationExists)
+                Err(StorageError::DestinationExists)
                     if on_conflict == OnConflict::Rename && n < MAX_SUFFIX =>
                 {
                     n += 1;
                 }
-                Err(MoveError::DestinationExists) => {
+                Err(StorageError::DestinationExists) => {
                     return Err(AppError::AlreadyExists {
                         reason: ErrorReason::AlreadyExists,
                         message: format!(
@@ -290,16 +292,16 @@ pub(super) async fn restore_file(
                         ),
                     });
                 }
-                Err(MoveError::SourceMissing) => {
+                Err(StorageError::SourceMissing) => {
                     return Err(AppError::FailedPrecondition {
                         message: format!("{name} is no longer in .trash on disk"),
                     });
                 }
-                Err(e) => return Err(e.into_app_error(field)),
+                Err(e) => return Err(e.at(field).into()),
             }
         };
         remove_empty_trash_folders(&root, &current);
-        let io = |e| io_error_into_app(e, field);
+        let io = |e: StorageError| AppError::from(e.at(field));
         let meta = root.symlink_metadata(&restored).map_err(io)?;
         let mut entry = file_entry(restored.as_str(), &meta, Some(&categorizer));
         if meta.is_file() {
@@ -385,8 +387,7 @@ pub(super) async fn empty_trash(
 /// everything in it, never following symlinks, at any depth
 /// ([`UserRoot::remove_tree`]). Already gone is fine.
 fn purge(root: &UserRoot, path: &UserPath) -> AppResult<()> {
-    root.remove_tree(path)
-        .map_err(|e| io_error_into_app(e, "names"))?;
+    root.remove_tree(path).map_err(|e| e.at("names"))?;
     remove_empty_trash_folders(root, path);
     Ok(())
 }

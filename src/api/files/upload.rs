@@ -10,7 +10,7 @@
 //! RENAME policy) and the folder fsynced.
 //!
 //! A full disk (`ENOSPC` while creating, writing or fsyncing the temp file)
-//! is RESOURCE_EXHAUSTED (see `storage::io_error_into_app`); the quota is
+//! is RESOURCE_EXHAUSTED (see `StorageError::DiskFull`); the quota is
 //! only charged after the last byte is durable, so it is left unchanged.
 //!
 //! A [`Staged`] upload that is dropped unpublished removes its temp file and
@@ -36,7 +36,7 @@ use crate::{
     engine::{categorize::SNIFF_BYTES, template::with_suffix},
     error::{AppError, ERROR_DOMAIN, reason_name},
     pb::fileorganizer::v1::{self as pb, ErrorReason, upload_file_request::Data},
-    storage::{MoveError, TEMP_PREFIX, UserPath, UserRoot, io_error_into_app},
+    storage::{StorageError, TEMP_PREFIX, UserPath, UserRoot},
 };
 
 /// Largest chunk of an UploadFile stream (the contract's limit).
@@ -191,7 +191,7 @@ impl Staged {
         let on_conflict = target.on_conflict;
         let field = target.fields.path;
         let staged = blocking(move || {
-            let io = |e| io_error_into_app(e, field);
+            let io = |e: StorageError| AppError::from(e.at(field));
             if on_conflict == OnConflict::Fail && root.exists(&path).map_err(io)? {
                 return Err(already_exists(&path));
             }
@@ -199,9 +199,7 @@ impl Staged {
             let mut created = Vec::new();
             let mut prefix = UserPath::root();
             for component in parent.components() {
-                prefix = prefix
-                    .join(component)
-                    .map_err(|e| e.into_app_error(field))?;
+                prefix = prefix.join(component).map_err(|e| e.at(field))?;
                 if !created.is_empty() || !root.exists(&prefix).map_err(io)? {
                     created.push(prefix.clone());
                 }
@@ -225,7 +223,7 @@ impl Staged {
                     &staged.temp_name,
                     OpenOptions::new().write(true).create_new(true).mode(0o644),
                 )
-                .map_err(io)?;
+                .map_err(|e| io(e.into()))?;
             staged.dir = Some(dir);
             staged.file = Some(tokio::fs::File::from_std(file.into_std()));
             Ok(staged)
@@ -255,7 +253,7 @@ impl Staged {
         let file = self.file.as_mut().expect("open until finished");
         file.write_all(chunk)
             .await
-            .map_err(|e| io_error_into_app(e, target.fields.path))?;
+            .map_err(|e| AppError::from(StorageError::from(e).at(target.fields.path)))?;
         self.written = total;
         Ok(())
     }
@@ -301,7 +299,7 @@ impl Staged {
             )));
         }
         let mut file = self.file.take().expect("open until finished");
-        let io = |e| io_error_into_app(e, target.fields.path);
+        let io = |e: std::io::Error| AppError::from(StorageError::from(e).at(target.fields.path));
         file.flush().await.map_err(io)?;
         file.sync_all().await.map_err(io)?;
         drop(file);
@@ -339,11 +337,8 @@ impl Staged {
         };
         let root = self.root.clone();
         let stored = path.clone();
-        let meta = blocking(move || {
-            root.symlink_metadata(&stored)
-                .map_err(|e| io_error_into_app(e, "path"))
-        })
-        .await;
+        let meta =
+            blocking(move || Ok(root.symlink_metadata(&stored).map_err(|e| e.at("path"))?)).await;
         let mut entry = match meta {
             Ok(meta) => file_entry(path.as_str(), &meta, None),
             Err(error) => {
@@ -376,9 +371,7 @@ impl Staged {
         let on_conflict = target.on_conflict;
         let field = target.fields.path;
         blocking(move || {
-            let temp = parent
-                .join(&temp_name)
-                .map_err(|e| e.into_app_error(field))?;
+            let temp = parent.join(&temp_name).map_err(|e| e.at(field))?;
             let name = wanted.file_name().unwrap_or_default().to_string();
             let mut n = 0;
             let stored = loop {
@@ -387,20 +380,20 @@ impl Staged {
                 } else {
                     parent
                         .join(&with_suffix(&name, n))
-                        .map_err(|e| e.into_app_error(field))?
+                        .map_err(|e| e.at(field))?
                 };
                 match root.rename_noreplace(&temp, &candidate) {
                     Ok(()) => break candidate,
-                    Err(MoveError::DestinationExists)
+                    Err(StorageError::DestinationExists)
                         if on_conflict == OnConflict::Rename && n < MAX_SUFFIX =>
                     {
                         n += 1;
                     }
-                    Err(MoveError::DestinationExists) => return Err(already_exists(&wanted)),
-                    Err(e) => return Err(e.into_app_error(field)),
+                    Err(StorageError::DestinationExists) => return Err(already_exists(&wanted)),
+                    Err(e) => return Err(e.at(field).into()),
                 }
             };
-            if let Err(e) = root.open_dir(&parent).and_then(|dir| fsync_dir(&dir)) {
+            if let Err(e) = root.open_dir(&parent).and_then(|dir| Ok(fsync_dir(&dir)?)) {
                 tracing::warn!(folder = %parent, error = %e, "could not fsync after an upload");
             }
             Ok(stored)
