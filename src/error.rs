@@ -4,8 +4,12 @@
 //!   failure kinds, each with a stable machine-readable reason).
 //! - Exactly one conversion, `impl From<AppError> for tonic::Status`, turns it
 //!   into a `google.rpc.Status` with an `ErrorInfo` (reason in UPPER_SNAKE_CASE,
-//!   domain `fileorganizer.v1`), a `BadRequest` for validation failures and a
-//!   `RetryInfo` for RESOURCE_EXHAUSTED.
+//!   domain `fileorganizer.v1`), a `BadRequest` for validation failures (and
+//!   for DATA_LOSS, naming the failed check) and a `RetryInfo` for
+//!   RESOURCE_EXHAUSTED when waiting can help. Every RESOURCE_EXHAUSTED of the
+//!   service goes through it, the rate-limit refusals of the tower layers
+//!   included (`infra::ratelimit::Decision::status`, which only adds its
+//!   `x-ratelimit-*` / `retry-after` headers to the converted status).
 //! - Internal details (SQL errors, I/O errors) are logged once, here, and never
 //!   sent to the client, who gets a generic message.
 //!
@@ -66,11 +70,25 @@ pub enum AppError {
     },
     #[error("{message}")]
     FailedPrecondition { message: String },
+    /// A limit was hit: a rate limit (RATE_LIMITED), a quota or the disk
+    /// (QUOTA_EXCEEDED). `retry_after` becomes the RetryInfo; `None` when
+    /// waiting cannot help (a request message too large). `metadata` goes
+    /// into the ErrorInfo (a rate limit names itself there).
     #[error("{message}")]
     ResourceExhausted {
         reason: ErrorReason,
         message: String,
-        retry_after: Duration,
+        retry_after: Option<Duration>,
+        metadata: Vec<(&'static str, String)>,
+    },
+    /// Received content failed an integrity check the caller asked for
+    /// (the request field `field`); nothing was stored. The ErrorInfo reason
+    /// is INVALID_ARGUMENT, and a BadRequest names the field.
+    #[error("{message}")]
+    DataLoss {
+        field: String,
+        description: String,
+        message: String,
     },
     /// A dependency is unreachable; the caller may retry.
     #[error("{what} is unavailable")]
@@ -104,6 +122,20 @@ impl AppError {
             reason: ErrorReason::ScopeInsufficient,
             message: message.into(),
             metadata: vec![("scope", scope.as_str().to_string())],
+        }
+    }
+
+    /// RESOURCE_EXHAUSTED with a RetryInfo of `retry_after` and no metadata.
+    pub fn exhausted(
+        reason: ErrorReason,
+        message: impl Into<String>,
+        retry_after: Duration,
+    ) -> Self {
+        AppError::ResourceExhausted {
+            reason,
+            message: message.into(),
+            retry_after: Some(retry_after),
+            metadata: Vec::new(),
         }
     }
 
@@ -209,11 +241,26 @@ impl From<AppError> for Status {
                 reason,
                 message,
                 retry_after,
-            } => status(
+                metadata,
+            } => status_with(
                 Code::ResourceExhausted,
                 message,
                 reason,
-                ErrorDetails::with_retry_info(Some(retry_after)),
+                match retry_after {
+                    Some(delay) => ErrorDetails::with_retry_info(Some(delay)),
+                    None => none(),
+                },
+                metadata,
+            ),
+            AppError::DataLoss {
+                field,
+                description,
+                message,
+            } => status(
+                Code::DataLoss,
+                message,
+                ErrorReason::InvalidArgument,
+                ErrorDetails::with_bad_request_violation(bounded(field), bounded(description)),
             ),
             AppError::Unavailable { what, detail } => {
                 tracing::warn!(dependency = what, error = %detail, "dependency unavailable");
@@ -353,14 +400,14 @@ impl From<FieldError<'_>> for AppError {
             StorageError::PermissionDenied(_) => AppError::FailedPrecondition {
                 message: format!("{field}: the service may not access this path on disk"),
             },
-            StorageError::DiskFull(_) => AppError::ResourceExhausted {
-                reason: ErrorReason::QuotaExceeded,
-                message: format!(
+            StorageError::DiskFull(_) => AppError::exhausted(
+                ErrorReason::QuotaExceeded,
+                format!(
                     "{field}: the server's storage is full (no space left on the disk); \
                      retry after space is freed"
                 ),
-                retry_after: DISK_FULL_RETRY,
-            },
+                DISK_FULL_RETRY,
+            ),
             StorageError::Io(e) => AppError::internal(format!("storage error on {field}: {e}")),
         }
     }
@@ -476,11 +523,11 @@ mod tests {
 
     #[test]
     fn exhausted_carries_retry_info() {
-        let status = Status::from(AppError::ResourceExhausted {
-            reason: ErrorReason::RateLimited,
-            message: "slow down".into(),
-            retry_after: Duration::from_secs(7),
-        });
+        let status = Status::from(AppError::exhausted(
+            ErrorReason::RateLimited,
+            "slow down",
+            Duration::from_secs(7),
+        ));
         assert_eq!(status.code(), Code::ResourceExhausted);
         let details = status.get_error_details();
         assert_eq!(
@@ -488,6 +535,35 @@ mod tests {
             Some(Duration::from_secs(7))
         );
         assert_eq!(details.error_info().unwrap().reason, "RATE_LIMITED");
+    }
+
+    #[test]
+    fn data_loss_names_the_failed_check() {
+        let status = Status::from(AppError::DataLoss {
+            field: "content_hash".into(),
+            description: "does not match the content received".into(),
+            message: "nothing was stored".into(),
+        });
+        assert_eq!(status.code(), Code::DataLoss);
+        assert_eq!(status.message(), "nothing was stored");
+        let details = status.get_error_details();
+        let violation = &details.bad_request().unwrap().field_violations[0];
+        assert_eq!(violation.field, "content_hash");
+        assert_eq!(details.error_info().unwrap().reason, "INVALID_ARGUMENT");
+    }
+
+    #[test]
+    fn exhausted_without_a_useful_wait_has_no_retry_info() {
+        let status = Status::from(AppError::ResourceExhausted {
+            reason: ErrorReason::QuotaExceeded,
+            message: "too large".into(),
+            retry_after: None,
+            metadata: vec![("limit", "x".into())],
+        });
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        let details = status.get_error_details();
+        assert!(details.retry_info().is_none());
+        assert_eq!(details.error_info().unwrap().metadata["limit"], "x");
     }
 
     #[test]

@@ -25,7 +25,6 @@ use std::{sync::Arc, time::Duration};
 use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
 use tokio::io::AsyncWriteExt;
 use tonic::{Status, Streaming};
-use tonic_types::{ErrorDetails, StatusExt};
 
 use super::{
     Files, OnConflict, blocking, conflict_policy, file_entry, parse_entry_path, parse_hash,
@@ -34,7 +33,7 @@ use crate::{
     auth::Principal,
     db::quota::{self, Usage},
     engine::{categorize::SNIFF_BYTES, template::with_suffix},
-    error::{AppError, ERROR_DOMAIN, reason_name},
+    error::AppError,
     pb::fileorganizer::v1::{self as pb, ErrorReason, upload_file_request::Data},
     storage::{StorageError, TEMP_PREFIX, UserPath, UserRoot},
 };
@@ -112,17 +111,17 @@ struct Target {
 }
 
 fn quota_exceeded(size: u64, usage: Usage) -> AppError {
-    AppError::ResourceExhausted {
-        reason: ErrorReason::QuotaExceeded,
-        message: format!(
+    AppError::exhausted(
+        ErrorReason::QuotaExceeded,
+        format!(
             "storage quota exceeded: the file needs {size} bytes but only {} of your {} bytes \
              are free ({} used; files in the trash count until EmptyTrash)",
             usage.remaining(),
             usage.quota,
             usage.used
         ),
-        retry_after: QUOTA_RETRY,
-    }
+        QUOTA_RETRY,
+    )
 }
 
 fn already_exists(path: &UserPath) -> AppError {
@@ -279,24 +278,16 @@ impl Staged {
         if let Some(expected) = target.hash
             && expected != *hash.as_bytes()
         {
-            let mut details = ErrorDetails::with_bad_request_violation(
-                target.fields.hash,
-                "does not match the content received",
-            );
-            details.set_error_info(
-                reason_name(ErrorReason::InvalidArgument),
-                ERROR_DOMAIN,
-                std::collections::HashMap::<String, String>::new(),
-            );
-            return Err(UploadError::Status(Status::with_error_details(
-                tonic::Code::DataLoss,
-                format!(
+            return Err(AppError::DataLoss {
+                field: target.fields.hash.into(),
+                description: "does not match the content received".into(),
+                message: format!(
                     "the content's blake3 hash is {}, not the expected {}; nothing was stored",
                     hash.to_hex(),
                     hex::encode(expected)
                 ),
-                details,
-            )));
+            }
+            .into());
         }
         let mut file = self.file.take().expect("open until finished");
         let io = |e: std::io::Error| AppError::from(StorageError::from(e).at(target.fields.path));
@@ -513,15 +504,15 @@ pub(super) async fn upload_small(
             fields: &UNARY_FIELDS,
         };
         if req.content.len() > limit {
-            return Err(AppError::ResourceExhausted {
-                reason: ErrorReason::QuotaExceeded,
-                message: format!(
+            return Err(AppError::exhausted(
+                ErrorReason::QuotaExceeded,
+                format!(
                     "the file is {} bytes; UploadSmallFile takes at most {limit} bytes \
                      (use the UploadFile stream for larger files)",
                     req.content.len()
                 ),
-                retry_after: QUOTA_RETRY,
-            });
+                QUOTA_RETRY,
+            ));
         }
         Ok(target)
     };
