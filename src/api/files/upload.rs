@@ -27,7 +27,8 @@ use tokio::io::AsyncWriteExt;
 use tonic::{Status, Streaming};
 
 use super::{
-    Files, OnConflict, blocking, conflict_policy, file_entry, parse_entry_path, parse_hash,
+    super::StreamEnd, Files, OnConflict, blocking, conflict_policy, file_entry, parse_entry_path,
+    parse_hash,
 };
 use crate::{
     auth::Principal,
@@ -47,41 +48,7 @@ const MAX_SUFFIX: u32 = 10_000;
 /// RetryInfo of a quota error: space has to be freed first.
 const QUOTA_RETRY: Duration = Duration::from_secs(60);
 
-/// Why an upload failed: an API error, or a status `AppError` has no kind
-/// for (DATA_LOSS, DEADLINE_EXCEEDED, the client's own cancellation).
-pub(super) enum UploadError {
-    App(AppError),
-    Status(Status),
-}
-
-impl From<AppError> for UploadError {
-    fn from(error: AppError) -> Self {
-        UploadError::App(error)
-    }
-}
-
-impl From<UploadError> for Status {
-    fn from(error: UploadError) -> Status {
-        match error {
-            UploadError::App(e) => e.into(),
-            UploadError::Status(s) => s,
-        }
-    }
-}
-
-impl From<diesel::result::Error> for UploadError {
-    fn from(error: diesel::result::Error) -> Self {
-        UploadError::App(error.into())
-    }
-}
-
-impl From<bb8::RunError<diesel_async::pooled_connection::PoolError>> for UploadError {
-    fn from(error: bb8::RunError<diesel_async::pooled_connection::PoolError>) -> Self {
-        UploadError::App(error.into())
-    }
-}
-
-type UploadResult<T> = Result<T, UploadError>;
+type UploadResult<T> = Result<T, StreamEnd>;
 
 /// The names of the request fields an upload's errors point at.
 struct Fields {
@@ -474,8 +441,8 @@ async fn next_message(
     tokio::select! {
         next = tokio::time::timeout(IDLE_TIMEOUT, stream.message()) => match next {
             Ok(Ok(message)) => Ok(message),
-            Ok(Err(status)) => Err(UploadError::Status(status)),
-            Err(_) => Err(UploadError::Status(Status::deadline_exceeded(format!(
+            Ok(Err(status)) => Err(StreamEnd::Client(status)),
+            Err(_) => Err(StreamEnd::Client(Status::deadline_exceeded(format!(
                 "the upload sent nothing for {} s; nothing was stored",
                 IDLE_TIMEOUT.as_secs()
             )))),
