@@ -40,7 +40,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use cap_std::fs::MetadataExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::respond;
+use super::{parts, respond};
 use crate::{
     auth::Principal,
     engine::{
@@ -256,11 +256,6 @@ impl PageToken {
 }
 
 type BoxStream<T> = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send>>;
-
-fn parts<T>(request: Request<T>) -> Result<(Principal, T), Status> {
-    let principal = Principal::from_request(&request)?;
-    Ok((principal, request.into_inner()))
-}
 
 #[tonic::async_trait]
 impl FileService for Files {

@@ -19,6 +19,16 @@ pub(crate) fn respond<T>(
         .map_err(tonic::Status::from)
 }
 
+/// The caller and the message of an authenticated request: the auth layer
+/// put a principal in its extensions (UNAUTHENTICATED without one). Take
+/// the `RequestContext` first when the handler needs it too.
+pub(crate) fn parts<T>(
+    request: tonic::Request<T>,
+) -> Result<(crate::auth::Principal, T), tonic::Status> {
+    let principal = crate::auth::Principal::from_request(&request)?;
+    Ok((principal, request.into_inner()))
+}
+
 /// Why a streaming RPC ended before its answer was complete. UploadFile
 /// reads a client stream and ExportReport writes one; both stop on the same
 /// three kinds of event.

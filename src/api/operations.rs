@@ -7,7 +7,7 @@ use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{convert, respond};
+use super::{convert, parts, respond};
 use crate::{
     auth::Principal,
     db::{
@@ -485,11 +485,6 @@ fn is_resting(state: i32) -> bool {
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchOperationResponse, Status>> + Send>>;
-
-fn parts<T>(request: Request<T>) -> Result<(Principal, T), Status> {
-    let principal = Principal::from_request(&request)?;
-    Ok((principal, request.into_inner()))
-}
 
 #[tonic::async_trait]
 impl OperationService for Operations {

@@ -17,7 +17,7 @@ use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status, metadata::MetadataValue};
 use uuid::Uuid;
 
-use super::{StreamEnd, convert, respond};
+use super::{StreamEnd, convert, parts, respond};
 use crate::{
     auth::Principal,
     db::{self, models::Operation, reports::GroupKey},
@@ -518,11 +518,6 @@ impl Reports {
             compute_time: Some(convert::timestamp(Utc::now())),
         })
     }
-}
-
-fn parts<T>(request: Request<T>) -> Result<(Principal, T), Status> {
-    let principal = Principal::from_request(&request)?;
-    Ok((principal, request.into_inner()))
 }
 
 #[tonic::async_trait]
