@@ -70,6 +70,7 @@
 pub mod copy;
 mod error;
 pub mod mover;
+pub mod names;
 pub mod path;
 pub mod root;
 mod sys;

@@ -18,6 +18,7 @@ use rustix::io::Errno;
 
 use super::error::StorageError;
 use super::mover::{Fingerprint, Mover};
+use super::names::find_free_name;
 use super::path::UserPath;
 use super::walk::{self, Event, Kind, TreeSize, Visit, Walk};
 use super::{TEMP_PREFIX, sys};
@@ -226,6 +227,23 @@ impl UserRoot {
     /// [`Mover`], which reuses opened directories.
     pub fn rename_noreplace(&self, from: &UserPath, to: &UserPath) -> Result<(), StorageError> {
         Mover::with_capacity(self, 0).rename_noreplace(from, to)
+    }
+
+    /// Renames `from` to `wanted` or, when that is taken, to the first free
+    /// ` (n)` name after it ([`find_free_name`]), each name claimed by the
+    /// no-replace rename itself, so nothing can take it between a check and
+    /// the move. The name used, or `Ok(None)` when every name up to
+    /// [`MAX_SUFFIX`](super::names::MAX_SUFFIX) is taken.
+    pub fn rename_to_free_name(
+        &self,
+        from: &UserPath,
+        wanted: &UserPath,
+    ) -> Result<Option<UserPath>, StorageError> {
+        find_free_name(wanted, |to| match self.rename_noreplace(from, to) {
+            Ok(()) => Ok(true),
+            Err(StorageError::DestinationExists) => Ok(false),
+            Err(e) => Err(e),
+        })
     }
 
     /// Moves the regular file `from` to `to` if it still matches the scan:
@@ -724,6 +742,28 @@ mod tests {
             .rename_noreplace(&UserPath::root(), &p("x"))
             .unwrap_err();
         assert!(matches!(err, StorageError::Invalid(_)), "{err:?}");
+    }
+
+    #[test]
+    fn rename_to_free_name_claims_the_first_free_name_and_replaces_nothing() {
+        let f = Fixture::new();
+        f.write("in/a.txt", b"new");
+        f.write("out/a.txt", b"old");
+        f.write("out/a (1).txt", b"older");
+        let to = f
+            .root
+            .rename_to_free_name(&p("in/a.txt"), &p("out/a.txt"))
+            .unwrap();
+        assert_eq!(to, Some(p("out/a (2).txt")));
+        assert_eq!(f.read("out/a (2).txt"), b"new");
+        assert_eq!(f.read("out/a.txt"), b"old");
+        assert_eq!(f.read("out/a (1).txt"), b"older");
+        // Any other failure ends the search at once.
+        let err = f
+            .root
+            .rename_to_free_name(&p("in/a.txt"), &p("out/a.txt"))
+            .unwrap_err();
+        assert!(matches!(err, StorageError::SourceMissing), "{err:?}");
     }
 
     #[test]

@@ -25,7 +25,6 @@ use crate::{
         self,
         trash::{NewTrashItem, TrashItem},
     },
-    engine::template::with_suffix,
     error::{AppError, AppResult},
     pagination,
     pb::fileorganizer::v1::{self as pb, ErrorReason},
@@ -34,7 +33,6 @@ use crate::{
 
 const DEFAULT_PAGE_SIZE: i32 = 100;
 const COLLECTION: &str = "trash/";
-const MAX_SUFFIX: u32 = 10_000;
 
 fn item_name(id: Uuid) -> String {
     format!("{COLLECTION}{id}")
@@ -265,40 +263,29 @@ pub(super) async fn restore_file(
     let entry = blocking(move || {
         check_trash_folder(&root)?;
         refuse_too_deep(&root, &current, &wanted, field)?;
-        let file_name = wanted.file_name().unwrap_or_default().to_string();
-        let parent = wanted.parent().unwrap_or_else(UserPath::root);
-        let mut n = 0;
-        let restored = loop {
-            let candidate = if n == 0 {
-                wanted.clone()
-            } else {
-                parent
-                    .join(&with_suffix(&file_name, n))
-                    .map_err(|e| e.at(field))?
-            };
-            match root.rename_noreplace(&current, &candidate) {
-                Ok(()) => break candidate,
-                Err(StorageError::DestinationExists)
-                    if on_conflict == OnConflict::Rename && n < MAX_SUFFIX =>
-                {
-                    n += 1;
-                }
-                Err(StorageError::DestinationExists) => {
-                    return Err(AppError::AlreadyExists {
-                        reason: ErrorReason::AlreadyExists,
-                        message: format!(
-                            "{wanted} already exists; nothing is overwritten (restore with \
-                             conflict_policy RENAME, or to another path)"
-                        ),
-                    });
-                }
-                Err(StorageError::SourceMissing) => {
-                    return Err(AppError::FailedPrecondition {
-                        message: format!("{name} is no longer in .trash on disk"),
-                    });
-                }
-                Err(e) => return Err(e.at(field).into()),
+        let restored = match on_conflict {
+            OnConflict::Rename => root.rename_to_free_name(&current, &wanted),
+            OnConflict::Fail => root
+                .rename_noreplace(&current, &wanted)
+                .map(|()| Some(wanted.clone())),
+        };
+        let restored = match restored {
+            Ok(Some(restored)) => restored,
+            Ok(None) | Err(StorageError::DestinationExists) => {
+                return Err(AppError::AlreadyExists {
+                    reason: ErrorReason::AlreadyExists,
+                    message: format!(
+                        "{wanted} already exists; nothing is overwritten (restore with \
+                         conflict_policy RENAME, or to another path)"
+                    ),
+                });
             }
+            Err(StorageError::SourceMissing) => {
+                return Err(AppError::FailedPrecondition {
+                    message: format!("{name} is no longer in .trash on disk"),
+                });
+            }
+            Err(e) => return Err(e.at(field).into()),
         };
         remove_empty_trash_folders(&root, &current);
         let io = |e: StorageError| AppError::from(e.at(field));

@@ -33,7 +33,7 @@ use super::{
 use crate::{
     auth::Principal,
     db::quota::{self, Usage},
-    engine::{categorize::SNIFF_BYTES, template::with_suffix},
+    engine::categorize::SNIFF_BYTES,
     error::AppError,
     pb::fileorganizer::v1::{self as pb, ErrorReason, upload_file_request::Data},
     storage::{StorageError, TEMP_PREFIX, UserPath, UserRoot},
@@ -43,8 +43,6 @@ use crate::{
 const MAX_CHUNK_BYTES: usize = 4 * 1024 * 1024;
 /// An UploadFile stream that sends nothing for this long is abandoned.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
-/// Suffixes tried under the RENAME policy before giving up.
-const MAX_SUFFIX: u32 = 10_000;
 /// RetryInfo of a quota error: space has to be freed first.
 const QUOTA_RETRY: Duration = Duration::from_secs(60);
 
@@ -330,26 +328,18 @@ impl Staged {
         let field = target.fields.path;
         blocking(move || {
             let temp = parent.join(&temp_name).map_err(|e| e.at(field))?;
-            let name = wanted.file_name().unwrap_or_default().to_string();
-            let mut n = 0;
-            let stored = loop {
-                let candidate = if n == 0 {
-                    wanted.clone()
-                } else {
-                    parent
-                        .join(&with_suffix(&name, n))
-                        .map_err(|e| e.at(field))?
-                };
-                match root.rename_noreplace(&temp, &candidate) {
-                    Ok(()) => break candidate,
-                    Err(StorageError::DestinationExists)
-                        if on_conflict == OnConflict::Rename && n < MAX_SUFFIX =>
-                    {
-                        n += 1;
-                    }
-                    Err(StorageError::DestinationExists) => return Err(already_exists(&wanted)),
-                    Err(e) => return Err(e.at(field).into()),
+            let stored = match on_conflict {
+                OnConflict::Rename => root.rename_to_free_name(&temp, &wanted),
+                OnConflict::Fail => root
+                    .rename_noreplace(&temp, &wanted)
+                    .map(|()| Some(wanted.clone())),
+            };
+            let stored = match stored {
+                Ok(Some(stored)) => stored,
+                Ok(None) | Err(StorageError::DestinationExists) => {
+                    return Err(already_exists(&wanted));
                 }
+                Err(e) => return Err(e.at(field).into()),
             };
             if let Err(e) = root.open_dir(&parent).and_then(|dir| Ok(fsync_dir(&dir)?)) {
                 tracing::warn!(folder = %parent, error = %e, "could not fsync after an upload");
