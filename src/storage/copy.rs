@@ -113,7 +113,8 @@ pub(crate) fn copy_inner(
 
     // 2. The temp file; removed on every early return from here on.
     let tmp_name = format!("{TEMP_PREFIX}{}", uuid::Uuid::new_v4().simple());
-    let mut tmp = File::from(sys::create_excl(dst_dir, &tmp_name).map_err(StorageError::from)?);
+    let mut tmp =
+        File::from(sys::create_excl(dst_dir, &tmp_name, 0o600).map_err(StorageError::from)?);
     let mut guard = TempFile {
         dir: dst_dir,
         name: tmp_name,
@@ -215,9 +216,11 @@ pub(crate) fn copy_inner(
     Ok(())
 }
 
-/// Renames the temp file to its final name without replacing. Falls back to
-/// link + unlink where `RENAME_NOREPLACE` is not supported.
-fn publish(dir: BorrowedFd<'_>, tmp_name: &str, name: &str) -> Result<(), StorageError> {
+/// Renames the temp file `tmp_name` of `dir` to `name` (one component, in
+/// the same folder) without replacing: `EEXIST` is
+/// [`StorageError::DestinationExists`]. Falls back to link + unlink where
+/// `RENAME_NOREPLACE` is not supported.
+pub(super) fn publish(dir: BorrowedFd<'_>, tmp_name: &str, name: &str) -> Result<(), StorageError> {
     match rustix::fs::renameat_with(dir, tmp_name, dir, name, RenameFlags::NOREPLACE) {
         Ok(()) => Ok(()),
         Err(Errno::EXIST) => Err(StorageError::DestinationExists),
