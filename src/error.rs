@@ -397,6 +397,10 @@ impl From<FieldError<'_>> for AppError {
                      again ({folder})"
                 ),
             },
+            StorageError::TrashNotAFolder => AppError::FailedPrecondition {
+                message: ".trash in your storage is not a folder; move it away to use the trash"
+                    .into(),
+            },
             StorageError::PermissionDenied(_) => AppError::FailedPrecondition {
                 message: format!("{field}: the service may not access this path on disk"),
             },
@@ -734,6 +738,13 @@ mod tests {
                 false,
                 "the_field: holds folders nested more than 4096 levels deep, which the service \
                  does not walk (deep/tree)",
+            ),
+            (
+                StorageError::TrashNotAFolder,
+                Code::FailedPrecondition,
+                "FAILED_PRECONDITION",
+                false,
+                ".trash in your storage is not a folder; move it away to use the trash",
             ),
             (
                 StorageError::PermissionDenied(os(libc::EACCES)),

@@ -43,17 +43,14 @@ use tonic::{Request, Response, Status, Streaming};
 use super::{parts, respond};
 use crate::{
     auth::Principal,
-    engine::{
-        categorize::{BuiltIn, Categorizer},
-        plan::TRASH_FOLDER,
-    },
+    engine::categorize::{BuiltIn, Categorizer},
     error::{AppError, AppResult},
     pb::{
         fileorganizer::v1::{self as pb, file_service_server::FileService},
         google::api::HttpBody,
     },
     state::AppState,
-    storage::{TEMP_PREFIX, UserPath, UserRoot},
+    storage::{TEMP_PREFIX, UserPath, UserRoot, trash::trash_folder},
 };
 
 /// The FileService handlers.
@@ -102,11 +99,6 @@ async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> AppResult<T> + Send + 'static,
 ) -> AppResult<T> {
     tokio::task::spawn_blocking(work).await?
-}
-
-/// The trash folder as a path.
-fn trash_folder() -> UserPath {
-    UserPath::parse(TRASH_FOLDER).expect("the trash folder is a valid path")
 }
 
 /// Parses request field `field` as a path, refusing what the trash RPCs own

@@ -26,7 +26,7 @@ use crate::{
 /// under the "move to duplicates folder" policy.
 pub const DUPLICATES_FOLDER: &str = "_duplicates";
 /// The user's trash folder, at the root of their storage.
-pub const TRASH_FOLDER: &str = ".trash";
+pub use crate::storage::trash::TRASH_FOLDER;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DuplicatePolicy {

@@ -79,6 +79,10 @@ pub enum StorageError {
         /// The folder whose walk failed.
         folder: UserPath,
     },
+    /// The user's `.trash` exists but is not a real folder (a symlink
+    /// there could send deletions elsewhere).
+    #[error(".trash is not a folder")]
+    TrashNotAFolder,
     /// The filesystem is full (`ENOSPC`) or a filesystem quota is reached
     /// (`EDQUOT`).
     #[error("{0}")]
@@ -148,6 +152,7 @@ impl StorageError {
             StorageError::Path(_) => "not a valid path",
             StorageError::FolderChanged { .. } => "a folder changed while it was being read",
             StorageError::TooDeep { .. } => "folders nested too deep",
+            StorageError::TrashNotAFolder => ".trash is not a folder",
             StorageError::Invalid(_) => "I/O error",
             StorageError::SymlinkRefused(e)
             | StorageError::NotFound(e)

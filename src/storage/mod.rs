@@ -75,6 +75,7 @@ pub mod new_file;
 pub mod path;
 pub mod root;
 mod sys;
+pub mod trash;
 pub mod walk;
 
 use std::io;

@@ -90,6 +90,21 @@ impl Kind {
     pub(crate) fn of_mode(mode: u32) -> Kind {
         Kind::of(FileType::from_raw_mode(mode as _))
     }
+
+    /// The kind of an entry from metadata taken without following a final
+    /// symlink.
+    pub fn of_metadata(meta: &cap_std::fs::Metadata) -> Kind {
+        let file_type = meta.file_type();
+        if file_type.is_file() {
+            Kind::File
+        } else if file_type.is_dir() {
+            Kind::Dir
+        } else if file_type.is_symlink() {
+            Kind::Symlink
+        } else {
+            Kind::Other
+        }
+    }
 }
 
 /// Why a folder was not walked.

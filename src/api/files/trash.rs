@@ -1,23 +1,20 @@
-//! DeleteFile, ListTrash, RestoreFile and EmptyTrash.
+//! DeleteFile, ListTrash, RestoreFile and EmptyTrash: requests and records.
+//! What happens on disk is `storage::trash`'s (layout, measuring, moving
+//! back, deleting for good, refusing a `.trash` that is not a real folder).
 //!
-//! DeleteFile moves the entry to `.trash/<item-id>/<name>` (a folder per
-//! item, so names never collide) with `renameat2(RENAME_NOREPLACE)`, after
-//! recording the item: a move that fails removes the record again. Nothing
-//! is deleted outright; EmptyTrash is the only deletion in the service and
-//! removes only what lies under `.trash/`, never following symlinks.
-//! RestoreFile moves an item back, never over an existing entry (ALREADY_EXISTS,
-//! or the first free ` (n)` name under the RENAME policy).
+//! DeleteFile moves the entry to `.trash/<item-id>/<name>` with
+//! `renameat2(RENAME_NOREPLACE)`, after recording the item: a move that
+//! fails removes the record again. Nothing is deleted outright; EmptyTrash is
+//! the only deletion in the service. RestoreFile moves an item back, never
+//! over an existing entry (ALREADY_EXISTS, or the first free ` (n)` name
+//! under the RENAME policy).
 //!
 //! Duplicates an organize moved to `.trash/<operation-id>/…` are taken into
 //! the trash before every trash RPC (`db::trash::adopt_operation_trash`).
-//! The trash folder itself must be a real folder: a symlink there is refused
-//! rather than followed.
 
 use uuid::Uuid;
 
-use super::{
-    Files, OnConflict, blocking, conflict_policy, file_entry, parse_entry_path, trash_folder,
-};
+use super::{Files, OnConflict, blocking, conflict_policy, file_entry, parse_entry_path};
 use crate::{
     api::convert,
     auth::Principal,
@@ -28,7 +25,7 @@ use crate::{
     error::{AppError, AppResult},
     pagination,
     pb::fileorganizer::v1::{self as pb, ErrorReason},
-    storage::{MAX_DEPTH, StorageError, UserPath, UserRoot, walk::TreeSize},
+    storage::{MAX_DEPTH, StorageError, UserPath, UserRoot, trash::trash_folder, walk::Kind},
 };
 
 const DEFAULT_PAGE_SIZE: i32 = 100;
@@ -44,16 +41,13 @@ fn parse_item_name(raw: &str, field: &str) -> AppResult<Uuid> {
         .ok_or_else(|| AppError::invalid(field, "must be trash/{id}"))
 }
 
-fn kind_of(meta: &cap_std::fs::Metadata) -> &'static str {
-    let file_type = meta.file_type();
-    if file_type.is_file() {
-        "file"
-    } else if file_type.is_dir() {
-        "directory"
-    } else if file_type.is_symlink() {
-        "symlink"
-    } else {
-        "other"
+/// The `trash_items.kind` of an entry.
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::File => "file",
+        Kind::Dir => "directory",
+        Kind::Symlink => "symlink",
+        Kind::Other => "other",
     }
 }
 
@@ -77,76 +71,10 @@ fn trash_item(item: &TrashItem) -> pb::TrashItem {
     }
 }
 
-/// Refuses a `.trash` that is not a real folder (a symlink could send
-/// deletions elsewhere).
-fn check_trash_folder(root: &UserRoot) -> AppResult<()> {
-    match root.symlink_metadata(&trash_folder()) {
-        Ok(meta) if meta.is_dir() => Ok(()),
-        Ok(_) => Err(AppError::FailedPrecondition {
-            message: ".trash in your storage is not a folder; move it away to use the trash".into(),
-        }),
-        Err(StorageError::NotFound(_)) => Ok(()),
-        Err(e) => Err(e.at(".trash").into()),
-    }
-}
-
-/// Total size of everything under the folder `path` (symlinks counted as
-/// links, never followed), walked from a handle opened at the moment of use
-/// ([`UserRoot::tree_size`]); a tree deeper than [`MAX_DEPTH`] is refused.
-fn tree_size(root: &UserRoot, path: &UserPath, field: &str) -> AppResult<TreeSize> {
-    Ok(root.tree_size(path, MAX_DEPTH).map_err(|e| e.at(field))?)
-}
-
-/// Refuses to restore the folder `current` to `wanted` when its tree would
-/// then reach more than [`MAX_DEPTH`] levels below the root: restoring a
-/// deep folder into a deep place was how a tree too deep to walk could be
-/// made with the API alone (walks and sizes stop at that depth). A file, or
-/// anything at a shallow place, passes at the cost of one walk of the item.
-fn refuse_too_deep(
-    root: &UserRoot,
-    current: &UserPath,
-    wanted: &UserPath,
-    field: &str,
-) -> AppResult<()> {
-    let level = wanted.components().count();
-    if !root
-        .symlink_metadata(current)
-        .is_ok_and(|meta| meta.is_dir())
-    {
-        return Ok(());
-    }
-    match root.tree_size(current, MAX_DEPTH.saturating_sub(level)) {
-        Ok(_) => Ok(()),
-        Err(StorageError::TooDeep { .. }) => Err(AppError::FailedPrecondition {
-            message: format!(
-                "{field}: restoring this folder there would nest folders more than \
-                 {MAX_DEPTH} levels below your storage root, deeper than the service walks; \
-                 restore it to a shallower path"
-            ),
-        }),
-        // Named by where the folder was to go, as the request did.
-        Err(StorageError::FolderChanged { .. }) => Err(StorageError::FolderChanged {
-            folder: wanted.clone(),
-        }
-        .at(field)
-        .into()),
-        Err(e) => Err(e.at(field).into()),
-    }
-}
-
-/// Removes the now empty folders between `path` and the trash folder.
-fn remove_empty_trash_folders(root: &UserRoot, path: &UserPath) {
-    let trash = trash_folder();
-    let mut current = path.parent();
-    while let Some(folder) = current {
-        if folder == trash || !folder.starts_with(&trash) {
-            break;
-        }
-        if !matches!(root.remove_dir_if_empty(&folder), Ok(true)) {
-            break;
-        }
-        current = folder.parent();
-    }
+/// Checks the trash folder before a trash RPC touches it (see
+/// [`UserRoot::check_trash`]).
+fn check_trash(root: &UserRoot) -> AppResult<()> {
+    Ok(root.check_trash().map_err(|e| e.at(".trash"))?)
 }
 
 pub(super) async fn delete_file(
@@ -164,14 +92,9 @@ pub(super) async fn delete_file(
     let probe = (root.clone(), path.clone());
     let (kind, size) = blocking(move || {
         let (root, path) = probe;
-        check_trash_folder(&root)?;
-        let meta = root.symlink_metadata(&path).map_err(|e| e.at("path"))?;
-        let size = if meta.is_dir() {
-            tree_size(&root, &path, "path")?.bytes
-        } else {
-            meta.len()
-        };
-        Ok((kind_of(&meta), i64::try_from(size).unwrap_or(i64::MAX)))
+        check_trash(&root)?;
+        let (kind, size) = root.entry_size(&path).map_err(|e| e.at("path"))?;
+        Ok((kind_name(kind), i64::try_from(size).unwrap_or(i64::MAX)))
     })
     .await?;
 
@@ -261,15 +184,9 @@ pub(super) async fn restore_file(
     let name = req.name.clone();
     let field = if req.path.is_empty() { "name" } else { "path" };
     let entry = blocking(move || {
-        check_trash_folder(&root)?;
-        refuse_too_deep(&root, &current, &wanted, field)?;
-        let restored = match on_conflict {
-            OnConflict::Rename => root.rename_to_free_name(&current, &wanted),
-            OnConflict::Fail => root
-                .rename_noreplace(&current, &wanted)
-                .map(|()| Some(wanted.clone())),
-        };
-        let restored = match restored {
+        check_trash(&root)?;
+        let free_name = on_conflict == OnConflict::Rename;
+        let restored = match root.restore_from_trash(&current, &wanted, free_name) {
             Ok(Some(restored)) => restored,
             Ok(None) | Err(StorageError::DestinationExists) => {
                 return Err(AppError::AlreadyExists {
@@ -285,9 +202,17 @@ pub(super) async fn restore_file(
                     message: format!("{name} is no longer in .trash on disk"),
                 });
             }
+            Err(StorageError::TooDeep { .. }) => {
+                return Err(AppError::FailedPrecondition {
+                    message: format!(
+                        "{field}: restoring this folder there would nest folders more than \
+                         {MAX_DEPTH} levels below your storage root, deeper than the service \
+                         walks; restore it to a shallower path"
+                    ),
+                });
+            }
             Err(e) => return Err(e.at(field).into()),
         };
-        remove_empty_trash_folders(&root, &current);
         let io = |e: StorageError| AppError::from(e.at(field));
         let meta = root.symlink_metadata(&restored).map_err(io)?;
         let mut entry = file_entry(restored.as_str(), &meta, Some(&categorizer));
@@ -327,7 +252,7 @@ pub(super) async fn empty_trash(
     };
     let root = files.root(&principal)?;
     let checked = root.clone();
-    blocking(move || check_trash_folder(&checked)).await?;
+    blocking(move || check_trash(&checked)).await?;
 
     // One item that cannot be deleted (a bad record, a file the service may
     // not remove) is reported and skipped; it must not keep the rest of the
@@ -346,7 +271,7 @@ pub(super) async fn empty_trash(
                     "trash item's path {path} is not inside .trash"
                 )));
             }
-            purge(&root, &path)
+            Ok(root.purge_from_trash(&path).map_err(|e| e.at("names"))?)
         })
         .await;
         if let Err(error) = purged {
@@ -368,13 +293,4 @@ pub(super) async fn empty_trash(
         freed_bytes,
         failed_items,
     })
-}
-
-/// Deletes the entry at `path` (inside `.trash/`) for good: a folder with
-/// everything in it, never following symlinks, at any depth
-/// ([`UserRoot::remove_tree`]). Already gone is fine.
-fn purge(root: &UserRoot, path: &UserPath) -> AppResult<()> {
-    root.remove_tree(path).map_err(|e| e.at("names"))?;
-    remove_empty_trash_folders(root, path);
-    Ok(())
 }
