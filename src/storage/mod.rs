@@ -85,7 +85,7 @@ pub use error::{FieldError, StorageError};
 pub use mover::{Fingerprint, Mover};
 pub use new_file::NewFile;
 pub use path::{PathError, UserPath};
-pub use root::UserRoot;
+pub use root::{Folder, UserRoot};
 pub use walk::{MAX_DEPTH, WalkError};
 
 /// Name prefix of the temporary files of an in-flight copy. Such files are

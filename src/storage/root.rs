@@ -91,11 +91,6 @@ impl UserRoot {
         self.user_id
     }
 
-    /// The root directory itself.
-    pub fn dir(&self) -> &Dir {
-        &self.dir
-    }
-
     /// Metadata of `p` without following a final symlink.
     pub fn symlink_metadata(&self, p: &UserPath) -> Result<Metadata, StorageError> {
         if p.is_root() {
@@ -128,12 +123,19 @@ impl UserRoot {
     }
 
     /// Opens the directory `p`. A symlink on the way that leads outside the
-    /// root is [`StorageError::Escape`].
-    pub fn open_dir(&self, p: &UserPath) -> Result<Dir, StorageError> {
+    /// root is [`StorageError::Escape`]. Inside this module only: callers
+    /// elsewhere list a folder through [`UserRoot::open_folder`].
+    pub(super) fn open_dir(&self, p: &UserPath) -> Result<Dir, StorageError> {
         if p.is_root() {
             return Ok(self.dir.try_clone()?);
         }
         Ok(self.dir.open_dir(p.fs_path())?)
+    }
+
+    /// Opens the folder `p` for listing (following symlinks on the way that
+    /// stay inside the root, like [`UserRoot::metadata`]).
+    pub fn open_folder(&self, p: &UserPath) -> Result<Folder, StorageError> {
+        Ok(Folder(self.open_dir(p)?))
     }
 
     /// Opens the regular file `p` for reading. A final symlink is refused
@@ -385,6 +387,31 @@ impl UserRoot {
         let mut hasher = blake3::Hasher::new();
         hasher.update_reader(&mut file)?;
         Ok(hasher.finalize())
+    }
+}
+
+/// A folder opened for listing ([`UserRoot::open_folder`]): its names, and
+/// each entry's metadata by name, through the one descriptor opened then.
+#[derive(Debug)]
+pub struct Folder(Dir);
+
+impl Folder {
+    /// Every name in the folder (never `.` or `..`), in no particular order.
+    pub fn names(&self) -> Result<Vec<std::ffi::OsString>, StorageError> {
+        let mut names = Vec::new();
+        for entry in self.0.entries()? {
+            names.push(entry?.file_name());
+        }
+        Ok(names)
+    }
+
+    /// Metadata of the entry `name` (one component, as [`Folder::names`]
+    /// gives it), not following a final symlink.
+    pub fn entry_metadata(&self, name: &std::ffi::OsStr) -> Result<Metadata, StorageError> {
+        if !sys::is_one_name(name.as_bytes()) {
+            return Err(StorageError::Invalid("not a name in this folder".into()));
+        }
+        Ok(self.0.symlink_metadata(name)?)
     }
 }
 
@@ -764,6 +791,34 @@ mod tests {
             .rename_to_free_name(&p("in/a.txt"), &p("out/a.txt"))
             .unwrap_err();
         assert!(matches!(err, StorageError::SourceMissing), "{err:?}");
+    }
+
+    #[test]
+    fn a_folder_lists_its_names_and_describes_entries_by_name_only() {
+        let f = Fixture::new();
+        f.write("d/a.txt", b"a");
+        fs::create_dir(f.abs("d/sub")).unwrap();
+        symlink(&f.outside, f.abs("d/out")).unwrap();
+        let folder = f.root.open_folder(&p("d")).unwrap();
+        let mut names: Vec<String> = folder
+            .names()
+            .unwrap()
+            .into_iter()
+            .map(|n| n.into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a.txt", "out", "sub"]);
+        let meta = |name: &str| folder.entry_metadata(std::ffi::OsStr::new(name));
+        assert_eq!(meta("a.txt").unwrap().len(), 1);
+        assert!(meta("out").unwrap().is_symlink());
+        assert!(matches!(meta("gone"), Err(StorageError::NotFound(_))));
+        for bad in ["..", "out/secret.txt", "", "."] {
+            assert!(matches!(meta(bad), Err(StorageError::Invalid(_))), "{bad}");
+        }
+        assert!(matches!(
+            f.root.open_folder(&p("d/out")),
+            Err(StorageError::Escape)
+        ));
     }
 
     #[test]

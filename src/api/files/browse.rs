@@ -53,10 +53,10 @@ pub(super) async fn list_directory(
                 message: format!("path {path} is not a folder"),
             });
         }
-        let dir = root.open_dir(&path).map_err(io)?;
+        let folder = root.open_folder(&path).map_err(io)?;
         let mut names: Vec<Vec<u8>> = Vec::new();
-        for entry in dir.entries().map_err(|e| io(e.into()))? {
-            let name = entry.map_err(|e| io(e.into()))?.file_name().into_vec();
+        for name in folder.names().map_err(io)? {
+            let name = name.into_vec();
             let hidden = name.starts_with(b".");
             let never = name.starts_with(TEMP_PREFIX.as_bytes())
                 || (path.is_root() && name == TRASH_FOLDER.as_bytes());
@@ -70,11 +70,11 @@ pub(super) async fn list_directory(
         names.truncate(limit);
         let mut entries = Vec::with_capacity(names.len());
         for name in &names {
-            let meta = match dir.symlink_metadata(OsStr::from_bytes(name)) {
+            let meta = match folder.entry_metadata(OsStr::from_bytes(name)) {
                 Ok(meta) => meta,
                 // Removed since the folder was read.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(io(e.into())),
+                Err(StorageError::NotFound(_)) => continue,
+                Err(e) => return Err(io(e)),
             };
             let display = String::from_utf8_lossy(name);
             let entry_path = if path.is_root() {
