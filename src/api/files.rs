@@ -9,8 +9,8 @@
 //! are NOT_FOUND as well. Filesystem work runs on the blocking pool.
 //!
 //! One submodule per group of RPCs:
-//! - [`upload`]: UploadFile / UploadSmallFile (temp file, fsync, no-replace
-//!   publish, quota);
+//! - [`upload`]: UploadFile / UploadSmallFile (sizes, hash, quota; the file
+//!   itself is a `storage::NewFile`: temp file, fsync, no-replace publish);
 //! - [`browse`]: ListDirectory / DownloadFile;
 //! - [`trash`]: DeleteFile / ListTrash / RestoreFile / EmptyTrash;
 //! - [`records`]: ListFileRecords / SearchFiles;

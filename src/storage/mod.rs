@@ -1,9 +1,14 @@
 //! Rooted per-user storage: the one module through which the service touches
-//! files.
+//! users' files.
 //!
 //! Every user's files live under `STORAGE_ROOT/<user-id>/`. Nothing outside
-//! this module opens, stats, moves or removes a user's file; everything goes
-//! through a [`UserRoot`] and names files with a [`UserPath`].
+//! this module opens, stats, lists, writes, moves or removes a user's file:
+//! everything goes through a [`UserRoot`] (and what it hands out: a
+//! [`Mover`], a [`Folder`] to list, a [`NewFile`] to write, a read-only
+//! file) and names files with a [`UserPath`]. Each mechanism exists once,
+//! here: the free ` (n)` name search ([`names`]), directory fsync, the
+//! temporary file published without replacing ([`new_file`], [`copy`]),
+//! the trash's walks and moves ([`trash`]).
 //!
 //! # Design
 //!
@@ -45,13 +50,24 @@
 //!   descriptors. The engine reads files with [`UserRoot::open_read_exact`]
 //!   the same way, checking the inode the scan saw. See [`walk`] for the
 //!   defects each rule answers.
-//! - **Crash leftovers.** Copies go through a temporary file named
-//!   `.fileorg-tmp-<uuid>` ([`TEMP_PREFIX`]); a crash mid-copy leaves at
-//!   worst such a file (and the intact source), which
-//!   [`UserRoot::sweep_temp_files`] removes at start-up.
+//! - **A free name, never a replaced one.** Where a taken name may be varied
+//!   (an upload or a restore under the RENAME policy, the organize planner,
+//!   its apply and its recovery), [`names::find_free_name`] tries
+//!   `name (1).ext`, `name (2).ext`, … up to one bound,
+//!   [`names::MAX_SUFFIX`]; callers that move or publish claim each name
+//!   with the no-replace rename itself, so the check and the use cannot be
+//!   separated.
+//! - **Durable names.** A folder gets `fsync`ed after a name in it is
+//!   created or published (`sys::fsync_dir`, the only copy: cap-std's
+//!   `O_PATH` descriptors cannot be fsynced, so it reopens `.`).
+//! - **Crash leftovers.** Copies and uploads ([`NewFile`]) go through a
+//!   temporary file named `.fileorg-tmp-<uuid>` ([`TEMP_PREFIX`]), created
+//!   in the destination folder; a crash leaves at worst such a file (and the
+//!   intact source), which [`UserRoot::sweep_temp_files`] removes at
+//!   start-up.
 //!
-//! Errors: every operation of a [`UserRoot`] or [`Mover`] returns a
-//! [`StorageError`]: system errors classified once (an escape, a refused
+//! Errors: every operation of a [`UserRoot`], [`Mover`] or [`NewFile`]
+//! returns a [`StorageError`]: system errors classified once (an escape, a refused
 //! symlink, a missing name, a full disk, …) and the layer's own outcomes (a
 //! move's source missing or changed, its destination taken, a tree too deep
 //! to walk). The layer knows nothing of the API (no `crate::error`, no

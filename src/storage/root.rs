@@ -334,7 +334,7 @@ impl UserRoot {
 
     /// Removes `p` for good, a folder with everything in it, never
     /// following a symlink and with no depth limit (see
-    /// [`walk::remove_tree`]). Already gone is success. This is the only
+    /// `walk::remove_tree`). Already gone is success. This is the only
     /// deletion of users' data in the service: callers are the trash's.
     pub fn remove_tree(&self, p: &UserPath) -> Result<(), StorageError> {
         let (parent, name) = p
