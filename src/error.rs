@@ -4,8 +4,12 @@
 //!   failure kinds, each with a stable machine-readable reason).
 //! - Exactly one conversion, `impl From<AppError> for tonic::Status`, turns it
 //!   into a `google.rpc.Status` with an `ErrorInfo` (reason in UPPER_SNAKE_CASE,
-//!   domain `fileorganizer.v1`), a `BadRequest` for validation failures and a
-//!   `RetryInfo` for RESOURCE_EXHAUSTED.
+//!   domain `fileorganizer.v1`), a `BadRequest` for validation failures (and
+//!   for DATA_LOSS, naming the failed check) and a `RetryInfo` for
+//!   RESOURCE_EXHAUSTED when waiting can help. Every RESOURCE_EXHAUSTED of the
+//!   service goes through it, the rate-limit refusals of the tower layers
+//!   included (`infra::ratelimit::Decision::status`, which only adds its
+//!   `x-ratelimit-*` / `retry-after` headers to the converted status).
 //! - Internal details (SQL errors, I/O errors) are logged once, here, and never
 //!   sent to the client, who gets a generic message.
 //!
@@ -17,6 +21,10 @@
 //!
 //! Mapping of infrastructure errors: diesel `NotFound` → NOT_FOUND, unique
 //! violations → ALREADY_EXISTS, pool/connection failures → UNAVAILABLE.
+//! Storage errors ([`StorageError`], which knows nothing of the API) become
+//! API errors here, once, with the request field they are about:
+//! `root.open_read(&path).map_err(|e| e.at("path"))?` (see
+//! `impl From<FieldError> for AppError`).
 
 use std::time::Duration;
 
@@ -24,6 +32,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::pb::fileorganizer::v1::ErrorReason;
+use crate::storage::{FieldError, StorageError};
 
 /// The `ErrorInfo.domain` of every error this service returns.
 pub const ERROR_DOMAIN: &str = "fileorganizer.v1";
@@ -61,11 +70,25 @@ pub enum AppError {
     },
     #[error("{message}")]
     FailedPrecondition { message: String },
+    /// A limit was hit: a rate limit (RATE_LIMITED), a quota or the disk
+    /// (QUOTA_EXCEEDED). `retry_after` becomes the RetryInfo; `None` when
+    /// waiting cannot help (a request message too large). `metadata` goes
+    /// into the ErrorInfo (a rate limit names itself there).
     #[error("{message}")]
     ResourceExhausted {
         reason: ErrorReason,
         message: String,
-        retry_after: Duration,
+        retry_after: Option<Duration>,
+        metadata: Vec<(&'static str, String)>,
+    },
+    /// Received content failed an integrity check the caller asked for
+    /// (the request field `field`); nothing was stored. The ErrorInfo reason
+    /// is INVALID_ARGUMENT, and a BadRequest names the field.
+    #[error("{message}")]
+    DataLoss {
+        field: String,
+        description: String,
+        message: String,
     },
     /// A dependency is unreachable; the caller may retry.
     #[error("{what} is unavailable")]
@@ -99,6 +122,20 @@ impl AppError {
             reason: ErrorReason::ScopeInsufficient,
             message: message.into(),
             metadata: vec![("scope", scope.as_str().to_string())],
+        }
+    }
+
+    /// RESOURCE_EXHAUSTED with a RetryInfo of `retry_after` and no metadata.
+    pub fn exhausted(
+        reason: ErrorReason,
+        message: impl Into<String>,
+        retry_after: Duration,
+    ) -> Self {
+        AppError::ResourceExhausted {
+            reason,
+            message: message.into(),
+            retry_after: Some(retry_after),
+            metadata: Vec::new(),
         }
     }
 
@@ -204,11 +241,26 @@ impl From<AppError> for Status {
                 reason,
                 message,
                 retry_after,
-            } => status(
+                metadata,
+            } => status_with(
                 Code::ResourceExhausted,
                 message,
                 reason,
-                ErrorDetails::with_retry_info(Some(retry_after)),
+                match retry_after {
+                    Some(delay) => ErrorDetails::with_retry_info(Some(delay)),
+                    None => none(),
+                },
+                metadata,
+            ),
+            AppError::DataLoss {
+                field,
+                description,
+                message,
+            } => status(
+                Code::DataLoss,
+                message,
+                ErrorReason::InvalidArgument,
+                ErrorDetails::with_bad_request_violation(bounded(field), bounded(description)),
             ),
             AppError::Unavailable { what, detail } => {
                 tracing::warn!(dependency = what, error = %detail, "dependency unavailable");
@@ -256,6 +308,111 @@ impl From<diesel::result::Error> for AppError {
                 }
             }
             other => AppError::Internal(anyhow::Error::new(other).context("database query")),
+        }
+    }
+}
+
+/// How long a client is told to wait after the disk was found full: space
+/// has to be freed first, so retrying at once is pointless.
+const DISK_FULL_RETRY: Duration = Duration::from_secs(60);
+
+impl From<FieldError<'_>> for AppError {
+    /// A storage failure about the path in request field `field`, as the
+    /// client sees it:
+    ///
+    /// - an escape or a refused symlink: INVALID_ARGUMENT, reason
+    ///   `PATH_ESCAPE`; a path that cannot be parsed likewise (`PATH_ESCAPE`
+    ///   for `..` and absolute paths); the wrong kind of entry or an
+    ///   impossible request: INVALID_ARGUMENT;
+    /// - missing: NOT_FOUND; taken: ALREADY_EXISTS;
+    /// - changed since the scan, changed under a walk, nested too deep to
+    ///   walk, or not accessible to the service: FAILED_PRECONDITION (the
+    ///   request was fine, the tree is not usable as it is);
+    /// - a full disk (`ENOSPC`, or a filesystem quota: `EDQUOT`):
+    ///   RESOURCE_EXHAUSTED with reason `QUOTA_EXCEEDED`, a RetryInfo and a
+    ///   message saying that the *disk* is full, not the caller's quota: the
+    ///   caller can do nothing but retry later, and it is not a server bug,
+    ///   so not INTERNAL. No new ErrorReason was added for it: the reason
+    ///   already means "a storage limit was hit" and a new enum value would
+    ///   change the contract and every generated artifact for no client
+    ///   benefit;
+    /// - anything else: INTERNAL (logged, not sent).
+    fn from(error: FieldError<'_>) -> AppError {
+        let FieldError { error, field } = error;
+        let invalid = |description: String, reason| AppError::InvalidArgument {
+            field: field.to_owned(),
+            description,
+            reason,
+        };
+        match error {
+            StorageError::Path(e) => {
+                let reason = if e.is_escape() {
+                    ErrorReason::PathEscape
+                } else {
+                    ErrorReason::InvalidArgument
+                };
+                invalid(e.to_string(), reason)
+            }
+            StorageError::Escape => invalid(
+                "leads outside your storage root".into(),
+                ErrorReason::PathEscape,
+            ),
+            StorageError::SymlinkRefused(_) => invalid(
+                "is a symbolic link; symbolic links are not followed".into(),
+                ErrorReason::PathEscape,
+            ),
+            StorageError::NotADirectory(_) => {
+                invalid("is not a directory".into(), ErrorReason::InvalidArgument)
+            }
+            StorageError::IsADirectory(_) => {
+                invalid("is a directory".into(), ErrorReason::InvalidArgument)
+            }
+            StorageError::NotARegularFile => {
+                invalid("is not a regular file".into(), ErrorReason::InvalidArgument)
+            }
+            StorageError::Invalid(description) => {
+                invalid(description, ErrorReason::InvalidArgument)
+            }
+            StorageError::NotFound(_) | StorageError::SourceMissing => AppError::not_found(field),
+            StorageError::AlreadyExists(_) => AppError::AlreadyExists {
+                reason: ErrorReason::AlreadyExists,
+                message: format!("{field} already exists"),
+            },
+            StorageError::DestinationExists => AppError::AlreadyExists {
+                reason: ErrorReason::AlreadyExists,
+                message: "the destination already exists".into(),
+            },
+            StorageError::SourceChanged | StorageError::Replaced => AppError::FailedPrecondition {
+                message: "the file changed since it was scanned".into(),
+            },
+            StorageError::TooDeep { limit, folder } => AppError::FailedPrecondition {
+                message: format!(
+                    "{field}: holds folders nested more than {limit} levels deep, which the \
+                     service does not walk ({folder})"
+                ),
+            },
+            StorageError::FolderChanged { folder } => AppError::FailedPrecondition {
+                message: format!(
+                    "{field}: a folder was moved or replaced while it was being read; try \
+                     again ({folder})"
+                ),
+            },
+            StorageError::TrashNotAFolder => AppError::FailedPrecondition {
+                message: ".trash in your storage is not a folder; move it away to use the trash"
+                    .into(),
+            },
+            StorageError::PermissionDenied(_) => AppError::FailedPrecondition {
+                message: format!("{field}: the service may not access this path on disk"),
+            },
+            StorageError::DiskFull(_) => AppError::exhausted(
+                ErrorReason::QuotaExceeded,
+                format!(
+                    "{field}: the server's storage is full (no space left on the disk); \
+                     retry after space is freed"
+                ),
+                DISK_FULL_RETRY,
+            ),
+            StorageError::Io(e) => AppError::internal(format!("storage error on {field}: {e}")),
         }
     }
 }
@@ -370,11 +527,11 @@ mod tests {
 
     #[test]
     fn exhausted_carries_retry_info() {
-        let status = Status::from(AppError::ResourceExhausted {
-            reason: ErrorReason::RateLimited,
-            message: "slow down".into(),
-            retry_after: Duration::from_secs(7),
-        });
+        let status = Status::from(AppError::exhausted(
+            ErrorReason::RateLimited,
+            "slow down",
+            Duration::from_secs(7),
+        ));
         assert_eq!(status.code(), Code::ResourceExhausted);
         let details = status.get_error_details();
         assert_eq!(
@@ -382,6 +539,35 @@ mod tests {
             Some(Duration::from_secs(7))
         );
         assert_eq!(details.error_info().unwrap().reason, "RATE_LIMITED");
+    }
+
+    #[test]
+    fn data_loss_names_the_failed_check() {
+        let status = Status::from(AppError::DataLoss {
+            field: "content_hash".into(),
+            description: "does not match the content received".into(),
+            message: "nothing was stored".into(),
+        });
+        assert_eq!(status.code(), Code::DataLoss);
+        assert_eq!(status.message(), "nothing was stored");
+        let details = status.get_error_details();
+        let violation = &details.bad_request().unwrap().field_violations[0];
+        assert_eq!(violation.field, "content_hash");
+        assert_eq!(details.error_info().unwrap().reason, "INVALID_ARGUMENT");
+    }
+
+    #[test]
+    fn exhausted_without_a_useful_wait_has_no_retry_info() {
+        let status = Status::from(AppError::ResourceExhausted {
+            reason: ErrorReason::QuotaExceeded,
+            message: "too large".into(),
+            retry_after: None,
+            metadata: vec![("limit", "x".into())],
+        });
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        let details = status.get_error_details();
+        assert!(details.retry_info().is_none());
+        assert_eq!(details.error_info().unwrap().metadata["limit"], "x");
     }
 
     #[test]
@@ -414,6 +600,243 @@ mod tests {
         let info = status.get_error_details().error_info().unwrap().clone();
         assert_eq!(info.reason, "SCOPE_INSUFFICIENT");
         assert_eq!(info.metadata["scope"], "files.write");
+    }
+
+    /// Every storage error, as the client sees it: code, ErrorInfo reason,
+    /// the BadRequest field (validation errors only) and a telling message.
+    #[test]
+    fn every_storage_error_maps_to_its_status() {
+        use std::io;
+
+        use crate::storage::{PathError, UserPath};
+
+        let os = io::Error::from_raw_os_error;
+        let folder = UserPath::parse("deep/tree").unwrap();
+        let cases: Vec<(StorageError, Code, &str, bool, &str)> = vec![
+            (
+                PathError::ParentComponent.into(),
+                Code::InvalidArgument,
+                "PATH_ESCAPE",
+                true,
+                "'..'",
+            ),
+            (
+                PathError::Absolute.into(),
+                Code::InvalidArgument,
+                "PATH_ESCAPE",
+                true,
+                "relative",
+            ),
+            (
+                PathError::Nul.into(),
+                Code::InvalidArgument,
+                "INVALID_ARGUMENT",
+                true,
+                "NUL",
+            ),
+            (
+                StorageError::Escape,
+                Code::InvalidArgument,
+                "PATH_ESCAPE",
+                true,
+                "outside your storage root",
+            ),
+            (
+                StorageError::SymlinkRefused(os(libc::ELOOP)),
+                Code::InvalidArgument,
+                "PATH_ESCAPE",
+                true,
+                "symbolic link",
+            ),
+            (
+                StorageError::NotADirectory(os(libc::ENOTDIR)),
+                Code::InvalidArgument,
+                "INVALID_ARGUMENT",
+                true,
+                "is not a directory",
+            ),
+            (
+                StorageError::IsADirectory(os(libc::EISDIR)),
+                Code::InvalidArgument,
+                "INVALID_ARGUMENT",
+                true,
+                "is a directory",
+            ),
+            (
+                StorageError::NotARegularFile,
+                Code::InvalidArgument,
+                "INVALID_ARGUMENT",
+                true,
+                "is not a regular file",
+            ),
+            (
+                StorageError::Invalid("cannot move from the storage root itself".into()),
+                Code::InvalidArgument,
+                "INVALID_ARGUMENT",
+                true,
+                "storage root itself",
+            ),
+            (
+                StorageError::NotFound(os(libc::ENOENT)),
+                Code::NotFound,
+                "NOT_FOUND",
+                false,
+                "the_field not found",
+            ),
+            (
+                StorageError::SourceMissing,
+                Code::NotFound,
+                "NOT_FOUND",
+                false,
+                "the_field not found",
+            ),
+            (
+                StorageError::AlreadyExists(os(libc::EEXIST)),
+                Code::AlreadyExists,
+                "ALREADY_EXISTS",
+                false,
+                "the_field already exists",
+            ),
+            (
+                StorageError::DestinationExists,
+                Code::AlreadyExists,
+                "ALREADY_EXISTS",
+                false,
+                "the destination already exists",
+            ),
+            (
+                StorageError::SourceChanged,
+                Code::FailedPrecondition,
+                "FAILED_PRECONDITION",
+                false,
+                "changed since it was scanned",
+            ),
+            (
+                StorageError::Replaced,
+                Code::FailedPrecondition,
+                "FAILED_PRECONDITION",
+                false,
+                "changed since it was scanned",
+            ),
+            (
+                StorageError::FolderChanged {
+                    folder: folder.clone(),
+                },
+                Code::FailedPrecondition,
+                "FAILED_PRECONDITION",
+                false,
+                "the_field: a folder was moved or replaced while it was being read; try again \
+                 (deep/tree)",
+            ),
+            (
+                StorageError::TooDeep {
+                    limit: 4096,
+                    folder,
+                },
+                Code::FailedPrecondition,
+                "FAILED_PRECONDITION",
+                false,
+                "the_field: holds folders nested more than 4096 levels deep, which the service \
+                 does not walk (deep/tree)",
+            ),
+            (
+                StorageError::TrashNotAFolder,
+                Code::FailedPrecondition,
+                "FAILED_PRECONDITION",
+                false,
+                ".trash in your storage is not a folder; move it away to use the trash",
+            ),
+            (
+                StorageError::PermissionDenied(os(libc::EACCES)),
+                Code::FailedPrecondition,
+                "FAILED_PRECONDITION",
+                false,
+                "the_field: the service may not access this path on disk",
+            ),
+            (
+                StorageError::DiskFull(os(libc::ENOSPC)),
+                Code::ResourceExhausted,
+                "QUOTA_EXCEEDED",
+                false,
+                "the_field: the server's storage is full",
+            ),
+            (
+                StorageError::DiskFull(os(libc::EDQUOT)),
+                Code::ResourceExhausted,
+                "QUOTA_EXCEEDED",
+                false,
+                "the_field: the server's storage is full",
+            ),
+            (
+                StorageError::Io(os(libc::EIO)),
+                Code::Internal,
+                "INTERNAL",
+                false,
+                "internal error; see the server log",
+            ),
+        ];
+        for (error, code, reason, names_field, message) in cases {
+            let shown = format!("{error:?}");
+            let status = Status::from(AppError::from(error.at("the_field")));
+            assert_eq!(status.code(), code, "{shown}");
+            assert!(status.message().contains(message), "{shown}: {status:?}");
+            let details = status.get_error_details();
+            assert_eq!(details.error_info().unwrap().reason, reason, "{shown}");
+            let field = details
+                .bad_request()
+                .map(|b| b.field_violations[0].field.clone());
+            assert_eq!(
+                field.as_deref(),
+                names_field.then_some("the_field"),
+                "{shown}"
+            );
+            // Only a full disk is worth retrying, later.
+            assert_eq!(
+                details.retry_info().and_then(|r| r.retry_delay),
+                (code == Code::ResourceExhausted).then_some(DISK_FULL_RETRY),
+                "{shown}"
+            );
+            // The system's own words stay in the server log.
+            assert!(!status.message().contains("os error"), "{shown}");
+        }
+    }
+
+    /// Errors of a real root, classified by storage and converted here: a
+    /// symlink leading outside and a final symlink are PATH_ESCAPE on the
+    /// field the request named.
+    #[test]
+    fn real_storage_refusals_are_path_escapes_on_the_field() {
+        use crate::storage::{UserPath, UserRoot};
+
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(outside.join("secret.txt"), b"secret").unwrap();
+        let root = UserRoot::open(&tmp.path().join("storage"), uuid::Uuid::new_v4()).unwrap();
+        std::os::unix::fs::symlink(&outside, root.path().join("out")).unwrap();
+        std::os::unix::fs::symlink(outside.join("secret.txt"), root.path().join("link")).unwrap();
+        let p = |s: &str| UserPath::parse(s).unwrap();
+        for (error, field) in [
+            (
+                root.open_read(&p("out/secret.txt")).unwrap_err(),
+                "source_path",
+            ),
+            (root.open_read(&p("link")).unwrap_err(), "path"),
+            (
+                root.rename_noreplace(&p("link"), &p("out/x")).unwrap_err(),
+                "destination",
+            ),
+        ] {
+            let AppError::InvalidArgument {
+                field: named,
+                reason,
+                ..
+            } = AppError::from(error.at(field))
+            else {
+                panic!("{field}: expected INVALID_ARGUMENT");
+            };
+            assert_eq!((named.as_str(), reason), (field, ErrorReason::PathEscape));
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use diesel_async::AsyncPgConnection;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{convert, respond};
+use super::{convert, parts, respond};
 use crate::{
     auth::{
         Credential, Principal, Role, Scope, Scopes, api_keys, email::Email, password, scopes,
@@ -705,13 +705,6 @@ impl Auth {
     }
 }
 
-/// Splits a request into its context, principal and message.
-fn parts<T>(request: Request<T>) -> Result<(RequestContext, Principal, T), Status> {
-    let ctx = RequestContext::of(&request);
-    let principal = Principal::from_request(&request)?;
-    Ok((ctx, principal, request.into_inner()))
-}
-
 #[tonic::async_trait]
 impl AuthService for Auth {
     async fn register(
@@ -744,7 +737,8 @@ impl AuthService for Auth {
         &self,
         request: Request<pb::LogoutRequest>,
     ) -> Result<Response<pb::LogoutResponse>, Status> {
-        let (ctx, principal, req) = parts(request)?;
+        let ctx = RequestContext::of(&request);
+        let (principal, req) = parts(request)?;
         respond(Auth::logout(self, ctx, principal, req).await)
     }
 
@@ -752,7 +746,7 @@ impl AuthService for Auth {
         &self,
         request: Request<pb::GetCurrentUserRequest>,
     ) -> Result<Response<pb::User>, Status> {
-        let (_, principal, _) = parts(request)?;
+        let (principal, _) = parts(request)?;
         let cache = &self.state.cache;
         if let Some(user) = cache.get::<pb::User>("profile", principal.user_id).await {
             return Ok(Response::new(user));
@@ -768,7 +762,8 @@ impl AuthService for Auth {
         &self,
         request: Request<pb::UpdateCurrentUserRequest>,
     ) -> Result<Response<pb::User>, Status> {
-        let (ctx, principal, req) = parts(request)?;
+        let ctx = RequestContext::of(&request);
+        let (principal, req) = parts(request)?;
         respond(Auth::update_current_user(self, ctx, principal, req).await)
     }
 
@@ -776,7 +771,8 @@ impl AuthService for Auth {
         &self,
         request: Request<pb::CreateApiKeyRequest>,
     ) -> Result<Response<pb::CreateApiKeyResponse>, Status> {
-        let (ctx, principal, req) = parts(request)?;
+        let ctx = RequestContext::of(&request);
+        let (principal, req) = parts(request)?;
         respond(Auth::create_api_key(self, ctx, principal, req).await)
     }
 
@@ -784,7 +780,7 @@ impl AuthService for Auth {
         &self,
         request: Request<pb::ListApiKeysRequest>,
     ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
-        let (_, principal, req) = parts(request)?;
+        let (principal, req) = parts(request)?;
         respond(Auth::list_api_keys(self, principal, req).await)
     }
 
@@ -792,7 +788,8 @@ impl AuthService for Auth {
         &self,
         request: Request<pb::RevokeApiKeyRequest>,
     ) -> Result<Response<pb::ApiKey>, Status> {
-        let (ctx, principal, req) = parts(request)?;
+        let ctx = RequestContext::of(&request);
+        let (principal, req) = parts(request)?;
         respond(Auth::revoke_api_key(self, ctx, principal, req).await)
     }
 }

@@ -9,8 +9,8 @@
 //! are NOT_FOUND as well. Filesystem work runs on the blocking pool.
 //!
 //! One submodule per group of RPCs:
-//! - [`upload`]: UploadFile / UploadSmallFile (temp file, fsync, no-replace
-//!   publish, quota);
+//! - [`upload`]: UploadFile / UploadSmallFile (sizes, hash, quota; the file
+//!   itself is a `storage::NewFile`: temp file, fsync, no-replace publish);
 //! - [`browse`]: ListDirectory / DownloadFile;
 //! - [`trash`]: DeleteFile / ListTrash / RestoreFile / EmptyTrash;
 //! - [`records`]: ListFileRecords / SearchFiles;
@@ -40,20 +40,17 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use cap_std::fs::MetadataExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::respond;
+use super::{parts, respond};
 use crate::{
     auth::Principal,
-    engine::{
-        categorize::{BuiltIn, Categorizer},
-        plan::TRASH_FOLDER,
-    },
+    engine::categorize::{BuiltIn, Categorizer},
     error::{AppError, AppResult},
     pb::{
         fileorganizer::v1::{self as pb, file_service_server::FileService},
         google::api::HttpBody,
     },
     state::AppState,
-    storage::{TEMP_PREFIX, UserPath, UserRoot},
+    storage::{TEMP_PREFIX, UserPath, UserRoot, trash::trash_folder},
 };
 
 /// The FileService handlers.
@@ -104,15 +101,10 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work).await?
 }
 
-/// The trash folder as a path.
-fn trash_folder() -> UserPath {
-    UserPath::parse(TRASH_FOLDER).expect("the trash folder is a valid path")
-}
-
 /// Parses request field `field` as a path, refusing what the trash RPCs own
 /// (`.trash/…`) and reserved temporary names.
 fn parse_path(raw: &str, field: &str) -> AppResult<UserPath> {
-    let path = UserPath::parse(raw).map_err(|e| e.into_app_error(field))?;
+    let path = UserPath::parse(raw).map_err(|e| e.at(field))?;
     if path.starts_with(&trash_folder()) {
         return Err(AppError::invalid(
             field,
@@ -256,11 +248,6 @@ impl PageToken {
 }
 
 type BoxStream<T> = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send>>;
-
-fn parts<T>(request: Request<T>) -> Result<(Principal, T), Status> {
-    let principal = Principal::from_request(&request)?;
-    Ok((principal, request.into_inner()))
-}
 
 #[tonic::async_trait]
 impl FileService for Files {

@@ -7,7 +7,7 @@ use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{convert, respond};
+use super::{convert, parts, respond};
 use crate::{
     auth::Principal,
     db::{
@@ -120,13 +120,13 @@ impl Operations {
             }
             Err(_) => return Err(AppError::invalid("operation.kind", "unknown kind")),
         };
-        let source = UserPath::parse(&spec.source_path)
-            .map_err(|e| e.into_app_error("operation.source_path"))?;
+        let source =
+            UserPath::parse(&spec.source_path).map_err(|e| e.at("operation.source_path"))?;
         let destination = if spec.destination_path.trim().is_empty() {
             source.clone()
         } else {
             UserPath::parse(&spec.destination_path)
-                .map_err(|e| e.into_app_error("operation.destination_path"))?
+                .map_err(|e| e.at("operation.destination_path"))?
         };
         let trash = UserPath::parse(crate::engine::plan::TRASH_FOLDER).expect("valid");
         if destination.starts_with(&trash) {
@@ -193,7 +193,9 @@ impl Operations {
                 if e.kind() == std::io::ErrorKind::NotFound {
                     AppError::invalid("operation.source_path", "is not a folder in your storage")
                 } else {
-                    crate::storage::io_error_into_app(e, "operation.source_path")
+                    crate::storage::StorageError::from(e)
+                        .at("operation.source_path")
+                        .into()
                 }
             })?;
             // Every existing part of the destination must be a real folder
@@ -201,9 +203,7 @@ impl Operations {
             let field = "operation.destination_path";
             let mut prefix = crate::storage::UserPath::root();
             for component in probe_destination.components() {
-                prefix = prefix
-                    .join(component)
-                    .map_err(|e| e.into_app_error(field))?;
+                prefix = prefix.join(component).map_err(|e| e.at(field))?;
                 match probe_root.symlink_metadata(&prefix) {
                     Ok(meta) if meta.file_type().is_symlink() => {
                         return Err(AppError::InvalidArgument {
@@ -219,8 +219,8 @@ impl Operations {
                         ));
                     }
                     Ok(_) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-                    Err(e) => return Err(crate::storage::io_error_into_app(e, field)),
+                    Err(crate::storage::StorageError::NotFound(_)) => break,
+                    Err(e) => return Err(e.at(field).into()),
                 }
             }
             Ok(())
@@ -485,11 +485,6 @@ fn is_resting(state: i32) -> bool {
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchOperationResponse, Status>> + Send>>;
-
-fn parts<T>(request: Request<T>) -> Result<(Principal, T), Status> {
-    let principal = Principal::from_request(&request)?;
-    Ok((principal, request.into_inner()))
-}
 
 #[tonic::async_trait]
 impl OperationService for Operations {

@@ -17,7 +17,7 @@ use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status, metadata::MetadataValue};
 use uuid::Uuid;
 
-use super::{convert, respond};
+use super::{StreamEnd, convert, parts, respond};
 use crate::{
     auth::Principal,
     db::{self, models::Operation, reports::GroupKey},
@@ -274,36 +274,10 @@ struct Chunks {
     buf: Vec<u8>,
 }
 
-/// Why an export stopped early.
-enum Stop {
-    /// The client went away (a failed send): nothing more to do.
-    ClientGone,
-    /// Reading failed: the stream ends with this status.
-    Failed(AppError),
-}
-
-impl From<AppError> for Stop {
-    fn from(error: AppError) -> Stop {
-        Stop::Failed(error)
-    }
-}
-
-impl From<diesel::result::Error> for Stop {
-    fn from(error: diesel::result::Error) -> Stop {
-        Stop::Failed(error.into())
-    }
-}
-
-impl From<bb8::RunError<diesel_async::pooled_connection::PoolError>> for Stop {
-    fn from(error: bb8::RunError<diesel_async::pooled_connection::PoolError>) -> Stop {
-        Stop::Failed(error.into())
-    }
-}
-
 impl Chunks {
     /// Sends the buffer once it holds a chunk; with `last`, sends whatever
     /// is left (and at least one message, for the content type).
-    async fn flush(&mut self, last: bool) -> Result<(), Stop> {
+    async fn flush(&mut self, last: bool) -> Result<(), StreamEnd> {
         let nothing_left = self.buf.is_empty() && self.content_type.is_none();
         if (!last && self.buf.len() < CHUNK_BYTES) || (last && nothing_left) {
             return Ok(());
@@ -314,7 +288,10 @@ impl Chunks {
             data,
             extensions: Vec::new(),
         };
-        self.tx.send(Ok(body)).await.map_err(|_| Stop::ClientGone)
+        self.tx
+            .send(Ok(body))
+            .await
+            .map_err(|_| StreamEnd::ClientGone)
     }
 }
 
@@ -324,7 +301,7 @@ async fn produce(
     op: &Operation,
     format: Format,
     chunks: &mut Chunks,
-) -> Result<(), Stop> {
+) -> Result<(), StreamEnd> {
     let mut writer = format.writer();
     let stopping = || {
         state.is_shutting_down().then_some(AppError::Unavailable {
@@ -491,11 +468,11 @@ impl Reports {
             };
             match produce(&state, &op, format, &mut chunks).await {
                 Ok(()) => {}
-                Err(Stop::ClientGone) => {
+                Err(StreamEnd::ClientGone) => {
                     tracing::debug!(operation = %op.id, "export client went away");
                 }
-                Err(Stop::Failed(error)) => {
-                    let _ = tx.send(Err(Status::from(error))).await;
+                Err(end) => {
+                    let _ = tx.send(Err(Status::from(end))).await;
                 }
             }
         });
@@ -519,8 +496,7 @@ impl Reports {
         let root = self.state.user_root(principal.user_id)?;
         let trash_bytes = tokio::task::spawn_blocking(move || {
             let trash = UserPath::parse(crate::engine::plan::TRASH_FOLDER).expect("valid");
-            reports::usage::folder_bytes(&root, &trash)
-                .map_err(|e| crate::storage::walk_error_into_app(e, &trash, "trash"))
+            reports::usage::folder_bytes(&root, &trash).map_err(|e| e.at("trash"))
         })
         .await??;
         let (used, quota) = (totals.storage_used_bytes, totals.storage_quota_bytes);
@@ -542,11 +518,6 @@ impl Reports {
             compute_time: Some(convert::timestamp(Utc::now())),
         })
     }
-}
-
-fn parts<T>(request: Request<T>) -> Result<(Principal, T), Status> {
-    let principal = Principal::from_request(&request)?;
-    Ok((principal, request.into_inner()))
 }
 
 #[tonic::async_trait]

@@ -70,12 +70,10 @@ use globset::{Candidate, GlobBuilder, GlobSet, GlobSetBuilder};
 /// How many leading bytes of a file [`Categorizer::by_content`] wants.
 pub const SNIFF_BYTES: usize = 8192;
 
-/// Compound (double) extensions recognized as one unit, lower-case without
-/// the leading dot. They are all Archives, and [`super::template::with_suffix`]
-/// keeps them together (`backup (1).tar.gz`).
-pub const COMPOUND_EXTENSIONS: &[&str] = &[
-    "tar.gz", "tar.bz2", "tar.xz", "tar.zst", "tar.lz", "tar.lzma", "tar.lz4", "tar.z",
-];
+/// Compound extensions (`tar.gz`, …) and how a name's extension is found
+/// are facts about file names, which the storage layer's free-name search
+/// needs too; they live there, and categorizing uses the same ones.
+pub use crate::storage::names::{COMPOUND_EXTENSIONS, compound_extension, extension};
 
 /// The built-in categories, one consistent list for the whole product.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -259,35 +257,6 @@ pub fn builtin_for_extension(ext_lower: &str) -> Option<BuiltIn> {
 /// The file name: the part of a `/`-separated path after the last `/`.
 pub fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
-}
-
-/// The last extension of a file name, as written (not lower-cased), without
-/// the dot. Leading dots do not start an extension (`.bashrc` has none,
-/// `.config.json` has `json`), and a trailing dot is no extension (`file.`).
-pub fn extension(name: &str) -> Option<&str> {
-    let body = name.trim_start_matches('.');
-    let dot = body.rfind('.')?;
-    let ext = &body[dot + 1..];
-    (!ext.is_empty()).then_some(ext)
-}
-
-/// The extension to keep together when a name is changed: one of
-/// [`COMPOUND_EXTENSIONS`] when the name ends with it (case-insensitively,
-/// and something precedes it), otherwise [`extension`]. As written, without
-/// the leading dot.
-pub fn compound_extension(name: &str) -> Option<&str> {
-    let body = name.trim_start_matches('.');
-    for compound in COMPOUND_EXTENSIONS {
-        // "." + compound, with at least one character before the dot.
-        let needed = compound.len() + 1;
-        if body.len() > needed && body.is_char_boundary(body.len() - needed) {
-            let tail = &body[body.len() - needed..];
-            if tail.as_bytes()[0] == b'.' && tail[1..].eq_ignore_ascii_case(compound) {
-                return Some(&name[name.len() - compound.len()..]);
-            }
-        }
-    }
-    extension(name)
 }
 
 /// A category assigned to a file: its display name and whether it is built in.

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 
 use super::{parallel::map_ordered, progress::Progress, scan::ScannedFile};
-use crate::storage::root::UserRoot;
+use crate::storage::{StorageError, root::UserRoot};
 
 /// Bytes hashed in the head stage; files no larger are fully hashed there.
 pub const HEAD_BYTES: usize = 16 * 1024;
@@ -32,7 +32,7 @@ pub struct DuplicateAnalysis {
     pub groups: usize,
 }
 
-fn read_head(root: &UserRoot, file: &ScannedFile) -> std::io::Result<Vec<u8>> {
+fn read_head(root: &UserRoot, file: &ScannedFile) -> Result<Vec<u8>, StorageError> {
     use std::io::Read;
     let mut handle = root.open_read_exact(&file.path, Some(&file.fingerprint))?;
     let mut buf = vec![0u8; HEAD_BYTES.min(file.size() as usize)];
@@ -47,7 +47,7 @@ fn read_head(root: &UserRoot, file: &ScannedFile) -> std::io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-fn full_hash(root: &UserRoot, file: &ScannedFile) -> std::io::Result<[u8; 32]> {
+fn full_hash(root: &UserRoot, file: &ScannedFile) -> Result<[u8; 32], StorageError> {
     root.hash_file_exact(&file.path, Some(&file.fingerprint))
         .map(|h| *h.as_bytes())
 }

@@ -1,8 +1,9 @@
 //! Step 4: plan every file's destination.
 //!
 //! The destination is `destination / template(file)`. A name already taken,
-//! on disk or earlier in the same plan, gets ` (1)`, ` (2)` … (or the file is
-//! skipped, by policy): nothing is ever planned onto an existing file, and
+//! on disk or earlier in the same plan, gets ` (1)`, ` (2)` … (the storage
+//! layer's one free-name search, `storage::names`; or the file is skipped,
+//! by policy): nothing is ever planned onto an existing file, and
 //! the apply step re-checks with RENAME_NOREPLACE anyway. Duplicates follow
 //! the duplicate policy: organized like any file and reported (default),
 //! moved to `_duplicates/` in the destination, or moved to the user's trash
@@ -14,16 +15,18 @@ use std::hash::{BuildHasher, RandomState};
 use super::{duplicates::DuplicateAnalysis, scan::ScanResult, template::Template};
 use crate::{
     db::file_records::JournalRow,
-    storage::{path::UserPath, root::UserRoot},
+    storage::{
+        names::find_free_name,
+        path::{PathError, UserPath},
+        root::UserRoot,
+    },
 };
 
 /// Name of the folder, inside the destination, that receives duplicates
 /// under the "move to duplicates folder" policy.
 pub const DUPLICATES_FOLDER: &str = "_duplicates";
 /// The user's trash folder, at the root of their storage.
-pub const TRASH_FOLDER: &str = ".trash";
-/// Give up suffixing after this many attempts (then the file is skipped).
-const MAX_SUFFIX: u32 = 10_000;
+pub use crate::storage::trash::TRASH_FOLDER;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DuplicatePolicy {
@@ -83,21 +86,19 @@ impl TakenNames {
     }
 }
 
-/// Chooses a free name for `wanted` (suffixing the last component), or None.
-pub fn free_name(
+/// A name for `wanted` free both in the plan so far and on disk (the
+/// storage layer's search: `wanted`, then ` (1)`, ` (2)` … up to its bound),
+/// or None: then the file is skipped.
+fn free_name(
     wanted: &UserPath,
     taken: &TakenNames,
     exists: &dyn Fn(&UserPath) -> bool,
 ) -> Option<UserPath> {
-    if !taken.contains(wanted.as_str()) && !exists(wanted) {
-        return Some(wanted.clone());
-    }
-    let parent = wanted.parent().unwrap_or_else(UserPath::root);
-    let name = wanted.file_name()?;
-    (1..=MAX_SUFFIX).find_map(|n| {
-        let candidate = parent.join(&super::template::with_suffix(name, n)).ok()?;
-        (!taken.contains(candidate.as_str()) && !exists(&candidate)).then_some(candidate)
+    find_free_name(wanted, |candidate| {
+        Ok::<_, PathError>(!taken.contains(candidate.as_str()) && !exists(candidate))
     })
+    .ok()
+    .flatten()
 }
 
 /// Builds the journal rows (status planned or skipped) for a scan, in seq

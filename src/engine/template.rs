@@ -1,5 +1,5 @@
 //! Layout templates: where a file goes inside the destination (pipeline
-//! step 4), and how a taken name is varied (` (1)`, ` (2)`, …).
+//! step 4).
 //!
 //! A template such as `{category}/{year}/{month}/{name}` is parsed once per
 //! operation ([`Template::parse`]) and rendered per file ([`Template::render`])
@@ -37,21 +37,15 @@
 //! the whole path exceeds [`PATH_MAX`] bytes (the file system would refuse
 //! it; the planner should skip that file with the error as the reason).
 //!
-//! # Conflict names
-//!
-//! [`with_suffix`] inserts ` (n)` before the extension, keeping compound
-//! archive extensions together (`backup (1).tar.gz`, see
-//! [`COMPOUND_EXTENSIONS`](super::categorize::COMPOUND_EXTENSIONS)); a
-//! dotfile or a name without extension gets it at the end (`.bashrc (1)`,
-//! `README (1)`). The base is shortened when needed so the result still fits
-//! in [`NAME_MAX`] bytes.
+//! A taken name is varied (` (1)`, ` (2)`, …) by the storage layer's one
+//! free-name search, `crate::storage::names`.
 
 use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Datelike, Utc};
 
-use super::categorize::{compound_extension, extension};
+use super::categorize::extension;
 
 /// The template used when the operation does not give one.
 pub const DEFAULT_TEMPLATE: &str = "{category}/{name}";
@@ -377,50 +371,6 @@ fn push_name(out: &mut String, value: &str) {
     );
 }
 
-/// The n-th alternative for a taken name: ` (n)` before the extension
-/// (compound archive extensions kept whole), or at the end for dotfiles and
-/// names without one. `n == 0` returns the name unchanged. The base is
-/// shortened (at a character boundary) so the result fits in [`NAME_MAX`]
-/// bytes when the name did.
-pub fn with_suffix(name: &str, n: u32) -> String {
-    if n == 0 {
-        return name.to_owned();
-    }
-    let suffix = format!(" ({n})");
-    let (base, ext) = match compound_extension(name) {
-        Some(ext) => (&name[..name.len() - ext.len() - 1], Some(ext)),
-        None => (name, None),
-    };
-    let ext_len = ext.map_or(0, |e| e.len() + 1);
-    let (base, ext) = if suffix.len() + ext_len < NAME_MAX {
-        (truncate(base, NAME_MAX - suffix.len() - ext_len), ext)
-    } else {
-        // An absurdly long extension: treat the whole name as the base.
-        (truncate(name, NAME_MAX.saturating_sub(suffix.len())), None)
-    };
-    let mut out = String::with_capacity(base.len() + suffix.len() + ext_len);
-    out.push_str(base);
-    out.push_str(&suffix);
-    if let Some(ext) = ext {
-        out.push('.');
-        out.push_str(ext);
-    }
-    out
-}
-
-/// The longest prefix of `s` of at most `max` bytes ending at a character
-/// boundary.
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -704,44 +654,6 @@ mod tests {
         );
     }
 
-    #[test]
-    fn suffix_naming() {
-        for (name, n, want) in [
-            ("photo.jpg", 1, "photo (1).jpg"),
-            ("photo.jpg", 2, "photo (2).jpg"),
-            ("photo.jpg", 0, "photo.jpg"),
-            ("archive.tar.gz", 1, "archive (1).tar.gz"),
-            ("Archive.TAR.BZ2", 3, "Archive (3).TAR.BZ2"),
-            ("x.tar.xz", 1, "x (1).tar.xz"),
-            ("x.tar.zst", 1, "x (1).tar.zst"),
-            ("x.gz", 1, "x (1).gz"),
-            ("my.file.name.txt", 12, "my.file.name (12).txt"),
-            (".bashrc", 1, ".bashrc (1)"),
-            (".config.json", 1, ".config (1).json"),
-            (".tar.gz", 1, ".tar (1).gz"),
-            ("README", 1, "README (1)"),
-            ("file.", 1, "file. (1)"),
-            ("photo (1).jpg", 1, "photo (1) (1).jpg"),
-            ("x", u32::MAX, "x (4294967295)"),
-        ] {
-            assert_eq!(with_suffix(name, n), want, "{name} {n}");
-        }
-    }
-
-    #[test]
-    fn suffix_keeps_names_within_name_max() {
-        let long = format!("{}.jpg", "é".repeat(125)); // 254 bytes
-        let out = with_suffix(&long, 7);
-        assert!(out.len() <= NAME_MAX, "{}", out.len());
-        assert!(out.ends_with(" (7).jpg"), "{out}");
-        let huge_ext = format!("a.{}", "e".repeat(252));
-        let out = with_suffix(&huge_ext, 1);
-        assert!(out.len() <= NAME_MAX && out.ends_with(" (1)"), "{out}");
-        for n in 1..50 {
-            assert_ne!(with_suffix(&long, n), with_suffix(&long, n + 1));
-        }
-    }
-
     mod properties {
         use super::*;
         use crate::testing::{fragment, hostile_path};
@@ -814,17 +726,6 @@ mod tests {
                     .expect("starts with the destination")
                     .components()
                     .all(|c| matches!(c, Component::Normal(_))));
-            }
-
-            /// Conflict names stay single file names within NAME_MAX.
-            #[test]
-            fn suffixed_names_stay_names(name in "[^/\\x00]{1,255}", n in 1u32..10_000) {
-                prop_assume!(name.len() <= NAME_MAX && name != "." && name != "..");
-                let out = with_suffix(&name, n);
-                prop_assert!(out.len() <= NAME_MAX, "{out:?}");
-                prop_assert!(!out.contains('/'));
-                let expected = format!("({n})");
-                prop_assert!(out.contains(&expected));
             }
         }
     }

@@ -15,10 +15,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tonic::{Code, Status, metadata::MetadataValue};
-use tonic_types::{ErrorDetails, StatusExt};
+use tonic::{Status, metadata::MetadataValue};
 
-use crate::{error::ERROR_DOMAIN, infra::redis::RedisPool};
+use crate::{error::AppError, infra::redis::RedisPool, pb::fileorganizer::v1::ErrorReason};
 
 /// The outcome of counting one request against one limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,25 +55,29 @@ impl Decision {
         headers
     }
 
-    /// RESOURCE_EXHAUSTED with ErrorInfo RATE_LIMITED, RetryInfo and the
-    /// rate-limit metadata.
-    pub fn status(&self, what: &str) -> Status {
+    /// The refusal of a request counted against the limit on `what`:
+    /// RESOURCE_EXHAUSTED, reason RATE_LIMITED (its ErrorInfo metadata
+    /// `limit` naming `what`), with a RetryInfo of the time until the window
+    /// has room again.
+    pub fn refusal(&self, what: &str) -> AppError {
         let retry = Duration::from_secs(self.reset_after.as_secs_f64().ceil().max(1.0) as u64);
-        let mut details = ErrorDetails::with_retry_info(Some(retry));
-        details.set_error_info(
-            "RATE_LIMITED",
-            ERROR_DOMAIN,
-            HashMap::from([("limit".to_string(), what.to_string())]),
-        );
-        let mut status = Status::with_error_details(
-            Code::ResourceExhausted,
-            format!(
+        AppError::ResourceExhausted {
+            reason: ErrorReason::RateLimited,
+            message: format!(
                 "rate limit exceeded for {what}: {} requests per window; retry in {}s",
                 self.limit,
                 retry.as_secs()
             ),
-            details,
-        );
+            retry_after: Some(retry),
+            metadata: vec![("limit", what.to_string())],
+        }
+    }
+
+    /// [`Decision::refusal`] as the status the layers answer with, through
+    /// the service's one conversion, plus the rate-limit headers
+    /// (`x-ratelimit-*`, `retry-after`) in its metadata.
+    pub fn status(&self, what: &str) -> Status {
+        let mut status = Status::from(self.refusal(what));
         for (name, value) in self.headers() {
             if let Ok(value) = MetadataValue::try_from(value) {
                 status.metadata_mut().insert(name, value);
@@ -867,8 +870,14 @@ mod tests {
         assert!(counted_in_redis(&a, "shared").await <= 4_000);
     }
 
+    /// A refusal goes through the one `From<AppError> for Status` and
+    /// keeps what clients and Envoy rely on: RetryInfo, the ErrorInfo
+    /// naming the limit, and the rate-limit headers.
     #[test]
     fn refusals_carry_retry_info_and_headers() {
+        use tonic::Code;
+        use tonic_types::StatusExt;
+
         let d = Decision {
             allowed: false,
             limit: 100,
@@ -878,11 +887,32 @@ mod tests {
         let status = d.status("api");
         assert_eq!(status.code(), Code::ResourceExhausted);
         assert_eq!(
-            status.get_error_details().retry_info().unwrap().retry_delay,
+            status.message(),
+            "rate limit exceeded for api: 100 requests per window; retry in 3s"
+        );
+        let details = status.get_error_details();
+        assert_eq!(
+            details.retry_info().unwrap().retry_delay,
             Some(Duration::from_secs(3))
         );
-        assert_eq!(status.metadata().get("retry-after").unwrap(), "3");
-        assert_eq!(status.metadata().get("x-ratelimit-limit").unwrap(), "100");
+        let info = details.error_info().unwrap();
+        assert_eq!(info.reason, "RATE_LIMITED");
+        assert_eq!(info.domain, crate::error::ERROR_DOMAIN);
+        assert_eq!(info.metadata["limit"], "api");
+        let header = |name| status.metadata().get(name).unwrap().to_str().unwrap();
+        assert_eq!(header("retry-after"), "3");
+        assert_eq!(header("x-ratelimit-limit"), "100");
+        assert_eq!(header("x-ratelimit-remaining"), "0");
+        assert_eq!(header("x-ratelimit-reset"), "3");
+        // The refusal itself is the service's error, ready for any handler.
+        assert!(matches!(
+            d.refusal("api"),
+            AppError::ResourceExhausted {
+                reason: ErrorReason::RateLimited,
+                retry_after: Some(_),
+                ..
+            }
+        ));
     }
 
     #[test]

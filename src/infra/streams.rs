@@ -59,16 +59,16 @@ impl StreamSlots {
         let mut open = self.open.lock().expect("stream slots lock");
         let count = open.entry(user).or_default();
         if *count >= self.per_user {
-            return Err(AppError::ResourceExhausted {
-                reason: ErrorReason::RateLimited,
-                message: format!(
+            return Err(AppError::exhausted(
+                ErrorReason::RateLimited,
+                format!(
                     "too many open streams: at most {} WatchOperation, DownloadFile and \
                      ExportReport streams per user at a time (MAX_STREAMS_PER_USER); close one \
                      and retry",
                     self.per_user
                 ),
-                retry_after: RETRY_AFTER,
-            });
+                RETRY_AFTER,
+            ));
         }
         *count += 1;
         Ok(StreamSlot {

@@ -62,7 +62,9 @@ use crate::{
         scan::{self, ScanOptions, ScannedFile},
         template::Template,
     },
-    storage::{Fingerprint, MoveError, Mover, UserPath, UserRoot},
+    storage::{
+        Fingerprint, Mover, PathError, StorageError, UserPath, UserRoot, names::find_free_name,
+    },
 };
 
 /// Records per apply batch (one transaction each).
@@ -647,9 +649,10 @@ fn moved_identity(root: &UserRoot, target: &UserPath, before: &Fingerprint) -> O
 
 /// Where a file whose source is missing was moved before an interruption:
 /// its planned destination, or (under the RENAME policy, when that name was
-/// taken at apply time) the first free ` (n)` name after it, which is the one
-/// the move would have taken: the names before it were all taken then, so
-/// the search stops at the first name that does not exist.
+/// taken at apply time) the free ` (n)` name after it that the move took.
+/// The move tried the names of `find_free_name` in order and took the first
+/// free one, so retracing the same names, the search stops at the first
+/// that holds the file (found) or nothing (the file was not moved).
 fn moved_before(
     root: &UserRoot,
     planned: &UserPath,
@@ -661,27 +664,15 @@ fn moved_before(
             .map(|found| expect.is_moved(&found))
             .ok()
     };
-    match holds(planned) {
-        Some(true) => return Some(planned.clone()),
-        None => return None, // nothing there: the file was not moved
-        Some(false) => {}
-    }
     if conflict != ConflictPolicy::Rename {
-        return None;
+        return (holds(planned) == Some(true)).then(|| planned.clone());
     }
-    let parent = planned.parent().unwrap_or_else(UserPath::root);
-    let name = planned.file_name()?;
-    for n in 1..=100 {
-        let candidate = parent
-            .join(&crate::engine::template::with_suffix(name, n))
-            .ok()?;
-        match holds(&candidate) {
-            Some(true) => return Some(candidate),
-            Some(false) => continue,
-            None => return None,
-        }
-    }
-    None
+    let last = find_free_name(planned, |candidate| {
+        Ok::<_, PathError>(holds(candidate) != Some(false))
+    })
+    .ok()
+    .flatten()?;
+    (holds(&last) == Some(true)).then_some(last)
 }
 
 fn apply_one(
@@ -700,7 +691,7 @@ fn apply_one(
             reason,
             identity: None,
         };
-    let (Ok(original), Some(Ok(mut target)), Some(expect)) = (
+    let (Ok(original), Some(Ok(planned)), Some(expect)) = (
         UserPath::parse(&record.original_path),
         record.new_path.as_deref().map(UserPath::parse),
         record_fingerprint(record),
@@ -725,63 +716,58 @@ fn apply_one(
     // ctime, which nobody can set: the mover skips such a file like any
     // change (checked on the same lstat as the fingerprint).
     let ctime = record.ctime_ns.map(i128::from);
-    let planned = target.clone();
-    let mut attempts = 0u32;
-    loop {
-        match mover.move_file_unchanged(&original, &target, &expect, ctime) {
-            Ok(()) => return moved(mover, &target),
-            // Reconcile with a move that happened before an interruption:
-            // the source is gone and the planned destination (or, after a
-            // conflict, the free name it was renamed to) holds the very file.
-            // Checked only when the source is missing, so the common case
-            // costs no extra lookup.
-            Err(MoveError::SourceMissing) => {
-                if let Some(found) = moved_before(root, &planned, &expect, conflict) {
-                    return RecordUpdate {
-                        identity: moved_identity(root, &found, &expect),
-                        ..outcome(moved_status, Some(found.as_str().to_string()), None)
-                    };
-                }
-                return outcome(
-                    "failed",
-                    record.new_path.clone(),
-                    Some(MoveError::SourceMissing.reason().to_string()),
-                );
+    let mut move_to =
+        |target: &UserPath| mover.move_file_unchanged(&original, target, &expect, ctime);
+    // Under RENAME a destination taken since the plan sends the file to the
+    // first free ` (n)` name after it, each claimed by the move itself
+    // (RENAME_NOREPLACE): the storage layer's one search, which
+    // `moved_before` retraces after an interruption.
+    let result = match conflict {
+        ConflictPolicy::Rename => find_free_name(&planned, |target| match move_to(target) {
+            Ok(()) => Ok(true),
+            Err(StorageError::DestinationExists) => Ok(false),
+            Err(error) => Err(error),
+        }),
+        ConflictPolicy::Skip => move_to(&planned).map(|()| Some(planned.clone())),
+    };
+    match result {
+        Ok(Some(target)) => moved(mover, &target),
+        Ok(None) | Err(StorageError::Path(_)) => outcome(
+            "skipped",
+            record.new_path.clone(),
+            Some("no free destination name".into()),
+        ),
+        // Reconcile with a move that happened before an interruption: the
+        // source is gone and the planned destination (or, after a conflict,
+        // the free name it was renamed to) holds the very file. Checked only
+        // when the source is missing, so the common case costs no extra
+        // lookup.
+        Err(StorageError::SourceMissing) => {
+            if let Some(found) = moved_before(root, &planned, &expect, conflict) {
+                return RecordUpdate {
+                    identity: moved_identity(root, &found, &expect),
+                    ..outcome(moved_status, Some(found.as_str().to_string()), None)
+                };
             }
-            Err(MoveError::DestinationExists)
-                if conflict == ConflictPolicy::Rename && attempts < 100 =>
-            {
-                attempts += 1;
-                let taken = plan::TakenNames::default();
-                match plan::free_name(&target, &taken, &|p| root.exists(p).unwrap_or(true)) {
-                    Some(free) => target = free,
-                    None => {
-                        return outcome(
-                            "skipped",
-                            record.new_path.clone(),
-                            Some("no free destination name".into()),
-                        );
-                    }
-                }
-            }
-            Err(
-                error @ (MoveError::DestinationExists
-                | MoveError::SourceChanged
-                | MoveError::NotARegularFile),
-            ) => {
-                return outcome(
-                    "skipped",
-                    record.new_path.clone(),
-                    Some(error.reason().to_string()),
-                );
-            }
-            Err(error) => {
-                return outcome(
-                    "failed",
-                    record.new_path.clone(),
-                    Some(error.reason().to_string()),
-                );
-            }
+            outcome(
+                "failed",
+                record.new_path.clone(),
+                Some(StorageError::SourceMissing.reason().to_string()),
+            )
         }
+        Err(
+            error @ (StorageError::DestinationExists
+            | StorageError::SourceChanged
+            | StorageError::NotARegularFile),
+        ) => outcome(
+            "skipped",
+            record.new_path.clone(),
+            Some(error.reason().to_string()),
+        ),
+        Err(error) => outcome(
+            "failed",
+            record.new_path.clone(),
+            Some(error.reason().to_string()),
+        ),
     }
 }

@@ -16,7 +16,7 @@ use crate::{
     db::{self, file_records::RecordUpdate, models::FileRecord},
     engine::progress::Progress,
     jobs::organize::{record_fingerprint, remove_empty_dirs},
-    storage::{Fingerprint, MoveError, Mover, UserPath, UserRoot},
+    storage::{Fingerprint, Mover, StorageError, UserPath, UserRoot},
 };
 
 const UNDO_BATCH: i64 = 1000;
@@ -218,7 +218,7 @@ fn undo_one(root: &UserRoot, mover: &mut Mover<'_>, record: &FileRecord) -> (Rec
     }
     match mover.move_file(&current, &original, &expect) {
         Ok(()) => (undone(), true),
-        Err(MoveError::DestinationExists) => keep(format!(
+        Err(StorageError::DestinationExists) => keep(format!(
             "cannot undo: {original} is occupied by another file; left at {current}"
         )),
         Err(error) => keep(format!("cannot undo: {}", error.reason())),

@@ -36,13 +36,9 @@ use std::{
 
 use prost::Message;
 use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, StatusExt};
 use tower::{Layer, Service};
 
-use crate::{
-    error::{ERROR_DOMAIN, reason_name},
-    pb::fileorganizer::v1::ErrorReason,
-};
+use crate::{error::AppError, pb::fileorganizer::v1::ErrorReason};
 
 const DECODE_FAILURE: &str = "failed to decode Protobuf message: ";
 const TOO_LARGE: &str = "decoded message length too large";
@@ -96,41 +92,29 @@ where
 /// The status to answer instead of tonic's, if `status` is one of its
 /// request-reading errors.
 pub fn rewrite(status: Status) -> Option<Status> {
-    match status.code() {
+    let error = match status.code() {
         Code::Internal => {
             let detail = status.message().strip_prefix(DECODE_FAILURE)?;
-            let field = field_path(detail);
-            let description = format!("is not a valid protobuf encoding ({detail})");
-            let mut details = ErrorDetails::with_bad_request_violation(&field, &description);
-            details.set_error_info(
-                reason_name(ErrorReason::InvalidArgument),
-                ERROR_DOMAIN,
-                HashMap::<String, String>::new(),
-            );
-            Some(Status::with_error_details(
-                Code::InvalidArgument,
-                format!("invalid {field}: {description}"),
-                details,
-            ))
+            AppError::invalid(
+                field_path(detail),
+                format!("is not a valid protobuf encoding ({detail})"),
+            )
         }
         Code::OutOfRange if status.message().contains(TOO_LARGE) => {
-            let mut details = ErrorDetails::new();
-            details.set_error_info(
-                reason_name(ErrorReason::QuotaExceeded),
-                ERROR_DOMAIN,
-                HashMap::<String, String>::new(),
-            );
-            Some(Status::with_error_details(
-                Code::ResourceExhausted,
-                format!(
+            AppError::ResourceExhausted {
+                reason: ErrorReason::QuotaExceeded,
+                message: format!(
                     "the request message is too large ({}); stream large files with UploadFile",
                     status.message().trim_start_matches("Error, ")
                 ),
-                details,
-            ))
+                // The same message will always be too large.
+                retry_after: None,
+                metadata: Vec::new(),
+            }
         }
-        _ => None,
-    }
+        _ => return None,
+    };
+    Some(error.into())
 }
 
 /// The request field path in prost's location stack (`Inner.field: Outer.field:
@@ -201,6 +185,7 @@ static ONEOFS: LazyLock<HashMap<(String, String, String), String>> = LazyLock::n
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tonic_types::StatusExt;
 
     #[test]
     fn decode_failures_name_the_field() {
@@ -225,17 +210,26 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(decode.code(), Code::InvalidArgument);
-        let violations = decode.get_error_details().bad_request().unwrap().clone();
-        assert_eq!(violations.field_violations[0].field, "email");
+        let details = decode.get_error_details();
+        assert_eq!(
+            details.bad_request().unwrap().field_violations[0].field,
+            "email"
+        );
+        assert_eq!(details.error_info().unwrap().reason, "INVALID_ARGUMENT");
+        assert!(
+            decode
+                .message()
+                .starts_with("invalid email: is not a valid protobuf")
+        );
         let large = rewrite(Status::out_of_range(
             "Error, decoded message length too large: found 30 bytes, the limit is: 20 bytes",
         ))
         .unwrap();
         assert_eq!(large.code(), Code::ResourceExhausted);
-        assert_eq!(
-            large.get_error_details().error_info().unwrap().reason,
-            "QUOTA_EXCEEDED"
-        );
+        let details = large.get_error_details();
+        assert_eq!(details.error_info().unwrap().reason, "QUOTA_EXCEEDED");
+        // Waiting would not make the same message fit.
+        assert!(details.retry_info().is_none());
         assert!(rewrite(Status::internal("internal error; see the server log")).is_none());
         assert!(rewrite(Status::invalid_argument("x")).is_none());
     }

@@ -12,9 +12,9 @@
 //! 5. set permission bits and atime/mtime (after the last write, which would
 //!    bump mtime), `fsync` the file;
 //! 6. publish with `renameat2(RENAME_NOREPLACE)` (`EEXIST` → the temp is
-//!    removed, [`MoveError::DestinationExists`]), `fsync` the directory;
+//!    removed, [`StorageError::DestinationExists`]), `fsync` the directory;
 //! 7. re-stat the source: same device, inode, size, mtime and ctime, else the
-//!    copy is removed and the source kept ([`MoveError::SourceChanged`]);
+//!    copy is removed and the source kept ([`StorageError::SourceChanged`]);
 //! 8. unlink the source, `fsync` its directory.
 //!
 //! Any failure before step 8 removes the temp file or the published copy
@@ -36,7 +36,8 @@ use rustix::fs::{AtFlags, Mode, RenameFlags, Timespec, Timestamps};
 use rustix::io::Errno;
 
 use super::TEMP_PREFIX;
-use super::mover::{Fingerprint, MoveError};
+use super::error::StorageError;
+use super::mover::Fingerprint;
 use super::path::is_single_component;
 use super::sys::{self, Stat};
 
@@ -48,7 +49,7 @@ const BUF_SIZE: usize = 256 * 1024;
 /// existing destination (see the module docs for the exact sequence).
 ///
 /// Both names must be single path components (no `/`, not `.` or `..`);
-/// otherwise the result is [`MoveError::Escape`] and nothing is touched.
+/// otherwise the result is [`StorageError::Escape`] and nothing is touched.
 /// The directories are normally parents opened by a
 /// [`UserRoot`](super::UserRoot) (which calls this on `EXDEV`).
 pub fn copy_across_devices(
@@ -56,9 +57,9 @@ pub fn copy_across_devices(
     src_name: &str,
     dst_dir: &Dir,
     dst_name: &str,
-) -> Result<(), MoveError> {
+) -> Result<(), StorageError> {
     if !is_single_component(src_name) || !is_single_component(dst_name) {
-        return Err(MoveError::Escape);
+        return Err(StorageError::Escape);
     }
     copy_inner(src_dir, src_name, dst_dir, dst_name, None, &mut || {})
 }
@@ -90,28 +91,30 @@ pub(crate) fn copy_inner(
     dst_name: &str,
     expect: Option<&Fingerprint>,
     before_recheck: &mut dyn FnMut(),
-) -> Result<(), MoveError> {
+) -> Result<(), StorageError> {
     let (src_dir, dst_dir) = (src_dir.as_fd(), dst_dir.as_fd());
 
     // 1. The source.
     let src_fd = match sys::open_read_nofollow(src_dir, src_name) {
         Ok(fd) => fd,
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(MoveError::NotARegularFile),
-        Err(e) => return Err(MoveError::from_source_io(e)),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(StorageError::NotARegularFile);
+        }
+        Err(e) => return Err(StorageError::source(e)),
     };
     let src_st = sys::fstat(&src_fd)?;
     if !src_st.is_regular() {
-        return Err(MoveError::NotARegularFile);
+        return Err(StorageError::NotARegularFile);
     }
     if expect.is_some_and(|fp| *fp != Fingerprint::from_stat(&src_st)) {
-        return Err(MoveError::SourceChanged);
+        return Err(StorageError::SourceChanged);
     }
     let mut src = File::from(src_fd);
 
     // 2. The temp file; removed on every early return from here on.
     let tmp_name = format!("{TEMP_PREFIX}{}", uuid::Uuid::new_v4().simple());
     let mut tmp =
-        File::from(sys::create_excl(dst_dir, &tmp_name).map_err(MoveError::from_dest_io)?);
+        File::from(sys::create_excl(dst_dir, &tmp_name, 0o600).map_err(StorageError::from)?);
     let mut guard = TempFile {
         dir: dst_dir,
         name: tmp_name,
@@ -144,8 +147,8 @@ pub(crate) fn copy_inner(
         // A source written to during the copy is "changed", anything else is
         // a failed copy.
         return Err(match sys::fstat(&src) {
-            Ok(now) if !unchanged(&now, &src_st) => MoveError::SourceChanged,
-            _ => MoveError::Io(io::Error::new(
+            Ok(now) if !unchanged(&now, &src_st) => StorageError::SourceChanged,
+            _ => StorageError::Io(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "copy verification failed (size or hash mismatch)",
             )),
@@ -182,7 +185,7 @@ pub(crate) fn copy_inner(
         Ok(now) if unchanged(&now, &src_st) => {}
         Ok(_) => {
             remove_copy(dst_dir, dst_name, &published);
-            return Err(MoveError::SourceChanged);
+            return Err(StorageError::SourceChanged);
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             tracing::warn!(
@@ -213,12 +216,14 @@ pub(crate) fn copy_inner(
     Ok(())
 }
 
-/// Renames the temp file to its final name without replacing. Falls back to
-/// link + unlink where `RENAME_NOREPLACE` is not supported.
-fn publish(dir: BorrowedFd<'_>, tmp_name: &str, name: &str) -> Result<(), MoveError> {
+/// Renames the temp file `tmp_name` of `dir` to `name` (one component, in
+/// the same folder) without replacing: `EEXIST` is
+/// [`StorageError::DestinationExists`]. Falls back to link + unlink where
+/// `RENAME_NOREPLACE` is not supported.
+pub(super) fn publish(dir: BorrowedFd<'_>, tmp_name: &str, name: &str) -> Result<(), StorageError> {
     match rustix::fs::renameat_with(dir, tmp_name, dir, name, RenameFlags::NOREPLACE) {
         Ok(()) => Ok(()),
-        Err(Errno::EXIST) => Err(MoveError::DestinationExists),
+        Err(Errno::EXIST) => Err(StorageError::DestinationExists),
         Err(Errno::INVAL | Errno::NOSYS) => {
             match rustix::fs::linkat(dir, tmp_name, dir, name, AtFlags::empty()) {
                 Ok(()) => {
@@ -227,11 +232,11 @@ fn publish(dir: BorrowedFd<'_>, tmp_name: &str, name: &str) -> Result<(), MoveEr
                     let _ = sys::unlink_at(dir, tmp_name);
                     Ok(())
                 }
-                Err(Errno::EXIST) => Err(MoveError::DestinationExists),
-                Err(e) => Err(MoveError::Io(e.into())),
+                Err(Errno::EXIST) => Err(StorageError::DestinationExists),
+                Err(e) => Err(e.into()),
             }
         }
-        Err(e) => Err(MoveError::Io(e.into())),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -364,7 +369,7 @@ mod tests {
         fs::write(t.shm.path().join("a.txt"), b"new").unwrap();
         fs::write(t.disk.path().join("a.txt"), b"old").unwrap();
         let err = copy_across_devices(&t.src, "a.txt", &t.dst, "a.txt").unwrap_err();
-        assert!(matches!(err, MoveError::DestinationExists), "{err:?}");
+        assert!(matches!(err, StorageError::DestinationExists), "{err:?}");
         assert_eq!(fs::read(t.shm.path().join("a.txt")).unwrap(), b"new");
         assert_eq!(fs::read(t.disk.path().join("a.txt")).unwrap(), b"old");
         assert_eq!(t.dst_names(), ["a.txt"], "temp file removed");
@@ -379,7 +384,7 @@ mod tests {
             fs::write(&src_path, b"version 2, longer").unwrap();
         })
         .unwrap_err();
-        assert!(matches!(err, MoveError::SourceChanged), "{err:?}");
+        assert!(matches!(err, StorageError::SourceChanged), "{err:?}");
         assert_eq!(fs::read(&src_path).unwrap(), b"version 2, longer");
         assert!(t.dst_names().is_empty(), "copy and temp removed");
     }
@@ -392,7 +397,7 @@ mod tests {
         let mut fp = Fingerprint::from_std(&fs::symlink_metadata(&src_path).unwrap());
         fp.size += 1;
         let err = copy_inner(&t.src, "a.txt", &t.dst, "a.txt", Some(&fp), &mut || {}).unwrap_err();
-        assert!(matches!(err, MoveError::SourceChanged), "{err:?}");
+        assert!(matches!(err, StorageError::SourceChanged), "{err:?}");
         assert!(src_path.exists());
         assert!(t.dst_names().is_empty());
     }
@@ -403,9 +408,9 @@ mod tests {
         fs::write(t.shm.path().join("real"), b"x").unwrap();
         symlink("real", t.shm.path().join("link")).unwrap();
         let err = copy_across_devices(&t.src, "link", &t.dst, "link").unwrap_err();
-        assert!(matches!(err, MoveError::NotARegularFile), "{err:?}");
+        assert!(matches!(err, StorageError::NotARegularFile), "{err:?}");
         let err = copy_across_devices(&t.src, "missing", &t.dst, "m").unwrap_err();
-        assert!(matches!(err, MoveError::SourceMissing), "{err:?}");
+        assert!(matches!(err, StorageError::SourceMissing), "{err:?}");
         for (from, to) in [
             ("../real", "x"),
             ("real", "../x"),
@@ -413,7 +418,10 @@ mod tests {
             ("real", ""),
         ] {
             let err = copy_across_devices(&t.src, from, &t.dst, to).unwrap_err();
-            assert!(matches!(err, MoveError::Escape), "{from} -> {to}: {err:?}");
+            assert!(
+                matches!(err, StorageError::Escape),
+                "{from} -> {to}: {err:?}"
+            );
         }
         assert_eq!(t.src_names(), ["link", "real"]);
         assert!(t.dst_names().is_empty());
@@ -432,7 +440,7 @@ mod tests {
 
         fs::write(t.shm.path().join("w"), b"w").unwrap();
         let err = move_entry(&t.src, "w", &t.dst, "clip.mp4", None).unwrap_err();
-        assert!(matches!(err, MoveError::DestinationExists), "{err:?}");
+        assert!(matches!(err, StorageError::DestinationExists), "{err:?}");
         assert_eq!(fs::read(t.disk.path().join("clip.mp4")).unwrap(), data);
         assert_eq!(t.src_names(), ["w"]);
         assert_eq!(t.dst_names(), ["clip.mp4"]);
@@ -445,7 +453,7 @@ mod tests {
         fs::write(dir.path().join("a"), b"a").unwrap();
         fs::write(dir.path().join("b"), b"b").unwrap();
         let err = link_then_unlink(&d, "a", &d, "b", None).unwrap_err();
-        assert!(matches!(err, MoveError::DestinationExists), "{err:?}");
+        assert!(matches!(err, StorageError::DestinationExists), "{err:?}");
         assert_eq!(fs::read(dir.path().join("a")).unwrap(), b"a");
         assert_eq!(fs::read(dir.path().join("b")).unwrap(), b"b");
         link_then_unlink(&d, "a", &d, "c", None).unwrap();

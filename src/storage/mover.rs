@@ -1,5 +1,7 @@
-//! Moving files inside a user's root without ever overwriting: [`Mover`],
-//! [`MoveError`] and the scan-time [`Fingerprint`] a move is checked against.
+//! Moving files inside a user's root without ever overwriting: [`Mover`]
+//! and the scan-time [`Fingerprint`] a move is checked against. Why a move
+//! did not happen is a [`StorageError`] (`SourceMissing`, `SourceChanged`,
+//! `NotARegularFile`, `DestinationExists`, …).
 //!
 //! A move is `renameat2(src_parent, name, dst_parent, name, RENAME_NOREPLACE)`
 //! on parent directories opened with cap-std, the fastest confined way
@@ -23,11 +25,10 @@ use cap_std::fs::{Dir, MetadataExt};
 use rustix::fs::{AtFlags, RenameFlags};
 use rustix::io::Errno;
 
+use super::error::StorageError;
 use super::path::UserPath;
 use super::root::UserRoot;
 use super::sys::{self, Stat};
-use crate::error::AppError;
-use crate::pb::fileorganizer::v1::ErrorReason;
 
 /// Default number of parent directories a [`Mover`] keeps open.
 pub const DEFAULT_DIR_CACHE: usize = 256;
@@ -95,120 +96,21 @@ impl Fingerprint {
     }
 }
 
-/// Why a move did not happen. In every case nothing was overwritten and the
-/// source is where it was (or, for [`MoveError::Io`] after a cross-device
-/// copy, see [`copy_across_devices`](super::copy_across_devices)).
-#[derive(Debug, thiserror::Error)]
-pub enum MoveError {
-    /// The source no longer exists.
-    #[error("source file is missing")]
-    SourceMissing,
-    /// The source differs from its fingerprint, or changed while it was
-    /// being copied across devices.
-    #[error("source changed since the scan")]
-    SourceChanged,
-    /// The source is a symlink, directory or special file where a regular
-    /// file was expected.
-    #[error("source is not a regular file")]
-    NotARegularFile,
-    /// Something already exists at the destination; it was left untouched.
-    #[error("destination already exists")]
-    DestinationExists,
-    /// A path leads outside the user's root (through a symlink).
-    #[error("path leads outside the storage root")]
-    Escape,
-    /// Any other I/O failure.
-    #[error("I/O error: {0}")]
-    Io(#[from] io::Error),
-}
-
-impl MoveError {
-    /// A short human reason, recorded on the file's record.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            MoveError::SourceMissing => "source file is missing",
-            MoveError::SourceChanged => "source changed since the scan",
-            MoveError::NotARegularFile => "source is not a regular file",
-            MoveError::DestinationExists => "destination already exists",
-            MoveError::Escape => "path leads outside the storage root",
-            MoveError::Io(e) => io_reason(e),
-        }
-    }
-
-    /// The API error for a move requested through request field `field`.
-    pub fn into_app_error(self, field: &str) -> AppError {
-        match self {
-            MoveError::Escape => AppError::InvalidArgument {
-                field: field.to_owned(),
-                description: "leads outside your storage root".into(),
-                reason: ErrorReason::PathEscape,
-            },
-            MoveError::NotARegularFile => AppError::invalid(field, "is not a regular file"),
-            MoveError::SourceMissing => AppError::not_found(field),
-            MoveError::DestinationExists => AppError::AlreadyExists {
-                reason: ErrorReason::AlreadyExists,
-                message: "the destination already exists".into(),
-            },
-            MoveError::SourceChanged => AppError::FailedPrecondition {
-                message: "the file changed since it was scanned".into(),
-            },
-            MoveError::Io(e) => super::io_error_into_app(e, field),
-        }
-    }
-
-    /// Maps an error from opening a path on the *source* side.
-    pub(crate) fn from_source_io(e: io::Error) -> MoveError {
-        if super::is_escape(&e) {
-            MoveError::Escape
-        } else if e.kind() == io::ErrorKind::NotFound {
-            MoveError::SourceMissing
-        } else {
-            MoveError::Io(e)
-        }
-    }
-
-    /// Maps an error from opening a path on the *destination* side.
-    pub(crate) fn from_dest_io(e: io::Error) -> MoveError {
-        if super::is_escape(&e) {
-            MoveError::Escape
-        } else {
-            MoveError::Io(e)
-        }
-    }
-}
-
-fn io_reason(e: &io::Error) -> &'static str {
-    match e.raw_os_error() {
-        Some(libc::EACCES | libc::EPERM) => "permission denied",
-        Some(libc::ENOSPC) => "no space left on device",
-        Some(libc::EDQUOT) => "disk quota exceeded",
-        Some(libc::EROFS) => "read-only filesystem",
-        Some(libc::EIO) => "input/output error",
-        Some(libc::ENOTDIR) => "a path component is not a directory",
-        Some(libc::ENAMETOOLONG) => "file name too long",
-        Some(libc::EMLINK) => "too many links",
-        Some(libc::EBUSY) => "file is busy",
-        Some(libc::ENOENT) => "a path component is missing",
-        _ if e.kind() == io::ErrorKind::InvalidData => "copy verification failed",
-        _ => "I/O error",
-    }
-}
-
 /// Moves `src_dir/src_name` to `dst_dir/dst_name` without replacing
 /// anything. Both names must be single components (callers get them from
-/// [`UserPath::split_last`]). `ENOENT` is returned as `Io` for the caller to
-/// interpret (missing source, or a deleted cached directory).
+/// [`UserPath::split_last`]). `ENOENT` is returned as `NotFound` for the
+/// caller to interpret (missing source, or a deleted cached directory).
 pub(crate) fn move_entry(
     src_dir: impl AsFd,
     src_name: &str,
     dst_dir: impl AsFd,
     dst_name: &str,
     expect: Option<&Fingerprint>,
-) -> Result<Moved, MoveError> {
+) -> Result<Moved, StorageError> {
     let (src_dir, dst_dir) = (src_dir.as_fd(), dst_dir.as_fd());
     match rustix::fs::renameat_with(src_dir, src_name, dst_dir, dst_name, RenameFlags::NOREPLACE) {
         Ok(()) => Ok(Moved::Renamed),
-        Err(Errno::EXIST) => Err(MoveError::DestinationExists),
+        Err(Errno::EXIST) => Err(StorageError::DestinationExists),
         Err(Errno::XDEV) => {
             super::copy::copy_inner(src_dir, src_name, dst_dir, dst_name, expect, &mut || {})
                 .map(|()| Moved::Copied)
@@ -221,10 +123,10 @@ pub(crate) fn move_entry(
                     link_then_unlink(src_dir, src_name, dst_dir, dst_name, expect)
                         .map(|()| Moved::Renamed)
                 }
-                _ => Err(MoveError::Io(err.into())),
+                _ => Err(err.into()),
             }
         }
-        Err(e) => Err(MoveError::Io(e.into())),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -241,11 +143,11 @@ pub(crate) fn link_then_unlink(
     dst_dir: impl AsFd,
     dst_name: &str,
     expect: Option<&Fingerprint>,
-) -> Result<(), MoveError> {
+) -> Result<(), StorageError> {
     let (src_dir, dst_dir) = (src_dir.as_fd(), dst_dir.as_fd());
     match rustix::fs::linkat(src_dir, src_name, dst_dir, dst_name, AtFlags::empty()) {
         Ok(()) => {}
-        Err(Errno::EXIST) => return Err(MoveError::DestinationExists),
+        Err(Errno::EXIST) => return Err(StorageError::DestinationExists),
         Err(Errno::XDEV) => {
             return super::copy::copy_inner(
                 src_dir,
@@ -256,13 +158,13 @@ pub(crate) fn link_then_unlink(
                 &mut || {},
             );
         }
-        Err(e) => return Err(MoveError::Io(e.into())),
+        Err(e) => return Err(e.into()),
     }
     let linked = sys::lstat_at(dst_dir, dst_name)?;
     if let Err(e) = sys::unlink_at(src_dir, src_name) {
         // Leave things as they were: one name, the source's.
         let _ = sys::unlink_if_same(dst_dir, dst_name, &linked);
-        return Err(MoveError::Io(e));
+        return Err(e.into());
     }
     Ok(())
 }
@@ -273,15 +175,15 @@ pub(crate) fn check_source(
     name: &str,
     expect: &Fingerprint,
     ctime_ns: Option<i128>,
-) -> Result<(), MoveError> {
-    let st = sys::lstat_at(dir, name).map_err(MoveError::from_source_io)?;
+) -> Result<(), StorageError> {
+    let st = sys::lstat_at(dir, name).map_err(StorageError::source)?;
     if !st.is_regular() {
-        return Err(MoveError::NotARegularFile);
+        return Err(StorageError::NotARegularFile);
     }
     if Fingerprint::from_stat(&st) != *expect
         || ctime_ns.is_some_and(|c| Fingerprint::nanos(st.ctime.0, st.ctime.1) != c)
     {
-        return Err(MoveError::SourceChanged);
+        return Err(StorageError::SourceChanged);
     }
     Ok(())
 }
@@ -329,7 +231,7 @@ impl<'r> Mover<'r> {
     /// Renames `from` to `to` (file, directory or symlink) without ever
     /// replacing an existing `to`; creates `to`'s parent directories as
     /// needed. See [`UserRoot::rename_noreplace`].
-    pub fn rename_noreplace(&mut self, from: &UserPath, to: &UserPath) -> Result<(), MoveError> {
+    pub fn rename_noreplace(&mut self, from: &UserPath, to: &UserPath) -> Result<(), StorageError> {
         self.run(from, to, None, None)
     }
 
@@ -340,7 +242,7 @@ impl<'r> Mover<'r> {
         from: &UserPath,
         to: &UserPath,
         expect: &Fingerprint,
-    ) -> Result<(), MoveError> {
+    ) -> Result<(), StorageError> {
         self.run(from, to, Some(expect), None)
     }
 
@@ -353,7 +255,7 @@ impl<'r> Mover<'r> {
         to: &UserPath,
         expect: &Fingerprint,
         ctime_ns: Option<i128>,
-    ) -> Result<(), MoveError> {
+    ) -> Result<(), StorageError> {
         self.run(from, to, Some(expect), ctime_ns)
     }
 
@@ -365,7 +267,7 @@ impl<'r> Mover<'r> {
 
     /// Removes the directory `p` if it is empty (see
     /// [`UserRoot::remove_dir_if_empty`]) and drops it from the cache.
-    pub fn remove_dir_if_empty(&mut self, p: &UserPath) -> io::Result<bool> {
+    pub fn remove_dir_if_empty(&mut self, p: &UserPath) -> Result<bool, StorageError> {
         self.forget(p);
         self.root.remove_dir_if_empty(p)
     }
@@ -389,13 +291,10 @@ impl<'r> Mover<'r> {
         to: &UserPath,
         expect: Option<&Fingerprint>,
         ctime_ns: Option<i128>,
-    ) -> Result<(), MoveError> {
+    ) -> Result<(), StorageError> {
         self.last_copied = false;
         let cannot = |what: &str| {
-            MoveError::Io(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("cannot move {what} the storage root itself"),
-            ))
+            StorageError::Invalid(format!("cannot move {what} the storage root itself"))
         };
         let (from_parent, from_name) = from.split_last().ok_or_else(|| cannot("from"))?;
         let (to_parent, to_name) = to.split_last().ok_or_else(|| cannot("onto"))?;
@@ -403,15 +302,14 @@ impl<'r> Mover<'r> {
         loop {
             let (src, src_cached) = self
                 .open_cached(&from_parent)
-                .map_err(MoveError::from_source_io)?;
+                .map_err(StorageError::source)?;
             let (r, dst_cached) =
                 self.attempt(&src, from_name, &to_parent, to_name, expect, ctime_ns);
             let r = r.map(|moved| self.last_copied = moved == Moved::Copied);
-            let vanished = match &r {
-                Err(MoveError::SourceMissing) => true,
-                Err(MoveError::Io(e)) => e.raw_os_error() == Some(libc::ENOENT),
-                _ => false,
-            };
+            let vanished = matches!(
+                r,
+                Err(StorageError::SourceMissing | StorageError::NotFound(_))
+            );
             if !vanished {
                 return r;
             }
@@ -424,8 +322,8 @@ impl<'r> Mover<'r> {
             }
             // Freshly opened directories: tell a vanished source from the rest.
             return match (&r, sys::lstat_at(&*src, from_name)) {
-                (Err(MoveError::Io(_)), Err(e)) if e.kind() == io::ErrorKind::NotFound => {
-                    Err(MoveError::SourceMissing)
+                (Err(StorageError::NotFound(_)), Err(e)) if e.kind() == io::ErrorKind::NotFound => {
+                    Err(StorageError::SourceMissing)
                 }
                 _ => r,
             };
@@ -442,7 +340,7 @@ impl<'r> Mover<'r> {
         to_name: &str,
         expect: Option<&Fingerprint>,
         ctime_ns: Option<i128>,
-    ) -> (Result<Moved, MoveError>, bool) {
+    ) -> (Result<Moved, StorageError>, bool) {
         if let Some(expect) = expect
             && let Err(e) = check_source(src, from_name, expect, ctime_ns)
         {
@@ -458,21 +356,18 @@ impl<'r> Mover<'r> {
     }
 
     /// The destination parent, created (with its ancestors) if missing.
-    fn dest_parent(&mut self, p: &UserPath) -> Result<(Arc<Dir>, bool), MoveError> {
+    fn dest_parent(&mut self, p: &UserPath) -> Result<(Arc<Dir>, bool), StorageError> {
         match self.open_cached(p) {
-            Ok(found) => Ok(found),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                self.root
-                    .create_dir_all(p)
-                    .map_err(MoveError::from_dest_io)?;
-                self.open_cached(p).map_err(MoveError::from_dest_io)
+            Err(StorageError::NotFound(_)) => {
+                self.root.create_dir_all(p)?;
+                self.open_cached(p)
             }
-            Err(e) => Err(MoveError::from_dest_io(e)),
+            other => other,
         }
     }
 
     /// Returns the opened directory and whether it came from the cache.
-    fn open_cached(&mut self, p: &UserPath) -> io::Result<(Arc<Dir>, bool)> {
+    fn open_cached(&mut self, p: &UserPath) -> Result<(Arc<Dir>, bool), StorageError> {
         if let Some(dir) = self.cache.get(p) {
             return Ok((Arc::clone(dir), true));
         }

@@ -15,9 +15,6 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::path::{Component, Path};
 
-use crate::error::AppError;
-use crate::pb::fileorganizer::v1::ErrorReason;
-
 /// Longest accepted path, in bytes of its normalized form (Linux `PATH_MAX`).
 pub const MAX_PATH_BYTES: usize = 4096;
 /// Longest accepted component, in bytes (Linux `NAME_MAX`).
@@ -56,21 +53,6 @@ impl PathError {
     /// Whether this error means the path tried to leave the root.
     pub fn is_escape(&self) -> bool {
         matches!(self, PathError::ParentComponent | PathError::Absolute)
-    }
-
-    /// INVALID_ARGUMENT naming the request `field`; the reason is
-    /// `PATH_ESCAPE` for `..` and absolute paths, `INVALID_ARGUMENT` otherwise.
-    pub fn into_app_error(self, field: &str) -> AppError {
-        let reason = if self.is_escape() {
-            ErrorReason::PathEscape
-        } else {
-            ErrorReason::InvalidArgument
-        };
-        AppError::InvalidArgument {
-            field: field.to_owned(),
-            description: self.to_string(),
-            reason,
-        }
     }
 }
 
@@ -372,26 +354,6 @@ mod tests {
         assert_eq!(UserPath::parse(&long), Err(PathError::TooLong));
         let fits = vec![component.as_str(); 20].join("/");
         assert!(UserPath::parse(&fits).is_ok());
-    }
-
-    #[test]
-    fn errors_map_to_reasons() {
-        let AppError::InvalidArgument { field, reason, .. } =
-            PathError::ParentComponent.into_app_error("source_path")
-        else {
-            panic!("expected InvalidArgument");
-        };
-        assert_eq!(field, "source_path");
-        assert_eq!(reason, ErrorReason::PathEscape);
-        let AppError::InvalidArgument { reason, .. } = PathError::Absolute.into_app_error("dest")
-        else {
-            panic!("expected InvalidArgument");
-        };
-        assert_eq!(reason, ErrorReason::PathEscape);
-        let AppError::InvalidArgument { reason, .. } = PathError::Nul.into_app_error("dest") else {
-            panic!("expected InvalidArgument");
-        };
-        assert_eq!(reason, ErrorReason::InvalidArgument);
     }
 
     #[test]

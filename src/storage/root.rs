@@ -16,10 +16,12 @@ use cap_std::fs::{Dir, File, Metadata};
 use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 
-use super::mover::{Fingerprint, MoveError, Mover};
+use super::error::StorageError;
+use super::mover::{Fingerprint, Mover};
+use super::names::find_free_name;
 use super::path::UserPath;
-use super::walk::{self, Event, Kind, TreeSize, Visit, Walk, WalkError};
-use super::{TEMP_PREFIX, classify, sys};
+use super::walk::{self, Event, Kind, TreeSize, Visit, Walk};
+use super::{TEMP_PREFIX, sys};
 
 /// A user's storage, rooted by construction: it can only reach what lies
 /// beneath its directory.
@@ -38,7 +40,7 @@ impl UserRoot {
     /// Opens `storage_root/<user_id>/`, creating it (mode 0700, and
     /// `storage_root` too if needed) when missing. This is the only place
     /// the storage layer uses ambient authority.
-    pub fn open(storage_root: &Path, user_id: uuid::Uuid) -> io::Result<UserRoot> {
+    pub fn open(storage_root: &Path, user_id: uuid::Uuid) -> Result<UserRoot, StorageError> {
         let path = std::path::absolute(storage_root)?.join(user_id.to_string());
         match std::fs::DirBuilder::new()
             .recursive(true)
@@ -47,7 +49,7 @@ impl UserRoot {
         {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
         let fd: OwnedFd = rustix::fs::open(
             &path,
@@ -64,7 +66,7 @@ impl UserRoot {
     /// Opens an existing directory as a root, for local command-line tools
     /// (`fileorg find-duplicates DIR`) rather than a user's storage; its
     /// user id is nil.
-    pub fn open_existing(path: &Path) -> io::Result<UserRoot> {
+    pub fn open_existing(path: &Path) -> Result<UserRoot, StorageError> {
         let path = std::path::absolute(path)?;
         let fd: OwnedFd = rustix::fs::open(
             &path,
@@ -89,66 +91,68 @@ impl UserRoot {
         self.user_id
     }
 
-    /// The root directory itself.
-    pub fn dir(&self) -> &Dir {
-        &self.dir
-    }
-
     /// Metadata of `p` without following a final symlink.
-    pub fn symlink_metadata(&self, p: &UserPath) -> io::Result<Metadata> {
+    pub fn symlink_metadata(&self, p: &UserPath) -> Result<Metadata, StorageError> {
         if p.is_root() {
-            return self.dir.dir_metadata();
+            return Ok(self.dir.dir_metadata()?);
         }
-        self.dir.symlink_metadata(p.fs_path()).map_err(classify)
+        Ok(self.dir.symlink_metadata(p.fs_path())?)
     }
 
     /// Metadata of `p`, following symlinks that stay inside the root.
-    pub fn metadata(&self, p: &UserPath) -> io::Result<Metadata> {
+    pub fn metadata(&self, p: &UserPath) -> Result<Metadata, StorageError> {
         if p.is_root() {
-            return self.dir.dir_metadata();
+            return Ok(self.dir.dir_metadata()?);
         }
-        self.dir.metadata(p.fs_path()).map_err(classify)
+        Ok(self.dir.metadata(p.fs_path())?)
     }
 
     /// Whether something (anything, a dangling symlink included) has the
     /// name `p`: the question to ask before claiming a name.
-    pub fn exists(&self, p: &UserPath) -> io::Result<bool> {
+    pub fn exists(&self, p: &UserPath) -> Result<bool, StorageError> {
         match self.symlink_metadata(p) {
             Ok(_) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(StorageError::NotFound(_)) => Ok(false),
             Err(e) => Err(e),
         }
     }
 
     /// Scan-time identity of the file at `p` (not following a final symlink).
-    pub fn fingerprint(&self, p: &UserPath) -> io::Result<Fingerprint> {
+    pub fn fingerprint(&self, p: &UserPath) -> Result<Fingerprint, StorageError> {
         self.symlink_metadata(p).map(|m| Fingerprint::of(&m))
     }
 
     /// Opens the directory `p`. A symlink on the way that leads outside the
-    /// root is an error for which [`is_escape`](super::is_escape) holds.
-    pub fn open_dir(&self, p: &UserPath) -> io::Result<Dir> {
+    /// root is [`StorageError::Escape`]. Inside this module only: callers
+    /// elsewhere list a folder through [`UserRoot::open_folder`].
+    pub(super) fn open_dir(&self, p: &UserPath) -> Result<Dir, StorageError> {
         if p.is_root() {
-            return self.dir.try_clone();
+            return Ok(self.dir.try_clone()?);
         }
-        self.dir.open_dir(p.fs_path()).map_err(classify)
+        Ok(self.dir.open_dir(p.fs_path())?)
+    }
+
+    /// Opens the folder `p` for listing (following symlinks on the way that
+    /// stay inside the root, like [`UserRoot::metadata`]).
+    pub fn open_folder(&self, p: &UserPath) -> Result<Folder, StorageError> {
+        Ok(Folder(self.open_dir(p)?))
     }
 
     /// Opens the regular file `p` for reading. A final symlink is refused
-    /// (`O_NOFOLLOW`: [`is_symlink_refused`](super::is_symlink_refused)), and
-    /// so is anything but a regular file (`InvalidInput`).
-    pub fn open_read(&self, p: &UserPath) -> io::Result<File> {
-        let (parent, name) = p.split_last().ok_or_else(not_a_file)?;
+    /// (`O_NOFOLLOW`: [`StorageError::SymlinkRefused`]), and so is anything
+    /// but a regular file ([`StorageError::NotARegularFile`]).
+    pub fn open_read(&self, p: &UserPath) -> Result<File, StorageError> {
+        let (parent, name) = p.split_last().ok_or(StorageError::NotARegularFile)?;
         let parent = self.open_dir(&parent)?;
         let fd = sys::open_read_nofollow(&parent, name)?;
         if !sys::fstat(&fd)?.is_regular() {
-            return Err(not_a_file());
+            return Err(StorageError::NotARegularFile);
         }
         Ok(File::from_std(std::fs::File::from(fd)))
     }
 
     /// The blake3 hash of the regular file `p`, streamed.
-    pub fn hash_file(&self, p: &UserPath) -> io::Result<blake3::Hash> {
+    pub fn hash_file(&self, p: &UserPath) -> Result<blake3::Hash, StorageError> {
         let mut file = self.open_read(p)?;
         let mut hasher = blake3::Hasher::new();
         hasher.update_reader(&mut file)?;
@@ -158,7 +162,7 @@ impl UserRoot {
     /// Creates `p` and its missing ancestors. New directories are made
     /// durable (their parent is fsynced), so a file later moved into them
     /// cannot lose its directory in a crash.
-    pub fn create_dir_all(&self, p: &UserPath) -> io::Result<()> {
+    pub fn create_dir_all(&self, p: &UserPath) -> Result<(), StorageError> {
         // Iterative: the deepest existing ancestor first, then each missing
         // folder below it (a path has up to 2048 components).
         let mut missing = Vec::new();
@@ -166,7 +170,7 @@ impl UserRoot {
         loop {
             match self.open_dir(&current) {
                 Ok(_) => break,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(StorageError::NotFound(_)) => {}
                 Err(e) => return Err(e),
             }
             match current.split_last() {
@@ -196,7 +200,7 @@ impl UserRoot {
     /// after moves runs well after the moves were planned, so the parent is
     /// opened at the moment of use through no symlink (a folder swapped for
     /// a symlink since is left alone: `ELOOP`).
-    pub fn remove_dir_if_empty(&self, p: &UserPath) -> io::Result<bool> {
+    pub fn remove_dir_if_empty(&self, p: &UserPath) -> Result<bool, StorageError> {
         let Some((parent, name)) = p.split_last() else {
             return Ok(false);
         };
@@ -204,7 +208,7 @@ impl UserRoot {
             match sys::open_beneath(&self.dir, parent.as_str(), OFlags::PATH | OFlags::DIRECTORY) {
                 Ok(d) => d,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             };
         match rustix::fs::unlinkat(&parent_dir, name, AtFlags::REMOVEDIR) {
             Ok(()) => Ok(true),
@@ -218,26 +222,43 @@ impl UserRoot {
     ///
     /// Both parents are opened with cap-std (`openat2(RESOLVE_BENEATH)`), then
     /// `renameat2(RENAME_NOREPLACE)` runs on single-component names. `EEXIST`
-    /// → [`MoveError::DestinationExists`]; `EXDEV` → a verified copy
+    /// → [`StorageError::DestinationExists`]; `EXDEV` → a verified copy
     /// ([`copy_across_devices`](super::copy_across_devices)); `EINVAL` (no
     /// `renameat2` flags, e.g. NFS) → link + unlink. A symlink leading outside
-    /// the root on either side → [`MoveError::Escape`]. For many moves use a
+    /// the root on either side → [`StorageError::Escape`]. For many moves use a
     /// [`Mover`], which reuses opened directories.
-    pub fn rename_noreplace(&self, from: &UserPath, to: &UserPath) -> Result<(), MoveError> {
+    pub fn rename_noreplace(&self, from: &UserPath, to: &UserPath) -> Result<(), StorageError> {
         Mover::with_capacity(self, 0).rename_noreplace(from, to)
     }
 
+    /// Renames `from` to `wanted` or, when that is taken, to the first free
+    /// ` (n)` name after it ([`find_free_name`]), each name claimed by the
+    /// no-replace rename itself, so nothing can take it between a check and
+    /// the move. The name used, or `Ok(None)` when every name up to
+    /// [`MAX_SUFFIX`](super::names::MAX_SUFFIX) is taken.
+    pub fn rename_to_free_name(
+        &self,
+        from: &UserPath,
+        wanted: &UserPath,
+    ) -> Result<Option<UserPath>, StorageError> {
+        find_free_name(wanted, |to| match self.rename_noreplace(from, to) {
+            Ok(()) => Ok(true),
+            Err(StorageError::DestinationExists) => Ok(false),
+            Err(e) => Err(e),
+        })
+    }
+
     /// Moves the regular file `from` to `to` if it still matches the scan:
-    /// gone → [`MoveError::SourceMissing`]; a symlink or not a regular file
-    /// → [`MoveError::NotARegularFile`]; size, mtime, device or inode differ
-    /// → [`MoveError::SourceChanged`]; then as
+    /// gone → [`StorageError::SourceMissing`]; a symlink or not a regular
+    /// file → [`StorageError::NotARegularFile`]; size, mtime, device or inode
+    /// differ → [`StorageError::SourceChanged`]; then as
     /// [`rename_noreplace`](Self::rename_noreplace).
     pub fn move_file(
         &self,
         from: &UserPath,
         to: &UserPath,
         expect: &Fingerprint,
-    ) -> Result<(), MoveError> {
+    ) -> Result<(), StorageError> {
         Mover::with_capacity(self, 0).move_file(from, to, expect)
     }
 
@@ -303,44 +324,55 @@ impl UserRoot {
     }
 
     /// The size of everything under the folder `p` at most `max_depth`
-    /// levels down ([`walk::MAX_DEPTH`] for a whole tree).
-    pub fn tree_size(&self, p: &UserPath, max_depth: usize) -> Result<TreeSize, WalkError> {
-        walk::tree_size(self.open_walk(p)?, max_depth)
+    /// levels down ([`walk::MAX_DEPTH`] for a whole tree). A deeper tree is
+    /// [`StorageError::TooDeep`], one changed under the walk
+    /// [`StorageError::FolderChanged`], both naming `p`.
+    pub fn tree_size(&self, p: &UserPath, max_depth: usize) -> Result<TreeSize, StorageError> {
+        let start = self.open_walk(p)?;
+        walk::tree_size(start, max_depth).map_err(|e| e.in_folder(p))
     }
 
     /// Removes `p` for good, a folder with everything in it, never
     /// following a symlink and with no depth limit (see
-    /// [`walk::remove_tree`]). Already gone is success. This is the only
+    /// `walk::remove_tree`). Already gone is success. This is the only
     /// deletion of users' data in the service: callers are the trash's.
-    pub fn remove_tree(&self, p: &UserPath) -> io::Result<()> {
+    pub fn remove_tree(&self, p: &UserPath) -> Result<(), StorageError> {
         let (parent, name) = p
             .split_last()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the root itself"))?;
+            .ok_or_else(|| StorageError::Invalid("the root itself".into()))?;
         let parent = match self.open_walk(&parent) {
             Ok(fd) => fd,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
-        walk::remove_tree(parent.as_fd(), std::ffi::OsStr::new(name))
+        Ok(walk::remove_tree(
+            parent.as_fd(),
+            std::ffi::OsStr::new(name),
+        )?)
     }
 
     /// Opens the regular file `p` for reading the way the engine must: at
     /// the moment of use, beneath the root, through no symlink at all, and,
     /// with `expect`, only if it is still the file the scan saw (same device
-    /// and inode: a name that now leads elsewhere is [`changed`]).
-    pub fn open_read_exact(&self, p: &UserPath, expect: Option<&Fingerprint>) -> io::Result<File> {
+    /// and inode: a name that now leads elsewhere is
+    /// [`StorageError::Replaced`]).
+    pub fn open_read_exact(
+        &self,
+        p: &UserPath,
+        expect: Option<&Fingerprint>,
+    ) -> Result<File, StorageError> {
         if p.is_root() {
-            return Err(not_a_file());
+            return Err(StorageError::NotARegularFile);
         }
         let fd = sys::open_beneath(&self.dir, p.as_str(), OFlags::RDONLY | OFlags::NONBLOCK)?;
         let stat = sys::fstat(&fd)?;
         if !stat.is_regular() {
-            return Err(not_a_file());
+            return Err(StorageError::NotARegularFile);
         }
         if let Some(expect) = expect
             && (stat.dev, stat.ino) != (expect.dev, expect.ino)
         {
-            return Err(changed());
+            return Err(StorageError::Replaced);
         }
         Ok(File::from_std(std::fs::File::from(fd)))
     }
@@ -350,7 +382,7 @@ impl UserRoot {
         &self,
         p: &UserPath,
         expect: Option<&Fingerprint>,
-    ) -> io::Result<blake3::Hash> {
+    ) -> Result<blake3::Hash, StorageError> {
         let mut file = self.open_read_exact(p, expect)?;
         let mut hasher = blake3::Hasher::new();
         hasher.update_reader(&mut file)?;
@@ -358,13 +390,29 @@ impl UserRoot {
     }
 }
 
-/// The error for a file that is no longer the one the scan saw.
-pub fn changed() -> io::Error {
-    io::Error::other("changed since the scan (another file has its name now)")
-}
+/// A folder opened for listing ([`UserRoot::open_folder`]): its names, and
+/// each entry's metadata by name, through the one descriptor opened then.
+#[derive(Debug)]
+pub struct Folder(Dir);
 
-fn not_a_file() -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, "is not a regular file")
+impl Folder {
+    /// Every name in the folder (never `.` or `..`), in no particular order.
+    pub fn names(&self) -> Result<Vec<std::ffi::OsString>, StorageError> {
+        let mut names = Vec::new();
+        for entry in self.0.entries()? {
+            names.push(entry?.file_name());
+        }
+        Ok(names)
+    }
+
+    /// Metadata of the entry `name` (one component, as [`Folder::names`]
+    /// gives it), not following a final symlink.
+    pub fn entry_metadata(&self, name: &std::ffi::OsStr) -> Result<Metadata, StorageError> {
+        if !sys::is_one_name(name.as_bytes()) {
+            return Err(StorageError::Invalid("not a name in this folder".into()));
+        }
+        Ok(self.0.symlink_metadata(name)?)
+    }
 }
 
 #[cfg(test)]
@@ -374,9 +422,6 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     use super::*;
-    use crate::error::AppError;
-    use crate::pb::fileorganizer::v1::ErrorReason;
-    use crate::storage::{io_error_into_app, is_escape, is_symlink_refused};
 
     /// A temp dir holding `storage/` (the storage root) and `outside/` (a
     /// directory no user path may reach), plus the user's root.
@@ -451,7 +496,7 @@ mod tests {
         symlink(tmp.path(), storage.join(user.to_string())).unwrap();
         // O_PATH|O_NOFOLLOW opens the link itself, which O_DIRECTORY refuses.
         let err = UserRoot::open(&storage, user).unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(libc::ENOTDIR), "{err}");
+        assert!(matches!(err, StorageError::NotADirectory(_)), "{err}");
     }
 
     #[test]
@@ -479,7 +524,7 @@ mod tests {
             .root
             .rename_noreplace(&p("a.txt"), &p("dest/a.txt"))
             .unwrap_err();
-        assert!(matches!(err, MoveError::DestinationExists), "{err:?}");
+        assert!(matches!(err, StorageError::DestinationExists), "{err:?}");
         assert_eq!(err.reason(), "destination already exists");
         assert_eq!(f.read("a.txt"), b"mine");
         assert_eq!(f.read("dest/a.txt"), b"already there");
@@ -492,7 +537,7 @@ mod tests {
                 .rename_noreplace(&p("a.txt"), &p(target))
                 .unwrap_err();
             assert!(
-                matches!(err, MoveError::DestinationExists),
+                matches!(err, StorageError::DestinationExists),
                 "{target}: {err:?}"
             );
         }
@@ -517,21 +562,13 @@ mod tests {
             "rel_link/new/a.txt",
         ] {
             let err = f.root.rename_noreplace(&p("a.txt"), &p(to)).unwrap_err();
-            assert!(matches!(err, MoveError::Escape), "{to}: {err:?}");
-            let AppError::InvalidArgument { reason, field, .. } = err.into_app_error("destination")
-            else {
-                panic!("expected InvalidArgument");
-            };
-            assert_eq!(
-                (reason, field.as_str()),
-                (ErrorReason::PathEscape, "destination")
-            );
+            assert!(matches!(err, StorageError::Escape), "{to}: {err:?}");
         }
         assert_eq!(f.outside_names(), ["secret.txt"]);
         assert_eq!(f.read("a.txt"), b"mine");
         // create_dir_all cannot be used to reach outside either.
         let err = f.root.create_dir_all(&p("rel_link/made")).unwrap_err();
-        assert!(is_escape(&err), "{err}");
+        assert!(matches!(err, StorageError::Escape), "{err}");
         assert_eq!(f.outside_names(), ["secret.txt"]);
     }
 
@@ -545,7 +582,7 @@ mod tests {
                 .root
                 .rename_noreplace(&p(from), &p("stolen.txt"))
                 .unwrap_err();
-            assert!(matches!(err, MoveError::Escape), "{from}: {err:?}");
+            assert!(matches!(err, StorageError::Escape), "{from}: {err:?}");
         }
         assert!(!f.abs("stolen.txt").exists());
         assert_eq!(fs::read(f.outside.join("secret.txt")).unwrap(), b"secret");
@@ -568,7 +605,7 @@ mod tests {
             blake3::hash(b"x")
         );
         let err = f.root.open_read(&p("abs_inside/x.txt")).unwrap_err();
-        assert!(is_escape(&err), "{err}");
+        assert!(matches!(err, StorageError::Escape), "{err}");
     }
 
     #[test]
@@ -579,31 +616,22 @@ mod tests {
         symlink(&f.outside, f.abs("dir_link")).unwrap();
         for final_link in ["file_link", "rel_file_link"] {
             let err = f.root.open_read(&p(final_link)).unwrap_err();
-            assert!(is_symlink_refused(&err), "{final_link}: {err}");
-            let AppError::InvalidArgument { reason, .. } = io_error_into_app(err, "path") else {
-                panic!("expected InvalidArgument");
-            };
-            assert_eq!(reason, ErrorReason::PathEscape);
+            assert!(
+                matches!(err, StorageError::SymlinkRefused(_)),
+                "{final_link}: {err}"
+            );
             assert!(f.root.hash_file(&p(final_link)).is_err());
         }
-        let err = f.root.open_read(&p("dir_link/secret.txt")).unwrap_err();
-        assert!(is_escape(&err), "{err}");
-        let AppError::InvalidArgument { reason, field, .. } = io_error_into_app(err, "source_path")
-        else {
-            panic!("expected InvalidArgument");
-        };
-        assert_eq!(
-            (reason, field.as_str()),
-            (ErrorReason::PathEscape, "source_path")
-        );
+        let escaped = |r: Result<(), StorageError>| matches!(r, Err(StorageError::Escape));
+        assert!(escaped(
+            f.root.open_read(&p("dir_link/secret.txt")).map(drop)
+        ));
         for path in ["dir_link", "dir_link/secret.txt"] {
-            assert!(is_escape(&f.root.open_dir(&p(path)).unwrap_err()), "{path}");
+            assert!(escaped(f.root.open_dir(&p(path)).map(drop)), "{path}");
         }
-        assert!(is_escape(&f.root.metadata(&p("file_link")).unwrap_err()));
-        assert!(is_escape(
-            &f.root
-                .symlink_metadata(&p("dir_link/secret.txt"))
-                .unwrap_err()
+        assert!(escaped(f.root.metadata(&p("file_link")).map(drop)));
+        assert!(escaped(
+            f.root.symlink_metadata(&p("dir_link/secret.txt")).map(drop)
         ));
         // lstat of the link itself is fine: it is inside.
         assert!(
@@ -621,7 +649,10 @@ mod tests {
         rustix::fs::mkfifoat(rustix::fs::CWD, f.abs("fifo"), Mode::from_raw_mode(0o600)).unwrap();
         for path in ["d", "fifo", ""] {
             let err = f.root.open_read(&p(path)).unwrap_err();
-            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{path}: {err}");
+            assert!(
+                matches!(err, StorageError::NotARegularFile),
+                "{path}: {err}"
+            );
         }
     }
 
@@ -648,7 +679,7 @@ mod tests {
         f.root.create_dir_all(&p("x/y/z")).unwrap();
         assert!(f.abs("x/y/z").is_dir());
         let err = f.root.create_dir_all(&p("a/b.txt/c")).unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(libc::ENOTDIR), "{err}");
+        assert!(matches!(err, StorageError::NotADirectory(_)), "{err}");
         assert!(!f.root.remove_dir_if_empty(&p("x/y")).unwrap());
         assert!(f.root.remove_dir_if_empty(&p("x/y/z")).unwrap());
         assert!(!f.root.remove_dir_if_empty(&p("x/y/z")).unwrap());
@@ -676,7 +707,7 @@ mod tests {
         let t = SystemTime::UNIX_EPOCH + Duration::new(1_500_000_000, 5);
         set_mtime(&f.abs("a.txt"), t);
         let err = f.root.move_file(&p("a.txt"), &p("b.txt"), &fp).unwrap_err();
-        assert!(matches!(err, MoveError::SourceChanged), "{err:?}");
+        assert!(matches!(err, StorageError::SourceChanged), "{err:?}");
         assert_eq!(err.reason(), "source changed since the scan");
 
         // Other size, same mtime.
@@ -684,7 +715,7 @@ mod tests {
         f.write("a.txt", b"one more");
         set_mtime(&f.abs("a.txt"), t);
         let err = f.root.move_file(&p("a.txt"), &p("b.txt"), &fp).unwrap_err();
-        assert!(matches!(err, MoveError::SourceChanged), "{err:?}");
+        assert!(matches!(err, StorageError::SourceChanged), "{err:?}");
 
         // Replaced by another inode with the same size and mtime.
         let fp = f.root.fingerprint(&p("a.txt")).unwrap();
@@ -692,7 +723,7 @@ mod tests {
         set_mtime(&f.abs("other.txt"), t);
         fs::rename(f.abs("other.txt"), f.abs("a.txt")).unwrap();
         let err = f.root.move_file(&p("a.txt"), &p("b.txt"), &fp).unwrap_err();
-        assert!(matches!(err, MoveError::SourceChanged), "{err:?}");
+        assert!(matches!(err, StorageError::SourceChanged), "{err:?}");
         assert!(!f.abs("b.txt").exists());
 
         // Unchanged: moves.
@@ -712,29 +743,82 @@ mod tests {
         fs::remove_file(f.abs("a.txt")).unwrap();
         for from in ["a.txt", "gone/a.txt"] {
             let err = f.root.move_file(&p(from), &p("b.txt"), &fp).unwrap_err();
-            assert!(matches!(err, MoveError::SourceMissing), "{from}: {err:?}");
+            assert!(
+                matches!(err, StorageError::SourceMissing),
+                "{from}: {err:?}"
+            );
         }
         let err = f
             .root
             .rename_noreplace(&p("a.txt"), &p("b.txt"))
             .unwrap_err();
-        assert!(matches!(err, MoveError::SourceMissing), "{err:?}");
+        assert!(matches!(err, StorageError::SourceMissing), "{err:?}");
 
         symlink(f.outside.join("secret.txt"), f.abs("link")).unwrap();
         let fp = f.root.fingerprint(&p("link")).unwrap();
         let err = f.root.move_file(&p("link"), &p("b.txt"), &fp).unwrap_err();
-        assert!(matches!(err, MoveError::NotARegularFile), "{err:?}");
+        assert!(matches!(err, StorageError::NotARegularFile), "{err:?}");
         fs::create_dir(f.abs("dir")).unwrap();
         let fp = f.root.fingerprint(&p("dir")).unwrap();
         let err = f.root.move_file(&p("dir"), &p("b"), &fp).unwrap_err();
-        assert!(matches!(err, MoveError::NotARegularFile), "{err:?}");
+        assert!(matches!(err, StorageError::NotARegularFile), "{err:?}");
         assert!(!f.abs("b.txt").exists() && !f.abs("b").exists());
 
         let err = f
             .root
             .rename_noreplace(&UserPath::root(), &p("x"))
             .unwrap_err();
-        assert!(matches!(err, MoveError::Io(_)), "{err:?}");
+        assert!(matches!(err, StorageError::Invalid(_)), "{err:?}");
+    }
+
+    #[test]
+    fn rename_to_free_name_claims_the_first_free_name_and_replaces_nothing() {
+        let f = Fixture::new();
+        f.write("in/a.txt", b"new");
+        f.write("out/a.txt", b"old");
+        f.write("out/a (1).txt", b"older");
+        let to = f
+            .root
+            .rename_to_free_name(&p("in/a.txt"), &p("out/a.txt"))
+            .unwrap();
+        assert_eq!(to, Some(p("out/a (2).txt")));
+        assert_eq!(f.read("out/a (2).txt"), b"new");
+        assert_eq!(f.read("out/a.txt"), b"old");
+        assert_eq!(f.read("out/a (1).txt"), b"older");
+        // Any other failure ends the search at once.
+        let err = f
+            .root
+            .rename_to_free_name(&p("in/a.txt"), &p("out/a.txt"))
+            .unwrap_err();
+        assert!(matches!(err, StorageError::SourceMissing), "{err:?}");
+    }
+
+    #[test]
+    fn a_folder_lists_its_names_and_describes_entries_by_name_only() {
+        let f = Fixture::new();
+        f.write("d/a.txt", b"a");
+        fs::create_dir(f.abs("d/sub")).unwrap();
+        symlink(&f.outside, f.abs("d/out")).unwrap();
+        let folder = f.root.open_folder(&p("d")).unwrap();
+        let mut names: Vec<String> = folder
+            .names()
+            .unwrap()
+            .into_iter()
+            .map(|n| n.into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a.txt", "out", "sub"]);
+        let meta = |name: &str| folder.entry_metadata(std::ffi::OsStr::new(name));
+        assert_eq!(meta("a.txt").unwrap().len(), 1);
+        assert!(meta("out").unwrap().is_symlink());
+        assert!(matches!(meta("gone"), Err(StorageError::NotFound(_))));
+        for bad in ["..", "out/secret.txt", "", "."] {
+            assert!(matches!(meta(bad), Err(StorageError::Invalid(_))), "{bad}");
+        }
+        assert!(matches!(
+            f.root.open_folder(&p("d/out")),
+            Err(StorageError::Escape)
+        ));
     }
 
     #[test]
@@ -768,7 +852,7 @@ mod tests {
         let err = mover
             .rename_noreplace(&p("in0/f.txt"), &p("out/y.txt"))
             .unwrap_err();
-        assert!(matches!(err, MoveError::SourceMissing), "{err:?}");
+        assert!(matches!(err, StorageError::SourceMissing), "{err:?}");
         mover.clear();
         assert_eq!(mover.cached(), 0);
     }

@@ -135,13 +135,14 @@ pub(crate) fn open_read_nofollow(dir: impl AsFd, name: &str) -> io::Result<Owned
     )?)
 }
 
-/// Creates `name` exclusively (`O_CREAT|O_EXCL|O_NOFOLLOW`), read-write, mode 0600.
-pub(crate) fn create_excl(dir: impl AsFd, name: &str) -> io::Result<OwnedFd> {
+/// Creates `name` exclusively (`O_CREAT|O_EXCL|O_NOFOLLOW`), read-write,
+/// with permission bits `mode` (before the umask).
+pub(crate) fn create_excl(dir: impl AsFd, name: &str, mode: u32) -> io::Result<OwnedFd> {
     Ok(rustix::fs::openat(
         dir,
         name,
         OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::from_raw_mode(0o600),
+        Mode::from_raw_mode(mode as _),
     )?)
 }
 

@@ -50,6 +50,8 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, RawDir};
 
+use super::error::StorageError;
+use super::path::UserPath;
 use super::sys::{self, Stat};
 
 /// Deepest level below its start that a walk enters.
@@ -88,6 +90,21 @@ impl Kind {
     pub(crate) fn of_mode(mode: u32) -> Kind {
         Kind::of(FileType::from_raw_mode(mode as _))
     }
+
+    /// The kind of an entry from metadata taken without following a final
+    /// symlink.
+    pub fn of_metadata(meta: &cap_std::fs::Metadata) -> Kind {
+        let file_type = meta.file_type();
+        if file_type.is_file() {
+            Kind::File
+        } else if file_type.is_dir() {
+            Kind::Dir
+        } else if file_type.is_symlink() {
+            Kind::Symlink
+        } else {
+            Kind::Other
+        }
+    }
 }
 
 /// Why a folder was not walked.
@@ -112,6 +129,20 @@ impl WalkError {
         match self {
             WalkError::Io(e) => e,
             other => io::Error::other(other),
+        }
+    }
+
+    /// The [`StorageError`] for a failed walk of `folder`.
+    pub fn in_folder(self, folder: &UserPath) -> StorageError {
+        match self {
+            WalkError::TooDeep(limit) => StorageError::TooDeep {
+                limit,
+                folder: folder.clone(),
+            },
+            WalkError::Changed => StorageError::FolderChanged {
+                folder: folder.clone(),
+            },
+            WalkError::Io(e) => e.into(),
         }
     }
 }

@@ -24,7 +24,7 @@ use crate::{
     error::{AppError, AppResult},
     pagination,
     pb::{fileorganizer::v1 as pb, google::api::HttpBody},
-    storage::{TEMP_PREFIX, io_error_into_app},
+    storage::{StorageError, TEMP_PREFIX},
 };
 
 const DEFAULT_PAGE_SIZE: i32 = 100;
@@ -46,17 +46,17 @@ pub(super) async fn list_directory(
     let categorizer = files.categorizer(&principal).await?;
     let root = files.root(&principal)?;
     blocking(move || {
-        let io = |e| io_error_into_app(e, "path");
+        let io = |e: StorageError| AppError::from(e.at("path"));
         let meta = root.metadata(&path).map_err(io)?;
         if !meta.is_dir() {
             return Err(AppError::FailedPrecondition {
                 message: format!("path {path} is not a folder"),
             });
         }
-        let dir = root.open_dir(&path).map_err(io)?;
+        let folder = root.open_folder(&path).map_err(io)?;
         let mut names: Vec<Vec<u8>> = Vec::new();
-        for entry in dir.entries().map_err(io)? {
-            let name = entry.map_err(io)?.file_name().into_vec();
+        for name in folder.names().map_err(io)? {
+            let name = name.into_vec();
             let hidden = name.starts_with(b".");
             let never = name.starts_with(TEMP_PREFIX.as_bytes())
                 || (path.is_root() && name == TRASH_FOLDER.as_bytes());
@@ -70,10 +70,10 @@ pub(super) async fn list_directory(
         names.truncate(limit);
         let mut entries = Vec::with_capacity(names.len());
         for name in &names {
-            let meta = match dir.symlink_metadata(OsStr::from_bytes(name)) {
+            let meta = match folder.entry_metadata(OsStr::from_bytes(name)) {
                 Ok(meta) => meta,
                 // Removed since the folder was read.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(StorageError::NotFound(_)) => continue,
                 Err(e) => return Err(io(e)),
             };
             let display = String::from_utf8_lossy(name);
@@ -112,7 +112,7 @@ pub(super) async fn download_file(
     let name = path.file_name().unwrap_or_default().to_string();
     let file_name = name.clone();
     let (mut file, head, media_type) = blocking(move || {
-        let io = |e| io_error_into_app(e, "path");
+        let io = |e: StorageError| AppError::from(e.at("path"));
         let meta = root.symlink_metadata(&path).map_err(io)?;
         if meta.is_dir() {
             return Err(AppError::FailedPrecondition {
@@ -120,7 +120,7 @@ pub(super) async fn download_file(
             });
         }
         if meta.file_type().is_symlink() {
-            return Err(io(std::io::Error::from_raw_os_error(libc::ELOOP)));
+            return Err(io(std::io::Error::from_raw_os_error(libc::ELOOP).into()));
         }
         if !meta.is_file() {
             return Err(AppError::FailedPrecondition {
@@ -135,7 +135,7 @@ pub(super) async fn download_file(
                 Ok(0) => break,
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(io(e)),
+                Err(e) => return Err(io(e.into())),
             }
         }
         head.truncate(filled);
@@ -161,7 +161,8 @@ pub(super) async fn download_file(
                 Ok(n) => buf[..n].to_vec(),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    let _ = tx.blocking_send(Err(io_error_into_app(e, "path").into()));
+                    let error = AppError::from(StorageError::from(e).at("path"));
+                    let _ = tx.blocking_send(Err(error.into()));
                     return;
                 }
             };

@@ -1,23 +1,20 @@
-//! DeleteFile, ListTrash, RestoreFile and EmptyTrash.
+//! DeleteFile, ListTrash, RestoreFile and EmptyTrash: requests and records.
+//! What happens on disk is `storage::trash`'s (layout, measuring, moving
+//! back, deleting for good, refusing a `.trash` that is not a real folder).
 //!
-//! DeleteFile moves the entry to `.trash/<item-id>/<name>` (a folder per
-//! item, so names never collide) with `renameat2(RENAME_NOREPLACE)`, after
-//! recording the item: a move that fails removes the record again. Nothing
-//! is deleted outright; EmptyTrash is the only deletion in the service and
-//! removes only what lies under `.trash/`, never following symlinks.
-//! RestoreFile moves an item back, never over an existing entry (ALREADY_EXISTS,
-//! or the first free ` (n)` name under the RENAME policy).
+//! DeleteFile moves the entry to `.trash/<item-id>/<name>` with
+//! `renameat2(RENAME_NOREPLACE)`, after recording the item: a move that
+//! fails removes the record again. Nothing is deleted outright; EmptyTrash is
+//! the only deletion in the service. RestoreFile moves an item back, never
+//! over an existing entry (ALREADY_EXISTS, or the first free ` (n)` name
+//! under the RENAME policy).
 //!
 //! Duplicates an organize moved to `.trash/<operation-id>/…` are taken into
 //! the trash before every trash RPC (`db::trash::adopt_operation_trash`).
-//! The trash folder itself must be a real folder: a symlink there is refused
-//! rather than followed.
 
 use uuid::Uuid;
 
-use super::{
-    Files, OnConflict, blocking, conflict_policy, file_entry, parse_entry_path, trash_folder,
-};
+use super::{Files, OnConflict, blocking, conflict_policy, file_entry, parse_entry_path};
 use crate::{
     api::convert,
     auth::Principal,
@@ -25,19 +22,14 @@ use crate::{
         self,
         trash::{NewTrashItem, TrashItem},
     },
-    engine::template::with_suffix,
     error::{AppError, AppResult},
     pagination,
     pb::fileorganizer::v1::{self as pb, ErrorReason},
-    storage::{
-        MAX_DEPTH, MoveError, UserPath, UserRoot, WalkError, io_error_into_app, walk::TreeSize,
-        walk_error_into_app,
-    },
+    storage::{MAX_DEPTH, StorageError, UserPath, UserRoot, trash::trash_folder, walk::Kind},
 };
 
 const DEFAULT_PAGE_SIZE: i32 = 100;
 const COLLECTION: &str = "trash/";
-const MAX_SUFFIX: u32 = 10_000;
 
 fn item_name(id: Uuid) -> String {
     format!("{COLLECTION}{id}")
@@ -49,16 +41,13 @@ fn parse_item_name(raw: &str, field: &str) -> AppResult<Uuid> {
         .ok_or_else(|| AppError::invalid(field, "must be trash/{id}"))
 }
 
-fn kind_of(meta: &cap_std::fs::Metadata) -> &'static str {
-    let file_type = meta.file_type();
-    if file_type.is_file() {
-        "file"
-    } else if file_type.is_dir() {
-        "directory"
-    } else if file_type.is_symlink() {
-        "symlink"
-    } else {
-        "other"
+/// The `trash_items.kind` of an entry.
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::File => "file",
+        Kind::Dir => "directory",
+        Kind::Symlink => "symlink",
+        Kind::Other => "other",
     }
 }
 
@@ -82,71 +71,10 @@ fn trash_item(item: &TrashItem) -> pb::TrashItem {
     }
 }
 
-/// Refuses a `.trash` that is not a real folder (a symlink could send
-/// deletions elsewhere).
-fn check_trash_folder(root: &UserRoot) -> AppResult<()> {
-    match root.symlink_metadata(&trash_folder()) {
-        Ok(meta) if meta.is_dir() => Ok(()),
-        Ok(_) => Err(AppError::FailedPrecondition {
-            message: ".trash in your storage is not a folder; move it away to use the trash".into(),
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(io_error_into_app(e, ".trash")),
-    }
-}
-
-/// Total size of everything under the folder `path` (symlinks counted as
-/// links, never followed), walked from a handle opened at the moment of use
-/// ([`UserRoot::tree_size`]); a tree deeper than [`MAX_DEPTH`] is refused.
-fn tree_size(root: &UserRoot, path: &UserPath, field: &str) -> AppResult<TreeSize> {
-    root.tree_size(path, MAX_DEPTH)
-        .map_err(|e| walk_error_into_app(e, path, field))
-}
-
-/// Refuses to restore the folder `current` to `wanted` when its tree would
-/// then reach more than [`MAX_DEPTH`] levels below the root: restoring a
-/// deep folder into a deep place was how a tree too deep to walk could be
-/// made with the API alone (walks and sizes stop at that depth). A file, or
-/// anything at a shallow place, passes at the cost of one walk of the item.
-fn refuse_too_deep(
-    root: &UserRoot,
-    current: &UserPath,
-    wanted: &UserPath,
-    field: &str,
-) -> AppResult<()> {
-    let level = wanted.components().count();
-    if !root
-        .symlink_metadata(current)
-        .is_ok_and(|meta| meta.is_dir())
-    {
-        return Ok(());
-    }
-    match root.tree_size(current, MAX_DEPTH.saturating_sub(level)) {
-        Ok(_) => Ok(()),
-        Err(WalkError::TooDeep(_)) => Err(AppError::FailedPrecondition {
-            message: format!(
-                "{field}: restoring this folder there would nest folders more than \
-                 {MAX_DEPTH} levels below your storage root, deeper than the service walks; \
-                 restore it to a shallower path"
-            ),
-        }),
-        Err(e) => Err(walk_error_into_app(e, wanted, field)),
-    }
-}
-
-/// Removes the now empty folders between `path` and the trash folder.
-fn remove_empty_trash_folders(root: &UserRoot, path: &UserPath) {
-    let trash = trash_folder();
-    let mut current = path.parent();
-    while let Some(folder) = current {
-        if folder == trash || !folder.starts_with(&trash) {
-            break;
-        }
-        if !matches!(root.remove_dir_if_empty(&folder), Ok(true)) {
-            break;
-        }
-        current = folder.parent();
-    }
+/// Checks the trash folder before a trash RPC touches it (see
+/// [`UserRoot::check_trash`]).
+fn check_trash(root: &UserRoot) -> AppResult<()> {
+    Ok(root.check_trash().map_err(|e| e.at(".trash"))?)
 }
 
 pub(super) async fn delete_file(
@@ -160,19 +88,13 @@ pub(super) async fn delete_file(
     let trash_path = trash_folder()
         .join(&id.to_string())
         .and_then(|folder| folder.join(path.file_name().unwrap_or_default()))
-        .map_err(|e| e.into_app_error("path"))?;
+        .map_err(|e| e.at("path"))?;
     let probe = (root.clone(), path.clone());
     let (kind, size) = blocking(move || {
         let (root, path) = probe;
-        check_trash_folder(&root)?;
-        let io = |e| io_error_into_app(e, "path");
-        let meta = root.symlink_metadata(&path).map_err(io)?;
-        let size = if meta.is_dir() {
-            tree_size(&root, &path, "path")?.bytes
-        } else {
-            meta.len()
-        };
-        Ok((kind_of(&meta), i64::try_from(size).unwrap_or(i64::MAX)))
+        check_trash(&root)?;
+        let (kind, size) = root.entry_size(&path).map_err(|e| e.at("path"))?;
+        Ok((kind_name(kind), i64::try_from(size).unwrap_or(i64::MAX)))
     })
     .await?;
 
@@ -190,8 +112,9 @@ pub(super) async fn delete_file(
     )
     .await?;
     let moved = blocking(move || {
-        root.rename_noreplace(&path, &trash_path)
-            .map_err(|e| e.into_app_error("path"))
+        Ok(root
+            .rename_noreplace(&path, &trash_path)
+            .map_err(|e| e.at("path"))?)
     })
     .await;
     if let Err(error) = moved {
@@ -261,45 +184,36 @@ pub(super) async fn restore_file(
     let name = req.name.clone();
     let field = if req.path.is_empty() { "name" } else { "path" };
     let entry = blocking(move || {
-        check_trash_folder(&root)?;
-        refuse_too_deep(&root, &current, &wanted, field)?;
-        let file_name = wanted.file_name().unwrap_or_default().to_string();
-        let parent = wanted.parent().unwrap_or_else(UserPath::root);
-        let mut n = 0;
-        let restored = loop {
-            let candidate = if n == 0 {
-                wanted.clone()
-            } else {
-                parent
-                    .join(&with_suffix(&file_name, n))
-                    .map_err(|e| e.into_app_error(field))?
-            };
-            match root.rename_noreplace(&current, &candidate) {
-                Ok(()) => break candidate,
-                Err(MoveError::DestinationExists)
-                    if on_conflict == OnConflict::Rename && n < MAX_SUFFIX =>
-                {
-                    n += 1;
-                }
-                Err(MoveError::DestinationExists) => {
-                    return Err(AppError::AlreadyExists {
-                        reason: ErrorReason::AlreadyExists,
-                        message: format!(
-                            "{wanted} already exists; nothing is overwritten (restore with \
-                             conflict_policy RENAME, or to another path)"
-                        ),
-                    });
-                }
-                Err(MoveError::SourceMissing) => {
-                    return Err(AppError::FailedPrecondition {
-                        message: format!("{name} is no longer in .trash on disk"),
-                    });
-                }
-                Err(e) => return Err(e.into_app_error(field)),
+        check_trash(&root)?;
+        let free_name = on_conflict == OnConflict::Rename;
+        let restored = match root.restore_from_trash(&current, &wanted, free_name) {
+            Ok(Some(restored)) => restored,
+            Ok(None) | Err(StorageError::DestinationExists) => {
+                return Err(AppError::AlreadyExists {
+                    reason: ErrorReason::AlreadyExists,
+                    message: format!(
+                        "{wanted} already exists; nothing is overwritten (restore with \
+                         conflict_policy RENAME, or to another path)"
+                    ),
+                });
             }
+            Err(StorageError::SourceMissing) => {
+                return Err(AppError::FailedPrecondition {
+                    message: format!("{name} is no longer in .trash on disk"),
+                });
+            }
+            Err(StorageError::TooDeep { .. }) => {
+                return Err(AppError::FailedPrecondition {
+                    message: format!(
+                        "{field}: restoring this folder there would nest folders more than \
+                         {MAX_DEPTH} levels below your storage root, deeper than the service \
+                         walks; restore it to a shallower path"
+                    ),
+                });
+            }
+            Err(e) => return Err(e.at(field).into()),
         };
-        remove_empty_trash_folders(&root, &current);
-        let io = |e| io_error_into_app(e, field);
+        let io = |e: StorageError| AppError::from(e.at(field));
         let meta = root.symlink_metadata(&restored).map_err(io)?;
         let mut entry = file_entry(restored.as_str(), &meta, Some(&categorizer));
         if meta.is_file() {
@@ -338,7 +252,7 @@ pub(super) async fn empty_trash(
     };
     let root = files.root(&principal)?;
     let checked = root.clone();
-    blocking(move || check_trash_folder(&checked)).await?;
+    blocking(move || check_trash(&checked)).await?;
 
     // One item that cannot be deleted (a bad record, a file the service may
     // not remove) is reported and skipped; it must not keep the rest of the
@@ -357,7 +271,7 @@ pub(super) async fn empty_trash(
                     "trash item's path {path} is not inside .trash"
                 )));
             }
-            purge(&root, &path)
+            Ok(root.purge_from_trash(&path).map_err(|e| e.at("names"))?)
         })
         .await;
         if let Err(error) = purged {
@@ -379,14 +293,4 @@ pub(super) async fn empty_trash(
         freed_bytes,
         failed_items,
     })
-}
-
-/// Deletes the entry at `path` (inside `.trash/`) for good: a folder with
-/// everything in it, never following symlinks, at any depth
-/// ([`UserRoot::remove_tree`]). Already gone is fine.
-fn purge(root: &UserRoot, path: &UserPath) -> AppResult<()> {
-    root.remove_tree(path)
-        .map_err(|e| io_error_into_app(e, "names"))?;
-    remove_empty_trash_folders(root, path);
-    Ok(())
 }

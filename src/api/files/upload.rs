@@ -1,88 +1,49 @@
 //! UploadFile (a client stream) and UploadSmallFile (one message).
 //!
-//! Both stage the bytes in a temporary file, `.fileorg-tmp-<uuid>`, created
-//! exclusively in the destination folder, so the final rename never crosses
-//! a filesystem. When every byte is there: the size must be exactly the
-//! announced one, the blake3 hash the expected one (if given), the file is
-//! fsynced, the quota is charged with one conditional UPDATE (so concurrent
-//! uploads cannot together overrun it), and only then is the file published
-//! with `renameat2(RENAME_NOREPLACE)` (trying ` (1)`, ` (2)`, … under the
-//! RENAME policy) and the folder fsynced.
+//! Both write the bytes to a [`NewFile`] (storage's temporary file beside
+//! the destination, see `storage::new_file`). When every byte is there: the
+//! size must be exactly the announced one, the blake3 hash the expected one
+//! (if given), the file is fsynced, the quota is charged with one
+//! conditional UPDATE (so concurrent uploads cannot together overrun it),
+//! and only then is the file published with `renameat2(RENAME_NOREPLACE)`
+//! (trying ` (1)`, ` (2)`, … under the RENAME policy) and the folder fsynced.
 //!
 //! A full disk (`ENOSPC` while creating, writing or fsyncing the temp file)
-//! is RESOURCE_EXHAUSTED (see `storage::io_error_into_app`); the quota is
+//! is RESOURCE_EXHAUSTED (see `StorageError::DiskFull`); the quota is
 //! only charged after the last byte is durable, so it is left unchanged.
 //!
-//! A [`Staged`] upload that is dropped unpublished removes its temp file and
-//! the folders it created, so a failure, a client that goes away midway, an
-//! idle stream or a server shutting down leave nothing behind. Each upload
-//! runs in a task of its own: tonic drops the handler when the client
-//! resets the stream, and the cleanup must not be cut short. A crash leaves
-//! at worst a temp file, which `UserRoot::sweep_temp_files` removes.
+//! A [`NewFile`] dropped unpublished removes its temp file and the folders
+//! it created, so a failure, a client that goes away midway, an idle stream
+//! or a server shutting down leave nothing behind. Each upload runs in a
+//! task of its own: tonic drops the handler when the client resets the
+//! stream, and the cleanup must not be cut short. A crash leaves at worst a
+//! temp file, which `UserRoot::sweep_temp_files` removes.
 
 use std::{sync::Arc, time::Duration};
 
-use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
-use tokio::io::AsyncWriteExt;
 use tonic::{Status, Streaming};
-use tonic_types::{ErrorDetails, StatusExt};
 
 use super::{
-    Files, OnConflict, blocking, conflict_policy, file_entry, parse_entry_path, parse_hash,
+    super::StreamEnd, Files, OnConflict, blocking, conflict_policy, file_entry, parse_entry_path,
+    parse_hash,
 };
 use crate::{
     auth::Principal,
     db::quota::{self, Usage},
-    engine::{categorize::SNIFF_BYTES, template::with_suffix},
-    error::{AppError, ERROR_DOMAIN, reason_name},
+    engine::categorize::SNIFF_BYTES,
+    error::AppError,
     pb::fileorganizer::v1::{self as pb, ErrorReason, upload_file_request::Data},
-    storage::{MoveError, TEMP_PREFIX, UserPath, UserRoot, io_error_into_app},
+    storage::{NewFile, StorageError, UserPath, UserRoot},
 };
 
 /// Largest chunk of an UploadFile stream (the contract's limit).
 const MAX_CHUNK_BYTES: usize = 4 * 1024 * 1024;
 /// An UploadFile stream that sends nothing for this long is abandoned.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
-/// Suffixes tried under the RENAME policy before giving up.
-const MAX_SUFFIX: u32 = 10_000;
 /// RetryInfo of a quota error: space has to be freed first.
 const QUOTA_RETRY: Duration = Duration::from_secs(60);
 
-/// Why an upload failed: an API error, or a status `AppError` has no kind
-/// for (DATA_LOSS, DEADLINE_EXCEEDED, the client's own cancellation).
-pub(super) enum UploadError {
-    App(AppError),
-    Status(Status),
-}
-
-impl From<AppError> for UploadError {
-    fn from(error: AppError) -> Self {
-        UploadError::App(error)
-    }
-}
-
-impl From<UploadError> for Status {
-    fn from(error: UploadError) -> Status {
-        match error {
-            UploadError::App(e) => e.into(),
-            UploadError::Status(s) => s,
-        }
-    }
-}
-
-impl From<diesel::result::Error> for UploadError {
-    fn from(error: diesel::result::Error) -> Self {
-        UploadError::App(error.into())
-    }
-}
-
-impl From<bb8::RunError<diesel_async::pooled_connection::PoolError>> for UploadError {
-    fn from(error: bb8::RunError<diesel_async::pooled_connection::PoolError>) -> Self {
-        UploadError::App(error.into())
-    }
-}
-
-type UploadResult<T> = Result<T, UploadError>;
+type UploadResult<T> = Result<T, StreamEnd>;
 
 /// The names of the request fields an upload's errors point at.
 struct Fields {
@@ -112,17 +73,17 @@ struct Target {
 }
 
 fn quota_exceeded(size: u64, usage: Usage) -> AppError {
-    AppError::ResourceExhausted {
-        reason: ErrorReason::QuotaExceeded,
-        message: format!(
+    AppError::exhausted(
+        ErrorReason::QuotaExceeded,
+        format!(
             "storage quota exceeded: the file needs {size} bytes but only {} of your {} bytes \
              are free ({} used; files in the trash count until EmptyTrash)",
             usage.remaining(),
             usage.quota,
             usage.used
         ),
-        retry_after: QUOTA_RETRY,
-    }
+        QUOTA_RETRY,
+    )
 }
 
 fn already_exists(path: &UserPath) -> AppError {
@@ -135,44 +96,15 @@ fn already_exists(path: &UserPath) -> AppError {
     }
 }
 
-/// An upload being written to its temporary file.
+/// An upload being written to its [`NewFile`].
 struct Staged {
     root: Arc<UserRoot>,
-    /// The destination folder, once it exists.
-    dir: Option<Dir>,
-    parent: UserPath,
-    temp_name: String,
-    file: Option<tokio::fs::File>,
+    /// Taken out only while a blocking write or sync holds it.
+    file: Option<NewFile>,
     hasher: blake3::Hasher,
     written: u64,
     /// The first bytes, for categorizing by content.
     head: Vec<u8>,
-    /// Folders this upload created, outermost first.
-    created: Vec<UserPath>,
-    published: bool,
-}
-
-impl Drop for Staged {
-    fn drop(&mut self) {
-        if self.published {
-            return;
-        }
-        drop(self.file.take());
-        if let Some(dir) = &self.dir
-            && let Err(e) = dir.remove_file(&self.temp_name)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(
-                folder = %self.parent,
-                temp = %self.temp_name,
-                error = %e,
-                "could not remove an abandoned upload"
-            );
-        }
-        for folder in self.created.iter().rev() {
-            let _ = self.root.remove_dir_if_empty(folder);
-        }
-    }
 }
 
 impl Staged {
@@ -190,52 +122,42 @@ impl Staged {
         let path = target.path.clone();
         let on_conflict = target.on_conflict;
         let field = target.fields.path;
-        let staged = blocking(move || {
-            let io = |e| io_error_into_app(e, field);
-            if on_conflict == OnConflict::Fail && root.exists(&path).map_err(io)? {
+        let file_root = root.clone();
+        let file = blocking(move || {
+            // Refused before a byte is received; publishing checks again.
+            if on_conflict == OnConflict::Fail && root.exists(&path).map_err(|e| e.at(field))? {
                 return Err(already_exists(&path));
             }
-            let parent = path.parent().unwrap_or_else(UserPath::root);
-            let mut created = Vec::new();
-            let mut prefix = UserPath::root();
-            for component in parent.components() {
-                prefix = prefix
-                    .join(component)
-                    .map_err(|e| e.into_app_error(field))?;
-                if !created.is_empty() || !root.exists(&prefix).map_err(io)? {
-                    created.push(prefix.clone());
-                }
-            }
-            let mut staged = Staged {
-                root: root.clone(),
-                dir: None,
-                parent: parent.clone(),
-                temp_name: format!("{TEMP_PREFIX}{}", uuid::Uuid::new_v4().simple()),
-                file: None,
-                hasher: blake3::Hasher::new(),
-                written: 0,
-                head: Vec::new(),
-                created,
-                published: false,
-            };
-            root.create_dir_all(&parent).map_err(io)?;
-            let dir = root.open_dir(&parent).map_err(io)?;
-            let file = dir
-                .open_with(
-                    &staged.temp_name,
-                    OpenOptions::new().write(true).create_new(true).mode(0o644),
-                )
-                .map_err(io)?;
-            staged.dir = Some(dir);
-            staged.file = Some(tokio::fs::File::from_std(file.into_std()));
-            Ok(staged)
+            Ok(NewFile::create(root, &path).map_err(|e| e.at(field))?)
         })
         .await?;
-        Ok(staged)
+        Ok(Staged {
+            root: file_root,
+            file: Some(file),
+            hasher: blake3::Hasher::new(),
+            written: 0,
+            head: Vec::new(),
+        })
+    }
+
+    /// Runs `work` on the new file on the blocking pool.
+    async fn with_file(
+        &mut self,
+        field: &'static str,
+        work: impl FnOnce(&mut NewFile) -> Result<(), StorageError> + Send + 'static,
+    ) -> UploadResult<()> {
+        let mut file = self.file.take().expect("held between calls");
+        let (file, done) = tokio::task::spawn_blocking(move || {
+            let done = work(&mut file);
+            (file, done)
+        })
+        .await?;
+        self.file = Some(file);
+        Ok(done.map_err(|e| e.at(field))?)
     }
 
     /// Appends `chunk`; more bytes than announced is an error at once.
-    async fn write(&mut self, chunk: &[u8], target: &Target) -> UploadResult<()> {
+    async fn write(&mut self, chunk: Vec<u8>, target: &Target) -> UploadResult<()> {
         let total = self.written + chunk.len() as u64;
         if total > target.size {
             return Err(AppError::invalid(
@@ -251,11 +173,9 @@ impl Staged {
             let take = (SNIFF_BYTES - self.head.len()).min(chunk.len());
             self.head.extend_from_slice(&chunk[..take]);
         }
-        self.hasher.update(chunk);
-        let file = self.file.as_mut().expect("open until finished");
-        file.write_all(chunk)
-            .await
-            .map_err(|e| io_error_into_app(e, target.fields.path))?;
+        self.hasher.update(&chunk);
+        self.with_file(target.fields.path, move |file| file.write_all(&chunk))
+            .await?;
         self.written = total;
         Ok(())
     }
@@ -281,30 +201,18 @@ impl Staged {
         if let Some(expected) = target.hash
             && expected != *hash.as_bytes()
         {
-            let mut details = ErrorDetails::with_bad_request_violation(
-                target.fields.hash,
-                "does not match the content received",
-            );
-            details.set_error_info(
-                reason_name(ErrorReason::InvalidArgument),
-                ERROR_DOMAIN,
-                std::collections::HashMap::<String, String>::new(),
-            );
-            return Err(UploadError::Status(Status::with_error_details(
-                tonic::Code::DataLoss,
-                format!(
+            return Err(AppError::DataLoss {
+                field: target.fields.hash.into(),
+                description: "does not match the content received".into(),
+                message: format!(
                     "the content's blake3 hash is {}, not the expected {}; nothing was stored",
                     hash.to_hex(),
                     hex::encode(expected)
                 ),
-                details,
-            )));
+            }
+            .into());
         }
-        let mut file = self.file.take().expect("open until finished");
-        let io = |e| io_error_into_app(e, target.fields.path);
-        file.flush().await.map_err(io)?;
-        file.sync_all().await.map_err(io)?;
-        drop(file);
+        self.with_file(target.fields.path, NewFile::sync).await?;
 
         let size = i64::try_from(target.size).unwrap_or(i64::MAX);
         {
@@ -317,8 +225,8 @@ impl Staged {
                 return Err(quota_exceeded(target.size, usage).into());
             }
         }
-        let published = self.publish(target).await;
-        let path = match published {
+        let file = self.file.take().expect("held between calls");
+        let path = match publish(file, target).await {
             Ok(path) => path,
             Err(error) => {
                 let mut conn = files.state.db.get().await?;
@@ -326,7 +234,6 @@ impl Staged {
                 return Err(error.into());
             }
         };
-        self.published = true;
 
         // The file is stored and counted: what follows only describes it, and
         // must not turn a stored upload into an error.
@@ -339,11 +246,8 @@ impl Staged {
         };
         let root = self.root.clone();
         let stored = path.clone();
-        let meta = blocking(move || {
-            root.symlink_metadata(&stored)
-                .map_err(|e| io_error_into_app(e, "path"))
-        })
-        .await;
+        let meta =
+            blocking(move || Ok(root.symlink_metadata(&stored).map_err(|e| e.at("path"))?)).await;
         let mut entry = match meta {
             Ok(meta) => file_entry(path.as_str(), &meta, None),
             Err(error) => {
@@ -365,62 +269,26 @@ impl Staged {
         entry.content_hash = hash.to_hex().to_string();
         Ok(entry)
     }
-
-    /// Renames the temp file to the target (or the first free suffixed name)
-    /// without ever replacing anything, then makes the rename durable.
-    async fn publish(&self, target: &Target) -> Result<UserPath, AppError> {
-        let root = self.root.clone();
-        let parent = self.parent.clone();
-        let temp_name = self.temp_name.clone();
-        let wanted = target.path.clone();
-        let on_conflict = target.on_conflict;
-        let field = target.fields.path;
-        blocking(move || {
-            let temp = parent
-                .join(&temp_name)
-                .map_err(|e| e.into_app_error(field))?;
-            let name = wanted.file_name().unwrap_or_default().to_string();
-            let mut n = 0;
-            let stored = loop {
-                let candidate = if n == 0 {
-                    wanted.clone()
-                } else {
-                    parent
-                        .join(&with_suffix(&name, n))
-                        .map_err(|e| e.into_app_error(field))?
-                };
-                match root.rename_noreplace(&temp, &candidate) {
-                    Ok(()) => break candidate,
-                    Err(MoveError::DestinationExists)
-                        if on_conflict == OnConflict::Rename && n < MAX_SUFFIX =>
-                    {
-                        n += 1;
-                    }
-                    Err(MoveError::DestinationExists) => return Err(already_exists(&wanted)),
-                    Err(e) => return Err(e.into_app_error(field)),
-                }
-            };
-            if let Err(e) = root.open_dir(&parent).and_then(|dir| fsync_dir(&dir)) {
-                tracing::warn!(folder = %parent, error = %e, "could not fsync after an upload");
-            }
-            Ok(stored)
-        })
-        .await
-    }
 }
 
-/// fsyncs a directory (cap-std directory fds are `O_PATH`, which cannot be
-/// fsynced, so `.` is opened for reading first).
-fn fsync_dir(dir: &Dir) -> std::io::Result<()> {
-    use rustix::fs::{Mode, OFlags};
-    let fd = rustix::fs::openat(
-        dir,
-        ".",
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    rustix::fs::fsync(&fd)?;
-    Ok(())
+/// Publishes `file` under the target (or, under the RENAME policy, the first
+/// free suffixed name) without ever replacing anything.
+async fn publish(file: NewFile, target: &Target) -> Result<UserPath, AppError> {
+    let on_conflict = target.on_conflict;
+    let field = target.fields.path;
+    blocking(move || {
+        let wanted = file.path().clone();
+        let stored = match on_conflict {
+            OnConflict::Rename => file.publish_under_free_name(),
+            OnConflict::Fail => file.publish().map(Some),
+        };
+        match stored {
+            Ok(Some(stored)) => Ok(stored),
+            Ok(None) | Err(StorageError::DestinationExists) => Err(already_exists(&wanted)),
+            Err(e) => Err(e.at(field).into()),
+        }
+    })
+    .await
 }
 
 /// UploadFile: runs the upload in its own task (see the module docs).
@@ -467,7 +335,7 @@ async fn receive(
             Some(Data::Chunk(chunk)) if chunk.len() > MAX_CHUNK_BYTES => {
                 return Err(AppError::invalid("chunk", "must be at most 4 MiB").into());
             }
-            Some(Data::Chunk(chunk)) => staged.write(&chunk, &target).await?,
+            Some(Data::Chunk(chunk)) => staged.write(chunk, &target).await?,
             _ => {
                 return Err(AppError::invalid(
                     "metadata",
@@ -490,8 +358,8 @@ async fn next_message(
     tokio::select! {
         next = tokio::time::timeout(IDLE_TIMEOUT, stream.message()) => match next {
             Ok(Ok(message)) => Ok(message),
-            Ok(Err(status)) => Err(UploadError::Status(status)),
-            Err(_) => Err(UploadError::Status(Status::deadline_exceeded(format!(
+            Ok(Err(status)) => Err(StreamEnd::Client(status)),
+            Err(_) => Err(StreamEnd::Client(Status::deadline_exceeded(format!(
                 "the upload sent nothing for {} s; nothing was stored",
                 IDLE_TIMEOUT.as_secs()
             )))),
@@ -520,15 +388,15 @@ pub(super) async fn upload_small(
             fields: &UNARY_FIELDS,
         };
         if req.content.len() > limit {
-            return Err(AppError::ResourceExhausted {
-                reason: ErrorReason::QuotaExceeded,
-                message: format!(
+            return Err(AppError::exhausted(
+                ErrorReason::QuotaExceeded,
+                format!(
                     "the file is {} bytes; UploadSmallFile takes at most {limit} bytes \
                      (use the UploadFile stream for larger files)",
                     req.content.len()
                 ),
-                retry_after: QUOTA_RETRY,
-            });
+                QUOTA_RETRY,
+            ));
         }
         Ok(target)
     };
@@ -536,7 +404,7 @@ pub(super) async fn upload_small(
     let files = files.clone();
     tokio::spawn(async move {
         let mut staged = Staged::begin(&files, &principal, &target).await?;
-        staged.write(&req.content, &target).await?;
+        staged.write(req.content, &target).await?;
         staged.finish(&files, &principal, &target).await
     })
     .await
