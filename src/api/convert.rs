@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::{db::models, pb::fileorganizer::v1 as pb};
+use crate::{db::models, domain::Role, pb::fileorganizer::v1 as pb};
 
 pub fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
@@ -28,15 +28,21 @@ pub fn user(user: &models::User) -> pb::User {
         id: user.id.to_string(),
         email: user.email.clone(),
         display_name: user.display_name.clone(),
-        role: match user.role.as_str() {
-            "admin" => pb::UserRole::Admin,
-            _ => pb::UserRole::User,
-        } as i32,
+        role: pb::UserRole::from(user.role) as i32,
         storage_used_bytes: user.storage_used_bytes,
         storage_quota_bytes: user.storage_quota_bytes,
         create_time: Some(timestamp(user.created_at)),
         update_time: Some(timestamp(user.updated_at)),
         last_login_time: user.last_login_at.map(timestamp),
+    }
+}
+
+impl From<Role> for pb::UserRole {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::User => pb::UserRole::User,
+            Role::Admin => pb::UserRole::Admin,
+        }
     }
 }
 

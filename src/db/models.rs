@@ -5,7 +5,10 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use crate::schema::{api_keys, audit_log, refresh_tokens, users};
+use crate::{
+    domain::Role,
+    schema::{api_keys, audit_log, refresh_tokens, users},
+};
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
@@ -14,7 +17,7 @@ pub struct User {
     pub email: String,
     pub password_hash: String,
     pub display_name: String,
-    pub role: String,
+    pub role: Role,
     pub disabled: bool,
     pub storage_used_bytes: i64,
     pub storage_quota_bytes: i64,
