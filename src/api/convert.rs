@@ -2,7 +2,15 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::{db::models, domain::Role, pb::fileorganizer::v1 as pb};
+use crate::{
+    db::models,
+    domain::{
+        ConflictPolicy, Counters, DuplicatePolicy, OperationKind, OperationState, Phase,
+        RecordStatus, Role, Word,
+    },
+    error::{AppError, AppResult},
+    pb::fileorganizer::v1 as pb,
+};
 
 pub fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
@@ -64,72 +72,100 @@ pub fn api_key(key: &models::ApiKey) -> pb::ApiKey {
 
 pub const OPERATION_COLLECTION: &str = "operations/";
 
-pub fn operation_state(state: &str) -> pb::OperationState {
-    use pb::OperationState as S;
-    match state {
-        "queued" => S::Queued,
-        "running" => S::Running,
-        "planned" => S::Planned,
-        "applying" => S::Applying,
-        "succeeded" => S::Succeeded,
-        "failed" => S::Failed,
-        "cancelling" => S::Cancelling,
-        "cancelled" => S::Cancelled,
-        _ => S::Unspecified,
+// The domain's enums and protobuf's, variant to variant: the one mapping.
+// Reading a request goes the other way through `from_request`, derived from
+// these, so the two directions cannot disagree.
+
+impl From<OperationState> for pb::OperationState {
+    fn from(state: OperationState) -> Self {
+        use OperationState as S;
+        match state {
+            S::Queued => pb::OperationState::Queued,
+            S::Running => pb::OperationState::Running,
+            S::Planned => pb::OperationState::Planned,
+            S::Applying => pb::OperationState::Applying,
+            S::Succeeded => pb::OperationState::Succeeded,
+            S::Failed => pb::OperationState::Failed,
+            S::Cancelling => pb::OperationState::Cancelling,
+            S::Cancelled => pb::OperationState::Cancelled,
+        }
     }
 }
 
-pub fn operation_state_name(state: pb::OperationState) -> Option<&'static str> {
-    use pb::OperationState as S;
-    Some(match state {
-        S::Queued => "queued",
-        S::Running => "running",
-        S::Planned => "planned",
-        S::Applying => "applying",
-        S::Succeeded => "succeeded",
-        S::Failed => "failed",
-        S::Cancelling => "cancelling",
-        S::Cancelled => "cancelled",
-        S::Unspecified => return None,
-    })
-}
-
-pub fn operation_kind(kind: &str) -> pb::OperationKind {
-    match kind {
-        "organize" => pb::OperationKind::Organize,
-        "deduplicate" => pb::OperationKind::Deduplicate,
-        "undo" => pb::OperationKind::Undo,
-        _ => pb::OperationKind::Unspecified,
+impl From<OperationKind> for pb::OperationKind {
+    fn from(kind: OperationKind) -> Self {
+        match kind {
+            OperationKind::Organize => pb::OperationKind::Organize,
+            OperationKind::Deduplicate => pb::OperationKind::Deduplicate,
+            OperationKind::Undo => pb::OperationKind::Undo,
+        }
     }
 }
 
-pub fn operation_kind_name(kind: pb::OperationKind) -> Option<&'static str> {
-    Some(match kind {
-        pb::OperationKind::Organize => "organize",
-        pb::OperationKind::Deduplicate => "deduplicate",
-        pb::OperationKind::Undo => "undo",
-        pb::OperationKind::Unspecified => return None,
-    })
-}
-
-pub fn operation_phase(phase: Option<&str>) -> pb::OperationPhase {
-    use pb::OperationPhase as P;
-    match phase.unwrap_or_default() {
-        "scan" => P::Scan,
-        "categorize" => P::Categorize,
-        "hash" => P::Hash,
-        "plan" => P::Plan,
-        "journal" => P::Journal,
-        "apply" => P::Apply,
-        "cleanup" => P::Cleanup,
-        "report" => P::Report,
-        "recover" => P::Recover,
-        "undo" => P::Undo,
-        _ => P::Unspecified,
+impl From<Phase> for pb::OperationPhase {
+    fn from(phase: Phase) -> Self {
+        use pb::OperationPhase as P;
+        match phase {
+            Phase::Scan => P::Scan,
+            Phase::Categorize => P::Categorize,
+            Phase::Hash => P::Hash,
+            Phase::Plan => P::Plan,
+            Phase::Journal => P::Journal,
+            Phase::Apply => P::Apply,
+            Phase::Cleanup => P::Cleanup,
+            Phase::Report => P::Report,
+            Phase::Recover => P::Recover,
+            Phase::Undo => P::Undo,
+        }
     }
 }
 
-pub fn counters(c: &models::Counters) -> pb::OperationCounters {
+impl From<RecordStatus> for pb::FileRecordStatus {
+    fn from(status: RecordStatus) -> Self {
+        use pb::FileRecordStatus as S;
+        match status {
+            RecordStatus::Planned => S::Planned,
+            RecordStatus::Completed => S::Completed,
+            RecordStatus::Skipped => S::Skipped,
+            RecordStatus::Failed => S::Failed,
+            RecordStatus::Duplicate => S::Duplicate,
+            RecordStatus::Undone => S::Undone,
+        }
+    }
+}
+
+impl From<DuplicatePolicy> for pb::DuplicatePolicy {
+    fn from(policy: DuplicatePolicy) -> Self {
+        match policy {
+            DuplicatePolicy::ReportOnly => pb::DuplicatePolicy::ReportOnly,
+            DuplicatePolicy::MoveToDuplicatesFolder => pb::DuplicatePolicy::MoveToDuplicatesFolder,
+            DuplicatePolicy::MoveToTrash => pb::DuplicatePolicy::MoveToTrash,
+        }
+    }
+}
+
+impl From<ConflictPolicy> for pb::ConflictPolicy {
+    fn from(policy: ConflictPolicy) -> Self {
+        match policy {
+            ConflictPolicy::Rename => pb::ConflictPolicy::Rename,
+            ConflictPolicy::Skip => pb::ConflictPolicy::Skip,
+        }
+    }
+}
+
+/// The domain value of a request's enum field `field` (`raw` as sent): None
+/// for UNSPECIFIED (not given), INVALID_ARGUMENT naming the field with
+/// `unknown` as the description for a number the contract does not define.
+pub fn from_request<D, P>(raw: i32, field: &str, unknown: &str) -> AppResult<Option<D>>
+where
+    D: Word,
+    P: From<D> + TryFrom<i32> + PartialEq,
+{
+    let value = P::try_from(raw).map_err(|_| AppError::invalid(field, unknown))?;
+    Ok(D::ALL.iter().copied().find(|d| P::from(*d) == value))
+}
+
+pub fn counters(c: &Counters) -> pb::OperationCounters {
     pb::OperationCounters {
         files_scanned: c.files_scanned,
         files_planned: c.files_planned,
@@ -158,15 +194,15 @@ pub fn operation(op: &models::Operation, undone_by: Option<uuid::Uuid>) -> pb::O
         serde_json::from_value(op.options.clone()).unwrap_or_default();
     pb::Operation {
         name: format!("{OPERATION_COLLECTION}{}", op.id),
-        kind: operation_kind(&op.kind) as i32,
-        state: operation_state(&op.state) as i32,
-        phase: operation_phase(op.phase.as_deref()) as i32,
+        kind: pb::OperationKind::from(op.kind) as i32,
+        state: pb::OperationState::from(op.state) as i32,
+        phase: phase(op.phase) as i32,
         source_path: op.source_path.clone(),
         destination_path: op.destination_path.clone(),
         dry_run: op.dry_run,
         layout_template: options.layout_template.clone(),
-        duplicate_policy: options.duplicate_policy_pb() as i32,
-        conflict_policy: options.conflict_policy_pb() as i32,
+        duplicate_policy: pb::DuplicatePolicy::from(options.duplicate_policy()) as i32,
+        conflict_policy: pb::ConflictPolicy::from(options.conflict_policy()) as i32,
         include_globs: options.include_globs.clone(),
         exclude_globs: options.exclude_globs.clone(),
         hash_all_files: options.hash_all_files,
@@ -188,18 +224,25 @@ pub fn operation(op: &models::Operation, undone_by: Option<uuid::Uuid>) -> pb::O
     }
 }
 
-/// `operations.phase_seconds` in pipeline order (phases the API does not
-/// know are left out).
+/// An operation's phase; none (a queued operation) is UNSPECIFIED.
+pub fn phase(phase: Option<Phase>) -> pb::OperationPhase {
+    phase.map_or(pb::OperationPhase::Unspecified, pb::OperationPhase::from)
+}
+
+/// `operations.phase_seconds` in pipeline order. A phase word this version
+/// does not know (written by a newer worker) is left out, as is a value that
+/// is not a number of seconds: the timings are informative, and one odd
+/// entry must not hide the others or fail the operation.
 pub fn phase_durations(seconds: &serde_json::Value) -> Vec<pb::PhaseDuration> {
     let mut durations: Vec<pb::PhaseDuration> = seconds
         .as_object()
         .into_iter()
         .flatten()
         .filter_map(|(phase, s)| {
-            let phase = operation_phase(Some(phase));
+            let phase = Phase::parse(phase).ok()?;
             let time = std::time::Duration::try_from_secs_f64(s.as_f64()?).ok()?;
-            (phase != pb::OperationPhase::Unspecified).then(|| pb::PhaseDuration {
-                phase: phase as i32,
+            Some(pb::PhaseDuration {
+                phase: pb::OperationPhase::from(phase) as i32,
                 duration: Some(duration(time)),
             })
         })
@@ -211,8 +254,8 @@ pub fn phase_durations(seconds: &serde_json::Value) -> Vec<pb::PhaseDuration> {
 /// A progress snapshot from what the database knows (no rates).
 pub fn snapshot(op: &models::Operation) -> pb::WatchOperationResponse {
     let c = op.counters();
-    let percent = match op.state.as_str() {
-        "succeeded" | "planned" => 100.0,
+    let percent = match op.state {
+        OperationState::Succeeded | OperationState::Planned => 100.0,
         _ if c.files_planned > 0 => {
             100.0 * (c.files_moved + c.files_failed) as f64 / c.files_planned.max(1) as f64
         }
@@ -220,8 +263,8 @@ pub fn snapshot(op: &models::Operation) -> pb::WatchOperationResponse {
     };
     pb::WatchOperationResponse {
         name: format!("{OPERATION_COLLECTION}{}", op.id),
-        state: operation_state(&op.state) as i32,
-        phase: operation_phase(op.phase.as_deref()) as i32,
+        state: pb::OperationState::from(op.state) as i32,
+        phase: phase(op.phase) as i32,
         counters: Some(counters(&c)),
         current_path: String::new(),
         files_per_second: 0.0,

@@ -14,6 +14,7 @@ use crate::{
         self,
         models::{NewOperation, Operation},
     },
+    domain::{OperationKind, OperationState},
     engine::template::{DEFAULT_TEMPLATE, Template},
     error::{AppError, AppResult},
     jobs::{MaxWith, OperationOptions, organize::glob_set},
@@ -109,9 +110,9 @@ impl Operations {
             }
         }
         let kind = match pb::OperationKind::try_from(spec.kind) {
-            Ok(pb::OperationKind::Unspecified) => "organize",
-            Ok(pb::OperationKind::Organize) => "organize",
-            Ok(pb::OperationKind::Deduplicate) => "deduplicate",
+            Ok(pb::OperationKind::Unspecified) => OperationKind::Organize,
+            Ok(pb::OperationKind::Organize) => OperationKind::Organize,
+            Ok(pb::OperationKind::Deduplicate) => OperationKind::Deduplicate,
             Ok(pb::OperationKind::Undo) => {
                 return Err(AppError::invalid(
                     "operation.kind",
@@ -243,7 +244,7 @@ impl Operations {
                 id: Uuid::now_v7(),
                 user_id: principal.user_id,
                 kind,
-                state: "queued",
+                state: OperationState::Queued,
                 source_path: source.as_str(),
                 destination_path: destination.as_str(),
                 dry_run: spec.dry_run,
@@ -264,14 +265,16 @@ impl Operations {
     ) -> AppResult<pb::ListOperationsResponse> {
         let limit = pagination::page_size(req.page_size, pagination::DEFAULT_PAGE_SIZE)?;
         let after = pagination::decode(&req.page_token)?;
-        let state = match pb::OperationState::try_from(req.state) {
-            Ok(s) => convert::operation_state_name(s),
-            Err(_) => return Err(AppError::invalid("state", "unknown state")),
-        };
-        let kind = match pb::OperationKind::try_from(req.kind) {
-            Ok(k) => convert::operation_kind_name(k),
-            Err(_) => return Err(AppError::invalid("kind", "unknown kind")),
-        };
+        let state = convert::from_request::<OperationState, pb::OperationState>(
+            req.state,
+            "state",
+            "unknown state",
+        )?;
+        let kind = convert::from_request::<OperationKind, pb::OperationKind>(
+            req.kind,
+            "kind",
+            "unknown kind",
+        )?;
         let mut conn = self.state.db.get().await?;
         let mut ops = db::operations::list_for_user(
             &mut conn,
@@ -309,7 +312,7 @@ impl Operations {
         req: pb::CancelOperationRequest,
     ) -> AppResult<pb::Operation> {
         let op = self.find(&principal, &req.name).await?;
-        if db::operations::FINAL_STATES.contains(&op.state.as_str()) {
+        if op.state.is_final() {
             return Err(AppError::FailedPrecondition {
                 message: format!("the operation has already ended ({})", op.state),
             });
@@ -327,7 +330,7 @@ impl Operations {
         req: pb::ApplyOperationRequest,
     ) -> AppResult<pb::Operation> {
         let op = self.find(&principal, &req.name).await?;
-        if op.state != "planned" {
+        if op.state != OperationState::Planned {
             return Err(AppError::FailedPrecondition {
                 message: format!(
                     "only a planned (dry-run) operation can be applied; this one is {}",
@@ -352,12 +355,12 @@ impl Operations {
         req: pb::UndoOperationRequest,
     ) -> AppResult<pb::Operation> {
         let target = self.find(&principal, &req.name).await?;
-        if target.kind == "undo" {
+        if target.kind == OperationKind::Undo {
             return Err(AppError::FailedPrecondition {
                 message: "an undo cannot itself be undone".into(),
             });
         }
-        if !matches!(target.state.as_str(), "succeeded" | "cancelled" | "failed") {
+        if !target.state.is_final() {
             return Err(AppError::FailedPrecondition {
                 message: format!(
                     "only a finished operation can be undone; this one is {}",
@@ -367,7 +370,7 @@ impl Operations {
         }
         let mut conn = self.state.db.get().await?;
         if let Some(existing) = db::operations::find_undo_of(&mut conn, target.id).await?
-            && existing.state != "failed"
+            && existing.state != OperationState::Failed
         {
             return Err(AppError::AlreadyExists {
                 reason: pb::ErrorReason::AlreadyExists,
@@ -383,8 +386,8 @@ impl Operations {
             &NewOperation {
                 id: Uuid::now_v7(),
                 user_id: principal.user_id,
-                kind: "undo",
-                state: "queued",
+                kind: OperationKind::Undo,
+                state: OperationState::Queued,
                 source_path: &target.destination_path,
                 destination_path: &target.source_path,
                 dry_run: false,

@@ -21,6 +21,7 @@ use super::{convert, respond};
 use crate::{
     auth::Principal,
     db::{self, models::Operation, reports::GroupKey},
+    domain::OperationKind,
     error::{AppError, AppResult},
     pagination,
     pb::{
@@ -110,19 +111,6 @@ fn decode_token(token: &str, operation_id: Uuid, min_size: i64) -> AppResult<Opt
     }))
 }
 
-fn status_pb(status: &str) -> pb::FileRecordStatus {
-    use pb::FileRecordStatus as S;
-    match status {
-        "planned" => S::Planned,
-        "completed" => S::Completed,
-        "skipped" => S::Skipped,
-        "failed" => S::Failed,
-        "duplicate" => S::Duplicate,
-        "undone" => S::Undone,
-        _ => S::Unspecified,
-    }
-}
-
 fn record_pb(operation_id: Uuid, r: &Record) -> pb::FileRecord {
     pb::FileRecord {
         name: reports::record_name(operation_id, r.seq),
@@ -143,7 +131,7 @@ fn record_pb(operation_id: Uuid, r: &Record) -> pb::FileRecord {
             .map(|seq| reports::record_name(operation_id, seq))
             .unwrap_or_default(),
         duplicate_of_path: r.duplicate_of_path.clone().unwrap_or_default(),
-        status: status_pb(&r.status) as i32,
+        status: pb::FileRecordStatus::from(r.status) as i32,
         reason: r.reason.clone().unwrap_or_default(),
         create_time: Some(convert::timestamp(r.create_time)),
         // The journal keeps no time of the last status change.
@@ -176,8 +164,8 @@ fn report_pb(r: &Report) -> pb::OperationReport {
     pb::OperationReport {
         name: r.name(),
         operation: r.operation_name(),
-        kind: convert::operation_kind(&r.kind) as i32,
-        state: convert::operation_state(&r.state) as i32,
+        kind: pb::OperationKind::from(r.kind) as i32,
+        state: pb::OperationState::from(r.state) as i32,
         dry_run: r.dry_run,
         start_time: r.start_time.map(convert::timestamp),
         end_time: r.end_time.map(convert::timestamp),
@@ -225,8 +213,8 @@ pub async fn compute_report(state: &AppState, op: &Operation) -> AppResult<Repor
     let now = Utc::now();
     let mut report = Report {
         operation_id: op.id,
-        kind: op.kind.clone(),
-        state: op.state.clone(),
+        kind: op.kind,
+        state: op.state,
         dry_run: op.dry_run,
         start_time: op.started_at,
         end_time: op.finished_at,
@@ -242,7 +230,7 @@ pub async fn compute_report(state: &AppState, op: &Operation) -> AppResult<Repor
         reclaimable_bytes: 0,
         compute_time: now,
     };
-    if op.kind == "undo" {
+    if op.kind == OperationKind::Undo {
         return Ok(report);
     }
     let mut conn = state.db.get().await?;
@@ -423,7 +411,7 @@ impl Reports {
         let op = self.find(&principal, &req.name, "name").await?;
         let report = report_of(&self.state, &op).await?;
         if let Some(key) = &key
-            && db::operations::at_rest(&op.state)
+            && op.state.is_at_rest()
         {
             cache.put("report", key, &report, cache.ttls.report).await;
         }
@@ -509,7 +497,7 @@ impl Reports {
                 .await?
                 .into_iter()
                 .map(|(state, count)| pb::OperationStateCount {
-                    state: convert::operation_state(&state) as i32,
+                    state: pb::OperationState::from(state) as i32,
                     count,
                 })
                 .collect();

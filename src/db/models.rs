@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use uuid::Uuid;
 
 use crate::{
-    domain::Role,
+    domain::{Counters, OperationKind, OperationState, Phase, RecordStatus, Role},
     schema::{api_keys, audit_log, refresh_tokens, users},
 };
 
@@ -105,9 +105,9 @@ use crate::schema::{file_records, operations};
 pub struct Operation {
     pub id: Uuid,
     pub user_id: Uuid,
-    pub kind: String,
-    pub state: String,
-    pub phase: Option<String>,
+    pub kind: OperationKind,
+    pub state: OperationState,
+    pub phase: Option<Phase>,
     pub source_path: String,
     pub destination_path: String,
     pub dry_run: bool,
@@ -141,8 +141,8 @@ pub struct Operation {
 pub struct NewOperation<'a> {
     pub id: Uuid,
     pub user_id: Uuid,
-    pub kind: &'a str,
-    pub state: &'a str,
+    pub kind: OperationKind,
+    pub state: OperationState,
     pub source_path: &'a str,
     pub destination_path: &'a str,
     pub dry_run: bool,
@@ -151,10 +151,10 @@ pub struct NewOperation<'a> {
     pub request_id: Option<&'a str>,
 }
 
-/// The counters an operation keeps, written together.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, AsChangeset)]
+/// The columns of an operation's [`Counters`], written together.
+#[derive(Debug, Clone, Copy, AsChangeset)]
 #[diesel(table_name = operations)]
-pub struct Counters {
+pub struct CounterColumns {
     pub files_scanned: i64,
     pub files_planned: i64,
     pub files_moved: i64,
@@ -164,6 +164,22 @@ pub struct Counters {
     pub bytes_scanned: i64,
     pub bytes_moved: i64,
     pub reclaimable_bytes: i64,
+}
+
+impl From<Counters> for CounterColumns {
+    fn from(c: Counters) -> Self {
+        CounterColumns {
+            files_scanned: c.files_scanned,
+            files_planned: c.files_planned,
+            files_moved: c.files_moved,
+            files_skipped: c.files_skipped,
+            files_failed: c.files_failed,
+            duplicates_found: c.duplicates_found,
+            bytes_scanned: c.bytes_scanned,
+            bytes_moved: c.bytes_moved,
+            reclaimable_bytes: c.reclaimable_bytes,
+        }
+    }
 }
 
 impl Operation {
@@ -196,7 +212,7 @@ pub struct FileRecord {
     pub content_hash: Option<Vec<u8>>,
     pub category: String,
     pub duplicate_of: Option<i64>,
-    pub status: String,
+    pub status: RecordStatus,
     pub reason: Option<String>,
     pub created_at: DateTime<Utc>,
     pub mtime_ns: Option<i64>,

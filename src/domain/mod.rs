@@ -18,9 +18,13 @@
 
 pub mod counters;
 pub mod enums;
+pub mod journal;
+pub mod report;
 
 pub use counters::Counters;
 pub use enums::{
     ConflictPolicy, DuplicatePolicy, OperationKind, OperationState, Phase, RecordStatus, Role,
     UnknownWord, Word,
 };
+pub use journal::JournalRow;
+pub use report::{CategoryShare, DuplicateFile, DuplicateGroup, Record, Report};

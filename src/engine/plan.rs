@@ -12,8 +12,11 @@ use std::collections::HashSet;
 use std::hash::{BuildHasher, RandomState};
 
 use super::{duplicates::DuplicateAnalysis, scan::ScanResult, template::Template};
+/// The policies are the domain's; re-exported where the planner's callers
+/// have always found them.
+pub use crate::domain::{ConflictPolicy, DuplicatePolicy};
 use crate::{
-    db::file_records::JournalRow,
+    domain::{JournalRow, RecordStatus},
     storage::{path::UserPath, root::UserRoot},
 };
 
@@ -24,19 +27,6 @@ pub const DUPLICATES_FOLDER: &str = "_duplicates";
 pub const TRASH_FOLDER: &str = ".trash";
 /// Give up suffixing after this many attempts (then the file is skipped).
 const MAX_SUFFIX: u32 = 10_000;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DuplicatePolicy {
-    ReportOnly,
-    MoveToDuplicatesFolder,
-    MoveToTrash,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConflictPolicy {
-    Rename,
-    Skip,
-}
 
 pub struct PlanInput<'a> {
     pub root: &'a UserRoot,
@@ -128,13 +118,13 @@ pub fn plan(input: &PlanInput<'_>, scan: &ScanResult, emit: &mut dyn FnMut(Journ
             category: category.to_string(),
             // Keepers come first in scan order or not: seq = index + 1.
             duplicate_of: duplicate_of.map(|k| k as i64 + 1),
-            status: "planned",
+            status: RecordStatus::Planned,
             reason: None,
             mtime_ns: i64::try_from(file.fingerprint.mtime_ns).ok(),
             ctime_ns: i64::try_from(file.ctime_ns).ok(),
         };
         if let Some(reason) = input.duplicates.unreadable.get(&i) {
-            row.status = "skipped";
+            row.status = RecordStatus::Skipped;
             row.reason = Some(format!("could not be read: {reason}"));
             emit(row);
             continue;
@@ -149,7 +139,7 @@ pub fn plan(input: &PlanInput<'_>, scan: &ScanResult, emit: &mut dyn FnMut(Journ
                 _ => None,
             };
             if let Some(reason) = reason {
-                row.status = "skipped";
+                row.status = RecordStatus::Skipped;
                 row.reason = Some(reason);
                 emit(row);
                 continue;
@@ -178,14 +168,14 @@ pub fn plan(input: &PlanInput<'_>, scan: &ScanResult, emit: &mut dyn FnMut(Journ
         let wanted = match wanted {
             Ok(w) => w,
             Err(reason) => {
-                row.status = "skipped";
+                row.status = RecordStatus::Skipped;
                 row.reason = Some(format!("no valid destination: {reason}"));
                 emit(row);
                 continue;
             }
         };
         if wanted == file.path {
-            row.status = "skipped";
+            row.status = RecordStatus::Skipped;
             row.reason = Some("already in place".into());
             emit(row);
             continue;
@@ -202,7 +192,7 @@ pub fn plan(input: &PlanInput<'_>, scan: &ScanResult, emit: &mut dyn FnMut(Journ
                 row.new_path = Some(path.as_str().to_string());
             }
             None => {
-                row.status = "skipped";
+                row.status = RecordStatus::Skipped;
                 row.reason = Some(format!("destination {wanted} already exists"));
             }
         }
@@ -221,7 +211,7 @@ pub fn plan(input: &PlanInput<'_>, scan: &ScanResult, emit: &mut dyn FnMut(Journ
             content_hash: None,
             category: "Other".into(),
             duplicate_of: None,
-            status: "skipped",
+            status: RecordStatus::Skipped,
             reason: Some(skipped.reason.clone()),
             mtime_ns: None,
             ctime_ns: None,

@@ -34,6 +34,7 @@ use uuid::Uuid;
 use crate::{
     api::convert,
     db::{self, models::Operation},
+    domain::{OperationKind, OperationState, Phase},
     engine::progress::Progress,
     pb::fileorganizer::v1 as pb,
     state::AppState,
@@ -136,7 +137,7 @@ async fn worker_loop(state: AppState, worker_id: String) {
             Ok(Some(op)) => {
                 let id = op.id;
                 let user_id = op.user_id;
-                let kind = op.kind.clone();
+                let kind = op.kind;
                 tracing::info!(operation = %id, kind = %op.kind, state = %op.state, worker = %worker_id, "claimed job");
                 if let Err(error) = run_job(&state, op, &worker_id).await {
                     if crate::error::is_database_unreachable(&error) {
@@ -154,7 +155,7 @@ async fn worker_loop(state: AppState, worker_id: String) {
                         continue;
                     }
                     tracing::error!(operation = %id, error = format!("{error:#}"), "job failed");
-                    crate::infra::observability::operation_finished(&kind, "failed");
+                    crate::infra::observability::operation_finished(kind, OperationState::Failed);
                     if let Ok(mut conn) = state.db.get().await
                         && let Ok(None) =
                             db::operations::fail(&mut conn, id, &worker_id, &format!("{error:#}"))
@@ -199,16 +200,16 @@ pub struct JobContext {
     pub progress: Arc<Progress>,
     /// Set when the claim was lost or the process shuts down.
     pub abandoned: Arc<std::sync::atomic::AtomicBool>,
-    pub phase: Arc<std::sync::Mutex<(String, &'static str)>>,
+    pub phase: Arc<std::sync::Mutex<(OperationState, Phase)>>,
     /// Seconds spent in each phase, written with every phase change.
     pub timings: std::sync::Mutex<timings::PhaseTimings>,
 }
 
 impl JobContext {
-    /// Records the phase (state name, phase name) for snapshots and the row,
-    /// with the time of the phase it ends.
-    pub async fn set_phase(&self, state: &str, phase: &'static str) -> anyhow::Result<()> {
-        *self.phase.lock().expect("phase lock") = (state.to_string(), phase);
+    /// Records the state and phase for snapshots and the row, with the time
+    /// of the phase it ends.
+    pub async fn set_phase(&self, state: OperationState, phase: Phase) -> anyhow::Result<()> {
+        *self.phase.lock().expect("phase lock") = (state, phase);
         let seconds = self.phase_seconds(Some(phase));
         let mut conn = self.state.db.get().await?;
         db::operations::set_state(&mut conn, self.operation.id, state, Some(phase), &seconds)
@@ -222,20 +223,20 @@ impl JobContext {
     /// Then, in its REPORT phase, the operation's report is computed and
     /// stored for the final version (`api::reports::report_of`), so the first
     /// GetOperationReport finds it; its time is added to the timings.
-    pub async fn finish(&self, state: &'static str, phase: &'static str) -> anyhow::Result<()> {
-        let seconds = self.phase_seconds(Some("report"));
+    pub async fn finish(&self, state: OperationState, phase: Phase) -> anyhow::Result<()> {
+        let seconds = self.phase_seconds(Some(Phase::Report));
         let mut conn = self.state.db.get().await?;
         db::operations::set_counters(&mut conn, self.operation.id, &self.progress.counters())
             .await?;
-        *self.phase.lock().expect("phase lock") = (state.to_string(), phase);
+        *self.phase.lock().expect("phase lock") = (state, phase);
         let row =
             db::operations::set_state(&mut conn, self.operation.id, state, Some(phase), &seconds)
                 .await?;
         drop(conn);
         self.changed().await;
-        crate::infra::observability::operation_finished(&self.operation.kind, state);
-        tracing::info!(operation = %self.operation.id, state, counters = ?self.progress.counters(), "job finished");
-        if row.kind != "undo"
+        crate::infra::observability::operation_finished(self.operation.kind, state);
+        tracing::info!(operation = %self.operation.id, %state, counters = ?self.progress.counters(), "job finished");
+        if row.kind != OperationKind::Undo
             && let Err(error) = crate::api::reports::report_of(&self.state, &row).await
         {
             // The operation is done; its report is computed on request instead.
@@ -267,7 +268,7 @@ impl JobContext {
     }
 
     /// Enters `phase` (None: the job stops) and returns the totals to store.
-    fn phase_seconds(&self, phase: Option<&'static str>) -> serde_json::Value {
+    fn phase_seconds(&self, phase: Option<Phase>) -> serde_json::Value {
         let mut timings = self.timings.lock().expect("timings lock");
         timings.enter(phase, Instant::now());
         timings.to_json()
@@ -311,7 +312,7 @@ async fn run_job(state: &AppState, op: Operation, worker_id: &str) -> anyhow::Re
         worker_id: worker_id.to_string(),
         progress: progress.clone(),
         abandoned: Default::default(),
-        phase: Arc::new(std::sync::Mutex::new((op.state.clone(), "scan"))),
+        phase: Arc::new(std::sync::Mutex::new((op.state, Phase::Scan))),
         timings: std::sync::Mutex::new(timings::PhaseTimings::resume(&op.phase_seconds)),
     });
     state.progress.register(op.id, progress.clone());
@@ -319,9 +320,9 @@ async fn run_job(state: &AppState, op: Operation, worker_id: &str) -> anyhow::Re
     let heartbeat = tokio::spawn(heartbeat_loop(ctx.clone(), stop_rx.clone()));
     let publisher = tokio::spawn(publish_loop(ctx.clone(), stop_rx));
 
-    let result = match op.kind.as_str() {
-        "undo" => undo::run(&ctx).await,
-        _ => organize::run(&ctx).await,
+    let result = match op.kind {
+        OperationKind::Undo => undo::run(&ctx).await,
+        OperationKind::Organize | OperationKind::Deduplicate => organize::run(&ctx).await,
     };
     let _ = stop_tx.send(true);
     state.progress.unregister(op.id);
@@ -336,7 +337,7 @@ async fn run_job(state: &AppState, op: Operation, worker_id: &str) -> anyhow::Re
     if let Ok(mut conn) = state.db.get().await
         && let Ok(Some(row)) = db::operations::find(&mut conn, op.id).await
     {
-        if db::operations::at_rest(&row.state) {
+        if row.state.is_at_rest() {
             let _ = db::operations::release(&mut conn, op.id).await;
         }
         let mut snapshot = convert::snapshot(&row);
@@ -414,7 +415,7 @@ async fn publish_loop(ctx: Arc<JobContext>, mut stop: tokio::sync::watch::Receiv
     let started = Instant::now();
     let id = ctx.operation.id;
     loop {
-        let (state, phase) = ctx.phase.lock().expect("phase lock").clone();
+        let (state, phase) = *ctx.phase.lock().expect("phase lock");
         let p = &ctx.progress;
         let elapsed = started.elapsed().as_secs_f64().max(0.001);
         let done_files = p.done_files.load(Ordering::Relaxed) as f64;
@@ -433,8 +434,8 @@ async fn publish_loop(ctx: Arc<JobContext>, mut stop: tokio::sync::watch::Receiv
         });
         let snapshot = pb::WatchOperationResponse {
             name: format!("{}{id}", convert::OPERATION_COLLECTION),
-            state: convert::operation_state(&state) as i32,
-            phase: convert::operation_phase(Some(phase)) as i32,
+            state: pb::OperationState::from(state) as i32,
+            phase: pb::OperationPhase::from(phase) as i32,
             counters: Some(convert::counters(&p.counters())),
             current_path: p.current(),
             files_per_second,

@@ -54,6 +54,7 @@ use crate::{
         file_records::{JournalChunk, MovedAsPlanned, Outcomes, RecordUpdate},
         models::FileRecord,
     },
+    domain::{OperationKind, OperationState, OperationState as S, Phase, RecordStatus},
     engine::{
         categorize::{Categorizer, CustomRule, SNIFF_BYTES},
         duplicates,
@@ -103,31 +104,40 @@ pub async fn run(ctx: &JobContext) -> anyhow::Result<()> {
     );
     // Whether this run wrote the journal it is about to apply.
     let mut just_planned = false;
-    match (op.state.as_str(), op.phase.as_deref()) {
-        ("cancelling", _) => return finish(ctx, "cancelled").await,
-        ("applying", _) | ("queued", Some("apply")) => {}
-        _ => {
+    match (op.state, op.phase) {
+        (S::Cancelling, _) => return finish(ctx, S::Cancelled).await,
+        (S::Applying, _) | (S::Queued, Some(Phase::Apply)) => {}
+        // New, or a plan interrupted by a crash (redone from scratch).
+        (S::Queued | S::Running, _) => {
             just_planned = true;
             match plan_phase(ctx, &root, &options).await? {
                 Some(Interrupted::Abandoned) => return Ok(()),
-                Some(Interrupted::Cancelled) => return finish(ctx, "cancelled").await,
+                Some(Interrupted::Cancelled) => return finish(ctx, S::Cancelled).await,
                 None => {}
             }
             if op.dry_run {
-                return finish(ctx, "planned").await;
+                return finish(ctx, S::Planned).await;
             }
+        }
+        // `db::operations::claim` never hands out an operation at rest.
+        (S::Planned | S::Succeeded | S::Failed | S::Cancelled, _) => {
+            anyhow::bail!("an operation that is {} has no job to run", op.state)
         }
     }
     match apply_phase(ctx, &root, &options, just_planned).await? {
         Some(Interrupted::Abandoned) => Ok(()),
-        Some(Interrupted::Cancelled) => finish(ctx, "cancelled").await,
-        None => finish(ctx, "succeeded").await,
+        Some(Interrupted::Cancelled) => finish(ctx, S::Cancelled).await,
+        None => finish(ctx, S::Succeeded).await,
     }
 }
 
 /// Persists the final counters and state.
-async fn finish(ctx: &JobContext, state: &'static str) -> anyhow::Result<()> {
-    let phase = if state == "planned" { "plan" } else { "report" };
+async fn finish(ctx: &JobContext, state: OperationState) -> anyhow::Result<()> {
+    let phase = if state == S::Planned {
+        Phase::Plan
+    } else {
+        Phase::Report
+    };
     ctx.finish(state, phase).await
 }
 
@@ -188,7 +198,7 @@ async fn plan_phase(
         tracing::warn!(%error, "ignoring an invalid part of a custom category");
     }
 
-    ctx.set_phase("running", "scan").await?;
+    ctx.set_phase(S::Running, Phase::Scan).await?;
     let progress = ctx.progress.clone();
     let scan_root = root.clone();
     let scanned = tokio::task::spawn_blocking(move || {
@@ -200,7 +210,7 @@ async fn plan_phase(
         return Ok(Some(i));
     }
 
-    ctx.set_phase("running", "categorize").await?;
+    ctx.set_phase(S::Running, Phase::Categorize).await?;
     let progress = ctx.progress.clone();
     let cat_root = root.clone();
     let (scanned, categories) = tokio::task::spawn_blocking(move || {
@@ -231,7 +241,7 @@ async fn plan_phase(
         return Ok(Some(i));
     }
 
-    ctx.set_phase("running", "hash").await?;
+    ctx.set_phase(S::Running, Phase::Hash).await?;
     let progress = ctx.progress.clone();
     let hash_root = root.clone();
     let threads = ctx.state.config.hash_threads;
@@ -252,12 +262,12 @@ async fn plan_phase(
     // Plan and journal run as a pipeline: the planner (a blocking thread)
     // sends rows in chunks through a small bounded channel to the COPY
     // writer, so at most a few chunks of the plan are in memory at once.
-    ctx.set_phase("running", "plan").await?;
+    ctx.set_phase(S::Running, Phase::Plan).await?;
     let plan_root = root.clone();
     let operation_id = op.id;
     let duplicate_policy = options.duplicate_policy();
     let conflict_policy = options.conflict_policy();
-    let only_duplicates = op.kind == "deduplicate";
+    let only_duplicates = op.kind == OperationKind::Deduplicate;
     let (sender, receiver) = tokio::sync::mpsc::channel(JOURNAL_CHUNKS_IN_FLIGHT);
     let planner = tokio::task::spawn_blocking(move || {
         let (mut planned, mut skipped) = (0i64, 0i64);
@@ -277,7 +287,7 @@ async fn plan_phase(
             },
             &scanned,
             &mut |row| {
-                if row.status == "planned" {
+                if row.status == RecordStatus::Planned {
                     planned += 1;
                 } else {
                     skipped += 1;
@@ -306,7 +316,7 @@ async fn plan_phase(
             // Every file is planned; what is left is the journal's: the
             // COPY's last chunks, its statement triggers and the commit.
             if planner.is_ok() {
-                ctx.set_phase("running", "journal").await?;
+                ctx.set_phase(S::Running, Phase::Journal).await?;
             }
             (planner, written.await)
         }
@@ -358,7 +368,7 @@ async fn apply_phase(
     just_planned: bool,
 ) -> anyhow::Result<Option<Interrupted>> {
     let op = &ctx.operation;
-    ctx.set_phase("applying", "apply").await?;
+    ctx.set_phase(S::Applying, Phase::Apply).await?;
     // Temp files of a cross-device copy cut short by a crash.
     let sweep_root = root.clone();
     let swept = tokio::task::spawn_blocking(move || sweep_root.sweep_temp_files()).await?;
@@ -422,7 +432,7 @@ async fn apply_phase(
                 let batch = db::file_records::batch_ascending(
                     &mut conn,
                     id,
-                    &["planned"],
+                    &[RecordStatus::Planned],
                     after,
                     APPLY_BATCH,
                 )
@@ -497,7 +507,7 @@ async fn apply_phase(
         return Ok(interrupted);
     }
     if options.remove_empty_dirs {
-        ctx.set_phase("applying", "cleanup").await?;
+        ctx.set_phase(S::Applying, Phase::Cleanup).await?;
         let source = UserPath::parse(&op.source_path)?;
         let cleanup_root = root.clone();
         tokio::task::spawn_blocking(move || {
@@ -578,21 +588,21 @@ fn apply_batch(
         progress.set_current(&record.original_path);
         let update = apply_one(root, &mut mover, record, conflict, mark_duplicates);
         crate::infra::observability::file_organized(&record.category, update.status);
-        match update.status {
-            "completed" | "duplicate" => {
-                Progress::add(&progress.files_moved, 1);
-                Progress::add(&progress.bytes_moved, record.size_bytes);
-                // A folder's files are neighbours in the journal (scan
-                // order): one entry per run, not per file, for the cleanup's
-                // ordered set (a million path comparisons otherwise).
-                let folder = record.original_path.rsplit_once('/').map(|(p, _)| p);
-                if folder.is_some() && folder != last_folder {
-                    last_folder = folder;
-                    dirs.extend(folder.and_then(|f| UserPath::parse(f).ok()));
-                }
+        if update.status.is_moved() {
+            Progress::add(&progress.files_moved, 1);
+            Progress::add(&progress.bytes_moved, record.size_bytes);
+            // A folder's files are neighbours in the journal (scan
+            // order): one entry per run, not per file, for the cleanup's
+            // ordered set (a million path comparisons otherwise).
+            let folder = record.original_path.rsplit_once('/').map(|(p, _)| p);
+            if folder.is_some() && folder != last_folder {
+                last_folder = folder;
+                dirs.extend(folder.and_then(|f| UserPath::parse(f).ok()));
             }
-            "skipped" => Progress::add(&progress.files_skipped, 1),
-            _ => Progress::add(&progress.files_failed, 1),
+        } else if update.status == RecordStatus::Skipped {
+            Progress::add(&progress.files_skipped, 1);
+        } else {
+            Progress::add(&progress.files_failed, 1);
         }
         progress.step(record.size_bytes);
         if !moved_as_planned(record, &update, mark_duplicates) {
@@ -620,11 +630,11 @@ fn apply_batch(
 
 /// The status of a moved file: duplicates are marked as such unless the
 /// policy only reports them (the SQL of [`MovedAsPlanned`] says the same).
-fn moved_status(record: &FileRecord, mark_duplicates: bool) -> &'static str {
+fn moved_status(record: &FileRecord, mark_duplicates: bool) -> RecordStatus {
     if mark_duplicates && record.duplicate_of.is_some() {
-        "duplicate"
+        RecordStatus::Duplicate
     } else {
-        "completed"
+        RecordStatus::Completed
     }
 }
 
@@ -693,7 +703,7 @@ fn apply_one(
 ) -> RecordUpdate {
     let moved_status = moved_status(record, mark_duplicates);
     let outcome =
-        |status: &'static str, new_path: Option<String>, reason: Option<String>| RecordUpdate {
+        |status: RecordStatus, new_path: Option<String>, reason: Option<String>| RecordUpdate {
             seq: record.seq,
             status,
             new_path,
@@ -706,7 +716,7 @@ fn apply_one(
         record_fingerprint(record),
     ) else {
         return outcome(
-            "failed",
+            RecordStatus::Failed,
             record.new_path.clone(),
             Some("journal entry is incomplete".into()),
         );
@@ -743,7 +753,7 @@ fn apply_one(
                     };
                 }
                 return outcome(
-                    "failed",
+                    RecordStatus::Failed,
                     record.new_path.clone(),
                     Some(MoveError::SourceMissing.reason().to_string()),
                 );
@@ -757,7 +767,7 @@ fn apply_one(
                     Some(free) => target = free,
                     None => {
                         return outcome(
-                            "skipped",
+                            RecordStatus::Skipped,
                             record.new_path.clone(),
                             Some("no free destination name".into()),
                         );
@@ -770,14 +780,14 @@ fn apply_one(
                 | MoveError::NotARegularFile),
             ) => {
                 return outcome(
-                    "skipped",
+                    RecordStatus::Skipped,
                     record.new_path.clone(),
                     Some(error.reason().to_string()),
                 );
             }
             Err(error) => {
                 return outcome(
-                    "failed",
+                    RecordStatus::Failed,
                     record.new_path.clone(),
                     Some(error.reason().to_string()),
                 );

@@ -8,6 +8,7 @@
 //!   cleanly, its source stays intact and its record says why, the other
 //!   files move, and undo brings everything back.
 
+use fileorganizer::domain::RecordStatus;
 use tonic::Code;
 
 use fileorganizer::pb::fileorganizer::v1::{self as pb, FileConflictPolicy, OperationState};
@@ -121,7 +122,7 @@ async fn a_cross_device_move_that_does_not_fit_keeps_its_source() {
         .iter()
         .find(|r| r.original_path == "inbox/big.bin")
         .unwrap();
-    assert_eq!(failed.status, "failed", "{failed:?}");
+    assert_eq!(failed.status, RecordStatus::Failed, "{failed:?}");
     assert_eq!(failed.reason.as_deref(), Some("no space left on device"));
 
     let undone = undo_and_wait(&app, &bea, &op.name).await;

@@ -1,5 +1,6 @@
 //! OperationService and the organize engine, on real files and Postgres.
 
+use fileorganizer::domain::RecordStatus;
 use std::{
     os::unix::ffi::OsStrExt,
     path::{Path, PathBuf},
@@ -267,7 +268,7 @@ async fn organize_sorts_the_tree_and_records_every_decision() {
         ("inbox/noext", "inbox/Images/noext"),
     ] {
         let r = by_path(original);
-        assert_eq!(r.status, "completed", "{r:?}");
+        assert_eq!(r.status, RecordStatus::Completed, "{r:?}");
         assert_eq!(r.new_path.as_deref(), Some(new));
     }
     assert_eq!(by_path("inbox/noext").category, "Images");
@@ -291,7 +292,7 @@ async fn organize_sorts_the_tree_and_records_every_decision() {
         ("inbox/caf\u{FFFD}.jpg", "not valid UTF-8"),
     ] {
         let r = by_path(path);
-        assert_eq!(r.status, "skipped", "{r:?}");
+        assert_eq!(r.status, RecordStatus::Skipped, "{r:?}");
         assert!(
             r.reason.as_deref().unwrap_or_default().contains(reason),
             "{r:?}"
@@ -400,7 +401,7 @@ async fn dry_run_changes_nothing_and_apply_rechecks_each_file() {
     let planned = report_timed(&app, &bob, &op.name).await;
     assert_eq!(phases(&planned), [&planning[..], &[P::Report]].concat());
     let plan = records(&app, &op.name).await;
-    assert!(plan.iter().all(|r| r.status == "planned"));
+    assert!(plan.iter().all(|r| r.status == RecordStatus::Planned));
     assert_eq!(
         plan.iter()
             .find(|r| r.original_path == "box/two.pdf")
@@ -450,7 +451,7 @@ async fn dry_run_changes_nothing_and_apply_rechecks_each_file() {
         .into_iter()
         .find(|r| r.original_path == "box/two.pdf")
         .unwrap();
-    assert_eq!(changed.status, "skipped");
+    assert_eq!(changed.status, RecordStatus::Skipped);
     assert!(changed.reason.unwrap().contains("changed"));
 
     // Applying twice is refused.
@@ -538,19 +539,22 @@ async fn apply_records_every_outcome_across_batches() {
     for (r, p) in journal.iter().zip(&plan) {
         assert_eq!(r.seq, p.seq);
         let moved = if r.duplicate_of.is_some() {
-            "duplicate"
+            RecordStatus::Duplicate
         } else {
-            "completed"
+            RecordStatus::Completed
         };
         if expect_failed.contains(&r.seq) || expect_skipped.contains(&r.seq) {
             let expected = if expect_failed.contains(&r.seq) {
-                "failed"
+                RecordStatus::Failed
             } else {
-                "skipped"
+                RecordStatus::Skipped
             };
             assert_eq!(r.status, expected, "{r:?}");
             assert!(r.reason.is_some(), "{r:?}");
-            assert_eq!(disk.contains_key(&r.original_path), expected == "skipped");
+            assert_eq!(
+                disk.contains_key(&r.original_path),
+                expected == RecordStatus::Skipped
+            );
             continue;
         }
         assert_eq!(r.status, moved, "{r:?}");
@@ -567,7 +571,10 @@ async fn apply_records_every_outcome_across_batches() {
             "{r:?} is still at its old path"
         );
     }
-    let marked = journal.iter().filter(|r| r.status == "duplicate").count();
+    let marked = journal
+        .iter()
+        .filter(|r| r.status == RecordStatus::Duplicate)
+        .count();
     assert!(marked >= 45, "{marked} duplicates marked");
     let counters = done.counters.unwrap();
     assert_eq!(counters.files_failed, 3, "{counters:?}");
@@ -616,9 +623,9 @@ async fn apply_and_undo_step_over_windows_with_nothing_to_do() {
     let disk = tree::snapshot(&lee.root);
     for r in &journal {
         let (status, at) = if r.seq <= settled {
-            ("skipped", &r.original_path)
+            (RecordStatus::Skipped, &r.original_path)
         } else {
-            ("completed", r.new_path.as_ref().unwrap())
+            (RecordStatus::Completed, r.new_path.as_ref().unwrap())
         };
         assert_eq!(r.status, status, "{r:?}");
         assert!(disk.contains_key(at), "{r:?} is not at {at}");
@@ -737,7 +744,7 @@ async fn undo_restores_the_original_tree() {
         records(&app, &op.name)
             .await
             .iter()
-            .filter(|r| r.status == "undone")
+            .filter(|r| r.status == RecordStatus::Undone)
             .count()
             == 7
     );
@@ -816,7 +823,7 @@ async fn undo_never_overwrites_a_file_that_took_the_original_place() {
     );
     assert_eq!(snapshot["in/Documents/report.pdf"], tree::hash_of(b"v1"));
     let record = records(&app, &op.name).await.pop().unwrap();
-    assert_eq!(record.status, "completed");
+    assert_eq!(record.status, RecordStatus::Completed);
     assert!(record.reason.unwrap().contains("occupied"));
 }
 
@@ -892,7 +899,9 @@ async fn cancel_midway_then_undo_restores_everything() {
     // Records agree with the disk: what moved is recorded as moved.
     let recs = records(&app, &op.name).await;
     assert_eq!(
-        recs.iter().filter(|r| r.status == "completed").count() as i64,
+        recs.iter()
+            .filter(|r| r.status == RecordStatus::Completed)
+            .count() as i64,
         moved
     );
     for r in &recs {
@@ -906,7 +915,7 @@ async fn cancel_midway_then_undo_restores_everything() {
             "{r:?} is in {} places",
             at_new as u8 + at_old as u8
         );
-        assert_eq!(r.status == "completed", at_new, "{r:?}");
+        assert_eq!(r.status == RecordStatus::Completed, at_new, "{r:?}");
     }
 
     let undo = app
