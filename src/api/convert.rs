@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use crate::{
     db::models,
     domain::{
-        ConflictPolicy, Counters, DuplicatePolicy, OperationKind, OperationState, Phase,
-        RecordStatus, Role, Word,
+        ConflictPolicy, Counters, DuplicatePolicy, OperationKind, OperationRequest, OperationState,
+        Phase, RecordStatus, Role, Word,
     },
     error::{AppError, AppResult},
     pb::fileorganizer::v1 as pb,
@@ -165,6 +165,41 @@ where
     Ok(D::ALL.iter().copied().find(|d| P::from(*d) == value))
 }
 
+/// What CreateOperation asks for, with its enums read: an UNSPECIFIED kind
+/// or policy is the default one, a number the contract does not define is
+/// INVALID_ARGUMENT naming the field. The rest is checked by
+/// `OperationSpec::parse`.
+pub fn operation_request(op: pb::Operation) -> AppResult<OperationRequest> {
+    let kind = from_request::<OperationKind, pb::OperationKind>(
+        op.kind,
+        "operation.kind",
+        "unknown kind",
+    )?;
+    let duplicate_policy = from_request::<DuplicatePolicy, pb::DuplicatePolicy>(
+        op.duplicate_policy,
+        "operation.duplicate_policy",
+        "unknown policy",
+    )?;
+    let conflict_policy = from_request::<ConflictPolicy, pb::ConflictPolicy>(
+        op.conflict_policy,
+        "operation.conflict_policy",
+        "unknown policy",
+    )?;
+    Ok(OperationRequest {
+        kind: kind.unwrap_or(OperationKind::Organize),
+        source_path: op.source_path,
+        destination_path: op.destination_path,
+        dry_run: op.dry_run,
+        layout_template: op.layout_template,
+        duplicate_policy: duplicate_policy.unwrap_or_default(),
+        conflict_policy: conflict_policy.unwrap_or_default(),
+        include_globs: op.include_globs,
+        exclude_globs: op.exclude_globs,
+        hash_all_files: op.hash_all_files,
+        remove_empty_dirs: op.remove_empty_dirs,
+    })
+}
+
 pub fn counters(c: &Counters) -> pb::OperationCounters {
     pb::OperationCounters {
         files_scanned: c.files_scanned,
@@ -190,8 +225,7 @@ fn error_status(op: &models::Operation) -> Option<crate::pb::google::rpc::Status
 }
 
 pub fn operation(op: &models::Operation, undone_by: Option<uuid::Uuid>) -> pb::Operation {
-    let options: crate::jobs::OperationOptions =
-        serde_json::from_value(op.options.clone()).unwrap_or_default();
+    let options = &op.options;
     pb::Operation {
         name: format!("{OPERATION_COLLECTION}{}", op.id),
         kind: pb::OperationKind::from(op.kind) as i32,
@@ -201,8 +235,8 @@ pub fn operation(op: &models::Operation, undone_by: Option<uuid::Uuid>) -> pb::O
         destination_path: op.destination_path.clone(),
         dry_run: op.dry_run,
         layout_template: options.layout_template.clone(),
-        duplicate_policy: pb::DuplicatePolicy::from(options.duplicate_policy()) as i32,
-        conflict_policy: pb::ConflictPolicy::from(options.conflict_policy()) as i32,
+        duplicate_policy: pb::DuplicatePolicy::from(options.duplicate_policy) as i32,
+        conflict_policy: pb::ConflictPolicy::from(options.conflict_policy) as i32,
         include_globs: options.include_globs.clone(),
         exclude_globs: options.exclude_globs.clone(),
         hash_all_files: options.hash_all_files,
@@ -279,6 +313,150 @@ pub fn snapshot(op: &models::Operation) -> pb::WatchOperationResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every protobuf value of an enum, UNSPECIFIED included.
+    fn all_pb<P: TryFrom<i32>>() -> Vec<P> {
+        (0..64).filter_map(|n| P::try_from(n).ok()).collect()
+    }
+
+    /// Domain → protobuf is one-to-one and misses only UNSPECIFIED, and a
+    /// request's value reads back as the same domain value; UNSPECIFIED
+    /// reads as none, an undefined number as INVALID_ARGUMENT on the field.
+    fn maps_one_to_one<D, P>()
+    where
+        D: Word,
+        P: From<D> + TryFrom<i32> + PartialEq + Copy + Into<i32> + std::fmt::Debug,
+    {
+        let mapped: Vec<P> = D::ALL.iter().map(|d| P::from(*d)).collect();
+        let unspecified: Vec<P> = all_pb::<P>()
+            .into_iter()
+            .filter(|p| !mapped.contains(p))
+            .collect();
+        assert_eq!(
+            unspecified
+                .iter()
+                .map(|p| (*p).into())
+                .collect::<Vec<i32>>(),
+            [0],
+            "{} values without a domain value: {unspecified:?}",
+            D::WHAT
+        );
+        for d in D::ALL {
+            assert_eq!(mapped.iter().filter(|p| **p == P::from(*d)).count(), 1);
+            let raw: i32 = P::from(*d).into();
+            assert_eq!(from_request::<D, P>(raw, "f", "unknown").unwrap(), Some(*d));
+        }
+        assert_eq!(from_request::<D, P>(0, "f", "unknown").unwrap(), None);
+        match from_request::<D, P>(9999, "the.field", "unknown thing") {
+            Err(AppError::InvalidArgument {
+                field, description, ..
+            }) => assert_eq!(
+                (field.as_str(), description.as_str()),
+                ("the.field", "unknown thing")
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_enum_maps_to_protobuf_one_to_one() {
+        maps_one_to_one::<OperationState, pb::OperationState>();
+        maps_one_to_one::<OperationKind, pb::OperationKind>();
+        maps_one_to_one::<Phase, pb::OperationPhase>();
+        maps_one_to_one::<RecordStatus, pb::FileRecordStatus>();
+        maps_one_to_one::<Role, pb::UserRole>();
+        maps_one_to_one::<DuplicatePolicy, pb::DuplicatePolicy>();
+        maps_one_to_one::<ConflictPolicy, pb::ConflictPolicy>();
+    }
+
+    /// The JSON export prints protobuf's enum names without going through
+    /// protobuf (`reports` is below the API): they must agree.
+    #[test]
+    fn export_enum_names_are_protobufs() {
+        use crate::reports::json;
+        for s in OperationState::ALL {
+            assert_eq!(
+                json::state_enum(*s),
+                pb::OperationState::from(*s).as_str_name()
+            );
+        }
+        for k in OperationKind::ALL {
+            assert_eq!(
+                json::kind_enum(*k),
+                pb::OperationKind::from(*k).as_str_name()
+            );
+        }
+        for r in RecordStatus::ALL {
+            assert_eq!(
+                json::status_enum(*r),
+                pb::FileRecordStatus::from(*r).as_str_name()
+            );
+        }
+    }
+
+    fn create(op: pb::Operation) -> AppResult<OperationRequest> {
+        operation_request(op)
+    }
+
+    #[test]
+    fn a_requests_enums_are_read_once_with_their_defaults() {
+        let plain = create(pb::Operation {
+            source_path: "in".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(plain.kind, OperationKind::Organize);
+        assert_eq!(plain.duplicate_policy, DuplicatePolicy::ReportOnly);
+        assert_eq!(plain.conflict_policy, ConflictPolicy::Rename);
+        let chosen = create(pb::Operation {
+            kind: pb::OperationKind::Deduplicate as i32,
+            duplicate_policy: pb::DuplicatePolicy::MoveToDuplicatesFolder as i32,
+            conflict_policy: pb::ConflictPolicy::Skip as i32,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(chosen.kind, OperationKind::Deduplicate);
+        assert_eq!(
+            chosen.duplicate_policy,
+            DuplicatePolicy::MoveToDuplicatesFolder
+        );
+        assert_eq!(chosen.conflict_policy, ConflictPolicy::Skip);
+        for (op, field) in [
+            (
+                pb::Operation {
+                    kind: 77,
+                    ..Default::default()
+                },
+                "operation.kind",
+            ),
+            (
+                pb::Operation {
+                    duplicate_policy: 77,
+                    ..Default::default()
+                },
+                "operation.duplicate_policy",
+            ),
+            (
+                pb::Operation {
+                    conflict_policy: -1,
+                    ..Default::default()
+                },
+                "operation.conflict_policy",
+            ),
+        ] {
+            match create(op) {
+                Err(AppError::InvalidArgument { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+        // UNDO is a defined kind: refused by OperationSpec::parse, not here.
+        let undo = create(pb::Operation {
+            kind: pb::OperationKind::Undo as i32,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(undo.kind, OperationKind::Undo);
+    }
 
     #[test]
     fn phase_durations_come_in_pipeline_order_and_unknown_or_bad_entries_are_left_out() {

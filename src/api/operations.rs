@@ -14,17 +14,14 @@ use crate::{
         self,
         models::{NewOperation, Operation},
     },
-    domain::{OperationKind, OperationState},
-    engine::template::{DEFAULT_TEMPLATE, Template},
+    domain::{OperationKind, OperationSpec, OperationState},
+    engine,
     error::{AppError, AppResult},
-    jobs::{MaxWith, OperationOptions, organize::glob_set},
+    jobs::MaxWith,
     pagination,
     pb::fileorganizer::v1::{self as pb, operation_service_server::OperationService},
     state::AppState,
-    storage::UserPath,
 };
-
-const MAX_GLOBS: usize = 100;
 
 pub struct Operations {
     state: AppState,
@@ -54,24 +51,6 @@ pub fn parse_name(name: &str, field: &str) -> AppResult<Uuid> {
         .ok_or_else(|| AppError::invalid(field, "must be operations/{id}"))
 }
 
-fn check_globs(field: &str, globs: &[String]) -> AppResult<()> {
-    if globs.len() > MAX_GLOBS {
-        return Err(AppError::invalid(field, "at most 100 patterns"));
-    }
-    if let Some(bad) = globs
-        .iter()
-        .find(|g| g.is_empty() || g.len() > 256 || g.contains('\0'))
-    {
-        return Err(AppError::invalid(
-            field,
-            format!("{bad:?} is not a usable pattern"),
-        ));
-    }
-    glob_set(globs)
-        .map(|_| ())
-        .map_err(|e| AppError::invalid(field, e))
-}
-
 impl Operations {
     async fn find(&self, principal: &Principal, name: &str) -> AppResult<Operation> {
         let id = parse_name(name, "name")?;
@@ -86,12 +65,14 @@ impl Operations {
         operation_message(&mut conn, op).await
     }
 
+    /// Checks the request (`OperationSpec::parse`), then the folders on disk
+    /// (`engine::spec::check_on_disk`), then queues the operation.
     async fn create(
         &self,
         principal: Principal,
         req: pb::CreateOperationRequest,
     ) -> AppResult<pb::Operation> {
-        let spec = req
+        let requested = req
             .operation
             .ok_or_else(|| AppError::invalid("operation", "is required"))?;
         let request_id = req.request_id.trim();
@@ -109,149 +90,15 @@ impl Operations {
                 return self.to_pb(&existing).await;
             }
         }
-        let kind = match pb::OperationKind::try_from(spec.kind) {
-            Ok(pb::OperationKind::Unspecified) => OperationKind::Organize,
-            Ok(pb::OperationKind::Organize) => OperationKind::Organize,
-            Ok(pb::OperationKind::Deduplicate) => OperationKind::Deduplicate,
-            Ok(pb::OperationKind::Undo) => {
-                return Err(AppError::invalid(
-                    "operation.kind",
-                    "use UndoOperation to undo an operation",
-                ));
-            }
-            Err(_) => return Err(AppError::invalid("operation.kind", "unknown kind")),
-        };
-        let source = UserPath::parse(&spec.source_path)
-            .map_err(|e| e.into_app_error("operation.source_path"))?;
-        let destination = if spec.destination_path.trim().is_empty() {
-            source.clone()
-        } else {
-            UserPath::parse(&spec.destination_path)
-                .map_err(|e| e.into_app_error("operation.destination_path"))?
-        };
-        let trash = UserPath::parse(crate::engine::plan::TRASH_FOLDER).expect("valid");
-        if destination.starts_with(&trash) {
-            return Err(AppError::invalid(
-                "operation.destination_path",
-                "must not be inside the trash",
-            ));
-        }
-        let template = if spec.layout_template.trim().is_empty() {
-            DEFAULT_TEMPLATE.to_string()
-        } else {
-            spec.layout_template.clone()
-        };
-        Template::parse(&template)
-            .map_err(|e| AppError::invalid("operation.layout_template", e.to_string()))?;
-        check_globs("operation.include_globs", &spec.include_globs)?;
-        check_globs("operation.exclude_globs", &spec.exclude_globs)?;
-        if let Some(excluded) = glob_set(&spec.exclude_globs).ok().flatten() {
-            let inside = destination
-                .as_str()
-                .strip_prefix(source.as_str())
-                .map(|r| r.trim_start_matches('/'));
-            if let Some(relative) = inside.filter(|r| !r.is_empty())
-                && excluded.is_match(relative)
-            {
-                return Err(AppError::invalid(
-                    "operation.destination_path",
-                    "is inside a folder the exclude globs leave out",
-                ));
-            }
-        }
-        let duplicate_policy = match pb::DuplicatePolicy::try_from(spec.duplicate_policy) {
-            Ok(pb::DuplicatePolicy::Unspecified | pb::DuplicatePolicy::ReportOnly) => "report_only",
-            Ok(pb::DuplicatePolicy::MoveToDuplicatesFolder) => "move_to_duplicates_folder",
-            Ok(pb::DuplicatePolicy::MoveToTrash) => "move_to_trash",
-            Err(_) => {
-                return Err(AppError::invalid(
-                    "operation.duplicate_policy",
-                    "unknown policy",
-                ));
-            }
-        };
-        let conflict_policy = match pb::ConflictPolicy::try_from(spec.conflict_policy) {
-            Ok(pb::ConflictPolicy::Unspecified | pb::ConflictPolicy::Rename) => "rename",
-            Ok(pb::ConflictPolicy::Skip) => "skip",
-            Err(_) => {
-                return Err(AppError::invalid(
-                    "operation.conflict_policy",
-                    "unknown policy",
-                ));
-            }
-        };
-
-        // The source must be a folder inside the user's storage, reached
-        // through no symlink. This is a check for a clear early error only:
-        // the job opens the source again, the same way, when it scans it
-        // (a promise about the past protects nothing: issue 18).
+        let spec = OperationSpec::parse(convert::operation_request(requested)?)?;
         let root = self.state.user_root(principal.user_id)?;
-        let probe_root = root;
-        let probe_source = source.clone();
-        let probe_destination = destination.clone();
-        tokio::task::spawn_blocking(move || -> AppResult<()> {
-            probe_root.open_walk(&probe_source).map_err(|e| {
-                if e.kind() == std::io::ErrorKind::NotFound {
-                    AppError::invalid("operation.source_path", "is not a folder in your storage")
-                } else {
-                    crate::storage::io_error_into_app(e, "operation.source_path")
-                }
-            })?;
-            // Every existing part of the destination must be a real folder
-            // (a symbolic link there could lead the moves elsewhere).
-            let field = "operation.destination_path";
-            let mut prefix = crate::storage::UserPath::root();
-            for component in probe_destination.components() {
-                prefix = prefix
-                    .join(component)
-                    .map_err(|e| e.into_app_error(field))?;
-                match probe_root.symlink_metadata(&prefix) {
-                    Ok(meta) if meta.file_type().is_symlink() => {
-                        return Err(AppError::InvalidArgument {
-                            field: field.into(),
-                            description: format!("{prefix} is a symbolic link"),
-                            reason: pb::ErrorReason::PathEscape,
-                        });
-                    }
-                    Ok(meta) if !meta.is_dir() => {
-                        return Err(AppError::invalid(
-                            field,
-                            format!("{prefix} is not a folder"),
-                        ));
-                    }
-                    Ok(_) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-                    Err(e) => return Err(crate::storage::io_error_into_app(e, field)),
-                }
-            }
-            Ok(())
-        })
-        .await??;
-
-        let options = OperationOptions {
-            layout_template: template,
-            duplicate_policy: duplicate_policy.into(),
-            conflict_policy: conflict_policy.into(),
-            include_globs: spec.include_globs.clone(),
-            exclude_globs: spec.exclude_globs.clone(),
-            hash_all_files: spec.hash_all_files,
-            remove_empty_dirs: spec.remove_empty_dirs,
-        };
+        let checked = spec.clone();
+        tokio::task::spawn_blocking(move || engine::spec::check_on_disk(&root, &checked)).await??;
+        let request_id = (!request_id.is_empty()).then_some(request_id);
         let mut conn = self.state.db.get().await?;
         let op = db::operations::insert(
             &mut conn,
-            &NewOperation {
-                id: Uuid::now_v7(),
-                user_id: principal.user_id,
-                kind,
-                state: OperationState::Queued,
-                source_path: source.as_str(),
-                destination_path: destination.as_str(),
-                dry_run: spec.dry_run,
-                options: serde_json::to_value(&options).map_err(AppError::internal)?,
-                undo_of: None,
-                request_id: (!request_id.is_empty()).then_some(request_id),
-            },
+            &NewOperation::queued(principal.user_id, &spec, request_id),
         )
         .await?;
         self.state.jobs_queued.notify_one();
@@ -383,18 +230,7 @@ impl Operations {
         let request_id = req.request_id.trim();
         let op = db::operations::insert(
             &mut conn,
-            &NewOperation {
-                id: Uuid::now_v7(),
-                user_id: principal.user_id,
-                kind: OperationKind::Undo,
-                state: OperationState::Queued,
-                source_path: &target.destination_path,
-                destination_path: &target.source_path,
-                dry_run: false,
-                options: serde_json::json!({}),
-                undo_of: Some(target.id),
-                request_id: (!request_id.is_empty()).then_some(request_id),
-            },
+            &NewOperation::undo(&target, (!request_id.is_empty()).then_some(request_id)),
         )
         .await?;
         // The target now shows `undone_by`.

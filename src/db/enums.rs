@@ -3,8 +3,10 @@
 //!
 //! States, kinds, phases, record statuses and roles are `text` columns
 //! holding the domain's word for each value (`domain::enums`, `as_str` and
-//! `parse`). Reading a word that names no value is a deserialization error,
-//! so the query fails instead of returning a guess.
+//! `parse`); the operation's settings are a `jsonb` column holding
+//! `OperationOptions` as serde writes it (the same words). Reading a word or
+//! a document that names no value is a deserialization error, so the query
+//! fails instead of returning a guess.
 //!
 //! Queries bind these values like any other. The few statements written as
 //! SQL text that need a value inside the text itself (the job queue's state
@@ -13,15 +15,18 @@
 //! [`lit`] and [`list`] from the same words, so they read exactly as if the
 //! words were typed there.
 
+use std::io::Write;
+
 use diesel::{
     deserialize::{self, FromSql},
     pg::{Pg, PgValue},
-    serialize::{self, Output, ToSql},
-    sql_types::Text,
+    serialize::{self, IsNull, Output, ToSql},
+    sql_types::{Jsonb, Text},
 };
 
 use crate::domain::{
-    ConflictPolicy, DuplicatePolicy, OperationKind, OperationState, Phase, RecordStatus, Role, Word,
+    ConflictPolicy, DuplicatePolicy, OperationKind, OperationOptions, OperationState, Phase,
+    RecordStatus, Role, Word,
 };
 
 macro_rules! text_column {
@@ -50,6 +55,22 @@ text_column!(
     DuplicatePolicy,
     ConflictPolicy,
 );
+
+impl ToSql<Jsonb, Pg> for OperationOptions {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        // jsonb's binary format: a version byte, then the JSON text.
+        out.write_all(&[1])?;
+        serde_json::to_writer(out, self)?;
+        Ok(IsNull::No)
+    }
+}
+
+impl FromSql<Jsonb, Pg> for OperationOptions {
+    fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
+        let value = <serde_json::Value as FromSql<Jsonb, Pg>>::from_sql(bytes)?;
+        Ok(serde_json::from_value(value)?)
+    }
+}
 
 /// `value` as an SQL string literal: `'planned'`. Words are lower-case
 /// letters and underscores (a unit test checks every one), so no quoting

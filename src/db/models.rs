@@ -6,7 +6,10 @@ use diesel::prelude::*;
 use uuid::Uuid;
 
 use crate::{
-    domain::{Counters, OperationKind, OperationState, Phase, RecordStatus, Role},
+    domain::{
+        Counters, OperationKind, OperationOptions, OperationSpec, OperationState, Phase,
+        RecordStatus, Role,
+    },
     schema::{api_keys, audit_log, refresh_tokens, users},
 };
 
@@ -111,7 +114,7 @@ pub struct Operation {
     pub source_path: String,
     pub destination_path: String,
     pub dry_run: bool,
-    pub options: serde_json::Value,
+    pub options: OperationOptions,
     pub files_scanned: i64,
     pub files_planned: i64,
     pub files_moved: i64,
@@ -146,9 +149,44 @@ pub struct NewOperation<'a> {
     pub source_path: &'a str,
     pub destination_path: &'a str,
     pub dry_run: bool,
-    pub options: serde_json::Value,
+    pub options: OperationOptions,
     pub undo_of: Option<Uuid>,
     pub request_id: Option<&'a str>,
+}
+
+impl<'a> NewOperation<'a> {
+    /// A queued operation of `user_id` doing what `spec` says.
+    pub fn queued(user_id: Uuid, spec: &'a OperationSpec, request_id: Option<&'a str>) -> Self {
+        NewOperation {
+            id: Uuid::now_v7(),
+            user_id,
+            kind: spec.kind,
+            state: OperationState::Queued,
+            source_path: &spec.source_path,
+            destination_path: &spec.destination_path,
+            dry_run: spec.dry_run,
+            options: spec.options.clone(),
+            undo_of: None,
+            request_id,
+        }
+    }
+
+    /// A queued undo of `target`: it moves files from where the target put
+    /// them back to where they were, and has no settings of its own.
+    pub fn undo(target: &'a Operation, request_id: Option<&'a str>) -> Self {
+        NewOperation {
+            id: Uuid::now_v7(),
+            user_id: target.user_id,
+            kind: OperationKind::Undo,
+            state: OperationState::Queued,
+            source_path: &target.destination_path,
+            destination_path: &target.source_path,
+            dry_run: false,
+            options: OperationOptions::default(),
+            undo_of: Some(target.id),
+            request_id,
+        }
+    }
 }
 
 /// The columns of an operation's [`Counters`], written together.

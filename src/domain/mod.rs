@@ -20,6 +20,7 @@ pub mod counters;
 pub mod enums;
 pub mod journal;
 pub mod report;
+pub mod spec;
 
 pub use counters::Counters;
 pub use enums::{
@@ -28,3 +29,4 @@ pub use enums::{
 };
 pub use journal::JournalRow;
 pub use report::{CategoryShare, DuplicateFile, DuplicateGroup, Record, Report};
+pub use spec::{OperationOptions, OperationRequest, OperationSpec};

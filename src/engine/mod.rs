@@ -12,6 +12,7 @@ pub mod parallel;
 pub mod plan;
 pub mod progress;
 pub mod scan;
+pub mod spec;
 pub mod template;
 
 /// Hands memory freed by the engine back to the operating system.

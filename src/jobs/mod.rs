@@ -28,7 +28,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
@@ -39,55 +38,6 @@ use crate::{
     pb::fileorganizer::v1 as pb,
     state::AppState,
 };
-
-/// The immutable settings of an operation, stored as `operations.options`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct OperationOptions {
-    pub layout_template: String,
-    /// "report_only", "move_to_duplicates_folder" or "move_to_trash".
-    pub duplicate_policy: String,
-    /// "rename" or "skip".
-    pub conflict_policy: String,
-    pub include_globs: Vec<String>,
-    pub exclude_globs: Vec<String>,
-    pub hash_all_files: bool,
-    pub remove_empty_dirs: bool,
-}
-
-impl OperationOptions {
-    pub fn duplicate_policy(&self) -> crate::engine::plan::DuplicatePolicy {
-        use crate::engine::plan::DuplicatePolicy as D;
-        match self.duplicate_policy.as_str() {
-            "move_to_duplicates_folder" => D::MoveToDuplicatesFolder,
-            "move_to_trash" => D::MoveToTrash,
-            _ => D::ReportOnly,
-        }
-    }
-
-    pub fn conflict_policy(&self) -> crate::engine::plan::ConflictPolicy {
-        match self.conflict_policy.as_str() {
-            "skip" => crate::engine::plan::ConflictPolicy::Skip,
-            _ => crate::engine::plan::ConflictPolicy::Rename,
-        }
-    }
-
-    pub fn duplicate_policy_pb(&self) -> pb::DuplicatePolicy {
-        use crate::engine::plan::DuplicatePolicy as D;
-        match self.duplicate_policy() {
-            D::ReportOnly => pb::DuplicatePolicy::ReportOnly,
-            D::MoveToDuplicatesFolder => pb::DuplicatePolicy::MoveToDuplicatesFolder,
-            D::MoveToTrash => pb::DuplicatePolicy::MoveToTrash,
-        }
-    }
-
-    pub fn conflict_policy_pb(&self) -> pb::ConflictPolicy {
-        match self.conflict_policy() {
-            crate::engine::plan::ConflictPolicy::Rename => pb::ConflictPolicy::Rename,
-            crate::engine::plan::ConflictPolicy::Skip => pb::ConflictPolicy::Skip,
-        }
-    }
-}
 
 /// Starts `count` workers, and with them the task that indexes the search
 /// names of finished jobs (`search_names`); they stop when shutdown begins.

@@ -45,22 +45,24 @@ use std::{
 use anyhow::Context;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use globset::{Glob, GlobSet, GlobSetBuilder};
 
-use super::{Interrupted, JobContext, OperationOptions};
+use super::{Interrupted, JobContext};
 use crate::{
     db::{
         self,
         file_records::{JournalChunk, MovedAsPlanned, Outcomes, RecordUpdate},
         models::FileRecord,
     },
-    domain::{OperationKind, OperationState, OperationState as S, Phase, RecordStatus},
+    domain::{
+        OperationKind, OperationOptions, OperationState, OperationState as S, Phase, RecordStatus,
+    },
     engine::{
         categorize::{Categorizer, CustomRule, SNIFF_BYTES},
         duplicates,
         plan::{self, ConflictPolicy, DuplicatePolicy, PlanInput},
         progress::Progress,
         scan::{self, ScanOptions, ScannedFile},
+        spec,
         template::Template,
     },
     storage::{Fingerprint, MoveError, Mover, UserPath, UserRoot},
@@ -73,30 +75,9 @@ const JOURNAL_CHUNK: usize = 4096;
 /// Chunks buffered between the planner and the COPY writer.
 const JOURNAL_CHUNKS_IN_FLIGHT: usize = 4;
 
-pub fn glob_set(patterns: &[String]) -> Result<Option<GlobSet>, String> {
-    if patterns.is_empty() {
-        return Ok(None);
-    }
-    let mut builder = GlobSetBuilder::new();
-    for pattern in patterns {
-        let glob = globset::GlobBuilder::new(pattern)
-            .case_insensitive(true)
-            .literal_separator(false)
-            .build()
-            .map_err(|e| format!("{pattern:?}: {e}"))?;
-        builder.add(glob);
-        // A pattern like "node_modules" also excludes everything below it.
-        if !pattern.contains('/') {
-            builder
-                .add(Glob::new(&format!("**/{pattern}")).map_err(|e| format!("{pattern:?}: {e}"))?);
-        }
-    }
-    builder.build().map(Some).map_err(|e| e.to_string())
-}
-
 pub async fn run(ctx: &JobContext) -> anyhow::Result<()> {
     let op = &ctx.operation;
-    let options: OperationOptions = serde_json::from_value(op.options.clone()).unwrap_or_default();
+    let options = &op.options;
     let root = Arc::new(
         ctx.state
             .user_root(op.user_id)
@@ -110,7 +91,7 @@ pub async fn run(ctx: &JobContext) -> anyhow::Result<()> {
         // New, or a plan interrupted by a crash (redone from scratch).
         (S::Queued | S::Running, _) => {
             just_planned = true;
-            match plan_phase(ctx, &root, &options).await? {
+            match plan_phase(ctx, &root, options).await? {
                 Some(Interrupted::Abandoned) => return Ok(()),
                 Some(Interrupted::Cancelled) => return finish(ctx, S::Cancelled).await,
                 None => {}
@@ -124,7 +105,7 @@ pub async fn run(ctx: &JobContext) -> anyhow::Result<()> {
             anyhow::bail!("an operation that is {} has no job to run", op.state)
         }
     }
-    match apply_phase(ctx, &root, &options, just_planned).await? {
+    match apply_phase(ctx, &root, options, just_planned).await? {
         Some(Interrupted::Abandoned) => Ok(()),
         Some(Interrupted::Cancelled) => finish(ctx, S::Cancelled).await,
         None => finish(ctx, S::Succeeded).await,
@@ -185,8 +166,8 @@ async fn plan_phase(
     })
     .map_err(|e| anyhow::anyhow!("layout template: {e}"))?;
     let scan_options = ScanOptions {
-        exclude: glob_set(&options.exclude_globs).map_err(|e| anyhow::anyhow!(e))?,
-        include: glob_set(&options.include_globs).map_err(|e| anyhow::anyhow!(e))?,
+        exclude: spec::glob_set(&options.exclude_globs).map_err(|e| anyhow::anyhow!(e))?,
+        include: spec::glob_set(&options.include_globs).map_err(|e| anyhow::anyhow!(e))?,
         exclude_dirs: vec![
             destination.join(plan::DUPLICATES_FOLDER)?,
             UserPath::parse(plan::TRASH_FOLDER)?,
@@ -265,8 +246,8 @@ async fn plan_phase(
     ctx.set_phase(S::Running, Phase::Plan).await?;
     let plan_root = root.clone();
     let operation_id = op.id;
-    let duplicate_policy = options.duplicate_policy();
-    let conflict_policy = options.conflict_policy();
+    let duplicate_policy = options.duplicate_policy;
+    let conflict_policy = options.conflict_policy;
     let only_duplicates = op.kind == OperationKind::Deduplicate;
     let (sender, receiver) = tokio::sync::mpsc::channel(JOURNAL_CHUNKS_IN_FLIGHT);
     let planner = tokio::task::spawn_blocking(move || {
@@ -409,8 +390,8 @@ async fn apply_phase(
     }
     ctx.progress.start_phase(remaining, 0);
     drop(conn);
-    let mark_duplicates = options.duplicate_policy() != DuplicatePolicy::ReportOnly;
-    let conflict = options.conflict_policy();
+    let mark_duplicates = options.duplicate_policy != DuplicatePolicy::ReportOnly;
+    let conflict = options.conflict_policy;
     let mut touched_dirs: BTreeSet<UserPath> = BTreeSet::new();
     // Pipelined: batch N's outcomes are written while batch N+1's files
     // move, so the disk and the database work at the same time. At most one

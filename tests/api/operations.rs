@@ -1284,3 +1284,96 @@ async fn one_users_operations_never_run_at_the_same_time() {
     // Nothing was lost between them.
     assert_eq!(tree::content_multiset(&lee.root).len(), 400);
 }
+
+/// Every state and phase is stored as its word and read back as itself; a
+/// row holding a word (or, in its settings, a policy) this version does not
+/// know fails to load, and the API answers INTERNAL instead of guessing
+/// (an unknown duplicate policy used to read as "report only").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_words_round_trip_and_unknown_ones_are_errors() {
+    use fileorganizer::{
+        db,
+        domain::{DuplicatePolicy, OperationState as State, Phase},
+        schema::operations,
+    };
+    let app = TestApp::spawn().await;
+    let ann = user(&app, "words").await;
+    tree::write(&ann.root, "in/a.txt", b"a");
+    let op = plan(
+        &app,
+        &ann,
+        pb::Operation {
+            duplicate_policy: pb::DuplicatePolicy::MoveToTrash as i32,
+            ..organize("in")
+        },
+    )
+    .await;
+    let id = uuid::Uuid::parse_str(op.name.trim_start_matches("operations/")).unwrap();
+    let mut conn = app.db().await;
+    let stored = db::operations::find(&mut conn, id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.options.duplicate_policy,
+        DuplicatePolicy::MoveToTrash
+    );
+    // Held by a live "worker", so that no real one claims the job while it
+    // looks runnable.
+    diesel::update(operations::table.find(id))
+        .set((
+            operations::worker_id.eq("held-by-this-test"),
+            operations::heartbeat_at.eq(chrono::Utc::now() + chrono::Duration::hours(1)),
+        ))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    for (state, phase) in State::ALL.iter().zip(Phase::ALL.iter().cycle()) {
+        diesel::update(operations::table.find(id))
+            .set((operations::state.eq(state), operations::phase.eq(phase)))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let word: (String, Option<String>) = operations::table
+            .find(id)
+            .select((operations::state, operations::phase))
+            .first(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(word, (state.to_string(), Some(phase.to_string())));
+        let row = db::operations::find(&mut conn, id).await.unwrap().unwrap();
+        assert_eq!((row.state, row.phase), (*state, Some(*phase)));
+    }
+
+    let list = || async {
+        app.operations()
+            .list_operations(bearer(pb::ListOperationsRequest::default(), &ann.token))
+            .await
+    };
+    assert!(list().await.is_ok());
+    for (column, value) in [
+        ("state", "'paused'"),
+        ("phase", "'polish'"),
+        ("options", r#"'{"duplicate_policy": "delete_them"}'::jsonb"#),
+    ] {
+        diesel::sql_query(format!(
+            "UPDATE operations SET {column} = {value} WHERE id = $1"
+        ))
+        .bind::<diesel::sql_types::Uuid, _>(id)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        let error = db::operations::find(&mut conn, id).await.unwrap_err();
+        assert!(
+            matches!(error, diesel::result::Error::DeserializationError(_)),
+            "{column}: {error:?}"
+        );
+        assert_code(list().await, Code::Internal);
+        // Put it back for the next column.
+        diesel::sql_query(
+            "UPDATE operations SET state = 'planned', phase = 'plan', options = '{}' WHERE id = $1",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(id)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        assert!(list().await.is_ok(), "{column}");
+    }
+}

@@ -936,7 +936,7 @@ async fn synthetic_operation(app: &TestApp, u: &User, count: i64, pairs: i64) ->
             source_path: "bulk",
             destination_path: "bulk",
             dry_run: false,
-            options: serde_json::json!({}),
+            options: domain::OperationOptions::default(),
             undo_of: None,
             request_id: None,
         },
