@@ -1,12 +1,15 @@
-//! Conversions between database rows and protobuf messages.
+//! Conversions between the domain (and database rows) and protobuf messages:
+//! the one place that knows both. The enums map variant to variant here and
+//! nowhere else.
 
 use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
 use crate::{
     db::models,
     domain::{
-        ConflictPolicy, Counters, DuplicatePolicy, OperationKind, OperationRequest, OperationState,
-        Phase, RecordStatus, Role, Word,
+        ConflictPolicy, Counters, DuplicateGroup, DuplicatePolicy, OperationKind, OperationRequest,
+        OperationState, Phase, Record, RecordStatus, Report, Role, Word, report::record_name,
     },
     error::{AppError, AppResult},
     pb::fileorganizer::v1 as pb,
@@ -224,7 +227,7 @@ fn error_status(op: &models::Operation) -> Option<crate::pb::google::rpc::Status
         })
 }
 
-pub fn operation(op: &models::Operation, undone_by: Option<uuid::Uuid>) -> pb::Operation {
+pub fn operation(op: &models::Operation, undone_by: Option<Uuid>) -> pb::Operation {
     let options = &op.options;
     pb::Operation {
         name: format!("{OPERATION_COLLECTION}{}", op.id),
@@ -307,6 +310,90 @@ pub fn snapshot(op: &models::Operation) -> pb::WatchOperationResponse {
         eta: None,
         error: error_status(op),
         snapshot_time: Some(timestamp(chrono::Utc::now())),
+    }
+}
+
+/// A journal record as reports show it.
+pub fn report_record(operation_id: Uuid, r: &Record) -> pb::FileRecord {
+    pb::FileRecord {
+        name: record_name(operation_id, r.seq),
+        operation: format!("{}{operation_id}", OPERATION_COLLECTION),
+        seq: r.seq,
+        original_path: r.original_path.clone(),
+        new_path: r.new_path.clone().unwrap_or_default(),
+        size_bytes: r.size_bytes,
+        modify_time: r.modify_time.map(timestamp),
+        content_hash: r
+            .content_hash
+            .as_deref()
+            .map(hex::encode)
+            .unwrap_or_default(),
+        category: r.category.clone(),
+        duplicate_of: r
+            .duplicate_of
+            .map(|seq| record_name(operation_id, seq))
+            .unwrap_or_default(),
+        duplicate_of_path: r.duplicate_of_path.clone().unwrap_or_default(),
+        status: pb::FileRecordStatus::from(r.status) as i32,
+        reason: r.reason.clone().unwrap_or_default(),
+        create_time: Some(timestamp(r.create_time)),
+        // The journal keeps no time of the last status change.
+        update_time: None,
+    }
+}
+
+pub fn duplicate_group(operation_id: Uuid, g: DuplicateGroup) -> pb::DuplicateGroup {
+    pb::DuplicateGroup {
+        content_hash: hex::encode(&g.content_hash),
+        size_bytes: g.size_bytes,
+        file_count: g.file_count,
+        reclaimable_bytes: g.reclaimable_bytes,
+        kept_path: g.kept_path,
+        files: g
+            .files
+            .into_iter()
+            .map(|f| pb::DuplicateFile {
+                file_record: record_name(operation_id, f.seq),
+                original_path: f.original_path,
+                path: f.path,
+                modify_time: f.modify_time.map(timestamp),
+                kept: f.kept,
+            })
+            .collect(),
+    }
+}
+
+pub fn report(r: &Report) -> pb::OperationReport {
+    pb::OperationReport {
+        name: r.name(),
+        operation: r.operation_name(),
+        kind: pb::OperationKind::from(r.kind) as i32,
+        state: pb::OperationState::from(r.state) as i32,
+        dry_run: r.dry_run,
+        start_time: r.start_time.map(timestamp),
+        end_time: r.end_time.map(timestamp),
+        duration: r.duration.map(duration),
+        totals: Some(counters(&r.totals)),
+        categories: r
+            .categories
+            .iter()
+            .map(|c| pb::CategoryBreakdown {
+                category: c.category.clone(),
+                file_count: c.file_count,
+                size_bytes: c.size_bytes,
+                percentage: c.percentage,
+            })
+            .collect(),
+        top_categories: r.top_categories.clone(),
+        largest_files: r
+            .largest_files
+            .iter()
+            .map(|f| report_record(r.operation_id, f))
+            .collect(),
+        duplicate_group_count: r.duplicate_group_count,
+        duplicate_file_count: r.duplicate_file_count,
+        reclaimable_bytes: r.reclaimable_bytes,
+        compute_time: Some(timestamp(r.compute_time)),
     }
 }
 

@@ -1,6 +1,6 @@
 //! Values computed from an operation's whole journal, stored while the
 //! journal is at rest (`operation_memos`, migration 000019): the report of
-//! GetOperationReport and the status counts of ListFileRecords. `api::memo`
+//! GetOperationReport and the status counts of ListFileRecords. `infra::memo`
 //! reads and fills them.
 //!
 //! A value is stored under the *version* of the operation it was computed

@@ -171,7 +171,7 @@ impl JobContext {
     /// Ends the job in `state` (a final state, or `planned`), its counters
     /// and the time of its last phase written first, and shown in `phase`.
     /// Then, in its REPORT phase, the operation's report is computed and
-    /// stored for the final version (`api::reports::report_of`), so the first
+    /// stored for the final version (`reports::report_of`), so the first
     /// GetOperationReport finds it; its time is added to the timings.
     pub async fn finish(&self, state: OperationState, phase: Phase) -> anyhow::Result<()> {
         let seconds = self.phase_seconds(Some(Phase::Report));
@@ -187,7 +187,7 @@ impl JobContext {
         crate::infra::observability::operation_finished(self.operation.kind, state);
         tracing::info!(operation = %self.operation.id, %state, counters = ?self.progress.counters(), "job finished");
         if row.kind != OperationKind::Undo
-            && let Err(error) = crate::api::reports::report_of(&self.state, &row).await
+            && let Err(error) = crate::reports::report_of(&self.state, &row).await
         {
             // The operation is done; its report is computed on request instead.
             tracing::warn!(operation = %row.id, error = %error, "computing the report failed");

@@ -18,6 +18,7 @@
 //! [`Format::needs_groups`], [`Format::needs_records`]): a writer must not
 //! rely on being called for them.
 
+pub mod compute;
 pub mod csv;
 pub mod html;
 pub mod json;
@@ -30,6 +31,7 @@ pub use crate::domain::report::{
     CategoryShare, DuplicateFile, DuplicateGroup, LARGEST_FILES, Record, Report, TOP_CATEGORIES,
     category_shares, record_name,
 };
+pub use compute::{REPORT_MEMO, compute, report_of};
 
 /// An export format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,6 +20,7 @@ use crate::{
     },
     domain::RecordStatus,
     error::{AppError, AppResult},
+    infra::memo::{self, Memo},
     pagination,
     pb::fileorganizer::v1::{self as pb, FileRecordStatus},
 };
@@ -30,6 +31,18 @@ const RECORDS_TAG: u8 = b'r';
 const SEARCH_TAG: u8 = b's';
 /// Shortest name substring SearchFiles accepts (the trigram index needs 3).
 const MIN_NAME_CHARS: usize = 3;
+
+/// The counts of a ListFileRecords page are stored as the API's message
+/// (`infra::memo`).
+impl Memo for pb::ListFileRecordsResponse {
+    fn encode(&self) -> AppResult<Vec<u8>> {
+        Ok(prost::Message::encode_to_vec(self))
+    }
+
+    fn decode(bytes: &[u8]) -> AppResult<Self> {
+        <Self as prost::Message>::decode(bytes).map_err(AppError::internal)
+    }
+}
 
 /// The API form of a record.
 fn file_record(row: &RecordRow) -> pb::FileRecord {
@@ -191,7 +204,7 @@ pub(super) async fn list_file_records(
         filter.duplicates_only,
         filter.category.as_deref().unwrap_or_default()
     );
-    let counted = crate::api::memo::memoized(&files.state, &operation, &kind, || async {
+    let counted = memo::memoized(&files.state, &operation, &kind, || async {
         let mut conn = files.state.db.get().await?;
         let counts = db::file_search::status_counts(&mut conn, operation_id, &filter).await?;
         Ok(pb::ListFileRecordsResponse {
