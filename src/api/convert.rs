@@ -9,7 +9,8 @@ use crate::{
     db::models,
     domain::{
         ConflictPolicy, Counters, DuplicateGroup, DuplicatePolicy, OperationKind, OperationRequest,
-        OperationState, Phase, Record, RecordStatus, Report, Role, Word, report::record_name,
+        OperationState, Phase, Record, RecordStatus, Report, Role, Snapshot, Word,
+        report::record_name,
     },
     error::{AppError, AppResult},
     pb::fileorganizer::v1 as pb,
@@ -217,14 +218,13 @@ pub fn counters(c: &Counters) -> pb::OperationCounters {
     }
 }
 
-fn error_status(op: &models::Operation) -> Option<crate::pb::google::rpc::Status> {
-    op.error
-        .as_ref()
-        .map(|message| crate::pb::google::rpc::Status {
-            code: tonic::Code::Internal as i32,
-            message: message.clone(),
-            details: Vec::new(),
-        })
+/// Why an operation failed, as a status.
+fn error_status(message: &str) -> crate::pb::google::rpc::Status {
+    crate::pb::google::rpc::Status {
+        code: tonic::Code::Internal as i32,
+        message: message.to_string(),
+        details: Vec::new(),
+    }
 }
 
 pub fn operation(op: &models::Operation, undone_by: Option<Uuid>) -> pb::Operation {
@@ -245,7 +245,7 @@ pub fn operation(op: &models::Operation, undone_by: Option<Uuid>) -> pb::Operati
         hash_all_files: options.hash_all_files,
         remove_empty_dirs: options.remove_empty_dirs,
         counters: Some(counters(&op.counters())),
-        error: error_status(op),
+        error: op.error.as_deref().map(error_status),
         undo_of: op
             .undo_of
             .map(|id| format!("{OPERATION_COLLECTION}{id}"))
@@ -288,28 +288,20 @@ pub fn phase_durations(seconds: &serde_json::Value) -> Vec<pb::PhaseDuration> {
     durations
 }
 
-/// A progress snapshot from what the database knows (no rates).
-pub fn snapshot(op: &models::Operation) -> pb::WatchOperationResponse {
-    let c = op.counters();
-    let percent = match op.state {
-        OperationState::Succeeded | OperationState::Planned => 100.0,
-        _ if c.files_planned > 0 => {
-            100.0 * (c.files_moved + c.files_failed) as f64 / c.files_planned.max(1) as f64
-        }
-        _ => 0.0,
-    };
+/// A progress snapshot, live from a job or made from the row.
+pub fn snapshot(s: &Snapshot) -> pb::WatchOperationResponse {
     pb::WatchOperationResponse {
-        name: format!("{OPERATION_COLLECTION}{}", op.id),
-        state: pb::OperationState::from(op.state) as i32,
-        phase: phase(op.phase) as i32,
-        counters: Some(counters(&c)),
-        current_path: String::new(),
-        files_per_second: 0.0,
-        bytes_per_second: 0.0,
-        progress_percent: percent.min(100.0),
-        eta: None,
-        error: error_status(op),
-        snapshot_time: Some(timestamp(chrono::Utc::now())),
+        name: format!("{OPERATION_COLLECTION}{}", s.operation_id),
+        state: pb::OperationState::from(s.state) as i32,
+        phase: phase(s.phase) as i32,
+        counters: Some(counters(&s.counters)),
+        current_path: s.current_path.clone(),
+        files_per_second: s.files_per_second,
+        bytes_per_second: s.bytes_per_second,
+        progress_percent: s.progress_percent,
+        eta: s.eta.map(duration),
+        error: s.error.as_deref().map(error_status),
+        snapshot_time: Some(timestamp(s.time)),
     }
 }
 

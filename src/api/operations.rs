@@ -14,10 +14,9 @@ use crate::{
         self,
         models::{NewOperation, Operation},
     },
-    domain::{OperationKind, OperationSpec, OperationState},
+    domain::{Counters, OperationKind, OperationSpec, OperationState},
     engine,
     error::{AppError, AppResult},
-    jobs::MaxWith,
     pagination,
     pb::fileorganizer::v1::{self as pb, operation_service_server::OperationService},
     state::AppState,
@@ -260,17 +259,18 @@ impl Operations {
             let mut live = state.progress.watch(id);
             let mut last_live = tokio::time::Instant::now() - Duration::from_secs(60);
             let mut shutdown = state.shutting_down.clone();
-            let mut last: Option<pb::OperationCounters> = None;
-            let mut snapshot = convert::snapshot(&op);
+            let mut last: Option<Counters> = None;
+            let mut snapshot = op.snapshot();
             let mut poll = tokio::time::interval(Duration::from_secs(1));
             poll.tick().await;
             loop {
                 // Never let counters go backwards between sources.
-                let counters = snapshot.counters.take().unwrap_or_default().max_with(last);
-                last = Some(counters);
-                snapshot.counters = Some(counters);
-                let ended = is_resting(snapshot.state);
-                if tx.send(Ok(snapshot)).await.is_err() {
+                if let Some(last) = last {
+                    snapshot.counters = snapshot.counters.max_with(last);
+                }
+                last = Some(snapshot.counters);
+                let ended = snapshot.state.is_at_rest();
+                if tx.send(Ok(convert::snapshot(&snapshot))).await.is_err() {
                     return; // the client left
                 }
                 if ended {
@@ -289,9 +289,9 @@ impl Operations {
                         _ = poll.tick() => {
                             let Ok(mut conn) = state.db.get().await else { continue };
                             if let Ok(Some(row)) = db::operations::find(&mut conn, id).await {
-                                let polled = convert::snapshot(&row);
+                                let polled = row.snapshot();
                                 // Live snapshots are fresher while they flow.
-                                if is_resting(polled.state) || last_live.elapsed() > Duration::from_secs(2) {
+                                if polled.state.is_at_rest() || last_live.elapsed() > Duration::from_secs(2) {
                                     next = Some(polled);
                                 }
                             }
@@ -312,15 +312,6 @@ impl Operations {
             Box::pin(ReceiverStream::new(rx)),
         ))
     }
-}
-
-/// States in which nothing more happens without a new request.
-fn is_resting(state: i32) -> bool {
-    use pb::OperationState as S;
-    matches!(
-        S::try_from(state),
-        Ok(S::Succeeded | S::Failed | S::Cancelled | S::Planned)
-    )
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchOperationResponse, Status>> + Send>>;
@@ -366,7 +357,7 @@ impl OperationService for Operations {
                     .ok_or_else(|| AppError::not_found(req.name.clone()))?;
             drop(conn);
             let message = convert::operation(&op, undone_by);
-            if is_resting(message.state) {
+            if op.state.is_at_rest() {
                 cache
                     .put("operation", &key, &message, cache.ttls.operation)
                     .await;

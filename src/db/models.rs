@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::{
     domain::{
         Counters, OperationKind, OperationOptions, OperationSpec, OperationState, Phase,
-        RecordStatus, Role,
+        RecordStatus, Role, Snapshot,
     },
     schema::{api_keys, audit_log, refresh_tokens, users},
 };
@@ -221,6 +221,17 @@ impl From<Counters> for CounterColumns {
 }
 
 impl Operation {
+    /// Its progress as the row tells it (no rates, no current file).
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot::persisted(
+            self.id,
+            self.state,
+            self.phase,
+            self.counters(),
+            self.error.clone(),
+        )
+    }
+
     pub fn counters(&self) -> Counters {
         Counters {
             files_scanned: self.files_scanned,

@@ -20,6 +20,7 @@ pub mod counters;
 pub mod enums;
 pub mod journal;
 pub mod report;
+pub mod snapshot;
 pub mod spec;
 
 pub use counters::Counters;
@@ -29,4 +30,5 @@ pub use enums::{
 };
 pub use journal::JournalRow;
 pub use report::{CategoryShare, DuplicateFile, DuplicateGroup, Record, Report};
+pub use snapshot::Snapshot;
 pub use spec::{OperationOptions, OperationRequest, OperationSpec};

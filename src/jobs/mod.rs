@@ -31,11 +31,9 @@ use std::{
 use uuid::Uuid;
 
 use crate::{
-    api::convert,
     db::{self, models::Operation},
-    domain::{OperationKind, OperationState, Phase},
+    domain::{OperationKind, OperationState, Phase, Snapshot},
     engine::progress::Progress,
-    pb::fileorganizer::v1 as pb,
     state::AppState,
 };
 
@@ -290,37 +288,14 @@ async fn run_job(state: &AppState, op: Operation, worker_id: &str) -> anyhow::Re
         if row.state.is_at_rest() {
             let _ = db::operations::release(&mut conn, op.id).await;
         }
-        let mut snapshot = convert::snapshot(&row);
-        snapshot.counters =
-            Some(convert::counters(&progress.counters()).max_with(snapshot.counters));
+        let mut snapshot = row.snapshot();
+        snapshot.counters = progress.counters().max_with(snapshot.counters);
         if let Some(redis) = &state.redis {
             hub::publish_redis(redis, &state.config.redis_key_prefix, op.id, &snapshot).await;
         }
         state.progress.publish(op.id, snapshot);
     }
     result
-}
-
-/// Per-field maximum, so snapshots never go backwards.
-pub trait MaxWith {
-    fn max_with(self, other: Option<pb::OperationCounters>) -> pb::OperationCounters;
-}
-
-impl MaxWith for pb::OperationCounters {
-    fn max_with(self, other: Option<pb::OperationCounters>) -> pb::OperationCounters {
-        let Some(o) = other else { return self };
-        pb::OperationCounters {
-            files_scanned: self.files_scanned.max(o.files_scanned),
-            files_planned: self.files_planned.max(o.files_planned),
-            files_moved: self.files_moved.max(o.files_moved),
-            files_skipped: self.files_skipped.max(o.files_skipped),
-            files_failed: self.files_failed.max(o.files_failed),
-            duplicates_found: self.duplicates_found.max(o.duplicates_found),
-            bytes_scanned: self.bytes_scanned.max(o.bytes_scanned),
-            bytes_moved: self.bytes_moved.max(o.bytes_moved),
-            reclaimable_bytes: self.reclaimable_bytes.max(o.reclaimable_bytes),
-        }
-    }
 }
 
 /// Renews the claim and persists counters every JOB_HEARTBEAT_MS; picks up
@@ -377,23 +352,20 @@ async fn publish_loop(ctx: Arc<JobContext>, mut stop: tokio::sync::watch::Receiv
         } else {
             0.0
         };
-        let eta = (files_per_second > 0.0 && total_files > done_files).then(|| {
-            convert::duration(Duration::from_secs_f64(
-                (total_files - done_files) / files_per_second,
-            ))
-        });
-        let snapshot = pb::WatchOperationResponse {
-            name: format!("{}{id}", convert::OPERATION_COLLECTION),
-            state: pb::OperationState::from(state) as i32,
-            phase: pb::OperationPhase::from(phase) as i32,
-            counters: Some(convert::counters(&p.counters())),
+        let eta = (files_per_second > 0.0 && total_files > done_files)
+            .then(|| Duration::from_secs_f64((total_files - done_files) / files_per_second));
+        let snapshot = Snapshot {
+            operation_id: id,
+            state,
+            phase: Some(phase),
+            counters: p.counters(),
             current_path: p.current(),
             files_per_second,
             bytes_per_second: done_bytes / elapsed,
             progress_percent: percent,
             eta,
             error: None,
-            snapshot_time: Some(convert::timestamp(chrono::Utc::now())),
+            time: chrono::Utc::now(),
         };
         if let Some(redis) = &ctx.state.redis {
             hub::publish_redis(redis, &ctx.state.config.redis_key_prefix, id, &snapshot).await;
