@@ -450,6 +450,15 @@ pub async fn queue_apply(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<
     .optional()
 }
 
+/// The last seq whose outcome an apply has recorded (`set_applied_cursor`).
+pub async fn applied_cursor(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<i64> {
+    operations::table
+        .find(id)
+        .select(operations::applied_cursor)
+        .first(conn)
+        .await
+}
+
 pub async fn set_applied_cursor(
     conn: &mut AsyncPgConnection,
     id: Uuid,

@@ -20,6 +20,7 @@ pub mod counters;
 pub mod enums;
 pub mod journal;
 pub mod report;
+pub mod rules;
 pub mod snapshot;
 pub mod spec;
 
@@ -30,5 +31,6 @@ pub use enums::{
 };
 pub use journal::JournalRow;
 pub use report::{CategoryShare, DuplicateFile, DuplicateGroup, Record, Report};
+pub use rules::CustomRule;
 pub use snapshot::Snapshot;
 pub use spec::{OperationOptions, OperationRequest, OperationSpec};

@@ -43,8 +43,6 @@ use std::{
 };
 
 use anyhow::Context;
-use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
 
 use super::{Interrupted, JobContext};
 use crate::{
@@ -57,7 +55,7 @@ use crate::{
         OperationKind, OperationOptions, OperationState, OperationState as S, Phase, RecordStatus,
     },
     engine::{
-        categorize::{Categorizer, CustomRule, SNIFF_BYTES},
+        categorize::{Categorizer, SNIFF_BYTES},
         duplicates,
         plan::{self, ConflictPolicy, DuplicatePolicy, PlanInput},
         progress::Progress,
@@ -122,31 +120,6 @@ async fn finish(ctx: &JobContext, state: OperationState) -> anyhow::Result<()> {
     ctx.finish(state, phase).await
 }
 
-async fn custom_rules(ctx: &JobContext) -> anyhow::Result<Vec<CustomRule>> {
-    use crate::schema::categories;
-    let mut conn = ctx.state.db.get().await?;
-    type Row = (String, Vec<Option<String>>, Vec<Option<String>>, i32);
-    let rows: Vec<Row> = categories::table
-        .filter(categories::user_id.eq(ctx.operation.user_id))
-        .select((
-            categories::name,
-            categories::extensions,
-            categories::globs,
-            categories::priority,
-        ))
-        .load(&mut conn)
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(name, extensions, globs, priority)| CustomRule {
-            name,
-            extensions: extensions.into_iter().flatten().collect(),
-            globs: globs.into_iter().flatten().collect(),
-            priority,
-        })
-        .collect())
-}
-
 /// Scan → categorize → hash → plan → journal. Nothing on disk changes.
 async fn plan_phase(
     ctx: &JobContext,
@@ -174,7 +147,11 @@ async fn plan_phase(
         ],
         threads: ctx.state.config.hash_threads,
     };
-    let (categorizer, invalid) = Categorizer::new_skipping_invalid(&custom_rules(ctx).await?);
+    let rules = {
+        let mut conn = ctx.state.db.get().await?;
+        db::categories::custom_rules(&mut conn, op.user_id).await?
+    };
+    let (categorizer, invalid) = Categorizer::new_skipping_invalid(&rules);
     for error in invalid {
         tracing::warn!(%error, "ignoring an invalid part of a custom category");
     }
@@ -357,11 +334,7 @@ async fn apply_phase(
         tracing::info!(operation = %op.id, swept, "removed temp files left by an interrupted copy");
     }
     let mut conn = ctx.state.db.get().await?;
-    let mut cursor: i64 = crate::schema::operations::table
-        .find(op.id)
-        .select(crate::schema::operations::applied_cursor)
-        .first(&mut conn)
-        .await?;
+    let mut cursor = db::operations::applied_cursor(&mut conn, op.id).await?;
     // Counters are rebuilt from the journal: after an interruption the
     // persisted ones may include moves whose outcome was not yet recorded.
     // A journal this run has just written holds what its planner counted
