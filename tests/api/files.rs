@@ -2,7 +2,6 @@
 //! downloads, the trash, file records, search and custom categories, over
 //! gRPC and (downloads) REST through the real Envoy.
 
-use fileorganizer::domain::RecordStatus;
 use std::{
     collections::{BTreeMap, HashSet},
     path::Path,
@@ -13,6 +12,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use fileorganizer::{
     db::models::FileRecord,
+    domain::RecordStatus,
     pb::fileorganizer::v1::{
         self as pb, FileConflictPolicy, FileKind, FileRecordStatus, OperationState,
         file_service_client::FileServiceClient, upload_file_request::Data,

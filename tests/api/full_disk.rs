@@ -8,9 +8,9 @@
 //!   cleanly, its source stays intact and its record says why, the other
 //!   files move, and undo brings everything back.
 
-use fileorganizer::domain::RecordStatus;
 use tonic::Code;
 
+use fileorganizer::domain::RecordStatus;
 use fileorganizer::pb::fileorganizer::v1::{self as pb, FileConflictPolicy, OperationState};
 
 use crate::common::{TestApp, assert_code, reason, tmpfs::Tmpfs, tree};

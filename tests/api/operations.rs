@@ -1,6 +1,5 @@
 //! OperationService and the organize engine, on real files and Postgres.
 
-use fileorganizer::domain::RecordStatus;
 use std::{
     os::unix::ffi::OsStrExt,
     path::{Path, PathBuf},
@@ -11,6 +10,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use fileorganizer::{
     db::models::FileRecord,
+    domain::RecordStatus,
     pb::fileorganizer::v1::{self as pb, OperationState},
     schema::file_records,
 };

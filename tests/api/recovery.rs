@@ -4,12 +4,12 @@
 //! finish. At every point each file is in exactly one place, and at the end
 //! the records agree with the disk and no content was lost.
 
-use fileorganizer::domain::RecordStatus;
 use std::{
     process::{Child, Stdio},
     time::Duration,
 };
 
+use fileorganizer::domain::RecordStatus;
 use fileorganizer::pb::fileorganizer::v1::{self as pb, OperationState};
 
 use crate::{

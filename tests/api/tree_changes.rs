@@ -6,9 +6,9 @@
 //! before and after), nothing is overwritten, and the unchanged files are
 //! organized.
 
-use fileorganizer::domain::RecordStatus;
 use std::os::unix::fs::symlink;
 
+use fileorganizer::domain::RecordStatus;
 use fileorganizer::pb::fileorganizer::v1::{self as pb, ConflictPolicy, OperationState};
 
 use crate::common::{TestApp, bearer, tree};

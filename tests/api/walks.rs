@@ -9,13 +9,13 @@
 //! limit (RLIMIT_NOFILE) is per process. What the child must survive is
 //! checked through its API; that it survived, by its health and exit state.
 
-use fileorganizer::domain::RecordStatus;
 use std::{
     os::{fd::OwnedFd, unix::process::CommandExt},
     path::Path,
     time::Duration,
 };
 
+use fileorganizer::domain::RecordStatus;
 use fileorganizer::pb::fileorganizer::v1::{
     self as pb, OperationState, file_service_client::FileServiceClient,
     operation_service_client::OperationServiceClient, report_service_client::ReportServiceClient,
