@@ -1,8 +1,9 @@
 //! ReportService: operation reports, duplicate groups, exports and the
 //! caller's usage summary.
 //!
-//! Numbers come from Postgres aggregates (`db::reports`); documents from the
-//! writers in `reports`. An export is produced by a task that reads the
+//! The report is `reports::report_of`'s (the domain's, computed once per
+//! version of the operation), turned into protobuf by `convert::report`;
+//! documents come from the writers in `reports`. An export is produced by a task that reads the
 //! journal in keyset batches and sends `HttpBody` chunks over a small mpsc
 //! channel, so memory stays bounded by one batch plus a few chunks whatever
 //! the journal's size, and a slow client slows the reading down. A failed

@@ -14,7 +14,9 @@
 //! the rest of the crate, so that it can never pull a layer's concerns
 //! (protobuf, SQL, the file system) into another. The mappings to those
 //! concerns live with them: protobuf in `api::convert`, Postgres in
-//! `db::enums`.
+//! `db::enums` (the enums carry diesel's `AsExpression`/`FromSqlRow` derives,
+//! which only declare them text or JSON columns; serde's impls are here, as
+//! JSON is how the domain's values are written down).
 
 pub mod counters;
 pub mod enums;

@@ -1294,7 +1294,7 @@ async fn stored_words_round_trip_and_unknown_ones_are_errors() {
     use fileorganizer::{
         db,
         domain::{DuplicatePolicy, OperationState as State, Phase},
-        schema::operations,
+        schema::{file_records, operations},
     };
     let app = TestApp::spawn().await;
     let ann = user(&app, "words").await;
@@ -1341,6 +1341,38 @@ async fn stored_words_round_trip_and_unknown_ones_are_errors() {
         let row = db::operations::find(&mut conn, id).await.unwrap().unwrap();
         assert_eq!((row.state, row.phase), (*state, Some(*phase)));
     }
+
+    // A journal record's status likewise (ListFileRecords reads it).
+    for status in RecordStatus::ALL {
+        diesel::update(file_records::table.filter(file_records::operation_id.eq(id)))
+            .set(file_records::status.eq(status))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let journal = db::file_records::all_for_operation(&mut conn, id)
+            .await
+            .unwrap();
+        assert!(journal.iter().all(|r| r.status == *status), "{status}");
+    }
+    diesel::sql_query("UPDATE file_records SET status = 'lost' WHERE operation_id = $1")
+        .bind::<diesel::sql_types::Uuid, _>(id)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert!(matches!(
+        db::file_records::all_for_operation(&mut conn, id).await,
+        Err(diesel::result::Error::DeserializationError(_))
+    ));
+    let records = crate::files::files(&app)
+        .list_file_records(bearer(
+            pb::ListFileRecordsRequest {
+                parent: op.name.clone(),
+                ..Default::default()
+            },
+            &ann.token,
+        ))
+        .await;
+    assert_code(records, Code::Internal);
 
     let list = || async {
         app.operations()
