@@ -194,16 +194,82 @@ static CLAIM_BUSY: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// Claimed rows this version could not read, failed in one call of
+/// [`claim`] before it gives up until the next one.
+const UNREADABLE_PER_CLAIM: usize = 8;
+
 /// Claims the oldest runnable job: one no worker holds (new, or handed back
 /// at shutdown), or one whose worker stopped heart-beating `stale_after` ago
 /// (recovery) — never a job another live worker holds, and never a second
 /// job of a user who already has one held. Returns the claimed row, now held
 /// by `worker_id`.
+///
+/// A claimed row this version cannot read (a word it does not know, written
+/// by a newer version or damaged) fails as a job, with the reason as its
+/// error, and the next one is claimed: left runnable, it would fail every
+/// claim while every job behind it waits.
 pub async fn claim(
     conn: &mut AsyncPgConnection,
     worker_id: &str,
     stale_after: Duration,
 ) -> QueryResult<Option<Operation>> {
+    for _ in 0..UNREADABLE_PER_CLAIM {
+        let Some(id) = claim_id(conn, worker_id, stale_after).await? else {
+            return Ok(None);
+        };
+        match find(conn, id).await {
+            Err(diesel::result::Error::DeserializationError(error)) => {
+                // The cause ("unknown duplicate policy …") is the source of
+                // diesel's "error deserializing field …".
+                let mut reason = error.to_string();
+                let mut source = error.source();
+                while let Some(cause) = source {
+                    reason = format!("{reason}: {cause}");
+                    source = cause.source();
+                }
+                tracing::error!(operation = %id, error = %reason, "a claimed job cannot be read; it fails");
+                fail_unreadable(conn, id, worker_id, &reason).await?;
+            }
+            found => return found,
+        }
+    }
+    Ok(None)
+}
+
+/// Fails a claimed job whose row cannot be read (see [`claim`]), without
+/// reading it.
+async fn fail_unreadable(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    holder: &str,
+    error: &str,
+) -> QueryResult<usize> {
+    let now = Utc::now();
+    diesel::update(
+        operations::table
+            .find(id)
+            .filter(operations::worker_id.eq(holder)),
+    )
+    .set((
+        operations::state.eq(OperationState::Failed),
+        operations::error.eq(format!(
+            "this version of the service cannot read the operation: {error}"
+        )),
+        operations::updated_at.eq(now),
+        operations::finished_at.eq(now),
+        operations::worker_id.eq(None::<String>),
+    ))
+    .execute(conn)
+    .await
+}
+
+/// The claim itself (see [`claim`]): the id of the job now held by
+/// `worker_id`.
+async fn claim_id(
+    conn: &mut AsyncPgConnection,
+    worker_id: &str,
+    stale_after: Duration,
+) -> QueryResult<Option<Uuid>> {
     let stale_ms = stale_after.as_millis() as i64;
     let worker_id = worker_id.to_string();
     conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
@@ -244,7 +310,7 @@ pub async fn claim(
                     diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
                 >("coalesce(started_at, now())")),
             ))
-            .returning(Operation::as_returning())
+            .returning(operations::id)
             .get_result(conn)
             .await?;
         Ok(Some(claimed))

@@ -172,7 +172,9 @@ fn undo_one(root: &UserRoot, mover: &mut Mover<'_>, record: &FileRecord) -> (Rec
         (
             RecordUpdate {
                 seq: record.seq,
-                status: record_status(record),
+                // Left as it was: completed or duplicate (undo reads only
+                // moved records).
+                status: record.status,
                 new_path: record.new_path.clone(),
                 reason: Some(reason),
                 identity: None,
@@ -224,10 +226,4 @@ fn undo_one(root: &UserRoot, mover: &mut Mover<'_>, record: &FileRecord) -> (Rec
         )),
         Err(error) => keep(format!("cannot undo: {}", error.reason())),
     }
-}
-
-/// Undo leaves a record it could not restore as it was (it reads only
-/// moved records: completed or duplicate).
-fn record_status(record: &FileRecord) -> RecordStatus {
-    record.status
 }

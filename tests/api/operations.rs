@@ -1409,3 +1409,51 @@ async fn stored_words_round_trip_and_unknown_ones_are_errors() {
         assert!(list().await.is_ok(), "{column}");
     }
 }
+
+/// A runnable job whose row this version cannot read (here a duplicate
+/// policy it does not know, as a newer version might write) fails with the
+/// reason instead of being guessed at, and the jobs after it still run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_job_fails_with_the_reason_and_the_queue_goes_on() {
+    use fileorganizer::schema::operations;
+    let app = TestApp::spawn().await;
+    let bob = user(&app, "unreadable").await;
+    tree::write(&bob.root, "in/a.txt", b"a");
+    tree::write(&bob.root, "later/b.txt", b"b");
+    let op = plan(&app, &bob, organize("in")).await;
+    let id = uuid::Uuid::parse_str(op.name.trim_start_matches("operations/")).unwrap();
+    let mut conn = app.db().await;
+    diesel::sql_query(
+        "UPDATE operations SET state = 'queued', phase = 'apply',
+           options = '{\"duplicate_policy\": \"delete_them\"}' WHERE id = $1",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(id)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let (state, error) = loop {
+        let row: (String, Option<String>) = operations::table
+            .find(id)
+            .select((operations::state, operations::error))
+            .first(&mut conn)
+            .await
+            .unwrap();
+        if row.0 != "queued" {
+            break row;
+        }
+        assert!(std::time::Instant::now() < deadline, "never claimed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(state, "failed");
+    let error = error.unwrap_or_default();
+    assert!(
+        error.contains("cannot read") && error.contains("delete_them"),
+        "{error}"
+    );
+    // Nothing moved, and the next job of the same user runs.
+    assert!(bob.root.join("in/a.txt").exists());
+    let next = create(&app, &bob, organize("later")).await;
+    let done = wait_for(&app, &bob, &next.name, &[OperationState::Succeeded]).await;
+    assert_eq!(done.counters.unwrap().files_moved, 1);
+}
