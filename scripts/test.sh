@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every check CI runs: formatting, lints (clippy, buf), and all tests
-# (unit tests and the integration binary, which starts real servers against
-# the local Postgres and Redis, the Python clients and a real Envoy).
+# Runs every check CI runs: formatting, lints (clippy, buf, shellcheck, domain
+# words spelled once), and all tests (unit tests and the integration binary,
+# which starts real servers against the local Postgres and Redis, the Python
+# clients and a real Envoy).
 set -euo pipefail
 exec </dev/null
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -19,6 +20,8 @@ say "buf lint"
 npx --no-install buf lint
 say "shell scripts (shellcheck)"
 .venv/bin/shellcheck -x --source-path=SCRIPTDIR -S warning scripts/*.sh sdk/*/generate.sh .ci/run
+say "domain words spelled once (check-domain-strings)"
+scripts/check-domain-strings.sh
 say "deployment files (Dockerfile, compose, workflows, Kubernetes)"
 scripts/lint-deploy.sh
 say "generated SDK code and OpenAPI document up to date"

@@ -109,6 +109,16 @@ impl AppError {
         }
     }
 
+    /// INVALID_ARGUMENT with reason PATH_ESCAPE: the path in `field` could
+    /// lead outside the user's storage (a symbolic link on its way, …).
+    pub fn path_escape(field: impl Into<String>, description: impl Into<String>) -> Self {
+        AppError::InvalidArgument {
+            field: field.into(),
+            description: description.into(),
+            reason: ErrorReason::PathEscape,
+        }
+    }
+
     pub fn not_found(resource: impl Into<String>) -> Self {
         AppError::NotFound {
             resource: resource.into(),

@@ -1,6 +1,10 @@
 //! FileOrganizer Pro: a multi-tenant gRPC service that organizes users' files.
 //!
 //! Layout:
+//! - [`domain`]: the operation's types every layer shares (states, kinds,
+//!   phases, record statuses, roles, policies, specs, counters, snapshots,
+//!   reports); layers point one way, [`api`] → [`jobs`] → [`engine`] →
+//!   [`storage`], with [`db`] beside them, and all use [`domain`];
 //! - [`api`]: thin tonic handlers, one module per service;
 //! - [`auth`]: credentials (passwords, tokens, API keys) and the principal;
 //! - [`db`]: the Postgres pool, migrations and queries; [`schema`] is diesel's;
@@ -13,6 +17,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod domain;
 pub mod engine;
 pub mod error;
 pub mod infra;

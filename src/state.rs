@@ -38,7 +38,7 @@ pub struct AppState {
     pub limiter: crate::infra::ratelimit::Limiter,
     /// Cache-aside for hot reads (a no-op without Redis).
     pub cache: crate::infra::cache::Cache,
-    /// One computation at a time per operation and kind of memo (`api::memo`).
+    /// One computation at a time per operation and kind of memo (`infra::memo`).
     pub memo_builds: crate::infra::keyed_lock::KeyedLock<(uuid::Uuid, String)>,
     /// Open server streams per user, capped at MAX_STREAMS_PER_USER.
     pub stream_slots: crate::infra::streams::StreamSlots,

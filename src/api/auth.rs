@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::{convert, parts, respond};
 use crate::{
     auth::{
-        Credential, Principal, Role, Scope, Scopes, api_keys, email::Email, password, scopes,
+        Credential, Principal, Scope, Scopes, api_keys, email::Email, password, scopes,
         secret_hash, sessions, tokens::new_refresh_token,
     },
     db::{
@@ -132,10 +132,7 @@ impl Auth {
         refresh_token: String,
     ) -> AppResult<Session> {
         Ok(Session {
-            access_token: self
-                .state
-                .tokens
-                .issue(user.id, Role::parse(&user.role), family)?,
+            access_token: self.state.tokens.issue(user.id, user.role, family)?,
             refresh_token,
             expires_in: self.state.tokens.ttl().as_secs() as i32,
         })

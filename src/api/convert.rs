@@ -1,8 +1,20 @@
-//! Conversions between database rows and protobuf messages.
+//! Conversions between the domain (and database rows) and protobuf messages:
+//! the one place that knows both. The enums map variant to variant here and
+//! nowhere else.
 
 use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
-use crate::{db::models, pb::fileorganizer::v1 as pb};
+use crate::{
+    db::models,
+    domain::{
+        ConflictPolicy, Counters, DuplicateGroup, DuplicatePolicy, OperationKind, OperationRequest,
+        OperationState, Phase, Record, RecordStatus, Report, Role, Snapshot, Word,
+        report::record_name,
+    },
+    error::{AppError, AppResult},
+    pb::fileorganizer::v1 as pb,
+};
 
 pub fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
@@ -28,15 +40,21 @@ pub fn user(user: &models::User) -> pb::User {
         id: user.id.to_string(),
         email: user.email.clone(),
         display_name: user.display_name.clone(),
-        role: match user.role.as_str() {
-            "admin" => pb::UserRole::Admin,
-            _ => pb::UserRole::User,
-        } as i32,
+        role: pb::UserRole::from(user.role) as i32,
         storage_used_bytes: user.storage_used_bytes,
         storage_quota_bytes: user.storage_quota_bytes,
         create_time: Some(timestamp(user.created_at)),
         update_time: Some(timestamp(user.updated_at)),
         last_login_time: user.last_login_at.map(timestamp),
+    }
+}
+
+impl From<Role> for pb::UserRole {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::User => pb::UserRole::User,
+            Role::Admin => pb::UserRole::Admin,
+        }
     }
 }
 
@@ -58,72 +76,135 @@ pub fn api_key(key: &models::ApiKey) -> pb::ApiKey {
 
 pub const OPERATION_COLLECTION: &str = "operations/";
 
-pub fn operation_state(state: &str) -> pb::OperationState {
-    use pb::OperationState as S;
-    match state {
-        "queued" => S::Queued,
-        "running" => S::Running,
-        "planned" => S::Planned,
-        "applying" => S::Applying,
-        "succeeded" => S::Succeeded,
-        "failed" => S::Failed,
-        "cancelling" => S::Cancelling,
-        "cancelled" => S::Cancelled,
-        _ => S::Unspecified,
+// The domain's enums and protobuf's, variant to variant: the one mapping.
+// Reading a request goes the other way through `from_request`, derived from
+// these, so the two directions cannot disagree.
+
+impl From<OperationState> for pb::OperationState {
+    fn from(state: OperationState) -> Self {
+        use OperationState as S;
+        match state {
+            S::Queued => pb::OperationState::Queued,
+            S::Running => pb::OperationState::Running,
+            S::Planned => pb::OperationState::Planned,
+            S::Applying => pb::OperationState::Applying,
+            S::Succeeded => pb::OperationState::Succeeded,
+            S::Failed => pb::OperationState::Failed,
+            S::Cancelling => pb::OperationState::Cancelling,
+            S::Cancelled => pb::OperationState::Cancelled,
+        }
     }
 }
 
-pub fn operation_state_name(state: pb::OperationState) -> Option<&'static str> {
-    use pb::OperationState as S;
-    Some(match state {
-        S::Queued => "queued",
-        S::Running => "running",
-        S::Planned => "planned",
-        S::Applying => "applying",
-        S::Succeeded => "succeeded",
-        S::Failed => "failed",
-        S::Cancelling => "cancelling",
-        S::Cancelled => "cancelled",
-        S::Unspecified => return None,
+impl From<OperationKind> for pb::OperationKind {
+    fn from(kind: OperationKind) -> Self {
+        match kind {
+            OperationKind::Organize => pb::OperationKind::Organize,
+            OperationKind::Deduplicate => pb::OperationKind::Deduplicate,
+            OperationKind::Undo => pb::OperationKind::Undo,
+        }
+    }
+}
+
+impl From<Phase> for pb::OperationPhase {
+    fn from(phase: Phase) -> Self {
+        use pb::OperationPhase as P;
+        match phase {
+            Phase::Scan => P::Scan,
+            Phase::Categorize => P::Categorize,
+            Phase::Hash => P::Hash,
+            Phase::Plan => P::Plan,
+            Phase::Journal => P::Journal,
+            Phase::Apply => P::Apply,
+            Phase::Cleanup => P::Cleanup,
+            Phase::Report => P::Report,
+            Phase::Recover => P::Recover,
+            Phase::Undo => P::Undo,
+        }
+    }
+}
+
+impl From<RecordStatus> for pb::FileRecordStatus {
+    fn from(status: RecordStatus) -> Self {
+        use pb::FileRecordStatus as S;
+        match status {
+            RecordStatus::Planned => S::Planned,
+            RecordStatus::Completed => S::Completed,
+            RecordStatus::Skipped => S::Skipped,
+            RecordStatus::Failed => S::Failed,
+            RecordStatus::Duplicate => S::Duplicate,
+            RecordStatus::Undone => S::Undone,
+        }
+    }
+}
+
+impl From<DuplicatePolicy> for pb::DuplicatePolicy {
+    fn from(policy: DuplicatePolicy) -> Self {
+        match policy {
+            DuplicatePolicy::ReportOnly => pb::DuplicatePolicy::ReportOnly,
+            DuplicatePolicy::MoveToDuplicatesFolder => pb::DuplicatePolicy::MoveToDuplicatesFolder,
+            DuplicatePolicy::MoveToTrash => pb::DuplicatePolicy::MoveToTrash,
+        }
+    }
+}
+
+impl From<ConflictPolicy> for pb::ConflictPolicy {
+    fn from(policy: ConflictPolicy) -> Self {
+        match policy {
+            ConflictPolicy::Rename => pb::ConflictPolicy::Rename,
+            ConflictPolicy::Skip => pb::ConflictPolicy::Skip,
+        }
+    }
+}
+
+/// The domain value of a request's enum field `field` (`raw` as sent): None
+/// for UNSPECIFIED (not given), INVALID_ARGUMENT naming the field with
+/// `unknown` as the description for a number the contract does not define.
+pub fn from_request<D, P>(raw: i32, field: &str, unknown: &str) -> AppResult<Option<D>>
+where
+    D: Word,
+    P: From<D> + TryFrom<i32> + PartialEq,
+{
+    let value = P::try_from(raw).map_err(|_| AppError::invalid(field, unknown))?;
+    Ok(D::ALL.iter().copied().find(|d| P::from(*d) == value))
+}
+
+/// What CreateOperation asks for, with its enums read: an UNSPECIFIED kind
+/// or policy is the default one, a number the contract does not define is
+/// INVALID_ARGUMENT naming the field. The rest is checked by
+/// `OperationSpec::parse`.
+pub fn operation_request(op: pb::Operation) -> AppResult<OperationRequest> {
+    let kind = from_request::<OperationKind, pb::OperationKind>(
+        op.kind,
+        "operation.kind",
+        "unknown kind",
+    )?;
+    let duplicate_policy = from_request::<DuplicatePolicy, pb::DuplicatePolicy>(
+        op.duplicate_policy,
+        "operation.duplicate_policy",
+        "unknown policy",
+    )?;
+    let conflict_policy = from_request::<ConflictPolicy, pb::ConflictPolicy>(
+        op.conflict_policy,
+        "operation.conflict_policy",
+        "unknown policy",
+    )?;
+    Ok(OperationRequest {
+        kind: kind.unwrap_or(OperationKind::Organize),
+        source_path: op.source_path,
+        destination_path: op.destination_path,
+        dry_run: op.dry_run,
+        layout_template: op.layout_template,
+        duplicate_policy: duplicate_policy.unwrap_or_default(),
+        conflict_policy: conflict_policy.unwrap_or_default(),
+        include_globs: op.include_globs,
+        exclude_globs: op.exclude_globs,
+        hash_all_files: op.hash_all_files,
+        remove_empty_dirs: op.remove_empty_dirs,
     })
 }
 
-pub fn operation_kind(kind: &str) -> pb::OperationKind {
-    match kind {
-        "organize" => pb::OperationKind::Organize,
-        "deduplicate" => pb::OperationKind::Deduplicate,
-        "undo" => pb::OperationKind::Undo,
-        _ => pb::OperationKind::Unspecified,
-    }
-}
-
-pub fn operation_kind_name(kind: pb::OperationKind) -> Option<&'static str> {
-    Some(match kind {
-        pb::OperationKind::Organize => "organize",
-        pb::OperationKind::Deduplicate => "deduplicate",
-        pb::OperationKind::Undo => "undo",
-        pb::OperationKind::Unspecified => return None,
-    })
-}
-
-pub fn operation_phase(phase: Option<&str>) -> pb::OperationPhase {
-    use pb::OperationPhase as P;
-    match phase.unwrap_or_default() {
-        "scan" => P::Scan,
-        "categorize" => P::Categorize,
-        "hash" => P::Hash,
-        "plan" => P::Plan,
-        "journal" => P::Journal,
-        "apply" => P::Apply,
-        "cleanup" => P::Cleanup,
-        "report" => P::Report,
-        "recover" => P::Recover,
-        "undo" => P::Undo,
-        _ => P::Unspecified,
-    }
-}
-
-pub fn counters(c: &models::Counters) -> pb::OperationCounters {
+pub fn counters(c: &Counters) -> pb::OperationCounters {
     pb::OperationCounters {
         files_scanned: c.files_scanned,
         files_planned: c.files_planned,
@@ -137,36 +218,34 @@ pub fn counters(c: &models::Counters) -> pb::OperationCounters {
     }
 }
 
-fn error_status(op: &models::Operation) -> Option<crate::pb::google::rpc::Status> {
-    op.error
-        .as_ref()
-        .map(|message| crate::pb::google::rpc::Status {
-            code: tonic::Code::Internal as i32,
-            message: message.clone(),
-            details: Vec::new(),
-        })
+/// Why an operation failed, as a status.
+fn error_status(message: &str) -> crate::pb::google::rpc::Status {
+    crate::pb::google::rpc::Status {
+        code: tonic::Code::Internal as i32,
+        message: message.to_string(),
+        details: Vec::new(),
+    }
 }
 
-pub fn operation(op: &models::Operation, undone_by: Option<uuid::Uuid>) -> pb::Operation {
-    let options: crate::jobs::OperationOptions =
-        serde_json::from_value(op.options.clone()).unwrap_or_default();
+pub fn operation(op: &models::Operation, undone_by: Option<Uuid>) -> pb::Operation {
+    let options = &op.options;
     pb::Operation {
         name: format!("{OPERATION_COLLECTION}{}", op.id),
-        kind: operation_kind(&op.kind) as i32,
-        state: operation_state(&op.state) as i32,
-        phase: operation_phase(op.phase.as_deref()) as i32,
+        kind: pb::OperationKind::from(op.kind) as i32,
+        state: pb::OperationState::from(op.state) as i32,
+        phase: phase(op.phase) as i32,
         source_path: op.source_path.clone(),
         destination_path: op.destination_path.clone(),
         dry_run: op.dry_run,
         layout_template: options.layout_template.clone(),
-        duplicate_policy: options.duplicate_policy_pb() as i32,
-        conflict_policy: options.conflict_policy_pb() as i32,
+        duplicate_policy: pb::DuplicatePolicy::from(options.duplicate_policy) as i32,
+        conflict_policy: pb::ConflictPolicy::from(options.conflict_policy) as i32,
         include_globs: options.include_globs.clone(),
         exclude_globs: options.exclude_globs.clone(),
         hash_all_files: options.hash_all_files,
         remove_empty_dirs: options.remove_empty_dirs,
         counters: Some(counters(&op.counters())),
-        error: error_status(op),
+        error: op.error.as_deref().map(error_status),
         undo_of: op
             .undo_of
             .map(|id| format!("{OPERATION_COLLECTION}{id}"))
@@ -182,18 +261,25 @@ pub fn operation(op: &models::Operation, undone_by: Option<uuid::Uuid>) -> pb::O
     }
 }
 
-/// `operations.phase_seconds` in pipeline order (phases the API does not
-/// know are left out).
+/// An operation's phase; none (a queued operation) is UNSPECIFIED.
+pub fn phase(phase: Option<Phase>) -> pb::OperationPhase {
+    phase.map_or(pb::OperationPhase::Unspecified, pb::OperationPhase::from)
+}
+
+/// `operations.phase_seconds` in pipeline order. A phase word this version
+/// does not know (written by a newer worker) is left out, as is a value that
+/// is not a number of seconds: the timings are informative, and one odd
+/// entry must not hide the others or fail the operation.
 pub fn phase_durations(seconds: &serde_json::Value) -> Vec<pb::PhaseDuration> {
     let mut durations: Vec<pb::PhaseDuration> = seconds
         .as_object()
         .into_iter()
         .flatten()
         .filter_map(|(phase, s)| {
-            let phase = operation_phase(Some(phase));
+            let phase = Phase::parse(phase).ok()?;
             let time = std::time::Duration::try_from_secs_f64(s.as_f64()?).ok()?;
-            (phase != pb::OperationPhase::Unspecified).then(|| pb::PhaseDuration {
-                phase: phase as i32,
+            Some(pb::PhaseDuration {
+                phase: pb::OperationPhase::from(phase) as i32,
                 duration: Some(duration(time)),
             })
         })
@@ -202,34 +288,254 @@ pub fn phase_durations(seconds: &serde_json::Value) -> Vec<pb::PhaseDuration> {
     durations
 }
 
-/// A progress snapshot from what the database knows (no rates).
-pub fn snapshot(op: &models::Operation) -> pb::WatchOperationResponse {
-    let c = op.counters();
-    let percent = match op.state.as_str() {
-        "succeeded" | "planned" => 100.0,
-        _ if c.files_planned > 0 => {
-            100.0 * (c.files_moved + c.files_failed) as f64 / c.files_planned.max(1) as f64
-        }
-        _ => 0.0,
-    };
+/// A progress snapshot, live from a job or made from the row.
+pub fn snapshot(s: &Snapshot) -> pb::WatchOperationResponse {
     pb::WatchOperationResponse {
-        name: format!("{OPERATION_COLLECTION}{}", op.id),
-        state: operation_state(&op.state) as i32,
-        phase: operation_phase(op.phase.as_deref()) as i32,
-        counters: Some(counters(&c)),
-        current_path: String::new(),
-        files_per_second: 0.0,
-        bytes_per_second: 0.0,
-        progress_percent: percent.min(100.0),
-        eta: None,
-        error: error_status(op),
-        snapshot_time: Some(timestamp(chrono::Utc::now())),
+        name: format!("{OPERATION_COLLECTION}{}", s.operation_id),
+        state: pb::OperationState::from(s.state) as i32,
+        phase: phase(s.phase) as i32,
+        counters: Some(counters(&s.counters)),
+        current_path: s.current_path.clone(),
+        files_per_second: s.files_per_second,
+        bytes_per_second: s.bytes_per_second,
+        progress_percent: s.progress_percent,
+        eta: s.eta.map(duration),
+        error: s.error.as_deref().map(error_status),
+        snapshot_time: Some(timestamp(s.time)),
+    }
+}
+
+/// A journal record as reports show it.
+pub fn report_record(operation_id: Uuid, r: &Record) -> pb::FileRecord {
+    pb::FileRecord {
+        name: record_name(operation_id, r.seq),
+        operation: format!("{}{operation_id}", OPERATION_COLLECTION),
+        seq: r.seq,
+        original_path: r.original_path.clone(),
+        new_path: r.new_path.clone().unwrap_or_default(),
+        size_bytes: r.size_bytes,
+        modify_time: r.modify_time.map(timestamp),
+        content_hash: r
+            .content_hash
+            .as_deref()
+            .map(hex::encode)
+            .unwrap_or_default(),
+        category: r.category.clone(),
+        duplicate_of: r
+            .duplicate_of
+            .map(|seq| record_name(operation_id, seq))
+            .unwrap_or_default(),
+        duplicate_of_path: r.duplicate_of_path.clone().unwrap_or_default(),
+        status: pb::FileRecordStatus::from(r.status) as i32,
+        reason: r.reason.clone().unwrap_or_default(),
+        create_time: Some(timestamp(r.create_time)),
+        // The journal keeps no time of the last status change.
+        update_time: None,
+    }
+}
+
+pub fn duplicate_group(operation_id: Uuid, g: DuplicateGroup) -> pb::DuplicateGroup {
+    pb::DuplicateGroup {
+        content_hash: hex::encode(&g.content_hash),
+        size_bytes: g.size_bytes,
+        file_count: g.file_count,
+        reclaimable_bytes: g.reclaimable_bytes,
+        kept_path: g.kept_path,
+        files: g
+            .files
+            .into_iter()
+            .map(|f| pb::DuplicateFile {
+                file_record: record_name(operation_id, f.seq),
+                original_path: f.original_path,
+                path: f.path,
+                modify_time: f.modify_time.map(timestamp),
+                kept: f.kept,
+            })
+            .collect(),
+    }
+}
+
+pub fn report(r: &Report) -> pb::OperationReport {
+    pb::OperationReport {
+        name: r.name(),
+        operation: r.operation_name(),
+        kind: pb::OperationKind::from(r.kind) as i32,
+        state: pb::OperationState::from(r.state) as i32,
+        dry_run: r.dry_run,
+        start_time: r.start_time.map(timestamp),
+        end_time: r.end_time.map(timestamp),
+        duration: r.duration.map(duration),
+        totals: Some(counters(&r.totals)),
+        categories: r
+            .categories
+            .iter()
+            .map(|c| pb::CategoryBreakdown {
+                category: c.category.clone(),
+                file_count: c.file_count,
+                size_bytes: c.size_bytes,
+                percentage: c.percentage,
+            })
+            .collect(),
+        top_categories: r.top_categories.clone(),
+        largest_files: r
+            .largest_files
+            .iter()
+            .map(|f| report_record(r.operation_id, f))
+            .collect(),
+        duplicate_group_count: r.duplicate_group_count,
+        duplicate_file_count: r.duplicate_file_count,
+        reclaimable_bytes: r.reclaimable_bytes,
+        compute_time: Some(timestamp(r.compute_time)),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every protobuf value of an enum, UNSPECIFIED included.
+    fn all_pb<P: TryFrom<i32>>() -> Vec<P> {
+        (0..64).filter_map(|n| P::try_from(n).ok()).collect()
+    }
+
+    /// Domain → protobuf is one-to-one and misses only UNSPECIFIED, and a
+    /// request's value reads back as the same domain value; UNSPECIFIED
+    /// reads as none, an undefined number as INVALID_ARGUMENT on the field.
+    fn maps_one_to_one<D, P>()
+    where
+        D: Word,
+        P: From<D> + TryFrom<i32> + PartialEq + Copy + Into<i32> + std::fmt::Debug,
+    {
+        let mapped: Vec<P> = D::ALL.iter().map(|d| P::from(*d)).collect();
+        let unspecified: Vec<P> = all_pb::<P>()
+            .into_iter()
+            .filter(|p| !mapped.contains(p))
+            .collect();
+        assert_eq!(
+            unspecified
+                .iter()
+                .map(|p| (*p).into())
+                .collect::<Vec<i32>>(),
+            [0],
+            "{} values without a domain value: {unspecified:?}",
+            D::WHAT
+        );
+        for d in D::ALL {
+            assert_eq!(mapped.iter().filter(|p| **p == P::from(*d)).count(), 1);
+            let raw: i32 = P::from(*d).into();
+            assert_eq!(from_request::<D, P>(raw, "f", "unknown").unwrap(), Some(*d));
+        }
+        assert_eq!(from_request::<D, P>(0, "f", "unknown").unwrap(), None);
+        match from_request::<D, P>(9999, "the.field", "unknown thing") {
+            Err(AppError::InvalidArgument {
+                field, description, ..
+            }) => assert_eq!(
+                (field.as_str(), description.as_str()),
+                ("the.field", "unknown thing")
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_enum_maps_to_protobuf_one_to_one() {
+        maps_one_to_one::<OperationState, pb::OperationState>();
+        maps_one_to_one::<OperationKind, pb::OperationKind>();
+        maps_one_to_one::<Phase, pb::OperationPhase>();
+        maps_one_to_one::<RecordStatus, pb::FileRecordStatus>();
+        maps_one_to_one::<Role, pb::UserRole>();
+        maps_one_to_one::<DuplicatePolicy, pb::DuplicatePolicy>();
+        maps_one_to_one::<ConflictPolicy, pb::ConflictPolicy>();
+    }
+
+    /// The JSON export prints protobuf's enum names without going through
+    /// protobuf (`reports` is below the API): they must agree.
+    #[test]
+    fn export_enum_names_are_protobufs() {
+        use crate::reports::json;
+        for s in OperationState::ALL {
+            assert_eq!(
+                json::state_enum(*s),
+                pb::OperationState::from(*s).as_str_name()
+            );
+        }
+        for k in OperationKind::ALL {
+            assert_eq!(
+                json::kind_enum(*k),
+                pb::OperationKind::from(*k).as_str_name()
+            );
+        }
+        for r in RecordStatus::ALL {
+            assert_eq!(
+                json::status_enum(*r),
+                pb::FileRecordStatus::from(*r).as_str_name()
+            );
+        }
+    }
+
+    fn create(op: pb::Operation) -> AppResult<OperationRequest> {
+        operation_request(op)
+    }
+
+    #[test]
+    fn a_requests_enums_are_read_once_with_their_defaults() {
+        let plain = create(pb::Operation {
+            source_path: "in".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(plain.kind, OperationKind::Organize);
+        assert_eq!(plain.duplicate_policy, DuplicatePolicy::ReportOnly);
+        assert_eq!(plain.conflict_policy, ConflictPolicy::Rename);
+        let chosen = create(pb::Operation {
+            kind: pb::OperationKind::Deduplicate as i32,
+            duplicate_policy: pb::DuplicatePolicy::MoveToDuplicatesFolder as i32,
+            conflict_policy: pb::ConflictPolicy::Skip as i32,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(chosen.kind, OperationKind::Deduplicate);
+        assert_eq!(
+            chosen.duplicate_policy,
+            DuplicatePolicy::MoveToDuplicatesFolder
+        );
+        assert_eq!(chosen.conflict_policy, ConflictPolicy::Skip);
+        for (op, field) in [
+            (
+                pb::Operation {
+                    kind: 77,
+                    ..Default::default()
+                },
+                "operation.kind",
+            ),
+            (
+                pb::Operation {
+                    duplicate_policy: 77,
+                    ..Default::default()
+                },
+                "operation.duplicate_policy",
+            ),
+            (
+                pb::Operation {
+                    conflict_policy: -1,
+                    ..Default::default()
+                },
+                "operation.conflict_policy",
+            ),
+        ] {
+            match create(op) {
+                Err(AppError::InvalidArgument { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+        // UNDO is a defined kind: refused by OperationSpec::parse, not here.
+        let undo = create(pb::Operation {
+            kind: pb::OperationKind::Undo as i32,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(undo.kind, OperationKind::Undo);
+    }
 
     #[test]
     fn phase_durations_come_in_pipeline_order_and_unknown_or_bad_entries_are_left_out() {

@@ -5,7 +5,6 @@
 pub mod auth;
 pub mod convert;
 pub mod files;
-pub mod memo;
 pub mod operations;
 pub mod reports;
 pub mod system;

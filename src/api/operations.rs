@@ -14,16 +14,13 @@ use crate::{
         self,
         models::{NewOperation, Operation},
     },
-    engine::template::{DEFAULT_TEMPLATE, Template},
+    domain::{Counters, OperationKind, OperationSpec, OperationState},
+    engine,
     error::{AppError, AppResult},
-    jobs::{MaxWith, OperationOptions, organize::glob_set},
     pagination,
     pb::fileorganizer::v1::{self as pb, operation_service_server::OperationService},
     state::AppState,
-    storage::UserPath,
 };
-
-const MAX_GLOBS: usize = 100;
 
 pub struct Operations {
     state: AppState,
@@ -53,24 +50,6 @@ pub fn parse_name(name: &str, field: &str) -> AppResult<Uuid> {
         .ok_or_else(|| AppError::invalid(field, "must be operations/{id}"))
 }
 
-fn check_globs(field: &str, globs: &[String]) -> AppResult<()> {
-    if globs.len() > MAX_GLOBS {
-        return Err(AppError::invalid(field, "at most 100 patterns"));
-    }
-    if let Some(bad) = globs
-        .iter()
-        .find(|g| g.is_empty() || g.len() > 256 || g.contains('\0'))
-    {
-        return Err(AppError::invalid(
-            field,
-            format!("{bad:?} is not a usable pattern"),
-        ));
-    }
-    glob_set(globs)
-        .map(|_| ())
-        .map_err(|e| AppError::invalid(field, e))
-}
-
 impl Operations {
     async fn find(&self, principal: &Principal, name: &str) -> AppResult<Operation> {
         let id = parse_name(name, "name")?;
@@ -85,12 +64,14 @@ impl Operations {
         operation_message(&mut conn, op).await
     }
 
+    /// Checks the request (`OperationSpec::parse`), then the folders on disk
+    /// (`engine::spec::check_on_disk`), then queues the operation.
     async fn create(
         &self,
         principal: Principal,
         req: pb::CreateOperationRequest,
     ) -> AppResult<pb::Operation> {
-        let spec = req
+        let requested = req
             .operation
             .ok_or_else(|| AppError::invalid("operation", "is required"))?;
         let request_id = req.request_id.trim();
@@ -108,149 +89,15 @@ impl Operations {
                 return self.to_pb(&existing).await;
             }
         }
-        let kind = match pb::OperationKind::try_from(spec.kind) {
-            Ok(pb::OperationKind::Unspecified) => "organize",
-            Ok(pb::OperationKind::Organize) => "organize",
-            Ok(pb::OperationKind::Deduplicate) => "deduplicate",
-            Ok(pb::OperationKind::Undo) => {
-                return Err(AppError::invalid(
-                    "operation.kind",
-                    "use UndoOperation to undo an operation",
-                ));
-            }
-            Err(_) => return Err(AppError::invalid("operation.kind", "unknown kind")),
-        };
-        let source =
-            UserPath::parse(&spec.source_path).map_err(|e| e.at("operation.source_path"))?;
-        let destination = if spec.destination_path.trim().is_empty() {
-            source.clone()
-        } else {
-            UserPath::parse(&spec.destination_path)
-                .map_err(|e| e.at("operation.destination_path"))?
-        };
-        let trash = UserPath::parse(crate::engine::plan::TRASH_FOLDER).expect("valid");
-        if destination.starts_with(&trash) {
-            return Err(AppError::invalid(
-                "operation.destination_path",
-                "must not be inside the trash",
-            ));
-        }
-        let template = if spec.layout_template.trim().is_empty() {
-            DEFAULT_TEMPLATE.to_string()
-        } else {
-            spec.layout_template.clone()
-        };
-        Template::parse(&template)
-            .map_err(|e| AppError::invalid("operation.layout_template", e.to_string()))?;
-        check_globs("operation.include_globs", &spec.include_globs)?;
-        check_globs("operation.exclude_globs", &spec.exclude_globs)?;
-        if let Some(excluded) = glob_set(&spec.exclude_globs).ok().flatten() {
-            let inside = destination
-                .as_str()
-                .strip_prefix(source.as_str())
-                .map(|r| r.trim_start_matches('/'));
-            if let Some(relative) = inside.filter(|r| !r.is_empty())
-                && excluded.is_match(relative)
-            {
-                return Err(AppError::invalid(
-                    "operation.destination_path",
-                    "is inside a folder the exclude globs leave out",
-                ));
-            }
-        }
-        let duplicate_policy = match pb::DuplicatePolicy::try_from(spec.duplicate_policy) {
-            Ok(pb::DuplicatePolicy::Unspecified | pb::DuplicatePolicy::ReportOnly) => "report_only",
-            Ok(pb::DuplicatePolicy::MoveToDuplicatesFolder) => "move_to_duplicates_folder",
-            Ok(pb::DuplicatePolicy::MoveToTrash) => "move_to_trash",
-            Err(_) => {
-                return Err(AppError::invalid(
-                    "operation.duplicate_policy",
-                    "unknown policy",
-                ));
-            }
-        };
-        let conflict_policy = match pb::ConflictPolicy::try_from(spec.conflict_policy) {
-            Ok(pb::ConflictPolicy::Unspecified | pb::ConflictPolicy::Rename) => "rename",
-            Ok(pb::ConflictPolicy::Skip) => "skip",
-            Err(_) => {
-                return Err(AppError::invalid(
-                    "operation.conflict_policy",
-                    "unknown policy",
-                ));
-            }
-        };
-
-        // The source must be a folder inside the user's storage, reached
-        // through no symlink. This is a check for a clear early error only:
-        // the job opens the source again, the same way, when it scans it
-        // (a promise about the past protects nothing: issue 18).
+        let spec = OperationSpec::parse(convert::operation_request(requested)?)?;
         let root = self.state.user_root(principal.user_id)?;
-        let probe_root = root;
-        let probe_source = source.clone();
-        let probe_destination = destination.clone();
-        tokio::task::spawn_blocking(move || -> AppResult<()> {
-            probe_root.open_walk(&probe_source).map_err(|e| {
-                if e.kind() == std::io::ErrorKind::NotFound {
-                    AppError::invalid("operation.source_path", "is not a folder in your storage")
-                } else {
-                    crate::storage::StorageError::from(e)
-                        .at("operation.source_path")
-                        .into()
-                }
-            })?;
-            // Every existing part of the destination must be a real folder
-            // (a symbolic link there could lead the moves elsewhere).
-            let field = "operation.destination_path";
-            let mut prefix = crate::storage::UserPath::root();
-            for component in probe_destination.components() {
-                prefix = prefix.join(component).map_err(|e| e.at(field))?;
-                match probe_root.symlink_metadata(&prefix) {
-                    Ok(meta) if meta.file_type().is_symlink() => {
-                        return Err(AppError::InvalidArgument {
-                            field: field.into(),
-                            description: format!("{prefix} is a symbolic link"),
-                            reason: pb::ErrorReason::PathEscape,
-                        });
-                    }
-                    Ok(meta) if !meta.is_dir() => {
-                        return Err(AppError::invalid(
-                            field,
-                            format!("{prefix} is not a folder"),
-                        ));
-                    }
-                    Ok(_) => {}
-                    Err(crate::storage::StorageError::NotFound(_)) => break,
-                    Err(e) => return Err(e.at(field).into()),
-                }
-            }
-            Ok(())
-        })
-        .await??;
-
-        let options = OperationOptions {
-            layout_template: template,
-            duplicate_policy: duplicate_policy.into(),
-            conflict_policy: conflict_policy.into(),
-            include_globs: spec.include_globs.clone(),
-            exclude_globs: spec.exclude_globs.clone(),
-            hash_all_files: spec.hash_all_files,
-            remove_empty_dirs: spec.remove_empty_dirs,
-        };
+        let checked = spec.clone();
+        tokio::task::spawn_blocking(move || engine::spec::check_on_disk(&root, &checked)).await??;
+        let request_id = (!request_id.is_empty()).then_some(request_id);
         let mut conn = self.state.db.get().await?;
         let op = db::operations::insert(
             &mut conn,
-            &NewOperation {
-                id: Uuid::now_v7(),
-                user_id: principal.user_id,
-                kind,
-                state: "queued",
-                source_path: source.as_str(),
-                destination_path: destination.as_str(),
-                dry_run: spec.dry_run,
-                options: serde_json::to_value(&options).map_err(AppError::internal)?,
-                undo_of: None,
-                request_id: (!request_id.is_empty()).then_some(request_id),
-            },
+            &NewOperation::queued(principal.user_id, &spec, request_id),
         )
         .await?;
         self.state.jobs_queued.notify_one();
@@ -264,14 +111,16 @@ impl Operations {
     ) -> AppResult<pb::ListOperationsResponse> {
         let limit = pagination::page_size(req.page_size, pagination::DEFAULT_PAGE_SIZE)?;
         let after = pagination::decode(&req.page_token)?;
-        let state = match pb::OperationState::try_from(req.state) {
-            Ok(s) => convert::operation_state_name(s),
-            Err(_) => return Err(AppError::invalid("state", "unknown state")),
-        };
-        let kind = match pb::OperationKind::try_from(req.kind) {
-            Ok(k) => convert::operation_kind_name(k),
-            Err(_) => return Err(AppError::invalid("kind", "unknown kind")),
-        };
+        let state = convert::from_request::<OperationState, pb::OperationState>(
+            req.state,
+            "state",
+            "unknown state",
+        )?;
+        let kind = convert::from_request::<OperationKind, pb::OperationKind>(
+            req.kind,
+            "kind",
+            "unknown kind",
+        )?;
         let mut conn = self.state.db.get().await?;
         let mut ops = db::operations::list_for_user(
             &mut conn,
@@ -309,7 +158,7 @@ impl Operations {
         req: pb::CancelOperationRequest,
     ) -> AppResult<pb::Operation> {
         let op = self.find(&principal, &req.name).await?;
-        if db::operations::FINAL_STATES.contains(&op.state.as_str()) {
+        if op.state.is_final() {
             return Err(AppError::FailedPrecondition {
                 message: format!("the operation has already ended ({})", op.state),
             });
@@ -327,7 +176,7 @@ impl Operations {
         req: pb::ApplyOperationRequest,
     ) -> AppResult<pb::Operation> {
         let op = self.find(&principal, &req.name).await?;
-        if op.state != "planned" {
+        if op.state != OperationState::Planned {
             return Err(AppError::FailedPrecondition {
                 message: format!(
                     "only a planned (dry-run) operation can be applied; this one is {}",
@@ -352,12 +201,12 @@ impl Operations {
         req: pb::UndoOperationRequest,
     ) -> AppResult<pb::Operation> {
         let target = self.find(&principal, &req.name).await?;
-        if target.kind == "undo" {
+        if target.kind == OperationKind::Undo {
             return Err(AppError::FailedPrecondition {
                 message: "an undo cannot itself be undone".into(),
             });
         }
-        if !matches!(target.state.as_str(), "succeeded" | "cancelled" | "failed") {
+        if !target.state.is_final() {
             return Err(AppError::FailedPrecondition {
                 message: format!(
                     "only a finished operation can be undone; this one is {}",
@@ -367,7 +216,7 @@ impl Operations {
         }
         let mut conn = self.state.db.get().await?;
         if let Some(existing) = db::operations::find_undo_of(&mut conn, target.id).await?
-            && existing.state != "failed"
+            && existing.state != OperationState::Failed
         {
             return Err(AppError::AlreadyExists {
                 reason: pb::ErrorReason::AlreadyExists,
@@ -380,18 +229,7 @@ impl Operations {
         let request_id = req.request_id.trim();
         let op = db::operations::insert(
             &mut conn,
-            &NewOperation {
-                id: Uuid::now_v7(),
-                user_id: principal.user_id,
-                kind: "undo",
-                state: "queued",
-                source_path: &target.destination_path,
-                destination_path: &target.source_path,
-                dry_run: false,
-                options: serde_json::json!({}),
-                undo_of: Some(target.id),
-                request_id: (!request_id.is_empty()).then_some(request_id),
-            },
+            &NewOperation::undo(&target, (!request_id.is_empty()).then_some(request_id)),
         )
         .await?;
         // The target now shows `undone_by`.
@@ -421,17 +259,18 @@ impl Operations {
             let mut live = state.progress.watch(id);
             let mut last_live = tokio::time::Instant::now() - Duration::from_secs(60);
             let mut shutdown = state.shutting_down.clone();
-            let mut last: Option<pb::OperationCounters> = None;
-            let mut snapshot = convert::snapshot(&op);
+            let mut last: Option<Counters> = None;
+            let mut snapshot = op.snapshot();
             let mut poll = tokio::time::interval(Duration::from_secs(1));
             poll.tick().await;
             loop {
                 // Never let counters go backwards between sources.
-                let counters = snapshot.counters.take().unwrap_or_default().max_with(last);
-                last = Some(counters);
-                snapshot.counters = Some(counters);
-                let ended = is_resting(snapshot.state);
-                if tx.send(Ok(snapshot)).await.is_err() {
+                if let Some(last) = last {
+                    snapshot.counters = snapshot.counters.max_with(last);
+                }
+                last = Some(snapshot.counters);
+                let ended = snapshot.state.is_at_rest();
+                if tx.send(Ok(convert::snapshot(&snapshot))).await.is_err() {
                     return; // the client left
                 }
                 if ended {
@@ -450,9 +289,9 @@ impl Operations {
                         _ = poll.tick() => {
                             let Ok(mut conn) = state.db.get().await else { continue };
                             if let Ok(Some(row)) = db::operations::find(&mut conn, id).await {
-                                let polled = convert::snapshot(&row);
+                                let polled = row.snapshot();
                                 // Live snapshots are fresher while they flow.
-                                if is_resting(polled.state) || last_live.elapsed() > Duration::from_secs(2) {
+                                if polled.state.is_at_rest() || last_live.elapsed() > Duration::from_secs(2) {
                                     next = Some(polled);
                                 }
                             }
@@ -473,15 +312,6 @@ impl Operations {
             Box::pin(ReceiverStream::new(rx)),
         ))
     }
-}
-
-/// States in which nothing more happens without a new request.
-fn is_resting(state: i32) -> bool {
-    use pb::OperationState as S;
-    matches!(
-        S::try_from(state),
-        Ok(S::Succeeded | S::Failed | S::Cancelled | S::Planned)
-    )
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchOperationResponse, Status>> + Send>>;
@@ -522,7 +352,7 @@ impl OperationService for Operations {
                     .ok_or_else(|| AppError::not_found(req.name.clone()))?;
             drop(conn);
             let message = convert::operation(&op, undone_by);
-            if is_resting(message.state) {
+            if op.state.is_at_rest() {
                 cache
                     .put("operation", &key, &message, cache.ttls.operation)
                     .await;

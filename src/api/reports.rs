@@ -1,8 +1,9 @@
 //! ReportService: operation reports, duplicate groups, exports and the
 //! caller's usage summary.
 //!
-//! Numbers come from Postgres aggregates (`db::reports`); documents from the
-//! writers in `reports`. An export is produced by a task that reads the
+//! The report is `reports::report_of`'s (the domain's, computed once per
+//! version of the operation), turned into protobuf by `convert::report`;
+//! documents come from the writers in `reports`. An export is produced by a task that reads the
 //! journal in keyset batches and sends `HttpBody` chunks over a small mpsc
 //! channel, so memory stays bounded by one batch plus a few chunks whatever
 //! the journal's size, and a slow client slows the reading down. A failed
@@ -27,7 +28,7 @@ use crate::{
         fileorganizer::v1::{self as pb, report_service_server::ReportService},
         google::api::HttpBody,
     },
-    reports::{self, Format, Record, Report},
+    reports::{self, Format},
     state::AppState,
     storage::UserPath,
 };
@@ -110,161 +111,6 @@ fn decode_token(token: &str, operation_id: Uuid, min_size: i64) -> AppResult<Opt
     }))
 }
 
-fn status_pb(status: &str) -> pb::FileRecordStatus {
-    use pb::FileRecordStatus as S;
-    match status {
-        "planned" => S::Planned,
-        "completed" => S::Completed,
-        "skipped" => S::Skipped,
-        "failed" => S::Failed,
-        "duplicate" => S::Duplicate,
-        "undone" => S::Undone,
-        _ => S::Unspecified,
-    }
-}
-
-fn record_pb(operation_id: Uuid, r: &Record) -> pb::FileRecord {
-    pb::FileRecord {
-        name: reports::record_name(operation_id, r.seq),
-        operation: format!("{}{operation_id}", convert::OPERATION_COLLECTION),
-        seq: r.seq,
-        original_path: r.original_path.clone(),
-        new_path: r.new_path.clone().unwrap_or_default(),
-        size_bytes: r.size_bytes,
-        modify_time: r.modify_time.map(convert::timestamp),
-        content_hash: r
-            .content_hash
-            .as_deref()
-            .map(hex::encode)
-            .unwrap_or_default(),
-        category: r.category.clone(),
-        duplicate_of: r
-            .duplicate_of
-            .map(|seq| reports::record_name(operation_id, seq))
-            .unwrap_or_default(),
-        duplicate_of_path: r.duplicate_of_path.clone().unwrap_or_default(),
-        status: status_pb(&r.status) as i32,
-        reason: r.reason.clone().unwrap_or_default(),
-        create_time: Some(convert::timestamp(r.create_time)),
-        // The journal keeps no time of the last status change.
-        update_time: None,
-    }
-}
-
-fn group_pb(operation_id: Uuid, g: reports::DuplicateGroup) -> pb::DuplicateGroup {
-    pb::DuplicateGroup {
-        content_hash: hex::encode(&g.content_hash),
-        size_bytes: g.size_bytes,
-        file_count: g.file_count,
-        reclaimable_bytes: g.reclaimable_bytes,
-        kept_path: g.kept_path,
-        files: g
-            .files
-            .into_iter()
-            .map(|f| pb::DuplicateFile {
-                file_record: reports::record_name(operation_id, f.seq),
-                original_path: f.original_path,
-                path: f.path,
-                modify_time: f.modify_time.map(convert::timestamp),
-                kept: f.kept,
-            })
-            .collect(),
-    }
-}
-
-fn report_pb(r: &Report) -> pb::OperationReport {
-    pb::OperationReport {
-        name: r.name(),
-        operation: r.operation_name(),
-        kind: convert::operation_kind(&r.kind) as i32,
-        state: convert::operation_state(&r.state) as i32,
-        dry_run: r.dry_run,
-        start_time: r.start_time.map(convert::timestamp),
-        end_time: r.end_time.map(convert::timestamp),
-        duration: r.duration.map(convert::duration),
-        totals: Some(convert::counters(&r.totals)),
-        categories: r
-            .categories
-            .iter()
-            .map(|c| pb::CategoryBreakdown {
-                category: c.category.clone(),
-                file_count: c.file_count,
-                size_bytes: c.size_bytes,
-                percentage: c.percentage,
-            })
-            .collect(),
-        top_categories: r.top_categories.clone(),
-        largest_files: r
-            .largest_files
-            .iter()
-            .map(|f| record_pb(r.operation_id, f))
-            .collect(),
-        duplicate_group_count: r.duplicate_group_count,
-        duplicate_file_count: r.duplicate_file_count,
-        reclaimable_bytes: r.reclaimable_bytes,
-        compute_time: Some(convert::timestamp(r.compute_time)),
-    }
-}
-
-/// GetOperationReport's answer: stored per version of the operation
-/// (`api::memo`), computed once rather than per request. A job that finishes
-/// computes it at once (its REPORT phase), so the first request finds it.
-pub async fn report_of(state: &AppState, op: &Operation) -> AppResult<pb::OperationReport> {
-    super::memo::memoized(state, op, "report", || async {
-        Ok(report_pb(&compute_report(state, op).await?))
-    })
-    .await
-}
-
-/// Computes an operation's report. Scan facts (files and bytes scanned,
-/// files planned) are the operation's counters; outcomes, the categories,
-/// the largest files and duplicates are aggregated from its journal. An UNDO
-/// operation has no journal of its own (it changes its target's), so its
-/// report is its counters.
-pub async fn compute_report(state: &AppState, op: &Operation) -> AppResult<Report> {
-    let now = Utc::now();
-    let mut report = Report {
-        operation_id: op.id,
-        kind: op.kind.clone(),
-        state: op.state.clone(),
-        dry_run: op.dry_run,
-        start_time: op.started_at,
-        end_time: op.finished_at,
-        duration: op
-            .started_at
-            .and_then(|start| (op.finished_at.unwrap_or(now) - start).to_std().ok()),
-        totals: op.counters(),
-        categories: Vec::new(),
-        top_categories: Vec::new(),
-        largest_files: Vec::new(),
-        duplicate_group_count: 0,
-        duplicate_file_count: 0,
-        reclaimable_bytes: 0,
-        compute_time: now,
-    };
-    if op.kind == "undo" {
-        return Ok(report);
-    }
-    let mut conn = state.db.get().await?;
-    let outcomes = db::reports::outcomes(&mut conn, op.id).await?;
-    let t = &mut report.totals;
-    t.files_moved = outcomes.moved;
-    t.bytes_moved = outcomes.moved_bytes;
-    t.files_skipped = outcomes.skipped;
-    t.files_failed = outcomes.failed;
-    t.duplicates_found = outcomes.duplicate_files;
-    t.reclaimable_bytes = outcomes.reclaimable_bytes;
-    report.duplicate_group_count = outcomes.duplicate_groups;
-    report.duplicate_file_count = outcomes.duplicate_files;
-    report.reclaimable_bytes = outcomes.reclaimable_bytes;
-    let (categories, top) =
-        reports::category_shares(db::reports::categories(&mut conn, op.id).await?);
-    report.categories = categories;
-    report.top_categories = top;
-    report.largest_files = db::reports::largest_files(&mut conn, op.id).await?;
-    Ok(report)
-}
-
 type ExportStream = Pin<Box<dyn Stream<Item = Result<HttpBody, Status>> + Send>>;
 
 /// Sends export bytes in chunks; the first chunk carries the content type.
@@ -310,7 +156,7 @@ async fn produce(
         })
     };
     if format.needs_report() {
-        let report = compute_report(state, op).await?;
+        let report = reports::compute(state, op).await?;
         writer.begin(&mut chunks.buf, &report);
     }
     if format.needs_groups() {
@@ -398,9 +244,9 @@ impl Reports {
             return Ok(report);
         }
         let op = self.find(&principal, &req.name, "name").await?;
-        let report = report_of(&self.state, &op).await?;
+        let report = convert::report(&reports::report_of(&self.state, &op).await?);
         if let Some(key) = &key
-            && db::operations::at_rest(&op.state)
+            && op.state.is_at_rest()
         {
             cache.put("report", key, &report, cache.ttls.report).await;
         }
@@ -440,7 +286,7 @@ impl Reports {
         Ok(pb::ListDuplicateGroupsResponse {
             duplicate_groups: page
                 .into_iter()
-                .map(|(_, group)| group_pb(op.id, group))
+                .map(|(_, group)| convert::duplicate_group(op.id, group))
                 .collect(),
             next_page_token,
             total_size,
@@ -486,7 +332,7 @@ impl Reports {
                 .await?
                 .into_iter()
                 .map(|(state, count)| pb::OperationStateCount {
-                    state: convert::operation_state(&state) as i32,
+                    state: pb::OperationState::from(state) as i32,
                     count,
                 })
                 .collect();

@@ -3,7 +3,7 @@
 //! on credentials already handed out (`auth::sessions`: within
 //! `CACHE_LOCAL_TTL_MS` in every API process sharing the Redis).
 
-use super::{email::Email, sessions};
+use super::{Role, email::Email, sessions};
 use crate::{config::Config, db, infra::cache::Cache};
 
 /// What an operator can change about an account.
@@ -30,8 +30,8 @@ pub async fn apply(
     let pool = db::connect(&config.database_url, 1).await?;
     let mut conn = pool.get().await?;
     let changed = match change {
-        AccountChange::Promote => db::users::set_role(&mut conn, email.as_str(), "admin").await,
-        AccountChange::Demote => db::users::set_role(&mut conn, email.as_str(), "user").await,
+        AccountChange::Promote => db::users::set_role(&mut conn, email.as_str(), Role::Admin).await,
+        AccountChange::Demote => db::users::set_role(&mut conn, email.as_str(), Role::User).await,
         AccountChange::Disable => {
             db::users::set_disabled_by_email(&mut conn, email.as_str(), true).await
         }

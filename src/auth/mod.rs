@@ -24,7 +24,9 @@ pub mod scopes;
 pub mod sessions;
 pub mod tokens;
 
-pub use principal::{Credential, Principal, Role};
+/// Roles are the domain's; re-exported where authentication code expects them.
+pub use crate::domain::Role;
+pub use principal::{Credential, Principal};
 pub use scopes::{Scope, Scopes};
 
 /// blake3 of a bearer secret, as stored in the database.

@@ -4,32 +4,10 @@ use uuid::Uuid;
 
 use super::Scopes;
 use crate::{
+    domain::Role,
     error::{AppError, AppResult},
     pb::fileorganizer::v1::ErrorReason,
 };
-
-/// A user's role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    User,
-    Admin,
-}
-
-impl Role {
-    pub fn parse(raw: &str) -> Role {
-        match raw {
-            "admin" => Role::Admin,
-            _ => Role::User,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::User => "user",
-            Role::Admin => "admin",
-        }
-    }
-}
 
 /// How the caller proved who they are.
 #[derive(Debug, Clone, PartialEq, Eq)]

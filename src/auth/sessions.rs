@@ -88,7 +88,7 @@ pub async fn user_state(state: &AppState, user_id: Uuid) -> AppResult<Option<Use
                 return Ok(None);
             };
             let entry = CachedUser {
-                role: user.role,
+                role: user.role.as_str().to_string(),
                 disabled: user.disabled,
             };
             state
@@ -99,7 +99,8 @@ pub async fn user_state(state: &AppState, user_id: Uuid) -> AppResult<Option<Use
         }
     };
     Ok(Some(UserState {
-        role: Role::parse(&cached.role),
+        // Written above from a typed row: an unknown word is a damaged entry.
+        role: Role::parse(&cached.role).map_err(AppError::internal)?,
         disabled: cached.disabled,
     }))
 }

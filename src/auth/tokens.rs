@@ -33,6 +33,7 @@ pub struct Claims {
     pub iss: String,
     pub aud: String,
     pub jti: String,
+    /// The user's role when the token was issued (`domain::Role`'s word).
     pub role: String,
     pub typ: String,
     /// The session (refresh-token family) the token was issued for.
@@ -124,7 +125,8 @@ impl TokenKeys {
         let user_id = Uuid::parse_str(&claims.sub).map_err(|_| invalid())?;
         Ok(Verified {
             user_id,
-            role: Role::parse(&claims.role),
+            // Signed by us, so a role we do not know is as invalid as a bad signature.
+            role: Role::parse(&claims.role).map_err(|_| invalid())?,
             jti: claims.jti,
             session: Uuid::parse_str(&claims.sid).ok(),
         })
@@ -193,6 +195,34 @@ mod tests {
     }
 
     #[test]
+    fn a_role_the_server_does_not_know_is_an_invalid_token() {
+        let k = keys();
+        let now = chrono::Utc::now().timestamp();
+        let id = Uuid::new_v4();
+        let claims = |role: &str| Claims {
+            sub: id.to_string(),
+            iat: now,
+            nbf: now,
+            exp: now + 600,
+            iss: "iss".into(),
+            aud: "aud".into(),
+            jti: "j".into(),
+            role: role.into(),
+            typ: "access".into(),
+            sid: id.to_string(),
+        };
+        let user = k.verify(&k.sign(&claims(Role::User.as_str())).unwrap());
+        assert_eq!(user.unwrap().role, Role::User);
+        // Before, any unknown word quietly meant the user role.
+        for unknown in ["root", "", "ADMIN"] {
+            assert!(
+                k.verify(&k.sign(&claims(unknown)).unwrap()).is_err(),
+                "{unknown}"
+            );
+        }
+    }
+
+    #[test]
     fn rejects_other_secret_audience_and_alg_none() {
         let k = keys();
         let id = Uuid::new_v4();
@@ -225,7 +255,7 @@ mod tests {
             iss: "iss".into(),
             aud: "aud".into(),
             jti: "j".into(),
-            role: "user".into(),
+            role: Role::User.as_str().into(),
             typ: "access".into(),
             sid: String::new(),
         };

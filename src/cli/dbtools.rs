@@ -239,11 +239,12 @@ async fn analyze(url: &str, operation: Option<uuid::Uuid>) -> anyhow::Result<Exi
         ),
         (
             // Its counts per status and GetOperationReport's figures are read
-            // from here at rest (`api::memo`): computed once per version.
+            // from here at rest (`infra::memo`): computed once per version.
             "ListFileRecords counts / GetOperationReport at rest (stored per version)",
             format!(
                 "SELECT value FROM operation_memos WHERE operation_id = '{op}' \
-                 AND kind = 'report' AND version = '0'"
+                 AND kind = '{kind}' AND version = '0'",
+                kind = fileorganizer::reports::REPORT_MEMO
             ),
         ),
     ];

@@ -2,8 +2,8 @@
 //!
 //! Built-in categories live in code (`engine::categorize::BuiltIn`) and are
 //! never rows here, so every query is scoped to one user. The organize engine
-//! reads the same rows (`jobs::organize::custom_rules`) when it plans; this
-//! module adds the API's view (ids, colors, icons, timestamps).
+//! reads the same rows as the domain's rules ([`custom_rules`]) when it plans;
+//! this module adds the API's view (ids, colors, icons, timestamps).
 //!
 //! `priority` orders custom rules for the categorizer (higher first). The API
 //! promises that custom categories are tried in creation order, so each new
@@ -17,7 +17,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use crate::{
-    engine::categorize::CustomRule,
+    domain::CustomRule,
     schema::{categories, file_records, operations},
 };
 
@@ -176,8 +176,8 @@ pub async fn delete(conn: &mut AsyncPgConnection, user_id: Uuid, id: Uuid) -> Qu
     .map(|n| n > 0)
 }
 
-/// The user's custom rules, for categorizing outside an operation (uploads,
-/// listings).
+/// The user's custom rules, for the categorizer (an operation's plan,
+/// uploads, listings).
 pub async fn custom_rules(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,

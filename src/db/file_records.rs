@@ -7,34 +7,22 @@
 //! updates during apply/undo are one `UPDATE … FROM unnest(…)` per batch,
 //! in the same transaction as the operation's counters and applied cursor.
 
-use chrono::{DateTime, Utc};
+use std::sync::LazyLock;
+
+use chrono::Utc;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use tokio_postgres::{binary_copy::BinaryCopyInWriter, types::Type};
 use uuid::Uuid;
 
-use super::models::{Counters, FileRecord};
-use crate::schema::{file_records, operations};
-
-/// One journal row, as planned.
-#[derive(Debug, Clone)]
-pub struct JournalRow {
-    pub seq: i64,
-    pub original_path: String,
-    pub new_path: Option<String>,
-    pub size_bytes: i64,
-    pub modified_at: Option<DateTime<Utc>>,
-    pub device: Option<i64>,
-    pub inode: Option<i64>,
-    pub content_hash: Option<Vec<u8>>,
-    pub category: String,
-    pub duplicate_of: Option<i64>,
-    pub status: &'static str,
-    pub reason: Option<String>,
-    pub mtime_ns: Option<i64>,
-    /// Status-change time at scan time, nanoseconds since the epoch.
-    pub ctime_ns: Option<i64>,
-}
+use super::{
+    enums,
+    models::{CounterColumns, FileRecord},
+};
+use crate::{
+    domain::{Counters, JournalRow, RecordStatus},
+    schema::{file_records, operations},
+};
 
 /// A piece of a journal streamed to [`write_journal_stream`].
 #[derive(Debug)]
@@ -145,7 +133,7 @@ pub async fn write_journal_stream(
                             &row.content_hash,
                             &row.category,
                             &row.duplicate_of,
-                            &row.status,
+                            &row.status.as_str(),
                             &row.reason,
                             &row.mtime_ns,
                             &row.ctime_ns,
@@ -192,7 +180,7 @@ pub async fn seq_bounds(
 pub async fn batch_ascending(
     conn: &mut AsyncPgConnection,
     operation_id: Uuid,
-    statuses: &[&str],
+    statuses: &[RecordStatus],
     after_seq: i64,
     span: i64,
 ) -> QueryResult<Vec<FileRecord>> {
@@ -212,7 +200,7 @@ pub async fn batch_ascending(
 pub async fn batch_descending(
     conn: &mut AsyncPgConnection,
     operation_id: Uuid,
-    statuses: &[&str],
+    statuses: &[RecordStatus],
     before_seq: i64,
     span: i64,
 ) -> QueryResult<Vec<FileRecord>> {
@@ -243,7 +231,7 @@ pub async fn all_for_operation(
 #[derive(Debug, Clone)]
 pub struct RecordUpdate {
     pub seq: i64,
-    pub status: &'static str,
+    pub status: RecordStatus,
     pub new_path: Option<String>,
     pub reason: Option<String>,
     /// The file's new `(device, inode)` when the move gave it another
@@ -286,6 +274,19 @@ impl Outcomes {
     }
 }
 
+/// The statement of a [`MovedAsPlanned`] run: $1 operation, $2 and $3 the
+/// run's first and last seq, $4 whether duplicates are marked.
+static MOVED_AS_PLANNED: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE file_records SET status = CASE WHEN $4 AND duplicate_of IS NOT NULL
+           THEN {duplicate} ELSE {completed} END
+         WHERE operation_id = $1 AND seq BETWEEN $2 AND $3 AND status = {planned}",
+        duplicate = enums::lit(RecordStatus::Duplicate),
+        completed = enums::lit(RecordStatus::Completed),
+        planned = enums::lit(RecordStatus::Planned),
+    )
+});
+
 /// Applies a batch of outcomes, the operation's counters and (optionally) its
 /// applied cursor in one transaction: after a crash the journal and the
 /// counters agree. Records only while `holder` holds the claim on
@@ -304,12 +305,12 @@ pub async fn record_batch(
     let updates = &outcomes.updates;
     let as_planned = outcomes.as_planned;
     let seqs: Vec<i64> = updates.iter().map(|u| u.seq).collect();
-    let statuses: Vec<String> = updates.iter().map(|u| u.status.to_string()).collect();
+    let statuses: Vec<RecordStatus> = updates.iter().map(|u| u.status).collect();
     let new_paths: Vec<Option<String>> = updates.iter().map(|u| u.new_path.clone()).collect();
     let reasons: Vec<Option<String>> = updates.iter().map(|u| u.reason.clone()).collect();
     let devices: Vec<Option<i64>> = updates.iter().map(|u| u.identity.map(|i| i.0)).collect();
     let inodes: Vec<Option<i64>> = updates.iter().map(|u| u.identity.map(|i| i.1)).collect();
-    let counters = *counters;
+    let counters = CounterColumns::from(*counters);
     conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
         // Fencing: only the worker that holds the claim may record. One that
         // lost it (its heartbeat went stale while it could not reach the
@@ -347,11 +348,7 @@ pub async fn record_batch(
         // planned (the listed outcomes are never `planned`).
         if let Some(run) = as_planned {
             use diesel::sql_types::{BigInt, Bool};
-            diesel::sql_query(
-                "UPDATE file_records SET status = CASE WHEN $4 AND duplicate_of IS NOT NULL
-                   THEN 'duplicate' ELSE 'completed' END
-                 WHERE operation_id = $1 AND seq BETWEEN $2 AND $3 AND status = 'planned'",
-            )
+            diesel::sql_query(MOVED_AS_PLANNED.as_str())
             .bind::<diesel::sql_types::Uuid, _>(operation_id)
             .bind::<BigInt, _>(run.first)
             .bind::<BigInt, _>(run.last)
@@ -404,20 +401,30 @@ pub async fn status_totals(
     conn: &mut AsyncPgConnection,
     operation_id: Uuid,
 ) -> QueryResult<StatusTotals> {
-    diesel::sql_query(
-        "SELECT
-            count(*) FILTER (WHERE status IN ('completed', 'duplicate')) AS moved,
-            coalesce(sum(size_bytes) FILTER (WHERE status IN ('completed', 'duplicate')), 0)::bigint AS moved_bytes,
-            count(*) FILTER (WHERE status = 'skipped') AS skipped,
-            count(*) FILTER (WHERE status = 'failed') AS failed,
-            count(*) FILTER (WHERE status = 'planned') AS planned,
-            count(*) FILTER (WHERE status = 'undone') AS undone,
-            coalesce(sum(size_bytes) FILTER (WHERE status = 'undone'), 0)::bigint AS undone_bytes
-         FROM file_records WHERE operation_id = $1",
-    )
-    .bind::<diesel::sql_types::Uuid, _>(operation_id)
-    .get_result(conn)
-    .await
+    static STATUS_TOTALS: LazyLock<String> = LazyLock::new(|| {
+        use RecordStatus as S;
+        let is = |status| format!("status = {}", enums::lit(status));
+        format!(
+            "SELECT
+                count(*) FILTER (WHERE status IN {moved}) AS moved,
+                coalesce(sum(size_bytes) FILTER (WHERE status IN {moved}), 0)::bigint AS moved_bytes,
+                count(*) FILTER (WHERE {skipped}) AS skipped,
+                count(*) FILTER (WHERE {failed}) AS failed,
+                count(*) FILTER (WHERE {planned}) AS planned,
+                count(*) FILTER (WHERE {undone}) AS undone,
+                coalesce(sum(size_bytes) FILTER (WHERE {undone}), 0)::bigint AS undone_bytes
+             FROM file_records WHERE operation_id = $1",
+            moved = enums::list(S::MOVED),
+            skipped = is(S::Skipped),
+            failed = is(S::Failed),
+            planned = is(S::Planned),
+            undone = is(S::Undone),
+        )
+    });
+    diesel::sql_query(STATUS_TOTALS.as_str())
+        .bind::<diesel::sql_types::Uuid, _>(operation_id)
+        .get_result(conn)
+        .await
 }
 
 #[cfg(test)]

@@ -22,6 +22,8 @@
 //! match the trigram index finds; the planner still takes the trigram bitmap
 //! for rare words. Measured at 1M records in BENCHMARKS.md.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use diesel::{
     pg::Pg,
@@ -30,6 +32,9 @@ use diesel::{
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
+
+use super::enums;
+use crate::domain::RecordStatus;
 
 /// A record as the API shows it, with the kept file's current path for a
 /// duplicate.
@@ -56,7 +61,7 @@ pub struct RecordRow {
     #[diesel(sql_type = Nullable<Text>)]
     pub duplicate_of_path: Option<String>,
     #[diesel(sql_type = Text)]
-    pub status: String,
+    pub status: RecordStatus,
     #[diesel(sql_type = Nullable<Text>)]
     pub reason: Option<String>,
     #[diesel(sql_type = Timestamptz)]
@@ -72,17 +77,32 @@ pub struct RecordRow {
 /// statistics (estimated at one record), rescanned all of the operation's
 /// records for each listed row. 45-180 ms a page for a 500-file operation
 /// beside a 1M-record one (BENCHMARKS.md, round 5).
-pub(crate) const KEPT_PATH: &str = "CASE WHEN f.duplicate_of IS NULL THEN NULL ELSE \
-     (SELECT CASE WHEN k.status IN ('completed', 'duplicate') AND k.new_path IS NOT NULL \
-                  THEN k.new_path ELSE k.original_path END \
-      FROM file_records k WHERE k.operation_id = f.operation_id AND k.seq = f.duplicate_of) END";
+pub(crate) static KEPT_PATH: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "CASE WHEN f.duplicate_of IS NULL THEN NULL ELSE \
+         (SELECT {} \
+          FROM file_records k WHERE k.operation_id = f.operation_id AND k.seq = f.duplicate_of) END",
+        current_path("k")
+    )
+});
+
+/// Where the record aliased `alias` is now: its `new_path` once moved,
+/// else its `original_path`.
+pub(crate) fn current_path(alias: &str) -> String {
+    format!(
+        "CASE WHEN {alias}.status IN {moved} AND {alias}.new_path IS NOT NULL \
+         THEN {alias}.new_path ELSE {alias}.original_path END",
+        moved = enums::list(RecordStatus::MOVED)
+    )
+}
 
 /// The columns of [`RecordRow`], of the journal record `f`.
 fn record_columns() -> String {
     format!(
         "f.operation_id, f.seq, f.original_path, f.new_path, f.size_bytes, f.modified_at, \
-         f.content_hash, f.category, f.duplicate_of, {KEPT_PATH} AS duplicate_of_path, \
-         f.status, f.reason, f.created_at"
+         f.content_hash, f.category, f.duplicate_of, {kept} AS duplicate_of_path, \
+         f.status, f.reason, f.created_at",
+        kept = KEPT_PATH.as_str()
     )
 }
 
@@ -166,8 +186,7 @@ impl Sql {
 /// The filters of ListFileRecords (all optional).
 #[derive(Debug, Clone, Default)]
 pub struct RecordFilter {
-    /// Stored status name (`completed`, …).
-    pub status: Option<&'static str>,
+    pub status: Option<RecordStatus>,
     /// Category display name, compared case-insensitively.
     pub category: Option<String>,
     pub min_size_bytes: Option<i64>,
@@ -264,7 +283,7 @@ pub async fn list_records(
     let p = sql.param(Bind::Uuid(operation_id));
     sql.push(&p);
     if let Some(status) = filter.status {
-        let p = sql.param(Bind::Text(status.into()));
+        let p = sql.param(Bind::Text(status.as_str().into()));
         sql.push(&format!(" AND f.status = {p}"));
     }
     filter.push_common(&mut sql);
@@ -331,20 +350,28 @@ pub async fn status_counts(
     let mut sql = Sql::default();
     let matching = match filter.status {
         Some(status) => {
-            let p = sql.param(Bind::Text(status.into()));
+            let p = sql.param(Bind::Text(status.as_str().into()));
             format!("count(*) FILTER (WHERE f.status = {p})")
         }
         None => "count(*)".into(),
     };
+    let count = |status| format!("count(*) FILTER (WHERE f.status = {})", enums::lit(status));
+    use RecordStatus as S;
     sql.push(&format!(
         "SELECT {matching} AS matching, count(*) AS total,
-            count(*) FILTER (WHERE f.status = 'planned') AS planned,
-            count(*) FILTER (WHERE f.status = 'completed') AS completed,
-            count(*) FILTER (WHERE f.status = 'skipped') AS skipped,
-            count(*) FILTER (WHERE f.status = 'failed') AS failed,
-            count(*) FILTER (WHERE f.status = 'duplicate') AS duplicate,
-            count(*) FILTER (WHERE f.status = 'undone') AS undone
-         FROM file_records f WHERE f.operation_id = "
+            {planned} AS planned,
+            {completed} AS completed,
+            {skipped} AS skipped,
+            {failed} AS failed,
+            {duplicate} AS duplicate,
+            {undone} AS undone
+         FROM file_records f WHERE f.operation_id = ",
+        planned = count(S::Planned),
+        completed = count(S::Completed),
+        skipped = count(S::Skipped),
+        failed = count(S::Failed),
+        duplicate = count(S::Duplicate),
+        undone = count(S::Undone),
     ));
     let p = sql.param(Bind::Uuid(operation_id));
     sql.push(&p);

@@ -1,6 +1,6 @@
 //! Values computed from an operation's whole journal, stored while the
 //! journal is at rest (`operation_memos`, migration 000019): the report of
-//! GetOperationReport and the status counts of ListFileRecords. `api::memo`
+//! GetOperationReport and the status counts of ListFileRecords. `infra::memo`
 //! reads and fills them.
 //!
 //! A value is stored under the *version* of the operation it was computed
@@ -15,7 +15,7 @@ use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, QueryResult, upsert
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::{models::Operation, operations::at_rest};
+use super::models::Operation;
 use crate::schema::operation_memos as m;
 
 /// The version of `operation`'s journal, or None while it or its latest undo
@@ -24,14 +24,14 @@ pub async fn version(
     conn: &mut AsyncPgConnection,
     operation: &Operation,
 ) -> QueryResult<Option<String>> {
-    if !at_rest(&operation.state) {
+    if !operation.state.is_at_rest() {
         return Ok(None);
     }
     let version = operation.updated_at.timestamp_micros().to_string();
     Ok(
         match super::operations::find_undo_of(conn, operation.id).await? {
             None => Some(version),
-            Some(undo) if at_rest(&undo.state) => Some(format!(
+            Some(undo) if undo.state.is_at_rest() => Some(format!(
                 "{version}|{}:{}",
                 undo.id,
                 undo.updated_at.timestamp_micros()

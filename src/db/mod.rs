@@ -11,6 +11,7 @@
 pub mod audit;
 pub mod categories;
 pub mod credentials;
+pub mod enums;
 pub mod file_names;
 pub mod file_records;
 pub mod file_search;

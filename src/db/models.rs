@@ -5,7 +5,13 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use crate::schema::{api_keys, audit_log, refresh_tokens, users};
+use crate::{
+    domain::{
+        Counters, OperationKind, OperationOptions, OperationSpec, OperationState, Phase,
+        RecordStatus, Role, Snapshot,
+    },
+    schema::{api_keys, audit_log, refresh_tokens, users},
+};
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
@@ -14,7 +20,7 @@ pub struct User {
     pub email: String,
     pub password_hash: String,
     pub display_name: String,
-    pub role: String,
+    pub role: Role,
     pub disabled: bool,
     pub storage_used_bytes: i64,
     pub storage_quota_bytes: i64,
@@ -102,13 +108,13 @@ use crate::schema::{file_records, operations};
 pub struct Operation {
     pub id: Uuid,
     pub user_id: Uuid,
-    pub kind: String,
-    pub state: String,
-    pub phase: Option<String>,
+    pub kind: OperationKind,
+    pub state: OperationState,
+    pub phase: Option<Phase>,
     pub source_path: String,
     pub destination_path: String,
     pub dry_run: bool,
-    pub options: serde_json::Value,
+    pub options: OperationOptions,
     pub files_scanned: i64,
     pub files_planned: i64,
     pub files_moved: i64,
@@ -138,20 +144,55 @@ pub struct Operation {
 pub struct NewOperation<'a> {
     pub id: Uuid,
     pub user_id: Uuid,
-    pub kind: &'a str,
-    pub state: &'a str,
+    pub kind: OperationKind,
+    pub state: OperationState,
     pub source_path: &'a str,
     pub destination_path: &'a str,
     pub dry_run: bool,
-    pub options: serde_json::Value,
+    pub options: OperationOptions,
     pub undo_of: Option<Uuid>,
     pub request_id: Option<&'a str>,
 }
 
-/// The counters an operation keeps, written together.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, AsChangeset)]
+impl<'a> NewOperation<'a> {
+    /// A queued operation of `user_id` doing what `spec` says.
+    pub fn queued(user_id: Uuid, spec: &'a OperationSpec, request_id: Option<&'a str>) -> Self {
+        NewOperation {
+            id: Uuid::now_v7(),
+            user_id,
+            kind: spec.kind,
+            state: OperationState::Queued,
+            source_path: &spec.source_path,
+            destination_path: &spec.destination_path,
+            dry_run: spec.dry_run,
+            options: spec.options.clone(),
+            undo_of: None,
+            request_id,
+        }
+    }
+
+    /// A queued undo of `target`: it moves files from where the target put
+    /// them back to where they were, and has no settings of its own.
+    pub fn undo(target: &'a Operation, request_id: Option<&'a str>) -> Self {
+        NewOperation {
+            id: Uuid::now_v7(),
+            user_id: target.user_id,
+            kind: OperationKind::Undo,
+            state: OperationState::Queued,
+            source_path: &target.destination_path,
+            destination_path: &target.source_path,
+            dry_run: false,
+            options: OperationOptions::default(),
+            undo_of: Some(target.id),
+            request_id,
+        }
+    }
+}
+
+/// The columns of an operation's [`Counters`], written together.
+#[derive(Debug, Clone, Copy, AsChangeset)]
 #[diesel(table_name = operations)]
-pub struct Counters {
+pub struct CounterColumns {
     pub files_scanned: i64,
     pub files_planned: i64,
     pub files_moved: i64,
@@ -163,7 +204,34 @@ pub struct Counters {
     pub reclaimable_bytes: i64,
 }
 
+impl From<Counters> for CounterColumns {
+    fn from(c: Counters) -> Self {
+        CounterColumns {
+            files_scanned: c.files_scanned,
+            files_planned: c.files_planned,
+            files_moved: c.files_moved,
+            files_skipped: c.files_skipped,
+            files_failed: c.files_failed,
+            duplicates_found: c.duplicates_found,
+            bytes_scanned: c.bytes_scanned,
+            bytes_moved: c.bytes_moved,
+            reclaimable_bytes: c.reclaimable_bytes,
+        }
+    }
+}
+
 impl Operation {
+    /// Its progress as the row tells it (no rates, no current file).
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot::persisted(
+            self.id,
+            self.state,
+            self.phase,
+            self.counters(),
+            self.error.clone(),
+        )
+    }
+
     pub fn counters(&self) -> Counters {
         Counters {
             files_scanned: self.files_scanned,
@@ -193,7 +261,7 @@ pub struct FileRecord {
     pub content_hash: Option<Vec<u8>>,
     pub category: String,
     pub duplicate_of: Option<i64>,
-    pub status: String,
+    pub status: RecordStatus,
     pub reason: Option<String>,
     pub created_at: DateTime<Utc>,
     pub mtime_ns: Option<i64>,

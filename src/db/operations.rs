@@ -1,35 +1,28 @@
 //! Queries on `operations`: the resource and the job queue.
 //!
-//! States (the `state` column): queued → running → (planned | applying) →
-//! succeeded | failed | cancelled; `cancelling` while a running job winds
-//! down. A worker claims a job with `FOR UPDATE SKIP LOCKED`, holds it with a
+//! States (the `state` column, `domain::OperationState`): queued → running →
+//! (planned | applying) → succeeded | failed | cancelled; `cancelling` while
+//! a running job winds down. A worker claims a job with `FOR UPDATE SKIP LOCKED`, holds it with a
 //! heartbeat and, if it dies, another worker reclaims the job once the
 //! heartbeat is older than the stale interval. One user's jobs run one at a
 //! time (so two operations on overlapping folders can never run together);
 //! an advisory lock per user makes that hold between concurrent claimers.
 
-use std::time::Duration;
+use std::{sync::LazyLock, time::Duration};
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::models::{Counters, NewOperation, Operation};
-use crate::schema::operations;
-
-/// States in which a worker holds the job.
-pub const ACTIVE_STATES: &[&str] = &["running", "applying", "cancelling"];
-/// States after which nothing more happens to the job by itself.
-pub const FINAL_STATES: &[&str] = &["succeeded", "failed", "cancelled"];
-/// States in which nothing happens to the operation without a new request:
-/// the final ones and `planned` (a dry run waiting for ApplyOperation). Its
-/// journal does not change then (`db::memos`) and it may be cached.
-pub const AT_REST: &[&str] = &["succeeded", "failed", "cancelled", "planned"];
-
-pub fn at_rest(state: &str) -> bool {
-    AT_REST.contains(&state)
-}
+use super::{
+    enums,
+    models::{CounterColumns, NewOperation, Operation},
+};
+use crate::{
+    domain::{Counters, OperationKind, OperationState, Phase},
+    schema::operations,
+};
 
 pub async fn insert(
     conn: &mut AsyncPgConnection,
@@ -121,8 +114,8 @@ pub async fn find_undo_of(
 pub async fn list_for_user(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
-    state: Option<&str>,
-    kind: Option<&str>,
+    state: Option<OperationState>,
+    kind: Option<OperationKind>,
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> QueryResult<Vec<Operation>> {
@@ -164,22 +157,15 @@ struct Flag {
     ok: bool,
 }
 
-/// Claims the oldest runnable job: one no worker holds (new, or handed back
-/// at shutdown), or one whose worker stopped heart-beating `stale_after` ago
-/// (recovery) — never a job another live worker holds, and never a second
-/// job of a user who already has one held. Returns the claimed row, now held
-/// by `worker_id`.
-pub async fn claim(
-    conn: &mut AsyncPgConnection,
-    worker_id: &str,
-    stale_after: Duration,
-) -> QueryResult<Option<Operation>> {
-    let stale_ms = stale_after.as_millis() as i64;
-    let worker_id = worker_id.to_string();
-    conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
-        let candidate = diesel::sql_query(
-            "SELECT o.id, o.user_id FROM operations o
-             WHERE o.state IN ('queued', 'running', 'applying', 'cancelling')
+/// The candidate of [`claim`]. The runnable states are written into the
+/// text, not bound: only then can the planner match them against the
+/// predicate of the partial index `operations_pending_idx` and walk the few
+/// unfinished rows instead of every operation.
+static CLAIM_CANDIDATE: LazyLock<String> = LazyLock::new(|| {
+    let runnable = enums::list(OperationState::RUNNABLE);
+    format!(
+        "SELECT o.id, o.user_id FROM operations o
+             WHERE o.state IN {runnable}
                -- unclaimed (new, or handed back) or held by a dead worker
                AND (o.worker_id IS NULL
                     OR o.heartbeat_at IS NULL
@@ -187,17 +173,111 @@ pub async fn claim(
                AND NOT EXISTS (
                    SELECT 1 FROM operations a
                    WHERE a.user_id = o.user_id AND a.id <> o.id
-                     AND a.state IN ('queued', 'running', 'applying', 'cancelling')
+                     AND a.state IN {runnable}
                      AND a.worker_id IS NOT NULL
                      AND a.heartbeat_at >= now() - make_interval(secs => $1::bigint / 1000.0))
              ORDER BY o.created_at
              FOR UPDATE OF o SKIP LOCKED
-             LIMIT 1",
-        )
-        .bind::<diesel::sql_types::BigInt, _>(stale_ms)
-        .get_result::<Candidate>(conn)
-        .await
-        .optional()?;
+             LIMIT 1"
+    )
+});
+
+/// The re-check of [`claim`] under the user's lock.
+static CLAIM_BUSY: LazyLock<String> = LazyLock::new(|| {
+    let runnable = enums::list(OperationState::RUNNABLE);
+    format!(
+        "SELECT EXISTS (SELECT 1 FROM operations a
+                WHERE a.user_id = $1 AND a.id <> $2
+                  AND a.state IN {runnable}
+                  AND a.worker_id IS NOT NULL
+                  AND a.heartbeat_at >= now() - make_interval(secs => $3::bigint / 1000.0)) AS ok"
+    )
+});
+
+/// Claimed rows this version could not read, failed in one call of
+/// [`claim`] before it gives up until the next one.
+const UNREADABLE_PER_CLAIM: usize = 8;
+
+/// Claims the oldest runnable job: one no worker holds (new, or handed back
+/// at shutdown), or one whose worker stopped heart-beating `stale_after` ago
+/// (recovery) — never a job another live worker holds, and never a second
+/// job of a user who already has one held. Returns the claimed row, now held
+/// by `worker_id`.
+///
+/// A claimed row this version cannot read (a word it does not know, written
+/// by a newer version or damaged) fails as a job, with the reason as its
+/// error, and the next one is claimed: left runnable, it would fail every
+/// claim while every job behind it waits.
+pub async fn claim(
+    conn: &mut AsyncPgConnection,
+    worker_id: &str,
+    stale_after: Duration,
+) -> QueryResult<Option<Operation>> {
+    for _ in 0..UNREADABLE_PER_CLAIM {
+        let Some(id) = claim_id(conn, worker_id, stale_after).await? else {
+            return Ok(None);
+        };
+        match find(conn, id).await {
+            Err(diesel::result::Error::DeserializationError(error)) => {
+                // The cause ("unknown duplicate policy …") is the source of
+                // diesel's "error deserializing field …".
+                let mut reason = error.to_string();
+                let mut source = error.source();
+                while let Some(cause) = source {
+                    reason = format!("{reason}: {cause}");
+                    source = cause.source();
+                }
+                tracing::error!(operation = %id, error = %reason, "a claimed job cannot be read; it fails");
+                fail_unreadable(conn, id, worker_id, &reason).await?;
+            }
+            found => return found,
+        }
+    }
+    Ok(None)
+}
+
+/// Fails a claimed job whose row cannot be read (see [`claim`]), without
+/// reading it.
+async fn fail_unreadable(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    holder: &str,
+    error: &str,
+) -> QueryResult<usize> {
+    let now = Utc::now();
+    diesel::update(
+        operations::table
+            .find(id)
+            .filter(operations::worker_id.eq(holder)),
+    )
+    .set((
+        operations::state.eq(OperationState::Failed),
+        operations::error.eq(format!(
+            "this version of the service cannot read the operation: {error}"
+        )),
+        operations::updated_at.eq(now),
+        operations::finished_at.eq(now),
+        operations::worker_id.eq(None::<String>),
+    ))
+    .execute(conn)
+    .await
+}
+
+/// The claim itself (see [`claim`]): the id of the job now held by
+/// `worker_id`.
+async fn claim_id(
+    conn: &mut AsyncPgConnection,
+    worker_id: &str,
+    stale_after: Duration,
+) -> QueryResult<Option<Uuid>> {
+    let stale_ms = stale_after.as_millis() as i64;
+    let worker_id = worker_id.to_string();
+    conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
+        let candidate = diesel::sql_query(CLAIM_CANDIDATE.as_str())
+            .bind::<diesel::sql_types::BigInt, _>(stale_ms)
+            .get_result::<Candidate>(conn)
+            .await
+            .optional()?;
         let Some(candidate) = candidate else {
             return Ok(None);
         };
@@ -211,18 +291,12 @@ pub async fn claim(
         if !locked.ok {
             return Ok(None);
         }
-        let busy = diesel::sql_query(
-            "SELECT EXISTS (SELECT 1 FROM operations a
-                WHERE a.user_id = $1 AND a.id <> $2
-                  AND a.state IN ('queued', 'running', 'applying', 'cancelling')
-                  AND a.worker_id IS NOT NULL
-                  AND a.heartbeat_at >= now() - make_interval(secs => $3::bigint / 1000.0)) AS ok",
-        )
-        .bind::<diesel::sql_types::Uuid, _>(candidate.user_id)
-        .bind::<diesel::sql_types::Uuid, _>(candidate.id)
-        .bind::<diesel::sql_types::BigInt, _>(stale_ms)
-        .get_result::<Flag>(conn)
-        .await?;
+        let busy = diesel::sql_query(CLAIM_BUSY.as_str())
+            .bind::<diesel::sql_types::Uuid, _>(candidate.user_id)
+            .bind::<diesel::sql_types::Uuid, _>(candidate.id)
+            .bind::<diesel::sql_types::BigInt, _>(stale_ms)
+            .get_result::<Flag>(conn)
+            .await?;
         if busy.ok {
             return Ok(None);
         }
@@ -236,7 +310,7 @@ pub async fn claim(
                     diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
                 >("coalesce(started_at, now())")),
             ))
-            .returning(Operation::as_returning())
+            .returning(operations::id)
             .get_result(conn)
             .await?;
         Ok(Some(claimed))
@@ -272,25 +346,22 @@ pub async fn heartbeat(
 pub async fn set_state(
     conn: &mut AsyncPgConnection,
     id: Uuid,
-    state: &str,
-    phase: Option<&str>,
+    state: OperationState,
+    phase: Option<Phase>,
     phase_seconds: &serde_json::Value,
 ) -> QueryResult<Operation> {
+    use diesel::sql_types::{Bool, Text};
     let now = Utc::now();
-    let finished = at_rest(state);
+    let finished = state.is_at_rest();
     // While a job is still working, a pending cancel keeps showing as
     // `cancelling` (the worker stops at its next file).
-    let state_sql = if ACTIVE_STATES.contains(&state) {
-        diesel::dsl::sql::<diesel::sql_types::Text>(
-            "CASE WHEN cancel_requested THEN 'cancelling' ELSE ",
-        )
-        .bind::<diesel::sql_types::Text, _>(state.to_string())
-        .sql(" END")
-    } else {
-        diesel::dsl::sql::<diesel::sql_types::Text>("")
-            .bind::<diesel::sql_types::Text, _>(state.to_string())
-            .sql("")
-    };
+    let state_sql = diesel::dsl::sql::<Text>("CASE WHEN ")
+        .bind::<Bool, _>(state.is_active())
+        .sql(" AND cancel_requested THEN ")
+        .bind::<Text, _>(OperationState::Cancelling)
+        .sql(" ELSE ")
+        .bind::<Text, _>(state)
+        .sql(" END");
     diesel::update(operations::table.find(id))
         .set((
             operations::state.eq(state_sql),
@@ -330,9 +401,12 @@ pub async fn set_counters(
     diesel::update(
         operations::table
             .find(id)
-            .filter(operations::state.ne_all(AT_REST)),
+            .filter(operations::state.ne_all(OperationState::AT_REST)),
     )
-    .set((counters, operations::updated_at.eq(Utc::now())))
+    .set((
+        CounterColumns::from(*counters),
+        operations::updated_at.eq(Utc::now()),
+    ))
     .execute(conn)
     .await
 }
@@ -354,7 +428,7 @@ pub async fn fail(
             .filter(operations::worker_id.eq(holder)),
     )
     .set((
-        operations::state.eq("failed"),
+        operations::state.eq(OperationState::Failed),
         operations::error.eq(error),
         operations::updated_at.eq(now),
         operations::finished_at.eq(now),
@@ -381,16 +455,17 @@ pub async fn request_cancel(
     conn: &mut AsyncPgConnection,
     op: &Operation,
 ) -> QueryResult<Operation> {
+    use OperationState as S;
     let now = Utc::now();
-    match op.state.as_str() {
-        "queued" | "planned" => {
+    match op.state {
+        S::Queued | S::Planned => {
             diesel::update(
                 operations::table
                     .find(op.id)
-                    .filter(operations::state.eq(&op.state)),
+                    .filter(operations::state.eq(op.state)),
             )
             .set((
-                operations::state.eq("cancelled"),
+                operations::state.eq(S::Cancelled),
                 operations::cancel_requested.eq(true),
                 operations::updated_at.eq(now),
                 operations::finished_at.eq(now),
@@ -398,21 +473,22 @@ pub async fn request_cancel(
             .execute(conn)
             .await?;
         }
-        "running" | "applying" => {
+        S::Running | S::Applying => {
             diesel::update(
                 operations::table
                     .find(op.id)
-                    .filter(operations::state.eq(&op.state)),
+                    .filter(operations::state.eq(op.state)),
             )
             .set((
-                operations::state.eq("cancelling"),
+                operations::state.eq(S::Cancelling),
                 operations::cancel_requested.eq(true),
                 operations::updated_at.eq(now),
             ))
             .execute(conn)
             .await?;
         }
-        _ => {}
+        // Already winding down, or ended: nothing to ask.
+        S::Cancelling | S::Succeeded | S::Failed | S::Cancelled => {}
     }
     operations::table
         .find(op.id)
@@ -426,11 +502,11 @@ pub async fn queue_apply(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<
     diesel::update(
         operations::table
             .find(id)
-            .filter(operations::state.eq("planned")),
+            .filter(operations::state.eq(OperationState::Planned)),
     )
     .set((
-        operations::state.eq("queued"),
-        operations::phase.eq("apply"),
+        operations::state.eq(OperationState::Queued),
+        operations::phase.eq(Phase::Apply),
         operations::finished_at.eq(None::<DateTime<Utc>>),
         operations::updated_at.eq(Utc::now()),
     ))
@@ -438,6 +514,15 @@ pub async fn queue_apply(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<
     .get_result(conn)
     .await
     .optional()
+}
+
+/// The last seq whose outcome an apply has recorded (`set_applied_cursor`).
+pub async fn applied_cursor(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<i64> {
+    operations::table
+        .find(id)
+        .select(operations::applied_cursor)
+        .first(conn)
+        .await
 }
 
 pub async fn set_applied_cursor(

@@ -22,19 +22,27 @@
 //! - Where a file is now: its `new_path` once moved (status completed or
 //!   duplicate), else its `original_path`.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use diesel::QueryResult;
 use diesel::sql_types::{BigInt, Bytea, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::file_search::KEPT_PATH;
-use crate::reports::{DuplicateFile, DuplicateGroup, LARGEST_FILES, Record};
+use super::{
+    enums,
+    file_search::{KEPT_PATH, current_path},
+};
+use crate::domain::{
+    DuplicateFile, DuplicateGroup, OperationKind, OperationState, Record, RecordStatus,
+    report::LARGEST_FILES,
+};
 
 /// Where the record aliased `f` is now.
-const F_PATH: &str = "CASE WHEN f.status IN ('completed', 'duplicate') AND f.new_path IS NOT NULL THEN f.new_path ELSE f.original_path END";
+static F_PATH: LazyLock<String> = LazyLock::new(|| current_path("f"));
 /// Where the record aliased `k` is now.
-const K_PATH: &str = "CASE WHEN k.status IN ('completed', 'duplicate') AND k.new_path IS NOT NULL THEN k.new_path ELSE k.original_path END";
+static K_PATH: LazyLock<String> = LazyLock::new(|| current_path("k"));
 
 /// Outcome counts of an operation's journal.
 #[derive(Debug, Default, Clone, Copy, diesel::QueryableByName)]
@@ -57,20 +65,26 @@ pub struct Outcomes {
 
 /// One aggregate pass: outcomes by status and the duplicate summary.
 pub async fn outcomes(conn: &mut AsyncPgConnection, operation_id: Uuid) -> QueryResult<Outcomes> {
-    diesel::sql_query(
-        "SELECT
-            count(*) FILTER (WHERE status IN ('completed', 'duplicate')) AS moved,
-            coalesce(sum(size_bytes) FILTER (WHERE status IN ('completed', 'duplicate')), 0)::bigint AS moved_bytes,
-            count(*) FILTER (WHERE status = 'skipped') AS skipped,
-            count(*) FILTER (WHERE status = 'failed') AS failed,
-            count(DISTINCT duplicate_of) AS duplicate_groups,
-            count(duplicate_of) AS duplicate_files,
-            coalesce(sum(size_bytes) FILTER (WHERE duplicate_of IS NOT NULL), 0)::bigint AS reclaimable_bytes
-         FROM file_records WHERE operation_id = $1",
-    )
-    .bind::<diesel::sql_types::Uuid, _>(operation_id)
-    .get_result(conn)
-    .await
+    static OUTCOMES: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT
+                count(*) FILTER (WHERE status IN {moved}) AS moved,
+                coalesce(sum(size_bytes) FILTER (WHERE status IN {moved}), 0)::bigint AS moved_bytes,
+                count(*) FILTER (WHERE status = {skipped}) AS skipped,
+                count(*) FILTER (WHERE status = {failed}) AS failed,
+                count(DISTINCT duplicate_of) AS duplicate_groups,
+                count(duplicate_of) AS duplicate_files,
+                coalesce(sum(size_bytes) FILTER (WHERE duplicate_of IS NOT NULL), 0)::bigint AS reclaimable_bytes
+             FROM file_records WHERE operation_id = $1",
+            moved = enums::list(RecordStatus::MOVED),
+            skipped = enums::lit(RecordStatus::Skipped),
+            failed = enums::lit(RecordStatus::Failed),
+        )
+    });
+    diesel::sql_query(OUTCOMES.as_str())
+        .bind::<diesel::sql_types::Uuid, _>(operation_id)
+        .get_result(conn)
+        .await
 }
 
 #[derive(diesel::QueryableByName)]
@@ -124,7 +138,7 @@ struct RecordRow {
     #[diesel(sql_type = Nullable<Text>)]
     duplicate_of_path: Option<String>,
     #[diesel(sql_type = Text)]
-    status: String,
+    status: RecordStatus,
     #[diesel(sql_type = Nullable<Text>)]
     reason: Option<String>,
     #[diesel(sql_type = Timestamptz)]
@@ -155,10 +169,11 @@ impl From<RecordRow> for Record {
 fn record_select(tail: &str) -> String {
     format!(
         "SELECT f.seq, f.original_path, f.new_path, f.size_bytes, f.modified_at, f.content_hash,
-                f.category, f.duplicate_of, {KEPT_PATH} AS duplicate_of_path, f.status, f.reason,
+                f.category, f.duplicate_of, {kept} AS duplicate_of_path, f.status, f.reason,
                 f.created_at
          FROM file_records f
-         WHERE f.operation_id = $1 {tail}"
+         WHERE f.operation_id = $1 {tail}",
+        kept = KEPT_PATH.as_str()
     )
 }
 
@@ -271,7 +286,7 @@ pub async fn count_duplicate_groups(
 /// $3 the limit, and with a cursor $4..$6 the last group's key.
 pub fn duplicate_groups_sql(with_cursor: bool) -> String {
     GROUP_PAGE
-        .replace("KPATH", K_PATH)
+        .replace("KPATH", &K_PATH)
         .replace("CURSOR", if with_cursor { GROUP_CURSOR } else { "" })
 }
 
@@ -346,10 +361,11 @@ struct MemberRow {
 pub fn group_members_sql() -> String {
     format!(
         "SELECT coalesce(f.duplicate_of, f.seq) AS keeper_seq, f.seq, f.original_path,
-                {F_PATH} AS path, f.modified_at
+                {path} AS path, f.modified_at
          FROM file_records f
          WHERE f.operation_id = $1 AND (f.seq = ANY($2) OR f.duplicate_of = ANY($2))
-         ORDER BY keeper_seq, f.duplicate_of IS NOT NULL, ({F_PATH}) COLLATE \"C\", f.seq"
+         ORDER BY keeper_seq, f.duplicate_of IS NOT NULL, ({path}) COLLATE \"C\", f.seq",
+        path = F_PATH.as_str()
     )
 }
 
@@ -386,7 +402,7 @@ async fn group_members(
 #[derive(diesel::QueryableByName)]
 struct StateRow {
     #[diesel(sql_type = Text)]
-    state: String,
+    state: OperationState,
     #[diesel(sql_type = BigInt)]
     n: i64,
 }
@@ -395,7 +411,7 @@ struct StateRow {
 pub async fn operations_by_state(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
-) -> QueryResult<Vec<(String, i64)>> {
+) -> QueryResult<Vec<(OperationState, i64)>> {
     let rows: Vec<StateRow> = diesel::sql_query(
         "SELECT state, count(*) AS n FROM operations WHERE user_id = $1 GROUP BY state",
     )
@@ -429,20 +445,24 @@ pub struct UsageTotals {
 /// Counters rather than journals keep this O(operations); every worker
 /// rebuilds its counters from the journal, so they agree with it.
 pub async fn usage_totals(conn: &mut AsyncPgConnection, user_id: Uuid) -> QueryResult<UsageTotals> {
-    diesel::sql_query(
-        "SELECT
-            coalesce(sum(o.files_moved) FILTER (WHERE o.kind <> 'undo'), 0)::bigint
-              - coalesce(sum(o.files_moved) FILTER (WHERE o.kind = 'undo'), 0)::bigint AS files_organized,
-            coalesce(sum(o.bytes_moved) FILTER (WHERE o.kind <> 'undo'), 0)::bigint
-              - coalesce(sum(o.bytes_moved) FILTER (WHERE o.kind = 'undo'), 0)::bigint AS bytes_organized,
-            coalesce(sum(o.duplicates_found) FILTER (WHERE o.kind <> 'undo'), 0)::bigint AS duplicates_found,
-            coalesce(sum(o.reclaimable_bytes) FILTER (WHERE o.kind <> 'undo'), 0)::bigint AS reclaimable_bytes,
-            u.storage_used_bytes, u.storage_quota_bytes
-         FROM users u LEFT JOIN operations o ON o.user_id = u.id
-         WHERE u.id = $1
-         GROUP BY u.id",
-    )
-    .bind::<diesel::sql_types::Uuid, _>(user_id)
-    .get_result(conn)
-    .await
+    static USAGE_TOTALS: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT
+                coalesce(sum(o.files_moved) FILTER (WHERE o.kind <> {undo}), 0)::bigint
+                  - coalesce(sum(o.files_moved) FILTER (WHERE o.kind = {undo}), 0)::bigint AS files_organized,
+                coalesce(sum(o.bytes_moved) FILTER (WHERE o.kind <> {undo}), 0)::bigint
+                  - coalesce(sum(o.bytes_moved) FILTER (WHERE o.kind = {undo}), 0)::bigint AS bytes_organized,
+                coalesce(sum(o.duplicates_found) FILTER (WHERE o.kind <> {undo}), 0)::bigint AS duplicates_found,
+                coalesce(sum(o.reclaimable_bytes) FILTER (WHERE o.kind <> {undo}), 0)::bigint AS reclaimable_bytes,
+                u.storage_used_bytes, u.storage_quota_bytes
+             FROM users u LEFT JOIN operations o ON o.user_id = u.id
+             WHERE u.id = $1
+             GROUP BY u.id",
+            undo = enums::lit(OperationKind::Undo),
+        )
+    });
+    diesel::sql_query(USAGE_TOTALS.as_str())
+        .bind::<diesel::sql_types::Uuid, _>(user_id)
+        .get_result(conn)
+        .await
 }

@@ -7,12 +7,18 @@
 //! until [`adopt_operation_trash`] takes them in, which every trash RPC runs
 //! first; the unique (operation_id, operation_seq) key makes that idempotent.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use crate::schema::trash_items;
+use super::enums;
+use crate::{
+    domain::{DuplicatePolicy, OperationState, RecordStatus},
+    schema::trash_items,
+};
 
 /// One trash item.
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -70,36 +76,48 @@ pub async fn forget(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<()> {
 /// record an undo has moved back out of the trash are marked restored.
 /// Operations already taken in are not read again.
 pub async fn adopt_operation_trash(conn: &mut AsyncPgConnection, user_id: Uuid) -> QueryResult<()> {
-    diesel::sql_query(
-        "INSERT INTO trash_items (id, user_id, original_path, trash_path, kind, size_bytes,
+    // The words are written into the statements (`db::enums`); the policy's
+    // is the `options` column's JSON word, which is the same.
+    static ADOPT: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "INSERT INTO trash_items (id, user_id, original_path, trash_path, kind, size_bytes,
                                   operation_id, operation_seq, deleted_at)
          SELECT gen_random_uuid(), o.user_id, f.original_path, f.new_path, 'file', f.size_bytes,
                 f.operation_id, f.seq, coalesce(o.finished_at, o.updated_at)
          FROM operations o
          JOIN file_records f ON f.operation_id = o.id
          WHERE o.user_id = $1
-           AND o.options->>'duplicate_policy' = 'move_to_trash'
-           AND o.state IN ('succeeded', 'failed', 'cancelled')
+           AND o.options->>'duplicate_policy' = {trash}
+           AND o.state IN {finished}
            AND o.duplicates_found > 0
            AND NOT EXISTS (SELECT 1 FROM trash_items t WHERE t.operation_id = o.id)
-           AND f.status = 'duplicate'
+           AND f.status = {duplicate}
            AND f.new_path LIKE '.trash/%'
          ON CONFLICT (operation_id, operation_seq) WHERE operation_id IS NOT NULL DO NOTHING",
-    )
-    .bind::<diesel::sql_types::Uuid, _>(user_id)
-    .execute(conn)
-    .await?;
-    diesel::sql_query(
-        "UPDATE trash_items t SET restored_at = now(), restored_path = f.original_path
+            trash = enums::lit(DuplicatePolicy::MoveToTrash),
+            finished = enums::list(OperationState::FINAL),
+            duplicate = enums::lit(RecordStatus::Duplicate),
+        )
+    });
+    static RESTORED: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "UPDATE trash_items t SET restored_at = now(), restored_path = f.original_path
          FROM file_records f
          WHERE t.user_id = $1 AND t.restored_at IS NULL AND t.purged_at IS NULL
            AND f.operation_id = t.operation_id AND f.seq = t.operation_seq
-           AND f.status <> 'duplicate'",
-    )
-    .bind::<diesel::sql_types::Uuid, _>(user_id)
-    .execute(conn)
-    .await
-    .map(drop)
+           AND f.status <> {duplicate}",
+            duplicate = enums::lit(RecordStatus::Duplicate),
+        )
+    });
+    diesel::sql_query(ADOPT.as_str())
+        .bind::<diesel::sql_types::Uuid, _>(user_id)
+        .execute(conn)
+        .await?;
+    diesel::sql_query(RESTORED.as_str())
+        .bind::<diesel::sql_types::Uuid, _>(user_id)
+        .execute(conn)
+        .await
+        .map(drop)
 }
 
 /// The user's trash, newest first, after the keyset position `after`

@@ -6,7 +6,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::models::{NewUser, User};
-use crate::schema::users;
+use crate::{domain::Role, schema::users};
 
 pub async fn insert(conn: &mut AsyncPgConnection, new: &NewUser<'_>) -> QueryResult<User> {
     diesel::insert_into(users::table)
@@ -73,7 +73,7 @@ pub async fn set_password_hash(
 }
 
 /// Changes a user's role (the `fileorg user promote` command and tests).
-pub async fn set_role(conn: &mut AsyncPgConnection, email: &str, role: &str) -> QueryResult<User> {
+pub async fn set_role(conn: &mut AsyncPgConnection, email: &str, role: Role) -> QueryResult<User> {
     diesel::update(users::table.filter(users::email.eq(email)))
         .set((users::role.eq(role), users::updated_at.eq(Utc::now())))
         .returning(User::as_returning())

@@ -316,17 +316,9 @@ impl fmt::Display for Category {
     }
 }
 
-/// A user's custom category (a row of the `categories` table).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct CustomRule {
-    pub name: String,
-    /// Extensions without the dot; case and a leading dot are ignored.
-    pub extensions: Vec<String>,
-    /// Globs, see the module documentation for how they are matched.
-    pub globs: Vec<String>,
-    /// Higher priorities are tried first.
-    pub priority: i32,
-}
+/// A user's custom category: the domain's (`domain::rules`), checked and
+/// applied here.
+pub use crate::domain::CustomRule;
 
 impl CustomRule {
     /// Checks the rule's globs and extensions, as [`Categorizer::new`] does;

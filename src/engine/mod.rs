@@ -2,7 +2,9 @@
 //!
 //! Pipeline: [`scan`] → [`categorize`] → [`duplicates`] → [`plan`] → journal
 //! (`db::file_records`) → apply (`jobs::organize`) → report; plus undo and
-//! crash recovery (`jobs`). [`progress`] is shared by all steps.
+//! crash recovery (`jobs`). [`progress`] is shared by all steps. The engine
+//! speaks the domain's types (`domain`: policies, journal rows, counters);
+//! it knows nothing of the database, the jobs or the API above it.
 
 pub mod categorize;
 pub mod duplicates;
@@ -10,6 +12,7 @@ pub mod parallel;
 pub mod plan;
 pub mod progress;
 pub mod scan;
+pub mod spec;
 pub mod template;
 
 /// Hands memory freed by the engine back to the operating system.

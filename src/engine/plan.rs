@@ -13,8 +13,11 @@ use std::collections::HashSet;
 use std::hash::{BuildHasher, RandomState};
 
 use super::{duplicates::DuplicateAnalysis, scan::ScanResult, template::Template};
+/// The policies are the domain's; re-exported where the planner's callers
+/// have always found them.
+pub use crate::domain::{ConflictPolicy, DuplicatePolicy};
 use crate::{
-    db::file_records::JournalRow,
+    domain::{JournalRow, RecordStatus},
     storage::{
         names::find_free_name,
         path::{PathError, UserPath},
@@ -27,19 +30,6 @@ use crate::{
 pub const DUPLICATES_FOLDER: &str = "_duplicates";
 /// The user's trash folder, at the root of their storage.
 pub use crate::storage::trash::TRASH_FOLDER;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DuplicatePolicy {
-    ReportOnly,
-    MoveToDuplicatesFolder,
-    MoveToTrash,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConflictPolicy {
-    Rename,
-    Skip,
-}
 
 pub struct PlanInput<'a> {
     pub root: &'a UserRoot,
@@ -129,13 +119,13 @@ pub fn plan(input: &PlanInput<'_>, scan: &ScanResult, emit: &mut dyn FnMut(Journ
             category: category.to_string(),
             // Keepers come first in scan order or not: seq = index + 1.
             duplicate_of: duplicate_of.map(|k| k as i64 + 1),
-            status: "planned",
+            status: RecordStatus::Planned,
             reason: None,
             mtime_ns: i64::try_from(file.fingerprint.mtime_ns).ok(),
             ctime_ns: i64::try_from(file.ctime_ns).ok(),
         };
         if let Some(reason) = input.duplicates.unreadable.get(&i) {
-            row.status = "skipped";
+            row.status = RecordStatus::Skipped;
             row.reason = Some(format!("could not be read: {reason}"));
             emit(row);
             continue;
@@ -150,7 +140,7 @@ pub fn plan(input: &PlanInput<'_>, scan: &ScanResult, emit: &mut dyn FnMut(Journ
                 _ => None,
             };
             if let Some(reason) = reason {
-                row.status = "skipped";
+                row.status = RecordStatus::Skipped;
                 row.reason = Some(reason);
                 emit(row);
                 continue;
@@ -179,14 +169,14 @@ pub fn plan(input: &PlanInput<'_>, scan: &ScanResult, emit: &mut dyn FnMut(Journ
         let wanted = match wanted {
             Ok(w) => w,
             Err(reason) => {
-                row.status = "skipped";
+                row.status = RecordStatus::Skipped;
                 row.reason = Some(format!("no valid destination: {reason}"));
                 emit(row);
                 continue;
             }
         };
         if wanted == file.path {
-            row.status = "skipped";
+            row.status = RecordStatus::Skipped;
             row.reason = Some("already in place".into());
             emit(row);
             continue;
@@ -203,7 +193,7 @@ pub fn plan(input: &PlanInput<'_>, scan: &ScanResult, emit: &mut dyn FnMut(Journ
                 row.new_path = Some(path.as_str().to_string());
             }
             None => {
-                row.status = "skipped";
+                row.status = RecordStatus::Skipped;
                 row.reason = Some(format!("destination {wanted} already exists"));
             }
         }
@@ -222,7 +212,7 @@ pub fn plan(input: &PlanInput<'_>, scan: &ScanResult, emit: &mut dyn FnMut(Journ
             content_hash: None,
             category: "Other".into(),
             duplicate_of: None,
-            status: "skipped",
+            status: RecordStatus::Skipped,
             reason: Some(skipped.reason.clone()),
             mtime_ns: None,
             ctime_ns: None,

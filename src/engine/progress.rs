@@ -6,7 +6,7 @@ use std::sync::{
     atomic::{AtomicBool, AtomicI64, Ordering},
 };
 
-use crate::db::models::Counters;
+use crate::domain::Counters;
 
 /// Counters as atomics (cheap to bump from any thread), the current path
 /// and the cancel flag the engine checks before each file.

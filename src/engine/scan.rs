@@ -485,7 +485,7 @@ mod tests {
         let source = UserPath::parse("src").unwrap();
         let scan_with = |threads: usize| {
             let options = ScanOptions {
-                exclude: crate::jobs::organize::glob_set(&["node_modules".into()]).unwrap(),
+                exclude: crate::engine::spec::glob_set(&["node_modules".into()]).unwrap(),
                 threads,
                 ..Default::default()
             };

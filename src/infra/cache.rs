@@ -7,7 +7,7 @@
 //! | `report` | owner id : operation id | 10 min (CACHE_REPORT_TTL_SECS) | the operation's state changes, undo of it |
 //!
 //! Behind the `report` cache, a report of an operation at rest is also stored
-//! in Postgres for the operation's current version (`api::memo`), so that
+//! in Postgres for the operation's current version (`infra::memo`), so that
 //! without Redis it is still computed once, not once a second.
 //! | `categories` | user id | 1 h (CACHE_CATEGORIES_TTL_SECS) | category writes, every organize that finishes |
 //! | `api_key_v3` | key prefix | 60 s (CACHE_PRINCIPAL_TTL_SECS) | RevokeApiKey |

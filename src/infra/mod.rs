@@ -11,12 +11,15 @@
 //! - [`console`]: serves the browser console's built files;
 //! - [`security_headers`]: the HTTP security headers shared with Envoy;
 //! - [`streams`]: the per-user cap on open server streams;
-//! - [`keyed_lock`]: one computation at a time per key.
+//! - [`keyed_lock`]: one computation at a time per key;
+//! - [`memo`]: values computed from an operation's whole journal, stored
+//!   per version of the operation (`db::memos`).
 
 pub mod cache;
 pub mod console;
 pub mod health;
 pub mod keyed_lock;
+pub mod memo;
 pub mod observability;
 pub mod ratelimit;
 pub mod redis;

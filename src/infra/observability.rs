@@ -29,7 +29,10 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::engine::categorize::BuiltIn;
+use crate::{
+    domain::{OperationKind, OperationState, RecordStatus},
+    engine::categorize::BuiltIn,
+};
 
 pub const API_REQUESTS_TOTAL: &str = "api_requests_total";
 pub const API_REQUEST_DURATION_SECONDS: &str = "api_request_duration_seconds";
@@ -283,14 +286,8 @@ impl ActiveUsers {
 }
 
 /// A job ended in `state` (succeeded, cancelled, planned or failed).
-pub fn operation_finished(kind: &str, state: &'static str) {
-    let kind = match kind {
-        "organize" => "organize",
-        "deduplicate" => "deduplicate",
-        "undo" => "undo",
-        _ => "other",
-    };
-    counter!(OPERATIONS_TOTAL, "kind" => kind, "state" => state).increment(1);
+pub fn operation_finished(kind: OperationKind, state: OperationState) {
+    counter!(OPERATIONS_TOTAL, "kind" => kind.as_str(), "state" => state.as_str()).increment(1);
 }
 
 /// Counts a job as running in this process while it lives.
@@ -311,13 +308,14 @@ impl Drop for ActiveOperation {
 
 /// One journal record applied with outcome `status`. Custom categories are
 /// users' own names, so they share the label `custom`.
-pub fn file_organized(category: &str, status: &'static str) {
+pub fn file_organized(category: &str, status: RecordStatus) {
     let category = BuiltIn::ALL
         .iter()
         .map(|b| b.name())
         .find(|name| *name == category)
         .unwrap_or("custom");
-    counter!(FILES_ORGANIZED_TOTAL, "category" => category, "status" => status).increment(1);
+    counter!(FILES_ORGANIZED_TOTAL, "category" => category, "status" => status.as_str())
+        .increment(1);
 }
 
 pub fn duplicates_found(count: u64) {

@@ -3,8 +3,12 @@
 //! A running job publishes a full snapshot (at most ~10 per second) into a
 //! `watch` channel per operation, which every WatchOperation stream of the
 //! same process subscribes to, and, when Redis is configured, to the Redis
-//! pub/sub channel `<prefix>v1:progress:<operation id>` (protobuf-encoded), so
-//! streams served by another API process see a job running anywhere. Streams
+//! pub/sub channel `<prefix>v2:progress:<operation id>`, so streams served by
+//! another API process see a job running anywhere. Snapshots are the
+//! domain's ([`Snapshot`]; the API turns them into protobuf), as JSON on
+//! Redis. They were protobuf on `v1` channels: processes of the two versions
+//! side by side do not see each other's live snapshots (their streams go on
+//! polling the database) rather than misread them. Streams
 //! also poll the database once a second: that carries progress when Redis is
 //! absent or away (the persisted counters are at most a heartbeat old) and
 //! guarantees the terminal state is seen.
@@ -31,13 +35,14 @@ use std::{
 use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
-use crate::pb::fileorganizer::v1 as pb;
+use crate::domain::Snapshot;
 
-type Snapshot = Option<pb::WatchOperationResponse>;
+/// The latest snapshot of an operation, if any yet.
+type Latest = Option<Snapshot>;
 
 #[derive(Clone, Default)]
 pub struct ProgressHub {
-    channels: Arc<Mutex<HashMap<Uuid, watch::Sender<Snapshot>>>>,
+    channels: Arc<Mutex<HashMap<Uuid, watch::Sender<Latest>>>>,
     /// Jobs running in this process, so a cancel served here stops them at
     /// once (other processes notice the flag at their next heartbeat).
     running: Arc<Mutex<HashMap<Uuid, Arc<crate::engine::progress::Progress>>>>,
@@ -51,7 +56,7 @@ pub struct ProgressHub {
 pub struct Watcher {
     hub: ProgressHub,
     id: Uuid,
-    receiver: watch::Receiver<Snapshot>,
+    receiver: watch::Receiver<Latest>,
 }
 
 impl Watcher {
@@ -61,7 +66,7 @@ impl Watcher {
     }
 
     /// The latest snapshot, marked as seen.
-    pub fn latest(&mut self) -> Snapshot {
+    pub fn latest(&mut self) -> Latest {
         self.receiver.borrow_and_update().clone()
     }
 }
@@ -93,7 +98,7 @@ impl ProgressHub {
     }
 
     /// Publishes a snapshot of `id`.
-    pub fn publish(&self, id: Uuid, snapshot: pb::WatchOperationResponse) {
+    pub fn publish(&self, id: Uuid, snapshot: Snapshot) {
         let mut channels = self.channels.lock().expect("hub lock");
         let sender = channels.entry(id).or_insert_with(|| watch::channel(None).0);
         sender.send_replace(Some(snapshot));
@@ -139,7 +144,7 @@ impl ProgressHub {
 
     /// Publishes a snapshot from another process, only to watchers of this
     /// one (no channel is created for an operation nobody here watches).
-    fn publish_remote(&self, id: Uuid, snapshot: pb::WatchOperationResponse) {
+    fn publish_remote(&self, id: Uuid, snapshot: Snapshot) {
         // A job of this process has already published it locally, fresher.
         if self.runs_here(id) {
             return;
@@ -165,7 +170,7 @@ pub fn redis_channel(prefix: &str, id: Uuid) -> String {
 
 /// What every progress channel of a deployment starts with.
 fn channel_prefix(prefix: &str) -> String {
-    format!("{prefix}v1:progress:")
+    format!("{prefix}v2:progress:")
 }
 
 /// Publishes a snapshot on Redis; failures are logged at debug level only
@@ -174,9 +179,15 @@ pub async fn publish_redis(
     pool: &crate::infra::redis::RedisPool,
     prefix: &str,
     id: Uuid,
-    snapshot: &pb::WatchOperationResponse,
+    snapshot: &Snapshot,
 ) {
-    use prost::Message;
+    let payload = match serde_json::to_vec(snapshot) {
+        Ok(payload) => payload,
+        Err(error) => {
+            tracing::warn!(%error, "could not encode a progress snapshot");
+            return;
+        }
+    };
     let mut conn =
         match tokio::time::timeout(std::time::Duration::from_millis(200), pool.get()).await {
             Ok(Ok(conn)) => conn,
@@ -191,7 +202,7 @@ pub async fn publish_redis(
         };
     let result: Result<i64, _> = bb8_redis::redis::cmd("PUBLISH")
         .arg(redis_channel(prefix, id))
-        .arg(snapshot.encode_to_vec())
+        .arg(payload)
         .query_async(&mut *conn)
         .await;
     if let Err(error) = result {
@@ -212,7 +223,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// be subscribed to.
 pub struct RemoteFeed {
     url: String,
-    /// `<prefix>v1:progress:`, the channels' common start.
+    /// `<prefix>v2:progress:`, the channels' common start.
     channel_prefix: String,
     /// How many watchers of this process want each operation's channel.
     wanted: Mutex<HashMap<Uuid, usize>>,
@@ -363,7 +374,6 @@ impl RemoteFeed {
     }
 
     fn deliver(&self, hub: &ProgressHub, message: &bb8_redis::redis::Msg) {
-        use prost::Message;
         let Some(id) = message
             .get_channel_name()
             .strip_prefix(&self.channel_prefix)
@@ -371,8 +381,10 @@ impl RemoteFeed {
         else {
             return;
         };
-        if let Ok(snapshot) = pb::WatchOperationResponse::decode(message.get_payload_bytes()) {
-            hub.publish_remote(id, snapshot);
+        match serde_json::from_slice::<Snapshot>(message.get_payload_bytes()) {
+            Ok(snapshot) => hub.publish_remote(id, snapshot),
+            // Not ours to read (another version's, say); polling covers it.
+            Err(error) => tracing::debug!(%error, operation = %id, "ignored a progress message"),
         }
     }
 }

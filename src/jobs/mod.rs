@@ -28,65 +28,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
-    api::convert,
     db::{self, models::Operation},
+    domain::{OperationKind, OperationState, Phase, Snapshot},
     engine::progress::Progress,
-    pb::fileorganizer::v1 as pb,
     state::AppState,
 };
-
-/// The immutable settings of an operation, stored as `operations.options`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct OperationOptions {
-    pub layout_template: String,
-    /// "report_only", "move_to_duplicates_folder" or "move_to_trash".
-    pub duplicate_policy: String,
-    /// "rename" or "skip".
-    pub conflict_policy: String,
-    pub include_globs: Vec<String>,
-    pub exclude_globs: Vec<String>,
-    pub hash_all_files: bool,
-    pub remove_empty_dirs: bool,
-}
-
-impl OperationOptions {
-    pub fn duplicate_policy(&self) -> crate::engine::plan::DuplicatePolicy {
-        use crate::engine::plan::DuplicatePolicy as D;
-        match self.duplicate_policy.as_str() {
-            "move_to_duplicates_folder" => D::MoveToDuplicatesFolder,
-            "move_to_trash" => D::MoveToTrash,
-            _ => D::ReportOnly,
-        }
-    }
-
-    pub fn conflict_policy(&self) -> crate::engine::plan::ConflictPolicy {
-        match self.conflict_policy.as_str() {
-            "skip" => crate::engine::plan::ConflictPolicy::Skip,
-            _ => crate::engine::plan::ConflictPolicy::Rename,
-        }
-    }
-
-    pub fn duplicate_policy_pb(&self) -> pb::DuplicatePolicy {
-        use crate::engine::plan::DuplicatePolicy as D;
-        match self.duplicate_policy() {
-            D::ReportOnly => pb::DuplicatePolicy::ReportOnly,
-            D::MoveToDuplicatesFolder => pb::DuplicatePolicy::MoveToDuplicatesFolder,
-            D::MoveToTrash => pb::DuplicatePolicy::MoveToTrash,
-        }
-    }
-
-    pub fn conflict_policy_pb(&self) -> pb::ConflictPolicy {
-        match self.conflict_policy() {
-            crate::engine::plan::ConflictPolicy::Rename => pb::ConflictPolicy::Rename,
-            crate::engine::plan::ConflictPolicy::Skip => pb::ConflictPolicy::Skip,
-        }
-    }
-}
 
 /// Starts `count` workers, and with them the task that indexes the search
 /// names of finished jobs (`search_names`); they stop when shutdown begins.
@@ -136,7 +85,7 @@ async fn worker_loop(state: AppState, worker_id: String) {
             Ok(Some(op)) => {
                 let id = op.id;
                 let user_id = op.user_id;
-                let kind = op.kind.clone();
+                let kind = op.kind;
                 tracing::info!(operation = %id, kind = %op.kind, state = %op.state, worker = %worker_id, "claimed job");
                 if let Err(error) = run_job(&state, op, &worker_id).await {
                     if crate::error::is_database_unreachable(&error) {
@@ -154,7 +103,7 @@ async fn worker_loop(state: AppState, worker_id: String) {
                         continue;
                     }
                     tracing::error!(operation = %id, error = format!("{error:#}"), "job failed");
-                    crate::infra::observability::operation_finished(&kind, "failed");
+                    crate::infra::observability::operation_finished(kind, OperationState::Failed);
                     if let Ok(mut conn) = state.db.get().await
                         && let Ok(None) =
                             db::operations::fail(&mut conn, id, &worker_id, &format!("{error:#}"))
@@ -199,16 +148,16 @@ pub struct JobContext {
     pub progress: Arc<Progress>,
     /// Set when the claim was lost or the process shuts down.
     pub abandoned: Arc<std::sync::atomic::AtomicBool>,
-    pub phase: Arc<std::sync::Mutex<(String, &'static str)>>,
+    pub phase: Arc<std::sync::Mutex<(OperationState, Phase)>>,
     /// Seconds spent in each phase, written with every phase change.
     pub timings: std::sync::Mutex<timings::PhaseTimings>,
 }
 
 impl JobContext {
-    /// Records the phase (state name, phase name) for snapshots and the row,
-    /// with the time of the phase it ends.
-    pub async fn set_phase(&self, state: &str, phase: &'static str) -> anyhow::Result<()> {
-        *self.phase.lock().expect("phase lock") = (state.to_string(), phase);
+    /// Records the state and phase for snapshots and the row, with the time
+    /// of the phase it ends.
+    pub async fn set_phase(&self, state: OperationState, phase: Phase) -> anyhow::Result<()> {
+        *self.phase.lock().expect("phase lock") = (state, phase);
         let seconds = self.phase_seconds(Some(phase));
         let mut conn = self.state.db.get().await?;
         db::operations::set_state(&mut conn, self.operation.id, state, Some(phase), &seconds)
@@ -220,23 +169,23 @@ impl JobContext {
     /// Ends the job in `state` (a final state, or `planned`), its counters
     /// and the time of its last phase written first, and shown in `phase`.
     /// Then, in its REPORT phase, the operation's report is computed and
-    /// stored for the final version (`api::reports::report_of`), so the first
+    /// stored for the final version (`reports::report_of`), so the first
     /// GetOperationReport finds it; its time is added to the timings.
-    pub async fn finish(&self, state: &'static str, phase: &'static str) -> anyhow::Result<()> {
-        let seconds = self.phase_seconds(Some("report"));
+    pub async fn finish(&self, state: OperationState, phase: Phase) -> anyhow::Result<()> {
+        let seconds = self.phase_seconds(Some(Phase::Report));
         let mut conn = self.state.db.get().await?;
         db::operations::set_counters(&mut conn, self.operation.id, &self.progress.counters())
             .await?;
-        *self.phase.lock().expect("phase lock") = (state.to_string(), phase);
+        *self.phase.lock().expect("phase lock") = (state, phase);
         let row =
             db::operations::set_state(&mut conn, self.operation.id, state, Some(phase), &seconds)
                 .await?;
         drop(conn);
         self.changed().await;
-        crate::infra::observability::operation_finished(&self.operation.kind, state);
-        tracing::info!(operation = %self.operation.id, state, counters = ?self.progress.counters(), "job finished");
-        if row.kind != "undo"
-            && let Err(error) = crate::api::reports::report_of(&self.state, &row).await
+        crate::infra::observability::operation_finished(self.operation.kind, state);
+        tracing::info!(operation = %self.operation.id, %state, counters = ?self.progress.counters(), "job finished");
+        if row.kind != OperationKind::Undo
+            && let Err(error) = crate::reports::report_of(&self.state, &row).await
         {
             // The operation is done; its report is computed on request instead.
             tracing::warn!(operation = %row.id, error = %error, "computing the report failed");
@@ -267,7 +216,7 @@ impl JobContext {
     }
 
     /// Enters `phase` (None: the job stops) and returns the totals to store.
-    fn phase_seconds(&self, phase: Option<&'static str>) -> serde_json::Value {
+    fn phase_seconds(&self, phase: Option<Phase>) -> serde_json::Value {
         let mut timings = self.timings.lock().expect("timings lock");
         timings.enter(phase, Instant::now());
         timings.to_json()
@@ -311,7 +260,7 @@ async fn run_job(state: &AppState, op: Operation, worker_id: &str) -> anyhow::Re
         worker_id: worker_id.to_string(),
         progress: progress.clone(),
         abandoned: Default::default(),
-        phase: Arc::new(std::sync::Mutex::new((op.state.clone(), "scan"))),
+        phase: Arc::new(std::sync::Mutex::new((op.state, Phase::Scan))),
         timings: std::sync::Mutex::new(timings::PhaseTimings::resume(&op.phase_seconds)),
     });
     state.progress.register(op.id, progress.clone());
@@ -319,9 +268,9 @@ async fn run_job(state: &AppState, op: Operation, worker_id: &str) -> anyhow::Re
     let heartbeat = tokio::spawn(heartbeat_loop(ctx.clone(), stop_rx.clone()));
     let publisher = tokio::spawn(publish_loop(ctx.clone(), stop_rx));
 
-    let result = match op.kind.as_str() {
-        "undo" => undo::run(&ctx).await,
-        _ => organize::run(&ctx).await,
+    let result = match op.kind {
+        OperationKind::Undo => undo::run(&ctx).await,
+        OperationKind::Organize | OperationKind::Deduplicate => organize::run(&ctx).await,
     };
     let _ = stop_tx.send(true);
     state.progress.unregister(op.id);
@@ -336,40 +285,17 @@ async fn run_job(state: &AppState, op: Operation, worker_id: &str) -> anyhow::Re
     if let Ok(mut conn) = state.db.get().await
         && let Ok(Some(row)) = db::operations::find(&mut conn, op.id).await
     {
-        if db::operations::at_rest(&row.state) {
+        if row.state.is_at_rest() {
             let _ = db::operations::release(&mut conn, op.id).await;
         }
-        let mut snapshot = convert::snapshot(&row);
-        snapshot.counters =
-            Some(convert::counters(&progress.counters()).max_with(snapshot.counters));
+        let mut snapshot = row.snapshot();
+        snapshot.counters = progress.counters().max_with(snapshot.counters);
         if let Some(redis) = &state.redis {
             hub::publish_redis(redis, &state.config.redis_key_prefix, op.id, &snapshot).await;
         }
         state.progress.publish(op.id, snapshot);
     }
     result
-}
-
-/// Per-field maximum, so snapshots never go backwards.
-pub trait MaxWith {
-    fn max_with(self, other: Option<pb::OperationCounters>) -> pb::OperationCounters;
-}
-
-impl MaxWith for pb::OperationCounters {
-    fn max_with(self, other: Option<pb::OperationCounters>) -> pb::OperationCounters {
-        let Some(o) = other else { return self };
-        pb::OperationCounters {
-            files_scanned: self.files_scanned.max(o.files_scanned),
-            files_planned: self.files_planned.max(o.files_planned),
-            files_moved: self.files_moved.max(o.files_moved),
-            files_skipped: self.files_skipped.max(o.files_skipped),
-            files_failed: self.files_failed.max(o.files_failed),
-            duplicates_found: self.duplicates_found.max(o.duplicates_found),
-            bytes_scanned: self.bytes_scanned.max(o.bytes_scanned),
-            bytes_moved: self.bytes_moved.max(o.bytes_moved),
-            reclaimable_bytes: self.reclaimable_bytes.max(o.reclaimable_bytes),
-        }
-    }
 }
 
 /// Renews the claim and persists counters every JOB_HEARTBEAT_MS; picks up
@@ -414,7 +340,7 @@ async fn publish_loop(ctx: Arc<JobContext>, mut stop: tokio::sync::watch::Receiv
     let started = Instant::now();
     let id = ctx.operation.id;
     loop {
-        let (state, phase) = ctx.phase.lock().expect("phase lock").clone();
+        let (state, phase) = *ctx.phase.lock().expect("phase lock");
         let p = &ctx.progress;
         let elapsed = started.elapsed().as_secs_f64().max(0.001);
         let done_files = p.done_files.load(Ordering::Relaxed) as f64;
@@ -426,23 +352,20 @@ async fn publish_loop(ctx: Arc<JobContext>, mut stop: tokio::sync::watch::Receiv
         } else {
             0.0
         };
-        let eta = (files_per_second > 0.0 && total_files > done_files).then(|| {
-            convert::duration(Duration::from_secs_f64(
-                (total_files - done_files) / files_per_second,
-            ))
-        });
-        let snapshot = pb::WatchOperationResponse {
-            name: format!("{}{id}", convert::OPERATION_COLLECTION),
-            state: convert::operation_state(&state) as i32,
-            phase: convert::operation_phase(Some(phase)) as i32,
-            counters: Some(convert::counters(&p.counters())),
+        let eta = (files_per_second > 0.0 && total_files > done_files)
+            .then(|| Duration::from_secs_f64((total_files - done_files) / files_per_second));
+        let snapshot = Snapshot {
+            operation_id: id,
+            state,
+            phase: Some(phase),
+            counters: p.counters(),
             current_path: p.current(),
             files_per_second,
             bytes_per_second: done_bytes / elapsed,
             progress_percent: percent,
             eta,
             error: None,
-            snapshot_time: Some(convert::timestamp(chrono::Utc::now())),
+            time: chrono::Utc::now(),
         };
         if let Some(redis) = &ctx.state.redis {
             hub::publish_redis(redis, &ctx.state.config.redis_key_prefix, id, &snapshot).await;

@@ -43,23 +43,24 @@ use std::{
 };
 
 use anyhow::Context;
-use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
-use globset::{Glob, GlobSet, GlobSetBuilder};
 
-use super::{Interrupted, JobContext, OperationOptions};
+use super::{Interrupted, JobContext};
 use crate::{
     db::{
         self,
         file_records::{JournalChunk, MovedAsPlanned, Outcomes, RecordUpdate},
         models::FileRecord,
     },
+    domain::{
+        OperationKind, OperationOptions, OperationState, OperationState as S, Phase, RecordStatus,
+    },
     engine::{
-        categorize::{Categorizer, CustomRule, SNIFF_BYTES},
+        categorize::{Categorizer, SNIFF_BYTES},
         duplicates,
         plan::{self, ConflictPolicy, DuplicatePolicy, PlanInput},
         progress::Progress,
         scan::{self, ScanOptions, ScannedFile},
+        spec,
         template::Template,
     },
     storage::{
@@ -74,30 +75,9 @@ const JOURNAL_CHUNK: usize = 4096;
 /// Chunks buffered between the planner and the COPY writer.
 const JOURNAL_CHUNKS_IN_FLIGHT: usize = 4;
 
-pub fn glob_set(patterns: &[String]) -> Result<Option<GlobSet>, String> {
-    if patterns.is_empty() {
-        return Ok(None);
-    }
-    let mut builder = GlobSetBuilder::new();
-    for pattern in patterns {
-        let glob = globset::GlobBuilder::new(pattern)
-            .case_insensitive(true)
-            .literal_separator(false)
-            .build()
-            .map_err(|e| format!("{pattern:?}: {e}"))?;
-        builder.add(glob);
-        // A pattern like "node_modules" also excludes everything below it.
-        if !pattern.contains('/') {
-            builder
-                .add(Glob::new(&format!("**/{pattern}")).map_err(|e| format!("{pattern:?}: {e}"))?);
-        }
-    }
-    builder.build().map(Some).map_err(|e| e.to_string())
-}
-
 pub async fn run(ctx: &JobContext) -> anyhow::Result<()> {
     let op = &ctx.operation;
-    let options: OperationOptions = serde_json::from_value(op.options.clone()).unwrap_or_default();
+    let options = &op.options;
     let root = Arc::new(
         ctx.state
             .user_root(op.user_id)
@@ -105,57 +85,41 @@ pub async fn run(ctx: &JobContext) -> anyhow::Result<()> {
     );
     // Whether this run wrote the journal it is about to apply.
     let mut just_planned = false;
-    match (op.state.as_str(), op.phase.as_deref()) {
-        ("cancelling", _) => return finish(ctx, "cancelled").await,
-        ("applying", _) | ("queued", Some("apply")) => {}
-        _ => {
+    match (op.state, op.phase) {
+        (S::Cancelling, _) => return finish(ctx, S::Cancelled).await,
+        (S::Applying, _) | (S::Queued, Some(Phase::Apply)) => {}
+        // New, or a plan interrupted by a crash (redone from scratch).
+        (S::Queued | S::Running, _) => {
             just_planned = true;
-            match plan_phase(ctx, &root, &options).await? {
+            match plan_phase(ctx, &root, options).await? {
                 Some(Interrupted::Abandoned) => return Ok(()),
-                Some(Interrupted::Cancelled) => return finish(ctx, "cancelled").await,
+                Some(Interrupted::Cancelled) => return finish(ctx, S::Cancelled).await,
                 None => {}
             }
             if op.dry_run {
-                return finish(ctx, "planned").await;
+                return finish(ctx, S::Planned).await;
             }
         }
+        // `db::operations::claim` never hands out an operation at rest.
+        (S::Planned | S::Succeeded | S::Failed | S::Cancelled, _) => {
+            anyhow::bail!("an operation that is {} has no job to run", op.state)
+        }
     }
-    match apply_phase(ctx, &root, &options, just_planned).await? {
+    match apply_phase(ctx, &root, options, just_planned).await? {
         Some(Interrupted::Abandoned) => Ok(()),
-        Some(Interrupted::Cancelled) => finish(ctx, "cancelled").await,
-        None => finish(ctx, "succeeded").await,
+        Some(Interrupted::Cancelled) => finish(ctx, S::Cancelled).await,
+        None => finish(ctx, S::Succeeded).await,
     }
 }
 
 /// Persists the final counters and state.
-async fn finish(ctx: &JobContext, state: &'static str) -> anyhow::Result<()> {
-    let phase = if state == "planned" { "plan" } else { "report" };
+async fn finish(ctx: &JobContext, state: OperationState) -> anyhow::Result<()> {
+    let phase = if state == S::Planned {
+        Phase::Plan
+    } else {
+        Phase::Report
+    };
     ctx.finish(state, phase).await
-}
-
-async fn custom_rules(ctx: &JobContext) -> anyhow::Result<Vec<CustomRule>> {
-    use crate::schema::categories;
-    let mut conn = ctx.state.db.get().await?;
-    type Row = (String, Vec<Option<String>>, Vec<Option<String>>, i32);
-    let rows: Vec<Row> = categories::table
-        .filter(categories::user_id.eq(ctx.operation.user_id))
-        .select((
-            categories::name,
-            categories::extensions,
-            categories::globs,
-            categories::priority,
-        ))
-        .load(&mut conn)
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(name, extensions, globs, priority)| CustomRule {
-            name,
-            extensions: extensions.into_iter().flatten().collect(),
-            globs: globs.into_iter().flatten().collect(),
-            priority,
-        })
-        .collect())
 }
 
 /// Scan → categorize → hash → plan → journal. Nothing on disk changes.
@@ -177,20 +141,24 @@ async fn plan_phase(
     })
     .map_err(|e| anyhow::anyhow!("layout template: {e}"))?;
     let scan_options = ScanOptions {
-        exclude: glob_set(&options.exclude_globs).map_err(|e| anyhow::anyhow!(e))?,
-        include: glob_set(&options.include_globs).map_err(|e| anyhow::anyhow!(e))?,
+        exclude: spec::glob_set(&options.exclude_globs).map_err(|e| anyhow::anyhow!(e))?,
+        include: spec::glob_set(&options.include_globs).map_err(|e| anyhow::anyhow!(e))?,
         exclude_dirs: vec![
             destination.join(plan::DUPLICATES_FOLDER)?,
             UserPath::parse(plan::TRASH_FOLDER)?,
         ],
         threads: ctx.state.config.hash_threads,
     };
-    let (categorizer, invalid) = Categorizer::new_skipping_invalid(&custom_rules(ctx).await?);
+    let rules = {
+        let mut conn = ctx.state.db.get().await?;
+        db::categories::custom_rules(&mut conn, op.user_id).await?
+    };
+    let (categorizer, invalid) = Categorizer::new_skipping_invalid(&rules);
     for error in invalid {
         tracing::warn!(%error, "ignoring an invalid part of a custom category");
     }
 
-    ctx.set_phase("running", "scan").await?;
+    ctx.set_phase(S::Running, Phase::Scan).await?;
     let progress = ctx.progress.clone();
     let scan_root = root.clone();
     let scanned = tokio::task::spawn_blocking(move || {
@@ -202,7 +170,7 @@ async fn plan_phase(
         return Ok(Some(i));
     }
 
-    ctx.set_phase("running", "categorize").await?;
+    ctx.set_phase(S::Running, Phase::Categorize).await?;
     let progress = ctx.progress.clone();
     let cat_root = root.clone();
     let (scanned, categories) = tokio::task::spawn_blocking(move || {
@@ -233,7 +201,7 @@ async fn plan_phase(
         return Ok(Some(i));
     }
 
-    ctx.set_phase("running", "hash").await?;
+    ctx.set_phase(S::Running, Phase::Hash).await?;
     let progress = ctx.progress.clone();
     let hash_root = root.clone();
     let threads = ctx.state.config.hash_threads;
@@ -254,12 +222,12 @@ async fn plan_phase(
     // Plan and journal run as a pipeline: the planner (a blocking thread)
     // sends rows in chunks through a small bounded channel to the COPY
     // writer, so at most a few chunks of the plan are in memory at once.
-    ctx.set_phase("running", "plan").await?;
+    ctx.set_phase(S::Running, Phase::Plan).await?;
     let plan_root = root.clone();
     let operation_id = op.id;
-    let duplicate_policy = options.duplicate_policy();
-    let conflict_policy = options.conflict_policy();
-    let only_duplicates = op.kind == "deduplicate";
+    let duplicate_policy = options.duplicate_policy;
+    let conflict_policy = options.conflict_policy;
+    let only_duplicates = op.kind == OperationKind::Deduplicate;
     let (sender, receiver) = tokio::sync::mpsc::channel(JOURNAL_CHUNKS_IN_FLIGHT);
     let planner = tokio::task::spawn_blocking(move || {
         let (mut planned, mut skipped) = (0i64, 0i64);
@@ -279,7 +247,7 @@ async fn plan_phase(
             },
             &scanned,
             &mut |row| {
-                if row.status == "planned" {
+                if row.status == RecordStatus::Planned {
                     planned += 1;
                 } else {
                     skipped += 1;
@@ -308,7 +276,7 @@ async fn plan_phase(
             // Every file is planned; what is left is the journal's: the
             // COPY's last chunks, its statement triggers and the commit.
             if planner.is_ok() {
-                ctx.set_phase("running", "journal").await?;
+                ctx.set_phase(S::Running, Phase::Journal).await?;
             }
             (planner, written.await)
         }
@@ -360,7 +328,7 @@ async fn apply_phase(
     just_planned: bool,
 ) -> anyhow::Result<Option<Interrupted>> {
     let op = &ctx.operation;
-    ctx.set_phase("applying", "apply").await?;
+    ctx.set_phase(S::Applying, Phase::Apply).await?;
     // Temp files of a cross-device copy cut short by a crash.
     let sweep_root = root.clone();
     let swept = tokio::task::spawn_blocking(move || sweep_root.sweep_temp_files()).await?;
@@ -368,11 +336,7 @@ async fn apply_phase(
         tracing::info!(operation = %op.id, swept, "removed temp files left by an interrupted copy");
     }
     let mut conn = ctx.state.db.get().await?;
-    let mut cursor: i64 = crate::schema::operations::table
-        .find(op.id)
-        .select(crate::schema::operations::applied_cursor)
-        .first(&mut conn)
-        .await?;
+    let mut cursor = db::operations::applied_cursor(&mut conn, op.id).await?;
     // Counters are rebuilt from the journal: after an interruption the
     // persisted ones may include moves whose outcome was not yet recorded.
     // A journal this run has just written holds what its planner counted
@@ -401,8 +365,8 @@ async fn apply_phase(
     }
     ctx.progress.start_phase(remaining, 0);
     drop(conn);
-    let mark_duplicates = options.duplicate_policy() != DuplicatePolicy::ReportOnly;
-    let conflict = options.conflict_policy();
+    let mark_duplicates = options.duplicate_policy != DuplicatePolicy::ReportOnly;
+    let conflict = options.conflict_policy;
     let mut touched_dirs: BTreeSet<UserPath> = BTreeSet::new();
     // Pipelined: batch N's outcomes are written while batch N+1's files
     // move, so the disk and the database work at the same time. At most one
@@ -424,7 +388,7 @@ async fn apply_phase(
                 let batch = db::file_records::batch_ascending(
                     &mut conn,
                     id,
-                    &["planned"],
+                    &[RecordStatus::Planned],
                     after,
                     APPLY_BATCH,
                 )
@@ -499,7 +463,7 @@ async fn apply_phase(
         return Ok(interrupted);
     }
     if options.remove_empty_dirs {
-        ctx.set_phase("applying", "cleanup").await?;
+        ctx.set_phase(S::Applying, Phase::Cleanup).await?;
         let source = UserPath::parse(&op.source_path)?;
         let cleanup_root = root.clone();
         tokio::task::spawn_blocking(move || {
@@ -580,21 +544,21 @@ fn apply_batch(
         progress.set_current(&record.original_path);
         let update = apply_one(root, &mut mover, record, conflict, mark_duplicates);
         crate::infra::observability::file_organized(&record.category, update.status);
-        match update.status {
-            "completed" | "duplicate" => {
-                Progress::add(&progress.files_moved, 1);
-                Progress::add(&progress.bytes_moved, record.size_bytes);
-                // A folder's files are neighbours in the journal (scan
-                // order): one entry per run, not per file, for the cleanup's
-                // ordered set (a million path comparisons otherwise).
-                let folder = record.original_path.rsplit_once('/').map(|(p, _)| p);
-                if folder.is_some() && folder != last_folder {
-                    last_folder = folder;
-                    dirs.extend(folder.and_then(|f| UserPath::parse(f).ok()));
-                }
+        if update.status.is_moved() {
+            Progress::add(&progress.files_moved, 1);
+            Progress::add(&progress.bytes_moved, record.size_bytes);
+            // A folder's files are neighbours in the journal (scan
+            // order): one entry per run, not per file, for the cleanup's
+            // ordered set (a million path comparisons otherwise).
+            let folder = record.original_path.rsplit_once('/').map(|(p, _)| p);
+            if folder.is_some() && folder != last_folder {
+                last_folder = folder;
+                dirs.extend(folder.and_then(|f| UserPath::parse(f).ok()));
             }
-            "skipped" => Progress::add(&progress.files_skipped, 1),
-            _ => Progress::add(&progress.files_failed, 1),
+        } else if update.status == RecordStatus::Skipped {
+            Progress::add(&progress.files_skipped, 1);
+        } else {
+            Progress::add(&progress.files_failed, 1);
         }
         progress.step(record.size_bytes);
         if !moved_as_planned(record, &update, mark_duplicates) {
@@ -622,11 +586,11 @@ fn apply_batch(
 
 /// The status of a moved file: duplicates are marked as such unless the
 /// policy only reports them (the SQL of [`MovedAsPlanned`] says the same).
-fn moved_status(record: &FileRecord, mark_duplicates: bool) -> &'static str {
+fn moved_status(record: &FileRecord, mark_duplicates: bool) -> RecordStatus {
     if mark_duplicates && record.duplicate_of.is_some() {
-        "duplicate"
+        RecordStatus::Duplicate
     } else {
-        "completed"
+        RecordStatus::Completed
     }
 }
 
@@ -684,7 +648,7 @@ fn apply_one(
 ) -> RecordUpdate {
     let moved_status = moved_status(record, mark_duplicates);
     let outcome =
-        |status: &'static str, new_path: Option<String>, reason: Option<String>| RecordUpdate {
+        |status: RecordStatus, new_path: Option<String>, reason: Option<String>| RecordUpdate {
             seq: record.seq,
             status,
             new_path,
@@ -697,7 +661,7 @@ fn apply_one(
         record_fingerprint(record),
     ) else {
         return outcome(
-            "failed",
+            RecordStatus::Failed,
             record.new_path.clone(),
             Some("journal entry is incomplete".into()),
         );
@@ -733,7 +697,7 @@ fn apply_one(
     match result {
         Ok(Some(target)) => moved(mover, &target),
         Ok(None) | Err(StorageError::Path(_)) => outcome(
-            "skipped",
+            RecordStatus::Skipped,
             record.new_path.clone(),
             Some("no free destination name".into()),
         ),
@@ -750,7 +714,7 @@ fn apply_one(
                 };
             }
             outcome(
-                "failed",
+                RecordStatus::Failed,
                 record.new_path.clone(),
                 Some(StorageError::SourceMissing.reason().to_string()),
             )
@@ -760,12 +724,12 @@ fn apply_one(
             | StorageError::SourceChanged
             | StorageError::NotARegularFile),
         ) => outcome(
-            "skipped",
+            RecordStatus::Skipped,
             record.new_path.clone(),
             Some(error.reason().to_string()),
         ),
         Err(error) => outcome(
-            "failed",
+            RecordStatus::Failed,
             record.new_path.clone(),
             Some(error.reason().to_string()),
         ),

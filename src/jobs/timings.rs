@@ -22,10 +22,14 @@ use std::{collections::BTreeMap, time::Instant};
 
 use serde_json::Value;
 
+use crate::domain::Phase;
+
+/// Totals by phase word. Words this version does not know (written by a
+/// newer one) are carried along as they are, and the API leaves them out.
 #[derive(Debug, Default)]
 pub struct PhaseTimings {
     seconds: BTreeMap<String, f64>,
-    running: Option<(&'static str, Instant)>,
+    running: Option<(Phase, Instant)>,
 }
 
 impl PhaseTimings {
@@ -50,15 +54,17 @@ impl PhaseTimings {
 
     /// Closes the running phase, if any, and starts `phase` (None: the job
     /// stops). Re-entering the running phase keeps its clock going.
-    pub fn enter(&mut self, phase: Option<&'static str>, now: Instant) {
+    pub fn enter(&mut self, phase: Option<Phase>, now: Instant) {
         if let (Some((running, _)), Some(next)) = (self.running, phase)
             && running == next
         {
             return;
         }
         if let Some((running, since)) = self.running.take() {
-            *self.seconds.entry(running.to_string()).or_insert(0.0) +=
-                now.duration_since(since).as_secs_f64();
+            *self
+                .seconds
+                .entry(running.as_str().to_string())
+                .or_insert(0.0) += now.duration_since(since).as_secs_f64();
         }
         self.running = phase.map(|p| (p, now));
     }
@@ -85,10 +91,10 @@ mod tests {
         let t0 = Instant::now();
         let at = |ms| t0 + Duration::from_millis(ms);
         let mut timings = PhaseTimings::resume(&serde_json::json!({"scan": 1.0, "bogus": "x"}));
-        timings.enter(Some("scan"), at(0));
+        timings.enter(Some(Phase::Scan), at(0));
         // The same phase again (a second set_phase) keeps its clock.
-        timings.enter(Some("scan"), at(200));
-        timings.enter(Some("hash"), at(500));
+        timings.enter(Some(Phase::Scan), at(200));
+        timings.enter(Some(Phase::Hash), at(500));
         assert_eq!(timings.to_json(), serde_json::json!({"scan": 1.5}));
         timings.enter(None, at(1250));
         assert_eq!(

@@ -14,6 +14,7 @@ use std::{collections::BTreeSet, sync::Arc};
 use super::{Interrupted, JobContext};
 use crate::{
     db::{self, file_records::RecordUpdate, models::FileRecord},
+    domain::{OperationState, Phase, RecordStatus},
     engine::progress::Progress,
     jobs::organize::{record_fingerprint, remove_empty_dirs},
     storage::{Fingerprint, Mover, StorageError, UserPath, UserRoot},
@@ -26,15 +27,15 @@ pub async fn run(ctx: &JobContext) -> anyhow::Result<()> {
     let target_id = op
         .undo_of
         .ok_or_else(|| anyhow::anyhow!("undo operation without a target"))?;
-    if op.state == "cancelling" {
-        return finish(ctx, "cancelled").await;
+    if op.state == OperationState::Cancelling {
+        return finish(ctx, OperationState::Cancelled).await;
     }
     let root = Arc::new(
         ctx.state
             .user_root(op.user_id)
             .map_err(|e| anyhow::anyhow!("{e}"))?,
     );
-    ctx.set_phase("running", "undo").await?;
+    ctx.set_phase(OperationState::Running, Phase::Undo).await?;
     let mut conn = ctx.state.db.get().await?;
     let target = db::operations::find(&mut conn, target_id)
         .await?
@@ -58,7 +59,7 @@ pub async fn run(ctx: &JobContext) -> anyhow::Result<()> {
         if let Some(i) = ctx.interrupted() {
             return match i {
                 Interrupted::Abandoned => Ok(()),
-                Interrupted::Cancelled => finish(ctx, "cancelled").await,
+                Interrupted::Cancelled => finish(ctx, OperationState::Cancelled).await,
             };
         }
         if before <= first_seq {
@@ -69,7 +70,7 @@ pub async fn run(ctx: &JobContext) -> anyhow::Result<()> {
         let batch = db::file_records::batch_descending(
             &mut conn,
             target_id,
-            &["completed", "duplicate"],
+            RecordStatus::MOVED,
             before,
             UNDO_BATCH,
         )
@@ -116,11 +117,11 @@ pub async fn run(ctx: &JobContext) -> anyhow::Result<()> {
     let cleanup_root = root.clone();
     tokio::task::spawn_blocking(move || remove_empty_dirs(&cleanup_root, &destination, emptied))
         .await?;
-    finish(ctx, "succeeded").await
+    finish(ctx, OperationState::Succeeded).await
 }
 
-async fn finish(ctx: &JobContext, state: &'static str) -> anyhow::Result<()> {
-    ctx.finish(state, "report").await
+async fn finish(ctx: &JobContext, state: OperationState) -> anyhow::Result<()> {
+    ctx.finish(state, Phase::Report).await
 }
 
 fn undo_batch(
@@ -140,7 +141,7 @@ fn undo_batch(
         }
         progress.set_current(record.new_path.as_deref().unwrap_or_default());
         let (update, moved) = undo_one(root, &mut mover, record);
-        if update.status == "undone" {
+        if update.status == RecordStatus::Undone {
             Progress::add(&progress.files_moved, 1);
             Progress::add(&progress.bytes_moved, record.size_bytes);
             if moved
@@ -171,7 +172,9 @@ fn undo_one(root: &UserRoot, mover: &mut Mover<'_>, record: &FileRecord) -> (Rec
         (
             RecordUpdate {
                 seq: record.seq,
-                status: record_status(record),
+                // Left as it was: completed or duplicate (undo reads only
+                // moved records).
+                status: record.status,
                 new_path: record.new_path.clone(),
                 reason: Some(reason),
                 identity: None,
@@ -188,7 +191,7 @@ fn undo_one(root: &UserRoot, mover: &mut Mover<'_>, record: &FileRecord) -> (Rec
     };
     let undone = || RecordUpdate {
         seq: record.seq,
-        status: "undone",
+        status: RecordStatus::Undone,
         new_path: record.new_path.clone(),
         reason: None,
         identity: None,
@@ -222,14 +225,5 @@ fn undo_one(root: &UserRoot, mover: &mut Mover<'_>, record: &FileRecord) -> (Rec
             "cannot undo: {original} is occupied by another file; left at {current}"
         )),
         Err(error) => keep(format!("cannot undo: {}", error.reason())),
-    }
-}
-
-/// Undo leaves a record it could not restore as it was.
-fn record_status(record: &FileRecord) -> &'static str {
-    if record.status == "duplicate" {
-        "duplicate"
-    } else {
-        "completed"
     }
 }

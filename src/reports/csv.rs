@@ -110,7 +110,7 @@ impl ReportWriter for CsvWriter {
                 seq.as_str(),
                 &r.original_path,
                 r.new_path.as_deref().unwrap_or_default(),
-                &r.status,
+                r.status.as_str(),
                 &r.category,
                 &size,
                 &modified,

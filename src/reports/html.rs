@@ -96,8 +96,8 @@ fn summary(html: &mut String, r: &Report) {
     let when =
         |t: Option<chrono::DateTime<chrono::Utc>>| t.map(rfc3339).unwrap_or_else(|| "—".into());
     let rows: [(&str, String); 16] = [
-        ("Kind", r.kind.clone()),
-        ("State", r.state.clone()),
+        ("Kind", r.kind.to_string()),
+        ("State", r.state.to_string()),
         ("Dry run", if r.dry_run { "yes" } else { "no" }.into()),
         ("Started", when(r.start_time)),
         ("Ended", when(r.end_time)),
@@ -216,16 +216,13 @@ fn largest(html: &mut String, r: &Report) {
         <th class=\"num\">Size</th></tr></thead><tbody>",
     );
     for f in &r.largest_files {
-        let path = match (&f.new_path, f.status.as_str()) {
-            (Some(new), "completed" | "duplicate") => new,
-            _ => &f.original_path,
-        };
+        let path = f.current_path();
         let _ = write!(
             html,
             "<tr><td class=\"path\">{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td></tr>",
             escape(path),
             escape(&f.category),
-            escape(&f.status),
+            escape(f.status.as_str()),
             human_bytes(f.size_bytes)
         );
     }
@@ -330,8 +327,8 @@ mod tests {
     fn the_page_opens_with_its_policy_which_admits_its_own_style_only() {
         let report = Report {
             operation_id: uuid::Uuid::nil(),
-            kind: "organize".into(),
-            state: "succeeded".into(),
+            kind: crate::domain::OperationKind::Organize,
+            state: crate::domain::OperationState::Succeeded,
             dry_run: false,
             start_time: None,
             end_time: None,

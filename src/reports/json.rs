@@ -12,6 +12,7 @@ use super::{
     CategoryShare, DuplicateGroup, Record, Report, ReportWriter, duration_json, record_name,
     rfc3339,
 };
+use crate::domain::{OperationKind, OperationState, RecordStatus, Word};
 
 #[derive(Debug, Default)]
 pub struct JsonWriter {
@@ -97,49 +98,23 @@ fn push_double(out: &mut Vec<u8>, value: f64) {
     }
 }
 
-/// `completed` → `FILE_RECORD_STATUS_COMPLETED`.
-pub fn status_enum(status: &str) -> String {
-    enum_name(
-        "FILE_RECORD_STATUS",
-        status,
-        &[
-            "planned",
-            "completed",
-            "skipped",
-            "failed",
-            "duplicate",
-            "undone",
-        ],
-    )
+/// `Completed` → `FILE_RECORD_STATUS_COMPLETED`: the protobuf JSON name,
+/// which is the enum's prefix and the domain's word in capitals
+/// (`api::convert`'s tests check it against the protobuf enums).
+pub fn status_enum(status: RecordStatus) -> String {
+    protobuf_name("FILE_RECORD_STATUS", status)
 }
 
-pub fn kind_enum(kind: &str) -> String {
-    enum_name("OPERATION_KIND", kind, &["organize", "deduplicate", "undo"])
+pub fn kind_enum(kind: OperationKind) -> String {
+    protobuf_name("OPERATION_KIND", kind)
 }
 
-pub fn state_enum(state: &str) -> String {
-    enum_name(
-        "OPERATION_STATE",
-        state,
-        &[
-            "queued",
-            "running",
-            "planned",
-            "applying",
-            "succeeded",
-            "failed",
-            "cancelling",
-            "cancelled",
-        ],
-    )
+pub fn state_enum(state: OperationState) -> String {
+    protobuf_name("OPERATION_STATE", state)
 }
 
-fn enum_name(prefix: &str, word: &str, known: &[&str]) -> String {
-    if known.contains(&word) {
-        format!("{prefix}_{}", word.to_ascii_uppercase())
-    } else {
-        format!("{prefix}_UNSPECIFIED")
-    }
+fn protobuf_name(prefix: &str, value: impl Word) -> String {
+    format!("{prefix}_{}", value.as_str().to_ascii_uppercase())
 }
 
 fn push_array<T>(out: &mut Vec<u8>, items: &[T], mut each: impl FnMut(&mut Vec<u8>, &T)) {
@@ -190,7 +165,7 @@ pub fn push_record(out: &mut Vec<u8>, operation_id: uuid::Uuid, r: &Record) {
             "duplicate_of_path",
             r.duplicate_of_path.as_deref().unwrap_or_default(),
         )
-        .str("status", &status_enum(&r.status))
+        .str("status", &status_enum(r.status))
         .str("reason", r.reason.as_deref().unwrap_or_default())
         .time("create_time", Some(r.create_time))
         .close();
@@ -222,8 +197,8 @@ pub fn push_report(out: &mut Vec<u8>, r: &Report) {
     let mut o = Obj::open(out);
     o.str("name", &r.name())
         .str("operation", &r.operation_name())
-        .str("kind", &kind_enum(&r.kind))
-        .str("state", &state_enum(&r.state))
+        .str("kind", &kind_enum(r.kind))
+        .str("state", &state_enum(r.state))
         .bool("dry_run", r.dry_run)
         .time("start_time", r.start_time)
         .time("end_time", r.end_time);
@@ -312,10 +287,18 @@ mod tests {
 
     #[test]
     fn enums_by_name() {
-        assert_eq!(status_enum("completed"), "FILE_RECORD_STATUS_COMPLETED");
-        assert_eq!(status_enum("bogus"), "FILE_RECORD_STATUS_UNSPECIFIED");
-        assert_eq!(kind_enum("deduplicate"), "OPERATION_KIND_DEDUPLICATE");
-        assert_eq!(state_enum("succeeded"), "OPERATION_STATE_SUCCEEDED");
+        assert_eq!(
+            status_enum(RecordStatus::Completed),
+            "FILE_RECORD_STATUS_COMPLETED"
+        );
+        assert_eq!(
+            kind_enum(OperationKind::Deduplicate),
+            "OPERATION_KIND_DEDUPLICATE"
+        );
+        assert_eq!(
+            state_enum(OperationState::Succeeded),
+            "OPERATION_STATE_SUCCEEDED"
+        );
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! Operation reports as data, and the writers that export them.
 //!
 //! The report's numbers come from the journal by aggregation in Postgres
-//! (`db::reports`); this module holds the plain values ([`Report`],
-//! [`DuplicateGroup`], [`Record`]) and turns them into documents. It knows
-//! nothing of gRPC: the API layer converts the same values to protobuf
-//! messages and streams what the writers produce.
+//! (`db::reports`) into the domain's plain values ([`Report`],
+//! [`DuplicateGroup`], [`Record`]: `domain::report`); this module turns them
+//! into documents. It knows nothing of gRPC: the API layer converts the same
+//! values to protobuf messages and streams what the writers produce.
 //!
 //! # Streaming
 //!
@@ -18,15 +18,20 @@
 //! [`Format::needs_groups`], [`Format::needs_records`]): a writer must not
 //! rely on being called for them.
 
+pub mod compute;
 pub mod csv;
 pub mod html;
 pub mod json;
 pub mod usage;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use uuid::Uuid;
 
-use crate::db::models::Counters;
+/// The report's values are the domain's (`domain::report`).
+pub use crate::domain::report::{
+    CategoryShare, DuplicateFile, DuplicateGroup, LARGEST_FILES, Record, Report, TOP_CATEGORIES,
+    category_shares, record_name,
+};
+pub use compute::{REPORT_MEMO, compute, report_of};
 
 /// An export format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,131 +93,6 @@ pub trait ReportWriter: Send {
     fn finish(&mut self, out: &mut Vec<u8>);
 }
 
-/// The report of one operation.
-#[derive(Debug, Clone)]
-pub struct Report {
-    pub operation_id: Uuid,
-    /// `organize`, `deduplicate` or `undo` (the journal's words).
-    pub kind: String,
-    /// The operation's state (`queued`, `running`, … `succeeded`).
-    pub state: String,
-    pub dry_run: bool,
-    pub start_time: Option<DateTime<Utc>>,
-    pub end_time: Option<DateTime<Utc>>,
-    /// End minus start, or now minus start while the operation runs.
-    pub duration: Option<std::time::Duration>,
-    pub totals: Counters,
-    /// Most bytes first.
-    pub categories: Vec<CategoryShare>,
-    /// Names of the (up to [`TOP_CATEGORIES`]) categories with the most bytes.
-    pub top_categories: Vec<String>,
-    /// The (up to [`LARGEST_FILES`]) largest files, largest first.
-    pub largest_files: Vec<Record>,
-    pub duplicate_group_count: i64,
-    pub duplicate_file_count: i64,
-    pub reclaimable_bytes: i64,
-    pub compute_time: DateTime<Utc>,
-}
-
-/// How many categories `top_categories` names.
-pub const TOP_CATEGORIES: usize = 5;
-/// How many files `largest_files` lists.
-pub const LARGEST_FILES: i64 = 10;
-
-impl Report {
-    pub fn name(&self) -> String {
-        format!("reports/{}", self.operation_id)
-    }
-
-    pub fn operation_name(&self) -> String {
-        format!("operations/{}", self.operation_id)
-    }
-}
-
-/// The files of one category.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CategoryShare {
-    pub category: String,
-    pub file_count: i64,
-    pub size_bytes: i64,
-    /// Share of all categorized bytes, 0 to 100.
-    pub percentage: f64,
-}
-
-/// Per-category rows (sorted by bytes, most first) with their percentages,
-/// and the names of the top ones.
-pub fn category_shares(rows: Vec<(String, i64, i64)>) -> (Vec<CategoryShare>, Vec<String>) {
-    let total: i64 = rows.iter().map(|(_, _, bytes)| *bytes).sum();
-    let shares: Vec<CategoryShare> = rows
-        .into_iter()
-        .map(|(category, file_count, size_bytes)| CategoryShare {
-            percentage: if total > 0 {
-                100.0 * size_bytes as f64 / total as f64
-            } else {
-                0.0
-            },
-            category,
-            file_count,
-            size_bytes,
-        })
-        .collect();
-    let top = shares
-        .iter()
-        .take(TOP_CATEGORIES)
-        .map(|c| c.category.clone())
-        .collect();
-    (shares, top)
-}
-
-/// One journal record as reports show it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Record {
-    pub seq: i64,
-    pub original_path: String,
-    pub new_path: Option<String>,
-    pub size_bytes: i64,
-    pub modify_time: Option<DateTime<Utc>>,
-    /// blake3 bytes, when computed.
-    pub content_hash: Option<Vec<u8>>,
-    pub category: String,
-    /// The kept record's seq, for a duplicate.
-    pub duplicate_of: Option<i64>,
-    /// The kept file's current path, for a duplicate.
-    pub duplicate_of_path: Option<String>,
-    /// The journal's word: planned, completed, skipped, failed, duplicate, undone.
-    pub status: String,
-    pub reason: Option<String>,
-    pub create_time: DateTime<Utc>,
-}
-
-/// Files of one operation with the same content.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DuplicateGroup {
-    pub content_hash: Vec<u8>,
-    pub size_bytes: i64,
-    pub file_count: i64,
-    /// size × (count − 1).
-    pub reclaimable_bytes: i64,
-    pub kept_path: String,
-    /// The kept file first, then by path.
-    pub files: Vec<DuplicateFile>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct DuplicateFile {
-    pub seq: i64,
-    pub original_path: String,
-    /// Where the file is now.
-    pub path: String,
-    pub modify_time: Option<DateTime<Utc>>,
-    pub kept: bool,
-}
-
-/// `operations/{id}/files/{seq}`.
-pub fn record_name(operation_id: Uuid, seq: i64) -> String {
-    format!("operations/{operation_id}/files/{seq}")
-}
-
 /// RFC 3339 in UTC with 0, 3, 6 or 9 fractional digits, as the protobuf JSON
 /// mapping prints a Timestamp.
 pub fn rfc3339(time: DateTime<Utc>) -> String {
@@ -252,21 +132,6 @@ pub fn human_bytes(bytes: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn shares_and_top_categories() {
-        let (shares, top) = category_shares(vec![
-            ("Images".into(), 2, 300),
-            ("Documents".into(), 5, 100),
-            ("Other".into(), 1, 0),
-        ]);
-        assert_eq!(shares[0].percentage, 75.0);
-        assert_eq!(shares[1].percentage, 25.0);
-        assert_eq!(shares[2].percentage, 0.0);
-        assert_eq!(top, ["Images", "Documents", "Other"]);
-        let (empty, _) = category_shares(vec![("Other".into(), 1, 0)]);
-        assert_eq!(empty[0].percentage, 0.0);
-    }
 
     #[test]
     fn protobuf_json_times() {

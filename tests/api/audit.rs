@@ -235,7 +235,7 @@ async fn every_listed_event_writes_exactly_one_row() {
     let admin_email = TestApp::email("auditor");
     app.register(&admin_email).await;
     let mut conn = app.db().await;
-    fileorganizer::db::users::set_role(&mut conn, &admin_email, "admin")
+    fileorganizer::db::users::set_role(&mut conn, &admin_email, fileorganizer::domain::Role::Admin)
         .await
         .unwrap();
     let admin = app

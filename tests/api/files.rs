@@ -12,6 +12,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use fileorganizer::{
     db::models::FileRecord,
+    domain::RecordStatus,
     pb::fileorganizer::v1::{
         self as pb, FileConflictPolicy, FileKind, FileRecordStatus, OperationState,
         file_service_client::FileServiceClient, upload_file_request::Data,
@@ -970,11 +971,11 @@ async fn file_records_filter_sort_and_page_through_every_record_once() {
         (FileRecordStatus::Completed, "Documents", 20, false),
     ];
     let status_name = |s: FileRecordStatus| match s {
-        FileRecordStatus::Completed => "completed",
-        FileRecordStatus::Skipped => "skipped",
-        FileRecordStatus::Duplicate => "duplicate",
-        FileRecordStatus::Failed => "failed",
-        _ => "",
+        FileRecordStatus::Completed => Some(RecordStatus::Completed),
+        FileRecordStatus::Skipped => Some(RecordStatus::Skipped),
+        FileRecordStatus::Duplicate => Some(RecordStatus::Duplicate),
+        FileRecordStatus::Failed => Some(RecordStatus::Failed),
+        _ => None,
     };
     let orders = [
         "",
@@ -996,7 +997,7 @@ async fn file_records_filter_sort_and_page_through_every_record_once() {
             .iter()
             .filter(others)
             .filter(|r| {
-                *status == FileRecordStatus::Unspecified || r.status == status_name(*status)
+                *status == FileRecordStatus::Unspecified || Some(r.status) == status_name(*status)
             })
             .collect();
         for order in orders {
@@ -1040,7 +1041,7 @@ async fn file_records_filter_sort_and_page_through_every_record_once() {
             assert_eq!(last.total_size, expected.len() as i64);
             let counts = last.status_counts.unwrap();
             let base: Vec<&FileRecord> = journal.iter().filter(others).collect();
-            let count = |s: &str| base.iter().filter(|r| r.status == s).count() as i64;
+            let count = |s: RecordStatus| base.iter().filter(|r| r.status == s).count() as i64;
             assert_eq!(counts.total, base.len() as i64);
             assert_eq!(
                 (
@@ -1052,12 +1053,12 @@ async fn file_records_filter_sort_and_page_through_every_record_once() {
                     counts.undone
                 ),
                 (
-                    count("completed"),
-                    count("skipped"),
-                    count("duplicate"),
-                    count("failed"),
-                    count("planned"),
-                    count("undone")
+                    count(RecordStatus::Completed),
+                    count(RecordStatus::Skipped),
+                    count(RecordStatus::Duplicate),
+                    count(RecordStatus::Failed),
+                    count(RecordStatus::Planned),
+                    count(RecordStatus::Undone)
                 )
             );
         }

@@ -10,6 +10,7 @@
 
 use tonic::Code;
 
+use fileorganizer::domain::RecordStatus;
 use fileorganizer::pb::fileorganizer::v1::{self as pb, FileConflictPolicy, OperationState};
 
 use crate::common::{TestApp, assert_code, reason, tmpfs::Tmpfs, tree};
@@ -121,7 +122,7 @@ async fn a_cross_device_move_that_does_not_fit_keeps_its_source() {
         .iter()
         .find(|r| r.original_path == "inbox/big.bin")
         .unwrap();
-    assert_eq!(failed.status, "failed", "{failed:?}");
+    assert_eq!(failed.status, RecordStatus::Failed, "{failed:?}");
     assert_eq!(failed.reason.as_deref(), Some("no space left on device"));
 
     let undone = undo_and_wait(&app, &bea, &op.name).await;

@@ -446,7 +446,7 @@ async fn target(options: Options) -> Target {
     let user_id = session.user.unwrap().id;
     // An admin, so the admin RPCs validate their input instead of refusing.
     let mut conn = app.db().await;
-    fileorganizer::db::users::set_role(&mut conn, &email, "admin")
+    fileorganizer::db::users::set_role(&mut conn, &email, fileorganizer::domain::Role::Admin)
         .await
         .unwrap();
     // An API key: no corpus call (Logout, a password change) can end it.

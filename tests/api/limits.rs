@@ -325,7 +325,7 @@ async fn admins_inspect_and_reset_limits_others_are_denied() {
     let admin_email = TestApp::email("admin");
     app.register(&admin_email).await;
     let mut conn = app.db().await;
-    fileorganizer::db::users::set_role(&mut conn, &admin_email, "admin")
+    fileorganizer::db::users::set_role(&mut conn, &admin_email, fileorganizer::domain::Role::Admin)
         .await
         .unwrap();
     // The role is in the access token: log in again after the promotion.

@@ -10,6 +10,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use fileorganizer::{
     db::models::FileRecord,
+    domain::RecordStatus,
     pb::fileorganizer::v1::{self as pb, OperationState},
     schema::file_records,
 };
@@ -267,7 +268,7 @@ async fn organize_sorts_the_tree_and_records_every_decision() {
         ("inbox/noext", "inbox/Images/noext"),
     ] {
         let r = by_path(original);
-        assert_eq!(r.status, "completed", "{r:?}");
+        assert_eq!(r.status, RecordStatus::Completed, "{r:?}");
         assert_eq!(r.new_path.as_deref(), Some(new));
     }
     assert_eq!(by_path("inbox/noext").category, "Images");
@@ -291,7 +292,7 @@ async fn organize_sorts_the_tree_and_records_every_decision() {
         ("inbox/caf\u{FFFD}.jpg", "not valid UTF-8"),
     ] {
         let r = by_path(path);
-        assert_eq!(r.status, "skipped", "{r:?}");
+        assert_eq!(r.status, RecordStatus::Skipped, "{r:?}");
         assert!(
             r.reason.as_deref().unwrap_or_default().contains(reason),
             "{r:?}"
@@ -400,7 +401,7 @@ async fn dry_run_changes_nothing_and_apply_rechecks_each_file() {
     let planned = report_timed(&app, &bob, &op.name).await;
     assert_eq!(phases(&planned), [&planning[..], &[P::Report]].concat());
     let plan = records(&app, &op.name).await;
-    assert!(plan.iter().all(|r| r.status == "planned"));
+    assert!(plan.iter().all(|r| r.status == RecordStatus::Planned));
     assert_eq!(
         plan.iter()
             .find(|r| r.original_path == "box/two.pdf")
@@ -450,7 +451,7 @@ async fn dry_run_changes_nothing_and_apply_rechecks_each_file() {
         .into_iter()
         .find(|r| r.original_path == "box/two.pdf")
         .unwrap();
-    assert_eq!(changed.status, "skipped");
+    assert_eq!(changed.status, RecordStatus::Skipped);
     assert!(changed.reason.unwrap().contains("changed"));
 
     // Applying twice is refused.
@@ -538,19 +539,22 @@ async fn apply_records_every_outcome_across_batches() {
     for (r, p) in journal.iter().zip(&plan) {
         assert_eq!(r.seq, p.seq);
         let moved = if r.duplicate_of.is_some() {
-            "duplicate"
+            RecordStatus::Duplicate
         } else {
-            "completed"
+            RecordStatus::Completed
         };
         if expect_failed.contains(&r.seq) || expect_skipped.contains(&r.seq) {
             let expected = if expect_failed.contains(&r.seq) {
-                "failed"
+                RecordStatus::Failed
             } else {
-                "skipped"
+                RecordStatus::Skipped
             };
             assert_eq!(r.status, expected, "{r:?}");
             assert!(r.reason.is_some(), "{r:?}");
-            assert_eq!(disk.contains_key(&r.original_path), expected == "skipped");
+            assert_eq!(
+                disk.contains_key(&r.original_path),
+                expected == RecordStatus::Skipped
+            );
             continue;
         }
         assert_eq!(r.status, moved, "{r:?}");
@@ -567,7 +571,10 @@ async fn apply_records_every_outcome_across_batches() {
             "{r:?} is still at its old path"
         );
     }
-    let marked = journal.iter().filter(|r| r.status == "duplicate").count();
+    let marked = journal
+        .iter()
+        .filter(|r| r.status == RecordStatus::Duplicate)
+        .count();
     assert!(marked >= 45, "{marked} duplicates marked");
     let counters = done.counters.unwrap();
     assert_eq!(counters.files_failed, 3, "{counters:?}");
@@ -616,9 +623,9 @@ async fn apply_and_undo_step_over_windows_with_nothing_to_do() {
     let disk = tree::snapshot(&lee.root);
     for r in &journal {
         let (status, at) = if r.seq <= settled {
-            ("skipped", &r.original_path)
+            (RecordStatus::Skipped, &r.original_path)
         } else {
-            ("completed", r.new_path.as_ref().unwrap())
+            (RecordStatus::Completed, r.new_path.as_ref().unwrap())
         };
         assert_eq!(r.status, status, "{r:?}");
         assert!(disk.contains_key(at), "{r:?} is not at {at}");
@@ -737,7 +744,7 @@ async fn undo_restores_the_original_tree() {
         records(&app, &op.name)
             .await
             .iter()
-            .filter(|r| r.status == "undone")
+            .filter(|r| r.status == RecordStatus::Undone)
             .count()
             == 7
     );
@@ -816,7 +823,7 @@ async fn undo_never_overwrites_a_file_that_took_the_original_place() {
     );
     assert_eq!(snapshot["in/Documents/report.pdf"], tree::hash_of(b"v1"));
     let record = records(&app, &op.name).await.pop().unwrap();
-    assert_eq!(record.status, "completed");
+    assert_eq!(record.status, RecordStatus::Completed);
     assert!(record.reason.unwrap().contains("occupied"));
 }
 
@@ -892,7 +899,9 @@ async fn cancel_midway_then_undo_restores_everything() {
     // Records agree with the disk: what moved is recorded as moved.
     let recs = records(&app, &op.name).await;
     assert_eq!(
-        recs.iter().filter(|r| r.status == "completed").count() as i64,
+        recs.iter()
+            .filter(|r| r.status == RecordStatus::Completed)
+            .count() as i64,
         moved
     );
     for r in &recs {
@@ -906,7 +915,7 @@ async fn cancel_midway_then_undo_restores_everything() {
             "{r:?} is in {} places",
             at_new as u8 + at_old as u8
         );
-        assert_eq!(r.status == "completed", at_new, "{r:?}");
+        assert_eq!(r.status == RecordStatus::Completed, at_new, "{r:?}");
     }
 
     let undo = app
@@ -1274,4 +1283,177 @@ async fn one_users_operations_never_run_at_the_same_time() {
     );
     // Nothing was lost between them.
     assert_eq!(tree::content_multiset(&lee.root).len(), 400);
+}
+
+/// Every state and phase is stored as its word and read back as itself; a
+/// row holding a word (or, in its settings, a policy) this version does not
+/// know fails to load, and the API answers INTERNAL instead of guessing
+/// (an unknown duplicate policy used to read as "report only").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_words_round_trip_and_unknown_ones_are_errors() {
+    use fileorganizer::{
+        db,
+        domain::{DuplicatePolicy, OperationState as State, Phase},
+        schema::{file_records, operations},
+    };
+    let app = TestApp::spawn().await;
+    let ann = user(&app, "words").await;
+    tree::write(&ann.root, "in/a.txt", b"a");
+    let op = plan(
+        &app,
+        &ann,
+        pb::Operation {
+            duplicate_policy: pb::DuplicatePolicy::MoveToTrash as i32,
+            ..organize("in")
+        },
+    )
+    .await;
+    let id = uuid::Uuid::parse_str(op.name.trim_start_matches("operations/")).unwrap();
+    let mut conn = app.db().await;
+    let stored = db::operations::find(&mut conn, id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.options.duplicate_policy,
+        DuplicatePolicy::MoveToTrash
+    );
+    // Held by a live "worker", so that no real one claims the job while it
+    // looks runnable.
+    diesel::update(operations::table.find(id))
+        .set((
+            operations::worker_id.eq("held-by-this-test"),
+            operations::heartbeat_at.eq(chrono::Utc::now() + chrono::Duration::hours(1)),
+        ))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    for (state, phase) in State::ALL.iter().zip(Phase::ALL.iter().cycle()) {
+        diesel::update(operations::table.find(id))
+            .set((operations::state.eq(state), operations::phase.eq(phase)))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let word: (String, Option<String>) = operations::table
+            .find(id)
+            .select((operations::state, operations::phase))
+            .first(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(word, (state.to_string(), Some(phase.to_string())));
+        let row = db::operations::find(&mut conn, id).await.unwrap().unwrap();
+        assert_eq!((row.state, row.phase), (*state, Some(*phase)));
+    }
+
+    // A journal record's status likewise (ListFileRecords reads it).
+    for status in RecordStatus::ALL {
+        diesel::update(file_records::table.filter(file_records::operation_id.eq(id)))
+            .set(file_records::status.eq(status))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let journal = db::file_records::all_for_operation(&mut conn, id)
+            .await
+            .unwrap();
+        assert!(journal.iter().all(|r| r.status == *status), "{status}");
+    }
+    diesel::sql_query("UPDATE file_records SET status = 'lost' WHERE operation_id = $1")
+        .bind::<diesel::sql_types::Uuid, _>(id)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert!(matches!(
+        db::file_records::all_for_operation(&mut conn, id).await,
+        Err(diesel::result::Error::DeserializationError(_))
+    ));
+    let records = crate::files::files(&app)
+        .list_file_records(bearer(
+            pb::ListFileRecordsRequest {
+                parent: op.name.clone(),
+                ..Default::default()
+            },
+            &ann.token,
+        ))
+        .await;
+    assert_code(records, Code::Internal);
+
+    let list = || async {
+        app.operations()
+            .list_operations(bearer(pb::ListOperationsRequest::default(), &ann.token))
+            .await
+    };
+    assert!(list().await.is_ok());
+    for (column, value) in [
+        ("state", "'paused'"),
+        ("phase", "'polish'"),
+        ("options", r#"'{"duplicate_policy": "delete_them"}'::jsonb"#),
+    ] {
+        diesel::sql_query(format!(
+            "UPDATE operations SET {column} = {value} WHERE id = $1"
+        ))
+        .bind::<diesel::sql_types::Uuid, _>(id)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        let error = db::operations::find(&mut conn, id).await.unwrap_err();
+        assert!(
+            matches!(error, diesel::result::Error::DeserializationError(_)),
+            "{column}: {error:?}"
+        );
+        assert_code(list().await, Code::Internal);
+        // Put it back for the next column.
+        diesel::sql_query(
+            "UPDATE operations SET state = 'planned', phase = 'plan', options = '{}' WHERE id = $1",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(id)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        assert!(list().await.is_ok(), "{column}");
+    }
+}
+
+/// A runnable job whose row this version cannot read (here a duplicate
+/// policy it does not know, as a newer version might write) fails with the
+/// reason instead of being guessed at, and the jobs after it still run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_job_fails_with_the_reason_and_the_queue_goes_on() {
+    use fileorganizer::schema::operations;
+    let app = TestApp::spawn().await;
+    let bob = user(&app, "unreadable").await;
+    tree::write(&bob.root, "in/a.txt", b"a");
+    tree::write(&bob.root, "later/b.txt", b"b");
+    let op = plan(&app, &bob, organize("in")).await;
+    let id = uuid::Uuid::parse_str(op.name.trim_start_matches("operations/")).unwrap();
+    let mut conn = app.db().await;
+    diesel::sql_query(
+        "UPDATE operations SET state = 'queued', phase = 'apply',
+           options = '{\"duplicate_policy\": \"delete_them\"}' WHERE id = $1",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(id)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let (state, error) = loop {
+        let row: (String, Option<String>) = operations::table
+            .find(id)
+            .select((operations::state, operations::error))
+            .first(&mut conn)
+            .await
+            .unwrap();
+        if row.0 != "queued" {
+            break row;
+        }
+        assert!(std::time::Instant::now() < deadline, "never claimed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(state, "failed");
+    let error = error.unwrap_or_default();
+    assert!(
+        error.contains("cannot read") && error.contains("delete_them"),
+        "{error}"
+    );
+    // Nothing moved, and the next job of the same user runs.
+    assert!(bob.root.join("in/a.txt").exists());
+    let next = create(&app, &bob, organize("later")).await;
+    let done = wait_for(&app, &bob, &next.name, &[OperationState::Succeeded]).await;
+    assert_eq!(done.counters.unwrap().files_moved, 1);
 }

@@ -388,7 +388,7 @@ async fn only_the_claims_holder_can_fail_a_job() {
         .await
         .unwrap()
         .expect("the holder fails its job");
-    assert_eq!(by_b.state, "failed");
+    assert_eq!(by_b.state, fileorganizer::domain::OperationState::Failed);
     assert_eq!(by_b.error.as_deref(), Some("B's error"));
     assert_eq!(by_b.worker_id, None);
 }

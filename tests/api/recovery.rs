@@ -9,6 +9,7 @@ use std::{
     time::Duration,
 };
 
+use fileorganizer::domain::RecordStatus;
 use fileorganizer::pb::fileorganizer::v1::{self as pb, OperationState};
 
 use crate::{
@@ -38,7 +39,7 @@ fn throttle(on: bool) -> Vec<(&'static str, String)> {
 /// and never neither.
 async fn assert_each_file_in_one_place(app: &TestApp, user: &User, name: &str) {
     for r in records(app, name).await {
-        if r.status == "skipped" {
+        if r.status == RecordStatus::Skipped {
             continue;
         }
         let at_old = user.root.join(&r.original_path).exists();
@@ -50,7 +51,7 @@ async fn assert_each_file_in_one_place(app: &TestApp, user: &User, name: &str) {
             at_old ^ at_new,
             "{r:?}: at original {at_old}, at new {at_new}"
         );
-        if r.status == "completed" {
+        if r.status == RecordStatus::Completed {
             assert!(
                 at_new,
                 "{r:?} is recorded as moved but is not at its new path"
@@ -148,9 +149,9 @@ async fn sigkill_mid_operation_is_recovered_without_loss() {
     let recs = records(&app, &op.name).await;
     assert_eq!(recs.len(), files);
     assert!(
-        recs.iter().all(|r| r.status == "completed"),
+        recs.iter().all(|r| r.status == RecordStatus::Completed),
         "{:?}",
-        recs.iter().find(|r| r.status != "completed")
+        recs.iter().find(|r| r.status != RecordStatus::Completed)
     );
     assert_eq!(done.counters.unwrap().files_moved, files as i64);
     // Nothing is left in the old folders.

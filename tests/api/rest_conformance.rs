@@ -22,7 +22,7 @@ async fn rest_conformance_suite_passes_through_envoy() {
     let admin_email = TestApp::email("rest-admin");
     app.register(&admin_email).await;
     let mut conn = app.db().await;
-    fileorganizer::db::users::set_role(&mut conn, &admin_email, "admin")
+    fileorganizer::db::users::set_role(&mut conn, &admin_email, fileorganizer::domain::Role::Admin)
         .await
         .unwrap();
 

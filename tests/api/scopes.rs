@@ -128,7 +128,7 @@ async fn admin(app: &TestApp) -> (String, String) {
     let email = TestApp::email("scoped-admin");
     app.register(&email).await;
     let mut conn = app.db().await;
-    fileorganizer::db::users::set_role(&mut conn, &email, "admin")
+    fileorganizer::db::users::set_role(&mut conn, &email, fileorganizer::domain::Role::Admin)
         .await
         .unwrap();
     let token = app

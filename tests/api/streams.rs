@@ -154,7 +154,7 @@ async fn fifty_watch_streams_share_one_redis_subscription_fed_by_another_process
     write_files(&june, "r", 600);
     let op = create(&app, &june, organize("r")).await;
     let id = op.name.trim_start_matches("operations/");
-    let channel = format!("{prefix}v1:progress:{id}");
+    let channel = format!("{prefix}v2:progress:{id}");
     let mut redis = redis_connection(&url).await;
     let (pubsub_before, clients_before) = clients(&mut redis).await;
     assert_eq!(pubsub_before, Vec::<String>::new());
@@ -212,7 +212,7 @@ async fn the_shared_subscription_comes_back_after_redis_restarts() {
     write_files(&kim, "r", 600);
     let op = create(&app, &kim, organize("r")).await;
     let channel = format!(
-        "{prefix}v1:progress:{}",
+        "{prefix}v2:progress:{}",
         op.name.trim_start_matches("operations/")
     );
     let stream = watch(&app, &kim, &op.name).await;

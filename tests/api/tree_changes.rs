@@ -8,6 +8,7 @@
 
 use std::os::unix::fs::symlink;
 
+use fileorganizer::domain::RecordStatus;
 use fileorganizer::pb::fileorganizer::v1::{self as pb, ConflictPolicy, OperationState};
 
 use crate::common::{TestApp, bearer, tree};
@@ -53,7 +54,10 @@ async fn files_changed_between_plan_and_apply_are_skipped_with_a_reason() {
     )
     .await;
     let plan = records(&app, &op.name).await;
-    assert!(plan.iter().all(|r| r.status == "planned"), "{plan:#?}");
+    assert!(
+        plan.iter().all(|r| r.status == RecordStatus::Planned),
+        "{plan:#?}"
+    );
 
     // The tree changes under the plan.
     let at = |p: &str| root.join(p);
@@ -222,7 +226,7 @@ async fn an_unrecorded_move_to_a_renamed_destination_is_reconciled_and_undone() 
         .iter()
         .find(|r| r.original_path == "inbox/report.pdf")
         .unwrap();
-    assert_eq!(report.status, "completed", "{report:?}");
+    assert_eq!(report.status, RecordStatus::Completed, "{report:?}");
     assert_eq!(
         report.new_path.as_deref(),
         Some(renamed.as_str()),

@@ -15,6 +15,7 @@ use std::{
     time::Duration,
 };
 
+use fileorganizer::domain::RecordStatus;
 use fileorganizer::pb::fileorganizer::v1::{
     self as pb, OperationState, file_service_client::FileServiceClient,
     operation_service_client::OperationServiceClient, report_service_client::ReportServiceClient,
@@ -333,12 +334,15 @@ async fn every_rpc_that_walks_a_tree_survives_5000_levels_and_50000_entries_in_b
     assert_eq!(done.state, OperationState::Succeeded as i32, "{done:?}");
     let recorded = records(&app, &op.name).await;
     assert_eq!(
-        recorded.iter().filter(|r| r.status == "completed").count(),
+        recorded
+            .iter()
+            .filter(|r| r.status == RecordStatus::Completed)
+            .count(),
         WIDE_FILES / 10,
         "every file of wide2 moved"
     );
     assert!(
-        recorded.iter().any(|r| r.status == "skipped"
+        recorded.iter().any(|r| r.status == RecordStatus::Skipped
             && r.original_path.starts_with("too-deep/d/d/")
             && r.reason
                 .as_deref()
@@ -436,7 +440,7 @@ async fn an_organize_never_scans_through_a_folder_swapped_for_a_symlink_after_it
     assert!(paths.contains(&"racesrc2/top.txt"), "{paths:?}");
     assert!(
         recorded.iter().any(|r| r.original_path == "racesrc2/sub"
-            && r.status == "skipped"
+            && r.status == RecordStatus::Skipped
             && r.reason
                 .as_deref()
                 .is_some_and(|w| w.contains("symbolic link"))),

@@ -18,7 +18,9 @@ use crate::{
             RecordCursor, RecordFilter, RecordOrder, RecordRow, SearchCursor, SearchFilter, SortKey,
         },
     },
+    domain::RecordStatus,
     error::{AppError, AppResult},
+    infra::memo::{self, Memo},
     pagination,
     pb::fileorganizer::v1::{self as pb, FileRecordStatus},
 };
@@ -30,29 +32,15 @@ const SEARCH_TAG: u8 = b's';
 /// Shortest name substring SearchFiles accepts (the trigram index needs 3).
 const MIN_NAME_CHARS: usize = 3;
 
-fn status_name(status: FileRecordStatus) -> Option<&'static str> {
-    use FileRecordStatus as S;
-    Some(match status {
-        S::Unspecified => return None,
-        S::Planned => "planned",
-        S::Completed => "completed",
-        S::Skipped => "skipped",
-        S::Failed => "failed",
-        S::Duplicate => "duplicate",
-        S::Undone => "undone",
-    })
-}
+/// The counts of a ListFileRecords page are stored as the API's message
+/// (`infra::memo`).
+impl Memo for pb::ListFileRecordsResponse {
+    fn encode(&self) -> AppResult<Vec<u8>> {
+        Ok(prost::Message::encode_to_vec(self))
+    }
 
-fn status_of(name: &str) -> FileRecordStatus {
-    use FileRecordStatus as S;
-    match name {
-        "planned" => S::Planned,
-        "completed" => S::Completed,
-        "skipped" => S::Skipped,
-        "failed" => S::Failed,
-        "duplicate" => S::Duplicate,
-        "undone" => S::Undone,
-        _ => S::Unspecified,
+    fn decode(bytes: &[u8]) -> AppResult<Self> {
+        <Self as prost::Message>::decode(bytes).map_err(AppError::internal)
     }
 }
 
@@ -77,7 +65,7 @@ fn file_record(row: &RecordRow) -> pb::FileRecord {
             .map(|seq| format!("{operation}/files/{seq}"))
             .unwrap_or_default(),
         duplicate_of_path: row.duplicate_of_path.clone().unwrap_or_default(),
-        status: status_of(&row.status) as i32,
+        status: FileRecordStatus::from(row.status) as i32,
         reason: row.reason.clone().unwrap_or_default(),
         create_time: Some(convert::timestamp(row.created_at)),
         // The journal keeps no per-record change time.
@@ -165,9 +153,11 @@ pub(super) async fn list_file_records(
 ) -> AppResult<pb::ListFileRecordsResponse> {
     let operation_id = parse_name(&req.parent, "parent")?;
     let limit = pagination::page_size(req.page_size, RECORDS_PAGE_SIZE)?;
-    let status = FileRecordStatus::try_from(req.status)
-        .map(status_name)
-        .map_err(|_| AppError::invalid("status", "unknown status"))?;
+    let status = convert::from_request::<RecordStatus, FileRecordStatus>(
+        req.status,
+        "status",
+        "unknown status",
+    )?;
     if req.min_size_bytes < 0 {
         return Err(AppError::invalid("min_size_bytes", "must not be negative"));
     }
@@ -181,7 +171,7 @@ pub(super) async fn list_file_records(
     let order = parse_order(&req.order_by)?;
     let fingerprint = PageToken::fingerprint(&[
         operation_id.as_bytes(),
-        status.unwrap_or_default().as_bytes(),
+        status.map_or("", RecordStatus::as_str).as_bytes(),
         category.to_lowercase().as_bytes(),
         &req.min_size_bytes.to_le_bytes(),
         &[u8::from(req.duplicates_only)],
@@ -209,12 +199,12 @@ pub(super) async fn list_file_records(
     // operation and set of filters, not on every page.
     let kind = format!(
         "record_counts:{}:{}:{}:{}",
-        filter.status.unwrap_or_default(),
+        filter.status.map_or("", RecordStatus::as_str),
         filter.min_size_bytes.unwrap_or_default(),
         filter.duplicates_only,
         filter.category.as_deref().unwrap_or_default()
     );
-    let counted = crate::api::memo::memoized(&files.state, &operation, &kind, || async {
+    let counted = memo::memoized(&files.state, &operation, &kind, || async {
         let mut conn = files.state.db.get().await?;
         let counts = db::file_search::status_counts(&mut conn, operation_id, &filter).await?;
         Ok(pb::ListFileRecordsResponse {

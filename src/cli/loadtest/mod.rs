@@ -19,6 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use fileorganizer::domain::{self, Phase};
 use fileorganizer::pb::fileorganizer::v1::{
     self as pb, OperationPhase, OperationState, auth_service_client::AuthServiceClient,
     operation_service_client::OperationServiceClient, report_service_client::ReportServiceClient,
@@ -402,22 +403,14 @@ fn phase_breakdown(
         (Some(created), Some(started)) => (at(started) - at(created)).max(0.0),
         _ => 0.0,
     };
-    let mut breakdown: serde_json::Map<String, serde_json::Value> = [
-        "queued",
-        "scan",
-        "categorize",
-        "hash",
-        "plan",
-        "journal",
-        "apply",
-        "cleanup",
-        "report",
-    ]
-    .into_iter()
-    .map(|phase| (phase.to_string(), 0.0.into()))
-    .collect();
-    breakdown.insert("queued".into(), queued.into());
-    let mut order = vec!["queued".to_string()];
+    // The wait in the queue first, as if it were a phase, then the pipeline.
+    let waiting = domain::OperationState::Queued.as_str();
+    let mut breakdown: serde_json::Map<String, serde_json::Value> = std::iter::once(waiting)
+        .chain(Phase::PIPELINE.iter().map(|phase| phase.as_str()))
+        .map(|phase| (phase.to_string(), 0.0.into()))
+        .collect();
+    breakdown.insert(waiting.into(), queued.into());
+    let mut order = vec![waiting.to_string()];
     for measured in &operation.phase_durations {
         let phase = phase_name(measured.phase);
         breakdown.insert(

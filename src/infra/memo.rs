@@ -10,16 +10,25 @@
 //! wait for it without holding a connection (`keyed_lock`), then read what
 //! it stored. An operation that is working has no version: its values are
 //! computed per request and never stored.
+//!
+//! Each kind of value says how it is stored ([`Memo`]): the report as the
+//! domain's JSON (`reports`), a page of counts as the API's protobuf
+//! (`api::files`), so that computing a report, which jobs do too, needs
+//! nothing of the API.
 
 use std::future::Future;
 
-use prost::Message;
-
 use crate::{
     db::{self, models::Operation},
-    error::{AppError, AppResult},
+    error::AppResult,
     state::AppState,
 };
+
+/// A value stored in `operation_memos`: how it is written and read back.
+pub trait Memo: Sized {
+    fn encode(&self) -> AppResult<Vec<u8>>;
+    fn decode(bytes: &[u8]) -> AppResult<Self>;
+}
 
 /// The value of `kind` for `operation`: stored for its current version, or
 /// `compute`d (and stored when the operation is at rest).
@@ -30,11 +39,11 @@ pub async fn memoized<T, F, Fut>(
     compute: F,
 ) -> AppResult<T>
 where
-    T: Message + Default,
+    T: Memo,
     F: FnOnce() -> Fut,
     Fut: Future<Output = AppResult<T>>,
 {
-    let decode = |bytes: Vec<u8>| T::decode(bytes.as_slice()).map_err(AppError::internal);
+    let decode = |bytes: Vec<u8>| T::decode(&bytes);
     let mut conn = state.db.get().await?;
     let Some(version) = db::memos::version(&mut conn, operation).await? else {
         drop(conn);
@@ -56,13 +65,6 @@ where
     drop(conn);
     let value = compute().await?;
     let mut conn = state.db.get().await?;
-    db::memos::put(
-        &mut conn,
-        operation.id,
-        kind,
-        &version,
-        &value.encode_to_vec(),
-    )
-    .await?;
+    db::memos::put(&mut conn, operation.id, kind, &version, &value.encode()?).await?;
     Ok(value)
 }

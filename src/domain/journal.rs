@@ -1,0 +1,27 @@
+//! The journal's rows as the engine plans them.
+
+use chrono::{DateTime, Utc};
+
+use super::RecordStatus;
+
+/// One journal row, as planned: the engine emits these (`engine::plan`) and
+/// `db::file_records` writes them to `file_records`.
+#[derive(Debug, Clone)]
+pub struct JournalRow {
+    pub seq: i64,
+    pub original_path: String,
+    pub new_path: Option<String>,
+    pub size_bytes: i64,
+    pub modified_at: Option<DateTime<Utc>>,
+    pub device: Option<i64>,
+    pub inode: Option<i64>,
+    pub content_hash: Option<Vec<u8>>,
+    pub category: String,
+    pub duplicate_of: Option<i64>,
+    /// Planned or skipped.
+    pub status: RecordStatus,
+    pub reason: Option<String>,
+    pub mtime_ns: Option<i64>,
+    /// Status-change time at scan time, nanoseconds since the epoch.
+    pub ctime_ns: Option<i64>,
+}

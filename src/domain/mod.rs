@@ -1,0 +1,38 @@
+//! The domain core: what an operation is, in types every layer shares.
+//!
+//! - [`enums`]: the vocabulary (states, kinds, phases, record statuses,
+//!   roles, policies), each word spelled once, with the sets that give the
+//!   states their meaning ([`OperationState::is_at_rest`], …);
+//! - [`spec`]: what an operation is asked to do ([`OperationSpec`], its
+//!   stored [`OperationOptions`]);
+//! - [`counters`], [`snapshot`]: what a running operation counts and shows;
+//! - [`journal`]: the rows the engine plans; [`report`]: an operation's
+//!   report as values; [`rules`]: users' category rules.
+//!
+//! Layers point one way, `api` → `jobs` → `engine` → `storage`, with `db`
+//! beside them, and all of them use this module; it imports nothing from
+//! the rest of the crate, so that it can never pull a layer's concerns
+//! (protobuf, SQL, the file system) into another. The mappings to those
+//! concerns live with them: protobuf in `api::convert`, Postgres in
+//! `db::enums` (the enums carry diesel's `AsExpression`/`FromSqlRow` derives,
+//! which only declare them text or JSON columns; serde's impls are here, as
+//! JSON is how the domain's values are written down).
+
+pub mod counters;
+pub mod enums;
+pub mod journal;
+pub mod report;
+pub mod rules;
+pub mod snapshot;
+pub mod spec;
+
+pub use counters::Counters;
+pub use enums::{
+    ConflictPolicy, DuplicatePolicy, OperationKind, OperationState, Phase, RecordStatus, Role,
+    UnknownWord, Word,
+};
+pub use journal::JournalRow;
+pub use report::{CategoryShare, DuplicateFile, DuplicateGroup, Record, Report};
+pub use rules::CustomRule;
+pub use snapshot::Snapshot;
+pub use spec::{OperationOptions, OperationRequest, OperationSpec};
