@@ -5,8 +5,14 @@
 //! start-up with a message naming the variable; nothing is silently ignored.
 //! The README's configuration table mirrors [`Config::from_lookup`].
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    str::FromStr,
+    time::Duration,
+};
 
+use ipnet::IpNet;
 use rand::RngCore;
 
 /// The deployment environment (`ENVIRONMENT`).
@@ -92,7 +98,7 @@ pub struct Config {
     /// `TRUSTED_PROXIES` (default: none): peers whose forwarded-address
     /// header (`x-envoy-external-address`) gives the client's address; see
     /// `crate::layers::request_context`.
-    pub trusted_proxies: crate::layers::TrustedProxies,
+    pub trusted_proxies: TrustedProxies,
     /// `CONSOLE_DIR` (default `console/dist`): the console's build output.
     pub console_dir: PathBuf,
     /// `CONSOLE_API_URL` (default: `http://` + the address the gRPC listener
@@ -152,7 +158,7 @@ pub struct Config {
     pub max_streams_per_user: usize,
     /// `CACHE_*_TTL_SECS`: how long cached answers live; `CACHE_LOCAL_TTL_MS`
     /// (default 1000, 0 = off): the in-process tier (see `crate::infra::cache`).
-    pub cache_ttls: crate::infra::cache::CacheTtls,
+    pub cache_ttls: CacheTtls,
 }
 
 /// Per-minute request limits (`RATE_LIMIT_*`), enforced over a sliding
@@ -448,7 +454,7 @@ impl Config {
                 0 => None,
                 secs => Some(Duration::from_secs(secs)),
             },
-            cache_ttls: crate::infra::cache::CacheTtls {
+            cache_ttls: CacheTtls {
                 profile: Duration::from_secs(parse(
                     &get,
                     "CACHE_PROFILE_TTL_SECS",
@@ -654,6 +660,69 @@ fn development_secret(data_dir: &std::path::Path) -> Result<Vec<u8>, ConfigError
         "JWT_SECRET_KEY is not set: generated a development secret; set JWT_SECRET_KEY in production"
     );
     Ok(encoded)
+}
+
+/// How long each cache keeps its entries (`CACHE_*_TTL_SECS`; the rules
+/// are `crate::infra::cache`'s).
+#[derive(Debug, Clone, Copy)]
+pub struct CacheTtls {
+    pub profile: Duration,
+    pub operation: Duration,
+    pub report: Duration,
+    pub categories: Duration,
+    pub principal: Duration,
+    /// The in-process tier's TTL (`CACHE_LOCAL_TTL_MS`); zero turns it off.
+    pub local: Duration,
+}
+
+/// The peers whose forwarded-address header is believed (`TRUSTED_PROXIES`;
+/// how it is used: `crate::layers::request_context`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<IpNet>);
+
+impl TrustedProxies {
+    /// No proxy is trusted (the default).
+    pub fn none() -> TrustedProxies {
+        TrustedProxies::default()
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl FromStr for TrustedProxies {
+    type Err = String;
+
+    /// A comma-separated list of addresses (`127.0.0.2`) and CIDR ranges
+    /// (`10.0.0.0/29`). A range covering every address is refused: trusting
+    /// everyone is exactly what this setting exists to prevent.
+    fn from_str(raw: &str) -> Result<TrustedProxies, String> {
+        let mut nets = Vec::new();
+        for item in raw.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let net = match item.parse::<IpNet>() {
+                Ok(net) => net.trunc(),
+                Err(_) => match item.parse::<IpAddr>() {
+                    Ok(ip) => IpNet::from(ip.to_canonical()),
+                    Err(_) => {
+                        return Err(format!(
+                            "{item:?} is not an address or CIDR range like 127.0.0.2 or 10.0.0.0/29"
+                        ));
+                    }
+                },
+            };
+            if net.prefix_len() == 0 {
+                return Err(format!("{item:?} would trust every client"));
+            }
+            nets.push(net);
+        }
+        Ok(TrustedProxies(nets))
+    }
 }
 
 #[cfg(test)]

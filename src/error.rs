@@ -127,11 +127,11 @@ impl AppError {
 
     /// PERMISSION_DENIED for a credential without `scope`: the ErrorInfo's
     /// reason is SCOPE_INSUFFICIENT and its metadata `scope` names it.
-    pub fn scope_missing(scope: crate::auth::Scope, message: impl Into<String>) -> Self {
+    pub fn scope_missing(scope: &str, message: impl Into<String>) -> Self {
         AppError::PermissionDenied {
             reason: ErrorReason::ScopeInsufficient,
             message: message.into(),
-            metadata: vec![("scope", scope.as_str().to_string())],
+            metadata: vec![("scope", scope.to_string())],
         }
     }
 
@@ -446,13 +446,22 @@ pub fn is_connection_failure(error: &diesel::result::Error) -> bool {
     }
 }
 
+/// A database that accepted the connection but did not complete the
+/// handshake in time (a hung server or network): the database is
+/// unreachable ([`is_database_unreachable`]), so a job is handed back rather
+/// than failed. Made by `db`; defined here so that the error story needs
+/// nothing from the layers below it.
+#[derive(Debug, thiserror::Error)]
+#[error("timed out connecting to the database")]
+pub struct ConnectTimedOut;
+
 /// Whether an error anywhere in `error`'s chain means the database could not
 /// be reached: no pooled connection in time, a connection that died, or a
 /// direct (journal) connection that failed. Such an error says nothing about
 /// the work itself, which can be retried once the database answers.
 pub fn is_database_unreachable(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
-        cause.is::<crate::db::ConnectTimedOut>()
+        cause.is::<ConnectTimedOut>()
             || cause
                 .downcast_ref::<bb8::RunError<diesel_async::pooled_connection::PoolError>>()
                 .is_some()
@@ -602,10 +611,7 @@ mod tests {
 
     #[test]
     fn a_missing_scope_is_named_in_the_error_info() {
-        let status = Status::from(AppError::scope_missing(
-            crate::auth::Scope::FilesWrite,
-            "needs files.write",
-        ));
+        let status = Status::from(AppError::scope_missing("files.write", "needs files.write"));
         assert_eq!(status.code(), Code::PermissionDenied);
         let info = status.get_error_details().error_info().unwrap().clone();
         assert_eq!(info.reason, "SCOPE_INSUFFICIENT");

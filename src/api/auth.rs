@@ -89,7 +89,7 @@ fn key_scopes(principal: &Principal, requested: &[String]) -> AppResult<Vec<Stri
     }
     if let Some(lacking) = wanted.missing_from(principal.scopes).iter().next() {
         return Err(AppError::scope_missing(
-            lacking,
+            lacking.as_str(),
             format!("cannot grant the scope '{lacking}': the caller does not have it"),
         ));
     }

@@ -23,18 +23,30 @@ pub async fn record(conn: &mut AsyncPgConnection, event: &NewAuditEvent<'_>) {
     }
 }
 
+/// Where an audited request came from (the request context's facts; `db`
+/// does not know the layers that gather them).
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    /// The request id, as logged.
+    pub request_id: &'a str,
+    /// The client's address, if known.
+    pub client_ip: Option<std::net::IpAddr>,
+}
+
 /// Records an event of a request: who (`user_id`), from where and under
-/// which request id (`ctx`). Never fails the request.
-pub async fn record_request(
+/// which request id (`origin`, e.g. a `&RequestContext`). Never fails the
+/// request.
+pub async fn record_request<'a>(
     conn: &mut AsyncPgConnection,
-    ctx: &crate::layers::RequestContext,
+    origin: impl Into<Origin<'a>>,
     user_id: Option<uuid::Uuid>,
     action: &str,
     outcome: &str,
     target: Option<&str>,
     detail: serde_json::Value,
 ) {
-    let ip = ctx.client_ip_string();
+    let origin = origin.into();
+    let ip = origin.client_ip.map(|ip| ip.to_string());
     record(
         conn,
         &NewAuditEvent {
@@ -43,7 +55,7 @@ pub async fn record_request(
             target,
             outcome,
             client_ip: ip.as_deref(),
-            request_id: Some(&ctx.request_id),
+            request_id: Some(origin.request_id),
             detail,
         },
     )

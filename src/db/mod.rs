@@ -48,13 +48,7 @@ const MIGRATION_UNLOCK: &str =
 /// UNAVAILABLE; also the bound on opening the journal's own connection.
 pub(crate) const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A database that accepted the connection but did not complete the
-/// handshake within [`CONNECTION_TIMEOUT`] (a hung server or network): the
-/// database is unreachable (`crate::error::is_database_unreachable`), so the
-/// job is handed back rather than failed.
-#[derive(Debug, thiserror::Error)]
-#[error("timed out connecting to the database")]
-pub struct ConnectTimedOut;
+pub use crate::error::ConnectTimedOut;
 
 /// Builds the pool. Connections are made lazily, so a database that is down
 /// at this moment does not prevent the pool from existing.

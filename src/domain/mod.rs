@@ -5,6 +5,7 @@
 //!   states their meaning ([`OperationState::is_at_rest`], …);
 //! - [`spec`]: what an operation is asked to do ([`OperationSpec`], its
 //!   stored [`OperationOptions`]);
+//! - [`category`]: the built-in categories and their extensions;
 //! - [`counters`], [`snapshot`]: what a running operation counts and shows;
 //! - [`journal`]: the rows the engine plans; [`report`]: an operation's
 //!   report as values; [`rules`]: users' category rules.
@@ -18,6 +19,7 @@
 //! which only declare them text or JSON columns; serde's impls are here, as
 //! JSON is how the domain's values are written down).
 
+pub mod category;
 pub mod counters;
 pub mod enums;
 pub mod journal;
@@ -26,6 +28,7 @@ pub mod rules;
 pub mod snapshot;
 pub mod spec;
 
+pub use category::BuiltIn;
 pub use counters::Counters;
 pub use enums::{
     ConflictPolicy, DuplicatePolicy, OperationKind, OperationState, Phase, RecordStatus, Role,

@@ -64,16 +64,7 @@ const BACKOFF: Duration = Duration::from_secs(5);
 /// Bound on a cache round trip; a slow Redis counts as a failure.
 const TIMEOUT: Duration = Duration::from_millis(300);
 
-#[derive(Debug, Clone, Copy)]
-pub struct CacheTtls {
-    pub profile: Duration,
-    pub operation: Duration,
-    pub report: Duration,
-    pub categories: Duration,
-    pub principal: Duration,
-    /// The in-process tier's TTL (`CACHE_LOCAL_TTL_MS`); zero turns it off.
-    pub local: Duration,
-}
+pub use crate::config::CacheTtls;
 
 /// Most entries the in-process tier holds; beyond it expired entries are
 /// dropped, and if that is not enough, all of them.

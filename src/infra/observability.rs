@@ -29,10 +29,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::{
-    domain::{OperationKind, OperationState, RecordStatus},
-    engine::categorize::BuiltIn,
-};
+use crate::domain::{BuiltIn, OperationKind, OperationState, RecordStatus};
 
 pub const API_REQUESTS_TOTAL: &str = "api_requests_total";
 pub const API_REQUEST_DURATION_SECONDS: &str = "api_request_duration_seconds";

@@ -17,6 +17,7 @@
 //! the next claim reconciles and finishes it (`error::is_database_unreachable`;
 //! tested by `tests/api/outages.rs`).
 
+mod context;
 pub mod hub;
 pub mod organize;
 pub mod search_names;
@@ -36,6 +37,7 @@ use crate::{
     engine::progress::Progress,
     state::AppState,
 };
+pub use context::{Interrupted, JobContext};
 
 /// Starts `count` workers, and with them the task that indexes the search
 /// names of finished jobs (`search_names`); they stop when shutdown begins.
@@ -128,124 +130,6 @@ async fn worker_loop(state: AppState, worker_id: String) {
         }
     }
     tracing::info!(worker = %worker_id, "worker stopped");
-}
-
-/// Why a job stopped before its end.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Interrupted {
-    /// The user cancelled it.
-    Cancelled,
-    /// This worker lost its claim (or the process is shutting down): leave
-    /// the job as it is for whoever reclaims it.
-    Abandoned,
-}
-
-/// What a running job shares with its helper tasks.
-pub struct JobContext {
-    pub state: AppState,
-    pub operation: Operation,
-    pub worker_id: String,
-    pub progress: Arc<Progress>,
-    /// Set when the claim was lost or the process shuts down.
-    pub abandoned: Arc<std::sync::atomic::AtomicBool>,
-    pub phase: Arc<std::sync::Mutex<(OperationState, Phase)>>,
-    /// Seconds spent in each phase, written with every phase change.
-    pub timings: std::sync::Mutex<timings::PhaseTimings>,
-}
-
-impl JobContext {
-    /// Records the state and phase for snapshots and the row, with the time
-    /// of the phase it ends.
-    pub async fn set_phase(&self, state: OperationState, phase: Phase) -> anyhow::Result<()> {
-        *self.phase.lock().expect("phase lock") = (state, phase);
-        let seconds = self.phase_seconds(Some(phase));
-        let mut conn = self.state.db.get().await?;
-        db::operations::set_state(&mut conn, self.operation.id, state, Some(phase), &seconds)
-            .await?;
-        self.changed().await;
-        Ok(())
-    }
-
-    /// Ends the job in `state` (a final state, or `planned`), its counters
-    /// and the time of its last phase written first, and shown in `phase`.
-    /// Then, in its REPORT phase, the operation's report is computed and
-    /// stored for the final version (`reports::report_of`), so the first
-    /// GetOperationReport finds it; its time is added to the timings.
-    pub async fn finish(&self, state: OperationState, phase: Phase) -> anyhow::Result<()> {
-        let seconds = self.phase_seconds(Some(Phase::Report));
-        let mut conn = self.state.db.get().await?;
-        db::operations::set_counters(&mut conn, self.operation.id, &self.progress.counters())
-            .await?;
-        *self.phase.lock().expect("phase lock") = (state, phase);
-        let row =
-            db::operations::set_state(&mut conn, self.operation.id, state, Some(phase), &seconds)
-                .await?;
-        drop(conn);
-        self.changed().await;
-        crate::infra::observability::operation_finished(self.operation.kind, state);
-        tracing::info!(operation = %self.operation.id, %state, counters = ?self.progress.counters(), "job finished");
-        if row.kind != OperationKind::Undo
-            && let Err(error) = crate::reports::report_of(&self.state, &row).await
-        {
-            // The operation is done; its report is computed on request instead.
-            tracing::warn!(operation = %row.id, error = %error, "computing the report failed");
-        }
-        // Best effort from here on: the operation has ended, and an error
-        // now must not make it look as if the job failed.
-        let seconds = self.phase_seconds(None);
-        let timed = match self.state.db.get().await {
-            Ok(mut conn) => db::operations::set_phase_seconds(&mut conn, row.id, &seconds)
-                .await
-                .map_err(anyhow::Error::from),
-            Err(error) => Err(error.into()),
-        };
-        match timed {
-            // The timings are part of the operation, not of its report (a
-            // report cached meanwhile stays valid).
-            Ok(_) => {
-                self.state
-                    .cache
-                    .operation_row_changed(row.user_id, row.id)
-                    .await
-            }
-            Err(error) => {
-                tracing::warn!(operation = %row.id, error = %error, "recording the report's time failed")
-            }
-        }
-        Ok(())
-    }
-
-    /// Enters `phase` (None: the job stops) and returns the totals to store.
-    fn phase_seconds(&self, phase: Option<Phase>) -> serde_json::Value {
-        let mut timings = self.timings.lock().expect("timings lock");
-        timings.enter(phase, Instant::now());
-        timings.to_json()
-    }
-
-    /// Drops cached answers about this operation (after a state change),
-    /// and about its target for an undo.
-    pub async fn changed(&self) {
-        let op = &self.operation;
-        let cache = &self.state.cache;
-        cache.operation_changed(op.user_id, op.id).await;
-        if let Some(target) = op.undo_of {
-            cache.operation_changed(op.user_id, target).await;
-        }
-        // Category file counts change when files move.
-        cache
-            .invalidate(&[("categories", op.user_id.to_string())])
-            .await;
-    }
-
-    pub fn interrupted(&self) -> Option<Interrupted> {
-        if self.abandoned.load(Ordering::Relaxed) {
-            Some(Interrupted::Abandoned)
-        } else if self.progress.is_cancelled() {
-            Some(Interrupted::Cancelled)
-        } else {
-            None
-        }
-    }
 }
 
 async fn run_job(state: &AppState, op: Operation, worker_id: &str) -> anyhow::Result<()> {

@@ -164,7 +164,7 @@ pub fn authorize(principal: &Principal, path: &str) -> AppResult<()> {
         return Ok(());
     }
     Err(AppError::scope_missing(
-        needed,
+        needed.as_str(),
         format!("{rpc} needs the scope '{needed}', which this API key does not have"),
     ))
 }

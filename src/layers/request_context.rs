@@ -25,59 +25,11 @@
 //! docker-compose Envoy has a fixed address on a network it shares only
 //! with the server, and only that address is trusted (docs/security.md).
 
-use std::{net::IpAddr, str::FromStr, sync::Arc};
+use std::{net::IpAddr, sync::Arc};
 
-use ipnet::IpNet;
 use tonic::transport::server::TcpConnectInfo;
 
-/// The peers whose forwarded-address header is believed (`TRUSTED_PROXIES`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TrustedProxies(Vec<IpNet>);
-
-impl TrustedProxies {
-    /// No proxy is trusted (the default).
-    pub fn none() -> TrustedProxies {
-        TrustedProxies::default()
-    }
-
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = ip.to_canonical();
-        self.0.iter().any(|net| net.contains(&ip))
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl FromStr for TrustedProxies {
-    type Err = String;
-
-    /// A comma-separated list of addresses (`127.0.0.2`) and CIDR ranges
-    /// (`10.0.0.0/29`). A range covering every address is refused: trusting
-    /// everyone is exactly what this setting exists to prevent.
-    fn from_str(raw: &str) -> Result<TrustedProxies, String> {
-        let mut nets = Vec::new();
-        for item in raw.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-            let net = match item.parse::<IpNet>() {
-                Ok(net) => net.trunc(),
-                Err(_) => match item.parse::<IpAddr>() {
-                    Ok(ip) => IpNet::from(ip.to_canonical()),
-                    Err(_) => {
-                        return Err(format!(
-                            "{item:?} is not an address or CIDR range like 127.0.0.2 or 10.0.0.0/29"
-                        ));
-                    }
-                },
-            };
-            if net.prefix_len() == 0 {
-                return Err(format!("{item:?} would trust every client"));
-            }
-            nets.push(net);
-        }
-        Ok(TrustedProxies(nets))
-    }
-}
+pub use crate::config::TrustedProxies;
 
 /// Put into the extensions of every request by [`RequestContextLayer`].
 #[derive(Debug, Clone)]
@@ -144,6 +96,15 @@ pub fn peer_ip<B>(request: &http::Request<B>) -> Option<IpAddr> {
         .get::<TcpConnectInfo>()
         .and_then(|info| info.remote_addr())
         .map(|addr| addr.ip().to_canonical())
+}
+
+impl<'a> From<&'a RequestContext> for crate::db::audit::Origin<'a> {
+    fn from(ctx: &'a RequestContext) -> Self {
+        crate::db::audit::Origin {
+            request_id: &ctx.request_id,
+            client_ip: ctx.client_ip,
+        }
+    }
 }
 
 /// Gives every request its [`RequestContext`], a tracing span (method,

@@ -37,7 +37,7 @@ use rustix::io::Errno;
 
 use super::TEMP_PREFIX;
 use super::error::StorageError;
-use super::mover::Fingerprint;
+use super::fingerprint::Fingerprint;
 use super::path::is_single_component;
 use super::sys::{self, Stat};
 

@@ -85,6 +85,7 @@
 
 pub mod copy;
 mod error;
+mod fingerprint;
 pub mod mover;
 pub mod names;
 pub mod new_file;
@@ -98,7 +99,8 @@ use std::io;
 
 pub use copy::copy_across_devices;
 pub use error::{FieldError, StorageError};
-pub use mover::{Fingerprint, Mover};
+pub use fingerprint::Fingerprint;
+pub use mover::Mover;
 pub use new_file::NewFile;
 pub use path::{PathError, UserPath};
 pub use root::{Folder, UserRoot};

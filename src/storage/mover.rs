@@ -21,80 +21,19 @@ use std::io;
 use std::os::fd::AsFd;
 use std::sync::Arc;
 
-use cap_std::fs::{Dir, MetadataExt};
+use cap_std::fs::Dir;
 use rustix::fs::{AtFlags, RenameFlags};
 use rustix::io::Errno;
 
 use super::error::StorageError;
+use super::fingerprint::Fingerprint;
+use super::names::find_free_name;
 use super::path::UserPath;
 use super::root::UserRoot;
 use super::sys::{self, Stat};
 
 /// Default number of parent directories a [`Mover`] keeps open.
 pub const DEFAULT_DIR_CACHE: usize = 256;
-
-/// What the scan saw of a file; a move goes ahead only if the file still
-/// matches. Device and inode catch a file replaced under the same name, size
-/// and modification time catch edits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Fingerprint {
-    /// Size in bytes.
-    pub size: u64,
-    /// Modification time in nanoseconds since the Unix epoch (negative
-    /// before 1970; `i128` cannot overflow).
-    pub mtime_ns: i128,
-    /// `st_dev` of the filesystem holding the file.
-    pub dev: u64,
-    /// `st_ino` of the file.
-    pub ino: u64,
-}
-
-impl Fingerprint {
-    /// From cap-std metadata (not following symlinks is the caller's choice).
-    pub fn of(meta: &cap_std::fs::Metadata) -> Fingerprint {
-        Fingerprint {
-            size: meta.size(),
-            mtime_ns: Self::nanos(meta.mtime(), meta.mtime_nsec()),
-            dev: meta.dev(),
-            ino: meta.ino(),
-        }
-    }
-
-    /// From std metadata, e.g. a walkdir entry's.
-    pub fn from_std(meta: &std::fs::Metadata) -> Fingerprint {
-        use std::os::unix::fs::MetadataExt as _;
-        Fingerprint {
-            size: meta.size(),
-            mtime_ns: Self::nanos(meta.mtime(), meta.mtime_nsec()),
-            dev: meta.dev(),
-            ino: meta.ino(),
-        }
-    }
-
-    /// `secs * 1e9 + nsec`, as stored in [`Fingerprint::mtime_ns`].
-    pub fn nanos(secs: i64, nsec: i64) -> i128 {
-        i128::from(secs) * 1_000_000_000 + i128::from(nsec)
-    }
-
-    /// Whether `found`, at the place this file was moved to, is this file:
-    /// the same inode, or, after a verified copy to another filesystem
-    /// (which keeps size and mtime but not the inode), the same size and
-    /// mtime on another device. For recognising a move whose outcome was not
-    /// recorded (a crash) where the journal still has the old identity.
-    pub fn is_moved(&self, found: &Fingerprint) -> bool {
-        found == self
-            || (found.dev != self.dev && found.size == self.size && found.mtime_ns == self.mtime_ns)
-    }
-
-    pub(crate) fn from_stat(st: &Stat) -> Fingerprint {
-        Fingerprint {
-            size: st.size,
-            mtime_ns: Self::nanos(st.mtime.0, st.mtime.1),
-            dev: st.dev,
-            ino: st.ino,
-        }
-    }
-}
 
 /// Moves `src_dir/src_name` to `dst_dir/dst_name` without replacing
 /// anything. Both names must be single components (callers get them from
@@ -387,6 +326,61 @@ impl<'r> Mover<'r> {
     #[cfg(test)]
     pub(crate) fn cached(&self) -> usize {
         self.cache.len()
+    }
+}
+
+/// The moves of a [`UserRoot`], here beside the [`Mover`] that makes them
+/// (the root itself knows nothing of moving: `root` → `mover` would close a
+/// cycle with `mover` → `root`).
+impl UserRoot {
+    /// Renames `from` to `to` (any kind of entry) without ever replacing an
+    /// existing `to`, creating `to`'s parent directories as needed.
+    ///
+    /// Both parents are opened with cap-std (`openat2(RESOLVE_BENEATH)`), then
+    /// `renameat2(RENAME_NOREPLACE)` runs on single-component names. `EEXIST`
+    /// → [`StorageError::DestinationExists`]; `EXDEV` → a verified copy
+    /// ([`copy_across_devices`](super::copy_across_devices)); `EINVAL` (no
+    /// `renameat2` flags, e.g. NFS) → link + unlink. A symlink leading outside
+    /// the root on either side → [`StorageError::Escape`]. For many moves use a
+    /// [`Mover`], which reuses opened directories.
+    pub fn rename_noreplace(&self, from: &UserPath, to: &UserPath) -> Result<(), StorageError> {
+        Mover::with_capacity(self, 0).rename_noreplace(from, to)
+    }
+
+    /// Renames `from` to `wanted` or, when that is taken, to the first free
+    /// ` (n)` name after it ([`find_free_name`]), each name claimed by the
+    /// no-replace rename itself, so nothing can take it between a check and
+    /// the move. The name used, or `Ok(None)` when every name up to
+    /// [`MAX_SUFFIX`](super::names::MAX_SUFFIX) is taken.
+    pub fn rename_to_free_name(
+        &self,
+        from: &UserPath,
+        wanted: &UserPath,
+    ) -> Result<Option<UserPath>, StorageError> {
+        find_free_name(wanted, |to| match self.rename_noreplace(from, to) {
+            Ok(()) => Ok(true),
+            Err(StorageError::DestinationExists) => Ok(false),
+            Err(e) => Err(e),
+        })
+    }
+
+    /// Moves the regular file `from` to `to` if it still matches the scan:
+    /// gone → [`StorageError::SourceMissing`]; a symlink or not a regular
+    /// file → [`StorageError::NotARegularFile`]; size, mtime, device or inode
+    /// differ → [`StorageError::SourceChanged`]; then as
+    /// [`rename_noreplace`](Self::rename_noreplace).
+    pub fn move_file(
+        &self,
+        from: &UserPath,
+        to: &UserPath,
+        expect: &Fingerprint,
+    ) -> Result<(), StorageError> {
+        Mover::with_capacity(self, 0).move_file(from, to, expect)
+    }
+
+    /// A [`Mover`] for many moves in this root.
+    pub fn mover(&self) -> Mover<'_> {
+        Mover::new(self)
     }
 }
 

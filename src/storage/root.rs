@@ -17,8 +17,7 @@ use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 
 use super::error::StorageError;
-use super::mover::{Fingerprint, Mover};
-use super::names::find_free_name;
+use super::fingerprint::Fingerprint;
 use super::path::UserPath;
 use super::walk::{self, Event, Kind, TreeSize, Visit, Walk};
 use super::{TEMP_PREFIX, sys};
@@ -217,56 +216,6 @@ impl UserRoot {
         }
     }
 
-    /// Renames `from` to `to` (any kind of entry) without ever replacing an
-    /// existing `to`, creating `to`'s parent directories as needed.
-    ///
-    /// Both parents are opened with cap-std (`openat2(RESOLVE_BENEATH)`), then
-    /// `renameat2(RENAME_NOREPLACE)` runs on single-component names. `EEXIST`
-    /// → [`StorageError::DestinationExists`]; `EXDEV` → a verified copy
-    /// ([`copy_across_devices`](super::copy_across_devices)); `EINVAL` (no
-    /// `renameat2` flags, e.g. NFS) → link + unlink. A symlink leading outside
-    /// the root on either side → [`StorageError::Escape`]. For many moves use a
-    /// [`Mover`], which reuses opened directories.
-    pub fn rename_noreplace(&self, from: &UserPath, to: &UserPath) -> Result<(), StorageError> {
-        Mover::with_capacity(self, 0).rename_noreplace(from, to)
-    }
-
-    /// Renames `from` to `wanted` or, when that is taken, to the first free
-    /// ` (n)` name after it ([`find_free_name`]), each name claimed by the
-    /// no-replace rename itself, so nothing can take it between a check and
-    /// the move. The name used, or `Ok(None)` when every name up to
-    /// [`MAX_SUFFIX`](super::names::MAX_SUFFIX) is taken.
-    pub fn rename_to_free_name(
-        &self,
-        from: &UserPath,
-        wanted: &UserPath,
-    ) -> Result<Option<UserPath>, StorageError> {
-        find_free_name(wanted, |to| match self.rename_noreplace(from, to) {
-            Ok(()) => Ok(true),
-            Err(StorageError::DestinationExists) => Ok(false),
-            Err(e) => Err(e),
-        })
-    }
-
-    /// Moves the regular file `from` to `to` if it still matches the scan:
-    /// gone → [`StorageError::SourceMissing`]; a symlink or not a regular
-    /// file → [`StorageError::NotARegularFile`]; size, mtime, device or inode
-    /// differ → [`StorageError::SourceChanged`]; then as
-    /// [`rename_noreplace`](Self::rename_noreplace).
-    pub fn move_file(
-        &self,
-        from: &UserPath,
-        to: &UserPath,
-        expect: &Fingerprint,
-    ) -> Result<(), StorageError> {
-        Mover::with_capacity(self, 0).move_file(from, to, expect)
-    }
-
-    /// A [`Mover`] for many moves in this root.
-    pub fn mover(&self) -> Mover<'_> {
-        Mover::new(self)
-    }
-
     /// Removes leftover temporary files (`.fileorg-tmp-*`, regular files
     /// only) of copies interrupted by a crash, anywhere under the root, and
     /// returns how many. Run it when no operation is moving files in this
@@ -422,6 +371,7 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     use super::*;
+    use crate::storage::mover::Mover;
 
     /// A temp dir holding `storage/` (the storage root) and `outside/` (a
     /// directory no user path may reach), plus the user's root.
