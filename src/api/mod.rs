@@ -2,12 +2,12 @@
 //! request into domain types, calls the database or domain code and maps the
 //! result back; errors go through `AppError` → `Status` (see `error.rs`).
 
-pub mod auth;
+pub(crate) mod auth;
 pub mod convert;
-pub mod files;
-pub mod operations;
-pub mod reports;
-pub mod system;
+pub(crate) mod files;
+pub(crate) mod operations;
+pub(crate) mod reports;
+pub(crate) mod system;
 
 /// Runs a handler body and converts its `AppError` into a `tonic::Status`.
 pub(crate) fn respond<T>(

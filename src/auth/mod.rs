@@ -16,12 +16,12 @@
 
 pub mod access;
 pub mod accounts;
-pub mod api_keys;
+pub(crate) mod api_keys;
 pub mod email;
-pub mod password;
-pub mod principal;
-pub mod scopes;
-pub mod sessions;
+pub(crate) mod password;
+pub(crate) mod principal;
+pub(crate) mod scopes;
+pub(crate) mod sessions;
 pub mod tokens;
 
 /// Roles are the domain's; re-exported where authentication code expects them.

@@ -26,14 +26,12 @@ use crate::{
 #[diesel(table_name = categories, check_for_backend(diesel::pg::Pg))]
 pub struct CategoryRow {
     pub id: Uuid,
-    pub user_id: Option<Uuid>,
     pub name: String,
     pub extensions: Vec<Option<String>>,
     pub globs: Vec<Option<String>>,
     pub color: Option<String>,
     pub icon: Option<String>,
     pub priority: i32,
-    pub built_in: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

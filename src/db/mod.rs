@@ -8,19 +8,19 @@
 //! (the async wrapper blocks on the runtime handle), so they work from any
 //! tokio runtime flavour.
 
-pub mod audit;
-pub mod categories;
-pub mod credentials;
-pub mod enums;
+pub(crate) mod audit;
+pub(crate) mod categories;
+pub(crate) mod credentials;
+pub(crate) mod enums;
 pub mod file_names;
 pub mod file_records;
 pub mod file_search;
-pub mod memos;
+pub(crate) mod memos;
 pub mod models;
 pub mod operations;
-pub mod quota;
+pub(crate) mod quota;
 pub mod reports;
-pub mod trash;
+pub(crate) mod trash;
 pub mod users;
 
 use std::time::Duration;

@@ -25,7 +25,6 @@ use crate::{
 #[diesel(table_name = trash_items, check_for_backend(diesel::pg::Pg))]
 pub struct TrashItem {
     pub id: Uuid,
-    pub user_id: Uuid,
     pub original_path: String,
     /// Where the entry is now, relative to the user's root.
     pub trash_path: String,
@@ -34,11 +33,7 @@ pub struct TrashItem {
     pub size_bytes: i64,
     /// The operation that moved it here (a duplicate), if any.
     pub operation_id: Option<Uuid>,
-    pub operation_seq: Option<i64>,
     pub deleted_at: DateTime<Utc>,
-    pub restored_at: Option<DateTime<Utc>>,
-    pub restored_path: Option<String>,
-    pub purged_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Insertable)]

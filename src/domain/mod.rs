@@ -19,14 +19,14 @@
 //! which only declare them text or JSON columns; serde's impls are here, as
 //! JSON is how the domain's values are written down).
 
-pub mod category;
-pub mod counters;
-pub mod enums;
-pub mod journal;
-pub mod report;
-pub mod rules;
-pub mod snapshot;
-pub mod spec;
+pub(crate) mod category;
+pub(crate) mod counters;
+pub(crate) mod enums;
+pub(crate) mod journal;
+pub(crate) mod report;
+pub(crate) mod rules;
+pub(crate) mod snapshot;
+pub(crate) mod spec;
 
 pub use category::BuiltIn;
 pub use counters::Counters;

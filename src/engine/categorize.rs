@@ -73,7 +73,7 @@ pub const SNIFF_BYTES: usize = 8192;
 /// Compound extensions (`tar.gz`, …) and how a name's extension is found
 /// are facts about file names, which the storage layer's free-name search
 /// needs too; they live there, and categorizing uses the same ones.
-pub use crate::storage::names::{COMPOUND_EXTENSIONS, compound_extension, extension};
+pub use crate::storage::names::{COMPOUND_EXTENSIONS, extension};
 
 pub use crate::domain::BuiltIn;
 
@@ -134,14 +134,15 @@ impl Category {
             Kind::Custom(name) => name,
         }
     }
+}
 
-    /// Whether this is one of the built-in categories.
-    pub fn is_built_in(&self) -> bool {
+#[cfg(test)]
+impl Category {
+    fn is_built_in(&self) -> bool {
         matches!(self.0, Kind::BuiltIn(_))
     }
 
-    /// The built-in category, if it is one.
-    pub fn as_built_in(&self) -> Option<BuiltIn> {
+    fn as_built_in(&self) -> Option<BuiltIn> {
         match self.0 {
             Kind::BuiltIn(b) => Some(b),
             Kind::Custom(_) => None,
@@ -489,6 +490,7 @@ fn sniff(head: &[u8]) -> BuiltIn {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::names::compound_extension;
     use std::cell::Cell;
     use std::collections::HashSet;
 

@@ -6,14 +6,14 @@
 //! speaks the domain's types (`domain`: policies, journal rows, counters);
 //! it knows nothing of the database, the jobs or the API above it.
 
-pub mod categorize;
+pub(crate) mod categorize;
 pub mod duplicates;
-pub mod parallel;
-pub mod plan;
+pub(crate) mod parallel;
+pub(crate) mod plan;
 pub mod progress;
 pub mod scan;
-pub mod spec;
-pub mod template;
+pub(crate) mod spec;
+pub(crate) mod template;
 
 /// Hands memory freed by the engine back to the operating system.
 ///

@@ -66,7 +66,8 @@ impl<R> InOrder<R> {
         self.parts.iter().map(Vec::len).sum()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.parts.iter().all(Vec::is_empty)
     }
 

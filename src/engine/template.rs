@@ -17,7 +17,7 @@
 //! separates folders. The default is [`DEFAULT_TEMPLATE`].
 //!
 //! Rejected at parse time (all [`TemplateError`]s have a message meant for the
-//! user, reported as INVALID_ARGUMENT on [`TemplateError::FIELD`]): empty,
+//! user, reported as INVALID_ARGUMENT on `operation.layout_template`): empty,
 //! longer than [`MAX_TEMPLATE_LEN`] characters, absolute (leading `/`), a
 //! backslash, a control character (NUL, tab, newline, …), an empty folder
 //! (`a//b`, trailing `/`), a `.` or `..` folder, an unknown token, an unclosed
@@ -148,17 +148,32 @@ pub enum TemplateError {
     PathTooLong,
 }
 
+#[cfg(test)]
 impl TemplateError {
     /// The request field a template error is reported on.
-    pub const FIELD: &'static str = "operation.layout_template";
+    const FIELD: &'static str = "operation.layout_template";
 
     /// Whether the error comes from rendering one file (the template itself
     /// is valid; skip that file) rather than from parsing.
-    pub fn is_render_error(&self) -> bool {
+    fn is_render_error(&self) -> bool {
         matches!(
             self,
             TemplateError::NameTooLong { .. } | TemplateError::PathTooLong
         )
+    }
+}
+
+#[cfg(test)]
+impl Template {
+    fn as_str(&self) -> &str {
+        &self.raw
+    }
+
+    fn uses(&self, token: Token) -> bool {
+        self.components
+            .iter()
+            .flatten()
+            .any(|p| *p == Piece::Token(token))
     }
 }
 
@@ -280,19 +295,6 @@ impl Template {
             raw: raw.to_owned(),
             components,
         })
-    }
-
-    /// The template as written.
-    pub fn as_str(&self) -> &str {
-        &self.raw
-    }
-
-    /// Whether the template uses this token anywhere.
-    pub fn uses(&self, token: Token) -> bool {
-        self.components
-            .iter()
-            .flatten()
-            .any(|p| *p == Piece::Token(token))
     }
 
     /// The destination of a file, relative to the operation's destination

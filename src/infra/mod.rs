@@ -15,14 +15,14 @@
 //! - [`memo`]: values computed from an operation's whole journal, stored
 //!   per version of the operation (`db::memos`).
 
-pub mod cache;
-pub mod console;
-pub mod health;
-pub mod keyed_lock;
-pub mod memo;
+pub(crate) mod cache;
+pub(crate) mod console;
+pub(crate) mod health;
+pub(crate) mod keyed_lock;
+pub(crate) mod memo;
 pub mod observability;
-pub mod ratelimit;
-pub mod redis;
+pub(crate) mod ratelimit;
+pub(crate) mod redis;
 pub mod security_headers;
-pub mod streams;
+pub(crate) mod streams;
 pub mod telemetry;

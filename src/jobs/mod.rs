@@ -18,11 +18,11 @@
 //! tested by `tests/api/outages.rs`).
 
 mod context;
-pub mod hub;
-pub mod organize;
-pub mod search_names;
-pub mod timings;
-pub mod undo;
+pub(crate) mod hub;
+pub(crate) mod organize;
+pub(crate) mod search_names;
+pub(crate) mod timings;
+pub(crate) mod undo;
 
 use std::{
     sync::{Arc, atomic::Ordering},

@@ -4,12 +4,12 @@
 //! per-user limits → protocol errors (tonic's request-reading failures made
 //! INVALID_ARGUMENT / RESOURCE_EXHAUSTED) → the services.
 
-pub mod auth;
-pub mod idle;
-pub mod metrics;
+pub(crate) mod auth;
+pub(crate) mod idle;
+pub(crate) mod metrics;
 pub mod protocol_errors;
-pub mod rate_limit;
-pub mod request_context;
+pub(crate) mod rate_limit;
+pub(crate) mod request_context;
 
 pub use self::metrics::MetricsLayer;
 pub use auth::AuthLayer;

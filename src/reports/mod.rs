@@ -18,11 +18,11 @@
 //! [`Format::needs_groups`], [`Format::needs_records`]): a writer must not
 //! rely on being called for them.
 
-pub mod compute;
-pub mod csv;
-pub mod html;
-pub mod json;
-pub mod usage;
+pub(crate) mod compute;
+pub(crate) mod csv;
+pub(crate) mod html;
+pub(crate) mod json;
+pub(crate) mod usage;
 mod writer;
 
 /// The report's values are the domain's (`domain::report`).

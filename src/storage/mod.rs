@@ -83,17 +83,17 @@
 
 #![warn(missing_docs)]
 
-pub mod copy;
+pub(crate) mod copy;
 mod error;
 mod fingerprint;
-pub mod mover;
-pub mod names;
-pub mod new_file;
-pub mod path;
-pub mod root;
+pub(crate) mod mover;
+pub(crate) mod names;
+pub(crate) mod new_file;
+pub(crate) mod path;
+pub(crate) mod root;
 mod sys;
-pub mod trash;
-pub mod walk;
+pub(crate) mod trash;
+pub(crate) mod walk;
 
 use std::io;
 
