@@ -201,6 +201,16 @@ fn user_id(user: &User) -> uuid::Uuid {
     uuid::Uuid::parse_str(user.root.file_name().unwrap().to_str().unwrap()).unwrap()
 }
 
+/// Sets the user's storage quota in the database.
+pub(crate) async fn set_quota(app: &TestApp, user: &User, bytes: i64) {
+    use fileorganizer::schema::users;
+    diesel::update(users::table.find(user_id(user)))
+        .set(users::storage_quota_bytes.eq(bytes))
+        .execute(&mut app.db().await)
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_then_list_and_download_identical_bytes() {
     let app = TestApp::spawn().await;
@@ -543,15 +553,7 @@ async fn quota_and_size_limits_are_enforced() {
     })
     .await;
     let carol = user(&app, "quota").await;
-    {
-        use fileorganizer::schema::users;
-        let mut conn = app.db().await;
-        diesel::update(users::table.find(user_id(&carol)))
-            .set(users::storage_quota_bytes.eq(3000))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-    }
+    set_quota(&app, &carol, 3000).await;
 
     // The unary limit.
     let too_big = assert_code(
