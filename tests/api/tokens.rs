@@ -1,10 +1,11 @@
 //! The token matrix: every way to forge, bend or replay an access token,
 //! refresh token or API key, against the TestApp server's own JWT secret
 //! (`common::JWT_SECRET`, what it is configured with). Extends
-//! `auth::protected_rpcs_need_valid_credentials` (reasons per case) with the
-//! cases it lacks and one rule over all of them: every failure looks the
-//! same from outside (code, message and details byte for byte), so an
-//! attacker learns nothing about which check failed.
+//! `auth::expired_forged_tampered_or_mistyped_access_tokens_are_invalid`
+//! (reasons per case) with the cases it lacks and one rule over all of
+//! them: every failure looks the same from outside (code, message and
+//! details byte for byte), so an attacker learns nothing about which check
+//! failed.
 
 use base64::Engine;
 use diesel::prelude::*;
