@@ -396,10 +396,12 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
     assert_eq!(bad_field(&empty), "refresh_token");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn logout_revokes_the_session() {
-    let app = TestApp::spawn().await;
-    let email = TestApp::email("logout");
+/// A new user's email and two sessions: from Register, and from a Login.
+async fn two_sessions(
+    app: &TestApp,
+    label: &str,
+) -> (String, pb::RegisterResponse, pb::LoginResponse) {
+    let email = TestApp::email(label);
     let session = app.register(&email).await;
     let other = app
         .auth()
@@ -407,6 +409,13 @@ async fn logout_revokes_the_session() {
         .await
         .unwrap()
         .into_inner();
+    (email, session, other)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_revokes_the_session() {
+    let app = TestApp::spawn().await;
+    let (_, session, other) = two_sessions(&app, "logout").await;
 
     // Without a refresh token, the access token's own session ends.
     let out = app
@@ -503,14 +512,7 @@ async fn update_current_user_changes_the_fields_in_the_mask() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_password_change_needs_the_current_password_and_ends_the_other_sessions() {
     let app = TestApp::spawn().await;
-    let email = TestApp::email("update");
-    let session = app.register(&email).await;
-    let other = app
-        .auth()
-        .login(login_request(&email, PASSWORD))
-        .await
-        .unwrap()
-        .into_inner();
+    let (email, session, other) = two_sessions(&app, "update").await;
     let token = session.access_token.clone();
     let change = |current: &str, new: &str| pb::UpdateCurrentUserRequest {
         current_password: current.into(),
