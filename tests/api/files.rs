@@ -1241,19 +1241,17 @@ async fn file_records_bad_requests_name_their_field_and_tokens_only_work_with_th
         ),
     ];
     for (request, field) in bad_requests {
-        let status = assert_code(
-            files(&app)
-                .list_file_records(bearer(
-                    pb::ListFileRecordsRequest {
-                        parent: op.name.clone(),
-                        ..request
-                    },
-                    &fay.token,
-                ))
-                .await,
-            Code::InvalidArgument,
-        );
-        assert_eq!(bad_field(&status), field);
+        let what = format!("{request:?}");
+        let request = pb::ListFileRecordsRequest {
+            parent: op.name.clone(),
+            ..request
+        };
+        let status = files(&app)
+            .list_file_records(bearer(request, &fay.token))
+            .await
+            .expect_err(&what);
+        assert_eq!(status.code(), Code::InvalidArgument, "{what}: {status:?}");
+        assert_eq!(bad_field(&status), field, "{what}");
     }
     let bad_parent = assert_code(
         files(&app)
