@@ -30,4 +30,8 @@ sdk/python/generate.sh --check && sdk/typescript/generate.sh --check \
 say "TypeScript SDK and console build (tsc type checks, vite)"
 npm run build --silent
 say "cargo test"
+# Snapshot assertions (insta, tests/api/snapshots/) only compare here, as in CI: a changed or
+# missing snapshot fails the test and nothing is written (tests/README.md: accepting a change).
+export INSTA_UPDATE=no
+unset INSTA_FORCE_PASS
 cargo test --all-targets -- --test-threads "${TEST_THREADS:-4}"

@@ -38,37 +38,47 @@ macro_rules! audited {
     }};
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_listed_event_writes_exactly_one_row() {
-    let app = TestApp::spawn_with(Options {
+/// A server whose per-user limit (12 calls a window) a test can use up.
+async fn audited_app() -> TestApp {
+    TestApp::spawn_with(Options {
         env: vec![("RATE_LIMIT_API", "12".into())],
         ..Default::default()
     })
-    .await;
+    .await
+}
+
+fn login(email: &str, password: &str) -> pb::LoginRequest {
+    pb::LoginRequest {
+        email: email.into(),
+        password: password.into(),
+    }
+}
+
+/// A registered user's access token and id.
+async fn signed_up(app: &TestApp, label: &str) -> (String, String) {
+    let session = app.register(&TestApp::email(label)).await;
+    (session.access_token, session.user.unwrap().id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registrations_logins_and_password_changes_write_one_row_each() {
+    let app = audited_app().await;
     let email = TestApp::email("audited");
     let session = audited!(
         &app,
         [("auth.register", "success")],
         app.register(&email).await
     );
-    let login = |password: &str| pb::LoginRequest {
-        email: email.clone(),
-        password: password.into(),
-    };
-    let fresh = audited!(
+    audited!(
         &app,
         [("auth.login", "success")],
-        app.auth()
-            .login(login(PASSWORD))
-            .await
-            .unwrap()
-            .into_inner()
+        app.auth().login(login(&email, PASSWORD)).await.unwrap()
     );
     audited!(
         &app,
         [("auth.login", "failure")],
         assert_code(
-            app.auth().login(login("wrong password")).await,
+            app.auth().login(login(&email, "wrong password")).await,
             Code::Unauthenticated
         )
     );
@@ -87,6 +97,12 @@ async fn every_listed_event_writes_exactly_one_row() {
             .await
             .unwrap()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_created_and_revoked_write_one_row_each() {
+    let app = audited_app().await;
+    let (token, _) = signed_up(&app, "keys").await;
     let key = audited!(
         &app,
         [("api_key.created", "success")],
@@ -98,7 +114,7 @@ async fn every_listed_event_writes_exactly_one_row() {
                         ..Default::default()
                     })
                 },
-                &session.access_token,
+                &token,
             ))
             .await
             .unwrap()
@@ -112,52 +128,41 @@ async fn every_listed_event_writes_exactly_one_row() {
                 pb::RevokeApiKeyRequest {
                     name: key.api_key.unwrap().name
                 },
-                &session.access_token
+                &token
             ))
             .await
             .unwrap()
     );
-    // The password change revoked the other session: `fresh` is spent by a
-    // first refresh attempt… so reuse is shown on the current session.
-    let _ = fresh;
-    let rotated = app
-        .auth()
-        .refresh_token(pb::RefreshTokenRequest {
-            refresh_token: session.refresh_token.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_refresh_token_writes_one_row() {
+    let app = audited_app().await;
+    let session = app.register(&TestApp::email("reuse")).await;
+    let refresh = || pb::RefreshTokenRequest {
+        refresh_token: session.refresh_token.clone(),
+    };
+    app.auth().refresh_token(refresh()).await.unwrap();
     audited!(
         &app,
         [("auth.refresh_token.reused", "denied")],
         assert_code(
-            app.auth()
-                .refresh_token(pb::RefreshTokenRequest {
-                    refresh_token: session.refresh_token.clone()
-                })
-                .await,
+            app.auth().refresh_token(refresh()).await,
             Code::Unauthenticated
         )
     );
-    let _ = rotated;
-    // Reuse ended that session and its access tokens: go on with a new one.
-    let session_token = app
-        .auth()
-        .login(login("another good password"))
-        .await
-        .unwrap()
-        .into_inner()
-        .access_token;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_for_a_role_a_scope_or_a_path_escape_write_one_row_each() {
+    let app = audited_app().await;
+    let (token, _) = signed_up(&app, "denied").await;
     audited!(
         &app,
         [("authorization.denied", "denied")],
         assert_code(
             app.system()
-                .list_audit_events(bearer(
-                    pb::ListAuditEventsRequest::default(),
-                    &session_token
-                ))
+                .list_audit_events(bearer(pb::ListAuditEventsRequest::default(), &token))
                 .await,
             Code::PermissionDenied
         )
@@ -173,7 +178,7 @@ async fn every_listed_event_writes_exactly_one_row() {
                     ..Default::default()
                 }),
             },
-            &session_token,
+            &token,
         ))
         .await
         .unwrap()
@@ -205,33 +210,43 @@ async fn every_listed_event_writes_exactly_one_row() {
                         }),
                         request_id: String::new(),
                     },
-                    &session_token,
+                    &token,
                 ))
                 .await,
             Code::InvalidArgument
         )
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_refusals_write_one_row_per_window() {
+    let app = audited_app().await;
+    let (token, _) = signed_up(&app, "limited").await;
     // Use up the budget: several refusals, one audit row per window.
     let mut refused = 0;
     let before = events(&app).await.len();
     for _ in 0..20 {
         let result = app
             .auth()
-            .get_current_user(bearer(pb::GetCurrentUserRequest {}, &session_token))
+            .get_current_user(bearer(pb::GetCurrentUserRequest {}, &token))
             .await;
         if result.is_err_and(|s| s.code() == Code::ResourceExhausted) {
             refused += 1;
         }
     }
-    assert!(refused >= 3);
+    assert!(refused >= 3, "{refused} refused");
     tokio::time::sleep(std::time::Duration::from_millis(300)).await; // written off the request path
     let added: Vec<(String, String)> = events(&app).await[before..].to_vec();
     assert_eq!(
         added,
         vec![("rate_limit.exceeded".to_string(), "denied".to_string())]
     );
+}
 
-    // An admin action.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admins_reset_of_a_users_limits_writes_one_row() {
+    let app = audited_app().await;
+    let (_, user_id) = signed_up(&app, "reset").await;
     let admin_email = TestApp::email("auditor");
     app.register(&admin_email).await;
     let mut conn = app.db().await;
@@ -240,10 +255,7 @@ async fn every_listed_event_writes_exactly_one_row() {
         .unwrap();
     let admin = app
         .auth()
-        .login(pb::LoginRequest {
-            email: admin_email,
-            password: PASSWORD.into(),
-        })
+        .login(login(&admin_email, PASSWORD))
         .await
         .unwrap()
         .into_inner()
@@ -254,7 +266,7 @@ async fn every_listed_event_writes_exactly_one_row() {
         app.system()
             .reset_rate_limit(bearer(
                 pb::ResetRateLimitRequest {
-                    user_id: session.user.unwrap().id,
+                    user_id,
                     buckets: vec![]
                 },
                 &admin

@@ -181,7 +181,7 @@ async fn disabled_users_cannot_log_in() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn protected_rpcs_need_valid_credentials() {
+async fn protected_rpcs_need_credentials_and_take_a_valid_bearer_token() {
     let app = TestApp::spawn().await;
     let session = app.register(&TestApp::email("me")).await;
 
@@ -201,6 +201,22 @@ async fn protected_rpcs_need_valid_credentials() {
     );
     assert_eq!(reason(&missing), "CREDENTIALS_MISSING");
 
+    // A non-Bearer scheme is refused too.
+    let mut basic = Request::new(pb::GetCurrentUserRequest {});
+    basic
+        .metadata_mut()
+        .insert("authorization", "Basic dXNlcjpwdw==".parse().unwrap());
+    assert_code(
+        app.auth().get_current_user(basic).await,
+        Code::Unauthenticated,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_forged_tampered_or_mistyped_access_tokens_are_invalid() {
+    let app = TestApp::spawn().await;
+    let session = app.register(&TestApp::email("me")).await;
+    let id = session.user.as_ref().unwrap().id.clone();
     let keys = TokenKeys::new(
         JWT.as_bytes(),
         "fileorganizer",
@@ -210,7 +226,7 @@ async fn protected_rpcs_need_valid_credentials() {
     .unwrap();
     let now = chrono::Utc::now().timestamp();
     let claims = |exp: i64, iss: &str, aud: &str, typ: &str| Claims {
-        sub: me.id.clone(),
+        sub: id.clone(),
         exp,
         iat: now - 10,
         nbf: now - 10,
@@ -291,24 +307,14 @@ async fn protected_rpcs_need_valid_credentials() {
             session.refresh_token.clone(),
         ),
     ] {
-        let status = assert_code(
-            app.auth()
-                .get_current_user(bearer(pb::GetCurrentUserRequest {}, &token))
-                .await,
-            Code::Unauthenticated,
-        );
+        let status = app
+            .auth()
+            .get_current_user(bearer(pb::GetCurrentUserRequest {}, &token))
+            .await
+            .expect_err(label);
+        assert_eq!(status.code(), Code::Unauthenticated, "{label}: {status:?}");
         assert_eq!(reason(&status), "TOKEN_INVALID", "{label}");
     }
-
-    // A non-Bearer scheme is refused too.
-    let mut basic = Request::new(pb::GetCurrentUserRequest {});
-    basic
-        .metadata_mut()
-        .insert("authorization", "Basic dXNlcjpwdw==".parse().unwrap());
-    assert_code(
-        app.auth().get_current_user(basic).await,
-        Code::Unauthenticated,
-    );
 }
 
 const JWT: &str = crate::common::JWT_SECRET;
@@ -390,10 +396,12 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
     assert_eq!(bad_field(&empty), "refresh_token");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn logout_revokes_the_session() {
-    let app = TestApp::spawn().await;
-    let email = TestApp::email("logout");
+/// A new user's email and two sessions: from Register, and from a Login.
+async fn two_sessions(
+    app: &TestApp,
+    label: &str,
+) -> (String, pb::RegisterResponse, pb::LoginResponse) {
+    let email = TestApp::email(label);
     let session = app.register(&email).await;
     let other = app
         .auth()
@@ -401,6 +409,13 @@ async fn logout_revokes_the_session() {
         .await
         .unwrap()
         .into_inner();
+    (email, session, other)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_revokes_the_session() {
+    let app = TestApp::spawn().await;
+    let (_, session, other) = two_sessions(&app, "logout").await;
 
     // Without a refresh token, the access token's own session ends.
     let out = app
@@ -453,17 +468,9 @@ async fn logout_revokes_the_session() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn update_current_user_changes_name_and_password() {
+async fn update_current_user_changes_the_fields_in_the_mask() {
     let app = TestApp::spawn().await;
-    let email = TestApp::email("update");
-    let session = app.register(&email).await;
-    let other = app
-        .auth()
-        .login(login_request(&email, PASSWORD))
-        .await
-        .unwrap()
-        .into_inner();
-    let token = session.access_token.clone();
+    let token = app.register(&TestApp::email("update")).await.access_token;
 
     let renamed = app
         .auth()
@@ -500,7 +507,13 @@ async fn update_current_user_changes_name_and_password() {
         Code::InvalidArgument,
     );
     assert_eq!(bad_field(&bad_mask), "update_mask");
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_change_needs_the_current_password_and_ends_the_other_sessions() {
+    let app = TestApp::spawn().await;
+    let (email, session, other) = two_sessions(&app, "update").await;
+    let token = session.access_token.clone();
     let change = |current: &str, new: &str| pb::UpdateCurrentUserRequest {
         current_password: current.into(),
         new_password: new.into(),

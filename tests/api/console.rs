@@ -106,6 +106,148 @@ async fn cors_allow_origin(api: &str, origin: &str) -> Option<String> {
         .map(|v| v.to_str().unwrap().to_string())
 }
 
+/// Step 1: `fileorg serve` serves the built console, with the single-page
+/// fallback, and CORS allows the console's origin and no other.
+async fn step_served_with_cors(console_origin: &str, api: &str, bad_origin: &str) {
+    for path in ["/", "/operations/some/deep/link"] {
+        let page = reqwest::get(format!("{console_origin}{path}"))
+            .await
+            .unwrap();
+        assert_eq!(page.status(), reqwest::StatusCode::OK, "served: {path}");
+        let text = page.text().await.unwrap();
+        assert!(text.contains("FileOrganizer Pro console"), "served: {path}");
+    }
+    assert_eq!(
+        cors_allow_origin(api, console_origin).await.as_deref(),
+        Some(console_origin),
+        "CORS: the console's origin"
+    );
+    assert_eq!(
+        cors_allow_origin(api, bad_origin).await,
+        None,
+        "CORS: another origin"
+    );
+}
+
+/// Step 3, after the apply: every file in its category folder on disk,
+/// nothing left in inbox/; the progress bar and the report's chart as the
+/// page showed them (`applied`, reported by the browser test).
+fn step_after_the_apply(root: &Path, applied: &Value) {
+    let moved: BTreeMap<String, String> = [
+        ("sorted/Documents/notes.txt", "meeting notes"),
+        ("sorted/Documents/todo.txt", "buy milk, organize files"),
+        ("sorted/Spreadsheets/table.csv", "a,b\n1,2\n"),
+        ("sorted/Code/script.py", "print('hello')\n"),
+    ]
+    .into_iter()
+    .map(|(p, t)| (p.to_string(), t.to_string()))
+    .collect();
+    assert_eq!(
+        files_under(root),
+        moved,
+        "after the apply: the files on disk"
+    );
+
+    // The progress bar, fed by WatchOperation, reached 100 % and is full.
+    let progress = &applied["progress"];
+    assert_eq!(progress["now"], 100, "{applied}");
+    assert_eq!(progress["text"], "100 %", "after the apply: {progress}");
+    assert!(progress["values"].as_array().unwrap().contains(&100.into()));
+    assert!(
+        progress["fillWidth"].as_f64().unwrap() >= progress["barWidth"].as_f64().unwrap() - 1.0,
+        "{progress}"
+    );
+    // One bar per category of the report, sized by file count.
+    let chart: BTreeMap<String, i64> = applied["chart"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|bar| {
+            assert!(bar["width"].as_f64().unwrap() > 0.0, "{bar}");
+            (
+                bar["category"].as_str().unwrap().to_string(),
+                bar["count"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        chart,
+        BTreeMap::from([
+            ("Code".to_string(), 1),
+            ("Documents".to_string(), 2),
+            ("Spreadsheets".to_string(), 1)
+        ]),
+        "after the apply: the chart"
+    );
+    assert_eq!(
+        applied["appliedPlan"],
+        serde_json::json!(vec!["COMPLETED"; FILES.len()]),
+        "after the apply: {applied}"
+    );
+}
+
+/// Step 5: what the page showed before the organize (`done`, reported by
+/// the browser test at its end), and after the undo, on the page and on disk.
+fn step_before_the_organize_and_after_the_undo(done: &Value, email: &str, root: &Path) {
+    assert_eq!(done["who"], email, "before the organize: signed in as");
+    assert!(
+        done["rootListing"]
+            .as_array()
+            .unwrap()
+            .contains(&"inbox".into())
+    );
+    let inbox: Vec<String> = FILES.iter().map(|(n, _)| format!("inbox/{n}")).collect();
+    let mut sorted_inbox = inbox.clone();
+    sorted_inbox.sort();
+    assert_eq!(
+        done["inboxListing"],
+        serde_json::json!(sorted_inbox),
+        "before the organize: inbox/"
+    );
+    let plan = done["plan"].as_array().unwrap();
+    assert_eq!(plan.len(), FILES.len(), "{done}");
+    for row in plan {
+        assert_eq!(row["status"], "PLANNED", "{row}");
+        let to = format!("sorted/{}/", row["category"].as_str().unwrap());
+        assert!(row["to"].as_str().unwrap().starts_with(&to), "{row}");
+    }
+    assert_eq!(done["undoState"], "SUCCEEDED", "after the undo");
+    assert_eq!(
+        done["afterUndo"],
+        serde_json::json!(sorted_inbox),
+        "after the undo: inbox/ on the page"
+    );
+    // On disk after the undo: every file back in inbox/ with its content.
+    let restored: BTreeMap<String, String> = FILES
+        .iter()
+        .map(|(n, t)| (format!("inbox/{n}"), t.to_string()))
+        .collect();
+    assert_eq!(
+        files_under(root),
+        restored,
+        "after the undo: the files on disk"
+    );
+}
+
+/// Step 6: the console from an origin not in CORS_ORIGINS: valid
+/// credentials, yet the browser refuses the grpc-web call and the console
+/// shows an error instead of signing in; no console error anywhere.
+fn step_refused_from_another_origin(done: &Value) {
+    let refused = &done["badOriginResult"];
+    assert_eq!(refused["appVisible"], false, "{refused}");
+    assert!(!refused["error"].as_str().unwrap().is_empty(), "{refused}");
+    assert!(
+        !refused["apiFailures"].as_array().unwrap().is_empty(),
+        "{refused}"
+    );
+    assert_eq!(
+        done["consoleErrors"].as_array().map(Vec::len),
+        Some(0),
+        "{done}"
+    );
+}
+
+/// One browser session, in named steps (the `step_*` functions).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_clicks_through_organize_and_undo_over_grpc_web_in_chromium() {
     tokio::task::spawn_blocking(build_workspaces).await.unwrap();
@@ -127,26 +269,10 @@ async fn console_clicks_through_organize_and_undo_over_grpc_web_in_chromium() {
     .await;
     let api = format!("http://127.0.0.1:{}", app.addr.port());
 
-    // fileorg serve serves the built console, with the single-page fallback.
-    for path in ["/", "/operations/some/deep/link"] {
-        let page = reqwest::get(format!("{console_origin}{path}"))
-            .await
-            .unwrap();
-        assert_eq!(page.status(), reqwest::StatusCode::OK, "{path}");
-        assert!(
-            page.text()
-                .await
-                .unwrap()
-                .contains("FileOrganizer Pro console")
-        );
-    }
-    // CORS: the console's origin is allowed, any other is not.
-    assert_eq!(
-        cors_allow_origin(&api, &console_origin).await.as_deref(),
-        Some(console_origin.as_str())
-    );
-    assert_eq!(cors_allow_origin(&api, &bad_origin).await, None);
+    step_served_with_cors(&console_origin, &api, &bad_origin).await;
 
+    // Step 2: the browser signs up, uploads, previews and applies an
+    // organize (tests/clients/console_flow.mjs), then reports and waits.
     let uploads = tempfile::tempdir().unwrap();
     for (name, text) in FILES {
         std::fs::write(uploads.path().join(name), text).unwrap();
@@ -203,7 +329,6 @@ async fn console_clicks_through_organize_and_undo_over_grpc_web_in_chromium() {
             decoy_seen.lock().unwrap(),
         );
     }
-    // On disk after the apply: every file in its category folder, nothing left in inbox/.
     let user = app
         .auth()
         .login(pb::LoginRequest {
@@ -216,52 +341,9 @@ async fn console_clicks_through_organize_and_undo_over_grpc_web_in_chromium() {
         .user
         .unwrap();
     let root = app.state.config.storage_root.join(&user.id);
-    let moved: BTreeMap<String, String> = [
-        ("sorted/Documents/notes.txt", "meeting notes"),
-        ("sorted/Documents/todo.txt", "buy milk, organize files"),
-        ("sorted/Spreadsheets/table.csv", "a,b\n1,2\n"),
-        ("sorted/Code/script.py", "print('hello')\n"),
-    ]
-    .into_iter()
-    .map(|(p, t)| (p.to_string(), t.to_string()))
-    .collect();
-    assert_eq!(files_under(&root), moved);
+    step_after_the_apply(&root, &applied);
 
-    // The progress bar, fed by WatchOperation, reached 100 % and is full.
-    let progress = &applied["progress"];
-    assert_eq!(progress["now"], 100, "{applied}");
-    assert_eq!(progress["text"], "100 %");
-    assert!(progress["values"].as_array().unwrap().contains(&100.into()));
-    assert!(
-        progress["fillWidth"].as_f64().unwrap() >= progress["barWidth"].as_f64().unwrap() - 1.0,
-        "{progress}"
-    );
-    // One bar per category of the report, sized by file count.
-    let chart: BTreeMap<String, i64> = applied["chart"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|bar| {
-            assert!(bar["width"].as_f64().unwrap() > 0.0, "{bar}");
-            (
-                bar["category"].as_str().unwrap().to_string(),
-                bar["count"].as_i64().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(
-        chart,
-        BTreeMap::from([
-            ("Code".to_string(), 1),
-            ("Documents".to_string(), 2),
-            ("Spreadsheets".to_string(), 1)
-        ])
-    );
-    assert_eq!(
-        applied["appliedPlan"],
-        serde_json::json!(vec!["COMPLETED"; FILES.len()])
-    );
-
+    // Step 4: the browser undoes, then tries the console from another origin.
     stdin.write_all(b"continue\n").await.unwrap();
     let done = next_report("DONE ").await;
     let status = tokio::time::timeout(DEADLINE, child.wait())
@@ -277,53 +359,17 @@ async fn console_clicks_through_organize_and_undo_over_grpc_web_in_chromium() {
 
     // ?api= changed nothing: the page named the real API and signed in there (the user
     // exists: the login above), and the decoy never saw a connection.
-    assert_eq!(done["shownApi"], api.as_str());
-    assert_eq!(*decoy_seen.lock().unwrap(), Vec::<String>::new());
+    assert_eq!(done["shownApi"], api.as_str(), "the API the page names");
+    assert_eq!(
+        *decoy_seen.lock().unwrap(),
+        Vec::<String>::new(),
+        "connections to the decoy"
+    );
     // The whole flow ran under the console's Content-Security-Policy without a violation.
     assert_eq!(done["cspViolations"], serde_json::json!([]), "{done}");
 
-    // What the page showed before the organize, and after the undo.
-    assert_eq!(done["who"], email.as_str());
-    assert!(
-        done["rootListing"]
-            .as_array()
-            .unwrap()
-            .contains(&"inbox".into())
-    );
-    let inbox: Vec<String> = FILES.iter().map(|(n, _)| format!("inbox/{n}")).collect();
-    let mut sorted_inbox = inbox.clone();
-    sorted_inbox.sort();
-    assert_eq!(done["inboxListing"], serde_json::json!(sorted_inbox));
-    let plan = done["plan"].as_array().unwrap();
-    assert_eq!(plan.len(), FILES.len(), "{done}");
-    for row in plan {
-        assert_eq!(row["status"], "PLANNED", "{row}");
-        let to = format!("sorted/{}/", row["category"].as_str().unwrap());
-        assert!(row["to"].as_str().unwrap().starts_with(&to), "{row}");
-    }
-    assert_eq!(done["undoState"], "SUCCEEDED");
-    assert_eq!(done["afterUndo"], serde_json::json!(sorted_inbox));
-    // On disk after the undo: every file back in inbox/ with its content.
-    let restored: BTreeMap<String, String> = FILES
-        .iter()
-        .map(|(n, t)| (format!("inbox/{n}"), t.to_string()))
-        .collect();
-    assert_eq!(files_under(&root), restored);
-
-    // The console from an origin not in CORS_ORIGINS: valid credentials, yet the browser
-    // refuses the grpc-web call and the console shows an error instead of signing in.
-    let refused = &done["badOriginResult"];
-    assert_eq!(refused["appVisible"], false, "{refused}");
-    assert!(!refused["error"].as_str().unwrap().is_empty(), "{refused}");
-    assert!(
-        !refused["apiFailures"].as_array().unwrap().is_empty(),
-        "{refused}"
-    );
-    assert_eq!(
-        done["consoleErrors"].as_array().map(Vec::len),
-        Some(0),
-        "{done}"
-    );
+    step_before_the_organize_and_after_the_undo(&done, &email, &root);
+    step_refused_from_another_origin(&done);
 }
 
 /// Issue 18 item 6: the console's answers (the page, an asset, config.json, the single-page

@@ -201,15 +201,23 @@ fn user_id(user: &User) -> uuid::Uuid {
     uuid::Uuid::parse_str(user.root.file_name().unwrap().to_str().unwrap()).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn uploads_then_list_and_download_identical_bytes() {
-    let app = TestApp::spawn().await;
-    let alice = user(&app, "files").await;
+/// Sets the user's storage quota in the database.
+pub(crate) async fn set_quota(app: &TestApp, user: &User, bytes: i64) {
+    use fileorganizer::schema::users;
+    diesel::update(users::table.find(user_id(user)))
+        .set(users::storage_quota_bytes.eq(bytes))
+        .execute(&mut app.db().await)
+        .await
+        .unwrap();
+}
 
-    // A stream of 64 KiB chunks into a folder that does not exist yet.
+/// Alice, with `docs/report.pdf` (300,001 bytes, streamed in 64 KiB chunks
+/// into a folder that did not exist yet): its bytes and its entry.
+async fn alice_with_a_report(app: &TestApp) -> (User, Vec<u8>, pb::FileEntry) {
+    let alice = user(app, "files").await;
     let big = content(300_001, 1);
     let stored = upload_stream(
-        &app,
+        app,
         &alice,
         "docs/report.pdf",
         &big,
@@ -218,6 +226,34 @@ async fn uploads_then_list_and_download_identical_bytes() {
     )
     .await
     .unwrap();
+    (alice, big, stored)
+}
+
+/// Alice's storage after every kind of upload: `docs/` holds `checked.txt`,
+/// `report.pdf` (the big one) and `report (1).pdf`, `report (2).pdf` (asked
+/// for under a new name); `photos/cat` is a PNG without an extension.
+async fn alice_with_uploads(app: &TestApp) -> (User, Vec<u8>) {
+    let (alice, big, _) = alice_with_a_report(app).await;
+    upload_small(app, &alice, small_request("photos/cat", PNG))
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let renamed = pb::UploadSmallFileRequest {
+            conflict_policy: FileConflictPolicy::Rename as i32,
+            ..small_request("docs/report.pdf", b"again")
+        };
+        upload_small(app, &alice, renamed).await.unwrap();
+    }
+    upload_small(app, &alice, small_request("docs/checked.txt", b"content"))
+        .await
+        .unwrap();
+    (alice, big)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_store_identical_bytes_and_categorize_by_extension_or_content() {
+    let app = TestApp::spawn().await;
+    let (alice, big, stored) = alice_with_a_report(&app).await;
     assert_eq!(stored.path, "docs/report.pdf");
     assert_eq!(stored.name, "report.pdf");
     assert_eq!(stored.kind, FileKind::File as i32);
@@ -239,8 +275,12 @@ async fn uploads_then_list_and_download_identical_bytes() {
         ("photos/cat", "Images")
     );
     assert_eq!(cat.content_hash, hex_hash(PNG));
+}
 
-    // Never overwrite: ALREADY_EXISTS, unless a new name is asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_never_overwrite_unless_a_new_name_is_asked_for() {
+    let app = TestApp::spawn().await;
+    let (alice, big, _) = alice_with_a_report(&app).await;
     for result in [
         upload_small(&app, &alice, small_request("docs/report.pdf", b"other")).await,
         upload_stream(
@@ -282,8 +322,12 @@ async fn uploads_then_list_and_download_identical_bytes() {
         std::fs::read(alice.root.join("docs/report.pdf")).unwrap(),
         big
     );
+}
 
-    // An expected hash that does not match: DATA_LOSS, nothing stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_whose_expected_hash_differs_is_data_loss_and_stores_nothing() {
+    let app = TestApp::spawn().await;
+    let alice = user(&app, "files").await;
     let mismatch = assert_code(
         upload_small(
             &app,
@@ -309,9 +353,12 @@ async fn uploads_then_list_and_download_identical_bytes() {
     .await
     .unwrap();
     assert_eq!(checked.category, "Documents");
+}
 
-    // Listings: sorted by name, hidden entries only on request, the trash
-    // and uploads in progress never.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listings_are_sorted_by_name_and_hide_the_trash_and_uploads_in_progress() {
+    let app = TestApp::spawn().await;
+    let (alice, big) = alice_with_uploads(&app).await;
     tree::write(&alice.root, ".hidden", b"h");
     tree::write(&alice.root, ".trash/x/y.txt", b"trashed");
     tree::write(&alice.root, "docs/.fileorg-tmp-0123", b"partial");
@@ -325,7 +372,8 @@ async fn uploads_then_list_and_download_identical_bytes() {
     );
     assert_eq!(
         names(&list_all(&app, &alice, ".", true, 0).await),
-        [".hidden", "docs", "photos"]
+        [".hidden", "docs", "photos"],
+        "hidden entries on request"
     );
     let docs = list_all(&app, &alice, "docs", false, 0).await;
     assert_eq!(
@@ -347,8 +395,12 @@ async fn uploads_then_list_and_download_identical_bytes() {
     assert_eq!(report.size_bytes, big.len() as i64);
     assert_eq!(report.category, "Documents");
     assert!(report.content_hash.is_empty(), "listings do not hash");
+}
 
-    // Pagination visits every entry once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listings_page_through_every_entry_once_and_refuse_what_is_not_a_folder() {
+    let app = TestApp::spawn().await;
+    let (alice, ..) = alice_with_a_report(&app).await;
     for i in 0..7 {
         tree::write(&alice.root, &format!("many/f{i}.txt"), b"x");
     }
@@ -357,55 +409,52 @@ async fn uploads_then_list_and_download_identical_bytes() {
         names(&paged),
         (0..7).map(|i| format!("f{i}.txt")).collect::<Vec<_>>()
     );
-    let first = files(&app)
-        .list_directory(bearer(
-            pb::ListDirectoryRequest {
-                path: "many".into(),
-                page_size: 3,
-                ..Default::default()
-            },
-            &alice.token,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let list = |request: pb::ListDirectoryRequest| {
+        let mut client = files(&app);
+        let request = bearer(request, &alice.token);
+        async move { client.list_directory(request).await }
+    };
+    let path = |path: &str| pb::ListDirectoryRequest {
+        path: path.into(),
+        ..Default::default()
+    };
+    let first = list(pb::ListDirectoryRequest {
+        page_size: 3,
+        ..path("many")
+    })
+    .await
+    .unwrap()
+    .into_inner();
+    // A page token works only with the listing it came from.
     let replayed = assert_code(
-        files(&app)
-            .list_directory(bearer(
-                pb::ListDirectoryRequest {
-                    path: "docs".into(),
-                    page_token: first.next_page_token,
-                    ..Default::default()
-                },
-                &alice.token,
-            ))
-            .await,
+        list(pb::ListDirectoryRequest {
+            page_token: first.next_page_token,
+            ..path("docs")
+        })
+        .await,
         Code::InvalidArgument,
     );
     assert_eq!(bad_field(&replayed), "page_token");
-    let list = |path: &'static str| {
-        let mut client = files(&app);
-        let token = alice.token.clone();
-        async move {
-            client
-                .list_directory(bearer(
-                    pb::ListDirectoryRequest {
-                        path: path.into(),
-                        ..Default::default()
-                    },
-                    &token,
-                ))
-                .await
-        }
-    };
-    assert_code(list("docs/report.pdf").await, Code::FailedPrecondition);
-    assert_code(list("nowhere").await, Code::NotFound);
+    assert_code(
+        list(path("docs/report.pdf")).await,
+        Code::FailedPrecondition,
+    );
+    assert_code(list(path("nowhere")).await, Code::NotFound);
     assert_eq!(
-        bad_field(&assert_code(list(".trash").await, Code::InvalidArgument)),
+        bad_field(&assert_code(
+            list(path(".trash")).await,
+            Code::InvalidArgument
+        )),
         "path"
     );
+}
 
-    // Downloads: the same bytes, with a Content-Type.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downloads_return_the_same_bytes_with_a_content_type() {
+    let app = TestApp::spawn().await;
+    let (alice, big) = alice_with_uploads(&app).await;
+    tree::write(&alice.root, "docs/.fileorg-tmp-0123", b"partial");
+    std::os::unix::fs::symlink("/etc/passwd", alice.root.join("docs/link")).unwrap();
     let (media, bytes) = download(&app, &alice, "docs/report.pdf").await.unwrap();
     assert_eq!(media, "application/pdf");
     assert!(bytes == big, "downloaded bytes differ");
@@ -432,7 +481,8 @@ async fn uploads_then_list_and_download_identical_bytes() {
     assert!(
         temp_files(&alice.root)
             .iter()
-            .all(|t| t == "docs/.fileorg-tmp-0123")
+            .all(|t| t == "docs/.fileorg-tmp-0123"),
+        "downloads leave no temporary file"
     );
 }
 
@@ -543,15 +593,7 @@ async fn quota_and_size_limits_are_enforced() {
     })
     .await;
     let carol = user(&app, "quota").await;
-    {
-        use fileorganizer::schema::users;
-        let mut conn = app.db().await;
-        diesel::update(users::table.find(user_id(&carol)))
-            .set(users::storage_quota_bytes.eq(3000))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-    }
+    set_quota(&app, &carol, 3000).await;
 
     // The unary limit.
     let too_big = assert_code(
@@ -678,21 +720,27 @@ async fn empty_trash(
         .map(|r| r.into_inner())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn delete_to_trash_restore_and_empty_the_trash() {
-    let app = TestApp::spawn().await;
-    let dan = user(&app, "trash").await;
+/// Dan, with `notes/a.txt` ("alpha"), `notes/b.txt` ("beta"), `album/1.jpg`
+/// ("one") and `album/sub/2.jpg` ("two!").
+async fn dan_with_files(app: &TestApp) -> User {
+    let dan = user(app, "trash").await;
     for (path, body) in [
         ("notes/a.txt", &b"alpha"[..]),
         ("notes/b.txt", b"beta"),
         ("album/1.jpg", b"one"),
         ("album/sub/2.jpg", b"two!"),
     ] {
-        upload_small(&app, &dan, small_request(path, body))
+        upload_small(app, &dan, small_request(path, body))
             .await
             .unwrap();
     }
+    dan
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_moves_files_and_folders_to_the_trash() {
+    let app = TestApp::spawn().await;
+    let dan = dan_with_files(&app).await;
     let a = delete(&app, &dan, "notes/a.txt").await.unwrap();
     assert!(a.name.starts_with("trash/"));
     assert_eq!(
@@ -725,6 +773,14 @@ async fn delete_to_trash_restore_and_empty_the_trash() {
     );
     assert_eq!(trash.total_size_bytes, 12);
     assert_eq!(names(&list_all(&app, &dan, "", true, 0).await), ["notes"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restoring_goes_to_the_original_or_another_path_and_never_overwrites() {
+    let app = TestApp::spawn().await;
+    let dan = dan_with_files(&app).await;
+    let a = delete(&app, &dan, "notes/a.txt").await.unwrap();
+    let album = delete(&app, &dan, "album").await.unwrap();
 
     // Restore to the original path.
     let back = restore(&app, &dan, &a.name, "", FileConflictPolicy::Unspecified)
@@ -786,10 +842,14 @@ async fn delete_to_trash_restore_and_empty_the_trash() {
         Code::InvalidArgument,
     );
     assert_eq!(bad_field(&bad_target), "path");
+}
 
-    // EmptyTrash: the named items only, all or nothing, then everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_trash_deletes_the_named_items_all_or_nothing_then_everything() {
+    let app = TestApp::spawn().await;
+    let dan = dan_with_files(&app).await;
     let b = delete(&app, &dan, "notes/b.txt").await.unwrap();
-    let again = delete(&app, &dan, "restored").await.unwrap();
+    let album = delete(&app, &dan, "album").await.unwrap();
     let missing = format!("trash/{}", uuid::Uuid::new_v4());
     assert_code(
         empty_trash(&app, &dan, &[b.name.as_str(), missing.as_str()]).await,
@@ -805,7 +865,7 @@ async fn delete_to_trash_restore_and_empty_the_trash() {
     assert_eq!((one.deleted_count, one.freed_bytes), (1, 4));
     let trash = list_trash(&app, &dan).await;
     assert_eq!(trash.trash_items.len(), 1);
-    assert_eq!(trash.trash_items[0].name, again.name);
+    assert_eq!(trash.trash_items[0].name, album.name);
     let all = empty_trash(&app, &dan, &[]).await.unwrap();
     assert_eq!((all.deleted_count, all.freed_bytes), (1, 7));
     assert!(list_trash(&app, &dan).await.trash_items.is_empty());
@@ -819,12 +879,14 @@ async fn delete_to_trash_restore_and_empty_the_trash() {
         Code::NotFound,
     );
     let snapshot = tree::snapshot(&dan.root);
-    assert_eq!(
-        snapshot.keys().collect::<Vec<_>>(),
-        ["notes/a (1).txt", "notes/a.txt"]
-    );
+    assert_eq!(snapshot.keys().collect::<Vec<_>>(), ["notes/a.txt"]);
+}
 
-    // What cannot be deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_root_the_trash_and_missing_paths_cannot_be_deleted() {
+    let app = TestApp::spawn().await;
+    let dan = dan_with_files(&app).await;
+    delete(&app, &dan, "notes/b.txt").await.unwrap(); // .trash exists
     for (path, code) in [
         ("", Code::InvalidArgument),
         (".", Code::InvalidArgument),
@@ -910,10 +972,11 @@ async fn all_records(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn file_records_filter_sort_and_page_through_every_record_once() {
-    let app = TestApp::spawn().await;
-    let fay = user(&app, "records").await;
+/// Fay's organize of 15 files of every category, three duplicates (one
+/// kept, two moved to `_duplicates`) and a symlink (skipped): the
+/// operation and its journal, with completed, skipped and duplicate records.
+async fn fay_organized(app: &TestApp) -> (User, pb::Operation, Vec<FileRecord>) {
+    let fay = user(app, "records").await;
     let mut i = 0;
     for (name, len) in [
         ("a.jpg", 10),
@@ -942,7 +1005,7 @@ async fn file_records_filter_sort_and_page_through_every_record_once() {
     tree::set_mtime(&fay.root, "in/dup1.txt", 1_000_000_000);
     std::os::unix::fs::symlink("/etc/passwd", fay.root.join("in/link")).unwrap();
     let op = create(
-        &app,
+        app,
         &fay,
         pb::Operation {
             duplicate_policy: pb::DuplicatePolicy::MoveToDuplicatesFolder as i32,
@@ -950,13 +1013,20 @@ async fn file_records_filter_sort_and_page_through_every_record_once() {
         },
     )
     .await;
-    wait_for(&app, &fay, &op.name, &[OperationState::Succeeded]).await;
-    let journal: Vec<FileRecord> = records(&app, &op.name).await;
+    wait_for(app, &fay, &op.name, &[OperationState::Succeeded]).await;
+    let journal: Vec<FileRecord> = records(app, &op.name).await;
     assert!(journal.len() >= 19, "{journal:?}");
     let statuses: HashSet<&str> = journal.iter().map(|r| r.status.as_str()).collect();
     for status in ["completed", "skipped", "duplicate"] {
         assert!(statuses.contains(status), "{statuses:?}");
     }
+    (fay, op, journal)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_records_filter_sort_and_page_through_every_record_once() {
+    let app = TestApp::spawn().await;
+    let (fay, op, journal) = fay_organized(&app).await;
 
     type Filter = (FileRecordStatus, &'static str, i64, bool);
     let filters: Vec<Filter> = vec![
@@ -1032,17 +1102,19 @@ async fn file_records_filter_sort_and_page_through_every_record_once() {
                 },
             )
             .await;
+            let what = format!("filter {status:?}/{category}/{min_size}/{duplicates_only}");
             let seen_seqs: Vec<i64> = seen.iter().map(|r| r.seq).collect();
             let expected_seqs: Vec<i64> = expected.iter().map(|r| r.seq).collect();
-            assert_eq!(
-                seen_seqs, expected_seqs,
-                "filter {status:?}/{category}/{min_size}/{duplicates_only}, order {order:?}"
-            );
-            assert_eq!(last.total_size, expected.len() as i64);
+            assert_eq!(seen_seqs, expected_seqs, "{what}, order {order:?}");
+            assert_eq!(last.total_size, expected.len() as i64, "{what}: total_size");
             let counts = last.status_counts.unwrap();
             let base: Vec<&FileRecord> = journal.iter().filter(others).collect();
             let count = |s: RecordStatus| base.iter().filter(|r| r.status == s).count() as i64;
-            assert_eq!(counts.total, base.len() as i64);
+            assert_eq!(
+                counts.total,
+                base.len() as i64,
+                "{what}: status_counts.total"
+            );
             assert_eq!(
                 (
                     counts.completed,
@@ -1059,12 +1131,17 @@ async fn file_records_filter_sort_and_page_through_every_record_once() {
                     count(RecordStatus::Failed),
                     count(RecordStatus::Planned),
                     count(RecordStatus::Undone)
-                )
+                ),
+                "{what}: status_counts (completed, skipped, duplicate, failed, planned, undone)"
             );
         }
     }
+}
 
-    // The default page size, and the fields of a duplicate's record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_records_page_by_default_and_name_a_duplicates_keeper() {
+    let app = TestApp::spawn().await;
+    let (fay, op, journal) = fay_organized(&app).await;
     let (everything, _) = all_records(
         &app,
         &fay,
@@ -1093,8 +1170,12 @@ async fn file_records_filter_sort_and_page_through_every_record_once() {
         format!("{}/files/{}", op.name, duplicate.seq)
     );
     assert_eq!(duplicate.operation, op.name);
+}
 
-    // Bad requests name their field; tokens only work with their query.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_records_bad_requests_name_their_field_and_tokens_only_work_with_their_query() {
+    let app = TestApp::spawn().await;
+    let (fay, op, _) = fay_organized(&app).await;
     let first = files(&app)
         .list_file_records(bearer(
             pb::ListFileRecordsRequest {
@@ -1160,19 +1241,17 @@ async fn file_records_filter_sort_and_page_through_every_record_once() {
         ),
     ];
     for (request, field) in bad_requests {
-        let status = assert_code(
-            files(&app)
-                .list_file_records(bearer(
-                    pb::ListFileRecordsRequest {
-                        parent: op.name.clone(),
-                        ..request
-                    },
-                    &fay.token,
-                ))
-                .await,
-            Code::InvalidArgument,
-        );
-        assert_eq!(bad_field(&status), field);
+        let what = format!("{request:?}");
+        let request = pb::ListFileRecordsRequest {
+            parent: op.name.clone(),
+            ..request
+        };
+        let status = files(&app)
+            .list_file_records(bearer(request, &fay.token))
+            .await
+            .expect_err(&what);
+        assert_eq!(status.code(), Code::InvalidArgument, "{what}: {status:?}");
+        assert_eq!(bad_field(&status), field, "{what}");
     }
     let bad_parent = assert_code(
         files(&app)
@@ -1212,11 +1291,11 @@ pub(crate) async fn search(
         .map(|r| r.into_inner())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn search_by_name_hash_and_category_across_operations() {
-    let app = TestApp::spawn().await;
-    let gus = user(&app, "search").await;
-    let other = user(&app, "search-other").await;
+/// Gus's two organizes (`one`, then `two`) and another user's (`x`), every
+/// file hashed; `same invoice` is in all three.
+async fn searchable(app: &TestApp) -> (User, Vec<pb::Operation>) {
+    let gus = user(app, "search").await;
+    let other = user(app, "search-other").await;
     tree::write(&gus.root, "one/Invoice-2024.pdf", b"same invoice");
     tree::write(&gus.root, "one/photo.jpg", b"jpeg");
     tree::write(&gus.root, "one/50%_off.txt", b"fifty percent");
@@ -1226,7 +1305,7 @@ async fn search_by_name_hash_and_category_across_operations() {
     let mut ops = Vec::new();
     for (u, source) in [(&gus, "one"), (&gus, "two"), (&other, "x")] {
         let op = create(
-            &app,
+            app,
             u,
             pb::Operation {
                 hash_all_files: true,
@@ -1234,161 +1313,112 @@ async fn search_by_name_hash_and_category_across_operations() {
             },
         )
         .await;
-        wait_for(&app, u, &op.name, &[OperationState::Succeeded]).await;
+        wait_for(app, u, &op.name, &[OperationState::Succeeded]).await;
         ops.push(op);
     }
+    (gus, ops)
+}
 
-    let by_name = search(
-        &app,
-        &gus,
-        pb::SearchFilesRequest {
-            name_contains: "INVOICE".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    let paths: Vec<&str> = by_name
-        .file_records
-        .iter()
-        .map(|r| r.original_path.as_str())
-        .collect();
+/// A search by `user` that must succeed.
+async fn found(app: &TestApp, user: &User, request: pb::SearchFilesRequest) -> Vec<pb::FileRecord> {
+    search(app, user, request).await.unwrap().file_records
+}
+
+fn name_contains(text: &str) -> pb::SearchFilesRequest {
+    pb::SearchFilesRequest {
+        name_contains: text.into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_by_name_ignores_case_and_wildcards_and_not_folders_newest_first() {
+    let app = TestApp::spawn().await;
+    let (gus, _) = searchable(&app).await;
+    let by_name = found(&app, &gus, name_contains("INVOICE")).await;
+    let paths: Vec<&str> = by_name.iter().map(|r| r.original_path.as_str()).collect();
     // Newest first: the second operation's record, then the first's.
     assert_eq!(paths, ["two/old/invoice_copy.pdf", "one/Invoice-2024.pdf"]);
-    assert_eq!(
-        by_name.file_records[0].new_path,
-        "two/Documents/invoice_copy.pdf"
-    );
+    assert_eq!(by_name[0].new_path, "two/Documents/invoice_copy.pdf");
+    // LIKE wildcards in the text are literal.
+    let percent = found(&app, &gus, name_contains("50%")).await;
+    assert_eq!(percent.len(), 1);
+    assert_eq!(percent[0].original_path, "one/50%_off.txt");
+    // The new name counts too; the folder names do not.
+    let documents_folder = found(&app, &gus, name_contains("Documents")).await;
+    assert!(documents_folder.is_empty(), "{documents_folder:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_by_hash_finds_the_callers_copies_only() {
+    let app = TestApp::spawn().await;
+    let (gus, _) = searchable(&app).await;
     // "where else do I have this file?"
-    let by_hash = search(
-        &app,
-        &gus,
-        pb::SearchFilesRequest {
-            content_hash: hex_hash(b"same invoice"),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    assert_eq!(by_hash.file_records.len(), 2, "only the caller's records");
+    let request = pb::SearchFilesRequest {
+        content_hash: hex_hash(b"same invoice"),
+        ..Default::default()
+    };
+    let by_hash = found(&app, &gus, request).await;
+    assert_eq!(by_hash.len(), 2, "only the caller's records");
     assert!(
         by_hash
-            .file_records
             .iter()
             .all(|r| r.content_hash == hex_hash(b"same invoice"))
     );
-    // LIKE wildcards in the text are literal.
-    let percent = search(
-        &app,
-        &gus,
-        pb::SearchFilesRequest {
-            name_contains: "50%".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    assert_eq!(percent.file_records.len(), 1);
-    assert_eq!(percent.file_records[0].original_path, "one/50%_off.txt");
-    // The new name counts too; the folder names do not.
-    let documents_folder = search(
-        &app,
-        &gus,
-        pb::SearchFilesRequest {
-            name_contains: "Documents".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    assert!(documents_folder.file_records.is_empty());
-    let by_category = search(
-        &app,
-        &gus,
-        pb::SearchFilesRequest {
-            category: "documents".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    assert_eq!(by_category.file_records.len(), 4);
-    let combined = search(
-        &app,
-        &gus,
-        pb::SearchFilesRequest {
-            name_contains: "invoice".into(),
-            category: "Images".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    assert!(combined.file_records.is_empty());
-    let in_one = search(
-        &app,
-        &gus,
-        pb::SearchFilesRequest {
-            name_contains: "invoice".into(),
-            operation: ops[0].name.clone(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    assert_eq!(in_one.file_records.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_by_category_combines_with_name_and_operation_and_pages() {
+    let app = TestApp::spawn().await;
+    let (gus, ops) = searchable(&app).await;
+    let category = |category: &str| pb::SearchFilesRequest {
+        category: category.into(),
+        ..Default::default()
+    };
+    let by_category = found(&app, &gus, category("documents")).await;
+    assert_eq!(by_category.len(), 4);
+    let combined = pb::SearchFilesRequest {
+        category: "Images".into(),
+        ..name_contains("invoice")
+    };
+    assert!(found(&app, &gus, combined).await.is_empty());
+    let in_one = pb::SearchFilesRequest {
+        operation: ops[0].name.clone(),
+        ..name_contains("invoice")
+    };
+    assert_eq!(found(&app, &gus, in_one).await.len(), 1);
 
     // Pages of one.
     let mut token = String::new();
     let mut paged = Vec::new();
     loop {
-        let page = search(
-            &app,
-            &gus,
-            pb::SearchFilesRequest {
-                category: "Documents".into(),
-                page_size: 1,
-                page_token: token,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+        let request = pb::SearchFilesRequest {
+            page_size: 1,
+            page_token: token,
+            ..category("Documents")
+        };
+        let page = search(&app, &gus, request).await.unwrap();
         paged.extend(page.file_records.into_iter().map(|r| r.name));
         if page.next_page_token.is_empty() {
             break;
         }
         token = page.next_page_token;
     }
-    let all: Vec<String> = by_category
-        .file_records
-        .into_iter()
-        .map(|r| r.name)
-        .collect();
+    let all: Vec<String> = by_category.into_iter().map(|r| r.name).collect();
     assert_eq!(paged, all);
+}
 
-    // Another user's operation is not found; bad input names its field.
-    assert_code(
-        search(
-            &app,
-            &gus,
-            pb::SearchFilesRequest {
-                name_contains: "invoice".into(),
-                operation: ops[2].name.clone(),
-                ..Default::default()
-            },
-        )
-        .await,
-        Code::NotFound,
-    );
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_in_another_users_operation_is_not_found_and_bad_input_names_its_field() {
+    let app = TestApp::spawn().await;
+    let (gus, ops) = searchable(&app).await;
+    let theirs = pb::SearchFilesRequest {
+        operation: ops[2].name.clone(),
+        ..name_contains("invoice")
+    };
+    assert_code(search(&app, &gus, theirs).await, Code::NotFound);
     for (request, field) in [
-        (
-            pb::SearchFilesRequest {
-                name_contains: "ab".into(),
-                ..Default::default()
-            },
-            "name_contains",
-        ),
+        (name_contains("ab"), "name_contains"),
         (pb::SearchFilesRequest::default(), "name_contains"),
         (
             pb::SearchFilesRequest {
@@ -1409,9 +1439,13 @@ async fn search_by_name_hash_and_category_across_operations() {
         let status = assert_code(search(&app, &gus, request).await, Code::InvalidArgument);
         assert_eq!(bad_field(&status), field);
     }
+}
 
-    // The name search is served by the trigram index of file_names, not a
-    // scan (tests/api/search.rs: names not yet indexed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_name_search_is_served_by_the_trigram_index() {
+    // Not a scan (tests/api/search.rs: names not yet indexed).
+    let app = TestApp::spawn().await;
+    searchable(&app).await;
     #[derive(QueryableByName)]
     struct PlanLine {
         #[diesel(sql_type = diesel::sql_types::Text, column_name = "QUERY PLAN")]
@@ -1468,21 +1502,41 @@ pub(crate) fn category(name: &str, extensions: &[&str], globs: &[&str]) -> pb::C
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn custom_categories_drive_the_next_organize_and_built_ins_are_read_only() {
-    let app = TestApp::spawn().await;
-    let hal = user(&app, "categories").await;
-    let ivy = user(&app, "categories-other").await;
+/// UpdateCategory by `user`, with `paths` as the update mask (none when
+/// empty: every non-empty field).
+async fn update_category(
+    app: &TestApp,
+    user: &User,
+    category: pb::Category,
+    paths: &[&str],
+) -> Result<pb::Category, Status> {
+    let mask = (!paths.is_empty()).then(|| prost_types::FieldMask {
+        paths: paths.iter().map(|p| p.to_string()).collect(),
+    });
+    let request = pb::UpdateCategoryRequest {
+        category: Some(category),
+        update_mask: mask,
+    };
+    files(app)
+        .update_category(bearer(request, &user.token))
+        .await
+        .map(|r| r.into_inner())
+}
 
-    let listed = list_categories(&app, &hal).await;
-    assert_eq!(listed.len(), 12);
-    assert_eq!(listed[0].name, "categories/documents");
-    assert_eq!(listed[11].display_name, "Other");
-    assert!(listed.iter().all(|c| c.built_in && c.file_count == 0));
-    assert!(listed[1].extensions.contains(&"jpg".to_string()));
+async fn delete_category(app: &TestApp, user: &User, name: &str) -> Result<(), Status> {
+    let request = pb::DeleteCategoryRequest { name: name.into() };
+    files(app)
+        .delete_category(bearer(request, &user.token))
+        .await
+        .map(drop)
+}
 
+/// Hal, with the categories Invoices (`.INV` and `invoice-*.pdf`, a color
+/// and an icon), then Zeta and Alpha (both claiming `.dat`); returns Invoices.
+async fn hal_with_categories(app: &TestApp) -> (User, pb::Category) {
+    let hal = user(app, "categories").await;
     let invoices = create_category(
-        &app,
+        app,
         &hal,
         pb::Category {
             color: "#FFAA00".into(),
@@ -1492,18 +1546,36 @@ async fn custom_categories_drive_the_next_organize_and_built_ins_are_read_only()
     )
     .await
     .unwrap();
+    // Tried in creation order: Zeta before Alpha, both claiming .dat.
+    for name in ["Zeta", "Alpha"] {
+        create_category(app, &hal, category(name, &["dat"], &[]))
+            .await
+            .unwrap();
+    }
+    (hal, invoices)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_user_has_the_twelve_built_in_categories() {
+    let app = TestApp::spawn().await;
+    let hal = user(&app, "categories").await;
+    let listed = list_categories(&app, &hal).await;
+    assert_eq!(listed.len(), 12);
+    assert_eq!(listed[0].name, "categories/documents");
+    assert_eq!(listed[11].display_name, "Other");
+    assert!(listed.iter().all(|c| c.built_in && c.file_count == 0));
+    assert!(listed[1].extensions.contains(&"jpg".to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn created_categories_are_normalized_and_bad_ones_name_their_field() {
+    let app = TestApp::spawn().await;
+    let (hal, invoices) = hal_with_categories(&app).await;
     assert!(invoices.name.starts_with("categories/") && !invoices.built_in);
     assert_eq!(invoices.extensions, ["inv"]);
     assert_eq!(invoices.globs, ["invoice-*.pdf"]);
     assert_eq!(invoices.color, "#ffaa00");
     assert!(invoices.create_time.is_some());
-    // Tried in creation order: Zeta before Alpha, both claiming .dat.
-    create_category(&app, &hal, category("Zeta", &["dat"], &[]))
-        .await
-        .unwrap();
-    create_category(&app, &hal, category("Alpha", &["dat"], &[]))
-        .await
-        .unwrap();
 
     for (candidate, code, field) in [
         (category("invoices", &["x"], &[]), Code::AlreadyExists, ""),
@@ -1532,13 +1604,18 @@ async fn custom_categories_drive_the_next_organize_and_built_ins_are_read_only()
             "category.color",
         ),
     ] {
+        let what = candidate.display_name.clone();
         let status = assert_code(create_category(&app, &hal, candidate).await, code);
         if !field.is_empty() {
-            assert_eq!(bad_field(&status), field);
+            assert_eq!(bad_field(&status), field, "{what}");
         }
     }
+}
 
-    // The next organize uses them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_categories_drive_the_next_organize_in_creation_order() {
+    let app = TestApp::spawn().await;
+    let (hal, _) = hal_with_categories(&app).await;
     for (path, body) in [
         ("in/invoice-7.pdf", &b"invoice"[..]),
         ("in/bill.inv", b"bill"),
@@ -1569,6 +1646,12 @@ async fn custom_categories_drive_the_next_organize_and_built_ins_are_read_only()
     assert_eq!(counts["Documents"], 1);
     assert_eq!(counts["Zeta"], 1);
     assert_eq!(counts["Alpha"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_categories_list_after_the_built_ins_by_name_and_page_once_each() {
+    let app = TestApp::spawn().await;
+    let (hal, _) = hal_with_categories(&app).await;
     let names_in_order: Vec<String> = list_categories(&app, &hal)
         .await
         .into_iter()
@@ -1599,30 +1682,18 @@ async fn custom_categories_drive_the_next_organize_and_built_ins_are_read_only()
     }
     assert_eq!(paged.len(), 15);
     assert_eq!(paged.iter().collect::<HashSet<_>>().len(), 15);
+}
 
-    // Updates: by mask, or every non-empty field without one.
-    let update = |category: pb::Category, paths: &[&str]| {
-        let mut client = files(&app);
-        let token = hal.token.clone();
-        let mask = (!paths.is_empty()).then(|| prost_types::FieldMask {
-            paths: paths.iter().map(|p| p.to_string()).collect(),
-        });
-        async move {
-            client
-                .update_category(bearer(
-                    pb::UpdateCategoryRequest {
-                        category: Some(category),
-                        update_mask: mask,
-                    },
-                    &token,
-                ))
-                .await
-                .map(|r| r.into_inner())
-        }
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn categories_update_by_mask_or_every_non_empty_field() {
+    let app = TestApp::spawn().await;
+    let (hal, invoices) = hal_with_categories(&app).await;
+    let update = |category: pb::Category, paths: &'static [&'static str]| {
+        let name = invoices.name.clone();
+        update_category(&app, &hal, pb::Category { name, ..category }, paths)
     };
     let renamed = update(
         pb::Category {
-            name: invoices.name.clone(),
             display_name: "Bills".into(),
             color: "#000000".into(),
             ..Default::default()
@@ -1636,7 +1707,6 @@ async fn custom_categories_drive_the_next_organize_and_built_ins_are_read_only()
     assert_eq!(renamed.color, "#ffaa00", "not in the mask");
     let recolored = update(
         pb::Category {
-            name: invoices.name.clone(),
             color: "#123456".into(),
             ..Default::default()
         },
@@ -1649,108 +1719,74 @@ async fn custom_categories_drive_the_next_organize_and_built_ins_are_read_only()
         ("Bills", "#123456")
     );
     let cleared = assert_code(
-        update(
-            pb::Category {
-                name: invoices.name.clone(),
-                ..Default::default()
-            },
-            &["extensions", "globs"],
-        )
-        .await,
+        update(pb::Category::default(), &["extensions", "globs"]).await,
         Code::InvalidArgument,
     );
     assert_eq!(bad_field(&cleared), "category.extensions");
     let bad_mask = assert_code(
-        update(
-            pb::Category {
-                name: invoices.name.clone(),
-                ..Default::default()
-            },
-            &["built_in"],
-        )
-        .await,
+        update(pb::Category::default(), &["built_in"]).await,
         Code::InvalidArgument,
     );
     assert_eq!(bad_field(&bad_mask), "update_mask");
-    assert_code(
-        update(
-            pb::Category {
-                name: invoices.name.clone(),
-                display_name: "zeta".into(),
-                ..Default::default()
-            },
-            &["display_name"],
-        )
-        .await,
-        Code::AlreadyExists,
-    );
+    let taken = pb::Category {
+        display_name: "zeta".into(),
+        ..Default::default()
+    };
+    assert_code(update(taken, &["display_name"]).await, Code::AlreadyExists);
+}
 
-    // Built-ins refuse changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn built_in_categories_are_read_only() {
+    let app = TestApp::spawn().await;
+    let hal = user(&app, "categories").await;
+    let images = pb::Category {
+        name: "categories/images".into(),
+        display_name: "Pictures".into(),
+        ..Default::default()
+    };
     let read_only = assert_code(
-        update(
-            pb::Category {
-                name: "categories/images".into(),
-                display_name: "Pictures".into(),
-                ..Default::default()
-            },
-            &[],
-        )
-        .await,
+        update_category(&app, &hal, images, &[]).await,
         Code::FailedPrecondition,
     );
     assert!(read_only.message().contains("built-in"), "{read_only:?}");
-    let delete_category = |name: String, token: String| {
-        let mut client = files(&app);
-        async move {
-            client
-                .delete_category(bearer(pb::DeleteCategoryRequest { name }, &token))
-                .await
-        }
-    };
     assert_code(
-        delete_category("categories/images".into(), hal.token.clone()).await,
+        delete_category(&app, &hal, "categories/images").await,
         Code::FailedPrecondition,
     );
     assert_code(
-        delete_category("categories/unknown".into(), hal.token.clone()).await,
+        delete_category(&app, &hal, "categories/unknown").await,
         Code::NotFound,
     );
     assert_eq!(
         bad_field(&assert_code(
-            delete_category("images".into(), hal.token.clone()).await,
+            delete_category(&app, &hal, "images").await,
             Code::InvalidArgument,
         )),
         "name"
     );
+}
 
-    // Another user sees none of it and can change none of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_user_sees_and_changes_none_of_a_users_categories() {
+    let app = TestApp::spawn().await;
+    let (hal, invoices) = hal_with_categories(&app).await;
+    let ivy = user(&app, "categories-other").await;
     assert_eq!(list_categories(&app, &ivy).await.len(), 12);
     assert_code(
-        delete_category(invoices.name.clone(), ivy.token.clone()).await,
+        delete_category(&app, &ivy, &invoices.name).await,
         Code::NotFound,
     );
-    assert_code(
-        files(&app)
-            .update_category(bearer(
-                pb::UpdateCategoryRequest {
-                    category: Some(pb::Category {
-                        name: invoices.name.clone(),
-                        display_name: "Mine".into(),
-                        ..Default::default()
-                    }),
-                    update_mask: None,
-                },
-                &ivy.token,
-            ))
-            .await,
-        Code::NotFound,
-    );
+    let mine = pb::Category {
+        name: invoices.name.clone(),
+        display_name: "Mine".into(),
+        ..Default::default()
+    };
+    assert_code(update_category(&app, &ivy, mine, &[]).await, Code::NotFound);
 
-    delete_category(invoices.name.clone(), hal.token.clone())
-        .await
-        .unwrap();
+    // Its owner deletes it, once.
+    delete_category(&app, &hal, &invoices.name).await.unwrap();
     assert_code(
-        delete_category(invoices.name.clone(), hal.token.clone()).await,
+        delete_category(&app, &hal, &invoices.name).await,
         Code::NotFound,
     );
     assert_eq!(list_categories(&app, &hal).await.len(), 14);
@@ -1843,23 +1879,32 @@ async fn paths_leaving_the_root_are_rejected_by_every_rpc() {
     assert_eq!(list_trash(&app, &jan).await.trash_items.len(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn another_users_data_is_not_found() {
-    let app = TestApp::spawn().await;
-    let kim = user(&app, "owner").await;
-    let lou = user(&app, "intruder").await;
-    upload_small(&app, &kim, small_request("private/secret.txt", b"secret"))
+/// Kim's things Lou goes after: a file, a trash item, a category and a
+/// planned operation.
+struct Intruded {
+    kim: User,
+    lou: User,
+    item: pb::TrashItem,
+    invoices: pb::Category,
+    op: pb::Operation,
+    before: BTreeMap<String, tree::Entry>,
+}
+
+async fn kim_and_intruder(app: &TestApp) -> Intruded {
+    let kim = user(app, "owner").await;
+    let lou = user(app, "intruder").await;
+    upload_small(app, &kim, small_request("private/secret.txt", b"secret"))
         .await
         .unwrap();
-    upload_small(&app, &kim, small_request("private/old.txt", b"old"))
+    upload_small(app, &kim, small_request("private/old.txt", b"old"))
         .await
         .unwrap();
-    let item = delete(&app, &kim, "private/old.txt").await.unwrap();
-    let invoices = create_category(&app, &kim, category("Invoices", &["inv"], &[]))
+    let item = delete(app, &kim, "private/old.txt").await.unwrap();
+    let invoices = create_category(app, &kim, category("Invoices", &["inv"], &[]))
         .await
         .unwrap();
     let op = create(
-        &app,
+        app,
         &kim,
         pb::Operation {
             dry_run: true,
@@ -1867,121 +1912,132 @@ async fn another_users_data_is_not_found() {
         },
     )
     .await;
-    wait_for(&app, &kim, &op.name, &[OperationState::Planned]).await;
+    wait_for(app, &kim, &op.name, &[OperationState::Planned]).await;
     let before = tree::snapshot(&kim.root);
-
-    // Paths resolve in the caller's own storage, where these do not exist.
-    assert_code(
-        download(&app, &lou, "private/secret.txt").await,
-        Code::NotFound,
-    );
-    assert_code(
-        files(&app)
-            .list_directory(bearer(
-                pb::ListDirectoryRequest {
-                    path: "private".into(),
-                    ..Default::default()
-                },
-                &lou.token,
-            ))
-            .await,
-        Code::NotFound,
-    );
-    assert_code(
-        delete(&app, &lou, "private/secret.txt").await,
-        Code::NotFound,
-    );
-    // Ids are looked up with the caller.
-    for result in [
-        restore(&app, &lou, &item.name, "", FileConflictPolicy::Fail)
-            .await
-            .map(drop),
-        restore(
-            &app,
-            &lou,
-            &item.name,
-            "stolen.txt",
-            FileConflictPolicy::Fail,
-        )
-        .await
-        .map(drop),
-        empty_trash(&app, &lou, &[item.name.as_str()])
-            .await
-            .map(drop),
-        files(&app)
-            .list_file_records(bearer(
-                pb::ListFileRecordsRequest {
-                    parent: op.name.clone(),
-                    ..Default::default()
-                },
-                &lou.token,
-            ))
-            .await
-            .map(drop),
-        search(
-            &app,
-            &lou,
-            pb::SearchFilesRequest {
-                category: "Documents".into(),
-                operation: op.name.clone(),
-                ..Default::default()
-            },
-        )
-        .await
-        .map(drop),
-        files(&app)
-            .update_category(bearer(
-                pb::UpdateCategoryRequest {
-                    category: Some(pb::Category {
-                        name: invoices.name.clone(),
-                        display_name: "Mine".into(),
-                        ..Default::default()
-                    }),
-                    update_mask: None,
-                },
-                &lou.token,
-            ))
-            .await
-            .map(drop),
-        files(&app)
-            .delete_category(bearer(
-                pb::DeleteCategoryRequest {
-                    name: invoices.name.clone(),
-                },
-                &lou.token,
-            ))
-            .await
-            .map(drop),
-    ] {
-        let status = assert_code(result, Code::NotFound);
-        assert_eq!(reason(&status), "NOT_FOUND");
+    Intruded {
+        kim,
+        lou,
+        item,
+        invoices,
+        op,
+        before,
     }
-    assert!(list_trash(&app, &lou).await.trash_items.is_empty());
-    let everything = empty_trash(&app, &lou, &[]).await.unwrap();
-    assert_eq!(everything.deleted_count, 0);
-    assert_eq!(list_categories(&app, &lou).await.len(), 12);
-    assert!(
-        search(
-            &app,
-            &lou,
-            pb::SearchFilesRequest {
-                category: "Documents".into(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap()
-        .file_records
-        .is_empty()
-    );
-    // The owner's things are intact.
-    assert_eq!(tree::snapshot(&kim.root), before);
-    assert_eq!(list_trash(&app, &kim).await.trash_items.len(), 1);
-    assert_eq!(list_categories(&app, &kim).await.len(), 13);
+}
+
+impl Intruded {
+    /// The owner's things are intact.
+    async fn assert_intact(&self, app: &TestApp) {
+        assert_eq!(tree::snapshot(&self.kim.root), self.before, "Kim's files");
+        let trash = list_trash(app, &self.kim).await.trash_items;
+        assert_eq!(trash.len(), 1, "Kim's trash");
+        assert_eq!(
+            list_categories(app, &self.kim).await.len(),
+            13,
+            "Kim's categories"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rest_upload_list_and_raw_download_through_envoy() {
+async fn another_users_paths_resolve_in_the_callers_own_storage() {
+    let app = TestApp::spawn().await;
+    let it = kim_and_intruder(&app).await;
+    let lou = &it.lou;
+    assert_code(
+        download(&app, lou, "private/secret.txt").await,
+        Code::NotFound,
+    );
+    let list = pb::ListDirectoryRequest {
+        path: "private".into(),
+        ..Default::default()
+    };
+    assert_code(
+        files(&app).list_directory(bearer(list, &lou.token)).await,
+        Code::NotFound,
+    );
+    assert_code(
+        delete(&app, lou, "private/secret.txt").await,
+        Code::NotFound,
+    );
+    it.assert_intact(&app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_users_ids_are_not_found() {
+    let app = TestApp::spawn().await;
+    let it = kim_and_intruder(&app).await;
+    let (lou, item) = (&it.lou, it.item.name.as_str());
+    let (op, invoices) = (it.op.name.clone(), it.invoices.name.clone());
+    let fail = FileConflictPolicy::Fail;
+    let records = pb::ListFileRecordsRequest {
+        parent: op.clone(),
+        ..Default::default()
+    };
+    let in_op = pb::SearchFilesRequest {
+        category: "Documents".into(),
+        operation: op,
+        ..Default::default()
+    };
+    let mine = pb::Category {
+        name: invoices.clone(),
+        display_name: "Mine".into(),
+        ..Default::default()
+    };
+    for (what, result) in [
+        (
+            "RestoreFile",
+            restore(&app, lou, item, "", fail).await.map(drop),
+        ),
+        (
+            "RestoreFile elsewhere",
+            restore(&app, lou, item, "stolen.txt", fail).await.map(drop),
+        ),
+        (
+            "EmptyTrash",
+            empty_trash(&app, lou, &[item]).await.map(drop),
+        ),
+        (
+            "ListFileRecords",
+            files(&app)
+                .list_file_records(bearer(records, &lou.token))
+                .await
+                .map(drop),
+        ),
+        ("SearchFiles", search(&app, lou, in_op).await.map(drop)),
+        (
+            "UpdateCategory",
+            update_category(&app, lou, mine, &[]).await.map(drop),
+        ),
+        (
+            "DeleteCategory",
+            delete_category(&app, lou, &invoices).await,
+        ),
+    ] {
+        let status = assert_code(result, Code::NotFound);
+        assert_eq!(reason(&status), "NOT_FOUND", "{what}");
+    }
+    it.assert_intact(&app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_users_trash_categories_and_records_are_not_in_the_callers_lists() {
+    let app = TestApp::spawn().await;
+    let it = kim_and_intruder(&app).await;
+    let lou = &it.lou;
+    assert!(list_trash(&app, lou).await.trash_items.is_empty());
+    let everything = empty_trash(&app, lou, &[]).await.unwrap();
+    assert_eq!(everything.deleted_count, 0);
+    assert_eq!(list_categories(&app, lou).await.len(), 12);
+    let documents = pb::SearchFilesRequest {
+        category: "Documents".into(),
+        ..Default::default()
+    };
+    assert!(found(&app, lou, documents).await.is_empty());
+    it.assert_intact(&app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_uploads_list_and_download_the_same_raw_bytes_through_envoy() {
     use base64::Engine;
     use reqwest::StatusCode;
     use serde_json::{Value, json};
@@ -2060,8 +2116,22 @@ async fn rest_upload_list_and_raw_download_through_envoy() {
         .iter()
         .map(|e| e["name"].as_str().unwrap())
         .collect();
-    assert_eq!(listed, ["big.bin", "notes.txt", "pic.png"]);
-    assert_eq!(listing["entries"][2]["kind"], "FILE_KIND_FILE");
+    assert_eq!(listed, ["big.bin", "notes.txt", "pic.png"], "{listing}");
+    assert_eq!(listing["entries"][2]["kind"], "FILE_KIND_FILE", "{listing}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_download_errors_are_json_client_errors() {
+    use reqwest::StatusCode;
+    use serde_json::Value;
+
+    let app = TestApp::spawn().await;
+    let envoy = Envoy::start(app.addr.port()).await;
+    let http = reqwest::Client::new();
+    let max = user(&app, "rest-files").await;
+    upload_small(&app, &max, small_request("web/pic.png", PNG))
+        .await
+        .unwrap();
 
     // A missing file, and another user's: 404 with a JSON error.
     let other = user(&app, "rest-files-other").await;
@@ -2078,9 +2148,9 @@ async fn rest_upload_list_and_raw_download_through_envoy() {
             .send()
             .await
             .unwrap();
-        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND, "{path}");
         let error: Value = missing.json().await.unwrap();
-        assert_eq!(error["code"], 5);
+        assert_eq!(error["code"], 5, "{path}: {error}");
     }
     let escape = http
         .get(envoy.url("/api/v1/files:download"))

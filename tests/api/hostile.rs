@@ -749,26 +749,75 @@ fn truncate(value: &str) -> String {
 /// unknown fields, huge bodies, NUL and traversal in query parameters and
 /// path segments. Each is a 4xx with a JSON error body (`code`, `message`);
 /// never a 5xx, never text.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rest_hostile_requests_get_json_client_errors() {
-    use reqwest::{Method, StatusCode};
+/// A hostile REST request: label, method, path and query, JSON body, and
+/// the statuses it may get.
+type RestCase<'a> = (
+    &'a str,
+    reqwest::Method,
+    &'a str,
+    Option<&'a str>,
+    &'a [reqwest::StatusCode],
+);
+
+const BAD: &[reqwest::StatusCode] = &[reqwest::StatusCode::BAD_REQUEST];
+const MISSING: &[reqwest::StatusCode] = &[
+    reqwest::StatusCode::BAD_REQUEST,
+    reqwest::StatusCode::NOT_FOUND,
+];
+
+/// Sends each case through the real Envoy to a fresh target: each gets one
+/// of its statuses with a JSON `{"code", "message"}` body; afterwards the
+/// server is healthy and nothing on disk changed.
+async fn assert_json_client_errors(cases: Vec<RestCase<'_>>) {
     let t = target(Options::default()).await;
     let before = tree::snapshot(&t.root);
     let outside_before = tree::snapshot(&t.outside);
     let envoy = crate::common::envoy::Envoy::start(t.app.addr.port()).await;
     let http = reqwest::Client::new();
+    let token = t.app.register(&TestApp::email("rest")).await.access_token;
+    for (label, method, path, body, expected) in cases {
+        let mut request = http.request(method, envoy.url(path)).bearer_auth(&token);
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let text = response.text().await.unwrap();
+        assert!(
+            expected.contains(&status),
+            "{label}: {status} {}",
+            truncate(&text)
+        );
+        assert!(
+            content_type.starts_with("application/json"),
+            "{label}: {status} with {content_type:?}: {}",
+            truncate(&text)
+        );
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{label}: not JSON ({e}): {}", truncate(&text)));
+        assert!(json["code"].is_number(), "{label}: {json}");
+        assert!(json["message"].is_string(), "{label}: {json}");
+    }
+    t.assert_healthy_and_untouched(&before, &outside_before)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_hostile_json_bodies_get_json_client_errors() {
+    use reqwest::{Method, StatusCode};
+    let bad = BAD;
     let huge = format!(
         r#"{{"path":"big.bin","content":"{}"}}"#,
         "A".repeat(33 << 20)
     );
-    let long_name = "n".repeat(5000);
-    let nul_in_segment = "/api/v1/operations/a%00b".to_string();
-    let traversal_segment = "/api/v1/operations/..%2F..%2Fetc%2Fpasswd".to_string();
-    let long_query = format!("/api/v1/files?path={long_name}");
-    type Case<'a> = (&'a str, Method, &'a str, Option<&'a str>, &'a [StatusCode]);
-    let bad = &[StatusCode::BAD_REQUEST][..];
-    let missing = &[StatusCode::BAD_REQUEST, StatusCode::NOT_FOUND][..];
-    let cases: Vec<Case> = vec![
+    assert_json_client_errors(vec![
         (
             "malformed JSON",
             Method::POST,
@@ -859,6 +908,16 @@ async fn rest_hostile_requests_get_json_client_errors() {
             Some(huge.as_str()),
             &[StatusCode::PAYLOAD_TOO_LARGE, StatusCode::TOO_MANY_REQUESTS],
         ),
+    ])
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_hostile_query_parameters_get_json_client_errors() {
+    use reqwest::Method;
+    let bad = BAD;
+    let long_query = format!("/api/v1/files?path={}", "n".repeat(5000));
+    assert_json_client_errors(vec![
         (
             "traversal in a query",
             Method::GET,
@@ -936,6 +995,17 @@ async fn rest_hostile_requests_get_json_client_errors() {
             None,
             bad,
         ),
+    ])
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_hostile_path_segments_get_json_client_errors() {
+    use reqwest::Method;
+    let missing = MISSING;
+    let nul_in_segment = "/api/v1/operations/a%00b".to_string();
+    let traversal_segment = "/api/v1/operations/..%2F..%2Fetc%2Fpasswd".to_string();
+    assert_json_client_errors(vec![
         (
             "NUL in a path segment",
             Method::GET,
@@ -964,38 +1034,6 @@ async fn rest_hostile_requests_get_json_client_errors() {
             Some("{}"),
             missing,
         ),
-    ];
-    let token = t.app.register(&TestApp::email("rest")).await.access_token;
-    for (label, method, path, body, expected) in cases {
-        let mut request = http.request(method, envoy.url(path)).bearer_auth(&token);
-        if let Some(body) = body {
-            request = request
-                .header("content-type", "application/json")
-                .body(body.to_string());
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default();
-        let text = response.text().await.unwrap();
-        assert!(
-            expected.contains(&status),
-            "{label}: {status} {}",
-            truncate(&text)
-        );
-        assert!(
-            content_type.starts_with("application/json"),
-            "{label}: {status} with {content_type:?}: {}",
-            truncate(&text)
-        );
-        let json: serde_json::Value = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("{label}: not JSON ({e}): {}", truncate(&text)));
-        assert!(json["code"].is_number(), "{label}: {json}");
-        assert!(json["message"].is_string(), "{label}: {json}");
-    }
-    t.assert_healthy_and_untouched(&before, &outside_before)
-        .await;
+    ])
+    .await;
 }

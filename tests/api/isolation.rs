@@ -255,12 +255,28 @@ async fn trash(app: &TestApp, who: &User, path: &str) -> String {
     delete(app, who, path).await.unwrap().name
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[rustfmt::skip::macros(probe)]
-async fn another_tenants_identifiers_answer_like_missing_ones_on_every_rpc() {
+/// A's world and B, the tenant who goes after it: A has files, a finished
+/// organize (records, report, duplicate groups), a planned one, a trash
+/// item, a category, an API key and a session; B owns a folder to organize
+/// and trash items to restore.
+struct Tenants {
+    app: TestApp,
+    a: User,
+    a_session: pb::RegisterResponse,
+    a_user: pb::User,
+    b: User,
+    a_trash: String,
+    a_category: String,
+    a_key: String,
+    done: String,
+    planned: String,
+    b_trash: Arc<std::sync::Mutex<Vec<String>>>,
+    /// A's things before B's calls.
+    before: Snapshot,
+}
+
+async fn tenants() -> Tenants {
     let app = TestApp::spawn().await;
-    // A: files, a finished organize (records, report, duplicate groups), a
-    // planned one, a trash item, a category, an API key, a session.
     let a_session = app.register(&TestApp::email("tenant-a")).await;
     let a_user = a_session.user.clone().unwrap();
     let a = User {
@@ -274,12 +290,11 @@ async fn another_tenants_identifiers_answer_like_missing_ones_on_every_rpc() {
     upload(&app, &a, "private/old.txt", b"old").await;
     upload(&app, &a, "later/plan.pdf", b"planned").await;
     let a_trash = trash(&app, &a, "private/old.txt").await;
-    let ch = channel(&app);
     let a_category = create_category(&app, &a, category("Invoices", &["inv"], &[]))
         .await
         .unwrap()
         .name;
-    let a_key = AuthServiceClient::new(ch.clone())
+    let a_key = AuthServiceClient::new(channel(&app))
         .create_api_key(bearer(
             pb::CreateApiKeyRequest {
                 api_key: Some(pb::ApiKey {
@@ -309,7 +324,6 @@ async fn another_tenants_identifiers_answer_like_missing_ones_on_every_rpc() {
     .await
     .name;
     wait_for(&app, &a, &planned, &[OperationState::Planned]).await;
-    // B owns a folder to organize and trash items to restore.
     upload(&app, &b, "mine/b.txt", b"B's own").await;
     let mut b_trash = Vec::new();
     for i in 0..2 {
@@ -317,67 +331,115 @@ async fn another_tenants_identifiers_answer_like_missing_ones_on_every_rpc() {
         upload(&app, &b, &path, b"B's trash").await;
         b_trash.push(trash(&app, &b, &path).await);
     }
-    let b_trash = Arc::new(std::sync::Mutex::new(b_trash));
     let before = snapshot(&app, &a, &[&done, &planned]).await;
+    Tenants {
+        app,
+        a,
+        a_session,
+        a_user,
+        b,
+        a_trash,
+        a_category,
+        a_key,
+        done,
+        planned,
+        b_trash: Arc::new(std::sync::Mutex::new(b_trash)),
+        before,
+    }
+}
 
-    let uuid = || uuid::Uuid::new_v4().to_string();
+impl Tenants {
+    /// Nothing of A's changed.
+    async fn assert_a_unchanged(&self) {
+        let now = snapshot(&self.app, &self.a, &[&self.done, &self.planned]).await;
+        assert_eq!(now, self.before, "A's things changed");
+    }
+}
+
+/// Probes under construction: B's token and each group's clients.
+struct Probes {
+    list: Vec<Probe>,
+    token: String,
+    ops: OperationServiceClient<Channel>,
+    files: FileServiceClient<Channel>,
+    reports: ReportServiceClient<Channel>,
+    auth: AuthServiceClient<Channel>,
+    system: SystemServiceClient<Channel>,
+}
+
+impl Probes {
+    fn new(t: &Tenants) -> Probes {
+        let ch = channel(&t.app);
+        Probes {
+            list: Vec::new(),
+            token: t.b.token.clone(),
+            ops: OperationServiceClient::new(ch.clone()),
+            files: FileServiceClient::new(ch.clone())
+                .max_decoding_message_size(64 << 20)
+                .max_encoding_message_size(64 << 20),
+            reports: ReportServiceClient::new(ch.clone()),
+            auth: AuthServiceClient::new(ch.clone()),
+            system: SystemServiceClient::new(ch),
+        }
+    }
+}
+
+/// `probe!(probes; client, rpc, field, owner, missing, code, [env] |c, id, auth| body)`:
+/// `body` runs with a fresh clone `c` of `probes.client`, the identifier
+/// `id`, `auth`, which wraps a request with B's credentials, and clones of
+/// the variables listed in `[env]`. (Left unformatted by rustfmt: one probe
+/// reads as one row of the matrix.)
+macro_rules! probe {
+    ($probes:ident; $client:ident, $rpc:literal, $field:literal, $owner:expr, $missing:expr,
+     $code:expr, $([$($env:ident),*])? |$c:ident, $id:ident, $auth:ident| $body:expr) => {{
+        let (client, token) = ($probes.$client.clone(), $probes.token.clone());
+        $($(let $env = $env.clone();)*)?
+        $probes.list.push(probe($rpc, $field, $owner, $missing, $code, move |$id: String| {
+            #[allow(unused_mut)]
+            let (mut $c, token) = (client.clone(), token.clone());
+            $($(let $env = $env.clone();)*)?
+            async move {
+                let $auth = |message| bearer(message, &token);
+                $body
+            }
+        }));
+    }};
+}
+
+fn uuid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// A's finished and planned operations, and their reports.
+#[rustfmt::skip::macros(probe)]
+fn operation_probes(t: &Tenants) -> Vec<Probe> {
+    let mut probes = Probes::new(t);
     let op_id = |name: &str| name.trim_start_matches("operations/").to_string();
     let report = |name: &str| format!("reports/{}", op_id(name));
-    let token = b.token.clone();
-    let ops = OperationServiceClient::new(ch.clone());
-    let files = FileServiceClient::new(ch.clone())
-        .max_decoding_message_size(64 << 20)
-        .max_encoding_message_size(64 << 20);
-    let reports = ReportServiceClient::new(ch.clone());
-    let auth = AuthServiceClient::new(ch.clone());
-    let system = SystemServiceClient::new(ch.clone());
-
-    // probe!(client, rpc, field, owner, missing, code, [env] |c, id, auth| body):
-    // `body` runs with a fresh clone `c` of the client, the identifier `id`,
-    // `auth`, which wraps a request with B's credentials, and clones of the
-    // variables listed in `[env]`. (Left unformatted by rustfmt: one probe
-    // reads as one row of the matrix.)
-    let mut probes = Vec::new();
-    macro_rules! probe {
-        ($client:expr, $rpc:literal, $field:literal, $owner:expr, $missing:expr, $code:expr,
-         $([$($env:ident),*])? |$c:ident, $id:ident, $auth:ident| $body:expr) => {{
-            let (client, token) = ($client.clone(), b.token.clone());
-            $($(let $env = $env.clone();)*)?
-            probes.push(probe($rpc, $field, $owner, $missing, $code, move |$id: String| {
-                #[allow(unused_mut)]
-                let (mut $c, token) = (client.clone(), token.clone());
-                $($(let $env = $env.clone();)*)?
-                async move {
-                    let $auth = |message| bearer(message, &token);
-                    $body
-                }
-            }));
-        }};
-    }
-    for op in [&done, &planned] {
+    for op in [&t.done, &t.planned] {
         let missing = &format!("operations/{}", uuid());
         let nf = Code::NotFound;
-        probe!(ops, "OperationService/GetOperation", "name", op, missing, nf, |c, name, auth| {
+        probe!(probes; ops, "OperationService/GetOperation", "name", op, missing, nf, |c, name, auth| {
             c.get_operation(auth(pb::GetOperationRequest { name })).await.map(drop)
         });
-        probe!(ops, "OperationService/CancelOperation", "name", op, missing, nf, |c, name, auth| {
+        probe!(probes; ops, "OperationService/CancelOperation", "name", op, missing, nf, |c, name, auth| {
             c.cancel_operation(auth(pb::CancelOperationRequest { name })).await.map(drop)
         });
-        probe!(ops, "OperationService/ApplyOperation", "name", op, missing, nf, |c, name, auth| {
+        probe!(probes; ops, "OperationService/ApplyOperation", "name", op, missing, nf, |c, name, auth| {
             c.apply_operation(auth(pb::ApplyOperationRequest { name })).await.map(drop)
         });
-        probe!(ops, "OperationService/UndoOperation", "name", op, missing, nf, |c, name, auth| {
+        probe!(probes; ops, "OperationService/UndoOperation", "name", op, missing, nf, |c, name, auth| {
             let request = pb::UndoOperationRequest { name, request_id: String::new() };
             c.undo_operation(auth(request)).await.map(drop)
         });
-        probe!(ops, "OperationService/WatchOperation", "name", op, missing, nf, |c, name, auth| {
+        probe!(probes; ops, "OperationService/WatchOperation", "name", op, missing, nf, |c, name, auth| {
             first(c.watch_operation(auth(pb::WatchOperationRequest { name }))).await
         });
-        probe!(files, "FileService/ListFileRecords", "parent", op, missing, nf, |c, parent, auth| {
+        probe!(probes; files, "FileService/ListFileRecords", "parent", op, missing, nf, |c, parent, auth| {
             let request = pb::ListFileRecordsRequest { parent, ..Default::default() };
             c.list_file_records(auth(request)).await.map(drop)
         });
-        probe!(files, "FileService/SearchFiles", "operation", op, missing, nf, |c, operation, auth| {
+        probe!(probes; files, "FileService/SearchFiles", "operation", op, missing, nf, |c, operation, auth| {
             let request = pb::SearchFilesRequest {
                 operation,
                 name_contains: "dup".into(),
@@ -386,23 +448,23 @@ async fn another_tenants_identifiers_answer_like_missing_ones_on_every_rpc() {
             c.search_files(auth(request)).await.map(drop)
         });
         let (owner_report, missing_report) = (&report(op), &report(missing));
-        probe!(reports, "ReportService/GetOperationReport", "name", owner_report, missing_report, nf,
+        probe!(probes; reports, "ReportService/GetOperationReport", "name", owner_report, missing_report, nf,
             |c, name, auth| {
                 c.get_operation_report(auth(pb::GetOperationReportRequest { name })).await.map(drop)
             });
-        probe!(reports, "ReportService/ListDuplicateGroups", "parent", owner_report, missing_report,
+        probe!(probes; reports, "ReportService/ListDuplicateGroups", "parent", owner_report, missing_report,
             nf, |c, parent, auth| {
                 let request = pb::ListDuplicateGroupsRequest { parent, ..Default::default() };
                 c.list_duplicate_groups(auth(request)).await.map(drop)
             });
-        probe!(reports, "ReportService/ExportReport", "name", owner_report, missing_report, nf,
+        probe!(probes; reports, "ReportService/ExportReport", "name", owner_report, missing_report, nf,
             |c, name, auth| {
                 let format = pb::ReportFormat::Json as i32;
                 first(c.export_report(auth(pb::ExportReportRequest { name, format }))).await
             });
         // An output-only name is ignored on create: B gets an operation of
         // its own (a dry run of its own folder), never A's.
-        probe!(ops, "OperationService/CreateOperation", "operation.name", op, missing, Code::Ok,
+        probe!(probes; ops, "OperationService/CreateOperation", "operation.name", op, missing, Code::Ok,
             |c, name, auth| {
                 let operation = pb::Operation { name: name.clone(), dry_run: true, ..organize("mine") };
                 let request = pb::CreateOperationRequest { operation: Some(operation), request_id: String::new() };
@@ -411,27 +473,32 @@ async fn another_tenants_identifiers_answer_like_missing_ones_on_every_rpc() {
                 Ok(())
             });
     }
+    probes.list
+}
 
-    // Paths always resolve in the caller's own storage.
+/// Paths always resolve in the caller's own storage.
+#[rustfmt::skip::macros(probe)]
+fn path_probes(t: &Tenants) -> Vec<Probe> {
+    let mut probes = Probes::new(t);
     let (nf, ok) = (Code::NotFound, Code::Ok);
     let (secret, nothing) = (
         "private/Documents/secret.txt",
         "private/Documents/nothing.txt",
     );
-    probe!(files, "FileService/DownloadFile", "path", secret, nothing, nf, |c, path, auth| {
+    probe!(probes; files, "FileService/DownloadFile", "path", secret, nothing, nf, |c, path, auth| {
         first(c.download_file(auth(pb::DownloadFileRequest { path }))).await
     });
-    probe!(files, "FileService/ListDirectory", "path", "private/Documents", "private/Nothing", nf,
+    probe!(probes; files, "FileService/ListDirectory", "path", "private/Documents", "private/Nothing", nf,
         |c, path, auth| {
             let request = pb::ListDirectoryRequest { path, ..Default::default() };
             c.list_directory(auth(request)).await.map(drop)
         });
-    probe!(files, "FileService/DeleteFile", "path", secret, nothing, nf, |c, path, auth| {
+    probe!(probes; files, "FileService/DeleteFile", "path", secret, nothing, nf, |c, path, auth| {
         c.delete_file(auth(pb::DeleteFileRequest { path })).await.map(drop)
     });
     // Uploads to A's path land in B's storage (A's file is untouched: see
     // the snapshot), exactly like uploads to a fresh path.
-    probe!(files, "FileService/UploadSmallFile", "path", secret, "private/Documents/fresh.txt", ok,
+    probe!(probes; files, "FileService/UploadSmallFile", "path", secret, "private/Documents/fresh.txt", ok,
         |c, path, auth| {
             let request = pb::UploadSmallFileRequest {
                 path,
@@ -440,7 +507,7 @@ async fn another_tenants_identifiers_answer_like_missing_ones_on_every_rpc() {
             };
             c.upload_small_file(auth(request)).await.map(drop)
         });
-    probe!(files, "FileService/UploadFile", "metadata.path", "private/Documents/dup1.txt",
+    probe!(probes; files, "FileService/UploadFile", "metadata.path", "private/Documents/dup1.txt",
         "private/Documents/fresh-stream.txt", ok, |c, path, auth| {
             let metadata = pb::UploadFileMetadata { path, size_bytes: 3, ..Default::default() };
             let messages = vec![
@@ -449,23 +516,49 @@ async fn another_tenants_identifiers_answer_like_missing_ones_on_every_rpc() {
             ];
             c.upload_file(auth(tokio_stream::iter(messages))).await.map(drop)
         });
-    let missing_trash = &format!("trash/{}", uuid());
-    probe!(files, "FileService/RestoreFile", "name", &a_trash, missing_trash, nf, |c, name, auth| {
-        let request = pb::RestoreFileRequest { name, path: "stolen.txt".into(), conflict_policy: 0 };
-        c.restore_file(auth(request)).await.map(drop)
-    });
     // B restores its own items to A's path: into B's storage, like anywhere.
-    probe!(files, "FileService/RestoreFile", "path", "private/old.txt", "private/fresh-restore.txt",
+    let b_trash = t.b_trash.clone();
+    probe!(probes; files, "FileService/RestoreFile", "path", "private/old.txt", "private/fresh-restore.txt",
         ok, [b_trash] |c, path, auth| {
             let name = b_trash.lock().unwrap().pop().unwrap();
             let request = pb::RestoreFileRequest { name, path, conflict_policy: 0 };
             c.restore_file(auth(request)).await.map(drop)
         });
-    probe!(files, "FileService/EmptyTrash", "names", &a_trash, missing_trash, nf, |c, name, auth| {
+    // CreateOperation's paths resolve in B's storage too.
+    let create_in = |operation: pb::Operation| pb::CreateOperationRequest {
+        operation: Some(pb::Operation {
+            dry_run: true,
+            ..operation
+        }),
+        request_id: String::new(),
+    };
+    probe!(probes; ops, "OperationService/CreateOperation", "operation.source_path", "later", "never-there",
+        Code::InvalidArgument, |c, source, auth| {
+            c.create_operation(auth(create_in(organize(&source)))).await.map(drop)
+        });
+    probe!(probes; ops, "OperationService/CreateOperation", "operation.destination_path",
+        "private/Documents", "elsewhere/new", ok, |c, destination_path, auth| {
+            let operation = pb::Operation { destination_path, ..organize("mine") };
+            c.create_operation(auth(create_in(operation))).await.map(drop)
+        });
+    probes.list
+}
+
+/// A's trash item, category and API key, by name.
+#[rustfmt::skip::macros(probe)]
+fn trash_category_and_key_probes(t: &Tenants) -> Vec<Probe> {
+    let mut probes = Probes::new(t);
+    let (nf, ok) = (Code::NotFound, Code::Ok);
+    let missing_trash = &format!("trash/{}", uuid());
+    probe!(probes; files, "FileService/RestoreFile", "name", &t.a_trash, missing_trash, nf, |c, name, auth| {
+        let request = pb::RestoreFileRequest { name, path: "stolen.txt".into(), conflict_policy: 0 };
+        c.restore_file(auth(request)).await.map(drop)
+    });
+    probe!(probes; files, "FileService/EmptyTrash", "names", &t.a_trash, missing_trash, nf, |c, name, auth| {
         c.empty_trash(auth(pb::EmptyTrashRequest { names: vec![name] })).await.map(drop)
     });
     let missing_category = &format!("categories/{}", uuid());
-    probe!(files, "FileService/UpdateCategory", "category.name", &a_category, missing_category, nf,
+    probe!(probes; files, "FileService/UpdateCategory", "category.name", &t.a_category, missing_category, nf,
         |c, name, auth| {
             let category = pb::Category {
                 name,
@@ -476,11 +569,11 @@ async fn another_tenants_identifiers_answer_like_missing_ones_on_every_rpc() {
             let request = pb::UpdateCategoryRequest { category: Some(category), update_mask: None };
             c.update_category(auth(request)).await.map(drop)
         });
-    probe!(files, "FileService/DeleteCategory", "name", &a_category, missing_category, nf,
+    probe!(probes; files, "FileService/DeleteCategory", "name", &t.a_category, missing_category, nf,
         |c, name, auth| c.delete_category(auth(pb::DeleteCategoryRequest { name })).await.map(drop));
     let serial = Arc::new(AtomicUsize::new(0));
     let next = move || serial.fetch_add(1, Ordering::Relaxed);
-    probe!(files, "FileService/CreateCategory", "category.name", &a_category, missing_category, ok,
+    probe!(probes; files, "FileService/CreateCategory", "category.name", &t.a_category, missing_category, ok,
         [next] |c, name, auth| {
             let category = pb::Category {
                 name: name.clone(),
@@ -494,10 +587,10 @@ async fn another_tenants_identifiers_answer_like_missing_ones_on_every_rpc() {
             Ok(())
         });
     let missing_key = &format!("api-keys/{}", uuid());
-    probe!(auth, "AuthService/RevokeApiKey", "name", &a_key, missing_key, nf, |c, name, auth| {
+    probe!(probes; auth, "AuthService/RevokeApiKey", "name", &t.a_key, missing_key, nf, |c, name, auth| {
         c.revoke_api_key(auth(pb::RevokeApiKeyRequest { name })).await.map(drop)
     });
-    probe!(auth, "AuthService/CreateApiKey", "api_key.name", &a_key, missing_key, ok,
+    probe!(probes; auth, "AuthService/CreateApiKey", "api_key.name", &t.a_key, missing_key, ok,
         [next] |c, name, auth| {
             let key = pb::ApiKey {
                 name: name.clone(),
@@ -508,6 +601,14 @@ async fn another_tenants_identifiers_answer_like_missing_ones_on_every_rpc() {
             assert_ne!(created.into_inner().api_key.unwrap().name, name);
             Ok(())
         });
+    probes.list
+}
+
+/// A's profile and session, and the admin RPCs that name a user.
+#[rustfmt::skip::macros(probe)]
+fn account_and_admin_probes(t: &Tenants) -> Vec<Probe> {
+    let mut probes = Probes::new(t);
+    let (nf, ok) = (Code::NotFound, Code::Ok);
     // UpdateCurrentUser changes the caller, whatever user it names.
     let missing_id = &uuid();
     let update_me = |user: pb::User| pb::UpdateCurrentUserRequest {
@@ -517,62 +618,78 @@ async fn another_tenants_identifiers_answer_like_missing_ones_on_every_rpc() {
         }),
         ..Default::default()
     };
-    let a_name = format!("users/{}", a_user.id);
+    let a_name = format!("users/{}", t.a_user.id);
     let missing_name = &format!("users/{missing_id}");
-    probe!(auth, "AuthService/UpdateCurrentUser", "user.name", &a_name.clone(), missing_name, ok,
+    probe!(probes; auth, "AuthService/UpdateCurrentUser", "user.name", &a_name.clone(), missing_name, ok,
         [a_name] |c, name, auth| {
             let me = c.update_current_user(auth(update_me(pb::User { name, ..Default::default() }))).await?;
             assert!(!a_name.ends_with(&me.into_inner().id), "B's update reached A");
             Ok(())
         });
-    probe!(auth, "AuthService/UpdateCurrentUser", "user.id", &a_user.id, missing_id, ok,
+    probe!(probes; auth, "AuthService/UpdateCurrentUser", "user.id", &t.a_user.id, missing_id, ok,
         [a_name] |c, id, auth| {
             let me = c.update_current_user(auth(update_me(pb::User { id, ..Default::default() }))).await?;
             assert!(!a_name.ends_with(&me.into_inner().id), "B's update reached A");
             Ok(())
         });
     // A's refresh token is A's session: B cannot end it.
-    let a_refresh = &a_session.refresh_token;
+    let a_refresh = &t.a_session.refresh_token;
     let wrong_refresh = &format!("{}x", &a_refresh[..a_refresh.len() - 1]);
-    probe!(auth, "AuthService/Logout", "refresh_token", a_refresh, wrong_refresh, nf,
+    probe!(probes; auth, "AuthService/Logout", "refresh_token", a_refresh, wrong_refresh, nf,
         |c, refresh_token, auth| {
             let request = pb::LogoutRequest { refresh_token, all_sessions: false };
             c.logout(auth(request)).await.map(drop)
         });
-    // CreateOperation's paths resolve in B's storage too.
-    let create_in = |operation: pb::Operation| pb::CreateOperationRequest {
-        operation: Some(pb::Operation {
-            dry_run: true,
-            ..operation
-        }),
-        request_id: String::new(),
-    };
-    probe!(ops, "OperationService/CreateOperation", "operation.source_path", "later", "never-there",
-        Code::InvalidArgument, |c, source, auth| {
-            c.create_operation(auth(create_in(organize(&source)))).await.map(drop)
-        });
-    probe!(ops, "OperationService/CreateOperation", "operation.destination_path",
-        "private/Documents", "elsewhere/new", ok, |c, destination_path, auth| {
-            let operation = pb::Operation { destination_path, ..organize("mine") };
-            c.create_operation(auth(create_in(operation))).await.map(drop)
-        });
     // Admin routes: a non-admin is refused alike, whoever is named.
     let denied = Code::PermissionDenied;
-    probe!(system, "SystemService/GetRateLimitStatus", "user_id", &a_user.id, missing_id, denied,
+    probe!(probes; system, "SystemService/GetRateLimitStatus", "user_id", &t.a_user.id, missing_id, denied,
         |c, user_id, auth| {
             c.get_rate_limit_status(auth(pb::GetRateLimitStatusRequest { user_id })).await.map(drop)
         });
-    probe!(system, "SystemService/ResetRateLimit", "user_id", &a_user.id, missing_id, denied,
+    probe!(probes; system, "SystemService/ResetRateLimit", "user_id", &t.a_user.id, missing_id, denied,
         |c, user_id, auth| {
             let request = pb::ResetRateLimitRequest { user_id, buckets: vec![] };
             c.reset_rate_limit(auth(request)).await.map(drop)
         });
-    probe!(system, "SystemService/ListAuditEvents", "user_id", &a_user.id, missing_id, denied,
+    probe!(probes; system, "SystemService/ListAuditEvents", "user_id", &t.a_user.id, missing_id, denied,
         |c, user_id, auth| {
             let request = pb::ListAuditEventsRequest { user_id, ..Default::default() };
             c.list_audit_events(auth(request)).await.map(drop)
         });
+    probes.list
+}
 
+/// Calls each probe with A's identifier and with the missing one: the
+/// expected code, and the same answer both times.
+async fn assert_answered_alike(probes: &[Probe]) {
+    for p in probes {
+        let owner = (p.call)(p.owner.clone()).await;
+        let missing = (p.call)(p.missing.clone()).await;
+        let what = format!("{} {} (B with A's {:?})", p.rpc, p.field, p.owner);
+        match &owner {
+            Ok(()) => assert_eq!(p.expect, Code::Ok, "{what}: answered OK"),
+            Err(status) => assert_eq!(status.code(), p.expect, "{what}: {status:?}"),
+        }
+        assert_eq!(
+            observed(&owner, &p.owner),
+            observed(&missing, &p.missing),
+            "{what}: the answer differs from the one for a missing identifier"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_identifier_field_of_the_contract_has_an_isolation_probe() {
+    let t = tenants().await;
+    let probes: Vec<Probe> = [
+        operation_probes(&t),
+        path_probes(&t),
+        trash_category_and_key_probes(&t),
+        account_and_admin_probes(&t),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     // Every identifier field of the contract is probed, and every probe
     // names a real field (so a new RPC cannot slip by untested).
     let contract = identifier_fields();
@@ -593,34 +710,16 @@ async fn another_tenants_identifiers_answer_like_missing_ones_on_every_rpc() {
             "probe of a field the contract does not have: {rpc} {field}"
         );
     }
+}
 
-    for p in &probes {
-        let owner = (p.call)(p.owner.clone()).await;
-        let missing = (p.call)(p.missing.clone()).await;
-        let what = format!("{} {} (B with A's {:?})", p.rpc, p.field, p.owner);
-        match &owner {
-            Ok(()) => assert_eq!(p.expect, Code::Ok, "{what}: answered OK"),
-            Err(status) => assert_eq!(status.code(), p.expect, "{what}: {status:?}"),
-        }
-        assert_eq!(
-            observed(&owner, &p.owner),
-            observed(&missing, &p.missing),
-            "{what}: the answer differs from the one for a missing identifier"
-        );
-    }
-
-    // Nothing of A's changed, and A's session still works.
-    assert_eq!(snapshot(&app, &a, &[&done, &planned]).await, before);
-    auth.clone()
-        .refresh_token(pb::RefreshTokenRequest {
-            refresh_token: a_session.refresh_token.clone(),
-        })
-        .await
-        .expect("A's session survives B's logout attempt");
-    // B's lists show nothing of A's.
-    let b_ops = ops
-        .clone()
-        .list_operations(bearer(pb::ListOperationsRequest::default(), &token))
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_tenants_operations_and_reports_answer_like_missing_ones() {
+    let t = tenants().await;
+    assert_answered_alike(&operation_probes(&t)).await;
+    t.assert_a_unchanged().await;
+    // B's list shows nothing of A's.
+    let b_ops = OperationServiceClient::new(channel(&t.app))
+        .list_operations(bearer(pb::ListOperationsRequest::default(), &t.b.token))
         .await
         .unwrap()
         .into_inner();
@@ -628,15 +727,46 @@ async fn another_tenants_identifiers_answer_like_missing_ones_on_every_rpc() {
         b_ops
             .operations
             .iter()
-            .all(|o| o.name != done && o.name != planned)
+            .all(|o| o.name != t.done && o.name != t.planned),
+        "B lists A's operations"
     );
-    let b_keys = auth
-        .clone()
-        .list_api_keys(bearer(pb::ListApiKeysRequest::default(), &token))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_tenants_paths_resolve_in_the_callers_own_storage() {
+    let t = tenants().await;
+    assert_answered_alike(&path_probes(&t)).await;
+    t.assert_a_unchanged().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_tenants_trash_categories_and_keys_answer_like_missing_ones() {
+    let t = tenants().await;
+    assert_answered_alike(&trash_category_and_key_probes(&t)).await;
+    t.assert_a_unchanged().await;
+    // B's list shows nothing of A's.
+    let b_keys = AuthServiceClient::new(channel(&t.app))
+        .list_api_keys(bearer(pb::ListApiKeysRequest::default(), &t.b.token))
         .await
         .unwrap()
         .into_inner();
-    assert!(b_keys.api_keys.iter().all(|k| k.name != a_key));
+    assert!(
+        b_keys.api_keys.iter().all(|k| k.name != t.a_key),
+        "B lists A's key"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_tenants_account_and_session_answer_like_missing_ones() {
+    let t = tenants().await;
+    assert_answered_alike(&account_and_admin_probes(&t)).await;
+    t.assert_a_unchanged().await;
+    AuthServiceClient::new(channel(&t.app))
+        .refresh_token(pb::RefreshTokenRequest {
+            refresh_token: t.a_session.refresh_token.clone(),
+        })
+        .await
+        .expect("A's session survives B's logout attempt");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

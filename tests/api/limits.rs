@@ -314,8 +314,16 @@ async fn distributed_guessing_meets_a_per_email_ceiling_that_spares_clean_addres
         .expect("a clean address with the right password passes the ceiling");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn admins_inspect_and_reset_limits_others_are_denied() {
+/// A user who used up their 8 calls of the window (Redis-backed), and an admin.
+struct Limited {
+    app: TestApp,
+    user: pb::RegisterResponse,
+    user_id: String,
+    /// The admin's access token.
+    admin: String,
+}
+
+async fn exhausted_user_and_an_admin() -> Limited {
     let app = TestApp::spawn_with(Options {
         env: redis_env(8),
         ..Default::default()
@@ -348,14 +356,57 @@ async fn admins_inspect_and_reset_limits_others_are_denied() {
         me(&mut client, &user.access_token).await,
         Code::ResourceExhausted,
     );
+    Limited {
+        app,
+        user,
+        user_id,
+        admin,
+    }
+}
 
-    let status = app
+impl Limited {
+    /// ResetRateLimit of the user's `buckets`, by whoever `token` is.
+    async fn reset(
+        &self,
+        user_id: &str,
+        buckets: &[&str],
+        token: &str,
+    ) -> Result<pb::ResetRateLimitResponse, tonic::Status> {
+        let request = pb::ResetRateLimitRequest {
+            user_id: user_id.into(),
+            buckets: buckets.iter().map(|b| b.to_string()).collect(),
+        };
+        self.app
+            .system()
+            .reset_rate_limit(bearer(request, token))
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    async fn audit_events(
+        &self,
+        request: pb::ListAuditEventsRequest,
+        token: &str,
+    ) -> Result<pb::ListAuditEventsResponse, tonic::Status> {
+        self.app
+            .system()
+            .list_audit_events(bearer(request, token))
+            .await
+            .map(|r| r.into_inner())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_see_a_users_counters() {
+    let l = exhausted_user_and_an_admin().await;
+    let status = l
+        .app
         .system()
         .get_rate_limit_status(bearer(
             pb::GetRateLimitStatusRequest {
-                user_id: user_id.clone(),
+                user_id: l.user_id.clone(),
             },
-            &admin,
+            &l.admin,
         ))
         .await
         .unwrap()
@@ -363,96 +414,56 @@ async fn admins_inspect_and_reset_limits_others_are_denied() {
     assert_eq!(status.backend, "redis");
     let api = status.counters.iter().find(|c| c.bucket == "api").unwrap();
     assert_eq!((api.used, api.limit), (8, 8));
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_reset_a_users_limits_and_others_are_denied() {
+    let l = exhausted_user_and_an_admin().await;
     // A regular user (one with budget left) may not reset anything.
-    let bystander = app.register(&TestApp::email("bystander")).await;
-    let bystander_id = bystander.user.as_ref().unwrap().id.clone();
+    let bystander = l.app.register(&TestApp::email("bystander")).await;
     let denied = assert_code(
-        app.system()
-            .reset_rate_limit(bearer(
-                pb::ResetRateLimitRequest {
-                    user_id: user_id.clone(),
-                    buckets: vec![],
-                },
-                &bystander.access_token,
-            ))
-            .await,
+        l.reset(&l.user_id, &[], &bystander.access_token).await,
         Code::PermissionDenied,
     );
     assert_eq!(reason(&denied), "PERMISSION_DENIED");
-    let reset = app
-        .system()
-        .reset_rate_limit(bearer(
-            pb::ResetRateLimitRequest {
-                user_id: user_id.clone(),
-                buckets: vec!["api".into()],
-            },
-            &admin,
-        ))
+    let reset = l.reset(&l.user_id, &["api"], &l.admin).await.unwrap();
+    let api = reset.counters.iter().find(|c| c.bucket == "api").unwrap();
+    assert_eq!(api.used, 0);
+    me(&mut l.app.auth(), &l.user.access_token)
         .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        reset
-            .counters
-            .iter()
-            .find(|c| c.bucket == "api")
-            .unwrap()
-            .used,
-        0
-    );
-    me(&mut client, &user.access_token).await.unwrap();
+        .expect("the user gets in again after the reset");
 
-    let bad = assert_code(
-        app.system()
-            .reset_rate_limit(bearer(
-                pb::ResetRateLimitRequest {
-                    user_id: "nope".into(),
-                    buckets: vec![],
-                },
-                &admin,
-            ))
-            .await,
-        Code::InvalidArgument,
-    );
+    let bad = assert_code(l.reset("nope", &[], &l.admin).await, Code::InvalidArgument);
     assert_eq!(crate::common::bad_field(&bad), "user_id");
+}
 
-    // The audit trail shows the denial and the reset, newest first, paged.
-    let page = app
-        .system()
-        .list_audit_events(bearer(
-            pb::ListAuditEventsRequest {
-                page_size: 1,
-                ..Default::default()
-            },
-            &admin,
-        ))
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_trail_shows_admins_a_denial_and_a_reset_newest_first_and_paged() {
+    let l = exhausted_user_and_an_admin().await;
+    let bystander = l.app.register(&TestApp::email("bystander")).await;
+    let bystander_id = bystander.user.as_ref().unwrap().id.clone();
+    l.reset(&l.user_id, &[], &bystander.access_token)
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap_err();
+    l.reset(&l.user_id, &["api"], &l.admin).await.unwrap();
+
+    let first = pb::ListAuditEventsRequest {
+        page_size: 1,
+        ..Default::default()
+    };
+    let page = l.audit_events(first, &l.admin).await.unwrap();
     assert_eq!(page.events.len(), 1);
     assert_eq!(page.events[0].action, "admin.rate_limit.reset");
     assert!(!page.next_page_token.is_empty());
-    let denials = app
-        .system()
-        .list_audit_events(bearer(
-            pb::ListAuditEventsRequest {
-                action_prefix: "authorization.".into(),
-                ..Default::default()
-            },
-            &admin,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let authorization = pb::ListAuditEventsRequest {
+        action_prefix: "authorization.".into(),
+        ..Default::default()
+    };
+    let denials = l.audit_events(authorization, &l.admin).await.unwrap();
     assert_eq!(denials.events.len(), 1);
     assert_eq!(denials.events[0].user_id, bystander_id);
     assert_code(
-        app.system()
-            .list_audit_events(bearer(
-                pb::ListAuditEventsRequest::default(),
-                &bystander.access_token,
-            ))
+        l.audit_events(Default::default(), &bystander.access_token)
             .await,
         Code::PermissionDenied,
     );

@@ -130,42 +130,8 @@ const PHASES: [&str; 9] = [
 /// `fileorg serve` process on a PostgreSQL with pg_stat_statements. Every
 /// section of the JSON report is there and nothing failed. No timing
 /// assertions: times are only checked to be times.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn loadtest_smoke_at_20000_files_and_10_seconds_writes_a_complete_error_free_report() {
-    let app = TestApp::spawn().await;
-    let postgres = PrivatePostgres::start();
-    let url = postgres.url("fo_loadtest_smoke");
-    fileorganizer::db::ensure_database(&url).await.unwrap();
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    let driver = tokio::spawn(connection);
-    client
-        .batch_execute("CREATE EXTENSION pg_stat_statements")
-        .await
-        .unwrap();
-    let (server, port) = serve(&app, &url).await;
-
-    let cwd = tempfile::tempdir().unwrap();
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_fileorg"))
-        .args(["loadtest", "--addr", &format!("127.0.0.1:{port}")])
-        .args(["--files", "20000", "--seed", "7"])
-        .args(["--concurrent", "20", "--duration", "10"])
-        .args(["--server-pid", &server.id().to_string(), "--report"])
-        .current_dir(cwd.path())
-        .env("DATABASE_URL", &url)
-        .env("STORAGE_ROOT", &app.state.config.storage_root)
-        .env_remove("GRPC_ADDR")
-        .output()
-        .await
-        .expect("run fileorg loadtest");
-    println!("{}", String::from_utf8_lossy(&output.stdout));
-    eprintln!("{}", String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "loadtest failed: {output:?}");
-    let path = cwd.path().join("data/reports/load_test_results.json");
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&path).expect("report written")).unwrap();
-
+/// The report's sections, and the options the smoke run chose.
+fn assert_header(report: &serde_json::Value) {
     for key in [
         "tool",
         "version",
@@ -185,9 +151,12 @@ async fn loadtest_smoke_at_20000_files_and_10_seconds_writes_a_complete_error_fr
     assert_eq!(options["concurrent"], 20);
     assert_eq!(options["duration_secs"], 10);
     assert_eq!(options["mix"], "realistic");
+}
 
-    // The organize: every file accounted for.
-    let organize = &report["organize"];
+/// The organize: every file accounted for; the per-phase breakdown: every
+/// phase is a time, the ones every organize goes through were gone
+/// through, in pipeline order.
+fn assert_organize(organize: &serde_json::Value) {
     assert_eq!(organize["succeeded"], true, "{organize:#}");
     assert_eq!(organize["state"], "succeeded");
     assert_eq!(organize["files"], 20000);
@@ -242,9 +211,10 @@ async fn loadtest_smoke_at_20000_files_and_10_seconds_writes_a_complete_error_fr
         organize["search_names_indexed"]["seconds_after_organize"].is_f64(),
         "{organize:#}"
     );
+}
 
-    // The load: error-free, every method of the mix exercised.
-    let load = &report["load"];
+/// The load: error-free, every method of the mix exercised.
+fn assert_load(load: &serde_json::Value) {
     assert_eq!(load["loop"], "closed");
     assert_eq!(load["clients"], 20);
     let ran = load["duration_seconds"].as_f64().unwrap();
@@ -279,18 +249,21 @@ async fn loadtest_smoke_at_20000_files_and_10_seconds_writes_a_complete_error_fr
         by_method += n;
     }
     assert_eq!(by_method, total, "{load:#}");
+}
 
-    // The server process, sampled from /proc during both parts.
-    for server in [&organize["server"], &load["server"]] {
+/// The server process, sampled from /proc during both parts.
+fn assert_server_samples(report: &serde_json::Value) {
+    for server in [&report["organize"]["server"], &report["load"]["server"]] {
         assert!(server["peak_rss_mb"].as_f64().unwrap() > 0.0, "{server:#}");
         assert!(
             server["avg_cpu_percent"].as_f64().unwrap() > 0.0,
             "{server:#}"
         );
     }
+}
 
-    // The database's view: the run's own statements, the journal among them.
-    let slow = &report["slow_queries"];
+/// The database's view: the run's own statements, the journal among them.
+fn assert_slow_queries(slow: &serde_json::Value) {
     assert_eq!(slow["collected"], true, "{slow:#}");
     assert!(
         slow["scope"].as_str().unwrap().contains("reset"),
@@ -315,11 +288,13 @@ async fn loadtest_smoke_at_20000_files_and_10_seconds_writes_a_complete_error_fr
             .any(|s| s["query"].as_str().unwrap().contains("file_records")),
         "{slow:#}"
     );
+}
 
-    // Where pg_stat_statements is loaded but not created, the report says so
-    // (the private cluster's `postgres` database).
+/// Where pg_stat_statements is loaded but not created, the report says so
+/// (the private cluster's `postgres` database).
+async fn assert_reason_without_the_extension(postgres: &PrivatePostgres, dir: &std::path::Path) {
     let (_hello, hello) = hello_world_server().await;
-    let elsewhere = cwd.path().join("not-created.json");
+    let elsewhere = dir.join("not-created.json");
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_fileorg"))
         .args(["loadtest", "--addr", &hello, "--hello-world"])
         .args([
@@ -347,6 +322,50 @@ async fn loadtest_smoke_at_20000_files_and_10_seconds_writes_a_complete_error_fr
             .contains("CREATE EXTENSION pg_stat_statements"),
         "{report:#}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loadtest_smoke_at_20000_files_and_10_seconds_writes_a_complete_error_free_report() {
+    let app = TestApp::spawn().await;
+    let postgres = PrivatePostgres::start();
+    let url = postgres.url("fo_loadtest_smoke");
+    fileorganizer::db::ensure_database(&url).await.unwrap();
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let driver = tokio::spawn(connection);
+    client
+        .batch_execute("CREATE EXTENSION pg_stat_statements")
+        .await
+        .unwrap();
+    let (server, port) = serve(&app, &url).await;
+
+    let cwd = tempfile::tempdir().unwrap();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_fileorg"))
+        .args(["loadtest", "--addr", &format!("127.0.0.1:{port}")])
+        .args(["--files", "20000", "--seed", "7"])
+        .args(["--concurrent", "20", "--duration", "10"])
+        .args(["--server-pid", &server.id().to_string(), "--report"])
+        .current_dir(cwd.path())
+        .env("DATABASE_URL", &url)
+        .env("STORAGE_ROOT", &app.state.config.storage_root)
+        .env_remove("GRPC_ADDR")
+        .output()
+        .await
+        .expect("run fileorg loadtest");
+    println!("{}", String::from_utf8_lossy(&output.stdout));
+    eprintln!("{}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "loadtest failed: {output:?}");
+    let path = cwd.path().join("data/reports/load_test_results.json");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("report written")).unwrap();
+
+    assert_header(&report);
+    assert_organize(&report["organize"]);
+    assert_load(&report["load"]);
+    assert_server_samples(&report);
+    assert_slow_queries(&report["slow_queries"]);
+    assert_reason_without_the_extension(&postgres, cwd.path()).await;
     drop(client);
     driver.abort();
 }

@@ -7,6 +7,7 @@ mod cache;
 mod client_address;
 mod common;
 mod console;
+mod error_details;
 mod files;
 mod full_disk;
 mod grpc_web;

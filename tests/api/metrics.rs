@@ -14,7 +14,7 @@ use tonic::{Code, Request};
 
 use crate::{
     common::{Options, TestApp, assert_code, free_port, tree},
-    operations::{create, organize, user},
+    operations::{create, organize, user, wait_for},
 };
 
 /// One scrape: `name{label="value",…}` (labels sorted) → value.
@@ -83,13 +83,42 @@ async fn spawn_with_metrics() -> (TestApp, String) {
     (app, format!("http://127.0.0.1:{port}/metrics"))
 }
 
+/// How much each series of `after` grew since `before`.
+fn growth<'a>(before: &'a Scrape, after: &'a Scrape) -> impl Fn(&str, &[(&str, &str)]) -> f64 + 'a {
+    move |name, labels| after.get(name, labels) - before.get(name, labels)
+}
+
+/// Asserts that each of `methods` has a duration and sizes recorded since `before`.
+fn assert_timed_and_sized(before: &Scrape, after: &Scrape, methods: &[&str]) {
+    let grew = growth(before, after);
+    for method in methods {
+        for histogram in [
+            "api_request_duration_seconds_count",
+            "api_request_size_bytes_count",
+            "api_response_size_bytes_count",
+        ] {
+            assert!(
+                grew(histogram, &[("method", method)]) >= 1.0,
+                "{histogram}{{method={method:?}}} did not grow"
+            );
+        }
+    }
+}
+
+fn assert_counted(before: &Scrape, after: &Scrape, calls: &[(&str, &str)]) {
+    let grew = growth(before, after);
+    for (method, code) in calls {
+        let labels = [("method", *method), ("code", *code)];
+        assert!(
+            grew("api_requests_total", &labels) >= 1.0,
+            "api_requests_total{{method={method:?},code={code:?}}} did not grow"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_count_every_call_by_method_and_code() {
+async fn unary_calls_are_counted_by_method_and_code_timed_and_sized() {
     let (app, url) = spawn_with_metrics().await;
-    let alice = user(&app, "metrics").await;
-    tree::write(&alice.root, "in/a.txt", b"same words");
-    tree::write(&alice.root, "in/b.txt", b"same words");
-    tree::write(&alice.root, "in/c.pdf", b"PDF");
     let before = Scrape::take(&url).await;
 
     // A success (over gRPC and over grpc-web, where the status travels in
@@ -144,6 +173,49 @@ async fn metrics_count_every_call_by_method_and_code() {
         .await;
     assert_code(unknown, Code::Unauthenticated);
 
+    let after = Scrape::take(&url).await;
+    let grew = growth(&before, &after);
+    assert!(
+        grew(
+            "api_requests_total",
+            &[("method", GET_HEALTH), ("code", "OK")]
+        ) >= 2.0,
+        "GetHealth over gRPC and grpc-web"
+    );
+    assert_counted(
+        &before,
+        &after,
+        &[
+            (GET_CURRENT_USER, "UNAUTHENTICATED"),
+            (REGISTER, "INVALID_ARGUMENT"),
+            ("unknown", "UNAUTHENTICATED"),
+        ],
+    );
+    assert!(
+        !after.0.keys().any(|k| k.contains("NoSuchService")),
+        "an unserved path got its own label"
+    );
+    // Each call also has its duration and sizes.
+    assert_timed_and_sized(&before, &after, &[GET_HEALTH, REGISTER]);
+    assert!(grew("api_request_size_bytes_sum", &[("method", REGISTER)]) > 0.0);
+    // Buckets, not a summary.
+    assert!(after.has(
+        "api_request_duration_seconds_bucket",
+        &[("method", GET_HEALTH), ("le", "0.005")]
+    ));
+    assert!(after.has(
+        "api_response_size_bytes_bucket",
+        &[("method", GET_HEALTH), ("le", "1024")]
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_streams_are_counted_and_timed_until_they_end_or_are_cancelled() {
+    let (app, url) = spawn_with_metrics().await;
+    let alice = user(&app, "metrics").await;
+    tree::write(&alice.root, "in/a.txt", b"same words");
+    let before = Scrape::take(&url).await;
+
     // A server stream followed to its end: an organize job, watched.
     let op = create(&app, &alice, organize("in")).await;
     let mut watch = app
@@ -192,47 +264,14 @@ async fn metrics_count_every_call_by_method_and_code() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let grew =
-        |name: &str, labels: &[(&str, &str)]| after.get(name, labels) - before.get(name, labels);
-
-    assert!(
-        grew(
-            "api_requests_total",
-            &[("method", GET_HEALTH), ("code", "OK")]
-        ) >= 2.0
+    assert_counted(
+        &before,
+        &after,
+        &[(WATCH_OPERATION, "OK"), (HEALTH_WATCH, "CANCELLED")],
     );
-    for (method, code) in [
-        (GET_CURRENT_USER, "UNAUTHENTICATED"),
-        (REGISTER, "INVALID_ARGUMENT"),
-        ("unknown", "UNAUTHENTICATED"),
-        (WATCH_OPERATION, "OK"),
-        (HEALTH_WATCH, "CANCELLED"),
-    ] {
-        let labels = [("method", method), ("code", code)];
-        assert!(
-            grew("api_requests_total", &labels) >= 1.0,
-            "api_requests_total{{method={method:?},code={code:?}}} did not grow"
-        );
-    }
-    assert!(
-        !after.0.keys().any(|k| k.contains("NoSuchService")),
-        "an unserved path got its own label"
-    );
-    // Each call also has its duration and sizes; the stream sent messages
-    // and was timed until it ended.
-    for method in [GET_HEALTH, REGISTER, WATCH_OPERATION, HEALTH_WATCH] {
-        for histogram in [
-            "api_request_duration_seconds_count",
-            "api_request_size_bytes_count",
-            "api_response_size_bytes_count",
-        ] {
-            assert!(
-                grew(histogram, &[("method", method)]) >= 1.0,
-                "{histogram}{{method={method:?}}} did not grow"
-            );
-        }
-    }
-    assert!(grew("api_request_size_bytes_sum", &[("method", REGISTER)]) > 0.0);
+    // The stream sent messages and was timed until it ended.
+    assert_timed_and_sized(&before, &after, &[WATCH_OPERATION, HEALTH_WATCH]);
+    let grew = growth(&before, &after);
     assert!(
         grew(
             "api_response_size_bytes_sum",
@@ -245,17 +284,20 @@ async fn metrics_count_every_call_by_method_and_code() {
             &[("method", WATCH_OPERATION)]
         ) > 0.0
     );
-    // Buckets, not a summary.
-    assert!(after.has(
-        "api_request_duration_seconds_bucket",
-        &[("method", GET_HEALTH), ("le", "0.005")]
-    ));
-    assert!(after.has(
-        "api_response_size_bytes_bucket",
-        &[("method", GET_HEALTH), ("le", "1024")]
-    ));
+}
 
-    // The rest of the service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_organize_counts_queries_operations_files_and_duplicates() {
+    let (app, url) = spawn_with_metrics().await;
+    let alice = user(&app, "metrics").await;
+    tree::write(&alice.root, "in/a.txt", b"same words");
+    tree::write(&alice.root, "in/b.txt", b"same words");
+    tree::write(&alice.root, "in/c.pdf", b"PDF");
+    let before = Scrape::take(&url).await;
+    let op = create(&app, &alice, organize("in")).await;
+    wait_for(&app, &alice, &op.name, &[OperationState::Succeeded]).await;
+    let after = Scrape::take(&url).await;
+    let grew = growth(&before, &after);
     assert!(
         grew("db_queries_total", &[]) > 0.0,
         "db_queries_total did not grow"
@@ -265,13 +307,15 @@ async fn metrics_count_every_call_by_method_and_code() {
         grew(
             "operations_total",
             &[("kind", "organize"), ("state", "succeeded")]
-        ) >= 1.0
+        ) >= 1.0,
+        "operations_total"
     );
     assert!(
         grew(
             "files_organized_total",
             &[("category", "Documents"), ("status", "completed")]
-        ) >= 3.0
+        ) >= 3.0,
+        "files_organized_total"
     );
     assert!(grew("duplicates_found_total", &[]) >= 1.0);
     assert!(after.has("active_operations", &[]));

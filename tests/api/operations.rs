@@ -203,26 +203,57 @@ fn build_tree(root: &Path, outside: &Path) {
     std::os::unix::fs::symlink(outside, root.join("inbox/linkdir")).unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn organize_sorts_the_tree_and_records_every_decision() {
-    let app = TestApp::spawn().await;
-    let alice = user(&app, "organize").await;
+/// The test tree (`build_tree`) organized, and what was there before.
+struct Organized {
+    alice: User,
+    /// The operation as created.
+    op: pb::Operation,
+    /// The operation once it succeeded.
+    done: pb::Operation,
+    outside: PathBuf,
+    /// The contents under Alice's root, and the snapshot outside it, before.
+    before: Vec<String>,
+    outside_before: std::collections::BTreeMap<String, Entry>,
+}
+
+async fn organized_tree(app: &TestApp) -> Organized {
+    let alice = user(app, "organize").await;
     let outside = app.storage.path().join("outside");
     build_tree(&alice.root, &outside);
     let before = tree::content_multiset(&alice.root);
     let outside_before = tree::snapshot(&outside);
-
-    let op = create(&app, &alice, organize("inbox")).await;
-    assert_eq!(op.state, OperationState::Queued as i32);
-    assert_eq!(op.layout_template, "{category}/{name}");
+    let op = create(app, &alice, organize("inbox")).await;
     let done = wait_for(
-        &app,
+        app,
         &alice,
         &op.name,
         &[OperationState::Succeeded, OperationState::Failed],
     )
     .await;
     assert_eq!(done.state, OperationState::Succeeded as i32, "{done:?}");
+    Organized {
+        alice,
+        op,
+        done,
+        outside,
+        before,
+        outside_before,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn organize_sorts_the_tree_without_losing_a_file_or_leaving_the_root() {
+    let app = TestApp::spawn().await;
+    let Organized {
+        alice,
+        op,
+        outside,
+        before,
+        outside_before,
+        ..
+    } = organized_tree(&app).await;
+    assert_eq!(op.state, OperationState::Queued as i32);
+    assert_eq!(op.layout_template, "{category}/{name}");
 
     let after = tree::snapshot(&alice.root);
     let expected = [
@@ -250,7 +281,12 @@ async fn organize_sorts_the_tree_and_records_every_decision() {
     assert_eq!(tree::snapshot(&outside), outside_before);
     // Emptied source folders were removed.
     assert!(!alice.root.join("inbox/music").exists() && !alice.root.join("inbox/nested").exists());
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn organize_records_every_decision() {
+    let app = TestApp::spawn().await;
+    let Organized { op, done, .. } = organized_tree(&app).await;
     let records = records(&app, &op.name).await;
     let by_path = |p: &str| {
         records
@@ -306,10 +342,15 @@ async fn organize_sorts_the_tree_and_records_every_decision() {
     assert_eq!(counters.duplicates_found, 1);
     assert_eq!(counters.reclaimable_bytes, 9);
     assert_eq!(counters.files_failed, 0);
+}
 
-    // The server timed every phase it went through, in pipeline order; all
-    // but REPORT (the report computed after the end) within the operation's
-    // own start and end.
+/// The server timed every phase it went through, in pipeline order; all
+/// but REPORT (the report computed after the end) within the operation's
+/// own start and end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn organize_times_every_phase_in_pipeline_order() {
+    let app = TestApp::spawn().await;
+    let Organized { alice, op, .. } = organized_tree(&app).await;
     use pb::OperationPhase as P;
     let done = report_timed(&app, &alice, &op.name).await;
     let all = [
@@ -362,10 +403,17 @@ fn phase_seconds(op: &pb::Operation) -> f64 {
         .sum()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dry_run_changes_nothing_and_apply_rechecks_each_file() {
-    let app = TestApp::spawn().await;
-    let bob = user(&app, "dryrun").await;
+/// Bob's `box/` (a photo, a PDF, a song) planned by a dry run: Bob, the
+/// snapshot of his storage before, and the planned operation once its
+/// REPORT phase is timed.
+async fn planned_box(
+    app: &TestApp,
+) -> (
+    User,
+    std::collections::BTreeMap<String, Entry>,
+    pb::Operation,
+) {
+    let bob = user(app, "dryrun").await;
     for (path, content) in [
         ("box/one.jpg", "1"),
         ("box/two.pdf", "22"),
@@ -375,7 +423,7 @@ async fn dry_run_changes_nothing_and_apply_rechecks_each_file() {
     }
     let before = tree::snapshot(&bob.root);
     let op = create(
-        &app,
+        app,
         &bob,
         pb::Operation {
             dry_run: true,
@@ -384,23 +432,40 @@ async fn dry_run_changes_nothing_and_apply_rechecks_each_file() {
     )
     .await;
     let planned = wait_for(
-        &app,
+        app,
         &bob,
         &op.name,
         &[OperationState::Planned, OperationState::Failed],
     )
     .await;
     assert_eq!(planned.state, OperationState::Planned as i32);
+    let planned = report_timed(app, &bob, &op.name).await;
+    (bob, before, planned)
+}
+
+/// The phases of a plan.
+const PLANNING: [pb::OperationPhase; 5] = [
+    pb::OperationPhase::Scan,
+    pb::OperationPhase::Categorize,
+    pb::OperationPhase::Hash,
+    pb::OperationPhase::Plan,
+    pb::OperationPhase::Journal,
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_plans_every_file_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let (bob, before, planned) = planned_box(&app).await;
     assert_eq!(
         tree::snapshot(&bob.root),
         before,
         "a dry run changed the disk"
     );
-    use pb::OperationPhase as P;
-    let planning = [P::Scan, P::Categorize, P::Hash, P::Plan, P::Journal];
-    let planned = report_timed(&app, &bob, &op.name).await;
-    assert_eq!(phases(&planned), [&planning[..], &[P::Report]].concat());
-    let plan = records(&app, &op.name).await;
+    assert_eq!(
+        phases(&planned),
+        [&PLANNING[..], &[pb::OperationPhase::Report]].concat()
+    );
+    let plan = records(&app, &planned.name).await;
     assert!(plan.iter().all(|r| r.status == RecordStatus::Planned));
     assert_eq!(
         plan.iter()
@@ -410,35 +475,33 @@ async fn dry_run_changes_nothing_and_apply_rechecks_each_file() {
             .as_deref(),
         Some("box/Documents/two.pdf")
     );
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_rechecks_each_planned_file_and_keeps_the_plans_phases() {
+    let app = TestApp::spawn().await;
+    let (bob, _, planned) = planned_box(&app).await;
     // A planned file changes before the plan is applied: it is skipped.
     tree::write(&bob.root, "box/two.pdf", b"changed after planning");
-    app.operations()
-        .apply_operation(bearer(
-            pb::ApplyOperationRequest {
-                name: op.name.clone(),
-            },
-            &bob.token,
-        ))
-        .await
-        .unwrap();
+    apply(&app, &bob, &planned.name).await;
     let done = wait_for(
         &app,
         &bob,
-        &op.name,
+        &planned.name,
         &[OperationState::Succeeded, OperationState::Failed],
     )
     .await;
     assert_eq!(done.state, OperationState::Succeeded as i32);
     // The apply's run adds its phases to the plan's; the plan's are kept.
-    let done = report_timed(&app, &bob, &op.name).await;
+    use pb::OperationPhase as P;
+    let done = report_timed(&app, &bob, &planned.name).await;
     assert_eq!(
         phases(&done),
-        [&planning[..], &[P::Apply, P::Cleanup, P::Report]].concat()
+        [&PLANNING[..], &[P::Apply, P::Cleanup, P::Report]].concat()
     );
     assert_eq!(
-        &done.phase_durations[..planning.len()],
-        &planned.phase_durations[..planning.len()]
+        &done.phase_durations[..PLANNING.len()],
+        &planned.phase_durations[..PLANNING.len()]
     );
     let after = tree::snapshot(&bob.root);
     assert!(after.contains_key("box/Images/one.jpg") && after.contains_key("box/Audio/three.mp3"));
@@ -446,27 +509,71 @@ async fn dry_run_changes_nothing_and_apply_rechecks_each_file() {
         after["box/two.pdf"],
         tree::hash_of(b"changed after planning")
     );
-    let changed = records(&app, &op.name)
+    let changed = records(&app, &planned.name)
         .await
         .into_iter()
         .find(|r| r.original_path == "box/two.pdf")
         .unwrap();
     assert_eq!(changed.status, RecordStatus::Skipped);
     assert!(changed.reason.unwrap().contains("changed"));
+}
 
-    // Applying twice is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applying_a_plan_twice_is_refused() {
+    let app = TestApp::spawn().await;
+    let (bob, _, planned) = planned_box(&app).await;
+    apply(&app, &bob, &planned.name).await;
+    let finished = [OperationState::Succeeded, OperationState::Failed];
+    wait_for(&app, &bob, &planned.name, &finished).await;
     let again = assert_code(
         app.operations()
             .apply_operation(bearer(
                 pb::ApplyOperationRequest {
-                    name: op.name.clone(),
+                    name: planned.name.clone(),
                 },
                 &bob.token,
             ))
             .await,
         Code::FailedPrecondition,
     );
-    assert!(again.message().contains("planned"));
+    assert!(again.message().contains("planned"), "{again:?}");
+}
+
+/// The seqs of planned records whose file the test disturbed, by the
+/// outcome that follows.
+struct Disturbed {
+    renamed: Vec<i64>,
+    failed: Vec<i64>,
+    skipped: Vec<i64>,
+}
+
+/// Step 2: outcomes other than "as planned", at a batch's first and last
+/// record and inside one: a taken destination (renamed), a vanished source
+/// (failed), a changed file (skipped).
+fn disturb_the_plan(root: &Path, plan: &[FileRecord]) -> Disturbed {
+    let mut renamed = Vec::new();
+    for n in [0, 999, 1_000, 1_500] {
+        let r = &plan[n];
+        tree::write(root, r.new_path.as_deref().unwrap(), b"taken");
+        renamed.push(r.seq);
+    }
+    let mut failed = Vec::new();
+    for n in [1, 1_999, 2_599] {
+        let r = &plan[n];
+        std::fs::remove_file(root.join(&r.original_path)).unwrap();
+        failed.push(r.seq);
+    }
+    let mut skipped = Vec::new();
+    for n in [2, 2_000] {
+        let r = &plan[n];
+        tree::write(root, &r.original_path, b"changed after planning");
+        skipped.push(r.seq);
+    }
+    Disturbed {
+        renamed,
+        failed,
+        skipped,
+    }
 }
 
 /// Files that move as planned are recorded a batch's range at a time (one
@@ -478,8 +585,8 @@ async fn dry_run_changes_nothing_and_apply_rechecks_each_file() {
 async fn apply_records_every_outcome_across_batches() {
     let app = TestApp::spawn().await;
     let kim = user(&app, "batches").await;
-    // 2,600 files: three apply batches of 1,000. Every 50th is a copy of
-    // the first (a duplicate, moved to _duplicates and marked).
+    // Step 1: 2,600 files, three apply batches of 1,000, planned. Every 50th
+    // is a copy of the first (a duplicate, moved to _duplicates and marked).
     for i in 0..2_600 {
         let content = if i % 50 == 0 {
             "same".to_string()
@@ -502,29 +609,12 @@ async fn apply_records_every_outcome_across_batches() {
     )
     .await;
     let plan = records(&app, &op.name).await;
-    assert_eq!(plan.len(), 2_600);
-    // Outcomes other than "as planned", at a batch's first and last record
-    // and inside one: a taken destination (renamed), a vanished source
-    // (failed), a changed file (skipped).
-    let planned = |n: usize| &plan[n];
-    let mut expect_renamed = Vec::new();
-    for n in [0, 999, 1_000, 1_500] {
-        let r = planned(n);
-        tree::write(&kim.root, r.new_path.as_deref().unwrap(), b"taken");
-        expect_renamed.push(r.seq);
-    }
-    let mut expect_failed = Vec::new();
-    for n in [1, 1_999, 2_599] {
-        let r = planned(n);
-        std::fs::remove_file(kim.root.join(&r.original_path)).unwrap();
-        expect_failed.push(r.seq);
-    }
-    let mut expect_skipped = Vec::new();
-    for n in [2, 2_000] {
-        let r = planned(n);
-        tree::write(&kim.root, &r.original_path, b"changed after planning");
-        expect_skipped.push(r.seq);
-    }
+    assert_eq!(plan.len(), 2_600, "step 1: the plan");
+    let Disturbed {
+        renamed: expect_renamed,
+        failed: expect_failed,
+        skipped: expect_skipped,
+    } = disturb_the_plan(&kim.root, &plan);
     apply(&app, &kim, &op.name).await;
     let done = wait_for(
         &app,
@@ -533,7 +623,12 @@ async fn apply_records_every_outcome_across_batches() {
         &[OperationState::Succeeded, OperationState::Failed],
     )
     .await;
-    assert_eq!(done.state, OperationState::Succeeded as i32, "{done:?}");
+    assert_eq!(
+        done.state,
+        OperationState::Succeeded as i32,
+        "step 3, apply: {done:?}"
+    );
+    // Step 4: each record's outcome, in the journal and on disk.
     let journal = records(&app, &op.name).await;
     let disk = tree::snapshot(&kim.root);
     for (r, p) in journal.iter().zip(&plan) {
@@ -553,7 +648,8 @@ async fn apply_records_every_outcome_across_batches() {
             assert!(r.reason.is_some(), "{r:?}");
             assert_eq!(
                 disk.contains_key(&r.original_path),
-                expected == RecordStatus::Skipped
+                expected == RecordStatus::Skipped,
+                "{r:?} on disk"
             );
             continue;
         }
@@ -571,6 +667,7 @@ async fn apply_records_every_outcome_across_batches() {
             "{r:?} is still at its old path"
         );
     }
+    // Step 5: the totals.
     let marked = journal
         .iter()
         .filter(|r| r.status == RecordStatus::Duplicate)
@@ -844,29 +941,11 @@ async fn cancel_midway_then_undo_restores_everything() {
     }
     let original = tree::snapshot(&erin.root);
     let op = create(&app, &erin, organize("big")).await;
-    // Wait until some files have moved, then cancel.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let now = app
-            .operations()
-            .get_operation(bearer(
-                pb::GetOperationRequest {
-                    name: op.name.clone(),
-                },
-                &erin.token,
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        if now.counters.as_ref().is_some_and(|c| c.files_moved >= 100) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never started moving: {now:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // Step 1: wait until some files have moved, then cancel.
+    wait_until(&app, &erin, &op.name, |now| {
+        now.counters.as_ref().is_some_and(|c| c.files_moved >= 100)
+    })
+    .await;
     let cancelling = app
         .operations()
         .cancel_operation(bearer(
@@ -893,16 +972,21 @@ async fn cancel_midway_then_undo_restores_everything() {
         &[OperationState::Cancelled, OperationState::Succeeded],
     )
     .await;
-    assert_eq!(cancelled.state, OperationState::Cancelled as i32);
+    assert_eq!(
+        cancelled.state,
+        OperationState::Cancelled as i32,
+        "step 1, cancel"
+    );
     let moved = cancelled.counters.unwrap().files_moved;
-    assert!(moved > 0 && moved < 1200, "moved {moved}");
-    // Records agree with the disk: what moved is recorded as moved.
+    assert!(moved > 0 && moved < 1200, "step 1: moved {moved}");
+    // Step 2: records agree with the disk: what moved is recorded as moved.
     let recs = records(&app, &op.name).await;
     assert_eq!(
         recs.iter()
             .filter(|r| r.status == RecordStatus::Completed)
             .count() as i64,
-        moved
+        moved,
+        "step 2: completed records"
     );
     for r in &recs {
         let at_new = r
@@ -918,20 +1002,18 @@ async fn cancel_midway_then_undo_restores_everything() {
         assert_eq!(r.status == RecordStatus::Completed, at_new, "{r:?}");
     }
 
-    let undo = app
-        .operations()
-        .undo_operation(bearer(
-            pb::UndoOperationRequest {
-                name: op.name.clone(),
-                request_id: String::new(),
-            },
-            &erin.token,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    wait_for(&app, &erin, &undo.name, &[OperationState::Succeeded]).await;
-    assert_eq!(tree::snapshot(&erin.root), original);
+    // Step 3: the undo puts everything back.
+    let undone = undo_and_wait(&app, &erin, &op.name).await;
+    assert_eq!(
+        undone.state,
+        OperationState::Succeeded as i32,
+        "step 3, undo: {undone:?}"
+    );
+    assert_eq!(
+        tree::snapshot(&erin.root),
+        original,
+        "step 3: the tree after the undo"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -245,6 +245,19 @@ async fn operations_over_rest_with_server_sent_progress() {
         .await
         .unwrap();
     assert_eq!(fetched["state"], "OPERATION_STATE_SUCCEEDED");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_hides_another_users_operation_and_bad_input_names_its_field() {
+    let app = TestApp::spawn().await;
+    let envoy = Envoy::start(app.addr.port()).await;
+    let http = reqwest::Client::new();
+    let owner = crate::operations::user(&app, "rest-ops").await;
+    let token = owner.token.clone();
+    crate::common::tree::write(&owner.root, "in/a.txt", b"a");
+    let name = crate::operations::create(&app, &owner, crate::operations::organize("in"))
+        .await
+        .name;
 
     // Another user: 404 with a JSON error, as for an id that does not exist.
     let other = app
@@ -259,7 +272,7 @@ async fn operations_over_rest_with_server_sent_progress() {
         .unwrap();
     assert_eq!(foreign.status(), StatusCode::NOT_FOUND);
     let error: Value = foreign.json().await.unwrap();
-    assert_eq!(error["code"], 5);
+    assert_eq!(error["code"], 5, "{error}");
     // Bad input names its field: 400.
     let bad = http
         .post(envoy.url("/api/v1/operations"))
@@ -274,6 +287,7 @@ async fn operations_over_rest_with_server_sent_progress() {
         bad["message"]
             .as_str()
             .unwrap()
-            .contains("operation.source_path")
+            .contains("operation.source_path"),
+        "{bad}"
     );
 }

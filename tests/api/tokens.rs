@@ -1,10 +1,11 @@
 //! The token matrix: every way to forge, bend or replay an access token,
 //! refresh token or API key, against the TestApp server's own JWT secret
 //! (`common::JWT_SECRET`, what it is configured with). Extends
-//! `auth::protected_rpcs_need_valid_credentials` (reasons per case) with the
-//! cases it lacks and one rule over all of them: every failure looks the
-//! same from outside (code, message and details byte for byte), so an
-//! attacker learns nothing about which check failed.
+//! `auth::expired_forged_tampered_or_mistyped_access_tokens_are_invalid`
+//! (reasons per case) with the cases it lacks and one rule over all of
+//! them: every failure looks the same from outside (code, message and
+//! details byte for byte), so an attacker learns nothing about which check
+//! failed.
 
 use base64::Engine;
 use diesel::prelude::*;
@@ -81,54 +82,124 @@ async fn me(app: &TestApp, token: &str) -> Result<pb::User, Status> {
         .map(|r| r.into_inner())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_bad_access_token_gets_one_and_the_same_answer() {
-    let app = TestApp::spawn().await;
-    let session = app.register(&TestApp::email("matrix")).await;
-    let id = session.user.as_ref().unwrap().id.clone();
-    let secret = JWT_SECRET.as_bytes();
-    let now = chrono::Utc::now().timestamp();
+/// What the matrix forges access tokens from: a live session, its claims
+/// (as the server would write them) and a token made from them exactly
+/// like the server's own.
+struct Forge {
+    app: TestApp,
+    session: pb::RegisterResponse,
+    id: String,
+    live: Claims,
+    /// `live` as JSON, to bend.
+    valid: serde_json::Value,
+    /// A token signed like the server's own, for the live session.
+    good: String,
+    now: i64,
+}
 
-    // A token made exactly like the server's own (for the live session)
-    // works: the matrix below fails for the reason it names, not for a
-    // mistake in building it.
-    let live = Claims {
-        sid: session_of(&session.access_token),
-        ..claims(&id, "access")
-    };
-    let good = sign(&live, Algorithm::HS256, secret);
-    assert_eq!(me(&app, &good).await.unwrap().id, id);
+const HS256: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
 
-    let valid = serde_json::to_value(live.clone()).unwrap();
-    let stranger = app.register(&TestApp::email("stranger")).await;
-    let stranger_session = session_of(&stranger.access_token);
-    let with = |key: &str, value: serde_json::Value| {
-        let mut c = valid.clone();
+impl Forge {
+    /// A server and a session; the token made like the server's own works,
+    /// so the cases fail for the reason they name, not for a mistake in
+    /// building them.
+    async fn new() -> Forge {
+        let app = TestApp::spawn().await;
+        let session = app.register(&TestApp::email("matrix")).await;
+        let id = session.user.as_ref().unwrap().id.clone();
+        let live = Claims {
+            sid: session_of(&session.access_token),
+            ..claims(&id, "access")
+        };
+        let good = sign(&live, Algorithm::HS256, JWT_SECRET.as_bytes());
+        assert_eq!(me(&app, &good).await.unwrap().id, id);
+        Forge {
+            valid: serde_json::to_value(live.clone()).unwrap(),
+            app,
+            session,
+            id,
+            live,
+            good,
+            now: chrono::Utc::now().timestamp(),
+        }
+    }
+
+    /// The live claims with `key` set to `value`.
+    fn with(&self, key: &str, value: serde_json::Value) -> serde_json::Value {
+        let mut c = self.valid.clone();
         c[key] = value;
         c
-    };
-    let without = |key: &str| {
-        let mut c = valid.clone();
+    }
+
+    fn without(&self, key: &str) -> serde_json::Value {
+        let mut c = self.valid.clone();
         c.as_object_mut().unwrap().remove(key);
         c
-    };
-    let hs256 = r#"{"alg":"HS256","typ":"JWT"}"#;
-    let parts: Vec<&str> = session.access_token.split('.').collect();
-    let payload: serde_json::Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(parts[1])
-            .unwrap(),
-    )
-    .unwrap();
-    let resigned_payload =
-        |c: serde_json::Value| format!("{}.{}.{}", parts[0], b64(c.to_string()), parts[2]);
-    let other_user = uuid::Uuid::new_v4().to_string();
-    let mut admin_payload = payload.clone();
-    admin_payload["role"] = "admin".into();
-    let mut other_sub_payload = payload.clone();
-    other_sub_payload["sub"] = other_user.clone().into();
+    }
 
-    let cases: Vec<(&str, String)> = vec![
+    /// A token signed with the server's secret over the live claims with
+    /// `key` set to `value`.
+    fn signed_with(&self, key: &str, value: serde_json::Value) -> String {
+        jwt(HS256, &self.with(key, value), JWT_SECRET.as_bytes())
+    }
+
+    fn signed_without(&self, key: &str) -> String {
+        jwt(HS256, &self.without(key), JWT_SECRET.as_bytes())
+    }
+
+    /// The three parts of the session's real access token.
+    fn parts(&self) -> Vec<&str> {
+        self.session.access_token.split('.').collect()
+    }
+
+    /// The payload of the real token, as the server wrote it.
+    fn payload(&self) -> serde_json::Value {
+        let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(self.parts()[1])
+            .unwrap();
+        serde_json::from_slice(&decoded).unwrap()
+    }
+
+    /// Each case is refused with UNAUTHENTICATED, reason TOKEN_INVALID, a
+    /// message that echoes neither the token nor the secret, and exactly
+    /// the answer (message and details) a garbage token gets; the real
+    /// session still works afterwards.
+    async fn assert_refused_alike(&self, cases: Vec<(&str, String)>) {
+        let garbage = me(&self.app, "garbage").await.unwrap_err();
+        assert_eq!(garbage.code(), Code::Unauthenticated, "{garbage:?}");
+        assert_eq!(reason(&garbage), "TOKEN_INVALID");
+        for (label, token) in &cases {
+            let status = match me(&self.app, token).await {
+                Ok(user) => panic!("{label}: accepted as {user:?}"),
+                Err(status) => status,
+            };
+            assert_eq!(status.code(), Code::Unauthenticated, "{label}: {status:?}");
+            assert_eq!(reason(&status), "TOKEN_INVALID", "{label}");
+            assert!(
+                !status.message().contains(token.as_str()),
+                "{label}: echoes the token"
+            );
+            assert!(!status.message().contains(JWT_SECRET), "{label}");
+            assert_eq!(
+                (status.message(), status.details()),
+                (garbage.message(), garbage.details()),
+                "{label} is distinguishable from a garbage token"
+            );
+        }
+        // Nothing the cases did affected the real session.
+        assert_eq!(
+            me(&self.app, &self.session.access_token).await.unwrap().id,
+            self.id
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_of_other_algorithms_or_keys_get_the_same_answer() {
+    let f = Forge::new().await;
+    let (secret, valid, parts) = (JWT_SECRET.as_bytes(), &f.valid, f.parts());
+    let other_user = uuid::Uuid::new_v4().to_string();
+    f.assert_refused_alike(vec![
         // Algorithms: unsigned, another HMAC, an asymmetric header over an
         // HMAC signature (key confusion), a made-up one.
         (
@@ -149,92 +220,103 @@ async fn every_bad_access_token_gets_one_and_the_same_answer() {
         ),
         (
             "HS512 with the right secret",
-            sign(&live, Algorithm::HS512, secret),
+            sign(&f.live, Algorithm::HS512, secret),
         ),
         (
             "HS384 with the right secret",
-            sign(&live, Algorithm::HS384, secret),
+            sign(&f.live, Algorithm::HS384, secret),
         ),
         (
             "RS256 header, HMAC signature",
-            jwt(r#"{"alg":"RS256","typ":"JWT"}"#, &valid, secret),
+            jwt(r#"{"alg":"RS256","typ":"JWT"}"#, valid, secret),
         ),
         (
             "ES256 header, HMAC signature",
-            jwt(r#"{"alg":"ES256","typ":"JWT"}"#, &valid, secret),
+            jwt(r#"{"alg":"ES256","typ":"JWT"}"#, valid, secret),
         ),
         (
             "unknown alg",
-            jwt(r#"{"alg":"HS1024","typ":"JWT"}"#, &valid, secret),
+            jwt(r#"{"alg":"HS1024","typ":"JWT"}"#, valid, secret),
         ),
         (
             "kid injection",
             jwt(
                 r#"{"alg":"HS256","kid":"../../dev/null"}"#,
-                &with("sub", other_user.clone().into()),
+                &f.with("sub", other_user.into()),
                 b"\0",
             ),
         ),
         // Keys.
         (
             "wrong key",
-            jwt(hs256, &valid, b"another-secret-another-secret-another"),
+            jwt(HS256, valid, b"another-secret-another-secret-another"),
         ),
-        ("one-byte key", jwt(hs256, &valid, b"\0")),
+        ("one-byte key", jwt(HS256, valid, b"\0")),
+    ])
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_with_bad_times_issuers_audiences_subjects_or_types_get_the_same_answer() {
+    let f = Forge::new().await;
+    let now = f.now;
+    f.assert_refused_alike(vec![
         // Time.
-        (
-            "expired",
-            jwt(hs256, &with("exp", (now - 600).into()), secret),
-        ),
-        (
-            "not yet valid",
-            jwt(hs256, &with("nbf", (now + 600).into()), secret),
-        ),
+        ("expired", f.signed_with("exp", (now - 600).into())),
+        ("not yet valid", f.signed_with("nbf", (now + 600).into())),
         (
             "exp as a string",
-            jwt(hs256, &with("exp", (now + 600).to_string().into()), secret),
+            f.signed_with("exp", (now + 600).to_string().into()),
         ),
-        ("no exp", jwt(hs256, &without("exp"), secret)),
-        ("no nbf", jwt(hs256, &without("nbf"), secret)),
+        ("no exp", f.signed_without("exp")),
+        ("no nbf", f.signed_without("nbf")),
         // Issuer, audience, subject, type.
-        (
-            "wrong issuer",
-            jwt(hs256, &with("iss", "evil".into()), secret),
-        ),
-        ("no issuer", jwt(hs256, &without("iss"), secret)),
-        (
-            "wrong audience",
-            jwt(hs256, &with("aud", "other-api".into()), secret),
-        ),
+        ("wrong issuer", f.signed_with("iss", "evil".into())),
+        ("no issuer", f.signed_without("iss")),
+        ("wrong audience", f.signed_with("aud", "other-api".into())),
         (
             "audience list without ours",
-            jwt(hs256, &with("aud", serde_json::json!(["a", "b"])), secret),
+            f.signed_with("aud", serde_json::json!(["a", "b"])),
         ),
-        (
-            "sub not a uuid",
-            jwt(hs256, &with("sub", "admin".into()), secret),
-        ),
-        ("no sub", jwt(hs256, &without("sub"), secret)),
-        (
-            "refresh-typed",
-            jwt(hs256, &with("typ", "refresh".into()), secret),
-        ),
-        ("untyped", jwt(hs256, &without("typ"), secret)),
-        // Sessions: none named, one that never existed, one of another user.
-        ("no session", jwt(hs256, &without("sid"), secret)),
-        ("empty session", jwt(hs256, &with("sid", "".into()), secret)),
+        ("sub not a uuid", f.signed_with("sub", "admin".into())),
+        ("no sub", f.signed_without("sub")),
+        ("refresh-typed", f.signed_with("typ", "refresh".into())),
+        ("untyped", f.signed_without("typ")),
+    ])
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_naming_no_unknown_or_another_users_session_get_the_same_answer() {
+    let f = Forge::new().await;
+    let stranger = f.app.register(&TestApp::email("stranger")).await;
+    let stranger_session = session_of(&stranger.access_token);
+    f.assert_refused_alike(vec![
+        ("no session", f.signed_without("sid")),
+        ("empty session", f.signed_with("sid", "".into())),
         (
             "unknown session",
-            jwt(
-                hs256,
-                &with("sid", uuid::Uuid::new_v4().to_string().into()),
-                secret,
-            ),
+            f.signed_with("sid", uuid::Uuid::new_v4().to_string().into()),
         ),
         (
             "another user's session",
-            jwt(hs256, &with("sid", stranger_session.into()), secret),
+            f.signed_with("sid", stranger_session.into()),
         ),
+    ])
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_tokens_tampered_with_get_the_same_answer() {
+    let f = Forge::new().await;
+    let parts = f.parts();
+    let resigned_payload =
+        |c: serde_json::Value| format!("{}.{}.{}", parts[0], b64(c.to_string()), parts[2]);
+    let mut admin_payload = f.payload();
+    admin_payload["role"] = "admin".into();
+    let mut other_sub_payload = f.payload();
+    other_sub_payload["sub"] = uuid::Uuid::new_v4().to_string().into();
+    f.assert_refused_alike(vec![
         // Tampering with a real token, keeping its signature.
         ("role escalated", resigned_payload(admin_payload)),
         ("sub changed", resigned_payload(other_sub_payload)),
@@ -244,7 +326,7 @@ async fn every_bad_access_token_gets_one_and_the_same_answer() {
                 "{}.{}.{}",
                 parts[0],
                 parts[1],
-                good.split('.').nth(2).unwrap()
+                f.good.split('.').nth(2).unwrap()
             ),
         ),
         (
@@ -259,73 +341,62 @@ async fn every_bad_access_token_gets_one_and_the_same_answer() {
                 if parts[2].ends_with('A') { 'E' } else { 'A' }
             ),
         ),
-        // Truncated and garbage.
-        (
-            "last character cut",
-            session.access_token[..session.access_token.len() - 1].to_string(),
-        ),
-        (
-            "half a token",
-            session.access_token[..session.access_token.len() / 2].to_string(),
-        ),
+    ])
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncated_garbage_and_other_credentials_in_a_tokens_place_get_the_same_answer() {
+    let f = Forge::new().await;
+    let (parts, access) = (f.parts(), &f.session.access_token);
+    f.assert_refused_alike(vec![
+        ("last character cut", access[..access.len() - 1].to_string()),
+        ("half a token", access[..access.len() / 2].to_string()),
         ("header only", format!("{}.", parts[0])),
         ("no signature part", format!("{}.{}", parts[0], parts[1])),
-        ("four parts", format!("{}.x", session.access_token)),
+        ("four parts", format!("{access}.x")),
         ("empty parts", "..".into()),
         ("not base64", "!!!.@@@.###".into()),
-        ("json, not base64", format!("{hs256}.{valid}.sig")),
+        ("json, not base64", format!("{HS256}.{}.sig", f.valid)),
         ("garbage", "garbage".into()),
         ("long garbage", "a".repeat(4096)),
         // Other credentials in the access token's place.
         (
             "refresh token as access token",
-            session.refresh_token.clone(),
+            f.session.refresh_token.clone(),
         ),
-    ];
+    ])
+    .await;
+}
 
-    let mut answers: Vec<(&str, Status)> = Vec::new();
-    for (label, token) in &cases {
-        let status = match me(&app, token).await {
-            Ok(user) => panic!("{label}: accepted as {user:?}"),
-            Err(status) => status,
-        };
-        assert_eq!(status.code(), Code::Unauthenticated, "{label}: {status:?}");
-        assert_eq!(reason(&status), "TOKEN_INVALID", "{label}");
-        assert!(
-            !status.message().contains(token.as_str()),
-            "{label}: echoes the token"
-        );
-        assert!(!status.message().contains(JWT_SECRET), "{label}");
-        answers.push((label, status));
-    }
-    let (first_label, first) = &answers[0];
-    for (label, status) in &answers[1..] {
-        assert_eq!(
-            (status.message(), status.details()),
-            (first.message(), first.details()),
-            "{label} is distinguishable from {first_label}"
-        );
-    }
-
-    // The same through every service: one protected RPC each.
-    let forged = &cases[0].1;
-    let operations = app
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_token_gets_the_same_answer_from_every_service() {
+    let f = Forge::new().await;
+    let forged = &format!(
+        "{}.{}.",
+        b64(r#"{"alg":"none","typ":"JWT"}"#),
+        b64(f.valid.to_string())
+    );
+    let answer = me(&f.app, forged).await.unwrap_err();
+    assert_eq!(reason(&answer), "TOKEN_INVALID");
+    // One protected RPC of each other service.
+    let operations = f
+        .app
         .operations()
         .list_operations(bearer(pb::ListOperationsRequest::default(), forged))
         .await;
     let status = assert_code(operations, Code::Unauthenticated);
-    assert_eq!(status.message(), first.message());
-    let system = app
+    assert_eq!(status.message(), answer.message(), "OperationService");
+    let system = f
+        .app
         .system()
         .get_status(bearer(pb::GetStatusRequest::default(), forged))
         .await;
     assert_eq!(
         assert_code(system, Code::Unauthenticated).message(),
-        first.message()
+        answer.message(),
+        "SystemService"
     );
-
-    // Nothing the matrix did affected the real session.
-    assert_eq!(me(&app, &session.access_token).await.unwrap().id, id);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,7 @@
 //! before and after), nothing is overwritten, and the unchanged files are
 //! organized.
 
-use std::os::unix::fs::symlink;
+use std::{os::unix::fs::symlink, path::Path};
 
 use fileorganizer::domain::RecordStatus;
 use fileorganizer::pb::fileorganizer::v1::{self as pb, ConflictPolicy, OperationState};
@@ -14,16 +14,13 @@ use fileorganizer::pb::fileorganizer::v1::{self as pb, ConflictPolicy, Operation
 use crate::common::{TestApp, bearer, tree};
 use crate::operations::{organize, plan, records, user, wait_for};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn files_changed_between_plan_and_apply_are_skipped_with_a_reason() {
-    let app = TestApp::spawn().await;
-    let eve = user(&app, "changing").await;
-    let root = eve.root.clone();
-    let outside = app.storage.path().join("outside");
-    tree::write(&outside, "secret.txt", b"outside secret");
-    tree::write(&outside, "in_swapped_dir.txt", b"outside, same name");
-    tree::write(&outside, "rel_swapped.txt", b"outside, relative");
-    tree::write(&root, "keep/inside.txt", b"inside target");
+/// Step 1: the files the plan will cover, a file inside the storage and
+/// files outside it that the changes will point at.
+fn write_the_tree(root: &Path, outside: &Path) {
+    tree::write(outside, "secret.txt", b"outside secret");
+    tree::write(outside, "in_swapped_dir.txt", b"outside, same name");
+    tree::write(outside, "rel_swapped.txt", b"outside, relative");
+    tree::write(root, "keep/inside.txt", b"inside target");
     for (path, content) in [
         ("inbox/modified.txt", &b"version 1"[..]),
         ("inbox/touched.txt", b"same size"),
@@ -40,10 +37,95 @@ async fn files_changed_between_plan_and_apply_are_skipped_with_a_reason() {
         ("inbox/song.mp3", b"unchanged, organized"),
         ("inbox/clip.mp4", b"unchanged too"),
     ] {
-        tree::write(&root, path, content);
+        tree::write(root, path, content);
     }
-    tree::set_mtime(&root, "inbox/touched.txt", 1_600_000_000);
+    tree::set_mtime(root, "inbox/touched.txt", 1_600_000_000);
+}
 
+/// Step 3: the tree changes under the plan: contents, a deletion, files
+/// and folders swapped for links inside and outside (absolute and
+/// relative), a destination folder swapped out and a destination taken.
+/// `storage` is the folder that holds both `root` and `outside`.
+fn change_the_tree(root: &Path, outside: &Path, storage: &Path) {
+    let at = |p: &str| root.join(p);
+    tree::write(root, "inbox/modified.txt", b"version 2, longer");
+    tree::write(root, "inbox/touched.txt", b"SAME SIZE");
+    tree::set_mtime(root, "inbox/touched.txt", 1_600_000_000);
+    std::fs::remove_file(at("inbox/deleted.txt")).unwrap();
+    std::fs::remove_file(at("inbox/link_inside.txt")).unwrap();
+    symlink("../keep/inside.txt", at("inbox/link_inside.txt")).unwrap();
+    std::fs::remove_file(at("inbox/link_outside.txt")).unwrap();
+    symlink(outside.join("secret.txt"), at("inbox/link_outside.txt")).unwrap();
+    std::fs::remove_dir_all(at("inbox/sub")).unwrap();
+    symlink(outside, at("inbox/sub")).unwrap();
+    std::fs::remove_dir_all(at("inbox/rel")).unwrap();
+    let relative_outside = Path::new("../..").join(
+        outside
+            .strip_prefix(storage)
+            .expect("outside is a sibling of the storage"),
+    );
+    symlink(Path::new("..").join(&relative_outside), at("inbox/rel")).unwrap();
+    assert!(
+        at("inbox/rel/rel_swapped.txt").exists(),
+        "relative link resolves outside"
+    );
+    symlink(outside, at("inbox/Images")).unwrap();
+    tree::write(root, "inbox/Documents/taken.pdf", b"appeared meanwhile");
+}
+
+/// Step 5: each file's record, (status, reason).
+const OUTCOMES: [(&str, &str, &str); 11] = [
+    (
+        "inbox/modified.txt",
+        "skipped",
+        "source changed since the scan",
+    ),
+    (
+        "inbox/touched.txt",
+        "skipped",
+        "source changed since the scan",
+    ),
+    ("inbox/deleted.txt", "failed", "source file is missing"),
+    (
+        "inbox/link_inside.txt",
+        "skipped",
+        "source is not a regular file",
+    ),
+    (
+        "inbox/link_outside.txt",
+        "skipped",
+        "source is not a regular file",
+    ),
+    (
+        "inbox/sub/in_swapped_dir.txt",
+        "failed",
+        "path leads outside the storage root",
+    ),
+    (
+        "inbox/rel/rel_swapped.txt",
+        "failed",
+        "path leads outside the storage root",
+    ),
+    (
+        "inbox/photo.png",
+        "failed",
+        "path leads outside the storage root",
+    ),
+    ("inbox/taken.pdf", "skipped", "destination already exists"),
+    ("inbox/song.mp3", "completed", ""),
+    ("inbox/clip.mp4", "completed", ""),
+];
+
+/// One sequence (plan, change the tree, apply), in named steps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_changed_between_plan_and_apply_are_skipped_with_a_reason() {
+    let app = TestApp::spawn().await;
+    let eve = user(&app, "changing").await;
+    let root = eve.root.clone();
+    let outside = app.storage.path().join("outside");
+    write_the_tree(&root, &outside);
+
+    // Step 2: the plan.
     let op = plan(
         &app,
         &eve,
@@ -56,42 +138,15 @@ async fn files_changed_between_plan_and_apply_are_skipped_with_a_reason() {
     let plan = records(&app, &op.name).await;
     assert!(
         plan.iter().all(|r| r.status == RecordStatus::Planned),
-        "{plan:#?}"
+        "step 2, plan: {plan:#?}"
     );
 
-    // The tree changes under the plan.
-    let at = |p: &str| root.join(p);
-    tree::write(&root, "inbox/modified.txt", b"version 2, longer");
-    tree::write(&root, "inbox/touched.txt", b"SAME SIZE");
-    tree::set_mtime(&root, "inbox/touched.txt", 1_600_000_000);
-    std::fs::remove_file(at("inbox/deleted.txt")).unwrap();
-    std::fs::remove_file(at("inbox/link_inside.txt")).unwrap();
-    symlink("../keep/inside.txt", at("inbox/link_inside.txt")).unwrap();
-    std::fs::remove_file(at("inbox/link_outside.txt")).unwrap();
-    symlink(outside.join("secret.txt"), at("inbox/link_outside.txt")).unwrap();
-    std::fs::remove_dir_all(at("inbox/sub")).unwrap();
-    symlink(&outside, at("inbox/sub")).unwrap();
-    std::fs::remove_dir_all(at("inbox/rel")).unwrap();
-    let relative_outside = std::path::Path::new("../..").join(
-        outside
-            .strip_prefix(app.storage.path())
-            .expect("outside is a sibling of the storage"),
-    );
-    symlink(
-        std::path::Path::new("..").join(&relative_outside),
-        at("inbox/rel"),
-    )
-    .unwrap();
-    assert!(
-        at("inbox/rel/rel_swapped.txt").exists(),
-        "relative link resolves outside"
-    );
-    symlink(&outside, at("inbox/Images")).unwrap();
-    tree::write(&root, "inbox/Documents/taken.pdf", b"appeared meanwhile");
+    change_the_tree(&root, &outside, app.storage.path());
     let outside_before = tree::snapshot(&outside);
     let inside_before = tree::snapshot(&root.join("keep"));
     let changed = tree::snapshot(&root);
 
+    // Step 4: apply.
     app.operations()
         .apply_operation(bearer(
             pb::ApplyOperationRequest {
@@ -100,7 +155,7 @@ async fn files_changed_between_plan_and_apply_are_skipped_with_a_reason() {
             &eve.token,
         ))
         .await
-        .unwrap();
+        .expect("step 4, ApplyOperation");
     let done = wait_for(
         &app,
         &eve,
@@ -108,65 +163,39 @@ async fn files_changed_between_plan_and_apply_are_skipped_with_a_reason() {
         &[OperationState::Succeeded, OperationState::Failed],
     )
     .await;
-    assert_eq!(done.state, OperationState::Succeeded as i32, "{done:?}");
+    assert_eq!(
+        done.state,
+        OperationState::Succeeded as i32,
+        "step 4: {done:?}"
+    );
 
-    // Containment: nothing outside changed, nor the link's target inside.
-    assert_eq!(tree::snapshot(&outside), outside_before);
-    assert_eq!(tree::snapshot(&root.join("keep")), inside_before);
+    // Step 5: containment: nothing outside changed, nor the link's target
+    // inside; each file has the outcome and reason it should.
+    assert_eq!(
+        tree::snapshot(&outside),
+        outside_before,
+        "step 5: outside the storage"
+    );
+    assert_eq!(
+        tree::snapshot(&root.join("keep")),
+        inside_before,
+        "step 5: the inside link's target"
+    );
     let records = records(&app, &op.name).await;
-    let outcome = |path: &str| {
-        let r = records
+    for (path, status, reason) in OUTCOMES {
+        let record = records
             .iter()
             .find(|r| r.original_path == path)
-            .unwrap_or_else(|| panic!("no record for {path}"));
-        (r.status.as_str(), r.reason.clone().unwrap_or_default())
-    };
-    for (path, status, reason) in [
-        (
-            "inbox/modified.txt",
-            "skipped",
-            "source changed since the scan",
-        ),
-        (
-            "inbox/touched.txt",
-            "skipped",
-            "source changed since the scan",
-        ),
-        ("inbox/deleted.txt", "failed", "source file is missing"),
-        (
-            "inbox/link_inside.txt",
-            "skipped",
-            "source is not a regular file",
-        ),
-        (
-            "inbox/link_outside.txt",
-            "skipped",
-            "source is not a regular file",
-        ),
-        (
-            "inbox/sub/in_swapped_dir.txt",
-            "failed",
-            "path leads outside the storage root",
-        ),
-        (
-            "inbox/rel/rel_swapped.txt",
-            "failed",
-            "path leads outside the storage root",
-        ),
-        (
-            "inbox/photo.png",
-            "failed",
-            "path leads outside the storage root",
-        ),
-        ("inbox/taken.pdf", "skipped", "destination already exists"),
-        ("inbox/song.mp3", "completed", ""),
-        ("inbox/clip.mp4", "completed", ""),
-    ] {
-        assert_eq!(outcome(path), (status, reason.to_string()), "{path}");
+            .unwrap_or_else(|| panic!("step 5: no record for {path}"));
+        let outcome = (
+            record.status.as_str(),
+            record.reason.clone().unwrap_or_default(),
+        );
+        assert_eq!(outcome, (status, reason.to_string()), "step 5: {path}");
     }
 
-    // Only the two unchanged files moved; everything else is exactly as the
-    // test left it (nothing overwritten, no link followed).
+    // Step 6: only the two unchanged files moved; everything else is
+    // exactly as the test left it (nothing overwritten, no link followed).
     let mut expected = changed.clone();
     for (from, to) in [
         ("inbox/song.mp3", "inbox/Audio/song.mp3"),
@@ -175,7 +204,11 @@ async fn files_changed_between_plan_and_apply_are_skipped_with_a_reason() {
         let entry = expected.remove(from).unwrap();
         expected.insert(to.to_string(), entry);
     }
-    assert_eq!(tree::snapshot(&root), expected);
+    assert_eq!(
+        tree::snapshot(&root),
+        expected,
+        "step 6: the tree after apply"
+    );
 }
 
 /// A move under the RENAME policy that took a free ` (n)` name (its planned

@@ -55,7 +55,7 @@ fn open_dir(path: &Path) -> OwnedFd {
 
 /// `levels` nested folders `d` under `base`, made by descriptors (the path
 /// is longer than PATH_MAX), with `leaf.txt` at the bottom.
-fn deep_tree(base: &Path, levels: usize) {
+pub(crate) fn deep_tree(base: &Path, levels: usize) {
     std::fs::create_dir_all(base).unwrap();
     let mut dir = open_dir(base);
     for _ in 0..levels {

@@ -9,6 +9,7 @@
 pub mod envoy;
 pub mod node;
 pub mod proxy;
+pub mod status;
 pub mod tmpfs;
 pub mod tree;
 
