@@ -223,7 +223,13 @@ class Builder:
             op["requestBody"] = {"required": True, "content": {"application/json": {"schema": self.ref(method.input_type)}}}
         elif body:
             field = next(fd for fd in req.field if fd.name == body)
-            op["requestBody"] = {"required": True, "content": {"application/json": {"schema": self.field_schema(field)}}}
+            if field.type_name == ".google.api.HttpBody":
+                # The raw request body, any content type (Envoy streams it into the RPC).
+                op["requestBody"] = {"required": True,
+                                     "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}
+            else:
+                op["requestBody"] = {"required": True,
+                                     "content": {"application/json": {"schema": self.field_schema(field)}}}
         if body != "*":
             for i, field in enumerate(req.field):
                 if field.name in bound or field.name == body:
