@@ -131,6 +131,23 @@ async fn open(root: &Arc<UserRoot>, id: Uuid) -> AppResult<SessionFile> {
     open_if_there(root, id).await?.ok_or_else(|| gone(id))
 }
 
+/// The caller's session `id` with its file open and locked: the row is
+/// read again once the lock is held, because every change of the committed
+/// offset is made under that lock, so only then is it current (a request
+/// that read it before could otherwise cut bytes another one had just
+/// committed).
+async fn lock(
+    files: &Files,
+    principal: &Principal,
+    id: Uuid,
+) -> AppResult<(UploadSession, SessionFile, Arc<UserRoot>)> {
+    find(files, principal, id).await?;
+    let root = files.root(principal)?;
+    let file = open(&root, id).await?;
+    let session = find(files, principal, id).await?;
+    Ok((session, file, root))
+}
+
 fn gone(id: Uuid) -> AppError {
     AppError::FailedPrecondition {
         message: format!(
@@ -153,6 +170,26 @@ fn settle(file: &mut SessionFile, committed: u64, id: Uuid) -> AppResult<()> {
     Ok(())
 }
 
+/// ALREADY_EXISTS under the FAIL policy when `path` is taken (checked
+/// again, atomically, when the file is published).
+async fn refuse_if_taken(
+    root: &Arc<UserRoot>,
+    path: &UserPath,
+    policy: OnConflict,
+) -> AppResult<()> {
+    if policy != OnConflict::FailIfExists {
+        return Ok(());
+    }
+    let (root, path) = (root.clone(), path.clone());
+    blocking(move || {
+        if root.exists(&path).map_err(|e| e.at("upload.path"))? {
+            return Err(already_exists(&path));
+        }
+        Ok(())
+    })
+    .await
+}
+
 pub(super) async fn create_upload(
     files: &Files,
     principal: Principal,
@@ -173,16 +210,7 @@ pub(super) async fn create_upload(
     let policy = conflict_policy(upload.conflict_policy, "upload.conflict_policy")?;
     let modify_time = parse_modify_time(upload.modify_time.as_ref(), "upload.modify_time")?;
     let root = files.root(&principal)?;
-    if policy == OnConflict::FailIfExists {
-        let (root, path) = (root.clone(), path.clone());
-        blocking(move || {
-            if root.exists(&path).map_err(|e| e.at("upload.path"))? {
-                return Err(already_exists(&path));
-            }
-            Ok(())
-        })
-        .await?;
-    }
+    refuse_if_taken(&root, &path, policy).await?;
     let now = Utc::now();
     let ttl = chrono::Duration::from_std(files.state.config.upload_session_ttl)
         .map_err(|e| AppError::internal(format!("UPLOAD_SESSION_TTL_SECS: {e}")))?;
@@ -341,9 +369,7 @@ async fn append(
     let id = parse_name(&first.name, "name")?;
     let offset = u64::try_from(first.offset)
         .map_err(|_| AppError::invalid("offset", "must not be negative"))?;
-    let session = find(files, principal, id).await?;
-    let root = files.root(principal)?;
-    let mut file = open(&root, id).await?;
+    let (session, mut file, _root) = lock(files, principal, id).await?;
     let committed = session.committed_offset as u64;
     file = blocking(move || {
         settle(&mut file, committed, id)?;
@@ -395,7 +421,7 @@ pub(super) async fn finish_upload(
     req: pb::FinishUploadRequest,
 ) -> AppResult<Stored> {
     let id = parse_name(&req.name, "name")?;
-    let session = find(files, &principal, id).await?;
+    let (session, mut file, root) = lock(files, &principal, id).await?;
     let size = session.size_bytes as u64;
     let committed = session.committed_offset as u64;
     if committed != size {
@@ -424,8 +450,6 @@ pub(super) async fn finish_upload(
         modify_time: session.modify_time.map(SystemTime::from),
         fields: &SESSION_FIELDS,
     };
-    let root = files.root(&principal)?;
-    let mut file = open(&root, id).await?;
     let (file, hash, head) = blocking(move || {
         settle(&mut file, committed, id)?;
         let (hash, head) = file.hash(SNIFF_BYTES).map_err(|e| e.at("name"))?;
@@ -437,16 +461,7 @@ pub(super) async fn finish_upload(
         discard(files, &principal, &root, id).await?;
         return Err(error);
     }
-    if target.on_conflict == OnConflict::FailIfExists {
-        let (root, path) = (root.clone(), target.path.clone());
-        blocking(move || {
-            if root.exists(&path).map_err(|e| e.at("upload.path"))? {
-                return Err(already_exists(&path));
-            }
-            Ok(())
-        })
-        .await?;
-    }
+    refuse_if_taken(&root, &target.path, target.on_conflict).await?;
     let adopt_root = root.clone();
     let path = target.path.clone();
     let new_file = blocking(move || {
