@@ -462,13 +462,36 @@ pub(super) async fn finish_upload(
         return Err(error);
     }
     refuse_if_taken(&root, &target.path, target.on_conflict).await?;
+    // The session ends here, while its file is still locked and in place:
+    // from now on the expiry sweep cannot find it, and the reservation is
+    // this request's to keep (stored) or give back (anything else).
+    let mut conn = files.state.db.get().await?;
+    if !uploads::end(&mut conn, principal.user_id, id, false).await? {
+        return Err(AppError::not_found(resource_name(id)));
+    }
+    drop(conn);
+    let release = async |files: &Files| -> AppResult<()> {
+        let mut conn = files.state.db.get().await?;
+        Ok(quota::release(&mut conn, principal.user_id, size as i64).await?)
+    };
     let adopt_root = root.clone();
     let path = target.path.clone();
-    let new_file = blocking(move || {
-        Ok(NewFile::adopt_session(adopt_root, id, file, &path).map_err(|e| e.at("upload.path"))?)
+    let adopted = blocking(move || {
+        let adopted = NewFile::adopt_session(adopt_root.clone(), id, file, &path);
+        if adopted.is_err() {
+            // Not moved: nothing refers to it any more.
+            let _ = adopt_root.remove_session_file(id);
+        }
+        Ok(adopted.map_err(|e| e.at("upload.path"))?)
     })
-    .await?;
-    // The bytes are now the new file's: the session ends however this goes.
+    .await;
+    let new_file = match adopted {
+        Ok(new_file) => new_file,
+        Err(error) => {
+            release(files).await?;
+            return Err(error);
+        }
+    };
     let complete = Complete {
         root,
         file: new_file,
@@ -479,9 +502,9 @@ pub(super) async fn finish_upload(
     let stored = complete
         .store(files, &principal, &target, Quota::Reserved)
         .await;
-    let release = !matches!(&stored, Ok(s) if !s.skipped_identical);
-    let mut conn = files.state.db.get().await?;
-    uploads::end(&mut conn, principal.user_id, id, release).await?;
+    if !matches!(&stored, Ok(s) if !s.skipped_identical) {
+        release(files).await?;
+    }
     stored
 }
 
