@@ -131,6 +131,23 @@ async fn open(root: &Arc<UserRoot>, id: Uuid) -> AppResult<SessionFile> {
     open_if_there(root, id).await?.ok_or_else(|| gone(id))
 }
 
+/// The caller's session `id` with its file open and locked: the row is
+/// read again once the lock is held, because every change of the committed
+/// offset is made under that lock, so only then is it current (a request
+/// that read it before could otherwise cut bytes another one had just
+/// committed).
+async fn lock(
+    files: &Files,
+    principal: &Principal,
+    id: Uuid,
+) -> AppResult<(UploadSession, SessionFile, Arc<UserRoot>)> {
+    find(files, principal, id).await?;
+    let root = files.root(principal)?;
+    let file = open(&root, id).await?;
+    let session = find(files, principal, id).await?;
+    Ok((session, file, root))
+}
+
 fn gone(id: Uuid) -> AppError {
     AppError::FailedPrecondition {
         message: format!(
@@ -153,6 +170,26 @@ fn settle(file: &mut SessionFile, committed: u64, id: Uuid) -> AppResult<()> {
     Ok(())
 }
 
+/// ALREADY_EXISTS under the FAIL policy when `path` is taken (checked
+/// again, atomically, when the file is published).
+async fn refuse_if_taken(
+    root: &Arc<UserRoot>,
+    path: &UserPath,
+    policy: OnConflict,
+) -> AppResult<()> {
+    if policy != OnConflict::FailIfExists {
+        return Ok(());
+    }
+    let (root, path) = (root.clone(), path.clone());
+    blocking(move || {
+        if root.exists(&path).map_err(|e| e.at("upload.path"))? {
+            return Err(already_exists(&path));
+        }
+        Ok(())
+    })
+    .await
+}
+
 pub(super) async fn create_upload(
     files: &Files,
     principal: Principal,
@@ -173,16 +210,7 @@ pub(super) async fn create_upload(
     let policy = conflict_policy(upload.conflict_policy, "upload.conflict_policy")?;
     let modify_time = parse_modify_time(upload.modify_time.as_ref(), "upload.modify_time")?;
     let root = files.root(&principal)?;
-    if policy == OnConflict::FailIfExists {
-        let (root, path) = (root.clone(), path.clone());
-        blocking(move || {
-            if root.exists(&path).map_err(|e| e.at("upload.path"))? {
-                return Err(already_exists(&path));
-            }
-            Ok(())
-        })
-        .await?;
-    }
+    refuse_if_taken(&root, &path, policy).await?;
     let now = Utc::now();
     let ttl = chrono::Duration::from_std(files.state.config.upload_session_ttl)
         .map_err(|e| AppError::internal(format!("UPLOAD_SESSION_TTL_SECS: {e}")))?;
@@ -341,9 +369,7 @@ async fn append(
     let id = parse_name(&first.name, "name")?;
     let offset = u64::try_from(first.offset)
         .map_err(|_| AppError::invalid("offset", "must not be negative"))?;
-    let session = find(files, principal, id).await?;
-    let root = files.root(principal)?;
-    let mut file = open(&root, id).await?;
+    let (session, mut file, _root) = lock(files, principal, id).await?;
     let committed = session.committed_offset as u64;
     file = blocking(move || {
         settle(&mut file, committed, id)?;
@@ -395,7 +421,7 @@ pub(super) async fn finish_upload(
     req: pb::FinishUploadRequest,
 ) -> AppResult<Stored> {
     let id = parse_name(&req.name, "name")?;
-    let session = find(files, &principal, id).await?;
+    let (session, mut file, root) = lock(files, &principal, id).await?;
     let size = session.size_bytes as u64;
     let committed = session.committed_offset as u64;
     if committed != size {
@@ -424,8 +450,6 @@ pub(super) async fn finish_upload(
         modify_time: session.modify_time.map(SystemTime::from),
         fields: &SESSION_FIELDS,
     };
-    let root = files.root(&principal)?;
-    let mut file = open(&root, id).await?;
     let (file, hash, head) = blocking(move || {
         settle(&mut file, committed, id)?;
         let (hash, head) = file.hash(SNIFF_BYTES).map_err(|e| e.at("name"))?;
@@ -437,23 +461,37 @@ pub(super) async fn finish_upload(
         discard(files, &principal, &root, id).await?;
         return Err(error);
     }
-    if target.on_conflict == OnConflict::FailIfExists {
-        let (root, path) = (root.clone(), target.path.clone());
-        blocking(move || {
-            if root.exists(&path).map_err(|e| e.at("upload.path"))? {
-                return Err(already_exists(&path));
-            }
-            Ok(())
-        })
-        .await?;
+    refuse_if_taken(&root, &target.path, target.on_conflict).await?;
+    // The session ends here, while its file is still locked and in place:
+    // from now on the expiry sweep cannot find it, and the reservation is
+    // this request's to keep (stored) or give back (anything else).
+    let mut conn = files.state.db.get().await?;
+    if !uploads::end(&mut conn, principal.user_id, id, false).await? {
+        return Err(AppError::not_found(resource_name(id)));
     }
+    drop(conn);
+    let release = async |files: &Files| -> AppResult<()> {
+        let mut conn = files.state.db.get().await?;
+        Ok(quota::release(&mut conn, principal.user_id, size as i64).await?)
+    };
     let adopt_root = root.clone();
     let path = target.path.clone();
-    let new_file = blocking(move || {
-        Ok(NewFile::adopt_session(adopt_root, id, file, &path).map_err(|e| e.at("upload.path"))?)
+    let adopted = blocking(move || {
+        let adopted = NewFile::adopt_session(adopt_root.clone(), id, file, &path);
+        if adopted.is_err() {
+            // Not moved: nothing refers to it any more.
+            let _ = adopt_root.remove_session_file(id);
+        }
+        Ok(adopted.map_err(|e| e.at("upload.path"))?)
     })
-    .await?;
-    // The bytes are now the new file's: the session ends however this goes.
+    .await;
+    let new_file = match adopted {
+        Ok(new_file) => new_file,
+        Err(error) => {
+            release(files).await?;
+            return Err(error);
+        }
+    };
     let complete = Complete {
         root,
         file: new_file,
@@ -464,9 +502,9 @@ pub(super) async fn finish_upload(
     let stored = complete
         .store(files, &principal, &target, Quota::Reserved)
         .await;
-    let release = !matches!(&stored, Ok(s) if !s.skipped_identical);
-    let mut conn = files.state.db.get().await?;
-    uploads::end(&mut conn, principal.user_id, id, release).await?;
+    if !matches!(&stored, Ok(s) if !s.skipped_identical) {
+        release(files).await?;
+    }
     stored
 }
 
