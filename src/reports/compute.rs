@@ -12,7 +12,7 @@ use chrono::Utc;
 
 use crate::{
     db::{self, models::Operation},
-    domain::{OperationKind, Report, report::category_shares},
+    domain::{OperationKind, Report, TakenDates, report::category_shares},
     error::{AppError, AppResult},
     infra::memo::{self, Memo},
     state::AppState,
@@ -62,6 +62,7 @@ pub async fn compute(state: &AppState, op: &Operation) -> AppResult<Report> {
         duplicate_file_count: 0,
         reclaimable_bytes: 0,
         compute_time: now,
+        taken_dates: TakenDates::default(),
     };
     if op.kind == OperationKind::Undo {
         return Ok(report);
@@ -78,6 +79,10 @@ pub async fn compute(state: &AppState, op: &Operation) -> AppResult<Report> {
     report.duplicate_group_count = outcomes.duplicate_groups;
     report.duplicate_file_count = outcomes.duplicate_files;
     report.reclaimable_bytes = outcomes.reclaimable_bytes;
+    report.taken_dates = TakenDates {
+        from_metadata: outcomes.taken_from_metadata,
+        from_mtime: outcomes.taken_from_mtime,
+    };
     let (categories, top) = category_shares(db::reports::categories(&mut conn, op.id).await?);
     report.categories = categories;
     report.top_categories = top;
@@ -132,6 +137,10 @@ mod tests {
             duplicate_file_count: 1,
             reclaimable_bytes: 9,
             compute_time: now,
+            taken_dates: TakenDates {
+                from_metadata: 4,
+                from_mtime: 5,
+            },
         };
         assert_eq!(Report::decode(&report.encode().unwrap()).unwrap(), report);
         assert!(Report::decode(b"\x0a\x05bytes").is_err());
