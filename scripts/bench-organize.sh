@@ -20,6 +20,9 @@
 # TEMPLATES=';{taken_year}/{taken_month}/{name}' compares the default with a
 # layout that reads capture dates (BENCHMARKS.md).
 # The database and the tree are removed at the end (KEEP=1 keeps the last).
+# BENCH_ADDR, BENCH_DB and BENCH_ROOT move the server, database and tree off
+# their defaults (127.0.0.1:50151, fo_bench_organize, /tmp/fo-bench), e.g. to run
+# beside another benchmark.
 set -euo pipefail
 exec </dev/null
 source "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
@@ -27,8 +30,8 @@ cd "$ROOT"
 
 FILES="${1:-1000000}"
 RUNS="${2:-1}"
-ADDR=127.0.0.1:50151
-DB=fo_bench_organize
+ADDR="${BENCH_ADDR:-127.0.0.1:50151}"
+DB="${BENCH_DB:-fo_bench_organize}"
 export DATA_DIR="$BENCH_ROOT/data" STORAGE_ROOT="$BENCH_ROOT/storage"
 
 ensure_services

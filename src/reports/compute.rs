@@ -2,8 +2,9 @@
 //! finishes the operation alike.
 //!
 //! Scan facts (files and bytes scanned, files planned) are the operation's
-//! counters; outcomes, the categories, the largest files and duplicates are
-//! aggregated from its journal by Postgres (`db::reports`). The report of an
+//! counters; outcomes, the categories, the largest files, duplicates and
+//! where a `{taken_…}` layout's dates came from are aggregated from its
+//! journal by Postgres (`db::reports`). The report of an
 //! operation at rest is stored per version of the operation
 //! (`infra::memo`, as the domain's JSON under [`REPORT_MEMO`]): computed
 //! once, by the job in its REPORT phase, and read by every request after.
@@ -144,5 +145,16 @@ mod tests {
         };
         assert_eq!(Report::decode(&report.encode().unwrap()).unwrap(), report);
         assert!(Report::decode(b"\x0a\x05bytes").is_err());
+        // A report stored before the date counts existed reads them as zero.
+        let mut older: serde_json::Value =
+            serde_json::from_slice(&report.encode().unwrap()).unwrap();
+        older
+            .as_object_mut()
+            .unwrap()
+            .remove("taken_dates")
+            .unwrap();
+        let read = Report::decode(&serde_json::to_vec(&older).unwrap()).unwrap();
+        assert_eq!(read.taken_dates, TakenDates::default());
+        assert_eq!(read.largest_files, report.largest_files);
     }
 }
