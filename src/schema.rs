@@ -99,6 +99,7 @@ diesel::table! {
         mtime_ns -> Nullable<Int8>,
         ctime_ns -> Nullable<Int8>,
         user_id -> Uuid,
+        taken_from_metadata -> Nullable<Bool>,
     }
 }
 

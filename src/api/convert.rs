@@ -407,6 +407,8 @@ pub fn report(r: &Report) -> pb::OperationReport {
         duplicate_file_count: r.duplicate_file_count,
         reclaimable_bytes: r.reclaimable_bytes,
         compute_time: Some(timestamp(r.compute_time)),
+        taken_dates_from_metadata: r.taken_dates.from_metadata,
+        taken_dates_from_mtime: r.taken_dates.from_mtime,
     }
 }
 

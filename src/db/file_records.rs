@@ -89,8 +89,8 @@ pub async fn write_journal_stream(
     let sink = tx
         .copy_in(
             "COPY file_records (operation_id, seq, original_path, new_path, size_bytes, modified_at, \
-             device, inode, content_hash, category, duplicate_of, status, reason, mtime_ns, ctime_ns, user_id) \
-             FROM STDIN BINARY",
+             device, inode, content_hash, category, duplicate_of, status, reason, mtime_ns, ctime_ns, user_id, \
+             taken_from_metadata) FROM STDIN BINARY",
         )
         .await?;
     let writer = BinaryCopyInWriter::new(
@@ -112,6 +112,7 @@ pub async fn write_journal_stream(
             Type::INT8,
             Type::INT8,
             Type::UUID,
+            Type::BOOL,
         ],
     );
     futures::pin_mut!(writer);
@@ -138,6 +139,7 @@ pub async fn write_journal_stream(
                             &row.mtime_ns,
                             &row.ctime_ns,
                             &user_id,
+                            &row.taken_from_metadata,
                         ])
                         .await?;
                 }

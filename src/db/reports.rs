@@ -61,6 +61,12 @@ pub struct Outcomes {
     pub duplicate_files: i64,
     #[diesel(sql_type = BigInt)]
     pub reclaimable_bytes: i64,
+    /// Files a `{taken_…}` layout placed by their capture date.
+    #[diesel(sql_type = BigInt)]
+    pub taken_from_metadata: i64,
+    /// Files a `{taken_…}` layout placed by their modification time.
+    #[diesel(sql_type = BigInt)]
+    pub taken_from_mtime: i64,
 }
 
 /// One aggregate pass: outcomes by status and the duplicate summary.
@@ -74,7 +80,9 @@ pub async fn outcomes(conn: &mut AsyncPgConnection, operation_id: Uuid) -> Query
                 count(*) FILTER (WHERE status = {failed}) AS failed,
                 count(DISTINCT duplicate_of) AS duplicate_groups,
                 count(duplicate_of) AS duplicate_files,
-                coalesce(sum(size_bytes) FILTER (WHERE duplicate_of IS NOT NULL), 0)::bigint AS reclaimable_bytes
+                coalesce(sum(size_bytes) FILTER (WHERE duplicate_of IS NOT NULL), 0)::bigint AS reclaimable_bytes,
+                count(*) FILTER (WHERE taken_from_metadata) AS taken_from_metadata,
+                count(*) FILTER (WHERE NOT taken_from_metadata) AS taken_from_mtime
              FROM file_records WHERE operation_id = $1",
             moved = enums::list(RecordStatus::MOVED),
             skipped = enums::lit(RecordStatus::Skipped),

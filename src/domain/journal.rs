@@ -24,4 +24,10 @@ pub struct JournalRow {
     pub mtime_ns: Option<i64>,
     /// Status-change time at scan time, nanoseconds since the epoch.
     pub ctime_ns: Option<i64>,
+    /// Where the date of a layout with `{taken_…}` tokens came from: true,
+    /// the file's metadata (its capture date); false, its modification
+    /// time. None when the layout used no such date for this file (the
+    /// template has no `{taken_…}` token, or the file was not placed by the
+    /// template). The report counts these (`TakenDates`).
+    pub taken_from_metadata: Option<bool>,
 }

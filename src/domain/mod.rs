@@ -35,7 +35,7 @@ pub use enums::{
     RecordStatus, Role, UnknownWord, Word,
 };
 pub use journal::JournalRow;
-pub use report::{CategoryShare, DuplicateFile, DuplicateGroup, Record, Report};
+pub use report::{CategoryShare, DuplicateFile, DuplicateGroup, Record, Report, TakenDates};
 pub use rules::CustomRule;
 pub use snapshot::Snapshot;
 pub use spec::{OperationOptions, OperationRequest, OperationSpec};

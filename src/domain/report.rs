@@ -33,6 +33,20 @@ pub struct Report {
     pub duplicate_file_count: i64,
     pub reclaimable_bytes: i64,
     pub compute_time: DateTime<Utc>,
+    /// Where the dates of a layout with `{taken_…}` tokens came from.
+    /// Reports stored before these counts existed read as zero.
+    #[serde(default)]
+    pub taken_dates: TakenDates,
+}
+
+/// How many files an organize placed by their capture date (from the
+/// file's metadata) and how many by their modification time (no capture
+/// date found), for a layout template with `{taken_…}` tokens. Both are
+/// zero when the template has none: the metadata is then not read at all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TakenDates {
+    pub from_metadata: i64,
+    pub from_mtime: i64,
 }
 
 /// How many categories `top_categories` names.

@@ -1,6 +1,7 @@
 //! The organize engine: a library that knows nothing of gRPC.
 //!
-//! Pipeline: [`scan`] → [`categorize`] → [`duplicates`] → [`plan`] → journal
+//! Pipeline: [`scan`] → [`categorize`] (and, for a layout with `{taken_…}`
+//! tokens, the capture dates of [`taken`]) → [`duplicates`] → [`plan`] → journal
 //! (`db::file_records`) → apply (`jobs::organize`) → report; plus undo and
 //! crash recovery (`jobs`). [`progress`] is shared by all steps. The engine
 //! speaks the domain's types (`domain`: policies, journal rows, counters);
@@ -13,6 +14,7 @@ pub(crate) mod plan;
 pub mod progress;
 pub mod scan;
 pub(crate) mod spec;
+pub(crate) mod taken;
 pub(crate) mod template;
 
 /// Hands memory freed by the engine back to the operating system.

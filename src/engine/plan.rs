@@ -44,6 +44,9 @@ pub struct PlanInput<'a> {
     /// DEDUPLICATE operations: only duplicates are handled; unique files
     /// are recorded as skipped and stay where they are.
     pub only_duplicates: bool,
+    /// Each scanned file's capture date (`engine::taken`), indexed like the
+    /// scan; empty when the template uses none.
+    pub taken: &'a [Option<chrono::NaiveDate>],
 }
 
 /// Destination paths chosen earlier in the same plan.
@@ -94,7 +97,12 @@ fn free_name(
 /// Builds the journal rows (status planned or skipped) for a scan, in seq
 /// order, handing each to `emit` as soon as it is decided: the caller
 /// streams them into the journal, so a plan is never held whole in memory.
+///
+/// A template with `{taken_…}` tokens marks each row it places with where
+/// its date came from (`JournalRow::taken_from_metadata`), which the report
+/// counts.
 pub fn plan(input: &PlanInput<'_>, scan: &ScanResult, emit: &mut dyn FnMut(JournalRow)) {
+    let uses_taken = input.template.uses_taken_date();
     let mut taken = TakenNames::with_capacity(scan.files.len());
     // An unanswerable lookup counts as taken: never risk a collision.
     let exists = |p: &UserPath| input.root.exists(p).unwrap_or(true);
@@ -123,7 +131,9 @@ pub fn plan(input: &PlanInput<'_>, scan: &ScanResult, emit: &mut dyn FnMut(Journ
             reason: None,
             mtime_ns: i64::try_from(file.fingerprint.mtime_ns).ok(),
             ctime_ns: i64::try_from(file.ctime_ns).ok(),
+            taken_from_metadata: None,
         };
+        let taken_on = input.taken.get(i).copied().flatten();
         if let Some(reason) = input.duplicates.unreadable.get(&i) {
             row.status = RecordStatus::Skipped;
             row.reason = Some(format!("could not be read: {reason}"));
@@ -156,15 +166,23 @@ pub fn plan(input: &PlanInput<'_>, scan: &ScanResult, emit: &mut dyn FnMut(Journ
                 .join(DUPLICATES_FOLDER)
                 .and_then(|d| d.join(name))
                 .map_err(|e| e.to_string()),
-            _ => input
-                .template
-                .render(&super::template::FileFacts {
-                    name,
-                    category,
-                    modified: file.modified(),
-                })
-                .map_err(|e| e.to_string())
-                .and_then(|rendered| input.destination.join(&rendered).map_err(|e| e.to_string())),
+            _ => {
+                if uses_taken {
+                    row.taken_from_metadata = Some(taken_on.is_some());
+                }
+                input
+                    .template
+                    .render(&super::template::FileFacts {
+                        name,
+                        category,
+                        modified: file.modified(),
+                        taken: taken_on,
+                    })
+                    .map_err(|e| e.to_string())
+                    .and_then(|rendered| {
+                        input.destination.join(&rendered).map_err(|e| e.to_string())
+                    })
+            }
         };
         let wanted = match wanted {
             Ok(w) => w,
@@ -216,6 +234,7 @@ pub fn plan(input: &PlanInput<'_>, scan: &ScanResult, emit: &mut dyn FnMut(Journ
             reason: Some(skipped.reason.clone()),
             mtime_ns: None,
             ctime_ns: None,
+            taken_from_metadata: None,
         });
     }
 }

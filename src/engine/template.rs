@@ -11,7 +11,13 @@
 //! `noext` when there is none), `{year}`, `{month}`, `{day}` (of the
 //! modification time in UTC; 4-digit year, zero-padded month and day),
 //! `{name}` (the file name) and `{stem}` (the name without its last
-//! extension, so `{stem}.{ext}` gives back `archive.tar.gz`). Tokens are
+//! extension, so `{stem}.{ext}` gives back `archive.tar.gz`),
+//! `{taken_year}`, `{taken_month}`, `{taken_day}` and `{taken_date}`
+//! (`YYYY-MM-DD`) of the capture date in the photo's or video's metadata
+//! (the camera's calendar date; see [`super::taken`]), or of the
+//! modification time in UTC, as `{year}` … give it, when the file has none.
+//! Only a template with a `{taken_…}` token makes the organize read any
+//! metadata ([`Template::uses_taken_date`]). Tokens are
 //! lower-case and exact; there is no escape for literal braces (a `{` or `}`
 //! outside a token is an error). Everything else is literal text, and `/`
 //! separates folders. The default is [`DEFAULT_TEMPLATE`].
@@ -40,10 +46,10 @@
 //! A taken name is varied (` (1)`, ` (2)`, …) by the storage layer's one
 //! free-name search, `crate::storage::names`.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::str::FromStr;
 
-use chrono::{DateTime, Datelike, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 
 use super::categorize::extension;
 
@@ -65,6 +71,17 @@ pub struct FileFacts<'a> {
     pub category: &'a str,
     /// The modification time.
     pub modified: DateTime<Utc>,
+    /// The capture date from the file's metadata, if it has one (and it
+    /// was read: only for templates that use it).
+    pub taken: Option<NaiveDate>,
+}
+
+impl FileFacts<'_> {
+    /// The date the `{taken_…}` tokens render: the capture date, else the
+    /// modification time's UTC date.
+    pub fn taken_or_modified(&self) -> NaiveDate {
+        self.taken.unwrap_or_else(|| self.modified.date_naive())
+    }
 }
 
 /// A template token.
@@ -77,11 +94,15 @@ pub enum Token {
     Day,
     Name,
     Stem,
+    TakenYear,
+    TakenMonth,
+    TakenDay,
+    TakenDate,
 }
 
 impl Token {
     /// Every token.
-    pub const ALL: [Token; 7] = [
+    pub const ALL: [Token; 11] = [
         Token::Category,
         Token::Ext,
         Token::Year,
@@ -89,6 +110,10 @@ impl Token {
         Token::Day,
         Token::Name,
         Token::Stem,
+        Token::TakenYear,
+        Token::TakenMonth,
+        Token::TakenDay,
+        Token::TakenDate,
     ];
 
     /// The token's name inside the braces.
@@ -101,7 +126,19 @@ impl Token {
             Token::Day => "day",
             Token::Name => "name",
             Token::Stem => "stem",
+            Token::TakenYear => "taken_year",
+            Token::TakenMonth => "taken_month",
+            Token::TakenDay => "taken_day",
+            Token::TakenDate => "taken_date",
         }
+    }
+
+    /// Whether the token renders the capture date.
+    const fn is_taken(self) -> bool {
+        matches!(
+            self,
+            Token::TakenYear | Token::TakenMonth | Token::TakenDay | Token::TakenDate
+        )
     }
 
     fn from_name(name: &str) -> Option<Token> {
@@ -131,7 +168,7 @@ pub enum TemplateError {
     #[error("the layout template must not contain \"{segment}\" as a folder name")]
     DotSegment { segment: String },
     #[error(
-        "the layout template contains the unknown token {{{token}}}; valid tokens are {{category}}, {{ext}}, {{year}}, {{month}}, {{day}}, {{name}} and {{stem}}"
+        "the layout template contains the unknown token {{{token}}}; valid tokens are {{category}}, {{ext}}, {{year}}, {{month}}, {{day}}, {{name}}, {{stem}}, {{taken_year}}, {{taken_month}}, {{taken_day}} and {{taken_date}}"
     )]
     UnknownToken { token: String },
     #[error("the \"{{\" at character {position} of the layout template is not closed by a \"}}\"")]
@@ -297,6 +334,15 @@ impl Template {
         })
     }
 
+    /// Whether rendering needs the files' capture dates (a `{taken_…}`
+    /// token): only then does the organize read any metadata.
+    pub fn uses_taken_date(&self) -> bool {
+        self.components
+            .iter()
+            .flatten()
+            .any(|p| matches!(p, Piece::Token(t) if t.is_taken()))
+    }
+
     /// The destination of a file, relative to the operation's destination
     /// folder: components joined by `/`, never absolute, never with an empty,
     /// `.` or `..` component. Fails only when a part or the whole path is too
@@ -329,6 +375,19 @@ impl Template {
                         Token::Day => part.push_str(&format!("{:02}", file.modified.day())),
                         Token::Name => push_name(&mut part, file.name),
                         Token::Stem => push_name(&mut part, stem),
+                        Token::TakenYear => {
+                            part.push_str(&format!("{:04}", file.taken_or_modified().year()));
+                        }
+                        Token::TakenMonth => {
+                            part.push_str(&format!("{:02}", file.taken_or_modified().month()));
+                        }
+                        Token::TakenDay => {
+                            part.push_str(&format!("{:02}", file.taken_or_modified().day()));
+                        }
+                        Token::TakenDate => {
+                            let d = file.taken_or_modified();
+                            let _ = write!(part, "{:04}-{:02}-{:02}", d.year(), d.month(), d.day());
+                        }
                     },
                 }
             }
@@ -387,6 +446,7 @@ mod tests {
             name,
             category,
             modified: when(),
+            taken: None,
         }
     }
 
@@ -445,9 +505,47 @@ mod tests {
             name: "a",
             category: "D",
             modified: Utc.with_ymd_and_hms(987, 1, 2, 0, 0, 0).unwrap(),
+            taken: None,
         };
         let t = Template::parse("{year}/{month}/{day}/{name}").unwrap();
         assert_eq!(t.render(&old).unwrap(), "0987/01/02/a");
+    }
+
+    #[test]
+    fn taken_tokens_use_the_capture_date_else_the_modification_time() {
+        let t =
+            Template::parse("{taken_year}/{taken_month}/{taken_day} {taken_date}/{name}").unwrap();
+        assert!(t.uses_taken_date());
+        let with = FileFacts {
+            taken: NaiveDate::from_ymd_opt(2019, 11, 5),
+            ..facts("IMG_1.jpg", "Images")
+        };
+        assert_eq!(t.render(&with).unwrap(), "2019/11/05 2019-11-05/IMG_1.jpg");
+        // No capture date: the modification time's UTC date (when() is
+        // 2024-03-07 23:59:59 UTC), exactly what {year}/{month}/{day} give.
+        let without = facts("notes.txt", "Documents");
+        assert_eq!(
+            t.render(&without).unwrap(),
+            "2024/03/07 2024-03-07/notes.txt"
+        );
+        let plain = Template::parse("{year}/{month}/{day} {year}-{month}-{day}/{name}").unwrap();
+        assert_eq!(plain.render(&without).unwrap(), t.render(&without).unwrap());
+        // Early years are zero-padded too.
+        let old = FileFacts {
+            taken: NaiveDate::from_ymd_opt(1901, 2, 3),
+            ..facts("a", "D")
+        };
+        assert_eq!(t.render(&old).unwrap(), "1901/02/03 1901-02-03/a");
+        for raw in [
+            DEFAULT_TEMPLATE,
+            "{category}/{year}/{month}/{day}/{name}",
+            "taken_year/{name}",
+        ] {
+            assert!(!Template::parse(raw).unwrap().uses_taken_date(), "{raw}");
+        }
+        for raw in ["{taken_date}-{name}", "{category}/{taken_day}/{stem}.{ext}"] {
+            assert!(Template::parse(raw).unwrap().uses_taken_date(), "{raw}");
+        }
     }
 
     #[test]
@@ -499,6 +597,25 @@ mod tests {
                     token: "Name".into(),
                 },
             ),
+            (
+                "{taken}/{name}",
+                UnknownToken {
+                    token: "taken".into(),
+                },
+            ),
+            (
+                "{taken_week}/{name}",
+                UnknownToken {
+                    token: "taken_week".into(),
+                },
+            ),
+            (
+                "{Taken_Year}/{name}",
+                UnknownToken {
+                    token: "Taken_Year".into(),
+                },
+            ),
+            ("{category}/{taken_date}", MissingName),
             ("{}/{name}", UnknownToken { token: "".into() }),
             (
                 "{ name }",
@@ -538,7 +655,8 @@ mod tests {
         assert_eq!(
             msg,
             "the layout template contains the unknown token {foo}; valid tokens are \
-             {category}, {ext}, {year}, {month}, {day}, {name} and {stem}"
+             {category}, {ext}, {year}, {month}, {day}, {name}, {stem}, {taken_year}, \
+             {taken_month}, {taken_day} and {taken_date}"
         );
         let msg = Template::parse("{category}").unwrap_err().to_string();
         assert!(msg.contains("{name} or {stem}"), "{msg}");
@@ -700,11 +818,12 @@ mod tests {
                 name in hostile_path(),
                 category in hostile_path(),
                 modified in modified(),
+                taken in proptest::option::of(modified().prop_map(|t| t.date_naive())),
             ) {
                 let Ok(template) = Template::parse(&raw) else {
                     return Ok(());
                 };
-                let facts = FileFacts { name: &name, category: &category, modified };
+                let facts = FileFacts { name: &name, category: &category, modified, taken };
                 let out = match template.render(&facts) {
                     Ok(out) => out,
                     Err(error) => {

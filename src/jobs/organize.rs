@@ -60,7 +60,7 @@ use crate::{
         plan::{self, ConflictPolicy, DuplicatePolicy, PlanInput},
         progress::Progress,
         scan::{self, ScanOptions, ScannedFile},
-        spec,
+        spec, taken,
         template::Template,
     },
     storage::{
@@ -173,7 +173,10 @@ async fn plan_phase(
     ctx.set_phase(S::Running, Phase::Categorize).await?;
     let progress = ctx.progress.clone();
     let cat_root = root.clone();
-    let (scanned, categories) = tokio::task::spawn_blocking(move || {
+    // Capture dates are read only for a template that renders them.
+    let read_taken = template.uses_taken_date();
+    let taken_threads = ctx.state.config.hash_threads;
+    let (scanned, categories, taken) = tokio::task::spawn_blocking(move || {
         progress.start_phase(scanned.files.len() as i64, 0);
         // One shared string per category name, not one per file.
         let mut names: HashMap<String, Arc<str>> = HashMap::new();
@@ -194,7 +197,12 @@ async fn plan_phase(
                 }
             })
             .collect();
-        (scanned, categories)
+        let taken = if read_taken {
+            taken::capture_dates(&cat_root, &scanned.files, taken_threads, &progress)
+        } else {
+            Vec::new()
+        };
+        (scanned, categories, taken)
     })
     .await?;
     if let Some(i) = ctx.interrupted() {
@@ -244,6 +252,7 @@ async fn plan_phase(
                 conflict_policy,
                 operation_id,
                 only_duplicates,
+                taken: &taken,
             },
             &scanned,
             &mut |row| {

@@ -2,8 +2,9 @@
 //! finishes the operation alike.
 //!
 //! Scan facts (files and bytes scanned, files planned) are the operation's
-//! counters; outcomes, the categories, the largest files and duplicates are
-//! aggregated from its journal by Postgres (`db::reports`). The report of an
+//! counters; outcomes, the categories, the largest files, duplicates and
+//! where a `{taken_…}` layout's dates came from are aggregated from its
+//! journal by Postgres (`db::reports`). The report of an
 //! operation at rest is stored per version of the operation
 //! (`infra::memo`, as the domain's JSON under [`REPORT_MEMO`]): computed
 //! once, by the job in its REPORT phase, and read by every request after.
@@ -12,7 +13,7 @@ use chrono::Utc;
 
 use crate::{
     db::{self, models::Operation},
-    domain::{OperationKind, Report, report::category_shares},
+    domain::{OperationKind, Report, TakenDates, report::category_shares},
     error::{AppError, AppResult},
     infra::memo::{self, Memo},
     state::AppState,
@@ -62,6 +63,7 @@ pub async fn compute(state: &AppState, op: &Operation) -> AppResult<Report> {
         duplicate_file_count: 0,
         reclaimable_bytes: 0,
         compute_time: now,
+        taken_dates: TakenDates::default(),
     };
     if op.kind == OperationKind::Undo {
         return Ok(report);
@@ -78,6 +80,10 @@ pub async fn compute(state: &AppState, op: &Operation) -> AppResult<Report> {
     report.duplicate_group_count = outcomes.duplicate_groups;
     report.duplicate_file_count = outcomes.duplicate_files;
     report.reclaimable_bytes = outcomes.reclaimable_bytes;
+    report.taken_dates = TakenDates {
+        from_metadata: outcomes.taken_from_metadata,
+        from_mtime: outcomes.taken_from_mtime,
+    };
     let (categories, top) = category_shares(db::reports::categories(&mut conn, op.id).await?);
     report.categories = categories;
     report.top_categories = top;
@@ -132,8 +138,23 @@ mod tests {
             duplicate_file_count: 1,
             reclaimable_bytes: 9,
             compute_time: now,
+            taken_dates: TakenDates {
+                from_metadata: 4,
+                from_mtime: 5,
+            },
         };
         assert_eq!(Report::decode(&report.encode().unwrap()).unwrap(), report);
         assert!(Report::decode(b"\x0a\x05bytes").is_err());
+        // A report stored before the date counts existed reads them as zero.
+        let mut older: serde_json::Value =
+            serde_json::from_slice(&report.encode().unwrap()).unwrap();
+        older
+            .as_object_mut()
+            .unwrap()
+            .remove("taken_dates")
+            .unwrap();
+        let read = Report::decode(&serde_json::to_vec(&older).unwrap()).unwrap();
+        assert_eq!(read.taken_dates, TakenDates::default());
+        assert_eq!(read.largest_files, report.largest_files);
     }
 }

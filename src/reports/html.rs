@@ -95,7 +95,7 @@ fn summary(html: &mut String, r: &Report) {
     let t = &r.totals;
     let when =
         |t: Option<chrono::DateTime<chrono::Utc>>| t.map(rfc3339).unwrap_or_else(|| "—".into());
-    let rows: [(&str, String); 16] = [
+    let rows: [(&str, String); 18] = [
         ("Kind", r.kind.to_string()),
         ("State", r.state.to_string()),
         ("Dry run", if r.dry_run { "yes" } else { "no" }.into()),
@@ -129,6 +129,14 @@ fn summary(html: &mut String, r: &Report) {
                 human_bytes(r.reclaimable_bytes),
                 r.reclaimable_bytes
             ),
+        ),
+        (
+            "Dates from metadata",
+            r.taken_dates.from_metadata.to_string(),
+        ),
+        (
+            "Dates from modification time",
+            r.taken_dates.from_mtime.to_string(),
         ),
     ];
     html.push_str("<section id=\"summary\"><h2>Summary</h2><dl>");
@@ -341,6 +349,7 @@ mod tests {
             duplicate_file_count: 0,
             reclaimable_bytes: 0,
             compute_time: chrono::Utc::now(),
+            taken_dates: Default::default(),
         };
         let mut out = Vec::new();
         let mut writer = HtmlWriter::default();

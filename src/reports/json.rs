@@ -227,6 +227,8 @@ pub fn push_report(out: &mut Vec<u8>, r: &Report) {
         .int64("duplicate_file_count", r.duplicate_file_count)
         .int64("reclaimable_bytes", r.reclaimable_bytes)
         .time("compute_time", Some(r.compute_time))
+        .int64("taken_dates_from_metadata", r.taken_dates.from_metadata)
+        .int64("taken_dates_from_mtime", r.taken_dates.from_mtime)
         .close();
 }
 

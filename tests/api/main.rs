@@ -35,6 +35,7 @@ mod search;
 mod soak;
 mod streams;
 mod system;
+mod taken_dates;
 mod tokens;
 mod tree_changes;
 mod typescript_sdk;

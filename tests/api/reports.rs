@@ -100,7 +100,7 @@ async fn organized(app: &TestApp, label: &str) -> (User, String) {
     (alice, report)
 }
 
-async fn get_report(app: &TestApp, u: &User, name: &str) -> pb::OperationReport {
+pub(crate) async fn get_report(app: &TestApp, u: &User, name: &str) -> pb::OperationReport {
     reports(app)
         .get_operation_report(bearer(
             pb::GetOperationReportRequest { name: name.into() },
@@ -157,7 +157,7 @@ async fn all_groups(
 }
 
 /// The chunks and response metadata of a gRPC export.
-async fn export(
+pub(crate) async fn export(
     app: &TestApp,
     u: &User,
     name: &str,
@@ -182,7 +182,7 @@ async fn export(
     (chunks, metadata)
 }
 
-fn concat(chunks: &[HttpBody]) -> Vec<u8> {
+pub(crate) fn concat(chunks: &[HttpBody]) -> Vec<u8> {
     chunks.iter().flat_map(|c| c.data.iter().copied()).collect()
 }
 
@@ -1043,6 +1043,7 @@ fn synthetic_rows(count: i64, pairs: i64) -> Vec<JournalRow> {
                 reason: None,
                 mtime_ns: Some(0),
                 ctime_ns: None,
+                taken_from_metadata: None,
             }
         })
         .collect()

@@ -95,6 +95,10 @@ pub struct Args {
     /// use with `--mix get-operation`.
     #[arg(long)]
     pub hello_world: bool,
+    /// The organize's layout template (empty: the server's default), e.g.
+    /// `{taken_year}/{taken_month}/{name}` to measure reading capture dates.
+    #[arg(long, default_value = "")]
+    pub layout_template: String,
 }
 
 /// Accepts `host:port` or `http://host:port` whose every resolved address is
@@ -233,6 +237,7 @@ async fn organize(
                     kind: pb::OperationKind::Organize as i32,
                     source_path: "loadtest".into(),
                     remove_empty_dirs: true,
+                    layout_template: args.layout_template.clone(),
                     ..Default::default()
                 }),
                 request_id: String::new(),
@@ -271,9 +276,9 @@ async fn organize(
     let succeeded = last
         .as_ref()
         .is_some_and(|l| l.state == OperationState::Succeeded as i32);
-    let report_seconds = if succeeded {
+    let (report_seconds, report) = if succeeded {
         let asked = Instant::now();
-        ReportServiceClient::new(channel.clone())
+        let report = ReportServiceClient::new(channel.clone())
             .get_operation_report(bearer(
                 pb::GetOperationReportRequest {
                     name: op.name.replacen("operations/", "reports/", 1),
@@ -281,10 +286,11 @@ async fn organize(
                 &session.token,
             ))
             .await
-            .map_err(|s| anyhow::anyhow!("GetOperationReport: {}: {}", s.code(), s.message()))?;
-        Some(asked.elapsed().as_secs_f64())
+            .map_err(|s| anyhow::anyhow!("GetOperationReport: {}: {}", s.code(), s.message()))?
+            .into_inner();
+        (Some(asked.elapsed().as_secs_f64()), Some(report))
     } else {
-        None
+        (None, None)
     };
     let elapsed = started.elapsed();
     let server = match sampler {
@@ -367,6 +373,11 @@ async fn organize(
         "search_names_indexed": search_names,
         "phase_note": PHASE_NOTE,
         "report_fetch_seconds": report_seconds,
+        "layout_template": args.layout_template,
+        "taken_dates": report.map(|r| serde_json::json!({
+            "from_metadata": r.taken_dates_from_metadata,
+            "from_mtime": r.taken_dates_from_mtime,
+        })),
         "snapshots": snapshots,
         "counters": {
             "files_scanned": counters.files_scanned,

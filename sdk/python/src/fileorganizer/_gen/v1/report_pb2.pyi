@@ -29,7 +29,7 @@ REPORT_FORMAT_JSON: ReportFormat
 REPORT_FORMAT_HTML: ReportFormat
 
 class OperationReport(_message.Message):
-    __slots__ = ("name", "operation", "kind", "state", "dry_run", "start_time", "end_time", "duration", "totals", "categories", "top_categories", "largest_files", "duplicate_group_count", "duplicate_file_count", "reclaimable_bytes", "compute_time")
+    __slots__ = ("name", "operation", "kind", "state", "dry_run", "start_time", "end_time", "duration", "totals", "categories", "top_categories", "largest_files", "duplicate_group_count", "duplicate_file_count", "reclaimable_bytes", "compute_time", "taken_dates_from_metadata", "taken_dates_from_mtime")
     NAME_FIELD_NUMBER: _ClassVar[int]
     OPERATION_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -46,6 +46,8 @@ class OperationReport(_message.Message):
     DUPLICATE_FILE_COUNT_FIELD_NUMBER: _ClassVar[int]
     RECLAIMABLE_BYTES_FIELD_NUMBER: _ClassVar[int]
     COMPUTE_TIME_FIELD_NUMBER: _ClassVar[int]
+    TAKEN_DATES_FROM_METADATA_FIELD_NUMBER: _ClassVar[int]
+    TAKEN_DATES_FROM_MTIME_FIELD_NUMBER: _ClassVar[int]
     name: str
     operation: str
     kind: _operation_pb2.OperationKind
@@ -62,7 +64,9 @@ class OperationReport(_message.Message):
     duplicate_file_count: int
     reclaimable_bytes: int
     compute_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., operation: _Optional[str] = ..., kind: _Optional[_Union[_operation_pb2.OperationKind, str]] = ..., state: _Optional[_Union[_operation_pb2.OperationState, str]] = ..., dry_run: _Optional[bool] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., totals: _Optional[_Union[_operation_pb2.OperationCounters, _Mapping]] = ..., categories: _Optional[_Iterable[_Union[CategoryBreakdown, _Mapping]]] = ..., top_categories: _Optional[_Iterable[str]] = ..., largest_files: _Optional[_Iterable[_Union[_file_pb2.FileRecord, _Mapping]]] = ..., duplicate_group_count: _Optional[int] = ..., duplicate_file_count: _Optional[int] = ..., reclaimable_bytes: _Optional[int] = ..., compute_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    taken_dates_from_metadata: int
+    taken_dates_from_mtime: int
+    def __init__(self, name: _Optional[str] = ..., operation: _Optional[str] = ..., kind: _Optional[_Union[_operation_pb2.OperationKind, str]] = ..., state: _Optional[_Union[_operation_pb2.OperationState, str]] = ..., dry_run: _Optional[bool] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., totals: _Optional[_Union[_operation_pb2.OperationCounters, _Mapping]] = ..., categories: _Optional[_Iterable[_Union[CategoryBreakdown, _Mapping]]] = ..., top_categories: _Optional[_Iterable[str]] = ..., largest_files: _Optional[_Iterable[_Union[_file_pb2.FileRecord, _Mapping]]] = ..., duplicate_group_count: _Optional[int] = ..., duplicate_file_count: _Optional[int] = ..., reclaimable_bytes: _Optional[int] = ..., compute_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., taken_dates_from_metadata: _Optional[int] = ..., taken_dates_from_mtime: _Optional[int] = ...) -> None: ...
 
 class CategoryBreakdown(_message.Message):
     __slots__ = ("category", "file_count", "size_bytes", "percentage")

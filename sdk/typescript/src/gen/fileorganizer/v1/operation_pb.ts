@@ -82,7 +82,11 @@ export type Operation = Message<"fileorganizer.v1.Operation"> & {
    * Destination of each file relative to destination_path, built from the
    * tokens `{category}`, `{ext}` (lower-case, without the dot), `{year}`,
    * `{month}`, `{day}` (of the modification time, UTC, zero-padded), `{name}`
-   * (the file name) and `{stem}` (the name without its extension), for example
+   * (the file name), `{stem}` (the name without its extension), and
+   * `{taken_year}`, `{taken_month}`, `{taken_day}`, `{taken_date}` (YYYY-MM-DD)
+   * of the capture date in a photo's or video's metadata (EXIF
+   * DateTimeOriginal, a video's creation time), or of the modification time
+   * (UTC) when the file has none; for example
    * "{category}/{year}/{month}/{name}". Defaults to "{category}/{name}". An
    * unknown token, an absolute template or a `..` segment is INVALID_ARGUMENT.
    *

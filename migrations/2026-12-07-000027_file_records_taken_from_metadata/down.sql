@@ -1,0 +1,1 @@
+ALTER TABLE file_records DROP COLUMN taken_from_metadata;
