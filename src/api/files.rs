@@ -43,9 +43,10 @@ use crate::pb::{
     google::api::HttpBody,
 };
 pub use shared::Files;
+pub(super) use shared::parse_path;
 use shared::{
     BoxStream, OnConflict, PageToken, blocking, conflict_policy, file_entry, parse_entry_path,
-    parse_hash, parse_path,
+    parse_hash,
 };
 
 #[tonic::async_trait]

@@ -89,7 +89,8 @@ pub async fn write_journal_stream(
     let sink = tx
         .copy_in(
             "COPY file_records (operation_id, seq, original_path, new_path, size_bytes, modified_at, \
-             device, inode, content_hash, category, duplicate_of, status, reason, mtime_ns, ctime_ns, user_id) \
+             device, inode, content_hash, category, duplicate_of, status, reason, mtime_ns, ctime_ns, user_id, \
+             rule_id, rule_version) \
              FROM STDIN BINARY",
         )
         .await?;
@@ -112,6 +113,8 @@ pub async fn write_journal_stream(
             Type::INT8,
             Type::INT8,
             Type::UUID,
+            Type::UUID,
+            Type::INT8,
         ],
     );
     futures::pin_mut!(writer);
@@ -138,6 +141,8 @@ pub async fn write_journal_stream(
                             &row.mtime_ns,
                             &row.ctime_ns,
                             &user_id,
+                            &row.decided_by.map(|d| d.rule_id),
+                            &row.decided_by.map(|d| d.rule_version),
                         ])
                         .await?;
                 }

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::RecordStatus;
+use super::{DecidedBy, RecordStatus};
 
 /// One journal row, as planned: the engine emits these (`engine::plan`) and
 /// `db::file_records` writes them to `file_records`.
@@ -24,4 +24,6 @@ pub struct JournalRow {
     pub mtime_ns: Option<i64>,
     /// Status-change time at scan time, nanoseconds since the epoch.
     pub ctime_ns: Option<i64>,
+    /// The organizing rule that decided the file, if one did.
+    pub decided_by: Option<DecidedBy>,
 }
