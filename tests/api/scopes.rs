@@ -67,6 +67,12 @@ const EXPECTED: &[(&str, &str)] = &[
     ("ReportService/ListDuplicateGroups", "operations.read"),
     ("ReportService/ExportReport", "operations.read"),
     ("ReportService/GetUsageSummary", "operations.read"),
+    ("RuleService/CreateRule", "files.write"),
+    ("RuleService/GetRule", "files.read"),
+    ("RuleService/ListRules", "files.read"),
+    ("RuleService/UpdateRule", "files.write"),
+    ("RuleService/DeleteRule", "files.write"),
+    ("RuleService/PreviewRules", "files.read"),
 ];
 
 const SCOPES: [&str; 7] = [
@@ -214,8 +220,8 @@ async fn every_scope_opens_exactly_its_rpcs() {
             );
         }
     }
-    // 35 RPCs need a credential, 7 scopes each.
-    assert_eq!(rows.len(), 35 * SCOPES.len());
+    // 41 RPCs need a credential, 7 scopes each.
+    assert_eq!(rows.len(), 41 * SCOPES.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

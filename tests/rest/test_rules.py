@@ -90,5 +90,5 @@ def test_preview_rules_over_a_folder_and_drafts(user: User) -> None:
     })
     assert [e["rule"] for e in draft["entries"]] == ["rules/-0"]
     assert draft["entries"][0]["destination"] == ""
-    assert_error(user.api.post("/api/v1/rules:preview", json={"paths": ["../etc/passwd"]}), 400, "INVALID_ARGUMENT",
+    assert_error(user.api.post("/api/v1/rules:preview", json={"paths": ["../etc/passwd"]}), 400, "PATH_ESCAPE",
                  field="paths[0]")
