@@ -32,6 +32,8 @@ ALLOWED=(
     'src/auth/scopes.rs|Scope::Admin => "admin"'
     # Why a file's hash was not computed (the job stops there), not a state.
     'src/engine/duplicates.rs|Err("cancelled".to_string())'
+    # The rename *action* of an organizing rule (its API field), not the conflict policy.
+    'src/domain/rule.rs|RuleAction::Rename { .. } => "rename"'
     # Keys and labels of the CLI tools' own JSON reports.
     'src/cli/find_duplicates.rs|"skipped": scanned.skipped.len()'
     'src/cli/loadtest/mod.rs|print_server("organize"'

@@ -141,6 +141,10 @@ pub struct Config {
     /// `MOVES_PER_SECOND` (default 0 = unlimited): paces moves, so a huge
     /// organize does not starve the API of disk and CPU.
     pub moves_per_second: u32,
+    /// `RULES_MAX_PER_USER` (default 200), `RULE_MAX_CONDITIONS` (20),
+    /// `RULE_MAX_PATTERN_BYTES` (512), `RULE_REGEX_SIZE_LIMIT` (1048576): how
+    /// big organizing rules may be (`engine::rule`).
+    pub rule_limits: crate::domain::RuleLimits,
     /// Request limits (see [`RateLimits`]).
     pub rate_limits: RateLimits,
     /// `REQUEST_TIMEOUT_SECS` (default 600): upper bound on any call's
@@ -441,6 +445,17 @@ impl Config {
             )?),
             job_poll: Duration::from_millis(parse(&get, "JOB_POLL_MS", 1_000u64, 10..=60_000)?),
             moves_per_second: parse(&get, "MOVES_PER_SECOND", 0u32, 0..=10_000_000)?,
+            rule_limits: crate::domain::RuleLimits {
+                max_rules: parse(&get, "RULES_MAX_PER_USER", 200usize, 1..=10_000)?,
+                max_conditions: parse(&get, "RULE_MAX_CONDITIONS", 20usize, 1..=1_000)?,
+                max_pattern_bytes: parse(&get, "RULE_MAX_PATTERN_BYTES", 512usize, 16..=65_536)?,
+                regex_size_limit: parse(
+                    &get,
+                    "RULE_REGEX_SIZE_LIMIT",
+                    1_048_576usize,
+                    4_096..=64 << 20,
+                )?,
+            },
             request_timeout: Duration::from_secs(parse(
                 &get,
                 "REQUEST_TIMEOUT_SECS",

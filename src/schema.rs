@@ -100,6 +100,8 @@ diesel::table! {
         ctime_ns -> Nullable<Int8>,
         user_id -> Uuid,
         taken_from_metadata -> Nullable<Bool>,
+        rule_id -> Nullable<Uuid>,
+        rule_version -> Nullable<Int8>,
     }
 }
 
@@ -145,6 +147,7 @@ diesel::table! {
         started_at -> Nullable<Timestamptz>,
         finished_at -> Nullable<Timestamptz>,
         phase_seconds -> Jsonb,
+        rule_set_version -> Nullable<Int8>,
     }
 }
 
@@ -159,6 +162,26 @@ diesel::table! {
         used_at -> Nullable<Timestamptz>,
         revoked_at -> Nullable<Timestamptz>,
         replaced_by -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
+    rule_sets (user_id) {
+        user_id -> Uuid,
+        version -> Int8,
+    }
+}
+
+diesel::table! {
+    rules (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        display_name -> Text,
+        position -> Int4,
+        definition -> Jsonb,
+        version -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
     }
 }
 
@@ -219,6 +242,8 @@ diesel::joinable!(file_records -> operations (operation_id));
 diesel::joinable!(operation_memos -> operations (operation_id));
 diesel::joinable!(operations -> users (user_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
+diesel::joinable!(rule_sets -> users (user_id));
+diesel::joinable!(rules -> users (user_id));
 diesel::joinable!(trash_items -> operations (operation_id));
 diesel::joinable!(trash_items -> users (user_id));
 diesel::joinable!(upload_sessions -> users (user_id));
@@ -235,6 +260,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     operation_memos,
     operations,
     refresh_tokens,
+    rule_sets,
+    rules,
     trash_items,
     upload_sessions,
     users,

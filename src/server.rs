@@ -23,7 +23,8 @@ use crate::{
         fileorganizer::v1::{
             auth_service_server::AuthServiceServer, file_service_server::FileServiceServer,
             operation_service_server::OperationServiceServer,
-            report_service_server::ReportServiceServer, system_service_server::SystemServiceServer,
+            report_service_server::ReportServiceServer, rule_service_server::RuleServiceServer,
+            system_service_server::SystemServiceServer,
         },
     },
     state::AppState,
@@ -205,6 +206,11 @@ pub async fn run(
         )
         .add_service(
             ReportServiceServer::new(api::reports::Reports::new(state.clone()))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            RuleServiceServer::new(api::rules::Rules::new(state.clone()))
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         );

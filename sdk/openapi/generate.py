@@ -152,6 +152,10 @@ class Builder:
                 schema["description"] = desc
             if 3 in behaviors:  # OUTPUT_ONLY
                 schema["readOnly"] = True
+            if field.HasField("oneof_index"):
+                # A member of a oneof (or a proto3 `optional` field): JSON
+                # carries it only when it is the one set.
+                schema["x-oneof"] = m.oneof_decl[field.oneof_index].name
             if 2 in behaviors and 3 not in behaviors:  # REQUIRED
                 required.append(field.name)
             props[field.name] = schema

@@ -6,11 +6,11 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::{
-    db::models,
+    db::{models, rules::RuleRow},
     domain::{
-        ConflictPolicy, Counters, DuplicateGroup, DuplicatePolicy, FileConflictPolicy,
+        Condition, ConflictPolicy, Counters, DuplicateGroup, DuplicatePolicy, FileConflictPolicy,
         OperationKind, OperationRequest, OperationState, Phase, Record, RecordStatus, Report, Role,
-        Snapshot, Word, report::record_name,
+        RuleAction, RuleDefinition, RuleMatch, Snapshot, Word, report::record_name,
     },
     error::{AppError, AppResult},
     pb::fileorganizer::v1 as pb,
@@ -222,6 +222,7 @@ pub fn operation_request(op: pb::Operation) -> AppResult<OperationRequest> {
         exclude_globs: op.exclude_globs,
         hash_all_files: op.hash_all_files,
         remove_empty_dirs: op.remove_empty_dirs,
+        apply_rules: op.apply_rules,
     })
 }
 
@@ -279,6 +280,8 @@ pub fn operation(op: &models::Operation, undone_by: Option<Uuid>) -> pb::Operati
         end_time: op.finished_at.map(timestamp),
         update_time: Some(timestamp(op.updated_at)),
         phase_durations: phase_durations(&op.phase_seconds),
+        apply_rules: options.apply_rules,
+        rule_set_version: op.rule_set_version.unwrap_or(0),
     }
 }
 
@@ -352,6 +355,11 @@ pub fn report_record(operation_id: Uuid, r: &Record) -> pb::FileRecord {
         create_time: Some(timestamp(r.create_time)),
         // The journal keeps no time of the last status change.
         update_time: None,
+        rule: r
+            .decided_by
+            .map(|d| format!("{RULE_COLLECTION}{}", d.rule_id))
+            .unwrap_or_default(),
+        rule_version: r.decided_by.map_or(0, |d| d.rule_version),
     }
 }
 
@@ -410,6 +418,194 @@ pub fn report(r: &Report) -> pb::OperationReport {
         taken_dates_from_metadata: r.taken_dates.from_metadata,
         taken_dates_from_mtime: r.taken_dates.from_mtime,
     }
+}
+
+/// The collection of organizing rules: `rules/{id}`.
+pub const RULE_COLLECTION: &str = "rules/";
+
+/// A rule's etag: its version, quoted as HTTP writes entity tags.
+pub fn rule_etag(version: i64) -> String {
+    format!("\"{version}\"")
+}
+
+/// The version an etag from a request names (`field` for the error); None
+/// for an empty one.
+pub fn parse_rule_etag(etag: &str, field: &str) -> AppResult<Option<i64>> {
+    let etag = etag.trim();
+    if etag.is_empty() {
+        return Ok(None);
+    }
+    etag.strip_prefix("W/")
+        .unwrap_or(etag)
+        .trim_matches('"')
+        .parse::<i64>()
+        .map(Some)
+        .map_err(|_| AppError::invalid(field, "is not an etag this service gave out"))
+}
+
+/// The API message of a stored rule.
+pub fn rule(row: &RuleRow) -> pb::Rule {
+    let definition = &row.definition;
+    pb::Rule {
+        name: format!("{RULE_COLLECTION}{}", row.id),
+        display_name: row.display_name.clone(),
+        position: row.position,
+        r#match: match definition.match_mode {
+            RuleMatch::All => pb::RuleMatch::All,
+            RuleMatch::Any => pb::RuleMatch::Any,
+        } as i32,
+        conditions: definition.conditions.iter().map(rule_condition).collect(),
+        action: Some(rule_action(&definition.action)),
+        version: row.version,
+        etag: rule_etag(row.version),
+        create_time: Some(timestamp(row.created_at)),
+        update_time: Some(timestamp(row.updated_at)),
+    }
+}
+
+fn rule_condition(condition: &Condition) -> pb::RuleCondition {
+    use pb::rule_condition::Condition as C;
+    let condition = match condition {
+        Condition::NameGlob { pattern } => C::NameGlob(pattern.clone()),
+        Condition::NameRegex { pattern } => C::NameRegex(pattern.clone()),
+        Condition::Extensions { extensions } => C::Extensions(pb::ExtensionSet {
+            extensions: extensions.clone(),
+        }),
+        Condition::ContentType { content_types } => C::ContentType(pb::ContentTypeSet {
+            content_types: content_types.clone(),
+        }),
+        Condition::Size {
+            min_bytes,
+            max_bytes,
+        } => C::Size(pb::SizeRange {
+            min_bytes: *min_bytes,
+            max_bytes: *max_bytes,
+        }),
+        Condition::ModifyTime { start, end } => C::ModifyTime(pb::TimeRange {
+            start_time: start.map(timestamp),
+            end_time: end.map(timestamp),
+        }),
+        Condition::Age {
+            older_than_days,
+            newer_than_days,
+        } => C::Age(pb::AgeRange {
+            older_than_days: *older_than_days,
+            newer_than_days: *newer_than_days,
+        }),
+        Condition::UnderFolder { path } => C::UnderFolder(path.clone()),
+        Condition::IsDuplicate { duplicate } => C::IsDuplicate(*duplicate),
+    };
+    pb::RuleCondition {
+        condition: Some(condition),
+    }
+}
+
+fn rule_action(action: &RuleAction) -> pb::RuleAction {
+    use pb::rule_action::Action as A;
+    let action = match action {
+        RuleAction::Move {
+            destination_template,
+        } => A::Move(pb::MoveAction {
+            destination_template: destination_template.clone(),
+        }),
+        RuleAction::Rename { name_template } => A::Rename(pb::RenameAction {
+            name_template: name_template.clone(),
+        }),
+        RuleAction::SetCategory { category } => A::SetCategory(pb::SetCategoryAction {
+            category: category.clone(),
+        }),
+        RuleAction::Trash => A::Trash(pb::TrashAction {}),
+        RuleAction::LeaveInPlace => A::LeaveInPlace(pb::LeaveInPlaceAction {}),
+    };
+    pb::RuleAction {
+        action: Some(action),
+    }
+}
+
+/// The definition a request's rule gives (`field`: `rule` or `rules[i]`):
+/// the enum and oneofs read, an unset or unknown one refused naming its
+/// field. The values themselves are checked by `engine::rule`.
+pub fn rule_definition(rule: &pb::Rule, field: &str) -> AppResult<RuleDefinition> {
+    use pb::{rule_action::Action as A, rule_condition::Condition as C};
+    let match_mode = match pb::RuleMatch::try_from(rule.r#match) {
+        Ok(pb::RuleMatch::Unspecified | pb::RuleMatch::All) => RuleMatch::All,
+        Ok(pb::RuleMatch::Any) => RuleMatch::Any,
+        Err(_) => return Err(AppError::invalid(format!("{field}.match"), "unknown match")),
+    };
+    let time = |ts: &Option<prost_types::Timestamp>, name: &str| -> AppResult<_> {
+        ts.as_ref()
+            .map(|ts| {
+                from_timestamp(ts).ok_or_else(|| {
+                    AppError::invalid(format!("{field}.{name}"), "is not a valid time")
+                })
+            })
+            .transpose()
+    };
+    let mut conditions = Vec::with_capacity(rule.conditions.len());
+    for (i, condition) in rule.conditions.iter().enumerate() {
+        let here = format!("{field}.conditions[{i}]");
+        conditions.push(match &condition.condition {
+            None => return Err(AppError::invalid(here, "set one condition")),
+            Some(C::NameGlob(pattern)) => Condition::NameGlob {
+                pattern: pattern.clone(),
+            },
+            Some(C::NameRegex(pattern)) => Condition::NameRegex {
+                pattern: pattern.clone(),
+            },
+            Some(C::Extensions(set)) => Condition::Extensions {
+                extensions: set.extensions.clone(),
+            },
+            Some(C::ContentType(set)) => Condition::ContentType {
+                content_types: set.content_types.clone(),
+            },
+            Some(C::Size(range)) => Condition::Size {
+                min_bytes: range.min_bytes,
+                max_bytes: range.max_bytes,
+            },
+            Some(C::ModifyTime(range)) => Condition::ModifyTime {
+                start: time(
+                    &range.start_time,
+                    &format!("conditions[{i}].modify_time.start_time"),
+                )?,
+                end: time(
+                    &range.end_time,
+                    &format!("conditions[{i}].modify_time.end_time"),
+                )?,
+            },
+            Some(C::Age(range)) => Condition::Age {
+                older_than_days: range.older_than_days,
+                newer_than_days: range.newer_than_days,
+            },
+            Some(C::UnderFolder(path)) => Condition::UnderFolder { path: path.clone() },
+            Some(C::IsDuplicate(duplicate)) => Condition::IsDuplicate {
+                duplicate: *duplicate,
+            },
+        });
+    }
+    let action = match rule.action.as_ref().and_then(|a| a.action.as_ref()) {
+        None => {
+            return Err(AppError::invalid(
+                format!("{field}.action"),
+                "set one action",
+            ));
+        }
+        Some(A::Move(m)) => RuleAction::Move {
+            destination_template: m.destination_template.clone(),
+        },
+        Some(A::Rename(r)) => RuleAction::Rename {
+            name_template: r.name_template.clone(),
+        },
+        Some(A::SetCategory(c)) => RuleAction::SetCategory {
+            category: c.category.trim().to_string(),
+        },
+        Some(A::Trash(_)) => RuleAction::Trash,
+        Some(A::LeaveInPlace(_)) => RuleAction::LeaveInPlace,
+    };
+    Ok(RuleDefinition {
+        match_mode,
+        conditions,
+        action,
+    })
 }
 
 #[cfg(test)]

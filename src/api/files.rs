@@ -48,9 +48,10 @@ use crate::pb::{
 };
 pub use sessions::run_sweeper as run_upload_sweeper;
 pub use shared::Files;
+pub(super) use shared::parse_path;
 use shared::{
     BoxStream, OnConflict, PageToken, blocking, conflict_policy, file_entry, parse_entry_path,
-    parse_hash, parse_modify_time, parse_path,
+    parse_hash, parse_modify_time,
 };
 
 #[tonic::async_trait]

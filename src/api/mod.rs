@@ -7,6 +7,7 @@ pub mod convert;
 pub(crate) mod files;
 pub(crate) mod operations;
 pub(crate) mod reports;
+pub(crate) mod rules;
 pub(crate) mod system;
 
 /// Runs a handler body and converts its `AppError` into a `tonic::Status`.

@@ -139,6 +139,25 @@ pub const RPCS: &[(&str, Access)] = &[
         "/fileorganizer.v1.FileService/DeleteCategory",
         Needs(FilesWrite),
     ),
+    // Rules are settings of how files are organized, like categories.
+    (
+        "/fileorganizer.v1.RuleService/CreateRule",
+        Needs(FilesWrite),
+    ),
+    ("/fileorganizer.v1.RuleService/GetRule", Needs(FilesRead)),
+    ("/fileorganizer.v1.RuleService/ListRules", Needs(FilesRead)),
+    (
+        "/fileorganizer.v1.RuleService/UpdateRule",
+        Needs(FilesWrite),
+    ),
+    (
+        "/fileorganizer.v1.RuleService/DeleteRule",
+        Needs(FilesWrite),
+    ),
+    (
+        "/fileorganizer.v1.RuleService/PreviewRules",
+        Needs(FilesRead),
+    ),
     (
         "/fileorganizer.v1.FileService/UploadRawFile",
         Needs(FilesWrite),

@@ -26,7 +26,7 @@ use diesel::{
 
 use crate::domain::{
     ConflictPolicy, DuplicatePolicy, FileConflictPolicy, OperationKind, OperationOptions,
-    OperationState, Phase, RecordStatus, Role, Word,
+    OperationState, Phase, RecordStatus, Role, RuleDefinition, Word,
 };
 
 macro_rules! text_column {
@@ -57,21 +57,27 @@ text_column!(
     FileConflictPolicy,
 );
 
-impl ToSql<Jsonb, Pg> for OperationOptions {
-    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
-        // jsonb's binary format: a version byte, then the JSON text.
-        out.write_all(&[1])?;
-        serde_json::to_writer(out, self)?;
-        Ok(IsNull::No)
-    }
+macro_rules! json_column {
+    ($($name:ty),+ $(,)?) => {$(
+        impl ToSql<Jsonb, Pg> for $name {
+            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+                // jsonb's binary format: a version byte, then the JSON text.
+                out.write_all(&[1])?;
+                serde_json::to_writer(out, self)?;
+                Ok(IsNull::No)
+            }
+        }
+
+        impl FromSql<Jsonb, Pg> for $name {
+            fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
+                let value = <serde_json::Value as FromSql<Jsonb, Pg>>::from_sql(bytes)?;
+                Ok(serde_json::from_value(value)?)
+            }
+        }
+    )+};
 }
 
-impl FromSql<Jsonb, Pg> for OperationOptions {
-    fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
-        let value = <serde_json::Value as FromSql<Jsonb, Pg>>::from_sql(bytes)?;
-        Ok(serde_json::from_value(value)?)
-    }
-}
+json_column!(OperationOptions, RuleDefinition);
 
 /// `value` as an SQL string literal: `'planned'`. Words are lower-case
 /// letters and underscores (a unit test checks every one), so no quoting

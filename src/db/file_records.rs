@@ -90,7 +90,7 @@ pub async fn write_journal_stream(
         .copy_in(
             "COPY file_records (operation_id, seq, original_path, new_path, size_bytes, modified_at, \
              device, inode, content_hash, category, duplicate_of, status, reason, mtime_ns, ctime_ns, user_id, \
-             taken_from_metadata) FROM STDIN BINARY",
+             taken_from_metadata, rule_id, rule_version) FROM STDIN BINARY",
         )
         .await?;
     let writer = BinaryCopyInWriter::new(
@@ -113,6 +113,8 @@ pub async fn write_journal_stream(
             Type::INT8,
             Type::UUID,
             Type::BOOL,
+            Type::UUID,
+            Type::INT8,
         ],
     );
     futures::pin_mut!(writer);
@@ -140,6 +142,8 @@ pub async fn write_journal_stream(
                             &row.ctime_ns,
                             &user_id,
                             &row.taken_from_metadata,
+                            &row.decided_by.map(|d| d.rule_id),
+                            &row.decided_by.map(|d| d.rule_version),
                         ])
                         .await?;
                 }

@@ -66,6 +66,11 @@ pub struct RecordRow {
     pub reason: Option<String>,
     #[diesel(sql_type = Timestamptz)]
     pub created_at: DateTime<Utc>,
+    /// The organizing rule that decided the record, and its version.
+    #[diesel(sql_type = Nullable<diesel::sql_types::Uuid>)]
+    pub rule_id: Option<Uuid>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub rule_version: Option<i64>,
 }
 
 /// The current path of a duplicate's kept file (NULL for other records).
@@ -101,7 +106,7 @@ fn record_columns() -> String {
     format!(
         "f.operation_id, f.seq, f.original_path, f.new_path, f.size_bytes, f.modified_at, \
          f.content_hash, f.category, f.duplicate_of, {kept} AS duplicate_of_path, \
-         f.status, f.reason, f.created_at",
+         f.status, f.reason, f.created_at, f.rule_id, f.rule_version",
         kept = KEPT_PATH.as_str()
     )
 }

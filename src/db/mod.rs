@@ -20,6 +20,7 @@ pub mod models;
 pub mod operations;
 pub(crate) mod quota;
 pub mod reports;
+pub(crate) mod rules;
 pub(crate) mod trash;
 pub(crate) mod uploads;
 pub mod users;

@@ -137,6 +137,9 @@ pub struct Operation {
     pub finished_at: Option<DateTime<Utc>>,
     /// Seconds spent in each phase, keyed by phase name (`jobs::timings`).
     pub phase_seconds: serde_json::Value,
+    /// The version of the user's rule set the plan used; None when no rules
+    /// were applied.
+    pub rule_set_version: Option<i64>,
 }
 
 #[derive(Debug, Insertable)]

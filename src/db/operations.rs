@@ -536,6 +536,18 @@ pub async fn set_applied_cursor(
         .await
 }
 
+/// Records the rule set version an operation's plan uses (None: none).
+pub async fn set_rule_set_version(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    version: Option<i64>,
+) -> QueryResult<usize> {
+    diesel::update(operations::table.find(id))
+        .set(operations::rule_set_version.eq(version))
+        .execute(conn)
+        .await
+}
+
 /// Hands a job back to the queue at once (graceful shutdown mid-job): the
 /// next worker to look reclaims it without waiting for the heartbeat to go
 /// stale.

@@ -151,6 +151,10 @@ struct RecordRow {
     reason: Option<String>,
     #[diesel(sql_type = Timestamptz)]
     created_at: DateTime<Utc>,
+    #[diesel(sql_type = Nullable<diesel::sql_types::Uuid>)]
+    rule_id: Option<Uuid>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    rule_version: Option<i64>,
 }
 
 impl From<RecordRow> for Record {
@@ -168,6 +172,13 @@ impl From<RecordRow> for Record {
             status: r.status,
             reason: r.reason,
             create_time: r.created_at,
+            decided_by: r
+                .rule_id
+                .zip(r.rule_version)
+                .map(|(rule_id, rule_version)| crate::domain::DecidedBy {
+                    rule_id,
+                    rule_version,
+                }),
         }
     }
 }
@@ -178,7 +189,7 @@ fn record_select(tail: &str) -> String {
     format!(
         "SELECT f.seq, f.original_path, f.new_path, f.size_bytes, f.modified_at, f.content_hash,
                 f.category, f.duplicate_of, {kept} AS duplicate_of_path, f.status, f.reason,
-                f.created_at
+                f.created_at, f.rule_id, f.rule_version
          FROM file_records f
          WHERE f.operation_id = $1 {tail}",
         kept = KEPT_PATH.as_str()

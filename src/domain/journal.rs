@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::RecordStatus;
+use super::{DecidedBy, RecordStatus};
 
 /// One journal row, as planned: the engine emits these (`engine::plan`) and
 /// `db::file_records` writes them to `file_records`.
@@ -30,4 +30,6 @@ pub struct JournalRow {
     /// template has no `{taken_…}` token, or the file was not placed by the
     /// template). The report counts these (`TakenDates`).
     pub taken_from_metadata: Option<bool>,
+    /// The organizing rule that decided the file, if one did.
+    pub decided_by: Option<DecidedBy>,
 }

@@ -8,7 +8,8 @@
 //! - [`category`]: the built-in categories and their extensions;
 //! - [`counters`], [`snapshot`]: what a running operation counts and shows;
 //! - [`journal`]: the rows the engine plans; [`report`]: an operation's
-//!   report as values; [`rules`]: users' category rules.
+//!   report as values; [`rules`]: users' category rules; [`rule`]: users'
+//!   organizing rules (conditions and an action, issue 21).
 //!
 //! Layers point one way, `api` → `jobs` → `engine` → `storage`, with `db`
 //! beside them, and all of them use this module; it imports nothing from
@@ -24,6 +25,7 @@ pub(crate) mod counters;
 pub(crate) mod enums;
 pub(crate) mod journal;
 pub(crate) mod report;
+pub(crate) mod rule;
 pub(crate) mod rules;
 pub(crate) mod snapshot;
 pub(crate) mod spec;
@@ -36,6 +38,9 @@ pub use enums::{
 };
 pub use journal::JournalRow;
 pub use report::{CategoryShare, DuplicateFile, DuplicateGroup, Record, Report, TakenDates};
+pub use rule::{
+    Condition, DecidedBy, Rule, RuleAction, RuleDefinition, RuleLimits, RuleMatch, RuleSet,
+};
 pub use rules::CustomRule;
 pub use snapshot::Snapshot;
 pub use spec::{OperationOptions, OperationRequest, OperationSpec};

@@ -117,6 +117,10 @@ pub struct Record {
     pub status: RecordStatus,
     pub reason: Option<String>,
     pub create_time: DateTime<Utc>,
+    /// The organizing rule that decided the file, if one did (absent from
+    /// reports stored before rules existed).
+    #[serde(default)]
+    pub decided_by: Option<super::DecidedBy>,
 }
 
 impl Record {

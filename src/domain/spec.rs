@@ -30,6 +30,9 @@ pub struct OperationRequest {
     pub exclude_globs: Vec<String>,
     pub hash_all_files: bool,
     pub remove_empty_dirs: bool,
+    /// Whether the user's organizing rules decide first; None: yes when
+    /// they have any (resolved when the plan is made).
+    pub apply_rules: Option<bool>,
 }
 
 /// An operation's checked settings (see the module docs).
@@ -75,6 +78,22 @@ pub struct OperationOptions {
     pub hash_all_files: bool,
     /// Remove the folders the moves left empty.
     pub remove_empty_dirs: bool,
+    /// Whether the user's organizing rules (`domain::rule`) decide where
+    /// files go before the layout template. None (the default, and every
+    /// operation stored before rules existed): yes when the user has rules
+    /// when the plan is made, so operations created by any path (the API,
+    /// triggers) pick the rules up. Not written when unset, so older rows
+    /// and new ones read the same.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub apply_rules: Option<bool>,
+}
+
+impl OperationOptions {
+    /// Whether a plan should read the user's rules: not when the request
+    /// said no, and never for a deduplication (it only handles duplicates).
+    pub fn wants_rules(&self, kind: super::OperationKind) -> bool {
+        kind == super::OperationKind::Organize && self.apply_rules != Some(false)
+    }
 }
 
 #[cfg(test)]
@@ -91,6 +110,7 @@ mod tests {
             exclude_globs: vec![],
             hash_all_files: true,
             remove_empty_dirs: false,
+            apply_rules: None,
         };
         // Exactly what CreateOperation wrote before OperationSpec existed.
         let stored = serde_json::json!({
@@ -113,6 +133,13 @@ mod tests {
     fn an_undo_stores_no_options_and_unknown_policies_are_errors() {
         let undo: OperationOptions = serde_json::from_value(serde_json::json!({})).unwrap();
         assert_eq!(undo, OperationOptions::default());
+        assert_eq!(undo.apply_rules, None);
+        let chosen: OperationOptions =
+            serde_json::from_value(serde_json::json!({ "apply_rules": false })).unwrap();
+        assert_eq!(chosen.apply_rules, Some(false));
+        assert!(!chosen.wants_rules(super::super::OperationKind::Organize));
+        assert!(undo.wants_rules(super::super::OperationKind::Organize));
+        assert!(!undo.wants_rules(super::super::OperationKind::Deduplicate));
         assert_eq!(undo.duplicate_policy, DuplicatePolicy::ReportOnly);
         assert_eq!(undo.conflict_policy, ConflictPolicy::Rename);
         for (key, word) in [

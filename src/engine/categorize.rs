@@ -487,6 +487,22 @@ fn sniff(head: &[u8]) -> BuiltIn {
     }
 }
 
+/// The first bytes of a scanned file, for magic-bytes sniffing: opened at
+/// the moment of use through no symlink, and only if it is still the file
+/// the scan saw ([`crate::storage::UserRoot::open_read_exact`]).
+pub fn read_head(
+    root: &crate::storage::UserRoot,
+    scanned: &super::scan::ScannedFile,
+) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let file = root
+        .open_read_exact(&scanned.path, Some(&scanned.fingerprint))
+        .ok()?;
+    let mut head = Vec::with_capacity(SNIFF_BYTES);
+    file.take(SNIFF_BYTES as u64).read_to_end(&mut head).ok()?;
+    Some(head)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@ pub mod duplicates;
 pub(crate) mod parallel;
 pub(crate) mod plan;
 pub mod progress;
+pub(crate) mod rule;
 pub mod scan;
 pub(crate) mod spec;
 pub(crate) mod taken;

@@ -8,16 +8,30 @@
 //! the duplicate policy: organized like any file and reported (default),
 //! moved to `_duplicates/` in the destination, or moved to the user's trash
 //! (`.trash/<operation>/…`). Nothing is ever deleted.
+//!
+//! With organizing rules (`engine::rule`), the first rule matching a file
+//! decides its destination instead of the template (move, rename, set the
+//! category, trash, or leave in place, recorded as skipped), and its row
+//! names the rule and version. A duplicate that the duplicate policy moves
+//! (to `_duplicates/` or the trash) is the policy's: the operation asked for
+//! it explicitly. Everything after the destination (already in place, taken
+//! names, the conflict policy) is the same for both.
 
 use std::collections::HashSet;
 use std::hash::{BuildHasher, RandomState};
 
-use super::{duplicates::DuplicateAnalysis, scan::ScanResult, template::Template};
+use super::{
+    categorize::read_head,
+    duplicates::DuplicateAnalysis,
+    rule::{self, CompiledRules, FileFacts},
+    scan::ScanResult,
+    template::Template,
+};
 /// The policies are the domain's; re-exported where the planner's callers
 /// have always found them.
 pub use crate::domain::{ConflictPolicy, DuplicatePolicy};
 use crate::{
-    domain::{JournalRow, RecordStatus},
+    domain::{DecidedBy, JournalRow, RecordStatus},
     storage::{
         names::find_free_name,
         path::{PathError, UserPath},
@@ -47,6 +61,8 @@ pub struct PlanInput<'a> {
     /// Each scanned file's capture date (`engine::taken`), indexed like the
     /// scan; empty when the template uses none.
     pub taken: &'a [Option<chrono::NaiveDate>],
+    /// The user's organizing rules, when the operation applies them.
+    pub rules: Option<&'a CompiledRules>,
 }
 
 /// Destination paths chosen earlier in the same plan.
@@ -106,8 +122,8 @@ pub fn plan(input: &PlanInput<'_>, scan: &ScanResult, emit: &mut dyn FnMut(Journ
     let mut taken = TakenNames::with_capacity(scan.files.len());
     // An unanswerable lookup counts as taken: never risk a collision.
     let exists = |p: &UserPath| input.root.exists(p).unwrap_or(true);
-    let trash = UserPath::parse(TRASH_FOLDER)
-        .expect("valid")
+    let trash_root = UserPath::parse(TRASH_FOLDER).expect("valid");
+    let trash = trash_root
         .join(&input.operation_id.to_string())
         .expect("valid");
     let mut seq = 0i64;
@@ -132,6 +148,7 @@ pub fn plan(input: &PlanInput<'_>, scan: &ScanResult, emit: &mut dyn FnMut(Journ
             mtime_ns: i64::try_from(file.fingerprint.mtime_ns).ok(),
             ctime_ns: i64::try_from(file.ctime_ns).ok(),
             taken_from_metadata: None,
+            decided_by: None,
         };
         let taken_on = input.taken.get(i).copied().flatten();
         if let Some(reason) = input.duplicates.unreadable.get(&i) {
@@ -157,11 +174,68 @@ pub fn plan(input: &PlanInput<'_>, scan: &ScanResult, emit: &mut dyn FnMut(Journ
             }
         }
         let name = file.path.file_name().unwrap_or_default();
-        let wanted = match (duplicate_of, input.duplicate_policy) {
-            (Some(_), DuplicatePolicy::MoveToTrash) => {
+        let by_policy = duplicate_of.is_some()
+            && matches!(
+                input.duplicate_policy,
+                DuplicatePolicy::MoveToTrash | DuplicatePolicy::MoveToDuplicatesFolder
+            );
+        let decision = input.rules.filter(|_| !by_policy).and_then(|rules| {
+            let facts = FileFacts::new(
+                &file.path,
+                file.size(),
+                file.modified(),
+                duplicate_of.is_some(),
+                || {
+                    read_head(input.root, file)
+                        .as_deref()
+                        .and_then(rule::content_type)
+                },
+            );
+            rules
+                .decide(&facts)
+                .map(|d| (d.id, d.version, d.display_name, d.action))
+        });
+        let wanted = match (duplicate_of, input.duplicate_policy, decision) {
+            (_, _, Some((rule_id, rule_version, rule_name, action))) => {
+                row.decided_by = Some(DecidedBy {
+                    rule_id,
+                    rule_version,
+                });
+                if let Some(set) = action.category() {
+                    row.category = set.to_string();
+                }
+                match rule::destination(
+                    action,
+                    &file.path,
+                    &row.category,
+                    file.modified(),
+                    taken_on,
+                    input.destination,
+                    input.template,
+                    &trash,
+                ) {
+                    Ok(None) => {
+                        row.status = RecordStatus::Skipped;
+                        row.reason = Some(format!("left in place by rule {rule_name:?}"));
+                        emit(row);
+                        continue;
+                    }
+                    // Only the trash action leads into the trash (a
+                    // rendered `{stem}` could name it otherwise).
+                    Ok(Some(path))
+                        if path.starts_with(&trash_root)
+                            && !matches!(action, rule::Action::Trash) =>
+                    {
+                        Err(format!("{path} is inside the trash"))
+                    }
+                    Ok(Some(path)) => Ok(path),
+                    Err(reason) => Err(reason),
+                }
+            }
+            (Some(_), DuplicatePolicy::MoveToTrash, None) => {
                 trash.join_path(&file.path).map_err(|e| e.to_string())
             }
-            (Some(_), DuplicatePolicy::MoveToDuplicatesFolder) => input
+            (Some(_), DuplicatePolicy::MoveToDuplicatesFolder, None) => input
                 .destination
                 .join(DUPLICATES_FOLDER)
                 .and_then(|d| d.join(name))
@@ -235,6 +309,7 @@ pub fn plan(input: &PlanInput<'_>, scan: &ScanResult, emit: &mut dyn FnMut(Journ
             mtime_ns: None,
             ctime_ns: None,
             taken_from_metadata: None,
+            decided_by: None,
         });
     }
 }

@@ -139,6 +139,10 @@ pub struct ScanOptions {
     pub exclude_dirs: Vec<UserPath>,
     /// Threads walking the source's top-level folders (0 or 1: one).
     pub threads: usize,
+    /// Stop once this many files are found (PreviewRules' cap): with one
+    /// thread, the result is then the first files in walk order. The stop
+    /// cancels `progress`, which must be the caller's own.
+    pub stop_after: Option<i64>,
 }
 
 /// One thing a walk found, in walk order.
@@ -393,6 +397,14 @@ impl Walker<'_> {
             // the first link.
             Progress::add(&progress.files_scanned, 1);
             Progress::add(&progress.bytes_scanned, stat.size as i64);
+            if options.stop_after.is_some_and(|n| {
+                progress
+                    .files_scanned
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    >= n
+            }) {
+                progress.cancel();
+            }
         }
         if found.len().is_multiple_of(1024) {
             progress.set_current(path.as_str());

@@ -89,6 +89,7 @@ impl OperationSpec {
                 exclude_globs: r.exclude_globs,
                 hash_all_files: r.hash_all_files,
                 remove_empty_dirs: r.remove_empty_dirs,
+                apply_rules: r.apply_rules,
             },
         })
     }
@@ -193,6 +194,7 @@ mod tests {
             exclude_globs: vec![],
             hash_all_files: false,
             remove_empty_dirs: false,
+            apply_rules: None,
         }
     }
 

@@ -21,6 +21,7 @@ pub const SERVICE_NAMES: &[&str] = &[
     "fileorganizer.v1.OperationService",
     "fileorganizer.v1.FileService",
     "fileorganizer.v1.ReportService",
+    "fileorganizer.v1.RuleService",
     "fileorganizer.v1.SystemService",
     "",
 ];

@@ -53,13 +53,15 @@ use crate::{
     },
     domain::{
         OperationKind, OperationOptions, OperationState, OperationState as S, Phase, RecordStatus,
+        RuleSet,
     },
     engine::{
-        categorize::{Categorizer, SNIFF_BYTES},
+        categorize::{Categorizer, read_head},
         duplicates,
         plan::{self, ConflictPolicy, DuplicatePolicy, PlanInput},
         progress::Progress,
-        scan::{self, ScanOptions, ScannedFile},
+        rule::CompiledRules,
+        scan::{self, ScanOptions},
         spec, taken,
         template::Template,
     },
@@ -148,12 +150,14 @@ async fn plan_phase(
             UserPath::parse(plan::TRASH_FOLDER)?,
         ],
         threads: ctx.state.config.hash_threads,
+        stop_after: None,
     };
     let rules = {
         let mut conn = ctx.state.db.get().await?;
         db::categories::custom_rules(&mut conn, op.user_id).await?
     };
     let (categorizer, invalid) = Categorizer::new_skipping_invalid(&rules);
+    let organizing_rules = organizing_rules(ctx, options).await?;
     for error in invalid {
         tracing::warn!(%error, "ignoring an invalid part of a custom category");
     }
@@ -253,6 +257,7 @@ async fn plan_phase(
                 operation_id,
                 only_duplicates,
                 taken: &taken,
+                rules: organizing_rules.as_ref(),
             },
             &scanned,
             &mut |row| {
@@ -306,17 +311,35 @@ async fn plan_phase(
     Ok(ctx.interrupted())
 }
 
-/// The first bytes of a scanned file, for magic-bytes sniffing: opened at
-/// the moment of use through no symlink, and only if it is still the file
-/// the scan saw ([`UserRoot::open_read_exact`]).
-fn read_head(root: &UserRoot, scanned: &ScannedFile) -> Option<Vec<u8>> {
-    use std::io::Read;
-    let file = root
-        .open_read_exact(&scanned.path, Some(&scanned.fingerprint))
-        .ok()?;
-    let mut head = Vec::with_capacity(SNIFF_BYTES);
-    file.take(SNIFF_BYTES as u64).read_to_end(&mut head).ok()?;
-    Some(head)
+/// The user's organizing rules, compiled, when the operation applies them
+/// and the user has any; the rule set version used is recorded on the
+/// operation either way (None: no rules). A plan redone after a crash reads
+/// them again: nothing was moved yet, and the version recorded is the one
+/// the journal was made with.
+async fn organizing_rules(
+    ctx: &JobContext,
+    options: &OperationOptions,
+) -> anyhow::Result<Option<CompiledRules>> {
+    let op = &ctx.operation;
+    let mut conn = ctx.state.db.get().await?;
+    let set = if options.wants_rules(op.kind) {
+        db::rules::rule_set(&mut conn, op.user_id).await?
+    } else {
+        RuleSet::default()
+    };
+    let used = (!set.rules.is_empty()).then_some(set.version);
+    db::operations::set_rule_set_version(&mut conn, op.id, used).await?;
+    if used.is_none() {
+        return Ok(None);
+    }
+    let compiled = CompiledRules::compile(
+        "rules",
+        &set.rules,
+        &ctx.state.config.rule_limits,
+        chrono::Utc::now(),
+    )
+    .map_err(|e| anyhow::anyhow!("your organizing rules cannot be applied: {e}"))?;
+    Ok(Some(compiled))
 }
 
 /// The fingerprint a record was journaled with.

@@ -128,9 +128,13 @@ fn field_path(detail: &str) -> String {
     };
     let mut stack: Vec<(&str, &str)> = Vec::new();
     for part in detail.split(": ") {
+        // prost names a field that is a Rust keyword as Rust spells it
+        // (`Rule.r#match`); the request's field is `match`.
         match part.split_once('.') {
-            Some((message, field)) if is_ident(message) && is_ident(field) => {
-                stack.push((message, field));
+            Some((message, field))
+                if is_ident(message) && is_ident(field.strip_prefix("r#").unwrap_or(field)) =>
+            {
+                stack.push((message, field.strip_prefix("r#").unwrap_or(field)));
             }
             _ => break,
         }
@@ -198,6 +202,10 @@ mod tests {
         assert_eq!(
             field_path("LoginRequest.email: invalid string value: data is not UTF-8 encoded"),
             "email"
+        );
+        assert_eq!(
+            field_path("Rule.r#match: CreateRuleRequest.rule: invalid wire type"),
+            "rule.match"
         );
         assert_eq!(field_path("invalid varint"), WHOLE_REQUEST);
         assert_eq!(field_path("unexpected type URL.type_url: x"), WHOLE_REQUEST);

@@ -133,6 +133,7 @@ mod tests {
                 status: RecordStatus::Duplicate,
                 reason: None,
                 create_time: now,
+                decided_by: None,
             }],
             duplicate_group_count: 1,
             duplicate_file_count: 1,

@@ -20,7 +20,7 @@
 use super::{Record, Report, ReportWriter, rfc3339};
 
 /// The header row, in column order.
-pub const COLUMNS: [&str; 10] = [
+pub const COLUMNS: [&str; 12] = [
     "seq",
     "original_path",
     "new_path",
@@ -31,6 +31,8 @@ pub const COLUMNS: [&str; 10] = [
     "content_hash",
     "duplicate_of_path",
     "reason",
+    "rule",
+    "rule_version",
 ];
 
 #[derive(Debug, Default)]
@@ -99,6 +101,14 @@ impl ReportWriter for CsvWriter {
         let seq = r.seq.to_string();
         let size = r.size_bytes.to_string();
         let modified = r.modify_time.map(rfc3339).unwrap_or_default();
+        let rule = r
+            .decided_by
+            .map(|d| format!("rules/{}", d.rule_id))
+            .unwrap_or_default();
+        let rule_version = r
+            .decided_by
+            .map(|d| d.rule_version.to_string())
+            .unwrap_or_default();
         let hash = r
             .content_hash
             .as_deref()
@@ -117,6 +127,8 @@ impl ReportWriter for CsvWriter {
                 &hash,
                 r.duplicate_of_path.as_deref().unwrap_or_default(),
                 r.reason.as_deref().unwrap_or_default(),
+                &rule,
+                &rule_version,
             ],
         );
     }

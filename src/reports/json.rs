@@ -168,6 +168,13 @@ pub fn push_record(out: &mut Vec<u8>, operation_id: uuid::Uuid, r: &Record) {
         .str("status", &status_enum(r.status))
         .str("reason", r.reason.as_deref().unwrap_or_default())
         .time("create_time", Some(r.create_time))
+        .str(
+            "rule",
+            &r.decided_by
+                .map(|d| format!("rules/{}", d.rule_id))
+                .unwrap_or_default(),
+        )
+        .int64("rule_version", r.decided_by.map_or(0, |d| d.rule_version))
         .close();
 }
 

@@ -90,6 +90,13 @@ const REVIEWED: &[&str] = &[
     "/fileorganizer.v1.ReportService/ListDuplicateGroups",
     "/fileorganizer.v1.ReportService/ExportReport",
     "/fileorganizer.v1.ReportService/GetUsageSummary",
+    // Rules only configure; PreviewRules reads. None moves a file.
+    "/fileorganizer.v1.RuleService/CreateRule",
+    "/fileorganizer.v1.RuleService/GetRule",
+    "/fileorganizer.v1.RuleService/ListRules",
+    "/fileorganizer.v1.RuleService/UpdateRule",
+    "/fileorganizer.v1.RuleService/DeleteRule",
+    "/fileorganizer.v1.RuleService/PreviewRules",
 ];
 
 /// Fields set in every request of an RPC before the hostile one (merged by

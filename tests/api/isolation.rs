@@ -26,8 +26,8 @@ use tonic_types::StatusExt;
 use fileorganizer::pb::fileorganizer::v1::{
     self as pb, OperationState, auth_service_client::AuthServiceClient,
     file_service_client::FileServiceClient, operation_service_client::OperationServiceClient,
-    report_service_client::ReportServiceClient, system_service_client::SystemServiceClient,
-    upload_file_request::Data,
+    report_service_client::ReportServiceClient, rule_service_client::RuleServiceClient,
+    system_service_client::SystemServiceClient, upload_file_request::Data,
 };
 
 use fileorganizer::pb::google::api::HttpBody;
@@ -272,6 +272,8 @@ struct Tenants {
     a_key: String,
     /// A's resumable upload session, with 3 of its 6 bytes committed.
     a_upload: String,
+    /// A's organizing rule, as created.
+    a_rule: pb::Rule,
     done: String,
     planned: String,
     b_trash: Arc<std::sync::Mutex<Vec<String>>>,
@@ -315,6 +317,16 @@ async fn tenants() -> Tenants {
         .unwrap()
         .name;
     let a_upload = a_upload_session(&app, &a).await;
+    let a_rule = RuleServiceClient::new(channel(&app))
+        .create_rule(bearer(
+            pb::CreateRuleRequest {
+                rule: Some(a_rule_message()),
+            },
+            &a.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
     let done = create(&app, &a, organize("private")).await.name;
     let finished = wait_for(&app, &a, &done, &[OperationState::Succeeded]).await;
     assert_eq!(finished.counters.unwrap().files_moved, 3);
@@ -347,6 +359,7 @@ async fn tenants() -> Tenants {
         a_category,
         a_key,
         a_upload,
+        a_rule,
         done,
         planned,
         b_trash: Arc::new(std::sync::Mutex::new(b_trash)),
@@ -369,6 +382,7 @@ struct Probes {
     ops: OperationServiceClient<Channel>,
     files: FileServiceClient<Channel>,
     reports: ReportServiceClient<Channel>,
+    rules: RuleServiceClient<Channel>,
     auth: AuthServiceClient<Channel>,
     system: SystemServiceClient<Channel>,
 }
@@ -384,6 +398,7 @@ impl Probes {
                 .max_decoding_message_size(64 << 20)
                 .max_encoding_message_size(64 << 20),
             reports: ReportServiceClient::new(ch.clone()),
+            rules: RuleServiceClient::new(ch.clone()),
             auth: AuthServiceClient::new(ch.clone()),
             system: SystemServiceClient::new(ch),
         }
@@ -691,6 +706,57 @@ fn upload_probes(t: &Tenants) -> Vec<Probe> {
     probes.list
 }
 
+/// A rule that decides nothing of A's tree (it names `.txt` files in a
+/// folder A does not have), so A's organize is the same with it.
+fn a_rule_message() -> pb::Rule {
+    use pb::{rule_action::Action, rule_condition::Condition};
+    pb::Rule {
+        display_name: "A's rule".into(),
+        conditions: vec![pb::RuleCondition {
+            condition: Some(Condition::UnderFolder("nowhere".into())),
+        }],
+        action: Some(pb::RuleAction {
+            action: Some(Action::Trash(pb::TrashAction {})),
+        }),
+        ..Default::default()
+    }
+}
+
+/// A's organizing rule: read, changed, deleted, named in a new rule or a
+/// draft by B.
+#[rustfmt::skip::macros(probe)]
+fn rule_probes(t: &Tenants) -> Vec<Probe> {
+    let mut probes = Probes::new(t);
+    let (nf, ok) = (Code::NotFound, Code::Ok);
+    let a_rule = &t.a_rule.name;
+    let missing = &format!("rules/{}", uuid());
+    probe!(probes; rules, "RuleService/GetRule", "name", a_rule, missing, nf, |c, name, auth| {
+        c.get_rule(auth(pb::GetRuleRequest { name })).await.map(drop)
+    });
+    probe!(probes; rules, "RuleService/UpdateRule", "rule.name", a_rule, missing, nf, |c, name, auth| {
+        let rule = pb::Rule { name, display_name: "Taken over".into(), ..a_rule_message() };
+        c.update_rule(auth(pb::UpdateRuleRequest { rule: Some(rule), update_mask: None })).await.map(drop)
+    });
+    probe!(probes; rules, "RuleService/DeleteRule", "name", a_rule, missing, nf, |c, name, auth| {
+        c.delete_rule(auth(pb::DeleteRuleRequest { name, etag: String::new() })).await.map(drop)
+    });
+    probe!(probes; rules, "RuleService/CreateRule", "rule.name", a_rule, missing, ok, |c, name, auth| {
+        let rule = pb::Rule { name: name.clone(), ..a_rule_message() };
+        let created = c.create_rule(auth(pb::CreateRuleRequest { rule: Some(rule) })).await?;
+        assert_ne!(created.into_inner().name, name, "the client chose the rule's name");
+        Ok(())
+    });
+    // A draft's name is ignored: B previews B's own files with B's draft.
+    probe!(probes; rules, "RuleService/PreviewRules", "rules.name", a_rule, missing, ok, |c, name, auth| {
+        let rule = pb::Rule { name, ..a_rule_message() };
+        let request = pb::PreviewRulesRequest { folder: "mine".into(), rules: vec![rule], ..Default::default() };
+        let answer = c.preview_rules(auth(request)).await?.into_inner();
+        assert!(answer.entries.iter().all(|e| e.rule.is_empty() || e.rule == "rules/-0"));
+        Ok(())
+    });
+    probes.list
+}
+
 /// A's profile and session, and the admin RPCs that name a user.
 #[rustfmt::skip::macros(probe)]
 fn account_and_admin_probes(t: &Tenants) -> Vec<Probe> {
@@ -774,6 +840,7 @@ async fn every_identifier_field_of_the_contract_has_an_isolation_probe() {
         trash_category_and_key_probes(&t),
         account_and_admin_probes(&t),
         upload_probes(&t),
+        rule_probes(&t),
     ]
     .into_iter()
     .flatten()
@@ -960,4 +1027,37 @@ async fn rest_routes_answer_another_tenants_ids_like_missing_ones() {
         assert_eq!(json["code"], 5, "{method} {template}: {json}");
     }
     assert_eq!(snapshot(&app, &a, &[&op]).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_tenants_rules_answer_like_missing_ones() {
+    let t = tenants().await;
+    assert_answered_alike(&rule_probes(&t)).await;
+    t.assert_a_unchanged().await;
+    let rules = RuleServiceClient::new(channel(&t.app));
+    let mine = rules
+        .clone()
+        .get_rule(bearer(
+            pb::GetRuleRequest {
+                name: t.a_rule.name.clone(),
+            },
+            &t.a.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(mine, t.a_rule, "A's rule changed");
+    // B's list shows nothing of A's, and A's shows nothing of B's.
+    for (token, other) in [(&t.b.token, Some(&t.a_rule.name)), (&t.a.token, None)] {
+        let listed = rules
+            .clone()
+            .list_rules(bearer(pb::ListRulesRequest::default(), token))
+            .await
+            .unwrap()
+            .into_inner();
+        match other {
+            Some(a_rule) => assert!(listed.rules.iter().all(|r| &r.name != a_rule)),
+            None => assert_eq!(listed.rules, std::slice::from_ref(&t.a_rule)),
+        }
+    }
 }

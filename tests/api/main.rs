@@ -30,6 +30,7 @@ mod reports;
 mod rest;
 mod rest_conformance;
 mod revocation;
+mod rules;
 mod scopes;
 mod search;
 mod soak;

@@ -61,6 +61,8 @@ async fn migrations_apply_revert_and_reapply() {
             "operation_memos",
             "operations",
             "refresh_tokens",
+            "rule_sets",
+            "rules",
             "trash_items",
             "users"
         ]

@@ -12,6 +12,7 @@ const SERVICES: &[&str] = &[
     "fileorganizer.v1.OperationService",
     "fileorganizer.v1.FileService",
     "fileorganizer.v1.ReportService",
+    "fileorganizer.v1.RuleService",
     "fileorganizer.v1.SystemService",
 ];
 

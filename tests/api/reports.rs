@@ -476,6 +476,9 @@ async fn csv_export_round_trips_through_python_csv() {
                         .unwrap_or_default(),
                 ),
                 ("reason".into(), r.reason.clone().unwrap_or_default()),
+                // No rules in this test: no rule decided any file.
+                ("rule".into(), String::new()),
+                ("rule_version".into(), String::new()),
             ])
         })
         .collect();
@@ -1044,6 +1047,7 @@ fn synthetic_rows(count: i64, pairs: i64) -> Vec<JournalRow> {
                 mtime_ns: Some(0),
                 ctime_ns: None,
                 taken_from_metadata: None,
+                decided_by: None,
             }
         })
         .collect()

@@ -73,6 +73,12 @@ const EXPECTED: &[(&str, &str)] = &[
     ("ReportService/ListDuplicateGroups", "operations.read"),
     ("ReportService/ExportReport", "operations.read"),
     ("ReportService/GetUsageSummary", "operations.read"),
+    ("RuleService/CreateRule", "files.write"),
+    ("RuleService/GetRule", "files.read"),
+    ("RuleService/ListRules", "files.read"),
+    ("RuleService/UpdateRule", "files.write"),
+    ("RuleService/DeleteRule", "files.write"),
+    ("RuleService/PreviewRules", "files.read"),
 ];
 
 const SCOPES: [&str; 7] = [

@@ -22,6 +22,8 @@ COLUMNS = [
     "content_hash",
     "duplicate_of_path",
     "reason",
+    "rule",
+    "rule_version",
 ]
 
 

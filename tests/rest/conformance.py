@@ -58,8 +58,9 @@ HITS: Dict[Tuple[str, str], Set[int]] = defaultdict(set)
 def _always_printed(prop: Dict[str, Any]) -> bool:
     """Whether the transcoder prints this field even at its default value. Message fields
     (references, and Timestamp/Duration which the document inlines as formatted strings) are
-    omitted when unset; everything else is a primitive, an enum, a repeated field or a map."""
-    if "$ref" in prop or "allOf" in prop:
+    omitted when unset, and so is a oneof member (a proto3 `optional` field too) that is not the
+    one set (`x-oneof`); everything else is a primitive, an enum, a repeated field or a map."""
+    if "$ref" in prop or "allOf" in prop or "x-oneof" in prop:
         return False
     kind = prop.get("type")
     if kind == "string":

@@ -71,6 +71,11 @@ fn file_record(row: &RecordRow) -> pb::FileRecord {
         // The journal keeps no per-record change time.
         update_time: None,
         operation,
+        rule: row
+            .rule_id
+            .map(|id| format!("{}{id}", convert::RULE_COLLECTION))
+            .unwrap_or_default(),
+        rule_version: row.rule_version.unwrap_or(0),
     }
 }
 

@@ -74,7 +74,7 @@ pub(super) async fn blocking<T: Send + 'static>(
 
 /// Parses request field `field` as a path, refusing what the trash RPCs own
 /// (`.trash/…`) and reserved temporary names.
-pub(super) fn parse_path(raw: &str, field: &str) -> AppResult<UserPath> {
+pub(crate) fn parse_path(raw: &str, field: &str) -> AppResult<UserPath> {
     let path = UserPath::parse(raw).map_err(|e| e.at(field))?;
     if path.starts_with(&trash_folder()) {
         return Err(AppError::invalid(

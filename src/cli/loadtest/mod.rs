@@ -7,6 +7,7 @@
 
 mod hello;
 mod load;
+mod rules;
 mod search_names;
 mod slow_queries;
 pub mod stats;
@@ -99,6 +100,10 @@ pub struct Args {
     /// `{taken_year}/{taken_month}/{name}` to measure reading capture dates.
     #[arg(long, default_value = "")]
     pub layout_template: String,
+    /// Give the user this many organizing rules before the organize (and
+    /// time PreviewRules on the tree first); see `loadtest::rules`.
+    #[arg(long, default_value_t = 0)]
+    pub rules: usize,
 }
 
 /// Accepts `host:port` or `http://host:port` whose every resolved address is
@@ -224,6 +229,12 @@ async fn organize(
         tree.seconds
     );
 
+    let preview = if args.rules > 0 {
+        rules::create(channel, session, args.rules).await?;
+        Some(rules::preview(channel, session, "loadtest", args.rules).await?)
+    } else {
+        None
+    };
     let sampler = match args.server_pid {
         Some(pid) => Some(stats::ProcSampler::start(pid)?),
         None => None,
@@ -392,6 +403,9 @@ async fn organize(
         },
         "error": last.error.map(|e| e.message),
         "server": server,
+        "rules": args.rules,
+        "rule_set_version": finished.rule_set_version,
+        "preview_rules": preview,
     });
     Ok((result, op.name, succeeded))
 }

@@ -242,7 +242,7 @@ class TrashItemFailure(_message.Message):
     def __init__(self, name: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class FileRecord(_message.Message):
-    __slots__ = ("name", "operation", "seq", "original_path", "new_path", "size_bytes", "modify_time", "content_hash", "category", "duplicate_of", "duplicate_of_path", "status", "reason", "create_time", "update_time")
+    __slots__ = ("name", "operation", "seq", "original_path", "new_path", "size_bytes", "modify_time", "content_hash", "category", "duplicate_of", "duplicate_of_path", "status", "reason", "create_time", "update_time", "rule", "rule_version")
     NAME_FIELD_NUMBER: _ClassVar[int]
     OPERATION_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
@@ -258,6 +258,8 @@ class FileRecord(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    RULE_VERSION_FIELD_NUMBER: _ClassVar[int]
     name: str
     operation: str
     seq: int
@@ -273,7 +275,9 @@ class FileRecord(_message.Message):
     reason: str
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., operation: _Optional[str] = ..., seq: _Optional[int] = ..., original_path: _Optional[str] = ..., new_path: _Optional[str] = ..., size_bytes: _Optional[int] = ..., modify_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., content_hash: _Optional[str] = ..., category: _Optional[str] = ..., duplicate_of: _Optional[str] = ..., duplicate_of_path: _Optional[str] = ..., status: _Optional[_Union[FileRecordStatus, str]] = ..., reason: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    rule: str
+    rule_version: int
+    def __init__(self, name: _Optional[str] = ..., operation: _Optional[str] = ..., seq: _Optional[int] = ..., original_path: _Optional[str] = ..., new_path: _Optional[str] = ..., size_bytes: _Optional[int] = ..., modify_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., content_hash: _Optional[str] = ..., category: _Optional[str] = ..., duplicate_of: _Optional[str] = ..., duplicate_of_path: _Optional[str] = ..., status: _Optional[_Union[FileRecordStatus, str]] = ..., reason: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rule: _Optional[str] = ..., rule_version: _Optional[int] = ...) -> None: ...
 
 class FileRecordStatusCounts(_message.Message):
     __slots__ = ("total", "planned", "completed", "skipped", "failed", "duplicate", "undone")

@@ -93,7 +93,7 @@ CONFLICT_POLICY_RENAME: ConflictPolicy
 CONFLICT_POLICY_SKIP: ConflictPolicy
 
 class Operation(_message.Message):
-    __slots__ = ("name", "kind", "state", "phase", "source_path", "destination_path", "dry_run", "layout_template", "duplicate_policy", "conflict_policy", "include_globs", "exclude_globs", "hash_all_files", "remove_empty_dirs", "counters", "error", "undo_of", "undone_by", "create_time", "start_time", "end_time", "update_time", "phase_durations")
+    __slots__ = ("name", "kind", "state", "phase", "source_path", "destination_path", "dry_run", "layout_template", "duplicate_policy", "conflict_policy", "include_globs", "exclude_globs", "hash_all_files", "remove_empty_dirs", "counters", "error", "undo_of", "undone_by", "create_time", "start_time", "end_time", "update_time", "phase_durations", "apply_rules", "rule_set_version")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -117,6 +117,8 @@ class Operation(_message.Message):
     END_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     PHASE_DURATIONS_FIELD_NUMBER: _ClassVar[int]
+    APPLY_RULES_FIELD_NUMBER: _ClassVar[int]
+    RULE_SET_VERSION_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: OperationKind
     state: OperationState
@@ -140,7 +142,9 @@ class Operation(_message.Message):
     end_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
     phase_durations: _containers.RepeatedCompositeFieldContainer[PhaseDuration]
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[OperationKind, str]] = ..., state: _Optional[_Union[OperationState, str]] = ..., phase: _Optional[_Union[OperationPhase, str]] = ..., source_path: _Optional[str] = ..., destination_path: _Optional[str] = ..., dry_run: _Optional[bool] = ..., layout_template: _Optional[str] = ..., duplicate_policy: _Optional[_Union[DuplicatePolicy, str]] = ..., conflict_policy: _Optional[_Union[ConflictPolicy, str]] = ..., include_globs: _Optional[_Iterable[str]] = ..., exclude_globs: _Optional[_Iterable[str]] = ..., hash_all_files: _Optional[bool] = ..., remove_empty_dirs: _Optional[bool] = ..., counters: _Optional[_Union[OperationCounters, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., undo_of: _Optional[str] = ..., undone_by: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., phase_durations: _Optional[_Iterable[_Union[PhaseDuration, _Mapping]]] = ...) -> None: ...
+    apply_rules: bool
+    rule_set_version: int
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[OperationKind, str]] = ..., state: _Optional[_Union[OperationState, str]] = ..., phase: _Optional[_Union[OperationPhase, str]] = ..., source_path: _Optional[str] = ..., destination_path: _Optional[str] = ..., dry_run: _Optional[bool] = ..., layout_template: _Optional[str] = ..., duplicate_policy: _Optional[_Union[DuplicatePolicy, str]] = ..., conflict_policy: _Optional[_Union[ConflictPolicy, str]] = ..., include_globs: _Optional[_Iterable[str]] = ..., exclude_globs: _Optional[_Iterable[str]] = ..., hash_all_files: _Optional[bool] = ..., remove_empty_dirs: _Optional[bool] = ..., counters: _Optional[_Union[OperationCounters, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., undo_of: _Optional[str] = ..., undone_by: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., phase_durations: _Optional[_Iterable[_Union[PhaseDuration, _Mapping]]] = ..., apply_rules: _Optional[bool] = ..., rule_set_version: _Optional[int] = ...) -> None: ...
 
 class PhaseDuration(_message.Message):
     __slots__ = ("phase", "duration")
