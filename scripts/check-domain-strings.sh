@@ -32,6 +32,10 @@ ALLOWED=(
     'src/auth/scopes.rs|Scope::Admin => "admin"'
     # Why a file's hash was not computed (the job stops there), not a state.
     'src/engine/duplicates.rs|Err("cancelled".to_string())'
+    # UpdateAutomation's update_mask paths: the proto's field names of the trigger oneof.
+    'src/api/automations.rs|const SCHEDULE_PATH: &str = "schedule"'
+    'src/api/automations.rs|const ARRIVAL_PATH: &str = "arrival"'
+    'src/api/automations.rs|const WATCHED_FOLDER_PATH: &str = "watched_folder"'
     # Keys and labels of the CLI tools' own JSON reports.
     'src/cli/find_duplicates.rs|"skipped": scanned.skipped.len()'
     'src/cli/loadtest/mod.rs|print_server("organize"'

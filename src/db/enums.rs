@@ -26,7 +26,7 @@ use diesel::{
 
 use crate::domain::{
     ConflictPolicy, DuplicatePolicy, OperationKind, OperationOptions, OperationState, Phase,
-    RecordStatus, Role, Word,
+    RecordStatus, Role, TriggerKind, Word,
 };
 
 macro_rules! text_column {
@@ -54,6 +54,7 @@ text_column!(
     Role,
     DuplicatePolicy,
     ConflictPolicy,
+    TriggerKind,
 );
 
 impl ToSql<Jsonb, Pg> for OperationOptions {

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::{
     domain::{
         Counters, OperationKind, OperationOptions, OperationSpec, OperationState, Phase,
-        RecordStatus, Role, Snapshot,
+        RecordStatus, Role, Snapshot, TriggerKind,
     },
     schema::{api_keys, audit_log, refresh_tokens, users},
 };
@@ -137,6 +137,10 @@ pub struct Operation {
     pub finished_at: Option<DateTime<Utc>>,
     /// Seconds spent in each phase, keyed by phase name (`jobs::timings`).
     pub phase_seconds: serde_json::Value,
+    /// What started it (`manual` for a request).
+    pub trigger_kind: TriggerKind,
+    /// The automation that created it, if any.
+    pub automation_id: Option<Uuid>,
 }
 
 #[derive(Debug, Insertable)]
@@ -152,6 +156,8 @@ pub struct NewOperation<'a> {
     pub options: OperationOptions,
     pub undo_of: Option<Uuid>,
     pub request_id: Option<&'a str>,
+    pub trigger_kind: TriggerKind,
+    pub automation_id: Option<Uuid>,
 }
 
 impl<'a> NewOperation<'a> {
@@ -168,6 +174,8 @@ impl<'a> NewOperation<'a> {
             options: spec.options.clone(),
             undo_of: None,
             request_id,
+            trigger_kind: TriggerKind::Manual,
+            automation_id: None,
         }
     }
 
@@ -185,6 +193,8 @@ impl<'a> NewOperation<'a> {
             options: OperationOptions::default(),
             undo_of: Some(target.id),
             request_id,
+            trigger_kind: TriggerKind::Manual,
+            automation_id: None,
         }
     }
 }

@@ -8,7 +8,9 @@
 //! - [`category`]: the built-in categories and their extensions;
 //! - [`counters`], [`snapshot`]: what a running operation counts and shows;
 //! - [`journal`]: the rows the engine plans; [`report`]: an operation's
-//!   report as values; [`rules`]: users' category rules.
+//!   report as values; [`rules`]: users' category rules;
+//! - [`trigger`]: what makes an automation fire (a cron schedule in a time
+//!   zone, arrivals, a watched folder).
 //!
 //! Layers point one way, `api` → `jobs` → `engine` → `storage`, with `db`
 //! beside them, and all of them use this module; it imports nothing from
@@ -27,15 +29,17 @@ pub(crate) mod report;
 pub(crate) mod rules;
 pub(crate) mod snapshot;
 pub(crate) mod spec;
+pub(crate) mod trigger;
 
 pub use category::BuiltIn;
 pub use counters::Counters;
 pub use enums::{
     ConflictPolicy, DuplicatePolicy, OperationKind, OperationState, Phase, RecordStatus, Role,
-    UnknownWord, Word,
+    TriggerKind, UnknownWord, Word,
 };
 pub use journal::JournalRow;
 pub use report::{CategoryShare, DuplicateFile, DuplicateGroup, Record, Report};
 pub use rules::CustomRule;
 pub use snapshot::Snapshot;
 pub use spec::{OperationOptions, OperationRequest, OperationSpec};
+pub use trigger::{QuietPeriod, Schedule, ScheduleError, Trigger};

@@ -237,6 +237,7 @@ impl Staged {
 
         // The file is stored and counted: what follows only describes it, and
         // must not turn a stored upload into an error.
+        crate::jobs::automations::files_arrived(&files.state, principal.user_id, &path).await;
         let categorizer = match files.categorizer(principal).await {
             Ok(categorizer) => categorizer,
             Err(error) => {
