@@ -11,6 +11,11 @@
 //! engine reconciles the journal against the disk before going on
 //! (see `organize::apply` and `undo`).
 //!
+//! The same processes run the automations' scheduler (`automations`, with
+//! the watched folders' watcher `watch`): a due automation creates its
+//! operation through `submit::create_operation`, CreateOperation's path, and
+//! that operation is then a job like any other (docs/triggers.md).
+//!
 //! A job that fails because the database cannot be reached is not marked
 //! failed: its moves may be done on disk but not yet recorded. The worker
 //! hands it back (or lets the claim go stale while the database is away) and

@@ -406,6 +406,45 @@ async fn two_server_processes_fire_each_tick_exactly_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ticks_missed_while_no_process_ran_fire_once_at_start() {
+    let clock = TestClock::new(at(0, 0, 30));
+    // The API alone: no scheduler runs.
+    let app = TestApp::spawn_with(Options {
+        env: clock.env(0),
+        ..Default::default()
+    })
+    .await;
+    let alice = user(&app, "catch-up").await;
+    std::fs::create_dir_all(alice.root.join("inbox")).unwrap();
+    let name = create(
+        &app,
+        &alice,
+        pb::Automation {
+            trigger: schedule("* * * * *", "UTC"),
+            operation: organize_into("inbox", "sorted"),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+    .name;
+    // Ten ticks pass with no process to fire them.
+    clock.set(at(0, 10, 30));
+    let_schedulers_poll().await;
+    assert_eq!(runs_in_db(&app, &name).await, 0);
+    // The first worker process to start fires once, then follows the schedule.
+    let _worker = spawn_server(&app, &clock, 0);
+    wait_for_runs(&app, &name, 1).await;
+    wait_for_next_run(&app, &alice, &name, at(0, 11, 0)).await;
+    let_schedulers_poll().await;
+    assert_eq!(runs_in_db(&app, &name).await, 1);
+    assert_eq!(
+        get(&app, &alice, &name).await.last_run_time,
+        timestamp(at(0, 10, 30))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_500_uploads_makes_one_operation() {
     const FILES: usize = 500;
     let clock = TestClock::new(at(12, 0, 0));
