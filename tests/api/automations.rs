@@ -359,6 +359,7 @@ fn spawn_server(app: &TestApp, clock: &TestClock, moves_per_second: u32) -> Kill
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_server_processes_fire_each_tick_exactly_once() {
+    const TICKS: u32 = 6;
     let clock = TestClock::new(at(0, 0, 30));
     // Two schedulers on one database: this process and a child.
     let app = TestApp::spawn_with(Options {
@@ -367,42 +368,59 @@ async fn two_server_processes_fire_each_tick_exactly_once() {
     })
     .await;
     let _other = spawn_server(&app, &clock, 0);
-    let alice = user(&app, "two-servers").await;
-    std::fs::create_dir_all(alice.root.join("inbox")).unwrap();
-    let name = create(
-        &app,
-        &alice,
-        pb::Automation {
-            trigger: schedule("* * * * *", "Europe/Paris"),
-            operation: organize_into("inbox", "sorted"),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap()
-    .name;
-    for minute in 1..=6u32 {
+    // Eight schedules (of two users) due at the same instants: a firing
+    // holds its rows for a while, so both processes compete for them.
+    let owners = [
+        user(&app, "two-servers-a").await,
+        user(&app, "two-servers-b").await,
+    ];
+    let mut schedules = Vec::new();
+    for owner in &owners {
+        for n in 0..4 {
+            std::fs::create_dir_all(owner.root.join(format!("inbox{n}"))).unwrap();
+            let name = create(
+                &app,
+                owner,
+                pb::Automation {
+                    trigger: schedule("* * * * *", "Europe/Paris"),
+                    operation: organize_into(&format!("inbox{n}"), &format!("sorted{n}")),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .name;
+            schedules.push((owner, name));
+        }
+    }
+    for minute in 1..=TICKS {
         clock.set(at(0, minute, 0));
-        wait_for_runs(&app, &name, minute as i64).await;
-        wait_for_next_run(&app, &alice, &name, at(0, minute + 1, 0)).await;
-        // Both schedulers poll many times at this instant: still one.
+        for (owner, name) in &schedules {
+            wait_for_runs(&app, name, minute as i64).await;
+            wait_for_next_run(&app, owner, name, at(0, minute + 1, 0)).await;
+        }
+        // Both schedulers poll many times at this instant: still one each.
         let_schedulers_poll().await;
-        assert_eq!(
-            runs_in_db(&app, &name).await,
-            minute as i64,
-            "tick {minute}"
-        );
-        let latest = runs(&app, &alice, &name).await.remove(0);
-        wait_for(&app, &alice, &latest.name, &[OperationState::Succeeded]).await;
+        for (owner, name) in &schedules {
+            assert_eq!(runs_in_db(&app, name).await, minute as i64, "tick {minute}");
+            let latest = runs(&app, owner, name).await.remove(0);
+            wait_for(&app, owner, &latest.name, &[OperationState::Succeeded]).await;
+        }
     }
     let mut conn = app.db().await;
-    let run_count: i64 = automations::table
-        .find(id_of(&name))
-        .select(automations::run_count)
+    let automatic: i64 = operations::table
+        .filter(operations::automation_id.is_not_null())
+        .count()
         .get_result(&mut conn)
         .await
         .unwrap();
-    assert_eq!(run_count, 6);
+    assert_eq!(automatic, (schedules.len() as u32 * TICKS) as i64);
+    let run_counts: Vec<i64> = automations::table
+        .select(automations::run_count)
+        .load(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(run_counts, vec![TICKS as i64; schedules.len()]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
