@@ -49,6 +49,10 @@ struct Watched {
     absolute: PathBuf,
     /// Whether `notify` watches it.
     watching: bool,
+    /// When watching it last failed (a folder not there yet, too many
+    /// inotify watches for a huge tree): tried again only after
+    /// WATCH_RESCAN_SECS, not at every reload.
+    failed_at: Option<Instant>,
 }
 
 /// The watcher of this process; ends when shutdown begins.
@@ -176,16 +180,25 @@ async fn reload(
                     row,
                     absolute,
                     watching: false,
+                    failed_at: None,
                 })
             }
         };
         // A folder that does not exist yet is watched once it does.
         if !w.watching
+            && w.failed_at
+                .is_none_or(|t| t.elapsed() >= state.config.watch_rescan)
             && let Some(watcher) = watcher.as_deref_mut()
         {
-            w.watching = watcher
-                .watch(&w.absolute, notify::RecursiveMode::Recursive)
-                .is_ok();
+            match watcher.watch(&w.absolute, notify::RecursiveMode::Recursive) {
+                Ok(()) => w.watching = true,
+                Err(error) => {
+                    tracing::debug!(automation = %id, %error, "not watching a folder (the rescan still looks)");
+                    // A partial recursive watch is dropped: the rescan covers it.
+                    let _ = watcher.unwatch(&w.absolute);
+                    w.failed_at = Some(Instant::now());
+                }
+            }
         }
     }
     Ok(())

@@ -350,7 +350,11 @@ fn spawn_server(app: &TestApp, clock: &TestClock, moves_per_second: u32) -> Kill
         .env("JOB_HEARTBEAT_MS", "200")
         .env("JOB_STALE_AFTER_MS", "1000")
         .env("MOVES_PER_SECOND", moves_per_second.to_string())
-        .env("RUST_LOG", "warn,fileorganizer::state=error")
+        // Without Redis on purpose, on the test clock on purpose: quiet.
+        .env(
+            "RUST_LOG",
+            "warn,fileorganizer::state=error,fileorganizer::jobs::clock=error",
+        )
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start fileorg serve");
