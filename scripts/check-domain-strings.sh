@@ -34,6 +34,10 @@ ALLOWED=(
     'src/engine/duplicates.rs|Err("cancelled".to_string())'
     # The rename *action* of an organizing rule (its API field), not the conflict policy.
     'src/domain/rule.rs|RuleAction::Rename { .. } => "rename"'
+    # UpdateAutomation's update_mask paths: the proto's field names of the trigger oneof.
+    'src/api/automations.rs|const SCHEDULE_PATH: &str = "schedule"'
+    'src/api/automations.rs|const ARRIVAL_PATH: &str = "arrival"'
+    'src/api/automations.rs|const WATCHED_FOLDER_PATH: &str = "watched_folder"'
     # Keys and labels of the CLI tools' own JSON reports.
     'src/cli/find_duplicates.rs|"skipped": scanned.skipped.len()'
     'src/cli/loadtest/mod.rs|print_server("organize"'

@@ -145,6 +145,19 @@ pub struct Config {
     /// `RULE_MAX_PATTERN_BYTES` (512), `RULE_REGEX_SIZE_LIMIT` (1048576): how
     /// big organizing rules may be (`engine::rule`).
     pub rule_limits: crate::domain::RuleLimits,
+    /// `SCHEDULER_POLL_MS` (default 1000): how often each worker process
+    /// looks for due automations (`jobs::automations`).
+    pub scheduler_poll: Duration,
+    /// `WATCH_RESCAN_SECS` (default 60): how often watched folders are
+    /// rescanned, the fallback for changes no notification reported (and
+    /// for those made while no process ran).
+    pub watch_rescan: Duration,
+    /// `SCHEDULER_CLOCK_FILE` (tests only; refused when
+    /// ENVIRONMENT=production): the automations' clock reads the instant
+    /// written in this file (RFC 3339) instead of the system clock, so tests
+    /// drive schedules and quiet periods. It moves nothing but when
+    /// automations fire.
+    pub scheduler_clock_file: Option<PathBuf>,
     /// Request limits (see [`RateLimits`]).
     pub rate_limits: RateLimits,
     /// `REQUEST_TIMEOUT_SECS` (default 600): upper bound on any call's
@@ -455,6 +468,22 @@ impl Config {
                     1_048_576usize,
                     4_096..=64 << 20,
                 )?,
+            },
+            scheduler_poll: Duration::from_millis(parse(
+                &get,
+                "SCHEDULER_POLL_MS",
+                1_000u64,
+                10..=60_000,
+            )?),
+            watch_rescan: Duration::from_secs(parse(&get, "WATCH_RESCAN_SECS", 60u64, 1..=86_400)?),
+            scheduler_clock_file: match get("SCHEDULER_CLOCK_FILE").filter(|v| !v.is_empty()) {
+                Some(_) if environment == Environment::Production => {
+                    return Err(err(
+                        "SCHEDULER_CLOCK_FILE",
+                        "is for tests and refused when ENVIRONMENT=production",
+                    ));
+                }
+                other => other.map(PathBuf::from),
             },
             request_timeout: Duration::from_secs(parse(
                 &get,

@@ -30,6 +30,34 @@ diesel::table! {
 }
 
 diesel::table! {
+    automations (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        display_name -> Text,
+        trigger_kind -> Text,
+        cron -> Nullable<Text>,
+        time_zone -> Nullable<Text>,
+        folder_path -> Nullable<Text>,
+        quiet_period_ms -> Int8,
+        kind -> Text,
+        source_path -> Text,
+        destination_path -> Text,
+        dry_run -> Bool,
+        options -> Jsonb,
+        paused -> Bool,
+        next_run_at -> Nullable<Timestamptz>,
+        pending_since -> Nullable<Timestamptz>,
+        folder_fingerprint -> Nullable<Text>,
+        last_run_at -> Nullable<Timestamptz>,
+        last_operation_id -> Nullable<Uuid>,
+        run_count -> Int8,
+        version -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     categories (id) {
         id -> Uuid,
         user_id -> Nullable<Uuid>,
@@ -148,6 +176,8 @@ diesel::table! {
         finished_at -> Nullable<Timestamptz>,
         phase_seconds -> Jsonb,
         rule_set_version -> Nullable<Int8>,
+        trigger_kind -> Text,
+        automation_id -> Nullable<Uuid>,
     }
 }
 
@@ -235,6 +265,8 @@ diesel::table! {
 
 diesel::joinable!(api_keys -> users (user_id));
 diesel::joinable!(audit_log -> users (user_id));
+diesel::joinable!(automations -> operations (last_operation_id));
+diesel::joinable!(automations -> users (user_id));
 diesel::joinable!(categories -> users (user_id));
 diesel::joinable!(file_names -> operations (operation_id));
 diesel::joinable!(file_names_pending -> operations (operation_id));
@@ -251,6 +283,7 @@ diesel::joinable!(upload_sessions -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
     audit_log,
+    automations,
     categories,
     duplicate_group_totals,
     duplicate_groups,

@@ -21,7 +21,9 @@ use crate::{
     pb::{
         self,
         fileorganizer::v1::{
-            auth_service_server::AuthServiceServer, file_service_server::FileServiceServer,
+            auth_service_server::AuthServiceServer,
+            automation_service_server::AutomationServiceServer,
+            file_service_server::FileServiceServer,
             operation_service_server::OperationServiceServer,
             report_service_server::ReportServiceServer, rule_service_server::RuleServiceServer,
             system_service_server::SystemServiceServer,
@@ -196,6 +198,11 @@ pub async fn run(
         )
         .add_service(
             OperationServiceServer::new(api::operations::Operations::new(state.clone()))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            AutomationServiceServer::new(api::automations::Automations::new(state.clone()))
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         )

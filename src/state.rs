@@ -42,6 +42,9 @@ pub struct AppState {
     pub memo_builds: crate::infra::keyed_lock::KeyedLock<(uuid::Uuid, String)>,
     /// Open server streams per user, capped at MAX_STREAMS_PER_USER.
     pub stream_slots: crate::infra::streams::StreamSlots,
+    /// When automations fire (`jobs::clock`): the system clock, or the
+    /// test clock of SCHEDULER_CLOCK_FILE.
+    pub clock: Arc<dyn crate::jobs::clock::Clock>,
 }
 
 impl AppState {
@@ -97,7 +100,9 @@ impl AppState {
             rx.clone(),
         );
         let stream_slots = crate::infra::streams::StreamSlots::new(config.max_streams_per_user);
+        let clock = crate::jobs::clock::from_config(config.scheduler_clock_file.as_deref());
         Ok(AppState {
+            clock,
             cache,
             config: Arc::new(config),
             db,

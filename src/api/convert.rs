@@ -9,8 +9,9 @@ use crate::{
     db::{models, rules::RuleRow},
     domain::{
         Condition, ConflictPolicy, Counters, DuplicateGroup, DuplicatePolicy, FileConflictPolicy,
-        OperationKind, OperationRequest, OperationState, Phase, Record, RecordStatus, Report, Role,
-        RuleAction, RuleDefinition, RuleMatch, Snapshot, Word, report::record_name,
+        OperationKind, OperationOptions, OperationRequest, OperationState, Phase, Record,
+        RecordStatus, Report, Role, RuleAction, RuleDefinition, RuleMatch, Snapshot, TriggerKind,
+        Word, report::record_name,
     },
     error::{AppError, AppResult},
     pb::fileorganizer::v1 as pb,
@@ -75,6 +76,7 @@ pub fn api_key(key: &models::ApiKey) -> pb::ApiKey {
 }
 
 pub const OPERATION_COLLECTION: &str = "operations/";
+pub const AUTOMATION_COLLECTION: &str = "automations/";
 
 // The domain's enums and protobuf's, variant to variant: the one mapping.
 // Reading a request goes the other way through `from_request`, derived from
@@ -144,6 +146,17 @@ impl From<DuplicatePolicy> for pb::DuplicatePolicy {
             DuplicatePolicy::ReportOnly => pb::DuplicatePolicy::ReportOnly,
             DuplicatePolicy::MoveToDuplicatesFolder => pb::DuplicatePolicy::MoveToDuplicatesFolder,
             DuplicatePolicy::MoveToTrash => pb::DuplicatePolicy::MoveToTrash,
+        }
+    }
+}
+
+impl From<TriggerKind> for pb::TriggerKind {
+    fn from(kind: TriggerKind) -> Self {
+        match kind {
+            TriggerKind::Manual => pb::TriggerKind::Manual,
+            TriggerKind::Schedule => pb::TriggerKind::Schedule,
+            TriggerKind::Arrival => pb::TriggerKind::Arrival,
+            TriggerKind::WatchedFolder => pb::TriggerKind::WatchedFolder,
         }
     }
 }
@@ -249,16 +262,19 @@ fn error_status(message: &str) -> crate::pb::google::rpc::Status {
     }
 }
 
-pub fn operation(op: &models::Operation, undone_by: Option<Uuid>) -> pb::Operation {
-    let options = &op.options;
+/// The settings of an operation (what a request sets), the rest unset.
+fn operation_settings(
+    kind: OperationKind,
+    source_path: &str,
+    destination_path: &str,
+    dry_run: bool,
+    options: &OperationOptions,
+) -> pb::Operation {
     pb::Operation {
-        name: format!("{OPERATION_COLLECTION}{}", op.id),
-        kind: pb::OperationKind::from(op.kind) as i32,
-        state: pb::OperationState::from(op.state) as i32,
-        phase: phase(op.phase) as i32,
-        source_path: op.source_path.clone(),
-        destination_path: op.destination_path.clone(),
-        dry_run: op.dry_run,
+        kind: pb::OperationKind::from(kind) as i32,
+        source_path: source_path.to_string(),
+        destination_path: destination_path.to_string(),
+        dry_run,
         layout_template: options.layout_template.clone(),
         duplicate_policy: pb::DuplicatePolicy::from(options.duplicate_policy) as i32,
         conflict_policy: pb::ConflictPolicy::from(options.conflict_policy) as i32,
@@ -266,6 +282,23 @@ pub fn operation(op: &models::Operation, undone_by: Option<Uuid>) -> pb::Operati
         exclude_globs: options.exclude_globs.clone(),
         hash_all_files: options.hash_all_files,
         remove_empty_dirs: options.remove_empty_dirs,
+        apply_rules: options.apply_rules,
+        ..Default::default()
+    }
+}
+
+pub fn operation(op: &models::Operation, undone_by: Option<Uuid>) -> pb::Operation {
+    let settings = operation_settings(
+        op.kind,
+        &op.source_path,
+        &op.destination_path,
+        op.dry_run,
+        &op.options,
+    );
+    pb::Operation {
+        name: format!("{OPERATION_COLLECTION}{}", op.id),
+        state: pb::OperationState::from(op.state) as i32,
+        phase: phase(op.phase) as i32,
         counters: Some(counters(&op.counters())),
         error: op.error.as_deref().map(error_status),
         undo_of: op
@@ -280,8 +313,15 @@ pub fn operation(op: &models::Operation, undone_by: Option<Uuid>) -> pb::Operati
         end_time: op.finished_at.map(timestamp),
         update_time: Some(timestamp(op.updated_at)),
         phase_durations: phase_durations(&op.phase_seconds),
-        apply_rules: options.apply_rules,
         rule_set_version: op.rule_set_version.unwrap_or(0),
+        trigger: Some(pb::OperationTrigger {
+            kind: pb::TriggerKind::from(op.trigger_kind) as i32,
+            automation: op
+                .automation_id
+                .map(|id| format!("{AUTOMATION_COLLECTION}{id}"))
+                .unwrap_or_default(),
+        }),
+        ..settings
     }
 }
 
@@ -423,11 +463,6 @@ pub fn report(r: &Report) -> pb::OperationReport {
 /// The collection of organizing rules: `rules/{id}`.
 pub const RULE_COLLECTION: &str = "rules/";
 
-/// A rule's etag: its version, quoted as HTTP writes entity tags.
-pub fn rule_etag(version: i64) -> String {
-    format!("\"{version}\"")
-}
-
 /// The version an etag from a request names (`field` for the error); None
 /// for an empty one.
 pub fn parse_rule_etag(etag: &str, field: &str) -> AppResult<Option<i64>> {
@@ -457,7 +492,55 @@ pub fn rule(row: &RuleRow) -> pb::Rule {
         conditions: definition.conditions.iter().map(rule_condition).collect(),
         action: Some(rule_action(&definition.action)),
         version: row.version,
-        etag: rule_etag(row.version),
+        etag: etag(row.version),
+        create_time: Some(timestamp(row.created_at)),
+        update_time: Some(timestamp(row.updated_at)),
+    }
+}
+
+/// An automation as the API shows it.
+pub fn automation(row: &crate::db::automations::Automation) -> pb::Automation {
+    use pb::automation::Trigger as T;
+    let quiet = Some(duration(std::time::Duration::from_millis(
+        row.quiet_period_ms.max(0) as u64,
+    )));
+    let folder_path = row.folder_path.clone().unwrap_or_default();
+    let trigger = match row.trigger_kind {
+        TriggerKind::Schedule => Some(T::Schedule(pb::ScheduleTrigger {
+            cron: row.cron.clone().unwrap_or_default(),
+            time_zone: row.time_zone.clone().unwrap_or_default(),
+        })),
+        TriggerKind::Arrival => Some(T::Arrival(pb::ArrivalTrigger {
+            folder_path,
+            quiet_period: quiet,
+        })),
+        TriggerKind::WatchedFolder => Some(T::WatchedFolder(pb::WatchedFolderTrigger {
+            folder_path,
+            quiet_period: quiet,
+        })),
+        // Never stored for an automation.
+        TriggerKind::Manual => None,
+    };
+    pb::Automation {
+        name: format!("{AUTOMATION_COLLECTION}{}", row.id),
+        display_name: row.display_name.clone(),
+        trigger,
+        operation: Some(operation_settings(
+            row.kind,
+            &row.source_path,
+            &row.destination_path,
+            row.dry_run,
+            &row.options,
+        )),
+        paused: row.paused,
+        next_run_time: row.next_run_at.map(timestamp),
+        last_run_time: row.last_run_at.map(timestamp),
+        last_operation: row
+            .last_operation_id
+            .map(|id| format!("{OPERATION_COLLECTION}{id}"))
+            .unwrap_or_default(),
+        run_count: row.run_count,
+        etag: etag(row.version),
         create_time: Some(timestamp(row.created_at)),
         update_time: Some(timestamp(row.updated_at)),
     }
@@ -606,6 +689,12 @@ pub fn rule_definition(rule: &pb::Rule, field: &str) -> AppResult<RuleDefinition
         conditions,
         action,
     })
+}
+
+/// The etag of a row version (a rule's, an automation's): the version,
+/// quoted as HTTP writes entity tags.
+pub fn etag(version: i64) -> String {
+    format!("\"{version}\"")
 }
 
 #[cfg(test)]

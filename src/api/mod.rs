@@ -3,6 +3,7 @@
 //! result back; errors go through `AppError` → `Status` (see `error.rs`).
 
 pub(crate) mod auth;
+pub(crate) mod automations;
 pub mod convert;
 pub(crate) mod files;
 pub(crate) mod operations;

@@ -14,10 +14,9 @@ use crate::{
         self,
         models::{NewOperation, Operation},
     },
-    domain::{Counters, OperationKind, OperationSpec, OperationState},
-    engine,
+    domain::{Counters, OperationKind, OperationState},
     error::{AppError, AppResult},
-    pagination,
+    jobs, pagination,
     pb::fileorganizer::v1::{self as pb, operation_service_server::OperationService},
     state::AppState,
 };
@@ -64,8 +63,8 @@ impl Operations {
         operation_message(&mut conn, op).await
     }
 
-    /// Checks the request (`OperationSpec::parse`), then the folders on disk
-    /// (`engine::spec::check_on_disk`), then queues the operation.
+    /// Checks the request and queues the operation through
+    /// `jobs::submit::create_operation`, the path automations share.
     async fn create(
         &self,
         principal: Principal,
@@ -89,15 +88,16 @@ impl Operations {
                 return self.to_pb(&existing).await;
             }
         }
-        let spec = OperationSpec::parse(convert::operation_request(requested)?)?;
-        let root = self.state.user_root(principal.user_id)?;
-        let checked = spec.clone();
-        tokio::task::spawn_blocking(move || engine::spec::check_on_disk(&root, &checked)).await??;
+        let request = convert::operation_request(requested)?;
         let request_id = (!request_id.is_empty()).then_some(request_id);
         let mut conn = self.state.db.get().await?;
-        let op = db::operations::insert(
+        let op = jobs::submit::create_operation(
+            &self.state,
             &mut conn,
-            &NewOperation::queued(principal.user_id, &spec, request_id),
+            principal.user_id,
+            request,
+            request_id,
+            jobs::submit::Origin::MANUAL,
         )
         .await?;
         self.state.jobs_queued.notify_one();
@@ -121,12 +121,23 @@ impl Operations {
             "kind",
             "unknown kind",
         )?;
+        let automation = if req.automation.is_empty() {
+            None
+        } else {
+            Some(super::automations::parse_name(
+                &req.automation,
+                "automation",
+            )?)
+        };
         let mut conn = self.state.db.get().await?;
         let mut ops = db::operations::list_for_user(
             &mut conn,
             principal.user_id,
-            state,
-            kind,
+            db::operations::ListFilter {
+                state,
+                kind,
+                automation,
+            },
             after,
             limit + 1,
         )

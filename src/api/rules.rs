@@ -94,7 +94,7 @@ fn stale(name: &str, current: i64) -> AppError {
     AppError::FailedPrecondition {
         message: format!(
             "{name} has changed since it was read (its etag is now {}); read it again",
-            convert::rule_etag(current)
+            convert::etag(current)
         ),
     }
 }
@@ -426,11 +426,14 @@ fn preview(
             let destination = engine::rule::destination(
                 decision.action,
                 &file.path,
-                &category,
-                file.modified(),
-                // The preview reads no capture dates: `{taken_…}` renders
-                // the modification time here (docs/automation.md).
-                None,
+                engine::template::FileFacts {
+                    name: file.path.file_name().unwrap_or_default(),
+                    category: &category,
+                    modified: file.modified(),
+                    // The preview reads no capture dates: `{taken_…}`
+                    // renders the modification time here.
+                    taken: None,
+                },
                 &source,
                 &template,
                 &trash,

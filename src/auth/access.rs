@@ -86,6 +86,34 @@ pub const RPCS: &[(&str, Access)] = &[
         Needs(OperationsRead),
     ),
     (
+        "/fileorganizer.v1.AutomationService/CreateAutomation",
+        Needs(OperationsWrite),
+    ),
+    (
+        "/fileorganizer.v1.AutomationService/GetAutomation",
+        Needs(OperationsRead),
+    ),
+    (
+        "/fileorganizer.v1.AutomationService/ListAutomations",
+        Needs(OperationsRead),
+    ),
+    (
+        "/fileorganizer.v1.AutomationService/UpdateAutomation",
+        Needs(OperationsWrite),
+    ),
+    (
+        "/fileorganizer.v1.AutomationService/DeleteAutomation",
+        Needs(OperationsWrite),
+    ),
+    (
+        "/fileorganizer.v1.AutomationService/PauseAutomation",
+        Needs(OperationsWrite),
+    ),
+    (
+        "/fileorganizer.v1.AutomationService/ResumeAutomation",
+        Needs(OperationsWrite),
+    ),
+    (
         "/fileorganizer.v1.FileService/UploadFile",
         Needs(FilesWrite),
     ),

@@ -26,7 +26,7 @@ use diesel::{
 
 use crate::domain::{
     ConflictPolicy, DuplicatePolicy, FileConflictPolicy, OperationKind, OperationOptions,
-    OperationState, Phase, RecordStatus, Role, RuleDefinition, Word,
+    OperationState, Phase, RecordStatus, Role, RuleDefinition, TriggerKind, Word,
 };
 
 macro_rules! text_column {
@@ -55,6 +55,7 @@ text_column!(
     DuplicatePolicy,
     ConflictPolicy,
     FileConflictPolicy,
+    TriggerKind,
 );
 
 macro_rules! json_column {

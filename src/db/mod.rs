@@ -9,6 +9,7 @@
 //! tokio runtime flavour.
 
 pub(crate) mod audit;
+pub(crate) mod automations;
 pub(crate) mod categories;
 pub(crate) mod credentials;
 pub(crate) mod enums;

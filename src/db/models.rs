@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::{
     domain::{
         Counters, OperationKind, OperationOptions, OperationSpec, OperationState, Phase,
-        RecordStatus, Role, Snapshot,
+        RecordStatus, Role, Snapshot, TriggerKind,
     },
     schema::{api_keys, audit_log, refresh_tokens, users},
 };
@@ -140,6 +140,10 @@ pub struct Operation {
     /// The version of the user's rule set the plan used; None when no rules
     /// were applied.
     pub rule_set_version: Option<i64>,
+    /// What started it (`manual` for a request).
+    pub trigger_kind: TriggerKind,
+    /// The automation that created it, if any.
+    pub automation_id: Option<Uuid>,
 }
 
 #[derive(Debug, Insertable)]
@@ -155,6 +159,8 @@ pub struct NewOperation<'a> {
     pub options: OperationOptions,
     pub undo_of: Option<Uuid>,
     pub request_id: Option<&'a str>,
+    pub trigger_kind: TriggerKind,
+    pub automation_id: Option<Uuid>,
 }
 
 impl<'a> NewOperation<'a> {
@@ -171,6 +177,8 @@ impl<'a> NewOperation<'a> {
             options: spec.options.clone(),
             undo_of: None,
             request_id,
+            trigger_kind: TriggerKind::Manual,
+            automation_id: None,
         }
     }
 
@@ -188,6 +196,8 @@ impl<'a> NewOperation<'a> {
             options: OperationOptions::default(),
             undo_of: Some(target.id),
             request_id,
+            trigger_kind: TriggerKind::Manual,
+            automation_id: None,
         }
     }
 }

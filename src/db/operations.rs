@@ -111,11 +111,19 @@ pub async fn find_undo_of(
 }
 
 /// A page of a user's operations, newest first.
+/// ListOperations' filters (None: any).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ListFilter {
+    pub state: Option<OperationState>,
+    pub kind: Option<OperationKind>,
+    /// Only the runs of this automation.
+    pub automation: Option<Uuid>,
+}
+
 pub async fn list_for_user(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
-    state: Option<OperationState>,
-    kind: Option<OperationKind>,
+    filter: ListFilter,
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> QueryResult<Vec<Operation>> {
@@ -125,11 +133,14 @@ pub async fn list_for_user(
         .order((operations::created_at.desc(), operations::id.desc()))
         .limit(limit)
         .into_boxed();
-    if let Some(state) = state {
+    if let Some(state) = filter.state {
         query = query.filter(operations::state.eq(state));
     }
-    if let Some(kind) = kind {
+    if let Some(kind) = filter.kind {
         query = query.filter(operations::kind.eq(kind));
+    }
+    if let Some(automation) = filter.automation {
+        query = query.filter(operations::automation_id.eq(automation));
     }
     if let Some((created_at, id)) = after {
         query = query.filter(

@@ -324,6 +324,22 @@ impl Default for FileConflictPolicy {
     }
 }
 
+words! {
+    /// What started an operation (`operations.trigger_kind`), and the kind
+    /// of an automation's trigger (`automations.trigger_kind`; never
+    /// `manual` there).
+    pub enum TriggerKind as "trigger kind" {
+        /// A request (CreateOperation, UndoOperation).
+        Manual = "manual",
+        /// An automation's cron schedule.
+        Schedule = "schedule",
+        /// Files uploaded into an automation's folder.
+        Arrival = "arrival",
+        /// An automation's folder changed on the server's disk.
+        WatchedFolder = "watched_folder",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,6 +376,7 @@ mod tests {
         round_trips::<DuplicatePolicy>();
         round_trips::<ConflictPolicy>();
         round_trips::<FileConflictPolicy>();
+        round_trips::<TriggerKind>();
     }
 
     #[test]

@@ -9,7 +9,9 @@
 //! - [`counters`], [`snapshot`]: what a running operation counts and shows;
 //! - [`journal`]: the rows the engine plans; [`report`]: an operation's
 //!   report as values; [`rules`]: users' category rules; [`rule`]: users'
-//!   organizing rules (conditions and an action, issue 21).
+//!   organizing rules (conditions and an action, issue 21);
+//! - [`trigger`]: what makes an automation fire (a cron schedule in a time
+//!   zone, arrivals, a watched folder).
 //!
 //! Layers point one way, `api` → `jobs` → `engine` → `storage`, with `db`
 //! beside them, and all of them use this module; it imports nothing from
@@ -29,12 +31,13 @@ pub(crate) mod rule;
 pub(crate) mod rules;
 pub(crate) mod snapshot;
 pub(crate) mod spec;
+pub(crate) mod trigger;
 
 pub use category::BuiltIn;
 pub use counters::Counters;
 pub use enums::{
     ConflictPolicy, DuplicatePolicy, FileConflictPolicy, OperationKind, OperationState, Phase,
-    RecordStatus, Role, UnknownWord, Word,
+    RecordStatus, Role, TriggerKind, UnknownWord, Word,
 };
 pub use journal::JournalRow;
 pub use report::{CategoryShare, DuplicateFile, DuplicateGroup, Record, Report, TakenDates};
@@ -44,3 +47,4 @@ pub use rule::{
 pub use rules::CustomRule;
 pub use snapshot::Snapshot;
 pub use spec::{OperationOptions, OperationRequest, OperationSpec};
+pub use trigger::{QuietPeriod, Schedule, ScheduleError, Trigger};

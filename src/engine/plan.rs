@@ -207,9 +207,12 @@ pub fn plan(input: &PlanInput<'_>, scan: &ScanResult, emit: &mut dyn FnMut(Journ
                 match rule::destination(
                     action,
                     &file.path,
-                    &row.category,
-                    file.modified(),
-                    taken_on,
+                    super::template::FileFacts {
+                        name,
+                        category: &row.category,
+                        modified: file.modified(),
+                        taken: taken_on,
+                    },
                     input.destination,
                     input.template,
                     &trash,

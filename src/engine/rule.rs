@@ -624,28 +624,21 @@ fn describe(index: usize, condition: &Condition) -> String {
 
 /// Where a rule's action sends a file: `Ok(None)` leaves it in place; the
 /// path is relative to the user's root (`destination` is the operation's
-/// destination folder, `trash` the operation's trash folder). `category` is
-/// the file's category (which a set-category action replaces, see
-/// [`Action::category`]).
+/// destination folder, `trash` the operation's trash folder). `facts` are
+/// what templates render: the file's name, its category (which a
+/// set-category action replaces, see [`Action::category`]) and its dates.
 pub fn destination(
     action: &Action,
     path: &UserPath,
-    category: &str,
-    modified: DateTime<Utc>,
-    taken: Option<chrono::NaiveDate>,
+    facts: TemplateFacts<'_>,
     destination: &UserPath,
     template: &Template,
     trash: &UserPath,
 ) -> Result<Option<UserPath>, String> {
-    let name = path.file_name().unwrap_or_default();
+    let category = facts.category;
     let render = |template: &Template, category: &str| {
         template
-            .render(&TemplateFacts {
-                name,
-                category,
-                modified,
-                taken,
-            })
+            .render(&TemplateFacts { category, ..facts })
             .map_err(|e| e.to_string())
     };
     let joined =
@@ -952,9 +945,12 @@ mod tests {
             super::destination(
                 decision.action,
                 &path,
-                "Images",
-                modified,
-                None,
+                TemplateFacts {
+                    name: path.file_name().unwrap_or_default(),
+                    category: "Images",
+                    modified,
+                    taken: None,
+                },
                 &destination,
                 &template,
                 &trash,
@@ -1285,7 +1281,19 @@ mod tests {
             template: &Template,
             trash: &UserPath,
         ) -> Result<Option<UserPath>, String> {
-            destination(action, path, "../..", now(), None, to, template, trash)
+            destination(
+                action,
+                path,
+                TemplateFacts {
+                    name: path.file_name().unwrap_or_default(),
+                    category: "../..",
+                    modified: now(),
+                    taken: None,
+                },
+                to,
+                template,
+                trash,
+            )
         }
     }
 }

@@ -11,18 +11,27 @@
 //! engine reconciles the journal against the disk before going on
 //! (see `organize::apply` and `undo`).
 //!
+//! The same processes run the automations' scheduler (`automations`, with
+//! the watched folders' watcher `watch`): a due automation creates its
+//! operation through `submit::create_operation`, CreateOperation's path, and
+//! that operation is then a job like any other (docs/triggers.md).
+//!
 //! A job that fails because the database cannot be reached is not marked
 //! failed: its moves may be done on disk but not yet recorded. The worker
 //! hands it back (or lets the claim go stale while the database is away) and
 //! the next claim reconciles and finishes it (`error::is_database_unreachable`;
 //! tested by `tests/api/outages.rs`).
 
+pub(crate) mod automations;
+pub mod clock;
 mod context;
 pub(crate) mod hub;
 pub(crate) mod organize;
 pub(crate) mod search_names;
+pub(crate) mod submit;
 pub(crate) mod timings;
 pub(crate) mod undo;
+pub(crate) mod watch;
 
 use std::{
     sync::{Arc, atomic::Ordering},
@@ -40,7 +49,9 @@ use crate::{
 pub use context::{Interrupted, JobContext};
 
 /// Starts `count` workers, and with them the task that indexes the search
-/// names of finished jobs (`search_names`); they stop when shutdown begins.
+/// names of finished jobs (`search_names`), the automations' scheduler
+/// (`automations`) and the watched folders' watcher (`watch`); they stop
+/// when shutdown begins.
 pub fn spawn_workers(state: &AppState, count: usize) -> Vec<tokio::task::JoinHandle<()>> {
     let process = format!("{}-{}", hostname(), std::process::id());
     let mut tasks: Vec<_> = (0..count)
@@ -55,6 +66,8 @@ pub fn spawn_workers(state: &AppState, count: usize) -> Vec<tokio::task::JoinHan
         .collect();
     if count > 0 {
         tasks.push(tokio::spawn(search_names::run(state.clone())));
+        tasks.push(tokio::spawn(automations::run(state.clone())));
+        tasks.push(tokio::spawn(watch::run(state.clone())));
     }
     tasks
 }

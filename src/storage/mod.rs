@@ -89,6 +89,7 @@
 pub(crate) mod copy;
 mod error;
 mod fingerprint;
+pub(crate) mod folder_state;
 pub(crate) mod mover;
 pub(crate) mod names;
 pub(crate) mod new_file;
@@ -104,6 +105,7 @@ use std::io;
 pub use copy::copy_across_devices;
 pub use error::{FieldError, StorageError};
 pub use fingerprint::Fingerprint;
+pub use folder_state::{FolderState, folder_state};
 pub use mover::Mover;
 pub use new_file::NewFile;
 pub use path::{PathError, UserPath};

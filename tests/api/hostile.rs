@@ -97,15 +97,27 @@ const REVIEWED: &[&str] = &[
     "/fileorganizer.v1.RuleService/UpdateRule",
     "/fileorganizer.v1.RuleService/DeleteRule",
     "/fileorganizer.v1.RuleService/PreviewRules",
+    "/fileorganizer.v1.AutomationService/CreateAutomation",
+    "/fileorganizer.v1.AutomationService/GetAutomation",
+    "/fileorganizer.v1.AutomationService/ListAutomations",
+    "/fileorganizer.v1.AutomationService/UpdateAutomation",
+    "/fileorganizer.v1.AutomationService/DeleteAutomation",
+    "/fileorganizer.v1.AutomationService/PauseAutomation",
+    "/fileorganizer.v1.AutomationService/ResumeAutomation",
 ];
 
 /// Fields set in every request of an RPC before the hostile one (merged by
 /// protobuf): CreateOperation only ever plans (`dry_run`), so no hostile
-/// source or layout can move the user's files.
+/// source or layout can move the user's files; nor can an automation a
+/// hostile request manages to create (its runs only plan).
 fn base_fields(method: &str) -> Vec<(&'static [&'static str], u64)> {
     match method {
         "/fileorganizer.v1.OperationService/CreateOperation" => {
             vec![(&["operation", "dry_run"], 1)]
+        }
+        "/fileorganizer.v1.AutomationService/CreateAutomation"
+        | "/fileorganizer.v1.AutomationService/UpdateAutomation" => {
+            vec![(&["automation", "operation", "dry_run"], 1)]
         }
         _ => Vec::new(),
     }

@@ -24,10 +24,11 @@ use tonic::{Code, Status, transport::Channel};
 use tonic_types::StatusExt;
 
 use fileorganizer::pb::fileorganizer::v1::{
-    self as pb, OperationState, auth_service_client::AuthServiceClient,
-    file_service_client::FileServiceClient, operation_service_client::OperationServiceClient,
-    report_service_client::ReportServiceClient, rule_service_client::RuleServiceClient,
-    system_service_client::SystemServiceClient, upload_file_request::Data,
+    self as pb, OperationState, auth_service_client::AuthServiceClient, automation::Trigger,
+    automation_service_client::AutomationServiceClient, file_service_client::FileServiceClient,
+    operation_service_client::OperationServiceClient, report_service_client::ReportServiceClient,
+    rule_service_client::RuleServiceClient, system_service_client::SystemServiceClient,
+    upload_file_request::Data,
 };
 
 use fileorganizer::pb::google::api::HttpBody;
@@ -189,6 +190,7 @@ struct Snapshot {
     trash: String,
     categories: String,
     api_keys: String,
+    automations: String,
     profile: (String, String, i64),
 }
 
@@ -231,6 +233,11 @@ async fn snapshot(app: &TestApp, a: &User, ops: &[&str]) -> Snapshot {
         .await
         .unwrap()
         .into_inner();
+    let automations = AutomationServiceClient::new(ch.clone())
+        .list_automations(bearer(pb::ListAutomationsRequest::default(), &a.token))
+        .await
+        .unwrap()
+        .into_inner();
     let me = AuthServiceClient::new(ch)
         .get_current_user(bearer(pb::GetCurrentUserRequest {}, &a.token))
         .await
@@ -243,6 +250,7 @@ async fn snapshot(app: &TestApp, a: &User, ops: &[&str]) -> Snapshot {
         trash: format!("{trash:?}"),
         categories: format!("{categories:?}"),
         api_keys: format!("{keys:?}"),
+        automations: format!("{automations:?}"),
         profile: (me.display_name, me.email, me.storage_used_bytes),
     }
 }
@@ -276,6 +284,7 @@ struct Tenants {
     a_rule: pb::Rule,
     done: String,
     planned: String,
+    a_automation: String,
     b_trash: Arc<std::sync::Mutex<Vec<String>>>,
     /// A's things before B's calls.
     before: Snapshot,
@@ -341,6 +350,17 @@ async fn tenants() -> Tenants {
     .await
     .name;
     wait_for(&app, &a, &planned, &[OperationState::Planned]).await;
+    let a_automation = AutomationServiceClient::new(channel(&app))
+        .create_automation(bearer(
+            pb::CreateAutomationRequest {
+                automation: Some(yearly("private")),
+            },
+            &a.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .name;
     upload(&app, &b, "mine/b.txt", b"B's own").await;
     let mut b_trash = Vec::new();
     for i in 0..2 {
@@ -362,6 +382,7 @@ async fn tenants() -> Tenants {
         a_rule,
         done,
         planned,
+        a_automation,
         b_trash: Arc::new(std::sync::Mutex::new(b_trash)),
         before,
     }
@@ -385,6 +406,7 @@ struct Probes {
     rules: RuleServiceClient<Channel>,
     auth: AuthServiceClient<Channel>,
     system: SystemServiceClient<Channel>,
+    automations: AutomationServiceClient<Channel>,
 }
 
 impl Probes {
@@ -400,6 +422,7 @@ impl Probes {
             reports: ReportServiceClient::new(ch.clone()),
             rules: RuleServiceClient::new(ch.clone()),
             auth: AuthServiceClient::new(ch.clone()),
+            automations: AutomationServiceClient::new(ch.clone()),
             system: SystemServiceClient::new(ch),
         }
     }
@@ -566,6 +589,171 @@ fn path_probes(t: &Tenants) -> Vec<Probe> {
 }
 
 /// A's trash item, category and API key, by name.
+/// An automation that only plans and fires once a year (never during a
+/// test), organizing `source`.
+fn yearly(source: &str) -> pb::Automation {
+    pb::Automation {
+        trigger: Some(Trigger::Schedule(pb::ScheduleTrigger {
+            cron: "0 0 1 1 *".into(),
+            time_zone: String::new(),
+        })),
+        operation: Some(pb::Operation {
+            dry_run: true,
+            ..organize(source)
+        }),
+        ..Default::default()
+    }
+}
+
+/// The request updating a new automation of B's own (organizing its folder
+/// `mine`) with `patch` under `mask`.
+async fn update_own(
+    c: &mut AutomationServiceClient<Channel>,
+    token: &str,
+    patch: pb::Automation,
+    mask: &str,
+) -> Result<pb::UpdateAutomationRequest, Status> {
+    let own = c
+        .create_automation(bearer(
+            pb::CreateAutomationRequest {
+                automation: Some(yearly("mine")),
+            },
+            token,
+        ))
+        .await?
+        .into_inner();
+    Ok(pb::UpdateAutomationRequest {
+        automation: Some(pb::Automation {
+            name: own.name,
+            ..patch
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec![mask.into()],
+        }),
+    })
+}
+
+fn arrival(folder_path: String) -> pb::Automation {
+    pb::Automation {
+        trigger: Some(Trigger::Arrival(pb::ArrivalTrigger {
+            folder_path,
+            quiet_period: None,
+        })),
+        ..yearly("")
+    }
+}
+
+fn watched(folder_path: String) -> pb::Automation {
+    let mut automation = pb::Automation {
+        trigger: Some(Trigger::WatchedFolder(pb::WatchedFolderTrigger {
+            folder_path,
+            quiet_period: None,
+        })),
+        ..yearly("")
+    };
+    automation.operation.as_mut().unwrap().destination_path = "sorted-elsewhere".into();
+    automation
+}
+
+/// A's automation by name; paths of automations resolve in B's storage.
+#[rustfmt::skip::macros(probe)]
+fn automation_probes(t: &Tenants) -> Vec<Probe> {
+    let mut probes = Probes::new(t);
+    let b_token = t.b.token.clone();
+    let (nf, ok, bad) = (Code::NotFound, Code::Ok, Code::InvalidArgument);
+    let owner = &t.a_automation;
+    let missing = &format!("automations/{}", uuid());
+    probe!(probes; automations, "AutomationService/GetAutomation", "name", owner, missing, nf, |c, name, auth| {
+        c.get_automation(auth(pb::GetAutomationRequest { name })).await.map(drop)
+    });
+    probe!(probes; automations, "AutomationService/DeleteAutomation", "name", owner, missing, nf, |c, name, auth| {
+        c.delete_automation(auth(pb::DeleteAutomationRequest { name })).await.map(drop)
+    });
+    probe!(probes; automations, "AutomationService/PauseAutomation", "name", owner, missing, nf, |c, name, auth| {
+        c.pause_automation(auth(pb::PauseAutomationRequest { name })).await.map(drop)
+    });
+    probe!(probes; automations, "AutomationService/ResumeAutomation", "name", owner, missing, nf, |c, name, auth| {
+        c.resume_automation(auth(pb::ResumeAutomationRequest { name })).await.map(drop)
+    });
+    probe!(probes; automations, "AutomationService/UpdateAutomation", "automation.name", owner, missing, nf,
+        |c, name, auth| {
+            let request = pb::UpdateAutomationRequest {
+                automation: Some(pb::Automation { name, display_name: "B's now".into(), ..Default::default() }),
+                update_mask: Some(prost_types::FieldMask { paths: vec!["display_name".into()] }),
+            };
+            c.update_automation(auth(request)).await.map(drop)
+        });
+    // An output-only name is ignored on create: B gets an automation of its own.
+    probe!(probes; automations, "AutomationService/CreateAutomation", "automation.name", owner, missing, ok,
+        |c, name, auth| {
+            let automation = pb::Automation { name: name.clone(), ..yearly("mine") };
+            let created = c.create_automation(auth(pb::CreateAutomationRequest { automation: Some(automation) }))
+                .await?.into_inner();
+            assert_ne!(created.name, name, "the client chose the automation's name");
+            Ok(())
+        });
+    let (op, missing_op) = (&t.done, &format!("operations/{}", uuid()));
+    probe!(probes; automations, "AutomationService/CreateAutomation", "automation.operation.name", op, missing_op,
+        ok, |c, name, auth| {
+            let mut automation = yearly("mine");
+            automation.operation.as_mut().unwrap().name = name;
+            c.create_automation(auth(pb::CreateAutomationRequest { automation: Some(automation) })).await.map(drop)
+        });
+    probe!(probes; automations, "AutomationService/UpdateAutomation", "automation.operation.name", op, missing_op,
+        ok, [b_token] |c, name, auth| {
+            let mut patch = yearly("mine");
+            patch.operation.as_mut().unwrap().name = name;
+            let request = update_own(&mut c, &b_token, patch, "operation").await?;
+            c.update_automation(auth(request)).await.map(drop)
+        });
+    // Paths: A's folder is no folder of B's.
+    let (folder, nothing) = ("private/Documents", "private/Nothing");
+    probe!(probes; automations, "AutomationService/CreateAutomation", "automation.arrival.folder_path", folder,
+        nothing, ok, |c, path, auth| {
+            c.create_automation(auth(pb::CreateAutomationRequest { automation: Some(arrival(path)) })).await.map(drop)
+        });
+    probe!(probes; automations, "AutomationService/CreateAutomation", "automation.watched_folder.folder_path",
+        folder, nothing, ok, |c, path, auth| {
+            c.create_automation(auth(pb::CreateAutomationRequest { automation: Some(watched(path)) })).await.map(drop)
+        });
+    // (The probes above created those folders in B's storage: the source
+    // probes name another of A's folders.)
+    let (source, no_source) = ("later", "not-later");
+    probe!(probes; automations, "AutomationService/CreateAutomation", "automation.operation.source_path", source,
+        no_source, bad, |c, path, auth| {
+            c.create_automation(auth(pb::CreateAutomationRequest { automation: Some(yearly(&path)) })).await.map(drop)
+        });
+    probe!(probes; automations, "AutomationService/CreateAutomation", "automation.operation.destination_path",
+        folder, nothing, ok, |c, path, auth| {
+            let mut automation = yearly("mine");
+            automation.operation.as_mut().unwrap().destination_path = path;
+            c.create_automation(auth(pb::CreateAutomationRequest { automation: Some(automation) })).await.map(drop)
+        });
+    probe!(probes; automations, "AutomationService/UpdateAutomation", "automation.arrival.folder_path", folder,
+        nothing, ok, [b_token] |c, path, auth| {
+            let request = update_own(&mut c, &b_token, arrival(path), "arrival").await?;
+            c.update_automation(auth(request)).await.map(drop)
+        });
+    probe!(probes; automations, "AutomationService/UpdateAutomation", "automation.watched_folder.folder_path",
+        folder, nothing, ok, [b_token] |c, path, auth| {
+            let request = update_own(&mut c, &b_token, watched(path), "watched_folder").await?;
+            c.update_automation(auth(request)).await.map(drop)
+        });
+    probe!(probes; automations, "AutomationService/UpdateAutomation", "automation.operation.source_path", source,
+        no_source, bad, [b_token] |c, path, auth| {
+            let request = update_own(&mut c, &b_token, yearly(&path), "operation").await?;
+            c.update_automation(auth(request)).await.map(drop)
+        });
+    probe!(probes; automations, "AutomationService/UpdateAutomation", "automation.operation.destination_path",
+        folder, nothing, ok, [b_token] |c, path, auth| {
+            let mut patch = yearly("mine");
+            patch.operation.as_mut().unwrap().destination_path = path;
+            let request = update_own(&mut c, &b_token, patch, "operation").await?;
+            c.update_automation(auth(request)).await.map(drop)
+        });
+    probes.list
+}
+
 #[rustfmt::skip::macros(probe)]
 fn trash_category_and_key_probes(t: &Tenants) -> Vec<Probe> {
     let mut probes = Probes::new(t);
@@ -841,6 +1029,7 @@ async fn every_identifier_field_of_the_contract_has_an_isolation_probe() {
         account_and_admin_probes(&t),
         upload_probes(&t),
         rule_probes(&t),
+        automation_probes(&t),
     ]
     .into_iter()
     .flatten()
@@ -892,6 +1081,29 @@ async fn another_tenants_paths_resolve_in_the_callers_own_storage() {
     let t = tenants().await;
     assert_answered_alike(&path_probes(&t)).await;
     t.assert_a_unchanged().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_tenants_automations_answer_like_missing_ones() {
+    let t = tenants().await;
+    assert_answered_alike(&automation_probes(&t)).await;
+    t.assert_a_unchanged().await;
+    // B's list shows nothing of A's, and B's automations are B's.
+    let b_list = AutomationServiceClient::new(channel(&t.app))
+        .list_automations(bearer(
+            pb::ListAutomationsRequest {
+                page_size: 1000,
+                ..Default::default()
+            },
+            &t.b.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!b_list.automations.is_empty());
+    assert!(b_list.automations.iter().all(|a| a.name != t.a_automation));
+    // Nothing B created put a folder in A's storage.
+    assert!(!t.a.root.join("private/Nothing").exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

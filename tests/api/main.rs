@@ -3,6 +3,7 @@
 
 mod audit;
 mod auth;
+mod automations;
 mod cache;
 mod client_address;
 mod common;

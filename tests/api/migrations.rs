@@ -52,6 +52,7 @@ async fn migrations_apply_revert_and_reapply() {
         [
             "api_keys",
             "audit_log",
+            "automations",
             "categories",
             "duplicate_group_totals",
             "duplicate_groups",

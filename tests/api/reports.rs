@@ -1009,6 +1009,8 @@ async fn synthetic_operation(app: &TestApp, u: &User, count: i64, pairs: i64) ->
             options: domain::OperationOptions::default(),
             undo_of: None,
             request_id: None,
+            trigger_kind: domain::TriggerKind::Manual,
+            automation_id: None,
         },
     )
     .await

@@ -49,6 +49,13 @@ const EXPECTED: &[(&str, &str)] = &[
     ("OperationService/ApplyOperation", "operations.write"),
     ("OperationService/UndoOperation", "operations.write"),
     ("OperationService/WatchOperation", "operations.read"),
+    ("AutomationService/CreateAutomation", "operations.write"),
+    ("AutomationService/GetAutomation", "operations.read"),
+    ("AutomationService/ListAutomations", "operations.read"),
+    ("AutomationService/UpdateAutomation", "operations.write"),
+    ("AutomationService/DeleteAutomation", "operations.write"),
+    ("AutomationService/PauseAutomation", "operations.write"),
+    ("AutomationService/ResumeAutomation", "operations.write"),
     ("FileService/UploadFile", "files.write"),
     ("FileService/UploadSmallFile", "files.write"),
     ("FileService/ListDirectory", "files.read"),
@@ -226,8 +233,8 @@ async fn every_scope_opens_exactly_its_rpcs() {
             );
         }
     }
-    // 41 RPCs need a credential, 7 scopes each.
-    assert_eq!(rows.len(), 41 * SCOPES.len());
+    // 54 RPCs need a credential, 7 scopes each.
+    assert_eq!(rows.len(), 54 * SCOPES.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,6 +23,7 @@ import {
 } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { AuthService, type User } from "./gen/fileorganizer/v1/auth_pb.js";
+import { AutomationService } from "./gen/fileorganizer/v1/automation_pb.js";
 import { FileService } from "./gen/fileorganizer/v1/file_pb.js";
 import {
   OperationKind,
@@ -112,6 +113,7 @@ export class FileOrganizerClient {
   readonly auth: Client<typeof AuthService>;
   readonly files: Client<typeof FileService>;
   readonly operations: Client<typeof OperationService>;
+  readonly automations: Client<typeof AutomationService>;
   readonly reports: Client<typeof ReportService>;
   readonly system: Client<typeof SystemService>;
 
@@ -131,6 +133,7 @@ export class FileOrganizerClient {
     this.auth = createClient(AuthService, transport);
     this.files = createClient(FileService, transport);
     this.operations = createClient(OperationService, transport);
+    this.automations = createClient(AutomationService, transport);
     this.reports = createClient(ReportService, transport);
     this.system = createClient(SystemService, transport);
   }

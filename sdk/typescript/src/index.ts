@@ -8,6 +8,7 @@
 export * from "./client.js";
 export * from "./errors.js";
 export * as auth from "./gen/fileorganizer/v1/auth_pb.js";
+export * as automations from "./gen/fileorganizer/v1/automation_pb.js";
 export * as errors from "./gen/fileorganizer/v1/errors_pb.js";
 export * as files from "./gen/fileorganizer/v1/file_pb.js";
 export * as operations from "./gen/fileorganizer/v1/operation_pb.js";

@@ -362,6 +362,7 @@ impl Complete {
         };
         // The file is stored and counted: what follows only describes it, and
         // must not turn a stored upload into an error.
+        crate::jobs::automations::files_arrived(&files.state, principal.user_id, &path).await;
         let entry = describe(files, principal, &root, &path, size, &hash, head).await;
         Ok(Stored {
             entry,

@@ -19,6 +19,7 @@ use fileorganizer::{
     config::Config,
     pb::fileorganizer::v1::{
         self as pb, auth_service_client::AuthServiceClient,
+        automation_service_client::AutomationServiceClient,
         operation_service_client::OperationServiceClient,
         system_service_client::SystemServiceClient,
     },
@@ -164,6 +165,10 @@ impl TestApp {
 
     pub fn operations(&self) -> OperationServiceClient<Channel> {
         OperationServiceClient::new(self.channel.clone())
+    }
+
+    pub fn automations(&self) -> AutomationServiceClient<Channel> {
+        AutomationServiceClient::new(self.channel.clone())
     }
 
     /// A channel to the server whose connections come from `local`, a

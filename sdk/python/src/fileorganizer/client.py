@@ -106,6 +106,7 @@ class Client:
         self._lock = threading.Lock()
         self.auth = pb.auth_grpc.AuthServiceStub(self._channel)
         self.operations = pb.operation_grpc.OperationServiceStub(self._channel)
+        self.automations = pb.automation_grpc.AutomationServiceStub(self._channel)
         self.files = pb.file_grpc.FileServiceStub(self._channel)
         self.reports = pb.report_grpc.ReportServiceStub(self._channel)
         self.system = pb.system_grpc.SystemServiceStub(self._channel)

@@ -1,8 +1,10 @@
-"""The generated messages and stubs, re-exported: ``pb.auth``, ``pb.operation``, ``pb.file``,
+"""The generated messages and stubs, re-exported: ``pb.auth``, ``pb.automation``, ``pb.operation``, ``pb.file``,
 ``pb.report``, ``pb.system``, ``pb.errors`` (``*_pb2``) and ``pb.*_grpc`` (service stubs)."""
 
 from fileorganizer._gen.v1 import auth_pb2 as auth
 from fileorganizer._gen.v1 import auth_pb2_grpc as auth_grpc
+from fileorganizer._gen.v1 import automation_pb2 as automation
+from fileorganizer._gen.v1 import automation_pb2_grpc as automation_grpc
 from fileorganizer._gen.v1 import errors_pb2 as errors
 from fileorganizer._gen.v1 import file_pb2 as file
 from fileorganizer._gen.v1 import file_pb2_grpc as file_grpc
@@ -16,6 +18,8 @@ from fileorganizer._gen.v1 import system_pb2_grpc as system_grpc
 __all__ = [
     "auth",
     "auth_grpc",
+    "automation",
+    "automation_grpc",
     "errors",
     "file",
     "file_grpc",

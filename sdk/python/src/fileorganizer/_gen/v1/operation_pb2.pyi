@@ -60,6 +60,14 @@ class ConflictPolicy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CONFLICT_POLICY_UNSPECIFIED: _ClassVar[ConflictPolicy]
     CONFLICT_POLICY_RENAME: _ClassVar[ConflictPolicy]
     CONFLICT_POLICY_SKIP: _ClassVar[ConflictPolicy]
+
+class TriggerKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TRIGGER_KIND_UNSPECIFIED: _ClassVar[TriggerKind]
+    TRIGGER_KIND_MANUAL: _ClassVar[TriggerKind]
+    TRIGGER_KIND_SCHEDULE: _ClassVar[TriggerKind]
+    TRIGGER_KIND_ARRIVAL: _ClassVar[TriggerKind]
+    TRIGGER_KIND_WATCHED_FOLDER: _ClassVar[TriggerKind]
 OPERATION_KIND_UNSPECIFIED: OperationKind
 OPERATION_KIND_ORGANIZE: OperationKind
 OPERATION_KIND_DEDUPLICATE: OperationKind
@@ -91,9 +99,14 @@ DUPLICATE_POLICY_MOVE_TO_TRASH: DuplicatePolicy
 CONFLICT_POLICY_UNSPECIFIED: ConflictPolicy
 CONFLICT_POLICY_RENAME: ConflictPolicy
 CONFLICT_POLICY_SKIP: ConflictPolicy
+TRIGGER_KIND_UNSPECIFIED: TriggerKind
+TRIGGER_KIND_MANUAL: TriggerKind
+TRIGGER_KIND_SCHEDULE: TriggerKind
+TRIGGER_KIND_ARRIVAL: TriggerKind
+TRIGGER_KIND_WATCHED_FOLDER: TriggerKind
 
 class Operation(_message.Message):
-    __slots__ = ("name", "kind", "state", "phase", "source_path", "destination_path", "dry_run", "layout_template", "duplicate_policy", "conflict_policy", "include_globs", "exclude_globs", "hash_all_files", "remove_empty_dirs", "counters", "error", "undo_of", "undone_by", "create_time", "start_time", "end_time", "update_time", "phase_durations", "apply_rules", "rule_set_version")
+    __slots__ = ("name", "kind", "state", "phase", "source_path", "destination_path", "dry_run", "layout_template", "duplicate_policy", "conflict_policy", "include_globs", "exclude_globs", "hash_all_files", "remove_empty_dirs", "counters", "error", "undo_of", "undone_by", "create_time", "start_time", "end_time", "update_time", "phase_durations", "apply_rules", "rule_set_version", "trigger")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -119,6 +132,7 @@ class Operation(_message.Message):
     PHASE_DURATIONS_FIELD_NUMBER: _ClassVar[int]
     APPLY_RULES_FIELD_NUMBER: _ClassVar[int]
     RULE_SET_VERSION_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: OperationKind
     state: OperationState
@@ -144,7 +158,16 @@ class Operation(_message.Message):
     phase_durations: _containers.RepeatedCompositeFieldContainer[PhaseDuration]
     apply_rules: bool
     rule_set_version: int
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[OperationKind, str]] = ..., state: _Optional[_Union[OperationState, str]] = ..., phase: _Optional[_Union[OperationPhase, str]] = ..., source_path: _Optional[str] = ..., destination_path: _Optional[str] = ..., dry_run: _Optional[bool] = ..., layout_template: _Optional[str] = ..., duplicate_policy: _Optional[_Union[DuplicatePolicy, str]] = ..., conflict_policy: _Optional[_Union[ConflictPolicy, str]] = ..., include_globs: _Optional[_Iterable[str]] = ..., exclude_globs: _Optional[_Iterable[str]] = ..., hash_all_files: _Optional[bool] = ..., remove_empty_dirs: _Optional[bool] = ..., counters: _Optional[_Union[OperationCounters, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., undo_of: _Optional[str] = ..., undone_by: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., phase_durations: _Optional[_Iterable[_Union[PhaseDuration, _Mapping]]] = ..., apply_rules: _Optional[bool] = ..., rule_set_version: _Optional[int] = ...) -> None: ...
+    trigger: OperationTrigger
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[OperationKind, str]] = ..., state: _Optional[_Union[OperationState, str]] = ..., phase: _Optional[_Union[OperationPhase, str]] = ..., source_path: _Optional[str] = ..., destination_path: _Optional[str] = ..., dry_run: _Optional[bool] = ..., layout_template: _Optional[str] = ..., duplicate_policy: _Optional[_Union[DuplicatePolicy, str]] = ..., conflict_policy: _Optional[_Union[ConflictPolicy, str]] = ..., include_globs: _Optional[_Iterable[str]] = ..., exclude_globs: _Optional[_Iterable[str]] = ..., hash_all_files: _Optional[bool] = ..., remove_empty_dirs: _Optional[bool] = ..., counters: _Optional[_Union[OperationCounters, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., undo_of: _Optional[str] = ..., undone_by: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., phase_durations: _Optional[_Iterable[_Union[PhaseDuration, _Mapping]]] = ..., apply_rules: _Optional[bool] = ..., rule_set_version: _Optional[int] = ..., trigger: _Optional[_Union[OperationTrigger, _Mapping]] = ...) -> None: ...
+
+class OperationTrigger(_message.Message):
+    __slots__ = ("kind", "automation")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    AUTOMATION_FIELD_NUMBER: _ClassVar[int]
+    kind: TriggerKind
+    automation: str
+    def __init__(self, kind: _Optional[_Union[TriggerKind, str]] = ..., automation: _Optional[str] = ...) -> None: ...
 
 class PhaseDuration(_message.Message):
     __slots__ = ("phase", "duration")
@@ -191,16 +214,18 @@ class GetOperationRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class ListOperationsRequest(_message.Message):
-    __slots__ = ("page_size", "page_token", "state", "kind")
+    __slots__ = ("page_size", "page_token", "state", "kind", "automation")
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
+    AUTOMATION_FIELD_NUMBER: _ClassVar[int]
     page_size: int
     page_token: str
     state: OperationState
     kind: OperationKind
-    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., state: _Optional[_Union[OperationState, str]] = ..., kind: _Optional[_Union[OperationKind, str]] = ...) -> None: ...
+    automation: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., state: _Optional[_Union[OperationState, str]] = ..., kind: _Optional[_Union[OperationKind, str]] = ..., automation: _Optional[str] = ...) -> None: ...
 
 class ListOperationsResponse(_message.Message):
     __slots__ = ("operations", "next_page_token")

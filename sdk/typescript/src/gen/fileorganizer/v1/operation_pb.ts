@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file fileorganizer/v1/operation.proto.
  */
 export const file_fileorganizer_v1_operation: GenFile = /*@__PURE__*/
-  fileDesc("CiBmaWxlb3JnYW5pemVyL3YxL29wZXJhdGlvbi5wcm90bxIQZmlsZW9yZ2FuaXplci52MSKxCQoJT3BlcmF0aW9uEhIKBG5hbWUYASABKAlCBOJBAQMSNAoEa2luZBgCIAEoDjIfLmZpbGVvcmdhbml6ZXIudjEuT3BlcmF0aW9uS2luZEIF4kECAgUSNQoFc3RhdGUYAyABKA4yIC5maWxlb3JnYW5pemVyLnYxLk9wZXJhdGlvblN0YXRlQgTiQQEDEjUKBXBoYXNlGAQgASgOMiAuZmlsZW9yZ2FuaXplci52MS5PcGVyYXRpb25QaGFzZUIE4kEBAxIaCgtzb3VyY2VfcGF0aBgFIAEoCUIF4kECAgUSHwoQZGVzdGluYXRpb25fcGF0aBgGIAEoCUIF4kECAQUSFgoHZHJ5X3J1bhgHIAEoCEIF4kECAQUSHgoPbGF5b3V0X3RlbXBsYXRlGAggASgJQgXiQQIBBRJCChBkdXBsaWNhdGVfcG9saWN5GAkgASgOMiEuZmlsZW9yZ2FuaXplci52MS5EdXBsaWNhdGVQb2xpY3lCBeJBAgEFEkAKD2NvbmZsaWN0X3BvbGljeRgKIAEoDjIgLmZpbGVvcmdhbml6ZXIudjEuQ29uZmxpY3RQb2xpY3lCBeJBAgEFEhwKDWluY2x1ZGVfZ2xvYnMYCyADKAlCBeJBAgEFEhwKDWV4Y2x1ZGVfZ2xvYnMYDCADKAlCBeJBAgEFEh0KDmhhc2hfYWxsX2ZpbGVzGA0gASgIQgXiQQIBBRIgChFyZW1vdmVfZW1wdHlfZGlycxgOIAEoCEIF4kECAQUSOwoIY291bnRlcnMYDyABKAsyIy5maWxlb3JnYW5pemVyLnYxLk9wZXJhdGlvbkNvdW50ZXJzQgTiQQEDEicKBWVycm9yGBAgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXNCBOJBAQMSNAoHdW5kb19vZhgRIAEoCUIj4kEBA/pBHAoaZmlsZW9yZ2FuaXplci52MS9PcGVyYXRpb24SNgoJdW5kb25lX2J5GBIgASgJQiPiQQED+kEcChpmaWxlb3JnYW5pemVyLnYxL09wZXJhdGlvbhI1CgtjcmVhdGVfdGltZRgTIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSNAoKc3RhcnRfdGltZRgUIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSMgoIZW5kX3RpbWUYFSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC3VwZGF0ZV90aW1lGBYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxI+Cg9waGFzZV9kdXJhdGlvbnMYFyADKAsyHy5maWxlb3JnYW5pemVyLnYxLlBoYXNlRHVyYXRpb25CBOJBAQMSHwoLYXBwbHlfcnVsZXMYGCABKAhCBeJBAgEFSACIAQESHgoQcnVsZV9zZXRfdmVyc2lvbhgZIAEoA0IE4kEBAzo36kE0ChpmaWxlb3JnYW5pemVyLnYxL09wZXJhdGlvbhIWb3BlcmF0aW9ucy97b3BlcmF0aW9ufUIOCgxfYXBwbHlfcnVsZXMibQoNUGhhc2VEdXJhdGlvbhIvCgVwaGFzZRgBIAEoDjIgLmZpbGVvcmdhbml6ZXIudjEuT3BlcmF0aW9uUGhhc2USKwoIZHVyYXRpb24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24i5AEKEU9wZXJhdGlvbkNvdW50ZXJzEhUKDWZpbGVzX3NjYW5uZWQYASABKAMSFQoNZmlsZXNfcGxhbm5lZBgCIAEoAxITCgtmaWxlc19tb3ZlZBgDIAEoAxIVCg1maWxlc19za2lwcGVkGAQgASgDEhQKDGZpbGVzX2ZhaWxlZBgFIAEoAxIYChBkdXBsaWNhdGVzX2ZvdW5kGAYgASgDEhUKDWJ5dGVzX3NjYW5uZWQYByABKAMSEwoLYnl0ZXNfbW92ZWQYCCABKAMSGQoRcmVjbGFpbWFibGVfYnl0ZXMYCSABKAMiaAoWQ3JlYXRlT3BlcmF0aW9uUmVxdWVzdBI0CglvcGVyYXRpb24YASABKAsyGy5maWxlb3JnYW5pemVyLnYxLk9wZXJhdGlvbkIE4kEBAhIYCgpyZXF1ZXN0X2lkGAIgASgJQgTiQQEBIkgKE0dldE9wZXJhdGlvblJlcXVlc3QSMQoEbmFtZRgBIAEoCUIj4kEBAvpBHAoaZmlsZW9yZ2FuaXplci52MS9PcGVyYXRpb24itgEKFUxpc3RPcGVyYXRpb25zUmVxdWVzdBIXCglwYWdlX3NpemUYASABKAVCBOJBAQESGAoKcGFnZV90b2tlbhgCIAEoCUIE4kEBARI1CgVzdGF0ZRgDIAEoDjIgLmZpbGVvcmdhbml6ZXIudjEuT3BlcmF0aW9uU3RhdGVCBOJBAQESMwoEa2luZBgEIAEoDjIfLmZpbGVvcmdhbml6ZXIudjEuT3BlcmF0aW9uS2luZEIE4kEBASJiChZMaXN0T3BlcmF0aW9uc1Jlc3BvbnNlEi8KCm9wZXJhdGlvbnMYASADKAsyGy5maWxlb3JnYW5pemVyLnYxLk9wZXJhdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiSwoWQ2FuY2VsT3BlcmF0aW9uUmVxdWVzdBIxCgRuYW1lGAEgASgJQiPiQQEC+kEcChpmaWxlb3JnYW5pemVyLnYxL09wZXJhdGlvbiJKChVBcHBseU9wZXJhdGlvblJlcXVlc3QSMQoEbmFtZRgBIAEoCUIj4kEBAvpBHAoaZmlsZW9yZ2FuaXplci52MS9PcGVyYXRpb24iYwoUVW5kb09wZXJhdGlvblJlcXVlc3QSMQoEbmFtZRgBIAEoCUIj4kEBAvpBHAoaZmlsZW9yZ2FuaXplci52MS9PcGVyYXRpb24SGAoKcmVxdWVzdF9pZBgCIAEoCUIE4kEBASJKChVXYXRjaE9wZXJhdGlvblJlcXVlc3QSMQoEbmFtZRgBIAEoCUIj4kEBAvpBHAoaZmlsZW9yZ2FuaXplci52MS9PcGVyYXRpb24iwgMKFldhdGNoT3BlcmF0aW9uUmVzcG9uc2USLQoEbmFtZRgBIAEoCUIf+kEcChpmaWxlb3JnYW5pemVyLnYxL09wZXJhdGlvbhIvCgVzdGF0ZRgCIAEoDjIgLmZpbGVvcmdhbml6ZXIudjEuT3BlcmF0aW9uU3RhdGUSLwoFcGhhc2UYAyABKA4yIC5maWxlb3JnYW5pemVyLnYxLk9wZXJhdGlvblBoYXNlEjUKCGNvdW50ZXJzGAQgASgLMiMuZmlsZW9yZ2FuaXplci52MS5PcGVyYXRpb25Db3VudGVycxIUCgxjdXJyZW50X3BhdGgYBSABKAkSGAoQZmlsZXNfcGVyX3NlY29uZBgGIAEoARIYChBieXRlc19wZXJfc2Vjb25kGAcgASgBEhgKEHByb2dyZXNzX3BlcmNlbnQYCCABKAESJgoDZXRhGAkgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEiEKBWVycm9yGAogASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXMSMQoNc25hcHNob3RfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqhQEKDU9wZXJhdGlvbktpbmQSHgoaT1BFUkFUSU9OX0tJTkRfVU5TUEVDSUZJRUQQABIbChdPUEVSQVRJT05fS0lORF9PUkdBTklaRRABEh4KGk9QRVJBVElPTl9LSU5EX0RFRFVQTElDQVRFEAISFwoTT1BFUkFUSU9OX0tJTkRfVU5ETxADKp8CCg5PcGVyYXRpb25TdGF0ZRIfChtPUEVSQVRJT05fU1RBVEVfVU5TUEVDSUZJRUQQABIaChZPUEVSQVRJT05fU1RBVEVfUVVFVUVEEAESGwoXT1BFUkFUSU9OX1NUQVRFX1JVTk5JTkcQAhIbChdPUEVSQVRJT05fU1RBVEVfUExBTk5FRBADEhwKGE9QRVJBVElPTl9TVEFURV9BUFBMWUlORxAEEh0KGU9QRVJBVElPTl9TVEFURV9TVUNDRUVERUQQBRIaChZPUEVSQVRJT05fU1RBVEVfRkFJTEVEEAYSHgoaT1BFUkFUSU9OX1NUQVRFX0NBTkNFTExJTkcQBxIdChlPUEVSQVRJT05fU1RBVEVfQ0FOQ0VMTEVEEAgqxwIKDk9wZXJhdGlvblBoYXNlEh8KG09QRVJBVElPTl9QSEFTRV9VTlNQRUNJRklFRBAAEhgKFE9QRVJBVElPTl9QSEFTRV9TQ0FOEAESHgoaT1BFUkFUSU9OX1BIQVNFX0NBVEVHT1JJWkUQAhIYChRPUEVSQVRJT05fUEhBU0VfSEFTSBADEhgKFE9QRVJBVElPTl9QSEFTRV9QTEFOEAQSGwoXT1BFUkFUSU9OX1BIQVNFX0pPVVJOQUwQBRIZChVPUEVSQVRJT05fUEhBU0VfQVBQTFkQBhIbChdPUEVSQVRJT05fUEhBU0VfQ0xFQU5VUBAHEhoKFk9QRVJBVElPTl9QSEFTRV9SRVBPUlQQCBIbChdPUEVSQVRJT05fUEhBU0VfUkVDT1ZFUhAJEhgKFE9QRVJBVElPTl9QSEFTRV9VTkRPEAoqqQEKD0R1cGxpY2F0ZVBvbGljeRIgChxEVVBMSUNBVEVfUE9MSUNZX1VOU1BFQ0lGSUVEEAASIAocRFVQTElDQVRFX1BPTElDWV9SRVBPUlRfT05MWRABEi4KKkRVUExJQ0FURV9QT0xJQ1lfTU9WRV9UT19EVVBMSUNBVEVTX0ZPTERFUhACEiIKHkRVUExJQ0FURV9QT0xJQ1lfTU9WRV9UT19UUkFTSBADKmcKDkNvbmZsaWN0UG9saWN5Eh8KG0NPTkZMSUNUX1BPTElDWV9VTlNQRUNJRklFRBAAEhoKFkNPTkZMSUNUX1BPTElDWV9SRU5BTUUQARIYChRDT05GTElDVF9QT0xJQ1lfU0tJUBACMrUHChBPcGVyYXRpb25TZXJ2aWNlEn8KD0NyZWF0ZU9wZXJhdGlvbhIoLmZpbGVvcmdhbml6ZXIudjEuQ3JlYXRlT3BlcmF0aW9uUmVxdWVzdBobLmZpbGVvcmdhbml6ZXIudjEuT3BlcmF0aW9uIiWC0+STAh86CW9wZXJhdGlvbiISL2FwaS92MS9vcGVyYXRpb25zEncKDEdldE9wZXJhdGlvbhIlLmZpbGVvcmdhbml6ZXIudjEuR2V0T3BlcmF0aW9uUmVxdWVzdBobLmZpbGVvcmdhbml6ZXIudjEuT3BlcmF0aW9uIiOC0+STAh0SGy9hcGkvdjEve25hbWU9b3BlcmF0aW9ucy8qfRJ/Cg5MaXN0T3BlcmF0aW9ucxInLmZpbGVvcmdhbml6ZXIudjEuTGlzdE9wZXJhdGlvbnNSZXF1ZXN0GiguZmlsZW9yZ2FuaXplci52MS5MaXN0T3BlcmF0aW9uc1Jlc3BvbnNlIhqC0+STAhQSEi9hcGkvdjEvb3BlcmF0aW9ucxKHAQoPQ2FuY2VsT3BlcmF0aW9uEiguZmlsZW9yZ2FuaXplci52MS5DYW5jZWxPcGVyYXRpb25SZXF1ZXN0GhsuZmlsZW9yZ2FuaXplci52MS5PcGVyYXRpb24iLYLT5JMCJzoBKiIiL2FwaS92MS97bmFtZT1vcGVyYXRpb25zLyp9OmNhbmNlbBKEAQoOQXBwbHlPcGVyYXRpb24SJy5maWxlb3JnYW5pemVyLnYxLkFwcGx5T3BlcmF0aW9uUmVxdWVzdBobLmZpbGVvcmdhbml6ZXIudjEuT3BlcmF0aW9uIiyC0+STAiY6ASoiIS9hcGkvdjEve25hbWU9b3BlcmF0aW9ucy8qfTphcHBseRKBAQoNVW5kb09wZXJhdGlvbhImLmZpbGVvcmdhbml6ZXIudjEuVW5kb09wZXJhdGlvblJlcXVlc3QaGy5maWxlb3JnYW5pemVyLnYxLk9wZXJhdGlvbiIrgtPkkwIlOgEqIiAvYXBpL3YxL3tuYW1lPW9wZXJhdGlvbnMvKn06dW5kbxKQAQoOV2F0Y2hPcGVyYXRpb24SJy5maWxlb3JnYW5pemVyLnYxLldhdGNoT3BlcmF0aW9uUmVxdWVzdBooLmZpbGVvcmdhbml6ZXIudjEuV2F0Y2hPcGVyYXRpb25SZXNwb25zZSIpgtPkkwIjEiEvYXBpL3YxL3tuYW1lPW9wZXJhdGlvbnMvKn06d2F0Y2gwAWIGcHJvdG8z", [file_google_api_annotations, file_google_api_field_behavior, file_google_api_resource, file_google_protobuf_duration, file_google_protobuf_timestamp, file_google_rpc_status]);
+  fileDesc("CiBmaWxlb3JnYW5pemVyL3YxL29wZXJhdGlvbi5wcm90bxIQZmlsZW9yZ2FuaXplci52MSLsCQoJT3BlcmF0aW9uEhIKBG5hbWUYASABKAlCBOJBAQMSNAoEa2luZBgCIAEoDjIfLmZpbGVvcmdhbml6ZXIudjEuT3BlcmF0aW9uS2luZEIF4kECAgUSNQoFc3RhdGUYAyABKA4yIC5maWxlb3JnYW5pemVyLnYxLk9wZXJhdGlvblN0YXRlQgTiQQEDEjUKBXBoYXNlGAQgASgOMiAuZmlsZW9yZ2FuaXplci52MS5PcGVyYXRpb25QaGFzZUIE4kEBAxIaCgtzb3VyY2VfcGF0aBgFIAEoCUIF4kECAgUSHwoQZGVzdGluYXRpb25fcGF0aBgGIAEoCUIF4kECAQUSFgoHZHJ5X3J1bhgHIAEoCEIF4kECAQUSHgoPbGF5b3V0X3RlbXBsYXRlGAggASgJQgXiQQIBBRJCChBkdXBsaWNhdGVfcG9saWN5GAkgASgOMiEuZmlsZW9yZ2FuaXplci52MS5EdXBsaWNhdGVQb2xpY3lCBeJBAgEFEkAKD2NvbmZsaWN0X3BvbGljeRgKIAEoDjIgLmZpbGVvcmdhbml6ZXIudjEuQ29uZmxpY3RQb2xpY3lCBeJBAgEFEhwKDWluY2x1ZGVfZ2xvYnMYCyADKAlCBeJBAgEFEhwKDWV4Y2x1ZGVfZ2xvYnMYDCADKAlCBeJBAgEFEh0KDmhhc2hfYWxsX2ZpbGVzGA0gASgIQgXiQQIBBRIgChFyZW1vdmVfZW1wdHlfZGlycxgOIAEoCEIF4kECAQUSOwoIY291bnRlcnMYDyABKAsyIy5maWxlb3JnYW5pemVyLnYxLk9wZXJhdGlvbkNvdW50ZXJzQgTiQQEDEicKBWVycm9yGBAgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXNCBOJBAQMSNAoHdW5kb19vZhgRIAEoCUIj4kEBA/pBHAoaZmlsZW9yZ2FuaXplci52MS9PcGVyYXRpb24SNgoJdW5kb25lX2J5GBIgASgJQiPiQQED+kEcChpmaWxlb3JnYW5pemVyLnYxL09wZXJhdGlvbhI1CgtjcmVhdGVfdGltZRgTIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSNAoKc3RhcnRfdGltZRgUIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSMgoIZW5kX3RpbWUYFSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC3VwZGF0ZV90aW1lGBYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxI+Cg9waGFzZV9kdXJhdGlvbnMYFyADKAsyHy5maWxlb3JnYW5pemVyLnYxLlBoYXNlRHVyYXRpb25CBOJBAQMSHwoLYXBwbHlfcnVsZXMYGCABKAhCBeJBAgEFSACIAQESHgoQcnVsZV9zZXRfdmVyc2lvbhgZIAEoA0IE4kEBAxI5Cgd0cmlnZ2VyGBogASgLMiIuZmlsZW9yZ2FuaXplci52MS5PcGVyYXRpb25UcmlnZ2VyQgTiQQEDOjfqQTQKGmZpbGVvcmdhbml6ZXIudjEvT3BlcmF0aW9uEhZvcGVyYXRpb25zL3tvcGVyYXRpb259Qg4KDF9hcHBseV9ydWxlcyJ1ChBPcGVyYXRpb25UcmlnZ2VyEisKBGtpbmQYASABKA4yHS5maWxlb3JnYW5pemVyLnYxLlRyaWdnZXJLaW5kEjQKCmF1dG9tYXRpb24YAiABKAlCIPpBHQobZmlsZW9yZ2FuaXplci52MS9BdXRvbWF0aW9uIm0KDVBoYXNlRHVyYXRpb24SLwoFcGhhc2UYASABKA4yIC5maWxlb3JnYW5pemVyLnYxLk9wZXJhdGlvblBoYXNlEisKCGR1cmF0aW9uGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIuQBChFPcGVyYXRpb25Db3VudGVycxIVCg1maWxlc19zY2FubmVkGAEgASgDEhUKDWZpbGVzX3BsYW5uZWQYAiABKAMSEwoLZmlsZXNfbW92ZWQYAyABKAMSFQoNZmlsZXNfc2tpcHBlZBgEIAEoAxIUCgxmaWxlc19mYWlsZWQYBSABKAMSGAoQZHVwbGljYXRlc19mb3VuZBgGIAEoAxIVCg1ieXRlc19zY2FubmVkGAcgASgDEhMKC2J5dGVzX21vdmVkGAggASgDEhkKEXJlY2xhaW1hYmxlX2J5dGVzGAkgASgDImgKFkNyZWF0ZU9wZXJhdGlvblJlcXVlc3QSNAoJb3BlcmF0aW9uGAEgASgLMhsuZmlsZW9yZ2FuaXplci52MS5PcGVyYXRpb25CBOJBAQISGAoKcmVxdWVzdF9pZBgCIAEoCUIE4kEBASJIChNHZXRPcGVyYXRpb25SZXF1ZXN0EjEKBG5hbWUYASABKAlCI+JBAQL6QRwKGmZpbGVvcmdhbml6ZXIudjEvT3BlcmF0aW9uIvABChVMaXN0T3BlcmF0aW9uc1JlcXVlc3QSFwoJcGFnZV9zaXplGAEgASgFQgTiQQEBEhgKCnBhZ2VfdG9rZW4YAiABKAlCBOJBAQESNQoFc3RhdGUYAyABKA4yIC5maWxlb3JnYW5pemVyLnYxLk9wZXJhdGlvblN0YXRlQgTiQQEBEjMKBGtpbmQYBCABKA4yHy5maWxlb3JnYW5pemVyLnYxLk9wZXJhdGlvbktpbmRCBOJBAQESOAoKYXV0b21hdGlvbhgFIAEoCUIk4kEBAfpBHQobZmlsZW9yZ2FuaXplci52MS9BdXRvbWF0aW9uImIKFkxpc3RPcGVyYXRpb25zUmVzcG9uc2USLwoKb3BlcmF0aW9ucxgBIAMoCzIbLmZpbGVvcmdhbml6ZXIudjEuT3BlcmF0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJLChZDYW5jZWxPcGVyYXRpb25SZXF1ZXN0EjEKBG5hbWUYASABKAlCI+JBAQL6QRwKGmZpbGVvcmdhbml6ZXIudjEvT3BlcmF0aW9uIkoKFUFwcGx5T3BlcmF0aW9uUmVxdWVzdBIxCgRuYW1lGAEgASgJQiPiQQEC+kEcChpmaWxlb3JnYW5pemVyLnYxL09wZXJhdGlvbiJjChRVbmRvT3BlcmF0aW9uUmVxdWVzdBIxCgRuYW1lGAEgASgJQiPiQQEC+kEcChpmaWxlb3JnYW5pemVyLnYxL09wZXJhdGlvbhIYCgpyZXF1ZXN0X2lkGAIgASgJQgTiQQEBIkoKFVdhdGNoT3BlcmF0aW9uUmVxdWVzdBIxCgRuYW1lGAEgASgJQiPiQQEC+kEcChpmaWxlb3JnYW5pemVyLnYxL09wZXJhdGlvbiLCAwoWV2F0Y2hPcGVyYXRpb25SZXNwb25zZRItCgRuYW1lGAEgASgJQh/6QRwKGmZpbGVvcmdhbml6ZXIudjEvT3BlcmF0aW9uEi8KBXN0YXRlGAIgASgOMiAuZmlsZW9yZ2FuaXplci52MS5PcGVyYXRpb25TdGF0ZRIvCgVwaGFzZRgDIAEoDjIgLmZpbGVvcmdhbml6ZXIudjEuT3BlcmF0aW9uUGhhc2USNQoIY291bnRlcnMYBCABKAsyIy5maWxlb3JnYW5pemVyLnYxLk9wZXJhdGlvbkNvdW50ZXJzEhQKDGN1cnJlbnRfcGF0aBgFIAEoCRIYChBmaWxlc19wZXJfc2Vjb25kGAYgASgBEhgKEGJ5dGVzX3Blcl9zZWNvbmQYByABKAESGAoQcHJvZ3Jlc3NfcGVyY2VudBgIIAEoARImCgNldGEYCSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SIQoFZXJyb3IYCiABKAsyEi5nb29nbGUucnBjLlN0YXR1cxIxCg1zbmFwc2hvdF90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCqFAQoNT3BlcmF0aW9uS2luZBIeChpPUEVSQVRJT05fS0lORF9VTlNQRUNJRklFRBAAEhsKF09QRVJBVElPTl9LSU5EX09SR0FOSVpFEAESHgoaT1BFUkFUSU9OX0tJTkRfREVEVVBMSUNBVEUQAhIXChNPUEVSQVRJT05fS0lORF9VTkRPEAMqnwIKDk9wZXJhdGlvblN0YXRlEh8KG09QRVJBVElPTl9TVEFURV9VTlNQRUNJRklFRBAAEhoKFk9QRVJBVElPTl9TVEFURV9RVUVVRUQQARIbChdPUEVSQVRJT05fU1RBVEVfUlVOTklORxACEhsKF09QRVJBVElPTl9TVEFURV9QTEFOTkVEEAMSHAoYT1BFUkFUSU9OX1NUQVRFX0FQUExZSU5HEAQSHQoZT1BFUkFUSU9OX1NUQVRFX1NVQ0NFRURFRBAFEhoKFk9QRVJBVElPTl9TVEFURV9GQUlMRUQQBhIeChpPUEVSQVRJT05fU1RBVEVfQ0FOQ0VMTElORxAHEh0KGU9QRVJBVElPTl9TVEFURV9DQU5DRUxMRUQQCCrHAgoOT3BlcmF0aW9uUGhhc2USHwobT1BFUkFUSU9OX1BIQVNFX1VOU1BFQ0lGSUVEEAASGAoUT1BFUkFUSU9OX1BIQVNFX1NDQU4QARIeChpPUEVSQVRJT05fUEhBU0VfQ0FURUdPUklaRRACEhgKFE9QRVJBVElPTl9QSEFTRV9IQVNIEAMSGAoUT1BFUkFUSU9OX1BIQVNFX1BMQU4QBBIbChdPUEVSQVRJT05fUEhBU0VfSk9VUk5BTBAFEhkKFU9QRVJBVElPTl9QSEFTRV9BUFBMWRAGEhsKF09QRVJBVElPTl9QSEFTRV9DTEVBTlVQEAcSGgoWT1BFUkFUSU9OX1BIQVNFX1JFUE9SVBAIEhsKF09QRVJBVElPTl9QSEFTRV9SRUNPVkVSEAkSGAoUT1BFUkFUSU9OX1BIQVNFX1VORE8QCiqpAQoPRHVwbGljYXRlUG9saWN5EiAKHERVUExJQ0FURV9QT0xJQ1lfVU5TUEVDSUZJRUQQABIgChxEVVBMSUNBVEVfUE9MSUNZX1JFUE9SVF9PTkxZEAESLgoqRFVQTElDQVRFX1BPTElDWV9NT1ZFX1RPX0RVUExJQ0FURVNfRk9MREVSEAISIgoeRFVQTElDQVRFX1BPTElDWV9NT1ZFX1RPX1RSQVNIEAMqZwoOQ29uZmxpY3RQb2xpY3kSHwobQ09ORkxJQ1RfUE9MSUNZX1VOU1BFQ0lGSUVEEAASGgoWQ09ORkxJQ1RfUE9MSUNZX1JFTkFNRRABEhgKFENPTkZMSUNUX1BPTElDWV9TS0lQEAIqmgEKC1RyaWdnZXJLaW5kEhwKGFRSSUdHRVJfS0lORF9VTlNQRUNJRklFRBAAEhcKE1RSSUdHRVJfS0lORF9NQU5VQUwQARIZChVUUklHR0VSX0tJTkRfU0NIRURVTEUQAhIYChRUUklHR0VSX0tJTkRfQVJSSVZBTBADEh8KG1RSSUdHRVJfS0lORF9XQVRDSEVEX0ZPTERFUhAEMrUHChBPcGVyYXRpb25TZXJ2aWNlEn8KD0NyZWF0ZU9wZXJhdGlvbhIoLmZpbGVvcmdhbml6ZXIudjEuQ3JlYXRlT3BlcmF0aW9uUmVxdWVzdBobLmZpbGVvcmdhbml6ZXIudjEuT3BlcmF0aW9uIiWC0+STAh86CW9wZXJhdGlvbiISL2FwaS92MS9vcGVyYXRpb25zEncKDEdldE9wZXJhdGlvbhIlLmZpbGVvcmdhbml6ZXIudjEuR2V0T3BlcmF0aW9uUmVxdWVzdBobLmZpbGVvcmdhbml6ZXIudjEuT3BlcmF0aW9uIiOC0+STAh0SGy9hcGkvdjEve25hbWU9b3BlcmF0aW9ucy8qfRJ/Cg5MaXN0T3BlcmF0aW9ucxInLmZpbGVvcmdhbml6ZXIudjEuTGlzdE9wZXJhdGlvbnNSZXF1ZXN0GiguZmlsZW9yZ2FuaXplci52MS5MaXN0T3BlcmF0aW9uc1Jlc3BvbnNlIhqC0+STAhQSEi9hcGkvdjEvb3BlcmF0aW9ucxKHAQoPQ2FuY2VsT3BlcmF0aW9uEiguZmlsZW9yZ2FuaXplci52MS5DYW5jZWxPcGVyYXRpb25SZXF1ZXN0GhsuZmlsZW9yZ2FuaXplci52MS5PcGVyYXRpb24iLYLT5JMCJzoBKiIiL2FwaS92MS97bmFtZT1vcGVyYXRpb25zLyp9OmNhbmNlbBKEAQoOQXBwbHlPcGVyYXRpb24SJy5maWxlb3JnYW5pemVyLnYxLkFwcGx5T3BlcmF0aW9uUmVxdWVzdBobLmZpbGVvcmdhbml6ZXIudjEuT3BlcmF0aW9uIiyC0+STAiY6ASoiIS9hcGkvdjEve25hbWU9b3BlcmF0aW9ucy8qfTphcHBseRKBAQoNVW5kb09wZXJhdGlvbhImLmZpbGVvcmdhbml6ZXIudjEuVW5kb09wZXJhdGlvblJlcXVlc3QaGy5maWxlb3JnYW5pemVyLnYxLk9wZXJhdGlvbiIrgtPkkwIlOgEqIiAvYXBpL3YxL3tuYW1lPW9wZXJhdGlvbnMvKn06dW5kbxKQAQoOV2F0Y2hPcGVyYXRpb24SJy5maWxlb3JnYW5pemVyLnYxLldhdGNoT3BlcmF0aW9uUmVxdWVzdBooLmZpbGVvcmdhbml6ZXIudjEuV2F0Y2hPcGVyYXRpb25SZXNwb25zZSIpgtPkkwIjEiEvYXBpL3YxL3tuYW1lPW9wZXJhdGlvbnMvKn06d2F0Y2gwAWIGcHJvdG8z", [file_google_api_annotations, file_google_api_field_behavior, file_google_api_resource, file_google_protobuf_duration, file_google_protobuf_timestamp, file_google_rpc_status]);
 
 /**
  * An organize, deduplicate or undo job.
@@ -225,6 +225,13 @@ export type Operation = Message<"fileorganizer.v1.Operation"> & {
    * @generated from field: int64 rule_set_version = 25;
    */
   ruleSetVersion: bigint;
+
+  /**
+   * What started it: a request (MANUAL) or an automation's trigger.
+   *
+   * @generated from field: fileorganizer.v1.OperationTrigger trigger = 26;
+   */
+  trigger?: OperationTrigger | undefined;
 };
 
 /**
@@ -233,6 +240,35 @@ export type Operation = Message<"fileorganizer.v1.Operation"> & {
  */
 export const OperationSchema: GenMessage<Operation> = /*@__PURE__*/
   messageDesc(file_fileorganizer_v1_operation, 0);
+
+/**
+ * What started an operation, and which automation.
+ *
+ * @generated from message fileorganizer.v1.OperationTrigger
+ */
+export type OperationTrigger = Message<"fileorganizer.v1.OperationTrigger"> & {
+  /**
+   * MANUAL, or the kind of the automation's trigger.
+   *
+   * @generated from field: fileorganizer.v1.TriggerKind kind = 1;
+   */
+  kind: TriggerKind;
+
+  /**
+   * The automation that created the operation, `automations/{id}`; empty for
+   * MANUAL. The name stays after the automation is deleted.
+   *
+   * @generated from field: string automation = 2;
+   */
+  automation: string;
+};
+
+/**
+ * Describes the message fileorganizer.v1.OperationTrigger.
+ * Use `create(OperationTriggerSchema)` to create a new message.
+ */
+export const OperationTriggerSchema: GenMessage<OperationTrigger> = /*@__PURE__*/
+  messageDesc(file_fileorganizer_v1_operation, 1);
 
 /**
  * The time an operation spent in one phase.
@@ -260,7 +296,7 @@ export type PhaseDuration = Message<"fileorganizer.v1.PhaseDuration"> & {
  * Use `create(PhaseDurationSchema)` to create a new message.
  */
 export const PhaseDurationSchema: GenMessage<PhaseDuration> = /*@__PURE__*/
-  messageDesc(file_fileorganizer_v1_operation, 1);
+  messageDesc(file_fileorganizer_v1_operation, 2);
 
 /**
  * Counters of an operation. Counts and byte totals are int64: a job can cover
@@ -340,7 +376,7 @@ export type OperationCounters = Message<"fileorganizer.v1.OperationCounters"> & 
  * Use `create(OperationCountersSchema)` to create a new message.
  */
 export const OperationCountersSchema: GenMessage<OperationCounters> = /*@__PURE__*/
-  messageDesc(file_fileorganizer_v1_operation, 2);
+  messageDesc(file_fileorganizer_v1_operation, 3);
 
 /**
  * Request for CreateOperation.
@@ -371,7 +407,7 @@ export type CreateOperationRequest = Message<"fileorganizer.v1.CreateOperationRe
  * Use `create(CreateOperationRequestSchema)` to create a new message.
  */
 export const CreateOperationRequestSchema: GenMessage<CreateOperationRequest> = /*@__PURE__*/
-  messageDesc(file_fileorganizer_v1_operation, 3);
+  messageDesc(file_fileorganizer_v1_operation, 4);
 
 /**
  * Request for GetOperation.
@@ -392,7 +428,7 @@ export type GetOperationRequest = Message<"fileorganizer.v1.GetOperationRequest"
  * Use `create(GetOperationRequestSchema)` to create a new message.
  */
 export const GetOperationRequestSchema: GenMessage<GetOperationRequest> = /*@__PURE__*/
-  messageDesc(file_fileorganizer_v1_operation, 4);
+  messageDesc(file_fileorganizer_v1_operation, 5);
 
 /**
  * Request for ListOperations.
@@ -427,6 +463,14 @@ export type ListOperationsRequest = Message<"fileorganizer.v1.ListOperationsRequ
    * @generated from field: fileorganizer.v1.OperationKind kind = 4;
    */
   kind: OperationKind;
+
+  /**
+   * Only operations created by this automation, `automations/{id}`; empty
+   * means any.
+   *
+   * @generated from field: string automation = 5;
+   */
+  automation: string;
 };
 
 /**
@@ -434,7 +478,7 @@ export type ListOperationsRequest = Message<"fileorganizer.v1.ListOperationsRequ
  * Use `create(ListOperationsRequestSchema)` to create a new message.
  */
 export const ListOperationsRequestSchema: GenMessage<ListOperationsRequest> = /*@__PURE__*/
-  messageDesc(file_fileorganizer_v1_operation, 5);
+  messageDesc(file_fileorganizer_v1_operation, 6);
 
 /**
  * Response of ListOperations.
@@ -462,7 +506,7 @@ export type ListOperationsResponse = Message<"fileorganizer.v1.ListOperationsRes
  * Use `create(ListOperationsResponseSchema)` to create a new message.
  */
 export const ListOperationsResponseSchema: GenMessage<ListOperationsResponse> = /*@__PURE__*/
-  messageDesc(file_fileorganizer_v1_operation, 6);
+  messageDesc(file_fileorganizer_v1_operation, 7);
 
 /**
  * Request for CancelOperation.
@@ -483,7 +527,7 @@ export type CancelOperationRequest = Message<"fileorganizer.v1.CancelOperationRe
  * Use `create(CancelOperationRequestSchema)` to create a new message.
  */
 export const CancelOperationRequestSchema: GenMessage<CancelOperationRequest> = /*@__PURE__*/
-  messageDesc(file_fileorganizer_v1_operation, 7);
+  messageDesc(file_fileorganizer_v1_operation, 8);
 
 /**
  * Request for ApplyOperation.
@@ -504,7 +548,7 @@ export type ApplyOperationRequest = Message<"fileorganizer.v1.ApplyOperationRequ
  * Use `create(ApplyOperationRequestSchema)` to create a new message.
  */
 export const ApplyOperationRequestSchema: GenMessage<ApplyOperationRequest> = /*@__PURE__*/
-  messageDesc(file_fileorganizer_v1_operation, 8);
+  messageDesc(file_fileorganizer_v1_operation, 9);
 
 /**
  * Request for UndoOperation.
@@ -533,7 +577,7 @@ export type UndoOperationRequest = Message<"fileorganizer.v1.UndoOperationReques
  * Use `create(UndoOperationRequestSchema)` to create a new message.
  */
 export const UndoOperationRequestSchema: GenMessage<UndoOperationRequest> = /*@__PURE__*/
-  messageDesc(file_fileorganizer_v1_operation, 9);
+  messageDesc(file_fileorganizer_v1_operation, 10);
 
 /**
  * Request for WatchOperation.
@@ -554,7 +598,7 @@ export type WatchOperationRequest = Message<"fileorganizer.v1.WatchOperationRequ
  * Use `create(WatchOperationRequestSchema)` to create a new message.
  */
 export const WatchOperationRequestSchema: GenMessage<WatchOperationRequest> = /*@__PURE__*/
-  messageDesc(file_fileorganizer_v1_operation, 10);
+  messageDesc(file_fileorganizer_v1_operation, 11);
 
 /**
  * One full progress snapshot of an operation (each message stands alone; no
@@ -649,7 +693,7 @@ export type WatchOperationResponse = Message<"fileorganizer.v1.WatchOperationRes
  * Use `create(WatchOperationResponseSchema)` to create a new message.
  */
 export const WatchOperationResponseSchema: GenMessage<WatchOperationResponse> = /*@__PURE__*/
-  messageDesc(file_fileorganizer_v1_operation, 11);
+  messageDesc(file_fileorganizer_v1_operation, 12);
 
 /**
  * What an operation does.
@@ -941,6 +985,54 @@ export enum ConflictPolicy {
  */
 export const ConflictPolicySchema: GenEnum<ConflictPolicy> = /*@__PURE__*/
   enumDesc(file_fileorganizer_v1_operation, 4);
+
+/**
+ * What started an operation.
+ *
+ * @generated from enum fileorganizer.v1.TriggerKind
+ */
+export enum TriggerKind {
+  /**
+   * Never sent.
+   *
+   * @generated from enum value: TRIGGER_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A request: CreateOperation or UndoOperation.
+   *
+   * @generated from enum value: TRIGGER_KIND_MANUAL = 1;
+   */
+  MANUAL = 1,
+
+  /**
+   * An automation's schedule (AutomationService, ScheduleTrigger).
+   *
+   * @generated from enum value: TRIGGER_KIND_SCHEDULE = 2;
+   */
+  SCHEDULE = 2,
+
+  /**
+   * Files uploaded into an automation's folder (ArrivalTrigger).
+   *
+   * @generated from enum value: TRIGGER_KIND_ARRIVAL = 3;
+   */
+  ARRIVAL = 3,
+
+  /**
+   * A folder changed on the server's disk (WatchedFolderTrigger).
+   *
+   * @generated from enum value: TRIGGER_KIND_WATCHED_FOLDER = 4;
+   */
+  WATCHED_FOLDER = 4,
+}
+
+/**
+ * Describes the enum fileorganizer.v1.TriggerKind.
+ */
+export const TriggerKindSchema: GenEnum<TriggerKind> = /*@__PURE__*/
+  enumDesc(file_fileorganizer_v1_operation, 5);
 
 /**
  * Organize and deduplicate jobs ("operations"), their progress, and undo.
