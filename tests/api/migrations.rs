@@ -65,6 +65,7 @@ async fn migrations_apply_revert_and_reapply() {
             "rule_sets",
             "rules",
             "trash_items",
+            "upload_sessions",
             "users"
         ]
     );
