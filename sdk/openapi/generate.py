@@ -223,7 +223,12 @@ class Builder:
             op["requestBody"] = {"required": True, "content": {"application/json": {"schema": self.ref(method.input_type)}}}
         elif body:
             field = next(fd for fd in req.field if fd.name == body)
-            op["requestBody"] = {"required": True, "content": {"application/json": {"schema": self.field_schema(field)}}}
+            if field.type_name == ".google.api.HttpBody":
+                # Envoy passes the raw request body in (any Content-Type).
+                content = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
+            else:
+                content = {"application/json": {"schema": self.field_schema(field)}}
+            op["requestBody"] = {"required": True, "content": content}
         if body != "*":
             for i, field in enumerate(req.field):
                 if field.name in bound or field.name == body:

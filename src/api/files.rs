@@ -209,4 +209,20 @@ impl FileService for Files {
         }
         respond(result)
     }
+
+    async fn import_archive(
+        &self,
+        request: Request<Streaming<pb::ImportArchiveRequest>>,
+    ) -> Result<Response<pb::ImportArchiveResponse>, Status> {
+        let (_principal, _stream) = parts(request)?;
+        Err(Status::unimplemented("ImportArchive is not implemented yet"))
+    }
+
+    async fn download_archive(
+        &self,
+        request: Request<pb::DownloadArchiveRequest>,
+    ) -> Result<Response<BoxStream<HttpBody>>, Status> {
+        let (_principal, _req) = parts(request)?;
+        Err(Status::unimplemented("DownloadArchive is not implemented yet"))
+    }
 }

@@ -127,6 +127,16 @@ class FileServiceStub:
                 request_serializer=fileorganizer_dot_v1_dot_file__pb2.DeleteCategoryRequest.SerializeToString,
                 response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
+        self.ImportArchive = channel.stream_unary(
+                '/fileorganizer.v1.FileService/ImportArchive',
+                request_serializer=fileorganizer_dot_v1_dot_file__pb2.ImportArchiveRequest.SerializeToString,
+                response_deserializer=fileorganizer_dot_v1_dot_file__pb2.ImportArchiveResponse.FromString,
+                _registered_method=True)
+        self.DownloadArchive = channel.unary_stream(
+                '/fileorganizer.v1.FileService/DownloadArchive',
+                request_serializer=fileorganizer_dot_v1_dot_file__pb2.DownloadArchiveRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                _registered_method=True)
 
 
 class FileServiceServicer:
@@ -281,6 +291,55 @@ class FileServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ImportArchive(self, request_iterator, context):
+        """Imports an archive (zip, tar, tar.gz or tar.zst) into a folder, extracting
+        it as it arrives: nothing of the archive is buffered, and each entry is
+        written like an upload (temporary file, fsync, published without replacing
+        anything) with the modification time the archive gives it. docs/archives.md
+        has the rules; in short:
+
+        - The first message carries `path`, `format` and `conflict_policy` (later
+        messages leave them unset: they are ignored); every message may carry the
+        next bytes of the archive in `body.data`.
+        - Over REST the archive is the raw request body:
+        `POST /api/v1/files:import?path=inbox` (any Content-Type); Envoy streams
+        it in as messages of about 1 MiB. grpc-web cannot send client streams.
+        - Entries that cannot be stored safely are skipped and listed in
+        `skipped_entries` with the reason, and the import goes on: names with `..`
+        or an absolute path, symlinks, hard links, devices and FIFOs, names that
+        are not UTF-8 or not valid paths, reserved names, entries nested too deep,
+        and (under conflict policy FAIL, the default) entries whose name is taken.
+        Nothing is ever written outside the target folder and nothing is
+        overwritten.
+        - The archive as a whole is refused with RESOURCE_EXHAUSTED (reason
+        QUOTA_EXCEEDED) when, while it is being read, its expanded size passes the
+        caller's remaining quota or the server's limit, its entry count passes
+        the limit, or it expands more than the allowed ratio (a zip bomb); with
+        INVALID_ARGUMENT when it is truncated, corrupt or not an archive of the
+        format. In both cases the entries completely written before the problem
+        are kept (each is a whole file), and the error message says how many and
+        where; the entry being written is discarded.
+        - One ImportArchive counts as one request against the per-user upload rate
+        limit, and its bytes against the per-user upload byte budget.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DownloadArchive(self, request, context):
+        """Downloads a folder (or the destination folder of one of the caller's
+        operations) as a zip or tar archive, written as the folder is read: no
+        copy of the folder is made. Symlinks and special files are left out (never
+        followed); a file that changes while it is read is left out rather than
+        sent torn (see docs/archives.md). The first message carries the
+        `content_type` (`application/zip` or `application/x-tar`); over REST the
+        response is the raw archive, and the server sends a `content-disposition`
+        response header (metadata) naming `<folder>.zip` or `<folder>.tar`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FileServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -353,6 +412,16 @@ def add_FileServiceServicer_to_server(servicer, server):
                     servicer.DeleteCategory,
                     request_deserializer=fileorganizer_dot_v1_dot_file__pb2.DeleteCategoryRequest.FromString,
                     response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'ImportArchive': grpc.stream_unary_rpc_method_handler(
+                    servicer.ImportArchive,
+                    request_deserializer=fileorganizer_dot_v1_dot_file__pb2.ImportArchiveRequest.FromString,
+                    response_serializer=fileorganizer_dot_v1_dot_file__pb2.ImportArchiveResponse.SerializeToString,
+            ),
+            'DownloadArchive': grpc.unary_stream_rpc_method_handler(
+                    servicer.DownloadArchive,
+                    request_deserializer=fileorganizer_dot_v1_dot_file__pb2.DownloadArchiveRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -754,6 +823,60 @@ class FileService:
             '/fileorganizer.v1.FileService/DeleteCategory',
             fileorganizer_dot_v1_dot_file__pb2.DeleteCategoryRequest.SerializeToString,
             google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportArchive(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/fileorganizer.v1.FileService/ImportArchive',
+            fileorganizer_dot_v1_dot_file__pb2.ImportArchiveRequest.SerializeToString,
+            fileorganizer_dot_v1_dot_file__pb2.ImportArchiveResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DownloadArchive(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/fileorganizer.v1.FileService/DownloadArchive',
+            fileorganizer_dot_v1_dot_file__pb2.DownloadArchiveRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
             options,
             channel_credentials,
             insecure,

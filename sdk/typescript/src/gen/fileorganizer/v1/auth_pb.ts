@@ -469,9 +469,10 @@ export type ApiKey = Message<"fileorganizer.v1.ApiKey"> & {
   /**
    * Scopes the key is restricted to, from this set:
    *
-   * - `files.read`: ListDirectory, DownloadFile, SearchFiles, ListTrash, ListCategories
+   * - `files.read`: ListDirectory, DownloadFile, SearchFiles, ListTrash, ListCategories,
+   *   DownloadArchive
    * - `files.write`: UploadFile, UploadSmallFile, DeleteFile, RestoreFile, EmptyTrash,
-   *   CreateCategory, UpdateCategory, DeleteCategory
+   *   CreateCategory, UpdateCategory, DeleteCategory, ImportArchive
    * - `operations.read`: GetOperation, ListOperations, WatchOperation, ListFileRecords and
    *   the ReportService (reports, duplicate groups, exports, GetUsageSummary)
    * - `operations.write`: CreateOperation, ApplyOperation, CancelOperation, UndoOperation

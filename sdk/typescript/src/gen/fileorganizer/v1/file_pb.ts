@@ -6,7 +6,7 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_google_api_annotations } from "../../google/api/annotations_pb.js";
 import { file_google_api_field_behavior } from "../../google/api/field_behavior_pb.js";
-import type { HttpBodySchema } from "../../google/api/httpbody_pb.js";
+import type { HttpBody, HttpBodySchema } from "../../google/api/httpbody_pb.js";
 import { file_google_api_httpbody } from "../../google/api/httpbody_pb.js";
 import { file_google_api_resource } from "../../google/api/resource_pb.js";
 import type { EmptySchema, FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file fileorganizer/v1/file.proto.
  */
 export const file_fileorganizer_v1_file: GenFile = /*@__PURE__*/
-  fileDesc("ChtmaWxlb3JnYW5pemVyL3YxL2ZpbGUucHJvdG8SEGZpbGVvcmdhbml6ZXIudjEivgEKCUZpbGVFbnRyeRIMCgRwYXRoGAEgASgJEgwKBG5hbWUYAiABKAkSKAoEa2luZBgDIAEoDjIaLmZpbGVvcmdhbml6ZXIudjEuRmlsZUtpbmQSEgoKc2l6ZV9ieXRlcxgEIAEoAxIvCgttb2RpZnlfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIY2F0ZWdvcnkYBiABKAkSFAoMY29udGVudF9oYXNoGAcgASgJIqMBChJVcGxvYWRGaWxlTWV0YWRhdGESEgoEcGF0aBgBIAEoCUIE4kEBAhIYCgpzaXplX2J5dGVzGAIgASgDQgTiQQECEkMKD2NvbmZsaWN0X3BvbGljeRgDIAEoDjIkLmZpbGVvcmdhbml6ZXIudjEuRmlsZUNvbmZsaWN0UG9saWN5QgTiQQEBEhoKDGNvbnRlbnRfaGFzaBgEIAEoCUIE4kEBASJmChFVcGxvYWRGaWxlUmVxdWVzdBI4CghtZXRhZGF0YRgBIAEoCzIkLmZpbGVvcmdhbml6ZXIudjEuVXBsb2FkRmlsZU1ldGFkYXRhSAASDwoFY2h1bmsYAiABKAxIAEIGCgRkYXRhIj8KElVwbG9hZEZpbGVSZXNwb25zZRIpCgRmaWxlGAEgASgLMhsuZmlsZW9yZ2FuaXplci52MS5GaWxlRW50cnkipAEKFlVwbG9hZFNtYWxsRmlsZVJlcXVlc3QSEgoEcGF0aBgBIAEoCUIE4kEBAhIVCgdjb250ZW50GAIgASgMQgTiQQECEkMKD2NvbmZsaWN0X3BvbGljeRgDIAEoDjIkLmZpbGVvcmdhbml6ZXIudjEuRmlsZUNvbmZsaWN0UG9saWN5QgTiQQEBEhoKDGNvbnRlbnRfaGFzaBgEIAEoCUIE4kEBASJEChdVcGxvYWRTbWFsbEZpbGVSZXNwb25zZRIpCgRmaWxlGAEgASgLMhsuZmlsZW9yZ2FuaXplci52MS5GaWxlRW50cnkieAoUTGlzdERpcmVjdG9yeVJlcXVlc3QSEgoEcGF0aBgBIAEoCUIE4kEBARIXCglwYWdlX3NpemUYAiABKAVCBOJBAQESGAoKcGFnZV90b2tlbhgDIAEoCUIE4kEBARIZCgtzaG93X2hpZGRlbhgEIAEoCEIE4kEBASJsChVMaXN0RGlyZWN0b3J5UmVzcG9uc2USDAoEcGF0aBgBIAEoCRIsCgdlbnRyaWVzGAIgAygLMhsuZmlsZW9yZ2FuaXplci52MS5GaWxlRW50cnkSFwoPbmV4dF9wYWdlX3Rva2VuGAMgASgJIikKE0Rvd25sb2FkRmlsZVJlcXVlc3QSEgoEcGF0aBgBIAEoCUIE4kEBAiKqAgoJVHJhc2hJdGVtEhIKBG5hbWUYASABKAlCBOJBAQMSGwoNb3JpZ2luYWxfcGF0aBgCIAEoCUIE4kEBAxIuCgRraW5kGAMgASgOMhouZmlsZW9yZ2FuaXplci52MS5GaWxlS2luZEIE4kEBAxIYCgpzaXplX2J5dGVzGAQgASgDQgTiQQEDEjUKC2RlbGV0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxI2CglvcGVyYXRpb24YBiABKAlCI+JBAQP6QRwKGmZpbGVvcmdhbml6ZXIudjEvT3BlcmF0aW9uOjPqQTAKGmZpbGVvcmdhbml6ZXIudjEvVHJhc2hJdGVtEhJ0cmFzaC97dHJhc2hfaXRlbX0iJwoRRGVsZXRlRmlsZVJlcXVlc3QSEgoEcGF0aBgBIAEoCUIE4kEBAiJFChJEZWxldGVGaWxlUmVzcG9uc2USLwoKdHJhc2hfaXRlbRgBIAEoCzIbLmZpbGVvcmdhbml6ZXIudjEuVHJhc2hJdGVtIkUKEExpc3RUcmFzaFJlcXVlc3QSFwoJcGFnZV9zaXplGAEgASgFQgTiQQEBEhgKCnBhZ2VfdG9rZW4YAiABKAlCBOJBAQEieAoRTGlzdFRyYXNoUmVzcG9uc2USMAoLdHJhc2hfaXRlbXMYASADKAsyGy5maWxlb3JnYW5pemVyLnYxLlRyYXNoSXRlbRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSGAoQdG90YWxfc2l6ZV9ieXRlcxgDIAEoAyKgAQoSUmVzdG9yZUZpbGVSZXF1ZXN0EjEKBG5hbWUYASABKAlCI+JBAQL6QRwKGmZpbGVvcmdhbml6ZXIudjEvVHJhc2hJdGVtEhIKBHBhdGgYAiABKAlCBOJBAQESQwoPY29uZmxpY3RfcG9saWN5GAMgASgOMiQuZmlsZW9yZ2FuaXplci52MS5GaWxlQ29uZmxpY3RQb2xpY3lCBOJBAQEiQAoTUmVzdG9yZUZpbGVSZXNwb25zZRIpCgRmaWxlGAEgASgLMhsuZmlsZW9yZ2FuaXplci52MS5GaWxlRW50cnkiRwoRRW1wdHlUcmFzaFJlcXVlc3QSMgoFbmFtZXMYASADKAlCI+JBAQH6QRwKGmZpbGVvcmdhbml6ZXIudjEvVHJhc2hJdGVtIoABChJFbXB0eVRyYXNoUmVzcG9uc2USFQoNZGVsZXRlZF9jb3VudBgBIAEoAxITCgtmcmVlZF9ieXRlcxgCIAEoAxI+CgxmYWlsZWRfaXRlbXMYAyADKAsyIi5maWxlb3JnYW5pemVyLnYxLlRyYXNoSXRlbUZhaWx1cmVCBOJBAQMiWwoQVHJhc2hJdGVtRmFpbHVyZRIxCgRuYW1lGAEgASgJQiPiQQED+kEcChpmaWxlb3JnYW5pemVyLnYxL1RyYXNoSXRlbRIUCgZyZWFzb24YAiABKAlCBOJBAQMihwUKCkZpbGVSZWNvcmQSEgoEbmFtZRgBIAEoCUIE4kEBAxI2CglvcGVyYXRpb24YAiABKAlCI+JBAQP6QRwKGmZpbGVvcmdhbml6ZXIudjEvT3BlcmF0aW9uEhEKA3NlcRgDIAEoA0IE4kEBAxIbCg1vcmlnaW5hbF9wYXRoGAQgASgJQgTiQQEDEhYKCG5ld19wYXRoGAUgASgJQgTiQQEDEhgKCnNpemVfYnl0ZXMYBiABKANCBOJBAQMSNQoLbW9kaWZ5X3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEhoKDGNvbnRlbnRfaGFzaBgIIAEoCUIE4kEBAxIWCghjYXRlZ29yeRgJIAEoCUIE4kEBAxI6CgxkdXBsaWNhdGVfb2YYCiABKAlCJOJBAQP6QR0KG2ZpbGVvcmdhbml6ZXIudjEvRmlsZVJlY29yZBIfChFkdXBsaWNhdGVfb2ZfcGF0aBgLIAEoCUIE4kEBAxI4CgZzdGF0dXMYDCABKA4yIi5maWxlb3JnYW5pemVyLnYxLkZpbGVSZWNvcmRTdGF0dXNCBOJBAQMSFAoGcmVhc29uGA0gASgJQgTiQQEDEjUKC2NyZWF0ZV90aW1lGA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxI1Cgt1cGRhdGVfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQM6RepBQgobZmlsZW9yZ2FuaXplci52MS9GaWxlUmVjb3JkEiNvcGVyYXRpb25zL3tvcGVyYXRpb259L2ZpbGVzL3tmaWxlfSKPAQoWRmlsZVJlY29yZFN0YXR1c0NvdW50cxINCgV0b3RhbBgBIAEoAxIPCgdwbGFubmVkGAIgASgDEhEKCWNvbXBsZXRlZBgDIAEoAxIPCgdza2lwcGVkGAQgASgDEg4KBmZhaWxlZBgFIAEoAxIRCglkdXBsaWNhdGUYBiABKAMSDgoGdW5kb25lGAcgASgDIqcCChZMaXN0RmlsZVJlY29yZHNSZXF1ZXN0EjMKBnBhcmVudBgBIAEoCUIj4kEBAvpBHAoaZmlsZW9yZ2FuaXplci52MS9PcGVyYXRpb24SFwoJcGFnZV9zaXplGAIgASgFQgTiQQEBEhgKCnBhZ2VfdG9rZW4YAyABKAlCBOJBAQESOAoGc3RhdHVzGAQgASgOMiIuZmlsZW9yZ2FuaXplci52MS5GaWxlUmVjb3JkU3RhdHVzQgTiQQEBEhYKCGNhdGVnb3J5GAUgASgJQgTiQQEBEhwKDm1pbl9zaXplX2J5dGVzGAYgASgDQgTiQQEBEh0KD2R1cGxpY2F0ZXNfb25seRgHIAEoCEIE4kEBARIWCghvcmRlcl9ieRgIIAEoCUIE4kEBASK7AQoXTGlzdEZpbGVSZWNvcmRzUmVzcG9uc2USMgoMZmlsZV9yZWNvcmRzGAEgAygLMhwuZmlsZW9yZ2FuaXplci52MS5GaWxlUmVjb3JkEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRISCgp0b3RhbF9zaXplGAMgASgDEj8KDXN0YXR1c19jb3VudHMYBCABKAsyKC5maWxlb3JnYW5pemVyLnYxLkZpbGVSZWNvcmRTdGF0dXNDb3VudHMi0AEKElNlYXJjaEZpbGVzUmVxdWVzdBIbCg1uYW1lX2NvbnRhaW5zGAEgASgJQgTiQQEBEhYKCGNhdGVnb3J5GAIgASgJQgTiQQEBEhoKDGNvbnRlbnRfaGFzaBgDIAEoCUIE4kEBARI2CglvcGVyYXRpb24YBCABKAlCI+JBAQH6QRwKGmZpbGVvcmdhbml6ZXIudjEvT3BlcmF0aW9uEhcKCXBhZ2Vfc2l6ZRgFIAEoBUIE4kEBARIYCgpwYWdlX3Rva2VuGAYgASgJQgTiQQEBImIKE1NlYXJjaEZpbGVzUmVzcG9uc2USMgoMZmlsZV9yZWNvcmRzGAEgAygLMhwuZmlsZW9yZ2FuaXplci52MS5GaWxlUmVjb3JkEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLpAgoIQ2F0ZWdvcnkSEgoEbmFtZRgBIAEoCUIE4kEBCBIaCgxkaXNwbGF5X25hbWUYAiABKAlCBOJBAQISFgoIYnVpbHRfaW4YAyABKAhCBOJBAQMSGAoKZXh0ZW5zaW9ucxgEIAMoCUIE4kEBARITCgVnbG9icxgFIAMoCUIE4kEBARITCgVjb2xvchgGIAEoCUIE4kEBARISCgRpY29uGAcgASgJQgTiQQEBEhgKCmZpbGVfY291bnQYCCABKANCBOJBAQMSNQoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC3VwZGF0ZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAzo16kEyChlmaWxlb3JnYW5pemVyLnYxL0NhdGVnb3J5EhVjYXRlZ29yaWVzL3tjYXRlZ29yeX0iSgoVTGlzdENhdGVnb3JpZXNSZXF1ZXN0EhcKCXBhZ2Vfc2l6ZRgBIAEoBUIE4kEBARIYCgpwYWdlX3Rva2VuGAIgASgJQgTiQQEBImEKFkxpc3RDYXRlZ29yaWVzUmVzcG9uc2USLgoKY2F0ZWdvcmllcxgBIAMoCzIaLmZpbGVvcmdhbml6ZXIudjEuQ2F0ZWdvcnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIksKFUNyZWF0ZUNhdGVnb3J5UmVxdWVzdBIyCghjYXRlZ29yeRgBIAEoCzIaLmZpbGVvcmdhbml6ZXIudjEuQ2F0ZWdvcnlCBOJBAQIiggEKFVVwZGF0ZUNhdGVnb3J5UmVxdWVzdBIyCghjYXRlZ29yeRgBIAEoCzIaLmZpbGVvcmdhbml6ZXIudjEuQ2F0ZWdvcnlCBOJBAQISNQoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrQgTiQQEBIkkKFURlbGV0ZUNhdGVnb3J5UmVxdWVzdBIwCgRuYW1lGAEgASgJQiLiQQEC+kEbChlmaWxlb3JnYW5pemVyLnYxL0NhdGVnb3J5Kn4KCEZpbGVLaW5kEhkKFUZJTEVfS0lORF9VTlNQRUNJRklFRBAAEhIKDkZJTEVfS0lORF9GSUxFEAESFwoTRklMRV9LSU5EX0RJUkVDVE9SWRACEhUKEUZJTEVfS0lORF9TWU1MSU5LEAMSEwoPRklMRV9LSU5EX09USEVSEAQqegoSRmlsZUNvbmZsaWN0UG9saWN5EiQKIEZJTEVfQ09ORkxJQ1RfUE9MSUNZX1VOU1BFQ0lGSUVEEAASHQoZRklMRV9DT05GTElDVF9QT0xJQ1lfRkFJTBABEh8KG0ZJTEVfQ09ORkxJQ1RfUE9MSUNZX1JFTkFNRRACKvgBChBGaWxlUmVjb3JkU3RhdHVzEiIKHkZJTEVfUkVDT1JEX1NUQVRVU19VTlNQRUNJRklFRBAAEh4KGkZJTEVfUkVDT1JEX1NUQVRVU19QTEFOTkVEEAESIAocRklMRV9SRUNPUkRfU1RBVFVTX0NPTVBMRVRFRBACEh4KGkZJTEVfUkVDT1JEX1NUQVRVU19TS0lQUEVEEAMSHQoZRklMRV9SRUNPUkRfU1RBVFVTX0ZBSUxFRBAEEiAKHEZJTEVfUkVDT1JEX1NUQVRVU19EVVBMSUNBVEUQBRIdChlGSUxFX1JFQ09SRF9TVEFUVVNfVU5ET05FEAYyxw0KC0ZpbGVTZXJ2aWNlElkKClVwbG9hZEZpbGUSIy5maWxlb3JnYW5pemVyLnYxLlVwbG9hZEZpbGVSZXF1ZXN0GiQuZmlsZW9yZ2FuaXplci52MS5VcGxvYWRGaWxlUmVzcG9uc2UoARKAAQoPVXBsb2FkU21hbGxGaWxlEiguZmlsZW9yZ2FuaXplci52MS5VcGxvYWRTbWFsbEZpbGVSZXF1ZXN0GikuZmlsZW9yZ2FuaXplci52MS5VcGxvYWRTbWFsbEZpbGVSZXNwb25zZSIYgtPkkwISOgEqIg0vYXBpL3YxL2ZpbGVzEncKDUxpc3REaXJlY3RvcnkSJi5maWxlb3JnYW5pemVyLnYxLkxpc3REaXJlY3RvcnlSZXF1ZXN0GicuZmlsZW9yZ2FuaXplci52MS5MaXN0RGlyZWN0b3J5UmVzcG9uc2UiFYLT5JMCDxINL2FwaS92MS9maWxlcxJtCgxEb3dubG9hZEZpbGUSJS5maWxlb3JnYW5pemVyLnYxLkRvd25sb2FkRmlsZVJlcXVlc3QaFC5nb29nbGUuYXBpLkh0dHBCb2R5Ih6C0+STAhgSFi9hcGkvdjEvZmlsZXM6ZG93bmxvYWQwARJuCgpEZWxldGVGaWxlEiMuZmlsZW9yZ2FuaXplci52MS5EZWxldGVGaWxlUmVxdWVzdBokLmZpbGVvcmdhbml6ZXIudjEuRGVsZXRlRmlsZVJlc3BvbnNlIhWC0+STAg8qDS9hcGkvdjEvZmlsZXMSawoJTGlzdFRyYXNoEiIuZmlsZW9yZ2FuaXplci52MS5MaXN0VHJhc2hSZXF1ZXN0GiMuZmlsZW9yZ2FuaXplci52MS5MaXN0VHJhc2hSZXNwb25zZSIVgtPkkwIPEg0vYXBpL3YxL3RyYXNoEoUBCgtSZXN0b3JlRmlsZRIkLmZpbGVvcmdhbml6ZXIudjEuUmVzdG9yZUZpbGVSZXF1ZXN0GiUuZmlsZW9yZ2FuaXplci52MS5SZXN0b3JlRmlsZVJlc3BvbnNlIimC0+STAiM6ASoiHi9hcGkvdjEve25hbWU9dHJhc2gvKn06cmVzdG9yZRJ3CgpFbXB0eVRyYXNoEiMuZmlsZW9yZ2FuaXplci52MS5FbXB0eVRyYXNoUmVxdWVzdBokLmZpbGVvcmdhbml6ZXIudjEuRW1wdHlUcmFzaFJlc3BvbnNlIh6C0+STAhg6ASoiEy9hcGkvdjEvdHJhc2g6ZW1wdHkSkwEKD0xpc3RGaWxlUmVjb3JkcxIoLmZpbGVvcmdhbml6ZXIudjEuTGlzdEZpbGVSZWNvcmRzUmVxdWVzdBopLmZpbGVvcmdhbml6ZXIudjEuTGlzdEZpbGVSZWNvcmRzUmVzcG9uc2UiK4LT5JMCJRIjL2FwaS92MS97cGFyZW50PW9wZXJhdGlvbnMvKn0vZmlsZXMSeAoLU2VhcmNoRmlsZXMSJC5maWxlb3JnYW5pemVyLnYxLlNlYXJjaEZpbGVzUmVxdWVzdBolLmZpbGVvcmdhbml6ZXIudjEuU2VhcmNoRmlsZXNSZXNwb25zZSIcgtPkkwIWEhQvYXBpL3YxL2ZpbGVzOnNlYXJjaBJ/Cg5MaXN0Q2F0ZWdvcmllcxInLmZpbGVvcmdhbml6ZXIudjEuTGlzdENhdGVnb3JpZXNSZXF1ZXN0GiguZmlsZW9yZ2FuaXplci52MS5MaXN0Q2F0ZWdvcmllc1Jlc3BvbnNlIhqC0+STAhQSEi9hcGkvdjEvY2F0ZWdvcmllcxJ7Cg5DcmVhdGVDYXRlZ29yeRInLmZpbGVvcmdhbml6ZXIudjEuQ3JlYXRlQ2F0ZWdvcnlSZXF1ZXN0GhouZmlsZW9yZ2FuaXplci52MS5DYXRlZ29yeSIkgtPkkwIeOghjYXRlZ29yeSISL2FwaS92MS9jYXRlZ29yaWVzEo0BCg5VcGRhdGVDYXRlZ29yeRInLmZpbGVvcmdhbml6ZXIudjEuVXBkYXRlQ2F0ZWdvcnlSZXF1ZXN0GhouZmlsZW9yZ2FuaXplci52MS5DYXRlZ29yeSI2gtPkkwIwOghjYXRlZ29yeTIkL2FwaS92MS97Y2F0ZWdvcnkubmFtZT1jYXRlZ29yaWVzLyp9EnYKDkRlbGV0ZUNhdGVnb3J5EicuZmlsZW9yZ2FuaXplci52MS5EZWxldGVDYXRlZ29yeVJlcXVlc3QaFi5nb29nbGUucHJvdG9idWYuRW1wdHkiI4LT5JMCHSobL2FwaS92MS97bmFtZT1jYXRlZ29yaWVzLyp9YgZwcm90bzM", [file_google_api_annotations, file_google_api_field_behavior, file_google_api_httpbody, file_google_api_resource, file_google_protobuf_empty, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("ChtmaWxlb3JnYW5pemVyL3YxL2ZpbGUucHJvdG8SEGZpbGVvcmdhbml6ZXIudjEivgEKCUZpbGVFbnRyeRIMCgRwYXRoGAEgASgJEgwKBG5hbWUYAiABKAkSKAoEa2luZBgDIAEoDjIaLmZpbGVvcmdhbml6ZXIudjEuRmlsZUtpbmQSEgoKc2l6ZV9ieXRlcxgEIAEoAxIvCgttb2RpZnlfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIY2F0ZWdvcnkYBiABKAkSFAoMY29udGVudF9oYXNoGAcgASgJIqMBChJVcGxvYWRGaWxlTWV0YWRhdGESEgoEcGF0aBgBIAEoCUIE4kEBAhIYCgpzaXplX2J5dGVzGAIgASgDQgTiQQECEkMKD2NvbmZsaWN0X3BvbGljeRgDIAEoDjIkLmZpbGVvcmdhbml6ZXIudjEuRmlsZUNvbmZsaWN0UG9saWN5QgTiQQEBEhoKDGNvbnRlbnRfaGFzaBgEIAEoCUIE4kEBASJmChFVcGxvYWRGaWxlUmVxdWVzdBI4CghtZXRhZGF0YRgBIAEoCzIkLmZpbGVvcmdhbml6ZXIudjEuVXBsb2FkRmlsZU1ldGFkYXRhSAASDwoFY2h1bmsYAiABKAxIAEIGCgRkYXRhIj8KElVwbG9hZEZpbGVSZXNwb25zZRIpCgRmaWxlGAEgASgLMhsuZmlsZW9yZ2FuaXplci52MS5GaWxlRW50cnkipAEKFlVwbG9hZFNtYWxsRmlsZVJlcXVlc3QSEgoEcGF0aBgBIAEoCUIE4kEBAhIVCgdjb250ZW50GAIgASgMQgTiQQECEkMKD2NvbmZsaWN0X3BvbGljeRgDIAEoDjIkLmZpbGVvcmdhbml6ZXIudjEuRmlsZUNvbmZsaWN0UG9saWN5QgTiQQEBEhoKDGNvbnRlbnRfaGFzaBgEIAEoCUIE4kEBASJEChdVcGxvYWRTbWFsbEZpbGVSZXNwb25zZRIpCgRmaWxlGAEgASgLMhsuZmlsZW9yZ2FuaXplci52MS5GaWxlRW50cnkieAoUTGlzdERpcmVjdG9yeVJlcXVlc3QSEgoEcGF0aBgBIAEoCUIE4kEBARIXCglwYWdlX3NpemUYAiABKAVCBOJBAQESGAoKcGFnZV90b2tlbhgDIAEoCUIE4kEBARIZCgtzaG93X2hpZGRlbhgEIAEoCEIE4kEBASJsChVMaXN0RGlyZWN0b3J5UmVzcG9uc2USDAoEcGF0aBgBIAEoCRIsCgdlbnRyaWVzGAIgAygLMhsuZmlsZW9yZ2FuaXplci52MS5GaWxlRW50cnkSFwoPbmV4dF9wYWdlX3Rva2VuGAMgASgJIikKE0Rvd25sb2FkRmlsZVJlcXVlc3QSEgoEcGF0aBgBIAEoCUIE4kEBAiKqAgoJVHJhc2hJdGVtEhIKBG5hbWUYASABKAlCBOJBAQMSGwoNb3JpZ2luYWxfcGF0aBgCIAEoCUIE4kEBAxIuCgRraW5kGAMgASgOMhouZmlsZW9yZ2FuaXplci52MS5GaWxlS2luZEIE4kEBAxIYCgpzaXplX2J5dGVzGAQgASgDQgTiQQEDEjUKC2RlbGV0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxI2CglvcGVyYXRpb24YBiABKAlCI+JBAQP6QRwKGmZpbGVvcmdhbml6ZXIudjEvT3BlcmF0aW9uOjPqQTAKGmZpbGVvcmdhbml6ZXIudjEvVHJhc2hJdGVtEhJ0cmFzaC97dHJhc2hfaXRlbX0iJwoRRGVsZXRlRmlsZVJlcXVlc3QSEgoEcGF0aBgBIAEoCUIE4kEBAiJFChJEZWxldGVGaWxlUmVzcG9uc2USLwoKdHJhc2hfaXRlbRgBIAEoCzIbLmZpbGVvcmdhbml6ZXIudjEuVHJhc2hJdGVtIkUKEExpc3RUcmFzaFJlcXVlc3QSFwoJcGFnZV9zaXplGAEgASgFQgTiQQEBEhgKCnBhZ2VfdG9rZW4YAiABKAlCBOJBAQEieAoRTGlzdFRyYXNoUmVzcG9uc2USMAoLdHJhc2hfaXRlbXMYASADKAsyGy5maWxlb3JnYW5pemVyLnYxLlRyYXNoSXRlbRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSGAoQdG90YWxfc2l6ZV9ieXRlcxgDIAEoAyKgAQoSUmVzdG9yZUZpbGVSZXF1ZXN0EjEKBG5hbWUYASABKAlCI+JBAQL6QRwKGmZpbGVvcmdhbml6ZXIudjEvVHJhc2hJdGVtEhIKBHBhdGgYAiABKAlCBOJBAQESQwoPY29uZmxpY3RfcG9saWN5GAMgASgOMiQuZmlsZW9yZ2FuaXplci52MS5GaWxlQ29uZmxpY3RQb2xpY3lCBOJBAQEiQAoTUmVzdG9yZUZpbGVSZXNwb25zZRIpCgRmaWxlGAEgASgLMhsuZmlsZW9yZ2FuaXplci52MS5GaWxlRW50cnkiRwoRRW1wdHlUcmFzaFJlcXVlc3QSMgoFbmFtZXMYASADKAlCI+JBAQH6QRwKGmZpbGVvcmdhbml6ZXIudjEvVHJhc2hJdGVtIoABChJFbXB0eVRyYXNoUmVzcG9uc2USFQoNZGVsZXRlZF9jb3VudBgBIAEoAxITCgtmcmVlZF9ieXRlcxgCIAEoAxI+CgxmYWlsZWRfaXRlbXMYAyADKAsyIi5maWxlb3JnYW5pemVyLnYxLlRyYXNoSXRlbUZhaWx1cmVCBOJBAQMiWwoQVHJhc2hJdGVtRmFpbHVyZRIxCgRuYW1lGAEgASgJQiPiQQED+kEcChpmaWxlb3JnYW5pemVyLnYxL1RyYXNoSXRlbRIUCgZyZWFzb24YAiABKAlCBOJBAQMihwUKCkZpbGVSZWNvcmQSEgoEbmFtZRgBIAEoCUIE4kEBAxI2CglvcGVyYXRpb24YAiABKAlCI+JBAQP6QRwKGmZpbGVvcmdhbml6ZXIudjEvT3BlcmF0aW9uEhEKA3NlcRgDIAEoA0IE4kEBAxIbCg1vcmlnaW5hbF9wYXRoGAQgASgJQgTiQQEDEhYKCG5ld19wYXRoGAUgASgJQgTiQQEDEhgKCnNpemVfYnl0ZXMYBiABKANCBOJBAQMSNQoLbW9kaWZ5X3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEhoKDGNvbnRlbnRfaGFzaBgIIAEoCUIE4kEBAxIWCghjYXRlZ29yeRgJIAEoCUIE4kEBAxI6CgxkdXBsaWNhdGVfb2YYCiABKAlCJOJBAQP6QR0KG2ZpbGVvcmdhbml6ZXIudjEvRmlsZVJlY29yZBIfChFkdXBsaWNhdGVfb2ZfcGF0aBgLIAEoCUIE4kEBAxI4CgZzdGF0dXMYDCABKA4yIi5maWxlb3JnYW5pemVyLnYxLkZpbGVSZWNvcmRTdGF0dXNCBOJBAQMSFAoGcmVhc29uGA0gASgJQgTiQQEDEjUKC2NyZWF0ZV90aW1lGA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxI1Cgt1cGRhdGVfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQM6RepBQgobZmlsZW9yZ2FuaXplci52MS9GaWxlUmVjb3JkEiNvcGVyYXRpb25zL3tvcGVyYXRpb259L2ZpbGVzL3tmaWxlfSKPAQoWRmlsZVJlY29yZFN0YXR1c0NvdW50cxINCgV0b3RhbBgBIAEoAxIPCgdwbGFubmVkGAIgASgDEhEKCWNvbXBsZXRlZBgDIAEoAxIPCgdza2lwcGVkGAQgASgDEg4KBmZhaWxlZBgFIAEoAxIRCglkdXBsaWNhdGUYBiABKAMSDgoGdW5kb25lGAcgASgDIqcCChZMaXN0RmlsZVJlY29yZHNSZXF1ZXN0EjMKBnBhcmVudBgBIAEoCUIj4kEBAvpBHAoaZmlsZW9yZ2FuaXplci52MS9PcGVyYXRpb24SFwoJcGFnZV9zaXplGAIgASgFQgTiQQEBEhgKCnBhZ2VfdG9rZW4YAyABKAlCBOJBAQESOAoGc3RhdHVzGAQgASgOMiIuZmlsZW9yZ2FuaXplci52MS5GaWxlUmVjb3JkU3RhdHVzQgTiQQEBEhYKCGNhdGVnb3J5GAUgASgJQgTiQQEBEhwKDm1pbl9zaXplX2J5dGVzGAYgASgDQgTiQQEBEh0KD2R1cGxpY2F0ZXNfb25seRgHIAEoCEIE4kEBARIWCghvcmRlcl9ieRgIIAEoCUIE4kEBASK7AQoXTGlzdEZpbGVSZWNvcmRzUmVzcG9uc2USMgoMZmlsZV9yZWNvcmRzGAEgAygLMhwuZmlsZW9yZ2FuaXplci52MS5GaWxlUmVjb3JkEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRISCgp0b3RhbF9zaXplGAMgASgDEj8KDXN0YXR1c19jb3VudHMYBCABKAsyKC5maWxlb3JnYW5pemVyLnYxLkZpbGVSZWNvcmRTdGF0dXNDb3VudHMi0AEKElNlYXJjaEZpbGVzUmVxdWVzdBIbCg1uYW1lX2NvbnRhaW5zGAEgASgJQgTiQQEBEhYKCGNhdGVnb3J5GAIgASgJQgTiQQEBEhoKDGNvbnRlbnRfaGFzaBgDIAEoCUIE4kEBARI2CglvcGVyYXRpb24YBCABKAlCI+JBAQH6QRwKGmZpbGVvcmdhbml6ZXIudjEvT3BlcmF0aW9uEhcKCXBhZ2Vfc2l6ZRgFIAEoBUIE4kEBARIYCgpwYWdlX3Rva2VuGAYgASgJQgTiQQEBImIKE1NlYXJjaEZpbGVzUmVzcG9uc2USMgoMZmlsZV9yZWNvcmRzGAEgAygLMhwuZmlsZW9yZ2FuaXplci52MS5GaWxlUmVjb3JkEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLpAgoIQ2F0ZWdvcnkSEgoEbmFtZRgBIAEoCUIE4kEBCBIaCgxkaXNwbGF5X25hbWUYAiABKAlCBOJBAQISFgoIYnVpbHRfaW4YAyABKAhCBOJBAQMSGAoKZXh0ZW5zaW9ucxgEIAMoCUIE4kEBARITCgVnbG9icxgFIAMoCUIE4kEBARITCgVjb2xvchgGIAEoCUIE4kEBARISCgRpY29uGAcgASgJQgTiQQEBEhgKCmZpbGVfY291bnQYCCABKANCBOJBAQMSNQoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC3VwZGF0ZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAzo16kEyChlmaWxlb3JnYW5pemVyLnYxL0NhdGVnb3J5EhVjYXRlZ29yaWVzL3tjYXRlZ29yeX0iSgoVTGlzdENhdGVnb3JpZXNSZXF1ZXN0EhcKCXBhZ2Vfc2l6ZRgBIAEoBUIE4kEBARIYCgpwYWdlX3Rva2VuGAIgASgJQgTiQQEBImEKFkxpc3RDYXRlZ29yaWVzUmVzcG9uc2USLgoKY2F0ZWdvcmllcxgBIAMoCzIaLmZpbGVvcmdhbml6ZXIudjEuQ2F0ZWdvcnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIksKFUNyZWF0ZUNhdGVnb3J5UmVxdWVzdBIyCghjYXRlZ29yeRgBIAEoCzIaLmZpbGVvcmdhbml6ZXIudjEuQ2F0ZWdvcnlCBOJBAQIiggEKFVVwZGF0ZUNhdGVnb3J5UmVxdWVzdBIyCghjYXRlZ29yeRgBIAEoCzIaLmZpbGVvcmdhbml6ZXIudjEuQ2F0ZWdvcnlCBOJBAQISNQoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrQgTiQQEBIkkKFURlbGV0ZUNhdGVnb3J5UmVxdWVzdBIwCgRuYW1lGAEgASgJQiLiQQEC+kEbChlmaWxlb3JnYW5pemVyLnYxL0NhdGVnb3J5ItABChRJbXBvcnRBcmNoaXZlUmVxdWVzdBISCgRwYXRoGAEgASgJQgTiQQEBEjUKBmZvcm1hdBgCIAEoDjIfLmZpbGVvcmdhbml6ZXIudjEuQXJjaGl2ZUZvcm1hdEIE4kEBARJDCg9jb25mbGljdF9wb2xpY3kYAyABKA4yJC5maWxlb3JnYW5pemVyLnYxLkZpbGVDb25mbGljdFBvbGljeUIE4kEBARIoCgRib2R5GAQgASgLMhQuZ29vZ2xlLmFwaS5IdHRwQm9keUIE4kEBASJ/ChNTa2lwcGVkQXJjaGl2ZUVudHJ5EhIKBG5hbWUYASABKAlCBOJBAQMSPgoGcmVhc29uGAIgASgOMiguZmlsZW9yZ2FuaXplci52MS5BcmNoaXZlRW50cnlTa2lwUmVhc29uQgTiQQEDEhQKBmRldGFpbBgDIAEoCUIE4kEBAyI9ChNSZW5hbWVkQXJjaGl2ZUVudHJ5EhIKBG5hbWUYASABKAlCBOJBAQMSEgoEcGF0aBgCIAEoCUIE4kEBAyK/AgoVSW1wb3J0QXJjaGl2ZVJlc3BvbnNlEhIKBHBhdGgYASABKAlCBOJBAQMSNQoGZm9ybWF0GAIgASgOMh8uZmlsZW9yZ2FuaXplci52MS5BcmNoaXZlRm9ybWF0QgTiQQEDEhgKCmZpbGVfY291bnQYAyABKANCBOJBAQMSGgoMZm9sZGVyX2NvdW50GAQgASgDQgTiQQEDEhkKC3RvdGFsX2J5dGVzGAUgASgDQgTiQQEDEkQKD3NraXBwZWRfZW50cmllcxgGIAMoCzIlLmZpbGVvcmdhbml6ZXIudjEuU2tpcHBlZEFyY2hpdmVFbnRyeUIE4kEBAxJECg9yZW5hbWVkX2VudHJpZXMYByADKAsyJS5maWxlb3JnYW5pemVyLnYxLlJlbmFtZWRBcmNoaXZlRW50cnlCBOJBAQMimwEKFkRvd25sb2FkQXJjaGl2ZVJlcXVlc3QSEgoEcGF0aBgBIAEoCUIE4kEBARI2CglvcGVyYXRpb24YAiABKAlCI+JBAQH6QRwKGmZpbGVvcmdhbml6ZXIudjEvT3BlcmF0aW9uEjUKBmZvcm1hdBgDIAEoDjIfLmZpbGVvcmdhbml6ZXIudjEuQXJjaGl2ZUZvcm1hdEIE4kEBASp+CghGaWxlS2luZBIZChVGSUxFX0tJTkRfVU5TUEVDSUZJRUQQABISCg5GSUxFX0tJTkRfRklMRRABEhcKE0ZJTEVfS0lORF9ESVJFQ1RPUlkQAhIVChFGSUxFX0tJTkRfU1lNTElOSxADEhMKD0ZJTEVfS0lORF9PVEhFUhAEKnoKEkZpbGVDb25mbGljdFBvbGljeRIkCiBGSUxFX0NPTkZMSUNUX1BPTElDWV9VTlNQRUNJRklFRBAAEh0KGUZJTEVfQ09ORkxJQ1RfUE9MSUNZX0ZBSUwQARIfChtGSUxFX0NPTkZMSUNUX1BPTElDWV9SRU5BTUUQAir4AQoQRmlsZVJlY29yZFN0YXR1cxIiCh5GSUxFX1JFQ09SRF9TVEFUVVNfVU5TUEVDSUZJRUQQABIeChpGSUxFX1JFQ09SRF9TVEFUVVNfUExBTk5FRBABEiAKHEZJTEVfUkVDT1JEX1NUQVRVU19DT01QTEVURUQQAhIeChpGSUxFX1JFQ09SRF9TVEFUVVNfU0tJUFBFRBADEh0KGUZJTEVfUkVDT1JEX1NUQVRVU19GQUlMRUQQBBIgChxGSUxFX1JFQ09SRF9TVEFUVVNfRFVQTElDQVRFEAUSHQoZRklMRV9SRUNPUkRfU1RBVFVTX1VORE9ORRAGKrIBCg1BcmNoaXZlRm9ybWF0Eh4KGkFSQ0hJVkVfRk9STUFUX1VOU1BFQ0lGSUVEEAASFwoTQVJDSElWRV9GT1JNQVRfQVVUTxABEhYKEkFSQ0hJVkVfRk9STUFUX1pJUBACEhYKEkFSQ0hJVkVfRk9STUFUX1RBUhADEhsKF0FSQ0hJVkVfRk9STUFUX1RBUl9HWklQEAQSGwoXQVJDSElWRV9GT1JNQVRfVEFSX1pTVEQQBSrFAwoWQXJjaGl2ZUVudHJ5U2tpcFJlYXNvbhIpCiVBUkNISVZFX0VOVFJZX1NLSVBfUkVBU09OX1VOU1BFQ0lGSUVEEAASKQolQVJDSElWRV9FTlRSWV9TS0lQX1JFQVNPTl9VTlNBRkVfUEFUSBABEiUKIUFSQ0hJVkVfRU5UUllfU0tJUF9SRUFTT05fU1lNTElOSxACEicKI0FSQ0hJVkVfRU5UUllfU0tJUF9SRUFTT05fSEFSRF9MSU5LEAMSKgomQVJDSElWRV9FTlRSWV9TS0lQX1JFQVNPTl9TUEVDSUFMX0ZJTEUQBBIrCidBUkNISVZFX0VOVFJZX1NLSVBfUkVBU09OX05BTUVfTk9UX1VURjgQBRIqCiZBUkNISVZFX0VOVFJZX1NLSVBfUkVBU09OX0lOVkFMSURfTkFNRRAGEiYKIkFSQ0hJVkVfRU5UUllfU0tJUF9SRUFTT05fVE9PX0RFRVAQBxIsCihBUkNISVZFX0VOVFJZX1NLSVBfUkVBU09OX0FMUkVBRFlfRVhJU1RTEAgSKgomQVJDSElWRV9FTlRSWV9TS0lQX1JFQVNPTl9OT1RfQV9GT0xERVIQCTLMDwoLRmlsZVNlcnZpY2USWQoKVXBsb2FkRmlsZRIjLmZpbGVvcmdhbml6ZXIudjEuVXBsb2FkRmlsZVJlcXVlc3QaJC5maWxlb3JnYW5pemVyLnYxLlVwbG9hZEZpbGVSZXNwb25zZSgBEoABCg9VcGxvYWRTbWFsbEZpbGUSKC5maWxlb3JnYW5pemVyLnYxLlVwbG9hZFNtYWxsRmlsZVJlcXVlc3QaKS5maWxlb3JnYW5pemVyLnYxLlVwbG9hZFNtYWxsRmlsZVJlc3BvbnNlIhiC0+STAhI6ASoiDS9hcGkvdjEvZmlsZXMSdwoNTGlzdERpcmVjdG9yeRImLmZpbGVvcmdhbml6ZXIudjEuTGlzdERpcmVjdG9yeVJlcXVlc3QaJy5maWxlb3JnYW5pemVyLnYxLkxpc3REaXJlY3RvcnlSZXNwb25zZSIVgtPkkwIPEg0vYXBpL3YxL2ZpbGVzEm0KDERvd25sb2FkRmlsZRIlLmZpbGVvcmdhbml6ZXIudjEuRG93bmxvYWRGaWxlUmVxdWVzdBoULmdvb2dsZS5hcGkuSHR0cEJvZHkiHoLT5JMCGBIWL2FwaS92MS9maWxlczpkb3dubG9hZDABEm4KCkRlbGV0ZUZpbGUSIy5maWxlb3JnYW5pemVyLnYxLkRlbGV0ZUZpbGVSZXF1ZXN0GiQuZmlsZW9yZ2FuaXplci52MS5EZWxldGVGaWxlUmVzcG9uc2UiFYLT5JMCDyoNL2FwaS92MS9maWxlcxJrCglMaXN0VHJhc2gSIi5maWxlb3JnYW5pemVyLnYxLkxpc3RUcmFzaFJlcXVlc3QaIy5maWxlb3JnYW5pemVyLnYxLkxpc3RUcmFzaFJlc3BvbnNlIhWC0+STAg8SDS9hcGkvdjEvdHJhc2gShQEKC1Jlc3RvcmVGaWxlEiQuZmlsZW9yZ2FuaXplci52MS5SZXN0b3JlRmlsZVJlcXVlc3QaJS5maWxlb3JnYW5pemVyLnYxLlJlc3RvcmVGaWxlUmVzcG9uc2UiKYLT5JMCIzoBKiIeL2FwaS92MS97bmFtZT10cmFzaC8qfTpyZXN0b3JlEncKCkVtcHR5VHJhc2gSIy5maWxlb3JnYW5pemVyLnYxLkVtcHR5VHJhc2hSZXF1ZXN0GiQuZmlsZW9yZ2FuaXplci52MS5FbXB0eVRyYXNoUmVzcG9uc2UiHoLT5JMCGDoBKiITL2FwaS92MS90cmFzaDplbXB0eRKTAQoPTGlzdEZpbGVSZWNvcmRzEiguZmlsZW9yZ2FuaXplci52MS5MaXN0RmlsZVJlY29yZHNSZXF1ZXN0GikuZmlsZW9yZ2FuaXplci52MS5MaXN0RmlsZVJlY29yZHNSZXNwb25zZSIrgtPkkwIlEiMvYXBpL3YxL3twYXJlbnQ9b3BlcmF0aW9ucy8qfS9maWxlcxJ4CgtTZWFyY2hGaWxlcxIkLmZpbGVvcmdhbml6ZXIudjEuU2VhcmNoRmlsZXNSZXF1ZXN0GiUuZmlsZW9yZ2FuaXplci52MS5TZWFyY2hGaWxlc1Jlc3BvbnNlIhyC0+STAhYSFC9hcGkvdjEvZmlsZXM6c2VhcmNoEn8KDkxpc3RDYXRlZ29yaWVzEicuZmlsZW9yZ2FuaXplci52MS5MaXN0Q2F0ZWdvcmllc1JlcXVlc3QaKC5maWxlb3JnYW5pemVyLnYxLkxpc3RDYXRlZ29yaWVzUmVzcG9uc2UiGoLT5JMCFBISL2FwaS92MS9jYXRlZ29yaWVzEnsKDkNyZWF0ZUNhdGVnb3J5EicuZmlsZW9yZ2FuaXplci52MS5DcmVhdGVDYXRlZ29yeVJlcXVlc3QaGi5maWxlb3JnYW5pemVyLnYxLkNhdGVnb3J5IiSC0+STAh46CGNhdGVnb3J5IhIvYXBpL3YxL2NhdGVnb3JpZXMSjQEKDlVwZGF0ZUNhdGVnb3J5EicuZmlsZW9yZ2FuaXplci52MS5VcGRhdGVDYXRlZ29yeVJlcXVlc3QaGi5maWxlb3JnYW5pemVyLnYxLkNhdGVnb3J5IjaC0+STAjA6CGNhdGVnb3J5MiQvYXBpL3YxL3tjYXRlZ29yeS5uYW1lPWNhdGVnb3JpZXMvKn0SdgoORGVsZXRlQ2F0ZWdvcnkSJy5maWxlb3JnYW5pemVyLnYxLkRlbGV0ZUNhdGVnb3J5UmVxdWVzdBoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eSIjgtPkkwIdKhsvYXBpL3YxL3tuYW1lPWNhdGVnb3JpZXMvKn0ShgEKDUltcG9ydEFyY2hpdmUSJi5maWxlb3JnYW5pemVyLnYxLkltcG9ydEFyY2hpdmVSZXF1ZXN0GicuZmlsZW9yZ2FuaXplci52MS5JbXBvcnRBcmNoaXZlUmVzcG9uc2UiIoLT5JMCHDoEYm9keSIUL2FwaS92MS9maWxlczppbXBvcnQoARJ6Cg9Eb3dubG9hZEFyY2hpdmUSKC5maWxlb3JnYW5pemVyLnYxLkRvd25sb2FkQXJjaGl2ZVJlcXVlc3QaFC5nb29nbGUuYXBpLkh0dHBCb2R5IiWC0+STAh8SHS9hcGkvdjEvZmlsZXM6ZG93bmxvYWRBcmNoaXZlMAFiBnByb3RvMw", [file_google_api_annotations, file_google_api_field_behavior, file_google_api_httpbody, file_google_api_resource, file_google_protobuf_empty, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * One entry of a folder.
@@ -1272,6 +1272,216 @@ export const DeleteCategoryRequestSchema: GenMessage<DeleteCategoryRequest> = /*
   messageDesc(file_fileorganizer_v1_file, 30);
 
 /**
+ * One message of an ImportArchive stream.
+ *
+ * @generated from message fileorganizer.v1.ImportArchiveRequest
+ */
+export type ImportArchiveRequest = Message<"fileorganizer.v1.ImportArchiveRequest"> & {
+  /**
+   * The folder to extract into, relative to the storage root ("" or "." for
+   * the root); created when missing. First message only.
+   *
+   * @generated from field: string path = 1;
+   */
+  path: string;
+
+  /**
+   * The archive's format; UNSPECIFIED and AUTO detect it. First message only.
+   *
+   * @generated from field: fileorganizer.v1.ArchiveFormat format = 2;
+   */
+  format: ArchiveFormat;
+
+  /**
+   * What to do with an entry whose name is taken: FAIL (the default) skips
+   * it and lists it (reason ALREADY_EXISTS); RENAME stores it under a free
+   * " (n)" name. Folders are merged, never renamed. First message only.
+   *
+   * @generated from field: fileorganizer.v1.FileConflictPolicy conflict_policy = 3;
+   */
+  conflictPolicy: FileConflictPolicy;
+
+  /**
+   * The next bytes of the archive in `data` (any size up to 4 MiB);
+   * `content_type` is ignored.
+   *
+   * @generated from field: google.api.HttpBody body = 4;
+   */
+  body?: HttpBody | undefined;
+};
+
+/**
+ * Describes the message fileorganizer.v1.ImportArchiveRequest.
+ * Use `create(ImportArchiveRequestSchema)` to create a new message.
+ */
+export const ImportArchiveRequestSchema: GenMessage<ImportArchiveRequest> = /*@__PURE__*/
+  messageDesc(file_fileorganizer_v1_file, 31);
+
+/**
+ * An archive entry ImportArchive did not store.
+ *
+ * @generated from message fileorganizer.v1.SkippedArchiveEntry
+ */
+export type SkippedArchiveEntry = Message<"fileorganizer.v1.SkippedArchiveEntry"> & {
+  /**
+   * The entry's name as the archive spells it (bytes that are not UTF-8
+   * shown as U+FFFD).
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Why it was skipped.
+   *
+   * @generated from field: fileorganizer.v1.ArchiveEntrySkipReason reason = 2;
+   */
+  reason: ArchiveEntrySkipReason;
+
+  /**
+   * More about it, for people (e.g. a symlink's target).
+   *
+   * @generated from field: string detail = 3;
+   */
+  detail: string;
+};
+
+/**
+ * Describes the message fileorganizer.v1.SkippedArchiveEntry.
+ * Use `create(SkippedArchiveEntrySchema)` to create a new message.
+ */
+export const SkippedArchiveEntrySchema: GenMessage<SkippedArchiveEntry> = /*@__PURE__*/
+  messageDesc(file_fileorganizer_v1_file, 32);
+
+/**
+ * An archive file stored under another name than its own (conflict policy
+ * RENAME).
+ *
+ * @generated from message fileorganizer.v1.RenamedArchiveEntry
+ */
+export type RenamedArchiveEntry = Message<"fileorganizer.v1.RenamedArchiveEntry"> & {
+  /**
+   * The entry's name in the archive.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Where it was stored, relative to the storage root.
+   *
+   * @generated from field: string path = 2;
+   */
+  path: string;
+};
+
+/**
+ * Describes the message fileorganizer.v1.RenamedArchiveEntry.
+ * Use `create(RenamedArchiveEntrySchema)` to create a new message.
+ */
+export const RenamedArchiveEntrySchema: GenMessage<RenamedArchiveEntry> = /*@__PURE__*/
+  messageDesc(file_fileorganizer_v1_file, 33);
+
+/**
+ * Response of ImportArchive.
+ *
+ * @generated from message fileorganizer.v1.ImportArchiveResponse
+ */
+export type ImportArchiveResponse = Message<"fileorganizer.v1.ImportArchiveResponse"> & {
+  /**
+   * The folder extracted into, normalized, relative to the storage root.
+   *
+   * @generated from field: string path = 1;
+   */
+  path: string;
+
+  /**
+   * The format read (as detected for AUTO).
+   *
+   * @generated from field: fileorganizer.v1.ArchiveFormat format = 2;
+   */
+  format: ArchiveFormat;
+
+  /**
+   * Files stored.
+   *
+   * @generated from field: int64 file_count = 3;
+   */
+  fileCount: bigint;
+
+  /**
+   * Folders created (folders that already existed are not counted).
+   *
+   * @generated from field: int64 folder_count = 4;
+   */
+  folderCount: bigint;
+
+  /**
+   * Bytes stored (the sum of the stored files' sizes; charged to the quota).
+   *
+   * @generated from field: int64 total_bytes = 5;
+   */
+  totalBytes: bigint;
+
+  /**
+   * Every entry not stored, in archive order, with the reason.
+   *
+   * @generated from field: repeated fileorganizer.v1.SkippedArchiveEntry skipped_entries = 6;
+   */
+  skippedEntries: SkippedArchiveEntry[];
+
+  /**
+   * Files stored under a free " (n)" name (conflict policy RENAME).
+   *
+   * @generated from field: repeated fileorganizer.v1.RenamedArchiveEntry renamed_entries = 7;
+   */
+  renamedEntries: RenamedArchiveEntry[];
+};
+
+/**
+ * Describes the message fileorganizer.v1.ImportArchiveResponse.
+ * Use `create(ImportArchiveResponseSchema)` to create a new message.
+ */
+export const ImportArchiveResponseSchema: GenMessage<ImportArchiveResponse> = /*@__PURE__*/
+  messageDesc(file_fileorganizer_v1_file, 34);
+
+/**
+ * Request for DownloadArchive.
+ *
+ * @generated from message fileorganizer.v1.DownloadArchiveRequest
+ */
+export type DownloadArchiveRequest = Message<"fileorganizer.v1.DownloadArchiveRequest"> & {
+  /**
+   * The folder to download, relative to the storage root ("" or "." for the
+   * root). Exactly one of `path` and `operation` is set.
+   *
+   * @generated from field: string path = 1;
+   */
+  path: string;
+
+  /**
+   * An operation, `operations/{id}`: its destination folder is downloaded.
+   *
+   * @generated from field: string operation = 2;
+   */
+  operation: string;
+
+  /**
+   * ZIP (the default for UNSPECIFIED) or TAR.
+   *
+   * @generated from field: fileorganizer.v1.ArchiveFormat format = 3;
+   */
+  format: ArchiveFormat;
+};
+
+/**
+ * Describes the message fileorganizer.v1.DownloadArchiveRequest.
+ * Use `create(DownloadArchiveRequestSchema)` to create a new message.
+ */
+export const DownloadArchiveRequestSchema: GenMessage<DownloadArchiveRequest> = /*@__PURE__*/
+  messageDesc(file_fileorganizer_v1_file, 35);
+
+/**
  * The type of a folder entry.
  *
  * @generated from enum fileorganizer.v1.FileKind
@@ -1419,6 +1629,149 @@ export enum FileRecordStatus {
  */
 export const FileRecordStatusSchema: GenEnum<FileRecordStatus> = /*@__PURE__*/
   enumDesc(file_fileorganizer_v1_file, 2);
+
+/**
+ * An archive's format.
+ *
+ * @generated from enum fileorganizer.v1.ArchiveFormat
+ */
+export enum ArchiveFormat {
+  /**
+   * ImportArchive: detected from the first bytes (as AUTO). DownloadArchive:
+   * ZIP.
+   *
+   * @generated from enum value: ARCHIVE_FORMAT_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Detected from the first bytes ("magic"): zip, gzip, zstd, or else tar
+   * (checked by its header). Only for ImportArchive.
+   *
+   * @generated from enum value: ARCHIVE_FORMAT_AUTO = 1;
+   */
+  AUTO = 1,
+
+  /**
+   * A zip archive (stored or deflate entries; data descriptors allowed).
+   *
+   * @generated from enum value: ARCHIVE_FORMAT_ZIP = 2;
+   */
+  ZIP = 2,
+
+  /**
+   * An uncompressed tar archive (ustar, GNU or PAX).
+   *
+   * @generated from enum value: ARCHIVE_FORMAT_TAR = 3;
+   */
+  TAR = 3,
+
+  /**
+   * A gzip-compressed tar archive (.tar.gz, .tgz). Only for ImportArchive.
+   *
+   * @generated from enum value: ARCHIVE_FORMAT_TAR_GZIP = 4;
+   */
+  TAR_GZIP = 4,
+
+  /**
+   * A zstd-compressed tar archive (.tar.zst). Only for ImportArchive.
+   *
+   * @generated from enum value: ARCHIVE_FORMAT_TAR_ZSTD = 5;
+   */
+  TAR_ZSTD = 5,
+}
+
+/**
+ * Describes the enum fileorganizer.v1.ArchiveFormat.
+ */
+export const ArchiveFormatSchema: GenEnum<ArchiveFormat> = /*@__PURE__*/
+  enumDesc(file_fileorganizer_v1_file, 3);
+
+/**
+ * Why an archive entry was not stored.
+ *
+ * @generated from enum fileorganizer.v1.ArchiveEntrySkipReason
+ */
+export enum ArchiveEntrySkipReason {
+  /**
+   * Never sent.
+   *
+   * @generated from enum value: ARCHIVE_ENTRY_SKIP_REASON_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Its name has a `..` component or is absolute ("zip slip").
+   *
+   * @generated from enum value: ARCHIVE_ENTRY_SKIP_REASON_UNSAFE_PATH = 1;
+   */
+  UNSAFE_PATH = 1,
+
+  /**
+   * A symbolic link (never created).
+   *
+   * @generated from enum value: ARCHIVE_ENTRY_SKIP_REASON_SYMLINK = 2;
+   */
+  SYMLINK = 2,
+
+  /**
+   * A hard link (never created).
+   *
+   * @generated from enum value: ARCHIVE_ENTRY_SKIP_REASON_HARD_LINK = 3;
+   */
+  HARD_LINK = 3,
+
+  /**
+   * A device node, FIFO or another kind of entry that is not a file or folder.
+   *
+   * @generated from enum value: ARCHIVE_ENTRY_SKIP_REASON_SPECIAL_FILE = 4;
+   */
+  SPECIAL_FILE = 4,
+
+  /**
+   * Its name is not valid UTF-8.
+   *
+   * @generated from enum value: ARCHIVE_ENTRY_SKIP_REASON_NAME_NOT_UTF8 = 5;
+   */
+  NAME_NOT_UTF8 = 5,
+
+  /**
+   * Its name is not a valid path: a NUL, backslash or control character, a
+   * component longer than 255 bytes, a path longer than 4096 bytes, or a
+   * reserved name (`.trash`, `.fileorg-tmp-…`).
+   *
+   * @generated from enum value: ARCHIVE_ENTRY_SKIP_REASON_INVALID_NAME = 6;
+   */
+  INVALID_NAME = 6,
+
+  /**
+   * It is nested deeper than the server walks folders (storage MAX_DEPTH).
+   *
+   * @generated from enum value: ARCHIVE_ENTRY_SKIP_REASON_TOO_DEEP = 7;
+   */
+  TOO_DEEP = 7,
+
+  /**
+   * Its name is taken (by an existing file, or an earlier entry of the same
+   * archive) and the conflict policy is FAIL; nothing was overwritten.
+   *
+   * @generated from enum value: ARCHIVE_ENTRY_SKIP_REASON_ALREADY_EXISTS = 8;
+   */
+  ALREADY_EXISTS = 8,
+
+  /**
+   * A file is in the way of one of its folders (or a folder of a file).
+   *
+   * @generated from enum value: ARCHIVE_ENTRY_SKIP_REASON_NOT_A_FOLDER = 9;
+   */
+  NOT_A_FOLDER = 9,
+}
+
+/**
+ * Describes the enum fileorganizer.v1.ArchiveEntrySkipReason.
+ */
+export const ArchiveEntrySkipReasonSchema: GenEnum<ArchiveEntrySkipReason> = /*@__PURE__*/
+  enumDesc(file_fileorganizer_v1_file, 4);
 
 /**
  * The caller's stored files, trash, the file records of operations, search, and
@@ -1615,6 +1968,61 @@ export const FileService: GenService<{
     methodKind: "unary";
     input: typeof DeleteCategoryRequestSchema;
     output: typeof EmptySchema;
+  },
+  /**
+   * Imports an archive (zip, tar, tar.gz or tar.zst) into a folder, extracting
+   * it as it arrives: nothing of the archive is buffered, and each entry is
+   * written like an upload (temporary file, fsync, published without replacing
+   * anything) with the modification time the archive gives it. docs/archives.md
+   * has the rules; in short:
+   *
+   * - The first message carries `path`, `format` and `conflict_policy` (later
+   *   messages leave them unset: they are ignored); every message may carry the
+   *   next bytes of the archive in `body.data`.
+   * - Over REST the archive is the raw request body:
+   *   `POST /api/v1/files:import?path=inbox` (any Content-Type); Envoy streams
+   *   it in as messages of about 1 MiB. grpc-web cannot send client streams.
+   * - Entries that cannot be stored safely are skipped and listed in
+   *   `skipped_entries` with the reason, and the import goes on: names with `..`
+   *   or an absolute path, symlinks, hard links, devices and FIFOs, names that
+   *   are not UTF-8 or not valid paths, reserved names, entries nested too deep,
+   *   and (under conflict policy FAIL, the default) entries whose name is taken.
+   *   Nothing is ever written outside the target folder and nothing is
+   *   overwritten.
+   * - The archive as a whole is refused with RESOURCE_EXHAUSTED (reason
+   *   QUOTA_EXCEEDED) when, while it is being read, its expanded size passes the
+   *   caller's remaining quota or the server's limit, its entry count passes
+   *   the limit, or it expands more than the allowed ratio (a zip bomb); with
+   *   INVALID_ARGUMENT when it is truncated, corrupt or not an archive of the
+   *   format. In both cases the entries completely written before the problem
+   *   are kept (each is a whole file), and the error message says how many and
+   *   where; the entry being written is discarded.
+   * - One ImportArchive counts as one request against the per-user upload rate
+   *   limit, and its bytes against the per-user upload byte budget.
+   *
+   * @generated from rpc fileorganizer.v1.FileService.ImportArchive
+   */
+  importArchive: {
+    methodKind: "client_streaming";
+    input: typeof ImportArchiveRequestSchema;
+    output: typeof ImportArchiveResponseSchema;
+  },
+  /**
+   * Downloads a folder (or the destination folder of one of the caller's
+   * operations) as a zip or tar archive, written as the folder is read: no
+   * copy of the folder is made. Symlinks and special files are left out (never
+   * followed); a file that changes while it is read is left out rather than
+   * sent torn (see docs/archives.md). The first message carries the
+   * `content_type` (`application/zip` or `application/x-tar`); over REST the
+   * response is the raw archive, and the server sends a `content-disposition`
+   * response header (metadata) naming `<folder>.zip` or `<folder>.tar`.
+   *
+   * @generated from rpc fileorganizer.v1.FileService.DownloadArchive
+   */
+  downloadArchive: {
+    methodKind: "server_streaming";
+    input: typeof DownloadArchiveRequestSchema;
+    output: typeof HttpBodySchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_fileorganizer_v1_file, 0);
