@@ -12,6 +12,7 @@
 //! - [`upload`]: UploadFile / UploadSmallFile (sizes, hash, quota; the file
 //!   itself is a `storage::NewFile`: temp file, fsync, no-replace publish);
 //! - [`browse`]: ListDirectory / DownloadFile;
+//! - [`import`]: ImportArchive (the stream fed to `engine::archive`);
 //! - [`trash`]: DeleteFile / ListTrash / RestoreFile / EmptyTrash;
 //! - [`records`]: ListFileRecords / SearchFiles;
 //! - [`categories`]: ListCategories and the custom-category CRUD.
@@ -30,6 +31,7 @@
 mod browse;
 mod categories;
 mod content_type;
+mod import;
 mod records;
 mod shared;
 mod trash;
@@ -214,8 +216,9 @@ impl FileService for Files {
         &self,
         request: Request<Streaming<pb::ImportArchiveRequest>>,
     ) -> Result<Response<pb::ImportArchiveResponse>, Status> {
-        let (_principal, _stream) = parts(request)?;
-        Err(Status::unimplemented("ImportArchive is not implemented yet"))
+        let (principal, stream) = parts(request)?;
+        let imported = import::import_archive(self, principal, stream).await?;
+        Ok(Response::new(imported))
     }
 
     async fn download_archive(
@@ -223,6 +226,8 @@ impl FileService for Files {
         request: Request<pb::DownloadArchiveRequest>,
     ) -> Result<Response<BoxStream<HttpBody>>, Status> {
         let (_principal, _req) = parts(request)?;
-        Err(Status::unimplemented("DownloadArchive is not implemented yet"))
+        Err(Status::unimplemented(
+            "DownloadArchive is not implemented yet",
+        ))
     }
 }

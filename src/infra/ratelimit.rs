@@ -668,7 +668,7 @@ impl Bucket {
     /// The bucket an RPC (gRPC path) counts against.
     pub fn of_path(path: &str) -> Bucket {
         match path.rsplit('/').next().unwrap_or_default() {
-            "UploadFile" | "UploadSmallFile" => Bucket::Upload,
+            "UploadFile" | "UploadSmallFile" | "ImportArchive" => Bucket::Upload,
             "ExportReport" => Bucket::Export,
             _ => Bucket::Api,
         }

@@ -43,7 +43,7 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// RetryInfo of a quota error: space has to be freed first.
 const QUOTA_RETRY: Duration = Duration::from_secs(60);
 
-type UploadResult<T> = Result<T, StreamEnd>;
+pub(super) type UploadResult<T> = Result<T, StreamEnd>;
 
 /// The names of the request fields an upload's errors point at.
 struct Fields {
@@ -348,19 +348,20 @@ async fn receive(
     staged.finish(files, principal, &target).await
 }
 
-/// The next message, or an error when the client failed or left, the
-/// stream idled too long, or the server is shutting down.
-async fn next_message(
+/// The next message of a client stream (UploadFile, ImportArchive), or an
+/// error when the client failed or left, the stream idled too long, or the
+/// server is shutting down.
+pub(super) async fn next_message<T>(
     files: &Files,
-    stream: &mut Streaming<pb::UploadFileRequest>,
-) -> UploadResult<Option<pb::UploadFileRequest>> {
+    stream: &mut Streaming<T>,
+) -> UploadResult<Option<T>> {
     let mut shutdown = files.state.shutting_down.clone();
     tokio::select! {
         next = tokio::time::timeout(IDLE_TIMEOUT, stream.message()) => match next {
             Ok(Ok(message)) => Ok(message),
             Ok(Err(status)) => Err(StreamEnd::Client(status)),
             Err(_) => Err(StreamEnd::Client(Status::deadline_exceeded(format!(
-                "the upload sent nothing for {} s; nothing was stored",
+                "the stream sent nothing for {} s and was abandoned",
                 IDLE_TIMEOUT.as_secs()
             )))),
         },
