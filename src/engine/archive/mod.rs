@@ -33,6 +33,7 @@
 mod detect;
 mod meter;
 mod names;
+mod shared;
 mod sink;
 mod tar;
 mod zip;
@@ -41,94 +42,13 @@ use std::io::{self, Read};
 use std::sync::Arc;
 
 use crate::domain::ConflictPolicy;
-use crate::domain::archive::{ArchiveFormat, ArchiveLimits, SkipReason, SkippedEntry};
-use crate::storage::{StorageError, UserPath, UserRoot};
+use crate::domain::archive::{ArchiveFormat, ArchiveLimits};
+use crate::storage::{UserPath, UserRoot};
 
-use meter::{Meter, Received, Stop};
+use meter::{Meter, Received};
+use shared::Entries;
+pub use shared::{Failure, ImportError, Imported, QuotaBudget};
 use sink::Sink;
-
-/// The user's storage quota, as the import draws on it. The import reserves
-/// in blocks while it writes and gives back what it did not use.
-pub trait QuotaBudget {
-    /// Reserves `bytes` more of the user's quota: `Ok(false)` when that
-    /// much is not free (nothing reserved then).
-    fn reserve(&mut self, bytes: u64) -> Result<bool, String>;
-    /// Gives back `bytes` reserved and not used.
-    fn release(&mut self, bytes: u64);
-}
-
-/// What an import stored and skipped (also what a stopped import kept).
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Imported {
-    /// The format read; `None` when it could not be told.
-    pub format: Option<ArchiveFormat>,
-    /// Files stored, and their bytes.
-    pub files: u64,
-    pub bytes: u64,
-    /// Folders created.
-    pub folders: u64,
-    /// The first [`MAX_LISTED`](sink::MAX_LISTED) entries skipped, and how many in all.
-    pub skipped: Vec<SkippedEntry>,
-    pub skipped_count: u64,
-    /// The first [`MAX_LISTED`](sink::MAX_LISTED) files stored under another name (entry
-    /// name, stored path), and how many in all.
-    pub renamed: Vec<(String, UserPath)>,
-    pub renamed_count: u64,
-}
-
-/// Why an import stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum Failure {
-    /// The first bytes are no archive of a known format (or not of the one
-    /// asked for).
-    #[error("{0}")]
-    NotAnArchive(String),
-    /// The archive is corrupt or cut short.
-    #[error("{0}")]
-    Corrupt(String),
-    /// A limit of the server (expanded size, ratio, entries, header size).
-    #[error("{0}")]
-    TooLarge(String),
-    /// The user's storage quota ran out.
-    #[error("{0}")]
-    Quota(String),
-    /// Storage refused a write (full disk, …).
-    #[error(transparent)]
-    Storage(StorageError),
-    /// The archive's source failed (the client went away or erred).
-    #[error("{0}")]
-    Source(io::Error),
-    /// The quota could not be reserved (database).
-    #[error("{0}")]
-    Budget(String),
-}
-
-impl Failure {
-    /// Classifies an error from reading the archive: a limit or the source
-    /// when the meter says so, otherwise the archive is corrupt.
-    fn from_read(meter: &Meter, error: io::Error) -> Failure {
-        match meter.stopped() {
-            Some(Stop::TooLarge(message)) => Failure::TooLarge(message),
-            Some(Stop::Source) => Failure::Source(error),
-            None if error.kind() == io::ErrorKind::UnexpectedEof => Failure::Corrupt(format!(
-                "the archive ends too early (truncated?) after {} bytes: {error}",
-                meter.received()
-            )),
-            None => Failure::Corrupt(format!(
-                "the archive is corrupt after {} bytes: {error}",
-                meter.received()
-            )),
-        }
-    }
-}
-
-/// A stopped import: why, and what it had stored.
-#[derive(Debug, thiserror::Error)]
-#[error("{failure}")]
-pub struct ImportError {
-    pub failure: Failure,
-    pub progress: Imported,
-}
 
 /// What to import where, and under which rules.
 pub struct ImportRequest {
@@ -163,7 +83,7 @@ pub fn import(
             };
             return Err(ImportError {
                 failure,
-                progress: Imported::default(),
+                progress: Box::default(),
             });
         }
     };
@@ -202,7 +122,10 @@ pub fn import(
     });
     match sink.finish(result) {
         (imported, None) => Ok(imported),
-        (progress, Some(failure)) => Err(ImportError { failure, progress }),
+        (progress, Some(failure)) => Err(ImportError {
+            failure,
+            progress: Box::new(progress),
+        }),
     }
 }
 
@@ -216,31 +139,4 @@ fn zstd_decoder<R: io::BufRead>(reader: R) -> io::Result<zstd::stream::read::Dec
     let mut decoder = zstd::stream::read::Decoder::with_buffer(reader)?;
     decoder.window_log_max(ZSTD_WINDOW_LOG_MAX)?;
     Ok(decoder)
-}
-
-/// What the format readers share: where entries go, the meter.
-struct Entries<'a> {
-    target: &'a UserPath,
-    target_depth: usize,
-    meter: &'a std::rc::Rc<Meter>,
-}
-
-impl Entries<'_> {
-    /// Judges an entry's name (counting the entry against the limit).
-    fn judge(&self, raw: &[u8]) -> Result<names::Judged, Failure> {
-        self.meter
-            .count_entry()
-            .map_err(|e| Failure::from_read(self.meter, e))?;
-        Ok(names::judge(raw, self.target, self.target_depth))
-    }
-}
-
-/// The name to show for an entry (lossy for names that are not UTF-8).
-fn display_name(raw: &[u8]) -> String {
-    String::from_utf8_lossy(raw).into_owned()
-}
-
-/// Records a skip for an entry that carries no content to store.
-fn skip_kind(sink: &mut Sink<'_>, raw: &[u8], reason: SkipReason, detail: String) {
-    sink.skip(&display_name(raw), reason, detail);
 }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::meter::Meter;
-use super::{Failure, Imported, QuotaBudget};
+use super::shared::{Failure, Imported, QuotaBudget};
 use crate::domain::ConflictPolicy;
 use crate::domain::archive::{SkipReason, SkippedEntry};
 use crate::storage::{Fingerprint, NewFile, StorageError, UserPath, UserRoot, names::MAX_SUFFIX};

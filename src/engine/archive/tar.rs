@@ -20,8 +20,8 @@ use std::time::{Duration, SystemTime};
 
 use super::meter::Expanded;
 use super::names::Judged;
+use super::shared::{Entries, Failure, display_name};
 use super::sink::Sink;
-use super::{Entries, Failure, display_name, skip_kind};
 use crate::domain::archive::SkipReason;
 
 pub(super) fn read(
@@ -52,7 +52,7 @@ pub(super) fn read(
             Judged::Store(path) => Some(path),
             Judged::Target => None,
             Judged::Skip(reason, detail) => {
-                skip_kind(sink, &raw, reason, detail);
+                sink.skip(&name, reason, detail);
                 sink.drain(&mut entry)?;
                 continue;
             }

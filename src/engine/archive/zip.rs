@@ -40,8 +40,8 @@ use flate2::bufread::DeflateDecoder;
 
 use super::meter::Expanded;
 use super::names::Judged;
+use super::shared::{Entries, Failure, display_name};
 use super::sink::Sink;
-use super::{Entries, Failure, display_name, skip_kind};
 use crate::domain::archive::SkipReason;
 
 const LOCAL_HEADER: u32 = 0x0403_4b50;
@@ -202,6 +202,9 @@ enum Body<'r, R: BufRead> {
     Deflate(DeflateDecoder<io::Take<&'r mut R>>),
     /// Deflate ending by itself, then a data descriptor.
     Streamed(DeflateDecoder<&'r mut R>),
+    /// A folder stored with a data descriptor (Python's zipfile writes
+    /// them so when streaming): no data, then the descriptor.
+    EmptyFolder(&'r mut R),
 }
 
 impl<R: BufRead> Read for Body<'_, R> {
@@ -210,6 +213,7 @@ impl<R: BufRead> Read for Body<'_, R> {
             Body::Stored(take) => take.read(buf),
             Body::Deflate(decoder) => decoder.read(buf),
             Body::Streamed(decoder) => decoder.read(buf),
+            Body::EmptyFolder(_) => Ok(0),
         }
     }
 }
@@ -225,6 +229,7 @@ impl<'r, R: BufRead> EntryData<'r, R> {
             (STORED, false) => Body::Stored(reader.take(header.compressed)),
             (DEFLATE, false) => Body::Deflate(DeflateDecoder::new(reader.take(header.compressed))),
             (DEFLATE, true) => Body::Streamed(DeflateDecoder::new(reader)),
+            (STORED, true) if header.name.ends_with(b"/") => Body::EmptyFolder(reader),
             (STORED, true) => {
                 return Err(corrupt(
                     "a stored (uncompressed) zip entry with a data descriptor cannot be read \
@@ -267,9 +272,12 @@ impl<'r, R: BufRead> EntryData<'r, R> {
                 io::copy(decoder.get_mut(), &mut io::sink())?;
                 (header.crc32, header.uncompressed)
             }
-            Body::Streamed(decoder) => {
-                let consumed = decoder.total_in();
-                let reader = decoder.get_mut();
+            Body::Streamed(_) | Body::EmptyFolder(_) => {
+                let (consumed, reader) = match &mut self.body.inner {
+                    Body::Streamed(decoder) => (decoder.total_in(), &mut **decoder.get_mut()),
+                    Body::EmptyFolder(reader) => (0, &mut **reader),
+                    _ => unreachable!("matched above"),
+                };
                 let mut first: [u8; 4] = read_array(reader)?;
                 if le32(&first) == DATA_DESCRIPTOR {
                     first = read_array(reader)?;
@@ -383,7 +391,7 @@ pub(super) fn read<R: BufRead>(
         let mut data = EntryData::new(&mut reader, &header, meter).map_err(fail)?;
         match judged {
             Judged::Skip(reason, detail) => {
-                skip_kind(sink, &header.name, reason, detail);
+                sink.skip(&name, reason, detail);
                 sink.drain(&mut data)?;
             }
             Judged::Target => sink.drain(&mut data)?,
