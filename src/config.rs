@@ -176,9 +176,6 @@ pub struct RateLimits {
     pub api: u32,
     /// `RATE_LIMIT_UPLOAD` (default 10): uploads per user.
     pub upload: u32,
-    /// `RATE_LIMIT_UPLOAD_BYTES` (default 2 GiB): bytes per user and window
-    /// that uploads and archive imports may bring in together.
-    pub upload_bytes: u64,
     /// `RATE_LIMIT_EXPORT` (default 5): report exports per user.
     pub export: u32,
     /// `RATE_LIMIT_GLOBAL_API` (default 1000): all users together.
@@ -525,12 +522,6 @@ impl Config {
                 )?),
                 api: parse(&get, "RATE_LIMIT_API", 100u32, 1..=10_000_000)?,
                 upload: parse(&get, "RATE_LIMIT_UPLOAD", 10u32, 1..=10_000_000)?,
-                upload_bytes: parse(
-                    &get,
-                    "RATE_LIMIT_UPLOAD_BYTES",
-                    2 * 1024 * 1024 * 1024u64,
-                    1..=u64::MAX / 2,
-                )?,
                 export: parse(&get, "RATE_LIMIT_EXPORT", 5u32, 1..=10_000_000)?,
                 global_api: parse(&get, "RATE_LIMIT_GLOBAL_API", 1000u32, 1..=100_000_000)?,
                 global_transfer: parse(

@@ -220,14 +220,4 @@ impl FileService for Files {
         let imported = import::import_archive(self, principal, stream).await?;
         Ok(Response::new(imported))
     }
-
-    async fn download_archive(
-        &self,
-        request: Request<pb::DownloadArchiveRequest>,
-    ) -> Result<Response<BoxStream<HttpBody>>, Status> {
-        let (_principal, _req) = parts(request)?;
-        Err(Status::unimplemented(
-            "DownloadArchive is not implemented yet",
-        ))
-    }
 }

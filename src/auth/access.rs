@@ -120,10 +120,6 @@ pub const RPCS: &[(&str, Access)] = &[
         Needs(FilesWrite),
     ),
     (
-        "/fileorganizer.v1.FileService/DownloadArchive",
-        Needs(FilesRead),
-    ),
-    (
         "/fileorganizer.v1.FileService/ListFileRecords",
         Needs(OperationsRead),
     ),

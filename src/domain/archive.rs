@@ -1,5 +1,4 @@
-//! Archives taken in (ImportArchive) and given out (DownloadArchive): their
-//! formats, why an entry is not stored, the limits an import runs under and
+//! Archives taken in (ImportArchive): their formats, why an entry is not stored, the limits an import runs under and
 //! what it reports. docs/archives.md gives the rules these values carry.
 
 /// An archive's container and compression.

@@ -678,3 +678,30 @@ async fn rest_imports_a_raw_body_larger_than_envoys_buffer_limit() {
         .unwrap();
     assert_eq!(response.status(), 400);
 }
+
+#[tokio::test]
+async fn an_import_counts_as_one_upload_against_the_rate_limit() {
+    let app = TestApp::spawn_with(Options {
+        env: vec![("RATE_LIMIT_UPLOAD", "2".into())],
+        ..Default::default()
+    })
+    .await;
+    let ivy = user(&app, "archive-rate").await;
+    // Twenty files in each archive, in many messages: still one request.
+    let entries: Vec<_> = (0..20)
+        .map(|i| (format!("f{i}.txt"), content(10_000, i), 1_600_000_000))
+        .collect();
+    let tar = tar_of(&entries);
+    for target in ["one", "two"] {
+        let imported = import(&app, &ivy, target, &tar, 4096, FileConflictPolicy::Fail)
+            .await
+            .unwrap();
+        assert_eq!(imported.file_count, 20);
+    }
+    let status = assert_code(
+        import(&app, &ivy, "three", &tar, 4096, FileConflictPolicy::Fail).await,
+        Code::ResourceExhausted,
+    );
+    assert_eq!(reason(&status), "RATE_LIMITED");
+    assert!(!ivy.root.join("three").exists());
+}

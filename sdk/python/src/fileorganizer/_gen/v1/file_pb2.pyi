@@ -488,13 +488,3 @@ class ImportArchiveResponse(_message.Message):
     skipped_count: int
     renamed_count: int
     def __init__(self, path: _Optional[str] = ..., format: _Optional[_Union[ArchiveFormat, str]] = ..., file_count: _Optional[int] = ..., folder_count: _Optional[int] = ..., total_bytes: _Optional[int] = ..., skipped_entries: _Optional[_Iterable[_Union[SkippedArchiveEntry, _Mapping]]] = ..., renamed_entries: _Optional[_Iterable[_Union[RenamedArchiveEntry, _Mapping]]] = ..., skipped_count: _Optional[int] = ..., renamed_count: _Optional[int] = ...) -> None: ...
-
-class DownloadArchiveRequest(_message.Message):
-    __slots__ = ("path", "operation", "format")
-    PATH_FIELD_NUMBER: _ClassVar[int]
-    OPERATION_FIELD_NUMBER: _ClassVar[int]
-    FORMAT_FIELD_NUMBER: _ClassVar[int]
-    path: str
-    operation: str
-    format: ArchiveFormat
-    def __init__(self, path: _Optional[str] = ..., operation: _Optional[str] = ..., format: _Optional[_Union[ArchiveFormat, str]] = ...) -> None: ...

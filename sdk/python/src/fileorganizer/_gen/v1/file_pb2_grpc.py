@@ -132,11 +132,6 @@ class FileServiceStub:
                 request_serializer=fileorganizer_dot_v1_dot_file__pb2.ImportArchiveRequest.SerializeToString,
                 response_deserializer=fileorganizer_dot_v1_dot_file__pb2.ImportArchiveResponse.FromString,
                 _registered_method=True)
-        self.DownloadArchive = channel.unary_stream(
-                '/fileorganizer.v1.FileService/DownloadArchive',
-                request_serializer=fileorganizer_dot_v1_dot_file__pb2.DownloadArchiveRequest.SerializeToString,
-                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
-                _registered_method=True)
 
 
 class FileServiceServicer:
@@ -320,21 +315,7 @@ class FileServiceServicer:
         are kept (each is a whole file), and the error message says how many and
         where; the entry being written is discarded.
         - One ImportArchive counts as one request against the per-user upload rate
-        limit, and its bytes against the per-user upload byte budget.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def DownloadArchive(self, request, context):
-        """Downloads a folder (or the destination folder of one of the caller's
-        operations) as a zip or tar archive, written as the folder is read: no
-        copy of the folder is made. Symlinks and special files are left out (never
-        followed); a file that changes while it is read is left out rather than
-        sent torn (see docs/archives.md). The first message carries the
-        `content_type` (`application/zip` or `application/x-tar`); over REST the
-        response is the raw archive, and the server sends a `content-disposition`
-        response header (metadata) naming `<folder>.zip` or `<folder>.tar`.
+        limit (RATE_LIMIT_UPLOAD), however many files it holds.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -417,11 +398,6 @@ def add_FileServiceServicer_to_server(servicer, server):
                     servicer.ImportArchive,
                     request_deserializer=fileorganizer_dot_v1_dot_file__pb2.ImportArchiveRequest.FromString,
                     response_serializer=fileorganizer_dot_v1_dot_file__pb2.ImportArchiveResponse.SerializeToString,
-            ),
-            'DownloadArchive': grpc.unary_stream_rpc_method_handler(
-                    servicer.DownloadArchive,
-                    request_deserializer=fileorganizer_dot_v1_dot_file__pb2.DownloadArchiveRequest.FromString,
-                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -850,33 +826,6 @@ class FileService:
             '/fileorganizer.v1.FileService/ImportArchive',
             fileorganizer_dot_v1_dot_file__pb2.ImportArchiveRequest.SerializeToString,
             fileorganizer_dot_v1_dot_file__pb2.ImportArchiveResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def DownloadArchive(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_stream(
-            request,
-            target,
-            '/fileorganizer.v1.FileService/DownloadArchive',
-            fileorganizer_dot_v1_dot_file__pb2.DownloadArchiveRequest.SerializeToString,
-            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
             options,
             channel_credentials,
             insecure,

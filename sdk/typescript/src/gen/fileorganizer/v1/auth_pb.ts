@@ -469,8 +469,7 @@ export type ApiKey = Message<"fileorganizer.v1.ApiKey"> & {
   /**
    * Scopes the key is restricted to, from this set:
    *
-   * - `files.read`: ListDirectory, DownloadFile, SearchFiles, ListTrash, ListCategories,
-   *   DownloadArchive
+   * - `files.read`: ListDirectory, DownloadFile, SearchFiles, ListTrash, ListCategories
    * - `files.write`: UploadFile, UploadSmallFile, DeleteFile, RestoreFile, EmptyTrash,
    *   CreateCategory, UpdateCategory, DeleteCategory, ImportArchive
    * - `operations.read`: GetOperation, ListOperations, WatchOperation, ListFileRecords and
