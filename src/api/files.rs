@@ -13,6 +13,7 @@
 //!   quota, conflict policies, modify_time; the file
 //!   itself is a `storage::NewFile`: temp file, fsync, no-replace publish);
 //! - [`browse`]: ListDirectory / DownloadFile;
+//! - [`import`]: ImportArchive (the stream fed to `engine::archive`);
 //! - [`trash`]: DeleteFile / ListTrash / RestoreFile / EmptyTrash;
 //! - [`sessions`]: resumable uploads (CreateUpload, GetUpload,
 //!   AppendUpload, FinishUpload, CancelUpload; their expiry sweep);
@@ -33,6 +34,7 @@
 mod browse;
 mod categories;
 mod content_type;
+mod import;
 mod records;
 mod sessions;
 mod shared;
@@ -292,5 +294,14 @@ impl FileService for Files {
             self.usage_changed(user_id).await;
         }
         respond(result)
+    }
+
+    async fn import_archive(
+        &self,
+        request: Request<Streaming<pb::ImportArchiveRequest>>,
+    ) -> Result<Response<pb::ImportArchiveResponse>, Status> {
+        let (principal, stream) = parts(request)?;
+        let imported = import::import_archive(self, principal, stream).await?;
+        Ok(Response::new(imported))
     }
 }

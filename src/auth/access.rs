@@ -144,6 +144,10 @@ pub const RPCS: &[(&str, Access)] = &[
     ),
     // An operation's journal: part of the operation, like its report.
     (
+        "/fileorganizer.v1.FileService/ImportArchive",
+        Needs(FilesWrite),
+    ),
+    (
         "/fileorganizer.v1.FileService/ListFileRecords",
         Needs(OperationsRead),
     ),

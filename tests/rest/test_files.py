@@ -146,3 +146,36 @@ def test_search_without_records_and_bad_tokens(user: User) -> None:
     assert empty == {"file_records": [], "next_page_token": ""}
     assert_error(user.api.get("/api/v1/files:search", params={"name_contains": "xyz", "page_token": "??"}), 400, "INVALID_ARGUMENT",
                  field="page_token")
+
+
+def test_import_archive_as_a_raw_body(user: User) -> None:
+    import io
+    import tarfile
+
+
+    data = {"a/one.txt": b"one\n", "a/b/two.bin": os.urandom(200_000)}
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, content in data.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime = len(content), 1_600_000_000
+            tar.addfile(info, io.BytesIO(content))
+        link = tarfile.TarInfo("a/link")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tar.addfile(link)
+    response = user.api.post("/api/v1/files:import", params={"path": "imported"}, data=buffer.getvalue(),
+                             headers={"content-type": "application/gzip"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    check_schema(body, "ImportArchiveResponse")
+    assert body["path"] == "imported" and body["format"] == "ARCHIVE_FORMAT_TAR_GZIP"
+    assert body["file_count"] == "2" and body["total_bytes"] == str(sum(map(len, data.values())))
+    assert [(s["name"], s["reason"]) for s in body["skipped_entries"]] == [
+        ("a/link", "ARCHIVE_ENTRY_SKIP_REASON_SYMLINK")]
+    for name, content in data.items():
+        got = user.api.get("/api/v1/files:download", params={"path": f"imported/{name}"})
+        assert got.status_code == 200 and got.content == content
+    # Not an archive: 400 naming the body; nothing created.
+    assert_error(user.api.post("/api/v1/files:import", params={"path": "junk"}, data=b"plain text"),
+                 400, "INVALID_ARGUMENT", field="body")
+    assert_error(user.api.get("/api/v1/files", params={"path": "junk"}), 404, "NOT_FOUND")

@@ -40,6 +40,28 @@ class FileRecordStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FILE_RECORD_STATUS_FAILED: _ClassVar[FileRecordStatus]
     FILE_RECORD_STATUS_DUPLICATE: _ClassVar[FileRecordStatus]
     FILE_RECORD_STATUS_UNDONE: _ClassVar[FileRecordStatus]
+
+class ArchiveFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ARCHIVE_FORMAT_UNSPECIFIED: _ClassVar[ArchiveFormat]
+    ARCHIVE_FORMAT_AUTO: _ClassVar[ArchiveFormat]
+    ARCHIVE_FORMAT_ZIP: _ClassVar[ArchiveFormat]
+    ARCHIVE_FORMAT_TAR: _ClassVar[ArchiveFormat]
+    ARCHIVE_FORMAT_TAR_GZIP: _ClassVar[ArchiveFormat]
+    ARCHIVE_FORMAT_TAR_ZSTD: _ClassVar[ArchiveFormat]
+
+class ArchiveEntrySkipReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ARCHIVE_ENTRY_SKIP_REASON_UNSPECIFIED: _ClassVar[ArchiveEntrySkipReason]
+    ARCHIVE_ENTRY_SKIP_REASON_UNSAFE_PATH: _ClassVar[ArchiveEntrySkipReason]
+    ARCHIVE_ENTRY_SKIP_REASON_SYMLINK: _ClassVar[ArchiveEntrySkipReason]
+    ARCHIVE_ENTRY_SKIP_REASON_HARD_LINK: _ClassVar[ArchiveEntrySkipReason]
+    ARCHIVE_ENTRY_SKIP_REASON_SPECIAL_FILE: _ClassVar[ArchiveEntrySkipReason]
+    ARCHIVE_ENTRY_SKIP_REASON_NAME_NOT_UTF8: _ClassVar[ArchiveEntrySkipReason]
+    ARCHIVE_ENTRY_SKIP_REASON_INVALID_NAME: _ClassVar[ArchiveEntrySkipReason]
+    ARCHIVE_ENTRY_SKIP_REASON_TOO_DEEP: _ClassVar[ArchiveEntrySkipReason]
+    ARCHIVE_ENTRY_SKIP_REASON_ALREADY_EXISTS: _ClassVar[ArchiveEntrySkipReason]
+    ARCHIVE_ENTRY_SKIP_REASON_NOT_A_FOLDER: _ClassVar[ArchiveEntrySkipReason]
 FILE_KIND_UNSPECIFIED: FileKind
 FILE_KIND_FILE: FileKind
 FILE_KIND_DIRECTORY: FileKind
@@ -56,6 +78,22 @@ FILE_RECORD_STATUS_SKIPPED: FileRecordStatus
 FILE_RECORD_STATUS_FAILED: FileRecordStatus
 FILE_RECORD_STATUS_DUPLICATE: FileRecordStatus
 FILE_RECORD_STATUS_UNDONE: FileRecordStatus
+ARCHIVE_FORMAT_UNSPECIFIED: ArchiveFormat
+ARCHIVE_FORMAT_AUTO: ArchiveFormat
+ARCHIVE_FORMAT_ZIP: ArchiveFormat
+ARCHIVE_FORMAT_TAR: ArchiveFormat
+ARCHIVE_FORMAT_TAR_GZIP: ArchiveFormat
+ARCHIVE_FORMAT_TAR_ZSTD: ArchiveFormat
+ARCHIVE_ENTRY_SKIP_REASON_UNSPECIFIED: ArchiveEntrySkipReason
+ARCHIVE_ENTRY_SKIP_REASON_UNSAFE_PATH: ArchiveEntrySkipReason
+ARCHIVE_ENTRY_SKIP_REASON_SYMLINK: ArchiveEntrySkipReason
+ARCHIVE_ENTRY_SKIP_REASON_HARD_LINK: ArchiveEntrySkipReason
+ARCHIVE_ENTRY_SKIP_REASON_SPECIAL_FILE: ArchiveEntrySkipReason
+ARCHIVE_ENTRY_SKIP_REASON_NAME_NOT_UTF8: ArchiveEntrySkipReason
+ARCHIVE_ENTRY_SKIP_REASON_INVALID_NAME: ArchiveEntrySkipReason
+ARCHIVE_ENTRY_SKIP_REASON_TOO_DEEP: ArchiveEntrySkipReason
+ARCHIVE_ENTRY_SKIP_REASON_ALREADY_EXISTS: ArchiveEntrySkipReason
+ARCHIVE_ENTRY_SKIP_REASON_NOT_A_FOLDER: ArchiveEntrySkipReason
 
 class FileEntry(_message.Message):
     __slots__ = ("path", "name", "kind", "size_bytes", "modify_time", "category", "content_hash")
@@ -500,3 +538,55 @@ class CancelUploadRequest(_message.Message):
     NAME_FIELD_NUMBER: _ClassVar[int]
     name: str
     def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ImportArchiveRequest(_message.Message):
+    __slots__ = ("path", "format", "conflict_policy", "body")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    CONFLICT_POLICY_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    format: ArchiveFormat
+    conflict_policy: FileConflictPolicy
+    body: _httpbody_pb2.HttpBody
+    def __init__(self, path: _Optional[str] = ..., format: _Optional[_Union[ArchiveFormat, str]] = ..., conflict_policy: _Optional[_Union[FileConflictPolicy, str]] = ..., body: _Optional[_Union[_httpbody_pb2.HttpBody, _Mapping]] = ...) -> None: ...
+
+class SkippedArchiveEntry(_message.Message):
+    __slots__ = ("name", "reason", "detail")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    reason: ArchiveEntrySkipReason
+    detail: str
+    def __init__(self, name: _Optional[str] = ..., reason: _Optional[_Union[ArchiveEntrySkipReason, str]] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class RenamedArchiveEntry(_message.Message):
+    __slots__ = ("name", "path")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    path: str
+    def __init__(self, name: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...
+
+class ImportArchiveResponse(_message.Message):
+    __slots__ = ("path", "format", "file_count", "folder_count", "total_bytes", "skipped_entries", "renamed_entries", "skipped_count", "renamed_count")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    FILE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    FOLDER_COUNT_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    RENAMED_ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    RENAMED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    format: ArchiveFormat
+    file_count: int
+    folder_count: int
+    total_bytes: int
+    skipped_entries: _containers.RepeatedCompositeFieldContainer[SkippedArchiveEntry]
+    renamed_entries: _containers.RepeatedCompositeFieldContainer[RenamedArchiveEntry]
+    skipped_count: int
+    renamed_count: int
+    def __init__(self, path: _Optional[str] = ..., format: _Optional[_Union[ArchiveFormat, str]] = ..., file_count: _Optional[int] = ..., folder_count: _Optional[int] = ..., total_bytes: _Optional[int] = ..., skipped_entries: _Optional[_Iterable[_Union[SkippedArchiveEntry, _Mapping]]] = ..., renamed_entries: _Optional[_Iterable[_Union[RenamedArchiveEntry, _Mapping]]] = ..., skipped_count: _Optional[int] = ..., renamed_count: _Optional[int] = ...) -> None: ...

@@ -157,6 +157,11 @@ class FileServiceStub:
                 request_serializer=fileorganizer_dot_v1_dot_file__pb2.CancelUploadRequest.SerializeToString,
                 response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
+        self.ImportArchive = channel.stream_unary(
+                '/fileorganizer.v1.FileService/ImportArchive',
+                request_serializer=fileorganizer_dot_v1_dot_file__pb2.ImportArchiveRequest.SerializeToString,
+                response_deserializer=fileorganizer_dot_v1_dot_file__pb2.ImportArchiveResponse.FromString,
+                _registered_method=True)
 
 
 class FileServiceServicer:
@@ -385,6 +390,41 @@ class FileServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ImportArchive(self, request_iterator, context):
+        """Imports an archive (zip, tar, tar.gz or tar.zst) into a folder, extracting
+        it as it arrives: nothing of the archive is buffered, and each entry is
+        written like an upload (temporary file, fsync, published without replacing
+        anything) with the modification time the archive gives it. docs/archives.md
+        has the rules; in short:
+
+        - The first message carries `path`, `format` and `conflict_policy` (later
+        messages leave them unset: they are ignored); every message may carry the
+        next bytes of the archive in `body.data`.
+        - Over REST the archive is the raw request body:
+        `POST /api/v1/files:import?path=inbox` (any Content-Type); Envoy streams
+        it in as messages of about 1 MiB. grpc-web cannot send client streams.
+        - Entries that cannot be stored safely are skipped and listed in
+        `skipped_entries` with the reason, and the import goes on: names with `..`
+        or an absolute path, symlinks, hard links, devices and FIFOs, names that
+        are not UTF-8 or not valid paths, reserved names, entries nested too deep,
+        and (under conflict policy FAIL, the default) entries whose name is taken.
+        Nothing is ever written outside the target folder and nothing is
+        overwritten.
+        - The archive as a whole is refused with RESOURCE_EXHAUSTED (reason
+        QUOTA_EXCEEDED) when, while it is being read, its expanded size passes the
+        caller's remaining quota or the server's limit, its entry count passes
+        the limit, or it expands more than the allowed ratio (a zip bomb); with
+        INVALID_ARGUMENT when it is truncated, corrupt or not an archive of the
+        format. In both cases the entries completely written before the problem
+        are kept (each is a whole file), and the error message says how many and
+        where; the entry being written is discarded.
+        - One ImportArchive counts as one request against the per-user upload rate
+        limit (RATE_LIMIT_UPLOAD), however many files it holds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FileServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -487,6 +527,11 @@ def add_FileServiceServicer_to_server(servicer, server):
                     servicer.CancelUpload,
                     request_deserializer=fileorganizer_dot_v1_dot_file__pb2.CancelUploadRequest.FromString,
                     response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'ImportArchive': grpc.stream_unary_rpc_method_handler(
+                    servicer.ImportArchive,
+                    request_deserializer=fileorganizer_dot_v1_dot_file__pb2.ImportArchiveRequest.FromString,
+                    response_serializer=fileorganizer_dot_v1_dot_file__pb2.ImportArchiveResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1050,6 +1095,33 @@ class FileService:
             '/fileorganizer.v1.FileService/CancelUpload',
             fileorganizer_dot_v1_dot_file__pb2.CancelUploadRequest.SerializeToString,
             google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportArchive(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/fileorganizer.v1.FileService/ImportArchive',
+            fileorganizer_dot_v1_dot_file__pb2.ImportArchiveRequest.SerializeToString,
+            fileorganizer_dot_v1_dot_file__pb2.ImportArchiveResponse.FromString,
             options,
             channel_credentials,
             insecure,

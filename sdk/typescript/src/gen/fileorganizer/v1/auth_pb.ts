@@ -472,7 +472,8 @@ export type ApiKey = Message<"fileorganizer.v1.ApiKey"> & {
    * - `files.read`: ListDirectory, DownloadFile, SearchFiles, ListTrash, ListCategories,
    *   GetRule, ListRules, PreviewRules
    * - `files.write`: UploadFile, UploadSmallFile, DeleteFile, RestoreFile, EmptyTrash,
-   *   CreateCategory, UpdateCategory, DeleteCategory, CreateRule, UpdateRule, DeleteRule
+   *   CreateCategory, UpdateCategory, DeleteCategory, ImportArchive, CreateRule, UpdateRule,
+   *   DeleteRule
    * - `operations.read`: GetOperation, ListOperations, WatchOperation, ListFileRecords and
    *   the ReportService (reports, duplicate groups, exports, GetUsageSummary)
    * - `operations.write`: CreateOperation, ApplyOperation, CancelOperation, UndoOperation

@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file fileorganizer/v1/file.proto.
  */
 export const file_fileorganizer_v1_file: GenFile = /*@__PURE__*/
-  fileDesc("ChtmaWxlb3JnYW5pemVyL3YxL2ZpbGUucHJvdG8SEGZpbGVvcmdhbml6ZXIudjEivgEKCUZpbGVFbnRyeRIMCgRwYXRoGAEgASgJEgwKBG5hbWUYAiABKAkSKAoEa2luZBgDIAEoDjIaLmZpbGVvcmdhbml6ZXIudjEuRmlsZUtpbmQSEgoKc2l6ZV9ieXRlcxgEIAEoAxIvCgttb2RpZnlfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIY2F0ZWdvcnkYBiABKAkSFAoMY29udGVudF9oYXNoGAcgASgJItoBChJVcGxvYWRGaWxlTWV0YWRhdGESEgoEcGF0aBgBIAEoCUIE4kEBAhIYCgpzaXplX2J5dGVzGAIgASgDQgTiQQECEkMKD2NvbmZsaWN0X3BvbGljeRgDIAEoDjIkLmZpbGVvcmdhbml6ZXIudjEuRmlsZUNvbmZsaWN0UG9saWN5QgTiQQEBEhoKDGNvbnRlbnRfaGFzaBgEIAEoCUIE4kEBARI1Cgttb2RpZnlfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQEiZgoRVXBsb2FkRmlsZVJlcXVlc3QSOAoIbWV0YWRhdGEYASABKAsyJC5maWxlb3JnYW5pemVyLnYxLlVwbG9hZEZpbGVNZXRhZGF0YUgAEg8KBWNodW5rGAIgASgMSABCBgoEZGF0YSJaChJVcGxvYWRGaWxlUmVzcG9uc2USKQoEZmlsZRgBIAEoCzIbLmZpbGVvcmdhbml6ZXIudjEuRmlsZUVudHJ5EhkKEXNraXBwZWRfaWRlbnRpY2FsGAIgASgIItsBChZVcGxvYWRTbWFsbEZpbGVSZXF1ZXN0EhIKBHBhdGgYASABKAlCBOJBAQISFQoHY29udGVudBgCIAEoDEIE4kEBAhJDCg9jb25mbGljdF9wb2xpY3kYAyABKA4yJC5maWxlb3JnYW5pemVyLnYxLkZpbGVDb25mbGljdFBvbGljeUIE4kEBARIaCgxjb250ZW50X2hhc2gYBCABKAlCBOJBAQESNQoLbW9kaWZ5X3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEBIl8KF1VwbG9hZFNtYWxsRmlsZVJlc3BvbnNlEikKBGZpbGUYASABKAsyGy5maWxlb3JnYW5pemVyLnYxLkZpbGVFbnRyeRIZChFza2lwcGVkX2lkZW50aWNhbBgCIAEoCCJ4ChRMaXN0RGlyZWN0b3J5UmVxdWVzdBISCgRwYXRoGAEgASgJQgTiQQEBEhcKCXBhZ2Vfc2l6ZRgCIAEoBUIE4kEBARIYCgpwYWdlX3Rva2VuGAMgASgJQgTiQQEBEhkKC3Nob3dfaGlkZGVuGAQgASgIQgTiQQEBImwKFUxpc3REaXJlY3RvcnlSZXNwb25zZRIMCgRwYXRoGAEgASgJEiwKB2VudHJpZXMYAiADKAsyGy5maWxlb3JnYW5pemVyLnYxLkZpbGVFbnRyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAyABKAkiKQoTRG93bmxvYWRGaWxlUmVxdWVzdBISCgRwYXRoGAEgASgJQgTiQQECIqoCCglUcmFzaEl0ZW0SEgoEbmFtZRgBIAEoCUIE4kEBAxIbCg1vcmlnaW5hbF9wYXRoGAIgASgJQgTiQQEDEi4KBGtpbmQYAyABKA4yGi5maWxlb3JnYW5pemVyLnYxLkZpbGVLaW5kQgTiQQEDEhgKCnNpemVfYnl0ZXMYBCABKANCBOJBAQMSNQoLZGVsZXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjYKCW9wZXJhdGlvbhgGIAEoCUIj4kEBA/pBHAoaZmlsZW9yZ2FuaXplci52MS9PcGVyYXRpb246M+pBMAoaZmlsZW9yZ2FuaXplci52MS9UcmFzaEl0ZW0SEnRyYXNoL3t0cmFzaF9pdGVtfSInChFEZWxldGVGaWxlUmVxdWVzdBISCgRwYXRoGAEgASgJQgTiQQECIkUKEkRlbGV0ZUZpbGVSZXNwb25zZRIvCgp0cmFzaF9pdGVtGAEgASgLMhsuZmlsZW9yZ2FuaXplci52MS5UcmFzaEl0ZW0iRQoQTGlzdFRyYXNoUmVxdWVzdBIXCglwYWdlX3NpemUYASABKAVCBOJBAQESGAoKcGFnZV90b2tlbhgCIAEoCUIE4kEBASJ4ChFMaXN0VHJhc2hSZXNwb25zZRIwCgt0cmFzaF9pdGVtcxgBIAMoCzIbLmZpbGVvcmdhbml6ZXIudjEuVHJhc2hJdGVtEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRIYChB0b3RhbF9zaXplX2J5dGVzGAMgASgDIqABChJSZXN0b3JlRmlsZVJlcXVlc3QSMQoEbmFtZRgBIAEoCUIj4kEBAvpBHAoaZmlsZW9yZ2FuaXplci52MS9UcmFzaEl0ZW0SEgoEcGF0aBgCIAEoCUIE4kEBARJDCg9jb25mbGljdF9wb2xpY3kYAyABKA4yJC5maWxlb3JnYW5pemVyLnYxLkZpbGVDb25mbGljdFBvbGljeUIE4kEBASJAChNSZXN0b3JlRmlsZVJlc3BvbnNlEikKBGZpbGUYASABKAsyGy5maWxlb3JnYW5pemVyLnYxLkZpbGVFbnRyeSJHChFFbXB0eVRyYXNoUmVxdWVzdBIyCgVuYW1lcxgBIAMoCUIj4kEBAfpBHAoaZmlsZW9yZ2FuaXplci52MS9UcmFzaEl0ZW0igAEKEkVtcHR5VHJhc2hSZXNwb25zZRIVCg1kZWxldGVkX2NvdW50GAEgASgDEhMKC2ZyZWVkX2J5dGVzGAIgASgDEj4KDGZhaWxlZF9pdGVtcxgDIAMoCzIiLmZpbGVvcmdhbml6ZXIudjEuVHJhc2hJdGVtRmFpbHVyZUIE4kEBAyJbChBUcmFzaEl0ZW1GYWlsdXJlEjEKBG5hbWUYASABKAlCI+JBAQP6QRwKGmZpbGVvcmdhbml6ZXIudjEvVHJhc2hJdGVtEhQKBnJlYXNvbhgCIAEoCUIE4kEBAyLRBQoKRmlsZVJlY29yZBISCgRuYW1lGAEgASgJQgTiQQEDEjYKCW9wZXJhdGlvbhgCIAEoCUIj4kEBA/pBHAoaZmlsZW9yZ2FuaXplci52MS9PcGVyYXRpb24SEQoDc2VxGAMgASgDQgTiQQEDEhsKDW9yaWdpbmFsX3BhdGgYBCABKAlCBOJBAQMSFgoIbmV3X3BhdGgYBSABKAlCBOJBAQMSGAoKc2l6ZV9ieXRlcxgGIAEoA0IE4kEBAxI1Cgttb2RpZnlfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSGgoMY29udGVudF9oYXNoGAggASgJQgTiQQEDEhYKCGNhdGVnb3J5GAkgASgJQgTiQQEDEjoKDGR1cGxpY2F0ZV9vZhgKIAEoCUIk4kEBA/pBHQobZmlsZW9yZ2FuaXplci52MS9GaWxlUmVjb3JkEh8KEWR1cGxpY2F0ZV9vZl9wYXRoGAsgASgJQgTiQQEDEjgKBnN0YXR1cxgMIAEoDjIiLmZpbGVvcmdhbml6ZXIudjEuRmlsZVJlY29yZFN0YXR1c0IE4kEBAxIUCgZyZWFzb24YDSABKAlCBOJBAQMSNQoLY3JlYXRlX3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC3VwZGF0ZV90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxIsCgRydWxlGBAgASgJQh7iQQED+kEXChVmaWxlb3JnYW5pemVyLnYxL1J1bGUSGgoMcnVsZV92ZXJzaW9uGBEgASgDQgTiQQEDOkXqQUIKG2ZpbGVvcmdhbml6ZXIudjEvRmlsZVJlY29yZBIjb3BlcmF0aW9ucy97b3BlcmF0aW9ufS9maWxlcy97ZmlsZX0ijwEKFkZpbGVSZWNvcmRTdGF0dXNDb3VudHMSDQoFdG90YWwYASABKAMSDwoHcGxhbm5lZBgCIAEoAxIRCgljb21wbGV0ZWQYAyABKAMSDwoHc2tpcHBlZBgEIAEoAxIOCgZmYWlsZWQYBSABKAMSEQoJZHVwbGljYXRlGAYgASgDEg4KBnVuZG9uZRgHIAEoAyKnAgoWTGlzdEZpbGVSZWNvcmRzUmVxdWVzdBIzCgZwYXJlbnQYASABKAlCI+JBAQL6QRwKGmZpbGVvcmdhbml6ZXIudjEvT3BlcmF0aW9uEhcKCXBhZ2Vfc2l6ZRgCIAEoBUIE4kEBARIYCgpwYWdlX3Rva2VuGAMgASgJQgTiQQEBEjgKBnN0YXR1cxgEIAEoDjIiLmZpbGVvcmdhbml6ZXIudjEuRmlsZVJlY29yZFN0YXR1c0IE4kEBARIWCghjYXRlZ29yeRgFIAEoCUIE4kEBARIcCg5taW5fc2l6ZV9ieXRlcxgGIAEoA0IE4kEBARIdCg9kdXBsaWNhdGVzX29ubHkYByABKAhCBOJBAQESFgoIb3JkZXJfYnkYCCABKAlCBOJBAQEiuwEKF0xpc3RGaWxlUmVjb3Jkc1Jlc3BvbnNlEjIKDGZpbGVfcmVjb3JkcxgBIAMoCzIcLmZpbGVvcmdhbml6ZXIudjEuRmlsZVJlY29yZBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSEgoKdG90YWxfc2l6ZRgDIAEoAxI/Cg1zdGF0dXNfY291bnRzGAQgASgLMiguZmlsZW9yZ2FuaXplci52MS5GaWxlUmVjb3JkU3RhdHVzQ291bnRzItABChJTZWFyY2hGaWxlc1JlcXVlc3QSGwoNbmFtZV9jb250YWlucxgBIAEoCUIE4kEBARIWCghjYXRlZ29yeRgCIAEoCUIE4kEBARIaCgxjb250ZW50X2hhc2gYAyABKAlCBOJBAQESNgoJb3BlcmF0aW9uGAQgASgJQiPiQQEB+kEcChpmaWxlb3JnYW5pemVyLnYxL09wZXJhdGlvbhIXCglwYWdlX3NpemUYBSABKAVCBOJBAQESGAoKcGFnZV90b2tlbhgGIAEoCUIE4kEBASJiChNTZWFyY2hGaWxlc1Jlc3BvbnNlEjIKDGZpbGVfcmVjb3JkcxgBIAMoCzIcLmZpbGVvcmdhbml6ZXIudjEuRmlsZVJlY29yZBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAki6QIKCENhdGVnb3J5EhIKBG5hbWUYASABKAlCBOJBAQgSGgoMZGlzcGxheV9uYW1lGAIgASgJQgTiQQECEhYKCGJ1aWx0X2luGAMgASgIQgTiQQEDEhgKCmV4dGVuc2lvbnMYBCADKAlCBOJBAQESEwoFZ2xvYnMYBSADKAlCBOJBAQESEwoFY29sb3IYBiABKAlCBOJBAQESEgoEaWNvbhgHIAEoCUIE4kEBARIYCgpmaWxlX2NvdW50GAggASgDQgTiQQEDEjUKC2NyZWF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxI1Cgt1cGRhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQM6NepBMgoZZmlsZW9yZ2FuaXplci52MS9DYXRlZ29yeRIVY2F0ZWdvcmllcy97Y2F0ZWdvcnl9IkoKFUxpc3RDYXRlZ29yaWVzUmVxdWVzdBIXCglwYWdlX3NpemUYASABKAVCBOJBAQESGAoKcGFnZV90b2tlbhgCIAEoCUIE4kEBASJhChZMaXN0Q2F0ZWdvcmllc1Jlc3BvbnNlEi4KCmNhdGVnb3JpZXMYASADKAsyGi5maWxlb3JnYW5pemVyLnYxLkNhdGVnb3J5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJLChVDcmVhdGVDYXRlZ29yeVJlcXVlc3QSMgoIY2F0ZWdvcnkYASABKAsyGi5maWxlb3JnYW5pemVyLnYxLkNhdGVnb3J5QgTiQQECIoIBChVVcGRhdGVDYXRlZ29yeVJlcXVlc3QSMgoIY2F0ZWdvcnkYASABKAsyGi5maWxlb3JnYW5pemVyLnYxLkNhdGVnb3J5QgTiQQECEjUKC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFza0IE4kEBASJJChVEZWxldGVDYXRlZ29yeVJlcXVlc3QSMAoEbmFtZRgBIAEoCUIi4kEBAvpBGwoZZmlsZW9yZ2FuaXplci52MS9DYXRlZ29yeSKJAgoUVXBsb2FkUmF3RmlsZVJlcXVlc3QSEgoEcGF0aBgBIAEoCUIE4kEBAhJDCg9jb25mbGljdF9wb2xpY3kYAiABKA4yJC5maWxlb3JnYW5pemVyLnYxLkZpbGVDb25mbGljdFBvbGljeUIE4kEBARIaCgxjb250ZW50X2hhc2gYAyABKAlCBOJBAQESNQoLbW9kaWZ5X3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEBEhgKCnNpemVfYnl0ZXMYBSABKANCBOJBAQESKwoHY29udGVudBgGIAEoCzIULmdvb2dsZS5hcGkuSHR0cEJvZHlCBOJBAQEiXQoVVXBsb2FkUmF3RmlsZVJlc3BvbnNlEikKBGZpbGUYASABKAsyGy5maWxlb3JnYW5pemVyLnYxLkZpbGVFbnRyeRIZChFza2lwcGVkX2lkZW50aWNhbBgCIAEoCCKlAwoGVXBsb2FkEhIKBG5hbWUYASABKAlCBOJBAQgSEwoEcGF0aBgCIAEoCUIF4kECAgUSGQoKc2l6ZV9ieXRlcxgDIAEoA0IF4kECAgUSGwoMY29udGVudF9oYXNoGAQgASgJQgXiQQIBBRJECg9jb25mbGljdF9wb2xpY3kYBSABKA4yJC5maWxlb3JnYW5pemVyLnYxLkZpbGVDb25mbGljdFBvbGljeUIF4kECAQUSNgoLbW9kaWZ5X3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgXiQQIBBRIeChBjb21taXR0ZWRfb2Zmc2V0GAcgASgDQgTiQQEDEjUKC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxI1CgtleHBpcmVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQM6LupBKwoXZmlsZW9yZ2FuaXplci52MS9VcGxvYWQSEHVwbG9hZHMve3VwbG9hZH0iRQoTQ3JlYXRlVXBsb2FkUmVxdWVzdBIuCgZ1cGxvYWQYASABKAsyGC5maWxlb3JnYW5pemVyLnYxLlVwbG9hZEIE4kEBAiJCChBHZXRVcGxvYWRSZXF1ZXN0Ei4KBG5hbWUYASABKAlCIOJBAQL6QRkKF2ZpbGVvcmdhbml6ZXIudjEvVXBsb2FkIogBChNBcHBlbmRVcGxvYWRSZXF1ZXN0Ei4KBG5hbWUYASABKAlCIOJBAQL6QRkKF2ZpbGVvcmdhbml6ZXIudjEvVXBsb2FkEhQKBm9mZnNldBgCIAEoA0IE4kEBAhIrCgdjb250ZW50GAMgASgLMhQuZ29vZ2xlLmFwaS5IdHRwQm9keUIE4kEBASJFChNGaW5pc2hVcGxvYWRSZXF1ZXN0Ei4KBG5hbWUYASABKAlCIOJBAQL6QRkKF2ZpbGVvcmdhbml6ZXIudjEvVXBsb2FkIlwKFEZpbmlzaFVwbG9hZFJlc3BvbnNlEikKBGZpbGUYASABKAsyGy5maWxlb3JnYW5pemVyLnYxLkZpbGVFbnRyeRIZChFza2lwcGVkX2lkZW50aWNhbBgCIAEoCCJFChNDYW5jZWxVcGxvYWRSZXF1ZXN0Ei4KBG5hbWUYASABKAlCIOJBAQL6QRkKF2ZpbGVvcmdhbml6ZXIudjEvVXBsb2FkKn4KCEZpbGVLaW5kEhkKFUZJTEVfS0lORF9VTlNQRUNJRklFRBAAEhIKDkZJTEVfS0lORF9GSUxFEAESFwoTRklMRV9LSU5EX0RJUkVDVE9SWRACEhUKEUZJTEVfS0lORF9TWU1MSU5LEAMSEwoPRklMRV9LSU5EX09USEVSEAQqpgEKEkZpbGVDb25mbGljdFBvbGljeRIkCiBGSUxFX0NPTkZMSUNUX1BPTElDWV9VTlNQRUNJRklFRBAAEh0KGUZJTEVfQ09ORkxJQ1RfUE9MSUNZX0ZBSUwQARIfChtGSUxFX0NPTkZMSUNUX1BPTElDWV9SRU5BTUUQAhIqCiZGSUxFX0NPTkZMSUNUX1BPTElDWV9TS0lQX0lGX0lERU5USUNBTBADKvgBChBGaWxlUmVjb3JkU3RhdHVzEiIKHkZJTEVfUkVDT1JEX1NUQVRVU19VTlNQRUNJRklFRBAAEh4KGkZJTEVfUkVDT1JEX1NUQVRVU19QTEFOTkVEEAESIAocRklMRV9SRUNPUkRfU1RBVFVTX0NPTVBMRVRFRBACEh4KGkZJTEVfUkVDT1JEX1NUQVRVU19TS0lQUEVEEAMSHQoZRklMRV9SRUNPUkRfU1RBVFVTX0ZBSUxFRBAEEiAKHEZJTEVfUkVDT1JEX1NUQVRVU19EVVBMSUNBVEUQBRIdChlGSUxFX1JFQ09SRF9TVEFUVVNfVU5ET05FEAYytRMKC0ZpbGVTZXJ2aWNlElkKClVwbG9hZEZpbGUSIy5maWxlb3JnYW5pemVyLnYxLlVwbG9hZEZpbGVSZXF1ZXN0GiQuZmlsZW9yZ2FuaXplci52MS5VcGxvYWRGaWxlUmVzcG9uc2UoARKAAQoPVXBsb2FkU21hbGxGaWxlEiguZmlsZW9yZ2FuaXplci52MS5VcGxvYWRTbWFsbEZpbGVSZXF1ZXN0GikuZmlsZW9yZ2FuaXplci52MS5VcGxvYWRTbWFsbEZpbGVSZXNwb25zZSIYgtPkkwISOgEqIg0vYXBpL3YxL2ZpbGVzEncKDUxpc3REaXJlY3RvcnkSJi5maWxlb3JnYW5pemVyLnYxLkxpc3REaXJlY3RvcnlSZXF1ZXN0GicuZmlsZW9yZ2FuaXplci52MS5MaXN0RGlyZWN0b3J5UmVzcG9uc2UiFYLT5JMCDxINL2FwaS92MS9maWxlcxJtCgxEb3dubG9hZEZpbGUSJS5maWxlb3JnYW5pemVyLnYxLkRvd25sb2FkRmlsZVJlcXVlc3QaFC5nb29nbGUuYXBpLkh0dHBCb2R5Ih6C0+STAhgSFi9hcGkvdjEvZmlsZXM6ZG93bmxvYWQwARJuCgpEZWxldGVGaWxlEiMuZmlsZW9yZ2FuaXplci52MS5EZWxldGVGaWxlUmVxdWVzdBokLmZpbGVvcmdhbml6ZXIudjEuRGVsZXRlRmlsZVJlc3BvbnNlIhWC0+STAg8qDS9hcGkvdjEvZmlsZXMSawoJTGlzdFRyYXNoEiIuZmlsZW9yZ2FuaXplci52MS5MaXN0VHJhc2hSZXF1ZXN0GiMuZmlsZW9yZ2FuaXplci52MS5MaXN0VHJhc2hSZXNwb25zZSIVgtPkkwIPEg0vYXBpL3YxL3RyYXNoEoUBCgtSZXN0b3JlRmlsZRIkLmZpbGVvcmdhbml6ZXIudjEuUmVzdG9yZUZpbGVSZXF1ZXN0GiUuZmlsZW9yZ2FuaXplci52MS5SZXN0b3JlRmlsZVJlc3BvbnNlIimC0+STAiM6ASoiHi9hcGkvdjEve25hbWU9dHJhc2gvKn06cmVzdG9yZRJ3CgpFbXB0eVRyYXNoEiMuZmlsZW9yZ2FuaXplci52MS5FbXB0eVRyYXNoUmVxdWVzdBokLmZpbGVvcmdhbml6ZXIudjEuRW1wdHlUcmFzaFJlc3BvbnNlIh6C0+STAhg6ASoiEy9hcGkvdjEvdHJhc2g6ZW1wdHkSkwEKD0xpc3RGaWxlUmVjb3JkcxIoLmZpbGVvcmdhbml6ZXIudjEuTGlzdEZpbGVSZWNvcmRzUmVxdWVzdBopLmZpbGVvcmdhbml6ZXIudjEuTGlzdEZpbGVSZWNvcmRzUmVzcG9uc2UiK4LT5JMCJRIjL2FwaS92MS97cGFyZW50PW9wZXJhdGlvbnMvKn0vZmlsZXMSeAoLU2VhcmNoRmlsZXMSJC5maWxlb3JnYW5pemVyLnYxLlNlYXJjaEZpbGVzUmVxdWVzdBolLmZpbGVvcmdhbml6ZXIudjEuU2VhcmNoRmlsZXNSZXNwb25zZSIcgtPkkwIWEhQvYXBpL3YxL2ZpbGVzOnNlYXJjaBJ/Cg5MaXN0Q2F0ZWdvcmllcxInLmZpbGVvcmdhbml6ZXIudjEuTGlzdENhdGVnb3JpZXNSZXF1ZXN0GiguZmlsZW9yZ2FuaXplci52MS5MaXN0Q2F0ZWdvcmllc1Jlc3BvbnNlIhqC0+STAhQSEi9hcGkvdjEvY2F0ZWdvcmllcxJ7Cg5DcmVhdGVDYXRlZ29yeRInLmZpbGVvcmdhbml6ZXIudjEuQ3JlYXRlQ2F0ZWdvcnlSZXF1ZXN0GhouZmlsZW9yZ2FuaXplci52MS5DYXRlZ29yeSIkgtPkkwIeOghjYXRlZ29yeSISL2FwaS92MS9jYXRlZ29yaWVzEo0BCg5VcGRhdGVDYXRlZ29yeRInLmZpbGVvcmdhbml6ZXIudjEuVXBkYXRlQ2F0ZWdvcnlSZXF1ZXN0GhouZmlsZW9yZ2FuaXplci52MS5DYXRlZ29yeSI2gtPkkwIwOghjYXRlZ29yeTIkL2FwaS92MS97Y2F0ZWdvcnkubmFtZT1jYXRlZ29yaWVzLyp9EnYKDkRlbGV0ZUNhdGVnb3J5EicuZmlsZW9yZ2FuaXplci52MS5EZWxldGVDYXRlZ29yeVJlcXVlc3QaFi5nb29nbGUucHJvdG9idWYuRW1wdHkiI4LT5JMCHSobL2FwaS92MS97bmFtZT1jYXRlZ29yaWVzLyp9EokBCg1VcGxvYWRSYXdGaWxlEiYuZmlsZW9yZ2FuaXplci52MS5VcGxvYWRSYXdGaWxlUmVxdWVzdBonLmZpbGVvcmdhbml6ZXIudjEuVXBsb2FkUmF3RmlsZVJlc3BvbnNlIiWC0+STAh86B2NvbnRlbnQiFC9hcGkvdjEvZmlsZXM6dXBsb2FkKAEScAoMQ3JlYXRlVXBsb2FkEiUuZmlsZW9yZ2FuaXplci52MS5DcmVhdGVVcGxvYWRSZXF1ZXN0GhguZmlsZW9yZ2FuaXplci52MS5VcGxvYWQiH4LT5JMCGToGdXBsb2FkIg8vYXBpL3YxL3VwbG9hZHMSawoJR2V0VXBsb2FkEiIuZmlsZW9yZ2FuaXplci52MS5HZXRVcGxvYWRSZXF1ZXN0GhguZmlsZW9yZ2FuaXplci52MS5VcGxvYWQiIILT5JMCGhIYL2FwaS92MS97bmFtZT11cGxvYWRzLyp9EoMBCgxBcHBlbmRVcGxvYWQSJS5maWxlb3JnYW5pemVyLnYxLkFwcGVuZFVwbG9hZFJlcXVlc3QaGC5maWxlb3JnYW5pemVyLnYxLlVwbG9hZCIwgtPkkwIqOgdjb250ZW50Ih8vYXBpL3YxL3tuYW1lPXVwbG9hZHMvKn06YXBwZW5kKAESiQEKDEZpbmlzaFVwbG9hZBIlLmZpbGVvcmdhbml6ZXIudjEuRmluaXNoVXBsb2FkUmVxdWVzdBomLmZpbGVvcmdhbml6ZXIudjEuRmluaXNoVXBsb2FkUmVzcG9uc2UiKoLT5JMCJDoBKiIfL2FwaS92MS97bmFtZT11cGxvYWRzLyp9OmZpbmlzaBJvCgxDYW5jZWxVcGxvYWQSJS5maWxlb3JnYW5pemVyLnYxLkNhbmNlbFVwbG9hZFJlcXVlc3QaFi5nb29nbGUucHJvdG9idWYuRW1wdHkiIILT5JMCGioYL2FwaS92MS97bmFtZT11cGxvYWRzLyp9YgZwcm90bzM", [file_google_api_annotations, file_google_api_field_behavior, file_google_api_httpbody, file_google_api_resource, file_google_protobuf_empty, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("ChtmaWxlb3JnYW5pemVyL3YxL2ZpbGUucHJvdG8SEGZpbGVvcmdhbml6ZXIudjEivgEKCUZpbGVFbnRyeRIMCgRwYXRoGAEgASgJEgwKBG5hbWUYAiABKAkSKAoEa2luZBgDIAEoDjIaLmZpbGVvcmdhbml6ZXIudjEuRmlsZUtpbmQSEgoKc2l6ZV9ieXRlcxgEIAEoAxIvCgttb2RpZnlfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIY2F0ZWdvcnkYBiABKAkSFAoMY29udGVudF9oYXNoGAcgASgJItoBChJVcGxvYWRGaWxlTWV0YWRhdGESEgoEcGF0aBgBIAEoCUIE4kEBAhIYCgpzaXplX2J5dGVzGAIgASgDQgTiQQECEkMKD2NvbmZsaWN0X3BvbGljeRgDIAEoDjIkLmZpbGVvcmdhbml6ZXIudjEuRmlsZUNvbmZsaWN0UG9saWN5QgTiQQEBEhoKDGNvbnRlbnRfaGFzaBgEIAEoCUIE4kEBARI1Cgttb2RpZnlfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQEiZgoRVXBsb2FkRmlsZVJlcXVlc3QSOAoIbWV0YWRhdGEYASABKAsyJC5maWxlb3JnYW5pemVyLnYxLlVwbG9hZEZpbGVNZXRhZGF0YUgAEg8KBWNodW5rGAIgASgMSABCBgoEZGF0YSJaChJVcGxvYWRGaWxlUmVzcG9uc2USKQoEZmlsZRgBIAEoCzIbLmZpbGVvcmdhbml6ZXIudjEuRmlsZUVudHJ5EhkKEXNraXBwZWRfaWRlbnRpY2FsGAIgASgIItsBChZVcGxvYWRTbWFsbEZpbGVSZXF1ZXN0EhIKBHBhdGgYASABKAlCBOJBAQISFQoHY29udGVudBgCIAEoDEIE4kEBAhJDCg9jb25mbGljdF9wb2xpY3kYAyABKA4yJC5maWxlb3JnYW5pemVyLnYxLkZpbGVDb25mbGljdFBvbGljeUIE4kEBARIaCgxjb250ZW50X2hhc2gYBCABKAlCBOJBAQESNQoLbW9kaWZ5X3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEBIl8KF1VwbG9hZFNtYWxsRmlsZVJlc3BvbnNlEikKBGZpbGUYASABKAsyGy5maWxlb3JnYW5pemVyLnYxLkZpbGVFbnRyeRIZChFza2lwcGVkX2lkZW50aWNhbBgCIAEoCCJ4ChRMaXN0RGlyZWN0b3J5UmVxdWVzdBISCgRwYXRoGAEgASgJQgTiQQEBEhcKCXBhZ2Vfc2l6ZRgCIAEoBUIE4kEBARIYCgpwYWdlX3Rva2VuGAMgASgJQgTiQQEBEhkKC3Nob3dfaGlkZGVuGAQgASgIQgTiQQEBImwKFUxpc3REaXJlY3RvcnlSZXNwb25zZRIMCgRwYXRoGAEgASgJEiwKB2VudHJpZXMYAiADKAsyGy5maWxlb3JnYW5pemVyLnYxLkZpbGVFbnRyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAyABKAkiKQoTRG93bmxvYWRGaWxlUmVxdWVzdBISCgRwYXRoGAEgASgJQgTiQQECIqoCCglUcmFzaEl0ZW0SEgoEbmFtZRgBIAEoCUIE4kEBAxIbCg1vcmlnaW5hbF9wYXRoGAIgASgJQgTiQQEDEi4KBGtpbmQYAyABKA4yGi5maWxlb3JnYW5pemVyLnYxLkZpbGVLaW5kQgTiQQEDEhgKCnNpemVfYnl0ZXMYBCABKANCBOJBAQMSNQoLZGVsZXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjYKCW9wZXJhdGlvbhgGIAEoCUIj4kEBA/pBHAoaZmlsZW9yZ2FuaXplci52MS9PcGVyYXRpb246M+pBMAoaZmlsZW9yZ2FuaXplci52MS9UcmFzaEl0ZW0SEnRyYXNoL3t0cmFzaF9pdGVtfSInChFEZWxldGVGaWxlUmVxdWVzdBISCgRwYXRoGAEgASgJQgTiQQECIkUKEkRlbGV0ZUZpbGVSZXNwb25zZRIvCgp0cmFzaF9pdGVtGAEgASgLMhsuZmlsZW9yZ2FuaXplci52MS5UcmFzaEl0ZW0iRQoQTGlzdFRyYXNoUmVxdWVzdBIXCglwYWdlX3NpemUYASABKAVCBOJBAQESGAoKcGFnZV90b2tlbhgCIAEoCUIE4kEBASJ4ChFMaXN0VHJhc2hSZXNwb25zZRIwCgt0cmFzaF9pdGVtcxgBIAMoCzIbLmZpbGVvcmdhbml6ZXIudjEuVHJhc2hJdGVtEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRIYChB0b3RhbF9zaXplX2J5dGVzGAMgASgDIqABChJSZXN0b3JlRmlsZVJlcXVlc3QSMQoEbmFtZRgBIAEoCUIj4kEBAvpBHAoaZmlsZW9yZ2FuaXplci52MS9UcmFzaEl0ZW0SEgoEcGF0aBgCIAEoCUIE4kEBARJDCg9jb25mbGljdF9wb2xpY3kYAyABKA4yJC5maWxlb3JnYW5pemVyLnYxLkZpbGVDb25mbGljdFBvbGljeUIE4kEBASJAChNSZXN0b3JlRmlsZVJlc3BvbnNlEikKBGZpbGUYASABKAsyGy5maWxlb3JnYW5pemVyLnYxLkZpbGVFbnRyeSJHChFFbXB0eVRyYXNoUmVxdWVzdBIyCgVuYW1lcxgBIAMoCUIj4kEBAfpBHAoaZmlsZW9yZ2FuaXplci52MS9UcmFzaEl0ZW0igAEKEkVtcHR5VHJhc2hSZXNwb25zZRIVCg1kZWxldGVkX2NvdW50GAEgASgDEhMKC2ZyZWVkX2J5dGVzGAIgASgDEj4KDGZhaWxlZF9pdGVtcxgDIAMoCzIiLmZpbGVvcmdhbml6ZXIudjEuVHJhc2hJdGVtRmFpbHVyZUIE4kEBAyJbChBUcmFzaEl0ZW1GYWlsdXJlEjEKBG5hbWUYASABKAlCI+JBAQP6QRwKGmZpbGVvcmdhbml6ZXIudjEvVHJhc2hJdGVtEhQKBnJlYXNvbhgCIAEoCUIE4kEBAyLRBQoKRmlsZVJlY29yZBISCgRuYW1lGAEgASgJQgTiQQEDEjYKCW9wZXJhdGlvbhgCIAEoCUIj4kEBA/pBHAoaZmlsZW9yZ2FuaXplci52MS9PcGVyYXRpb24SEQoDc2VxGAMgASgDQgTiQQEDEhsKDW9yaWdpbmFsX3BhdGgYBCABKAlCBOJBAQMSFgoIbmV3X3BhdGgYBSABKAlCBOJBAQMSGAoKc2l6ZV9ieXRlcxgGIAEoA0IE4kEBAxI1Cgttb2RpZnlfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSGgoMY29udGVudF9oYXNoGAggASgJQgTiQQEDEhYKCGNhdGVnb3J5GAkgASgJQgTiQQEDEjoKDGR1cGxpY2F0ZV9vZhgKIAEoCUIk4kEBA/pBHQobZmlsZW9yZ2FuaXplci52MS9GaWxlUmVjb3JkEh8KEWR1cGxpY2F0ZV9vZl9wYXRoGAsgASgJQgTiQQEDEjgKBnN0YXR1cxgMIAEoDjIiLmZpbGVvcmdhbml6ZXIudjEuRmlsZVJlY29yZFN0YXR1c0IE4kEBAxIUCgZyZWFzb24YDSABKAlCBOJBAQMSNQoLY3JlYXRlX3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC3VwZGF0ZV90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxIsCgRydWxlGBAgASgJQh7iQQED+kEXChVmaWxlb3JnYW5pemVyLnYxL1J1bGUSGgoMcnVsZV92ZXJzaW9uGBEgASgDQgTiQQEDOkXqQUIKG2ZpbGVvcmdhbml6ZXIudjEvRmlsZVJlY29yZBIjb3BlcmF0aW9ucy97b3BlcmF0aW9ufS9maWxlcy97ZmlsZX0ijwEKFkZpbGVSZWNvcmRTdGF0dXNDb3VudHMSDQoFdG90YWwYASABKAMSDwoHcGxhbm5lZBgCIAEoAxIRCgljb21wbGV0ZWQYAyABKAMSDwoHc2tpcHBlZBgEIAEoAxIOCgZmYWlsZWQYBSABKAMSEQoJZHVwbGljYXRlGAYgASgDEg4KBnVuZG9uZRgHIAEoAyKnAgoWTGlzdEZpbGVSZWNvcmRzUmVxdWVzdBIzCgZwYXJlbnQYASABKAlCI+JBAQL6QRwKGmZpbGVvcmdhbml6ZXIudjEvT3BlcmF0aW9uEhcKCXBhZ2Vfc2l6ZRgCIAEoBUIE4kEBARIYCgpwYWdlX3Rva2VuGAMgASgJQgTiQQEBEjgKBnN0YXR1cxgEIAEoDjIiLmZpbGVvcmdhbml6ZXIudjEuRmlsZVJlY29yZFN0YXR1c0IE4kEBARIWCghjYXRlZ29yeRgFIAEoCUIE4kEBARIcCg5taW5fc2l6ZV9ieXRlcxgGIAEoA0IE4kEBARIdCg9kdXBsaWNhdGVzX29ubHkYByABKAhCBOJBAQESFgoIb3JkZXJfYnkYCCABKAlCBOJBAQEiuwEKF0xpc3RGaWxlUmVjb3Jkc1Jlc3BvbnNlEjIKDGZpbGVfcmVjb3JkcxgBIAMoCzIcLmZpbGVvcmdhbml6ZXIudjEuRmlsZVJlY29yZBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSEgoKdG90YWxfc2l6ZRgDIAEoAxI/Cg1zdGF0dXNfY291bnRzGAQgASgLMiguZmlsZW9yZ2FuaXplci52MS5GaWxlUmVjb3JkU3RhdHVzQ291bnRzItABChJTZWFyY2hGaWxlc1JlcXVlc3QSGwoNbmFtZV9jb250YWlucxgBIAEoCUIE4kEBARIWCghjYXRlZ29yeRgCIAEoCUIE4kEBARIaCgxjb250ZW50X2hhc2gYAyABKAlCBOJBAQESNgoJb3BlcmF0aW9uGAQgASgJQiPiQQEB+kEcChpmaWxlb3JnYW5pemVyLnYxL09wZXJhdGlvbhIXCglwYWdlX3NpemUYBSABKAVCBOJBAQESGAoKcGFnZV90b2tlbhgGIAEoCUIE4kEBASJiChNTZWFyY2hGaWxlc1Jlc3BvbnNlEjIKDGZpbGVfcmVjb3JkcxgBIAMoCzIcLmZpbGVvcmdhbml6ZXIudjEuRmlsZVJlY29yZBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAki6QIKCENhdGVnb3J5EhIKBG5hbWUYASABKAlCBOJBAQgSGgoMZGlzcGxheV9uYW1lGAIgASgJQgTiQQECEhYKCGJ1aWx0X2luGAMgASgIQgTiQQEDEhgKCmV4dGVuc2lvbnMYBCADKAlCBOJBAQESEwoFZ2xvYnMYBSADKAlCBOJBAQESEwoFY29sb3IYBiABKAlCBOJBAQESEgoEaWNvbhgHIAEoCUIE4kEBARIYCgpmaWxlX2NvdW50GAggASgDQgTiQQEDEjUKC2NyZWF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxI1Cgt1cGRhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQM6NepBMgoZZmlsZW9yZ2FuaXplci52MS9DYXRlZ29yeRIVY2F0ZWdvcmllcy97Y2F0ZWdvcnl9IkoKFUxpc3RDYXRlZ29yaWVzUmVxdWVzdBIXCglwYWdlX3NpemUYASABKAVCBOJBAQESGAoKcGFnZV90b2tlbhgCIAEoCUIE4kEBASJhChZMaXN0Q2F0ZWdvcmllc1Jlc3BvbnNlEi4KCmNhdGVnb3JpZXMYASADKAsyGi5maWxlb3JnYW5pemVyLnYxLkNhdGVnb3J5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJLChVDcmVhdGVDYXRlZ29yeVJlcXVlc3QSMgoIY2F0ZWdvcnkYASABKAsyGi5maWxlb3JnYW5pemVyLnYxLkNhdGVnb3J5QgTiQQECIoIBChVVcGRhdGVDYXRlZ29yeVJlcXVlc3QSMgoIY2F0ZWdvcnkYASABKAsyGi5maWxlb3JnYW5pemVyLnYxLkNhdGVnb3J5QgTiQQECEjUKC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFza0IE4kEBASJJChVEZWxldGVDYXRlZ29yeVJlcXVlc3QSMAoEbmFtZRgBIAEoCUIi4kEBAvpBGwoZZmlsZW9yZ2FuaXplci52MS9DYXRlZ29yeSKJAgoUVXBsb2FkUmF3RmlsZVJlcXVlc3QSEgoEcGF0aBgBIAEoCUIE4kEBAhJDCg9jb25mbGljdF9wb2xpY3kYAiABKA4yJC5maWxlb3JnYW5pemVyLnYxLkZpbGVDb25mbGljdFBvbGljeUIE4kEBARIaCgxjb250ZW50X2hhc2gYAyABKAlCBOJBAQESNQoLbW9kaWZ5X3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEBEhgKCnNpemVfYnl0ZXMYBSABKANCBOJBAQESKwoHY29udGVudBgGIAEoCzIULmdvb2dsZS5hcGkuSHR0cEJvZHlCBOJBAQEiXQoVVXBsb2FkUmF3RmlsZVJlc3BvbnNlEikKBGZpbGUYASABKAsyGy5maWxlb3JnYW5pemVyLnYxLkZpbGVFbnRyeRIZChFza2lwcGVkX2lkZW50aWNhbBgCIAEoCCKlAwoGVXBsb2FkEhIKBG5hbWUYASABKAlCBOJBAQgSEwoEcGF0aBgCIAEoCUIF4kECAgUSGQoKc2l6ZV9ieXRlcxgDIAEoA0IF4kECAgUSGwoMY29udGVudF9oYXNoGAQgASgJQgXiQQIBBRJECg9jb25mbGljdF9wb2xpY3kYBSABKA4yJC5maWxlb3JnYW5pemVyLnYxLkZpbGVDb25mbGljdFBvbGljeUIF4kECAQUSNgoLbW9kaWZ5X3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgXiQQIBBRIeChBjb21taXR0ZWRfb2Zmc2V0GAcgASgDQgTiQQEDEjUKC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxI1CgtleHBpcmVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQM6LupBKwoXZmlsZW9yZ2FuaXplci52MS9VcGxvYWQSEHVwbG9hZHMve3VwbG9hZH0iRQoTQ3JlYXRlVXBsb2FkUmVxdWVzdBIuCgZ1cGxvYWQYASABKAsyGC5maWxlb3JnYW5pemVyLnYxLlVwbG9hZEIE4kEBAiJCChBHZXRVcGxvYWRSZXF1ZXN0Ei4KBG5hbWUYASABKAlCIOJBAQL6QRkKF2ZpbGVvcmdhbml6ZXIudjEvVXBsb2FkIogBChNBcHBlbmRVcGxvYWRSZXF1ZXN0Ei4KBG5hbWUYASABKAlCIOJBAQL6QRkKF2ZpbGVvcmdhbml6ZXIudjEvVXBsb2FkEhQKBm9mZnNldBgCIAEoA0IE4kEBAhIrCgdjb250ZW50GAMgASgLMhQuZ29vZ2xlLmFwaS5IdHRwQm9keUIE4kEBASJFChNGaW5pc2hVcGxvYWRSZXF1ZXN0Ei4KBG5hbWUYASABKAlCIOJBAQL6QRkKF2ZpbGVvcmdhbml6ZXIudjEvVXBsb2FkIlwKFEZpbmlzaFVwbG9hZFJlc3BvbnNlEikKBGZpbGUYASABKAsyGy5maWxlb3JnYW5pemVyLnYxLkZpbGVFbnRyeRIZChFza2lwcGVkX2lkZW50aWNhbBgCIAEoCCJFChNDYW5jZWxVcGxvYWRSZXF1ZXN0Ei4KBG5hbWUYASABKAlCIOJBAQL6QRkKF2ZpbGVvcmdhbml6ZXIudjEvVXBsb2FkItABChRJbXBvcnRBcmNoaXZlUmVxdWVzdBISCgRwYXRoGAEgASgJQgTiQQEBEjUKBmZvcm1hdBgCIAEoDjIfLmZpbGVvcmdhbml6ZXIudjEuQXJjaGl2ZUZvcm1hdEIE4kEBARJDCg9jb25mbGljdF9wb2xpY3kYAyABKA4yJC5maWxlb3JnYW5pemVyLnYxLkZpbGVDb25mbGljdFBvbGljeUIE4kEBARIoCgRib2R5GAQgASgLMhQuZ29vZ2xlLmFwaS5IdHRwQm9keUIE4kEBASJ/ChNTa2lwcGVkQXJjaGl2ZUVudHJ5EhIKBG5hbWUYASABKAlCBOJBAQMSPgoGcmVhc29uGAIgASgOMiguZmlsZW9yZ2FuaXplci52MS5BcmNoaXZlRW50cnlTa2lwUmVhc29uQgTiQQEDEhQKBmRldGFpbBgDIAEoCUIE4kEBAyI9ChNSZW5hbWVkQXJjaGl2ZUVudHJ5EhIKBG5hbWUYASABKAlCBOJBAQMSEgoEcGF0aBgCIAEoCUIE4kEBAyL5AgoVSW1wb3J0QXJjaGl2ZVJlc3BvbnNlEhIKBHBhdGgYASABKAlCBOJBAQMSNQoGZm9ybWF0GAIgASgOMh8uZmlsZW9yZ2FuaXplci52MS5BcmNoaXZlRm9ybWF0QgTiQQEDEhgKCmZpbGVfY291bnQYAyABKANCBOJBAQMSGgoMZm9sZGVyX2NvdW50GAQgASgDQgTiQQEDEhkKC3RvdGFsX2J5dGVzGAUgASgDQgTiQQEDEkQKD3NraXBwZWRfZW50cmllcxgGIAMoCzIlLmZpbGVvcmdhbml6ZXIudjEuU2tpcHBlZEFyY2hpdmVFbnRyeUIE4kEBAxJECg9yZW5hbWVkX2VudHJpZXMYByADKAsyJS5maWxlb3JnYW5pemVyLnYxLlJlbmFtZWRBcmNoaXZlRW50cnlCBOJBAQMSGwoNc2tpcHBlZF9jb3VudBgIIAEoA0IE4kEBAxIbCg1yZW5hbWVkX2NvdW50GAkgASgDQgTiQQEDKn4KCEZpbGVLaW5kEhkKFUZJTEVfS0lORF9VTlNQRUNJRklFRBAAEhIKDkZJTEVfS0lORF9GSUxFEAESFwoTRklMRV9LSU5EX0RJUkVDVE9SWRACEhUKEUZJTEVfS0lORF9TWU1MSU5LEAMSEwoPRklMRV9LSU5EX09USEVSEAQqpgEKEkZpbGVDb25mbGljdFBvbGljeRIkCiBGSUxFX0NPTkZMSUNUX1BPTElDWV9VTlNQRUNJRklFRBAAEh0KGUZJTEVfQ09ORkxJQ1RfUE9MSUNZX0ZBSUwQARIfChtGSUxFX0NPTkZMSUNUX1BPTElDWV9SRU5BTUUQAhIqCiZGSUxFX0NPTkZMSUNUX1BPTElDWV9TS0lQX0lGX0lERU5USUNBTBADKvgBChBGaWxlUmVjb3JkU3RhdHVzEiIKHkZJTEVfUkVDT1JEX1NUQVRVU19VTlNQRUNJRklFRBAAEh4KGkZJTEVfUkVDT1JEX1NUQVRVU19QTEFOTkVEEAESIAocRklMRV9SRUNPUkRfU1RBVFVTX0NPTVBMRVRFRBACEh4KGkZJTEVfUkVDT1JEX1NUQVRVU19TS0lQUEVEEAMSHQoZRklMRV9SRUNPUkRfU1RBVFVTX0ZBSUxFRBAEEiAKHEZJTEVfUkVDT1JEX1NUQVRVU19EVVBMSUNBVEUQBRIdChlGSUxFX1JFQ09SRF9TVEFUVVNfVU5ET05FEAYqsgEKDUFyY2hpdmVGb3JtYXQSHgoaQVJDSElWRV9GT1JNQVRfVU5TUEVDSUZJRUQQABIXChNBUkNISVZFX0ZPUk1BVF9BVVRPEAESFgoSQVJDSElWRV9GT1JNQVRfWklQEAISFgoSQVJDSElWRV9GT1JNQVRfVEFSEAMSGwoXQVJDSElWRV9GT1JNQVRfVEFSX0daSVAQBBIbChdBUkNISVZFX0ZPUk1BVF9UQVJfWlNURBAFKsUDChZBcmNoaXZlRW50cnlTa2lwUmVhc29uEikKJUFSQ0hJVkVfRU5UUllfU0tJUF9SRUFTT05fVU5TUEVDSUZJRUQQABIpCiVBUkNISVZFX0VOVFJZX1NLSVBfUkVBU09OX1VOU0FGRV9QQVRIEAESJQohQVJDSElWRV9FTlRSWV9TS0lQX1JFQVNPTl9TWU1MSU5LEAISJwojQVJDSElWRV9FTlRSWV9TS0lQX1JFQVNPTl9IQVJEX0xJTksQAxIqCiZBUkNISVZFX0VOVFJZX1NLSVBfUkVBU09OX1NQRUNJQUxfRklMRRAEEisKJ0FSQ0hJVkVfRU5UUllfU0tJUF9SRUFTT05fTkFNRV9OT1RfVVRGOBAFEioKJkFSQ0hJVkVfRU5UUllfU0tJUF9SRUFTT05fSU5WQUxJRF9OQU1FEAYSJgoiQVJDSElWRV9FTlRSWV9TS0lQX1JFQVNPTl9UT09fREVFUBAHEiwKKEFSQ0hJVkVfRU5UUllfU0tJUF9SRUFTT05fQUxSRUFEWV9FWElTVFMQCBIqCiZBUkNISVZFX0VOVFJZX1NLSVBfUkVBU09OX05PVF9BX0ZPTERFUhAJMr4UCgtGaWxlU2VydmljZRJZCgpVcGxvYWRGaWxlEiMuZmlsZW9yZ2FuaXplci52MS5VcGxvYWRGaWxlUmVxdWVzdBokLmZpbGVvcmdhbml6ZXIudjEuVXBsb2FkRmlsZVJlc3BvbnNlKAESgAEKD1VwbG9hZFNtYWxsRmlsZRIoLmZpbGVvcmdhbml6ZXIudjEuVXBsb2FkU21hbGxGaWxlUmVxdWVzdBopLmZpbGVvcmdhbml6ZXIudjEuVXBsb2FkU21hbGxGaWxlUmVzcG9uc2UiGILT5JMCEjoBKiINL2FwaS92MS9maWxlcxJ3Cg1MaXN0RGlyZWN0b3J5EiYuZmlsZW9yZ2FuaXplci52MS5MaXN0RGlyZWN0b3J5UmVxdWVzdBonLmZpbGVvcmdhbml6ZXIudjEuTGlzdERpcmVjdG9yeVJlc3BvbnNlIhWC0+STAg8SDS9hcGkvdjEvZmlsZXMSbQoMRG93bmxvYWRGaWxlEiUuZmlsZW9yZ2FuaXplci52MS5Eb3dubG9hZEZpbGVSZXF1ZXN0GhQuZ29vZ2xlLmFwaS5IdHRwQm9keSIegtPkkwIYEhYvYXBpL3YxL2ZpbGVzOmRvd25sb2FkMAESbgoKRGVsZXRlRmlsZRIjLmZpbGVvcmdhbml6ZXIudjEuRGVsZXRlRmlsZVJlcXVlc3QaJC5maWxlb3JnYW5pemVyLnYxLkRlbGV0ZUZpbGVSZXNwb25zZSIVgtPkkwIPKg0vYXBpL3YxL2ZpbGVzEmsKCUxpc3RUcmFzaBIiLmZpbGVvcmdhbml6ZXIudjEuTGlzdFRyYXNoUmVxdWVzdBojLmZpbGVvcmdhbml6ZXIudjEuTGlzdFRyYXNoUmVzcG9uc2UiFYLT5JMCDxINL2FwaS92MS90cmFzaBKFAQoLUmVzdG9yZUZpbGUSJC5maWxlb3JnYW5pemVyLnYxLlJlc3RvcmVGaWxlUmVxdWVzdBolLmZpbGVvcmdhbml6ZXIudjEuUmVzdG9yZUZpbGVSZXNwb25zZSIpgtPkkwIjOgEqIh4vYXBpL3YxL3tuYW1lPXRyYXNoLyp9OnJlc3RvcmUSdwoKRW1wdHlUcmFzaBIjLmZpbGVvcmdhbml6ZXIudjEuRW1wdHlUcmFzaFJlcXVlc3QaJC5maWxlb3JnYW5pemVyLnYxLkVtcHR5VHJhc2hSZXNwb25zZSIegtPkkwIYOgEqIhMvYXBpL3YxL3RyYXNoOmVtcHR5EpMBCg9MaXN0RmlsZVJlY29yZHMSKC5maWxlb3JnYW5pemVyLnYxLkxpc3RGaWxlUmVjb3Jkc1JlcXVlc3QaKS5maWxlb3JnYW5pemVyLnYxLkxpc3RGaWxlUmVjb3Jkc1Jlc3BvbnNlIiuC0+STAiUSIy9hcGkvdjEve3BhcmVudD1vcGVyYXRpb25zLyp9L2ZpbGVzEngKC1NlYXJjaEZpbGVzEiQuZmlsZW9yZ2FuaXplci52MS5TZWFyY2hGaWxlc1JlcXVlc3QaJS5maWxlb3JnYW5pemVyLnYxLlNlYXJjaEZpbGVzUmVzcG9uc2UiHILT5JMCFhIUL2FwaS92MS9maWxlczpzZWFyY2gSfwoOTGlzdENhdGVnb3JpZXMSJy5maWxlb3JnYW5pemVyLnYxLkxpc3RDYXRlZ29yaWVzUmVxdWVzdBooLmZpbGVvcmdhbml6ZXIudjEuTGlzdENhdGVnb3JpZXNSZXNwb25zZSIagtPkkwIUEhIvYXBpL3YxL2NhdGVnb3JpZXMSewoOQ3JlYXRlQ2F0ZWdvcnkSJy5maWxlb3JnYW5pemVyLnYxLkNyZWF0ZUNhdGVnb3J5UmVxdWVzdBoaLmZpbGVvcmdhbml6ZXIudjEuQ2F0ZWdvcnkiJILT5JMCHjoIY2F0ZWdvcnkiEi9hcGkvdjEvY2F0ZWdvcmllcxKNAQoOVXBkYXRlQ2F0ZWdvcnkSJy5maWxlb3JnYW5pemVyLnYxLlVwZGF0ZUNhdGVnb3J5UmVxdWVzdBoaLmZpbGVvcmdhbml6ZXIudjEuQ2F0ZWdvcnkiNoLT5JMCMDoIY2F0ZWdvcnkyJC9hcGkvdjEve2NhdGVnb3J5Lm5hbWU9Y2F0ZWdvcmllcy8qfRJ2Cg5EZWxldGVDYXRlZ29yeRInLmZpbGVvcmdhbml6ZXIudjEuRGVsZXRlQ2F0ZWdvcnlSZXF1ZXN0GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5IiOC0+STAh0qGy9hcGkvdjEve25hbWU9Y2F0ZWdvcmllcy8qfRKJAQoNVXBsb2FkUmF3RmlsZRImLmZpbGVvcmdhbml6ZXIudjEuVXBsb2FkUmF3RmlsZVJlcXVlc3QaJy5maWxlb3JnYW5pemVyLnYxLlVwbG9hZFJhd0ZpbGVSZXNwb25zZSIlgtPkkwIfOgdjb250ZW50IhQvYXBpL3YxL2ZpbGVzOnVwbG9hZCgBEnAKDENyZWF0ZVVwbG9hZBIlLmZpbGVvcmdhbml6ZXIudjEuQ3JlYXRlVXBsb2FkUmVxdWVzdBoYLmZpbGVvcmdhbml6ZXIudjEuVXBsb2FkIh+C0+STAhk6BnVwbG9hZCIPL2FwaS92MS91cGxvYWRzEmsKCUdldFVwbG9hZBIiLmZpbGVvcmdhbml6ZXIudjEuR2V0VXBsb2FkUmVxdWVzdBoYLmZpbGVvcmdhbml6ZXIudjEuVXBsb2FkIiCC0+STAhoSGC9hcGkvdjEve25hbWU9dXBsb2Fkcy8qfRKDAQoMQXBwZW5kVXBsb2FkEiUuZmlsZW9yZ2FuaXplci52MS5BcHBlbmRVcGxvYWRSZXF1ZXN0GhguZmlsZW9yZ2FuaXplci52MS5VcGxvYWQiMILT5JMCKjoHY29udGVudCIfL2FwaS92MS97bmFtZT11cGxvYWRzLyp9OmFwcGVuZCgBEokBCgxGaW5pc2hVcGxvYWQSJS5maWxlb3JnYW5pemVyLnYxLkZpbmlzaFVwbG9hZFJlcXVlc3QaJi5maWxlb3JnYW5pemVyLnYxLkZpbmlzaFVwbG9hZFJlc3BvbnNlIiqC0+STAiQ6ASoiHy9hcGkvdjEve25hbWU9dXBsb2Fkcy8qfTpmaW5pc2gSbwoMQ2FuY2VsVXBsb2FkEiUuZmlsZW9yZ2FuaXplci52MS5DYW5jZWxVcGxvYWRSZXF1ZXN0GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5IiCC0+STAhoqGC9hcGkvdjEve25hbWU9dXBsb2Fkcy8qfRKGAQoNSW1wb3J0QXJjaGl2ZRImLmZpbGVvcmdhbml6ZXIudjEuSW1wb3J0QXJjaGl2ZVJlcXVlc3QaJy5maWxlb3JnYW5pemVyLnYxLkltcG9ydEFyY2hpdmVSZXNwb25zZSIigtPkkwIcOgRib2R5IhQvYXBpL3YxL2ZpbGVzOmltcG9ydCgBYgZwcm90bzM", [file_google_api_annotations, file_google_api_field_behavior, file_google_api_httpbody, file_google_api_resource, file_google_protobuf_empty, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * One entry of a folder.
@@ -1653,6 +1653,194 @@ export const CancelUploadRequestSchema: GenMessage<CancelUploadRequest> = /*@__P
   messageDesc(file_fileorganizer_v1_file, 39);
 
 /**
+ * One message of an ImportArchive stream.
+ *
+ * @generated from message fileorganizer.v1.ImportArchiveRequest
+ */
+export type ImportArchiveRequest = Message<"fileorganizer.v1.ImportArchiveRequest"> & {
+  /**
+   * The folder to extract into, relative to the storage root ("" or "." for
+   * the root); created when missing. First message only.
+   *
+   * @generated from field: string path = 1;
+   */
+  path: string;
+
+  /**
+   * The archive's format; UNSPECIFIED and AUTO detect it. First message only.
+   *
+   * @generated from field: fileorganizer.v1.ArchiveFormat format = 2;
+   */
+  format: ArchiveFormat;
+
+  /**
+   * What to do with an entry whose name is taken: FAIL (the default) skips
+   * it and lists it (reason ALREADY_EXISTS); RENAME stores it under a free
+   * " (n)" name. Folders are merged, never renamed. First message only.
+   *
+   * @generated from field: fileorganizer.v1.FileConflictPolicy conflict_policy = 3;
+   */
+  conflictPolicy: FileConflictPolicy;
+
+  /**
+   * The next bytes of the archive in `data` (any size up to 4 MiB);
+   * `content_type` is ignored.
+   *
+   * @generated from field: google.api.HttpBody body = 4;
+   */
+  body?: HttpBody | undefined;
+};
+
+/**
+ * Describes the message fileorganizer.v1.ImportArchiveRequest.
+ * Use `create(ImportArchiveRequestSchema)` to create a new message.
+ */
+export const ImportArchiveRequestSchema: GenMessage<ImportArchiveRequest> = /*@__PURE__*/
+  messageDesc(file_fileorganizer_v1_file, 40);
+
+/**
+ * An archive entry ImportArchive did not store.
+ *
+ * @generated from message fileorganizer.v1.SkippedArchiveEntry
+ */
+export type SkippedArchiveEntry = Message<"fileorganizer.v1.SkippedArchiveEntry"> & {
+  /**
+   * The entry's name as the archive spells it (bytes that are not UTF-8
+   * shown as U+FFFD).
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Why it was skipped.
+   *
+   * @generated from field: fileorganizer.v1.ArchiveEntrySkipReason reason = 2;
+   */
+  reason: ArchiveEntrySkipReason;
+
+  /**
+   * More about it, for people (e.g. a symlink's target).
+   *
+   * @generated from field: string detail = 3;
+   */
+  detail: string;
+};
+
+/**
+ * Describes the message fileorganizer.v1.SkippedArchiveEntry.
+ * Use `create(SkippedArchiveEntrySchema)` to create a new message.
+ */
+export const SkippedArchiveEntrySchema: GenMessage<SkippedArchiveEntry> = /*@__PURE__*/
+  messageDesc(file_fileorganizer_v1_file, 41);
+
+/**
+ * An archive file stored under another name than its own (conflict policy
+ * RENAME).
+ *
+ * @generated from message fileorganizer.v1.RenamedArchiveEntry
+ */
+export type RenamedArchiveEntry = Message<"fileorganizer.v1.RenamedArchiveEntry"> & {
+  /**
+   * The entry's name in the archive.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Where it was stored, relative to the storage root.
+   *
+   * @generated from field: string path = 2;
+   */
+  path: string;
+};
+
+/**
+ * Describes the message fileorganizer.v1.RenamedArchiveEntry.
+ * Use `create(RenamedArchiveEntrySchema)` to create a new message.
+ */
+export const RenamedArchiveEntrySchema: GenMessage<RenamedArchiveEntry> = /*@__PURE__*/
+  messageDesc(file_fileorganizer_v1_file, 42);
+
+/**
+ * Response of ImportArchive.
+ *
+ * @generated from message fileorganizer.v1.ImportArchiveResponse
+ */
+export type ImportArchiveResponse = Message<"fileorganizer.v1.ImportArchiveResponse"> & {
+  /**
+   * The folder extracted into, normalized, relative to the storage root.
+   *
+   * @generated from field: string path = 1;
+   */
+  path: string;
+
+  /**
+   * The format read (as detected for AUTO).
+   *
+   * @generated from field: fileorganizer.v1.ArchiveFormat format = 2;
+   */
+  format: ArchiveFormat;
+
+  /**
+   * Files stored.
+   *
+   * @generated from field: int64 file_count = 3;
+   */
+  fileCount: bigint;
+
+  /**
+   * Folders created (folders that already existed are not counted).
+   *
+   * @generated from field: int64 folder_count = 4;
+   */
+  folderCount: bigint;
+
+  /**
+   * Bytes stored (the sum of the stored files' sizes; charged to the quota).
+   *
+   * @generated from field: int64 total_bytes = 5;
+   */
+  totalBytes: bigint;
+
+  /**
+   * The entries not stored, in the order they were met, with the reason.
+   *
+   * @generated from field: repeated fileorganizer.v1.SkippedArchiveEntry skipped_entries = 6;
+   */
+  skippedEntries: SkippedArchiveEntry[];
+
+  /**
+   * Files stored under a free " (n)" name (conflict policy RENAME).
+   *
+   * @generated from field: repeated fileorganizer.v1.RenamedArchiveEntry renamed_entries = 7;
+   */
+  renamedEntries: RenamedArchiveEntry[];
+
+  /**
+   * Entries skipped in all; `skipped_entries` lists the first 1000.
+   *
+   * @generated from field: int64 skipped_count = 8;
+   */
+  skippedCount: bigint;
+
+  /**
+   * Files renamed in all; `renamed_entries` lists the first 1000.
+   *
+   * @generated from field: int64 renamed_count = 9;
+   */
+  renamedCount: bigint;
+};
+
+/**
+ * Describes the message fileorganizer.v1.ImportArchiveResponse.
+ * Use `create(ImportArchiveResponseSchema)` to create a new message.
+ */
+export const ImportArchiveResponseSchema: GenMessage<ImportArchiveResponse> = /*@__PURE__*/
+  messageDesc(file_fileorganizer_v1_file, 43);
+
+/**
  * The type of a folder entry.
  *
  * @generated from enum fileorganizer.v1.FileKind
@@ -1813,6 +2001,148 @@ export enum FileRecordStatus {
  */
 export const FileRecordStatusSchema: GenEnum<FileRecordStatus> = /*@__PURE__*/
   enumDesc(file_fileorganizer_v1_file, 2);
+
+/**
+ * An archive's format.
+ *
+ * @generated from enum fileorganizer.v1.ArchiveFormat
+ */
+export enum ArchiveFormat {
+  /**
+   * Detected from the first bytes (as AUTO).
+   *
+   * @generated from enum value: ARCHIVE_FORMAT_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Detected from the first bytes ("magic"): zip, gzip, zstd, or else tar
+   * (checked by its header).
+   *
+   * @generated from enum value: ARCHIVE_FORMAT_AUTO = 1;
+   */
+  AUTO = 1,
+
+  /**
+   * A zip archive (stored or deflate entries; data descriptors allowed).
+   *
+   * @generated from enum value: ARCHIVE_FORMAT_ZIP = 2;
+   */
+  ZIP = 2,
+
+  /**
+   * An uncompressed tar archive (ustar, GNU or PAX).
+   *
+   * @generated from enum value: ARCHIVE_FORMAT_TAR = 3;
+   */
+  TAR = 3,
+
+  /**
+   * A gzip-compressed tar archive (.tar.gz, .tgz).
+   *
+   * @generated from enum value: ARCHIVE_FORMAT_TAR_GZIP = 4;
+   */
+  TAR_GZIP = 4,
+
+  /**
+   * A zstd-compressed tar archive (.tar.zst).
+   *
+   * @generated from enum value: ARCHIVE_FORMAT_TAR_ZSTD = 5;
+   */
+  TAR_ZSTD = 5,
+}
+
+/**
+ * Describes the enum fileorganizer.v1.ArchiveFormat.
+ */
+export const ArchiveFormatSchema: GenEnum<ArchiveFormat> = /*@__PURE__*/
+  enumDesc(file_fileorganizer_v1_file, 3);
+
+/**
+ * Why an archive entry was not stored.
+ *
+ * @generated from enum fileorganizer.v1.ArchiveEntrySkipReason
+ */
+export enum ArchiveEntrySkipReason {
+  /**
+   * Never sent.
+   *
+   * @generated from enum value: ARCHIVE_ENTRY_SKIP_REASON_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Its name has a `..` component or is absolute ("zip slip").
+   *
+   * @generated from enum value: ARCHIVE_ENTRY_SKIP_REASON_UNSAFE_PATH = 1;
+   */
+  UNSAFE_PATH = 1,
+
+  /**
+   * A symbolic link (never created).
+   *
+   * @generated from enum value: ARCHIVE_ENTRY_SKIP_REASON_SYMLINK = 2;
+   */
+  SYMLINK = 2,
+
+  /**
+   * A hard link (never created).
+   *
+   * @generated from enum value: ARCHIVE_ENTRY_SKIP_REASON_HARD_LINK = 3;
+   */
+  HARD_LINK = 3,
+
+  /**
+   * A device node, FIFO or another kind of entry that is not a file or folder.
+   *
+   * @generated from enum value: ARCHIVE_ENTRY_SKIP_REASON_SPECIAL_FILE = 4;
+   */
+  SPECIAL_FILE = 4,
+
+  /**
+   * Its name is not valid UTF-8.
+   *
+   * @generated from enum value: ARCHIVE_ENTRY_SKIP_REASON_NAME_NOT_UTF8 = 5;
+   */
+  NAME_NOT_UTF8 = 5,
+
+  /**
+   * Its name is not a valid path: a NUL, backslash or control character, a
+   * component longer than 255 bytes, a path longer than 4096 bytes, or a
+   * reserved name (`.trash`, `.fileorg-tmp-…`).
+   *
+   * @generated from enum value: ARCHIVE_ENTRY_SKIP_REASON_INVALID_NAME = 6;
+   */
+  INVALID_NAME = 6,
+
+  /**
+   * It is nested deeper than the server walks folders (storage MAX_DEPTH).
+   *
+   * @generated from enum value: ARCHIVE_ENTRY_SKIP_REASON_TOO_DEEP = 7;
+   */
+  TOO_DEEP = 7,
+
+  /**
+   * Its name is taken (by an existing file, or an earlier entry of the same
+   * archive) and the conflict policy is FAIL; nothing was overwritten.
+   *
+   * @generated from enum value: ARCHIVE_ENTRY_SKIP_REASON_ALREADY_EXISTS = 8;
+   */
+  ALREADY_EXISTS = 8,
+
+  /**
+   * A file is in the way of one of its folders (or a folder of a file).
+   *
+   * @generated from enum value: ARCHIVE_ENTRY_SKIP_REASON_NOT_A_FOLDER = 9;
+   */
+  NOT_A_FOLDER = 9,
+}
+
+/**
+ * Describes the enum fileorganizer.v1.ArchiveEntrySkipReason.
+ */
+export const ArchiveEntrySkipReasonSchema: GenEnum<ArchiveEntrySkipReason> = /*@__PURE__*/
+  enumDesc(file_fileorganizer_v1_file, 4);
 
 /**
  * The caller's stored files, trash, the file records of operations, search, and
@@ -2101,6 +2431,44 @@ export const FileService: GenService<{
     methodKind: "unary";
     input: typeof CancelUploadRequestSchema;
     output: typeof EmptySchema;
+  },
+  /**
+   * Imports an archive (zip, tar, tar.gz or tar.zst) into a folder, extracting
+   * it as it arrives: nothing of the archive is buffered, and each entry is
+   * written like an upload (temporary file, fsync, published without replacing
+   * anything) with the modification time the archive gives it. docs/archives.md
+   * has the rules; in short:
+   *
+   * - The first message carries `path`, `format` and `conflict_policy` (later
+   *   messages leave them unset: they are ignored); every message may carry the
+   *   next bytes of the archive in `body.data`.
+   * - Over REST the archive is the raw request body:
+   *   `POST /api/v1/files:import?path=inbox` (any Content-Type); Envoy streams
+   *   it in as messages of about 1 MiB. grpc-web cannot send client streams.
+   * - Entries that cannot be stored safely are skipped and listed in
+   *   `skipped_entries` with the reason, and the import goes on: names with `..`
+   *   or an absolute path, symlinks, hard links, devices and FIFOs, names that
+   *   are not UTF-8 or not valid paths, reserved names, entries nested too deep,
+   *   and (under conflict policy FAIL, the default) entries whose name is taken.
+   *   Nothing is ever written outside the target folder and nothing is
+   *   overwritten.
+   * - The archive as a whole is refused with RESOURCE_EXHAUSTED (reason
+   *   QUOTA_EXCEEDED) when, while it is being read, its expanded size passes the
+   *   caller's remaining quota or the server's limit, its entry count passes
+   *   the limit, or it expands more than the allowed ratio (a zip bomb); with
+   *   INVALID_ARGUMENT when it is truncated, corrupt or not an archive of the
+   *   format. In both cases the entries completely written before the problem
+   *   are kept (each is a whole file), and the error message says how many and
+   *   where; the entry being written is discarded.
+   * - One ImportArchive counts as one request against the per-user upload rate
+   *   limit (RATE_LIMIT_UPLOAD), however many files it holds.
+   *
+   * @generated from rpc fileorganizer.v1.FileService.ImportArchive
+   */
+  importArchive: {
+    methodKind: "client_streaming";
+    input: typeof ImportArchiveRequestSchema;
+    output: typeof ImportArchiveResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_fileorganizer_v1_file, 0);
