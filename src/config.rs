@@ -121,6 +121,10 @@ pub struct Config {
     /// accepts in its one message; must leave 64 KiB of MAX_MESSAGE_BYTES for
     /// the rest of the message. Streamed uploads are bounded by the quota only.
     pub max_upload_bytes: usize,
+    /// `UPLOAD_SESSION_TTL_SECS` (default 86400 = 24 h): how long a
+    /// resumable upload session lives after CreateUpload; an unfinished one
+    /// is then removed with its bytes (docs/uploads.md).
+    pub upload_session_ttl: Duration,
     /// `WORKERS` (default 2): job workers inside `fileorg serve`; 0 runs none
     /// (then `fileorg worker` processes must run the jobs).
     pub workers: usize,
@@ -415,6 +419,12 @@ impl Config {
             )?),
             max_message_bytes,
             max_upload_bytes,
+            upload_session_ttl: Duration::from_secs(parse(
+                &get,
+                "UPLOAD_SESSION_TTL_SECS",
+                86_400u64,
+                1..=30 * 86_400,
+            )?),
             workers: parse(&get, "WORKERS", 2usize, 0..=64)?,
             hash_threads: parse(&get, "HASH_THREADS", 2usize, 1..=64)?,
             job_heartbeat: Duration::from_millis(parse(

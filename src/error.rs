@@ -70,6 +70,14 @@ pub enum AppError {
     },
     #[error("{message}")]
     FailedPrecondition { message: String },
+    /// FAILED_PRECONDITION whose ErrorInfo carries `metadata` for a client
+    /// to act on (an upload append at the wrong offset names the committed
+    /// offset, `committed_offset`).
+    #[error("{message}")]
+    FailedPreconditionWith {
+        message: String,
+        metadata: Vec<(&'static str, String)>,
+    },
     /// A limit was hit: a rate limit (RATE_LIMITED), a quota or the disk
     /// (QUOTA_EXCEEDED). `retry_after` becomes the RetryInfo; `None` when
     /// waiting cannot help (a request message too large). `metadata` goes
@@ -246,6 +254,13 @@ impl From<AppError> for Status {
                 message,
                 ErrorReason::FailedPrecondition,
                 none(),
+            ),
+            AppError::FailedPreconditionWith { message, metadata } => status_with(
+                Code::FailedPrecondition,
+                message,
+                ErrorReason::FailedPrecondition,
+                none(),
+                metadata,
             ),
             AppError::ResourceExhausted {
                 reason,

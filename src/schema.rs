@@ -179,6 +179,21 @@ diesel::table! {
 }
 
 diesel::table! {
+    upload_sessions (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        path -> Text,
+        size_bytes -> Int8,
+        content_hash -> Nullable<Bytea>,
+        conflict_policy -> Text,
+        modify_time -> Nullable<Timestamptz>,
+        committed_offset -> Int8,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     users (id) {
         id -> Uuid,
         email -> Text,
@@ -205,6 +220,7 @@ diesel::joinable!(operations -> users (user_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
 diesel::joinable!(trash_items -> operations (operation_id));
 diesel::joinable!(trash_items -> users (user_id));
+diesel::joinable!(upload_sessions -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
@@ -219,5 +235,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     operations,
     refresh_tokens,
     trash_items,
+    upload_sessions,
     users,
 );

@@ -137,6 +137,12 @@ pub async fn run(
         config.health_check_interval,
     ));
 
+    // Expired resumable upload sessions: their rows, bytes and reservations.
+    let upload_sweeper = tokio::spawn(api::files::run_upload_sweeper(
+        state.clone(),
+        (config.upload_session_ttl / 2).clamp(Duration::from_millis(200), Duration::from_secs(60)),
+    ));
+
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -237,6 +243,7 @@ pub async fn run(
     }
     state.begin_shutdown();
     let _ = health_task.await;
+    upload_sweeper.abort();
     for worker in workers {
         // A worker mid-job stops at its next file (the job is left to be
         // reclaimed); bound the wait like the rest of the shutdown.

@@ -8,9 +8,9 @@ use uuid::Uuid;
 use crate::{
     db::models,
     domain::{
-        ConflictPolicy, Counters, DuplicateGroup, DuplicatePolicy, OperationKind, OperationRequest,
-        OperationState, Phase, Record, RecordStatus, Report, Role, Snapshot, Word,
-        report::record_name,
+        ConflictPolicy, Counters, DuplicateGroup, DuplicatePolicy, FileConflictPolicy,
+        OperationKind, OperationRequest, OperationState, Phase, Record, RecordStatus, Report, Role,
+        Snapshot, Word, report::record_name,
     },
     error::{AppError, AppResult},
     pb::fileorganizer::v1 as pb,
@@ -155,6 +155,27 @@ impl From<ConflictPolicy> for pb::ConflictPolicy {
             ConflictPolicy::Skip => pb::ConflictPolicy::Skip,
         }
     }
+}
+
+impl From<FileConflictPolicy> for pb::FileConflictPolicy {
+    fn from(policy: FileConflictPolicy) -> Self {
+        match policy {
+            FileConflictPolicy::FailIfExists => pb::FileConflictPolicy::Fail,
+            FileConflictPolicy::Rename => pb::FileConflictPolicy::Rename,
+            FileConflictPolicy::SkipIfIdentical => pb::FileConflictPolicy::SkipIfIdentical,
+        }
+    }
+}
+
+/// A request's FileConflictPolicy field `field`: UNSPECIFIED is the default
+/// (FAIL), an undefined number INVALID_ARGUMENT naming the field.
+pub fn file_conflict_policy(raw: i32, field: &str) -> AppResult<FileConflictPolicy> {
+    Ok(from_request::<FileConflictPolicy, pb::FileConflictPolicy>(
+        raw,
+        field,
+        "unknown conflict policy",
+    )?
+    .unwrap_or_default())
 }
 
 /// The domain value of a request's enum field `field` (`raw` as sent): None
@@ -446,6 +467,7 @@ mod tests {
         maps_one_to_one::<Role, pb::UserRole>();
         maps_one_to_one::<DuplicatePolicy, pb::DuplicatePolicy>();
         maps_one_to_one::<ConflictPolicy, pb::ConflictPolicy>();
+        maps_one_to_one::<FileConflictPolicy, pb::FileConflictPolicy>();
     }
 
     /// The JSON export prints protobuf's enum names without going through

@@ -9,10 +9,13 @@
 //! are NOT_FOUND as well. Filesystem work runs on the blocking pool.
 //!
 //! One submodule per group of RPCs:
-//! - [`upload`]: UploadFile / UploadSmallFile (sizes, hash, quota; the file
+//! - [`upload`]: UploadFile / UploadSmallFile / UploadRawFile (sizes, hash,
+//!   quota, conflict policies, modify_time; the file
 //!   itself is a `storage::NewFile`: temp file, fsync, no-replace publish);
 //! - [`browse`]: ListDirectory / DownloadFile;
 //! - [`trash`]: DeleteFile / ListTrash / RestoreFile / EmptyTrash;
+//! - [`sessions`]: resumable uploads (CreateUpload, GetUpload,
+//!   AppendUpload, FinishUpload, CancelUpload; their expiry sweep);
 //! - [`records`]: ListFileRecords / SearchFiles;
 //! - [`categories`]: ListCategories and the custom-category CRUD.
 //!
@@ -31,6 +34,7 @@ mod browse;
 mod categories;
 mod content_type;
 mod records;
+mod sessions;
 mod shared;
 mod trash;
 mod upload;
@@ -42,10 +46,11 @@ use crate::pb::{
     fileorganizer::v1::{self as pb, file_service_server::FileService},
     google::api::HttpBody,
 };
+pub use sessions::run_sweeper as run_upload_sweeper;
 pub use shared::Files;
 use shared::{
     BoxStream, OnConflict, PageToken, blocking, conflict_policy, file_entry, parse_entry_path,
-    parse_hash, parse_path,
+    parse_hash, parse_modify_time, parse_path,
 };
 
 #[tonic::async_trait]
@@ -56,9 +61,12 @@ impl FileService for Files {
     ) -> Result<Response<pb::UploadFileResponse>, Status> {
         let (principal, stream) = parts(request)?;
         let user_id = principal.user_id;
-        let file = upload::upload_stream(self, principal, stream).await?;
+        let stored = upload::upload_stream(self, principal, stream).await?;
         self.usage_changed(user_id).await;
-        Ok(Response::new(pb::UploadFileResponse { file: Some(file) }))
+        Ok(Response::new(pb::UploadFileResponse {
+            file: Some(stored.entry),
+            skipped_identical: stored.skipped_identical,
+        }))
     }
 
     async fn upload_small_file(
@@ -67,10 +75,11 @@ impl FileService for Files {
     ) -> Result<Response<pb::UploadSmallFileResponse>, Status> {
         let (principal, req) = parts(request)?;
         let user_id = principal.user_id;
-        let file = upload::upload_small(self, principal, req).await?;
+        let stored = upload::upload_small(self, principal, req).await?;
         self.usage_changed(user_id).await;
         Ok(Response::new(pb::UploadSmallFileResponse {
-            file: Some(file),
+            file: Some(stored.entry),
+            skipped_identical: stored.skipped_identical,
         }))
     }
 
@@ -224,5 +233,79 @@ impl FileService for Files {
     ) -> Result<Response<BoxStream<HttpBody>>, Status> {
         let (_principal, _req) = parts(request)?;
         Err(Status::unimplemented("DownloadArchive is not implemented yet"))
+    }
+
+    async fn upload_raw_file(
+        &self,
+        request: Request<Streaming<pb::UploadRawFileRequest>>,
+    ) -> Result<Response<pb::UploadRawFileResponse>, Status> {
+        let (principal, stream) = parts(request)?;
+        let user_id = principal.user_id;
+        let stored = upload::upload_raw(self, principal, stream).await?;
+        self.usage_changed(user_id).await;
+        Ok(Response::new(pb::UploadRawFileResponse {
+            file: Some(stored.entry),
+            skipped_identical: stored.skipped_identical,
+        }))
+    }
+
+    async fn create_upload(
+        &self,
+        request: Request<pb::CreateUploadRequest>,
+    ) -> Result<Response<pb::Upload>, Status> {
+        let (principal, req) = parts(request)?;
+        let user_id = principal.user_id;
+        let result = sessions::create_upload(self, principal, req).await;
+        if result.is_ok() {
+            // The reservation counts as used.
+            self.usage_changed(user_id).await;
+        }
+        respond(result)
+    }
+
+    async fn get_upload(
+        &self,
+        request: Request<pb::GetUploadRequest>,
+    ) -> Result<Response<pb::Upload>, Status> {
+        let (principal, req) = parts(request)?;
+        respond(sessions::get_upload(self, principal, req).await)
+    }
+
+    async fn append_upload(
+        &self,
+        request: Request<Streaming<pb::AppendUploadRequest>>,
+    ) -> Result<Response<pb::Upload>, Status> {
+        let (principal, stream) = parts(request)?;
+        Ok(Response::new(
+            sessions::append_upload(self, principal, stream).await?,
+        ))
+    }
+
+    async fn finish_upload(
+        &self,
+        request: Request<pb::FinishUploadRequest>,
+    ) -> Result<Response<pb::FinishUploadResponse>, Status> {
+        let (principal, req) = parts(request)?;
+        let user_id = principal.user_id;
+        let result = sessions::finish_upload(self, principal, req).await;
+        self.usage_changed(user_id).await;
+        let stored = result?;
+        Ok(Response::new(pb::FinishUploadResponse {
+            file: Some(stored.entry),
+            skipped_identical: stored.skipped_identical,
+        }))
+    }
+
+    async fn cancel_upload(
+        &self,
+        request: Request<pb::CancelUploadRequest>,
+    ) -> Result<Response<()>, Status> {
+        let (principal, req) = parts(request)?;
+        let user_id = principal.user_id;
+        let result = sessions::cancel_upload(self, principal, req).await;
+        if result.is_ok() {
+            self.usage_changed(user_id).await;
+        }
+        respond(result)
     }
 }

@@ -148,6 +148,27 @@ pub const RPCS: &[(&str, Access)] = &[
         Needs(FilesWrite),
     ),
     (
+        "/fileorganizer.v1.FileService/UploadRawFile",
+        Needs(FilesWrite),
+    ),
+    (
+        "/fileorganizer.v1.FileService/CreateUpload",
+        Needs(FilesWrite),
+    ),
+    ("/fileorganizer.v1.FileService/GetUpload", Needs(FilesWrite)),
+    (
+        "/fileorganizer.v1.FileService/AppendUpload",
+        Needs(FilesWrite),
+    ),
+    (
+        "/fileorganizer.v1.FileService/FinishUpload",
+        Needs(FilesWrite),
+    ),
+    (
+        "/fileorganizer.v1.FileService/CancelUpload",
+        Needs(FilesWrite),
+    ),
+    (
         "/fileorganizer.v1.ReportService/GetOperationReport",
         Needs(OperationsRead),
     ),

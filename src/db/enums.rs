@@ -25,8 +25,8 @@ use diesel::{
 };
 
 use crate::domain::{
-    ConflictPolicy, DuplicatePolicy, OperationKind, OperationOptions, OperationState, Phase,
-    RecordStatus, Role, Word,
+    ConflictPolicy, DuplicatePolicy, FileConflictPolicy, OperationKind, OperationOptions,
+    OperationState, Phase, RecordStatus, Role, Word,
 };
 
 macro_rules! text_column {
@@ -54,6 +54,7 @@ text_column!(
     Role,
     DuplicatePolicy,
     ConflictPolicy,
+    FileConflictPolicy,
 );
 
 impl ToSql<Jsonb, Pg> for OperationOptions {

@@ -21,6 +21,7 @@ pub mod operations;
 pub(crate) mod quota;
 pub mod reports;
 pub(crate) mod trash;
+pub(crate) mod uploads;
 pub mod users;
 
 use std::time::Duration;

@@ -302,6 +302,28 @@ impl Default for ConflictPolicy {
     }
 }
 
+words! {
+    /// What an upload (or a restore) does when its path is taken. Nothing is
+    /// ever overwritten.
+    pub enum FileConflictPolicy as "file conflict policy" {
+        /// Refuse with ALREADY_EXISTS (the default).
+        FailIfExists = "fail_if_exists",
+        /// Store under the first free ` (n)` name.
+        Rename = "rename",
+        /// Uploads only: when the path (or one of its ` (n)` variants, up to
+        /// the first free name) already holds the same content, write
+        /// nothing and answer with that file; otherwise as `Rename`.
+        SkipIfIdentical = "skip_if_identical",
+    }
+}
+
+/// A taken path is refused unless the request says otherwise.
+impl Default for FileConflictPolicy {
+    fn default() -> Self {
+        FileConflictPolicy::FailIfExists
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,6 +359,7 @@ mod tests {
         round_trips::<Role>();
         round_trips::<DuplicatePolicy>();
         round_trips::<ConflictPolicy>();
+        round_trips::<FileConflictPolicy>();
     }
 
     #[test]
@@ -362,6 +385,10 @@ mod tests {
             "report_only move_to_duplicates_folder move_to_trash"
         );
         assert_eq!(words(ConflictPolicy::WORDS), "rename skip");
+        assert_eq!(
+            words(FileConflictPolicy::WORDS),
+            "fail_if_exists rename skip_if_identical"
+        );
     }
 
     #[test]

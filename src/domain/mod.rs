@@ -31,8 +31,8 @@ pub(crate) mod spec;
 pub use category::BuiltIn;
 pub use counters::Counters;
 pub use enums::{
-    ConflictPolicy, DuplicatePolicy, OperationKind, OperationState, Phase, RecordStatus, Role,
-    UnknownWord, Word,
+    ConflictPolicy, DuplicatePolicy, FileConflictPolicy, OperationKind, OperationState, Phase,
+    RecordStatus, Role, UnknownWord, Word,
 };
 pub use journal::JournalRow;
 pub use report::{CategoryShare, DuplicateFile, DuplicateGroup, Record, Report};

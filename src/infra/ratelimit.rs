@@ -668,7 +668,9 @@ impl Bucket {
     /// The bucket an RPC (gRPC path) counts against.
     pub fn of_path(path: &str) -> Bucket {
         match path.rsplit('/').next().unwrap_or_default() {
-            "UploadFile" | "UploadSmallFile" => Bucket::Upload,
+            // One request per file: a resumable upload counts once, at
+            // CreateUpload; its appends and finish are ordinary calls.
+            "UploadFile" | "UploadSmallFile" | "UploadRawFile" | "CreateUpload" => Bucket::Upload,
             "ExportReport" => Bucket::Export,
             _ => Bucket::Api,
         }

@@ -65,6 +65,9 @@
 //!   in the destination folder; a crash leaves at worst such a file (and the
 //!   intact source), which [`UserRoot::sweep_temp_files`] removes at
 //!   start-up.
+//! - **Resumable uploads** keep their bytes in `.fileorg-tmp-uploads/<id>`
+//!   ([`upload_area`]), locked while a request uses them, and become a
+//!   [`NewFile`] by one no-replace rename when finished.
 //!
 //! Errors: every operation of a [`UserRoot`], [`Mover`] or [`NewFile`]
 //! returns a [`StorageError`]: system errors classified once (an escape, a refused
@@ -93,6 +96,7 @@ pub(crate) mod path;
 pub(crate) mod root;
 mod sys;
 pub(crate) mod trash;
+pub(crate) mod upload_area;
 pub(crate) mod walk;
 
 use std::io;
@@ -104,6 +108,7 @@ pub use mover::Mover;
 pub use new_file::NewFile;
 pub use path::{PathError, UserPath};
 pub use root::{Folder, UserRoot};
+pub use upload_area::{SessionFile, UPLOADS_FOLDER};
 pub use walk::{MAX_DEPTH, WalkError};
 
 /// Name prefix of the temporary files of an in-flight copy. Such files are

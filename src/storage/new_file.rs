@@ -56,6 +56,23 @@ impl NewFile {
     /// missing folders on the way (remembered, to be removed again if the
     /// file is abandoned) and the temporary file in the destination folder.
     pub fn create(root: Arc<UserRoot>, path: &UserPath) -> Result<NewFile, StorageError> {
+        NewFile::begin(root, path, |dir, temp_name| {
+            Ok(std::fs::File::from(sys::create_excl(
+                dir,
+                temp_name,
+                NEW_FILE_MODE,
+            )?))
+        })
+    }
+
+    /// [`create`](NewFile::create) with `make` putting the temporary file
+    /// (named by its second argument) into the destination folder and
+    /// returning it open for writing.
+    pub(super) fn begin(
+        root: Arc<UserRoot>,
+        path: &UserPath,
+        make: impl FnOnce(&Dir, &str) -> Result<std::fs::File, StorageError>,
+    ) -> Result<NewFile, StorageError> {
         let parent = path
             .parent()
             .ok_or_else(|| StorageError::Invalid("the root itself".into()))?;
@@ -79,9 +96,9 @@ impl NewFile {
         };
         new.root.create_dir_all(&parent)?;
         let dir = new.root.open_dir(&parent)?;
-        let fd = sys::create_excl(&dir, &new.temp_name, NEW_FILE_MODE)?;
+        let file = make(&dir, &new.temp_name);
         new.dir = Some(dir);
-        new.file = Some(std::fs::File::from(fd));
+        new.file = Some(file?);
         Ok(new)
     }
 
@@ -96,6 +113,13 @@ impl NewFile {
     /// Appends `bytes`.
     pub fn write_all(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
         Ok(self.file()?.write_all(bytes)?)
+    }
+
+    /// Sets the file's modification time (`futimens`), after the last
+    /// write (which would bump it) and before publication, so the file
+    /// never appears with another time.
+    pub fn set_modified(&mut self, time: std::time::SystemTime) -> Result<(), StorageError> {
+        Ok(self.file()?.set_modified(time)?)
     }
 
     /// Makes everything written so far durable (`fsync`).

@@ -18,6 +18,7 @@ use rustix::io::Errno;
 
 use super::error::StorageError;
 use super::fingerprint::Fingerprint;
+use super::names::find_free_name;
 use super::path::UserPath;
 use super::walk::{self, Event, Kind, TreeSize, Visit, Walk};
 use super::{TEMP_PREFIX, sys};
@@ -156,6 +157,36 @@ impl UserRoot {
         let mut hasher = blake3::Hasher::new();
         hasher.update_reader(&mut file)?;
         Ok(hasher.finalize())
+    }
+
+    /// The first of `wanted`, `wanted (1)`, `wanted (2)`, … (the names
+    /// [`find_free_name`] tries, up to the first free one) that is a regular
+    /// file of exactly `size` bytes with the blake3 hash `hash`; `None` when
+    /// there is none. Symlinks are never followed; a file of another size is
+    /// not read.
+    pub fn find_identical(
+        &self,
+        wanted: &UserPath,
+        size: u64,
+        hash: &[u8; 32],
+    ) -> Result<Option<UserPath>, StorageError> {
+        let mut identical = None;
+        find_free_name(wanted, |candidate| {
+            let meta = match self.symlink_metadata(candidate) {
+                Ok(meta) => meta,
+                // The first free name: an identical file would have been
+                // stored before it.
+                Err(StorageError::NotFound(_)) => return Ok(true),
+                Err(e) => return Err(e),
+            };
+            if meta.is_file() && meta.len() == size && self.hash_file(candidate)?.as_bytes() == hash
+            {
+                identical = Some(candidate.clone());
+                return Ok(true);
+            }
+            Ok(false)
+        })?;
+        Ok(identical)
     }
 
     /// Creates `p` and its missing ancestors. New directories are made

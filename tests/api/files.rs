@@ -59,6 +59,7 @@ pub(crate) fn small_request(path: &str, content: &[u8]) -> pb::UploadSmallFileRe
         content: content.to_vec(),
         conflict_policy: 0,
         content_hash: String::new(),
+        modify_time: None,
     }
 }
 
@@ -80,6 +81,7 @@ fn metadata(path: &str, size: i64) -> pb::UploadFileRequest {
             size_bytes: size,
             conflict_policy: 0,
             content_hash: String::new(),
+            modify_time: None,
         })),
     }
 }

@@ -38,4 +38,5 @@ mod system;
 mod tokens;
 mod tree_changes;
 mod typescript_sdk;
+mod uploads;
 mod walks;

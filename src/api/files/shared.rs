@@ -6,7 +6,10 @@
 //! submodules) so that the submodules and their parent never import each
 //! other (docs/architecture.md).
 
-use std::sync::Arc;
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use cap_std::fs::MetadataExt;
@@ -100,22 +103,43 @@ pub(super) fn parse_entry_path(raw: &str, field: &str) -> AppResult<UserPath> {
     Ok(path)
 }
 
-/// What a conflict policy field asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum OnConflict {
-    Fail,
-    Rename,
+/// What a conflict policy field asks for (the domain's
+/// [`FileConflictPolicy`](crate::domain::FileConflictPolicy)).
+pub(super) use crate::domain::FileConflictPolicy as OnConflict;
+
+/// The conflict policy of request field `field` (UNSPECIFIED is FAIL).
+pub(super) fn conflict_policy(raw: i32, field: &str) -> AppResult<OnConflict> {
+    crate::api::convert::file_conflict_policy(raw, field)
 }
 
-pub(super) fn conflict_policy(raw: i32, field: &str) -> AppResult<OnConflict> {
-    match pb::FileConflictPolicy::try_from(raw) {
-        Ok(pb::FileConflictPolicy::Unspecified | pb::FileConflictPolicy::Fail) => {
-            Ok(OnConflict::Fail)
-        }
-        Ok(pb::FileConflictPolicy::Rename) => Ok(OnConflict::Rename),
-        Err(_) => Err(AppError::invalid(field, "unknown conflict policy")),
+/// Parses an optional modification time of request field `field`: not
+/// before 1970 and at most [`MAX_CLOCK_SKEW`] in the future (a clock a day
+/// off is plausible; a date beyond it is a bug or an attack on the layout).
+pub(super) fn parse_modify_time(
+    raw: Option<&prost_types::Timestamp>,
+    field: &str,
+) -> AppResult<Option<SystemTime>> {
+    let Some(ts) = raw else {
+        return Ok(None);
+    };
+    let nanos = u32::try_from(ts.nanos)
+        .ok()
+        .filter(|n| *n < 1_000_000_000)
+        .ok_or_else(|| AppError::invalid(field, "nanos must be between 0 and 999,999,999"))?;
+    let seconds = u64::try_from(ts.seconds)
+        .map_err(|_| AppError::invalid(field, "must not be before 1970-01-01T00:00:00Z"))?;
+    let time = UNIX_EPOCH + Duration::new(seconds, nanos);
+    if time > SystemTime::now() + MAX_CLOCK_SKEW {
+        return Err(AppError::invalid(
+            field,
+            "must not be more than one day in the future",
+        ));
     }
+    Ok(Some(time))
 }
+
+/// How far in the future a client's modify_time may be.
+const MAX_CLOCK_SKEW: Duration = Duration::from_secs(24 * 3600);
 
 /// Parses a lower-case (or upper-case) hex blake3 hash; empty is `None`.
 pub(super) fn parse_hash(raw: &str, field: &str) -> AppResult<Option<[u8; 32]>> {

@@ -165,6 +165,12 @@ pub(super) async fn restore_file(
         Some(parse_entry_path(&req.path, "path")?)
     };
     let on_conflict = conflict_policy(req.conflict_policy, "conflict_policy")?;
+    if on_conflict == OnConflict::SkipIfIdentical {
+        return Err(AppError::invalid(
+            "conflict_policy",
+            "SKIP_IF_IDENTICAL applies to uploads only; restore with FAIL or RENAME",
+        ));
+    }
     let mut conn = files.state.db.get().await?;
     db::trash::adopt_operation_trash(&mut conn, principal.user_id).await?;
     let item = db::trash::find_active(&mut conn, principal.user_id, &[id])

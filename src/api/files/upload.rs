@@ -1,12 +1,27 @@
-//! UploadFile (a client stream) and UploadSmallFile (one message).
+//! UploadFile (a client stream), UploadSmallFile (one message) and
+//! UploadRawFile (a client stream of HttpBody: the raw REST request body
+//! that Envoy streams in as ~1 MiB messages).
 //!
-//! Both write the bytes to a [`NewFile`] (storage's temporary file beside
+//! All write the bytes to a [`NewFile`] (storage's temporary file beside
 //! the destination, see `storage::new_file`). When every byte is there: the
 //! size must be exactly the announced one, the blake3 hash the expected one
-//! (if given), the file is fsynced, the quota is charged with one
+//! (if given), the modification time is set (`futimens`, when the request
+//! has one), the file is fsynced, the quota is charged with one
 //! conditional UPDATE (so concurrent uploads cannot together overrun it),
 //! and only then is the file published with `renameat2(RENAME_NOREPLACE)`
 //! (trying ` (1)`, ` (2)`, … under the RENAME policy) and the folder fsynced.
+//!
+//! SKIP_IF_IDENTICAL: once every byte is there and hashed, the target and
+//! its ` (n)` variants up to the first free name are compared (size, then
+//! blake3; `UserRoot::find_identical`). A match means the content is
+//! already stored: the temp file is dropped, nothing is charged, and the
+//! existing file is the answer (`skipped_identical`). Otherwise the upload
+//! is stored as under RENAME, so a different file is never overwritten and a
+//! retried upload never makes a copy.
+//!
+//! A raw upload need not announce its size (`size_bytes` 0): the quota is
+//! then checked as the bytes arrive, against what was free when it began,
+//! and charged exactly at the end.
 //!
 //! A full disk (`ENOSPC` while creating, writing or fsyncing the temp file)
 //! is RESOURCE_EXHAUSTED (see `StorageError::DiskFull`); the quota is
@@ -19,13 +34,16 @@
 //! stream, and the cleanup must not be cut short. A crash leaves at worst a
 //! temp file, which `UserRoot::sweep_temp_files` removes.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 
 use tonic::{Status, Streaming};
 
 use super::{
     super::StreamEnd, Files, OnConflict, blocking, conflict_policy, file_entry, parse_entry_path,
-    parse_hash,
+    parse_hash, parse_modify_time,
 };
 use crate::{
     auth::Principal,
@@ -33,6 +51,7 @@ use crate::{
     engine::categorize::SNIFF_BYTES,
     error::AppError,
     pb::fileorganizer::v1::{self as pb, ErrorReason, upload_file_request::Data},
+    pb::google::api::HttpBody,
     storage::{NewFile, StorageError, UserPath, UserRoot},
 };
 
@@ -46,10 +65,10 @@ const QUOTA_RETRY: Duration = Duration::from_secs(60);
 type UploadResult<T> = Result<T, StreamEnd>;
 
 /// The names of the request fields an upload's errors point at.
-struct Fields {
-    path: &'static str,
-    size: &'static str,
-    hash: &'static str,
+pub(super) struct Fields {
+    pub(super) path: &'static str,
+    pub(super) size: &'static str,
+    pub(super) hash: &'static str,
 }
 
 const STREAM_FIELDS: Fields = Fields {
@@ -62,17 +81,51 @@ const UNARY_FIELDS: Fields = Fields {
     size: "content",
     hash: "content_hash",
 };
+const RAW_FIELDS: Fields = Fields {
+    path: "path",
+    size: "size_bytes",
+    hash: "content_hash",
+};
 
 /// What is to be stored where.
-struct Target {
-    path: UserPath,
-    size: u64,
-    on_conflict: OnConflict,
-    hash: Option<[u8; 32]>,
-    fields: &'static Fields,
+pub(super) struct Target {
+    pub(super) path: UserPath,
+    /// The announced size; `None` for a raw upload that did not say.
+    pub(super) size: Option<u64>,
+    pub(super) on_conflict: OnConflict,
+    pub(super) hash: Option<[u8; 32]>,
+    pub(super) modify_time: Option<SystemTime>,
+    pub(super) fields: &'static Fields,
 }
 
-fn quota_exceeded(size: u64, usage: Usage) -> AppError {
+/// What an upload ended with.
+pub(super) struct Stored {
+    pub(super) entry: pb::FileEntry,
+    /// SKIP_IF_IDENTICAL found the content already there; nothing written.
+    pub(super) skipped_identical: bool,
+}
+
+/// How the quota of a completed upload is counted.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Quota {
+    /// Charged now, just before publication (single-request uploads).
+    Charge,
+    /// Already reserved (an upload session, at CreateUpload); the caller
+    /// releases it when nothing was stored.
+    Reserved,
+}
+
+/// A complete, verified file waiting to be published.
+pub(super) struct Complete {
+    pub(super) root: Arc<UserRoot>,
+    pub(super) file: NewFile,
+    pub(super) size: u64,
+    pub(super) hash: blake3::Hash,
+    /// The first bytes, for categorizing by content.
+    pub(super) head: Vec<u8>,
+}
+
+pub(super) fn quota_exceeded(size: u64, usage: Usage) -> AppError {
     AppError::exhausted(
         ErrorReason::QuotaExceeded,
         format!(
@@ -86,7 +139,7 @@ fn quota_exceeded(size: u64, usage: Usage) -> AppError {
     )
 }
 
-fn already_exists(path: &UserPath) -> AppError {
+pub(super) fn already_exists(path: &UserPath) -> AppError {
     AppError::AlreadyExists {
         reason: ErrorReason::AlreadyExists,
         message: format!(
@@ -103,6 +156,9 @@ struct Staged {
     file: Option<NewFile>,
     hasher: blake3::Hasher,
     written: u64,
+    /// The quota when the upload began: an upload of unknown size may not
+    /// grow beyond what was free then.
+    usage: Usage,
     /// The first bytes, for categorizing by content.
     head: Vec<u8>,
 }
@@ -115,8 +171,10 @@ impl Staged {
             let mut conn = files.state.db.get().await?;
             quota::usage(&mut conn, principal.user_id).await?
         };
-        if target.size > u64::try_from(usage.remaining()).unwrap_or(0) {
-            return Err(quota_exceeded(target.size, usage).into());
+        if let Some(size) = target.size
+            && size > u64::try_from(usage.remaining()).unwrap_or(0)
+        {
+            return Err(quota_exceeded(size, usage).into());
         }
         let root = files.root(principal)?;
         let path = target.path.clone();
@@ -125,7 +183,9 @@ impl Staged {
         let file_root = root.clone();
         let file = blocking(move || {
             // Refused before a byte is received; publishing checks again.
-            if on_conflict == OnConflict::Fail && root.exists(&path).map_err(|e| e.at(field))? {
+            if on_conflict == OnConflict::FailIfExists
+                && root.exists(&path).map_err(|e| e.at(field))?
+            {
                 return Err(already_exists(&path));
             }
             Ok(NewFile::create(root, &path).map_err(|e| e.at(field))?)
@@ -136,6 +196,7 @@ impl Staged {
             file: Some(file),
             hasher: blake3::Hasher::new(),
             written: 0,
+            usage,
             head: Vec::new(),
         })
     }
@@ -159,15 +220,17 @@ impl Staged {
     /// Appends `chunk`; more bytes than announced is an error at once.
     async fn write(&mut self, chunk: Vec<u8>, target: &Target) -> UploadResult<()> {
         let total = self.written + chunk.len() as u64;
-        if total > target.size {
+        if let Some(size) = target.size
+            && total > size
+        {
             return Err(AppError::invalid(
                 target.fields.size,
-                format!(
-                    "the upload carries more than the {} bytes announced",
-                    target.size
-                ),
+                format!("the upload carries more than the {size} bytes announced"),
             )
             .into());
+        }
+        if total > u64::try_from(self.usage.remaining()).unwrap_or(0) {
+            return Err(quota_exceeded(total, self.usage).into());
         }
         if self.head.len() < SNIFF_BYTES {
             let take = (SNIFF_BYTES - self.head.len()).min(chunk.len());
@@ -180,107 +243,188 @@ impl Staged {
         Ok(())
     }
 
-    /// Verifies, charges the quota and publishes; the stored file's entry.
+    /// Verifies, charges the quota and publishes.
     async fn finish(
         mut self,
         files: &Files,
         principal: &Principal,
         target: &Target,
-    ) -> UploadResult<pb::FileEntry> {
-        if self.written != target.size {
+    ) -> UploadResult<Stored> {
+        if let Some(size) = target.size
+            && self.written != size
+        {
             return Err(AppError::invalid(
                 target.fields.size,
                 format!(
-                    "{} bytes were announced but the upload ended after {}",
-                    target.size, self.written
+                    "{size} bytes were announced but the upload ended after {}",
+                    self.written
                 ),
             )
             .into());
         }
         let hash = self.hasher.finalize();
-        if let Some(expected) = target.hash
-            && expected != *hash.as_bytes()
-        {
-            return Err(AppError::DataLoss {
-                field: target.fields.hash.into(),
-                description: "does not match the content received".into(),
-                message: format!(
-                    "the content's blake3 hash is {}, not the expected {}; nothing was stored",
-                    hash.to_hex(),
-                    hex::encode(expected)
-                ),
-            }
-            .into());
-        }
-        self.with_file(target.fields.path, NewFile::sync).await?;
+        check_hash(target, &hash)?;
+        let complete = Complete {
+            root: self.root.clone(),
+            file: self.file.take().expect("held between calls"),
+            size: self.written,
+            hash,
+            head: std::mem::take(&mut self.head),
+        };
+        Ok(complete
+            .store(files, principal, target, Quota::Charge)
+            .await?)
+    }
+}
 
-        let size = i64::try_from(target.size).unwrap_or(i64::MAX);
-        {
+/// DATA_LOSS when the content's hash is not the one the target expects.
+pub(super) fn check_hash(target: &Target, hash: &blake3::Hash) -> Result<(), AppError> {
+    match target.hash {
+        Some(expected) if expected != *hash.as_bytes() => Err(AppError::DataLoss {
+            field: target.fields.hash.into(),
+            description: "does not match the content received".into(),
+            message: format!(
+                "the content's blake3 hash is {}, not the expected {}; nothing was stored",
+                hash.to_hex(),
+                hex::encode(expected)
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+impl Complete {
+    /// Skips it (SKIP_IF_IDENTICAL and the content is already there), or
+    /// sets its time, makes it durable, counts it and publishes it.
+    pub(super) async fn store(
+        self,
+        files: &Files,
+        principal: &Principal,
+        target: &Target,
+        quota: Quota,
+    ) -> Result<Stored, AppError> {
+        let Complete {
+            root,
+            mut file,
+            size,
+            hash,
+            head,
+        } = self;
+        let field = target.fields.path;
+        if target.on_conflict == OnConflict::SkipIfIdentical {
+            let (search_root, wanted, digest) =
+                (root.clone(), target.path.clone(), *hash.as_bytes());
+            let identical = blocking(move || {
+                Ok(search_root
+                    .find_identical(&wanted, size, &digest)
+                    .map_err(|e| e.at(field))?)
+            })
+            .await?;
+            if let Some(existing) = identical {
+                drop(file);
+                let entry = describe(files, principal, &root, &existing, size, &hash, head).await;
+                return Ok(Stored {
+                    entry,
+                    skipped_identical: true,
+                });
+            }
+        }
+        let modify_time = target.modify_time;
+        file = blocking(move || {
+            if let Some(time) = modify_time {
+                file.set_modified(time).map_err(|e| e.at(field))?;
+            }
+            file.sync().map_err(|e| e.at(field))?;
+            Ok(file)
+        })
+        .await?;
+
+        let charged = i64::try_from(size).unwrap_or(i64::MAX);
+        if quota == Quota::Charge {
             let mut conn = files.state.db.get().await?;
-            if quota::try_add(&mut conn, principal.user_id, size)
+            if quota::try_add(&mut conn, principal.user_id, charged)
                 .await?
                 .is_none()
             {
                 let usage = quota::usage(&mut conn, principal.user_id).await?;
-                return Err(quota_exceeded(target.size, usage).into());
+                return Err(quota_exceeded(size, usage));
             }
         }
-        let file = self.file.take().expect("held between calls");
         let path = match publish(file, target).await {
             Ok(path) => path,
             Err(error) => {
-                let mut conn = files.state.db.get().await?;
-                quota::release(&mut conn, principal.user_id, size).await?;
-                return Err(error.into());
+                if quota == Quota::Charge {
+                    let mut conn = files.state.db.get().await?;
+                    quota::release(&mut conn, principal.user_id, charged).await?;
+                }
+                return Err(error);
             }
         };
-
         // The file is stored and counted: what follows only describes it, and
         // must not turn a stored upload into an error.
-        let categorizer = match files.categorizer(principal).await {
-            Ok(categorizer) => categorizer,
-            Err(error) => {
-                tracing::warn!(%error, "custom categories unavailable; using the built-in ones");
-                Default::default()
-            }
-        };
-        let root = self.root.clone();
-        let stored = path.clone();
-        let meta =
-            blocking(move || Ok(root.symlink_metadata(&stored).map_err(|e| e.at("path"))?)).await;
-        let mut entry = match meta {
-            Ok(meta) => file_entry(path.as_str(), &meta, None),
-            Err(error) => {
-                tracing::warn!(%error, path = %path, "could not stat a stored upload");
-                pb::FileEntry {
-                    path: path.as_str().to_string(),
-                    name: path.file_name().unwrap_or_default().to_string(),
-                    kind: pb::FileKind::File as i32,
-                    size_bytes: size,
-                    ..Default::default()
-                }
-            }
-        };
-        let head = std::mem::take(&mut self.head);
-        entry.category = categorizer
-            .categorize(path.as_str(), || Some(head))
-            .name()
-            .to_string();
-        entry.content_hash = hash.to_hex().to_string();
-        Ok(entry)
+        let entry = describe(files, principal, &root, &path, size, &hash, head).await;
+        Ok(Stored {
+            entry,
+            skipped_identical: false,
+        })
     }
 }
 
-/// Publishes `file` under the target (or, under the RENAME policy, the first
-/// free suffixed name) without ever replacing anything.
+/// The entry of a stored file: its metadata, category (by name, then by
+/// `head`) and hash. Never fails: what cannot be read is logged and left
+/// out.
+async fn describe(
+    files: &Files,
+    principal: &Principal,
+    root: &Arc<UserRoot>,
+    path: &UserPath,
+    size: u64,
+    hash: &blake3::Hash,
+    head: Vec<u8>,
+) -> pb::FileEntry {
+    let categorizer = match files.categorizer(principal).await {
+        Ok(categorizer) => categorizer,
+        Err(error) => {
+            tracing::warn!(%error, "custom categories unavailable; using the built-in ones");
+            Default::default()
+        }
+    };
+    let (root, stored) = (root.clone(), path.clone());
+    let meta =
+        blocking(move || Ok(root.symlink_metadata(&stored).map_err(|e| e.at("path"))?)).await;
+    let mut entry = match meta {
+        Ok(meta) => file_entry(path.as_str(), &meta, None),
+        Err(error) => {
+            tracing::warn!(%error, path = %path, "could not stat a stored upload");
+            pb::FileEntry {
+                path: path.as_str().to_string(),
+                name: path.file_name().unwrap_or_default().to_string(),
+                kind: pb::FileKind::File as i32,
+                size_bytes: i64::try_from(size).unwrap_or(i64::MAX),
+                ..Default::default()
+            }
+        }
+    };
+    entry.category = categorizer
+        .categorize(path.as_str(), || Some(head))
+        .name()
+        .to_string();
+    entry.content_hash = hash.to_hex().to_string();
+    entry
+}
+
+/// Publishes `file` under the target (or, under the RENAME and
+/// SKIP_IF_IDENTICAL policies, the first free suffixed name) without ever
+/// replacing anything.
 async fn publish(file: NewFile, target: &Target) -> Result<UserPath, AppError> {
     let on_conflict = target.on_conflict;
     let field = target.fields.path;
     blocking(move || {
         let wanted = file.path().clone();
         let stored = match on_conflict {
-            OnConflict::Rename => file.publish_under_free_name(),
-            OnConflict::Fail => file.publish().map(Some),
+            // SKIP_IF_IDENTICAL found no identical file: keep both.
+            OnConflict::Rename | OnConflict::SkipIfIdentical => file.publish_under_free_name(),
+            OnConflict::FailIfExists => file.publish().map(Some),
         };
         match stored {
             Ok(Some(stored)) => Ok(stored),
@@ -296,7 +440,7 @@ pub(super) async fn upload_stream(
     files: &Files,
     principal: Principal,
     stream: Streaming<pb::UploadFileRequest>,
-) -> Result<pb::FileEntry, Status> {
+) -> Result<Stored, Status> {
     let files = files.clone();
     tokio::spawn(async move { receive(&files, &principal, stream).await })
         .await
@@ -308,7 +452,7 @@ async fn receive(
     files: &Files,
     principal: &Principal,
     mut stream: Streaming<pb::UploadFileRequest>,
-) -> UploadResult<pb::FileEntry> {
+) -> UploadResult<Stored> {
     let metadata = match next_message(files, &mut stream).await? {
         Some(pb::UploadFileRequest {
             data: Some(Data::Metadata(metadata)),
@@ -323,10 +467,13 @@ async fn receive(
     };
     let target = Target {
         path: parse_entry_path(&metadata.path, STREAM_FIELDS.path)?,
-        size: u64::try_from(metadata.size_bytes)
-            .map_err(|_| AppError::invalid(STREAM_FIELDS.size, "must not be negative"))?,
+        size: Some(
+            u64::try_from(metadata.size_bytes)
+                .map_err(|_| AppError::invalid(STREAM_FIELDS.size, "must not be negative"))?,
+        ),
         on_conflict: conflict_policy(metadata.conflict_policy, "metadata.conflict_policy")?,
         hash: parse_hash(&metadata.content_hash, STREAM_FIELDS.hash)?,
+        modify_time: parse_modify_time(metadata.modify_time.as_ref(), "metadata.modify_time")?,
         fields: &STREAM_FIELDS,
     };
     let mut staged = Staged::begin(files, principal, &target).await?;
@@ -350,10 +497,10 @@ async fn receive(
 
 /// The next message, or an error when the client failed or left, the
 /// stream idled too long, or the server is shutting down.
-async fn next_message(
+pub(super) async fn next_message<T>(
     files: &Files,
-    stream: &mut Streaming<pb::UploadFileRequest>,
-) -> UploadResult<Option<pb::UploadFileRequest>> {
+    stream: &mut Streaming<T>,
+) -> UploadResult<Option<T>> {
     let mut shutdown = files.state.shutting_down.clone();
     tokio::select! {
         next = tokio::time::timeout(IDLE_TIMEOUT, stream.message()) => match next {
@@ -377,14 +524,15 @@ pub(super) async fn upload_small(
     files: &Files,
     principal: Principal,
     req: pb::UploadSmallFileRequest,
-) -> Result<pb::FileEntry, Status> {
+) -> Result<Stored, Status> {
     let limit = files.state.config.max_upload_bytes;
     let prepare = || -> Result<Target, AppError> {
         let target = Target {
             path: parse_entry_path(&req.path, UNARY_FIELDS.path)?,
-            size: req.content.len() as u64,
+            size: Some(req.content.len() as u64),
             on_conflict: conflict_policy(req.conflict_policy, "conflict_policy")?,
             hash: parse_hash(&req.content_hash, UNARY_FIELDS.hash)?,
+            modify_time: parse_modify_time(req.modify_time.as_ref(), "modify_time")?,
             fields: &UNARY_FIELDS,
         };
         if req.content.len() > limit {
@@ -410,4 +558,59 @@ pub(super) async fn upload_small(
     .await
     .map_err(|e| Status::from(AppError::from(e)))?
     .map_err(Status::from)
+}
+
+/// UploadRawFile: the fields of the first message, then the bytes of every
+/// message's `content`, in a task of its own like UploadFile.
+pub(super) async fn upload_raw(
+    files: &Files,
+    principal: Principal,
+    stream: Streaming<pb::UploadRawFileRequest>,
+) -> Result<Stored, Status> {
+    let files = files.clone();
+    tokio::spawn(async move { receive_raw(&files, &principal, stream).await })
+        .await
+        .map_err(|e| Status::from(AppError::from(e)))?
+        .map_err(Status::from)
+}
+
+async fn receive_raw(
+    files: &Files,
+    principal: &Principal,
+    mut stream: Streaming<pb::UploadRawFileRequest>,
+) -> UploadResult<Stored> {
+    let Some(first) = next_message(files, &mut stream).await? else {
+        return Err(AppError::invalid("path", "the upload carried no message").into());
+    };
+    let target = Target {
+        path: parse_entry_path(&first.path, RAW_FIELDS.path)?,
+        size: match first.size_bytes {
+            0 => None,
+            size => Some(
+                u64::try_from(size)
+                    .map_err(|_| AppError::invalid(RAW_FIELDS.size, "must not be negative"))?,
+            ),
+        },
+        on_conflict: conflict_policy(first.conflict_policy, "conflict_policy")?,
+        hash: parse_hash(&first.content_hash, RAW_FIELDS.hash)?,
+        modify_time: parse_modify_time(first.modify_time.as_ref(), "modify_time")?,
+        fields: &RAW_FIELDS,
+    };
+    let mut staged = Staged::begin(files, principal, &target).await?;
+    let mut body = first.content;
+    loop {
+        if let Some(HttpBody { data, .. }) = body.take()
+            && !data.is_empty()
+        {
+            if data.len() > MAX_CHUNK_BYTES {
+                return Err(AppError::invalid("content.data", "must be at most 4 MiB").into());
+            }
+            staged.write(data, &target).await?;
+        }
+        match next_message(files, &mut stream).await? {
+            Some(message) => body = message.content,
+            None => break,
+        }
+    }
+    staged.finish(files, principal, &target).await
 }

@@ -29,6 +29,7 @@ class FileConflictPolicy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FILE_CONFLICT_POLICY_UNSPECIFIED: _ClassVar[FileConflictPolicy]
     FILE_CONFLICT_POLICY_FAIL: _ClassVar[FileConflictPolicy]
     FILE_CONFLICT_POLICY_RENAME: _ClassVar[FileConflictPolicy]
+    FILE_CONFLICT_POLICY_SKIP_IF_IDENTICAL: _ClassVar[FileConflictPolicy]
 
 class FileRecordStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -69,6 +70,7 @@ FILE_KIND_OTHER: FileKind
 FILE_CONFLICT_POLICY_UNSPECIFIED: FileConflictPolicy
 FILE_CONFLICT_POLICY_FAIL: FileConflictPolicy
 FILE_CONFLICT_POLICY_RENAME: FileConflictPolicy
+FILE_CONFLICT_POLICY_SKIP_IF_IDENTICAL: FileConflictPolicy
 FILE_RECORD_STATUS_UNSPECIFIED: FileRecordStatus
 FILE_RECORD_STATUS_PLANNED: FileRecordStatus
 FILE_RECORD_STATUS_COMPLETED: FileRecordStatus
@@ -112,16 +114,18 @@ class FileEntry(_message.Message):
     def __init__(self, path: _Optional[str] = ..., name: _Optional[str] = ..., kind: _Optional[_Union[FileKind, str]] = ..., size_bytes: _Optional[int] = ..., modify_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., category: _Optional[str] = ..., content_hash: _Optional[str] = ...) -> None: ...
 
 class UploadFileMetadata(_message.Message):
-    __slots__ = ("path", "size_bytes", "conflict_policy", "content_hash")
+    __slots__ = ("path", "size_bytes", "conflict_policy", "content_hash", "modify_time")
     PATH_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     CONFLICT_POLICY_FIELD_NUMBER: _ClassVar[int]
     CONTENT_HASH_FIELD_NUMBER: _ClassVar[int]
+    MODIFY_TIME_FIELD_NUMBER: _ClassVar[int]
     path: str
     size_bytes: int
     conflict_policy: FileConflictPolicy
     content_hash: str
-    def __init__(self, path: _Optional[str] = ..., size_bytes: _Optional[int] = ..., conflict_policy: _Optional[_Union[FileConflictPolicy, str]] = ..., content_hash: _Optional[str] = ...) -> None: ...
+    modify_time: _timestamp_pb2.Timestamp
+    def __init__(self, path: _Optional[str] = ..., size_bytes: _Optional[int] = ..., conflict_policy: _Optional[_Union[FileConflictPolicy, str]] = ..., content_hash: _Optional[str] = ..., modify_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class UploadFileRequest(_message.Message):
     __slots__ = ("metadata", "chunk")
@@ -132,28 +136,34 @@ class UploadFileRequest(_message.Message):
     def __init__(self, metadata: _Optional[_Union[UploadFileMetadata, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
 
 class UploadFileResponse(_message.Message):
-    __slots__ = ("file",)
+    __slots__ = ("file", "skipped_identical")
     FILE_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_IDENTICAL_FIELD_NUMBER: _ClassVar[int]
     file: FileEntry
-    def __init__(self, file: _Optional[_Union[FileEntry, _Mapping]] = ...) -> None: ...
+    skipped_identical: bool
+    def __init__(self, file: _Optional[_Union[FileEntry, _Mapping]] = ..., skipped_identical: _Optional[bool] = ...) -> None: ...
 
 class UploadSmallFileRequest(_message.Message):
-    __slots__ = ("path", "content", "conflict_policy", "content_hash")
+    __slots__ = ("path", "content", "conflict_policy", "content_hash", "modify_time")
     PATH_FIELD_NUMBER: _ClassVar[int]
     CONTENT_FIELD_NUMBER: _ClassVar[int]
     CONFLICT_POLICY_FIELD_NUMBER: _ClassVar[int]
     CONTENT_HASH_FIELD_NUMBER: _ClassVar[int]
+    MODIFY_TIME_FIELD_NUMBER: _ClassVar[int]
     path: str
     content: bytes
     conflict_policy: FileConflictPolicy
     content_hash: str
-    def __init__(self, path: _Optional[str] = ..., content: _Optional[bytes] = ..., conflict_policy: _Optional[_Union[FileConflictPolicy, str]] = ..., content_hash: _Optional[str] = ...) -> None: ...
+    modify_time: _timestamp_pb2.Timestamp
+    def __init__(self, path: _Optional[str] = ..., content: _Optional[bytes] = ..., conflict_policy: _Optional[_Union[FileConflictPolicy, str]] = ..., content_hash: _Optional[str] = ..., modify_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class UploadSmallFileResponse(_message.Message):
-    __slots__ = ("file",)
+    __slots__ = ("file", "skipped_identical")
     FILE_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_IDENTICAL_FIELD_NUMBER: _ClassVar[int]
     file: FileEntry
-    def __init__(self, file: _Optional[_Union[FileEntry, _Mapping]] = ...) -> None: ...
+    skipped_identical: bool
+    def __init__(self, file: _Optional[_Union[FileEntry, _Mapping]] = ..., skipped_identical: _Optional[bool] = ...) -> None: ...
 
 class ListDirectoryRequest(_message.Message):
     __slots__ = ("path", "page_size", "page_token", "show_hidden")
@@ -494,3 +504,91 @@ class DownloadArchiveRequest(_message.Message):
     operation: str
     format: ArchiveFormat
     def __init__(self, path: _Optional[str] = ..., operation: _Optional[str] = ..., format: _Optional[_Union[ArchiveFormat, str]] = ...) -> None: ...
+
+class UploadRawFileRequest(_message.Message):
+    __slots__ = ("path", "conflict_policy", "content_hash", "modify_time", "size_bytes", "content")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    CONFLICT_POLICY_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_HASH_FIELD_NUMBER: _ClassVar[int]
+    MODIFY_TIME_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    conflict_policy: FileConflictPolicy
+    content_hash: str
+    modify_time: _timestamp_pb2.Timestamp
+    size_bytes: int
+    content: _httpbody_pb2.HttpBody
+    def __init__(self, path: _Optional[str] = ..., conflict_policy: _Optional[_Union[FileConflictPolicy, str]] = ..., content_hash: _Optional[str] = ..., modify_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., size_bytes: _Optional[int] = ..., content: _Optional[_Union[_httpbody_pb2.HttpBody, _Mapping]] = ...) -> None: ...
+
+class UploadRawFileResponse(_message.Message):
+    __slots__ = ("file", "skipped_identical")
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_IDENTICAL_FIELD_NUMBER: _ClassVar[int]
+    file: FileEntry
+    skipped_identical: bool
+    def __init__(self, file: _Optional[_Union[FileEntry, _Mapping]] = ..., skipped_identical: _Optional[bool] = ...) -> None: ...
+
+class Upload(_message.Message):
+    __slots__ = ("name", "path", "size_bytes", "content_hash", "conflict_policy", "modify_time", "committed_offset", "create_time", "expire_time")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_HASH_FIELD_NUMBER: _ClassVar[int]
+    CONFLICT_POLICY_FIELD_NUMBER: _ClassVar[int]
+    MODIFY_TIME_FIELD_NUMBER: _ClassVar[int]
+    COMMITTED_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    path: str
+    size_bytes: int
+    content_hash: str
+    conflict_policy: FileConflictPolicy
+    modify_time: _timestamp_pb2.Timestamp
+    committed_offset: int
+    create_time: _timestamp_pb2.Timestamp
+    expire_time: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., path: _Optional[str] = ..., size_bytes: _Optional[int] = ..., content_hash: _Optional[str] = ..., conflict_policy: _Optional[_Union[FileConflictPolicy, str]] = ..., modify_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., committed_offset: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CreateUploadRequest(_message.Message):
+    __slots__ = ("upload",)
+    UPLOAD_FIELD_NUMBER: _ClassVar[int]
+    upload: Upload
+    def __init__(self, upload: _Optional[_Union[Upload, _Mapping]] = ...) -> None: ...
+
+class GetUploadRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class AppendUploadRequest(_message.Message):
+    __slots__ = ("name", "offset", "content")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    offset: int
+    content: _httpbody_pb2.HttpBody
+    def __init__(self, name: _Optional[str] = ..., offset: _Optional[int] = ..., content: _Optional[_Union[_httpbody_pb2.HttpBody, _Mapping]] = ...) -> None: ...
+
+class FinishUploadRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class FinishUploadResponse(_message.Message):
+    __slots__ = ("file", "skipped_identical")
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_IDENTICAL_FIELD_NUMBER: _ClassVar[int]
+    file: FileEntry
+    skipped_identical: bool
+    def __init__(self, file: _Optional[_Union[FileEntry, _Mapping]] = ..., skipped_identical: _Optional[bool] = ...) -> None: ...
+
+class CancelUploadRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...

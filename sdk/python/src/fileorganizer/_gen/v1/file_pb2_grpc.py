@@ -137,6 +137,36 @@ class FileServiceStub:
                 request_serializer=fileorganizer_dot_v1_dot_file__pb2.DownloadArchiveRequest.SerializeToString,
                 response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
                 _registered_method=True)
+        self.UploadRawFile = channel.stream_unary(
+                '/fileorganizer.v1.FileService/UploadRawFile',
+                request_serializer=fileorganizer_dot_v1_dot_file__pb2.UploadRawFileRequest.SerializeToString,
+                response_deserializer=fileorganizer_dot_v1_dot_file__pb2.UploadRawFileResponse.FromString,
+                _registered_method=True)
+        self.CreateUpload = channel.unary_unary(
+                '/fileorganizer.v1.FileService/CreateUpload',
+                request_serializer=fileorganizer_dot_v1_dot_file__pb2.CreateUploadRequest.SerializeToString,
+                response_deserializer=fileorganizer_dot_v1_dot_file__pb2.Upload.FromString,
+                _registered_method=True)
+        self.GetUpload = channel.unary_unary(
+                '/fileorganizer.v1.FileService/GetUpload',
+                request_serializer=fileorganizer_dot_v1_dot_file__pb2.GetUploadRequest.SerializeToString,
+                response_deserializer=fileorganizer_dot_v1_dot_file__pb2.Upload.FromString,
+                _registered_method=True)
+        self.AppendUpload = channel.stream_unary(
+                '/fileorganizer.v1.FileService/AppendUpload',
+                request_serializer=fileorganizer_dot_v1_dot_file__pb2.AppendUploadRequest.SerializeToString,
+                response_deserializer=fileorganizer_dot_v1_dot_file__pb2.Upload.FromString,
+                _registered_method=True)
+        self.FinishUpload = channel.unary_unary(
+                '/fileorganizer.v1.FileService/FinishUpload',
+                request_serializer=fileorganizer_dot_v1_dot_file__pb2.FinishUploadRequest.SerializeToString,
+                response_deserializer=fileorganizer_dot_v1_dot_file__pb2.FinishUploadResponse.FromString,
+                _registered_method=True)
+        self.CancelUpload = channel.unary_unary(
+                '/fileorganizer.v1.FileService/CancelUpload',
+                request_serializer=fileorganizer_dot_v1_dot_file__pb2.CancelUploadRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
 
 
 class FileServiceServicer:
@@ -340,6 +370,80 @@ class FileServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UploadRawFile(self, request_iterator, context):
+        """Uploads a file whose bytes are the raw HTTP request body: over REST
+        `POST /api/v1/files:upload?path=inbox/big.iso` with the file as the body
+        (any Content-Type, e.g. `curl --data-binary @big.iso`), no base64 and no
+        size limit but the caller's quota. Envoy streams the body into this
+        client stream as HttpBody messages of about 1 MiB; the query parameters
+        fill the other fields of the first message. gRPC clients may call it too:
+        the first message carries the fields and possibly content, later ones
+        only `content.data` (their other fields are ignored).
+
+        The bytes go to a temporary file that is fsynced and published without
+        replacing anything only when the body ended (and, when given, had
+        `size_bytes` bytes and the `content_hash`); a failed or aborted upload
+        leaves nothing behind. Counts against the per-user upload rate limit
+        like UploadFile. See docs/uploads.md.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateUpload(self, request, context):
+        """Starts a resumable upload (see docs/uploads.md; modelled on tus 1.0):
+        the target path, total size and optional expected hash are fixed here,
+        the quota is reserved for `size_bytes` at once (RESOURCE_EXHAUSTED when
+        it does not fit), and the session expires at `expire_time` unless
+        finished. The target is checked now under the FAIL policy
+        (ALREADY_EXISTS) and again when the file is published.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUpload(self, request, context):
+        """Returns an upload session with its committed offset: after a dropped
+        connection, the offset to resume from (tus HEAD).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AppendUpload(self, request_iterator, context):
+        """Appends bytes to an upload session at `offset` (tus PATCH), a client
+        stream: over REST `POST /api/v1/uploads/{id}:append?offset=N` with the
+        raw bytes as the body. `offset` must equal the committed offset
+        (FAILED_PRECONDITION otherwise, with the committed offset in the message
+        and in ErrorInfo metadata `committed_offset`), except that bytes at an
+        earlier offset identical to those already committed are accepted and
+        skipped (a retried chunk is idempotent). Bytes past `size_bytes` are
+        INVALID_ARGUMENT. Every byte that arrived before a dropped connection is
+        kept: GetUpload tells where to resume.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FinishUpload(self, request, context):
+        """Completes an upload session: every byte must be committed
+        (FAILED_PRECONDITION otherwise) and, when the session has a
+        `content_hash`, match it (DATA_LOSS otherwise; the session and its
+        bytes are discarded). The file is then published like an upload, under
+        the session's conflict policy and modify_time, and the session ends.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelUpload(self, request, context):
+        """Abandons an upload session: its bytes are removed and its quota
+        reservation released (tus termination).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FileServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -422,6 +526,36 @@ def add_FileServiceServicer_to_server(servicer, server):
                     servicer.DownloadArchive,
                     request_deserializer=fileorganizer_dot_v1_dot_file__pb2.DownloadArchiveRequest.FromString,
                     response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+            ),
+            'UploadRawFile': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadRawFile,
+                    request_deserializer=fileorganizer_dot_v1_dot_file__pb2.UploadRawFileRequest.FromString,
+                    response_serializer=fileorganizer_dot_v1_dot_file__pb2.UploadRawFileResponse.SerializeToString,
+            ),
+            'CreateUpload': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateUpload,
+                    request_deserializer=fileorganizer_dot_v1_dot_file__pb2.CreateUploadRequest.FromString,
+                    response_serializer=fileorganizer_dot_v1_dot_file__pb2.Upload.SerializeToString,
+            ),
+            'GetUpload': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUpload,
+                    request_deserializer=fileorganizer_dot_v1_dot_file__pb2.GetUploadRequest.FromString,
+                    response_serializer=fileorganizer_dot_v1_dot_file__pb2.Upload.SerializeToString,
+            ),
+            'AppendUpload': grpc.stream_unary_rpc_method_handler(
+                    servicer.AppendUpload,
+                    request_deserializer=fileorganizer_dot_v1_dot_file__pb2.AppendUploadRequest.FromString,
+                    response_serializer=fileorganizer_dot_v1_dot_file__pb2.Upload.SerializeToString,
+            ),
+            'FinishUpload': grpc.unary_unary_rpc_method_handler(
+                    servicer.FinishUpload,
+                    request_deserializer=fileorganizer_dot_v1_dot_file__pb2.FinishUploadRequest.FromString,
+                    response_serializer=fileorganizer_dot_v1_dot_file__pb2.FinishUploadResponse.SerializeToString,
+            ),
+            'CancelUpload': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelUpload,
+                    request_deserializer=fileorganizer_dot_v1_dot_file__pb2.CancelUploadRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -877,6 +1011,168 @@ class FileService:
             '/fileorganizer.v1.FileService/DownloadArchive',
             fileorganizer_dot_v1_dot_file__pb2.DownloadArchiveRequest.SerializeToString,
             google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadRawFile(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/fileorganizer.v1.FileService/UploadRawFile',
+            fileorganizer_dot_v1_dot_file__pb2.UploadRawFileRequest.SerializeToString,
+            fileorganizer_dot_v1_dot_file__pb2.UploadRawFileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateUpload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fileorganizer.v1.FileService/CreateUpload',
+            fileorganizer_dot_v1_dot_file__pb2.CreateUploadRequest.SerializeToString,
+            fileorganizer_dot_v1_dot_file__pb2.Upload.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUpload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fileorganizer.v1.FileService/GetUpload',
+            fileorganizer_dot_v1_dot_file__pb2.GetUploadRequest.SerializeToString,
+            fileorganizer_dot_v1_dot_file__pb2.Upload.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AppendUpload(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/fileorganizer.v1.FileService/AppendUpload',
+            fileorganizer_dot_v1_dot_file__pb2.AppendUploadRequest.SerializeToString,
+            fileorganizer_dot_v1_dot_file__pb2.Upload.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FinishUpload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fileorganizer.v1.FileService/FinishUpload',
+            fileorganizer_dot_v1_dot_file__pb2.FinishUploadRequest.SerializeToString,
+            fileorganizer_dot_v1_dot_file__pb2.FinishUploadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelUpload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fileorganizer.v1.FileService/CancelUpload',
+            fileorganizer_dot_v1_dot_file__pb2.CancelUploadRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,

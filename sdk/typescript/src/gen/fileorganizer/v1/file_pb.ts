@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file fileorganizer/v1/file.proto.
  */
 export const file_fileorganizer_v1_file: GenFile = /*@__PURE__*/
-  fileDesc("ChtmaWxlb3JnYW5pemVyL3YxL2ZpbGUucHJvdG8SEGZpbGVvcmdhbml6ZXIudjEivgEKCUZpbGVFbnRyeRIMCgRwYXRoGAEgASgJEgwKBG5hbWUYAiABKAkSKAoEa2luZBgDIAEoDjIaLmZpbGVvcmdhbml6ZXIudjEuRmlsZUtpbmQSEgoKc2l6ZV9ieXRlcxgEIAEoAxIvCgttb2RpZnlfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIY2F0ZWdvcnkYBiABKAkSFAoMY29udGVudF9oYXNoGAcgASgJIqMBChJVcGxvYWRGaWxlTWV0YWRhdGESEgoEcGF0aBgBIAEoCUIE4kEBAhIYCgpzaXplX2J5dGVzGAIgASgDQgTiQQECEkMKD2NvbmZsaWN0X3BvbGljeRgDIAEoDjIkLmZpbGVvcmdhbml6ZXIudjEuRmlsZUNvbmZsaWN0UG9saWN5QgTiQQEBEhoKDGNvbnRlbnRfaGFzaBgEIAEoCUIE4kEBASJmChFVcGxvYWRGaWxlUmVxdWVzdBI4CghtZXRhZGF0YRgBIAEoCzIkLmZpbGVvcmdhbml6ZXIudjEuVXBsb2FkRmlsZU1ldGFkYXRhSAASDwoFY2h1bmsYAiABKAxIAEIGCgRkYXRhIj8KElVwbG9hZEZpbGVSZXNwb25zZRIpCgRmaWxlGAEgASgLMhsuZmlsZW9yZ2FuaXplci52MS5GaWxlRW50cnkipAEKFlVwbG9hZFNtYWxsRmlsZVJlcXVlc3QSEgoEcGF0aBgBIAEoCUIE4kEBAhIVCgdjb250ZW50GAIgASgMQgTiQQECEkMKD2NvbmZsaWN0X3BvbGljeRgDIAEoDjIkLmZpbGVvcmdhbml6ZXIudjEuRmlsZUNvbmZsaWN0UG9saWN5QgTiQQEBEhoKDGNvbnRlbnRfaGFzaBgEIAEoCUIE4kEBASJEChdVcGxvYWRTbWFsbEZpbGVSZXNwb25zZRIpCgRmaWxlGAEgASgLMhsuZmlsZW9yZ2FuaXplci52MS5GaWxlRW50cnkieAoUTGlzdERpcmVjdG9yeVJlcXVlc3QSEgoEcGF0aBgBIAEoCUIE4kEBARIXCglwYWdlX3NpemUYAiABKAVCBOJBAQESGAoKcGFnZV90b2tlbhgDIAEoCUIE4kEBARIZCgtzaG93X2hpZGRlbhgEIAEoCEIE4kEBASJsChVMaXN0RGlyZWN0b3J5UmVzcG9uc2USDAoEcGF0aBgBIAEoCRIsCgdlbnRyaWVzGAIgAygLMhsuZmlsZW9yZ2FuaXplci52MS5GaWxlRW50cnkSFwoPbmV4dF9wYWdlX3Rva2VuGAMgASgJIikKE0Rvd25sb2FkRmlsZVJlcXVlc3QSEgoEcGF0aBgBIAEoCUIE4kEBAiKqAgoJVHJhc2hJdGVtEhIKBG5hbWUYASABKAlCBOJBAQMSGwoNb3JpZ2luYWxfcGF0aBgCIAEoCUIE4kEBAxIuCgRraW5kGAMgASgOMhouZmlsZW9yZ2FuaXplci52MS5GaWxlS2luZEIE4kEBAxIYCgpzaXplX2J5dGVzGAQgASgDQgTiQQEDEjUKC2RlbGV0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxI2CglvcGVyYXRpb24YBiABKAlCI+JBAQP6QRwKGmZpbGVvcmdhbml6ZXIudjEvT3BlcmF0aW9uOjPqQTAKGmZpbGVvcmdhbml6ZXIudjEvVHJhc2hJdGVtEhJ0cmFzaC97dHJhc2hfaXRlbX0iJwoRRGVsZXRlRmlsZVJlcXVlc3QSEgoEcGF0aBgBIAEoCUIE4kEBAiJFChJEZWxldGVGaWxlUmVzcG9uc2USLwoKdHJhc2hfaXRlbRgBIAEoCzIbLmZpbGVvcmdhbml6ZXIudjEuVHJhc2hJdGVtIkUKEExpc3RUcmFzaFJlcXVlc3QSFwoJcGFnZV9zaXplGAEgASgFQgTiQQEBEhgKCnBhZ2VfdG9rZW4YAiABKAlCBOJBAQEieAoRTGlzdFRyYXNoUmVzcG9uc2USMAoLdHJhc2hfaXRlbXMYASADKAsyGy5maWxlb3JnYW5pemVyLnYxLlRyYXNoSXRlbRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSGAoQdG90YWxfc2l6ZV9ieXRlcxgDIAEoAyKgAQoSUmVzdG9yZUZpbGVSZXF1ZXN0EjEKBG5hbWUYASABKAlCI+JBAQL6QRwKGmZpbGVvcmdhbml6ZXIudjEvVHJhc2hJdGVtEhIKBHBhdGgYAiABKAlCBOJBAQESQwoPY29uZmxpY3RfcG9saWN5GAMgASgOMiQuZmlsZW9yZ2FuaXplci52MS5GaWxlQ29uZmxpY3RQb2xpY3lCBOJBAQEiQAoTUmVzdG9yZUZpbGVSZXNwb25zZRIpCgRmaWxlGAEgASgLMhsuZmlsZW9yZ2FuaXplci52MS5GaWxlRW50cnkiRwoRRW1wdHlUcmFzaFJlcXVlc3QSMgoFbmFtZXMYASADKAlCI+JBAQH6QRwKGmZpbGVvcmdhbml6ZXIudjEvVHJhc2hJdGVtIoABChJFbXB0eVRyYXNoUmVzcG9uc2USFQoNZGVsZXRlZF9jb3VudBgBIAEoAxITCgtmcmVlZF9ieXRlcxgCIAEoAxI+CgxmYWlsZWRfaXRlbXMYAyADKAsyIi5maWxlb3JnYW5pemVyLnYxLlRyYXNoSXRlbUZhaWx1cmVCBOJBAQMiWwoQVHJhc2hJdGVtRmFpbHVyZRIxCgRuYW1lGAEgASgJQiPiQQED+kEcChpmaWxlb3JnYW5pemVyLnYxL1RyYXNoSXRlbRIUCgZyZWFzb24YAiABKAlCBOJBAQMihwUKCkZpbGVSZWNvcmQSEgoEbmFtZRgBIAEoCUIE4kEBAxI2CglvcGVyYXRpb24YAiABKAlCI+JBAQP6QRwKGmZpbGVvcmdhbml6ZXIudjEvT3BlcmF0aW9uEhEKA3NlcRgDIAEoA0IE4kEBAxIbCg1vcmlnaW5hbF9wYXRoGAQgASgJQgTiQQEDEhYKCG5ld19wYXRoGAUgASgJQgTiQQEDEhgKCnNpemVfYnl0ZXMYBiABKANCBOJBAQMSNQoLbW9kaWZ5X3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEhoKDGNvbnRlbnRfaGFzaBgIIAEoCUIE4kEBAxIWCghjYXRlZ29yeRgJIAEoCUIE4kEBAxI6CgxkdXBsaWNhdGVfb2YYCiABKAlCJOJBAQP6QR0KG2ZpbGVvcmdhbml6ZXIudjEvRmlsZVJlY29yZBIfChFkdXBsaWNhdGVfb2ZfcGF0aBgLIAEoCUIE4kEBAxI4CgZzdGF0dXMYDCABKA4yIi5maWxlb3JnYW5pemVyLnYxLkZpbGVSZWNvcmRTdGF0dXNCBOJBAQMSFAoGcmVhc29uGA0gASgJQgTiQQEDEjUKC2NyZWF0ZV90aW1lGA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxI1Cgt1cGRhdGVfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQM6RepBQgobZmlsZW9yZ2FuaXplci52MS9GaWxlUmVjb3JkEiNvcGVyYXRpb25zL3tvcGVyYXRpb259L2ZpbGVzL3tmaWxlfSKPAQoWRmlsZVJlY29yZFN0YXR1c0NvdW50cxINCgV0b3RhbBgBIAEoAxIPCgdwbGFubmVkGAIgASgDEhEKCWNvbXBsZXRlZBgDIAEoAxIPCgdza2lwcGVkGAQgASgDEg4KBmZhaWxlZBgFIAEoAxIRCglkdXBsaWNhdGUYBiABKAMSDgoGdW5kb25lGAcgASgDIqcCChZMaXN0RmlsZVJlY29yZHNSZXF1ZXN0EjMKBnBhcmVudBgBIAEoCUIj4kEBAvpBHAoaZmlsZW9yZ2FuaXplci52MS9PcGVyYXRpb24SFwoJcGFnZV9zaXplGAIgASgFQgTiQQEBEhgKCnBhZ2VfdG9rZW4YAyABKAlCBOJBAQESOAoGc3RhdHVzGAQgASgOMiIuZmlsZW9yZ2FuaXplci52MS5GaWxlUmVjb3JkU3RhdHVzQgTiQQEBEhYKCGNhdGVnb3J5GAUgASgJQgTiQQEBEhwKDm1pbl9zaXplX2J5dGVzGAYgASgDQgTiQQEBEh0KD2R1cGxpY2F0ZXNfb25seRgHIAEoCEIE4kEBARIWCghvcmRlcl9ieRgIIAEoCUIE4kEBASK7AQoXTGlzdEZpbGVSZWNvcmRzUmVzcG9uc2USMgoMZmlsZV9yZWNvcmRzGAEgAygLMhwuZmlsZW9yZ2FuaXplci52MS5GaWxlUmVjb3JkEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRISCgp0b3RhbF9zaXplGAMgASgDEj8KDXN0YXR1c19jb3VudHMYBCABKAsyKC5maWxlb3JnYW5pemVyLnYxLkZpbGVSZWNvcmRTdGF0dXNDb3VudHMi0AEKElNlYXJjaEZpbGVzUmVxdWVzdBIbCg1uYW1lX2NvbnRhaW5zGAEgASgJQgTiQQEBEhYKCGNhdGVnb3J5GAIgASgJQgTiQQEBEhoKDGNvbnRlbnRfaGFzaBgDIAEoCUIE4kEBARI2CglvcGVyYXRpb24YBCABKAlCI+JBAQH6QRwKGmZpbGVvcmdhbml6ZXIudjEvT3BlcmF0aW9uEhcKCXBhZ2Vfc2l6ZRgFIAEoBUIE4kEBARIYCgpwYWdlX3Rva2VuGAYgASgJQgTiQQEBImIKE1NlYXJjaEZpbGVzUmVzcG9uc2USMgoMZmlsZV9yZWNvcmRzGAEgAygLMhwuZmlsZW9yZ2FuaXplci52MS5GaWxlUmVjb3JkEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLpAgoIQ2F0ZWdvcnkSEgoEbmFtZRgBIAEoCUIE4kEBCBIaCgxkaXNwbGF5X25hbWUYAiABKAlCBOJBAQISFgoIYnVpbHRfaW4YAyABKAhCBOJBAQMSGAoKZXh0ZW5zaW9ucxgEIAMoCUIE4kEBARITCgVnbG9icxgFIAMoCUIE4kEBARITCgVjb2xvchgGIAEoCUIE4kEBARISCgRpY29uGAcgASgJQgTiQQEBEhgKCmZpbGVfY291bnQYCCABKANCBOJBAQMSNQoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC3VwZGF0ZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAzo16kEyChlmaWxlb3JnYW5pemVyLnYxL0NhdGVnb3J5EhVjYXRlZ29yaWVzL3tjYXRlZ29yeX0iSgoVTGlzdENhdGVnb3JpZXNSZXF1ZXN0EhcKCXBhZ2Vfc2l6ZRgBIAEoBUIE4kEBARIYCgpwYWdlX3Rva2VuGAIgASgJQgTiQQEBImEKFkxpc3RDYXRlZ29yaWVzUmVzcG9uc2USLgoKY2F0ZWdvcmllcxgBIAMoCzIaLmZpbGVvcmdhbml6ZXIudjEuQ2F0ZWdvcnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIksKFUNyZWF0ZUNhdGVnb3J5UmVxdWVzdBIyCghjYXRlZ29yeRgBIAEoCzIaLmZpbGVvcmdhbml6ZXIudjEuQ2F0ZWdvcnlCBOJBAQIiggEKFVVwZGF0ZUNhdGVnb3J5UmVxdWVzdBIyCghjYXRlZ29yeRgBIAEoCzIaLmZpbGVvcmdhbml6ZXIudjEuQ2F0ZWdvcnlCBOJBAQISNQoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrQgTiQQEBIkkKFURlbGV0ZUNhdGVnb3J5UmVxdWVzdBIwCgRuYW1lGAEgASgJQiLiQQEC+kEbChlmaWxlb3JnYW5pemVyLnYxL0NhdGVnb3J5ItABChRJbXBvcnRBcmNoaXZlUmVxdWVzdBISCgRwYXRoGAEgASgJQgTiQQEBEjUKBmZvcm1hdBgCIAEoDjIfLmZpbGVvcmdhbml6ZXIudjEuQXJjaGl2ZUZvcm1hdEIE4kEBARJDCg9jb25mbGljdF9wb2xpY3kYAyABKA4yJC5maWxlb3JnYW5pemVyLnYxLkZpbGVDb25mbGljdFBvbGljeUIE4kEBARIoCgRib2R5GAQgASgLMhQuZ29vZ2xlLmFwaS5IdHRwQm9keUIE4kEBASJ/ChNTa2lwcGVkQXJjaGl2ZUVudHJ5EhIKBG5hbWUYASABKAlCBOJBAQMSPgoGcmVhc29uGAIgASgOMiguZmlsZW9yZ2FuaXplci52MS5BcmNoaXZlRW50cnlTa2lwUmVhc29uQgTiQQEDEhQKBmRldGFpbBgDIAEoCUIE4kEBAyI9ChNSZW5hbWVkQXJjaGl2ZUVudHJ5EhIKBG5hbWUYASABKAlCBOJBAQMSEgoEcGF0aBgCIAEoCUIE4kEBAyK/AgoVSW1wb3J0QXJjaGl2ZVJlc3BvbnNlEhIKBHBhdGgYASABKAlCBOJBAQMSNQoGZm9ybWF0GAIgASgOMh8uZmlsZW9yZ2FuaXplci52MS5BcmNoaXZlRm9ybWF0QgTiQQEDEhgKCmZpbGVfY291bnQYAyABKANCBOJBAQMSGgoMZm9sZGVyX2NvdW50GAQgASgDQgTiQQEDEhkKC3RvdGFsX2J5dGVzGAUgASgDQgTiQQEDEkQKD3NraXBwZWRfZW50cmllcxgGIAMoCzIlLmZpbGVvcmdhbml6ZXIudjEuU2tpcHBlZEFyY2hpdmVFbnRyeUIE4kEBAxJECg9yZW5hbWVkX2VudHJpZXMYByADKAsyJS5maWxlb3JnYW5pemVyLnYxLlJlbmFtZWRBcmNoaXZlRW50cnlCBOJBAQMimwEKFkRvd25sb2FkQXJjaGl2ZVJlcXVlc3QSEgoEcGF0aBgBIAEoCUIE4kEBARI2CglvcGVyYXRpb24YAiABKAlCI+JBAQH6QRwKGmZpbGVvcmdhbml6ZXIudjEvT3BlcmF0aW9uEjUKBmZvcm1hdBgDIAEoDjIfLmZpbGVvcmdhbml6ZXIudjEuQXJjaGl2ZUZvcm1hdEIE4kEBASp+CghGaWxlS2luZBIZChVGSUxFX0tJTkRfVU5TUEVDSUZJRUQQABISCg5GSUxFX0tJTkRfRklMRRABEhcKE0ZJTEVfS0lORF9ESVJFQ1RPUlkQAhIVChFGSUxFX0tJTkRfU1lNTElOSxADEhMKD0ZJTEVfS0lORF9PVEhFUhAEKnoKEkZpbGVDb25mbGljdFBvbGljeRIkCiBGSUxFX0NPTkZMSUNUX1BPTElDWV9VTlNQRUNJRklFRBAAEh0KGUZJTEVfQ09ORkxJQ1RfUE9MSUNZX0ZBSUwQARIfChtGSUxFX0NPTkZMSUNUX1BPTElDWV9SRU5BTUUQAir4AQoQRmlsZVJlY29yZFN0YXR1cxIiCh5GSUxFX1JFQ09SRF9TVEFUVVNfVU5TUEVDSUZJRUQQABIeChpGSUxFX1JFQ09SRF9TVEFUVVNfUExBTk5FRBABEiAKHEZJTEVfUkVDT1JEX1NUQVRVU19DT01QTEVURUQQAhIeChpGSUxFX1JFQ09SRF9TVEFUVVNfU0tJUFBFRBADEh0KGUZJTEVfUkVDT1JEX1NUQVRVU19GQUlMRUQQBBIgChxGSUxFX1JFQ09SRF9TVEFUVVNfRFVQTElDQVRFEAUSHQoZRklMRV9SRUNPUkRfU1RBVFVTX1VORE9ORRAGKrIBCg1BcmNoaXZlRm9ybWF0Eh4KGkFSQ0hJVkVfRk9STUFUX1VOU1BFQ0lGSUVEEAASFwoTQVJDSElWRV9GT1JNQVRfQVVUTxABEhYKEkFSQ0hJVkVfRk9STUFUX1pJUBACEhYKEkFSQ0hJVkVfRk9STUFUX1RBUhADEhsKF0FSQ0hJVkVfRk9STUFUX1RBUl9HWklQEAQSGwoXQVJDSElWRV9GT1JNQVRfVEFSX1pTVEQQBSrFAwoWQXJjaGl2ZUVudHJ5U2tpcFJlYXNvbhIpCiVBUkNISVZFX0VOVFJZX1NLSVBfUkVBU09OX1VOU1BFQ0lGSUVEEAASKQolQVJDSElWRV9FTlRSWV9TS0lQX1JFQVNPTl9VTlNBRkVfUEFUSBABEiUKIUFSQ0hJVkVfRU5UUllfU0tJUF9SRUFTT05fU1lNTElOSxACEicKI0FSQ0hJVkVfRU5UUllfU0tJUF9SRUFTT05fSEFSRF9MSU5LEAMSKgomQVJDSElWRV9FTlRSWV9TS0lQX1JFQVNPTl9TUEVDSUFMX0ZJTEUQBBIrCidBUkNISVZFX0VOVFJZX1NLSVBfUkVBU09OX05BTUVfTk9UX1VURjgQBRIqCiZBUkNISVZFX0VOVFJZX1NLSVBfUkVBU09OX0lOVkFMSURfTkFNRRAGEiYKIkFSQ0hJVkVfRU5UUllfU0tJUF9SRUFTT05fVE9PX0RFRVAQBxIsCihBUkNISVZFX0VOVFJZX1NLSVBfUkVBU09OX0FMUkVBRFlfRVhJU1RTEAgSKgomQVJDSElWRV9FTlRSWV9TS0lQX1JFQVNPTl9OT1RfQV9GT0xERVIQCTLMDwoLRmlsZVNlcnZpY2USWQoKVXBsb2FkRmlsZRIjLmZpbGVvcmdhbml6ZXIudjEuVXBsb2FkRmlsZVJlcXVlc3QaJC5maWxlb3JnYW5pemVyLnYxLlVwbG9hZEZpbGVSZXNwb25zZSgBEoABCg9VcGxvYWRTbWFsbEZpbGUSKC5maWxlb3JnYW5pemVyLnYxLlVwbG9hZFNtYWxsRmlsZVJlcXVlc3QaKS5maWxlb3JnYW5pemVyLnYxLlVwbG9hZFNtYWxsRmlsZVJlc3BvbnNlIhiC0+STAhI6ASoiDS9hcGkvdjEvZmlsZXMSdwoNTGlzdERpcmVjdG9yeRImLmZpbGVvcmdhbml6ZXIudjEuTGlzdERpcmVjdG9yeVJlcXVlc3QaJy5maWxlb3JnYW5pemVyLnYxLkxpc3REaXJlY3RvcnlSZXNwb25zZSIVgtPkkwIPEg0vYXBpL3YxL2ZpbGVzEm0KDERvd25sb2FkRmlsZRIlLmZpbGVvcmdhbml6ZXIudjEuRG93bmxvYWRGaWxlUmVxdWVzdBoULmdvb2dsZS5hcGkuSHR0cEJvZHkiHoLT5JMCGBIWL2FwaS92MS9maWxlczpkb3dubG9hZDABEm4KCkRlbGV0ZUZpbGUSIy5maWxlb3JnYW5pemVyLnYxLkRlbGV0ZUZpbGVSZXF1ZXN0GiQuZmlsZW9yZ2FuaXplci52MS5EZWxldGVGaWxlUmVzcG9uc2UiFYLT5JMCDyoNL2FwaS92MS9maWxlcxJrCglMaXN0VHJhc2gSIi5maWxlb3JnYW5pemVyLnYxLkxpc3RUcmFzaFJlcXVlc3QaIy5maWxlb3JnYW5pemVyLnYxLkxpc3RUcmFzaFJlc3BvbnNlIhWC0+STAg8SDS9hcGkvdjEvdHJhc2gShQEKC1Jlc3RvcmVGaWxlEiQuZmlsZW9yZ2FuaXplci52MS5SZXN0b3JlRmlsZVJlcXVlc3QaJS5maWxlb3JnYW5pemVyLnYxLlJlc3RvcmVGaWxlUmVzcG9uc2UiKYLT5JMCIzoBKiIeL2FwaS92MS97bmFtZT10cmFzaC8qfTpyZXN0b3JlEncKCkVtcHR5VHJhc2gSIy5maWxlb3JnYW5pemVyLnYxLkVtcHR5VHJhc2hSZXF1ZXN0GiQuZmlsZW9yZ2FuaXplci52MS5FbXB0eVRyYXNoUmVzcG9uc2UiHoLT5JMCGDoBKiITL2FwaS92MS90cmFzaDplbXB0eRKTAQoPTGlzdEZpbGVSZWNvcmRzEiguZmlsZW9yZ2FuaXplci52MS5MaXN0RmlsZVJlY29yZHNSZXF1ZXN0GikuZmlsZW9yZ2FuaXplci52MS5MaXN0RmlsZVJlY29yZHNSZXNwb25zZSIrgtPkkwIlEiMvYXBpL3YxL3twYXJlbnQ9b3BlcmF0aW9ucy8qfS9maWxlcxJ4CgtTZWFyY2hGaWxlcxIkLmZpbGVvcmdhbml6ZXIudjEuU2VhcmNoRmlsZXNSZXF1ZXN0GiUuZmlsZW9yZ2FuaXplci52MS5TZWFyY2hGaWxlc1Jlc3BvbnNlIhyC0+STAhYSFC9hcGkvdjEvZmlsZXM6c2VhcmNoEn8KDkxpc3RDYXRlZ29yaWVzEicuZmlsZW9yZ2FuaXplci52MS5MaXN0Q2F0ZWdvcmllc1JlcXVlc3QaKC5maWxlb3JnYW5pemVyLnYxLkxpc3RDYXRlZ29yaWVzUmVzcG9uc2UiGoLT5JMCFBISL2FwaS92MS9jYXRlZ29yaWVzEnsKDkNyZWF0ZUNhdGVnb3J5EicuZmlsZW9yZ2FuaXplci52MS5DcmVhdGVDYXRlZ29yeVJlcXVlc3QaGi5maWxlb3JnYW5pemVyLnYxLkNhdGVnb3J5IiSC0+STAh46CGNhdGVnb3J5IhIvYXBpL3YxL2NhdGVnb3JpZXMSjQEKDlVwZGF0ZUNhdGVnb3J5EicuZmlsZW9yZ2FuaXplci52MS5VcGRhdGVDYXRlZ29yeVJlcXVlc3QaGi5maWxlb3JnYW5pemVyLnYxLkNhdGVnb3J5IjaC0+STAjA6CGNhdGVnb3J5MiQvYXBpL3YxL3tjYXRlZ29yeS5uYW1lPWNhdGVnb3JpZXMvKn0SdgoORGVsZXRlQ2F0ZWdvcnkSJy5maWxlb3JnYW5pemVyLnYxLkRlbGV0ZUNhdGVnb3J5UmVxdWVzdBoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eSIjgtPkkwIdKhsvYXBpL3YxL3tuYW1lPWNhdGVnb3JpZXMvKn0ShgEKDUltcG9ydEFyY2hpdmUSJi5maWxlb3JnYW5pemVyLnYxLkltcG9ydEFyY2hpdmVSZXF1ZXN0GicuZmlsZW9yZ2FuaXplci52MS5JbXBvcnRBcmNoaXZlUmVzcG9uc2UiIoLT5JMCHDoEYm9keSIUL2FwaS92MS9maWxlczppbXBvcnQoARJ6Cg9Eb3dubG9hZEFyY2hpdmUSKC5maWxlb3JnYW5pemVyLnYxLkRvd25sb2FkQXJjaGl2ZVJlcXVlc3QaFC5nb29nbGUuYXBpLkh0dHBCb2R5IiWC0+STAh8SHS9hcGkvdjEvZmlsZXM6ZG93bmxvYWRBcmNoaXZlMAFiBnByb3RvMw", [file_google_api_annotations, file_google_api_field_behavior, file_google_api_httpbody, file_google_api_resource, file_google_protobuf_empty, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("ChtmaWxlb3JnYW5pemVyL3YxL2ZpbGUucHJvdG8SEGZpbGVvcmdhbml6ZXIudjEivgEKCUZpbGVFbnRyeRIMCgRwYXRoGAEgASgJEgwKBG5hbWUYAiABKAkSKAoEa2luZBgDIAEoDjIaLmZpbGVvcmdhbml6ZXIudjEuRmlsZUtpbmQSEgoKc2l6ZV9ieXRlcxgEIAEoAxIvCgttb2RpZnlfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIY2F0ZWdvcnkYBiABKAkSFAoMY29udGVudF9oYXNoGAcgASgJItoBChJVcGxvYWRGaWxlTWV0YWRhdGESEgoEcGF0aBgBIAEoCUIE4kEBAhIYCgpzaXplX2J5dGVzGAIgASgDQgTiQQECEkMKD2NvbmZsaWN0X3BvbGljeRgDIAEoDjIkLmZpbGVvcmdhbml6ZXIudjEuRmlsZUNvbmZsaWN0UG9saWN5QgTiQQEBEhoKDGNvbnRlbnRfaGFzaBgEIAEoCUIE4kEBARI1Cgttb2RpZnlfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQEiZgoRVXBsb2FkRmlsZVJlcXVlc3QSOAoIbWV0YWRhdGEYASABKAsyJC5maWxlb3JnYW5pemVyLnYxLlVwbG9hZEZpbGVNZXRhZGF0YUgAEg8KBWNodW5rGAIgASgMSABCBgoEZGF0YSJaChJVcGxvYWRGaWxlUmVzcG9uc2USKQoEZmlsZRgBIAEoCzIbLmZpbGVvcmdhbml6ZXIudjEuRmlsZUVudHJ5EhkKEXNraXBwZWRfaWRlbnRpY2FsGAIgASgIItsBChZVcGxvYWRTbWFsbEZpbGVSZXF1ZXN0EhIKBHBhdGgYASABKAlCBOJBAQISFQoHY29udGVudBgCIAEoDEIE4kEBAhJDCg9jb25mbGljdF9wb2xpY3kYAyABKA4yJC5maWxlb3JnYW5pemVyLnYxLkZpbGVDb25mbGljdFBvbGljeUIE4kEBARIaCgxjb250ZW50X2hhc2gYBCABKAlCBOJBAQESNQoLbW9kaWZ5X3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEBIl8KF1VwbG9hZFNtYWxsRmlsZVJlc3BvbnNlEikKBGZpbGUYASABKAsyGy5maWxlb3JnYW5pemVyLnYxLkZpbGVFbnRyeRIZChFza2lwcGVkX2lkZW50aWNhbBgCIAEoCCJ4ChRMaXN0RGlyZWN0b3J5UmVxdWVzdBISCgRwYXRoGAEgASgJQgTiQQEBEhcKCXBhZ2Vfc2l6ZRgCIAEoBUIE4kEBARIYCgpwYWdlX3Rva2VuGAMgASgJQgTiQQEBEhkKC3Nob3dfaGlkZGVuGAQgASgIQgTiQQEBImwKFUxpc3REaXJlY3RvcnlSZXNwb25zZRIMCgRwYXRoGAEgASgJEiwKB2VudHJpZXMYAiADKAsyGy5maWxlb3JnYW5pemVyLnYxLkZpbGVFbnRyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAyABKAkiKQoTRG93bmxvYWRGaWxlUmVxdWVzdBISCgRwYXRoGAEgASgJQgTiQQECIqoCCglUcmFzaEl0ZW0SEgoEbmFtZRgBIAEoCUIE4kEBAxIbCg1vcmlnaW5hbF9wYXRoGAIgASgJQgTiQQEDEi4KBGtpbmQYAyABKA4yGi5maWxlb3JnYW5pemVyLnYxLkZpbGVLaW5kQgTiQQEDEhgKCnNpemVfYnl0ZXMYBCABKANCBOJBAQMSNQoLZGVsZXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjYKCW9wZXJhdGlvbhgGIAEoCUIj4kEBA/pBHAoaZmlsZW9yZ2FuaXplci52MS9PcGVyYXRpb246M+pBMAoaZmlsZW9yZ2FuaXplci52MS9UcmFzaEl0ZW0SEnRyYXNoL3t0cmFzaF9pdGVtfSInChFEZWxldGVGaWxlUmVxdWVzdBISCgRwYXRoGAEgASgJQgTiQQECIkUKEkRlbGV0ZUZpbGVSZXNwb25zZRIvCgp0cmFzaF9pdGVtGAEgASgLMhsuZmlsZW9yZ2FuaXplci52MS5UcmFzaEl0ZW0iRQoQTGlzdFRyYXNoUmVxdWVzdBIXCglwYWdlX3NpemUYASABKAVCBOJBAQESGAoKcGFnZV90b2tlbhgCIAEoCUIE4kEBASJ4ChFMaXN0VHJhc2hSZXNwb25zZRIwCgt0cmFzaF9pdGVtcxgBIAMoCzIbLmZpbGVvcmdhbml6ZXIudjEuVHJhc2hJdGVtEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRIYChB0b3RhbF9zaXplX2J5dGVzGAMgASgDIqABChJSZXN0b3JlRmlsZVJlcXVlc3QSMQoEbmFtZRgBIAEoCUIj4kEBAvpBHAoaZmlsZW9yZ2FuaXplci52MS9UcmFzaEl0ZW0SEgoEcGF0aBgCIAEoCUIE4kEBARJDCg9jb25mbGljdF9wb2xpY3kYAyABKA4yJC5maWxlb3JnYW5pemVyLnYxLkZpbGVDb25mbGljdFBvbGljeUIE4kEBASJAChNSZXN0b3JlRmlsZVJlc3BvbnNlEikKBGZpbGUYASABKAsyGy5maWxlb3JnYW5pemVyLnYxLkZpbGVFbnRyeSJHChFFbXB0eVRyYXNoUmVxdWVzdBIyCgVuYW1lcxgBIAMoCUIj4kEBAfpBHAoaZmlsZW9yZ2FuaXplci52MS9UcmFzaEl0ZW0igAEKEkVtcHR5VHJhc2hSZXNwb25zZRIVCg1kZWxldGVkX2NvdW50GAEgASgDEhMKC2ZyZWVkX2J5dGVzGAIgASgDEj4KDGZhaWxlZF9pdGVtcxgDIAMoCzIiLmZpbGVvcmdhbml6ZXIudjEuVHJhc2hJdGVtRmFpbHVyZUIE4kEBAyJbChBUcmFzaEl0ZW1GYWlsdXJlEjEKBG5hbWUYASABKAlCI+JBAQP6QRwKGmZpbGVvcmdhbml6ZXIudjEvVHJhc2hJdGVtEhQKBnJlYXNvbhgCIAEoCUIE4kEBAyKHBQoKRmlsZVJlY29yZBISCgRuYW1lGAEgASgJQgTiQQEDEjYKCW9wZXJhdGlvbhgCIAEoCUIj4kEBA/pBHAoaZmlsZW9yZ2FuaXplci52MS9PcGVyYXRpb24SEQoDc2VxGAMgASgDQgTiQQEDEhsKDW9yaWdpbmFsX3BhdGgYBCABKAlCBOJBAQMSFgoIbmV3X3BhdGgYBSABKAlCBOJBAQMSGAoKc2l6ZV9ieXRlcxgGIAEoA0IE4kEBAxI1Cgttb2RpZnlfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSGgoMY29udGVudF9oYXNoGAggASgJQgTiQQEDEhYKCGNhdGVnb3J5GAkgASgJQgTiQQEDEjoKDGR1cGxpY2F0ZV9vZhgKIAEoCUIk4kEBA/pBHQobZmlsZW9yZ2FuaXplci52MS9GaWxlUmVjb3JkEh8KEWR1cGxpY2F0ZV9vZl9wYXRoGAsgASgJQgTiQQEDEjgKBnN0YXR1cxgMIAEoDjIiLmZpbGVvcmdhbml6ZXIudjEuRmlsZVJlY29yZFN0YXR1c0IE4kEBAxIUCgZyZWFzb24YDSABKAlCBOJBAQMSNQoLY3JlYXRlX3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC3VwZGF0ZV90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAzpF6kFCChtmaWxlb3JnYW5pemVyLnYxL0ZpbGVSZWNvcmQSI29wZXJhdGlvbnMve29wZXJhdGlvbn0vZmlsZXMve2ZpbGV9Io8BChZGaWxlUmVjb3JkU3RhdHVzQ291bnRzEg0KBXRvdGFsGAEgASgDEg8KB3BsYW5uZWQYAiABKAMSEQoJY29tcGxldGVkGAMgASgDEg8KB3NraXBwZWQYBCABKAMSDgoGZmFpbGVkGAUgASgDEhEKCWR1cGxpY2F0ZRgGIAEoAxIOCgZ1bmRvbmUYByABKAMipwIKFkxpc3RGaWxlUmVjb3Jkc1JlcXVlc3QSMwoGcGFyZW50GAEgASgJQiPiQQEC+kEcChpmaWxlb3JnYW5pemVyLnYxL09wZXJhdGlvbhIXCglwYWdlX3NpemUYAiABKAVCBOJBAQESGAoKcGFnZV90b2tlbhgDIAEoCUIE4kEBARI4CgZzdGF0dXMYBCABKA4yIi5maWxlb3JnYW5pemVyLnYxLkZpbGVSZWNvcmRTdGF0dXNCBOJBAQESFgoIY2F0ZWdvcnkYBSABKAlCBOJBAQESHAoObWluX3NpemVfYnl0ZXMYBiABKANCBOJBAQESHQoPZHVwbGljYXRlc19vbmx5GAcgASgIQgTiQQEBEhYKCG9yZGVyX2J5GAggASgJQgTiQQEBIrsBChdMaXN0RmlsZVJlY29yZHNSZXNwb25zZRIyCgxmaWxlX3JlY29yZHMYASADKAsyHC5maWxlb3JnYW5pemVyLnYxLkZpbGVSZWNvcmQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJEhIKCnRvdGFsX3NpemUYAyABKAMSPwoNc3RhdHVzX2NvdW50cxgEIAEoCzIoLmZpbGVvcmdhbml6ZXIudjEuRmlsZVJlY29yZFN0YXR1c0NvdW50cyLQAQoSU2VhcmNoRmlsZXNSZXF1ZXN0EhsKDW5hbWVfY29udGFpbnMYASABKAlCBOJBAQESFgoIY2F0ZWdvcnkYAiABKAlCBOJBAQESGgoMY29udGVudF9oYXNoGAMgASgJQgTiQQEBEjYKCW9wZXJhdGlvbhgEIAEoCUIj4kEBAfpBHAoaZmlsZW9yZ2FuaXplci52MS9PcGVyYXRpb24SFwoJcGFnZV9zaXplGAUgASgFQgTiQQEBEhgKCnBhZ2VfdG9rZW4YBiABKAlCBOJBAQEiYgoTU2VhcmNoRmlsZXNSZXNwb25zZRIyCgxmaWxlX3JlY29yZHMYASADKAsyHC5maWxlb3JnYW5pemVyLnYxLkZpbGVSZWNvcmQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIukCCghDYXRlZ29yeRISCgRuYW1lGAEgASgJQgTiQQEIEhoKDGRpc3BsYXlfbmFtZRgCIAEoCUIE4kEBAhIWCghidWlsdF9pbhgDIAEoCEIE4kEBAxIYCgpleHRlbnNpb25zGAQgAygJQgTiQQEBEhMKBWdsb2JzGAUgAygJQgTiQQEBEhMKBWNvbG9yGAYgASgJQgTiQQEBEhIKBGljb24YByABKAlCBOJBAQESGAoKZmlsZV9jb3VudBgIIAEoA0IE4kEBAxI1CgtjcmVhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSNQoLdXBkYXRlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDOjXqQTIKGWZpbGVvcmdhbml6ZXIudjEvQ2F0ZWdvcnkSFWNhdGVnb3JpZXMve2NhdGVnb3J5fSJKChVMaXN0Q2F0ZWdvcmllc1JlcXVlc3QSFwoJcGFnZV9zaXplGAEgASgFQgTiQQEBEhgKCnBhZ2VfdG9rZW4YAiABKAlCBOJBAQEiYQoWTGlzdENhdGVnb3JpZXNSZXNwb25zZRIuCgpjYXRlZ29yaWVzGAEgAygLMhouZmlsZW9yZ2FuaXplci52MS5DYXRlZ29yeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiSwoVQ3JlYXRlQ2F0ZWdvcnlSZXF1ZXN0EjIKCGNhdGVnb3J5GAEgASgLMhouZmlsZW9yZ2FuaXplci52MS5DYXRlZ29yeUIE4kEBAiKCAQoVVXBkYXRlQ2F0ZWdvcnlSZXF1ZXN0EjIKCGNhdGVnb3J5GAEgASgLMhouZmlsZW9yZ2FuaXplci52MS5DYXRlZ29yeUIE4kEBAhI1Cgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2tCBOJBAQEiSQoVRGVsZXRlQ2F0ZWdvcnlSZXF1ZXN0EjAKBG5hbWUYASABKAlCIuJBAQL6QRsKGWZpbGVvcmdhbml6ZXIudjEvQ2F0ZWdvcnki0AEKFEltcG9ydEFyY2hpdmVSZXF1ZXN0EhIKBHBhdGgYASABKAlCBOJBAQESNQoGZm9ybWF0GAIgASgOMh8uZmlsZW9yZ2FuaXplci52MS5BcmNoaXZlRm9ybWF0QgTiQQEBEkMKD2NvbmZsaWN0X3BvbGljeRgDIAEoDjIkLmZpbGVvcmdhbml6ZXIudjEuRmlsZUNvbmZsaWN0UG9saWN5QgTiQQEBEigKBGJvZHkYBCABKAsyFC5nb29nbGUuYXBpLkh0dHBCb2R5QgTiQQEBIn8KE1NraXBwZWRBcmNoaXZlRW50cnkSEgoEbmFtZRgBIAEoCUIE4kEBAxI+CgZyZWFzb24YAiABKA4yKC5maWxlb3JnYW5pemVyLnYxLkFyY2hpdmVFbnRyeVNraXBSZWFzb25CBOJBAQMSFAoGZGV0YWlsGAMgASgJQgTiQQEDIj0KE1JlbmFtZWRBcmNoaXZlRW50cnkSEgoEbmFtZRgBIAEoCUIE4kEBAxISCgRwYXRoGAIgASgJQgTiQQEDIr8CChVJbXBvcnRBcmNoaXZlUmVzcG9uc2USEgoEcGF0aBgBIAEoCUIE4kEBAxI1CgZmb3JtYXQYAiABKA4yHy5maWxlb3JnYW5pemVyLnYxLkFyY2hpdmVGb3JtYXRCBOJBAQMSGAoKZmlsZV9jb3VudBgDIAEoA0IE4kEBAxIaCgxmb2xkZXJfY291bnQYBCABKANCBOJBAQMSGQoLdG90YWxfYnl0ZXMYBSABKANCBOJBAQMSRAoPc2tpcHBlZF9lbnRyaWVzGAYgAygLMiUuZmlsZW9yZ2FuaXplci52MS5Ta2lwcGVkQXJjaGl2ZUVudHJ5QgTiQQEDEkQKD3JlbmFtZWRfZW50cmllcxgHIAMoCzIlLmZpbGVvcmdhbml6ZXIudjEuUmVuYW1lZEFyY2hpdmVFbnRyeUIE4kEBAyKbAQoWRG93bmxvYWRBcmNoaXZlUmVxdWVzdBISCgRwYXRoGAEgASgJQgTiQQEBEjYKCW9wZXJhdGlvbhgCIAEoCUIj4kEBAfpBHAoaZmlsZW9yZ2FuaXplci52MS9PcGVyYXRpb24SNQoGZm9ybWF0GAMgASgOMh8uZmlsZW9yZ2FuaXplci52MS5BcmNoaXZlRm9ybWF0QgTiQQEBIokCChRVcGxvYWRSYXdGaWxlUmVxdWVzdBISCgRwYXRoGAEgASgJQgTiQQECEkMKD2NvbmZsaWN0X3BvbGljeRgCIAEoDjIkLmZpbGVvcmdhbml6ZXIudjEuRmlsZUNvbmZsaWN0UG9saWN5QgTiQQEBEhoKDGNvbnRlbnRfaGFzaBgDIAEoCUIE4kEBARI1Cgttb2RpZnlfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQESGAoKc2l6ZV9ieXRlcxgFIAEoA0IE4kEBARIrCgdjb250ZW50GAYgASgLMhQuZ29vZ2xlLmFwaS5IdHRwQm9keUIE4kEBASJdChVVcGxvYWRSYXdGaWxlUmVzcG9uc2USKQoEZmlsZRgBIAEoCzIbLmZpbGVvcmdhbml6ZXIudjEuRmlsZUVudHJ5EhkKEXNraXBwZWRfaWRlbnRpY2FsGAIgASgIIqUDCgZVcGxvYWQSEgoEbmFtZRgBIAEoCUIE4kEBCBITCgRwYXRoGAIgASgJQgXiQQICBRIZCgpzaXplX2J5dGVzGAMgASgDQgXiQQICBRIbCgxjb250ZW50X2hhc2gYBCABKAlCBeJBAgEFEkQKD2NvbmZsaWN0X3BvbGljeRgFIAEoDjIkLmZpbGVvcmdhbml6ZXIudjEuRmlsZUNvbmZsaWN0UG9saWN5QgXiQQIBBRI2Cgttb2RpZnlfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBeJBAgEFEh4KEGNvbW1pdHRlZF9vZmZzZXQYByABKANCBOJBAQMSNQoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC2V4cGlyZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAzou6kErChdmaWxlb3JnYW5pemVyLnYxL1VwbG9hZBIQdXBsb2Fkcy97dXBsb2FkfSJFChNDcmVhdGVVcGxvYWRSZXF1ZXN0Ei4KBnVwbG9hZBgBIAEoCzIYLmZpbGVvcmdhbml6ZXIudjEuVXBsb2FkQgTiQQECIkIKEEdldFVwbG9hZFJlcXVlc3QSLgoEbmFtZRgBIAEoCUIg4kEBAvpBGQoXZmlsZW9yZ2FuaXplci52MS9VcGxvYWQiiAEKE0FwcGVuZFVwbG9hZFJlcXVlc3QSLgoEbmFtZRgBIAEoCUIg4kEBAvpBGQoXZmlsZW9yZ2FuaXplci52MS9VcGxvYWQSFAoGb2Zmc2V0GAIgASgDQgTiQQECEisKB2NvbnRlbnQYAyABKAsyFC5nb29nbGUuYXBpLkh0dHBCb2R5QgTiQQEBIkUKE0ZpbmlzaFVwbG9hZFJlcXVlc3QSLgoEbmFtZRgBIAEoCUIg4kEBAvpBGQoXZmlsZW9yZ2FuaXplci52MS9VcGxvYWQiXAoURmluaXNoVXBsb2FkUmVzcG9uc2USKQoEZmlsZRgBIAEoCzIbLmZpbGVvcmdhbml6ZXIudjEuRmlsZUVudHJ5EhkKEXNraXBwZWRfaWRlbnRpY2FsGAIgASgIIkUKE0NhbmNlbFVwbG9hZFJlcXVlc3QSLgoEbmFtZRgBIAEoCUIg4kEBAvpBGQoXZmlsZW9yZ2FuaXplci52MS9VcGxvYWQqfgoIRmlsZUtpbmQSGQoVRklMRV9LSU5EX1VOU1BFQ0lGSUVEEAASEgoORklMRV9LSU5EX0ZJTEUQARIXChNGSUxFX0tJTkRfRElSRUNUT1JZEAISFQoRRklMRV9LSU5EX1NZTUxJTksQAxITCg9GSUxFX0tJTkRfT1RIRVIQBCqmAQoSRmlsZUNvbmZsaWN0UG9saWN5EiQKIEZJTEVfQ09ORkxJQ1RfUE9MSUNZX1VOU1BFQ0lGSUVEEAASHQoZRklMRV9DT05GTElDVF9QT0xJQ1lfRkFJTBABEh8KG0ZJTEVfQ09ORkxJQ1RfUE9MSUNZX1JFTkFNRRACEioKJkZJTEVfQ09ORkxJQ1RfUE9MSUNZX1NLSVBfSUZfSURFTlRJQ0FMEAMq+AEKEEZpbGVSZWNvcmRTdGF0dXMSIgoeRklMRV9SRUNPUkRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASHgoaRklMRV9SRUNPUkRfU1RBVFVTX1BMQU5ORUQQARIgChxGSUxFX1JFQ09SRF9TVEFUVVNfQ09NUExFVEVEEAISHgoaRklMRV9SRUNPUkRfU1RBVFVTX1NLSVBQRUQQAxIdChlGSUxFX1JFQ09SRF9TVEFUVVNfRkFJTEVEEAQSIAocRklMRV9SRUNPUkRfU1RBVFVTX0RVUExJQ0FURRAFEh0KGUZJTEVfUkVDT1JEX1NUQVRVU19VTkRPTkUQBiqyAQoNQXJjaGl2ZUZvcm1hdBIeChpBUkNISVZFX0ZPUk1BVF9VTlNQRUNJRklFRBAAEhcKE0FSQ0hJVkVfRk9STUFUX0FVVE8QARIWChJBUkNISVZFX0ZPUk1BVF9aSVAQAhIWChJBUkNISVZFX0ZPUk1BVF9UQVIQAxIbChdBUkNISVZFX0ZPUk1BVF9UQVJfR1pJUBAEEhsKF0FSQ0hJVkVfRk9STUFUX1RBUl9aU1REEAUqxQMKFkFyY2hpdmVFbnRyeVNraXBSZWFzb24SKQolQVJDSElWRV9FTlRSWV9TS0lQX1JFQVNPTl9VTlNQRUNJRklFRBAAEikKJUFSQ0hJVkVfRU5UUllfU0tJUF9SRUFTT05fVU5TQUZFX1BBVEgQARIlCiFBUkNISVZFX0VOVFJZX1NLSVBfUkVBU09OX1NZTUxJTksQAhInCiNBUkNISVZFX0VOVFJZX1NLSVBfUkVBU09OX0hBUkRfTElOSxADEioKJkFSQ0hJVkVfRU5UUllfU0tJUF9SRUFTT05fU1BFQ0lBTF9GSUxFEAQSKwonQVJDSElWRV9FTlRSWV9TS0lQX1JFQVNPTl9OQU1FX05PVF9VVEY4EAUSKgomQVJDSElWRV9FTlRSWV9TS0lQX1JFQVNPTl9JTlZBTElEX05BTUUQBhImCiJBUkNISVZFX0VOVFJZX1NLSVBfUkVBU09OX1RPT19ERUVQEAcSLAooQVJDSElWRV9FTlRSWV9TS0lQX1JFQVNPTl9BTFJFQURZX0VYSVNUUxAIEioKJkFSQ0hJVkVfRU5UUllfU0tJUF9SRUFTT05fTk9UX0FfRk9MREVSEAkyuhUKC0ZpbGVTZXJ2aWNlElkKClVwbG9hZEZpbGUSIy5maWxlb3JnYW5pemVyLnYxLlVwbG9hZEZpbGVSZXF1ZXN0GiQuZmlsZW9yZ2FuaXplci52MS5VcGxvYWRGaWxlUmVzcG9uc2UoARKAAQoPVXBsb2FkU21hbGxGaWxlEiguZmlsZW9yZ2FuaXplci52MS5VcGxvYWRTbWFsbEZpbGVSZXF1ZXN0GikuZmlsZW9yZ2FuaXplci52MS5VcGxvYWRTbWFsbEZpbGVSZXNwb25zZSIYgtPkkwISOgEqIg0vYXBpL3YxL2ZpbGVzEncKDUxpc3REaXJlY3RvcnkSJi5maWxlb3JnYW5pemVyLnYxLkxpc3REaXJlY3RvcnlSZXF1ZXN0GicuZmlsZW9yZ2FuaXplci52MS5MaXN0RGlyZWN0b3J5UmVzcG9uc2UiFYLT5JMCDxINL2FwaS92MS9maWxlcxJtCgxEb3dubG9hZEZpbGUSJS5maWxlb3JnYW5pemVyLnYxLkRvd25sb2FkRmlsZVJlcXVlc3QaFC5nb29nbGUuYXBpLkh0dHBCb2R5Ih6C0+STAhgSFi9hcGkvdjEvZmlsZXM6ZG93bmxvYWQwARJuCgpEZWxldGVGaWxlEiMuZmlsZW9yZ2FuaXplci52MS5EZWxldGVGaWxlUmVxdWVzdBokLmZpbGVvcmdhbml6ZXIudjEuRGVsZXRlRmlsZVJlc3BvbnNlIhWC0+STAg8qDS9hcGkvdjEvZmlsZXMSawoJTGlzdFRyYXNoEiIuZmlsZW9yZ2FuaXplci52MS5MaXN0VHJhc2hSZXF1ZXN0GiMuZmlsZW9yZ2FuaXplci52MS5MaXN0VHJhc2hSZXNwb25zZSIVgtPkkwIPEg0vYXBpL3YxL3RyYXNoEoUBCgtSZXN0b3JlRmlsZRIkLmZpbGVvcmdhbml6ZXIudjEuUmVzdG9yZUZpbGVSZXF1ZXN0GiUuZmlsZW9yZ2FuaXplci52MS5SZXN0b3JlRmlsZVJlc3BvbnNlIimC0+STAiM6ASoiHi9hcGkvdjEve25hbWU9dHJhc2gvKn06cmVzdG9yZRJ3CgpFbXB0eVRyYXNoEiMuZmlsZW9yZ2FuaXplci52MS5FbXB0eVRyYXNoUmVxdWVzdBokLmZpbGVvcmdhbml6ZXIudjEuRW1wdHlUcmFzaFJlc3BvbnNlIh6C0+STAhg6ASoiEy9hcGkvdjEvdHJhc2g6ZW1wdHkSkwEKD0xpc3RGaWxlUmVjb3JkcxIoLmZpbGVvcmdhbml6ZXIudjEuTGlzdEZpbGVSZWNvcmRzUmVxdWVzdBopLmZpbGVvcmdhbml6ZXIudjEuTGlzdEZpbGVSZWNvcmRzUmVzcG9uc2UiK4LT5JMCJRIjL2FwaS92MS97cGFyZW50PW9wZXJhdGlvbnMvKn0vZmlsZXMSeAoLU2VhcmNoRmlsZXMSJC5maWxlb3JnYW5pemVyLnYxLlNlYXJjaEZpbGVzUmVxdWVzdBolLmZpbGVvcmdhbml6ZXIudjEuU2VhcmNoRmlsZXNSZXNwb25zZSIcgtPkkwIWEhQvYXBpL3YxL2ZpbGVzOnNlYXJjaBJ/Cg5MaXN0Q2F0ZWdvcmllcxInLmZpbGVvcmdhbml6ZXIudjEuTGlzdENhdGVnb3JpZXNSZXF1ZXN0GiguZmlsZW9yZ2FuaXplci52MS5MaXN0Q2F0ZWdvcmllc1Jlc3BvbnNlIhqC0+STAhQSEi9hcGkvdjEvY2F0ZWdvcmllcxJ7Cg5DcmVhdGVDYXRlZ29yeRInLmZpbGVvcmdhbml6ZXIudjEuQ3JlYXRlQ2F0ZWdvcnlSZXF1ZXN0GhouZmlsZW9yZ2FuaXplci52MS5DYXRlZ29yeSIkgtPkkwIeOghjYXRlZ29yeSISL2FwaS92MS9jYXRlZ29yaWVzEo0BCg5VcGRhdGVDYXRlZ29yeRInLmZpbGVvcmdhbml6ZXIudjEuVXBkYXRlQ2F0ZWdvcnlSZXF1ZXN0GhouZmlsZW9yZ2FuaXplci52MS5DYXRlZ29yeSI2gtPkkwIwOghjYXRlZ29yeTIkL2FwaS92MS97Y2F0ZWdvcnkubmFtZT1jYXRlZ29yaWVzLyp9EnYKDkRlbGV0ZUNhdGVnb3J5EicuZmlsZW9yZ2FuaXplci52MS5EZWxldGVDYXRlZ29yeVJlcXVlc3QaFi5nb29nbGUucHJvdG9idWYuRW1wdHkiI4LT5JMCHSobL2FwaS92MS97bmFtZT1jYXRlZ29yaWVzLyp9EoYBCg1JbXBvcnRBcmNoaXZlEiYuZmlsZW9yZ2FuaXplci52MS5JbXBvcnRBcmNoaXZlUmVxdWVzdBonLmZpbGVvcmdhbml6ZXIudjEuSW1wb3J0QXJjaGl2ZVJlc3BvbnNlIiKC0+STAhw6BGJvZHkiFC9hcGkvdjEvZmlsZXM6aW1wb3J0KAESegoPRG93bmxvYWRBcmNoaXZlEiguZmlsZW9yZ2FuaXplci52MS5Eb3dubG9hZEFyY2hpdmVSZXF1ZXN0GhQuZ29vZ2xlLmFwaS5IdHRwQm9keSIlgtPkkwIfEh0vYXBpL3YxL2ZpbGVzOmRvd25sb2FkQXJjaGl2ZTABEokBCg1VcGxvYWRSYXdGaWxlEiYuZmlsZW9yZ2FuaXplci52MS5VcGxvYWRSYXdGaWxlUmVxdWVzdBonLmZpbGVvcmdhbml6ZXIudjEuVXBsb2FkUmF3RmlsZVJlc3BvbnNlIiWC0+STAh86B2NvbnRlbnQiFC9hcGkvdjEvZmlsZXM6dXBsb2FkKAEScAoMQ3JlYXRlVXBsb2FkEiUuZmlsZW9yZ2FuaXplci52MS5DcmVhdGVVcGxvYWRSZXF1ZXN0GhguZmlsZW9yZ2FuaXplci52MS5VcGxvYWQiH4LT5JMCGToGdXBsb2FkIg8vYXBpL3YxL3VwbG9hZHMSawoJR2V0VXBsb2FkEiIuZmlsZW9yZ2FuaXplci52MS5HZXRVcGxvYWRSZXF1ZXN0GhguZmlsZW9yZ2FuaXplci52MS5VcGxvYWQiIILT5JMCGhIYL2FwaS92MS97bmFtZT11cGxvYWRzLyp9EoMBCgxBcHBlbmRVcGxvYWQSJS5maWxlb3JnYW5pemVyLnYxLkFwcGVuZFVwbG9hZFJlcXVlc3QaGC5maWxlb3JnYW5pemVyLnYxLlVwbG9hZCIwgtPkkwIqOgdjb250ZW50Ih8vYXBpL3YxL3tuYW1lPXVwbG9hZHMvKn06YXBwZW5kKAESiQEKDEZpbmlzaFVwbG9hZBIlLmZpbGVvcmdhbml6ZXIudjEuRmluaXNoVXBsb2FkUmVxdWVzdBomLmZpbGVvcmdhbml6ZXIudjEuRmluaXNoVXBsb2FkUmVzcG9uc2UiKoLT5JMCJDoBKiIfL2FwaS92MS97bmFtZT11cGxvYWRzLyp9OmZpbmlzaBJvCgxDYW5jZWxVcGxvYWQSJS5maWxlb3JnYW5pemVyLnYxLkNhbmNlbFVwbG9hZFJlcXVlc3QaFi5nb29nbGUucHJvdG9idWYuRW1wdHkiIILT5JMCGioYL2FwaS92MS97bmFtZT11cGxvYWRzLyp9YgZwcm90bzM", [file_google_api_annotations, file_google_api_field_behavior, file_google_api_httpbody, file_google_api_resource, file_google_protobuf_empty, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * One entry of a folder.
@@ -120,6 +120,16 @@ export type UploadFileMetadata = Message<"fileorganizer.v1.UploadFileMetadata"> 
    * @generated from field: string content_hash = 4;
    */
   contentHash: string;
+
+  /**
+   * The file's modification time, set on the stored file before it appears
+   * (the `{year}`/`{month}` layout tokens use it); unset means the time of
+   * the upload. At most one day in the future and not before 1970
+   * (INVALID_ARGUMENT otherwise).
+   *
+   * @generated from field: google.protobuf.Timestamp modify_time = 5;
+   */
+  modifyTime?: Timestamp | undefined;
 };
 
 /**
@@ -179,6 +189,14 @@ export type UploadFileResponse = Message<"fileorganizer.v1.UploadFileResponse"> 
    * @generated from field: fileorganizer.v1.FileEntry file = 1;
    */
   file?: FileEntry | undefined;
+
+  /**
+   * True when the conflict policy SKIP_IF_IDENTICAL found the same content
+   * already at the path: nothing was written and `file` is the existing file.
+   *
+   * @generated from field: bool skipped_identical = 2;
+   */
+  skippedIdentical: boolean;
 };
 
 /**
@@ -223,6 +241,16 @@ export type UploadSmallFileRequest = Message<"fileorganizer.v1.UploadSmallFileRe
    * @generated from field: string content_hash = 4;
    */
   contentHash: string;
+
+  /**
+   * The file's modification time, set on the stored file before it appears
+   * (the `{year}`/`{month}` layout tokens use it); unset means the time of
+   * the upload. At most one day in the future and not before 1970
+   * (INVALID_ARGUMENT otherwise).
+   *
+   * @generated from field: google.protobuf.Timestamp modify_time = 5;
+   */
+  modifyTime?: Timestamp | undefined;
 };
 
 /**
@@ -245,6 +273,14 @@ export type UploadSmallFileResponse = Message<"fileorganizer.v1.UploadSmallFileR
    * @generated from field: fileorganizer.v1.FileEntry file = 1;
    */
   file?: FileEntry | undefined;
+
+  /**
+   * True when the conflict policy SKIP_IF_IDENTICAL found the same content
+   * already at the path: nothing was written and `file` is the existing file.
+   *
+   * @generated from field: bool skipped_identical = 2;
+   */
+  skippedIdentical: boolean;
 };
 
 /**
@@ -1482,6 +1518,336 @@ export const DownloadArchiveRequestSchema: GenMessage<DownloadArchiveRequest> = 
   messageDesc(file_fileorganizer_v1_file, 35);
 
 /**
+ * One message of an UploadRawFile stream. Over REST the query parameters
+ * fill the fields of the first message and the body fills `content`.
+ *
+ * @generated from message fileorganizer.v1.UploadRawFileRequest
+ */
+export type UploadRawFileRequest = Message<"fileorganizer.v1.UploadRawFileRequest"> & {
+  /**
+   * Where to store the file, relative to the storage root, including its name.
+   * Missing parent folders are created.
+   *
+   * @generated from field: string path = 1;
+   */
+  path: string;
+
+  /**
+   * What to do when `path` is taken; defaults to FAIL (ALREADY_EXISTS).
+   *
+   * @generated from field: fileorganizer.v1.FileConflictPolicy conflict_policy = 2;
+   */
+  conflictPolicy: FileConflictPolicy;
+
+  /**
+   * The lower-case hex blake3 hash the content must have; a mismatch discards
+   * the upload with DATA_LOSS. Empty means not checked.
+   *
+   * @generated from field: string content_hash = 3;
+   */
+  contentHash: string;
+
+  /**
+   * The file's modification time (RFC 3339 in a query parameter); see
+   * UploadFileMetadata.modify_time.
+   *
+   * @generated from field: google.protobuf.Timestamp modify_time = 4;
+   */
+  modifyTime?: Timestamp | undefined;
+
+  /**
+   * The exact size of the body when known in advance (checked against the
+   * quota before any byte is written, and at the end); 0 means not checked
+   * (the quota is then checked as the bytes arrive).
+   *
+   * @generated from field: int64 size_bytes = 5;
+   */
+  sizeBytes: bigint;
+
+  /**
+   * The next bytes of the file (over REST: the raw request body). Its
+   * content_type is ignored.
+   *
+   * @generated from field: google.api.HttpBody content = 6;
+   */
+  content?: HttpBody | undefined;
+};
+
+/**
+ * Describes the message fileorganizer.v1.UploadRawFileRequest.
+ * Use `create(UploadRawFileRequestSchema)` to create a new message.
+ */
+export const UploadRawFileRequestSchema: GenMessage<UploadRawFileRequest> = /*@__PURE__*/
+  messageDesc(file_fileorganizer_v1_file, 36);
+
+/**
+ * Response of UploadRawFile.
+ *
+ * @generated from message fileorganizer.v1.UploadRawFileResponse
+ */
+export type UploadRawFileResponse = Message<"fileorganizer.v1.UploadRawFileResponse"> & {
+  /**
+   * The stored file: its final path (which differs from the requested one
+   * after a RENAME), size, blake3 hash and category.
+   *
+   * @generated from field: fileorganizer.v1.FileEntry file = 1;
+   */
+  file?: FileEntry | undefined;
+
+  /**
+   * True when the conflict policy SKIP_IF_IDENTICAL found the same content
+   * already at the path: nothing was written and `file` is the existing file.
+   *
+   * @generated from field: bool skipped_identical = 2;
+   */
+  skippedIdentical: boolean;
+};
+
+/**
+ * Describes the message fileorganizer.v1.UploadRawFileResponse.
+ * Use `create(UploadRawFileResponseSchema)` to create a new message.
+ */
+export const UploadRawFileResponseSchema: GenMessage<UploadRawFileResponse> = /*@__PURE__*/
+  messageDesc(file_fileorganizer_v1_file, 37);
+
+/**
+ * A resumable upload session: a file sent in chunks at offsets, over as many
+ * requests and connections as needed, until FinishUpload publishes it.
+ *
+ * @generated from message fileorganizer.v1.Upload
+ */
+export type Upload = Message<"fileorganizer.v1.Upload"> & {
+  /**
+   * Resource name, `uploads/{id}`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Where the file will be stored, relative to the storage root, including
+   * its name. Missing parent folders are created when it is published.
+   *
+   * @generated from field: string path = 2;
+   */
+  path: string;
+
+  /**
+   * The file's total size in bytes (tus Upload-Length); reserved against the
+   * quota when the session is created.
+   *
+   * @generated from field: int64 size_bytes = 3;
+   */
+  sizeBytes: bigint;
+
+  /**
+   * The lower-case hex blake3 hash the whole content must have, checked by
+   * FinishUpload; empty means not checked.
+   *
+   * @generated from field: string content_hash = 4;
+   */
+  contentHash: string;
+
+  /**
+   * What FinishUpload does when `path` is taken; defaults to FAIL.
+   *
+   * @generated from field: fileorganizer.v1.FileConflictPolicy conflict_policy = 5;
+   */
+  conflictPolicy: FileConflictPolicy;
+
+  /**
+   * The modification time the stored file gets; unset means the time of
+   * FinishUpload. Same bounds as UploadFileMetadata.modify_time.
+   *
+   * @generated from field: google.protobuf.Timestamp modify_time = 6;
+   */
+  modifyTime?: Timestamp | undefined;
+
+  /**
+   * How many bytes are durably stored (tus Upload-Offset): the offset the
+   * next AppendUpload must start at.
+   *
+   * @generated from field: int64 committed_offset = 7;
+   */
+  committedOffset: bigint;
+
+  /**
+   * When the session was created.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 8;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * When an unfinished session and its bytes are removed (tus Upload-Expires).
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 9;
+   */
+  expireTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message fileorganizer.v1.Upload.
+ * Use `create(UploadSchema)` to create a new message.
+ */
+export const UploadSchema: GenMessage<Upload> = /*@__PURE__*/
+  messageDesc(file_fileorganizer_v1_file, 38);
+
+/**
+ * Request for CreateUpload.
+ *
+ * @generated from message fileorganizer.v1.CreateUploadRequest
+ */
+export type CreateUploadRequest = Message<"fileorganizer.v1.CreateUploadRequest"> & {
+  /**
+   * The session: path and size_bytes, optional content_hash,
+   * conflict_policy and modify_time. The name is assigned by the server.
+   *
+   * @generated from field: fileorganizer.v1.Upload upload = 1;
+   */
+  upload?: Upload | undefined;
+};
+
+/**
+ * Describes the message fileorganizer.v1.CreateUploadRequest.
+ * Use `create(CreateUploadRequestSchema)` to create a new message.
+ */
+export const CreateUploadRequestSchema: GenMessage<CreateUploadRequest> = /*@__PURE__*/
+  messageDesc(file_fileorganizer_v1_file, 39);
+
+/**
+ * Request for GetUpload.
+ *
+ * @generated from message fileorganizer.v1.GetUploadRequest
+ */
+export type GetUploadRequest = Message<"fileorganizer.v1.GetUploadRequest"> & {
+  /**
+   * The session, `uploads/{id}`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message fileorganizer.v1.GetUploadRequest.
+ * Use `create(GetUploadRequestSchema)` to create a new message.
+ */
+export const GetUploadRequestSchema: GenMessage<GetUploadRequest> = /*@__PURE__*/
+  messageDesc(file_fileorganizer_v1_file, 40);
+
+/**
+ * One message of an AppendUpload stream. Over REST the path and query
+ * parameters fill `name` and `offset` of the first message and the body
+ * fills `content`.
+ *
+ * @generated from message fileorganizer.v1.AppendUploadRequest
+ */
+export type AppendUploadRequest = Message<"fileorganizer.v1.AppendUploadRequest"> & {
+  /**
+   * The session, `uploads/{id}` (first message; ignored in later ones).
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Where the bytes of this stream start in the file (first message; ignored
+   * in later ones).
+   *
+   * @generated from field: int64 offset = 2;
+   */
+  offset: bigint;
+
+  /**
+   * The next bytes (over REST: the raw request body). Its content_type is
+   * ignored.
+   *
+   * @generated from field: google.api.HttpBody content = 3;
+   */
+  content?: HttpBody | undefined;
+};
+
+/**
+ * Describes the message fileorganizer.v1.AppendUploadRequest.
+ * Use `create(AppendUploadRequestSchema)` to create a new message.
+ */
+export const AppendUploadRequestSchema: GenMessage<AppendUploadRequest> = /*@__PURE__*/
+  messageDesc(file_fileorganizer_v1_file, 41);
+
+/**
+ * Request for FinishUpload.
+ *
+ * @generated from message fileorganizer.v1.FinishUploadRequest
+ */
+export type FinishUploadRequest = Message<"fileorganizer.v1.FinishUploadRequest"> & {
+  /**
+   * The session, `uploads/{id}`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message fileorganizer.v1.FinishUploadRequest.
+ * Use `create(FinishUploadRequestSchema)` to create a new message.
+ */
+export const FinishUploadRequestSchema: GenMessage<FinishUploadRequest> = /*@__PURE__*/
+  messageDesc(file_fileorganizer_v1_file, 42);
+
+/**
+ * Response of FinishUpload.
+ *
+ * @generated from message fileorganizer.v1.FinishUploadResponse
+ */
+export type FinishUploadResponse = Message<"fileorganizer.v1.FinishUploadResponse"> & {
+  /**
+   * The stored file: its final path (which differs from the requested one
+   * after a RENAME), size, blake3 hash and category.
+   *
+   * @generated from field: fileorganizer.v1.FileEntry file = 1;
+   */
+  file?: FileEntry | undefined;
+
+  /**
+   * True when the conflict policy SKIP_IF_IDENTICAL found the same content
+   * already at the path: nothing was written and `file` is the existing file.
+   *
+   * @generated from field: bool skipped_identical = 2;
+   */
+  skippedIdentical: boolean;
+};
+
+/**
+ * Describes the message fileorganizer.v1.FinishUploadResponse.
+ * Use `create(FinishUploadResponseSchema)` to create a new message.
+ */
+export const FinishUploadResponseSchema: GenMessage<FinishUploadResponse> = /*@__PURE__*/
+  messageDesc(file_fileorganizer_v1_file, 43);
+
+/**
+ * Request for CancelUpload.
+ *
+ * @generated from message fileorganizer.v1.CancelUploadRequest
+ */
+export type CancelUploadRequest = Message<"fileorganizer.v1.CancelUploadRequest"> & {
+  /**
+   * The session, `uploads/{id}`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message fileorganizer.v1.CancelUploadRequest.
+ * Use `create(CancelUploadRequestSchema)` to create a new message.
+ */
+export const CancelUploadRequestSchema: GenMessage<CancelUploadRequest> = /*@__PURE__*/
+  messageDesc(file_fileorganizer_v1_file, 44);
+
+/**
  * The type of a folder entry.
  *
  * @generated from enum fileorganizer.v1.FileKind
@@ -1557,6 +1923,19 @@ export enum FileConflictPolicy {
    * @generated from enum value: FILE_CONFLICT_POLICY_RENAME = 2;
    */
   RENAME = 2,
+
+  /**
+   * Uploads only: when `path` holds a regular file with exactly the uploaded
+   * content (same blake3 hash), write nothing and return the existing file
+   * (the response's `skipped_identical` is true), so a retried upload never
+   * makes a copy. When the content differs, or `path` is not a regular file,
+   * behave like RENAME: the upload is stored under a free " (n)" name and
+   * the existing file is left alone. Elsewhere (RestoreFile) it is
+   * INVALID_ARGUMENT.
+   *
+   * @generated from enum value: FILE_CONFLICT_POLICY_SKIP_IF_IDENTICAL = 3;
+   */
+  SKIP_IF_IDENTICAL = 3,
 }
 
 /**
@@ -2023,6 +2402,98 @@ export const FileService: GenService<{
     methodKind: "server_streaming";
     input: typeof DownloadArchiveRequestSchema;
     output: typeof HttpBodySchema;
+  },
+  /**
+   * Uploads a file whose bytes are the raw HTTP request body: over REST
+   * `POST /api/v1/files:upload?path=inbox/big.iso` with the file as the body
+   * (any Content-Type, e.g. `curl --data-binary @big.iso`), no base64 and no
+   * size limit but the caller's quota. Envoy streams the body into this
+   * client stream as HttpBody messages of about 1 MiB; the query parameters
+   * fill the other fields of the first message. gRPC clients may call it too:
+   * the first message carries the fields and possibly content, later ones
+   * only `content.data` (their other fields are ignored).
+   *
+   * The bytes go to a temporary file that is fsynced and published without
+   * replacing anything only when the body ended (and, when given, had
+   * `size_bytes` bytes and the `content_hash`); a failed or aborted upload
+   * leaves nothing behind. Counts against the per-user upload rate limit
+   * like UploadFile. See docs/uploads.md.
+   *
+   * @generated from rpc fileorganizer.v1.FileService.UploadRawFile
+   */
+  uploadRawFile: {
+    methodKind: "client_streaming";
+    input: typeof UploadRawFileRequestSchema;
+    output: typeof UploadRawFileResponseSchema;
+  },
+  /**
+   * Starts a resumable upload (see docs/uploads.md; modelled on tus 1.0):
+   * the target path, total size and optional expected hash are fixed here,
+   * the quota is reserved for `size_bytes` at once (RESOURCE_EXHAUSTED when
+   * it does not fit), and the session expires at `expire_time` unless
+   * finished. The target is checked now under the FAIL policy
+   * (ALREADY_EXISTS) and again when the file is published.
+   *
+   * @generated from rpc fileorganizer.v1.FileService.CreateUpload
+   */
+  createUpload: {
+    methodKind: "unary";
+    input: typeof CreateUploadRequestSchema;
+    output: typeof UploadSchema;
+  },
+  /**
+   * Returns an upload session with its committed offset: after a dropped
+   * connection, the offset to resume from (tus HEAD).
+   *
+   * @generated from rpc fileorganizer.v1.FileService.GetUpload
+   */
+  getUpload: {
+    methodKind: "unary";
+    input: typeof GetUploadRequestSchema;
+    output: typeof UploadSchema;
+  },
+  /**
+   * Appends bytes to an upload session at `offset` (tus PATCH), a client
+   * stream: over REST `POST /api/v1/uploads/{id}:append?offset=N` with the
+   * raw bytes as the body. `offset` must equal the committed offset
+   * (FAILED_PRECONDITION otherwise, with the committed offset in the message
+   * and in ErrorInfo metadata `committed_offset`), except that bytes at an
+   * earlier offset identical to those already committed are accepted and
+   * skipped (a retried chunk is idempotent). Bytes past `size_bytes` are
+   * INVALID_ARGUMENT. Every byte that arrived before a dropped connection is
+   * kept: GetUpload tells where to resume.
+   *
+   * @generated from rpc fileorganizer.v1.FileService.AppendUpload
+   */
+  appendUpload: {
+    methodKind: "client_streaming";
+    input: typeof AppendUploadRequestSchema;
+    output: typeof UploadSchema;
+  },
+  /**
+   * Completes an upload session: every byte must be committed
+   * (FAILED_PRECONDITION otherwise) and, when the session has a
+   * `content_hash`, match it (DATA_LOSS otherwise; the session and its
+   * bytes are discarded). The file is then published like an upload, under
+   * the session's conflict policy and modify_time, and the session ends.
+   *
+   * @generated from rpc fileorganizer.v1.FileService.FinishUpload
+   */
+  finishUpload: {
+    methodKind: "unary";
+    input: typeof FinishUploadRequestSchema;
+    output: typeof FinishUploadResponseSchema;
+  },
+  /**
+   * Abandons an upload session: its bytes are removed and its quota
+   * reservation released (tus termination).
+   *
+   * @generated from rpc fileorganizer.v1.FileService.CancelUpload
+   */
+  cancelUpload: {
+    methodKind: "unary";
+    input: typeof CancelUploadRequestSchema;
+    output: typeof EmptySchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_fileorganizer_v1_file, 0);
