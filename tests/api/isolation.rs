@@ -30,6 +30,8 @@ use fileorganizer::pb::fileorganizer::v1::{
     upload_file_request::Data,
 };
 
+use fileorganizer::pb::google::api::HttpBody;
+
 use crate::common::{TestApp, bearer, envoy::Envoy, tree};
 use crate::files::{category, create_category, delete, small_request, upload_small};
 use crate::operations::{User, create, organize, records, user, wait_for};
@@ -268,6 +270,8 @@ struct Tenants {
     a_trash: String,
     a_category: String,
     a_key: String,
+    /// A's resumable upload session, with 3 of its 6 bytes committed.
+    a_upload: String,
     done: String,
     planned: String,
     b_trash: Arc<std::sync::Mutex<Vec<String>>>,
@@ -310,6 +314,7 @@ async fn tenants() -> Tenants {
         .api_key
         .unwrap()
         .name;
+    let a_upload = a_upload_session(&app, &a).await;
     let done = create(&app, &a, organize("private")).await.name;
     let finished = wait_for(&app, &a, &done, &[OperationState::Succeeded]).await;
     assert_eq!(finished.counters.unwrap().files_moved, 3);
@@ -341,6 +346,7 @@ async fn tenants() -> Tenants {
         a_trash,
         a_category,
         a_key,
+        a_upload,
         done,
         planned,
         b_trash: Arc::new(std::sync::Mutex::new(b_trash)),
@@ -604,6 +610,87 @@ fn trash_category_and_key_probes(t: &Tenants) -> Vec<Probe> {
     probes.list
 }
 
+/// A resumable upload session of A's: 3 of 6 bytes committed.
+async fn a_upload_session(app: &TestApp, a: &User) -> String {
+    let mut files = FileServiceClient::new(channel(app));
+    let upload = files
+        .create_upload(bearer(
+            pb::CreateUploadRequest {
+                upload: Some(pb::Upload {
+                    path: "private/coming.bin".into(),
+                    size_bytes: 6,
+                    ..Default::default()
+                }),
+            },
+            &a.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let append = pb::AppendUploadRequest {
+        name: upload.name.clone(),
+        offset: 0,
+        content: Some(HttpBody {
+            data: b"A's".to_vec(),
+            ..Default::default()
+        }),
+    };
+    files
+        .append_upload(bearer(tokio_stream::iter(vec![append]), &a.token))
+        .await
+        .unwrap();
+    upload.name
+}
+
+/// A's resumable upload session, and the uploads that take a path.
+#[rustfmt::skip::macros(probe)]
+fn upload_probes(t: &Tenants) -> Vec<Probe> {
+    let mut probes = Probes::new(t);
+    let (nf, ok) = (Code::NotFound, Code::Ok);
+    let missing = &format!("uploads/{}", uuid());
+    probe!(probes; files, "FileService/GetUpload", "name", &t.a_upload, missing, nf, |c, name, auth| {
+        c.get_upload(auth(pb::GetUploadRequest { name })).await.map(drop)
+    });
+    probe!(probes; files, "FileService/AppendUpload", "name", &t.a_upload, missing, nf, |c, name, auth| {
+        let content = Some(HttpBody { data: b"B's".to_vec(), ..Default::default() });
+        let append = pb::AppendUploadRequest { name, offset: 3, content };
+        c.append_upload(auth(tokio_stream::iter(vec![append]))).await.map(drop)
+    });
+    probe!(probes; files, "FileService/FinishUpload", "name", &t.a_upload, missing, nf, |c, name, auth| {
+        c.finish_upload(auth(pb::FinishUploadRequest { name })).await.map(drop)
+    });
+    probe!(probes; files, "FileService/CancelUpload", "name", &t.a_upload, missing, nf, |c, name, auth| {
+        c.cancel_upload(auth(pb::CancelUploadRequest { name })).await.map(drop)
+    });
+    // B's own sessions and raw uploads at A's paths land in B's storage.
+    probe!(probes; files, "FileService/CreateUpload", "upload.path", "private/coming.bin",
+        "private/fresh-session.bin", ok, |c, path, auth| {
+            let upload = pb::Upload { path, size_bytes: 1, ..Default::default() };
+            c.create_upload(auth(pb::CreateUploadRequest { upload: Some(upload) })).await.map(drop)
+        });
+    let serial = Arc::new(AtomicUsize::new(0));
+    let next = move || serial.fetch_add(1, Ordering::Relaxed);
+    probe!(probes; files, "FileService/CreateUpload", "upload.name", &t.a_upload, missing, ok,
+        [next] |c, name, auth| {
+            let upload = pb::Upload {
+                name: name.clone(),
+                path: format!("probe/{}.bin", next()),
+                size_bytes: 1,
+                ..Default::default()
+            };
+            let created = c.create_upload(auth(pb::CreateUploadRequest { upload: Some(upload) })).await?;
+            assert_ne!(created.into_inner().name, name, "the client chose the session's name");
+            Ok(())
+        });
+    probe!(probes; files, "FileService/UploadRawFile", "path", "private/secret.txt",
+        "private/fresh-raw.txt", ok, |c, path, auth| {
+            let content = Some(HttpBody { data: b"B raw".to_vec(), ..Default::default() });
+            let request = pb::UploadRawFileRequest { path, content, ..Default::default() };
+            c.upload_raw_file(auth(tokio_stream::iter(vec![request]))).await.map(drop)
+        });
+    probes.list
+}
+
 /// A's profile and session, and the admin RPCs that name a user.
 #[rustfmt::skip::macros(probe)]
 fn account_and_admin_probes(t: &Tenants) -> Vec<Probe> {
@@ -686,6 +773,7 @@ async fn every_identifier_field_of_the_contract_has_an_isolation_probe() {
         path_probes(&t),
         trash_category_and_key_probes(&t),
         account_and_admin_probes(&t),
+        upload_probes(&t),
     ]
     .into_iter()
     .flatten()
@@ -754,6 +842,27 @@ async fn another_tenants_trash_categories_and_keys_answer_like_missing_ones() {
         b_keys.api_keys.iter().all(|k| k.name != t.a_key),
         "B lists A's key"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_tenants_upload_sessions_answer_like_missing_ones() {
+    let t = tenants().await;
+    assert_answered_alike(&upload_probes(&t)).await;
+    t.assert_a_unchanged().await;
+    // A's session is as A left it, and still A's to finish.
+    let mut files = FileServiceClient::new(channel(&t.app));
+    let got = files
+        .get_upload(bearer(
+            pb::GetUploadRequest {
+                name: t.a_upload.clone(),
+            },
+            &t.a.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.committed_offset, 3);
+    assert!(!t.b.root.join("private/coming.bin").exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

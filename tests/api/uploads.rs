@@ -550,11 +550,14 @@ async fn append(
     offset: usize,
     data: &[u8],
 ) -> Result<pb::Upload, Status> {
-    let messages: Vec<_> = data
+    let mut messages: Vec<_> = data
         .chunks(256 * 1024)
         .enumerate()
         .map(|(i, chunk)| append_message(if i == 0 { name } else { "" }, offset, chunk))
         .collect();
+    if messages.is_empty() {
+        messages.push(append_message(name, offset, b""));
+    }
     files(app)
         .append_upload(bearer(tokio_stream::iter(messages), &user.token))
         .await
