@@ -125,6 +125,11 @@ pub struct Config {
     /// resumable upload session lives after CreateUpload; an unfinished one
     /// is then removed with its bytes (docs/uploads.md).
     pub upload_session_ttl: Duration,
+    /// ImportArchive's limits, checked while the archive streams in
+    /// (docs/archives.md): `ARCHIVE_MAX_EXPANDED_BYTES` (default 64 GiB),
+    /// `ARCHIVE_MAX_ENTRIES` (default 1,000,000), `ARCHIVE_MAX_RATIO`
+    /// (default 200) above `ARCHIVE_RATIO_FLOOR_BYTES` (default 64 MiB).
+    pub archive_limits: crate::domain::archive::ArchiveLimits,
     /// `WORKERS` (default 2): job workers inside `fileorg serve`; 0 runs none
     /// (then `fileorg worker` processes must run the jobs).
     pub workers: usize,
@@ -175,6 +180,9 @@ pub struct RateLimits {
     pub api: u32,
     /// `RATE_LIMIT_UPLOAD` (default 10): uploads per user.
     pub upload: u32,
+    /// `RATE_LIMIT_UPLOAD_BYTES` (default 2 GiB): bytes per user and window
+    /// that uploads and archive imports may bring in together.
+    pub upload_bytes: u64,
     /// `RATE_LIMIT_EXPORT` (default 5): report exports per user.
     pub export: u32,
     /// `RATE_LIMIT_GLOBAL_API` (default 1000): all users together.
@@ -425,6 +433,22 @@ impl Config {
                 86_400u64,
                 1..=30 * 86_400,
             )?),
+            archive_limits: crate::domain::archive::ArchiveLimits {
+                max_expanded_bytes: parse(
+                    &get,
+                    "ARCHIVE_MAX_EXPANDED_BYTES",
+                    64 * 1024 * 1024 * 1024u64,
+                    1..=u64::MAX / 2,
+                )?,
+                max_entries: parse(&get, "ARCHIVE_MAX_ENTRIES", 1_000_000u64, 1..=u64::MAX / 2)?,
+                max_ratio: parse(&get, "ARCHIVE_MAX_RATIO", 200u64, 1..=1_000_000)?,
+                ratio_floor_bytes: parse(
+                    &get,
+                    "ARCHIVE_RATIO_FLOOR_BYTES",
+                    64 * 1024 * 1024u64,
+                    0..=u64::MAX / 2,
+                )?,
+            },
             workers: parse(&get, "WORKERS", 2usize, 0..=64)?,
             hash_threads: parse(&get, "HASH_THREADS", 2usize, 1..=64)?,
             job_heartbeat: Duration::from_millis(parse(
@@ -511,6 +535,12 @@ impl Config {
                 )?),
                 api: parse(&get, "RATE_LIMIT_API", 100u32, 1..=10_000_000)?,
                 upload: parse(&get, "RATE_LIMIT_UPLOAD", 10u32, 1..=10_000_000)?,
+                upload_bytes: parse(
+                    &get,
+                    "RATE_LIMIT_UPLOAD_BYTES",
+                    2 * 1024 * 1024 * 1024u64,
+                    1..=u64::MAX / 2,
+                )?,
                 export: parse(&get, "RATE_LIMIT_EXPORT", 5u32, 1..=10_000_000)?,
                 global_api: parse(&get, "RATE_LIMIT_GLOBAL_API", 1000u32, 1..=100_000_000)?,
                 global_transfer: parse(

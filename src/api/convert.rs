@@ -7,11 +7,13 @@ use uuid::Uuid;
 
 use crate::{
     db::models,
+    domain::archive::{ArchiveFormat, SkipReason},
     domain::{
         ConflictPolicy, Counters, DuplicateGroup, DuplicatePolicy, FileConflictPolicy,
         OperationKind, OperationRequest, OperationState, Phase, Record, RecordStatus, Report, Role,
         Snapshot, Word, report::record_name,
     },
+    engine::archive::Imported,
     error::{AppError, AppResult},
     pb::fileorganizer::v1 as pb,
 };
@@ -407,6 +409,79 @@ pub fn report(r: &Report) -> pb::OperationReport {
         duplicate_file_count: r.duplicate_file_count,
         reclaimable_bytes: r.reclaimable_bytes,
         compute_time: Some(timestamp(r.compute_time)),
+    }
+}
+
+/// A request's archive format: `None` to detect it (UNSPECIFIED, AUTO).
+pub fn archive_format(raw: i32, field: &str) -> AppResult<Option<ArchiveFormat>> {
+    match pb::ArchiveFormat::try_from(raw) {
+        Ok(pb::ArchiveFormat::Unspecified | pb::ArchiveFormat::Auto) => Ok(None),
+        Ok(pb::ArchiveFormat::Zip) => Ok(Some(ArchiveFormat::Zip)),
+        Ok(pb::ArchiveFormat::Tar) => Ok(Some(ArchiveFormat::Tar)),
+        Ok(pb::ArchiveFormat::TarGzip) => Ok(Some(ArchiveFormat::TarGzip)),
+        Ok(pb::ArchiveFormat::TarZstd) => Ok(Some(ArchiveFormat::TarZstd)),
+        Err(_) => Err(AppError::invalid(field, "unknown archive format")),
+    }
+}
+
+impl From<ArchiveFormat> for pb::ArchiveFormat {
+    fn from(format: ArchiveFormat) -> Self {
+        match format {
+            ArchiveFormat::Zip => pb::ArchiveFormat::Zip,
+            ArchiveFormat::Tar => pb::ArchiveFormat::Tar,
+            ArchiveFormat::TarGzip => pb::ArchiveFormat::TarGzip,
+            ArchiveFormat::TarZstd => pb::ArchiveFormat::TarZstd,
+        }
+    }
+}
+
+impl From<SkipReason> for pb::ArchiveEntrySkipReason {
+    fn from(reason: SkipReason) -> Self {
+        use pb::ArchiveEntrySkipReason as R;
+        match reason {
+            SkipReason::UnsafePath => R::UnsafePath,
+            SkipReason::Symlink => R::Symlink,
+            SkipReason::HardLink => R::HardLink,
+            SkipReason::SpecialFile => R::SpecialFile,
+            SkipReason::NameNotUtf8 => R::NameNotUtf8,
+            SkipReason::InvalidName => R::InvalidName,
+            SkipReason::TooDeep => R::TooDeep,
+            SkipReason::AlreadyExists => R::AlreadyExists,
+            SkipReason::NotAFolder => R::NotAFolder,
+        }
+    }
+}
+
+/// ImportArchive's answer for an import into `path`.
+pub fn imported(path: &str, imported: Imported) -> pb::ImportArchiveResponse {
+    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    pb::ImportArchiveResponse {
+        path: path.to_string(),
+        format: imported
+            .format
+            .map_or(pb::ArchiveFormat::Unspecified, pb::ArchiveFormat::from) as i32,
+        file_count: count(imported.files),
+        folder_count: count(imported.folders),
+        total_bytes: count(imported.bytes),
+        skipped_entries: imported
+            .skipped
+            .into_iter()
+            .map(|s| pb::SkippedArchiveEntry {
+                name: s.name,
+                reason: pb::ArchiveEntrySkipReason::from(s.reason) as i32,
+                detail: s.detail,
+            })
+            .collect(),
+        renamed_entries: imported
+            .renamed
+            .into_iter()
+            .map(|(name, path)| pb::RenamedArchiveEntry {
+                name,
+                path: path.as_str().to_string(),
+            })
+            .collect(),
+        skipped_count: count(imported.skipped_count),
+        renamed_count: count(imported.renamed_count),
     }
 }
 

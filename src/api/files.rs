@@ -13,6 +13,7 @@
 //!   quota, conflict policies, modify_time; the file
 //!   itself is a `storage::NewFile`: temp file, fsync, no-replace publish);
 //! - [`browse`]: ListDirectory / DownloadFile;
+//! - [`import`]: ImportArchive (the stream fed to `engine::archive`);
 //! - [`trash`]: DeleteFile / ListTrash / RestoreFile / EmptyTrash;
 //! - [`sessions`]: resumable uploads (CreateUpload, GetUpload,
 //!   AppendUpload, FinishUpload, CancelUpload; their expiry sweep);
@@ -33,6 +34,7 @@
 mod browse;
 mod categories;
 mod content_type;
+mod import;
 mod records;
 mod sessions;
 mod shared;
@@ -223,8 +225,9 @@ impl FileService for Files {
         &self,
         request: Request<Streaming<pb::ImportArchiveRequest>>,
     ) -> Result<Response<pb::ImportArchiveResponse>, Status> {
-        let (_principal, _stream) = parts(request)?;
-        Err(Status::unimplemented("ImportArchive is not implemented yet"))
+        let (principal, stream) = parts(request)?;
+        let imported = import::import_archive(self, principal, stream).await?;
+        Ok(Response::new(imported))
     }
 
     async fn download_archive(
@@ -232,7 +235,9 @@ impl FileService for Files {
         request: Request<pb::DownloadArchiveRequest>,
     ) -> Result<Response<BoxStream<HttpBody>>, Status> {
         let (_principal, _req) = parts(request)?;
-        Err(Status::unimplemented("DownloadArchive is not implemented yet"))
+        Err(Status::unimplemented(
+            "DownloadArchive is not implemented yet",
+        ))
     }
 
     async fn upload_raw_file(

@@ -6,6 +6,7 @@
 //! - [`spec`]: what an operation is asked to do ([`OperationSpec`], its
 //!   stored [`OperationOptions`]);
 //! - [`category`]: the built-in categories and their extensions;
+//! - [`archive`]: archive formats, skip reasons and import limits;
 //! - [`counters`], [`snapshot`]: what a running operation counts and shows;
 //! - [`journal`]: the rows the engine plans; [`report`]: an operation's
 //!   report as values; [`rules`]: users' category rules.
@@ -19,6 +20,7 @@
 //! which only declare them text or JSON columns; serde's impls are here, as
 //! JSON is how the domain's values are written down).
 
+pub(crate) mod archive;
 pub(crate) mod category;
 pub(crate) mod counters;
 pub(crate) mod enums;

@@ -6,6 +6,7 @@
 //! speaks the domain's types (`domain`: policies, journal rows, counters);
 //! it knows nothing of the database, the jobs or the API above it.
 
+pub mod archive;
 pub(crate) mod categorize;
 pub mod duplicates;
 pub(crate) mod parallel;

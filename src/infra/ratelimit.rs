@@ -670,7 +670,8 @@ impl Bucket {
         match path.rsplit('/').next().unwrap_or_default() {
             // One request per file: a resumable upload counts once, at
             // CreateUpload; its appends and finish are ordinary calls.
-            "UploadFile" | "UploadSmallFile" | "UploadRawFile" | "CreateUpload" => Bucket::Upload,
+            "UploadFile" | "UploadSmallFile" | "UploadRawFile" | "CreateUpload"
+            | "ImportArchive" => Bucket::Upload,
             "ExportReport" => Bucket::Export,
             _ => Bucket::Api,
         }

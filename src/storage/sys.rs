@@ -149,13 +149,24 @@ pub(crate) fn create_excl(dir: impl AsFd, name: &str, mode: u32) -> io::Result<O
 /// fsyncs a directory. cap-std `Dir` fds are `O_PATH`, on which fsync fails
 /// with EBADF, so this opens `.` with `O_RDONLY|O_DIRECTORY` first.
 pub(crate) fn fsync_dir(dir: impl AsFd) -> io::Result<()> {
-    let fd = rustix::fs::openat(
+    rustix::fs::fsync(readable_dir(dir)?)?;
+    Ok(())
+}
+
+/// `dir` reopened read-only (as `.`), for the calls that refuse `O_PATH`.
+fn readable_dir(dir: impl AsFd) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::openat(
         dir,
         ".",
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
-    )?;
-    rustix::fs::fsync(&fd)?;
+    )?)
+}
+
+/// `syncfs` on the filesystem holding `dir` (through a readable descriptor
+/// of it: like fsync, syncfs refuses `O_PATH` ones with `EBADF`).
+pub(crate) fn syncfs_at(dir: impl AsFd) -> io::Result<()> {
+    rustix::fs::syncfs(readable_dir(dir)?)?;
     Ok(())
 }
 

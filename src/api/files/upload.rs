@@ -62,7 +62,7 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// RetryInfo of a quota error: space has to be freed first.
 const QUOTA_RETRY: Duration = Duration::from_secs(60);
 
-type UploadResult<T> = Result<T, StreamEnd>;
+pub(super) type UploadResult<T> = Result<T, StreamEnd>;
 
 /// The names of the request fields an upload's errors point at.
 pub(super) struct Fields {
@@ -495,8 +495,9 @@ async fn receive(
     staged.finish(files, principal, &target).await
 }
 
-/// The next message, or an error when the client failed or left, the
-/// stream idled too long, or the server is shutting down.
+/// The next message of a client stream (UploadFile, ImportArchive), or an
+/// error when the client failed or left, the stream idled too long, or the
+/// server is shutting down.
 pub(super) async fn next_message<T>(
     files: &Files,
     stream: &mut Streaming<T>,
@@ -507,7 +508,7 @@ pub(super) async fn next_message<T>(
             Ok(Ok(message)) => Ok(message),
             Ok(Err(status)) => Err(StreamEnd::Client(status)),
             Err(_) => Err(StreamEnd::Client(Status::deadline_exceeded(format!(
-                "the upload sent nothing for {} s; nothing was stored",
+                "the stream sent nothing for {} s and was abandoned",
                 IDLE_TIMEOUT.as_secs()
             )))),
         },

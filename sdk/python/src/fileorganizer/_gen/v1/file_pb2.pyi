@@ -478,7 +478,7 @@ class RenamedArchiveEntry(_message.Message):
     def __init__(self, name: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...
 
 class ImportArchiveResponse(_message.Message):
-    __slots__ = ("path", "format", "file_count", "folder_count", "total_bytes", "skipped_entries", "renamed_entries")
+    __slots__ = ("path", "format", "file_count", "folder_count", "total_bytes", "skipped_entries", "renamed_entries", "skipped_count", "renamed_count")
     PATH_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     FILE_COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -486,6 +486,8 @@ class ImportArchiveResponse(_message.Message):
     TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
     SKIPPED_ENTRIES_FIELD_NUMBER: _ClassVar[int]
     RENAMED_ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    RENAMED_COUNT_FIELD_NUMBER: _ClassVar[int]
     path: str
     format: ArchiveFormat
     file_count: int
@@ -493,7 +495,9 @@ class ImportArchiveResponse(_message.Message):
     total_bytes: int
     skipped_entries: _containers.RepeatedCompositeFieldContainer[SkippedArchiveEntry]
     renamed_entries: _containers.RepeatedCompositeFieldContainer[RenamedArchiveEntry]
-    def __init__(self, path: _Optional[str] = ..., format: _Optional[_Union[ArchiveFormat, str]] = ..., file_count: _Optional[int] = ..., folder_count: _Optional[int] = ..., total_bytes: _Optional[int] = ..., skipped_entries: _Optional[_Iterable[_Union[SkippedArchiveEntry, _Mapping]]] = ..., renamed_entries: _Optional[_Iterable[_Union[RenamedArchiveEntry, _Mapping]]] = ...) -> None: ...
+    skipped_count: int
+    renamed_count: int
+    def __init__(self, path: _Optional[str] = ..., format: _Optional[_Union[ArchiveFormat, str]] = ..., file_count: _Optional[int] = ..., folder_count: _Optional[int] = ..., total_bytes: _Optional[int] = ..., skipped_entries: _Optional[_Iterable[_Union[SkippedArchiveEntry, _Mapping]]] = ..., renamed_entries: _Optional[_Iterable[_Union[RenamedArchiveEntry, _Mapping]]] = ..., skipped_count: _Optional[int] = ..., renamed_count: _Optional[int] = ...) -> None: ...
 
 class DownloadArchiveRequest(_message.Message):
     __slots__ = ("path", "operation", "format")
