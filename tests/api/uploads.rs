@@ -682,6 +682,7 @@ async fn a_session_resumes_after_the_grpc_stream_is_cut_mid_file() {
         .await
         .unwrap()
         .committed_offset as usize;
+    eprintln!("gRPC append cut after {sent} bytes: {committed} committed");
     assert!(committed <= sent, "{committed} > {sent}");
     assert!(
         past.message()
@@ -1059,6 +1060,7 @@ async fn a_rest_session_resumes_after_the_connection_is_cut_mid_body() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let committed = committed.expect("the session stayed busy");
+    eprintln!("REST append cut after {cut} bytes: {committed} committed");
     assert!(committed <= cut, "{committed} > {cut}");
 
     let resumed = http
