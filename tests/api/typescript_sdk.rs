@@ -94,7 +94,7 @@ async fn typescript_sdk_transfers_against_a_low_upload_limit() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
-        stdout.contains("# pass 3\n") && stdout.contains("# fail 0\n"),
-        "expected 3 passing tests (and the downloadArchive todo):\n{stdout}"
+        stdout.contains("# pass 4\n") && stdout.contains("# fail 0\n"),
+        "expected 4 passing tests (and the downloadArchive todo):\n{stdout}"
     );
 }

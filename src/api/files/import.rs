@@ -220,7 +220,7 @@ async fn pump(
 fn failed(target: &UserPath, error: ImportError) -> AppError {
     let ImportError { failure, progress } = error;
     let kept = kept(target, &progress);
-    match failure {
+    match *failure {
         Failure::NotAnArchive(message) | Failure::Corrupt(message) => {
             AppError::invalid("body", format!("{message}{kept}"))
         }

@@ -126,7 +126,9 @@ impl Failure {
 #[derive(Debug, thiserror::Error)]
 #[error("{failure}")]
 pub struct ImportError {
-    pub failure: Failure,
+    /// Boxed to keep the Result small (clippy::result_large_err after the
+    /// upload branch's larger storage errors were merged in).
+    pub failure: Box<Failure>,
     pub progress: Imported,
 }
 
@@ -162,7 +164,7 @@ pub fn import(
                 detect::Detected::Unknown(message) => Failure::NotAnArchive(message),
             };
             return Err(ImportError {
-                failure,
+                failure: Box::new(failure),
                 progress: Imported::default(),
             });
         }
@@ -202,7 +204,10 @@ pub fn import(
     });
     match sink.finish(result) {
         (imported, None) => Ok(imported),
-        (progress, Some(failure)) => Err(ImportError { failure, progress }),
+        (progress, Some(failure)) => Err(ImportError {
+            failure: Box::new(failure),
+            progress,
+        }),
     }
 }
 
