@@ -20,8 +20,8 @@ async fn python_sdk_test_suite_passes_against_a_live_server() {
 const LOW_UPLOAD_LIMIT: u32 = 3;
 
 /// The SDK's transfers (`sdk/python/tests/test_transfers.py`: upload_folder paced by
-/// RetryInfo and idempotent, import_archive, upload_large resumed after a cut connection,
-/// download_archive) against a server that allows only a few uploads per short window, so
+/// RetryInfo and idempotent, import_archive, upload_large resumed after a cut connection)
+/// against a server that allows only a few uploads per short window, so
 /// the pacing is exercised without minutes of waiting.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_sdk_transfers_against_a_low_upload_limit() {

@@ -54,9 +54,9 @@ async fn typescript_sdk_test_suite_passes_against_a_live_server() {
 const LOW_UPLOAD_LIMIT: u32 = 3;
 
 /// The SDK's Node transfers (`sdk/typescript/test/transfers.test.ts`: uploadFolder paced by
-/// RetryInfo and idempotent, importArchive, uploadLarge resumed after a cut connection;
-/// downloadArchive a todo while the server answers UNIMPLEMENTED) against a server that
-/// allows only a few uploads per short window.
+/// RetryInfo and idempotent, importArchive and importArchiveBytes over grpc-web, uploadLarge
+/// resumed after a cut connection) against a server that allows only a few uploads per short
+/// window.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typescript_sdk_transfers_against_a_low_upload_limit() {
     let app = TestApp::spawn_with(Options {
@@ -95,6 +95,6 @@ async fn typescript_sdk_transfers_against_a_low_upload_limit() {
     );
     assert!(
         stdout.contains("# pass 4\n") && stdout.contains("# fail 0\n"),
-        "expected 4 passing tests (and the downloadArchive todo):\n{stdout}"
+        "expected 4 passing tests:\n{stdout}"
     );
 }

@@ -2,14 +2,11 @@
 /**
  * Filesystem transfers for Node (native gRPC: these RPCs stream from the client, which
  * grpc-web cannot): a folder uploaded concurrently and paced by the server's RetryInfo, an
- * archive imported as it is read, a large file uploaded through a resumable session, and a
- * folder downloaded as a zip or tar.
+ * archive imported as it is read, and a large file uploaded through a resumable session.
  */
-import { createReadStream, createWriteStream } from "node:fs";
-import { lstat, readdir, rename, rm, stat } from "node:fs/promises";
-import { basename, dirname, join, relative, sep } from "node:path";
-import { pipeline } from "node:stream/promises";
-import { Readable } from "node:stream";
+import { createReadStream } from "node:fs";
+import { lstat, readdir, stat } from "node:fs/promises";
+import { join, relative, sep } from "node:path";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { FileOrganizerClient } from "./client.js";
 import {
@@ -188,31 +185,4 @@ export async function uploadLarge(
     modifyTimeMs: Math.floor(info.mtimeMs),
     ...options,
   });
-}
-
-/**
- * Downloads `remoteDir` as a zip (or `ArchiveFormat.TAR`) into `localPath` (written to a
- * temporary file beside it, renamed when complete). Returns the archive's size in bytes.
- */
-export async function downloadArchive(
-  client: FileOrganizerClient,
-  remoteDir: string,
-  localPath: string,
-  format: ArchiveFormat = ArchiveFormat.ZIP,
-): Promise<number> {
-  const tmp = join(dirname(localPath), `.${basename(localPath)}.${crypto.randomUUID()}.part`);
-  let size = 0;
-  const chunks = async function* () {
-    for await (const body of client.files.downloadArchive({ path: remoteDir, format })) {
-      size += body.data.length;
-      yield body.data;
-    }
-  };
-  try {
-    await pipeline(Readable.from(chunks()), createWriteStream(tmp));
-    await rename(tmp, localPath);
-  } finally {
-    await rm(tmp, { force: true });
-  }
-  return size;
 }

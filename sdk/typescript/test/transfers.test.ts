@@ -1,7 +1,8 @@
 // The SDK's Node transfers against a live server whose upload limit is low (run by
 // tests/api/typescript_sdk.rs with FILEORG_URL and FILEORG_UPLOAD_LIMIT = RATE_LIMIT_UPLOAD
 // per short RATE_LIMIT_WINDOW_SECS): uploadFolder paced by RetryInfo and idempotent,
-// importArchive, uploadLarge resumed after its connection is cut, downloadArchive.
+// importArchive (and importArchiveBytes over grpc-web), uploadLarge resumed after its
+// connection is cut.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
@@ -16,7 +17,6 @@ import {
   ConnectError,
   FileKind,
   connect,
-  downloadArchive,
   importArchive,
   importArchiveBytes,
   uploadFolder,
@@ -198,21 +198,3 @@ test("uploadLarge resumes by itself after the connection is cut mid-file", async
     proxy.close();
   }
 });
-
-// The server side of DownloadArchive is i20-archive's and answers UNIMPLEMENTED on this
-// branch: a todo test (reported, not counted as a failure) until it lands.
-test(
-  "downloadArchive: a zip of the folder",
-  { todo: "DownloadArchive answers UNIMPLEMENTED on this branch's server" },
-  async () => {
-    const { client } = await loggedIn("ts-export");
-    const dir = mkdtempSync(join(tmpdir(), "ts-export-"));
-    mkdirSync(join(dir, "src/x"), { recursive: true });
-    writeFileSync(join(dir, "src/x/one.txt"), "one");
-    await uploadFolder(client, join(dir, "src"), "out");
-    const size = await downloadArchive(client, "out", join(dir, "out.zip"));
-    assert.ok(size > 0);
-    const listing = execFileSync("unzip", ["-Z1", join(dir, "out.zip")], { encoding: "utf8" });
-    assert.ok(listing.split("\n").some((n) => n.endsWith("x/one.txt")), listing);
-  },
-);

@@ -86,8 +86,8 @@ class Client(TransfersMixin):
     ``Client("localhost:50051")`` (or ``"grpc://host:port"``; ``"grpcs://host:port"`` for TLS),
     then :meth:`login` or :meth:`register`; or ``Client(url, api_key="fo_…")``. Access tokens are
     refreshed with RefreshToken shortly before they expire. Every error is an :class:`ApiError`.
-    Many or large files: :meth:`upload_folder`, :meth:`import_archive`, :meth:`upload_large`,
-    :meth:`download_archive` (``fileorganizer.transfers``).
+    Many or large files: :meth:`upload_folder`, :meth:`import_archive`, :meth:`upload_large`
+    (``fileorganizer.transfers``).
     """
 
     def __init__(

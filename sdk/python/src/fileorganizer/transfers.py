@@ -2,7 +2,8 @@
 archive import and export, and resumable uploads that resume by themselves.
 
 Mixed into :class:`fileorganizer.Client`; see its methods ``upload_file``, ``upload_folder``,
-``import_archive``, ``upload_large`` and ``download_archive``.
+``import_archive`` and ``upload_large``. (Downloading a folder as an archive waits for the
+server: DownloadArchive left the issue 20 contract.)
 
 Pacing: a RESOURCE_EXHAUSTED refusal with reason ``RATE_LIMITED`` carries a
 ``google.rpc.RetryInfo`` delay (the time until the rate-limit window moves on). The transfer
@@ -15,7 +16,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -278,25 +278,6 @@ class TransfersMixin:
                 raise
 
         return self._paced(send, remote_dir, max_retries, on_wait)
-
-    def download_archive(self, remote_dir: str, local_path: PathLike, format: str = "ZIP") -> int:
-        """Streams ``remote_dir`` as a zip (or ``format="TAR"``) into ``local_path`` (written to
-        a temp file, then renamed). Returns the archive's size in bytes."""
-        local = Path(local_path)
-        tmp = local.with_name(f".{local.name}.{uuid.uuid4().hex}.part")
-        req = pb.file.DownloadArchiveRequest(path=remote_dir, format=_format(format))
-        written = 0
-        try:
-            with tmp.open("wb") as f:
-                for body in self.files.DownloadArchive(req, metadata=self._metadata(), timeout=None):
-                    f.write(body.data)
-                    written += len(body.data)
-            os.replace(tmp, local)
-        except grpc.RpcError as err:
-            raise from_rpc_error(err) from None
-        finally:
-            tmp.unlink(missing_ok=True)
-        return written
 
     # -- resumable uploads ----------------------------------------------------------------------
 
