@@ -5,12 +5,16 @@ import {
   errorDetails,
   FileConflictPolicy,
   FileKind,
+  importArchiveBytes,
   OperationState,
+  paced,
+  type WaitNotice,
   files as filesPb,
   type FileOrganizerClient,
   type operations,
 } from "@fileorganizer/sdk";
 import { drawCategoryChart } from "./chart";
+import { tarBlob } from "./tar";
 import "./style.css";
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -135,18 +139,149 @@ async function browse(path: string): Promise<void> {
   status(`${path || "(root)"}: ${entries.length} entries`);
 }
 
+// ---------------------------------------------------------------- uploads
+/**
+ * More files than this go as ONE ImportArchive (a tar built here) instead of one upload each:
+ * the server allows 10 uploads a minute per user by default, and an import counts once.
+ */
+const ARCHIVE_ABOVE = 5;
+
+interface Picked {
+  /** Path relative to the upload folder (`sub/name` for a chosen or dropped folder). */
+  path: string;
+  file: File;
+}
+
+/** What was chosen or dropped last (the file inputs are read when it is empty). */
+let picked: Picked[] = [];
+
+function pickedFromInputs(): Picked[] {
+  const folder = [...(input("upload-folder").files ?? [])];
+  const files = folder.length > 0 ? folder : [...(input("upload-file").files ?? [])];
+  return files.map((file) => ({ path: file.webkitRelativePath || file.name, file }));
+}
+
+/** Every file under a dropped entry (folders walked, depth-bounded, iteratively). */
+async function droppedFiles(roots: FileSystemEntry[]): Promise<Picked[]> {
+  const out: Picked[] = [];
+  const pending: { entry: FileSystemEntry; depth: number }[] = roots.map((entry) => ({ entry, depth: 0 }));
+  while (pending.length > 0) {
+    const { entry, depth } = pending.pop()!;
+    if (entry.isFile) {
+      const file = await new Promise<File>((ok, fail) => (entry as FileSystemFileEntry).file(ok, fail));
+      out.push({ path: entry.fullPath.replace(/^\/+/, ""), file });
+    } else if (entry.isDirectory && depth < 64) {
+      const reader = (entry as FileSystemDirectoryEntry).createReader();
+      for (;;) {
+        const batch = await new Promise<FileSystemEntry[]>((ok, fail) => reader.readEntries(ok, fail));
+        if (batch.length === 0) break;
+        pending.push(...batch.map((child) => ({ entry: child, depth: depth + 1 })));
+      }
+    }
+  }
+  return out.sort((a, b) => (a.path < b.path ? -1 : 1));
+}
+
+function showPicked(list: Picked[]): void {
+  $("upload-picked").textContent = list.length ? `${list.length} file(s) chosen` : "";
+}
+
+/** One row per file: its state (queued, waiting, uploading, done, identical, failed). */
+function uploadRows(list: Picked[]): Map<string, HTMLLIElement> {
+  const rows = new Map<string, HTMLLIElement>();
+  $("upload-list").replaceChildren(
+    ...list.map(({ path }) => {
+      const li = document.createElement("li");
+      li.dataset.path = path;
+      rows.set(path, li);
+      return li;
+    }),
+  );
+  return rows;
+}
+
+function setRow(li: HTMLLIElement | undefined, state: string, text: string): void {
+  if (!li) return;
+  li.dataset.state = state;
+  li.textContent = `${li.dataset.path}: ${text}`;
+}
+
+function uploadSummary(done: number, total: number, extra = ""): void {
+  const summary = $("upload-summary");
+  summary.dataset.done = String(done);
+  summary.dataset.total = String(total);
+  summary.textContent = `${done} of ${total} uploaded${extra ? ` (${extra})` : ""}`;
+}
+
+/** Shows a wait for the upload limit; the count stays on the page (data-waits). */
+function showWait(notice: WaitNotice): void {
+  const box = $("upload-wait");
+  box.dataset.waits = String(Number(box.dataset.waits ?? "0") + 1);
+  box.textContent = `Upload limit reached: waiting ${Math.ceil(notice.delayMs / 1000)} s as the server asked (RetryInfo), then going on.`;
+  box.hidden = false;
+}
+
 async function upload(): Promise<void> {
-  const chosen = [...(input("upload-file").files ?? [])];
-  if (chosen.length === 0) throw new Error("choose a file first");
+  const chosen = picked.length > 0 ? picked : pickedFromInputs();
+  if (chosen.length === 0) throw new Error("choose files or a folder first");
   const dir = input("upload-dir").value.replace(/\/+$/, "");
-  for (const file of chosen) {
-    const content = new Uint8Array(await file.arrayBuffer());
-    // UploadSmallFile: one message, since grpc-web has no client streaming.
-    await api().files.uploadSmallFile({
-      path: dir ? `${dir}/${file.name}` : file.name,
-      content,
-      conflictPolicy: FileConflictPolicy.RENAME,
-    });
+  const mode = $<HTMLSelectElement>("upload-mode").value;
+  const asArchive = mode === "archive" || (mode === "auto" && chosen.length > ARCHIVE_ABOVE);
+  const rows = uploadRows(chosen);
+  $("upload-wait").hidden = true;
+  $("upload-wait").dataset.waits = "0";
+  uploadSummary(0, chosen.length);
+  let identical = 0;
+  if (asArchive) {
+    for (const { path } of chosen) setRow(rows.get(path), "uploading", "in the archive");
+    status(`Packing ${chosen.length} file(s) into one archive…`);
+    const tar = tarBlob(chosen.map(({ path, file }) => ({ path, file, lastModified: file.lastModified })));
+    status(`Importing ${chosen.length} file(s) as one archive…`);
+    const res = await importArchiveBytes(api(), new Uint8Array(await tar.arrayBuffer()), dir, { onWait: showWait });
+    const skipped = new Map(res.skippedEntries.map((e) => [e.name.replace(/^\.\//, ""), e]));
+    let done = 0;
+    for (const { path } of chosen) {
+      const skip = skipped.get(path);
+      if (!skip) {
+        setRow(rows.get(path), "done", "uploaded");
+        done++;
+      } else if (skip.reason === filesPb.ArchiveEntrySkipReason.ALREADY_EXISTS) {
+        setRow(rows.get(path), "identical", "already there, not uploaded again");
+        identical++;
+        done++;
+      } else {
+        setRow(rows.get(path), "failed", `skipped: ${filesPb.ArchiveEntrySkipReason[skip.reason]} ${skip.detail}`);
+      }
+    }
+    uploadSummary(done, chosen.length, identical ? `${identical} already there` : "");
+  } else {
+    let done = 0;
+    for (const { path, file } of chosen) {
+      const li = rows.get(path);
+      setRow(li, "uploading", "uploading");
+      const content = new Uint8Array(await file.arrayBuffer());
+      // UploadSmallFile: one message, since grpc-web has no client streaming. SKIP_IF_IDENTICAL:
+      // pressing Upload again stores no copies.
+      const res = await paced(
+        path,
+        () =>
+          api().files.uploadSmallFile({
+            path: dir ? `${dir}/${path}` : path,
+            content,
+            conflictPolicy: FileConflictPolicy.SKIP_IF_IDENTICAL,
+            modifyTime: { seconds: BigInt(Math.floor(file.lastModified / 1000)), nanos: 0 },
+          }),
+        {
+          onWait: (notice) => {
+            setRow(li, "waiting", `waiting ${Math.ceil(notice.delayMs / 1000)} s for the upload limit`);
+            showWait(notice);
+          },
+        },
+      );
+      if (res.skippedIdentical) identical++;
+      setRow(li, res.skippedIdentical ? "identical" : "done", res.skippedIdentical ? "already there" : "uploaded");
+      uploadSummary(++done, chosen.length, identical ? `${identical} already there` : "");
+    }
   }
   await browse(dir);
   status(`Uploaded ${chosen.length} file(s) into ${dir || "(root)"}.`);
@@ -269,6 +404,29 @@ button("up").addEventListener(
   "click",
   action(() => browse(input("path").value.split("/").slice(0, -1).join("/"))),
 );
+for (const id of ["upload-file", "upload-folder"]) {
+  input(id).addEventListener("change", () => {
+    picked = [];
+    showPicked(pickedFromInputs());
+  });
+}
+const dropZone = $("drop-zone");
+dropZone.addEventListener("dragover", (e) => {
+  e.preventDefault();
+  dropZone.classList.add("over");
+});
+dropZone.addEventListener("dragleave", () => dropZone.classList.remove("over"));
+dropZone.addEventListener("drop", (e) => {
+  e.preventDefault();
+  dropZone.classList.remove("over");
+  const entries = [...(e.dataTransfer?.items ?? [])]
+    .map((item) => item.webkitGetAsEntry())
+    .filter((entry): entry is FileSystemEntry => entry !== null);
+  void action(async () => {
+    picked = await droppedFiles(entries);
+    showPicked(picked);
+  })();
+});
 $("upload-form").addEventListener("submit", (e) => {
   e.preventDefault();
   void action(upload)();

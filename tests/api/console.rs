@@ -372,26 +372,35 @@ async fn console_clicks_through_organize_and_undo_over_grpc_web_in_chromium() {
     step_refused_from_another_origin(&done);
 }
 
+/// Builds the console and starts a server serving it on its own origin (allowed by CORS),
+/// with `extra` settings; returns the server and the console's origin.
+async fn console_app(extra: Vec<(&'static str, String)>) -> (TestApp, String) {
+    tokio::task::spawn_blocking(build_workspaces).await.unwrap();
+    let console_port = free_port();
+    let console_origin = format!("http://127.0.0.1:{console_port}");
+    let mut env = vec![
+        ("CONSOLE_ADDR", format!("127.0.0.1:{console_port}")),
+        (
+            "CONSOLE_DIR",
+            repo_root().join("console/dist").display().to_string(),
+        ),
+        ("CORS_ORIGINS", console_origin.clone()),
+    ];
+    env.extend(extra);
+    let app = TestApp::spawn_with(Options {
+        env,
+        ..Options::default()
+    })
+    .await;
+    (app, console_origin)
+}
+
 /// Issue 18 item 6: the console's answers (the page, an asset, config.json, the single-page
 /// fallback) carry the API's security headers plus a CSP naming only the console and the API,
 /// and a page of another origin cannot frame the sign-in form (clickjacking).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_is_served_with_security_headers_and_cannot_be_framed() {
-    tokio::task::spawn_blocking(build_workspaces).await.unwrap();
-    let console_port = free_port();
-    let console_origin = format!("http://127.0.0.1:{console_port}");
-    let app = TestApp::spawn_with(Options {
-        env: vec![
-            ("CONSOLE_ADDR", format!("127.0.0.1:{console_port}")),
-            (
-                "CONSOLE_DIR",
-                repo_root().join("console/dist").display().to_string(),
-            ),
-            ("CORS_ORIGINS", console_origin.clone()),
-        ],
-        ..Options::default()
-    })
-    .await;
+    let (app, console_origin) = console_app(Vec::new()).await;
     let api = format!("http://127.0.0.1:{}", app.addr.port());
 
     let index = reqwest::get(format!("{console_origin}/"))
@@ -474,5 +483,168 @@ async fn console_is_served_with_security_headers_and_cannot_be_framed() {
             .iter()
             .any(|m| m.as_str().unwrap().contains("frame-ancestors")),
         "Chromium did not say it refused the frame: {seen}"
+    );
+}
+
+async fn access_token(app: &TestApp, email: &str) -> String {
+    app.auth()
+        .login(pb::LoginRequest {
+            email: email.into(),
+            password: PASSWORD.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .access_token
+}
+
+/// Every file path under `path` of the user with `token`, sorted (ListDirectory, all pages).
+async fn files_listed(app: &TestApp, token: &str, path: &str) -> Vec<String> {
+    let mut client = crate::files::files(app);
+    let mut out = Vec::new();
+    let mut pending = vec![path.to_string()];
+    while let Some(dir) = pending.pop() {
+        let mut page_token = String::new();
+        loop {
+            let page = client
+                .list_directory(crate::common::bearer(
+                    pb::ListDirectoryRequest {
+                        path: dir.clone(),
+                        page_token: page_token.clone(),
+                        page_size: 1000,
+                        ..Default::default()
+                    },
+                    token,
+                ))
+                .await
+                .expect("list")
+                .into_inner();
+            for entry in page.entries {
+                if entry.kind == pb::FileKind::Directory as i32 {
+                    pending.push(entry.path);
+                } else {
+                    out.push(entry.path);
+                }
+            }
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            page_token = page.next_page_token;
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The console's uploads in Chromium (tests/clients/console_uploads.mjs) with the DEFAULT
+/// upload limit of 10 a minute: a 500-file folder goes in as one archive and pressing Upload
+/// again stores nothing twice (exactly 500 files, no " (1)" names); 12 single uploads meet the
+/// limit, the page says it waits, and all 12 arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_uploads_a_500_file_folder_and_waits_out_the_upload_limit_in_chromium() {
+    // The harness raises every limit; this test wants the shipped default back.
+    let (app, console_origin) = console_app(vec![("RATE_LIMIT_UPLOAD", "10".into())]).await;
+    assert_eq!(app.state.config.rate_limits.upload, 10);
+    assert_eq!(app.state.config.rate_limits.window, Duration::from_secs(60));
+
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("photos");
+    let mut expected = Vec::new();
+    for i in 0..500 {
+        let sub = format!("{}/{}", ["2019", "2020", "2021"][i % 3], i % 7);
+        std::fs::create_dir_all(folder.join(&sub)).unwrap();
+        let name = format!("{sub}/img_{i:03}.jpg");
+        std::fs::write(
+            folder.join(&name),
+            format!("photo number {i}\n").repeat(1 + i % 5),
+        )
+        .unwrap();
+        expected.push(format!("album/photos/{name}"));
+    }
+    expected.sort();
+    let singles = dir.path().join("singles");
+    std::fs::create_dir_all(&singles).unwrap();
+    let mut expected_singles = Vec::new();
+    for i in 0..12 {
+        std::fs::write(singles.join(format!("s{i:02}.txt")), format!("single {i}")).unwrap();
+        expected_singles.push(format!("inbox/s{i:02}.txt"));
+    }
+    let shots = repo_root().join("data/test-artifacts/console");
+    std::fs::create_dir_all(&shots).unwrap();
+    let (email1, email2) = (TestApp::email("folder"), TestApp::email("singles"));
+
+    let output = tokio::process::Command::new("node")
+        .arg(repo_root().join("tests/clients/console_uploads.mjs"))
+        .arg(&console_origin)
+        .arg(&folder)
+        .arg(&singles)
+        .args([&email1, &email2])
+        .arg(&shots)
+        .current_dir(repo_root())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(DEADLINE, output)
+        .await
+        .expect("the browser test hung")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "console_uploads.mjs failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let done: Value = serde_json::from_str(
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("DONE "))
+            .expect("DONE line"),
+    )
+    .unwrap();
+
+    // The folder: all 500 reported, then all 500 already there on the second press.
+    assert_eq!(done["picked"], "500 file(s) chosen", "{done}");
+    let first = &done["first"];
+    assert_eq!(first["error"], "", "{first}");
+    assert_eq!(
+        (first["done"].as_i64(), first["total"].as_i64()),
+        (Some(500), Some(500)),
+        "{first}"
+    );
+    assert_eq!(first["states"]["done"], 500, "{first}");
+    assert_eq!(first["summary"], "500 of 500 uploaded", "{first}");
+    let second = &done["second"];
+    assert_eq!(second["error"], "", "{second}");
+    assert_eq!(second["states"]["identical"], 500, "{second}");
+    assert_eq!(
+        second["summary"], "500 of 500 uploaded (500 already there)",
+        "{second}"
+    );
+    let token1 = access_token(&app, &email1).await;
+    let stored = files_listed(&app, &token1, "album").await;
+    assert_eq!(stored.len(), 500, "exactly 500 files");
+    assert!(!stored.iter().any(|p| p.contains(" (")), "a copy was made");
+    assert_eq!(stored, expected);
+
+    // The singles: the page showed the wait, and all 12 arrived once.
+    let waiting = &done["whileWaiting"];
+    assert_eq!(waiting["waitHidden"], false, "{waiting}");
+    assert!(
+        waiting["waitText"]
+            .as_str()
+            .unwrap()
+            .starts_with("Upload limit reached: waiting"),
+        "{waiting}"
+    );
+    let single = &done["single"];
+    assert_eq!(single["error"], "", "{single}");
+    assert!(single["waits"].as_i64().unwrap() >= 1, "{single}");
+    assert_eq!(single["summary"], "12 of 12 uploaded", "{single}");
+    assert_eq!(single["states"]["done"], 12, "{single}");
+    let token2 = access_token(&app, &email2).await;
+    assert_eq!(files_listed(&app, &token2, "inbox").await, expected_singles);
+    assert_eq!(
+        done["consoleErrors"].as_array().map(Vec::len),
+        Some(0),
+        "{done}"
     );
 }

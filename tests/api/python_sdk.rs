@@ -1,7 +1,7 @@
 //! The Python SDK (`sdk/python`) against a live server: runs its pytest suite with
 //! FILEORG_URL pointing at a fresh `TestApp`.
 
-use crate::common::{TestApp, pytest, repo_root};
+use crate::common::{Options, TestApp, pytest, repo_root};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_sdk_test_suite_passes_against_a_live_server() {
@@ -14,6 +14,34 @@ async fn python_sdk_test_suite_passes_against_a_live_server() {
         ),
     ];
     tokio::task::block_in_place(|| pytest(&["sdk/python/tests", "-v"], envs));
+}
+
+/// Uploads allowed per window in `python_sdk_transfers_against_a_low_upload_limit`.
+const LOW_UPLOAD_LIMIT: u32 = 3;
+
+/// The SDK's transfers (`sdk/python/tests/test_transfers.py`: upload_folder paced by
+/// RetryInfo and idempotent, import_archive, upload_large resumed after a cut connection)
+/// against a server that allows only a few uploads per short window, so
+/// the pacing is exercised without minutes of waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_transfers_against_a_low_upload_limit() {
+    let app = TestApp::spawn_with(Options {
+        env: vec![
+            ("RATE_LIMIT_UPLOAD", LOW_UPLOAD_LIMIT.to_string()),
+            ("RATE_LIMIT_WINDOW_SECS", "3".into()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let envs = vec![
+        ("FILEORG_URL", format!("127.0.0.1:{}", app.addr.port())),
+        ("FILEORG_UPLOAD_LIMIT", LOW_UPLOAD_LIMIT.to_string()),
+        (
+            "PYTHONPATH",
+            repo_root().join("sdk/python/src").display().to_string(),
+        ),
+    ];
+    tokio::task::block_in_place(|| pytest(&["sdk/python/tests/test_transfers.py", "-v"], envs));
 }
 
 /// `sdk/openapi/openapi.json` is valid OpenAPI 3 and lists every REST route of the README

@@ -75,3 +75,105 @@ fn readme_scopes_table_is_the_access_table() {
         "README scopes table and auth::access disagree"
     );
 }
+
+/// The README's curl lines for raw uploads, the download and the archive import (the `sh`
+/// blocks after "Uploading files"), run as written by bash through a real Envoy, with only
+/// `localhost:8080` pointed at the test's Envoy and `TOKEN` set to a real access token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readme_curl_upload_and_import_lines_work_through_envoy() {
+    use rand::RngCore;
+
+    let app = crate::common::TestApp::spawn().await;
+    let envoy = crate::common::envoy::Envoy::start(app.addr.port()).await;
+    let token = app
+        .register(&crate::common::TestApp::email("readme"))
+        .await
+        .access_token;
+
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let after = readme
+        .split("Uploading files")
+        .nth(1)
+        .expect("README has the uploading section");
+    let section = after.split("\n## ").next().unwrap();
+    let script: String = section
+        .split("```sh\n")
+        .skip(1)
+        .map(|block| block.split("```").next().unwrap())
+        .collect::<Vec<_>>()
+        .join("");
+    assert!(
+        script.contains("files:upload?path=inbox/big.iso"),
+        "{script}"
+    );
+    assert!(
+        script.contains("files:import?path=inbox/photos"),
+        "{script}"
+    );
+    let script = script
+        .lines()
+        .filter(|l| !l.starts_with("TOKEN=<"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace("localhost:8080", &format!("127.0.0.1:{}", envoy.port));
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut big = vec![0u8; 3 * 1024 * 1024 + 7];
+    rand::rng().fill_bytes(&mut big);
+    std::fs::write(dir.path().join("big.iso"), &big).unwrap();
+    std::fs::write(dir.path().join("photo.jpg"), b"\xff\xd8\xff\xe0 a photo").unwrap();
+    std::fs::create_dir_all(dir.path().join("album/2019")).unwrap();
+    std::fs::write(dir.path().join("album/a.jpg"), b"first photo").unwrap();
+    std::fs::write(dir.path().join("album/2019/b.jpg"), b"second photo").unwrap();
+    let tar = std::process::Command::new("tar")
+        .args(["-C", "album", "-cf", "photos.tar", "."])
+        .current_dir(dir.path())
+        .status()
+        .unwrap();
+    assert!(tar.success());
+
+    let dir_path = dir.path().to_path_buf();
+    let bash_token = token.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("bash")
+            .args(["-euo", "pipefail", "-c", &script])
+            .env("TOKEN", bash_token)
+            .current_dir(dir_path)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "README curl lines failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Each upload answered with its file, the import with its counts.
+    assert!(stdout.contains(r#""path":"inbox/big.iso""#), "{stdout}");
+    assert!(stdout.contains(r#""path":"inbox/photo.jpg""#), "{stdout}");
+    assert!(
+        stdout.contains(r#""modify_time":"2019-06-15T12:00:00Z""#),
+        "{stdout}"
+    );
+    assert!(stdout.contains(r#""file_count":"2""#), "{stdout}");
+    assert!(stdout.contains(r#""skipped_count":"0""#), "{stdout}");
+    // The download line wrote the stored big.iso over the local one: the same bytes.
+    assert_eq!(std::fs::read(dir.path().join("big.iso")).unwrap(), big);
+    // The imported files are there, with their content.
+    let client = reqwest::Client::new();
+    for (path, content) in [
+        ("inbox/photos/a.jpg", &b"first photo"[..]),
+        ("inbox/photos/2019/b.jpg", &b"second photo"[..]),
+    ] {
+        let response = client
+            .get(envoy.url(&format!("/api/v1/files:download?path={path}")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::OK, "{path}");
+        assert_eq!(&response.bytes().await.unwrap()[..], content, "{path}");
+    }
+}

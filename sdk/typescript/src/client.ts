@@ -116,6 +116,8 @@ export class FileOrganizerClient {
   readonly automations: Client<typeof AutomationService>;
   readonly reports: Client<typeof ReportService>;
   readonly system: Client<typeof SystemService>;
+  /** The API's base URL, without a trailing slash. */
+  readonly baseUrl: string;
 
   private apiKey: string | undefined;
   private current: Session | undefined;
@@ -126,8 +128,9 @@ export class FileOrganizerClient {
     const factory = resolveTransport(options.transport);
     this.apiKey = options.apiKey;
     this.marginMs = (options.refreshMarginSeconds ?? 60) * 1000;
+    this.baseUrl = options.baseUrl.replace(/\/+$/, "");
     const transport = factory({
-      baseUrl: options.baseUrl.replace(/\/+$/, ""),
+      baseUrl: this.baseUrl,
       interceptors: [this.credentials, ...(options.interceptors ?? [])],
     });
     this.auth = createClient(AuthService, transport);
@@ -268,6 +271,17 @@ export class FileOrganizerClient {
       expiresAt: now + lifetimeMs,
       refreshAt: now + lifetimeMs - Math.min(this.marginMs, lifetimeMs / 2),
     };
+  }
+
+  /**
+   * The credential headers a call needs now (refreshing the access token first when due),
+   * for requests made without the Connect clients (e.g. a client stream over grpc-web).
+   */
+  async credentialHeaders(): Promise<Record<string, string>> {
+    if (this.apiKey) return { "x-api-key": this.apiKey };
+    if (!this.current) return {};
+    if (Date.now() >= this.current.refreshAt) await this.refresh();
+    return { authorization: `Bearer ${this.current.accessToken}` };
   }
 
   /** Adds credentials to every call but the public auth RPCs, refreshing first if due. */

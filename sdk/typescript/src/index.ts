@@ -7,6 +7,8 @@
  */
 export * from "./client.js";
 export * from "./errors.js";
+export * from "./transfers.js";
+export * from "./grpc-web-upload.js";
 export * as auth from "./gen/fileorganizer/v1/auth_pb.js";
 export * as automations from "./gen/fileorganizer/v1/automation_pb.js";
 export * as errors from "./gen/fileorganizer/v1/errors_pb.js";
@@ -15,7 +17,7 @@ export * as operations from "./gen/fileorganizer/v1/operation_pb.js";
 export * as reports from "./gen/fileorganizer/v1/report_pb.js";
 export * as system from "./gen/fileorganizer/v1/system_pb.js";
 export { ErrorReason } from "./gen/fileorganizer/v1/errors_pb.js";
-export { FileConflictPolicy, FileKind } from "./gen/fileorganizer/v1/file_pb.js";
+export { ArchiveFormat, FileConflictPolicy, FileKind } from "./gen/fileorganizer/v1/file_pb.js";
 export {
   OperationKind,
   OperationPhase,

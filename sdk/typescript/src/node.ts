@@ -28,3 +28,5 @@ export function connect(options: NodeClientOptions): FileOrganizerClient {
     choice === "grpc" ? grpcTransport : choice === "grpc-web" ? grpcWebTransport : choice;
   return new FileOrganizerClient({ ...options, transport });
 }
+
+export * from "./node-transfers.js";

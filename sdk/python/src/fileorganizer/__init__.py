@@ -19,12 +19,15 @@ from fileorganizer.errors import (
     Unimplemented,
 )
 from fileorganizer import pb
+from fileorganizer.transfers import FolderUpload, WaitNotice
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Client",
     "Progress",
+    "FolderUpload",
+    "WaitNotice",
     "pb",
     "ApiError",
     "AlreadyExists",

@@ -14,6 +14,7 @@ import grpc
 
 from fileorganizer import pb
 from fileorganizer.errors import from_rpc_error
+from fileorganizer.transfers import TransfersMixin
 
 __all__ = ["Client", "Progress"]
 
@@ -79,12 +80,14 @@ def _operation_id(ref: OperationRef) -> str:
     return name.rsplit("/", 1)[-1]
 
 
-class Client:
+class Client(TransfersMixin):
     """Connects to a FileOrganizer Pro server over gRPC.
 
     ``Client("localhost:50051")`` (or ``"grpc://host:port"``; ``"grpcs://host:port"`` for TLS),
     then :meth:`login` or :meth:`register`; or ``Client(url, api_key="fo_…")``. Access tokens are
     refreshed with RefreshToken shortly before they expire. Every error is an :class:`ApiError`.
+    Many or large files: :meth:`upload_folder`, :meth:`import_archive`, :meth:`upload_large`
+    (``fileorganizer.transfers``).
     """
 
     def __init__(

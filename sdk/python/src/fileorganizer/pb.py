@@ -1,5 +1,8 @@
 """The generated messages and stubs, re-exported: ``pb.auth``, ``pb.automation``, ``pb.operation``, ``pb.file``,
-``pb.report``, ``pb.system``, ``pb.errors`` (``*_pb2``) and ``pb.*_grpc`` (service stubs)."""
+``pb.report``, ``pb.system``, ``pb.errors`` (``*_pb2``), ``pb.*_grpc`` (service stubs) and
+``pb.httpbody`` (``google.api.HttpBody``, the raw-bytes message of uploads and archives)."""
+
+from google.api import httpbody_pb2 as httpbody
 
 from fileorganizer._gen.v1 import auth_pb2 as auth
 from fileorganizer._gen.v1 import auth_pb2_grpc as auth_grpc
@@ -23,6 +26,7 @@ __all__ = [
     "errors",
     "file",
     "file_grpc",
+    "httpbody",
     "operation",
     "operation_grpc",
     "report",
