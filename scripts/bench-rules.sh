@@ -24,7 +24,7 @@ cd "$ROOT"
 FILES="${1:-1000000}"
 RULES="${2:-50}"
 RUNS="${3:-1}"
-ADDR=127.0.0.1:50152
+ADDR=127.0.0.1:50153
 DB=fo_bench_rules
 export DATA_DIR="$BENCH_ROOT/data" STORAGE_ROOT="$BENCH_ROOT/storage"
 
