@@ -451,12 +451,19 @@ pub async fn fail(
     .optional()
 }
 
-/// Releases the job (it no longer needs a worker).
-pub async fn release(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<usize> {
-    diesel::update(operations::table.find(id))
-        .set(operations::worker_id.eq(None::<String>))
-        .execute(conn)
-        .await
+/// Releases the job (it no longer needs a worker), if `holder` still holds
+/// it. A worker whose heartbeat went stale may have lost the job to another
+/// one; releasing by id alone would clear the new holder's claim and let a
+/// third worker run the job beside it.
+pub async fn release(conn: &mut AsyncPgConnection, id: Uuid, holder: &str) -> QueryResult<usize> {
+    diesel::update(
+        operations::table
+            .find(id)
+            .filter(operations::worker_id.eq(holder)),
+    )
+    .set(operations::worker_id.eq(None::<String>))
+    .execute(conn)
+    .await
 }
 
 /// Asks a job to stop. Queued or planned jobs are cancelled at once; active

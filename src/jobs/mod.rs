@@ -183,7 +183,7 @@ async fn run_job(state: &AppState, op: Operation, worker_id: &str) -> anyhow::Re
         && let Ok(Some(row)) = db::operations::find(&mut conn, op.id).await
     {
         if row.state.is_at_rest() {
-            let _ = db::operations::release(&mut conn, op.id).await;
+            let _ = db::operations::release(&mut conn, op.id, worker_id).await;
         }
         let mut snapshot = row.snapshot();
         snapshot.counters = progress.counters().max_with(snapshot.counters);

@@ -1539,3 +1539,48 @@ async fn an_unreadable_job_fails_with_the_reason_and_the_queue_goes_on() {
     let done = wait_for(&app, &bob, &next.name, &[OperationState::Succeeded]).await;
     assert_eq!(done.counters.unwrap().files_moved, 1);
 }
+
+/// A worker that finished a job releases it only if it still holds it: a
+/// worker whose heartbeat went stale may have lost the job to another, and
+/// clearing that one's claim would let a third run the job beside it (this
+/// raced `stored_words_round_trip_and_unknown_ones_are_errors` under load:
+/// the planning worker's release cleared the test's hold).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_releases_only_a_job_it_still_holds() {
+    use fileorganizer::{db, schema::operations};
+    let app = TestApp::spawn().await;
+    let ann = user(&app, "release").await;
+    tree::write(&ann.root, "in/a.txt", b"a");
+    let op = plan(&app, &ann, organize("in")).await;
+    let id = uuid::Uuid::parse_str(op.name.trim_start_matches("operations/")).unwrap();
+    let mut conn = app.db().await;
+    diesel::update(operations::table.find(id))
+        .set(operations::worker_id.eq("the-new-holder"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let released = db::operations::release(&mut conn, id, "the-old-holder")
+        .await
+        .unwrap();
+    assert_eq!(released, 0);
+    assert_eq!(
+        holder(&mut conn, id).await.as_deref(),
+        Some("the-new-holder")
+    );
+    let released = db::operations::release(&mut conn, id, "the-new-holder")
+        .await
+        .unwrap();
+    assert_eq!(released, 1);
+    assert_eq!(holder(&mut conn, id).await, None);
+}
+
+/// The worker that holds operation `id`, if any.
+async fn holder(conn: &mut diesel_async::AsyncPgConnection, id: uuid::Uuid) -> Option<String> {
+    use fileorganizer::schema::operations;
+    operations::table
+        .find(id)
+        .select(operations::worker_id)
+        .first::<Option<String>>(conn)
+        .await
+        .unwrap()
+}
