@@ -86,6 +86,8 @@ const REVIEWED: &[&str] = &[
     "/fileorganizer.v1.FileService/AppendUpload",
     "/fileorganizer.v1.FileService/FinishUpload",
     "/fileorganizer.v1.FileService/CancelUpload",
+    // No body: nothing to extract; a hostile path is refused before any byte is read.
+    "/fileorganizer.v1.FileService/ImportArchive",
     "/fileorganizer.v1.ReportService/GetOperationReport",
     "/fileorganizer.v1.ReportService/ListDuplicateGroups",
     "/fileorganizer.v1.ReportService/ExportReport",

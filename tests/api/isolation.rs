@@ -891,6 +891,14 @@ fn upload_probes(t: &Tenants) -> Vec<Probe> {
             let request = pb::UploadRawFileRequest { path, content, ..Default::default() };
             c.upload_raw_file(auth(tokio_stream::iter(vec![request]))).await.map(drop)
         });
+    // An import at A's path lands in B's storage (an empty tar: 1024 zero bytes).
+    probe!(probes; files, "FileService/ImportArchive", "path", "private",
+        "fresh-import", ok, |c, path, auth| {
+            let body = Some(HttpBody { data: vec![0; 1024], ..Default::default() });
+            let format = pb::ArchiveFormat::Tar as i32;
+            let request = pb::ImportArchiveRequest { path, format, body, ..Default::default() };
+            c.import_archive(auth(tokio_stream::iter(vec![request]))).await.map(drop)
+        });
     probes.list
 }
 
