@@ -60,6 +60,19 @@ async fn assert_each_file_in_one_place(app: &TestApp, user: &User, name: &str) {
     }
 }
 
+/// How many of the operation's files are at their new path on disk.
+async fn moved_on_disk(app: &TestApp, user: &User, name: &str) -> usize {
+    records(app, name)
+        .await
+        .iter()
+        .filter(|r| {
+            r.new_path
+                .as_ref()
+                .is_some_and(|p| user.root.join(p).exists())
+        })
+        .count()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_operation_is_recovered_without_loss() {
     let app = TestApp::spawn_with(Options {
@@ -83,16 +96,27 @@ async fn sigkill_mid_operation_is_recovered_without_loss() {
     let before = tree::content_multiset(&ivan.root);
     let op = create(&app, &ivan, organize("data")).await;
 
-    // Kill at different points: while planning or early in the moves, in
-    // the middle, and later.
+    // Kill at different points: the first after a fixed pause (while
+    // planning or early in the moves, wherever it lands), the others once
+    // the moves are seen to have advanced, so a slow machine (a worker that
+    // takes long to start) still has kills land in the middle of the moves.
     let mut moved_at_kill = Vec::new();
-    for kill_after in [
-        Duration::from_millis(400),
-        Duration::from_millis(1400),
-        Duration::from_millis(1200),
-    ] {
+    for advance in [None, Some(100), Some(300)] {
         let mut worker = spawn_worker(&app, &throttle(true));
-        tokio::time::sleep(kill_after).await;
+        match advance {
+            None => tokio::time::sleep(Duration::from_millis(400)).await,
+            Some(step) => {
+                let target = (moved_at_kill.last().copied().unwrap_or(0) + step).min(files - 200);
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+                while moved_on_disk(&app, &ivan, &op.name).await < target {
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "the worker moved fewer than {target} files in 120 s"
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
         worker.kill().expect("SIGKILL"); // Child::kill sends SIGKILL
         worker.wait().unwrap();
         assert_eq!(
@@ -101,16 +125,7 @@ async fn sigkill_mid_operation_is_recovered_without_loss() {
             "content lost after SIGKILL"
         );
         assert_each_file_in_one_place(&app, &ivan, &op.name).await;
-        let on_disk = records(&app, &op.name)
-            .await
-            .iter()
-            .filter(|r| {
-                r.new_path
-                    .as_ref()
-                    .is_some_and(|p| ivan.root.join(p).exists())
-            })
-            .count();
-        moved_at_kill.push(on_disk);
+        moved_at_kill.push(moved_on_disk(&app, &ivan, &op.name).await);
     }
     assert!(
         moved_at_kill.iter().any(|&m| m > 0 && m < files),
