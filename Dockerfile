@@ -45,7 +45,8 @@ RUN cargo build --release --locked --bin fileorg \
 
 # ---------------------------------------------------------------- Envoy config + descriptor
 FROM builder AS envoy-config
-# ENVOY_UPSTREAM_HOST: where the tonic server is (the compose service `app`).
+# ENVOY_UPSTREAM_HOST: where the tonic server is (the compose service `app`), and its console
+# listener (CONSOLE_ADDR, port 8081), which serves the REST docs page.
 ARG ENVOY_UPSTREAM_HOST=app-upstream
 # ENVOY_SOURCE_ADDRESS: where Envoy connects from. In a pod it is 127.0.0.2 (the address the server
 # trusts); in its own container any address will do (compose gives it a fixed one, trusted by app).
@@ -61,6 +62,7 @@ RUN /out/bin/fileorg descriptor --out /out/envoy/fileorganizer.pb \
     && sed \
         -e "s|address: 127.0.0.1, port_value: 8080|address: 0.0.0.0, port_value: 8080|" \
         -e "s|address: 127.0.0.1, port_value: 50051|address: ${ENVOY_UPSTREAM_HOST}, port_value: 50051|" \
+        -e "s|address: 127.0.0.1, port_value: 8081|address: ${ENVOY_UPSTREAM_HOST}, port_value: 8081|" \
         -e "s|type: STATIC|type: STRICT_DNS|" \
         -e "s|proto_descriptor: envoy/fileorganizer.pb|proto_descriptor: ${ENVOY_DESCRIPTOR}|" \
         -e "s|filename: sdk/openapi/openapi.json|filename: ${ENVOY_OPENAPI}|" \

@@ -67,6 +67,7 @@ PY="$BIN/python"
 ENVOY_SED=(
     's|address: 127.0.0.1, port_value: 8080|address: 0.0.0.0, port_value: 8080|'
     's|address: 127.0.0.1, port_value: 50051|address: ${ENVOY_UPSTREAM_HOST}, port_value: 50051|'
+    's|address: 127.0.0.1, port_value: 8081|address: ${ENVOY_UPSTREAM_HOST}, port_value: 8081|'
     's|type: STATIC|type: STRICT_DNS|'
     's|proto_descriptor: envoy/fileorganizer.pb|proto_descriptor: ${ENVOY_DESCRIPTOR}|'
     's|filename: sdk/openapi/openapi.json|filename: ${ENVOY_OPENAPI}|'
@@ -141,10 +142,10 @@ validate_envoy() {
     for variant in compose:app-upstream:0.0.0.0 k8s:127.0.0.1:127.0.0.2; do
         host="${variant#*:}"; source="${host#*:}"; host="${host%%:*}"
         render_envoy "$host" "$tmp/fileorganizer.pb" "$ROOT/sdk/openapi/openapi.json" "$source" >"$tmp/envoy-${variant%%:*}.yaml"
-        # One changed line per substitution (in the pod, the upstream stays 127.0.0.1 and the
-        # source address 127.0.0.2).
+        # One changed line per substitution (in the pod, the upstreams, tonic and the console
+        # listener, stay 127.0.0.1 and the source address 127.0.0.2).
         local changed want="${#ENVOY_SED[@]}"
-        [[ "$host" == 127.0.0.1 ]] && want=$((want - 1))
+        [[ "$host" == 127.0.0.1 ]] && want=$((want - 2))
         [[ "$source" == 127.0.0.2 ]] && want=$((want - 1))
         changed="$(diff envoy/envoy.yaml "$tmp/envoy-${variant%%:*}.yaml" | grep -c '^>' || true)"
         [[ "$changed" == "$want" ]] || { echo "${variant%%:*} variant changes $changed lines, want $want"; return 1; }

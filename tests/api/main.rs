@@ -1,6 +1,7 @@
 //! The integration test binary: one module per service or concern, all
 //! against real servers started by `common::TestApp`.
 
+mod api_docs;
 mod archives;
 mod audit;
 mod auth;

@@ -12,7 +12,7 @@
 // {framingPage, console: {url, loginForm}, control: {url, marker}, messages}.
 
 import { createServer } from 'node:http';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.mjs';
 
 const [consoleUrl] = process.argv.slice(2);
 if (!consoleUrl) {
@@ -21,12 +21,7 @@ if (!consoleUrl) {
 }
 const TIMEOUT = 30_000; // only prevents hangs
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
-});
+const browser = await launchChromium();
 const framing = createServer((request, response) => {
   const body = request.url === '/control'
     ? '<!doctype html><p id="marker">control frame</p>'

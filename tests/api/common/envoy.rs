@@ -16,8 +16,15 @@ pub struct Envoy {
 
 impl Envoy {
     /// Starts Envoy with `envoy/envoy.yaml`, its ports replaced, in front of
-    /// the tonic server on `upstream_port`, and waits until it is ready.
+    /// the tonic server on `upstream_port`, and waits until it is ready. Its
+    /// console upstream (the docs page) is a port nothing listens on.
     pub async fn start(upstream_port: u16) -> Envoy {
+        Envoy::start_with_console(upstream_port, free_port()).await
+    }
+
+    /// [`Envoy::start`], with the docs page's upstream the console listener
+    /// on `console_port` (the server's CONSOLE_ADDR).
+    pub async fn start_with_console(upstream_port: u16, console_port: u16) -> Envoy {
         let dir = tempfile::tempdir().unwrap();
         let descriptor = dir.path().join("fileorganizer.pb");
         std::fs::write(&descriptor, fileorganizer::pb::FILE_DESCRIPTOR_SET).unwrap();
@@ -27,6 +34,7 @@ impl Envoy {
             .replace("envoy/fileorganizer.pb", descriptor.to_str().unwrap())
             .replace("50051", &upstream_port.to_string())
             .replace("9901", &admin_port.to_string())
+            .replace("8081", &console_port.to_string())
             .replace("8080", &port.to_string());
         let config_path = dir.path().join("envoy.yaml");
         std::fs::write(&config_path, config).unwrap();
