@@ -579,6 +579,17 @@ fn rule_condition(condition: &Condition) -> pb::RuleCondition {
         }),
         Condition::UnderFolder { path } => C::UnderFolder(path.clone()),
         Condition::IsDuplicate { duplicate } => C::IsDuplicate(*duplicate),
+        Condition::CaptureTime { start, end } => C::CaptureTime(pb::TimeRange {
+            start_time: start.map(timestamp),
+            end_time: end.map(timestamp),
+        }),
+        Condition::CaptureAge {
+            older_than_days,
+            newer_than_days,
+        } => C::CaptureAge(pb::AgeRange {
+            older_than_days: *older_than_days,
+            newer_than_days: *newer_than_days,
+        }),
     };
     pb::RuleCondition {
         condition: Some(condition),
@@ -664,6 +675,20 @@ pub fn rule_definition(rule: &pb::Rule, field: &str) -> AppResult<RuleDefinition
             Some(C::UnderFolder(path)) => Condition::UnderFolder { path: path.clone() },
             Some(C::IsDuplicate(duplicate)) => Condition::IsDuplicate {
                 duplicate: *duplicate,
+            },
+            Some(C::CaptureTime(range)) => Condition::CaptureTime {
+                start: time(
+                    &range.start_time,
+                    &format!("conditions[{i}].capture_time.start_time"),
+                )?,
+                end: time(
+                    &range.end_time,
+                    &format!("conditions[{i}].capture_time.end_time"),
+                )?,
+            },
+            Some(C::CaptureAge(range)) => Condition::CaptureAge {
+                older_than_days: range.older_than_days,
+                newer_than_days: range.newer_than_days,
             },
         });
     }
