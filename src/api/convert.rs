@@ -542,6 +542,7 @@ pub fn automation(row: &crate::db::automations::Automation) -> pb::Automation {
             .map(|id| format!("{OPERATION_COLLECTION}{id}"))
             .unwrap_or_default(),
         run_count: row.run_count,
+        last_error: row.last_error.clone().unwrap_or_default(),
         etag: etag(row.version),
         create_time: Some(timestamp(row.created_at)),
         update_time: Some(timestamp(row.updated_at)),
