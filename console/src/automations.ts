@@ -3,7 +3,7 @@
 // run, and the operations it produced (ListOperations filtered by `automation`), each a link that
 // opens the operation; a form to create one (field errors next to the fields) and delete.
 import { Code, errorDetails, OperationState, automations as autoPb, type operations } from "@fileorganizer/sdk";
-import { $, clearFieldErrors, el, showFieldErrors, type Ui, when } from "./ui";
+import { $, clearFieldErrors, el, fieldError, showFieldErrors, type Ui, when } from "./ui";
 
 type Automation = autoPb.Automation;
 type TriggerCase = NonNullable<Automation["trigger"]["case"]>;
@@ -20,12 +20,6 @@ const RUNS_SHOWN = 10;
 let ui: Ui;
 
 const value = (id: string) => $<HTMLInputElement>(id).value.trim();
-
-function fieldError(field: string): HTMLElement {
-  const slot = el("span", { class: "field-error", "data-field": field });
-  slot.hidden = true;
-  return slot;
-}
 
 export function initAutomations(hooks: Ui): void {
   ui = hooks;

@@ -380,8 +380,8 @@ async function openOperation(name: string): Promise<void> {
   const op = await api().operations.getOperation({ name });
   current = op;
   await showScreen("files");
-  showOperation(op.name, op.state);
   await showPlan(op.name);
+  showOperation(op.name, op.state);
   button("apply").disabled = op.state !== OperationState.PLANNED;
   button("undo").disabled = op.state !== OperationState.SUCCEEDED;
   $("op-name").scrollIntoView();

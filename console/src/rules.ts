@@ -9,7 +9,7 @@
 // same place). Updates and deletes send the etag the rule was read with: a rule changed
 // elsewhere meanwhile is refused and the editor says so instead of overwriting it.
 import { Code, errorDetails, rules as rulesPb } from "@fileorganizer/sdk";
-import { $, clearFieldErrors, el, showFieldErrors, type Ui } from "./ui";
+import { $, clearFieldErrors, el, fieldError, showFieldErrors, type Ui } from "./ui";
 
 type Rule = rulesPb.Rule;
 type ConditionCase = NonNullable<rulesPb.RuleCondition["condition"]["case"]>;
@@ -59,12 +59,6 @@ let previewSeq = 0;
 
 const form = () => $<HTMLFormElement>("rule-form");
 const value = (id: string) => $<HTMLInputElement>(id).value;
-
-function fieldError(field: string): HTMLElement {
-  const slot = el("span", { class: "field-error", "data-field": field });
-  slot.hidden = true;
-  return slot;
-}
 
 /** Builds the screen inside `section#rules-screen`. */
 export function initRules(hooks: Ui): void {

@@ -31,6 +31,13 @@ export function el<K extends keyof HTMLElementTagNameMap>(
   return node;
 }
 
+/** An empty, hidden slot for the server's message about `field` (see showFieldErrors). */
+export function fieldError(field: string): HTMLElement {
+  const slot = el("span", { class: "field-error", "data-field": field });
+  slot.hidden = true;
+  return slot;
+}
+
 /**
  * Shows the server's INVALID_ARGUMENT field violations next to the fields: every element with
  * `data-field` whose value is the violation's field, or the longest one that is a prefix of it

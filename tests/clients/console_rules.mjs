@@ -193,7 +193,8 @@ try {
   await page.waitForSelector(`${card}[data-paused="false"]`);
   // The link opens the operation on the files screen.
   await page.click(`${card} a.operation`);
-  await page.waitForFunction((name) => document.querySelector('#op-name').textContent === name, after.operations[0]);
+  // The status line is set last, once the records are shown.
+  await page.waitForFunction((name) => document.querySelector('#status').textContent.startsWith(`Operation ${name}:`), after.operations[0]);
   const opened = {
     name: await page.textContent('#op-name'),
     state: await page.getAttribute('#op-state', 'data-state'),
