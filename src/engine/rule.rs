@@ -1192,6 +1192,34 @@ mod tests {
                 "rules[0].conditions[0].extensions",
             ),
             (
+                vec![leave(vec![Condition::CaptureTime {
+                    start: None,
+                    end: None,
+                }])],
+                "rules[0].conditions[0].capture_time",
+            ),
+            (
+                vec![leave(vec![Condition::CaptureTime {
+                    start: Some(now()),
+                    end: Some(now()),
+                }])],
+                "rules[0].conditions[0].capture_time",
+            ),
+            (
+                vec![leave(vec![Condition::CaptureAge {
+                    older_than_days: Some(MAX_DAYS + 1),
+                    newer_than_days: None,
+                }])],
+                "rules[0].conditions[0].capture_age",
+            ),
+            (
+                vec![leave(vec![Condition::CaptureAge {
+                    older_than_days: Some(30),
+                    newer_than_days: Some(30),
+                }])],
+                "rules[0].conditions[0].capture_age",
+            ),
+            (
                 vec![leave(vec![Condition::Extensions {
                     extensions: vec!["a/b".into()],
                 }])],
