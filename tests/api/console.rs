@@ -451,16 +451,7 @@ async fn console_is_served_with_security_headers_and_cannot_be_framed() {
     assert_eq!(config, serde_json::json!({ "apiUrl": api }));
 
     // The framing page comes from a server the browser script runs on another loopback port.
-    let output = tokio::process::Command::new("node")
-        .arg(repo_root().join("tests/clients/console_frame.mjs"))
-        .arg(&console_origin)
-        .current_dir(repo_root())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(DEADLINE, output)
-        .await
-        .expect("the browser test hung")
-        .unwrap();
+    let output = run_node("console_frame.mjs", [console_origin.as_ref()]).await;
     assert!(
         output.status.success(),
         "console_frame.mjs failed: {}",
@@ -536,22 +527,30 @@ async fn files_listed(app: &TestApp, token: &str, path: &str) -> Vec<String> {
     out
 }
 
-/// Runs `tests/clients/<script>` with node and `args` (bounded by DEADLINE); it must succeed
-/// and print `DONE <json>`, which is returned.
-async fn run_browser_script<'a>(
+/// Runs `tests/clients/<script>` with node and `args`; its output (bounded by DEADLINE).
+async fn run_node<'a>(
     script: &str,
     args: impl IntoIterator<Item = &'a std::ffi::OsStr>,
-) -> Value {
+) -> std::process::Output {
     let output = tokio::process::Command::new("node")
         .arg(repo_root().join("tests/clients").join(script))
         .args(args)
         .current_dir(repo_root())
         .kill_on_drop(true)
         .output();
-    let output = tokio::time::timeout(DEADLINE, output)
+    tokio::time::timeout(DEADLINE, output)
         .await
         .expect("the browser test hung")
-        .unwrap();
+        .unwrap()
+}
+
+/// Runs `tests/clients/<script>` with node and `args` (bounded by DEADLINE); it must succeed
+/// and print `DONE <json>`, which is returned.
+async fn run_browser_script<'a>(
+    script: &str,
+    args: impl IntoIterator<Item = &'a std::ffi::OsStr>,
+) -> Value {
+    let output = run_node(script, args).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
