@@ -190,19 +190,20 @@ fn timestamp(t: DateTime<Utc>) -> Option<prost_types::Timestamp> {
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_schedule_fires_on_its_ticks_catches_up_once_and_pauses() {
+/// A server (one worker) under a test clock at 00:00:30, a user (`label`) with `inbox/a.txt`,
+/// and their automation "every five minutes" organizing inbox into sorted.
+async fn every_five_minutes(label: &str) -> (TestClock, TestApp, User, pb::Automation) {
     let clock = TestClock::new(at(0, 0, 30));
     let app = TestApp::spawn_with(Options {
         env: clock.env(1),
         ..Default::default()
     })
     .await;
-    let alice = user(&app, "schedule").await;
-    tree::write(&alice.root, "inbox/a.txt", b"a");
+    let owner = user(&app, label).await;
+    tree::write(&owner.root, "inbox/a.txt", b"a");
     let automation = create(
         &app,
-        &alice,
+        &owner,
         pb::Automation {
             display_name: "every five minutes".into(),
             trigger: schedule("*/5 * * * *", "UTC"),
@@ -212,6 +213,12 @@ async fn a_schedule_fires_on_its_ticks_catches_up_once_and_pauses() {
     )
     .await
     .unwrap();
+    (clock, app, owner, automation)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_fires_on_its_ticks_catches_up_once_and_pauses() {
+    let (clock, app, alice, automation) = every_five_minutes("schedule").await;
     let name = automation.name.clone();
     assert_eq!(automation.next_run_time, timestamp(at(0, 5, 0)));
     assert_eq!(automation.run_count, 0);
@@ -1081,25 +1088,7 @@ async fn wait_for_automation(
 /// automation as `last_error`; the next run that succeeds clears it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_run_shows_as_the_automations_last_error_until_one_succeeds() {
-    let clock = TestClock::new(at(0, 0, 30));
-    let app = TestApp::spawn_with(Options {
-        env: clock.env(1),
-        ..Default::default()
-    })
-    .await;
-    let ann = user(&app, "automation-errors").await;
-    tree::write(&ann.root, "inbox/a.txt", b"a");
-    let automation = create(
-        &app,
-        &ann,
-        pb::Automation {
-            trigger: schedule("*/5 * * * *", "UTC"),
-            operation: organize_into("inbox", "sorted"),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let (clock, app, ann, automation) = every_five_minutes("automation-errors").await;
     let name = automation.name.clone();
     assert_eq!(automation.last_error, "");
 
