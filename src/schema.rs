@@ -54,6 +54,7 @@ diesel::table! {
         version -> Int8,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        last_error -> Nullable<Text>,
     }
 }
 

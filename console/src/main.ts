@@ -13,11 +13,13 @@ import {
   type FileOrganizerClient,
   type operations,
 } from "@fileorganizer/sdk";
+import { initAutomations, showAutomations } from "./automations";
 import { drawCategoryChart } from "./chart";
+import { initRules, showRules } from "./rules";
+import { $ } from "./ui";
 import { tarBlob } from "./tar";
 import "./style.css";
 
-const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const input = (id: string) => $<HTMLInputElement>(id);
 const button = (id: string) => $<HTMLButtonElement>(id);
 
@@ -373,6 +375,32 @@ async function showReport(name: string): Promise<void> {
   $("report").hidden = false;
 }
 
+/** Opens an operation (from the automations screen): its state and records, on the files screen. */
+async function openOperation(name: string): Promise<void> {
+  const op = await api().operations.getOperation({ name });
+  current = op;
+  await showScreen("files");
+  await showPlan(op.name);
+  showOperation(op.name, op.state);
+  button("apply").disabled = op.state !== OperationState.PLANNED;
+  button("undo").disabled = op.state !== OperationState.SUCCEEDED;
+  $("op-name").scrollIntoView();
+  status(`Operation ${op.name}: ${OperationState[op.state]}.`);
+}
+
+// ---------------------------------------------------------------- screens
+type Screen = "files" | "rules" | "automations";
+
+async function showScreen(screen: Screen): Promise<void> {
+  $("app").dataset.screen = screen;
+  for (const b of $("screens").querySelectorAll<HTMLButtonElement>("button")) {
+    if (b.dataset.screen === screen) b.setAttribute("aria-current", "page");
+    else b.removeAttribute("aria-current");
+  }
+  if (screen === "rules") await showRules();
+  if (screen === "automations") await showAutomations();
+}
+
 async function undo(): Promise<void> {
   if (!current) return;
   button("undo").disabled = true;
@@ -384,6 +412,12 @@ async function undo(): Promise<void> {
 }
 
 // ---------------------------------------------------------------- wiring
+const ui = { api, action, status, openOperation };
+initRules(ui);
+initAutomations(ui);
+for (const b of $("screens").querySelectorAll<HTMLButtonElement>("button")) {
+  b.addEventListener("click", action(() => showScreen(b.dataset.screen as Screen)));
+}
 // Sign-in stays disabled until the API origin is known.
 void action(async () => {
   apiUrl = await loadConfig();

@@ -542,6 +542,7 @@ pub fn automation(row: &crate::db::automations::Automation) -> pb::Automation {
             .map(|id| format!("{OPERATION_COLLECTION}{id}"))
             .unwrap_or_default(),
         run_count: row.run_count,
+        last_error: row.last_error.clone().unwrap_or_default(),
         etag: etag(row.version),
         create_time: Some(timestamp(row.created_at)),
         update_time: Some(timestamp(row.updated_at)),
@@ -579,6 +580,17 @@ fn rule_condition(condition: &Condition) -> pb::RuleCondition {
         }),
         Condition::UnderFolder { path } => C::UnderFolder(path.clone()),
         Condition::IsDuplicate { duplicate } => C::IsDuplicate(*duplicate),
+        Condition::CaptureTime { start, end } => C::CaptureTime(pb::TimeRange {
+            start_time: start.map(timestamp),
+            end_time: end.map(timestamp),
+        }),
+        Condition::CaptureAge {
+            older_than_days,
+            newer_than_days,
+        } => C::CaptureAge(pb::AgeRange {
+            older_than_days: *older_than_days,
+            newer_than_days: *newer_than_days,
+        }),
     };
     pb::RuleCondition {
         condition: Some(condition),
@@ -664,6 +676,20 @@ pub fn rule_definition(rule: &pb::Rule, field: &str) -> AppResult<RuleDefinition
             Some(C::UnderFolder(path)) => Condition::UnderFolder { path: path.clone() },
             Some(C::IsDuplicate(duplicate)) => Condition::IsDuplicate {
                 duplicate: *duplicate,
+            },
+            Some(C::CaptureTime(range)) => Condition::CaptureTime {
+                start: time(
+                    &range.start_time,
+                    &format!("conditions[{i}].capture_time.start_time"),
+                )?,
+                end: time(
+                    &range.end_time,
+                    &format!("conditions[{i}].capture_time.end_time"),
+                )?,
+            },
+            Some(C::CaptureAge(range)) => Condition::CaptureAge {
+                older_than_days: range.older_than_days,
+                newer_than_days: range.newer_than_days,
             },
         });
     }

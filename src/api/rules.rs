@@ -389,6 +389,7 @@ fn preview(
         ),
     };
     let mut matched_count = 0i64;
+    let read_taken = rules.uses_capture_date();
     for file in files {
         let file = match file {
             Ok(file) => file,
@@ -406,9 +407,15 @@ fn preview(
             head.get_or_init(|| engine::categorize::read_head(root, &file))
                 .clone()
         };
+        // Capture dates are read only when a rule looks at them, as in the
+        // plan.
+        let taken = read_taken
+            .then(|| engine::taken::capture_date_of(root, &file))
+            .flatten();
         let facts = FileFacts::new(&file.path, file.size(), file.modified(), false, || {
             read().as_deref().and_then(engine::rule::content_type)
-        });
+        })
+        .with_taken(taken);
         let mut entry = pb::RulePreviewEntry {
             path: file.path.as_str().to_string(),
             ..Default::default()
@@ -430,9 +437,7 @@ fn preview(
                     name: file.path.file_name().unwrap_or_default(),
                     category: &category,
                     modified: file.modified(),
-                    // The preview reads no capture dates: `{taken_…}`
-                    // renders the modification time here.
-                    taken: None,
+                    taken,
                 },
                 &source,
                 &template,

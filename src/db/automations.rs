@@ -49,6 +49,9 @@ pub struct Automation {
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Why the latest run failed to start or its operation failed; cleared
+    /// when a later run's operation succeeds.
+    pub last_error: Option<String>,
 }
 
 /// The settings a request sets (create, or update: then the schedule's state
@@ -229,6 +232,41 @@ pub async fn record_run(
         ))
         .execute(conn)
         .await?;
+    Ok(())
+}
+
+/// A run could not be created: why, shown on the automation until a later
+/// run succeeds.
+pub async fn record_failed_start(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    error: &str,
+) -> QueryResult<()> {
+    diesel::update(automations::table.find(id))
+        .set(automations::last_error.eq(error))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The operation `operation_id` of automation `id` ended: `error` (None: it
+/// succeeded) becomes the automation's `last_error`, only while that
+/// operation is still its latest run (an older run ending late changes
+/// nothing).
+pub async fn record_run_ended(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    operation_id: Uuid,
+    error: Option<&str>,
+) -> QueryResult<()> {
+    diesel::update(
+        automations::table
+            .find(id)
+            .filter(automations::last_operation_id.eq(operation_id)),
+    )
+    .set(automations::last_error.eq(error))
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

@@ -54,6 +54,20 @@ pub enum Condition {
     },
     /// The file lies under this folder (relative to the user's root).
     UnderFolder { path: String },
+    /// The capture date (`engine::taken`; the modification date when the
+    /// file carries none), as midnight UTC of that calendar day, within
+    /// `[start, end)`.
+    CaptureTime {
+        start: Option<DateTime<Utc>>,
+        end: Option<DateTime<Utc>>,
+    },
+    /// Captured (as [`Condition::CaptureTime`] reads the date) more than
+    /// `older_than_days` and less than `newer_than_days` days before the
+    /// evaluation's clock.
+    CaptureAge {
+        older_than_days: Option<i32>,
+        newer_than_days: Option<i32>,
+    },
     /// The file is (or is not) a duplicate of an earlier one.
     IsDuplicate { duplicate: bool },
 }
@@ -71,6 +85,8 @@ impl Condition {
             Condition::ModifyTime { .. } => "modify_time",
             Condition::Age { .. } => "age",
             Condition::UnderFolder { .. } => "under_folder",
+            Condition::CaptureTime { .. } => "capture_time",
+            Condition::CaptureAge { .. } => "capture_age",
             Condition::IsDuplicate { .. } => "is_duplicate",
         }
     }

@@ -190,7 +190,8 @@ pub fn plan(input: &PlanInput<'_>, scan: &ScanResult, emit: &mut dyn FnMut(Journ
                         .as_deref()
                         .and_then(rule::content_type)
                 },
-            );
+            )
+            .with_taken(taken_on);
             rules
                 .decide(&facts)
                 .map(|d| (d.id, d.version, d.display_name, d.action))

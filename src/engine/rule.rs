@@ -19,7 +19,7 @@
 
 use std::{cell::OnceCell, sync::Arc};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use globset::{GlobBuilder, GlobMatcher};
 use regex::{Regex, RegexBuilder};
 use uuid::Uuid;
@@ -47,6 +47,8 @@ pub struct FileFacts<'a, F: FnOnce() -> Option<&'static str>> {
     pub size: u64,
     pub modified: DateTime<Utc>,
     pub duplicate: bool,
+    /// The capture date (`engine::taken`), when it was read and found.
+    pub taken: Option<NaiveDate>,
     content_type: OnceCell<Option<&'static str>>,
     sniff: std::cell::Cell<Option<F>>,
     lower_name: OnceCell<String>,
@@ -67,10 +69,28 @@ impl<'a, F: FnOnce() -> Option<&'static str>> FileFacts<'a, F> {
             size,
             modified,
             duplicate,
+            taken: None,
             content_type: OnceCell::new(),
             sniff: std::cell::Cell::new(Some(sniff)),
             lower_name: OnceCell::new(),
         }
+    }
+
+    /// With the file's capture date (None: it has none, or it was not
+    /// read), which the capture conditions look at.
+    pub fn with_taken(mut self, taken: Option<NaiveDate>) -> Self {
+        self.taken = taken;
+        self
+    }
+
+    /// The instant the capture conditions compare: midnight UTC of the
+    /// capture date, else of the modification date (as the template's
+    /// `{taken_…}` tokens fall back).
+    fn captured(&self) -> DateTime<Utc> {
+        self.taken
+            .unwrap_or_else(|| self.modified.date_naive())
+            .and_time(chrono::NaiveTime::MIN)
+            .and_utc()
     }
 
     fn name(&self) -> &'a str {
@@ -105,6 +125,11 @@ enum Matcher {
         max: u64,
     },
     Modified {
+        start: Option<DateTime<Utc>>,
+        end: Option<DateTime<Utc>>,
+    },
+    /// Like `Modified`, on [`FileFacts::captured`].
+    Captured {
         start: Option<DateTime<Utc>>,
         end: Option<DateTime<Utc>>,
     },
@@ -305,7 +330,7 @@ fn compile_condition(
                 max: max as u64,
             }
         }
-        Condition::ModifyTime { start, end } => {
+        Condition::ModifyTime { start, end } | Condition::CaptureTime { start, end } => {
             if start.is_none() && end.is_none() {
                 return Err(invalid(field, "set start_time, end_time or both"));
             }
@@ -314,12 +339,18 @@ fn compile_condition(
             {
                 return Err(invalid(field, "start_time must be before end_time"));
             }
-            Matcher::Modified {
-                start: *start,
-                end: *end,
+            let (start, end) = (*start, *end);
+            if matches!(condition, Condition::CaptureTime { .. }) {
+                Matcher::Captured { start, end }
+            } else {
+                Matcher::Modified { start, end }
             }
         }
         Condition::Age {
+            older_than_days,
+            newer_than_days,
+        }
+        | Condition::CaptureAge {
             older_than_days,
             newer_than_days,
         } => {
@@ -431,14 +462,21 @@ fn compile_rule(
         if let Condition::Age {
             older_than_days,
             newer_than_days,
+        }
+        | Condition::CaptureAge {
+            older_than_days,
+            newer_than_days,
         } = condition
         {
             let before = |days: &i32| now - chrono::Duration::days(i64::from(*days));
-            // Older than N days: modified before now - N; newer than M:
-            // modified after now - M.
-            matcher = Matcher::Modified {
-                start: newer_than_days.as_ref().map(before),
-                end: older_than_days.as_ref().map(before),
+            // Older than N days: modified (captured) before now - N; newer
+            // than M: after now - M.
+            let start = newer_than_days.as_ref().map(before);
+            let end = older_than_days.as_ref().map(before);
+            matcher = if matches!(condition, Condition::Age { .. }) {
+                Matcher::Modified { start, end }
+            } else {
+                Matcher::Captured { start, end }
             };
         }
         conditions.push((matcher, condition.clone()));
@@ -474,13 +512,17 @@ impl Matcher {
                     .any(|(k, s)| k == kind && s.as_deref().is_none_or(|s| s == sub))
             }),
             Matcher::Size { min, max } => (*min..=*max).contains(&file.size),
-            Matcher::Modified { start, end } => {
-                start.is_none_or(|s| file.modified >= s) && end.is_none_or(|e| file.modified < e)
-            }
+            Matcher::Modified { start, end } => within(file.modified, *start, *end),
+            Matcher::Captured { start, end } => within(file.captured(), *start, *end),
             Matcher::Under(folder) => file.path.starts_with(folder) && file.path != folder,
             Matcher::Duplicate(wanted) => file.duplicate == *wanted,
         }
     }
+}
+
+/// Whether `t` lies in `[start, end)` (an unset bound is open).
+fn within(t: DateTime<Utc>, start: Option<DateTime<Utc>>, end: Option<DateTime<Utc>>) -> bool {
+    start.is_none_or(|s| t >= s) && end.is_none_or(|e| t < e)
 }
 
 impl CompiledRule {
@@ -529,6 +571,22 @@ impl CompiledRules {
         Ok(CompiledRules { rules })
     }
 
+    /// Whether any rule looks at capture dates: a capture condition, or an
+    /// action template with a `{taken_…}` token. Only then must the caller
+    /// read the files' capture dates ([`FileFacts::with_taken`], the
+    /// template facts' `taken`).
+    pub fn uses_capture_date(&self) -> bool {
+        self.rules.iter().any(|rule| {
+            rule.conditions
+                .iter()
+                .any(|(m, _)| matches!(m, Matcher::Captured { .. }))
+                || match &rule.action {
+                    Action::Move(t) | Action::Rename(t) => t.uses_taken_date(),
+                    Action::SetCategory(_) | Action::Trash | Action::LeaveInPlace => false,
+                }
+        })
+    }
+
     /// The first rule whose conditions hold for the file.
     pub fn decide<F: FnOnce() -> Option<&'static str>>(
         &self,
@@ -567,7 +625,19 @@ impl CompiledRules {
         };
         let described: Vec<String> = conditions
             .iter()
-            .map(|&i| describe(i, &rule.conditions[i].1))
+            .map(|&i| {
+                let described = describe(i, &rule.conditions[i].1);
+                match rule.conditions[i].0 {
+                    Matcher::Captured { .. } => match file.taken {
+                        Some(date) => format!("{described} (taken on {date})"),
+                        None => format!(
+                            "{described} (no capture date: modified on {})",
+                            file.modified.date_naive()
+                        ),
+                    },
+                    _ => described,
+                }
+            })
             .collect();
         let text = if described.is_empty() {
             format!(
@@ -600,12 +670,16 @@ fn describe(index: usize, condition: &Condition) -> String {
             min_bytes.map(|b| b.to_string()).unwrap_or_default(),
             max_bytes.map(|b| b.to_string()).unwrap_or_default()
         ),
-        Condition::ModifyTime { start, end } => format!(
+        Condition::ModifyTime { start, end } | Condition::CaptureTime { start, end } => format!(
             "{}..{}",
             start.map(|t| t.to_rfc3339()).unwrap_or_default(),
             end.map(|t| t.to_rfc3339()).unwrap_or_default()
         ),
         Condition::Age {
+            older_than_days,
+            newer_than_days,
+        }
+        | Condition::CaptureAge {
             older_than_days,
             newer_than_days,
         } => [
@@ -716,6 +790,7 @@ mod tests {
         modified: DateTime<Utc>,
         duplicate: bool,
         mime: Option<&'static str>,
+        taken: Option<NaiveDate>,
     }
 
     fn file(path: &str) -> File {
@@ -725,6 +800,7 @@ mod tests {
             modified: now() - chrono::Duration::days(1),
             duplicate: false,
             mime: None,
+            taken: None,
         }
     }
 
@@ -737,6 +813,7 @@ mod tests {
                 self.duplicate,
                 move || self.mime,
             )
+            .with_taken(self.taken)
         }
     }
 
@@ -821,6 +898,48 @@ mod tests {
             ..file("x")
         };
         assert!(holds(range, &inside));
+
+        let captured = |start: Option<&str>, end: Option<&str>| Condition::CaptureTime {
+            start: start.map(|d| format!("{d}T00:00:00Z").parse().unwrap()),
+            end: end.map(|d| format!("{d}T00:00:00Z").parse().unwrap()),
+        };
+        let photo = File {
+            // Modified now, taken long ago: the capture date decides.
+            modified: now(),
+            taken: NaiveDate::from_ymd_opt(2023, 5, 1),
+            ..file("IMG_1.jpg")
+        };
+        assert!(holds(
+            captured(Some("2023-05-01"), Some("2023-05-02")),
+            &photo
+        ));
+        assert!(
+            !holds(captured(None, Some("2023-05-01")), &photo),
+            "the end is exclusive"
+        );
+        assert!(!holds(captured(Some("2023-05-02"), None), &photo));
+        // Without a capture date, the modification date stands in.
+        let mtime_day = file("x").modified.date_naive().to_string();
+        assert!(holds(captured(Some(&mtime_day), None), &file("x")));
+        assert!(!holds(
+            captured(Some(&mtime_day), None),
+            &File {
+                taken: NaiveDate::from_ymd_opt(2000, 1, 1),
+                ..file("x")
+            }
+        ));
+        let capture_age = |older: Option<i32>, newer: Option<i32>| Condition::CaptureAge {
+            older_than_days: older,
+            newer_than_days: newer,
+        };
+        // Taken 2023-05-01, `now()` is 2027-01-15: over 365 days ago.
+        assert!(holds(capture_age(Some(365), None), &photo));
+        assert!(!holds(age(Some(365), None), &photo), "the mtime is recent");
+        assert!(!holds(capture_age(None, Some(365)), &photo));
+        assert!(
+            holds(capture_age(None, Some(2)), &file("new.jpg")),
+            "falls back to the mtime"
+        );
 
         let under = |p: &str| Condition::UnderFolder { path: p.into() };
         assert!(holds(under("a"), &file("a/b/c.txt")));
@@ -1073,6 +1192,34 @@ mod tests {
                 "rules[0].conditions[0].extensions",
             ),
             (
+                vec![leave(vec![Condition::CaptureTime {
+                    start: None,
+                    end: None,
+                }])],
+                "rules[0].conditions[0].capture_time",
+            ),
+            (
+                vec![leave(vec![Condition::CaptureTime {
+                    start: Some(now()),
+                    end: Some(now()),
+                }])],
+                "rules[0].conditions[0].capture_time",
+            ),
+            (
+                vec![leave(vec![Condition::CaptureAge {
+                    older_than_days: Some(MAX_DAYS + 1),
+                    newer_than_days: None,
+                }])],
+                "rules[0].conditions[0].capture_age",
+            ),
+            (
+                vec![leave(vec![Condition::CaptureAge {
+                    older_than_days: Some(30),
+                    newer_than_days: Some(30),
+                }])],
+                "rules[0].conditions[0].capture_age",
+            ),
+            (
                 vec![leave(vec![Condition::Extensions {
                     extensions: vec!["a/b".into()],
                 }])],
@@ -1172,6 +1319,16 @@ mod tests {
                     older_than_days: Some(d),
                     newer_than_days: None,
                 }),
+                (0i32..50, proptest::option::of(51i32..100)).prop_map(|(d, n)| {
+                    Condition::CaptureAge {
+                        older_than_days: Some(d),
+                        newer_than_days: n,
+                    }
+                }),
+                (0i64..100, 1i64..50).prop_map(|(from, len)| Condition::CaptureTime {
+                    start: Some(now() - chrono::Duration::days(from + len)),
+                    end: Some(now() - chrono::Duration::days(from)),
+                }),
                 proptest::sample::select(vec!["a", "b", "a/b"])
                     .prop_map(|p| Condition::UnderFolder { path: p.into() }),
                 any::<bool>().prop_map(|d| Condition::IsDuplicate { duplicate: d }),
@@ -1185,10 +1342,11 @@ mod tests {
                 0u64..200,
                 0i64..100,
                 any::<bool>(),
+                proptest::option::of(0i64..120),
             )
                 .prop_filter_map(
                     "a valid name",
-                    |(dir, name, size, days, duplicate)| {
+                    |(dir, name, size, days, duplicate, taken_days)| {
                         let path = UserPath::parse(&format!("{dir}/{name}")).ok()?;
                         path.file_name().filter(|n| !n.is_empty())?;
                         Some(File {
@@ -1197,6 +1355,8 @@ mod tests {
                             modified: now() - chrono::Duration::days(days),
                             duplicate,
                             mime: None,
+                            taken: taken_days
+                                .map(|d| (now() - chrono::Duration::days(d)).date_naive()),
                         })
                     },
                 )
@@ -1222,6 +1382,38 @@ mod tests {
                     any_rule.decide(&f.facts()).is_some(),
                     singles.is_empty() || singles.iter().any(|s| *s)
                 );
+            }
+
+            /// A capture condition reads the capture date whatever the
+            /// mtime, and a file without one exactly as if it had been
+            /// captured on its modification day.
+            #[test]
+            fn capture_conditions_read_the_capture_date_else_the_mtime_day(
+                condition in condition(),
+                f in a_file(),
+                other_mtime_days in 0i64..400,
+            ) {
+                if !matches!(condition, Condition::CaptureTime { .. } | Condition::CaptureAge { .. }) {
+                    return Ok(());
+                }
+                let result = one(&condition, &f);
+                if let Some(day) = f.taken {
+                    let moved = File {
+                        modified: now() - chrono::Duration::days(other_mtime_days),
+                        ..File { path: f.path.clone(), mime: None, ..f }
+                    };
+                    prop_assert_eq!(one(&condition, &moved), result);
+                    let as_mtime = File {
+                        modified: day.and_time(chrono::NaiveTime::MIN).and_utc(),
+                        taken: None,
+                        path: moved.path.clone(),
+                        ..moved
+                    };
+                    prop_assert_eq!(one(&condition, &as_mtime), result);
+                } else {
+                    let taken = File { taken: Some(f.modified.date_naive()), path: f.path.clone(), ..f };
+                    prop_assert_eq!(one(&condition, &taken), result);
+                }
             }
 
             /// The decision is the first rule that matches on its own.

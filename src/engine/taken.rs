@@ -5,7 +5,9 @@
 //! # When anything is read
 //!
 //! Only when the operation's layout template uses a `{taken_…}` token
-//! (`Template::uses_taken_date`): an organize whose template has none reads
+//! (`Template::uses_taken_date`), or one of the organizing rules it applies
+//! has a capture condition or a `{taken_…}` token in its action
+//! (`CompiledRules::uses_capture_date`): an organize whose template has none reads
 //! nothing more than before, not even to count dates for the report (the
 //! report's date counts are then zero; see `domain::report::TakenDates`).
 //! Counting alone would cost every organize an open and a read of each photo
@@ -105,22 +107,32 @@ pub fn capture_dates(
 ) -> Vec<Option<NaiveDate>> {
     let mut dates = Vec::with_capacity(files.len());
     dates.extend(map_ordered(files, threads, CHUNK, |file| {
-        if progress.is_cancelled() || !may_carry_date(file.path.file_name().unwrap_or_default()) {
+        if progress.is_cancelled() {
             return None;
         }
-        let handle = root
-            .open_read_exact(&file.path, Some(&file.fingerprint))
-            .ok()?;
-        // The parser is fuzzed and the tests feed it random bytes, but one
-        // user's odd file must never fail a whole organize: a panic in it
-        // is that file's "no date".
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| capture_date(handle)))
-            .unwrap_or_else(|_| {
-                tracing::warn!(path = %file.path, "reading the capture date panicked; using the modification time");
-                None
-            })
+        capture_date_of(root, file)
     }));
     dates
+}
+
+/// The capture date of one scanned file (None: none found, or its format
+/// carries none), opened only if it is still the file the scan saw.
+pub fn capture_date_of(root: &UserRoot, file: &ScannedFile) -> Option<NaiveDate> {
+    if !may_carry_date(file.path.file_name().unwrap_or_default()) {
+        return None;
+    }
+    let handle = root
+        .open_read_exact(&file.path, Some(&file.fingerprint))
+        .ok()?;
+    // The parser is fuzzed and the tests feed it random bytes, but one
+    // user's odd file must never fail a whole organize: a panic in it is
+    // that file's "no date".
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| capture_date(handle))).unwrap_or_else(
+        |_| {
+            tracing::warn!(path = %file.path, "reading the capture date panicked; using the modification time");
+            None
+        },
+    )
 }
 
 /// The capture date in a photo's or video's metadata, reading at most

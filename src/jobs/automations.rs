@@ -136,9 +136,40 @@ async fn fire_one(
         ) => {
             tracing::warn!(automation = %row.id, %error, "an automation's run could not be created; skipped");
             db::automations::reschedule(conn, row.id, next, true).await?;
+            db::automations::record_failed_start(
+                conn,
+                row.id,
+                &format!("the run at {} could not start: {error}", now.to_rfc3339()),
+            )
+            .await?;
             Ok(false)
         }
         Err(error) => Err(error),
+    }
+}
+
+/// An automation's operation ended (`error`: why it failed; None: it
+/// succeeded, which clears the automation's `last_error`). Best effort: the
+/// operation's own state is what counts, this only shows it on the
+/// automation.
+pub async fn run_ended(state: &AppState, operation: &db::models::Operation, error: Option<&str>) {
+    let Some(automation_id) = operation.automation_id else {
+        return;
+    };
+    let error = error.map(|e| format!("operation {} failed: {e}", operation.id));
+    let recorded = match state.db.get().await {
+        Ok(mut conn) => db::automations::record_run_ended(
+            &mut conn,
+            automation_id,
+            operation.id,
+            error.as_deref(),
+        )
+        .await
+        .map_err(anyhow::Error::from),
+        Err(e) => Err(e.into()),
+    };
+    if let Err(e) = recorded {
+        tracing::warn!(automation = %automation_id, operation = %operation.id, error = %e, "the automation's last error was not recorded");
     }
 }
 

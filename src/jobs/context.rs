@@ -68,6 +68,9 @@ impl JobContext {
                 .await?;
         drop(conn);
         self.changed().await;
+        if matches!(state, OperationState::Succeeded | OperationState::Planned) {
+            super::automations::run_ended(&self.state, &row, None).await;
+        }
         crate::infra::observability::operation_finished(self.operation.kind, state);
         tracing::info!(operation = %self.operation.id, %state, counters = ?self.progress.counters(), "job finished");
         if row.kind != OperationKind::Undo

@@ -119,12 +119,18 @@ async fn worker_loop(state: AppState, worker_id: String) {
                     }
                     tracing::error!(operation = %id, error = format!("{error:#}"), "job failed");
                     crate::infra::observability::operation_finished(kind, OperationState::Failed);
-                    if let Ok(mut conn) = state.db.get().await
-                        && let Ok(None) =
-                            db::operations::fail(&mut conn, id, &worker_id, &format!("{error:#}"))
-                                .await
-                    {
-                        tracing::warn!(operation = %id, "the failed job had been taken over by another worker; left to it");
+                    let message = format!("{error:#}");
+                    if let Ok(mut conn) = state.db.get().await {
+                        match db::operations::fail(&mut conn, id, &worker_id, &message).await {
+                            Ok(None) => {
+                                tracing::warn!(operation = %id, "the failed job had been taken over by another worker; left to it");
+                            }
+                            Ok(Some(op)) => {
+                                drop(conn);
+                                automations::run_ended(&state, &op, Some(&message)).await;
+                            }
+                            Err(_) => {}
+                        }
                     }
                     state.cache.operation_changed(user_id, id).await;
                 }

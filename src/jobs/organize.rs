@@ -177,8 +177,12 @@ async fn plan_phase(
     ctx.set_phase(S::Running, Phase::Categorize).await?;
     let progress = ctx.progress.clone();
     let cat_root = root.clone();
-    // Capture dates are read only for a template that renders them.
-    let read_taken = template.uses_taken_date();
+    // Capture dates are read only for a template that renders them or rules
+    // that look at them.
+    let read_taken = template.uses_taken_date()
+        || organizing_rules
+            .as_ref()
+            .is_some_and(CompiledRules::uses_capture_date);
     let taken_threads = ctx.state.config.hash_threads;
     let (scanned, categories, taken) = tokio::task::spawn_blocking(move || {
         progress.start_phase(scanned.files.len() as i64, 0);

@@ -190,19 +190,20 @@ fn timestamp(t: DateTime<Utc>) -> Option<prost_types::Timestamp> {
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_schedule_fires_on_its_ticks_catches_up_once_and_pauses() {
+/// A server (one worker) under a test clock at 00:00:30, a user (`label`) with `inbox/a.txt`,
+/// and their automation "every five minutes" organizing inbox into sorted.
+async fn every_five_minutes(label: &str) -> (TestClock, TestApp, User, pb::Automation) {
     let clock = TestClock::new(at(0, 0, 30));
     let app = TestApp::spawn_with(Options {
         env: clock.env(1),
         ..Default::default()
     })
     .await;
-    let alice = user(&app, "schedule").await;
-    tree::write(&alice.root, "inbox/a.txt", b"a");
+    let owner = user(&app, label).await;
+    tree::write(&owner.root, "inbox/a.txt", b"a");
     let automation = create(
         &app,
-        &alice,
+        &owner,
         pb::Automation {
             display_name: "every five minutes".into(),
             trigger: schedule("*/5 * * * *", "UTC"),
@@ -212,6 +213,12 @@ async fn a_schedule_fires_on_its_ticks_catches_up_once_and_pauses() {
     )
     .await
     .unwrap();
+    (clock, app, owner, automation)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_fires_on_its_ticks_catches_up_once_and_pauses() {
+    let (clock, app, alice, automation) = every_five_minutes("schedule").await;
     let name = automation.name.clone();
     assert_eq!(automation.next_run_time, timestamp(at(0, 5, 0)));
     assert_eq!(automation.run_count, 0);
@@ -1055,4 +1062,106 @@ async fn bad_triggers_are_refused_naming_the_field() {
             .await,
         Code::FailedPrecondition,
     );
+}
+
+/// Polls the automation until `check` holds for it (bounded).
+async fn wait_for_automation(
+    app: &TestApp,
+    user: &User,
+    name: &str,
+    what: &str,
+    check: impl Fn(&pb::Automation) -> bool,
+) -> pb::Automation {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let a = get(app, user, name).await;
+        if check(&a) {
+            return a;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what}: {a:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A run that cannot start (its folder was removed) and a run whose
+/// operation fails (a stored rule no longer compiles) both show on the
+/// automation as `last_error`; the next run that succeeds clears it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_run_shows_as_the_automations_last_error_until_one_succeeds() {
+    let (clock, app, ann, automation) = every_five_minutes("automation-errors").await;
+    let name = automation.name.clone();
+    assert_eq!(automation.last_error, "");
+
+    // The folder is gone at the tick: no operation, the reason shown.
+    std::fs::remove_dir_all(ann.root.join("inbox")).unwrap();
+    clock.set(at(0, 5, 0));
+    let failed = wait_for_automation(&app, &ann, &name, "an error for the missing folder", |a| {
+        !a.last_error.is_empty()
+    })
+    .await;
+    assert!(
+        failed.last_error.contains("could not start") && failed.last_error.contains("source_path"),
+        "{failed:?}"
+    );
+    assert_eq!(runs_in_db(&app, &name).await, 0);
+    assert_eq!(failed.next_run_time, timestamp(at(0, 10, 0)));
+
+    // The folder is back but a stored rule no longer compiles: the run
+    // starts and its operation fails.
+    tree::write(&ann.root, "inbox/a.txt", b"a");
+    let made = crate::rules::create_rule(
+        &app,
+        &ann,
+        crate::rules::rule(
+            "soon broken",
+            vec![pb::rule_condition::Condition::NameRegex("a".into())],
+            crate::rules::move_to("x/{name}"),
+        ),
+    )
+    .await
+    .unwrap();
+    {
+        let mut conn = app.db().await;
+        diesel::sql_query(
+            "UPDATE rules SET definition = jsonb_set(definition, '{conditions,0,pattern}', '\"(unclosed\"') WHERE id = $1",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(id_of(&made.name))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    clock.set(at(0, 10, 0));
+    wait_for_runs(&app, &name, 1).await;
+    let run = runs(&app, &ann, &name).await.remove(0);
+    wait_for(&app, &ann, &run.name, &[OperationState::Failed]).await;
+    let failed = wait_for_automation(&app, &ann, &name, "the failed operation", |a| {
+        a.last_error.contains(&id_of(&run.name).to_string())
+    })
+    .await;
+    assert!(
+        failed.last_error.contains("rules cannot be applied"),
+        "{failed:?}"
+    );
+    assert_eq!(failed.last_operation, run.name);
+
+    // Fixed: the next run succeeds and clears the error.
+    crate::rules::rules(&app)
+        .delete_rule(bearer(
+            pb::DeleteRuleRequest {
+                name: made.name.clone(),
+                etag: String::new(),
+            },
+            &ann.token,
+        ))
+        .await
+        .unwrap();
+    clock.set(at(0, 15, 0));
+    wait_for_runs(&app, &name, 2).await;
+    let run = runs(&app, &ann, &name).await.remove(0);
+    wait_for(&app, &ann, &run.name, &[OperationState::Succeeded]).await;
+    wait_for_automation(&app, &ann, &name, "the error cleared", |a| {
+        a.last_error.is_empty()
+    })
+    .await;
+    assert!(ann.root.join("sorted").is_dir());
 }

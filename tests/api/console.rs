@@ -451,16 +451,7 @@ async fn console_is_served_with_security_headers_and_cannot_be_framed() {
     assert_eq!(config, serde_json::json!({ "apiUrl": api }));
 
     // The framing page comes from a server the browser script runs on another loopback port.
-    let output = tokio::process::Command::new("node")
-        .arg(repo_root().join("tests/clients/console_frame.mjs"))
-        .arg(&console_origin)
-        .current_dir(repo_root())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(DEADLINE, output)
-        .await
-        .expect("the browser test hung")
-        .unwrap();
+    let output = run_node("console_frame.mjs", [console_origin.as_ref()]).await;
     assert!(
         output.status.success(),
         "console_frame.mjs failed: {}",
@@ -536,6 +527,45 @@ async fn files_listed(app: &TestApp, token: &str, path: &str) -> Vec<String> {
     out
 }
 
+/// Runs `tests/clients/<script>` with node and `args`; its output (bounded by DEADLINE).
+async fn run_node<'a>(
+    script: &str,
+    args: impl IntoIterator<Item = &'a std::ffi::OsStr>,
+) -> std::process::Output {
+    let output = tokio::process::Command::new("node")
+        .arg(repo_root().join("tests/clients").join(script))
+        .args(args)
+        .current_dir(repo_root())
+        .kill_on_drop(true)
+        .output();
+    tokio::time::timeout(DEADLINE, output)
+        .await
+        .expect("the browser test hung")
+        .unwrap()
+}
+
+/// Runs `tests/clients/<script>` with node and `args` (bounded by DEADLINE); it must succeed
+/// and print `DONE <json>`, which is returned.
+async fn run_browser_script<'a>(
+    script: &str,
+    args: impl IntoIterator<Item = &'a std::ffi::OsStr>,
+) -> Value {
+    let output = run_node(script, args).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{script} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("DONE "))
+            .expect("DONE line"),
+    )
+    .unwrap()
+}
+
 /// The console's uploads in Chromium (tests/clients/console_uploads.mjs) with the DEFAULT
 /// upload limit of 10 a minute: a 500-file folder goes in as one archive and pressing Upload
 /// again stores nothing twice (exactly 500 files, no " (1)" names); 12 single uploads meet the
@@ -573,33 +603,18 @@ async fn console_uploads_a_500_file_folder_and_waits_out_the_upload_limit_in_chr
     std::fs::create_dir_all(&shots).unwrap();
     let (email1, email2) = (TestApp::email("folder"), TestApp::email("singles"));
 
-    let output = tokio::process::Command::new("node")
-        .arg(repo_root().join("tests/clients/console_uploads.mjs"))
-        .arg(&console_origin)
-        .arg(&folder)
-        .arg(&singles)
-        .args([&email1, &email2])
-        .arg(&shots)
-        .current_dir(repo_root())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(DEADLINE, output)
-        .await
-        .expect("the browser test hung")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "console_uploads.mjs failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let done: Value = serde_json::from_str(
-        stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("DONE "))
-            .expect("DONE line"),
+    let done = run_browser_script(
+        "console_uploads.mjs",
+        [
+            console_origin.as_ref(),
+            folder.as_os_str(),
+            singles.as_os_str(),
+            email1.as_ref(),
+            email2.as_ref(),
+            shots.as_os_str(),
+        ],
     )
-    .unwrap();
+    .await;
 
     // The folder: all 500 reported, then all 500 already there on the second press.
     assert_eq!(done["picked"], "500 file(s) chosen", "{done}");
@@ -647,4 +662,127 @@ async fn console_uploads_a_500_file_folder_and_waits_out_the_upload_limit_in_chr
         Some(0),
         "{done}"
     );
+}
+
+/// Issue 21's console screens in Chromium (tests/clients/console_rules.mjs): a rule made in
+/// the editor is previewed live as matching the invoice, saved, and applied by an organize
+/// (checked on disk); a bad regular expression shows the server's field error next to the
+/// condition; a stale edit is refused with a clear message; an arrival automation created on
+/// the automations screen lists the operation an upload into its folder produced, with its
+/// last run, and the link opens it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_edits_rules_with_a_live_preview_and_lists_automation_runs_in_chromium() {
+    let (app, console_origin) = console_app(vec![("SCHEDULER_POLL_MS", "100".into())]).await;
+    let uploads = tempfile::tempdir().unwrap();
+    for (name, text) in [
+        ("invoice-1.pdf", "%PDF-1.4 invoice\n"),
+        ("notes.txt", "meeting notes"),
+    ] {
+        std::fs::write(uploads.path().join(name), text).unwrap();
+    }
+    let shots = repo_root().join("data/test-artifacts/console");
+    std::fs::create_dir_all(&shots).unwrap();
+    let email = TestApp::email("console-rules");
+    let done = run_browser_script(
+        "console_rules.mjs",
+        [
+            console_origin.as_ref(),
+            uploads.path().as_os_str(),
+            email.as_ref(),
+            shots.as_os_str(),
+        ],
+    )
+    .await;
+    println!("console_rules: {done}");
+
+    // The live preview: the invoice matched by the rule being edited, the notes by none.
+    let preview = &done["draftPreview"];
+    assert_eq!(
+        preview["inbox/invoice-1.pdf"]["matched"], "draft",
+        "{preview}"
+    );
+    assert_eq!(
+        preview["inbox/invoice-1.pdf"]["rule"], "Invoices",
+        "{preview}"
+    );
+    assert_eq!(
+        preview["inbox/invoice-1.pdf"]["to"], "inbox/Invoices/invoice-1.pdf",
+        "{preview}"
+    );
+    assert!(
+        preview["inbox/invoice-1.pdf"]["why"]
+            .as_str()
+            .unwrap()
+            .contains("name_glob"),
+        "{preview}"
+    );
+    assert_eq!(preview["inbox/notes.txt"]["matched"], "none", "{preview}");
+    assert_eq!(done["listed"], serde_json::json!(["Invoices"]), "{done}");
+
+    // The bad regex: the server's own field and words, next to the condition, both from the
+    // preview as it was typed and from Save; not in the page's general error box.
+    for seen in [&done["fromPreview"], &done["fromSave"]] {
+        assert_eq!(seen["field"], "rule.conditions[0].name_regex", "{seen}");
+        assert!(
+            seen["text"].as_str().unwrap().contains("unclosed"),
+            "{seen}"
+        );
+    }
+    assert_eq!(done["fromSave"]["visible"], true);
+    assert_eq!(done["fromSave"]["generalError"], "");
+
+    // The stale edit was refused with a message, and overwrote nothing.
+    let stale = &done["stale"];
+    assert!(
+        stale["text"]
+            .as_str()
+            .unwrap()
+            .contains("changed elsewhere after you opened it"),
+        "{stale}"
+    );
+    assert_eq!(stale["generalError"], "", "{stale}");
+
+    // The organize applied the saved rule: on the plan and on disk.
+    assert_eq!(
+        done["plan"]["inbox/invoice-1.pdf"], "sorted/Invoices/invoice-1.pdf",
+        "{done}"
+    );
+    let token = access_token(&app, &email).await;
+    let sorted = files_listed(&app, &token, "sorted").await;
+    assert!(
+        sorted.contains(&"sorted/Invoices/invoice-1.pdf".to_string()),
+        "{sorted:?}"
+    );
+
+    // The automation: no run before the upload, then its operation, last run and no error.
+    let before = &done["before"];
+    assert!(
+        before["kind"].as_str().unwrap().starts_with("on arrival"),
+        "{before}"
+    );
+    assert!(
+        before["trigger"].as_str().unwrap().contains("\"drop\""),
+        "{before}"
+    );
+    assert_eq!(before["lastRun"], "–", "{before}");
+    assert_eq!(before["runs"], 0, "{before}");
+    let after = &done["after"];
+    assert_ne!(after["lastRun"], "–", "{after}");
+    assert_eq!(after["runCount"], "1", "{after}");
+    assert_eq!(after["lastError"], "none", "{after}");
+    let operations = after["operations"].as_array().unwrap();
+    assert_eq!(operations.len(), 1, "{after}");
+    assert_eq!(done["pausedState"], "paused", "{done}");
+    // The link opened that operation, whose records are the dropped file (placed by the rule).
+    let opened = &done["opened"];
+    assert_eq!(opened["name"], operations[0], "{opened}");
+    assert_eq!(opened["state"], "SUCCEEDED", "{opened}");
+    assert_eq!(
+        opened["records"],
+        serde_json::json!([["drop/invoice-9.pdf", "filed/Invoices/invoice-9.pdf"]]),
+        "{opened}"
+    );
+    let filed = files_listed(&app, &token, "filed").await;
+    assert_eq!(filed, ["filed/Invoices/invoice-9.pdf"]);
+    assert_eq!(done["consoleErrors"], serde_json::json!([]), "{done}");
 }

@@ -18,7 +18,7 @@ use crate::{
     operations::{User, apply, create, organize, plan, records, undo_and_wait, user, wait_for},
 };
 
-fn rules(app: &TestApp) -> RuleServiceClient<Channel> {
+pub(crate) fn rules(app: &TestApp) -> RuleServiceClient<Channel> {
     let channel = Channel::from_shared(format!("http://{}", app.addr))
         .unwrap()
         .connect_lazy();
@@ -29,7 +29,7 @@ fn condition(c: Condition) -> pb::RuleCondition {
     pb::RuleCondition { condition: Some(c) }
 }
 
-fn rule(name: &str, conditions: Vec<Condition>, action: Action) -> pb::Rule {
+pub(crate) fn rule(name: &str, conditions: Vec<Condition>, action: Action) -> pb::Rule {
     pb::Rule {
         display_name: name.into(),
         conditions: conditions.into_iter().map(condition).collect(),
@@ -40,7 +40,7 @@ fn rule(name: &str, conditions: Vec<Condition>, action: Action) -> pb::Rule {
     }
 }
 
-fn move_to(template: &str) -> Action {
+pub(crate) fn move_to(template: &str) -> Action {
     Action::Move(pb::MoveAction {
         destination_template: template.into(),
     })
@@ -52,7 +52,7 @@ fn extensions(list: &[&str]) -> Condition {
     })
 }
 
-async fn create_rule(
+pub(crate) async fn create_rule(
     app: &TestApp,
     user: &User,
     rule: pb::Rule,
@@ -66,7 +66,7 @@ async fn create_rule(
         .map(|r| r.into_inner())
 }
 
-async fn preview(
+pub(crate) async fn preview(
     app: &TestApp,
     user: &User,
     request: pb::PreviewRulesRequest,

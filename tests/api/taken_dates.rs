@@ -287,3 +287,146 @@ async fn an_unknown_taken_token_is_refused_naming_the_field() {
     assert!(status.message().contains("{taken_week}"), "{status:?}");
     assert!(status.message().contains("{taken_date}"), "{status:?}");
 }
+
+/// A `capture_time` range: from `start` (a day) to `end` (exclusive).
+fn capture_between(start: &str, end: &str) -> pb::rule_condition::Condition {
+    let day = |d: &str| {
+        let t = chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc();
+        Some(prost_types::Timestamp {
+            seconds: t.timestamp(),
+            nanos: 0,
+        })
+    };
+    pb::rule_condition::Condition::CaptureTime(pb::TimeRange {
+        start_time: day(start),
+        end_time: day(end),
+    })
+}
+
+/// Rules on the capture date: PreviewRules says which photo was taken when
+/// (or that a file had no date and its modification date stood in), the
+/// organize applies the same decisions — including a rule's own
+/// `{taken_year}` with an operation template that has no taken token — and
+/// bad ranges are refused naming the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_on_the_capture_date_preview_and_organize_by_it() {
+    use crate::rules::{create_rule, move_to, preview, rule};
+    use pb::rule_condition::Condition;
+
+    let app = TestApp::spawn().await;
+    let alice = user(&app, "taken-rules").await;
+    upload_mixed(&app, &alice).await;
+    let taken_2019 = rule(
+        "taken in 2019",
+        vec![capture_between("2019-01-01", "2020-01-01")],
+        move_to("{taken_year}/{name}"),
+    );
+    let ancient = rule(
+        "taken over ten years ago",
+        vec![Condition::CaptureAge(pb::AgeRange {
+            older_than_days: Some(3650),
+            newer_than_days: None,
+        })],
+        move_to("old/{name}"),
+    );
+
+    let shown = preview(
+        &app,
+        &alice,
+        pb::PreviewRulesRequest {
+            folder: "inbox".into(),
+            rules: vec![taken_2019.clone(), ancient.clone()],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let entry = |p: &str| {
+        shown
+            .entries
+            .iter()
+            .find(|e| e.path == p)
+            .unwrap_or_else(|| panic!("{p} not in {shown:?}"))
+    };
+    let beach = entry("inbox/beach.jpg");
+    assert_eq!(beach.rule, "rules/-0", "{beach:?}");
+    assert!(
+        beach.explanation.contains("capture_time")
+            && beach.explanation.contains("taken on 2019-07-14"),
+        "{beach:?}"
+    );
+    assert_eq!(beach.destination, "inbox/2019/beach.jpg");
+    // No date in the file: its modification date (2001) stands in.
+    let plain = entry("inbox/plain.jpg");
+    assert_eq!(plain.rule, "rules/-1", "{plain:?}");
+    assert!(
+        plain
+            .explanation
+            .contains("no capture date: modified on 2001-09-09"),
+        "{plain:?}"
+    );
+    assert_eq!(entry("inbox/notes.txt").rule, "rules/-1");
+    // Taken in 2018 and 2021: neither in 2019 nor ten years ago, though
+    // their modification time (2001) would be.
+    assert_eq!(entry("inbox/party.JPG").rule, "");
+    assert_eq!(entry("inbox/clip.mp4").rule, "");
+    assert_eq!(shown.matched_count, 4);
+
+    for r in [taken_2019, ancient] {
+        create_rule(&app, &alice, r).await.unwrap();
+    }
+    organize_with(&app, &alice, "{name}").await;
+    assert_eq!(
+        listing(&alice, "sorted"),
+        [
+            "2019/beach.jpg",
+            "clip.mp4",
+            "old/notes.txt",
+            "old/plain.jpg",
+            "old/zeros.jpg",
+            "party.JPG",
+        ]
+    );
+
+    for (condition, field) in [
+        (
+            capture_between("2020-01-01", "2019-01-01"),
+            "rule.conditions[0].capture_time",
+        ),
+        (
+            Condition::CaptureTime(pb::TimeRange::default()),
+            "rule.conditions[0].capture_time",
+        ),
+        (
+            Condition::CaptureAge(pb::AgeRange {
+                older_than_days: Some(-1),
+                newer_than_days: None,
+            }),
+            "rule.conditions[0].capture_age",
+        ),
+        (
+            Condition::CaptureTime(pb::TimeRange {
+                start_time: Some(prost_types::Timestamp {
+                    seconds: 0,
+                    nanos: -5,
+                }),
+                end_time: None,
+            }),
+            "rule.conditions[0].capture_time.start_time",
+        ),
+    ] {
+        let status = create_rule(
+            &app,
+            &alice,
+            rule("bad", vec![condition], move_to("x/{name}")),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+        assert_eq!(crate::common::bad_field(&status), field, "{status:?}");
+    }
+}

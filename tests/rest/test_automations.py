@@ -19,6 +19,8 @@ def test_automation_crud_pause_resume(user: User, new_user) -> None:
     assert created["schedule"] == {"cron": "0 3 * * *", "time_zone": "Europe/Paris"}
     assert created["paused"] is False and created["next_run_time"], created
     assert created["run_count"] == "0" and created["last_operation"] == ""
+    # No run failed (yet): the output-only last_error is empty (JSON: "").
+    assert created["last_error"] == ""
 
     got = user.api.ok("GET", f"/api/v1/{name}")
     assert got == created

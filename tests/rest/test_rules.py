@@ -92,3 +92,23 @@ def test_preview_rules_over_a_folder_and_drafts(user: User) -> None:
     assert draft["entries"][0]["destination"] == ""
     assert_error(user.api.post("/api/v1/rules:preview", json={"paths": ["../etc/passwd"]}), 400, "PATH_ESCAPE",
                  field="paths[0]")
+
+    # Capture-date conditions in JSON: RFC 3339 bounds and day counts. A text file has no
+    # capture date: its modification date (today) stands in, so it is not "taken in 2001".
+    dated = user.api.ok("POST", "/api/v1/rules:preview", json={
+        "paths": ["inbox/notes.txt"],
+        "rules": [
+            {"display_name": "2001", "action": {"trash": {}},
+             "conditions": [{"capture_time": {"start_time": "2001-01-01T00:00:00Z",
+                                              "end_time": "2002-01-01T00:00:00Z"}}]},
+            {"display_name": "recent", "action": {"leave_in_place": {}},
+             "conditions": [{"capture_age": {"newer_than_days": 2}}]},
+        ],
+    })
+    entry = dated["entries"][0]
+    assert entry["rule"] == "rules/-1", entry
+    assert "no capture date: modified on" in entry["explanation"], entry
+    assert_error(user.api.post("/api/v1/rules", json={
+        "display_name": "Backwards", "action": {"trash": {}},
+        "conditions": [{"capture_time": {"start_time": "2002-01-01T00:00:00Z", "end_time": "2001-01-01T00:00:00Z"}}],
+    }), 400, "INVALID_ARGUMENT", field="rule.conditions[0].capture_time")

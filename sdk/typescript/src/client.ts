@@ -34,6 +34,7 @@ import {
   type WatchOperationResponse,
 } from "./gen/fileorganizer/v1/operation_pb.js";
 import { ReportService, type OperationReport } from "./gen/fileorganizer/v1/report_pb.js";
+import { RuleService } from "./gen/fileorganizer/v1/rule_pb.js";
 import { SystemService } from "./gen/fileorganizer/v1/system_pb.js";
 
 /** Builds the transport for a base URL; the client passes its credentials interceptor. */
@@ -114,6 +115,7 @@ export class FileOrganizerClient {
   readonly files: Client<typeof FileService>;
   readonly operations: Client<typeof OperationService>;
   readonly automations: Client<typeof AutomationService>;
+  readonly rules: Client<typeof RuleService>;
   readonly reports: Client<typeof ReportService>;
   readonly system: Client<typeof SystemService>;
   /** The API's base URL, without a trailing slash. */
@@ -137,6 +139,7 @@ export class FileOrganizerClient {
     this.files = createClient(FileService, transport);
     this.operations = createClient(OperationService, transport);
     this.automations = createClient(AutomationService, transport);
+    this.rules = createClient(RuleService, transport);
     this.reports = createClient(ReportService, transport);
     this.system = createClient(SystemService, transport);
   }

@@ -15,6 +15,7 @@ export * as errors from "./gen/fileorganizer/v1/errors_pb.js";
 export * as files from "./gen/fileorganizer/v1/file_pb.js";
 export * as operations from "./gen/fileorganizer/v1/operation_pb.js";
 export * as reports from "./gen/fileorganizer/v1/report_pb.js";
+export * as rules from "./gen/fileorganizer/v1/rule_pb.js";
 export * as system from "./gen/fileorganizer/v1/system_pb.js";
 export { ErrorReason } from "./gen/fileorganizer/v1/errors_pb.js";
 export { ArchiveFormat, FileConflictPolicy, FileKind } from "./gen/fileorganizer/v1/file_pb.js";

@@ -41,7 +41,7 @@ class WatchedFolderTrigger(_message.Message):
     def __init__(self, folder_path: _Optional[str] = ..., quiet_period: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class Automation(_message.Message):
-    __slots__ = ("name", "display_name", "schedule", "arrival", "watched_folder", "operation", "paused", "next_run_time", "last_run_time", "last_operation", "run_count", "etag", "create_time", "update_time")
+    __slots__ = ("name", "display_name", "schedule", "arrival", "watched_folder", "operation", "paused", "next_run_time", "last_run_time", "last_operation", "run_count", "etag", "create_time", "update_time", "last_error")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     SCHEDULE_FIELD_NUMBER: _ClassVar[int]
@@ -56,6 +56,7 @@ class Automation(_message.Message):
     ETAG_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
     name: str
     display_name: str
     schedule: ScheduleTrigger
@@ -70,7 +71,8 @@ class Automation(_message.Message):
     etag: str
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., schedule: _Optional[_Union[ScheduleTrigger, _Mapping]] = ..., arrival: _Optional[_Union[ArrivalTrigger, _Mapping]] = ..., watched_folder: _Optional[_Union[WatchedFolderTrigger, _Mapping]] = ..., operation: _Optional[_Union[_operation_pb2.Operation, _Mapping]] = ..., paused: _Optional[bool] = ..., next_run_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_run_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_operation: _Optional[str] = ..., run_count: _Optional[int] = ..., etag: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    last_error: str
+    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., schedule: _Optional[_Union[ScheduleTrigger, _Mapping]] = ..., arrival: _Optional[_Union[ArrivalTrigger, _Mapping]] = ..., watched_folder: _Optional[_Union[WatchedFolderTrigger, _Mapping]] = ..., operation: _Optional[_Union[_operation_pb2.Operation, _Mapping]] = ..., paused: _Optional[bool] = ..., next_run_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_run_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_operation: _Optional[str] = ..., run_count: _Optional[int] = ..., etag: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_error: _Optional[str] = ...) -> None: ...
 
 class CreateAutomationRequest(_message.Message):
     __slots__ = ("automation",)

@@ -30,7 +30,7 @@ from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mas
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x66ileorganizer/v1/rule.proto\x12\x10\x66ileorganizer.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb2\x03\n\x04Rule\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x1a\n\x0c\x64isplay_name\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08position\x18\x03 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x30\n\x05match\x18\x04 \x01(\x0e\x32\x1b.fileorganizer.v1.RuleMatchB\x04\xe2\x41\x01\x01\x12\x39\n\nconditions\x18\x05 \x03(\x0b\x32\x1f.fileorganizer.v1.RuleConditionB\x04\xe2\x41\x01\x01\x12\x32\n\x06\x61\x63tion\x18\x06 \x01(\x0b\x32\x1c.fileorganizer.v1.RuleActionB\x04\xe2\x41\x01\x02\x12\x15\n\x07version\x18\x07 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x12\n\x04\x65tag\x18\x08 \x01(\tB\x04\xe2\x41\x01\x01\x12\x35\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03:(\xea\x41%\n\x15\x66ileorganizer.v1/Rule\x12\x0crules/{rule}\"\xf3\x02\n\rRuleCondition\x12\x13\n\tname_glob\x18\x01 \x01(\tH\x00\x12\x14\n\nname_regex\x18\x02 \x01(\tH\x00\x12\x34\n\nextensions\x18\x03 \x01(\x0b\x32\x1e.fileorganizer.v1.ExtensionSetH\x00\x12\x38\n\x0c\x63ontent_type\x18\x04 \x01(\x0b\x32 .fileorganizer.v1.ContentTypeSetH\x00\x12+\n\x04size\x18\x05 \x01(\x0b\x32\x1b.fileorganizer.v1.SizeRangeH\x00\x12\x32\n\x0bmodify_time\x18\x06 \x01(\x0b\x32\x1b.fileorganizer.v1.TimeRangeH\x00\x12)\n\x03\x61ge\x18\x07 \x01(\x0b\x32\x1a.fileorganizer.v1.AgeRangeH\x00\x12\x16\n\x0cunder_folder\x18\x08 \x01(\tH\x00\x12\x16\n\x0cis_duplicate\x18\t \x01(\x08H\x00\x42\x0b\n\tcondition\"(\n\x0c\x45xtensionSet\x12\x18\n\nextensions\x18\x01 \x03(\tB\x04\xe2\x41\x01\x02\"-\n\x0e\x43ontentTypeSet\x12\x1b\n\rcontent_types\x18\x01 \x03(\tB\x04\xe2\x41\x01\x02\"c\n\tSizeRange\x12\x1c\n\tmin_bytes\x18\x01 \x01(\x03\x42\x04\xe2\x41\x01\x01H\x00\x88\x01\x01\x12\x1c\n\tmax_bytes\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x01H\x01\x88\x01\x01\x42\x0c\n\n_min_bytesB\x0c\n\n_max_bytes\"u\n\tTimeRange\x12\x34\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x01\x12\x32\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x01\"z\n\x08\x41geRange\x12\"\n\x0folder_than_days\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01H\x00\x88\x01\x01\x12\"\n\x0fnewer_than_days\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x01H\x01\x88\x01\x01\x42\x12\n\x10_older_than_daysB\x12\n\x10_newer_than_days\"\xa3\x02\n\nRuleAction\x12,\n\x04move\x18\x01 \x01(\x0b\x32\x1c.fileorganizer.v1.MoveActionH\x00\x12\x30\n\x06rename\x18\x02 \x01(\x0b\x32\x1e.fileorganizer.v1.RenameActionH\x00\x12;\n\x0cset_category\x18\x03 \x01(\x0b\x32#.fileorganizer.v1.SetCategoryActionH\x00\x12.\n\x05trash\x18\x04 \x01(\x0b\x32\x1d.fileorganizer.v1.TrashActionH\x00\x12>\n\x0eleave_in_place\x18\x05 \x01(\x0b\x32$.fileorganizer.v1.LeaveInPlaceActionH\x00\x42\x08\n\x06\x61\x63tion\"0\n\nMoveAction\x12\"\n\x14\x64\x65stination_template\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"+\n\x0cRenameAction\x12\x1b\n\rname_template\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"+\n\x11SetCategoryAction\x12\x16\n\x08\x63\x61tegory\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\r\n\x0bTrashAction\"\x14\n\x12LeaveInPlaceAction\"?\n\x11\x43reateRuleRequest\x12*\n\x04rule\x18\x01 \x01(\x0b\x32\x16.fileorganizer.v1.RuleB\x04\xe2\x41\x01\x02\">\n\x0eGetRuleRequest\x12,\n\x04name\x18\x01 \x01(\tB\x1e\xe2\x41\x01\x02\xfa\x41\x17\n\x15\x66ileorganizer.v1/Rule\"E\n\x10ListRulesRequest\x12\x17\n\tpage_size\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"S\n\x11ListRulesResponse\x12%\n\x05rules\x18\x01 \x03(\x0b\x32\x16.fileorganizer.v1.Rule\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"v\n\x11UpdateRuleRequest\x12*\n\x04rule\x18\x01 \x01(\x0b\x32\x16.fileorganizer.v1.RuleB\x04\xe2\x41\x01\x02\x12\x35\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\x04\xe2\x41\x01\x01\"U\n\x11\x44\x65leteRuleRequest\x12,\n\x04name\x18\x01 \x01(\tB\x1e\xe2\x41\x01\x02\xfa\x41\x17\n\x15\x66ileorganizer.v1/Rule\x12\x12\n\x04\x65tag\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"\x86\x01\n\x13PreviewRulesRequest\x12\x14\n\x06\x66older\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01\x12\x13\n\x05paths\x18\x02 \x03(\tB\x04\xe2\x41\x01\x01\x12+\n\x05rules\x18\x03 \x03(\x0b\x32\x16.fileorganizer.v1.RuleB\x04\xe2\x41\x01\x01\x12\x17\n\tmax_files\x18\x04 \x01(\x05\x42\x04\xe2\x41\x01\x01\"u\n\x14PreviewRulesResponse\x12\x33\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\".fileorganizer.v1.RulePreviewEntry\x12\x11\n\ttruncated\x18\x02 \x01(\x08\x12\x15\n\rmatched_count\x18\x03 \x01(\x03\"\xba\x01\n\x10RulePreviewEntry\x12\x0c\n\x04path\x18\x01 \x01(\t\x12(\n\x04rule\x18\x02 \x01(\tB\x1a\xfa\x41\x17\n\x15\x66ileorganizer.v1/Rule\x12\x19\n\x11rule_display_name\x18\x03 \x01(\t\x12\x1a\n\x12matched_conditions\x18\x04 \x03(\x05\x12\x13\n\x0b\x65xplanation\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x06 \x01(\t\x12\r\n\x05\x65rror\x18\x07 \x01(\t*O\n\tRuleMatch\x12\x1a\n\x16RULE_MATCH_UNSPECIFIED\x10\x00\x12\x12\n\x0eRULE_MATCH_ALL\x10\x01\x12\x12\n\x0eRULE_MATCH_ANY\x10\x02\x32\xa9\x05\n\x0bRuleService\x12\x66\n\nCreateRule\x12#.fileorganizer.v1.CreateRuleRequest\x1a\x16.fileorganizer.v1.Rule\"\x1b\x82\xd3\xe4\x93\x02\x15\"\r/api/v1/rules:\x04rule\x12\x63\n\x07GetRule\x12 .fileorganizer.v1.GetRuleRequest\x1a\x16.fileorganizer.v1.Rule\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/api/v1/{name=rules/*}\x12k\n\tListRules\x12\".fileorganizer.v1.ListRulesRequest\x1a#.fileorganizer.v1.ListRulesResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/api/v1/rules\x12t\n\nUpdateRule\x12#.fileorganizer.v1.UpdateRuleRequest\x1a\x16.fileorganizer.v1.Rule\")\x82\xd3\xe4\x93\x02#2\x1b/api/v1/{rule.name=rules/*}:\x04rule\x12i\n\nDeleteRule\x12#.fileorganizer.v1.DeleteRuleRequest\x1a\x16.google.protobuf.Empty\"\x1e\x82\xd3\xe4\x93\x02\x18*\x16/api/v1/{name=rules/*}\x12\x7f\n\x0cPreviewRules\x12%.fileorganizer.v1.PreviewRulesRequest\x1a&.fileorganizer.v1.PreviewRulesResponse\" \x82\xd3\xe4\x93\x02\x1a\"\x15/api/v1/rules:preview:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x66ileorganizer/v1/rule.proto\x12\x10\x66ileorganizer.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb2\x03\n\x04Rule\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x1a\n\x0c\x64isplay_name\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08position\x18\x03 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x30\n\x05match\x18\x04 \x01(\x0e\x32\x1b.fileorganizer.v1.RuleMatchB\x04\xe2\x41\x01\x01\x12\x39\n\nconditions\x18\x05 \x03(\x0b\x32\x1f.fileorganizer.v1.RuleConditionB\x04\xe2\x41\x01\x01\x12\x32\n\x06\x61\x63tion\x18\x06 \x01(\x0b\x32\x1c.fileorganizer.v1.RuleActionB\x04\xe2\x41\x01\x02\x12\x15\n\x07version\x18\x07 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x12\n\x04\x65tag\x18\x08 \x01(\tB\x04\xe2\x41\x01\x01\x12\x35\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03:(\xea\x41%\n\x15\x66ileorganizer.v1/Rule\x12\x0crules/{rule}\"\xdb\x03\n\rRuleCondition\x12\x13\n\tname_glob\x18\x01 \x01(\tH\x00\x12\x14\n\nname_regex\x18\x02 \x01(\tH\x00\x12\x34\n\nextensions\x18\x03 \x01(\x0b\x32\x1e.fileorganizer.v1.ExtensionSetH\x00\x12\x38\n\x0c\x63ontent_type\x18\x04 \x01(\x0b\x32 .fileorganizer.v1.ContentTypeSetH\x00\x12+\n\x04size\x18\x05 \x01(\x0b\x32\x1b.fileorganizer.v1.SizeRangeH\x00\x12\x32\n\x0bmodify_time\x18\x06 \x01(\x0b\x32\x1b.fileorganizer.v1.TimeRangeH\x00\x12)\n\x03\x61ge\x18\x07 \x01(\x0b\x32\x1a.fileorganizer.v1.AgeRangeH\x00\x12\x16\n\x0cunder_folder\x18\x08 \x01(\tH\x00\x12\x16\n\x0cis_duplicate\x18\t \x01(\x08H\x00\x12\x33\n\x0c\x63\x61pture_time\x18\n \x01(\x0b\x32\x1b.fileorganizer.v1.TimeRangeH\x00\x12\x31\n\x0b\x63\x61pture_age\x18\x0b \x01(\x0b\x32\x1a.fileorganizer.v1.AgeRangeH\x00\x42\x0b\n\tcondition\"(\n\x0c\x45xtensionSet\x12\x18\n\nextensions\x18\x01 \x03(\tB\x04\xe2\x41\x01\x02\"-\n\x0e\x43ontentTypeSet\x12\x1b\n\rcontent_types\x18\x01 \x03(\tB\x04\xe2\x41\x01\x02\"c\n\tSizeRange\x12\x1c\n\tmin_bytes\x18\x01 \x01(\x03\x42\x04\xe2\x41\x01\x01H\x00\x88\x01\x01\x12\x1c\n\tmax_bytes\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x01H\x01\x88\x01\x01\x42\x0c\n\n_min_bytesB\x0c\n\n_max_bytes\"u\n\tTimeRange\x12\x34\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x01\x12\x32\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x01\"z\n\x08\x41geRange\x12\"\n\x0folder_than_days\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01H\x00\x88\x01\x01\x12\"\n\x0fnewer_than_days\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x01H\x01\x88\x01\x01\x42\x12\n\x10_older_than_daysB\x12\n\x10_newer_than_days\"\xa3\x02\n\nRuleAction\x12,\n\x04move\x18\x01 \x01(\x0b\x32\x1c.fileorganizer.v1.MoveActionH\x00\x12\x30\n\x06rename\x18\x02 \x01(\x0b\x32\x1e.fileorganizer.v1.RenameActionH\x00\x12;\n\x0cset_category\x18\x03 \x01(\x0b\x32#.fileorganizer.v1.SetCategoryActionH\x00\x12.\n\x05trash\x18\x04 \x01(\x0b\x32\x1d.fileorganizer.v1.TrashActionH\x00\x12>\n\x0eleave_in_place\x18\x05 \x01(\x0b\x32$.fileorganizer.v1.LeaveInPlaceActionH\x00\x42\x08\n\x06\x61\x63tion\"0\n\nMoveAction\x12\"\n\x14\x64\x65stination_template\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"+\n\x0cRenameAction\x12\x1b\n\rname_template\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"+\n\x11SetCategoryAction\x12\x16\n\x08\x63\x61tegory\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\r\n\x0bTrashAction\"\x14\n\x12LeaveInPlaceAction\"?\n\x11\x43reateRuleRequest\x12*\n\x04rule\x18\x01 \x01(\x0b\x32\x16.fileorganizer.v1.RuleB\x04\xe2\x41\x01\x02\">\n\x0eGetRuleRequest\x12,\n\x04name\x18\x01 \x01(\tB\x1e\xe2\x41\x01\x02\xfa\x41\x17\n\x15\x66ileorganizer.v1/Rule\"E\n\x10ListRulesRequest\x12\x17\n\tpage_size\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"S\n\x11ListRulesResponse\x12%\n\x05rules\x18\x01 \x03(\x0b\x32\x16.fileorganizer.v1.Rule\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"v\n\x11UpdateRuleRequest\x12*\n\x04rule\x18\x01 \x01(\x0b\x32\x16.fileorganizer.v1.RuleB\x04\xe2\x41\x01\x02\x12\x35\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\x04\xe2\x41\x01\x01\"U\n\x11\x44\x65leteRuleRequest\x12,\n\x04name\x18\x01 \x01(\tB\x1e\xe2\x41\x01\x02\xfa\x41\x17\n\x15\x66ileorganizer.v1/Rule\x12\x12\n\x04\x65tag\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"\x86\x01\n\x13PreviewRulesRequest\x12\x14\n\x06\x66older\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01\x12\x13\n\x05paths\x18\x02 \x03(\tB\x04\xe2\x41\x01\x01\x12+\n\x05rules\x18\x03 \x03(\x0b\x32\x16.fileorganizer.v1.RuleB\x04\xe2\x41\x01\x01\x12\x17\n\tmax_files\x18\x04 \x01(\x05\x42\x04\xe2\x41\x01\x01\"u\n\x14PreviewRulesResponse\x12\x33\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\".fileorganizer.v1.RulePreviewEntry\x12\x11\n\ttruncated\x18\x02 \x01(\x08\x12\x15\n\rmatched_count\x18\x03 \x01(\x03\"\xba\x01\n\x10RulePreviewEntry\x12\x0c\n\x04path\x18\x01 \x01(\t\x12(\n\x04rule\x18\x02 \x01(\tB\x1a\xfa\x41\x17\n\x15\x66ileorganizer.v1/Rule\x12\x19\n\x11rule_display_name\x18\x03 \x01(\t\x12\x1a\n\x12matched_conditions\x18\x04 \x03(\x05\x12\x13\n\x0b\x65xplanation\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x06 \x01(\t\x12\r\n\x05\x65rror\x18\x07 \x01(\t*O\n\tRuleMatch\x12\x1a\n\x16RULE_MATCH_UNSPECIFIED\x10\x00\x12\x12\n\x0eRULE_MATCH_ALL\x10\x01\x12\x12\n\x0eRULE_MATCH_ANY\x10\x02\x32\xa9\x05\n\x0bRuleService\x12\x66\n\nCreateRule\x12#.fileorganizer.v1.CreateRuleRequest\x1a\x16.fileorganizer.v1.Rule\"\x1b\x82\xd3\xe4\x93\x02\x15\"\r/api/v1/rules:\x04rule\x12\x63\n\x07GetRule\x12 .fileorganizer.v1.GetRuleRequest\x1a\x16.fileorganizer.v1.Rule\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/api/v1/{name=rules/*}\x12k\n\tListRules\x12\".fileorganizer.v1.ListRulesRequest\x1a#.fileorganizer.v1.ListRulesResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/api/v1/rules\x12t\n\nUpdateRule\x12#.fileorganizer.v1.UpdateRuleRequest\x1a\x16.fileorganizer.v1.Rule\")\x82\xd3\xe4\x93\x02#2\x1b/api/v1/{rule.name=rules/*}:\x04rule\x12i\n\nDeleteRule\x12#.fileorganizer.v1.DeleteRuleRequest\x1a\x16.google.protobuf.Empty\"\x1e\x82\xd3\xe4\x93\x02\x18*\x16/api/v1/{name=rules/*}\x12\x7f\n\x0cPreviewRules\x12%.fileorganizer.v1.PreviewRulesRequest\x1a&.fileorganizer.v1.PreviewRulesResponse\" \x82\xd3\xe4\x93\x02\x1a\"\x15/api/v1/rules:preview:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -119,52 +119,52 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RULESERVICE'].methods_by_name['DeleteRule']._serialized_options = b'\202\323\344\223\002\030*\026/api/v1/{name=rules/*}'
   _globals['_RULESERVICE'].methods_by_name['PreviewRules']._loaded_options = None
   _globals['_RULESERVICE'].methods_by_name['PreviewRules']._serialized_options = b'\202\323\344\223\002\032\"\025/api/v1/rules:preview:\001*'
-  _globals['_RULEMATCH']._serialized_start=2887
-  _globals['_RULEMATCH']._serialized_end=2966
+  _globals['_RULEMATCH']._serialized_start=2991
+  _globals['_RULEMATCH']._serialized_end=3070
   _globals['_RULE']._serialized_start=236
   _globals['_RULE']._serialized_end=670
   _globals['_RULECONDITION']._serialized_start=673
-  _globals['_RULECONDITION']._serialized_end=1044
-  _globals['_EXTENSIONSET']._serialized_start=1046
-  _globals['_EXTENSIONSET']._serialized_end=1086
-  _globals['_CONTENTTYPESET']._serialized_start=1088
-  _globals['_CONTENTTYPESET']._serialized_end=1133
-  _globals['_SIZERANGE']._serialized_start=1135
-  _globals['_SIZERANGE']._serialized_end=1234
-  _globals['_TIMERANGE']._serialized_start=1236
-  _globals['_TIMERANGE']._serialized_end=1353
-  _globals['_AGERANGE']._serialized_start=1355
-  _globals['_AGERANGE']._serialized_end=1477
-  _globals['_RULEACTION']._serialized_start=1480
-  _globals['_RULEACTION']._serialized_end=1771
-  _globals['_MOVEACTION']._serialized_start=1773
-  _globals['_MOVEACTION']._serialized_end=1821
-  _globals['_RENAMEACTION']._serialized_start=1823
-  _globals['_RENAMEACTION']._serialized_end=1866
-  _globals['_SETCATEGORYACTION']._serialized_start=1868
-  _globals['_SETCATEGORYACTION']._serialized_end=1911
-  _globals['_TRASHACTION']._serialized_start=1913
-  _globals['_TRASHACTION']._serialized_end=1926
-  _globals['_LEAVEINPLACEACTION']._serialized_start=1928
-  _globals['_LEAVEINPLACEACTION']._serialized_end=1948
-  _globals['_CREATERULEREQUEST']._serialized_start=1950
-  _globals['_CREATERULEREQUEST']._serialized_end=2013
-  _globals['_GETRULEREQUEST']._serialized_start=2015
-  _globals['_GETRULEREQUEST']._serialized_end=2077
-  _globals['_LISTRULESREQUEST']._serialized_start=2079
-  _globals['_LISTRULESREQUEST']._serialized_end=2148
-  _globals['_LISTRULESRESPONSE']._serialized_start=2150
-  _globals['_LISTRULESRESPONSE']._serialized_end=2233
-  _globals['_UPDATERULEREQUEST']._serialized_start=2235
-  _globals['_UPDATERULEREQUEST']._serialized_end=2353
-  _globals['_DELETERULEREQUEST']._serialized_start=2355
-  _globals['_DELETERULEREQUEST']._serialized_end=2440
-  _globals['_PREVIEWRULESREQUEST']._serialized_start=2443
-  _globals['_PREVIEWRULESREQUEST']._serialized_end=2577
-  _globals['_PREVIEWRULESRESPONSE']._serialized_start=2579
-  _globals['_PREVIEWRULESRESPONSE']._serialized_end=2696
-  _globals['_RULEPREVIEWENTRY']._serialized_start=2699
-  _globals['_RULEPREVIEWENTRY']._serialized_end=2885
-  _globals['_RULESERVICE']._serialized_start=2969
-  _globals['_RULESERVICE']._serialized_end=3650
+  _globals['_RULECONDITION']._serialized_end=1148
+  _globals['_EXTENSIONSET']._serialized_start=1150
+  _globals['_EXTENSIONSET']._serialized_end=1190
+  _globals['_CONTENTTYPESET']._serialized_start=1192
+  _globals['_CONTENTTYPESET']._serialized_end=1237
+  _globals['_SIZERANGE']._serialized_start=1239
+  _globals['_SIZERANGE']._serialized_end=1338
+  _globals['_TIMERANGE']._serialized_start=1340
+  _globals['_TIMERANGE']._serialized_end=1457
+  _globals['_AGERANGE']._serialized_start=1459
+  _globals['_AGERANGE']._serialized_end=1581
+  _globals['_RULEACTION']._serialized_start=1584
+  _globals['_RULEACTION']._serialized_end=1875
+  _globals['_MOVEACTION']._serialized_start=1877
+  _globals['_MOVEACTION']._serialized_end=1925
+  _globals['_RENAMEACTION']._serialized_start=1927
+  _globals['_RENAMEACTION']._serialized_end=1970
+  _globals['_SETCATEGORYACTION']._serialized_start=1972
+  _globals['_SETCATEGORYACTION']._serialized_end=2015
+  _globals['_TRASHACTION']._serialized_start=2017
+  _globals['_TRASHACTION']._serialized_end=2030
+  _globals['_LEAVEINPLACEACTION']._serialized_start=2032
+  _globals['_LEAVEINPLACEACTION']._serialized_end=2052
+  _globals['_CREATERULEREQUEST']._serialized_start=2054
+  _globals['_CREATERULEREQUEST']._serialized_end=2117
+  _globals['_GETRULEREQUEST']._serialized_start=2119
+  _globals['_GETRULEREQUEST']._serialized_end=2181
+  _globals['_LISTRULESREQUEST']._serialized_start=2183
+  _globals['_LISTRULESREQUEST']._serialized_end=2252
+  _globals['_LISTRULESRESPONSE']._serialized_start=2254
+  _globals['_LISTRULESRESPONSE']._serialized_end=2337
+  _globals['_UPDATERULEREQUEST']._serialized_start=2339
+  _globals['_UPDATERULEREQUEST']._serialized_end=2457
+  _globals['_DELETERULEREQUEST']._serialized_start=2459
+  _globals['_DELETERULEREQUEST']._serialized_end=2544
+  _globals['_PREVIEWRULESREQUEST']._serialized_start=2547
+  _globals['_PREVIEWRULESREQUEST']._serialized_end=2681
+  _globals['_PREVIEWRULESRESPONSE']._serialized_start=2683
+  _globals['_PREVIEWRULESRESPONSE']._serialized_end=2800
+  _globals['_RULEPREVIEWENTRY']._serialized_start=2803
+  _globals['_RULEPREVIEWENTRY']._serialized_end=2989
+  _globals['_RULESERVICE']._serialized_start=3073
+  _globals['_RULESERVICE']._serialized_end=3754
 # @@protoc_insertion_point(module_scope)

@@ -49,7 +49,7 @@ class Rule(_message.Message):
     def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., position: _Optional[int] = ..., match: _Optional[_Union[RuleMatch, str]] = ..., conditions: _Optional[_Iterable[_Union[RuleCondition, _Mapping]]] = ..., action: _Optional[_Union[RuleAction, _Mapping]] = ..., version: _Optional[int] = ..., etag: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class RuleCondition(_message.Message):
-    __slots__ = ("name_glob", "name_regex", "extensions", "content_type", "size", "modify_time", "age", "under_folder", "is_duplicate")
+    __slots__ = ("name_glob", "name_regex", "extensions", "content_type", "size", "modify_time", "age", "under_folder", "is_duplicate", "capture_time", "capture_age")
     NAME_GLOB_FIELD_NUMBER: _ClassVar[int]
     NAME_REGEX_FIELD_NUMBER: _ClassVar[int]
     EXTENSIONS_FIELD_NUMBER: _ClassVar[int]
@@ -59,6 +59,8 @@ class RuleCondition(_message.Message):
     AGE_FIELD_NUMBER: _ClassVar[int]
     UNDER_FOLDER_FIELD_NUMBER: _ClassVar[int]
     IS_DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    CAPTURE_TIME_FIELD_NUMBER: _ClassVar[int]
+    CAPTURE_AGE_FIELD_NUMBER: _ClassVar[int]
     name_glob: str
     name_regex: str
     extensions: ExtensionSet
@@ -68,7 +70,9 @@ class RuleCondition(_message.Message):
     age: AgeRange
     under_folder: str
     is_duplicate: bool
-    def __init__(self, name_glob: _Optional[str] = ..., name_regex: _Optional[str] = ..., extensions: _Optional[_Union[ExtensionSet, _Mapping]] = ..., content_type: _Optional[_Union[ContentTypeSet, _Mapping]] = ..., size: _Optional[_Union[SizeRange, _Mapping]] = ..., modify_time: _Optional[_Union[TimeRange, _Mapping]] = ..., age: _Optional[_Union[AgeRange, _Mapping]] = ..., under_folder: _Optional[str] = ..., is_duplicate: _Optional[bool] = ...) -> None: ...
+    capture_time: TimeRange
+    capture_age: AgeRange
+    def __init__(self, name_glob: _Optional[str] = ..., name_regex: _Optional[str] = ..., extensions: _Optional[_Union[ExtensionSet, _Mapping]] = ..., content_type: _Optional[_Union[ContentTypeSet, _Mapping]] = ..., size: _Optional[_Union[SizeRange, _Mapping]] = ..., modify_time: _Optional[_Union[TimeRange, _Mapping]] = ..., age: _Optional[_Union[AgeRange, _Mapping]] = ..., under_folder: _Optional[str] = ..., is_duplicate: _Optional[bool] = ..., capture_time: _Optional[_Union[TimeRange, _Mapping]] = ..., capture_age: _Optional[_Union[AgeRange, _Mapping]] = ...) -> None: ...
 
 class ExtensionSet(_message.Message):
     __slots__ = ("extensions",)

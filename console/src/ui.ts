@@ -1,0 +1,78 @@
+// What the console's screens share: DOM helpers and the hooks main.ts gives every screen
+// (the signed-in client, the action wrapper that shows errors, the status line).
+import { errorDetails, type FileOrganizerClient } from "@fileorganizer/sdk";
+
+export const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
+
+/** Hooks into the page that every screen module is given by main.ts. */
+export interface Ui {
+  /** The signed-in client (throws when signed out). */
+  api(): FileOrganizerClient;
+  /** Wraps a UI action: clears the error box, shows any new error, never throws. */
+  action(fn: () => Promise<void>): () => Promise<void>;
+  /** Sets the status line. */
+  status(text: string): void;
+  /** Shows an operation (its state and records) on the organize screen. */
+  openOperation(name: string): Promise<void>;
+}
+
+/** Creates an element with attributes (`text` sets textContent) and children. */
+export function el<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attrs: Record<string, string> = {},
+  ...children: (Node | string)[]
+): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "text") node.textContent = value;
+    else node.setAttribute(key, value);
+  }
+  node.append(...children);
+  return node;
+}
+
+/** An empty, hidden slot for the server's message about `field` (see showFieldErrors). */
+export function fieldError(field: string): HTMLElement {
+  const slot = el("span", { class: "field-error", "data-field": field });
+  slot.hidden = true;
+  return slot;
+}
+
+/**
+ * Shows the server's INVALID_ARGUMENT field violations next to the fields: every element with
+ * `data-field` whose value is the violation's field, or the longest one that is a prefix of it
+ * (`rule.conditions[1]` shows `rule.conditions[1].name_regex`), gets the description. Returns
+ * whether every violation found a place; `rename` maps a field before the lookup.
+ */
+export function showFieldErrors(root: HTMLElement, err: unknown, rename: (field: string) => string = (f) => f): boolean {
+  clearFieldErrors(root);
+  const slots = [...root.querySelectorAll<HTMLElement>(".field-error[data-field]")];
+  let placed = 0;
+  const violations = errorDetails(err).fieldViolations;
+  for (const violation of violations) {
+    const field = rename(violation.field);
+    const slot = slots
+      .filter((s) => field === s.dataset.field || field.startsWith(`${s.dataset.field}.`))
+      .sort((a, b) => b.dataset.field!.length - a.dataset.field!.length)[0];
+    if (!slot) continue;
+    slot.textContent = `${field}: ${violation.description}`;
+    slot.dataset.violation = field;
+    slot.hidden = false;
+    placed++;
+  }
+  return violations.length > 0 && placed === violations.length;
+}
+
+export function clearFieldErrors(root: HTMLElement): void {
+  for (const slot of root.querySelectorAll<HTMLElement>(".field-error")) {
+    slot.textContent = "";
+    delete slot.dataset.violation;
+    slot.hidden = true;
+  }
+}
+
+/** A timestamp for people ("–" when unset). */
+export function when(ts: { seconds: bigint; nanos: number } | undefined): string {
+  if (!ts) return "–";
+  return new Date(Number(ts.seconds) * 1000).toISOString().replace(".000Z", "Z");
+}
