@@ -14,6 +14,7 @@ import {
   type operations,
 } from "@fileorganizer/sdk";
 import { drawCategoryChart } from "./chart";
+import { downloadFolderZip } from "./download";
 import { tarBlob } from "./tar";
 import "./style.css";
 
@@ -403,6 +404,15 @@ $("browse-form").addEventListener("submit", (e) => {
 button("up").addEventListener(
   "click",
   action(() => browse(input("path").value.split("/").slice(0, -1).join("/"))),
+);
+button("download-zip").addEventListener(
+  "click",
+  action(async () => {
+    const path = input("path").value.replace(/\/+$/, "");
+    status(`Downloading ${path || "(root)"} as a zip…`);
+    const saved = await downloadFolderZip(api(), path, (bytes) => status(`Downloading… ${bytes} bytes`));
+    status(`Downloaded ${saved.name} (${saved.bytes} bytes).`);
+  }),
 );
 for (const id of ["upload-file", "upload-folder"]) {
   input(id).addEventListener("change", () => {

@@ -118,6 +118,15 @@ pub use walk::{MAX_DEPTH, WalkError};
 /// [`UserRoot::sweep_temp_files`].
 pub const TEMP_PREFIX: &str = ".fileorg-tmp-";
 
+/// Whether an entry named `name` (in the root when `at_root`) is the
+/// service's own rather than the user's: a temporary file of a copy or an
+/// upload and the resumable uploads' folder (all `.fileorg-tmp-*`,
+/// anywhere), and the trash (`.trash` at the root). Listings and archive
+/// downloads leave such entries out.
+pub fn is_internal(name: &[u8], at_root: bool) -> bool {
+    name.starts_with(TEMP_PREFIX.as_bytes()) || (at_root && name == trash::TRASH_FOLDER.as_bytes())
+}
+
 /// Whether a system error means "the path leads outside the user's root"
 /// (a symlink pointing outside, or an absolute symlink).
 ///

@@ -60,6 +60,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("FileService/UploadSmallFile", "files.write"),
     ("FileService/ListDirectory", "files.read"),
     ("FileService/DownloadFile", "files.read"),
+    ("FileService/DownloadArchive", "files.read"),
     ("FileService/DeleteFile", "files.write"),
     ("FileService/ListTrash", "files.read"),
     ("FileService/RestoreFile", "files.write"),
