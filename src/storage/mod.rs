@@ -110,6 +110,7 @@ pub use mover::Mover;
 pub use new_file::NewFile;
 pub use path::{PathError, UserPath};
 pub use root::{Folder, UserRoot};
+pub use trash::is_internal;
 pub use upload_area::{SessionFile, UPLOADS_FOLDER};
 pub use walk::{MAX_DEPTH, WalkError};
 
@@ -117,15 +118,6 @@ pub use walk::{MAX_DEPTH, WalkError};
 /// hidden (the scanner skips them) and removed by
 /// [`UserRoot::sweep_temp_files`].
 pub const TEMP_PREFIX: &str = ".fileorg-tmp-";
-
-/// Whether an entry named `name` (in the root when `at_root`) is the
-/// service's own rather than the user's: a temporary file of a copy or an
-/// upload and the resumable uploads' folder (all `.fileorg-tmp-*`,
-/// anywhere), and the trash (`.trash` at the root). Listings and archive
-/// downloads leave such entries out.
-pub fn is_internal(name: &[u8], at_root: bool) -> bool {
-    name.starts_with(TEMP_PREFIX.as_bytes()) || (at_root && name == trash::TRASH_FOLDER.as_bytes())
-}
 
 /// Whether a system error means "the path leads outside the user's root"
 /// (a symlink pointing outside, or an absolute symlink).

@@ -536,6 +536,34 @@ async fn files_listed(app: &TestApp, token: &str, path: &str) -> Vec<String> {
     out
 }
 
+/// Runs the browser script `tests/clients/<script>` with `args` under node and returns the
+/// JSON of its `DONE <json>` line; fails the test with its output if it failed or hung.
+async fn run_browser_script(script: &str, args: &[&std::ffi::OsStr]) -> Value {
+    let output = tokio::process::Command::new("node")
+        .arg(repo_root().join("tests/clients").join(script))
+        .args(args)
+        .current_dir(repo_root())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(DEADLINE, output)
+        .await
+        .expect("the browser test hung")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{script} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("DONE "))
+            .expect("DONE line"),
+    )
+    .unwrap()
+}
+
 /// The console's uploads in Chromium (tests/clients/console_uploads.mjs) with the DEFAULT
 /// upload limit of 10 a minute: a 500-file folder goes in as one archive and pressing Upload
 /// again stores nothing twice (exactly 500 files, no " (1)" names); 12 single uploads meet the
@@ -573,33 +601,18 @@ async fn console_uploads_a_500_file_folder_and_waits_out_the_upload_limit_in_chr
     std::fs::create_dir_all(&shots).unwrap();
     let (email1, email2) = (TestApp::email("folder"), TestApp::email("singles"));
 
-    let output = tokio::process::Command::new("node")
-        .arg(repo_root().join("tests/clients/console_uploads.mjs"))
-        .arg(&console_origin)
-        .arg(&folder)
-        .arg(&singles)
-        .args([&email1, &email2])
-        .arg(&shots)
-        .current_dir(repo_root())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(DEADLINE, output)
-        .await
-        .expect("the browser test hung")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "console_uploads.mjs failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let done: Value = serde_json::from_str(
-        stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("DONE "))
-            .expect("DONE line"),
+    let done = run_browser_script(
+        "console_uploads.mjs",
+        &[
+            console_origin.as_ref(),
+            folder.as_ref(),
+            singles.as_ref(),
+            email1.as_ref(),
+            email2.as_ref(),
+            shots.as_ref(),
+        ],
     )
-    .unwrap();
+    .await;
 
     // The folder: all 500 reported, then all 500 already there on the second press.
     assert_eq!(done["picked"], "500 file(s) chosen", "{done}");
@@ -672,33 +685,17 @@ async fn console_downloads_the_browsed_folder_as_a_zip_in_chromium() {
     let shots = repo_root().join("data/test-artifacts/console");
     std::fs::create_dir_all(&shots).unwrap();
 
-    let output = tokio::process::Command::new("node")
-        .arg(repo_root().join("tests/clients/console_download.mjs"))
-        .arg(&console_origin)
-        .arg(&email)
-        .arg("album")
-        .arg(&saved)
-        .arg(&shots)
-        .current_dir(repo_root())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(DEADLINE, output)
-        .await
-        .expect("the browser test hung")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "console_download.mjs failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let done: Value = serde_json::from_str(
-        stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("DONE "))
-            .expect("DONE line"),
+    let done = run_browser_script(
+        "console_download.mjs",
+        &[
+            console_origin.as_ref(),
+            email.as_ref(),
+            "album".as_ref(),
+            saved.as_ref(),
+            shots.as_ref(),
+        ],
     )
-    .unwrap();
+    .await;
     assert_eq!(done["error"], "", "{done}");
     assert_eq!(done["suggested"], "album.zip", "{done}");
     assert!(

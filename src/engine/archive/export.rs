@@ -204,7 +204,13 @@ impl Export {
             let result = match entry.kind() {
                 Kind::Dir => match entry.stat() {
                     Ok(stat) => archive
-                        .folder(name, stat.mtime.0, stat.mode)
+                        .folder(
+                            name,
+                            Stamp {
+                                mtime: stat.mtime.0,
+                                mode: stat.mode,
+                            },
+                        )
                         .map(|()| Visit::Enter)
                         .map_err(ExportError::Output),
                     Err(e) if vanished(&e) => {
@@ -283,7 +289,11 @@ fn add_file(
         left: size,
         failed: None,
     };
-    let written = archive.file(name, meta.mtime(), meta.mode(), size, &mut reader);
+    let stamp = Stamp {
+        mtime: meta.mtime(),
+        mode: meta.mode(),
+    };
+    let written = archive.file(name, stamp, size, &mut reader);
     if let Some(error) = reader.failed.take() {
         return Err(storage_error(name, error));
     }
@@ -349,36 +359,31 @@ impl<W: Write> Write for Shut<W> {
     }
 }
 
+/// What an archive keeps of an entry besides its name and contents.
+#[derive(Debug, Clone, Copy)]
+struct Stamp {
+    /// Modification time, Unix seconds.
+    mtime: i64,
+    /// `st_mode` (only the permission bits are kept).
+    mode: u32,
+}
+
 /// What the walk writes to: a zip or a tar.
 trait Archive {
-    fn folder(&mut self, name: &str, mtime: i64, mode: u32) -> io::Result<()>;
-    fn file(
-        &mut self,
-        name: &str,
-        mtime: i64,
-        mode: u32,
-        size: u64,
-        data: &mut dyn Read,
-    ) -> io::Result<()>;
+    fn folder(&mut self, name: &str, stamp: Stamp) -> io::Result<()>;
+    fn file(&mut self, name: &str, stamp: Stamp, size: u64, data: &mut dyn Read) -> io::Result<()>;
 }
 
 impl<W: Write> Archive for ZipStream<W> {
-    fn folder(&mut self, name: &str, mtime: i64, mode: u32) -> io::Result<()> {
-        self.add_folder(name, mtime, mode)
+    fn folder(&mut self, name: &str, stamp: Stamp) -> io::Result<()> {
+        self.add_folder(name, stamp.mtime, stamp.mode)
     }
 
-    fn file(
-        &mut self,
-        name: &str,
-        mtime: i64,
-        mode: u32,
-        size: u64,
-        data: &mut dyn Read,
-    ) -> io::Result<()> {
+    fn file(&mut self, name: &str, stamp: Stamp, size: u64, data: &mut dyn Read) -> io::Result<()> {
         let extension = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
         let compressed = extension.is_some_and(|e| COMPRESSED.contains(&e.as_str()));
         let level = if compressed { 0 } else { DEFLATE_LEVEL };
-        self.add_file(name, mtime, mode, size, level, &mut &mut *data)?;
+        self.add_file(name, stamp.mtime, stamp.mode, size, level, data)?;
         Ok(())
     }
 }
@@ -386,30 +391,24 @@ impl<W: Write> Archive for ZipStream<W> {
 /// A tar (GNU long names past 100 bytes; whole seconds).
 struct Tar<W: Write>(tar::Builder<W>);
 
+fn tar_header(kind: tar::EntryType, size: u64, stamp: Stamp) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(kind);
+    header.set_size(size);
+    header.set_mode(stamp.mode & 0o7777);
+    header.set_mtime(stamp.mtime.max(0) as u64);
+    header
+}
+
 impl<W: Write> Archive for Tar<W> {
-    fn folder(&mut self, name: &str, mtime: i64, mode: u32) -> io::Result<()> {
-        let mut header = tar::Header::new_gnu();
-        header.set_entry_type(tar::EntryType::Directory);
-        header.set_size(0);
-        header.set_mode(mode & 0o7777);
-        header.set_mtime(mtime.max(0) as u64);
+    fn folder(&mut self, name: &str, stamp: Stamp) -> io::Result<()> {
+        let mut header = tar_header(tar::EntryType::Directory, 0, stamp);
         self.0
             .append_data(&mut header, format!("{name}/"), io::empty())
     }
 
-    fn file(
-        &mut self,
-        name: &str,
-        mtime: i64,
-        mode: u32,
-        size: u64,
-        data: &mut dyn Read,
-    ) -> io::Result<()> {
-        let mut header = tar::Header::new_gnu();
-        header.set_entry_type(tar::EntryType::Regular);
-        header.set_size(size);
-        header.set_mode(mode & 0o7777);
-        header.set_mtime(mtime.max(0) as u64);
+    fn file(&mut self, name: &str, stamp: Stamp, size: u64, data: &mut dyn Read) -> io::Result<()> {
+        let mut header = tar_header(tar::EntryType::Regular, size, stamp);
         self.0.append_data(&mut header, name, data)
     }
 }

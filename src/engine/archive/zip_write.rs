@@ -109,21 +109,35 @@ impl<W: Write> ZipStream<W> {
         self
     }
 
-    /// A folder entry `name/` (`name` without the slash).
-    pub fn add_folder(&mut self, name: &str, mtime: i64, mode: u32) -> io::Result<()> {
-        let mut entry = Written {
-            name: format!("{name}/").into_bytes(),
-            flags: FLAG_UTF8,
-            method: METHOD_STORED,
+    /// An entry's fields before its data: sizes and CRC-32 still zero.
+    fn entry(&self, name: Vec<u8>, file: bool, mtime: i64, mode: u32, zip64: bool) -> Written {
+        let (flags, method, external) = if file {
+            let external = (0o100000 | (mode & 0o7777)) << 16;
+            (FLAG_UTF8 | FLAG_DESCRIPTOR, METHOD_DEFLATE, external)
+        } else {
+            // The MS-DOS directory attribute too, for readers that look only there.
+            let external = ((0o040000 | (mode & 0o7777)) << 16) | 0x10;
+            (FLAG_UTF8, METHOD_STORED, external)
+        };
+        Written {
+            name,
+            flags,
+            method,
             dos: dos_time(mtime),
             unix_secs: unix_secs(mtime),
             crc: 0,
             compressed: 0,
             size: 0,
             offset: self.out.written,
-            external: ((0o040000 | (mode & 0o7777)) << 16) | 0x10,
-            zip64: false,
-        };
+            external,
+            zip64,
+        }
+    }
+
+    /// A folder entry `name/` (`name` without the slash).
+    pub fn add_folder(&mut self, name: &str, mtime: i64, mode: u32) -> io::Result<()> {
+        let name = format!("{name}/").into_bytes();
+        let mut entry = self.entry(name, false, mtime, mode, false);
         self.local_header(&entry)?;
         entry.zip64 = entry.offset >= MAX32;
         self.central_record(&entry);
@@ -141,22 +155,10 @@ impl<W: Write> ZipStream<W> {
         mode: u32,
         expected: u64,
         level: u32,
-        data: &mut impl Read,
+        data: &mut dyn Read,
     ) -> io::Result<u64> {
         let zip64 = expected >= self.zip64_file_bytes;
-        let mut entry = Written {
-            name: name.as_bytes().to_vec(),
-            flags: FLAG_UTF8 | FLAG_DESCRIPTOR,
-            method: METHOD_DEFLATE,
-            dos: dos_time(mtime),
-            unix_secs: unix_secs(mtime),
-            crc: 0,
-            compressed: 0,
-            size: 0,
-            offset: self.out.written,
-            external: (0o100000 | (mode & 0o7777)) << 16,
-            zip64,
-        };
+        let mut entry = self.entry(name.as_bytes().to_vec(), true, mtime, mode, zip64);
         self.local_header(&entry)?;
         let start = self.out.written;
         let mut hasher = crc32fast::Hasher::new();
