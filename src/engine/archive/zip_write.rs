@@ -28,18 +28,14 @@ use std::io::{self, Read, Write};
 use flate2::Compression;
 use flate2::write::DeflateEncoder;
 
-const LOCAL_HEADER: u32 = 0x0403_4b50;
-const DATA_DESCRIPTOR: u32 = 0x0807_4b50;
-const CENTRAL_HEADER: u32 = 0x0201_4b50;
-const ZIP64_END: u32 = 0x0606_4b50;
-const ZIP64_LOCATOR: u32 = 0x0706_4b50;
-const END: u32 = 0x0605_4b50;
+use super::zip::{
+    CENTRAL_HEADER, DATA_DESCRIPTOR, DEFLATE as METHOD_DEFLATE, END_OF_CENTRAL as END,
+    FLAG_DATA_DESCRIPTOR as FLAG_DESCRIPTOR, LOCAL_HEADER, STORED as METHOD_STORED,
+    ZIP64_END_OF_CENTRAL as ZIP64_END, ZIP64_LOCATOR,
+};
 
-/// Flag bits: sizes in a data descriptor (3), UTF-8 names (11).
-const FLAG_DESCRIPTOR: u16 = 1 << 3;
+/// Flag bit 11: the name is UTF-8.
 const FLAG_UTF8: u16 = 1 << 11;
-const METHOD_STORED: u16 = 0;
-const METHOD_DEFLATE: u16 = 8;
 /// "Made by" Unix (3), spec version 4.5 (zip64).
 const MADE_BY: u16 = (3 << 8) | 45;
 
