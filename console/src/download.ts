@@ -16,8 +16,8 @@ export async function downloadFolderZip(
   path: string,
   onProgress?: (bytes: number) => void,
 ): Promise<SavedZip> {
-  // The server names the file too, but its content-disposition header is not exposed to a
-  // page of another origin; the same name is made here.
+  // The server names the file (content-disposition, which its CORS exposes to the page);
+  // the same name is made here for a server that does not.
   let name = `${path.split("/").pop() || "files"}.zip`;
   const parts: BlobPart[] = [];
   let bytes = 0;
