@@ -930,6 +930,10 @@ mod tests {
             Bucket::Export
         );
         assert_eq!(
+            Bucket::of_path("/fileorganizer.v1.FileService/DownloadArchive"),
+            Bucket::Export
+        );
+        assert_eq!(
             Bucket::of_path("/fileorganizer.v1.OperationService/GetOperation"),
             Bucket::Api
         );

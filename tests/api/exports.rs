@@ -493,3 +493,31 @@ async fn a_client_that_leaves_mid_stream_frees_the_server() {
     };
     assert_eq!(tar_entries(&got.bytes()).len(), 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downloads_count_against_the_export_rate_limit() {
+    let app = TestApp::spawn_with(Options {
+        env: vec![("RATE_LIMIT_EXPORT", "1".into())],
+        ..Default::default()
+    })
+    .await;
+    let u = user(&app, "export-limit").await;
+    tree::write(&u.root, "a/x.txt", b"x");
+    download(&app, &u, request("a", ArchiveFormat::Zip))
+        .await
+        .unwrap();
+    let refused = assert_code(
+        download(&app, &u, request("a", ArchiveFormat::Tar)).await,
+        Code::ResourceExhausted,
+    );
+    assert_eq!(
+        crate::common::reason(&refused),
+        "RATE_LIMITED",
+        "{refused:?}"
+    );
+    // Other calls are in another bucket.
+    files(&app)
+        .list_directory(bearer(pb::ListDirectoryRequest::default(), &u.token))
+        .await
+        .unwrap();
+}
