@@ -49,11 +49,12 @@ drop_page_cache() {
 
 # start_server ADDR [ENV=VALUE ...]: `fileorg serve` on ADDR in the background
 # with the current DATABASE_URL, DATA_DIR and STORAGE_ROOT; sets SERVER_PID
-# and waits until it accepts connections.
+# (and SERVER_ADDR) and waits until it accepts connections.
 start_server() {
     local addr="$1"; shift
     env GRPC_ADDR="$addr" "$@" "$FILEORG" serve &
     SERVER_PID=$!
+    SERVER_ADDR="$addr"
     BENCH_PIDS+=("$SERVER_PID")
     wait_for_port "$addr"
 }
@@ -85,4 +86,31 @@ stop_server() {
 pg_stat_statements_state() {
     psql -X -qAt -d "$PG_BASE/postgres" -c "SHOW shared_preload_libraries" | grep -q pg_stat_statements \
         && echo loaded || echo "not loaded"
+}
+
+# start_envoy DIR ENVOY_PORT ADMIN_PORT BASE_ID: a real Envoy (envoy/envoy.yaml, with the
+# descriptor of $FILEORG) in front of the server on $SERVER_ADDR, with its files in DIR; sets
+# ENVOY_PID and API (its base URL) and waits until it listens.
+start_envoy() {
+    local dir="$1" port="$2" admin="$3" base_id="$4"
+    "$FILEORG" descriptor --out "$dir/fileorganizer.pb"
+    sed -e "s#envoy/fileorganizer.pb#$dir/fileorganizer.pb#" -e "s/50051/${SERVER_ADDR##*:}/" \
+        -e "s/9901/$admin/" -e "s/8080/$port/" envoy/envoy.yaml >"$dir/envoy.yaml"
+    scripts/envoy.sh -c "$dir/envoy.yaml" --base-id "$base_id" --log-level warn >"$dir/envoy.log" 2>&1 &
+    ENVOY_PID=$!
+    BENCH_PIDS+=("$ENVOY_PID")
+    wait_for_port "127.0.0.1:$port"
+    API="http://127.0.0.1:$port"
+}
+
+# register_bench_user: a new user through $API; sets TOKEN and USER_ID.
+register_bench_user() {
+    local email
+    email="bench-$(date +%s%N)@example.com"
+    TOKEN="$(curl -sf -X POST "$API/api/v1/auth/register" \
+        -d "{\"email\":\"$email\",\"password\":\"correct horse battery\"}" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')"
+    # shellcheck disable=SC2034 # read by the scripts that source this file
+    USER_ID="$(curl -sf "$API/api/v1/users/me" -H "authorization: Bearer $TOKEN" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
 }

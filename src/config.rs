@@ -197,7 +197,7 @@ pub struct RateLimits {
     pub api: u32,
     /// `RATE_LIMIT_UPLOAD` (default 10): uploads per user.
     pub upload: u32,
-    /// `RATE_LIMIT_EXPORT` (default 5): report exports per user.
+    /// `RATE_LIMIT_EXPORT` (default 5): report exports and archive downloads per user.
     pub export: u32,
     /// `RATE_LIMIT_GLOBAL_API` (default 1000): all users together.
     pub global_api: u32,

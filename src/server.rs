@@ -52,6 +52,8 @@ const EXPOSED_HEADERS: &[&str] = &[
     "x-ratelimit-limit",
     "x-ratelimit-remaining",
     "x-ratelimit-reset",
+    // The file name of DownloadFile and DownloadArchive.
+    "content-disposition",
 ];
 
 /// CORS for browsers, over grpc-web and over REST (Envoy routes preflights

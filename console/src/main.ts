@@ -15,6 +15,7 @@ import {
 } from "@fileorganizer/sdk";
 import { initAutomations, showAutomations } from "./automations";
 import { drawCategoryChart } from "./chart";
+import { downloadFolderZip } from "./download";
 import { initRules, showRules } from "./rules";
 import { $ } from "./ui";
 import { tarBlob } from "./tar";
@@ -437,6 +438,15 @@ $("browse-form").addEventListener("submit", (e) => {
 button("up").addEventListener(
   "click",
   action(() => browse(input("path").value.split("/").slice(0, -1).join("/"))),
+);
+button("download-zip").addEventListener(
+  "click",
+  action(async () => {
+    const path = input("path").value.replace(/\/+$/, "");
+    status(`Downloading ${path || "(root)"} as a zip…`);
+    const saved = await downloadFolderZip(api(), path, (bytes) => status(`Downloading… ${bytes} bytes`));
+    status(`Downloaded ${saved.name} (${saved.bytes} bytes).`);
+  }),
 );
 for (const id of ["upload-file", "upload-folder"]) {
   input(id).addEventListener("change", () => {

@@ -14,6 +14,7 @@
 //!   itself is a `storage::NewFile`: temp file, fsync, no-replace publish);
 //! - [`browse`]: ListDirectory / DownloadFile;
 //! - [`import`]: ImportArchive (the stream fed to `engine::archive`);
+//! - [`export`]: DownloadArchive (`engine::archive::export` into the stream);
 //! - [`trash`]: DeleteFile / ListTrash / RestoreFile / EmptyTrash;
 //! - [`sessions`]: resumable uploads (CreateUpload, GetUpload,
 //!   AppendUpload, FinishUpload, CancelUpload; their expiry sweep);
@@ -34,6 +35,7 @@
 mod browse;
 mod categories;
 mod content_type;
+mod export;
 mod import;
 mod records;
 mod sessions;
@@ -101,6 +103,16 @@ impl FileService for Files {
         let (principal, req) = parts(request)?;
         let slot = self.state.stream_slots.acquire(principal.user_id)?;
         let response = browse::download_file(self, principal, req).await?;
+        Ok(response.map(|stream| crate::infra::streams::hold(slot, stream)))
+    }
+
+    async fn download_archive(
+        &self,
+        request: Request<pb::DownloadArchiveRequest>,
+    ) -> Result<Response<BoxStream<HttpBody>>, Status> {
+        let (principal, req) = parts(request)?;
+        let slot = self.state.stream_slots.acquire(principal.user_id)?;
+        let response = export::download_archive(self, principal, req).await?;
         Ok(response.map(|stream| crate::infra::streams::hold(slot, stream)))
     }
 

@@ -130,6 +130,10 @@ pub const RPCS: &[(&str, Access)] = &[
         Needs(FilesRead),
     ),
     (
+        "/fileorganizer.v1.FileService/DownloadArchive",
+        Needs(FilesRead),
+    ),
+    (
         "/fileorganizer.v1.FileService/DeleteFile",
         Needs(FilesWrite),
     ),

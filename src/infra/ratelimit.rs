@@ -672,7 +672,8 @@ impl Bucket {
             // once, at CreateUpload; its appends and finish are ordinary calls.
             "UploadFile" | "UploadSmallFile" | "UploadRawFile" | "CreateUpload"
             | "ImportArchive" => Bucket::Upload,
-            "ExportReport" => Bucket::Export,
+            // A whole folder read out: as heavy as a report export.
+            "ExportReport" | "DownloadArchive" => Bucket::Export,
             _ => Bucket::Api,
         }
     }
@@ -926,6 +927,10 @@ mod tests {
         );
         assert_eq!(
             Bucket::of_path("/fileorganizer.v1.ReportService/ExportReport"),
+            Bucket::Export
+        );
+        assert_eq!(
+            Bucket::of_path("/fileorganizer.v1.FileService/DownloadArchive"),
             Bucket::Export
         );
         assert_eq!(

@@ -2,8 +2,8 @@
 //!
 //! A server stream holds resources for as long as the client keeps it open: a task, a
 //! database poll every second and a share of the Redis subscription (WatchOperation), an open
-//! file (DownloadFile), a journal walk (ExportReport). Rate limits count calls, not how long
-//! they last, so one user could hold thousands. WatchOperation, DownloadFile and ExportReport
+//! file (DownloadFile), a folder walk (DownloadArchive), a journal walk (ExportReport). Rate
+//! limits count calls, not how long they last, so one user could hold thousands. These four
 //! therefore take a [`StreamSlot`] before they start, counted together per user; beyond the
 //! cap the call is RESOURCE_EXHAUSTED at once. The slot travels with the response stream
 //! ([`hold`]) and is given back when tonic drops that stream: when it ends, or when the client
@@ -62,8 +62,8 @@ impl StreamSlots {
             return Err(AppError::exhausted(
                 ErrorReason::RateLimited,
                 format!(
-                    "too many open streams: at most {} WatchOperation, DownloadFile and \
-                     ExportReport streams per user at a time (MAX_STREAMS_PER_USER); close one \
+                    "too many open streams: at most {} WatchOperation, DownloadFile, \
+                     DownloadArchive and ExportReport streams per user at a time (MAX_STREAMS_PER_USER); close one \
                      and retry",
                     self.per_user
                 ),

@@ -110,6 +110,7 @@ pub use mover::Mover;
 pub use new_file::NewFile;
 pub use path::{PathError, UserPath};
 pub use root::{Folder, UserRoot};
+pub use trash::is_internal;
 pub use upload_area::{SessionFile, UPLOADS_FOLDER};
 pub use walk::{MAX_DEPTH, WalkError};
 

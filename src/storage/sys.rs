@@ -127,6 +127,12 @@ pub(crate) fn fstat(fd: impl AsFd) -> io::Result<Stat> {
 /// `O_NONBLOCK` keeps a FIFO from blocking the open; it has no effect on
 /// regular files, the only kind callers go on to read.
 pub(crate) fn open_read_nofollow(dir: impl AsFd, name: &str) -> io::Result<OwnedFd> {
+    open_read_nofollow_os(dir, std::ffi::OsStr::new(name))
+}
+
+/// [`open_read_nofollow`] for a name read from a directory (any bytes; the
+/// caller's walk checked it is one component).
+pub(crate) fn open_read_nofollow_os(dir: impl AsFd, name: &std::ffi::OsStr) -> io::Result<OwnedFd> {
     Ok(rustix::fs::openat(
         dir,
         name,

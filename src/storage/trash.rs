@@ -19,6 +19,16 @@ use super::walk::{Kind, MAX_DEPTH};
 /// The user's trash folder, at the root of their storage.
 pub const TRASH_FOLDER: &str = ".trash";
 
+/// Whether an entry named `name` (in the root when `at_root`) is the
+/// service's own rather than the user's: a temporary file of a copy or an
+/// upload and the resumable uploads' folder (all
+/// [`TEMP_PREFIX`](super::TEMP_PREFIX)`*`, anywhere), and the trash
+/// ([`TRASH_FOLDER`] at the root). Listings and archive downloads leave
+/// such entries out.
+pub fn is_internal(name: &[u8], at_root: bool) -> bool {
+    name.starts_with(super::TEMP_PREFIX.as_bytes()) || (at_root && name == TRASH_FOLDER.as_bytes())
+}
+
 /// [`TRASH_FOLDER`] as a path.
 pub fn trash_folder() -> UserPath {
     UserPath::parse(TRASH_FOLDER).expect("the trash folder is a valid path")

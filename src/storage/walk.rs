@@ -186,6 +186,22 @@ impl<'w> Entry<'w> {
     pub(crate) fn dir(&self) -> BorrowedFd<'w> {
         self.dir
     }
+
+    /// Opens the entry for reading at the moment of use, by its one name
+    /// relative to its folder's descriptor, never following a symlink
+    /// (`O_NOFOLLOW`: `ELOOP`) and never blocking on a FIFO; only a regular
+    /// file is handed out (anything else is `InvalidInput`). Its metadata
+    /// is the open file's own (`fstat`), not the name's.
+    pub(crate) fn open_file(&self) -> io::Result<std::fs::File> {
+        let fd = sys::open_read_nofollow_os(self.dir, self.name)?;
+        if !sys::fstat(&fd)?.is_regular() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file",
+            ));
+        }
+        Ok(std::fs::File::from(fd))
+    }
 }
 
 /// What a walk reports.

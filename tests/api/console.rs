@@ -786,3 +786,59 @@ async fn console_edits_rules_with_a_live_preview_and_lists_automation_runs_in_ch
     assert_eq!(filed, ["filed/Invoices/invoice-9.pdf"]);
     assert_eq!(done["consoleErrors"], serde_json::json!([]), "{done}");
 }
+
+/// The console's "Download as zip" in Chromium (tests/clients/console_download.mjs): the
+/// folder being browsed comes down over grpc-web as one DownloadArchive, the browser saves it
+/// (playwright's download event) under `<folder>.zip`, and the zip holds the folder's files,
+/// checked here with Python's zipfile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_downloads_the_browsed_folder_as_a_zip_in_chromium() {
+    let (app, console_origin) = console_app(Vec::new()).await;
+    let email = TestApp::email("download");
+    let registered = app.register(&email).await;
+    let root = app
+        .state
+        .config
+        .storage_root
+        .join(registered.user.unwrap().id);
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    crate::common::tree::write(&root, "album/a.txt", b"first");
+    crate::common::tree::write(&root, "album/2020/b.bin", &big);
+    crate::common::tree::write(&root, "other/c.txt", b"not in the zip");
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("saved.zip");
+    let shots = repo_root().join("data/test-artifacts/console");
+    std::fs::create_dir_all(&shots).unwrap();
+
+    let done = run_browser_script(
+        "console_download.mjs",
+        [
+            console_origin.as_ref(),
+            email.as_ref(),
+            "album".as_ref(),
+            saved.as_ref(),
+            shots.as_ref(),
+        ],
+    )
+    .await;
+    assert_eq!(done["error"], "", "{done}");
+    assert_eq!(done["suggested"], "album.zip", "{done}");
+    assert!(
+        done["status"]
+            .as_str()
+            .unwrap()
+            .starts_with("Downloaded album.zip"),
+        "{done}"
+    );
+    assert_eq!(
+        done["consoleErrors"].as_array().map(Vec::len),
+        Some(0),
+        "{done}"
+    );
+    let zip = std::fs::read(&saved).unwrap();
+    let listed: Vec<String> = crate::exports::python_zip_listing(&zip)
+        .into_iter()
+        .map(|(name, (size, _))| format!("{name} {size}"))
+        .collect();
+    assert_eq!(listed, ["2020/ 0", "2020/b.bin 3000000", "a.txt 5"]);
+}

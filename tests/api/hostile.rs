@@ -70,6 +70,8 @@ const REVIEWED: &[&str] = &[
     "/fileorganizer.v1.FileService/UploadSmallFile",
     "/fileorganizer.v1.FileService/ListDirectory",
     "/fileorganizer.v1.FileService/DownloadFile",
+    // Reads only; a hostile path or operation is refused before any byte is written.
+    "/fileorganizer.v1.FileService/DownloadArchive",
     "/fileorganizer.v1.FileService/DeleteFile",
     "/fileorganizer.v1.FileService/ListTrash",
     "/fileorganizer.v1.FileService/RestoreFile",

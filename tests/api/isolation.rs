@@ -483,6 +483,11 @@ fn operation_probes(t: &Tenants) -> Vec<Probe> {
             let request = pb::ListFileRecordsRequest { parent, ..Default::default() };
             c.list_file_records(auth(request)).await.map(drop)
         });
+        probe!(probes; files, "FileService/DownloadArchive", "operation", op, missing, nf,
+            |c, operation, auth| {
+                let request = pb::DownloadArchiveRequest { operation, ..Default::default() };
+                first(c.download_archive(auth(request))).await
+            });
         probe!(probes; files, "FileService/SearchFiles", "operation", op, missing, nf, |c, operation, auth| {
             let request = pb::SearchFilesRequest {
                 operation,
@@ -532,6 +537,10 @@ fn path_probes(t: &Tenants) -> Vec<Probe> {
     probe!(probes; files, "FileService/DownloadFile", "path", secret, nothing, nf, |c, path, auth| {
         first(c.download_file(auth(pb::DownloadFileRequest { path }))).await
     });
+    probe!(probes; files, "FileService/DownloadArchive", "path", "private/Documents", "private/Nothing", nf,
+        |c, path, auth| {
+            first(c.download_archive(auth(pb::DownloadArchiveRequest { path, ..Default::default() }))).await
+        });
     probe!(probes; files, "FileService/ListDirectory", "path", "private/Documents", "private/Nothing", nf,
         |c, path, auth| {
             let request = pb::ListDirectoryRequest { path, ..Default::default() };

@@ -11,6 +11,7 @@ mod client_address;
 mod common;
 mod console;
 mod error_details;
+mod exports;
 mod files;
 mod full_disk;
 mod grpc_web;

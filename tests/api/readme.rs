@@ -76,7 +76,7 @@ fn readme_scopes_table_is_the_access_table() {
     );
 }
 
-/// The README's curl lines for raw uploads, the download and the archive import (the `sh`
+/// The README's curl lines for raw uploads, the download, the archive import and export (the `sh`
 /// blocks after "Uploading files"), run as written by bash through a real Envoy, with only
 /// `localhost:8080` pointed at the test's Envoy and `TOKEN` set to a real access token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,6 +108,10 @@ async fn readme_curl_upload_and_import_lines_work_through_envoy() {
     );
     assert!(
         script.contains("files:import?path=inbox/photos"),
+        "{script}"
+    );
+    assert!(
+        script.contains("files:downloadArchive?path=inbox/photos"),
         "{script}"
     );
     let script = script
@@ -161,6 +165,13 @@ async fn readme_curl_upload_and_import_lines_work_through_envoy() {
     assert!(stdout.contains(r#""skipped_count":"0""#), "{stdout}");
     // The download line wrote the stored big.iso over the local one: the same bytes.
     assert_eq!(std::fs::read(dir.path().join("big.iso")).unwrap(), big);
+    // The export line saved the imported folder as photos.zip (the name the server gave).
+    let zip = std::fs::read(dir.path().join("photos.zip")).expect("curl -OJ wrote photos.zip");
+    let listed: Vec<String> = crate::exports::python_zip_listing(&zip)
+        .into_iter()
+        .map(|(name, (size, _))| format!("{name} {size}"))
+        .collect();
+    assert_eq!(listed, ["2019/ 0", "2019/b.jpg 12", "a.jpg 11"]);
     // The imported files are there, with their content.
     let client = reqwest::Client::new();
     for (path, content) in [

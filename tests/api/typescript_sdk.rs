@@ -94,7 +94,7 @@ async fn typescript_sdk_transfers_against_a_low_upload_limit() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
-        stdout.contains("# pass 4\n") && stdout.contains("# fail 0\n"),
-        "expected 4 passing tests:\n{stdout}"
+        stdout.contains("# pass 5\n") && stdout.contains("# fail 0\n"),
+        "expected 5 passing tests:\n{stdout}"
     );
 }

@@ -1,5 +1,5 @@
 //! Walks of a user's tree against hostile shapes (issue 18, classes 1, 2
-//! and 9): every RPC that walks, sizes, moves or removes a tree, run by a
+//! and 9): every RPC that walks, sizes, moves, removes or exports a tree, run by a
 //! child `fileorg serve` whose descriptor limit is low, against a tree 5,000
 //! levels deep and a folder of 50,000 entries; and an organize whose source
 //! is swapped for a symlink between CreateOperation and the job's scan.
@@ -17,7 +17,7 @@ use std::{
 
 use fileorganizer::domain::RecordStatus;
 use fileorganizer::pb::fileorganizer::v1::{
-    self as pb, OperationState, file_service_client::FileServiceClient,
+    self as pb, ArchiveFormat, OperationState, file_service_client::FileServiceClient,
     operation_service_client::OperationServiceClient, report_service_client::ReportServiceClient,
     system_service_client::SystemServiceClient,
 };
@@ -26,6 +26,7 @@ use tonic::{Code, transport::Channel};
 
 use crate::{
     common::{KillOnDrop, Options, TestApp, bearer, connect_when_up, free_port, tree},
+    exports::{download_archive, request, tar_entries},
     kills::spawn_server,
     operations::{User, create, records, user},
 };
@@ -249,6 +250,36 @@ async fn every_rpc_that_walks_a_tree_survives_5000_levels_and_50000_entries_in_b
     assert_eq!(second.entries.len(), 1000);
     assert!(first.entries.last().unwrap().path < second.entries[0].path);
     assert_eq!(child.list(&u, "too-deep/d/d", "").await.entries.len(), 1);
+
+    // Archive downloads: the wide folder streams whole, in many messages;
+    // the 3,000-level tree is exported to its leaf; the 5,000-level one
+    // ends with a clear error once the walk reaches 4,096 levels.
+    let mut files = child.files.clone();
+    let wide = download_archive(&mut files, &u.token, request("wide", ArchiveFormat::Tar))
+        .await
+        .expect("DownloadArchive wide");
+    assert!(wide.chunks.len() > 10, "{} messages", wide.chunks.len());
+    assert_eq!(tar_entries(&wide.bytes()).len(), WIDE_FOLDERS + WIDE_FILES);
+    let deep = download_archive(&mut files, &u.token, request("deep", ArchiveFormat::Zip))
+        .await
+        .expect("DownloadArchive deep");
+    let leaf = format!("{}leaf.txt", "d/".repeat(DEEP));
+    assert!(
+        deep.bytes()
+            .windows(leaf.len())
+            .any(|w| w == leaf.as_bytes()),
+        "the leaf 3,000 levels down is in the zip"
+    );
+    assert_failed_precondition(
+        download_archive(
+            &mut files,
+            &u.token,
+            request("too-deep", ArchiveFormat::Tar),
+        )
+        .await
+        .map(|d| d.chunks.len()),
+        "4096 levels",
+    );
 
     // The probe's abort, with the API alone: a folder 1,500 levels deep is
     // restored 1,500 levels down another, and the 3,000-level result is

@@ -148,6 +148,40 @@ def test_search_without_records_and_bad_tokens(user: User) -> None:
                  field="page_token")
 
 
+def test_download_archive_through_envoy(user: User) -> None:
+    import io
+    import tarfile
+    import zipfile
+
+    data = {"one.txt": b"one\n", "b/two.bin": os.urandom(300_000), "b/\u00e9t\u00e9.txt": b"summer"}
+    for name, content in data.items():
+        user.api.upload(f"out/{name}", content)
+    response = user.api.get("/api/v1/files:downloadArchive", params={"path": "out"})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/zip"
+    disposition = response.headers["content-disposition"]
+    assert disposition.startswith('attachment; filename="out.zip"'), disposition
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        assert archive.testzip() is None
+        assert sorted(archive.namelist()) == ["b/", "b/two.bin", "b/\u00e9t\u00e9.txt", "one.txt"]
+        for name, content in data.items():
+            assert archive.read(name) == content
+    response = user.api.get("/api/v1/files:downloadArchive",
+                            params={"path": "out/b", "format": "ARCHIVE_FORMAT_TAR_GZIP"})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/gzip"
+    assert 'filename="b.tar.gz"' in response.headers["content-disposition"]
+    with tarfile.open(fileobj=io.BytesIO(response.content), mode="r:gz") as archive:
+        assert sorted(archive.getnames()) == ["two.bin", "\u00e9t\u00e9.txt"]
+    # Errors before the first byte are ordinary JSON errors naming the field.
+    assert_error(user.api.get("/api/v1/files:downloadArchive", params={"path": "none"}), 404, "NOT_FOUND")
+    assert_error(user.api.get("/api/v1/files:downloadArchive", params={"path": "../x"}), 400, "PATH_ESCAPE",
+                 field="path")
+    assert_error(user.api.get("/api/v1/files:downloadArchive",
+                              params={"path": "out", "format": "ARCHIVE_FORMAT_AUTO"}), 400, "INVALID_ARGUMENT",
+                 field="format")
+
+
 def test_import_archive_as_a_raw_body(user: User) -> None:
     import io
     import tarfile

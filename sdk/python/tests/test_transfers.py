@@ -1,6 +1,7 @@
 """Transfers against a live server whose upload limit is low (tests/api/python_sdk.rs starts it
 with RATE_LIMIT_UPLOAD=FILEORG_UPLOAD_LIMIT per RATE_LIMIT_WINDOW_SECS): upload_folder paced by
-RetryInfo and idempotent, import_archive, upload_large resumed after its connection is cut."""
+RetryInfo and idempotent, import_archive and download_archive, upload_large resumed after its
+connection is cut."""
 
 from __future__ import annotations
 
@@ -106,6 +107,43 @@ def test_import_archive_tar_and_zip(client: fileorganizer.Client, tmp_path: Path
     resp = client.import_archive(archive, "zipped")
     assert resp.file_count == 3 and resp.format == fileorganizer.pb.file.ARCHIVE_FORMAT_ZIP, resp
     assert walk(client, "zipped") == sorted(f"zipped/{n}" for n in contents)
+
+
+def test_download_archive_as_zip_and_tar(client: fileorganizer.Client, tmp_path: Path) -> None:
+    contents = {"one.txt": b"one\n", "deep/two.bin": os.urandom(2_500_000), "deep/\u00e9.txt": b"e"}
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in contents.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime = len(data), 1_500_000_000
+            tar.addfile(info, io.BytesIO(data))
+    buf.seek(0)
+    assert client.import_archive(buf, "exported").file_count == 3
+
+    # Into a directory: named by the server, never replacing a file there.
+    name = client.download_archive(tmp_path, "exported")
+    assert name == "exported.zip"
+    with zipfile.ZipFile(tmp_path / name) as z:
+        assert z.testzip() is None
+        assert {n: z.read(n) for n in z.namelist() if not n.endswith("/")} == contents
+        assert z.getinfo("one.txt").date_time[0] == 2017
+    with pytest.raises(FileExistsError):
+        client.download_archive(tmp_path, "exported")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exported.zip"]
+
+    # Into a file object, as a compressed tar.
+    out = io.BytesIO()
+    assert client.download_archive(out, "exported/deep", format="TAR_GZIP") == "deep.tar.gz"
+    out.seek(0)
+    with tarfile.open(fileobj=out, mode="r:gz") as tar:
+        assert sorted(tar.getnames()) == ["two.bin", "\u00e9.txt"]
+        assert tar.extractfile("two.bin").read() == contents["deep/two.bin"]
+
+    # Errors are the SDK's typed errors, and leave nothing behind.
+    with pytest.raises(fileorganizer.errors.NotFound):
+        client.download_archive(tmp_path / "missing.zip", "no/such/folder")
+    assert not (tmp_path / "missing.zip").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exported.zip"]
 
 
 class CuttingProxy:

@@ -2,11 +2,13 @@
 /**
  * Filesystem transfers for Node (native gRPC: these RPCs stream from the client, which
  * grpc-web cannot): a folder uploaded concurrently and paced by the server's RetryInfo, an
- * archive imported as it is read, and a large file uploaded through a resumable session.
+ * archive imported as it is read, a large file uploaded through a resumable session, and a
+ * folder downloaded as an archive into a file.
  */
+import { randomUUID } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { lstat, readdir, stat } from "node:fs/promises";
-import { join, relative, sep } from "node:path";
+import { link, lstat, open, readdir, rename, stat, unlink } from "node:fs/promises";
+import { basename, dirname, join, relative, sep } from "node:path";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { FileOrganizerClient } from "./client.js";
 import {
@@ -17,7 +19,15 @@ import {
   type ImportArchiveResponse,
   type UploadRawFileResponse,
 } from "./gen/fileorganizer/v1/file_pb.js";
-import { paced, resumableUpload, type PaceOptions, type ResumableOptions } from "./transfers.js";
+import {
+  archiveExtension,
+  downloadArchive,
+  paced,
+  resumableUpload,
+  type DownloadArchiveOptions,
+  type PaceOptions,
+  type ResumableOptions,
+} from "./transfers.js";
 
 /** Bytes per message of a raw upload or an archive import. */
 const CHUNK = 1024 * 1024;
@@ -185,4 +195,58 @@ export async function uploadLarge(
     modifyTimeMs: Math.floor(info.mtimeMs),
     ...options,
   });
+}
+
+export interface SavedArchive {
+  /** Where the archive was written. */
+  path: string;
+  /** Its size in bytes. */
+  bytes: number;
+}
+
+/**
+ * Downloads a folder (or an operation's destination) as one archive into `dest`: a file path
+ * (written to a temporary file beside it, then renamed over it), or an existing directory,
+ * where the file takes the name the server gives (`<folder>.zip`) and an existing file of
+ * that name is never replaced (EEXIST). A download that fails midway leaves nothing behind.
+ */
+export async function downloadArchiveTo(
+  client: FileOrganizerClient,
+  dest: string,
+  options: DownloadArchiveOptions = {},
+): Promise<SavedArchive> {
+  const inDir = await stat(dest).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
+  let name = `${basename(options.path || "files") || "files"}.${archiveExtension(options.format)}`;
+  const tmp = join(inDir ? dest : dirname(dest), `.${basename(dest)}.${randomUUID()}.part`);
+  const file = await open(tmp, "wx");
+  let bytes = 0;
+  try {
+    try {
+      const chunks = downloadArchive(client, {
+        ...options,
+        onName: (given) => {
+          name = given;
+          options.onName?.(given);
+        },
+      });
+      for await (const chunk of chunks) {
+        await file.write(chunk);
+        bytes += chunk.length;
+      }
+    } finally {
+      await file.close();
+    }
+    const target = inDir ? join(dest, name) : dest;
+    if (inDir) {
+      await link(tmp, target); // never replaces: EEXIST if the name is taken
+    } else {
+      await rename(tmp, target);
+    }
+    return { path: target, bytes };
+  } finally {
+    await unlink(tmp).catch(() => undefined);
+  }
 }

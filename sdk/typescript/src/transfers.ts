@@ -3,7 +3,8 @@
  * its RetryInfo, and the resumable-upload loop (CreateUpload, AppendUpload at the committed
  * offset, GetUpload after a dropped connection, FinishUpload). The Node entry point
  * (`@fileorganizer/sdk/node`) adds the filesystem helpers built on these: uploadFolder,
- * importArchive, uploadLarge and downloadArchive.
+ * importArchive, uploadLarge and downloadArchiveTo. `downloadArchive` (a folder as a zip or
+ * tar, as an async iterable of bytes) works over grpc-web too.
  *
  * Only RESOURCE_EXHAUSTED with reason RATE_LIMITED is waited out: any other (a full quota, a
  * zip bomb) is thrown at once, since waiting would not help.
@@ -13,6 +14,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { FileOrganizerClient } from "./client.js";
 import { errorDetails } from "./errors.js";
 import {
+  ArchiveFormat,
   FileConflictPolicy,
   type FinishUploadResponse,
 } from "./gen/fileorganizer/v1/file_pb.js";
@@ -179,5 +181,81 @@ async function committedOffset(client: FileOrganizerClient, name: string, attemp
       await sleep(delay);
       delay = Math.min(delay * 2, 5000);
     }
+  }
+}
+
+export interface DownloadArchiveOptions {
+  /** The folder to download ("" or unset: the whole storage). */
+  path?: string;
+  /** `operations/{id}`: that operation's destination folder instead of `path`. */
+  operation?: string;
+  /** ZIP (the default), TAR, TAR_GZIP or TAR_ZSTD. */
+  format?: ArchiveFormat;
+  /** Stops the download (the server stops walking the folder). */
+  signal?: AbortSignal;
+  /** Told the file name the server gives the archive (`<folder>.zip`), when it gives one. */
+  onName?: (name: string) => void;
+}
+
+/** The file name extension of an archive format (ZIP for UNSPECIFIED). */
+export function archiveExtension(format: ArchiveFormat = ArchiveFormat.ZIP): string {
+  switch (format) {
+    case ArchiveFormat.TAR:
+      return "tar";
+    case ArchiveFormat.TAR_GZIP:
+      return "tar.gz";
+    case ArchiveFormat.TAR_ZSTD:
+      return "tar.zst";
+    default:
+      return "zip";
+  }
+}
+
+/**
+ * The file name in a `content-disposition` value: the UTF-8 `filename*` when present, else
+ * `filename`, reduced to its last component; undefined when there is none.
+ */
+export function dispositionName(value: string | null | undefined): string | undefined {
+  if (!value) return undefined;
+  const star = /filename\*=UTF-8''([^;]+)/i.exec(value);
+  let name: string | undefined;
+  if (star) {
+    try {
+      name = decodeURIComponent(star[1].trim());
+    } catch {
+      name = undefined;
+    }
+  }
+  name ??= /filename="([^"]*)"/i.exec(value)?.[1];
+  name = name?.replaceAll("\\", "/").split("/").pop();
+  return name && name !== "." && name !== ".." ? name : undefined;
+}
+
+/**
+ * Downloads a folder (or an operation's destination) as one archive with DownloadArchive,
+ * yielding its bytes as the server writes them (about 1 MiB at a time): nothing is held
+ * beyond one message. Counts once against the server's export rate limit. A failure midway
+ * throws (the bytes yielded so far are no complete archive).
+ */
+export async function* downloadArchive(
+  client: FileOrganizerClient,
+  options: DownloadArchiveOptions = {},
+): AsyncGenerator<Uint8Array> {
+  const stream = client.files.downloadArchive(
+    {
+      path: options.path ?? "",
+      operation: options.operation ?? "",
+      format: options.format ?? ArchiveFormat.ZIP,
+    },
+    {
+      signal: options.signal,
+      onHeader: (headers) => {
+        const name = dispositionName(headers.get("content-disposition"));
+        if (name !== undefined) options.onName?.(name);
+      },
+    },
+  );
+  for await (const body of stream) {
+    if (body.data.length > 0) yield body.data;
   }
 }

@@ -1,11 +1,11 @@
 // The SDK's Node transfers against a live server whose upload limit is low (run by
 // tests/api/typescript_sdk.rs with FILEORG_URL and FILEORG_UPLOAD_LIMIT = RATE_LIMIT_UPLOAD
 // per short RATE_LIMIT_WINDOW_SECS): uploadFolder paced by RetryInfo and idempotent,
-// importArchive (and importArchiveBytes over grpc-web), uploadLarge resumed after its
-// connection is cut.
+// importArchive (and importArchiveBytes over grpc-web), downloadArchive / downloadArchiveTo,
+// uploadLarge resumed after its connection is cut.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { createConnection, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,6 +17,8 @@ import {
   ConnectError,
   FileKind,
   connect,
+  downloadArchive,
+  downloadArchiveTo,
   importArchive,
   importArchiveBytes,
   uploadFolder,
@@ -99,6 +101,47 @@ test("importArchive extracts a tar, and importing it again copies nothing", asyn
   assert.equal(again.fileCount, 0n);
   assert.equal(again.skippedCount, 2n);
   assert.deepEqual(await walk(client, "imported"), ["imported/pics/deep/two.txt", "imported/pics/one.bin"]);
+});
+
+test("downloadArchive and downloadArchiveTo: a folder out as zip and tar, over gRPC and grpc-web", async () => {
+  const { client, email } = await loggedIn("ts-export");
+  const dir = mkdtempSync(join(tmpdir(), "ts-export-"));
+  mkdirSync(join(dir, "src/pics/deep"), { recursive: true });
+  const big = randomBytes(2_500_000);
+  writeFileSync(join(dir, "src/pics/one.bin"), big);
+  writeFileSync(join(dir, "src/pics/deep/two.txt"), "two\n");
+  execFileSync("tar", ["-C", join(dir, "src"), "-cf", join(dir, "a.tar"), "pics"]);
+  assert.equal((await importArchive(client, join(dir, "a.tar"), "out")).fileCount, 2n);
+
+  // Into a directory: the server's name, never replacing a file there.
+  mkdirSync(join(dir, "saved"));
+  const saved = await downloadArchiveTo(client, join(dir, "saved"), { path: "out/pics" });
+  assert.equal(saved.path, join(dir, "saved/pics.zip"));
+  const listed = execFileSync("python3", ["-c", "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); " +
+    "assert z.testzip() is None; print(' '.join(sorted(z.namelist())))", saved.path]).toString().trim();
+  assert.equal(listed, "deep/ deep/two.txt one.bin");
+  await assert.rejects(downloadArchiveTo(client, join(dir, "saved"), { path: "out/pics" }), /EEXIST/);
+
+  // As bytes over grpc-web (the console's way), a tar.
+  const web = connect({ baseUrl: URL_!, transport: "grpc-web" });
+  await web.login(email, PASSWORD);
+  const parts: Uint8Array[] = [];
+  let name: string | undefined;
+  for await (const chunk of downloadArchive(web, { path: "out", format: ArchiveFormat.TAR, onName: (n) => (name = n) })) {
+    parts.push(chunk);
+  }
+  assert.equal(name, "out.tar");
+  assert.ok(parts.length >= 2, `${parts.length} chunks`);
+  writeFileSync(join(dir, "out.tar"), Buffer.concat(parts));
+  const names = execFileSync("tar", ["-tf", join(dir, "out.tar")]).toString().trim().split("\n").sort();
+  assert.deepEqual(names, ["pics/", "pics/deep/", "pics/deep/two.txt", "pics/one.bin"]);
+  execFileSync("tar", ["-C", dir, "-xf", join(dir, "out.tar"), "pics/one.bin"]);
+  assert.ok(readFileSync(join(dir, "pics/one.bin")).equals(big));
+
+  // A missing folder: NOT_FOUND, and no file left behind.
+  await assert.rejects(downloadArchiveTo(client, join(dir, "missing.zip"), { path: "nope" }), (e: unknown) =>
+    e instanceof ConnectError && e.code === Code.NotFound);
+  assert.ok(!existsSync(join(dir, "missing.zip")));
 });
 
 test("importArchiveBytes: one ImportArchive over grpc-web (the console's way), paced", async () => {

@@ -20,11 +20,11 @@ use tonic::{Response, Status, metadata::MetadataValue};
 use super::{BoxStream, Files, PageToken, blocking, content_type, file_entry, parse_path};
 use crate::{
     auth::Principal,
-    engine::{categorize::SNIFF_BYTES, plan::TRASH_FOLDER},
+    engine::categorize::SNIFF_BYTES,
     error::{AppError, AppResult},
     pagination,
     pb::{fileorganizer::v1 as pb, google::api::HttpBody},
-    storage::{StorageError, TEMP_PREFIX},
+    storage::{self, StorageError},
 };
 
 const DEFAULT_PAGE_SIZE: i32 = 100;
@@ -58,8 +58,7 @@ pub(super) async fn list_directory(
         for name in folder.names().map_err(io)? {
             let name = name.into_vec();
             let hidden = name.starts_with(b".");
-            let never = name.starts_with(TEMP_PREFIX.as_bytes())
-                || (path.is_root() && name == TRASH_FOLDER.as_bytes());
+            let never = storage::is_internal(&name, path.is_root());
             let before = after.as_ref().is_some_and(|a| name <= *a);
             if !never && !before && (show_hidden || !hidden) {
                 names.push(name);

@@ -1,5 +1,7 @@
 //! Archive import: a zip or tar (plain, gzip, zstd) read as a stream and
-//! extracted as it arrives into a folder of the user's storage.
+//! extracted as it arrives into a folder of the user's storage; and archive
+//! export ([`export`], written by [`zip_write`] or the `tar` crate), a
+//! folder written out as one of them while it is walked.
 //!
 //! Nothing of the archive is buffered beyond one read: the caller hands a
 //! blocking [`Read`] (the API feeds it from the gRPC stream), the format is
@@ -31,12 +33,14 @@
 //!   written) and listed as skipped. See [`zip`].
 
 mod detect;
+pub mod export;
 mod meter;
 mod names;
 mod shared;
 mod sink;
 mod tar;
 mod zip;
+mod zip_write;
 
 use std::io::{self, Read};
 use std::sync::Arc;

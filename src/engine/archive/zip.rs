@@ -44,18 +44,18 @@ use super::shared::{Entries, Failure, display_name};
 use super::sink::Sink;
 use crate::domain::archive::SkipReason;
 
-const LOCAL_HEADER: u32 = 0x0403_4b50;
-const CENTRAL_HEADER: u32 = 0x0201_4b50;
-const END_OF_CENTRAL: u32 = 0x0605_4b50;
-const ZIP64_END_OF_CENTRAL: u32 = 0x0606_4b50;
-const ZIP64_LOCATOR: u32 = 0x0706_4b50;
-const DATA_DESCRIPTOR: u32 = 0x0807_4b50;
+pub(super) const LOCAL_HEADER: u32 = 0x0403_4b50;
+pub(super) const CENTRAL_HEADER: u32 = 0x0201_4b50;
+pub(super) const END_OF_CENTRAL: u32 = 0x0605_4b50;
+pub(super) const ZIP64_END_OF_CENTRAL: u32 = 0x0606_4b50;
+pub(super) const ZIP64_LOCATOR: u32 = 0x0706_4b50;
+pub(super) const DATA_DESCRIPTOR: u32 = 0x0807_4b50;
 
 const FLAG_ENCRYPTED: u16 = 1;
-const FLAG_DATA_DESCRIPTOR: u16 = 1 << 3;
+pub(super) const FLAG_DATA_DESCRIPTOR: u16 = 1 << 3;
 
-const STORED: u16 = 0;
-const DEFLATE: u16 = 8;
+pub(super) const STORED: u16 = 0;
+pub(super) const DEFLATE: u16 = 8;
 
 const EXTRA_ZIP64: u16 = 0x0001;
 const EXTRA_TIMESTAMP: u16 = 0x5455;

@@ -2,8 +2,7 @@
 archive import and export, and resumable uploads that resume by themselves.
 
 Mixed into :class:`fileorganizer.Client`; see its methods ``upload_file``, ``upload_folder``,
-``import_archive`` and ``upload_large``. (Downloading a folder as an archive waits for the
-server: DownloadArchive left the issue 20 contract.)
+``import_archive``, ``download_archive`` and ``upload_large``.
 
 Pacing: a RESOURCE_EXHAUSTED refusal with reason ``RATE_LIMITED`` carries a
 ``google.rpc.RetryInfo`` delay (the time until the rate-limit window moves on). The transfer
@@ -14,8 +13,11 @@ RESOURCE_EXHAUSTED (a full quota, a zip bomb) is raised at once: waiting would n
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
+import urllib.parse
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +96,19 @@ def _format(name: str) -> int:
         return _FORMATS[name.upper().removeprefix("ARCHIVE_FORMAT_")]
     except KeyError:
         raise ValueError(f"unknown archive format {name!r} (one of {', '.join(_FORMATS)})") from None
+
+
+def _disposition_name(value: str) -> str:
+    """The file name of a content-disposition header: the UTF-8 ``filename*`` when there is
+    one, else ``filename``; reduced to its last component; "archive" when there is none."""
+    match = re.search(r"filename\*=UTF-8''([^;]+)", value)
+    if match:
+        name = urllib.parse.unquote(match.group(1))
+    else:
+        match = re.search(r'filename="([^"]*)"', value)
+        name = match.group(1) if match else ""
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    return name if name not in ("", ".", "..") else "archive"
 
 
 def _mtime(path: Path) -> timestamp_pb2.Timestamp:
@@ -278,6 +293,52 @@ class TransfersMixin:
                 raise
 
         return self._paced(send, remote_dir, max_retries, on_wait)
+
+    def download_archive(
+        self,
+        dest: Union[PathLike, IO[bytes]],
+        path: str = "",
+        *,
+        operation: str = "",
+        format: str = "ZIP",
+    ) -> str:
+        """Downloads the folder ``path`` ("" for the whole storage) or, with ``operation``
+        (``operations/{id}``), that operation's destination folder, as one archive ("ZIP",
+        "TAR", "TAR_GZIP" or "TAR_ZSTD") streamed to ``dest`` as it arrives: a binary file
+        object, a file path (written to a temporary file beside it, then renamed), or an
+        existing directory, where the file takes the name the server gives (``<folder>.zip``)
+        and an existing file of that name is never replaced (FileExistsError). Returns the
+        archive's file name as the server gave it. A stream that fails midway raises, and a
+        path or directory destination is then left untouched."""
+        fmt = _format(format)
+        if fmt == pb.file.ARCHIVE_FORMAT_AUTO:
+            raise ValueError("format AUTO only reads archives; give ZIP, TAR, TAR_GZIP or TAR_ZSTD")
+        request = pb.file.DownloadArchiveRequest(path=path, operation=operation, format=fmt)
+        try:
+            call = self.files.DownloadArchive(request, metadata=self._metadata(), timeout=None)
+            name = _disposition_name(dict(call.initial_metadata()).get("content-disposition", ""))
+            if not isinstance(dest, (str, os.PathLike)):
+                for body in call:
+                    dest.write(body.data)
+                return name
+            target = Path(dest)
+            in_dir = target.is_dir()
+            if in_dir:
+                target = target / name
+            tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
+            try:
+                with tmp.open("wb") as f:
+                    for body in call:
+                        f.write(body.data)
+                if in_dir:
+                    os.link(tmp, target)  # never replaces: FileExistsError if taken
+                else:
+                    os.replace(tmp, target)
+            finally:
+                tmp.unlink(missing_ok=True)
+            return name
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
 
     # -- resumable uploads ----------------------------------------------------------------------
 

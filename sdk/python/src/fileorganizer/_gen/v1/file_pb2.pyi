@@ -551,6 +551,16 @@ class ImportArchiveRequest(_message.Message):
     body: _httpbody_pb2.HttpBody
     def __init__(self, path: _Optional[str] = ..., format: _Optional[_Union[ArchiveFormat, str]] = ..., conflict_policy: _Optional[_Union[FileConflictPolicy, str]] = ..., body: _Optional[_Union[_httpbody_pb2.HttpBody, _Mapping]] = ...) -> None: ...
 
+class DownloadArchiveRequest(_message.Message):
+    __slots__ = ("path", "operation", "format")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    OPERATION_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    operation: str
+    format: ArchiveFormat
+    def __init__(self, path: _Optional[str] = ..., operation: _Optional[str] = ..., format: _Optional[_Union[ArchiveFormat, str]] = ...) -> None: ...
+
 class SkippedArchiveEntry(_message.Message):
     __slots__ = ("name", "reason", "detail")
     NAME_FIELD_NUMBER: _ClassVar[int]

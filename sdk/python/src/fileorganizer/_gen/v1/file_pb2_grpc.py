@@ -162,6 +162,11 @@ class FileServiceStub:
                 request_serializer=fileorganizer_dot_v1_dot_file__pb2.ImportArchiveRequest.SerializeToString,
                 response_deserializer=fileorganizer_dot_v1_dot_file__pb2.ImportArchiveResponse.FromString,
                 _registered_method=True)
+        self.DownloadArchive = channel.unary_stream(
+                '/fileorganizer.v1.FileService/DownloadArchive',
+                request_serializer=fileorganizer_dot_v1_dot_file__pb2.DownloadArchiveRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                _registered_method=True)
 
 
 class FileServiceServicer:
@@ -425,6 +430,32 @@ class FileServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DownloadArchive(self, request, context):
+        """Downloads a folder (or an operation's destination folder) as one zip or
+        tar archive, written while the folder is read: nothing is copied or
+        buffered beyond about 1 MiB, and a slow client slows the walk. The first
+        message carries the archive's `content_type`; every message carries the
+        next bytes in `data`. Over REST the response is the raw archive with that
+        Content-Type and a `content-disposition: attachment; filename="<folder>.zip"`
+        header (metadata sent by the server):
+        `GET /api/v1/files:downloadArchive?path=photos&format=ARCHIVE_FORMAT_TAR`.
+        docs/archives.md has the rules; in short:
+
+        - Names in the archive are relative to the folder; files keep their
+        modification time and permission bits; empty folders are kept.
+        - Symbolic links, devices and FIFOs are not followed and not included;
+        nor are the service's own entries (the trash, files being uploaded).
+        A file or folder that vanishes while the archive is written is left out.
+        - The stream ends with an error (the archive then has no end, so no
+        reader takes it for complete) when a file shrinks while it is read, a
+        folder is nested more than 4096 levels deep, or storage fails.
+        - Counts against the per-user export rate limit (RATE_LIMIT_EXPORT) and
+        the per-user stream limit (MAX_STREAMS_PER_USER).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FileServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -532,6 +563,11 @@ def add_FileServiceServicer_to_server(servicer, server):
                     servicer.ImportArchive,
                     request_deserializer=fileorganizer_dot_v1_dot_file__pb2.ImportArchiveRequest.FromString,
                     response_serializer=fileorganizer_dot_v1_dot_file__pb2.ImportArchiveResponse.SerializeToString,
+            ),
+            'DownloadArchive': grpc.unary_stream_rpc_method_handler(
+                    servicer.DownloadArchive,
+                    request_deserializer=fileorganizer_dot_v1_dot_file__pb2.DownloadArchiveRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1122,6 +1158,33 @@ class FileService:
             '/fileorganizer.v1.FileService/ImportArchive',
             fileorganizer_dot_v1_dot_file__pb2.ImportArchiveRequest.SerializeToString,
             fileorganizer_dot_v1_dot_file__pb2.ImportArchiveResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DownloadArchive(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/fileorganizer.v1.FileService/DownloadArchive',
+            fileorganizer_dot_v1_dot_file__pb2.DownloadArchiveRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
             options,
             channel_credentials,
             insecure,

@@ -469,8 +469,8 @@ export type ApiKey = Message<"fileorganizer.v1.ApiKey"> & {
   /**
    * Scopes the key is restricted to, from this set:
    *
-   * - `files.read`: ListDirectory, DownloadFile, SearchFiles, ListTrash, ListCategories,
-   *   GetRule, ListRules, PreviewRules
+   * - `files.read`: ListDirectory, DownloadFile, DownloadArchive, SearchFiles, ListTrash,
+   *   ListCategories, GetRule, ListRules, PreviewRules
    * - `files.write`: UploadFile, UploadSmallFile, DeleteFile, RestoreFile, EmptyTrash,
    *   CreateCategory, UpdateCategory, DeleteCategory, ImportArchive, CreateRule, UpdateRule,
    *   DeleteRule

@@ -1,0 +1,40 @@
+// "Download as zip": the folder being browsed, as one DownloadArchive over grpc-web, handed to
+// the browser as a file download. grpc-web gives the page the archive's bytes, not a stream
+// to disk, so the zip is gathered into a Blob (browsers keep large Blobs on disk) and then
+// saved through a temporary object URL.
+import { downloadArchive, type FileOrganizerClient } from "@fileorganizer/sdk";
+
+export interface SavedZip {
+  /** The file name offered to the browser (`<folder>.zip`, `files.zip` for the root). */
+  name: string;
+  bytes: number;
+}
+
+/** Downloads `path` ("" for the root) as a zip and starts the browser's download of it. */
+export async function downloadFolderZip(
+  client: FileOrganizerClient,
+  path: string,
+  onProgress?: (bytes: number) => void,
+): Promise<SavedZip> {
+  // The server names the file (content-disposition, which its CORS exposes to the page);
+  // the same name is made here for a server that does not.
+  let name = `${path.split("/").pop() || "files"}.zip`;
+  const parts: BlobPart[] = [];
+  let bytes = 0;
+  for await (const chunk of downloadArchive(client, { path, onName: (given) => (name = given) })) {
+    parts.push(chunk as Uint8Array<ArrayBuffer>);
+    bytes += chunk.length;
+    onProgress?.(bytes);
+  }
+  const url = URL.createObjectURL(new Blob(parts, { type: "application/zip" }));
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = name;
+  link.hidden = true;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  // The download has its own reference once it started; the URL is no longer needed.
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  return { name, bytes };
+}

@@ -1,0 +1,63 @@
+// The console's "Download as zip" in real headless Chromium (playwright-core), driven by
+// tests/api/console.rs: signs in as EMAIL (registered by the test, whose storage holds
+// FOLDER), browses to FOLDER, presses "Download as zip" and saves the browser's download to
+// SAVE_PATH; the test then opens the zip itself.
+//
+// Usage: node console_download.mjs CONSOLE_URL EMAIL FOLDER SAVE_PATH SCREENSHOT_DIR
+// Prints `DONE <json>` with what the page showed; exits non-zero on any failure.
+
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const [consoleUrl, email, folder, savePath, shots] = process.argv.slice(2);
+if (!shots) {
+  console.error('usage: console_download.mjs CONSOLE_URL EMAIL FOLDER SAVE_PATH SCREENSHOT_DIR');
+  process.exit(2);
+}
+const PASSWORD = 'correct horse battery';
+const TIMEOUT = 60_000; // only prevents hangs
+const consoleErrors = [];
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
+  headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync'],
+});
+let page;
+try {
+  const context = await browser.newContext({ acceptDownloads: true });
+  page = await context.newPage();
+  page.setDefaultTimeout(TIMEOUT);
+  page.on('console', (msg) => { if (msg.type() === 'error') consoleErrors.push(msg.text()); });
+  page.on('pageerror', (err) => consoleErrors.push(String(err)));
+  await page.goto(consoleUrl);
+  await page.waitForFunction(() => !document.querySelector('#login').disabled);
+  await page.fill('#email', email);
+  await page.fill('#password', PASSWORD);
+  await page.click('#login');
+  await page.waitForSelector('#app:not([hidden])');
+  await page.fill('#path', folder);
+  await page.click('#browse');
+  await page.waitForSelector('#listing tbody tr');
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.click('#download-zip'),
+  ]);
+  await download.saveAs(savePath);
+  await page.waitForFunction(
+    () => document.querySelector('#status').textContent.startsWith('Downloaded')
+      || !document.querySelector('#error').hidden);
+  await page.screenshot({ path: join(shots, 'download-zip.png'), fullPage: true });
+  const shown = await page.evaluate(() => ({
+    status: document.querySelector('#status').textContent,
+    error: document.querySelector('#error').hidden ? '' : document.querySelector('#error').textContent,
+  }));
+  console.log(`DONE ${JSON.stringify({ ...shown, suggested: download.suggestedFilename(), consoleErrors })}`);
+} catch (err) {
+  if (page) await page.screenshot({ path: join(shots, 'download-zip-failed.png'), fullPage: true }).catch(() => {});
+  console.error(err);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
