@@ -28,7 +28,7 @@ fn at(seconds: i64) -> Option<Timestamp> {
     Some(Timestamp { seconds, nanos: 0 })
 }
 
-fn read(user: &User, path: &str) -> Vec<u8> {
+pub(crate) fn read(user: &User, path: &str) -> Vec<u8> {
     std::fs::read(user.root.join(path)).unwrap()
 }
 
@@ -61,7 +61,7 @@ async fn used_bytes(app: &TestApp, user: &User) -> i64 {
         .storage_used_bytes
 }
 
-async fn small(
+pub(crate) async fn small(
     app: &TestApp,
     user: &User,
     request: pb::UploadSmallFileRequest,
@@ -72,7 +72,7 @@ async fn small(
         .map(|r| r.into_inner())
 }
 
-async fn stream(
+pub(crate) async fn stream(
     app: &TestApp,
     user: &User,
     metadata: pb::UploadFileMetadata,
@@ -496,7 +496,7 @@ async fn raw_uploads_count_against_the_upload_rate_limit_and_the_quota() {
 
 // ---------------------------------------------------------------- sessions
 
-fn session(path: &str, size: usize) -> pb::Upload {
+pub(crate) fn session(path: &str, size: usize) -> pb::Upload {
     pb::Upload {
         path: path.into(),
         size_bytes: size as i64,
@@ -504,7 +504,7 @@ fn session(path: &str, size: usize) -> pb::Upload {
     }
 }
 
-async fn create_session(
+pub(crate) async fn create_session(
     app: &TestApp,
     user: &User,
     upload: pb::Upload,
@@ -520,7 +520,11 @@ async fn create_session(
         .map(|r| r.into_inner())
 }
 
-async fn get_session(app: &TestApp, user: &User, name: &str) -> Result<pb::Upload, Status> {
+pub(crate) async fn get_session(
+    app: &TestApp,
+    user: &User,
+    name: &str,
+) -> Result<pb::Upload, Status> {
     files(app)
         .get_upload(bearer(
             pb::GetUploadRequest { name: name.into() },
@@ -543,7 +547,7 @@ fn append_message(name: &str, offset: usize, data: &[u8]) -> pb::AppendUploadReq
 }
 
 /// Appends `data` at `offset` in 256 KiB messages.
-async fn append(
+pub(crate) async fn append(
     app: &TestApp,
     user: &User,
     name: &str,

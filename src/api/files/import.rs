@@ -163,7 +163,7 @@ async fn receive(
     // Why the stream itself ended early, if it did: that is the answer.
     let ended: Mutex<Option<StreamEnd>> = Mutex::new(None);
     let first_chunk = first.body.map(|b| b.data).unwrap_or_default();
-    pump(files, &mut stream, first_chunk, &tx, &ended).await;
+    pump(files, user_id, &mut stream, first_chunk, &tx, &ended).await;
     drop(tx);
 
     let result = extraction.await.map_err(AppError::from)?;
@@ -174,7 +174,30 @@ async fn receive(
         crate::jobs::automations::files_arrived(&files.state, user_id, &target).await;
     }
     if let Some(end) = ended.lock().expect("not poisoned").take() {
-        return Err(end);
+        return Err(match (end, result) {
+            // The byte budget ran out midway: the refusal, saying what was kept.
+            (
+                StreamEnd::Failed(AppError::ResourceExhausted {
+                    reason,
+                    message,
+                    retry_after,
+                    metadata,
+                }),
+                result,
+            ) => {
+                let progress = match result {
+                    Ok(imported) => imported,
+                    Err(error) => *error.progress,
+                };
+                StreamEnd::Failed(AppError::ResourceExhausted {
+                    reason,
+                    message: format!("{message}{}", kept(&target, &progress)),
+                    retry_after,
+                    metadata,
+                })
+            }
+            (end, _) => end,
+        });
     }
     match result {
         Ok(imported) => Ok(convert::imported(target.as_str(), imported)),
@@ -186,6 +209,7 @@ async fn receive(
 /// fails or the extraction stops reading.
 async fn pump(
     files: &Files,
+    user_id: uuid::Uuid,
     stream: &mut Streaming<pb::ImportArchiveRequest>,
     first: Vec<u8>,
     tx: &mpsc::Sender<io::Result<Vec<u8>>>,
@@ -193,22 +217,32 @@ async fn pump(
 ) {
     let mut next = Some(first);
     loop {
-        if let Some(chunk) = next.take().filter(|c| !c.is_empty())
-            && tx.send(Ok(chunk)).await.is_err()
-        {
-            return; // The extraction stopped (done or failed).
-        }
-        let stop = match next_message(files, stream).await {
-            Ok(None) => return,
-            Ok(Some(message)) => {
-                let data = message.body.map(|b| b.data).unwrap_or_default();
-                if data.len() <= MAX_CHUNK_BYTES {
-                    next = Some(data);
-                    continue;
+        let stop = if let Some(chunk) = next.take().filter(|c| !c.is_empty()) {
+            // Counted against the byte budget before the extraction sees it.
+            match files.take_upload_bytes(user_id, chunk.len()).await {
+                Ok(()) if tx.send(Ok(chunk)).await.is_err() => {
+                    return; // The extraction stopped (done or failed).
                 }
-                StreamEnd::Failed(AppError::invalid("body.data", "must be at most 4 MiB"))
+                Ok(()) => None,
+                Err(refused) => Some(StreamEnd::Failed(refused)),
             }
-            Err(end) => end,
+        } else {
+            None
+        };
+        let stop = match stop {
+            Some(stop) => stop,
+            None => match next_message(files, stream).await {
+                Ok(None) => return,
+                Ok(Some(message)) => {
+                    let data = message.body.map(|b| b.data).unwrap_or_default();
+                    if data.len() <= MAX_CHUNK_BYTES {
+                        next = Some(data);
+                        continue;
+                    }
+                    StreamEnd::Failed(AppError::invalid("body.data", "must be at most 4 MiB"))
+                }
+                Err(end) => end,
+            },
         };
         *ended.lock().expect("not poisoned") = Some(stop);
         let _ = tx
