@@ -735,6 +735,7 @@ impl From<SkipReason> for pb::ArchiveEntrySkipReason {
             SkipReason::TooDeep => R::TooDeep,
             SkipReason::AlreadyExists => R::AlreadyExists,
             SkipReason::NotAFolder => R::NotAFolder,
+            SkipReason::Identical => R::Identical,
         }
     }
 }

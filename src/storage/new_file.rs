@@ -113,6 +113,23 @@ impl NewFile {
         &self.path
     }
 
+    /// The file already stored with this one's content (`size` bytes of
+    /// blake3 `hash`) under one of the names [`publish_under_free_name`]
+    /// would try: its path and its ` (n)` variants up to the first free one
+    /// ([`UserRoot::find_identical`]). The one rule of SKIP_IF_IDENTICAL,
+    /// for single uploads and archive entries alike: a match is not
+    /// published (nothing is copied); otherwise the file is published under
+    /// a free name (nothing is overwritten).
+    ///
+    /// [`publish_under_free_name`]: NewFile::publish_under_free_name
+    pub fn identical_stored(
+        &self,
+        size: u64,
+        hash: &[u8; 32],
+    ) -> Result<Option<UserPath>, StorageError> {
+        self.root.find_identical(&self.path, size, hash)
+    }
+
     /// Appends `bytes`.
     pub fn write_all(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
         Ok(self.file()?.write_all(bytes)?)

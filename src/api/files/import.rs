@@ -24,12 +24,11 @@ use tonic::{Status, Streaming};
 
 use super::super::StreamEnd;
 use super::upload::next_message;
-use super::{Files, OnConflict, conflict_policy, parse_path};
+use super::{Files, conflict_policy, parse_path};
 use crate::{
     api::convert,
     auth::Principal,
     db::{DbPool, quota},
-    domain::ConflictPolicy,
     engine::archive::{self, Failure, ImportError, ImportRequest, Imported, QuotaBudget},
     error::AppError,
     pb::fileorganizer::v1::{self as pb, ErrorReason},
@@ -128,13 +127,10 @@ async fn receive(
     };
     let target = parse_path(&first.path, "path")?;
     let format = convert::archive_format(first.format, "format")?;
-    let policy = match conflict_policy(first.conflict_policy, "conflict_policy")? {
-        OnConflict::FailIfExists => ConflictPolicy::Skip,
-        OnConflict::Rename => ConflictPolicy::Rename,
-        // The importer compares no content yet: under SKIP_IF_IDENTICAL a
-        // taken name is skipped (and listed), never overwritten or copied.
-        OnConflict::SkipIfIdentical => ConflictPolicy::Skip,
-    };
+    // FAIL skips (and lists) an entry whose name is taken; RENAME stores it
+    // under a free ` (n)` name; SKIP_IF_IDENTICAL skips it when its content
+    // is already stored there, as single uploads do, and otherwise renames.
+    let policy = conflict_policy(first.conflict_policy, "conflict_policy")?;
     let root = files.root(&principal)?;
     let user_id = principal.user_id;
 

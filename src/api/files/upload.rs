@@ -322,12 +322,13 @@ impl Complete {
         } = self;
         let field = target.fields.path;
         if target.on_conflict == OnConflict::SkipIfIdentical {
-            let (search_root, wanted, digest) =
-                (root.clone(), target.path.clone(), *hash.as_bytes());
-            let identical = blocking(move || {
-                Ok(search_root
-                    .find_identical(&wanted, size, &digest)
-                    .map_err(|e| e.at(field))?)
+            let digest = *hash.as_bytes();
+            let identical;
+            (file, identical) = blocking(move || {
+                let identical = file
+                    .identical_stored(size, &digest)
+                    .map_err(|e| e.at(field))?;
+                Ok((file, identical))
             })
             .await?;
             if let Some(existing) = identical {
