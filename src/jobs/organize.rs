@@ -361,9 +361,13 @@ async fn apply_phase(
 ) -> anyhow::Result<Option<Interrupted>> {
     let op = &ctx.operation;
     ctx.set_phase(S::Applying, Phase::Apply).await?;
-    // Temp files of a cross-device copy cut short by a crash.
+    // Temp files of a copy or an upload cut short by a crash: only those
+    // nobody has touched for long. Uploads and imports into the same folders
+    // run beside this job, and their temp files are theirs alone.
     let sweep_root = root.clone();
-    let swept = tokio::task::spawn_blocking(move || sweep_root.sweep_temp_files()).await?;
+    let older_than = crate::storage::abandoned_after(ctx.state.config.request_timeout);
+    let swept =
+        tokio::task::spawn_blocking(move || sweep_root.sweep_temp_files(older_than)).await?;
     if swept > 0 {
         tracing::info!(operation = %op.id, swept, "removed temp files left by an interrupted copy");
     }

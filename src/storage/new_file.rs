@@ -13,7 +13,8 @@
 //! folders it created for itself (if still empty): a failed upload, a client
 //! that goes away midway or a server shutting down leave nothing behind. A
 //! crash leaves at worst the temporary file, which
-//! [`UserRoot::sweep_temp_files`] removes at start-up.
+//! [`UserRoot::sweep_temp_files`] removes once abandoned
+//! ([`super::abandoned_after`]).
 //!
 //! Everything goes through the destination folder's descriptor, opened once
 //! beneath the root: the temporary file is created, renamed and removed by
