@@ -21,7 +21,9 @@ use fileorganizer::{
 use tonic::Code;
 
 use crate::{
-    common::{KillOnDrop, Options, TestApp, assert_code, bad_field, bearer, free_port, tree},
+    common::{
+        KillOnDrop, Options, TestApp, assert_code, bad_field, bearer, free_port, reason, tree,
+    },
     files::{files, small_request},
     kills::{assert_consistent_after_kill, build_tree, moved_away},
     operations::{User, user, wait_for},
@@ -807,7 +809,10 @@ async fn automations_are_private_to_their_owner() {
         client
             .clone()
             .delete_automation(bearer(
-                pb::DeleteAutomationRequest { name: name.clone() },
+                pb::DeleteAutomationRequest {
+                    name: name.clone(),
+                    ..Default::default()
+                },
                 token,
             ))
             .await,
@@ -1038,21 +1043,57 @@ async fn bad_triggers_are_refused_naming_the_field() {
         .into_inner();
     assert_eq!(renamed.display_name, "renamed");
     assert_eq!(renamed.trigger, created.trigger);
+    // An update carrying `etag`, as alice.
+    let rename_with = |etag: String| {
+        let mut client = app.automations();
+        let request = bearer(
+            update(
+                pb::Automation {
+                    name: created.name.clone(),
+                    display_name: "stale".into(),
+                    etag,
+                    ..Default::default()
+                },
+                "display_name",
+            ),
+            &alice.token,
+        );
+        async move { client.update_automation(request).await }
+    };
+    let stale = assert_code(rename_with(created.etag.clone()).await, Code::Aborted);
+    assert_eq!(reason(&stale), "ETAG_MISMATCH");
+    // The etag is parsed like a rule's: the same version unquoted is the
+    // same (stale) etag, and a malformed one names the field.
+    let unquoted = assert_code(
+        rename_with(created.etag.trim_matches('"').to_string()).await,
+        Code::Aborted,
+    );
+    assert_eq!(reason(&unquoted), "ETAG_MISMATCH");
+    let garbage = assert_code(
+        rename_with("not-an-etag".into()).await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(bad_field(&garbage), "automation.etag");
+    // A stale etag deletes nothing; the current one deletes.
+    let delete = |etag: &str| pb::DeleteAutomationRequest {
+        name: created.name.clone(),
+        etag: etag.into(),
+    };
+    let stale_delete = assert_code(
+        app.automations()
+            .delete_automation(bearer(delete(&created.etag), &alice.token))
+            .await,
+        Code::Aborted,
+    );
+    assert_eq!(reason(&stale_delete), "ETAG_MISMATCH");
+    app.automations()
+        .delete_automation(bearer(delete(&renamed.etag), &alice.token))
+        .await
+        .unwrap();
     assert_code(
         app.automations()
-            .update_automation(bearer(
-                update(
-                    pb::Automation {
-                        name: created.name.clone(),
-                        display_name: "stale".into(),
-                        etag: created.etag.clone(),
-                        ..Default::default()
-                    },
-                    "display_name",
-                ),
-                &alice.token,
-            ))
+            .delete_automation(bearer(delete(&renamed.etag), &alice.token))
             .await,
-        Code::FailedPrecondition,
+        Code::NotFound,
     );
 }

@@ -13,12 +13,12 @@ use rand::{SeedableRng, rngs::StdRng};
 use tonic::{Code, transport::Channel};
 
 use crate::{
-    common::{KillOnDrop, Options, TestApp, assert_code, bad_field, bearer, tree},
+    common::{KillOnDrop, Options, TestApp, assert_code, bad_field, bearer, reason, tree},
     kills::{assert_records_match_disk, build_tree, moved_away, spawn_server},
     operations::{User, apply, create, organize, plan, records, undo_and_wait, user, wait_for},
 };
 
-fn rules(app: &TestApp) -> RuleServiceClient<Channel> {
+pub(crate) fn rules(app: &TestApp) -> RuleServiceClient<Channel> {
     let channel = Channel::from_shared(format!("http://{}", app.addr))
         .unwrap()
         .connect_lazy();
@@ -29,7 +29,7 @@ fn condition(c: Condition) -> pb::RuleCondition {
     pb::RuleCondition { condition: Some(c) }
 }
 
-fn rule(name: &str, conditions: Vec<Condition>, action: Action) -> pb::Rule {
+pub(crate) fn rule(name: &str, conditions: Vec<Condition>, action: Action) -> pb::Rule {
     pb::Rule {
         display_name: name.into(),
         conditions: conditions.into_iter().map(condition).collect(),
@@ -40,7 +40,7 @@ fn rule(name: &str, conditions: Vec<Condition>, action: Action) -> pb::Rule {
     }
 }
 
-fn move_to(template: &str) -> Action {
+pub(crate) fn move_to(template: &str) -> Action {
     Action::Move(pb::MoveAction {
         destination_template: template.into(),
     })
@@ -52,7 +52,7 @@ fn extensions(list: &[&str]) -> Condition {
     })
 }
 
-async fn create_rule(
+pub(crate) async fn create_rule(
     app: &TestApp,
     user: &User,
     rule: pb::Rule,
@@ -161,10 +161,11 @@ async fn rules_are_ordered_versioned_and_checked_against_their_etag() {
                 &ann.token,
             ))
             .await,
-        Code::FailedPrecondition,
+        Code::Aborted,
     );
     assert!(stale.message().contains("changed"), "{stale:?}");
-    assert_code(
+    assert_eq!(reason(&stale), "ETAG_MISMATCH");
+    let stale_delete = assert_code(
         rules(&app)
             .delete_rule(bearer(
                 pb::DeleteRuleRequest {
@@ -174,8 +175,41 @@ async fn rules_are_ordered_versioned_and_checked_against_their_etag() {
                 &ann.token,
             ))
             .await,
-        Code::FailedPrecondition,
+        Code::Aborted,
     );
+    assert_eq!(reason(&stale_delete), "ETAG_MISMATCH");
+    // The same version, written without quotes or as a weak etag, is the
+    // same etag (one parser); something else is no etag of ours.
+    for same in [
+        late.etag.trim_matches('"').to_string(),
+        format!("W/{}", late.etag),
+    ] {
+        assert_code(
+            rules(&app)
+                .delete_rule(bearer(
+                    pb::DeleteRuleRequest {
+                        name: late.name.clone(),
+                        etag: same,
+                    },
+                    &ann.token,
+                ))
+                .await,
+            Code::Aborted,
+        );
+    }
+    let garbage = assert_code(
+        rules(&app)
+            .delete_rule(bearer(
+                pb::DeleteRuleRequest {
+                    name: late.name.clone(),
+                    etag: "\"v1\"".into(),
+                },
+                &ann.token,
+            ))
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(bad_field(&garbage), "etag");
     let kept = rules(&app)
         .get_rule(bearer(
             pb::GetRuleRequest {
