@@ -306,8 +306,9 @@ async fn plan_phase(
         .files_skipped
         .store(skipped, std::sync::atomic::Ordering::Relaxed);
     let mut conn = ctx.state.db.get().await?;
-    db::operations::set_counters(&mut conn, op.id, &ctx.progress.counters()).await?;
-    db::operations::set_applied_cursor(&mut conn, op.id, 0).await?;
+    let holder = ctx.worker_id.as_str();
+    db::operations::set_counters(&mut conn, op.id, holder, &ctx.progress.counters()).await?;
+    ctx.held(db::operations::set_applied_cursor(&mut conn, op.id, holder, 0).await?)?;
     Ok(ctx.interrupted())
 }
 
@@ -328,7 +329,7 @@ async fn organizing_rules(
         RuleSet::default()
     };
     let used = (!set.rules.is_empty()).then_some(set.version);
-    db::operations::set_rule_set_version(&mut conn, op.id, used).await?;
+    ctx.held(db::operations::set_rule_set_version(&mut conn, op.id, &ctx.worker_id, used).await?)?;
     if used.is_none() {
         return Ok(None);
     }
