@@ -15,6 +15,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::{convert, parts, respond};
+use crate::jobs::automations::automations_changed;
 use crate::{
     auth::Principal,
     db::{
@@ -244,6 +245,7 @@ impl Automations {
         let mut conn = self.state.db.get().await?;
         let row = db::automations::insert(&mut conn, Uuid::now_v7(), principal.user_id, &settings)
             .await?;
+        automations_changed(&self.state, principal.user_id).await;
         Ok(convert::automation(&row))
     }
 
@@ -323,7 +325,10 @@ impl Automations {
         )
         .await?;
         match row {
-            Write::Done(row) => Ok(convert::automation(&row)),
+            Write::Done(row) => {
+                automations_changed(&self.state, principal.user_id).await;
+                Ok(convert::automation(&row))
+            }
             Write::Missing => Err(AppError::not_found(patch.name)),
             Write::Stale { current } => Err(convert::stale_etag(&patch.name, current)),
         }
@@ -360,6 +365,7 @@ impl Automations {
         )
         .await?
         .ok_or_else(|| AppError::not_found(name.to_string()))?;
+        automations_changed(&self.state, principal.user_id).await;
         Ok(convert::automation(&row))
     }
 }
@@ -422,7 +428,10 @@ impl AutomationService for Automations {
             let expected = convert::parse_etag(&req.etag, "etag")?;
             let mut conn = self.state.db.get().await?;
             match db::automations::delete(&mut conn, principal.user_id, id, expected).await? {
-                Write::Done(()) => Ok(()),
+                Write::Done(()) => {
+                    automations_changed(&self.state, principal.user_id).await;
+                    Ok(())
+                }
                 Write::Missing => Err(AppError::not_found(req.name.clone())),
                 Write::Stale { current } => Err(convert::stale_etag(&req.name, current)),
             }

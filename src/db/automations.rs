@@ -331,6 +331,24 @@ pub async fn mark_changed(
     .await
 }
 
+/// The folders of `user_id`'s unpaused arrival automations ("" for the
+/// whole storage), for `jobs::automations::files_arrived` to skip the write
+/// when no automation watches where files arrived.
+pub async fn arrival_folders(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+) -> QueryResult<Vec<String>> {
+    let folders: Vec<Option<String>> = automations::table
+        .filter(automations::user_id.eq(user_id))
+        .filter(automations::trigger_kind.eq(TriggerKind::Arrival))
+        .filter(automations::paused.eq(false))
+        .select(automations::folder_path)
+        .load(conn)
+        .await?;
+    // An arrival automation always has a folder; a NULL would match nothing.
+    Ok(folders.into_iter().flatten().collect())
+}
+
 /// Watched-folder automations that are not paused (for the watcher and the
 /// rescan), of every user.
 pub async fn watched(conn: &mut AsyncPgConnection) -> QueryResult<Vec<Automation>> {

@@ -1097,3 +1097,125 @@ async fn bad_triggers_are_refused_naming_the_field() {
         Code::NotFound,
     );
 }
+
+/// An arrival automation on "inbox" with a quiet period of 5 s.
+fn arrival_in(folder: &str) -> pb::Automation {
+    pb::Automation {
+        trigger: Some(Trigger::Arrival(pb::ArrivalTrigger {
+            folder_path: folder.into(),
+            quiet_period: Some(prost_types::Duration {
+                seconds: 5,
+                nanos: 0,
+            }),
+        })),
+        operation: organize_into("", "sorted"),
+        ..Default::default()
+    }
+}
+
+/// Uploads are no arrival for a user without arrival automations, and
+/// what marks one follows every change of the user's automations at once
+/// (the arrival folders are cached: creating, moving, pausing, resuming
+/// and deleting must each be seen by the next upload). A file restored
+/// from the trash into a watched folder is an arrival like an upload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arrivals_follow_every_change_of_the_automations() {
+    let clock = TestClock::new(at(9, 0, 0));
+    let app = TestApp::spawn_with(Options {
+        env: clock.env(0),
+        ..Default::default()
+    })
+    .await;
+    let ada = user(&app, "arrivals-cached").await;
+    let upload = |path: &str| {
+        let (mut client, request) = (
+            files(&app),
+            bearer(small_request(path, path.as_bytes()), &ada.token),
+        );
+        async move { client.upload_small_file(request).await.unwrap() }
+    };
+    // No automation yet: the uploads fill the cache with "none".
+    upload("inbox/before.txt").await;
+    upload("inbox/before2.txt").await;
+    let name = create(&app, &ada, arrival_in("inbox")).await.unwrap().name;
+    assert_eq!(get(&app, &ada, &name).await.next_run_time, None);
+    // Created: the next upload into inbox is an arrival.
+    upload("inbox/a.txt").await;
+    assert_eq!(
+        get(&app, &ada, &name).await.next_run_time,
+        timestamp(at(9, 0, 5))
+    );
+    // Moved to another folder: inbox is no longer watched, "drop" is.
+    let moved = app
+        .automations()
+        .update_automation(bearer(
+            pb::UpdateAutomationRequest {
+                automation: Some(pb::Automation {
+                    name: name.clone(),
+                    ..arrival_in("drop")
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["arrival".into()],
+                }),
+            },
+            &ada.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    clock.set(at(9, 0, 10));
+    upload("inbox/b.txt").await;
+    assert_eq!(
+        get(&app, &ada, &name).await.next_run_time,
+        moved.next_run_time
+    );
+    upload("drop/b.txt").await;
+    assert_eq!(
+        get(&app, &ada, &name).await.next_run_time,
+        timestamp(at(9, 0, 15))
+    );
+    // Paused: nothing is marked; resumed: marked again.
+    let pause = |paused: bool| {
+        let mut client = app.automations();
+        let (token, name) = (ada.token.clone(), name.clone());
+        async move {
+            if paused {
+                client
+                    .pause_automation(bearer(pb::PauseAutomationRequest { name }, &token))
+                    .await
+                    .unwrap();
+            } else {
+                client
+                    .resume_automation(bearer(pb::ResumeAutomationRequest { name }, &token))
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    pause(true).await;
+    clock.set(at(9, 0, 20));
+    upload("drop/c.txt").await;
+    assert_eq!(get(&app, &ada, &name).await.next_run_time, None);
+    // (All within ten quiet periods of the first pending arrival, the cap.)
+    clock.set(at(9, 0, 25));
+    pause(false).await;
+    upload("drop/d.txt").await;
+    assert_eq!(
+        get(&app, &ada, &name).await.next_run_time,
+        timestamp(at(9, 0, 30))
+    );
+
+    // Deleted: uploads are no arrivals (and do not fail).
+    app.automations()
+        .delete_automation(bearer(
+            pb::DeleteAutomationRequest {
+                name: name.clone(),
+                ..Default::default()
+            },
+            &ada.token,
+        ))
+        .await
+        .unwrap();
+    upload("drop/e.txt").await;
+    assert!(ada.root.join("drop/e.txt").is_file());
+}
