@@ -24,7 +24,7 @@ use crate::{
     common::{
         KillOnDrop, Options, TestApp, assert_code, bad_field, bearer, free_port, reason, tree,
     },
-    files::{files, small_request},
+    files::{delete, files, small_request},
     kills::{assert_consistent_after_kill, build_tree, moved_away},
     operations::{User, user, wait_for},
 };
@@ -1119,7 +1119,7 @@ fn arrival_in(folder: &str) -> pb::Automation {
 /// and deleting must each be seen by the next upload). A file restored
 /// from the trash into a watched folder is an arrival like an upload.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn arrivals_follow_every_change_of_the_automations() {
+async fn arrivals_follow_every_change_of_the_automations_and_restores_arrive() {
     let clock = TestClock::new(at(9, 0, 0));
     let app = TestApp::spawn_with(Options {
         env: clock.env(0),
@@ -1203,6 +1203,36 @@ async fn arrivals_follow_every_change_of_the_automations() {
     assert_eq!(
         get(&app, &ada, &name).await.next_run_time,
         timestamp(at(9, 0, 30))
+    );
+
+    // A restore into the watched folder is an arrival; one elsewhere is not.
+    upload("elsewhere/r.txt").await;
+    upload("elsewhere/s.txt").await;
+    let r = delete(&app, &ada, "elsewhere/r.txt").await.unwrap();
+    let s = delete(&app, &ada, "elsewhere/s.txt").await.unwrap();
+    clock.set(at(9, 0, 35));
+    let restore = |item: &pb::TrashItem, path: &str| {
+        let mut client = files(&app);
+        let request = bearer(
+            pb::RestoreFileRequest {
+                name: item.name.clone(),
+                path: path.into(),
+                ..Default::default()
+            },
+            &ada.token,
+        );
+        async move { client.restore_file(request).await.unwrap() }
+    };
+    restore(&s, "").await;
+    assert_eq!(
+        get(&app, &ada, &name).await.next_run_time,
+        timestamp(at(9, 0, 30))
+    );
+    restore(&r, "drop/r.txt").await;
+    assert!(ada.root.join("drop/r.txt").is_file());
+    assert_eq!(
+        get(&app, &ada, &name).await.next_run_time,
+        timestamp(at(9, 0, 40))
     );
 
     // Deleted: uploads are no arrivals (and do not fail).
