@@ -197,6 +197,10 @@ pub struct RateLimits {
     pub api: u32,
     /// `RATE_LIMIT_UPLOAD` (default 10): uploads per user.
     pub upload: u32,
+    /// `RATE_LIMIT_UPLOAD_BYTES` (default 2 GiB): bytes a user may upload
+    /// per window, over every path that brings bytes in, counted as they
+    /// arrive (`crate::api::files` upload_budget).
+    pub upload_bytes: u64,
     /// `RATE_LIMIT_EXPORT` (default 5): report exports and archive downloads per user.
     pub export: u32,
     /// `RATE_LIMIT_GLOBAL_API` (default 1000): all users together.
@@ -576,6 +580,12 @@ impl Config {
                 )?),
                 api: parse(&get, "RATE_LIMIT_API", 100u32, 1..=10_000_000)?,
                 upload: parse(&get, "RATE_LIMIT_UPLOAD", 10u32, 1..=10_000_000)?,
+                upload_bytes: parse(
+                    &get,
+                    "RATE_LIMIT_UPLOAD_BYTES",
+                    2u64 << 30,
+                    1..=(1u64 << 50),
+                )?,
                 export: parse(&get, "RATE_LIMIT_EXPORT", 5u32, 1..=10_000_000)?,
                 global_api: parse(&get, "RATE_LIMIT_GLOBAL_API", 1000u32, 1..=100_000_000)?,
                 global_transfer: parse(

@@ -78,6 +78,10 @@ pub enum AppError {
         message: String,
         metadata: Vec<(&'static str, String)>,
     },
+    /// A write's etag is stale: the resource changed since it was read
+    /// (ABORTED, reason ETAG_MISMATCH, AIP-154). Nothing was written.
+    #[error("{message}")]
+    Aborted { message: String },
     /// A limit was hit: a rate limit (RATE_LIMITED), a quota or the disk
     /// (QUOTA_EXCEEDED). `retry_after` becomes the RetryInfo; `None` when
     /// waiting cannot help (a request message too large). `metadata` goes
@@ -262,6 +266,9 @@ impl From<AppError> for Status {
                 none(),
                 metadata,
             ),
+            AppError::Aborted { message } => {
+                status(Code::Aborted, message, ErrorReason::EtagMismatch, none())
+            }
             AppError::ResourceExhausted {
                 reason,
                 message,

@@ -170,6 +170,9 @@ pub async fn run(
         // Outermost: counts every call of a connection, so one without any for
         // IDLE_CONNECTION_TIMEOUT_SECS can be closed (see `incoming` below).
         .layer(crate::layers::idle::ActivityLayer)
+        // An HTTP/1.1 (grpc-web) body answered before it was read is read to
+        // its end first, so the client gets the answer (and its RetryInfo).
+        .layer(crate::layers::drain::DrainLayer)
         .layer(cors(&config.cors_origins))
         .layer(GrpcWebLayer::new())
         .layer(crate::layers::request_context::RequestContextLayer::new(

@@ -15,10 +15,11 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::{convert, parts, respond};
+use crate::jobs::automations::automations_changed;
 use crate::{
     auth::Principal,
     db::{
-        self,
+        self, Write,
         automations::{Automation, AutomationSettings},
     },
     domain::{OperationSpec, QuietPeriod, Schedule, ScheduleError, Trigger},
@@ -244,6 +245,7 @@ impl Automations {
         let mut conn = self.state.db.get().await?;
         let row = db::automations::insert(&mut conn, Uuid::now_v7(), principal.user_id, &settings)
             .await?;
+        automations_changed(&self.state, principal.user_id).await;
         Ok(convert::automation(&row))
     }
 
@@ -282,10 +284,10 @@ impl Automations {
         let existing = self
             .find(&principal, &patch.name, "automation.name")
             .await?;
-        if !patch.etag.is_empty() && patch.etag != convert::etag(existing.version) {
-            return Err(AppError::FailedPrecondition {
-                message: "the automation was changed since it was read (etag mismatch)".into(),
-            });
+        if let Some(expected) = convert::parse_etag(&patch.etag, "automation.etag")?
+            && expected != existing.version
+        {
+            return Err(convert::stale_etag(&patch.name, existing.version));
         }
         let mut merged = convert::automation(&existing);
         let paths: Vec<&str> = match &req.update_mask {
@@ -321,11 +323,15 @@ impl Automations {
             existing.version,
             &settings,
         )
-        .await?
-        .ok_or_else(|| AppError::FailedPrecondition {
-            message: "the automation was changed meanwhile; read it again".into(),
-        })?;
-        Ok(convert::automation(&row))
+        .await?;
+        match row {
+            Write::Done(row) => {
+                automations_changed(&self.state, principal.user_id).await;
+                Ok(convert::automation(&row))
+            }
+            Write::Missing => Err(AppError::not_found(patch.name)),
+            Write::Stale { current } => Err(convert::stale_etag(&patch.name, current)),
+        }
     }
 
     async fn set_paused(
@@ -359,6 +365,7 @@ impl Automations {
         )
         .await?
         .ok_or_else(|| AppError::not_found(name.to_string()))?;
+        automations_changed(&self.state, principal.user_id).await;
         Ok(convert::automation(&row))
     }
 }
@@ -418,11 +425,15 @@ impl AutomationService for Automations {
         let (principal, req) = parts(request)?;
         let result = async {
             let id = parse_name(&req.name, "name")?;
+            let expected = convert::parse_etag(&req.etag, "etag")?;
             let mut conn = self.state.db.get().await?;
-            if db::automations::delete(&mut conn, principal.user_id, id).await? {
-                Ok(())
-            } else {
-                Err(AppError::not_found(req.name.clone()))
+            match db::automations::delete(&mut conn, principal.user_id, id, expected).await? {
+                Write::Done(()) => {
+                    automations_changed(&self.state, principal.user_id).await;
+                    Ok(())
+                }
+                Write::Missing => Err(AppError::not_found(req.name.clone())),
+                Write::Stale { current } => Err(convert::stale_etag(&req.name, current)),
             }
         }
         .await;

@@ -466,8 +466,9 @@ pub fn report(r: &Report) -> pb::OperationReport {
 pub const RULE_COLLECTION: &str = "rules/";
 
 /// The version an etag from a request names (`field` for the error); None
-/// for an empty one.
-pub fn parse_rule_etag(etag: &str, field: &str) -> AppResult<Option<i64>> {
+/// for an empty one. The one parser of the etags [`etag`] gives out (rules,
+/// automations): quoted or not, weak (`W/`) or strong.
+pub fn parse_etag(etag: &str, field: &str) -> AppResult<Option<i64>> {
     let etag = etag.trim();
     if etag.is_empty() {
         return Ok(None);
@@ -725,6 +726,17 @@ pub fn etag(version: i64) -> String {
     format!("\"{version}\"")
 }
 
+/// The refusal of a write whose etag is not `name`'s current version:
+/// ABORTED (AIP-154), nothing written.
+pub fn stale_etag(name: &str, current: i64) -> AppError {
+    AppError::Aborted {
+        message: format!(
+            "{name} has changed since it was read (its etag is now {}); read it again",
+            etag(current)
+        ),
+    }
+}
+
 /// A request's archive format: `None` to detect it (UNSPECIFIED, AUTO).
 pub fn archive_format(raw: i32, field: &str) -> AppResult<Option<ArchiveFormat>> {
     match pb::ArchiveFormat::try_from(raw) {
@@ -761,6 +773,7 @@ impl From<SkipReason> for pb::ArchiveEntrySkipReason {
             SkipReason::TooDeep => R::TooDeep,
             SkipReason::AlreadyExists => R::AlreadyExists,
             SkipReason::NotAFolder => R::NotAFolder,
+            SkipReason::Identical => R::Identical,
         }
     }
 }

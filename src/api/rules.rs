@@ -90,15 +90,6 @@ fn domain_rule(id: Uuid, version: i64, values: &RuleValues) -> Rule {
     }
 }
 
-fn stale(name: &str, current: i64) -> AppError {
-    AppError::FailedPrecondition {
-        message: format!(
-            "{name} has changed since it was read (its etag is now {}); read it again",
-            convert::etag(current)
-        ),
-    }
-}
-
 fn encode_token(position: i32, created: DateTime<Utc>, id: Uuid) -> String {
     format!("{position}.{}", pagination::encode(created, id))
 }
@@ -176,7 +167,7 @@ impl Rules {
             .rule
             .ok_or_else(|| AppError::invalid("rule", "is required"))?;
         let id = parse_name(&patch.name, "rule.name")?;
-        let expected = convert::parse_rule_etag(&patch.etag, "rule.etag")?;
+        let expected = convert::parse_etag(&patch.etag, "rule.etag")?;
         let mut conn = self.state.db.get().await?;
         let current = db::rules::find_for_user(&mut conn, principal.user_id, id)
             .await?
@@ -184,7 +175,7 @@ impl Rules {
         if let Some(expected) = expected
             && expected != current.version
         {
-            return Err(stale(&patch.name, current.version));
+            return Err(convert::stale_etag(&patch.name, current.version));
         }
         let mut merged = convert::rule(&current);
         let paths: Vec<&str> = match &req.update_mask {
@@ -232,18 +223,18 @@ impl Rules {
         {
             Write::Done(row) => Ok(convert::rule(&row)),
             Write::Missing => Err(AppError::not_found(patch.name)),
-            Write::Stale { current } => Err(stale(&patch.name, current)),
+            Write::Stale { current } => Err(convert::stale_etag(&patch.name, current)),
         }
     }
 
     async fn delete(&self, principal: Principal, req: pb::DeleteRuleRequest) -> AppResult<()> {
         let id = parse_name(&req.name, "name")?;
-        let expected = convert::parse_rule_etag(&req.etag, "etag")?;
+        let expected = convert::parse_etag(&req.etag, "etag")?;
         let mut conn = self.state.db.get().await?;
         match db::rules::delete(&mut conn, principal.user_id, id, expected).await? {
             Write::Done(()) => Ok(()),
             Write::Missing => Err(AppError::not_found(req.name)),
-            Write::Stale { current } => Err(stale(&req.name, current)),
+            Write::Stale { current } => Err(convert::stale_etag(&req.name, current)),
         }
     }
 

@@ -173,6 +173,12 @@ impl SystemService for System {
         }
         for bucket in &buckets {
             self.state.limiter.reset(&bucket.user_key(user_id)).await;
+            if *bucket == Bucket::Upload {
+                self.state
+                    .limiter
+                    .reset(&Bucket::upload_bytes_key(user_id))
+                    .await;
+            }
         }
         self.audit(
             &ctx,

@@ -18,6 +18,7 @@ use diesel::{
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use super::Write;
 use crate::{
     domain::{OperationKind, OperationOptions, TriggerKind},
     schema::automations,
@@ -140,8 +141,8 @@ pub async fn update(
     id: Uuid,
     version: i64,
     settings: &AutomationSettings,
-) -> QueryResult<Option<Automation>> {
-    diesel::update(
+) -> QueryResult<Write<Automation>> {
+    let updated = diesel::update(
         automations::table
             .find(id)
             .filter(automations::user_id.eq(user_id))
@@ -155,7 +156,31 @@ pub async fn update(
     .returning(Automation::as_returning())
     .get_result(conn)
     .await
-    .optional()
+    .optional()?;
+    match updated {
+        Some(row) => Ok(Write::Done(row)),
+        None => refused(conn, user_id, id).await,
+    }
+}
+
+/// Why a write on one of the user's automations changed nothing: it is
+/// gone, or its version moved on.
+async fn refused<T>(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    id: Uuid,
+) -> QueryResult<Write<T>> {
+    let current: Option<i64> = automations::table
+        .find(id)
+        .filter(automations::user_id.eq(user_id))
+        .select(automations::version)
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(match current {
+        Some(current) => Write::Stale { current },
+        None => Write::Missing,
+    })
 }
 
 /// Pauses (`next_run_at` cleared) or resumes (`next_run_at` as given).
@@ -183,15 +208,28 @@ pub async fn set_paused(
     .optional()
 }
 
-pub async fn delete(conn: &mut AsyncPgConnection, user_id: Uuid, id: Uuid) -> QueryResult<bool> {
-    let n = diesel::delete(
+/// Deletes one of the user's automations, only at version `expected` when
+/// given (a stale etag deletes nothing).
+pub async fn delete(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    id: Uuid,
+    expected: Option<i64>,
+) -> QueryResult<Write<()>> {
+    let mut query = diesel::delete(
         automations::table
             .find(id)
             .filter(automations::user_id.eq(user_id)),
     )
-    .execute(conn)
-    .await?;
-    Ok(n > 0)
+    .into_boxed();
+    if let Some(version) = expected {
+        query = query.filter(automations::version.eq(version));
+    }
+    if query.execute(conn).await? > 0 {
+        Ok(Write::Done(()))
+    } else {
+        refused(conn, user_id, id).await
+    }
 }
 
 /// Locks up to `limit` due automations (not paused, `next_run_at` at or
@@ -329,6 +367,24 @@ pub async fn mark_changed(
     .bind::<Text, _>(path)
     .execute(conn)
     .await
+}
+
+/// The folders of `user_id`'s unpaused arrival automations ("" for the
+/// whole storage), for `jobs::automations::files_arrived` to skip the write
+/// when no automation watches where files arrived.
+pub async fn arrival_folders(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+) -> QueryResult<Vec<String>> {
+    let folders: Vec<Option<String>> = automations::table
+        .filter(automations::user_id.eq(user_id))
+        .filter(automations::trigger_kind.eq(TriggerKind::Arrival))
+        .filter(automations::paused.eq(false))
+        .select(automations::folder_path)
+        .load(conn)
+        .await?;
+    // An arrival automation always has a folder; a NULL would match nothing.
+    Ok(folders.into_iter().flatten().collect())
 }
 
 /// Watched-folder automations that are not paused (for the watcher and the

@@ -53,6 +53,18 @@ pub(crate) const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub use crate::error::ConnectTimedOut;
 
+/// What a versioned update or delete (a rule, an automation) found.
+#[derive(Debug)]
+pub enum Write<T> {
+    Done(T),
+    /// No such row of this user.
+    Missing,
+    /// The row's version is not the expected one; nothing changed.
+    Stale {
+        current: i64,
+    },
+}
+
 /// Builds the pool. Connections are made lazily, so a database that is down
 /// at this moment does not prevent the pool from existing.
 pub fn pool(url: &str, size: u32) -> DbPool {

@@ -353,14 +353,21 @@ pub async fn heartbeat(
 }
 
 /// Sets state, phase and the phase timings (and the finish time for final
-/// states).
+/// states), only while `holder` still holds the job. None when it no longer
+/// does: a worker whose claim went stale and was taken over must not change
+/// the state of the job its new holder is running (nor end it). Every write
+/// a worker makes to its job's row is fenced like this ([`fail`],
+/// [`release`], [`set_counters`], [`set_phase_seconds`],
+/// [`set_applied_cursor`], [`set_rule_set_version`],
+/// `file_records::record_batch`).
 pub async fn set_state(
     conn: &mut AsyncPgConnection,
     id: Uuid,
+    holder: &str,
     state: OperationState,
     phase: Option<Phase>,
     phase_seconds: &serde_json::Value,
-) -> QueryResult<Operation> {
+) -> QueryResult<Option<Operation>> {
     use diesel::sql_types::{Bool, Text};
     let now = Utc::now();
     let finished = state.is_at_rest();
@@ -373,7 +380,7 @@ pub async fn set_state(
         .sql(" ELSE ")
         .bind::<Text, _>(state)
         .sql(" END");
-    diesel::update(operations::table.find(id))
+    diesel::update(held(id, holder))
         .set((
             operations::state.eq(state_sql),
             operations::phase.eq(phase),
@@ -384,6 +391,21 @@ pub async fn set_state(
         .returning(Operation::as_returning())
         .get_result(conn)
         .await
+        .optional()
+}
+
+/// The row of job `id` while `holder` holds it (the fence of every
+/// worker's write; see [`set_state`]).
+fn held(
+    id: Uuid,
+    holder: &str,
+) -> diesel::dsl::Filter<
+    diesel::dsl::Find<operations::table, Uuid>,
+    diesel::dsl::Eq<operations::worker_id, &str>,
+> {
+    operations::table
+        .find(id)
+        .filter(operations::worker_id.eq(holder))
 }
 
 /// Writes the phase timings alone: not a change of the operation's state or
@@ -392,9 +414,10 @@ pub async fn set_state(
 pub async fn set_phase_seconds(
     conn: &mut AsyncPgConnection,
     id: Uuid,
+    holder: &str,
     phase_seconds: &serde_json::Value,
 ) -> QueryResult<usize> {
-    diesel::update(operations::table.find(id))
+    diesel::update(held(id, holder))
         .set(operations::phase_seconds.eq(phase_seconds))
         .execute(conn)
         .await
@@ -403,23 +426,21 @@ pub async fn set_phase_seconds(
 /// Persists a working operation's counters. Those of an operation at rest
 /// are final and left alone, `updated_at` with them: a heartbeat that fires
 /// just after the job's last state change must not move the version its
-/// stored report and counts were computed for (`db::memos`).
+/// stored report and counts were computed for (`db::memos`). Only while
+/// `holder` holds the job.
 pub async fn set_counters(
     conn: &mut AsyncPgConnection,
     id: Uuid,
+    holder: &str,
     counters: &Counters,
 ) -> QueryResult<usize> {
-    diesel::update(
-        operations::table
-            .find(id)
-            .filter(operations::state.ne_all(OperationState::AT_REST)),
-    )
-    .set((
-        CounterColumns::from(*counters),
-        operations::updated_at.eq(Utc::now()),
-    ))
-    .execute(conn)
-    .await
+    diesel::update(held(id, holder).filter(operations::state.ne_all(OperationState::AT_REST)))
+        .set((
+            CounterColumns::from(*counters),
+            operations::updated_at.eq(Utc::now()),
+        ))
+        .execute(conn)
+        .await
 }
 
 /// Marks the job failed, only while `holder` still holds its claim: a
@@ -543,24 +564,28 @@ pub async fn applied_cursor(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResu
         .await
 }
 
+/// Only while `holder` holds the job.
 pub async fn set_applied_cursor(
     conn: &mut AsyncPgConnection,
     id: Uuid,
+    holder: &str,
     cursor: i64,
 ) -> QueryResult<usize> {
-    diesel::update(operations::table.find(id))
+    diesel::update(held(id, holder))
         .set(operations::applied_cursor.eq(cursor))
         .execute(conn)
         .await
 }
 
-/// Records the rule set version an operation's plan uses (None: none).
+/// Records the rule set version an operation's plan uses (None: none),
+/// only while `holder` holds the job.
 pub async fn set_rule_set_version(
     conn: &mut AsyncPgConnection,
     id: Uuid,
+    holder: &str,
     version: Option<i64>,
 ) -> QueryResult<usize> {
-    diesel::update(operations::table.find(id))
+    diesel::update(held(id, holder))
         .set(operations::rule_set_version.eq(version))
         .execute(conn)
         .await

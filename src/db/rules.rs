@@ -51,17 +51,7 @@ pub struct RuleValues {
     pub definition: RuleDefinition,
 }
 
-/// What an update or delete found.
-#[derive(Debug)]
-pub enum Write<T> {
-    Done(T),
-    /// No such rule of this user.
-    Missing,
-    /// The rule's version is not the expected one; nothing changed.
-    Stale {
-        current: i64,
-    },
-}
+pub use super::Write;
 
 /// The order rules are tried in.
 type Order = (rules::position, rules::created_at, rules::id);

@@ -38,6 +38,9 @@ pub enum SkipReason {
     /// A file is where one of its folders should be (or a folder where the
     /// file should be).
     NotAFolder,
+    /// SKIP_IF_IDENTICAL: its content is already stored under its name or
+    /// one of its ` (n)` variants (`storage::NewFile::identical_stored`).
+    Identical,
 }
 
 /// An entry that was not stored, and why.

@@ -13,6 +13,7 @@
 //! | `api_key_v3` | key prefix | 60 s (CACHE_PRINCIPAL_TTL_SECS) | RevokeApiKey |
 //! | `auth_user` | user id | 60 s (CACHE_PRINCIPAL_TTL_SECS) | `fileorg user promote/demote/disable/enable` (twice: `auth::sessions`) |
 //! | `session` | refresh-token family id | 60 s (CACHE_PRINCIPAL_TTL_SECS) | Logout, reuse detection, password change (twice: `auth::sessions`) |
+//! | `arrival_folders` | user id | 60 s (CACHE_PRINCIPAL_TTL_SECS) | every automation write of the user (`jobs::automations::automations_changed`) |
 //!
 //! Keys are `<REDIS_KEY_PREFIX>v2:cache:<cache>:<id>`; the version segment
 //! changes whenever a cached message's meaning changes, so old entries are

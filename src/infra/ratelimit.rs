@@ -87,6 +87,38 @@ impl Decision {
     }
 }
 
+/// The outcome of taking units (bytes) from a budget ([`Limiter::take`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Taken {
+    /// Every unit asked for fit.
+    pub allowed: bool,
+    pub limit: u64,
+    /// Units still free in the current window.
+    pub remaining: u64,
+    /// When the window has room again (refused), or frees a unit.
+    pub reset_after: Duration,
+}
+
+impl Taken {
+    /// The refusal of a transfer that ran past the byte budget on `what`:
+    /// RESOURCE_EXHAUSTED, reason RATE_LIMITED (ErrorInfo metadata `limit`
+    /// naming `what`), with a RetryInfo of the time until the window has
+    /// room again.
+    pub fn refusal(&self, what: &str) -> AppError {
+        let retry = Duration::from_secs(self.reset_after.as_secs_f64().ceil().max(1.0) as u64);
+        AppError::ResourceExhausted {
+            reason: ErrorReason::RateLimited,
+            message: format!(
+                "rate limit exceeded for {what}: {} bytes per window; retry in {}s",
+                self.limit,
+                retry.as_secs()
+            ),
+            retry_after: Some(retry),
+            metadata: vec![("limit", what.to_string())],
+        }
+    }
+}
+
 /// Counts requests against KEYS[1] (limit ARGV[2], up to ARGV[3] units) and,
 /// only if that admitted it, against KEYS[2] (limit ARGV[4], up to ARGV[5]
 /// units): the per-user and the global window of one call in a single round
@@ -188,12 +220,12 @@ impl Windows {
     /// When a slot frees: the whole budget is back for an empty window;
     /// otherwise the time until the estimate drops below the limit (when
     /// refused) or by one (when admitted).
-    fn reset_after(&self, limit: u32) -> Duration {
+    fn reset_after(&self, limit: u64) -> Duration {
         let estimate = self.estimate();
         if estimate == 0 {
             Duration::from_millis(self.window)
-        } else if estimate >= u64::from(limit) {
-            self.until_at_most(u64::from(limit).saturating_sub(1))
+        } else if estimate >= limit {
+            self.until_at_most(limit.saturating_sub(1))
         } else {
             self.until_at_most(estimate - 1)
         }
@@ -336,6 +368,51 @@ impl Limiter {
         )
     }
 
+    /// Takes `units` (bytes, say) from the budget of `limit` units per
+    /// window of `key`, shared by every process through Redis like the
+    /// request limits. Allowed only if all of them fit; when they do not,
+    /// those that fit are counted (the budget is then spent for the window)
+    /// and the answer is a refusal whose `reset_after` is the time until
+    /// the window has room again.
+    pub async fn take(&self, key: &str, limit: u64, units: u64) -> Taken {
+        let window = self.window_ms();
+        let counted = match &self.redis {
+            Some(pool) => {
+                let names = [self.redis_key(key)];
+                match self.eval(pool, &names, &[window, limit, units]).await {
+                    Ok(v) if v.len() >= 4 => Some((
+                        v[0].max(0) as u64,
+                        Windows {
+                            window,
+                            previous: v[1].max(0) as u64,
+                            current: v[2].max(0) as u64,
+                            elapsed: (v[3].max(0) as u64).min(window - 1),
+                        },
+                    )),
+                    Ok(_) => None,
+                    Err(error) => {
+                        if !self.warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                            tracing::warn!(%error, "Redis unavailable for rate limits: using per-process counters");
+                        }
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        let (granted, windows) = counted.unwrap_or_else(|| {
+            let now = self.epoch.elapsed().as_millis() as u64;
+            let mut map = self.local.lock().expect("limiter lock");
+            take_local_at(&mut map, key, limit, units, now, window)
+        });
+        Taken {
+            allowed: granted == units,
+            limit,
+            remaining: limit.saturating_sub(windows.estimate()),
+            reset_after: windows.reset_after(limit),
+        }
+    }
+
     /// The current state of `key` without counting a request.
     ///
     /// Every authenticated call peeks at its address's failed-credential
@@ -451,11 +528,6 @@ impl Limiter {
         keys: &[(&str, u32)],
         record: bool,
     ) -> Result<Vec<Counted>, String> {
-        use bb8_redis::redis::{ErrorKind, ServerErrorKind, cmd};
-        let mut conn = tokio::time::timeout(Duration::from_millis(500), pool.get())
-            .await
-            .map_err(|_| "timed out".to_string())?
-            .map_err(|e| e.to_string())?;
         let mut args = vec![self.window_ms()];
         // A limit of 0 admits (and so records) nothing: a peek.
         for (_, limit) in keys {
@@ -466,39 +538,7 @@ impl Limiter {
             }
         }
         let names: Vec<String> = keys.iter().map(|(key, _)| self.redis_key(key)).collect();
-        let mut loaded = false;
-        let values: Vec<i64> = loop {
-            let sha = self.script_sha.lock().expect("limiter lock").clone();
-            let sha = match sha {
-                Some(sha) => sha,
-                None => {
-                    let sha: String = cmd("SCRIPT")
-                        .arg("LOAD")
-                        .arg(SCRIPT)
-                        .query_async(&mut *conn)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    loaded = true;
-                    *self.script_sha.lock().expect("limiter lock") = Some(sha.clone());
-                    sha
-                }
-            };
-            match cmd("EVALSHA")
-                .arg(&sha)
-                .arg(names.len())
-                .arg(&names)
-                .arg(&args)
-                .query_async(&mut *conn)
-                .await
-            {
-                Ok(values) => break values,
-                // Redis restarted (or flushed its scripts): load it again, once.
-                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) && !loaded => {
-                    *self.script_sha.lock().expect("limiter lock") = None;
-                }
-                Err(e) => return Err(e.to_string()),
-            }
-        };
+        let values = self.eval(pool, &names, &args).await?;
         let window = self.window_ms();
         Ok(values
             .chunks_exact(4)
@@ -525,6 +565,54 @@ impl Limiter {
                 }
             })
             .collect())
+    }
+
+    /// Runs [`SCRIPT`] on `names` with `args` (loading it when Redis does
+    /// not know it).
+    async fn eval(
+        &self,
+        pool: &RedisPool,
+        names: &[String],
+        args: &[u64],
+    ) -> Result<Vec<i64>, String> {
+        use bb8_redis::redis::{ErrorKind, ServerErrorKind, cmd};
+        let mut conn = tokio::time::timeout(Duration::from_millis(500), pool.get())
+            .await
+            .map_err(|_| "timed out".to_string())?
+            .map_err(|e| e.to_string())?;
+        let mut loaded = false;
+        loop {
+            let sha = self.script_sha.lock().expect("limiter lock").clone();
+            let sha = match sha {
+                Some(sha) => sha,
+                None => {
+                    let sha: String = cmd("SCRIPT")
+                        .arg("LOAD")
+                        .arg(SCRIPT)
+                        .query_async(&mut *conn)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    loaded = true;
+                    *self.script_sha.lock().expect("limiter lock") = Some(sha.clone());
+                    sha
+                }
+            };
+            match cmd("EVALSHA")
+                .arg(&sha)
+                .arg(names.len())
+                .arg(names)
+                .arg(args)
+                .query_async(&mut *conn)
+                .await
+            {
+                Ok(values) => return Ok(values),
+                // Redis restarted (or flushed its scripts): load it again, once.
+                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) && !loaded => {
+                    *self.script_sha.lock().expect("limiter lock") = None;
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
     }
 
     /// Uses one leased unit of `key`, if it has one left in its window.
@@ -594,6 +682,25 @@ fn count_local_at(
     now: u64,
     window: u64,
 ) -> Counted {
+    let (granted, windows) =
+        take_local_at(map, key, u64::from(limit), u64::from(record), now, window);
+    Counted {
+        admitted: granted > 0,
+        windows,
+    }
+}
+
+/// Takes up to `units` of the budget `limit` of `key` at `now` ms: as many
+/// as fit (none once the window holds `limit`). Returns the units granted
+/// and the windows after counting them.
+fn take_local_at(
+    map: &mut HashMap<String, LocalSlot>,
+    key: &str,
+    limit: u64,
+    units: u64,
+    now: u64,
+    window: u64,
+) -> (u64, Windows) {
     let index = now / window;
     let mut slot = map.get(key).copied().unwrap_or(LocalSlot {
         index,
@@ -614,13 +721,13 @@ fn count_local_at(
         current: slot.current,
         elapsed: now - index * window,
     };
-    let admitted = record && windows.estimate() < u64::from(limit);
-    if admitted {
-        windows.current += 1;
-        slot.current += 1;
+    let granted = units.min(limit.saturating_sub(windows.estimate()));
+    if granted > 0 {
+        windows.current += granted;
+        slot.current += granted;
         map.insert(key.to_string(), slot);
     }
-    Counted { admitted, windows }
+    (granted, windows)
 }
 
 /// Raw result of one count.
@@ -637,7 +744,7 @@ impl Counted {
             allowed: self.admitted,
             limit,
             remaining: limit.saturating_sub(estimate),
-            reset_after: self.windows.reset_after(limit),
+            reset_after: self.windows.reset_after(u64::from(limit)),
         }
     }
 }
@@ -680,6 +787,11 @@ impl Bucket {
 
     pub fn user_key(self, user_id: uuid::Uuid) -> String {
         format!("{}:user:{user_id}", self.name())
+    }
+
+    /// The key of a user's byte budget for uploads (`RATE_LIMIT_UPLOAD_BYTES`).
+    pub fn upload_bytes_key(user_id: uuid::Uuid) -> String {
+        format!("upload-bytes:user:{user_id}")
     }
 
     pub fn global_key(self) -> String {
@@ -872,6 +984,41 @@ mod tests {
         assert!(admitted >= 4_000 - 2 * 4, "{admitted} admitted");
         assert_eq!(refused_in_a_row, 10);
         assert!(counted_in_redis(&a, "shared").await <= 4_000);
+    }
+
+    #[tokio::test]
+    async fn byte_budgets_are_taken_whole_or_refused_and_shared_by_processes() {
+        let prefix = format!("fileorg-test-{}:", uuid::Uuid::new_v4().simple());
+        // Two API processes sharing a budget of 1,000 bytes.
+        let (a, b) = (on_redis(&prefix).await, on_redis(&prefix).await);
+        let taken = a.take("bytes", 1_000, 600).await;
+        assert!(taken.allowed);
+        assert_eq!(taken.remaining, 400);
+        assert!(b.take("bytes", 1_000, 400).await.allowed);
+        // Spent, whichever process asks; the refusal says when to retry.
+        let refused = a.take("bytes", 1_000, 1).await;
+        assert!(!refused.allowed);
+        assert_eq!(refused.remaining, 0);
+        assert!(refused.reset_after > Duration::ZERO);
+        assert!(!b.take("bytes", 1_000, 1).await.allowed);
+        // Another key has its own budget; an ask larger than what is left
+        // is refused, and what fitted is spent.
+        assert!(!a.take("other", 1_000, 1_500).await.allowed);
+        assert!(!b.take("other", 1_000, 1).await.allowed);
+        assert_eq!(counted_in_redis(&a, "bytes").await, 1_000);
+        // Without Redis the same rule holds in the process.
+        let local = Limiter::new(None, "t:", Duration::from_secs(60));
+        assert!(local.take("bytes", 10, 10).await.allowed);
+        let refused = local.take("bytes", 10, 1).await;
+        assert!(!refused.allowed);
+        assert!(matches!(
+            refused.refusal("upload bytes"),
+            AppError::ResourceExhausted {
+                reason: ErrorReason::RateLimited,
+                retry_after: Some(_),
+                ..
+            }
+        ));
     }
 
     /// A refusal goes through the one `From<AppError> for Status` and

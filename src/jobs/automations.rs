@@ -206,13 +206,83 @@ fn request_of(row: &Automation) -> OperationRequest {
     }
 }
 
+/// The cache (`infra::cache`) of a user's arrival folders: which folders
+/// their unpaused arrival automations watch. Every automation write of the
+/// user drops it ([`automations_changed`]).
+const ARRIVAL_CACHE: &str = "arrival_folders";
+
+/// A user's arrival folders, as cached.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ArrivalFolders {
+    #[prost(string, repeated, tag = "1")]
+    folders: Vec<String>,
+}
+
+/// After any write of `user_id`'s automations (create, update, delete,
+/// pause, resume): uploads must see the new set of arrival folders.
+pub async fn automations_changed(state: &AppState, user_id: Uuid) {
+    state
+        .cache
+        .invalidate(&[(ARRIVAL_CACHE, user_id.to_string())])
+        .await;
+}
+
+/// Whether an arrival automation of `user_id` watches a folder holding
+/// `path`. Answered from the cache when it can: an upload of a user without
+/// arrival automations costs no database write, and at most one read per
+/// cache lifetime. In the process that changed the automations the answer
+/// is exact at once; another process sees the change within the cache's
+/// in-process TTL (`CACHE_LOCAL_TTL_MS`, 1 s), as for every cached read.
+async fn watched_by_arrivals(
+    state: &AppState,
+    user_id: Uuid,
+    path: &UserPath,
+) -> anyhow::Result<bool> {
+    let folders = match state
+        .cache
+        .get::<ArrivalFolders>(ARRIVAL_CACHE, user_id)
+        .await
+    {
+        Some(hit) => hit,
+        None => {
+            let mut conn = state.db.get().await?;
+            let folders = ArrivalFolders {
+                folders: db::automations::arrival_folders(&mut conn, user_id).await?,
+            };
+            state
+                .cache
+                .put(ARRIVAL_CACHE, user_id, &folders, state.cache.ttls.principal)
+                .await;
+            folders
+        }
+    };
+    let path = path.as_str();
+    // The rule of `db::automations::mark_changed`, which the write applies.
+    Ok(folders.folders.iter().any(|folder| {
+        folder.is_empty()
+            || path == folder
+            || path
+                .strip_prefix(folder.as_str())
+                .is_some_and(|rest| rest.starts_with('/'))
+    }))
+}
+
 /// Files arrived under `path` (a file, or a folder such as an archive's
 /// extraction) in `user_id`'s storage through the API. Every path that
 /// stores files for a user calls this once the files are in place; the
 /// arrival automations whose folder holds `path` become due after their
 /// quiet period. Never fails the caller: the files are stored, and an
 /// automation that misses them still organizes them at its next run.
+///
+/// Nothing is written unless an arrival automation watches `path`
+/// ([`watched_by_arrivals`], usually from the cache).
 pub async fn files_arrived(state: &AppState, user_id: Uuid, path: &UserPath) {
+    match watched_by_arrivals(state, user_id, path).await {
+        Ok(true) => {}
+        Ok(false) => return,
+        // Unknown: write, as before the check.
+        Err(error) => tracing::warn!(%error, %path, "arrival folders unknown; marking anyway"),
+    }
     let now = state.clock.now();
     let marked = match state.db.get().await {
         Ok(mut conn) => {

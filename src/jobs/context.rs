@@ -46,9 +46,31 @@ impl JobContext {
         *self.phase.lock().expect("phase lock") = (state, phase);
         let seconds = self.phase_seconds(Some(phase));
         let mut conn = self.state.db.get().await?;
-        db::operations::set_state(&mut conn, self.operation.id, state, Some(phase), &seconds)
-            .await?;
+        let id = self.operation.id;
+        db::operations::set_state(&mut conn, id, &self.worker_id, state, Some(phase), &seconds)
+            .await?
+            .ok_or_else(|| self.lost_hold())?;
         self.changed().await;
+        Ok(())
+    }
+
+    /// This worker no longer holds the job (its claim went stale and
+    /// another worker took it): it stops, and writes nothing more to the
+    /// job, which is its new holder's.
+    pub fn lost_hold(&self) -> anyhow::Error {
+        self.abandoned.store(true, Ordering::Relaxed);
+        anyhow::anyhow!(
+            "operation {}: this worker no longer holds the job; left to its new holder",
+            self.operation.id
+        )
+    }
+
+    /// Fails with [`JobContext::lost_hold`] when a fenced write
+    /// (`db::operations`, by holder) changed no row.
+    pub fn held(&self, rows: usize) -> anyhow::Result<()> {
+        if rows == 0 {
+            return Err(self.lost_hold());
+        }
         Ok(())
     }
 
@@ -60,12 +82,12 @@ impl JobContext {
     pub async fn finish(&self, state: OperationState, phase: Phase) -> anyhow::Result<()> {
         let seconds = self.phase_seconds(Some(Phase::Report));
         let mut conn = self.state.db.get().await?;
-        db::operations::set_counters(&mut conn, self.operation.id, &self.progress.counters())
-            .await?;
+        let (id, holder) = (self.operation.id, self.worker_id.as_str());
+        db::operations::set_counters(&mut conn, id, holder, &self.progress.counters()).await?;
         *self.phase.lock().expect("phase lock") = (state, phase);
-        let row =
-            db::operations::set_state(&mut conn, self.operation.id, state, Some(phase), &seconds)
-                .await?;
+        let row = db::operations::set_state(&mut conn, id, holder, state, Some(phase), &seconds)
+            .await?
+            .ok_or_else(|| self.lost_hold())?;
         drop(conn);
         self.changed().await;
         if matches!(state, OperationState::Succeeded | OperationState::Planned) {
@@ -83,7 +105,7 @@ impl JobContext {
         // now must not make it look as if the job failed.
         let seconds = self.phase_seconds(None);
         let timed = match self.state.db.get().await {
-            Ok(mut conn) => db::operations::set_phase_seconds(&mut conn, row.id, &seconds)
+            Ok(mut conn) => db::operations::set_phase_seconds(&mut conn, row.id, holder, &seconds)
                 .await
                 .map_err(anyhow::Error::from),
             Err(error) => Err(error.into()),

@@ -226,7 +226,13 @@ async fn heartbeat_loop(ctx: Arc<JobContext>, mut stop: tokio::sync::watch::Rece
                 }
                 // Progress visible to every process (best effort; batches
                 // write the exact counters).
-                let _ = db::operations::set_counters(&mut conn, id, &ctx.progress.counters()).await;
+                let _ = db::operations::set_counters(
+                    &mut conn,
+                    id,
+                    &ctx.worker_id,
+                    &ctx.progress.counters(),
+                )
+                .await;
             }
             Ok((false, _)) => {
                 tracing::warn!(operation = %id, "lost the claim on this job; stopping");

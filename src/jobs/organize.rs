@@ -310,8 +310,9 @@ async fn plan_phase(
         .files_skipped
         .store(skipped, std::sync::atomic::Ordering::Relaxed);
     let mut conn = ctx.state.db.get().await?;
-    db::operations::set_counters(&mut conn, op.id, &ctx.progress.counters()).await?;
-    db::operations::set_applied_cursor(&mut conn, op.id, 0).await?;
+    let holder = ctx.worker_id.as_str();
+    db::operations::set_counters(&mut conn, op.id, holder, &ctx.progress.counters()).await?;
+    ctx.held(db::operations::set_applied_cursor(&mut conn, op.id, holder, 0).await?)?;
     Ok(ctx.interrupted())
 }
 
@@ -332,7 +333,7 @@ async fn organizing_rules(
         RuleSet::default()
     };
     let used = (!set.rules.is_empty()).then_some(set.version);
-    db::operations::set_rule_set_version(&mut conn, op.id, used).await?;
+    ctx.held(db::operations::set_rule_set_version(&mut conn, op.id, &ctx.worker_id, used).await?)?;
     if used.is_none() {
         return Ok(None);
     }
@@ -365,9 +366,13 @@ async fn apply_phase(
 ) -> anyhow::Result<Option<Interrupted>> {
     let op = &ctx.operation;
     ctx.set_phase(S::Applying, Phase::Apply).await?;
-    // Temp files of a cross-device copy cut short by a crash.
+    // Temp files of a copy or an upload cut short by a crash: only those
+    // nobody has touched for long. Uploads and imports into the same folders
+    // run beside this job, and their temp files are theirs alone.
     let sweep_root = root.clone();
-    let swept = tokio::task::spawn_blocking(move || sweep_root.sweep_temp_files()).await?;
+    let older_than = crate::storage::abandoned_after(ctx.state.config.request_timeout);
+    let swept =
+        tokio::task::spawn_blocking(move || sweep_root.sweep_temp_files(older_than)).await?;
     if swept > 0 {
         tracing::info!(operation = %op.id, swept, "removed temp files left by an interrupted copy");
     }

@@ -1,10 +1,12 @@
 //! Tower layers wrapped around every RPC (outermost first): connection
-//! activity (idle connections are closed, see [`idle`]) → CORS → grpc-web
+//! activity (idle connections are closed, see [`idle`]) → the drain of
+//! HTTP/1.1 bodies answered early ([`drain`]) → CORS → grpc-web
 //! translation → request context → metrics → burst guard → authentication →
 //! per-user limits → protocol errors (tonic's request-reading failures made
 //! INVALID_ARGUMENT / RESOURCE_EXHAUSTED) → the services.
 
 pub(crate) mod auth;
+pub(crate) mod drain;
 pub(crate) mod idle;
 pub(crate) mod metrics;
 pub mod protocol_errors;

@@ -63,8 +63,10 @@
 //! - **Crash leftovers.** Copies and uploads ([`NewFile`]) go through a
 //!   temporary file named `.fileorg-tmp-<uuid>` ([`TEMP_PREFIX`]), created
 //!   in the destination folder; a crash leaves at worst such a file (and the
-//!   intact source), which [`UserRoot::sweep_temp_files`] removes at
-//!   start-up.
+//!   intact source), which [`UserRoot::sweep_temp_files`] (run when an
+//!   operation starts applying) removes once it has been left untouched for
+//!   [`abandoned_after`]; a temp file still being written is never touched by
+//!   anyone but its writer.
 //! - **Resumable uploads** keep their bytes in `.fileorg-tmp-uploads/<id>`
 //!   ([`upload_area`]), locked while a request uses them, and become a
 //!   [`NewFile`] by one no-replace rename when finished.
@@ -114,10 +116,21 @@ pub use trash::is_internal;
 pub use upload_area::{SessionFile, UPLOADS_FOLDER};
 pub use walk::{MAX_DEPTH, WalkError};
 
-/// Name prefix of the temporary files of an in-flight copy. Such files are
-/// hidden (the scanner skips them) and removed by
-/// [`UserRoot::sweep_temp_files`].
+/// Name prefix of the temporary files of an in-flight copy or upload. Such
+/// files are hidden (the scanner skips them, listings never show them) and
+/// belong to their writer; only [`UserRoot::sweep_temp_files`] removes
+/// another's, once abandoned ([`abandoned_after`]).
 pub const TEMP_PREFIX: &str = ".fileorg-tmp-";
+
+/// How long a temporary file must have been left untouched before the
+/// sweep takes it for a crash's leftover: an hour, or twice the longest a
+/// request may run (`REQUEST_TIMEOUT_SECS`), whichever is longer. Every
+/// writer touches its file far more often: an upload at each message (an
+/// idle stream is dropped after 120 s), an archive entry when its batch is
+/// published, a copy at each block.
+pub fn abandoned_after(request_timeout: std::time::Duration) -> std::time::Duration {
+    std::time::Duration::from_secs(3600).max(request_timeout * 2)
+}
 
 /// Whether a system error means "the path leads outside the user's root"
 /// (a symlink pointing outside, or an absolute symlink).

@@ -13,7 +13,8 @@
 //! folders it created for itself (if still empty): a failed upload, a client
 //! that goes away midway or a server shutting down leave nothing behind. A
 //! crash leaves at worst the temporary file, which
-//! [`UserRoot::sweep_temp_files`] removes at start-up.
+//! [`UserRoot::sweep_temp_files`] removes once abandoned
+//! ([`super::abandoned_after`]).
 //!
 //! Everything goes through the destination folder's descriptor, opened once
 //! beneath the root: the temporary file is created, renamed and removed by
@@ -111,6 +112,23 @@ impl NewFile {
     /// [`publish_under_free_name`]: NewFile::publish_under_free_name
     pub fn path(&self) -> &UserPath {
         &self.path
+    }
+
+    /// The file already stored with this one's content (`size` bytes of
+    /// blake3 `hash`) under one of the names [`publish_under_free_name`]
+    /// would try: its path and its ` (n)` variants up to the first free one
+    /// ([`UserRoot::find_identical`]). The one rule of SKIP_IF_IDENTICAL,
+    /// for single uploads and archive entries alike: a match is not
+    /// published (nothing is copied); otherwise the file is published under
+    /// a free name (nothing is overwritten).
+    ///
+    /// [`publish_under_free_name`]: NewFile::publish_under_free_name
+    pub fn identical_stored(
+        &self,
+        size: u64,
+        hash: &[u8; 32],
+    ) -> Result<Option<UserPath>, StorageError> {
+        self.root.find_identical(&self.path, size, hash)
     }
 
     /// Appends `bytes`.

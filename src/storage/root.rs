@@ -278,11 +278,28 @@ impl UserRoot {
     }
 
     /// Removes leftover temporary files (`.fileorg-tmp-*`, regular files
-    /// only) of copies interrupted by a crash, anywhere under the root, and
-    /// returns how many. Run it when no operation is moving files in this
-    /// root (it would remove an in-flight copy's temp file, failing that
-    /// move without harm). Unreadable directories are skipped.
-    pub fn sweep_temp_files(&self) -> usize {
+    /// only) of copies and uploads interrupted by a crash, anywhere under the
+    /// root, and returns how many. Only files whose status last changed
+    /// (`ctime`: every write, `futimens` and rename moves it, and nobody can
+    /// set it back) at least `older_than` ago are removed: a temp file is its
+    /// writer's alone (an upload, an archive entry waiting for its batch's
+    /// `syncfs`, a copy) while it is being written, and a writer that still
+    /// runs touches it far more often than that. Unreadable directories are
+    /// skipped.
+    pub fn sweep_temp_files(&self, older_than: std::time::Duration) -> usize {
+        let now = std::time::SystemTime::now();
+        let abandoned = |dir: std::os::fd::BorrowedFd<'_>, name: &std::ffi::OsStr| {
+            let Ok(stat) = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) else {
+                return false;
+            };
+            let changed = std::time::UNIX_EPOCH
+                + std::time::Duration::new(
+                    u64::try_from(stat.st_ctime).unwrap_or(0),
+                    u32::try_from(stat.st_ctime_nsec).unwrap_or(0),
+                );
+            now.duration_since(changed)
+                .is_ok_and(|age| age >= older_than)
+        };
         let mut removed = 0;
         let mut walk = match self.walk(&UserPath::root()) {
             Ok(walk) => walk,
@@ -296,7 +313,8 @@ impl UserRoot {
                 Event::Entry(entry) if entry.kind() == Kind::Dir => return Visit::Enter,
                 Event::Entry(entry)
                     if entry.kind() == Kind::File
-                        && entry.name().as_bytes().starts_with(TEMP_PREFIX.as_bytes()) =>
+                        && entry.name().as_bytes().starts_with(TEMP_PREFIX.as_bytes())
+                        && abandoned(entry.dir(), entry.name()) =>
                 {
                     match rustix::fs::unlinkat(entry.dir(), entry.name(), AtFlags::empty()) {
                         Ok(()) => removed += 1,
@@ -889,8 +907,15 @@ mod tests {
         fs::write(&outside_tmp, b"not ours").unwrap();
         symlink(&f.outside, f.abs("out_link")).unwrap();
 
-        assert_eq!(f.root.sweep_temp_files(), 3);
-        assert_eq!(f.root.sweep_temp_files(), 0);
+        // Written just now: a writer may still hold them.
+        assert_eq!(
+            f.root
+                .sweep_temp_files(std::time::Duration::from_secs(3600)),
+            0
+        );
+        assert!(f.abs(&tmp).exists());
+        assert_eq!(f.root.sweep_temp_files(std::time::Duration::ZERO), 3);
+        assert_eq!(f.root.sweep_temp_files(std::time::Duration::ZERO), 0);
         assert!(!f.abs(&tmp).exists());
         assert!(!f.abs(&format!("a/b/{TEMP_PREFIX}4567")).exists());
         assert_eq!(f.read("a/keep.txt"), b"keep");

@@ -705,3 +705,79 @@ async fn an_import_counts_as_one_upload_against_the_rate_limit() {
     assert_eq!(reason(&status), "RATE_LIMITED");
     assert!(!ivy.root.join("three").exists());
 }
+
+#[tokio::test]
+async fn skip_if_identical_compares_each_entrys_content_and_never_overwrites() {
+    let app = TestApp::spawn().await;
+    let kim = user(&app, "archive-identical").await;
+    std::fs::create_dir_all(kim.root.join("in")).unwrap();
+    std::fs::write(kim.root.join("in/same.txt"), b"same content").unwrap();
+    std::fs::write(kim.root.join("in/changed.txt"), b"the stored version").unwrap();
+    let tar = tar_of(&[
+        ("same.txt", b"same content".to_vec(), 1_600_000_000),
+        ("changed.txt", b"a newer version".to_vec(), 1_600_000_000),
+        ("new.txt", b"new".to_vec(), 1_600_000_000),
+    ]);
+    let import_again = || async {
+        import(
+            &app,
+            &kim,
+            "in",
+            &tar,
+            4096,
+            FileConflictPolicy::SkipIfIdentical,
+        )
+        .await
+        .unwrap()
+    };
+    let imported = import_again().await;
+    assert_eq!(imported.file_count, 2);
+    assert_eq!(
+        skipped(&imported),
+        BTreeMap::from([("same.txt".to_string(), "IDENTICAL".to_string())])
+    );
+    assert!(
+        imported.skipped_entries[0].detail.contains("in/same.txt"),
+        "{imported:?}"
+    );
+    let renamed: Vec<_> = imported
+        .renamed_entries
+        .iter()
+        .map(|r| (r.name.as_str(), r.path.as_str()))
+        .collect();
+    assert_eq!(renamed, [("changed.txt", "in/changed (1).txt")]);
+    let stored = text(&BTreeMap::from([
+        ("in/same.txt".to_string(), "same content".to_string()),
+        (
+            "in/changed.txt".to_string(),
+            "the stored version".to_string(),
+        ),
+        (
+            "in/changed (1).txt".to_string(),
+            "a newer version".to_string(),
+        ),
+        ("in/new.txt".to_string(), "new".to_string()),
+    ]));
+    let on_disk = |root: &Path| -> BTreeMap<String, Entry> {
+        files_under(root)
+            .into_iter()
+            .map(|(k, v)| (format!("in/{k}"), v))
+            .collect()
+    };
+    assert_eq!(on_disk(&kim.root.join("in")), stored);
+    // The same archive again stores nothing: every entry is found, the
+    // changed one under its ` (1)` name.
+    let again = import_again().await;
+    assert_eq!(again.file_count, 0);
+    assert_eq!(
+        skipped(&again),
+        BTreeMap::from(
+            ["same.txt", "changed.txt", "new.txt"].map(|n| (n.to_string(), "IDENTICAL".into()))
+        )
+    );
+    assert_eq!(on_disk(&kim.root.join("in")), stored);
+    assert_eq!(
+        storage_used(&app, &kim).await,
+        ("a newer version".len() + "new".len()) as i64
+    );
+}

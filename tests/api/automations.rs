@@ -21,8 +21,10 @@ use fileorganizer::{
 use tonic::Code;
 
 use crate::{
-    common::{KillOnDrop, Options, TestApp, assert_code, bad_field, bearer, free_port, tree},
-    files::{files, small_request},
+    common::{
+        KillOnDrop, Options, TestApp, assert_code, bad_field, bearer, free_port, reason, tree,
+    },
+    files::{delete, files, small_request},
     kills::{assert_consistent_after_kill, build_tree, moved_away},
     operations::{User, user, wait_for},
 };
@@ -814,7 +816,10 @@ async fn automations_are_private_to_their_owner() {
         client
             .clone()
             .delete_automation(bearer(
-                pb::DeleteAutomationRequest { name: name.clone() },
+                pb::DeleteAutomationRequest {
+                    name: name.clone(),
+                    ..Default::default()
+                },
                 token,
             ))
             .await,
@@ -1045,22 +1050,58 @@ async fn bad_triggers_are_refused_naming_the_field() {
         .into_inner();
     assert_eq!(renamed.display_name, "renamed");
     assert_eq!(renamed.trigger, created.trigger);
+    // An update carrying `etag`, as alice.
+    let rename_with = |etag: String| {
+        let mut client = app.automations();
+        let request = bearer(
+            update(
+                pb::Automation {
+                    name: created.name.clone(),
+                    display_name: "stale".into(),
+                    etag,
+                    ..Default::default()
+                },
+                "display_name",
+            ),
+            &alice.token,
+        );
+        async move { client.update_automation(request).await }
+    };
+    let stale = assert_code(rename_with(created.etag.clone()).await, Code::Aborted);
+    assert_eq!(reason(&stale), "ETAG_MISMATCH");
+    // The etag is parsed like a rule's: the same version unquoted is the
+    // same (stale) etag, and a malformed one names the field.
+    let unquoted = assert_code(
+        rename_with(created.etag.trim_matches('"').to_string()).await,
+        Code::Aborted,
+    );
+    assert_eq!(reason(&unquoted), "ETAG_MISMATCH");
+    let garbage = assert_code(
+        rename_with("not-an-etag".into()).await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(bad_field(&garbage), "automation.etag");
+    // A stale etag deletes nothing; the current one deletes.
+    let delete = |etag: &str| pb::DeleteAutomationRequest {
+        name: created.name.clone(),
+        etag: etag.into(),
+    };
+    let stale_delete = assert_code(
+        app.automations()
+            .delete_automation(bearer(delete(&created.etag), &alice.token))
+            .await,
+        Code::Aborted,
+    );
+    assert_eq!(reason(&stale_delete), "ETAG_MISMATCH");
+    app.automations()
+        .delete_automation(bearer(delete(&renamed.etag), &alice.token))
+        .await
+        .unwrap();
     assert_code(
         app.automations()
-            .update_automation(bearer(
-                update(
-                    pb::Automation {
-                        name: created.name.clone(),
-                        display_name: "stale".into(),
-                        etag: created.etag.clone(),
-                        ..Default::default()
-                    },
-                    "display_name",
-                ),
-                &alice.token,
-            ))
+            .delete_automation(bearer(delete(&renamed.etag), &alice.token))
             .await,
-        Code::FailedPrecondition,
+        Code::NotFound,
     );
 }
 
@@ -1164,4 +1205,156 @@ async fn a_failed_run_shows_as_the_automations_last_error_until_one_succeeds() {
     })
     .await;
     assert!(ann.root.join("sorted").is_dir());
+}
+
+/// An arrival automation on "inbox" with a quiet period of 5 s.
+fn arrival_in(folder: &str) -> pb::Automation {
+    pb::Automation {
+        trigger: Some(Trigger::Arrival(pb::ArrivalTrigger {
+            folder_path: folder.into(),
+            quiet_period: Some(prost_types::Duration {
+                seconds: 5,
+                nanos: 0,
+            }),
+        })),
+        operation: organize_into("", "sorted"),
+        ..Default::default()
+    }
+}
+
+/// Uploads are no arrival for a user without arrival automations, and
+/// what marks one follows every change of the user's automations at once
+/// (the arrival folders are cached: creating, moving, pausing, resuming
+/// and deleting must each be seen by the next upload). A file restored
+/// from the trash into a watched folder is an arrival like an upload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arrivals_follow_every_change_of_the_automations_and_restores_arrive() {
+    let clock = TestClock::new(at(9, 0, 0));
+    let app = TestApp::spawn_with(Options {
+        env: clock.env(0),
+        ..Default::default()
+    })
+    .await;
+    let ada = user(&app, "arrivals-cached").await;
+    let upload = |path: &str| {
+        let (mut client, request) = (
+            files(&app),
+            bearer(small_request(path, path.as_bytes()), &ada.token),
+        );
+        async move { client.upload_small_file(request).await.unwrap() }
+    };
+    // No automation yet: the uploads fill the cache with "none".
+    upload("inbox/before.txt").await;
+    upload("inbox/before2.txt").await;
+    let name = create(&app, &ada, arrival_in("inbox")).await.unwrap().name;
+    assert_eq!(get(&app, &ada, &name).await.next_run_time, None);
+    // Created: the next upload into inbox is an arrival.
+    upload("inbox/a.txt").await;
+    assert_eq!(
+        get(&app, &ada, &name).await.next_run_time,
+        timestamp(at(9, 0, 5))
+    );
+    // Moved to another folder: inbox is no longer watched, "drop" is.
+    let moved = app
+        .automations()
+        .update_automation(bearer(
+            pb::UpdateAutomationRequest {
+                automation: Some(pb::Automation {
+                    name: name.clone(),
+                    ..arrival_in("drop")
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["arrival".into()],
+                }),
+            },
+            &ada.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    clock.set(at(9, 0, 10));
+    upload("inbox/b.txt").await;
+    assert_eq!(
+        get(&app, &ada, &name).await.next_run_time,
+        moved.next_run_time
+    );
+    upload("drop/b.txt").await;
+    assert_eq!(
+        get(&app, &ada, &name).await.next_run_time,
+        timestamp(at(9, 0, 15))
+    );
+    // Paused: nothing is marked; resumed: marked again.
+    let pause = |paused: bool| {
+        let mut client = app.automations();
+        let (token, name) = (ada.token.clone(), name.clone());
+        async move {
+            if paused {
+                client
+                    .pause_automation(bearer(pb::PauseAutomationRequest { name }, &token))
+                    .await
+                    .unwrap();
+            } else {
+                client
+                    .resume_automation(bearer(pb::ResumeAutomationRequest { name }, &token))
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    pause(true).await;
+    clock.set(at(9, 0, 20));
+    upload("drop/c.txt").await;
+    assert_eq!(get(&app, &ada, &name).await.next_run_time, None);
+    // (All within ten quiet periods of the first pending arrival, the cap.)
+    clock.set(at(9, 0, 25));
+    pause(false).await;
+    upload("drop/d.txt").await;
+    assert_eq!(
+        get(&app, &ada, &name).await.next_run_time,
+        timestamp(at(9, 0, 30))
+    );
+
+    // A restore into the watched folder is an arrival; one elsewhere is not.
+    upload("elsewhere/r.txt").await;
+    upload("elsewhere/s.txt").await;
+    let r = delete(&app, &ada, "elsewhere/r.txt").await.unwrap();
+    let s = delete(&app, &ada, "elsewhere/s.txt").await.unwrap();
+    clock.set(at(9, 0, 35));
+    let restore = |item: &pb::TrashItem, path: &str| {
+        let mut client = files(&app);
+        let request = bearer(
+            pb::RestoreFileRequest {
+                name: item.name.clone(),
+                path: path.into(),
+                ..Default::default()
+            },
+            &ada.token,
+        );
+        async move { client.restore_file(request).await.unwrap() }
+    };
+    restore(&s, "").await;
+    assert_eq!(
+        get(&app, &ada, &name).await.next_run_time,
+        timestamp(at(9, 0, 30))
+    );
+    restore(&r, "drop/r.txt").await;
+    assert!(ada.root.join("drop/r.txt").is_file());
+    assert_eq!(
+        get(&app, &ada, &name).await.next_run_time,
+        timestamp(at(9, 0, 40))
+    );
+
+    // Deleted: uploads are no arrivals (and do not fail).
+    app.automations()
+        .delete_automation(bearer(
+            pb::DeleteAutomationRequest {
+                name: name.clone(),
+                ..Default::default()
+            },
+            &ada.token,
+        ))
+        .await
+        .unwrap();
+    upload("drop/e.txt").await;
+    assert!(ada.root.join("drop/e.txt").is_file());
 }

@@ -12,6 +12,7 @@ use crate::{
     common::{Options, PASSWORD, TestApp, api_key, assert_code, bearer, status::render, tree},
     files::{category, create_category, delete, files, set_quota, small_request, upload_small},
     operations::{User, organize, user},
+    rules::{create_rule, move_to, rule, rules},
     walks::deep_tree,
 };
 
@@ -294,6 +295,32 @@ async fn failed_preconditions_of_deep_trees_and_the_trash() {
         &[],
     );
     trash_preconditions(&app, &u).await;
+}
+
+/// A write with a stale etag is ABORTED (AIP-154), not FAILED_PRECONDITION.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_etag_is_aborted() {
+    let app = TestApp::spawn().await;
+    let u = user(&app, "etag").await;
+    let created = create_rule(&app, &u, rule("r", Vec::new(), move_to("x/{name}")))
+        .await
+        .unwrap();
+    let update = pb::UpdateRuleRequest {
+        rule: Some(pb::Rule {
+            display_name: "renamed".into(),
+            ..created.clone()
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["display_name".into()],
+        }),
+    };
+    rules(&app)
+        .update_rule(bearer(update.clone(), &u.token))
+        .await
+        .unwrap();
+    let stale = rules(&app).update_rule(bearer(update, &u.token)).await;
+    let id = created.name.trim_start_matches("rules/").to_string();
+    snapshot("etag_mismatch", stale, Code::Aborted, &[(&id, "<id>")]);
 }
 
 /// A trash item whose bytes left `.trash` on disk, and a `.trash` that is

@@ -676,7 +676,10 @@ fn automation_probes(t: &Tenants) -> Vec<Probe> {
         c.get_automation(auth(pb::GetAutomationRequest { name })).await.map(drop)
     });
     probe!(probes; automations, "AutomationService/DeleteAutomation", "name", owner, missing, nf, |c, name, auth| {
-        c.delete_automation(auth(pb::DeleteAutomationRequest { name })).await.map(drop)
+        c.delete_automation(auth(pb::DeleteAutomationRequest {
+            name,
+            ..Default::default()
+        })).await.map(drop)
     });
     probe!(probes; automations, "AutomationService/PauseAutomation", "name", owner, missing, nf, |c, name, auth| {
         c.pause_automation(auth(pb::PauseAutomationRequest { name })).await.map(drop)

@@ -44,5 +44,6 @@ mod taken_dates;
 mod tokens;
 mod tree_changes;
 mod typescript_sdk;
+mod upload_budget;
 mod uploads;
 mod walks;

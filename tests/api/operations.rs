@@ -1574,6 +1574,107 @@ async fn a_worker_releases_only_a_job_it_still_holds() {
     assert_eq!(holder(&mut conn, id).await, None);
 }
 
+/// Every write a worker makes to its job's row is fenced by its hold: one
+/// whose claim went stale and was taken over changes nothing (not the
+/// state, not the counters, cursor, rule set version or timings), so it
+/// cannot end or rewind the job its new holder is running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_lost_its_hold_cannot_change_the_job() {
+    use fileorganizer::{
+        db,
+        domain::{Counters, OperationState as State, Phase},
+        schema::operations,
+    };
+    let app = TestApp::spawn().await;
+    let ann = user(&app, "fenced").await;
+    tree::write(&ann.root, "in/a.txt", b"a");
+    let op = plan(&app, &ann, organize("in")).await;
+    let id = uuid::Uuid::parse_str(op.name.trim_start_matches("operations/")).unwrap();
+    let mut conn = app.db().await;
+    // A job being applied, now held by another worker.
+    diesel::update(operations::table.find(id))
+        .set((
+            operations::worker_id.eq("the-new-holder"),
+            operations::state.eq(State::Applying),
+        ))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let before = db::operations::find(&mut conn, id).await.unwrap().unwrap();
+    let seconds = serde_json::json!({ "scan": 99.0 });
+    let old = "the-old-holder";
+    let ended = db::operations::set_state(
+        &mut conn,
+        id,
+        old,
+        State::Failed,
+        Some(Phase::Apply),
+        &seconds,
+    )
+    .await
+    .unwrap();
+    assert!(ended.is_none());
+    let counters = Counters {
+        files_moved: 12_345,
+        ..Default::default()
+    };
+    assert_eq!(
+        db::operations::set_counters(&mut conn, id, old, &counters)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        db::operations::set_applied_cursor(&mut conn, id, old, 77)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        db::operations::set_rule_set_version(&mut conn, id, old, Some(9))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        db::operations::set_phase_seconds(&mut conn, id, old, &seconds)
+            .await
+            .unwrap(),
+        0
+    );
+    let after = db::operations::find(&mut conn, id).await.unwrap().unwrap();
+    assert_eq!(after.state, State::Applying);
+    assert_eq!(after.finished_at, before.finished_at);
+    assert_eq!(after.counters(), before.counters());
+    assert_eq!(after.applied_cursor, before.applied_cursor);
+    assert_eq!(after.rule_set_version, before.rule_set_version);
+    assert_eq!(after.phase_seconds, before.phase_seconds);
+    assert_eq!(
+        holder(&mut conn, id).await.as_deref(),
+        Some("the-new-holder")
+    );
+    // The holder's own writes go through.
+    let new = "the-new-holder";
+    assert_eq!(
+        db::operations::set_applied_cursor(&mut conn, id, new, 1)
+            .await
+            .unwrap(),
+        1
+    );
+    let row = db::operations::set_state(
+        &mut conn,
+        id,
+        new,
+        State::Succeeded,
+        Some(Phase::Apply),
+        &seconds,
+    )
+    .await
+    .unwrap()
+    .expect("held");
+    assert_eq!(row.state, State::Succeeded);
+}
+
 /// The worker that holds operation `id`, if any.
 async fn holder(conn: &mut diesel_async::AsyncPgConnection, id: uuid::Uuid) -> Option<String> {
     use fileorganizer::schema::operations;

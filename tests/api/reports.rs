@@ -1360,14 +1360,29 @@ async fn a_report_at_rest_is_computed_once_and_again_after_an_undo() {
     let kept: fileorganizer::domain::Report = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(fileorganizer::api::convert::report(&kept), first);
     // A heartbeat's late write of the counters leaves an operation at rest,
-    // and so the version its report was stored for, alone.
+    // and so the version its report was stored for, alone (even from a
+    // worker that still holds it).
+    let hold = |holder: Option<&'static str>| {
+        let app = &app;
+        async move {
+            use fileorganizer::schema::operations;
+            diesel::update(operations::table.find(id))
+                .set(operations::worker_id.eq(holder))
+                .execute(&mut app.db().await)
+                .await
+                .unwrap();
+        }
+    };
+    hold(Some("late-heartbeat")).await;
     let late = fileorganizer::db::operations::set_counters(
         &mut app.db().await,
         id,
+        "late-heartbeat",
         &fileorganizer::domain::Counters::default(),
     )
     .await
     .unwrap();
+    hold(None).await;
     assert_eq!(late, 0);
     assert_eq!(stored().await.unwrap().0, version);
     assert_eq!(get_report(&app, &alice, &name).await, first);

@@ -13,7 +13,7 @@ use rand::{SeedableRng, rngs::StdRng};
 use tonic::{Code, transport::Channel};
 
 use crate::{
-    common::{KillOnDrop, Options, TestApp, assert_code, bad_field, bearer, tree},
+    common::{KillOnDrop, Options, TestApp, assert_code, bad_field, bearer, reason, tree},
     kills::{assert_records_match_disk, build_tree, moved_away, spawn_server},
     operations::{User, apply, create, organize, plan, records, undo_and_wait, user, wait_for},
 };
@@ -161,10 +161,11 @@ async fn rules_are_ordered_versioned_and_checked_against_their_etag() {
                 &ann.token,
             ))
             .await,
-        Code::FailedPrecondition,
+        Code::Aborted,
     );
     assert!(stale.message().contains("changed"), "{stale:?}");
-    assert_code(
+    assert_eq!(reason(&stale), "ETAG_MISMATCH");
+    let stale_delete = assert_code(
         rules(&app)
             .delete_rule(bearer(
                 pb::DeleteRuleRequest {
@@ -174,8 +175,41 @@ async fn rules_are_ordered_versioned_and_checked_against_their_etag() {
                 &ann.token,
             ))
             .await,
-        Code::FailedPrecondition,
+        Code::Aborted,
     );
+    assert_eq!(reason(&stale_delete), "ETAG_MISMATCH");
+    // The same version, written without quotes or as a weak etag, is the
+    // same etag (one parser); something else is no etag of ours.
+    for same in [
+        late.etag.trim_matches('"').to_string(),
+        format!("W/{}", late.etag),
+    ] {
+        assert_code(
+            rules(&app)
+                .delete_rule(bearer(
+                    pb::DeleteRuleRequest {
+                        name: late.name.clone(),
+                        etag: same,
+                    },
+                    &ann.token,
+                ))
+                .await,
+            Code::Aborted,
+        );
+    }
+    let garbage = assert_code(
+        rules(&app)
+            .delete_rule(bearer(
+                pb::DeleteRuleRequest {
+                    name: late.name.clone(),
+                    etag: "\"v1\"".into(),
+                },
+                &ann.token,
+            ))
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(bad_field(&garbage), "etag");
     let kept = rules(&app)
         .get_rule(bearer(
             pb::GetRuleRequest {

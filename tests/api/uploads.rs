@@ -28,7 +28,7 @@ fn at(seconds: i64) -> Option<Timestamp> {
     Some(Timestamp { seconds, nanos: 0 })
 }
 
-fn read(user: &User, path: &str) -> Vec<u8> {
+pub(crate) fn read(user: &User, path: &str) -> Vec<u8> {
     std::fs::read(user.root.join(path)).unwrap()
 }
 
@@ -61,7 +61,7 @@ async fn used_bytes(app: &TestApp, user: &User) -> i64 {
         .storage_used_bytes
 }
 
-async fn small(
+pub(crate) async fn small(
     app: &TestApp,
     user: &User,
     request: pb::UploadSmallFileRequest,
@@ -72,7 +72,7 @@ async fn small(
         .map(|r| r.into_inner())
 }
 
-async fn stream(
+pub(crate) async fn stream(
     app: &TestApp,
     user: &User,
     metadata: pb::UploadFileMetadata,
@@ -496,7 +496,7 @@ async fn raw_uploads_count_against_the_upload_rate_limit_and_the_quota() {
 
 // ---------------------------------------------------------------- sessions
 
-fn session(path: &str, size: usize) -> pb::Upload {
+pub(crate) fn session(path: &str, size: usize) -> pb::Upload {
     pb::Upload {
         path: path.into(),
         size_bytes: size as i64,
@@ -504,7 +504,7 @@ fn session(path: &str, size: usize) -> pb::Upload {
     }
 }
 
-async fn create_session(
+pub(crate) async fn create_session(
     app: &TestApp,
     user: &User,
     upload: pb::Upload,
@@ -520,7 +520,11 @@ async fn create_session(
         .map(|r| r.into_inner())
 }
 
-async fn get_session(app: &TestApp, user: &User, name: &str) -> Result<pb::Upload, Status> {
+pub(crate) async fn get_session(
+    app: &TestApp,
+    user: &User,
+    name: &str,
+) -> Result<pb::Upload, Status> {
     files(app)
         .get_upload(bearer(
             pb::GetUploadRequest { name: name.into() },
@@ -543,7 +547,7 @@ fn append_message(name: &str, offset: usize, data: &[u8]) -> pb::AppendUploadReq
 }
 
 /// Appends `data` at `offset` in 256 KiB messages.
-async fn append(
+pub(crate) async fn append(
     app: &TestApp,
     user: &User,
     name: &str,
@@ -1139,4 +1143,78 @@ async fn a_rest_session_resumes_after_the_connection_is_cut_mid_body() {
         .await
         .unwrap();
     assert_eq!(cancelled.status(), StatusCode::OK);
+}
+
+/// An organize that applies in the folder an upload is still writing to
+/// leaves the upload's temporary file alone (its scan skips it, its sweep
+/// of abandoned temp files takes only old ones, its removal of emptied
+/// folders keeps a folder that holds it): the upload then finishes and the
+/// file is complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_organize_applying_beside_an_upload_in_progress_leaves_its_temp_file_alone() {
+    let app = TestApp::spawn().await;
+    let ann = user(&app, "beside").await;
+    crate::common::tree::write(&ann.root, "inbox/sub/photo.jpg", b"jpeg");
+    crate::common::tree::write(&ann.root, "inbox/notes.txt", b"notes");
+    let body = binary(3 * 1024 * 1024 + 5);
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let mut client: FileServiceClient<Channel> = files(&app);
+    let request = bearer(ReceiverStream::new(rx), &ann.token);
+    let call = tokio::spawn(async move { client.upload_file(request).await });
+    tx.send(pb::UploadFileRequest {
+        data: Some(Data::Metadata(pb::UploadFileMetadata {
+            path: "inbox/sub/big.bin".into(),
+            size_bytes: body.len() as i64,
+            ..Default::default()
+        })),
+    })
+    .await
+    .unwrap();
+    let half = body.len() / 2;
+    tx.send(pb::UploadFileRequest {
+        data: Some(Data::Chunk(body[..half].to_vec())),
+    })
+    .await
+    .unwrap();
+    // The temp file is there, with the first half in it.
+    let temp = loop {
+        let found = std::fs::read_dir(ann.root.join("inbox/sub"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(".fileorg-tmp-")
+                    && std::fs::metadata(p).unwrap().len() == half as u64
+            });
+        if let Some(found) = found {
+            break found;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // An organize of the folder (removing emptied folders) runs to its end.
+    let op = create(&app, &ann, organize("inbox")).await;
+    let done = wait_for(
+        &app,
+        &ann,
+        &op.name,
+        &[OperationState::Succeeded, OperationState::Failed],
+    )
+    .await;
+    assert_eq!(done.state, OperationState::Succeeded as i32, "{done:?}");
+    assert_eq!(done.counters.unwrap().files_moved, 2, "only the two files");
+    assert!(!ann.root.join("inbox/sub/photo.jpg").exists());
+    assert!(temp.exists(), "the upload's temp file was removed");
+    // The upload goes on and completes.
+    tx.send(pb::UploadFileRequest {
+        data: Some(Data::Chunk(body[half..].to_vec())),
+    })
+    .await
+    .unwrap();
+    drop(tx);
+    let stored = call.await.unwrap().unwrap().into_inner();
+    assert_eq!(stored.file.unwrap().path, "inbox/sub/big.bin");
+    assert_eq!(read(&ann, "inbox/sub/big.bin"), body);
+    assert!(!temp.exists());
 }

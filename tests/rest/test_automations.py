@@ -34,7 +34,10 @@ def test_automation_crud_pause_resume(user: User, new_user) -> None:
     assert updated["schedule"] == created["schedule"]
     stale = user.api.patch(f"/api/v1/{name}", params={"update_mask": "display_name"},
                            json={"display_name": "again", "etag": created["etag"]})
-    assert_error(stale, 400, "FAILED_PRECONDITION")
+    assert_error(stale, 409, "ETAG_MISMATCH")
+    # A stale etag deletes nothing either (ABORTED is HTTP 409).
+    assert_error(user.api.delete(f"/api/v1/{name}", params={"etag": created["etag"]}), 409, "ETAG_MISMATCH")
+    assert user.api.ok("GET", f"/api/v1/{name}")["display_name"] == "renamed"
 
     paused = user.api.ok("POST", f"/api/v1/{name}:pause", json={})
     assert paused["paused"] is True and not paused.get("next_run_time"), paused

@@ -49,9 +49,9 @@ def test_rules_create_get_page_update_delete(user: User) -> None:
     assert updated["version"] == "2" and updated["etag"] != second["etag"]
     # The etag read before the update is stale now: nothing changes.
     assert_error(user.api.patch(f"/api/v1/{second['name']}", params={"update_mask": "display_name"},
-                                json={"display_name": "Lost", "etag": second["etag"]}), 400, "FAILED_PRECONDITION")
-    assert_error(user.api.delete(f"/api/v1/{second['name']}", params={"etag": second["etag"]}), 400,
-                 "FAILED_PRECONDITION")
+                                json={"display_name": "Lost", "etag": second["etag"]}), 409, "ETAG_MISMATCH")
+    assert_error(user.api.delete(f"/api/v1/{second['name']}", params={"etag": second["etag"]}), 409,
+                 "ETAG_MISMATCH")
     assert user.api.ok("GET", f"/api/v1/{second['name']}")["display_name"] == "Invoices"
 
     bad = pdf_rule("Bad")

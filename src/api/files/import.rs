@@ -24,12 +24,11 @@ use tonic::{Status, Streaming};
 
 use super::super::StreamEnd;
 use super::upload::next_message;
-use super::{Files, OnConflict, conflict_policy, parse_path};
+use super::{Files, conflict_policy, parse_path};
 use crate::{
     api::convert,
     auth::Principal,
     db::{DbPool, quota},
-    domain::ConflictPolicy,
     engine::archive::{self, Failure, ImportError, ImportRequest, Imported, QuotaBudget},
     error::AppError,
     pb::fileorganizer::v1::{self as pb, ErrorReason},
@@ -128,13 +127,10 @@ async fn receive(
     };
     let target = parse_path(&first.path, "path")?;
     let format = convert::archive_format(first.format, "format")?;
-    let policy = match conflict_policy(first.conflict_policy, "conflict_policy")? {
-        OnConflict::FailIfExists => ConflictPolicy::Skip,
-        OnConflict::Rename => ConflictPolicy::Rename,
-        // The importer compares no content yet: under SKIP_IF_IDENTICAL a
-        // taken name is skipped (and listed), never overwritten or copied.
-        OnConflict::SkipIfIdentical => ConflictPolicy::Skip,
-    };
+    // FAIL skips (and lists) an entry whose name is taken; RENAME stores it
+    // under a free ` (n)` name; SKIP_IF_IDENTICAL skips it when its content
+    // is already stored there, as single uploads do, and otherwise renames.
+    let policy = conflict_policy(first.conflict_policy, "conflict_policy")?;
     let root = files.root(&principal)?;
     let user_id = principal.user_id;
 
@@ -163,7 +159,7 @@ async fn receive(
     // Why the stream itself ended early, if it did: that is the answer.
     let ended: Mutex<Option<StreamEnd>> = Mutex::new(None);
     let first_chunk = first.body.map(|b| b.data).unwrap_or_default();
-    pump(files, &mut stream, first_chunk, &tx, &ended).await;
+    pump(files, user_id, &mut stream, first_chunk, &tx, &ended).await;
     drop(tx);
 
     let result = extraction.await.map_err(AppError::from)?;
@@ -174,7 +170,30 @@ async fn receive(
         crate::jobs::automations::files_arrived(&files.state, user_id, &target).await;
     }
     if let Some(end) = ended.lock().expect("not poisoned").take() {
-        return Err(end);
+        return Err(match (end, result) {
+            // The byte budget ran out midway: the refusal, saying what was kept.
+            (
+                StreamEnd::Failed(AppError::ResourceExhausted {
+                    reason,
+                    message,
+                    retry_after,
+                    metadata,
+                }),
+                result,
+            ) => {
+                let progress = match result {
+                    Ok(imported) => imported,
+                    Err(error) => *error.progress,
+                };
+                StreamEnd::Failed(AppError::ResourceExhausted {
+                    reason,
+                    message: format!("{message}{}", kept(&target, &progress)),
+                    retry_after,
+                    metadata,
+                })
+            }
+            (end, _) => end,
+        });
     }
     match result {
         Ok(imported) => Ok(convert::imported(target.as_str(), imported)),
@@ -186,6 +205,7 @@ async fn receive(
 /// fails or the extraction stops reading.
 async fn pump(
     files: &Files,
+    user_id: uuid::Uuid,
     stream: &mut Streaming<pb::ImportArchiveRequest>,
     first: Vec<u8>,
     tx: &mpsc::Sender<io::Result<Vec<u8>>>,
@@ -193,22 +213,32 @@ async fn pump(
 ) {
     let mut next = Some(first);
     loop {
-        if let Some(chunk) = next.take().filter(|c| !c.is_empty())
-            && tx.send(Ok(chunk)).await.is_err()
-        {
-            return; // The extraction stopped (done or failed).
-        }
-        let stop = match next_message(files, stream).await {
-            Ok(None) => return,
-            Ok(Some(message)) => {
-                let data = message.body.map(|b| b.data).unwrap_or_default();
-                if data.len() <= MAX_CHUNK_BYTES {
-                    next = Some(data);
-                    continue;
+        let stop = if let Some(chunk) = next.take().filter(|c| !c.is_empty()) {
+            // Counted against the byte budget before the extraction sees it.
+            match files.take_upload_bytes(user_id, chunk.len()).await {
+                Ok(()) if tx.send(Ok(chunk)).await.is_err() => {
+                    return; // The extraction stopped (done or failed).
                 }
-                StreamEnd::Failed(AppError::invalid("body.data", "must be at most 4 MiB"))
+                Ok(()) => None,
+                Err(refused) => Some(StreamEnd::Failed(refused)),
             }
-            Err(end) => end,
+        } else {
+            None
+        };
+        let stop = match stop {
+            Some(stop) => stop,
+            None => match next_message(files, stream).await {
+                Ok(None) => return,
+                Ok(Some(message)) => {
+                    let data = message.body.map(|b| b.data).unwrap_or_default();
+                    if data.len() <= MAX_CHUNK_BYTES {
+                        next = Some(data);
+                        continue;
+                    }
+                    StreamEnd::Failed(AppError::invalid("body.data", "must be at most 4 MiB"))
+                }
+                Err(end) => end,
+            },
         };
         *ended.lock().expect("not poisoned") = Some(stop);
         let _ = tx

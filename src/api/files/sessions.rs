@@ -400,6 +400,11 @@ async fn append(
             if let Some(content) = body.take()
                 && !content.data.is_empty()
             {
+                // Refused before it is written; what was written before is
+                // committed below, as for any stream that ends early.
+                files
+                    .take_upload_bytes(principal.user_id, content.data.len())
+                    .await?;
                 appending.take(content.data).await?;
             }
             match next_message(files, &mut stream).await? {

@@ -19,10 +19,14 @@ use crate::{
     auth::Principal,
     engine::categorize::{BuiltIn, Categorizer},
     error::{AppError, AppResult},
+    infra::ratelimit::Bucket,
     pb::fileorganizer::v1::{self as pb},
     state::AppState,
     storage::{TEMP_PREFIX, UserPath, UserRoot, trash::trash_folder},
 };
+
+/// The limit a byte-budget refusal names (ErrorInfo metadata `limit`).
+pub(super) const UPLOAD_BYTES: &str = "upload bytes";
 
 /// The FileService handlers.
 #[derive(Clone)]
@@ -50,6 +54,33 @@ impl Files {
 
     pub fn new(state: AppState) -> Self {
         Files { state }
+    }
+
+    /// Counts `bytes` that just arrived for an upload of `user_id` against
+    /// their byte budget (`RATE_LIMIT_UPLOAD_BYTES` per window, shared by
+    /// every process through Redis like the request limits). Every path that
+    /// brings bytes in calls it before it writes them, so a transfer that
+    /// runs past the budget is refused midway: RESOURCE_EXHAUSTED with a
+    /// RetryInfo, and the path's failure rule decides what was kept.
+    pub(super) async fn take_upload_bytes(
+        &self,
+        user_id: uuid::Uuid,
+        bytes: usize,
+    ) -> AppResult<()> {
+        if bytes == 0 {
+            return Ok(());
+        }
+        let budget = self.state.config.rate_limits.upload_bytes;
+        let taken = self
+            .state
+            .limiter
+            .take(&Bucket::upload_bytes_key(user_id), budget, bytes as u64)
+            .await;
+        if taken.allowed {
+            Ok(())
+        } else {
+            Err(taken.refusal(UPLOAD_BYTES))
+        }
     }
 
     /// The caller's storage root, shareable with blocking tasks.

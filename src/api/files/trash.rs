@@ -229,6 +229,12 @@ pub(super) async fn restore_file(
     })
     .await?;
     db::trash::mark_restored(&mut conn, id, &entry.path).await?;
+    drop(conn);
+    // Back in the user's storage: an arrival, like an upload, for the
+    // automations watching where it landed.
+    if let Ok(restored) = UserPath::parse(&entry.path) {
+        crate::jobs::automations::files_arrived(&files.state, principal.user_id, &restored).await;
+    }
     Ok(pb::RestoreFileResponse { file: Some(entry) })
 }
 

@@ -152,6 +152,9 @@ pub(super) fn already_exists(path: &UserPath) -> AppError {
 /// An upload being written to its [`NewFile`].
 struct Staged {
     root: Arc<UserRoot>,
+    /// Whose byte budget the bytes are counted against.
+    user_id: uuid::Uuid,
+    files: Files,
     /// Taken out only while a blocking write or sync holds it.
     file: Option<NewFile>,
     hasher: blake3::Hasher,
@@ -193,6 +196,8 @@ impl Staged {
         .await?;
         Ok(Staged {
             root: file_root,
+            user_id: principal.user_id,
+            files: files.clone(),
             file: Some(file),
             hasher: blake3::Hasher::new(),
             written: 0,
@@ -232,6 +237,11 @@ impl Staged {
         if total > u64::try_from(self.usage.remaining()).unwrap_or(0) {
             return Err(quota_exceeded(total, self.usage).into());
         }
+        // Refused before it is written: the NewFile, dropped with the
+        // error, takes every byte of the upload with it.
+        self.files
+            .take_upload_bytes(self.user_id, chunk.len())
+            .await?;
         if self.head.len() < SNIFF_BYTES {
             let take = (SNIFF_BYTES - self.head.len()).min(chunk.len());
             self.head.extend_from_slice(&chunk[..take]);
@@ -312,12 +322,13 @@ impl Complete {
         } = self;
         let field = target.fields.path;
         if target.on_conflict == OnConflict::SkipIfIdentical {
-            let (search_root, wanted, digest) =
-                (root.clone(), target.path.clone(), *hash.as_bytes());
-            let identical = blocking(move || {
-                Ok(search_root
-                    .find_identical(&wanted, size, &digest)
-                    .map_err(|e| e.at(field))?)
+            let digest = *hash.as_bytes();
+            let identical;
+            (file, identical) = blocking(move || {
+                let identical = file
+                    .identical_stored(size, &digest)
+                    .map_err(|e| e.at(field))?;
+                Ok((file, identical))
             })
             .await?;
             if let Some(existing) = identical {

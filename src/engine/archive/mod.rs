@@ -45,7 +45,7 @@ mod zip_write;
 use std::io::{self, Read};
 use std::sync::Arc;
 
-use crate::domain::ConflictPolicy;
+use crate::domain::FileConflictPolicy;
 use crate::domain::archive::{ArchiveFormat, ArchiveLimits};
 use crate::storage::{UserPath, UserRoot};
 
@@ -61,8 +61,10 @@ pub struct ImportRequest {
     pub target: UserPath,
     /// `None`: detect it.
     pub format: Option<ArchiveFormat>,
-    /// For a taken name: skip the entry (FAIL) or find a free name.
-    pub policy: ConflictPolicy,
+    /// For a taken name: skip the entry (FAIL), find a free name (RENAME),
+    /// or skip it when the same content is stored there and otherwise find a
+    /// free name (SKIP_IF_IDENTICAL).
+    pub policy: FileConflictPolicy,
     pub limits: ArchiveLimits,
 }
 

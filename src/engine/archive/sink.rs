@@ -20,7 +20,7 @@ use std::time::SystemTime;
 
 use super::meter::Meter;
 use super::shared::{Failure, Imported, QuotaBudget};
-use crate::domain::ConflictPolicy;
+use crate::domain::FileConflictPolicy;
 use crate::domain::archive::{SkipReason, SkippedEntry};
 use crate::storage::{Fingerprint, NewFile, StorageError, UserPath, UserRoot, names::MAX_SUFFIX};
 
@@ -48,11 +48,13 @@ struct Pending {
     /// The entry's name in the archive.
     name: String,
     size: u64,
+    /// The content's blake3 hash (SKIP_IF_IDENTICAL only).
+    hash: Option<blake3::Hash>,
 }
 
 pub(crate) struct Sink<'b> {
     root: Arc<UserRoot>,
-    policy: ConflictPolicy,
+    policy: FileConflictPolicy,
     budget: &'b mut dyn QuotaBudget,
     meter: Rc<Meter>,
     /// Folders known to exist (made or found), so each is checked once.
@@ -74,7 +76,7 @@ pub(crate) struct Sink<'b> {
 impl<'b> Sink<'b> {
     pub(crate) fn new(
         root: Arc<UserRoot>,
-        policy: ConflictPolicy,
+        policy: FileConflictPolicy,
         budget: &'b mut dyn QuotaBudget,
         meter: Rc<Meter>,
         tally: Imported,
@@ -225,7 +227,7 @@ impl<'b> Sink<'b> {
         if let Some((reason, detail)) = self.ensure_folder(&parent).map_err(Failure::Storage)? {
             return self.skip_and_drain(name, reason, detail, content);
         }
-        if self.policy == ConflictPolicy::Skip {
+        if self.policy == FileConflictPolicy::FailIfExists {
             let taken = self.pending_paths.contains(path)
                 || match self.root.exists(path) {
                     Ok(taken) => taken,
@@ -265,7 +267,9 @@ impl<'b> Sink<'b> {
         };
         file.defer_folder_sync();
         let mut written = 0u64;
-        let copied = self.copy(content, &mut file, &mut written);
+        let mut hasher =
+            (self.policy == FileConflictPolicy::SkipIfIdentical).then(blake3::Hasher::new);
+        let copied = self.copy(content, &mut file, &mut written, hasher.as_mut());
         if let Err(failure) = copied {
             // The partial file is dropped (removed); its bytes are free again.
             self.used -= written;
@@ -290,6 +294,7 @@ impl<'b> Sink<'b> {
             file,
             name: name.to_string(),
             size: written,
+            hash: hasher.map(|h| h.finalize()),
         });
         self.pending_bytes += written;
         if self.pending.len() >= BATCH_FILES || self.pending_bytes >= BATCH_BYTES {
@@ -303,6 +308,7 @@ impl<'b> Sink<'b> {
         content: &mut dyn Read,
         file: &mut NewFile,
         written: &mut u64,
+        mut hasher: Option<&mut blake3::Hasher>,
     ) -> Result<(), Failure> {
         let mut buffer = std::mem::take(&mut self.buffer);
         let result = (|| loop {
@@ -314,6 +320,9 @@ impl<'b> Sink<'b> {
             };
             self.reserve(n as u64)?;
             *written += n as u64;
+            if let Some(hasher) = hasher.as_mut() {
+                hasher.update(&buffer[..n]);
+            }
             file.write_all(&buffer[..n]).map_err(Failure::Storage)?;
         })();
         self.buffer = buffer;
@@ -361,9 +370,27 @@ impl<'b> Sink<'b> {
 
     fn publish(&mut self, pending: Pending) -> Result<(), Failure> {
         let wanted = pending.file.path().clone();
+        if let Some(hash) = pending.hash
+            && let Some(existing) = pending
+                .file
+                .identical_stored(pending.size, hash.as_bytes())
+                .map_err(Failure::Storage)?
+        {
+            // Dropped unpublished: nothing copied, its bytes are free again.
+            self.used -= pending.size;
+            self.skip(
+                &pending.name,
+                SkipReason::Identical,
+                format!("the same content is already stored as {existing}"),
+            );
+            return Ok(());
+        }
         let stored = match self.policy {
-            ConflictPolicy::Skip => pending.file.publish().map(Some),
-            ConflictPolicy::Rename => pending.file.publish_under_free_name(),
+            FileConflictPolicy::FailIfExists => pending.file.publish().map(Some),
+            // SKIP_IF_IDENTICAL found no identical file: keep both.
+            FileConflictPolicy::Rename | FileConflictPolicy::SkipIfIdentical => {
+                pending.file.publish_under_free_name()
+            }
         };
         match stored {
             Ok(Some(path)) => {

@@ -3,6 +3,7 @@ client (:class:`Client`)."""
 
 from fileorganizer.client import Client, Progress
 from fileorganizer.errors import (
+    Aborted,
     AlreadyExists,
     ApiError,
     Cancelled,
@@ -30,6 +31,7 @@ __all__ = [
     "WaitNotice",
     "pb",
     "ApiError",
+    "Aborted",
     "AlreadyExists",
     "Cancelled",
     "DataLoss",

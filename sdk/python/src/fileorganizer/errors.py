@@ -15,6 +15,7 @@ __all__ = [
     "NotFound",
     "AlreadyExists",
     "FailedPrecondition",
+    "Aborted",
     "ResourceExhausted",
     "Unavailable",
     "Unimplemented",
@@ -95,6 +96,12 @@ class FailedPrecondition(ApiError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
 
+class Aborted(ApiError):
+    """A write with a stale etag (reason ETAG_MISMATCH): read the resource again and retry."""
+
+    code = grpc.StatusCode.ABORTED
+
+
 class Unimplemented(ApiError):
     code = grpc.StatusCode.UNIMPLEMENTED
 
@@ -126,6 +133,7 @@ _BY_CODE: Dict[grpc.StatusCode, Type[ApiError]] = {
         PermissionDenied,
         ResourceExhausted,
         FailedPrecondition,
+        Aborted,
         Unimplemented,
         Internal,
         Unavailable,

@@ -138,7 +138,8 @@ class AutomationServiceServicer:
 
     def UpdateAutomation(self, request, context):
         """Updates an automation. With a non-empty `etag` that is not the current
-        one the update is FAILED_PRECONDITION (someone else changed it first).
+        one the update is ABORTED, reason ETAG_MISMATCH (someone else changed it
+        first).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -146,7 +147,8 @@ class AutomationServiceServicer:
 
     def DeleteAutomation(self, request, context):
         """Deletes an automation. The operations it created stay (their trigger
-        still names it).
+        still names it). With a non-empty `etag` that is not the current one,
+        nothing is deleted (ABORTED, reason ETAG_MISMATCH).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -62,6 +62,7 @@ class ArchiveEntrySkipReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ARCHIVE_ENTRY_SKIP_REASON_TOO_DEEP: _ClassVar[ArchiveEntrySkipReason]
     ARCHIVE_ENTRY_SKIP_REASON_ALREADY_EXISTS: _ClassVar[ArchiveEntrySkipReason]
     ARCHIVE_ENTRY_SKIP_REASON_NOT_A_FOLDER: _ClassVar[ArchiveEntrySkipReason]
+    ARCHIVE_ENTRY_SKIP_REASON_IDENTICAL: _ClassVar[ArchiveEntrySkipReason]
 FILE_KIND_UNSPECIFIED: FileKind
 FILE_KIND_FILE: FileKind
 FILE_KIND_DIRECTORY: FileKind
@@ -94,6 +95,7 @@ ARCHIVE_ENTRY_SKIP_REASON_INVALID_NAME: ArchiveEntrySkipReason
 ARCHIVE_ENTRY_SKIP_REASON_TOO_DEEP: ArchiveEntrySkipReason
 ARCHIVE_ENTRY_SKIP_REASON_ALREADY_EXISTS: ArchiveEntrySkipReason
 ARCHIVE_ENTRY_SKIP_REASON_NOT_A_FOLDER: ArchiveEntrySkipReason
+ARCHIVE_ENTRY_SKIP_REASON_IDENTICAL: ArchiveEntrySkipReason
 
 class FileEntry(_message.Message):
     __slots__ = ("path", "name", "kind", "size_bytes", "modify_time", "category", "content_hash")

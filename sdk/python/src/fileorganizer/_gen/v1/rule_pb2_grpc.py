@@ -120,8 +120,8 @@ class RuleServiceServicer:
 
     def UpdateRule(self, request, context):
         """Updates a rule. When `rule.etag` is set and is not the rule's current
-        etag, nothing changes and the call fails with FAILED_PRECONDITION (the
-        rule was changed meanwhile: read it again).
+        etag, nothing changes and the call fails with ABORTED, reason
+        ETAG_MISMATCH (the rule was changed meanwhile: read it again).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -129,7 +129,7 @@ class RuleServiceServicer:
 
     def DeleteRule(self, request, context):
         """Deletes a rule. When `etag` is set and is not the rule's current etag,
-        nothing is deleted and the call fails with FAILED_PRECONDITION. File
+        nothing is deleted and the call fails with ABORTED (ETAG_MISMATCH). File
         records keep the id and version of the rule that decided them.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

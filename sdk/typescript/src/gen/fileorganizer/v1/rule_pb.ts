@@ -663,7 +663,7 @@ export type DeleteRuleRequest = Message<"fileorganizer.v1.DeleteRuleRequest"> & 
 
   /**
    * The etag the rule was read with; when set and not current, nothing is
-   * deleted (FAILED_PRECONDITION).
+   * deleted (ABORTED, reason ETAG_MISMATCH).
    *
    * @generated from field: string etag = 2;
    */
@@ -913,8 +913,8 @@ export const RuleService: GenService<{
   },
   /**
    * Updates a rule. When `rule.etag` is set and is not the rule's current
-   * etag, nothing changes and the call fails with FAILED_PRECONDITION (the
-   * rule was changed meanwhile: read it again).
+   * etag, nothing changes and the call fails with ABORTED, reason
+   * ETAG_MISMATCH (the rule was changed meanwhile: read it again).
    *
    * @generated from rpc fileorganizer.v1.RuleService.UpdateRule
    */
@@ -925,7 +925,7 @@ export const RuleService: GenService<{
   },
   /**
    * Deletes a rule. When `etag` is set and is not the rule's current etag,
-   * nothing is deleted and the call fails with FAILED_PRECONDITION. File
+   * nothing is deleted and the call fails with ABORTED (ETAG_MISMATCH). File
    * records keep the id and version of the rule that decided them.
    *
    * @generated from rpc fileorganizer.v1.RuleService.DeleteRule
