@@ -82,6 +82,13 @@ pub enum AppError {
     /// (ABORTED, reason ETAG_MISMATCH, AIP-154). Nothing was written.
     #[error("{message}")]
     Aborted { message: String },
+    /// Another request holds the resource (ABORTED, reason RESOURCE_BUSY,
+    /// with `retry_after` as RetryInfo). Nothing was done.
+    #[error("{message}")]
+    Busy {
+        message: String,
+        retry_after: Duration,
+    },
     /// A limit was hit: a rate limit (RATE_LIMITED), a quota or the disk
     /// (QUOTA_EXCEEDED). `retry_after` becomes the RetryInfo; `None` when
     /// waiting cannot help (a request message too large). `metadata` goes
@@ -269,6 +276,15 @@ impl From<AppError> for Status {
             AppError::Aborted { message } => {
                 status(Code::Aborted, message, ErrorReason::EtagMismatch, none())
             }
+            AppError::Busy {
+                message,
+                retry_after,
+            } => status(
+                Code::Aborted,
+                message,
+                ErrorReason::ResourceBusy,
+                ErrorDetails::with_retry_info(Some(retry_after)),
+            ),
             AppError::ResourceExhausted {
                 reason,
                 message,

@@ -601,6 +601,15 @@ fn session_files(user: &User) -> Vec<String> {
     }
 }
 
+/// ABORTED / RESOURCE_BUSY: another request held the session for longer
+/// than the server waits, with a RetryInfo.
+fn busy(status: &Status) -> bool {
+    let details = tonic_types::StatusExt::get_error_details(status);
+    status.code() == Code::Aborted
+        && details.error_info().map(|i| i.reason.as_str()) == Some("RESOURCE_BUSY")
+        && details.retry_info().is_some()
+}
+
 /// An append that the server may still be committing from a cut request
 /// is refused as busy for a moment: retried (a bounded number of times).
 async fn append_when_free(
@@ -612,10 +621,7 @@ async fn append_when_free(
 ) -> Result<pb::Upload, Status> {
     for _ in 0..600 {
         match append(app, user, name, offset, data).await {
-            Err(status)
-                if status.code() == Code::FailedPrecondition
-                    && status.message().contains("another request") =>
-            {
+            Err(status) if busy(&status) => {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             other => return other,
@@ -667,10 +673,7 @@ async fn a_session_resumes_after_the_grpc_stream_is_cut_mid_file() {
     let mut resumed = None;
     for _ in 0..600 {
         match append(&app, &ann, &upload.name, usize::MAX >> 1, b"").await {
-            Err(status)
-                if status.code() == Code::FailedPrecondition
-                    && status.message().contains("another request") =>
-            {
+            Err(status) if busy(&status) => {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             Err(status) => {
@@ -717,7 +720,7 @@ async fn a_session_resumes_after_the_grpc_stream_is_cut_mid_file() {
     let mut finished = finish(&app, &ann, &upload.name).await;
     for _ in 0..600 {
         match &finished {
-            Err(status) if status.message().contains("another request") => {
+            Err(status) if busy(status) => {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 finished = finish(&app, &ann, &upload.name).await;
             }
@@ -1217,4 +1220,100 @@ async fn an_organize_applying_beside_an_upload_in_progress_leaves_its_temp_file_
     assert_eq!(stored.file.unwrap().path, "inbox/sub/big.bin");
     assert_eq!(read(&ann, "inbox/sub/big.bin"), body);
     assert!(!temp.exists());
+}
+
+/// A session held by another request: a second append waits a few seconds
+/// for it; when the holder goes on, the second is refused ABORTED /
+/// RESOURCE_BUSY with a RetryInfo (the SDKs wait that out), having written
+/// nothing; when the holder's connection is cut while the second waits, the
+/// second goes ahead from the committed offset without an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_session_is_waited_for_then_refused_as_busy_with_retry_info() {
+    let app = TestApp::spawn().await;
+    let bea = user(&app, "busy").await;
+    let body = binary(2 * 1024 * 1024);
+    let upload = create_session(&app, &bea, session("big.bin", body.len()))
+        .await
+        .unwrap();
+
+    // The holder: an append stream that sent 512 KiB and then goes quiet.
+    let hold = |upload: &pb::Upload, from: usize| {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let mut client: FileServiceClient<Channel> = files(&app);
+        let request = bearer(ReceiverStream::new(rx), &bea.token);
+        let call = tokio::spawn(async move { client.append_upload(request).await });
+        let first = append_message(&upload.name, from, &body[from..from + 512 * 1024]);
+        (tx, call, first)
+    };
+    let (tx, call, first) = hold(&upload, 0);
+    tx.send(first).await.unwrap();
+    // Until the server holds the session and wrote what was sent (the
+    // second append is then busy).
+    let id = upload.name.trim_start_matches("uploads/").replace('-', "");
+    let written = || {
+        std::fs::read_dir(bea.root.join(".fileorg-tmp-uploads"))
+            .into_iter()
+            .flatten()
+            .map(Result::unwrap)
+            .filter(|e| e.file_name().to_string_lossy().contains(&id))
+            .map(|e| e.metadata().unwrap().len())
+            .max()
+            .unwrap_or(0)
+    };
+    for _ in 0..600 {
+        if written() >= 512 * 1024 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(written(), 512 * 1024, "the holder's bytes never arrived");
+    let started = tokio::time::Instant::now();
+    let refused = append(&app, &bea, &upload.name, 0, &body[..1024]).await;
+    let status = refused.expect_err("an append beside a held session was accepted");
+    assert!(busy(&status), "{status:?}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "refused without waiting for the holder: {:?}",
+        started.elapsed()
+    );
+    assert!(status.message().contains(&upload.name), "{status:?}");
+
+    // The holder's connection is cut while another append waits: that one
+    // goes ahead (from what was committed, at most the 512 KiB sent).
+    let waiting = {
+        let app_files: FileServiceClient<Channel> = files(&app);
+        let (name, token, body) = (upload.name.clone(), bea.token.clone(), body.clone());
+        tokio::spawn(async move {
+            let mut client = app_files;
+            // Past the end: the refusal names the committed offset.
+            client
+                .append_upload(bearer(
+                    tokio_stream::iter(vec![append_message(&name, body.len(), b"")]),
+                    &token,
+                ))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    call.abort();
+    drop(tx);
+    let answer = waiting.await.unwrap().expect_err("an offset past the end");
+    assert_eq!(
+        answer.code(),
+        Code::FailedPrecondition,
+        "the waiting append did not get the session: {answer:?}"
+    );
+    let committed: usize = tonic_types::StatusExt::get_error_details(&answer)
+        .error_info()
+        .unwrap()
+        .metadata["committed_offset"]
+        .parse()
+        .unwrap();
+    assert!(committed <= 512 * 1024, "{committed}");
+    let done = append_when_free(&app, &bea, &upload.name, committed, &body[committed..])
+        .await
+        .unwrap();
+    assert_eq!(done.committed_offset as usize, body.len());
+    finish(&app, &bea, &upload.name).await.unwrap();
+    assert!(read(&bea, "big.bin") == body, "the stored bytes differ");
 }

@@ -157,9 +157,15 @@ export async function resumableUpload(
       return await client.files.finishUpload({ name: session.name });
     } catch (err) {
       if (!(err instanceof ConnectError) || resumes >= maxResumes) throw err;
-      const committed = errorDetails(err).metadata["committed_offset"];
+      const details = errorDetails(err);
+      const committed = details.metadata["committed_offset"];
       if (err.code === Code.FailedPrecondition && committed !== undefined) {
         offset = Number(committed);
+      } else if (err.code === Code.Aborted && details.reason === "RESOURCE_BUSY") {
+        // The request of a cut connection still holds the session on the server: wait as it
+        // says, then go on from the offset it committed.
+        await sleep(details.retryDelayMs ?? DEFAULT_RETRY_MS);
+        offset = await committedOffset(client, session.name, maxResumes);
       } else if (RESUMABLE.has(err.code)) {
         offset = await committedOffset(client, session.name, maxResumes);
       } else {

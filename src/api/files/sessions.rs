@@ -109,21 +109,40 @@ async fn find(files: &Files, principal: &Principal, id: Uuid) -> AppResult<Uploa
         .ok_or_else(|| AppError::not_found(resource_name(id)))
 }
 
-/// Opens and locks the session's file; `None` when it is gone.
+/// How long a request waits for another one to let go of a session's file
+/// (a request whose connection was cut ends on the server once it notices,
+/// usually within moments) before answering ABORTED / RESOURCE_BUSY.
+const BUSY_WAIT: Duration = Duration::from_secs(3);
+/// The retry delay that answer suggests.
+const BUSY_RETRY: Duration = Duration::from_secs(1);
+
+/// Opens and locks the session's file; `None` when it is gone. While
+/// another request holds it, tries again for up to [`BUSY_WAIT`].
 async fn open_if_there(root: &Arc<UserRoot>, id: Uuid) -> AppResult<Option<SessionFile>> {
-    let root = root.clone();
-    blocking(move || match root.open_session_file(id) {
-        Ok(Some(file)) => Ok(Some(file)),
-        Ok(None) => Err(AppError::FailedPrecondition {
-            message: format!(
-                "another request is using {}; retry when it has ended",
-                resource_name(id)
-            ),
-        }),
-        Err(StorageError::NotFound(_)) => Ok(None),
-        Err(e) => Err(e.at("name").into()),
-    })
-    .await
+    let deadline = tokio::time::Instant::now() + BUSY_WAIT;
+    loop {
+        let root = root.clone();
+        let opened = blocking(move || match root.open_session_file(id) {
+            Ok(Some(file)) => Ok(Some(Some(file))),
+            Ok(None) => Ok(None),
+            Err(StorageError::NotFound(_)) => Ok(Some(None)),
+            Err(e) => Err(e.at("name").into()),
+        })
+        .await?;
+        match opened {
+            Some(file) => return Ok(file),
+            None if tokio::time::Instant::now() >= deadline => {
+                return Err(AppError::Busy {
+                    message: format!(
+                        "another request is using {}; retry when it has ended",
+                        resource_name(id)
+                    ),
+                    retry_after: BUSY_RETRY,
+                });
+            }
+            None => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
 }
 
 /// Opens and locks the session's file.

@@ -97,7 +97,10 @@ class FailedPrecondition(ApiError):
 
 
 class Aborted(ApiError):
-    """A write with a stale etag (reason ETAG_MISMATCH): read the resource again and retry."""
+    """A write with a stale etag (reason ETAG_MISMATCH): read the resource again and retry; or
+    the resource is busy with another request (reason RESOURCE_BUSY, with ``retry_delay``): an
+    upload session whose cut connection the server has not seen end yet. ``upload_large``
+    waits that out by itself."""
 
     code = grpc.StatusCode.ABORTED
 

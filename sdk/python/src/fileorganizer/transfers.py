@@ -28,6 +28,7 @@ from google.protobuf import timestamp_pb2
 
 from fileorganizer import pb
 from fileorganizer.errors import (
+    Aborted,
     Cancelled,
     DeadlineExceeded,
     FailedPrecondition,
@@ -395,6 +396,14 @@ class TransfersMixin:
                 if resumes >= max_resumes:
                     raise
                 resumes += 1
+                offset = self._committed_offset(session.name, max_resumes)
+            except Aborted as err:
+                # The request of a cut connection still holds the session on the server: wait
+                # as it says, then go on from the offset it committed.
+                if err.reason != "RESOURCE_BUSY" or resumes >= max_resumes:
+                    raise
+                resumes += 1
+                time.sleep(err.retry_delay if err.retry_delay is not None else DEFAULT_RETRY_DELAY)
                 offset = self._committed_offset(session.name, max_resumes)
             if on_resume:
                 on_resume(offset)
