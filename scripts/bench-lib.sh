@@ -86,3 +86,32 @@ pg_stat_statements_state() {
     psql -X -qAt -d "$PG_BASE/postgres" -c "SHOW shared_preload_libraries" | grep -q pg_stat_statements \
         && echo loaded || echo "not loaded"
 }
+
+# start_envoy DIR PORT ADMIN_PORT BASE_ID: a real Envoy (envoy/envoy.yaml, the server's
+# descriptor) on 127.0.0.1:PORT in front of the server on $ADDR; sets ENVOY_PID and API.
+start_envoy() {
+    local dir="$1" port="$2" admin="$3" base_id="$4"
+    "$FILEORG" descriptor --out "$dir/fileorganizer.pb"
+    sed -e "s#envoy/fileorganizer.pb#$dir/fileorganizer.pb#" -e "s/50051/${ADDR##*:}/" \
+        -e "s/9901/$admin/" -e "s/8080/$port/" envoy/envoy.yaml >"$dir/envoy.yaml"
+    scripts/envoy.sh -c "$dir/envoy.yaml" --base-id "$base_id" --log-level warn >"$dir/envoy.log" 2>&1 &
+    ENVOY_PID=$!
+    BENCH_PIDS+=("$ENVOY_PID")
+    wait_for_port "127.0.0.1:$port"
+    API="http://127.0.0.1:$port"
+}
+
+# register_user: a new user through $API; sets EMAIL, PASSWORD, TOKEN and USER_ID.
+register_user() {
+    EMAIL="bench-$(date +%s%N)@example.com"
+    PASSWORD="correct horse battery"
+    TOKEN="$(curl -sf -X POST "$API/api/v1/auth/register" \
+        -d "{\"email\":\"$EMAIL\",\"password\":\"$PASSWORD\"}" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')"
+    # shellcheck disable=SC2034  # read by the scripts that source this one
+    USER_ID="$(curl -sf "$API/api/v1/users/me" -H "authorization: Bearer $TOKEN" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
+}
+
+# rss_mib PID KEY: VmHWM (peak) or VmRSS of PID in MiB, from /proc.
+rss_mib() { awk -v key="$2:" '$1 == key { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
