@@ -37,7 +37,7 @@ fresh_database fo_bench_export
 export DATA_DIR="$DIR/data" STORAGE_ROOT="$DIR/storage" WORKERS=0
 start_server "$ADDR" TRUSTED_PROXIES=127.0.0.2
 start_envoy "$DIR" "$ENVOY_PORT" "$ENVOY_ADMIN" 72
-register_bench_user
+register_user
 PARENT="$DIR/storage/$USER_ID"
 
 say "making $FILES files under $PARENT/tree"
@@ -105,12 +105,11 @@ for run in $(seq 1 "$RUNS"); do
     rm -f "$DIR"/out/*
 done
 
-rss_mib() { awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
 say "best of $RUNS, $FILES files, $MB MB on disk"
 printf 'tar -c %5.2f s; DownloadArchive tar through Envoy %5.2f s (%.2f of tar)\n' \
     "${best[tar]}" "${best[export_tar]}" "$(echo "${best[tar]} / ${best[export_tar]}" | bc -l)"
 printf 'zip -r %5.2f s; DownloadArchive zip through Envoy %5.2f s (%.2f of zip)\n' \
     "${best[zip]}" "${best[export_zip]}" "$(echo "${best[zip]} / ${best[export_zip]}" | bc -l)"
 printf 'sizes (last run): %s\n' "$sizes"
-printf 'peak RSS: server %s MiB, Envoy %s MiB\n' "$(rss_mib "$SERVER_PID")" "$(rss_mib "$ENVOY_PID")"
+printf 'peak RSS: server %s MiB, Envoy %s MiB\n' "$(rss_mib "$SERVER_PID" VmHWM)" "$(rss_mib "$ENVOY_PID" VmHWM)"
 drop_database fo_bench_export

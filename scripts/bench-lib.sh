@@ -103,14 +103,17 @@ start_envoy() {
     API="http://127.0.0.1:$port"
 }
 
-# register_bench_user: a new user through $API; sets TOKEN and USER_ID.
-register_bench_user() {
-    local email
-    email="bench-$(date +%s%N)@example.com"
+# register_user: a new user through $API; sets EMAIL, PASSWORD, TOKEN and USER_ID.
+register_user() {
+    EMAIL="bench-$(date +%s%N)@example.com"
+    PASSWORD="correct horse battery"
     TOKEN="$(curl -sf -X POST "$API/api/v1/auth/register" \
-        -d "{\"email\":\"$email\",\"password\":\"correct horse battery\"}" |
+        -d "{\"email\":\"$EMAIL\",\"password\":\"$PASSWORD\"}" |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')"
-    # shellcheck disable=SC2034 # read by the scripts that source this file
+    # shellcheck disable=SC2034  # read by the scripts that source this one
     USER_ID="$(curl -sf "$API/api/v1/users/me" -H "authorization: Bearer $TOKEN" |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
 }
+
+# rss_mib PID KEY: VmHWM (peak) or VmRSS of PID in MiB, from /proc.
+rss_mib() { awk -v key="$2:" '$1 == key { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }

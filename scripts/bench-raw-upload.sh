@@ -41,7 +41,7 @@ fresh_database fo_bench_raw_upload
 export DATA_DIR="$DIR/data" STORAGE_ROOT="$DIR/storage" WORKERS=0
 start_server "$ADDR" TRUSTED_PROXIES=127.0.0.2
 start_envoy "$DIR" "$ENVOY_PORT" "$ENVOY_ADMIN" 71
-register_bench_user
+register_user
 
 now() { date +%s.%N; }
 mibs() { echo "$SIZE_MIB / $1" | bc -l; }
@@ -75,12 +75,11 @@ for run in $(seq 1 "$RUNS"); do
     if [ -z "$best_upload" ] || [ "$(echo "$upload < $best_upload" | bc)" = 1 ]; then best_upload="$upload"; fi
 done
 
-rss_mib() { awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
 say "best of $RUNS, $SIZE_MIB MiB"
 printf 'cp + sync: %6.2f s = %4.0f MiB/s (cp alone %6.2f s = %4.0f MiB/s)\n' \
     "$best_cp" "$(mibs "$best_cp")" "$best_cp_alone" "$(mibs "$best_cp_alone")"
 printf 'raw upload through Envoy: %6.2f s = %4.0f MiB/s = %.2f of cp + sync, %.2f of cp alone\n' \
     "$best_upload" "$(mibs "$best_upload")" "$(echo "$best_cp / $best_upload" | bc -l)" \
     "$(echo "$best_cp_alone / $best_upload" | bc -l)"
-printf 'peak RSS: server %s MiB, Envoy %s MiB\n' "$(rss_mib "$SERVER_PID")" "$(rss_mib "$ENVOY_PID")"
+printf 'peak RSS: server %s MiB, Envoy %s MiB\n' "$(rss_mib "$SERVER_PID" VmHWM)" "$(rss_mib "$ENVOY_PID" VmHWM)"
 drop_database fo_bench_raw_upload

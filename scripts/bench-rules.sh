@@ -15,7 +15,13 @@
 # before the organize: once with the stored rules, once with a content-type rule first (every
 # file read). Reports: data/reports/bench_rules_<run>_<rules>.json; the summary compares the
 # plan phase (where rules are evaluated) and the end-to-end time.
-# RELEASE_TARGET picks the release build's target directory (see scripts/bench-lib.sh).
+# RELEASE_TARGET picks the release build's target directory (see scripts/bench-lib.sh);
+# BENCH_ADDR, BENCH_DB and BENCH_ROOT move the server, database and tree off their defaults
+# (127.0.0.1:50153, fo_bench_rules, /tmp/fo-bench), as in scripts/bench-organize.sh.
+# At 1,000,000 files the tree is scripts/bench-organize.sh's (the same loadtest, seed 42:
+# 1M files, about 10.3 GiB, written straight into the user's storage and so in the page cache)
+# and it is removed before the next organize writes it again, so the disk holds one tree and
+# one database at a time (about 10.3 GiB + 2 GiB); it checks first that 13 KiB a file + 3 GiB are free.
 set -euo pipefail
 exec </dev/null
 source "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
@@ -24,12 +30,20 @@ cd "$ROOT"
 FILES="${1:-1000000}"
 RULES="${2:-50}"
 RUNS="${3:-1}"
-ADDR=127.0.0.1:50153
-DB=fo_bench_rules
+ADDR="${BENCH_ADDR:-127.0.0.1:50153}"
+DB="${BENCH_DB:-fo_bench_rules}"
 export DATA_DIR="$BENCH_ROOT/data" STORAGE_ROOT="$BENCH_ROOT/storage"
 
 ensure_services
-release_build
+[ -n "${SKIP_BUILD:-}" ] || release_build   # SKIP_BUILD=1: $RELEASE_TARGET already has it
+# The tree takes about 10.8 KiB a file (1M files: 10.3 GiB), the database about 2 KiB a record.
+need_kib=$((FILES * 13 + 3 * 1024 * 1024))
+mkdir -p "$(dirname "$BENCH_ROOT")"
+free_kib="$(df -Pk "$(dirname "$BENCH_ROOT")" | awk 'NR == 2 { print $4 }')"
+if [ "$free_kib" -lt "$need_kib" ]; then
+    echo "$((free_kib / 1024 / 1024)) GiB free under $(dirname "$BENCH_ROOT"); $FILES files need about $((need_kib / 1024 / 1024)) GiB" >&2
+    exit 1
+fi
 mkdir -p data/reports
 rm -f data/reports/bench_rules_*.json
 for run in $(seq 1 "$RUNS"); do

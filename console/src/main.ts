@@ -248,7 +248,7 @@ async function upload(): Promise<void> {
       if (!skip) {
         setRow(rows.get(path), "done", "uploaded");
         done++;
-      } else if (skip.reason === filesPb.ArchiveEntrySkipReason.ALREADY_EXISTS) {
+      } else if (skip.reason === filesPb.ArchiveEntrySkipReason.IDENTICAL) {
         setRow(rows.get(path), "identical", "already there, not uploaded again");
         identical++;
         done++;

@@ -441,6 +441,22 @@ impl Folder {
         }
         Ok(self.0.symlink_metadata(name)?)
     }
+
+    /// Whether anything (a dangling symlink included) is named `name` in
+    /// the folder: [`UserRoot::exists`] for one component, without walking
+    /// from the root again.
+    pub fn has(&self, name: &str) -> Result<bool, StorageError> {
+        match self.entry_metadata(std::ffi::OsStr::new(name)) {
+            Ok(_) => Ok(true),
+            Err(StorageError::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Another handle of the same folder (`dup`).
+    pub(super) fn try_clone_dir(&self) -> Result<Dir, StorageError> {
+        Ok(self.0.try_clone()?)
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,14 @@
 //! published with a no-replace rename under the conflict policy), the quota
 //! reserved as bytes are written, and the tally the response reports.
 //!
+//! Files go into their folder through a handle: the folder of the last file
+//! is kept open (archives list a folder's files together), so a file costs
+//! a lookup of its one name and the creation of its temporary file, not a
+//! walk of its whole path from the root for each step (measured: 30
+//! system calls per small file before, most of them `openat2` and `statx`
+//! of the same folders again). The handle is dropped at every batch, like
+//! the handles the pending files keep until they are published.
+//!
 //! Durability in batches: an fsync per file costs 3.7 ms here, which would
 //! make a 10,000-file archive take 40 s of fsyncs alone. Complete files wait
 //! (unpublished, under their temporary names) until [`BATCH_FILES`] of them
@@ -22,7 +30,9 @@ use super::meter::Meter;
 use super::shared::{Failure, Imported, QuotaBudget};
 use crate::domain::FileConflictPolicy;
 use crate::domain::archive::{SkipReason, SkippedEntry};
-use crate::storage::{Fingerprint, NewFile, StorageError, UserPath, UserRoot, names::MAX_SUFFIX};
+use crate::storage::{
+    Fingerprint, Folder, NewFile, StorageError, UserPath, UserRoot, names::MAX_SUFFIX,
+};
 
 /// Complete files kept unpublished before one `syncfs` (each holds two
 /// descriptors until then).
@@ -52,6 +62,13 @@ struct Pending {
     hash: Option<blake3::Hash>,
 }
 
+/// Where a file entry can go.
+enum Place {
+    Open(Folder),
+    /// Nowhere: skip the entry for this reason.
+    Refused(SkipReason, String),
+}
+
 pub(crate) struct Sink<'b> {
     root: Arc<UserRoot>,
     policy: FileConflictPolicy,
@@ -59,6 +76,8 @@ pub(crate) struct Sink<'b> {
     meter: Rc<Meter>,
     /// Folders known to exist (made or found), so each is checked once.
     known: HashSet<UserPath>,
+    /// The folder the last file went to, open, until the next batch.
+    open: Option<(UserPath, Folder)>,
     pending: Vec<Pending>,
     /// The paths of `pending`, for the FAIL policy's early check.
     pending_paths: HashSet<UserPath>,
@@ -87,6 +106,7 @@ impl<'b> Sink<'b> {
             budget,
             meter,
             known: HashSet::new(),
+            open: None,
             pending: Vec::new(),
             pending_paths: HashSet::new(),
             pending_bytes: 0,
@@ -186,6 +206,39 @@ impl<'b> Sink<'b> {
         Ok(None)
     }
 
+    /// The open handle of `folder` (made first if missing), taken out of
+    /// [`Sink::open`] or opened beneath the root; the caller puts it back.
+    fn open_folder(&mut self, folder: &UserPath) -> Result<Place, StorageError> {
+        if let Some((open, _)) = &self.open
+            && open == folder
+        {
+            return Ok(Place::Open(self.open.take().expect("just seen").1));
+        }
+        self.open = None;
+        // Twice at most: a folder known to exist may have been removed since
+        // (by the user, meanwhile); it is then made again.
+        for _ in 0..2 {
+            if let Some((reason, detail)) = self.ensure_folder(folder)? {
+                return Ok(Place::Refused(reason, detail));
+            }
+            match self.root.open_folder(folder) {
+                Ok(open) => return Ok(Place::Open(open)),
+                Err(StorageError::NotFound(_)) => self.known.clear(),
+                Err(StorageError::Escape) => {
+                    return Ok(Place::Refused(
+                        SkipReason::UnsafePath,
+                        "leads outside your storage".to_string(),
+                    ));
+                }
+                Err(e @ StorageError::NotADirectory(_)) => {
+                    return Ok(Place::Refused(SkipReason::NotAFolder, e.to_string()));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.root.open_folder(folder).map(Place::Open)
+    }
+
     /// A folder entry (and the target folder itself).
     pub(crate) fn folder(&mut self, name: &str, path: &UserPath) -> Result<(), Failure> {
         if let Some((reason, detail)) = self.ensure_folder(path).map_err(Failure::Storage)? {
@@ -223,25 +276,18 @@ impl<'b> Sink<'b> {
         mtime: Option<SystemTime>,
         content: &mut dyn Read,
     ) -> Result<(), Failure> {
-        let parent = path.parent().expect("an entry is below the target");
-        if let Some((reason, detail)) = self.ensure_folder(&parent).map_err(Failure::Storage)? {
-            return self.skip_and_drain(name, reason, detail, content);
-        }
+        let (parent, file_name) = path.split_last().expect("an entry is below the target");
+        let folder = match self.open_folder(&parent).map_err(Failure::Storage)? {
+            Place::Open(folder) => folder,
+            Place::Refused(reason, detail) => {
+                return self.skip_and_drain(name, reason, detail, content);
+            }
+        };
         if self.policy == FileConflictPolicy::FailIfExists {
             let taken = self.pending_paths.contains(path)
-                || match self.root.exists(path) {
-                    Ok(taken) => taken,
-                    Err(StorageError::Escape) => {
-                        return self.skip_and_drain(
-                            name,
-                            SkipReason::UnsafePath,
-                            "leads outside your storage",
-                            content,
-                        );
-                    }
-                    Err(e) => return Err(Failure::Storage(e)),
-                };
+                || folder.has(file_name).map_err(Failure::Storage)?;
             if taken {
+                self.open = Some((parent, folder));
                 return self.skip_and_drain(
                     name,
                     SkipReason::AlreadyExists,
@@ -250,21 +296,9 @@ impl<'b> Sink<'b> {
                 );
             }
         }
-        let mut file = match NewFile::create(self.root.clone(), path) {
-            Ok(file) => file,
-            Err(StorageError::Escape) => {
-                return self.skip_and_drain(
-                    name,
-                    SkipReason::UnsafePath,
-                    "leads outside your storage",
-                    content,
-                );
-            }
-            Err(e @ StorageError::NotADirectory(_)) => {
-                return self.skip_and_drain(name, SkipReason::NotAFolder, e.to_string(), content);
-            }
-            Err(e) => return Err(Failure::Storage(e)),
-        };
+        let created = NewFile::create_in(self.root.clone(), &folder, path);
+        self.open = Some((parent, folder));
+        let mut file = created.map_err(Failure::Storage)?;
         file.defer_folder_sync();
         let mut written = 0u64;
         let mut hasher =
@@ -358,6 +392,7 @@ impl<'b> Sink<'b> {
         if self.pending.is_empty() {
             return Ok(());
         }
+        self.open = None;
         self.root.sync_filesystem().map_err(Failure::Storage)?;
         let pending = std::mem::take(&mut self.pending);
         self.pending_paths.clear();
