@@ -14,6 +14,7 @@ import grpc
 
 from fileorganizer import pb
 from fileorganizer.errors import from_rpc_error
+from fileorganizer.organizing import OrganizingMixin
 from fileorganizer.transfers import TransfersMixin
 
 __all__ = ["Client", "Progress"]
@@ -80,7 +81,7 @@ def _operation_id(ref: OperationRef) -> str:
     return name.rsplit("/", 1)[-1]
 
 
-class Client(TransfersMixin):
+class Client(TransfersMixin, OrganizingMixin):
     """Connects to a FileOrganizer Pro server over gRPC.
 
     ``Client("localhost:50051")`` (or ``"grpc://host:port"``; ``"grpcs://host:port"`` for TLS),
@@ -112,6 +113,7 @@ class Client(TransfersMixin):
         self.automations = pb.automation_grpc.AutomationServiceStub(self._channel)
         self.files = pb.file_grpc.FileServiceStub(self._channel)
         self.reports = pb.report_grpc.ReportServiceStub(self._channel)
+        self.rules = pb.rule_grpc.RuleServiceStub(self._channel)
         self.system = pb.system_grpc.SystemServiceStub(self._channel)
 
     # -- plumbing ---------------------------------------------------------------------------
