@@ -14,7 +14,9 @@
 //! and video, for a number nobody asked for. And only files whose extension
 //! ([`may_carry_date`]) names a format that carries a capture date are
 //! opened: JPEG, HEIC/HEIF/AVIF, PNG, WebP, TIFF and the TIFF-based raw
-//! formats (DNG, CR2, NEF, ARW, PEF, …) plus CR3, RAF and IIQ; MP4, MOV,
+//! formats (DNG, CR2, NEF, ARW, PEF, …) plus CR3, RAF and IIQ; Olympus ORF
+//! and Panasonic RW2, which are TIFF files under another magic number that
+//! nom-exif does not know (read as TIFF through [`TiffMagic`]); MP4, MOV,
 //! M4V and 3GP videos. Every other file costs nothing.
 //!
 //! A file is opened like every read of the engine: at the moment of use,
@@ -83,7 +85,8 @@ const CARRIERS: &[&str] = &[
     "png", "webp", "tif", "tiff", // TIFF-based raw formats.
     "dng", "cr2", "nef", "nrw", "arw", "srf", "sr2", "pef", "3fr", "erf", "mef", "mos", "kdc",
     "dcr", "rwl", "iiq", // Other raw formats nom-exif reads.
-    "cr3", "raf", // ISOBMFF videos.
+    "cr3", "raf", // TIFF with another magic number (read through `TiffMagic`).
+    "orf", "rw2", // ISOBMFF videos.
     "mp4", "m4v", "mov", "qt", "3gp", "3g2",
 ];
 
@@ -139,7 +142,8 @@ pub fn capture_date_of(root: &UserRoot, file: &ScannedFile) -> Option<NaiveDate>
 /// [`READ_LIMIT`] bytes of `reader`. Never fails: anything unreadable,
 /// malformed or implausible is None.
 pub fn capture_date<R: Read + Seek>(reader: R) -> Option<NaiveDate> {
-    let source = MediaSource::seekable(Bounded::new(reader, READ_LIMIT)).ok()?;
+    let source =
+        MediaSource::seekable(TiffMagic::new(Bounded::new(reader, READ_LIMIT)).ok()?).ok()?;
     let mut parser = MediaParser::new();
     match source.kind() {
         MediaKind::Image => {
@@ -206,6 +210,69 @@ impl<R: Seek> Seek for Bounded<R> {
     }
 }
 
+/// A reader that shows an Olympus ORF (`IIRO`, `IIRS`, `MMOR`) or Panasonic
+/// RW2 (`IIU\0`) file with the standard TIFF magic number (`II*\0` or
+/// `MM\0*`) in its bytes 2 and 3, and every other file as it is. Both
+/// formats are TIFF otherwise (byte order, IFD0 at the offset in bytes 4–7,
+/// the EXIF IFD behind tag 0x8769), which nom-exif parses once it
+/// recognizes the header.
+pub struct TiffMagic<R> {
+    inner: R,
+    /// The position of `inner`.
+    pos: u64,
+    /// The two bytes shown at offsets 2 and 3, when they are replaced.
+    magic: Option<[u8; 2]>,
+}
+
+impl<R: Read + Seek> TiffMagic<R> {
+    pub fn new(mut inner: R) -> io::Result<TiffMagic<R>> {
+        let mut head = [0u8; 4];
+        let mut got = 0;
+        while got < head.len() {
+            match inner.read(&mut head[got..])? {
+                0 => break,
+                n => got += n,
+            }
+        }
+        inner.seek(SeekFrom::Start(0))?;
+        let magic = match &head[..got] {
+            b"IIRO" | b"IIRS" | b"IIU\0" => Some(*b"*\0"),
+            b"MMOR" => Some(*b"\0*"),
+            _ => None,
+        };
+        Ok(TiffMagic {
+            inner,
+            pos: 0,
+            magic,
+        })
+    }
+}
+
+impl<R: Read> Read for TiffMagic<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(magic) = self.magic {
+            for (i, byte) in buf[..n].iter_mut().enumerate() {
+                match self.pos + i as u64 {
+                    2 => *byte = magic[0],
+                    3 => *byte = magic[1],
+                    p if p > 3 => break,
+                    _ => {}
+                }
+            }
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R: Seek> Seek for TiffMagic<R> {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.pos = self.inner.seek(pos)?;
+        Ok(self.pos)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,33 +281,57 @@ mod tests {
     /// A big-endian TIFF/EXIF block: IFD0 with one pointer to an EXIF IFD
     /// holding `entries` (tag, ASCII value).
     fn tiff(entries: &[(u16, &str)]) -> Vec<u8> {
-        let mut out = b"MM\0\x2a\0\0\0\x08".to_vec();
+        tiff_in(true, entries)
+    }
+
+    /// [`tiff`] in big-endian (`MM`) or little-endian (`II`) byte order.
+    fn tiff_in(big: bool, entries: &[(u16, &str)]) -> Vec<u8> {
+        let u16b = |v: u16| {
+            if big {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
+        };
+        let u32b = |v: u32| {
+            if big {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
+        };
+        let mut out = if big {
+            b"MM\0\x2a".to_vec()
+        } else {
+            b"II\x2a\0".to_vec()
+        };
+        out.extend_from_slice(&u32b(8));
         // IFD0 at 8: one entry (ExifOffset → 26), next IFD 0.
-        out.extend_from_slice(&1u16.to_be_bytes());
-        out.extend_from_slice(&0x8769u16.to_be_bytes());
-        out.extend_from_slice(&4u16.to_be_bytes()); // LONG
-        out.extend_from_slice(&1u32.to_be_bytes());
-        out.extend_from_slice(&26u32.to_be_bytes());
-        out.extend_from_slice(&0u32.to_be_bytes());
+        out.extend_from_slice(&u16b(1));
+        out.extend_from_slice(&u16b(0x8769));
+        out.extend_from_slice(&u16b(4)); // LONG
+        out.extend_from_slice(&u32b(1));
+        out.extend_from_slice(&u32b(26));
+        out.extend_from_slice(&u32b(0));
         assert_eq!(out.len(), 26);
         let data_start = 26 + 2 + 12 * entries.len() + 4;
         let mut data = Vec::new();
-        out.extend_from_slice(&(entries.len() as u16).to_be_bytes());
+        out.extend_from_slice(&u16b(entries.len() as u16));
         for (tag, value) in entries {
             let mut bytes = value.as_bytes().to_vec();
             bytes.push(0);
-            out.extend_from_slice(&tag.to_be_bytes());
-            out.extend_from_slice(&2u16.to_be_bytes()); // ASCII
-            out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+            out.extend_from_slice(&u16b(*tag));
+            out.extend_from_slice(&u16b(2)); // ASCII
+            out.extend_from_slice(&u32b(bytes.len() as u32));
             if bytes.len() <= 4 {
                 bytes.resize(4, 0);
                 out.extend_from_slice(&bytes);
             } else {
-                out.extend_from_slice(&((data_start + data.len()) as u32).to_be_bytes());
+                out.extend_from_slice(&u32b((data_start + data.len()) as u32));
                 data.extend_from_slice(&bytes);
             }
         }
-        out.extend_from_slice(&0u32.to_be_bytes());
+        out.extend_from_slice(&u32b(0));
         out.extend_from_slice(&data);
         // Image data. (nom-exif reads no file whose whole content fits in
         // the 128 bytes it reads to tell the format: no real photo is that
@@ -332,6 +423,40 @@ mod tests {
         // DNG, CR2, NEF, ARW are TIFF files: the same bytes, read by content.
         let bytes = tiff(&[(ORIGINAL, "2020:02:29 08:00:00")]);
         assert_eq!(read(&bytes), date(2020, 2, 29));
+    }
+
+    #[test]
+    fn orf_and_rw2_are_read_as_tiff() {
+        // Big-endian ORF ("MMOR") from the big-endian TIFF helper.
+        let mut orf = tiff(&[(ORIGINAL, "2018:05:06 07:08:09")]);
+        assert_eq!(&orf[..4], b"MM\0*");
+        orf[2..4].copy_from_slice(b"OR");
+        assert_eq!(read(&orf), date(2018, 5, 6));
+        // Without the magic fix nom-exif does not know the file.
+        let source = MediaSource::seekable(Cursor::new(orf.clone()));
+        assert!(
+            source.is_err(),
+            "nom-exif reads ORF itself now: TiffMagic can go"
+        );
+        // Little-endian ORF and RW2: the same file in Intel byte order.
+        let little = tiff_in(false, &[(ORIGINAL, "2021:11:12 13:14:15")]);
+        for magic in [b"RO", b"RS", b"U\0"] {
+            let mut raw = little.clone();
+            raw[2..4].copy_from_slice(magic);
+            assert_eq!(read(&raw), date(2021, 11, 12), "{magic:?}");
+        }
+        // Only the header is changed: a short or foreign file is left alone.
+        assert_eq!(read(b"IIRO"), None);
+        assert_eq!(read(b"MMOX"), None);
+        // Reads in one-byte steps see the same bytes.
+        let mut magic = TiffMagic::new(Cursor::new(orf.clone())).unwrap();
+        let mut seen = Vec::new();
+        let mut byte = [0u8; 1];
+        while magic.read(&mut byte).unwrap() == 1 {
+            seen.push(byte[0]);
+        }
+        assert_eq!(&seen[..4], b"MM\0*");
+        assert_eq!(&seen[4..], &orf[4..]);
     }
 
     #[test]

@@ -149,15 +149,25 @@ pub(super) fn already_exists(path: &UserPath) -> AppError {
     }
 }
 
+/// What a write on the blocking pool gives back: the file, the hash so
+/// far and how the write went.
+type InFlight = (NewFile, blake3::Hasher, Result<(), StorageError>);
+
 /// An upload being written to its [`NewFile`].
 struct Staged {
     root: Arc<UserRoot>,
     /// Whose byte budget the bytes are counted against.
     user_id: uuid::Uuid,
     files: Files,
-    /// Taken out only while a blocking write or sync holds it.
-    file: Option<NewFile>,
-    hasher: blake3::Hasher,
+    /// The file and the hash of what was written, here between writes and
+    /// out in `in_flight` while a chunk is hashed and written.
+    file: Option<(NewFile, blake3::Hasher)>,
+    /// The last chunk's hashing and write on the blocking pool. One write
+    /// is kept in flight, so the next message is received (and checked,
+    /// counted) while the last one is hashed and written, instead of the
+    /// three taking turns; its result is taken before the next write and
+    /// at the end, and a failed write fails the upload then.
+    in_flight: Option<tokio::task::JoinHandle<InFlight>>,
     written: u64,
     /// The quota when the upload began: an upload of unknown size may not
     /// grow beyond what was free then.
@@ -198,28 +208,31 @@ impl Staged {
             root: file_root,
             user_id: principal.user_id,
             files: files.clone(),
-            file: Some(file),
-            hasher: blake3::Hasher::new(),
+            file: Some((file, blake3::Hasher::new())),
+            in_flight: None,
             written: 0,
             usage,
             head: Vec::new(),
         })
     }
 
-    /// Runs `work` on the new file on the blocking pool.
-    async fn with_file(
-        &mut self,
-        field: &'static str,
-        work: impl FnOnce(&mut NewFile) -> Result<(), StorageError> + Send + 'static,
-    ) -> UploadResult<()> {
-        let mut file = self.file.take().expect("held between calls");
-        let (file, done) = tokio::task::spawn_blocking(move || {
-            let done = work(&mut file);
-            (file, done)
-        })
-        .await?;
-        self.file = Some(file);
-        Ok(done.map_err(|e| e.at(field))?)
+    /// Ends an upload that failed: waits for the write in flight, so the
+    /// temporary file is gone (dropped with the [`NewFile`]) before the
+    /// failure is answered.
+    async fn abandon(mut self) {
+        if let Some(job) = self.in_flight.take() {
+            let _ = job.await;
+        }
+    }
+
+    /// Waits for the write in flight, if any; its failure is the upload's.
+    async fn settle(&mut self, field: &'static str) -> UploadResult<()> {
+        if let Some(job) = self.in_flight.take() {
+            let (file, hasher, done) = job.await?;
+            self.file = Some((file, hasher));
+            done.map_err(|e| e.at(field))?;
+        }
+        Ok(())
     }
 
     /// Appends `chunk`; more bytes than announced is an error at once.
@@ -246,11 +259,33 @@ impl Staged {
             let take = (SNIFF_BYTES - self.head.len()).min(chunk.len());
             self.head.extend_from_slice(&chunk[..take]);
         }
-        self.hasher.update(&chunk);
-        self.with_file(target.fields.path, move |file| file.write_all(&chunk))
-            .await?;
+        self.settle(target.fields.path).await?;
+        let (mut file, mut hasher) = self.file.take().expect("held between writes");
+        self.in_flight = Some(tokio::task::spawn_blocking(move || {
+            hasher.update(&chunk);
+            let done = file.write_all(&chunk);
+            (file, hasher, done)
+        }));
         self.written = total;
         Ok(())
+    }
+
+    /// After the last message: finishes when every message was received,
+    /// else abandons the upload with the failure.
+    async fn end(
+        self,
+        received: UploadResult<()>,
+        files: &Files,
+        principal: &Principal,
+        target: &Target,
+    ) -> UploadResult<Stored> {
+        match received {
+            Ok(()) => self.finish(files, principal, target).await,
+            Err(failure) => {
+                self.abandon().await;
+                Err(failure)
+            }
+        }
     }
 
     /// Verifies, charges the quota and publishes.
@@ -260,6 +295,7 @@ impl Staged {
         principal: &Principal,
         target: &Target,
     ) -> UploadResult<Stored> {
+        self.settle(target.fields.path).await?;
         if let Some(size) = target.size
             && self.written != size
         {
@@ -272,11 +308,12 @@ impl Staged {
             )
             .into());
         }
-        let hash = self.hasher.finalize();
+        let (file, hasher) = self.file.take().expect("held between writes");
+        let hash = hasher.finalize();
         check_hash(target, &hash)?;
         let complete = Complete {
             root: self.root.clone(),
-            file: self.file.take().expect("held between calls"),
+            file,
             size: self.written,
             hash,
             head: std::mem::take(&mut self.head),
@@ -489,22 +526,27 @@ async fn receive(
         fields: &STREAM_FIELDS,
     };
     let mut staged = Staged::begin(files, principal, &target).await?;
-    while let Some(message) = next_message(files, &mut stream).await? {
-        match message.data {
-            Some(Data::Chunk(chunk)) if chunk.len() > MAX_CHUNK_BYTES => {
-                return Err(AppError::invalid("chunk", "must be at most 4 MiB").into());
-            }
-            Some(Data::Chunk(chunk)) => staged.write(chunk, &target).await?,
-            _ => {
-                return Err(AppError::invalid(
-                    "metadata",
-                    "only the first message may carry metadata; every later one carries a chunk",
-                )
-                .into());
+    let received = async {
+        while let Some(message) = next_message(files, &mut stream).await? {
+            match message.data {
+                Some(Data::Chunk(chunk)) if chunk.len() > MAX_CHUNK_BYTES => {
+                    return Err(AppError::invalid("chunk", "must be at most 4 MiB").into());
+                }
+                Some(Data::Chunk(chunk)) => staged.write(chunk, &target).await?,
+                _ => {
+                    return Err(AppError::invalid(
+                        "metadata",
+                        "only the first message may carry metadata; every later one carries \
+                         a chunk",
+                    )
+                    .into());
+                }
             }
         }
+        Ok(())
     }
-    staged.finish(files, principal, &target).await
+    .await;
+    staged.end(received, files, principal, &target).await
 }
 
 /// The next message of a client stream (UploadFile, ImportArchive), or an
@@ -610,20 +652,23 @@ async fn receive_raw(
         fields: &RAW_FIELDS,
     };
     let mut staged = Staged::begin(files, principal, &target).await?;
-    let mut body = first.content;
-    loop {
-        if let Some(HttpBody { data, .. }) = body.take()
-            && !data.is_empty()
-        {
-            if data.len() > MAX_CHUNK_BYTES {
-                return Err(AppError::invalid("content.data", "must be at most 4 MiB").into());
+    let received = async {
+        let mut body = first.content;
+        loop {
+            if let Some(HttpBody { data, .. }) = body.take()
+                && !data.is_empty()
+            {
+                if data.len() > MAX_CHUNK_BYTES {
+                    return Err(AppError::invalid("content.data", "must be at most 4 MiB").into());
+                }
+                staged.write(data, &target).await?;
             }
-            staged.write(data, &target).await?;
-        }
-        match next_message(files, &mut stream).await? {
-            Some(message) => body = message.content,
-            None => break,
+            match next_message(files, &mut stream).await? {
+                Some(message) => body = message.content,
+                None => return Ok(()),
+            }
         }
     }
-    staged.finish(files, principal, &target).await
+    .await;
+    staged.end(received, files, principal, &target).await
 }
