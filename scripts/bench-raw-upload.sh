@@ -39,7 +39,9 @@ fi
 
 fresh_database fo_bench_raw_upload
 export DATA_DIR="$DIR/data" STORAGE_ROOT="$DIR/storage" WORKERS=0
-start_server "$ADDR" TRUSTED_PROXIES=127.0.0.2
+# Three 1 GiB uploads within a minute are past the default upload byte budget
+# (RATE_LIMIT_UPLOAD_BYTES, 2 GiB per window): this measures speed, not the limit.
+start_server "$ADDR" TRUSTED_PROXIES=127.0.0.2 RATE_LIMIT_UPLOAD_BYTES=1099511627776
 start_envoy "$DIR" "$ENVOY_PORT" "$ENVOY_ADMIN" 71
 register_user
 
