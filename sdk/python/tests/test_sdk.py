@@ -162,3 +162,30 @@ def test_missing_credentials_and_not_found(url: str, client: fileorganizer.Clien
     with pytest.raises(fileorganizer.NotFound) as nf:
         client.report("operations/00000000-0000-0000-0000-000000000000")
     assert nf.value.reason == "NOT_FOUND"
+
+
+def test_raw_stubs_are_authenticated(url: str, client: fileorganizer.Client, email: str, tmp_path: Path) -> None:
+    # No metadata passed: the client's channel adds the bearer token.
+    trash = client.files.ListTrash(pb.file.ListTrashRequest())
+    assert list(trash.trash_items) == []
+    assert client.auth.GetCurrentUser(pb.auth.GetCurrentUserRequest()).email == email
+    # A server stream.
+    (tmp_path / "raw.txt").write_bytes(b"raw stub bytes")
+    client.upload(tmp_path / "raw.txt", "raw/raw.txt")
+    body = b"".join(m.data for m in client.files.DownloadFile(pb.file.DownloadFileRequest(path="raw/raw.txt")))
+    assert body == b"raw stub bytes"
+    # An API key too.
+    key, secret = client.create_api_key("raw stubs")
+    with fileorganizer.Client(url, api_key=secret) as by_key:
+        assert by_key.auth.GetCurrentUser(pb.auth.GetCurrentUserRequest()).email == email
+    # Credentials given by the caller are left as they are (here: wrong ones).
+    with pytest.raises(grpc.RpcError) as err:
+        client.auth.GetCurrentUser(pb.auth.GetCurrentUserRequest(), metadata=[("authorization", "Bearer nope")])
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    # The public RPCs go without: a second client logs in through the raw stub.
+    anonymous = fileorganizer.Client(url)
+    anonymous.auth.Login(pb.auth.LoginRequest(email=email, password=PASSWORD))
+    with pytest.raises(grpc.RpcError) as err:
+        anonymous.files.ListTrash(pb.file.ListTrashRequest())
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    anonymous.close()

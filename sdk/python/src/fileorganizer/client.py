@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import os
 import threading
 import time
@@ -76,6 +77,60 @@ def _channel_for(url: str) -> grpc.Channel:
     return grpc.insecure_channel(url.rstrip("/"))
 
 
+#: The RPCs that take no credentials.
+_PUBLIC = frozenset(
+    f"/fileorganizer.v1.AuthService/{name}" for name in ("Register", "Login", "RefreshToken")
+)
+
+
+class _CallDetails(
+    collections.namedtuple(
+        "_CallDetails", ("method", "timeout", "metadata", "credentials", "wait_for_ready", "compression")
+    ),
+    grpc.ClientCallDetails,
+):
+    pass
+
+
+class _Authenticate(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+):
+    """Adds the client's credentials (refreshing the access token when due) to every call on
+    its channel that carries none, so the raw stubs (``client.files.ListTrash(req)``) are
+    authenticated like the wrappers. Register, Login and RefreshToken go without."""
+
+    def __init__(self, metadata: Callable[[], Metadata]) -> None:
+        self._metadata = metadata
+
+    def _with_credentials(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
+        given = list(details.metadata or ())
+        if details.method in _PUBLIC or any(k in ("authorization", "x-api-key") for k, _ in given):
+            return details
+        return _CallDetails(
+            details.method,
+            details.timeout,
+            given + self._metadata(),
+            details.credentials,
+            getattr(details, "wait_for_ready", None),
+            getattr(details, "compression", None),
+        )
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._with_credentials(details), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._with_credentials(details), request)
+
+    def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._with_credentials(details), requests)
+
+    def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._with_credentials(details), requests)
+
+
 def _operation_id(ref: OperationRef) -> str:
     name = ref.name if not isinstance(ref, str) else ref
     return name.rsplit("/", 1)[-1]
@@ -101,7 +156,8 @@ class Client(TransfersMixin, OrganizingMixin):
     ) -> None:
         self.url = url
         self.timeout = timeout
-        self._channel = channel or _channel_for(url)
+        self._raw_channel = channel or _channel_for(url)
+        self._channel = grpc.intercept_channel(self._raw_channel, _Authenticate(self._metadata))
         self._api_key = api_key
         self.access_token: Optional[str] = None
         self.refresh_token: Optional[str] = None
@@ -119,7 +175,7 @@ class Client(TransfersMixin, OrganizingMixin):
     # -- plumbing ---------------------------------------------------------------------------
 
     def close(self) -> None:
-        self._channel.close()
+        self._raw_channel.close()
 
     def __enter__(self) -> "Client":
         return self
