@@ -37,9 +37,17 @@ try {
   await page.fill('#password', PASSWORD);
   await page.click('#login');
   await page.waitForSelector('#app:not([hidden])');
+  // The root's listing, which sign-in starts, first: it would otherwise land after the folder
+  // is typed and reset the folder box (the download then was the root's, files.zip).
+  await page.waitForSelector('#listing tbody tr');
   await page.fill('#path', folder);
   await page.click('#browse');
-  await page.waitForSelector('#listing tbody tr');
+  // The folder's own listing: no row is the folder itself any more.
+  await page.waitForFunction((f) => {
+    const rows = [...document.querySelectorAll('#listing tbody tr')].map((r) => r.textContent);
+    return document.querySelector('#path').value === f && rows.length > 0
+      && !rows.some((text) => text.startsWith(f));
+  }, folder);
   const [download] = await Promise.all([
     page.waitForEvent('download'),
     page.click('#download-zip'),
