@@ -7,7 +7,7 @@
 // Prints `DONE <json>` with what the page showed; exits non-zero on any failure.
 
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.mjs';
 
 const [consoleUrl, email, folder, savePath, shots] = process.argv.slice(2);
 if (!shots) {
@@ -18,12 +18,7 @@ const PASSWORD = 'correct horse battery';
 const TIMEOUT = 60_000; // only prevents hangs
 const consoleErrors = [];
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
-});
+const browser = await launchChromium();
 let page;
 try {
   const context = await browser.newContext({ acceptDownloads: true });

@@ -22,7 +22,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.mjs';
 
 const [consoleUrl, apiUrl, badOrigin, uploadDir, shots, email, decoyUrl] = process.argv.slice(2);
 if (!decoyUrl) {
@@ -35,12 +35,7 @@ const stdinLines = createInterface({ input: process.stdin })[Symbol.asyncIterato
 const consoleErrors = [];
 const cspViolations = [];
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
-});
+const browser = await launchChromium();
 
 async function shot(page, name) {
   await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });

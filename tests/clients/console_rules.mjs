@@ -18,7 +18,7 @@
 
 import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.mjs';
 
 const [consoleUrl, uploadDir, email, shots] = process.argv.slice(2);
 if (!shots) {
@@ -29,12 +29,7 @@ const PASSWORD = 'correct horse battery';
 const TIMEOUT = 60_000; // only prevents hangs
 const consoleErrors = [];
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
-});
+const browser = await launchChromium();
 
 async function shot(page, name) {
   await page.screenshot({ path: join(shots, `rules-${name}.png`), fullPage: true });

@@ -12,7 +12,7 @@
 
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.mjs';
 
 const [consoleUrl, folderDir, singlesDir, email1, email2, shots] = process.argv.slice(2);
 if (!shots) {
@@ -24,12 +24,7 @@ const TIMEOUT = 60_000; // only prevents hangs
 const WAIT_TIMEOUT = 180_000; // the upload limit's window is a minute
 const consoleErrors = [];
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
-});
+const browser = await launchChromium();
 
 async function signedIn(email) {
   const page = await browser.newPage();
