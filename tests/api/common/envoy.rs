@@ -29,13 +29,23 @@ impl Envoy {
         let descriptor = dir.path().join("fileorganizer.pb");
         std::fs::write(&descriptor, fileorganizer::pb::FILE_DESCRIPTOR_SET).unwrap();
         let (port, admin_port) = (free_port(), free_port());
-        let config = std::fs::read_to_string(repo_root().join("envoy/envoy.yaml"))
+        let mut config = std::fs::read_to_string(repo_root().join("envoy/envoy.yaml"))
             .unwrap()
-            .replace("envoy/fileorganizer.pb", descriptor.to_str().unwrap())
-            .replace("50051", &upstream_port.to_string())
-            .replace("9901", &admin_port.to_string())
-            .replace("8081", &console_port.to_string())
-            .replace("8080", &port.to_string());
+            .replace("envoy/fileorganizer.pb", descriptor.to_str().unwrap());
+        // Every port token becomes a placeholder first, so a port put in for one token is never
+        // taken for another (an admin port 38081 once became 3<console port>).
+        let ports = [
+            ("50051", upstream_port),
+            ("9901", admin_port),
+            ("8080", port),
+            ("8081", console_port),
+        ];
+        for (i, (token, _)) in ports.iter().enumerate() {
+            config = config.replace(token, &format!("@port{i}@"));
+        }
+        for (i, (_, value)) in ports.iter().enumerate() {
+            config = config.replace(&format!("@port{i}@"), &value.to_string());
+        }
         let config_path = dir.path().join("envoy.yaml");
         std::fs::write(&config_path, config).unwrap();
         let log = std::fs::File::create(dir.path().join("envoy.log")).unwrap();
