@@ -5,6 +5,7 @@ connection is cut."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import socket
@@ -237,3 +238,36 @@ def test_upload_large_resumes_after_the_connection_is_cut(
     again = client.upload_large(src, "inbox/big.iso")
     assert again.skipped_identical and again.file.path == "inbox/big.iso"
     assert [e.name for e in client.list_directory("inbox")] == ["big.iso"]
+
+
+def test_async_upload_large_resumes_and_folders_wait_out_the_limit(
+    client: fileorganizer.Client, email: str, cutting_proxy: CuttingProxy, tmp_path: Path, low_upload_limit: int
+) -> None:
+    """The asyncio client runs the same transfer steps: a cut connection resumed, a folder of
+    more files than the limit allows per window uploaded with waits."""
+    data = os.urandom(12 * 1024 * 1024 + 5)
+    src = tmp_path / "big.iso"
+    src.write_bytes(data)
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(2 * low_upload_limit + 1):
+        (folder / f"f{i}.txt").write_bytes(b"x" * i)
+    resumed: List[int] = []
+    waits: List[fileorganizer.WaitNotice] = []
+
+    async def body() -> None:
+        async with fileorganizer.AsyncClient(f"127.0.0.1:{cutting_proxy.port}") as via_proxy:
+            await via_proxy.login(email, PASSWORD)
+            done = await via_proxy.upload_large(
+                src, "async/big.iso", chunk_size=4 * 1024 * 1024, on_resume=resumed.append
+            )
+            assert done.file.size_bytes == len(data)
+        async with fileorganizer.AsyncClient(client.url) as direct:
+            await direct.login(email, PASSWORD)
+            result = await direct.upload_folder(folder, "async/many", concurrency=2, on_wait=waits.append)
+            assert result.uploaded == 2 * low_upload_limit + 1 and result.waits == len(waits) >= 1
+
+    asyncio.run(body())
+    assert cutting_proxy.cuts == 1 and len(resumed) >= 1, resumed
+    out = tmp_path / "back.iso"
+    assert client.download("async/big.iso", out) == len(data) and out.read_bytes() == data

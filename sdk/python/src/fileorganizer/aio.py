@@ -14,7 +14,6 @@ Wrappers are coroutines (``await client.me()``); ``iter_…``, ``watch``, ``orga
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 from typing import IO, Any, AsyncIterator, Callable, Dict, List, Optional, Tuple, Union
 
@@ -30,27 +29,24 @@ from fileorganizer.client import (
     upload_requests,
 )
 from fileorganizer.convert import View, resource_name
-from fileorganizer.errors import Aborted, FailedPrecondition, ResourceExhausted, from_rpc_error
+from fileorganizer.errors import from_rpc_error
 from fileorganizer.transfers import (
-    _RESUMABLE,
     SESSION_CHUNK,
-    TRANSFER_CHUNK,
+    Call,
     FolderUpload,
     PathLike,
     WaitNotice,
-    append_requests,
+    append_upload_call,
     archive_format,
-    archive_requests,
     disposition_name,
     download_archive_request,
-    file_chunks,
+    drive_async,
     folder_files,
-    new_upload,
+    import_archive_steps,
     policy,
-    rate_limit_delay,
-    resume_after,
     sink,
-    raw_upload_requests,
+    upload_file_steps,
+    upload_large_steps,
 )
 from fileorganizer.wrappers import OPERATIONS, Wrapper, install, rpcs
 
@@ -207,21 +203,8 @@ class AsyncClient(ClientBase):
                 written += len(body.data)
         return written
 
-    async def _paced(
-        self, send: Callable[[], Any], what: str, max_retries: int, on_wait: Optional[Callable[[WaitNotice], None]]
-    ) -> Any:
-        attempt = 0
-        while True:
-            try:
-                return await send()
-            except ResourceExhausted as err:
-                attempt += 1
-                delay = rate_limit_delay(err, attempt, max_retries)
-                if delay is None:
-                    raise
-                if on_wait:
-                    on_wait(WaitNotice(path=what, delay=delay, attempt=attempt))
-                await asyncio.sleep(delay)
+    async def _step(self, step: Call) -> Any:
+        return await self._call(getattr(self.files, step.method), step.request, None if step.stream else -1.0)
 
     @rpcs("FileService/UploadRawFile")
     async def upload_file(
@@ -235,14 +218,8 @@ class AsyncClient(ClientBase):
         on_wait: Optional[Callable[[WaitNotice], None]] = None,
     ) -> View:
         """As :meth:`fileorganizer.Client.upload_file`: UploadRawFile, rate limits waited out."""
-        local = Path(local_path)
-        conflict = policy(conflict_policy)
-
-        async def send() -> Any:
-            requests = raw_upload_requests(local, remote_path, conflict, keep_mtime)
-            return await self._call(self.files.UploadRawFile, requests, None)
-
-        return View(await self._paced(send, remote_path, max_retries, on_wait))
+        steps = upload_file_steps(Path(local_path), remote_path, policy(conflict_policy), keep_mtime, max_retries, on_wait)
+        return await drive_async(steps, self._step)
 
     async def upload_folder(
         self,
@@ -287,24 +264,8 @@ class AsyncClient(ClientBase):
     ) -> View:
         """As :meth:`fileorganizer.Client.import_archive` (a file object must be seekable to be
         sent again after a rate-limit wait)."""
-        fmt = archive_format(format)
-        conflict = policy(conflict_policy)
-
-        async def send() -> Any:
-            if isinstance(archive, (str, os.PathLike)):
-                with open(archive, "rb") as f:
-                    return await self._call(self.files.ImportArchive, archive_requests(f, remote_dir, fmt, conflict), None)
-            start = archive.tell() if archive.seekable() else None
-            try:
-                return await self._call(
-                    self.files.ImportArchive, archive_requests(archive, remote_dir, fmt, conflict), None
-                )
-            except ResourceExhausted:
-                if start is not None:
-                    archive.seek(start)
-                raise
-
-        return View(await self._paced(send, remote_dir, max_retries, on_wait))
+        fmt, conflict = archive_format(format), policy(conflict_policy)
+        return await drive_async(import_archive_steps(archive, remote_dir, fmt, conflict, max_retries, on_wait), self._step)
 
     @rpcs("FileService/DownloadArchive")
     async def download_archive(
@@ -326,8 +287,7 @@ class AsyncClient(ClientBase):
     @rpcs("FileService/AppendUpload")
     async def append_upload(self, name: str, offset: int, data: bytes) -> View:
         """Appends ``data`` at ``offset`` to the upload session ``name``."""
-        chunks = (data[i : i + TRANSFER_CHUNK] for i in range(0, len(data), TRANSFER_CHUNK))
-        return View(await self._call(self.files.AppendUpload, append_requests(name, offset, chunks), None))
+        return View(await self._step(append_upload_call(name, offset, data)))
 
     @rpcs("FileService/CreateUpload", "FileService/AppendUpload", "FileService/GetUpload", "FileService/FinishUpload")
     async def upload_large(
@@ -345,45 +305,18 @@ class AsyncClient(ClientBase):
     ) -> View:
         """As :meth:`fileorganizer.Client.upload_large`: a resumable upload session that goes
         on from the committed offset after a dropped connection."""
-        local = Path(local_path)
-        size = local.stat().st_size
-        create = new_upload(local, remote_path, conflict_policy, content_hash)
-        session = await self._paced(lambda: self._call(self.files.CreateUpload, create), remote_path, max_retries, on_wait)
-        offset = session.committed_offset
-        resumes = 0
-        while True:
-            try:
-                while offset < size:
-                    length = min(chunk_size, size - offset)
-                    requests = append_requests(session.name, offset, file_chunks(local, offset, length))
-                    offset = int((await self._call(self.files.AppendUpload, requests, None)).committed_offset)
-                finish = pb.file.FinishUploadRequest(name=session.name)
-                return View(await self._call(self.files.FinishUpload, finish))
-            except (FailedPrecondition, Aborted, *_RESUMABLE) as err:
-                plan = resume_after(err, resumes, max_resumes)
-                if plan is None:
-                    raise
-                resumes += 1
-                offset_or_none, wait = plan
-                await asyncio.sleep(wait)
-                if offset_or_none is None:
-                    offset = await self._committed_offset(session.name, max_resumes)
-                else:
-                    offset = offset_or_none
-            if on_resume:
-                on_resume(offset)
-
-    async def _committed_offset(self, name: str, attempts: int) -> int:
-        delay = 0.2
-        for attempt in range(attempts + 1):
-            try:
-                return int((await self._call(self.files.GetUpload, pb.file.GetUploadRequest(name=name))).committed_offset)
-            except _RESUMABLE:
-                if attempt == attempts:
-                    raise
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-        raise AssertionError("unreachable")  # pragma: no cover
+        steps = upload_large_steps(
+            Path(local_path),
+            remote_path,
+            conflict_policy,
+            content_hash,
+            chunk_size,
+            max_resumes,
+            max_retries,
+            on_resume,
+            on_wait,
+        )
+        return await drive_async(steps, self._step)
 
     # -- operations -------------------------------------------------------------------------
 

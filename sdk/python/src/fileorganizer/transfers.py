@@ -14,6 +14,7 @@ RESOURCE_EXHAUSTED (a full quota, a zip bomb) is raised at once: waiting would n
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -24,7 +25,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator, List, Optional, Tuple, Union
+from typing import IO, Any, Awaitable, Callable, Generator, Iterator, List, Optional, Tuple, Union
 
 import grpc
 from google.protobuf import timestamp_pb2
@@ -33,6 +34,7 @@ from fileorganizer import pb
 from fileorganizer.convert import View, enum_value
 from fileorganizer.errors import (
     Aborted,
+    ApiError,
     Cancelled,
     DeadlineExceeded,
     FailedPrecondition,
@@ -257,9 +259,179 @@ def _chunks(f: IO[bytes], size: int, limit: Optional[int] = None) -> Iterator[by
         yield chunk
 
 
+# -- the algorithms, once for both clients ------------------------------------------------------
+#
+# Each transfer is a generator of steps: it yields a Call (an RPC to make; the client sends back
+# its response, or throws its ApiError in) or a Sleep, and returns the result. The sync client
+# runs the steps with blocking calls and time.sleep (TransfersMixin._drive), the asyncio client
+# with awaits and asyncio.sleep (AsyncClient._drive): the retry and resume logic is written once.
+
+
+@dataclass(frozen=True)
+class Call:
+    """An RPC of the FileService to make: ``method`` (``"UploadRawFile"``) with ``request`` (a
+    message, or an iterator of them for a client stream, sent with no deadline)."""
+
+    method: str
+    request: Any
+    stream: bool = False
+
+
+@dataclass(frozen=True)
+class Sleep:
+    seconds: float
+
+
+Steps = Generator[Union[Call, Sleep], Any, Any]
+
+
+def paced_steps(
+    attempt: Callable[[], Steps], what: str, max_retries: int, on_wait: Optional[Callable[[WaitNotice], None]]
+) -> Steps:
+    """Runs ``attempt`` (the steps of one request from scratch), waiting out RATE_LIMITED
+    refusals with their RetryInfo delay, at most ``max_retries`` times."""
+    tries = 0
+    while True:
+        try:
+            return (yield from attempt())
+        except ResourceExhausted as err:
+            tries += 1
+            delay = rate_limit_delay(err, tries, max_retries)
+            if delay is None:
+                raise
+            if on_wait:
+                on_wait(WaitNotice(path=what, delay=delay, attempt=tries))
+            yield Sleep(delay)
+
+
+def upload_file_steps(
+    local: Path, remote_path: str, conflict: int, keep_mtime: bool, max_retries: int, on_wait: Any
+) -> Steps:
+    def attempt() -> Steps:
+        return (yield Call("UploadRawFile", raw_upload_requests(local, remote_path, conflict, keep_mtime), True))
+
+    return View((yield from paced_steps(attempt, remote_path, max_retries, on_wait)))
+
+
+def import_archive_steps(
+    archive: Union[PathLike, IO[bytes]], remote_dir: str, fmt: int, conflict: int, max_retries: int, on_wait: Any
+) -> Steps:
+    def attempt() -> Steps:
+        if isinstance(archive, (str, os.PathLike)):
+            with open(archive, "rb") as f:
+                return (yield Call("ImportArchive", archive_requests(f, remote_dir, fmt, conflict), True))
+        start = archive.tell() if archive.seekable() else None
+        try:
+            return (yield Call("ImportArchive", archive_requests(archive, remote_dir, fmt, conflict), True))
+        except ResourceExhausted:
+            if start is not None:
+                archive.seek(start)  # sent again after the wait
+            raise
+
+    return View((yield from paced_steps(attempt, remote_dir, max_retries, on_wait)))
+
+
+def upload_large_steps(
+    local: Path,
+    remote_path: str,
+    conflict_policy: Any,
+    content_hash: str,
+    chunk_size: int,
+    max_resumes: int,
+    max_retries: int,
+    on_resume: Optional[Callable[[int], None]],
+    on_wait: Any,
+) -> Steps:
+    size = local.stat().st_size
+    create = new_upload(local, remote_path, conflict_policy, content_hash)
+
+    def attempt() -> Steps:
+        return (yield Call("CreateUpload", create))
+
+    session = yield from paced_steps(attempt, remote_path, max_retries, on_wait)
+    offset = session.committed_offset
+    resumes = 0
+    while True:
+        try:
+            while offset < size:
+                length = min(chunk_size, size - offset)
+                requests = append_requests(session.name, offset, file_chunks(local, offset, length))
+                offset = int((yield Call("AppendUpload", requests, True)).committed_offset)
+            return View((yield Call("FinishUpload", pb.file.FinishUploadRequest(name=session.name))))
+        except (FailedPrecondition, Aborted, *_RESUMABLE) as err:
+            plan = resume_after(err, resumes, max_resumes)
+            if plan is None:
+                raise
+            resumes += 1
+            known, wait = plan
+            if wait:
+                yield Sleep(wait)
+            offset = known if known is not None else (yield from committed_offset_steps(session.name, max_resumes))
+        if on_resume:
+            on_resume(offset)
+
+
+def committed_offset_steps(name: str, attempts: int) -> Steps:
+    """GetUpload's committed offset, asked again while the server is unreachable."""
+    delay = 0.2
+    for attempt in range(attempts + 1):
+        try:
+            return int((yield Call("GetUpload", pb.file.GetUploadRequest(name=name))).committed_offset)
+        except _RESUMABLE:
+            if attempt == attempts:
+                raise
+            yield Sleep(delay)
+            delay = min(delay * 2, 5.0)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def append_upload_call(name: str, offset: int, data: bytes) -> Call:
+    chunks = (data[i : i + TRANSFER_CHUNK] for i in range(0, len(data), TRANSFER_CHUNK))
+    return Call("AppendUpload", append_requests(name, offset, chunks), True)
+
+
+def _send(steps: Steps, result: Any, error: Optional[BaseException]) -> Tuple[bool, Any]:
+    """Advances ``steps`` with a response (or an error); (True, result) when they returned."""
+    try:
+        return False, (steps.throw(error) if error is not None else steps.send(result))
+    except StopIteration as stop:
+        return True, stop.value
+
+
+def drive(steps: Steps, call: Callable[[Call], Any]) -> Any:
+    """Runs ``steps`` with blocking calls (the sync client)."""
+    done, step = _send(steps, None, None)
+    while not done:
+        result, error = None, None
+        try:
+            if isinstance(step, Sleep):
+                time.sleep(step.seconds)
+            else:
+                result = call(step)
+        except ApiError as err:
+            error = err
+        done, step = _send(steps, result, error)
+    return step
+
+
+async def drive_async(steps: Steps, call: Callable[[Call], Awaitable[Any]]) -> Any:
+    """Runs ``steps`` with awaited calls (the asyncio client)."""
+    done, step = _send(steps, None, None)
+    while not done:
+        result, error = None, None
+        try:
+            if isinstance(step, Sleep):
+                await asyncio.sleep(step.seconds)
+            else:
+                result = await call(step)
+        except ApiError as err:
+            error = err
+        done, step = _send(steps, result, error)
+    return step
+
+
 class TransfersMixin:
-    """Transfer methods of :class:`fileorganizer.Client` (needs its ``files`` stub, ``_call``
-    and ``_metadata``)."""
+    """Transfer methods of :class:`fileorganizer.Client` (needs its ``files`` stub and ``_call``)."""
 
     files: Any
     timeout: Optional[float]
@@ -267,31 +439,12 @@ class TransfersMixin:
     def _call(self, method: Callable[..., Any], request: Any) -> Any:  # pragma: no cover
         raise NotImplementedError
 
-    def _paced(
-        self,
-        send: Callable[[], Any],
-        what: str,
-        max_retries: int,
-        on_wait: Optional[Callable[[WaitNotice], None]],
-    ) -> Any:
-        """Runs ``send`` (which makes one request from scratch), waiting out RATE_LIMITED
-        refusals with their RetryInfo delay, at most ``max_retries`` times."""
-        attempt = 0
-        while True:
-            try:
-                return send()
-            except ResourceExhausted as err:
-                attempt += 1
-                delay = rate_limit_delay(err, attempt, max_retries)
-                if delay is None:
-                    raise
-                if on_wait:
-                    on_wait(WaitNotice(path=what, delay=delay, attempt=attempt))
-                time.sleep(delay)
-
-    def _client_stream(self, method: Callable[..., Any], requests: Iterator[Any]) -> Any:
+    def _step(self, step: Call) -> Any:
+        method = getattr(self.files, step.method)
+        if not step.stream:
+            return self._call(method, step.request)
         try:
-            return method(requests, timeout=None)
+            return method(step.request, timeout=None)
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None
 
@@ -311,14 +464,8 @@ class TransfersMixin:
         """Streams one file with UploadRawFile. By default an upload of content already stored
         at ``remote_path`` writes nothing (``skipped_identical``), so retrying never makes
         copies; the file's modification time goes with it. Waits out rate limits."""
-        local = Path(local_path)
-        conflict = policy(conflict_policy)
-
-        def send() -> Any:
-            requests = raw_upload_requests(local, remote_path, conflict, keep_mtime)
-            return self._client_stream(self.files.UploadRawFile, requests)
-
-        return View(self._paced(send, remote_path, max_retries, on_wait))
+        steps = upload_file_steps(Path(local_path), remote_path, policy(conflict_policy), keep_mtime, max_retries, on_wait)
+        return drive(steps, self._step)
 
     def upload_folder(
         self,
@@ -359,6 +506,7 @@ class TransfersMixin:
     # -- archives -------------------------------------------------------------------------------
 
     @rpcs("FileService/ImportArchive")
+    @rpcs("FileService/ImportArchive")
     def import_archive(
         self,
         archive: Union[PathLike, IO[bytes]],
@@ -373,26 +521,8 @@ class TransfersMixin:
         into ``remote_dir`` with ImportArchive; the server extracts it as it arrives. One import
         is one request against the upload rate limit (waited out like an upload; a file object
         must then be seekable to be sent again)."""
-        fmt = archive_format(format)
-        conflict = policy(conflict_policy)
-
-        def send() -> Any:
-            def requests(f: IO[bytes]) -> Iterator[Any]:
-                return archive_requests(f, remote_dir, fmt, conflict)
-
-            if isinstance(archive, (str, os.PathLike)):
-                with open(archive, "rb") as f:
-                    return self._client_stream(self.files.ImportArchive, requests(f))
-            start = archive.tell() if archive.seekable() else None
-            try:
-                return self._client_stream(self.files.ImportArchive, requests(archive))
-            except ResourceExhausted:
-                if start is None:
-                    raise
-                archive.seek(start)
-                raise
-
-        return View(self._paced(send, remote_dir, max_retries, on_wait))
+        fmt, conflict = archive_format(format), policy(conflict_policy)
+        return drive(import_archive_steps(archive, remote_dir, fmt, conflict, max_retries, on_wait), self._step)
 
     @rpcs("FileService/DownloadArchive")
     def download_archive(
@@ -444,55 +574,22 @@ class TransfersMixin:
         and goes on from there, at most ``max_resumes`` times; ``on_resume(offset)`` is told each
         time. ``content_hash`` (lower-case hex blake3 of the whole file) is checked by the
         server at the end when given (DATA_LOSS on a mismatch)."""
-        local = Path(local_path)
-        size = local.stat().st_size
-        create = new_upload(local, remote_path, conflict_policy, content_hash)
-        session = self._paced(
-            lambda: self._call(self.files.CreateUpload, create),
+        steps = upload_large_steps(
+            Path(local_path),
             remote_path,
+            conflict_policy,
+            content_hash,
+            chunk_size,
+            max_resumes,
             max_retries,
+            on_resume,
             on_wait,
         )
-        offset = session.committed_offset
-        resumes = 0
-        while True:
-            try:
-                while offset < size:
-                    offset = self._append(session.name, local, offset, min(chunk_size, size - offset))
-                return View(self._call(self.files.FinishUpload, pb.file.FinishUploadRequest(name=session.name)))
-            except (FailedPrecondition, Aborted, *_RESUMABLE) as err:
-                plan = resume_after(err, resumes, max_resumes)
-                if plan is None:
-                    raise
-                resumes += 1
-                offset_or_none, wait = plan
-                time.sleep(wait)
-                offset = offset_or_none if offset_or_none is not None else self._committed_offset(session.name, max_resumes)
-            if on_resume:
-                on_resume(offset)
-
-    def _append(self, name: str, local: Path, offset: int, length: int) -> int:
-        requests = append_requests(name, offset, file_chunks(local, offset, length))
-        return int(self._client_stream(self.files.AppendUpload, requests).committed_offset)
+        return drive(steps, self._step)
 
     @rpcs("FileService/AppendUpload")
     def append_upload(self, name: str, offset: int, data: bytes) -> View:
         """Appends ``data`` at ``offset`` to the upload session ``name`` (``uploads/{id}``);
         returns the session with its new ``committed_offset``. :meth:`upload_large` does this
         (and the resuming) for a whole file."""
-        chunks = (data[i : i + TRANSFER_CHUNK] for i in range(0, len(data), TRANSFER_CHUNK))
-        return View(self._client_stream(self.files.AppendUpload, append_requests(name, offset, chunks)))
-
-    def _committed_offset(self, name: str, attempts: int) -> int:
-        """GetUpload's committed offset, retried while the server is unreachable."""
-        delay = 0.2
-        for attempt in range(attempts + 1):
-            try:
-                return int(self._call(self.files.GetUpload, pb.file.GetUploadRequest(name=name)).committed_offset)
-            except _RESUMABLE:
-                if attempt == attempts:
-                    raise
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
-        raise AssertionError("unreachable")  # pragma: no cover
-
+        return View(self._step(append_upload_call(name, offset, data)))
