@@ -234,6 +234,7 @@ test("page iterators follow next_page_token through every page", async () => {
     })(),
   );
   assert.equal(forged.code, Code.InvalidArgument);
+  assert.equal(badField(forged), "page_token");
 
   // Operations, newest first, across pages.
   const dry = await client.organize("paged", { dryRun: true });
