@@ -179,6 +179,7 @@ diesel::table! {
         rule_set_version -> Nullable<Int8>,
         trigger_kind -> Text,
         automation_id -> Nullable<Uuid>,
+        trace_parent -> Nullable<Text>,
     }
 }
 

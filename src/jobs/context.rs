@@ -37,6 +37,8 @@ pub struct JobContext {
     pub phase: Arc<std::sync::Mutex<(OperationState, Phase)>>,
     /// Seconds spent in each phase, written with every phase change.
     pub timings: std::sync::Mutex<super::timings::PhaseTimings>,
+    /// The job's span and its phases' (`infra::otel`), switched with the timings.
+    pub trace: crate::infra::otel::JobTrace,
 }
 
 impl JobContext {
@@ -128,6 +130,7 @@ impl JobContext {
 
     /// Enters `phase` (None: the job stops) and returns the totals to store.
     fn phase_seconds(&self, phase: Option<Phase>) -> serde_json::Value {
+        self.trace.enter(phase);
         let mut timings = self.timings.lock().expect("timings lock");
         timings.enter(phase, Instant::now());
         timings.to_json()
