@@ -284,6 +284,12 @@ async fn a_clients_trace_continues_through_the_server_and_the_job() {
         .unwrap_or_else(|| panic!("no job span:\n{}", dump()));
     assert_eq!(hex_of(&job.trace_id), TRACE_ID, "{}", dump());
     assert_eq!(job.parent_span_id, created.span_id, "{}", dump());
+    // What the worker read: the traceparent the server wrote for its own
+    // span, never the client's header as sent.
+    assert_eq!(
+        stored_trace_parent(&app, &name).await,
+        Some(format!("00-{TRACE_ID}-{}-01", hex_of(&created.span_id)))
+    );
     assert_eq!(
         attribute(job, "operation").as_deref(),
         Some(name.trim_start_matches("operations/")),
@@ -338,4 +344,54 @@ async fn a_clients_trace_continues_through_the_server_and_the_job() {
         !by_id.contains_key(CLIENT_SPAN),
         "the client's span is not ours to export"
     );
+}
+
+/// With tracing off (no endpoint, as in every other test), a client's
+/// traceparent is still accepted and nothing is stored with the operation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_stored_while_tracing_is_off() {
+    let app = TestApp::spawn_with(Options {
+        env: vec![("WORKERS", "0".into())],
+        ..Default::default()
+    })
+    .await;
+    let session = app.register(&TestApp::email("untraced")).await;
+    let root = app.state.config.storage_root.join(session.user.unwrap().id);
+    tree::write(&root, "inbox/a.txt", b"alpha");
+    let mut create = bearer(
+        pb::CreateOperationRequest {
+            operation: Some(pb::Operation {
+                source_path: "inbox".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        },
+        &session.access_token,
+    );
+    create.metadata_mut().insert(
+        "traceparent",
+        format!("00-{TRACE_ID}-{CLIENT_SPAN}-01").parse().unwrap(),
+    );
+    let name = app
+        .operations()
+        .create_operation(create)
+        .await
+        .unwrap()
+        .into_inner()
+        .name;
+    assert_eq!(stored_trace_parent(&app, &name).await, None);
+}
+
+/// `operations.trace_parent` of the operation `name`.
+async fn stored_trace_parent(app: &TestApp, name: &str) -> Option<String> {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    use fileorganizer::schema::operations;
+    let id = uuid::Uuid::parse_str(name.trim_start_matches("operations/")).unwrap();
+    operations::table
+        .find(id)
+        .select(operations::trace_parent)
+        .get_result(&mut app.db().await)
+        .await
+        .unwrap()
 }
