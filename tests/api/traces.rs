@@ -3,8 +3,8 @@
 //! (the collector's TraceService behind a tonic server, here), and the spans
 //! are checked by their ids: a caller's `traceparent` is the parent of the
 //! server span, over native gRPC and through Envoy's REST transcoding, and a
-//! job's spans (`job`, then one per phase) belong to the trace of the
-//! CreateOperation that queued it.
+//! job's spans (`job`, then one per phase), made by a `fileorg worker`
+//! process, belong to the trace of the CreateOperation that queued it.
 
 use std::{
     collections::HashMap,
@@ -106,21 +106,22 @@ struct Traced {
 }
 
 impl Traced {
-    fn start(app: &TestApp, otlp_port: u16) -> Traced {
+    /// `fileorg serve` (no workers) or `fileorg worker`.
+    fn start(app: &TestApp, otlp_port: u16, args: &[&str]) -> Traced {
         let port = crate::common::free_port();
         let log = app
             .storage
             .path()
             .join(format!("traced-{}.log", uuid::Uuid::new_v4().simple()));
         let child = app
-            .fileorg_command(&["serve"])
+            .fileorg_command(args)
             .env(
                 "OTEL_EXPORTER_OTLP_ENDPOINT",
                 format!("http://127.0.0.1:{otlp_port}"),
             )
             .env("RUST_LOG", "info")
             .env("GRPC_ADDR", format!("127.0.0.1:{port}"))
-            .env("WORKERS", "1")
+            .env("WORKERS", "0")
             .env("TRUSTED_PROXIES", "127.0.0.2")
             .env("SHUTDOWN_TIMEOUT_SECS", "10")
             .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
@@ -154,13 +155,15 @@ async fn a_clients_trace_continues_through_the_server_and_the_job() {
     let receiver = Receiver::default();
     let otlp_port = receiver.clone().start().await;
     // The TestApp only provides the database and storage: its own workers
-    // are off, so the traced server's worker runs the job.
+    // are off, so the traced `fileorg worker` runs the job.
     let app = TestApp::spawn_with(Options {
         env: vec![("WORKERS", "0".into())],
         ..Default::default()
     })
     .await;
-    let mut server = Traced::start(&app, otlp_port);
+    // The job runs in another process, as with `fileorg worker` in production.
+    let mut server = Traced::start(&app, otlp_port, &["serve"]);
+    let mut worker = Traced::start(&app, otlp_port, &["worker", "--count", "1"]);
     let channel = crate::common::connect_when_up(server.port).await;
     let envoy = Envoy::start(server.port).await;
 
@@ -214,7 +217,7 @@ async fn a_clients_trace_continues_through_the_server_and_the_job() {
         op.state,
         OperationState::Succeeded as i32,
         "{op:?}\n{}",
-        server.log()
+        worker.log()
     );
 
     // REST through Envoy, with another traceparent; a malformed one after it.
@@ -240,6 +243,7 @@ async fn a_clients_trace_continues_through_the_server_and_the_job() {
     assert_eq!(forged.status(), 200);
 
     server.stop();
+    worker.stop();
     let spans = receiver.spans();
     let dump = || {
         spans
