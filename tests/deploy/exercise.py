@@ -360,6 +360,7 @@ def main() -> None:
         shutil.chown(d, "postgres", "postgres")
     # The host's own server may have its socket in /var/run/postgresql: this namespace gets its own
     # there, so the compose healthcheck (pg_isready over the default socket) asks this server.
+    os.makedirs("/var/run/postgresql", exist_ok=True)  # absent where no server is installed
     mount("--bind", str(sockets), "/var/run/postgresql")
     pwfile = WORK / "pg-password"
     pwfile.write_text(pg_env["POSTGRES_PASSWORD"])
