@@ -15,7 +15,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
 if [[ "$(id -u)" != 0 ]]; then
-    exec sudo -n --preserve-env=FILEORG_BIN,ENVOY_BIN,CARGO_TARGET_DIR,PATH "$0" "$@"
+    exec sudo -n --preserve-env=FILEORG_BIN,ENVOY_BIN,CARGO_TARGET_DIR,CHROMIUM_PATH,PATH "$0" "$@"
 fi
 [[ -n "${ENVOY_BIN:-}" ]] || ensure_tools
 [[ -x "$FILEORG_BIN" ]] || { echo "exercise-deploy: no fileorg binary at $FILEORG_BIN" >&2; exit 1; }

@@ -27,8 +27,9 @@ Each compose healthcheck runs as its command (pg_isready, redis-cli ping, `fileo
 inside the app root as 65532), in compose's order (depends_on: service_healthy). Then, through
 the published ports: /health and a REST register, login, upload and download through Envoy, a gRPC
 health probe through Envoy, grpc-web with CORS from the console's origin (and not from another),
-the console itself (index, assets, /config.json naming CONSOLE_API_URL, its CSP), the REST docs
-page Envoy fetches from the console listener, the processes' users, and a graceful stop.
+the console itself (index, assets, /config.json naming CONSOLE_API_URL, its CSP, and a sign-in in
+real Chromium, tests/deploy/console_sign_in.mjs), the REST docs page Envoy fetches from the
+console listener, the processes' users, and a graceful stop.
 
 Any failure exits non-zero; the logs and the rendered files stay in data/test-artifacts/deploy/.
 """
@@ -554,6 +555,16 @@ def main() -> None:
     need(status == 200 and json.loads(body) == {"apiUrl": api_url}, f"config.json: {status} {body!r}")
     log(f"console on :{console_port}: index, {len(assets)} assets, config.json -> {api_url}, CSP names it")
     need(api_url == f"http://localhost:{http_port}", f"CONSOLE_API_URL {api_url} is not Envoy's published port")
+
+    # The console in real Chromium, from the origin compose publishes it on: sign in (grpc-web
+    # through Envoy under the console's CSP and the server's CORS) and see the organized folder.
+    signed_in = subprocess.run(
+        ["node", "tests/deploy/console_sign_in.mjs", f"http://localhost:{console_port}/",
+         "deploy@example.com", "correct horse battery", "sorted", str(ARTIFACTS / "console.png")],
+        cwd=ROOT, capture_output=True, text=True, timeout=180)
+    need(signed_in.returncode == 0 and "DONE " in signed_in.stdout,
+         f"signing in to the console in Chromium: {signed_in.stdout}{signed_in.stderr}")
+    log(f"console in Chromium: signed in and browsed ({signed_in.stdout.split('DONE ', 1)[1].strip()})")
 
     origins = app_env["CORS_ORIGINS"].split(",")
     origin = f"http://localhost:{console_port}"
