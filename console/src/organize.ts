@@ -134,9 +134,10 @@ async function preview(): Promise<void> {
   showOperation(current.name, current.state);
   const last = await follow(current);
   await showPlan(api(), current.name);
-  if (last.state !== OperationState.PLANNED) throw new Error(`the dry run ended ${OperationState[last.state]}`);
   current = await api().operations.getOperation({ name: current.name });
   showButtons(current);
+  if (last.state === OperationState.CANCELLED) return ui.status(`Cancelled ${current.name}: nothing was moved.`);
+  if (last.state !== OperationState.PLANNED) throw new Error(`the dry run ended ${OperationState[last.state]}`);
   await showReport(current.name);
   ui.status(`Planned ${last.counters?.filesPlanned ?? 0n} move(s); nothing was moved yet.`);
 }
@@ -151,6 +152,9 @@ async function apply(): Promise<void> {
   await showPlan(api(), current.name);
   current = await api().operations.getOperation({ name: current.name });
   showButtons(current);
+  if (last.state === OperationState.CANCELLED) {
+    return ui.status(`Cancelled ${current.name} after ${last.counters?.filesMoved ?? 0n} move(s); Undo moves them back.`);
+  }
   if (last.state !== OperationState.SUCCEEDED) throw new Error(`the operation ended ${OperationState[last.state]}`);
   await showReport(current.name);
   await ui.browse(current.destinationPath || current.sourcePath);

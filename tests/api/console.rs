@@ -747,6 +747,23 @@ async fn console_edits_rules_with_a_live_preview_and_lists_automation_runs_in_ch
         done["plan"]["inbox/invoice-1.pdf"], "sorted/Invoices/invoice-1.pdf",
         "{done}"
     );
+    // The plan names what decided: the rule (by its display name) for the invoice, the
+    // layout template for the notes.
+    let decided = &done["decidedBy"];
+    let invoice = &decided["inbox/invoice-1.pdf"];
+    assert!(
+        invoice["rule"].as_str().unwrap().starts_with("rules/"),
+        "{decided}"
+    );
+    assert!(
+        invoice["text"].as_str().unwrap().starts_with("rule \""),
+        "{decided}"
+    );
+    assert_eq!(
+        decided["inbox/notes.txt"],
+        serde_json::json!({ "text": "layout template", "rule": "" }),
+        "{decided}"
+    );
     let token = access_token(&app, &email).await;
     let sorted = files_listed(&app, &token, "sorted").await;
     assert!(
