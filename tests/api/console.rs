@@ -921,7 +921,8 @@ fn page_records(rows: &Value) -> BTreeMap<String, (String, String, String, Strin
 /// server says and what is on disk.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_lists_filters_reopens_undoes_and_cancels_operations_in_chromium() {
-    let (app, console_origin) = console_app(Vec::new()).await;
+    // Moves are paced so that an apply of bulk/ is still moving files when Cancel is pressed.
+    let (app, console_origin) = console_app(vec![("MOVES_PER_SECOND", "20".into())]).await;
     let email = TestApp::email("console-ops");
     let registered = app.register(&email).await;
     let token = registered.access_token.clone();
@@ -931,7 +932,7 @@ async fn console_lists_filters_reopens_undoes_and_cancels_operations_in_chromium
         .storage_root
         .join(registered.user.unwrap().id);
     let photo = b"\xff\xd8\xff\xe0 the same photo twice".as_slice();
-    let inbox: BTreeMap<String, Vec<u8>> = [
+    let mut files: BTreeMap<String, Vec<u8>> = [
         ("inbox/photo.jpg", photo),
         ("inbox/copy/photo-copy.jpg", photo),
         ("inbox/notes.txt", b"meeting notes".as_slice()),
@@ -944,7 +945,13 @@ async fn console_lists_filters_reopens_undoes_and_cancels_operations_in_chromium
     .into_iter()
     .map(|(p, c)| (p.to_string(), c.to_vec()))
     .collect();
-    for (path, content) in &inbox {
+    for i in 0..120 {
+        files.insert(
+            format!("bulk/{:02}/file{i}.txt", i % 6),
+            format!("bulk file {i}").into_bytes(),
+        );
+    }
+    for (path, content) in &files {
         crate::common::tree::write(&root, path, content);
     }
     // The kept file of the duplicate pair is the older one.
@@ -1163,7 +1170,7 @@ async fn console_lists_filters_reopens_undoes_and_cancels_operations_in_chromium
 
     // 5. The Operations screen against ListOperations: the list, the cancel, the undo.
     let mut ops = app.operations();
-    let listed = ops
+    let every = ops
         .list_operations(crate::common::bearer(
             pb::ListOperationsRequest::default(),
             &token,
@@ -1172,6 +1179,11 @@ async fn console_lists_filters_reopens_undoes_and_cancels_operations_in_chromium
         .unwrap()
         .into_inner()
         .operations;
+    // Step 8's apply of bulk/ and its undo came after the list was read: checked below.
+    let bulk = done["cancelledApply"]["name"].as_str().unwrap();
+    let (bulk_ops, listed): (Vec<_>, Vec<_>) = every
+        .into_iter()
+        .partition(|o| o.name == bulk || o.undo_of == bulk);
     let state = |name: &str| {
         let op = listed.iter().find(|o| o.name == name).unwrap();
         pb::OperationState::try_from(op.state)
@@ -1282,8 +1294,9 @@ async fn console_lists_filters_reopens_undoes_and_cancels_operations_in_chromium
     );
     assert_eq!(done["paging"]["backOne"], pages[1], "{pages}");
 
-    // The third organize's files are back in inbox/ on disk, as they were.
-    let on_disk: BTreeMap<_, _> = inbox
+    // On disk every file is where it was: inbox/ after both undos, bulk/ after the undo of the
+    // cancelled apply (step 8).
+    let on_disk: BTreeMap<_, _> = files
         .iter()
         .map(|(path, content)| (path.clone(), crate::common::tree::hash_of(content)))
         .collect();
@@ -1292,6 +1305,36 @@ async fn console_lists_filters_reopens_undoes_and_cancels_operations_in_chromium
         on_disk,
         "after both undos, on disk"
     );
+
+    // 8. Cancelled while applying: the page said how many files had moved (as the server
+    // counts them), offered Undo, and the undo put them back (the disk check above).
+    let bulk_op = bulk_ops.iter().find(|o| o.name == bulk).unwrap();
+    assert_eq!(bulk_op.state, pb::OperationState::Cancelled as i32);
+    let moved = bulk_op.counters.as_ref().unwrap().files_moved;
+    assert!(moved > 0 && moved < 120, "moved {moved}");
+    let cancelled_apply = &done["cancelledApply"];
+    assert_eq!(cancelled_apply["state"], "CANCELLED", "{cancelled_apply}");
+    assert!(
+        cancelled_apply["status"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("Cancelled {bulk} after {moved} move(s)")),
+        "{cancelled_apply}"
+    );
+    assert_eq!(
+        cancelled_apply["statuses"]["COMPLETED"], moved,
+        "{cancelled_apply}"
+    );
+    assert_eq!(cancelled_apply["undoEnabled"], true, "{cancelled_apply}");
+    assert_eq!(cancelled_apply["cancelEnabled"], false, "{cancelled_apply}");
+    assert!(
+        cancelled_apply["undone"]
+            .as_str()
+            .unwrap()
+            .starts_with("Undone by operations/"),
+        "{cancelled_apply}"
+    );
+    assert!(bulk_ops.iter().any(|o| o.undo_of == bulk), "{bulk_ops:?}");
 
     // 6. Reopened from the list: the first operation's records as the server has them, and its
     // report, marked as undone.

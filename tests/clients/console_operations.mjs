@@ -15,7 +15,8 @@
 //     then undone from the Operations screen; filters (kind, state) and pages of 2;
 //  6. reopening the first operation from the list shows its records and report;
 //  7. at 390 px the plan table scrolls inside its card instead of overflowing it; screenshots
-//     of every screen at 1100 and 360 px (<screen>-<width>.png).
+//     of every screen at 1100 and 360 px (<screen>-<width>.png);
+//  8. an apply of bulk/ cancelled with the Cancel button while it moves files, then undone.
 //
 // Usage: node console_operations.mjs CONSOLE_URL EMAIL SAVE_DIR SCREENSHOT_DIR
 // Prints `DONE <json>` with what the page showed; exits non-zero on any failure.
@@ -287,9 +288,33 @@ try {
     return { cardRight: card.right, boxRight: box.right, viewport: window.innerWidth };
   });
 
+  // 8. Cancel while applying (the server moves MOVES_PER_SECOND files a second): the page says
+  // how far it got, and Undo moves those files back.
+  await page.setViewportSize({ width: DESKTOP, height: 1000 });
+  await page.click('#screens button[data-screen="files"]');
+  await page.fill('#source', 'bulk');
+  await page.fill('#destination', 'bulk-sorted');
+  const bulk = await preview();
+  await page.click('#apply');
+  await page.waitForSelector('#op-state[data-state="APPLYING"]');
+  await page.waitForFunction(() => Number(document.querySelector('#progress').getAttribute('aria-valuenow')) > 0);
+  await page.click('#cancel');
+  const cancelStatus = await expectStatus('Cancelled');
+  const cancelledApply = {
+    name: bulk.name,
+    state: await page.getAttribute('#op-state', 'data-state'),
+    status: cancelStatus,
+    undoEnabled: !(await page.isDisabled('#undo')),
+    cancelEnabled: !(await page.isDisabled('#cancel')),
+    statuses: (await planRows()).reduce((n, r) => ({ ...n, [r.status]: (n[r.status] ?? 0) + 1 }), {}),
+  };
+  await shot('cancelled', DESKTOP);
+  await page.click('#undo');
+  cancelledApply.undone = await expectStatus('Undone');
+
   console.log(`DONE ${JSON.stringify({
     emptyPlan, defaults, badTemplate, planned, fieldErrorsAfter, applied, chart, report, exports, duplicates,
-    afterUndo, afterError, second: second.name, listed, cancelledRow, third: third.name, thirdButtons,
+    afterUndo, afterError, cancelledApply, second: second.name, listed, cancelledRow, third: third.name, thirdButtons,
     undoneFromList, all, undos, cancelled, paging, olderEnabled, reopened, at390, at360, operationsAt360,
     consoleErrors,
   })}`);
