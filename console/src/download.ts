@@ -26,7 +26,16 @@ export async function downloadFolderZip(
     bytes += chunk.length;
     onProgress?.(bytes);
   }
-  const url = URL.createObjectURL(new Blob(parts, { type: "application/zip" }));
+  saveBlob(new Blob(parts, { type: "application/zip" }), name);
+  return { name, bytes };
+}
+
+/**
+ * Hands bytes gathered by the page to the browser as a file download named `name`, through a
+ * temporary object URL (grpc-web gives the page bytes, not a stream to disk).
+ */
+export function saveBlob(blob: Blob, name: string): void {
+  const url = URL.createObjectURL(blob);
   const link = document.createElement("a");
   link.href = url;
   link.download = name;
@@ -36,5 +45,4 @@ export async function downloadFolderZip(
   link.remove();
   // The download has its own reference once it started; the URL is no longer needed.
   setTimeout(() => URL.revokeObjectURL(url), 60_000);
-  return { name, bytes };
 }

@@ -76,3 +76,47 @@ export function when(ts: { seconds: bigint; nanos: number } | undefined): string
   if (!ts) return "–";
   return new Date(Number(ts.seconds) * 1000).toISOString().replace(".000Z", "Z");
 }
+
+/**
+ * Fills a table body with `rows`, or with one "nothing here" row spanning every column when
+ * there are none, so that an empty table never shows bare headers. Every table of the console
+ * is filled through this.
+ */
+export function fillRows(body: HTMLTableSectionElement, rows: HTMLTableRowElement[], empty = "Nothing here."): void {
+  if (rows.length > 0) {
+    body.replaceChildren(...rows);
+    return;
+  }
+  const columns = body.closest("table")?.querySelectorAll("thead th").length || 1;
+  body.replaceChildren(el("tr", { class: "empty" }, el("td", { colspan: String(columns), text: empty })));
+}
+
+/** A table row of text cells. */
+export function textRow(cells: string[], attrs: Record<string, string> = {}): HTMLTableRowElement {
+  return el("tr", attrs, ...cells.map((text) => el("td", { text })));
+}
+
+/**
+ * A table with a caption-less header row and an empty body, inside a box that scrolls
+ * sideways when the table is wider than its card (`.table-scroll`), so a narrow screen scrolls
+ * the table instead of pushing it out of the card.
+ */
+export function scrollTable(id: string, headers: string[], label: string): HTMLDivElement {
+  return el(
+    "div",
+    { class: "table-scroll", tabindex: "0", role: "region", "aria-label": label },
+    el("table", { id }, el("thead", {}, el("tr", {}, ...headers.map((text) => el("th", { scope: "col", text })))), el("tbody")),
+  );
+}
+
+/** The body of the table with this id. */
+export const tbody = (id: string) => $<HTMLTableElement>(id).tBodies[0];
+
+/** Bytes for people (B, KiB, MiB, GiB). */
+export function humanSize(bytes: bigint | number): string {
+  const n = Number(bytes);
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  if (n < 1024 * 1024 * 1024) return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+  return `${(n / 1024 / 1024 / 1024).toFixed(1)} GiB`;
+}
