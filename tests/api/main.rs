@@ -47,3 +47,4 @@ mod typescript_sdk;
 mod upload_budget;
 mod uploads;
 mod walks;
+mod watch_tokens;

@@ -223,6 +223,7 @@ async fn server_streams_are_counted_and_timed_until_they_end_or_are_cancelled() 
         .watch_operation(crate::common::bearer(
             pb::WatchOperationRequest {
                 name: op.name.clone(),
+                ..Default::default()
             },
             &alice.token,
         ))
