@@ -174,12 +174,14 @@ class Builder:
         fname, path = self.locations[full]
         return dict(self.tags.get((fname, path + sub), {}))
 
-    def constrain(self, schema: Dict[str, Any], field: Any, tags: Dict[str, Any], behaviors: List[int]) -> Dict[str, Any]:
+    def constrain(self, schema: Dict[str, Any], field: Any, tags: Dict[str, Any], behaviors: List[int],
+                  request: bool = False) -> Dict[str, Any]:
         """`schema` of `field` (not repeated) with what the server checks: a resource reference's
-        name pattern, the comment's `openapi:` keywords."""
+        name pattern (in a request message: a response may name other things, e.g. a draft
+        rule `rules/-0`), the comment's `openapi:` keywords."""
         tags.pop("id", None)
         reference = field.options.Extensions[resource_pb2.resource_reference].type
-        if reference and 3 not in behaviors and field.type == F.TYPE_STRING:
+        if reference and request and 3 not in behaviors and field.type == F.TYPE_STRING:
             name = self.resource_types.get(reference)
             if name is not None:
                 # Empty means unset (proto3) unless the field is required.
@@ -202,7 +204,7 @@ class Builder:
         return {"$ref": f"#/components/schemas/{self.schema_name(full)}"}
 
     def field_schema(self, field: Any, tags: Optional[Dict[str, Any]] = None,
-                     behaviors: Optional[List[int]] = None) -> Dict[str, Any]:
+                     behaviors: Optional[List[int]] = None, request: bool = False) -> Dict[str, Any]:
         tags = dict(tags or {})
         behaviors = behaviors or []
         if field.type == F.TYPE_MESSAGE:
@@ -219,13 +221,13 @@ class Builder:
             for key in ("minItems", "maxItems"):
                 if key in tags:
                     array[key] = tags.pop(key)
-            array["items"] = self.constrain(schema, field, tags, behaviors) if "$ref" not in schema else schema
+            array["items"] = self.constrain(schema, field, tags, behaviors, request) if "$ref" not in schema else schema
             return array
         if "$ref" in schema:
             if tags:
                 raise SystemExit(f"{field.name}: openapi keywords on a message field")
             return schema
-        return self.constrain(schema, field, tags, behaviors)
+        return self.constrain(schema, field, tags, behaviors, request)
 
     def path_schema(self, request: str, field_path: str, pattern: str) -> Dict[str, Any]:
         """A path variable's schema: the id of a resource name (`operations/*`), else the field's."""
@@ -241,7 +243,7 @@ class Builder:
             i, field = next((i, fd) for i, fd in enumerate(m.field) if fd.name == part)
             tags, behaviors = self.tag(full, 2, i), list(field.options.Extensions[_field_behavior()])
             full = field.type_name
-        schema = self.field_schema(field, tags, behaviors)
+        schema = self.field_schema(field, tags, behaviors, True)
         if schema.get("type") == "string" and "pattern" not in schema and "format" not in schema:
             schema["pattern"] = "^[^/]+$"  # one path segment
         return schema
@@ -252,7 +254,7 @@ class Builder:
         required: List[str] = []
         for i, field in enumerate(m.field):
             behaviors = list(field.options.Extensions[_field_behavior()])
-            schema = self.field_schema(field, self.tag(full, 2, i), behaviors)
+            schema = self.field_schema(field, self.tag(full, 2, i), behaviors, full.endswith("Request"))
             desc = self.comment(full, 2, i)
             if "$ref" in schema and (desc or behaviors):
                 schema = {"allOf": [schema]}
@@ -368,7 +370,7 @@ class Builder:
                 if 3 in behaviors:  # OUTPUT_ONLY: not a request parameter
                     continue
                 p = {"name": field.name, "in": "query", "required": 2 in behaviors,
-                     "schema": self.field_schema(field, self.tag(method.input_type, 2, i), behaviors)}
+                     "schema": self.field_schema(field, self.tag(method.input_type, 2, i), behaviors, True)}
                 d = self.comment(method.input_type, 2, i)
                 if d:
                     p["description"] = d

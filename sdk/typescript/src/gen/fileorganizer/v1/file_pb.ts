@@ -1148,7 +1148,6 @@ export type Category = Message<"fileorganizer.v1.Category"> & {
 
   /**
    * File extensions, lower-case without the dot (e.g. "jpg").
-   * openapi: maxItems=100
    *
    * @generated from field: repeated string extensions = 4;
    */
