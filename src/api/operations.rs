@@ -42,6 +42,19 @@ async fn operation_message(
     Ok(convert::operation(op, undone_by))
 }
 
+/// The idempotency key of CreateOperation and UndoOperation, trimmed (empty: none), checked
+/// before anything else the request asks (UndoOperation stored any key unchecked).
+fn request_id(raw: &str) -> AppResult<&str> {
+    let request_id = raw.trim();
+    if request_id.len() > 128 || request_id.chars().any(char::is_control) {
+        return Err(AppError::invalid(
+            "request_id",
+            "must be at most 128 printable characters",
+        ));
+    }
+    Ok(request_id)
+}
+
 /// Parses `operations/{id}` from request field `field`.
 pub fn parse_name(name: &str, field: &str) -> AppResult<Uuid> {
     name.strip_prefix(convert::OPERATION_COLLECTION)
@@ -118,13 +131,7 @@ impl Operations {
         let requested = req
             .operation
             .ok_or_else(|| AppError::invalid("operation", "is required"))?;
-        let request_id = req.request_id.trim();
-        if request_id.len() > 128 || request_id.chars().any(char::is_control) {
-            return Err(AppError::invalid(
-                "request_id",
-                "must be at most 128 printable characters",
-            ));
-        }
+        let request_id = request_id(&req.request_id)?;
         if !request_id.is_empty() {
             let mut conn = self.state.db.get().await?;
             if let Some(existing) =
@@ -256,6 +263,7 @@ impl Operations {
         principal: Principal,
         req: pb::UndoOperationRequest,
     ) -> AppResult<pb::Operation> {
+        let request_id = request_id(&req.request_id)?;
         let target = self.find(&principal, &req.name).await?;
         if target.kind == OperationKind::Undo {
             return Err(AppError::FailedPrecondition {
@@ -282,7 +290,6 @@ impl Operations {
                 ),
             });
         }
-        let request_id = req.request_id.trim();
         let op = db::operations::insert(
             &mut conn,
             &NewOperation::undo(&target, (!request_id.is_empty()).then_some(request_id)),

@@ -33,6 +33,7 @@ mod reflection;
 mod reports;
 mod rest;
 mod rest_conformance;
+mod rest_fuzz;
 mod revocation;
 mod rules;
 mod scopes;

@@ -89,6 +89,7 @@ export type Operation = Message<"fileorganizer.v1.Operation"> & {
    * (UTC) when the file has none; for example
    * "{category}/{year}/{month}/{name}". Defaults to "{category}/{name}". An
    * unknown token, an absolute template or a `..` segment is INVALID_ARGUMENT.
+   * openapi: maxLength=512
    *
    * @generated from field: string layout_template = 8;
    */
@@ -111,6 +112,7 @@ export type Operation = Message<"fileorganizer.v1.Operation"> & {
   /**
    * Only files whose path relative to source_path matches one of these globs
    * (e.g. "**\/*.jpg"); empty means all files.
+   * openapi: maxItems=100 maxLength=256
    *
    * @generated from field: repeated string include_globs = 11;
    */
@@ -120,6 +122,7 @@ export type Operation = Message<"fileorganizer.v1.Operation"> & {
    * Files and folders whose path relative to source_path matches one of these
    * globs are not scanned. Hidden entries (names starting with ".") are always
    * skipped.
+   * openapi: maxItems=100 maxLength=256
    *
    * @generated from field: repeated string exclude_globs = 12;
    */
@@ -396,6 +399,7 @@ export type CreateOperationRequest = Message<"fileorganizer.v1.CreateOperationRe
    * An idempotency key (a UUID chosen by the client). Repeating a request with
    * the same request_id returns the operation the first request created
    * instead of creating another.
+   * openapi: maxLength=128
    *
    * @generated from field: string request_id = 2;
    */
@@ -438,6 +442,7 @@ export const GetOperationRequestSchema: GenMessage<GetOperationRequest> = /*@__P
 export type ListOperationsRequest = Message<"fileorganizer.v1.ListOperationsRequest"> & {
   /**
    * Maximum operations to return (default 50, at most 1000).
+   * openapi: minimum=0
    *
    * @generated from field: int32 page_size = 1;
    */
@@ -566,6 +571,7 @@ export type UndoOperationRequest = Message<"fileorganizer.v1.UndoOperationReques
   /**
    * An idempotency key (a UUID chosen by the client). Repeating a request with
    * the same request_id returns the UNDO operation the first request created.
+   * openapi: maxLength=128
    *
    * @generated from field: string request_id = 2;
    */

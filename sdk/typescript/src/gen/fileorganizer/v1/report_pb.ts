@@ -360,6 +360,7 @@ export type ListDuplicateGroupsRequest = Message<"fileorganizer.v1.ListDuplicate
 
   /**
    * Maximum groups to return (default 50, at most 1000).
+   * openapi: minimum=0
    *
    * @generated from field: int32 page_size = 2;
    */
@@ -374,6 +375,7 @@ export type ListDuplicateGroupsRequest = Message<"fileorganizer.v1.ListDuplicate
 
   /**
    * Only groups whose files are at least this large.
+   * openapi: pattern=^[0-9]{1,19}$
    *
    * @generated from field: int64 min_size_bytes = 4;
    */
