@@ -1,6 +1,6 @@
 // What the console's screens share: DOM helpers and the hooks main.ts gives every screen
 // (the signed-in client, the action wrapper that shows errors, the status line).
-import { errorDetails, type FileOrganizerClient } from "@fileorganizer/sdk";
+import { Code, errorDetails, type FileOrganizerClient } from "@fileorganizer/sdk";
 
 export const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 
@@ -14,6 +14,8 @@ export interface Ui {
   status(text: string): void;
   /** Shows an operation (its state and records) on the organize screen. */
   openOperation(name: string): Promise<void>;
+  /** Lists a folder on the files screen (after a restore, say). */
+  browse(path: string): Promise<void>;
 }
 
 /** Creates an element with attributes (`text` sets textContent) and children. */
@@ -75,4 +77,88 @@ export function clearFieldErrors(root: HTMLElement): void {
 export function when(ts: { seconds: bigint; nanos: number } | undefined): string {
   if (!ts) return "–";
   return new Date(Number(ts.seconds) * 1000).toISOString().replace(".000Z", "Z");
+}
+
+/** A byte count for people. */
+export function humanSize(bytes: bigint | number): string {
+  const n = Number(bytes);
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  if (n < 1024 * 1024 * 1024) return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+  return `${(n / 1024 / 1024 / 1024).toFixed(2)} GiB`;
+}
+
+/**
+ * A table inside a focusable scrolling box (a wide table scrolls inside its card instead of
+ * widening the page at 360 px; keyboard users can scroll it, which axe requires), with a
+ * caption for screen readers. Fill its body with `fillRows`.
+ */
+export function scrollTable(id: string, caption: string, headers: string[]): HTMLDivElement {
+  const table = el(
+    "table",
+    { id },
+    el("caption", { class: "visually-hidden", text: caption }),
+    el("thead", {}, el("tr", {}, ...headers.map((h) => el("th", { scope: "col", text: h })))),
+    el("tbody"),
+  );
+  return el("div", { class: "scroll", tabindex: "0", role: "region", "aria-label": caption }, table);
+}
+
+/** Replaces a table's rows; no rows shows one row saying `empty` (never just the headers). */
+export function fillRows(table: HTMLTableElement, rows: HTMLTableRowElement[], empty: string): void {
+  const body = table.tBodies[0];
+  if (rows.length > 0) {
+    body.replaceChildren(...rows);
+    return;
+  }
+  const columns = table.tHead?.rows[0]?.cells.length ?? 1;
+  body.replaceChildren(el("tr", { class: "empty" }, el("td", { colspan: String(columns), text: empty })));
+}
+
+/** A row of text cells, then any extra cells (e.g. one holding buttons). */
+export function textRow(attrs: Record<string, string>, texts: string[], ...extra: HTMLTableCellElement[]): HTMLTableRowElement {
+  return el("tr", attrs, ...texts.map((t) => el("td", { text: t })), ...extra);
+}
+
+/** Hands `blob` to the browser as a download named `name` (through a temporary object URL). */
+export function saveBlob(blob: Blob, name: string): void {
+  const url = URL.createObjectURL(blob);
+  const link = el("a", { href: url, download: name });
+  link.hidden = true;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  // The download holds its own reference once started; the URL is no longer needed.
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
+/** Every item of a paged List RPC: `page(token)` fetches one page (items and the next token). */
+export async function allPages<T>(page: (pageToken: string) => Promise<{ items: T[]; next: string }>): Promise<T[]> {
+  const all: T[] = [];
+  let token = "";
+  do {
+    const { items, next } = await page(token);
+    all.push(...items);
+    token = next;
+  } while (token);
+  return all;
+}
+
+/**
+ * Runs a call whose INVALID_ARGUMENT field violations belong next to `form`'s fields: shown
+ * there (the status line says `<what>: see the messages…`), the result is undefined; any other
+ * error is thrown (to the page's error box). On success the form's old messages are cleared.
+ */
+export async function withFieldErrors<T>(ui: Ui, form: HTMLElement, what: string, call: () => Promise<T>): Promise<T | undefined> {
+  try {
+    const result = await call();
+    clearFieldErrors(form);
+    return result;
+  } catch (err) {
+    if (errorDetails(err).code === Code.InvalidArgument && showFieldErrors(form, err)) {
+      ui.status(`${what}: see the messages next to the fields.`);
+      return undefined;
+    }
+    throw err;
+  }
 }
