@@ -98,7 +98,8 @@ export function scrollTable(id: string, caption: string, headers: string[]): HTM
     "table",
     { id },
     el("caption", { class: "visually-hidden", text: caption }),
-    el("thead", {}, el("tr", {}, ...headers.map((h) => el("th", { scope: "col", text: h })))),
+    // An empty header is the actions column: named for screen readers only.
+    el("thead", {}, el("tr", {}, ...headers.map((h) => el("th", { scope: "col" }, h ? h : el("span", { class: "visually-hidden", text: "Actions" }))))),
     el("tbody"),
   );
   return el("div", { class: "scroll", tabindex: "0", role: "region", "aria-label": caption }, table);

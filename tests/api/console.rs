@@ -1129,7 +1129,7 @@ async fn console_account_screens_trash_search_keys_usage_profile_in_chromium() {
         done["oldPassword"]["error"]
             .as_str()
             .unwrap()
-            .starts_with("UNAUTHENTICATED"),
+            .contains("INVALID_CREDENTIALS"),
         "{done}"
     );
     assert_eq!(done["newPasswordWho"], format!("Ada Lovelace <{email}>"));

@@ -69,6 +69,18 @@ async function screen(name) {
   await page.waitForSelector(`#app[data-shown="${name}"]`);
 }
 
+/**
+ * The page's width against the window's, and the elements reaching past the window's right edge
+ * outside a scrolling box (what made the page wider), for the failure message.
+ */
+function widthsOf() {
+  const sticking = [...document.querySelectorAll('body *')]
+    .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 0.5
+      && (!e.closest('.scroll') || ['absolute', 'fixed'].includes(getComputedStyle(e).position)))
+    .map((e) => `${e.tagName.toLowerCase()}${e.id ? `#${e.id}` : ''}${e.className ? `.${String(e.className).split(' ').join('.')}` : ''}`);
+  return { page: document.documentElement.scrollWidth, window: window.innerWidth, sticking: sticking.slice(0, 10) };
+}
+
 /** Everything the page keeps in Web Storage and cookies. */
 async function kept() {
   const storage = await page.evaluate(() => ({
@@ -115,7 +127,9 @@ try {
   await page.click('#preview');
   await page.waitForSelector('#op-state[data-state="PLANNED"]');
   await page.click('#apply');
-  await page.waitForSelector('#op-state[data-state="SUCCEEDED"]');
+  // The status line is set last, after the listing of the destination (which would otherwise
+  // land after the folder typed below).
+  await statusIs('Moved ');
   step = 'download';
   await page.fill('#path', 'sorted/Documents');
   await page.click('#browse');
@@ -248,7 +262,7 @@ try {
       await screen(name);
       await page.screenshot({ path: join(shots, `${name}-${size.width}.png`), fullPage: true });
       const violations = await checkAxe(page, `the ${name} screen at ${size.width} px`);
-      const widths = await page.evaluate(() => ({ page: document.documentElement.scrollWidth, window: window.innerWidth }));
+      const widths = await page.evaluate(widthsOf);
       walked[`${name}-${size.width}`] = { ...widths, violations, error: await generalError() };
     }
   }
@@ -259,7 +273,7 @@ try {
   await signInPage.waitForSelector('body[data-booted="true"]');
   await signInPage.screenshot({ path: join(shots, 'sign-in-360.png'), fullPage: true });
   walked['sign-in-360'] = {
-    ...(await signInPage.evaluate(() => ({ page: document.documentElement.scrollWidth, window: window.innerWidth }))),
+    ...(await signInPage.evaluate(widthsOf)),
     violations: await checkAxe(signInPage, 'the sign-in screen at 360 px'),
   };
   await signInPage.close();
