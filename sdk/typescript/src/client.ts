@@ -202,7 +202,7 @@ export class FileOrganizerClient {
    */
   async resume(refreshToken: string): Promise<User> {
     const res = await this.auth.refreshToken({ refreshToken });
-    this.store(res);
+    this.#store(res);
     return res.user ?? (await this.me());
   }
 
