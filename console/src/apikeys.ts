@@ -4,7 +4,7 @@
 // (and from this module's memory) as soon as the box is dismissed or the screen is left: it
 // cannot be shown again, which the box says.
 import type { auth } from "@fileorganizer/sdk";
-import { $, allPages, el, fieldError, fillRows, scrollTable, textRow, type Ui, when, withFieldErrors } from "./ui";
+import { $, allPages, el, fieldError, fillRows, scrollTable, tbody, textRow, type Ui, when, withFieldErrors } from "./ui";
 
 /** The scopes a key may be restricted to (ApiKey.scopes in auth.proto), with what they allow. */
 const SCOPES: [string, string][] = [
@@ -33,7 +33,7 @@ export function initApiKeys(hooks: Ui): void {
   $("keys-screen").append(
     el("h2", { text: "API keys" }),
     el("p", { text: "A key authenticates scripts and other programs (header x-api-key) without your password." }),
-    scrollTable("key-list", "API keys", ["Name", "Prefix", "Scopes", "Created", "Last used", "Expires", "State", ""]),
+    scrollTable("key-list", ["Name", "Prefix", "Scopes", "Created", "Last used", "Expires", "State", ""], "API keys"),
     el("h3", { text: "New API key" }),
     el(
       "form",
@@ -107,8 +107,7 @@ export async function showApiKeys(): Promise<void> {
     const page = await ui.api().auth.listApiKeys({ pageSize: 500, pageToken });
     return { items: page.apiKeys, next: page.nextPageToken };
   });
-  fillRows(
-    $<HTMLTableElement>("key-list"),
+  fillRows(tbody("key-list"),
     keys.map((key) => {
       const actions = el("td", { class: "actions" });
       if (!key.revoked) {
@@ -124,7 +123,6 @@ export async function showApiKeys(): Promise<void> {
         actions.append(revoke);
       }
       return textRow(
-        { class: "api-key", "data-name": key.name, "data-display-name": key.displayName, "data-state": state(key) },
         [
           key.displayName,
           `fo_${key.prefix}_…`,
@@ -134,6 +132,7 @@ export async function showApiKeys(): Promise<void> {
           key.expireTime ? when(key.expireTime) : "never",
           state(key),
         ],
+        { class: "api-key", "data-name": key.name, "data-display-name": key.displayName, "data-state": state(key) },
         actions,
       );
     }),

@@ -4,7 +4,7 @@
 // clearing the globs really clears them) and Delete. The server's field errors appear next to
 // the fields.
 import type { files as filesPb } from "@fileorganizer/sdk";
-import { $, allPages, clearFieldErrors, el, fieldError, fillRows, scrollTable, textRow, type Ui, withFieldErrors } from "./ui";
+import { $, allPages, clearFieldErrors, el, fieldError, fillRows, scrollTable, tbody, textRow, type Ui, withFieldErrors } from "./ui";
 
 let ui: Ui;
 /** The category being edited (its resource name), or undefined for a new one. */
@@ -24,7 +24,7 @@ export function initCategories(hooks: Ui): void {
   cancel.hidden = true;
   $("categories-screen").append(
     el("h2", { text: "Categories" }),
-    scrollTable("category-list", "Categories", ["Name", "Extensions", "Globs", "Color", "Files", ""]),
+    scrollTable("category-list", ["Name", "Extensions", "Globs", "Color", "Files", ""], "Categories"),
     el("h3", { id: "category-form-title", text: "New category" }),
     el(
       "form",
@@ -88,8 +88,7 @@ export async function showCategories(): Promise<void> {
     const page = await ui.api().files.listCategories({ pageSize: 500, pageToken });
     return { items: page.categories, next: page.nextPageToken };
   });
-  fillRows(
-    $<HTMLTableElement>("category-list"),
+  fillRows(tbody("category-list"),
     all.map((c) => {
       const actions = el("td", { class: "actions" });
       if (c.builtIn) {
@@ -113,8 +112,8 @@ export async function showCategories(): Promise<void> {
       const dot = swatch.querySelector<HTMLElement>(".swatch");
       if (dot) dot.style.background = c.color; // through the CSSOM: the CSP allows no inline style
       return textRow(
-        { class: "category", "data-name": c.name, "data-display-name": c.displayName, "data-built-in": String(c.builtIn) },
         [c.displayName, c.extensions.join(", ") || "–", c.globs.join(", ") || "–"],
+        { class: "category", "data-name": c.name, "data-display-name": c.displayName, "data-built-in": String(c.builtIn) },
         swatch,
         el("td", { text: String(c.fileCount) }),
         actions,

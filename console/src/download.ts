@@ -3,7 +3,6 @@
 // to disk, so the zip is gathered into a Blob (browsers keep large Blobs on disk) and then
 // saved through a temporary object URL.
 import { dispositionName, downloadArchive, type FileOrganizerClient } from "@fileorganizer/sdk";
-import { saveBlob } from "./ui";
 
 /** A download handed to the browser. */
 export interface Saved {
@@ -11,7 +10,6 @@ export interface Saved {
   name: string;
   bytes: number;
 }
-
 
 /** Downloads `path` ("" for the root) as a zip and starts the browser's download of it. */
 export async function downloadFolderZip(
@@ -31,6 +29,23 @@ export async function downloadFolderZip(
   }
   saveBlob(new Blob(parts, { type: "application/zip" }), name);
   return { name, bytes };
+}
+
+/**
+ * Hands bytes gathered by the page to the browser as a file download named `name`, through a
+ * temporary object URL (grpc-web gives the page bytes, not a stream to disk).
+ */
+export function saveBlob(blob: Blob, name: string): void {
+  const url = URL.createObjectURL(blob);
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = name;
+  link.hidden = true;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  // The download has its own reference once it started; the URL is no longer needed.
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
 
 /**

@@ -6,20 +6,20 @@ import {
   FileConflictPolicy,
   FileKind,
   importArchiveBytes,
-  OperationState,
   paced,
   type WaitNotice,
   files as filesPb,
   type FileOrganizerClient,
-  type operations,
   type auth,
 } from "@fileorganizer/sdk";
 import { hideSecret, initApiKeys, showApiKeys } from "./apikeys";
 import { initAutomations, showAutomations } from "./automations";
 import { initCategories, showCategories } from "./categories";
-import { drawCategoryChart } from "./chart";
 import { downloadFolderZip } from "./download";
+import { initOperations, showOperations } from "./operations";
+import { initOrganize, openOperation } from "./organize";
 import { initProfile, showProfile } from "./profile";
+import { initReport } from "./report";
 import { initRules, showRules } from "./rules";
 import { initSearch, showSearch } from "./search";
 import { forgetSession, keepSession, keptRefreshToken } from "./session";
@@ -33,7 +33,6 @@ const input = (id: string) => $<HTMLInputElement>(id);
 const button = (id: string) => $<HTMLButtonElement>(id);
 
 let client: FileOrganizerClient | undefined;
-let current: operations.Operation | undefined;
 
 /** The API's grpc-web origin, set once by loadConfig(). */
 let apiUrl = "";
@@ -76,6 +75,8 @@ function action(fn: () => Promise<void>): () => Promise<void> {
     try {
       await fn();
     } catch (err) {
+      // The status line said how the last action went: under an error it would contradict it.
+      status("");
       showError(err);
     }
   };
@@ -156,14 +157,15 @@ async function browse(path: string): Promise<void> {
     pageToken = page.nextPageToken;
   } while (pageToken);
   input("path").value = path;
+  const body = $<HTMLTableElement>("listing").tBodies[0];
   fillRows(
-    $<HTMLTableElement>("listing"),
+    body,
     entries.map((entry) => {
       const row = document.createElement("tr");
       const dir = entry.kind === FileKind.DIRECTORY;
       row.className = dir ? "dir" : "file";
       row.dataset.path = entry.path;
-      for (const text of [entry.name, dir ? "folder" : entry.category || "file", dir ? "" : humanSize(entry.sizeBytes)]) {
+      for (const text of [entry.name, dir ? "(folder)" : entry.category || "–", dir ? "" : humanSize(entry.sizeBytes)]) {
         const cell = document.createElement("td");
         cell.textContent = text;
         row.append(cell);
@@ -325,111 +327,13 @@ async function upload(): Promise<void> {
   status(`Uploaded ${chosen.length} file(s) into ${dir || "(root)"}.`);
 }
 
-// ---------------------------------------------------------------- organize
-function setProgress(percent: number): void {
-  const clamped = Math.max(0, Math.min(100, percent));
-  const bar = $("progress");
-  bar.setAttribute("aria-valuenow", String(Math.round(clamped)));
-  (bar.querySelector(".fill") as HTMLElement).style.width = `${clamped}%`;
-  $("progress-text").textContent = `${Math.round(clamped)} %`;
-}
-
-function showOperation(name: string, state: OperationState): void {
-  $("op-name").textContent = name;
-  $("op-state").textContent = OperationState[state];
-  $("op-state").dataset.state = OperationState[state];
-}
-
-/** Follows WatchOperation until the operation stops, feeding the progress bar. */
-async function follow(op: { name: string }): Promise<operations.WatchOperationResponse> {
-  const last = await (async () => {
-    let snapshot: operations.WatchOperationResponse | undefined;
-    for await (snapshot of api().watch(op)) {
-      showOperation(op.name, snapshot.state);
-      setProgress(snapshot.progressPercent);
-    }
-    return snapshot;
-  })();
-  if (!last) throw new Error("the progress stream ended without a snapshot");
-  return last;
-}
-
-async function showPlan(name: string): Promise<void> {
-  const records = await api().files.listFileRecords({ parent: name, pageSize: 1000 });
-  const body = $("plan").querySelector("tbody")!;
-  body.replaceChildren(
-    ...records.fileRecords.map((r) => {
-      const row = document.createElement("tr");
-      row.className = "record";
-      row.dataset.status = filesPb.FileRecordStatus[r.status];
-      for (const text of [r.originalPath, r.newPath, r.category, filesPb.FileRecordStatus[r.status]]) {
-        const cell = document.createElement("td");
-        cell.textContent = text;
-        row.append(cell);
-      }
-      return row;
-    }),
-  );
-}
-
-async function preview(): Promise<void> {
-  button("apply").disabled = button("undo").disabled = true;
-  $("report").hidden = true;
-  setProgress(0);
-  current = await api().organize(input("source").value, {
-    destinationPath: input("destination").value,
-    dryRun: true,
-  });
-  showOperation(current.name, current.state);
-  const last = await follow(current);
-  if (last.state !== OperationState.PLANNED) throw new Error(`the dry run ended ${OperationState[last.state]}`);
-  await showPlan(current.name);
-  button("apply").disabled = false;
-  status(`Planned ${last.counters?.filesPlanned ?? 0n} move(s); nothing was moved yet.`);
-}
-
-async function apply(): Promise<void> {
-  if (!current) return;
-  button("apply").disabled = true;
-  setProgress(0);
-  await api().apply(current);
-  const last = await follow(current);
-  await showPlan(current.name);
-  if (last.state !== OperationState.SUCCEEDED) throw new Error(`the operation ended ${OperationState[last.state]}`);
-  await showReport(current.name);
-  button("undo").disabled = false;
-  await browse(input("destination").value || input("source").value);
-  status(`Moved ${last.counters?.filesMoved ?? 0n} file(s).`);
-}
-
-async function showReport(name: string): Promise<void> {
-  const report = await api().report(name);
-  $("report-summary").textContent =
-    `${report.totals?.filesMoved ?? 0n} files moved, ${report.duplicateFileCount} duplicates, ` +
-    `${report.categories.length} categories (top: ${report.topCategories.join(", ") || "none"})`;
-  drawCategoryChart($("category-chart") as unknown as SVGSVGElement, report.categories);
-  $("report").hidden = false;
-}
-
-/** Opens an operation (from the automations screen): its state and records, on the files screen. */
-async function openOperation(name: string): Promise<void> {
-  const op = await api().operations.getOperation({ name });
-  current = op;
-  await showScreen("files");
-  await showPlan(op.name);
-  showOperation(op.name, op.state);
-  button("apply").disabled = op.state !== OperationState.PLANNED;
-  button("undo").disabled = op.state !== OperationState.SUCCEEDED;
-  $("op-name").scrollIntoView();
-  status(`Operation ${op.name}: ${OperationState[op.state]}.`);
-}
-
 // ---------------------------------------------------------------- screens
 /** Each screen (a `data-screen` of the nav) and what opening it does. */
 const SCREENS = {
   files: async () => undefined,
   rules: showRules,
   automations: showAutomations,
+  operations: showOperations,
   trash: showTrash,
   search: showSearch,
   categories: showCategories,
@@ -462,16 +366,6 @@ async function showScreen(screen: Screen): Promise<void> {
   }
 }
 
-async function undo(): Promise<void> {
-  if (!current) return;
-  button("undo").disabled = true;
-  const undoOp = await api().undo(current);
-  const last = await follow(undoOp);
-  if (last.state !== OperationState.SUCCEEDED) throw new Error(`the undo ended ${OperationState[last.state]}`);
-  await browse(input("source").value);
-  status("Undone: every file is back where it was.");
-}
-
 // ---------------------------------------------------------------- wiring
 const ui: Ui = { api, action, status, openOperation, browse };
 initRules(ui);
@@ -482,6 +376,9 @@ initCategories(ui);
 initApiKeys(ui);
 initUsage(ui);
 initProfile(ui);
+initOperations(ui);
+initReport(ui);
+initOrganize({ ...ui, browse, showScreen: (screen) => showScreen(screen as Screen) });
 for (const b of $("screens").querySelectorAll<HTMLButtonElement>("button")) {
   b.addEventListener("click", action(() => showScreen(b.dataset.screen as Screen)));
 }
@@ -548,9 +445,3 @@ $("upload-form").addEventListener("submit", (e) => {
   e.preventDefault();
   void action(upload)();
 });
-$("organize-form").addEventListener("submit", (e) => {
-  e.preventDefault();
-  void action(preview)();
-});
-button("apply").addEventListener("click", action(apply));
-button("undo").addEventListener("click", action(undo));

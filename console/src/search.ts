@@ -3,7 +3,7 @@
 // says so next to the field otherwise), category, content hash and operation; newest first,
 // page by page ("More results" follows next_page_token with the same filters).
 import { files as filesPb } from "@fileorganizer/sdk";
-import { $, el, fieldError, fillRows, humanSize, scrollTable, textRow, type Ui, withFieldErrors } from "./ui";
+import { $, el, fieldError, fillRows, humanSize, scrollTable, tbody, textRow, type Ui, withFieldErrors } from "./ui";
 
 let ui: Ui;
 /** The filters of the results shown and the token of their next page. */
@@ -29,7 +29,7 @@ export function initSearch(hooks: Ui): void {
       el("button", { id: "search-run", type: "submit", text: "Search" }),
     ),
     el("p", { id: "search-count", "aria-live": "polite" }),
-    scrollTable("search-results", "Search results", ["File", "Now at", "Category", "Size", "Status", "Operation"]),
+    scrollTable("search-results", ["File", "Now at", "Category", "Size", "Status", "Operation"], "Search results"),
     more,
   );
   $("search-form").addEventListener("submit", (e) => {
@@ -55,13 +55,13 @@ async function search(nextPage: boolean): Promise<void> {
   if (!res) return;
   const found = res.fileRecords.map((r) =>
     textRow(
-      { class: "result", "data-path": r.originalPath, "data-new-path": r.newPath },
       [r.originalPath, r.newPath || "–", r.category || "–", humanSize(r.sizeBytes), filesPb.FileRecordStatus[r.status], r.operation],
+      { class: "result", "data-path": r.originalPath, "data-new-path": r.newPath },
     ),
   );
   rows = nextPage ? [...rows, ...found] : found;
   last = { filters, next: res.nextPageToken };
-  fillRows($<HTMLTableElement>("search-results"), rows, "No file matches these filters.");
+  fillRows(tbody("search-results"), rows, "No file matches these filters.");
   $("search-more").hidden = !res.nextPageToken;
   $("search-count").textContent = `${rows.length} result(s)${res.nextPageToken ? " so far" : ""}`;
   ui.status(`Search: ${rows.length} result(s).`);

@@ -6,7 +6,7 @@
 // for a second click on a button that names how many items go, rather than a native confirm().
 import { FileConflictPolicy, FileKind, type files as filesPb } from "@fileorganizer/sdk";
 import { downloadFile } from "./download";
-import { $, allPages, el, fillRows, humanSize, scrollTable, textRow, type Ui, when } from "./ui";
+import { $, allPages, el, fillRows, humanSize, scrollTable, tbody, textRow, type Ui, when } from "./ui";
 
 let ui: Ui;
 /** The trash as last listed (EmptyTrash's confirmation names its count). */
@@ -33,7 +33,7 @@ export function initTrash(hooks: Ui): void {
       confirm,
     ),
     el("p", { id: "trash-total" }),
-    scrollTable("trash", "Trash", ["Original path", "Kind", "Size", "Deleted", "Deleted by", ""]),
+    scrollTable("trash", ["Original path", "Kind", "Size", "Deleted", "Deleted by", ""], "Trash"),
   );
   $("trash-refresh").addEventListener("click", ui.action(showTrash));
   $("trash-empty").addEventListener("click", () => {
@@ -64,14 +64,12 @@ export async function showTrash(): Promise<void> {
   items = found;
   $("trash-empty-confirm").hidden = true;
   $("trash-total").textContent = `${found.length} item(s), ${humanSize(total)}`;
-  fillRows(
-    $<HTMLTableElement>("trash"),
+  fillRows(tbody("trash"),
     found.map((item) => {
       const restore = el("button", { type: "button", class: "restore", text: "Restore" });
       restore.setAttribute("aria-label", `Restore ${item.originalPath}`);
       restore.addEventListener("click", ui.action(() => restoreItem(item)));
       return textRow(
-        { class: "trash-item", "data-name": item.name, "data-path": item.originalPath },
         [
           item.originalPath,
           item.kind === FileKind.DIRECTORY ? "folder" : "file",
@@ -79,6 +77,7 @@ export async function showTrash(): Promise<void> {
           when(item.deleteTime),
           item.operation || "you",
         ],
+        { class: "trash-item", "data-name": item.name, "data-path": item.originalPath },
         el("td", {}, restore),
       );
     }),

@@ -79,58 +79,54 @@ export function when(ts: { seconds: bigint; nanos: number } | undefined): string
   return new Date(Number(ts.seconds) * 1000).toISOString().replace(".000Z", "Z");
 }
 
-/** A byte count for people. */
+/**
+ * Fills a table body with `rows`, or with one "nothing here" row spanning every column when
+ * there are none, so that an empty table never shows bare headers. Every table of the console
+ * is filled through this.
+ */
+export function fillRows(body: HTMLTableSectionElement, rows: HTMLTableRowElement[], empty = "Nothing here."): void {
+  if (rows.length > 0) {
+    body.replaceChildren(...rows);
+    return;
+  }
+  const columns = body.closest("table")?.querySelectorAll("thead th").length || 1;
+  body.replaceChildren(el("tr", { class: "empty" }, el("td", { colspan: String(columns), text: empty })));
+}
+
+/** A table row of text cells, then any extra cells (e.g. one holding buttons). */
+export function textRow(cells: string[], attrs: Record<string, string> = {}, ...extra: HTMLTableCellElement[]): HTMLTableRowElement {
+  return el("tr", attrs, ...cells.map((text) => el("td", { text })), ...extra);
+}
+
+/**
+ * A table with a caption-less header row and an empty body, inside a box that scrolls
+ * sideways when the table is wider than its card (`.table-scroll`), so a narrow screen scrolls
+ * the table instead of pushing it out of the card.
+ */
+export function scrollTable(id: string, headers: string[], label: string): HTMLDivElement {
+  return el(
+    "div",
+    { class: "table-scroll", tabindex: "0", role: "region", "aria-label": label },
+    el(
+      "table",
+      { id },
+      // An empty header is an actions column: named for screen readers only.
+      el("thead", {}, el("tr", {}, ...headers.map((text) => el("th", { scope: "col" }, text || el("span", { class: "visually-hidden", text: "Actions" }))))),
+      el("tbody"),
+    ),
+  );
+}
+
+/** The body of the table with this id. */
+export const tbody = (id: string) => $<HTMLTableElement>(id).tBodies[0];
+
+/** Bytes for people (B, KiB, MiB, GiB). */
 export function humanSize(bytes: bigint | number): string {
   const n = Number(bytes);
   if (n < 1024) return `${n} B`;
   if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
   if (n < 1024 * 1024 * 1024) return `${(n / 1024 / 1024).toFixed(1)} MiB`;
-  return `${(n / 1024 / 1024 / 1024).toFixed(2)} GiB`;
-}
-
-/**
- * A table inside a focusable scrolling box (a wide table scrolls inside its card instead of
- * widening the page at 360 px; keyboard users can scroll it, which axe requires), with a
- * caption for screen readers. Fill its body with `fillRows`.
- */
-export function scrollTable(id: string, caption: string, headers: string[]): HTMLDivElement {
-  const table = el(
-    "table",
-    { id },
-    el("caption", { class: "visually-hidden", text: caption }),
-    // An empty header is the actions column: named for screen readers only.
-    el("thead", {}, el("tr", {}, ...headers.map((h) => el("th", { scope: "col" }, h ? h : el("span", { class: "visually-hidden", text: "Actions" }))))),
-    el("tbody"),
-  );
-  return el("div", { class: "scroll", tabindex: "0", role: "region", "aria-label": caption }, table);
-}
-
-/** Replaces a table's rows; no rows shows one row saying `empty` (never just the headers). */
-export function fillRows(table: HTMLTableElement, rows: HTMLTableRowElement[], empty: string): void {
-  const body = table.tBodies[0];
-  if (rows.length > 0) {
-    body.replaceChildren(...rows);
-    return;
-  }
-  const columns = table.tHead?.rows[0]?.cells.length ?? 1;
-  body.replaceChildren(el("tr", { class: "empty" }, el("td", { colspan: String(columns), text: empty })));
-}
-
-/** A row of text cells, then any extra cells (e.g. one holding buttons). */
-export function textRow(attrs: Record<string, string>, texts: string[], ...extra: HTMLTableCellElement[]): HTMLTableRowElement {
-  return el("tr", attrs, ...texts.map((t) => el("td", { text: t })), ...extra);
-}
-
-/** Hands `blob` to the browser as a download named `name` (through a temporary object URL). */
-export function saveBlob(blob: Blob, name: string): void {
-  const url = URL.createObjectURL(blob);
-  const link = el("a", { href: url, download: name });
-  link.hidden = true;
-  document.body.append(link);
-  link.click();
-  link.remove();
-  // The download holds its own reference once started; the URL is no longer needed.
-  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  return `${(n / 1024 / 1024 / 1024).toFixed(1)} GiB`;
 }
 
 /** Every item of a paged List RPC: `page(token)` fetches one page (items and the next token). */

@@ -4,7 +4,7 @@
 // caller's own by default): every limiter bucket's use in its window and when it resets. The
 // RPC is admin-only on the server, so other users are told so instead of shown an error.
 import { auth, OperationState } from "@fileorganizer/sdk";
-import { $, el, fillRows, humanSize, scrollTable, textRow, type Ui, when } from "./ui";
+import { $, el, fillRows, humanSize, scrollTable, tbody, textRow, type Ui, when } from "./ui";
 
 let ui: Ui;
 
@@ -16,7 +16,7 @@ export function initUsage(hooks: Ui): void {
     el("button", { id: "usage-refresh", type: "button", text: "Refresh" }),
     el("p", {}, el("label", { for: "quota-meter", text: "Storage: " }), meter, " ", el("span", { id: "quota-text" })),
     el("dl", { id: "usage-summary", class: "pairs" }),
-    scrollTable("usage-states", "Operations per state", ["State", "Operations"]),
+    scrollTable("usage-states", ["State", "Operations"], "Operations per state"),
     el("h3", { text: "Rate limits" }),
     el("div", { id: "rate-limits" }),
   );
@@ -43,9 +43,8 @@ export async function showUsage(): Promise<void> {
     pair("duplicates", "Duplicates found", `${summary.duplicatesFound} (${humanSize(summary.reclaimableBytes)} reclaimable)`),
     pair("computed", "Computed", when(summary.computeTime)),
   );
-  fillRows(
-    $<HTMLTableElement>("usage-states"),
-    summary.operationsByState.map((s) => textRow({ "data-state": OperationState[s.state] }, [OperationState[s.state], String(s.count)])),
+  fillRows(tbody("usage-states"),
+    summary.operationsByState.map((s) => textRow([OperationState[s.state], String(s.count)], { "data-state": OperationState[s.state] })),
     "No operations yet.",
   );
   const box = $("rate-limits");
@@ -65,19 +64,18 @@ export async function showUsage(): Promise<void> {
       e.preventDefault();
       void ui.action(showRateLimits)();
     });
-    box.replaceChildren(form, scrollTable("rate-counters", "Rate-limit counters", ["Bucket", "Used", "Limit", "Window", "Resets"]), el("p", { id: "rate-backend" }));
+    box.replaceChildren(form, scrollTable("rate-counters", ["Bucket", "Used", "Limit", "Window", "Resets"], "Rate-limit counters"), el("p", { id: "rate-backend" }));
   }
   await showRateLimits();
 }
 
 async function showRateLimits(): Promise<void> {
   const res = await ui.api().system.getRateLimitStatus({ userId: $<HTMLInputElement>("rate-user").value.trim() });
-  fillRows(
-    $<HTMLTableElement>("rate-counters"),
+  fillRows(tbody("rate-counters"),
     res.counters.map((c) =>
       textRow(
-        { class: "counter", "data-bucket": c.bucket, "data-used": String(c.used), "data-limit": String(c.limit) },
         [c.bucket, String(c.used), String(c.limit), c.window ? `${c.window.seconds} s` : "–", when(c.resetTime)],
+        { class: "counter", "data-bucket": c.bucket, "data-used": String(c.used), "data-limit": String(c.limit) },
       ),
     ),
     "No counters.",

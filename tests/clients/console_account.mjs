@@ -76,7 +76,7 @@ async function screen(name) {
 function widthsOf() {
   const sticking = [...document.querySelectorAll('body *')]
     .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 0.5
-      && (!e.closest('.scroll') || ['absolute', 'fixed'].includes(getComputedStyle(e).position)))
+      && (!e.closest('.table-scroll') || ['absolute', 'fixed'].includes(getComputedStyle(e).position)))
     .map((e) => `${e.tagName.toLowerCase()}${e.id ? `#${e.id}` : ''}${e.className ? `.${String(e.className).split(' ').join('.')}` : ''}`);
   return { page: document.documentElement.scrollWidth, window: window.innerWidth, sticking: sticking.slice(0, 10) };
 }

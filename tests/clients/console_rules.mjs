@@ -145,6 +145,8 @@ try {
   await page.waitForSelector('#op-state[data-state="PLANNED"]');
   await page.waitForFunction((n) => document.querySelectorAll('#plan tr.record').length === n, uploads.length);
   const plan = await page.$$eval('#plan tr.record', (rows) => Object.fromEntries(rows.map((r) => [r.cells[0].textContent, r.cells[1].textContent])));
+  // What decided each destination (the plan's "Decided by" column) and the rule's name.
+  const decidedBy = await page.$$eval('#plan tr.record', (rows) => Object.fromEntries(rows.map((r) => [r.dataset.path, { text: r.cells[5].textContent, rule: r.dataset.rule ?? '' }])));
   await page.click('#apply');
   await page.waitForSelector('#op-state[data-state="SUCCEEDED"]');
   await shot(page, '4-organized');
@@ -201,7 +203,7 @@ try {
   };
   await shot(page, '6-opened');
 
-  console.log(`DONE ${JSON.stringify({ draftPreview, listed, fromPreview, fromSave, stale, plan, before, after, pausedState, opened, consoleErrors })}`);
+  console.log(`DONE ${JSON.stringify({ draftPreview, listed, fromPreview, fromSave, stale, plan, decidedBy, before, after, pausedState, opened, consoleErrors })}`);
 } catch (err) {
   if (page) {
     try {
