@@ -10,14 +10,22 @@ import {
   type WaitNotice,
   files as filesPb,
   type FileOrganizerClient,
+  type auth,
 } from "@fileorganizer/sdk";
+import { hideSecret, initApiKeys, showApiKeys } from "./apikeys";
 import { initAutomations, showAutomations } from "./automations";
+import { initCategories, showCategories } from "./categories";
 import { downloadFolderZip } from "./download";
 import { initOperations, showOperations } from "./operations";
 import { initOrganize, openOperation } from "./organize";
+import { initProfile, showProfile } from "./profile";
 import { initReport } from "./report";
 import { initRules, showRules } from "./rules";
-import { $, fillRows, humanSize } from "./ui";
+import { initSearch, showSearch } from "./search";
+import { forgetSession, keepSession, keptRefreshToken } from "./session";
+import { fileActions, initTrash, showTrash } from "./trash";
+import { $, fillRows, humanSize, type Ui } from "./ui";
+import { initUsage, showUsage } from "./usage";
 import { tarBlob } from "./tar";
 import "./style.css";
 
@@ -80,25 +88,57 @@ function api(): FileOrganizerClient {
 }
 
 // ---------------------------------------------------------------- sign in
+/**
+ * A client whose session is kept for a reload (src/session.ts: the refresh token in this tab's
+ * sessionStorage, replaced at every rotation; the access token only in the client's memory).
+ */
+function newClient(): FileOrganizerClient {
+  if (!apiUrl) throw new Error("the console has no API origin yet");
+  return connect({ baseUrl: apiUrl, transport: "grpc-web", onSession: keepSession });
+}
+
 async function signIn(register: boolean): Promise<void> {
   const form = $<HTMLFormElement>("login-form");
   if (!form.reportValidity()) return;
-  if (!apiUrl) throw new Error("the console has no API origin yet");
-  const next = connect({ baseUrl: apiUrl, transport: "grpc-web" });
+  const next = newClient();
   const user = register
     ? await next.register(input("email").value, input("password").value)
     : await next.login(input("email").value, input("password").value);
+  input("password").value = "";
+  await enter(next, user);
+  status(register ? "Registered and signed in." : "Signed in.");
+}
+
+async function enter(next: FileOrganizerClient, user: auth.User): Promise<void> {
   client = next;
-  $("who").textContent = user.email;
+  $("who").textContent = user.displayName ? `${user.displayName} <${user.email}>` : user.email;
   $("login-panel").hidden = true;
   $("app").hidden = false;
   button("logout").hidden = false;
   await browse(input("path").value);
-  status(register ? "Registered and signed in." : "Signed in.");
+}
+
+/** After a reload: the session kept in this tab, if any, rotated for a fresh pair. */
+async function resume(): Promise<void> {
+  const kept = keptRefreshToken();
+  if (!kept) return;
+  const next = newClient();
+  let user: auth.User;
+  try {
+    user = await next.resume(kept);
+  } catch (err) {
+    forgetSession();
+    status("Your session has ended; sign in again.");
+    throw err;
+  }
+  await enter(next, user);
+  status("Signed in (session resumed).");
 }
 
 async function signOut(): Promise<void> {
   await api().logout().catch(() => undefined);
+  // Even when the server could not be told: this tab forgets the session.
+  forgetSession();
   client = undefined;
   $("app").hidden = true;
   $("login-panel").hidden = false;
@@ -130,9 +170,11 @@ async function browse(path: string): Promise<void> {
         cell.textContent = text;
         row.append(cell);
       }
+      row.append(fileActions(entry));
       if (dir) row.firstElementChild!.addEventListener("click", action(() => browse(entry.path)));
       return row;
     }),
+    "This folder is empty.",
   );
   status(`${path || "(root)"}: ${entries.length} entries`);
 }
@@ -286,34 +328,72 @@ async function upload(): Promise<void> {
 }
 
 // ---------------------------------------------------------------- screens
-type Screen = "files" | "rules" | "automations" | "operations";
+/** Each screen (a `data-screen` of the nav) and what opening it does. */
+const SCREENS = {
+  files: async () => undefined,
+  rules: showRules,
+  automations: showAutomations,
+  operations: showOperations,
+  trash: showTrash,
+  search: showSearch,
+  categories: showCategories,
+  keys: showApiKeys,
+  usage: showUsage,
+  profile: showProfile,
+} satisfies Record<string, () => Promise<void>>;
+type Screen = keyof typeof SCREENS;
 
+/**
+ * Shows one screen: `#app[data-screen]` and the CSS show that screen's sections (those with
+ * its `data-screen`; the files screen's sections have none).
+ */
 async function showScreen(screen: Screen): Promise<void> {
   $("app").dataset.screen = screen;
+  for (const section of $("app").querySelectorAll<HTMLElement>(":scope > section")) {
+    section.classList.toggle("off-screen", (section.dataset.screen ?? "files") !== screen);
+  }
   for (const b of $("screens").querySelectorAll<HTMLButtonElement>("button")) {
     if (b.dataset.screen === screen) b.setAttribute("aria-current", "page");
     else b.removeAttribute("aria-current");
   }
-  if (screen === "rules") await showRules();
-  if (screen === "automations") await showAutomations();
-  if (screen === "operations") await showOperations();
+  // A new API key's secret is shown once: leaving the screen drops it.
+  hideSecret();
+  try {
+    await SCREENS[screen]();
+  } finally {
+    // Loaded (or failed to, the error box says why): what tests wait for.
+    $("app").dataset.shown = screen;
+  }
 }
 
 // ---------------------------------------------------------------- wiring
-const ui = { api, action, status, openOperation };
+const ui: Ui = { api, action, status, openOperation, browse };
 initRules(ui);
 initAutomations(ui);
+initTrash(ui);
+initSearch(ui);
+initCategories(ui);
+initApiKeys(ui);
+initUsage(ui);
+initProfile(ui);
 initOperations(ui);
 initReport(ui);
 initOrganize({ ...ui, browse, showScreen: (screen) => showScreen(screen as Screen) });
 for (const b of $("screens").querySelectorAll<HTMLButtonElement>("button")) {
   b.addEventListener("click", action(() => showScreen(b.dataset.screen as Screen)));
 }
+void action(() => showScreen("files"))();
 // Sign-in stays disabled until the API origin is known.
 void action(async () => {
   apiUrl = await loadConfig();
   $("api-url").textContent = apiUrl;
   button("login").disabled = button("register").disabled = false;
+  try {
+    await resume();
+  } finally {
+    // Booted: signed in again from the kept session, or showing the sign-in form.
+    document.body.dataset.booted = "true";
+  }
 })();
 $("login-form").addEventListener("submit", (e) => {
   e.preventDefault();

@@ -224,7 +224,7 @@ function openEditor(rule: Rule | undefined): void {
 
 function addCondition(condition: rulesPb.RuleCondition["condition"]): void {
   const box = $("rule-conditions");
-  const kind = el("select", { class: "kind" });
+  const kind = el("select", { class: "kind", "aria-label": "Condition" });
   for (const [k, { label }] of Object.entries(CONDITIONS)) kind.append(el("option", { value: k, text: label }));
   kind.value = condition.case ?? "nameGlob";
   const [a, b] = conditionInputs(condition);
@@ -232,8 +232,8 @@ function addCondition(condition: rulesPb.RuleCondition["condition"]): void {
     "div",
     { class: "condition" },
     kind,
-    el("input", { class: "a", value: a }),
-    el("input", { class: "b", value: b }),
+    el("input", { class: "a", value: a, "aria-label": "Condition value" }),
+    el("input", { class: "b", value: b, "aria-label": "Condition second value" }),
     el("button", { type: "button", class: "remove", text: "Remove" }),
     fieldError(""),
   );

@@ -478,15 +478,7 @@ async fn console_is_served_with_security_headers_and_cannot_be_framed() {
 }
 
 async fn access_token(app: &TestApp, email: &str) -> String {
-    app.auth()
-        .login(pb::LoginRequest {
-            email: email.into(),
-            password: PASSWORD.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .access_token
+    access_token_with(app, email, PASSWORD).await
 }
 
 /// Every file path under `path` of the user with `token`, sorted (ListDirectory, all pages).
@@ -1374,4 +1366,335 @@ async fn console_lists_filters_reopens_undoes_and_cancels_operations_in_chromium
         o["boxRight"].as_f64().unwrap() <= o["cardRight"].as_f64().unwrap() + 0.5,
         "{o}"
     );
+}
+
+/// Issue 22's account and file screens in Chromium (tests/clients/console_account.mjs), each
+/// checked against the server afterwards: the session survives a reload without the access
+/// token in Web Storage, and logout ends it (the kept refresh token is refused); a file is
+/// downloaded byte for byte, deleted to the trash, restored (on disk again) or purged (gone
+/// from disk); search and its field error; a category created and edited (as the server lists
+/// it); an API key's secret shown once, copied, and working for a real call within its scope
+/// only, another revoked (refused); usage as the server computes it, with the rate-limit
+/// counters an administrator sees; the password change (the old one refused, the new one
+/// accepted); and every screen of the nav at 1100 and 360 px: screenshots, no serious or
+/// critical axe violation, nothing wider than the window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_account_screens_trash_search_keys_usage_profile_in_chromium() {
+    use pb::{file_service_client::FileServiceClient, report_service_client::ReportServiceClient};
+    use tonic::{Code, transport::Channel};
+
+    let (app, console_origin) = console_app(Vec::new()).await;
+    let email = TestApp::email("console-account");
+    let registered = app.register(&email).await;
+    let user_id = registered.user.unwrap().id;
+    fileorganizer::db::users::set_role(
+        &mut app.db().await,
+        &email,
+        fileorganizer::domain::Role::Admin,
+    )
+    .await
+    .unwrap();
+    let root = app.state.config.storage_root.join(&user_id);
+    for (name, text) in [
+        ("notes.txt", "meeting notes"),
+        ("todo.txt", "buy milk"),
+        ("table.csv", "a,b\n1,2\n"),
+    ] {
+        crate::common::tree::write(&root, &format!("inbox/{name}"), text.as_bytes());
+    }
+    let shots = repo_root().join("data/test-artifacts/console");
+    std::fs::create_dir_all(&shots).unwrap();
+    let new_password = "a much better passphrase";
+    let done = run_browser_script(
+        "console_account.mjs",
+        [
+            console_origin.as_ref(),
+            email.as_ref(),
+            new_password.as_ref(),
+            shots.as_os_str(),
+        ],
+    )
+    .await;
+    println!("console_account: {done}");
+    let channel = Channel::from_shared(format!("http://{}", app.addr))
+        .unwrap()
+        .connect_lazy();
+
+    // The session: only the refresh token is kept (in sessionStorage), never an access token,
+    // and it is rotated by the reload.
+    let tokens: Vec<&str> = done["accessTokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert!(!tokens.is_empty(), "{done}");
+    let kept_token = |kept: &Value| -> String {
+        assert_eq!(kept["local"], serde_json::json!({}), "localStorage: {kept}");
+        assert_eq!(kept["cookies"], serde_json::json!([]), "cookies: {kept}");
+        let session = kept["session"].as_object().unwrap();
+        assert_eq!(session.len(), 1, "sessionStorage: {kept}");
+        let token = session["fileorganizer.refreshToken"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        for access in &tokens {
+            assert!(!token.contains(access), "an access token is kept: {kept}");
+        }
+        token
+    };
+    let first = kept_token(&done["keptAfterLogin"]);
+    let after_reload = kept_token(&done["keptAfterReload"]);
+    assert_ne!(first, after_reload, "the reload rotated the refresh token");
+    let reload = &done["afterReload"];
+    assert_eq!(reload["app"], true, "{reload}");
+    assert_eq!(reload["login"], false, "{reload}");
+    assert_eq!(reload["who"], email.as_str(), "{reload}");
+    assert_eq!(reload["status"], "Signed in (session resumed).", "{reload}");
+    assert_eq!(reload["error"], "", "{reload}");
+
+    // Download, delete, restore, empty the trash: on the page and on disk.
+    assert_eq!(done["downloaded"]["name"], "notes.txt", "{done}");
+    assert_eq!(done["downloaded"]["text"], "meeting notes", "{done}");
+    assert_eq!(
+        done["emptyFolder"],
+        serde_json::json!([["empty", "This folder is empty."]])
+    );
+    assert_eq!(
+        done["trashed"],
+        serde_json::json!(["sorted/Documents/todo.txt", "sorted/Spreadsheets/table.csv"])
+    );
+    assert_eq!(
+        done["afterRestore"],
+        serde_json::json!(["sorted/Spreadsheets/table.csv"])
+    );
+    assert_eq!(done["confirmText"], "Delete 1 item(s) permanently");
+    assert_eq!(
+        done["afterEmpty"]["rows"],
+        serde_json::json!([["empty", "The trash is empty."]])
+    );
+    assert_eq!(
+        done["restoredListing"],
+        serde_json::json!(["sorted/Documents/notes.txt", "sorted/Documents/todo.txt"])
+    );
+    let on_disk: BTreeMap<String, String> = [
+        ("sorted/Documents/notes.txt", "meeting notes"),
+        ("sorted/Documents/todo.txt", "buy milk"),
+    ]
+    .into_iter()
+    .map(|(p, t)| (p.to_string(), t.to_string()))
+    .collect();
+    assert_eq!(files_under(&root), on_disk, "restored and purged on disk");
+    let token = access_token_with(&app, &email, new_password).await;
+    let trash = FileServiceClient::new(channel.clone())
+        .list_trash(crate::common::bearer(
+            pb::ListTrashRequest::default(),
+            &token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(trash.trash_items.is_empty(), "{trash:?}");
+
+    // Search.
+    assert_eq!(done["shortName"]["field"], "name_contains", "{done}");
+    assert_eq!(done["shortName"]["error"], "", "{done}");
+    assert_eq!(
+        done["searched"],
+        serde_json::json!([["inbox/notes.txt", "sorted/Documents/notes.txt", "Documents"]])
+    );
+    assert_eq!(done["slotAfter"], false, "the field error went away");
+
+    // Categories, as the server has them.
+    assert_eq!(
+        done["receipts"],
+        serde_json::json!(["Receipts", "rcpt, inv", "**/receipt-*"])
+    );
+    assert_eq!(
+        done["badCategory"]["field"], "category.extensions",
+        "{done}"
+    );
+    assert_eq!(done["badCategory"]["error"], "", "{done}");
+    let categories = FileServiceClient::new(channel.clone())
+        .list_categories(crate::common::bearer(
+            pb::ListCategoriesRequest::default(),
+            &token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .categories;
+    let receipts = categories
+        .iter()
+        .find(|c| c.display_name == "Receipts")
+        .expect("Receipts is listed");
+    assert_eq!(receipts.extensions, ["rcpt", "inv"]);
+    assert_eq!(receipts.globs, ["**/receipt-*"]);
+    assert_eq!(receipts.color, "#2a6f3b");
+    assert!(!categories.iter().any(|c| c.display_name == "Nothing"));
+
+    // API keys: shown once, copied, gone from the page; it works within its scope only.
+    let secret = done["secret"].as_str().unwrap();
+    assert!(secret.starts_with("fo_"), "{done}");
+    assert_eq!(done["copied"], secret, "the Copy button");
+    let row = &done["keyRow"];
+    assert_eq!(row["state"], "active", "{row}");
+    assert_eq!(row["scopes"], "files.read", "{row}");
+    assert!(!row["text"].as_str().unwrap().contains(secret), "{row}");
+    assert_eq!(done["secretAfterDismiss"], false, "{done}");
+    assert_eq!(
+        done["secretAfterLeaving"],
+        serde_json::json!({ "inPage": false, "boxHidden": true })
+    );
+    assert_eq!(
+        done["keyStates"],
+        serde_json::json!({ "ci-read": "active", "to-revoke": "revoked" })
+    );
+    let mut files = FileServiceClient::new(channel.clone());
+    let listed = files
+        .list_directory(crate::common::api_key(
+            pb::ListDirectoryRequest {
+                path: "sorted/Documents".into(),
+                ..Default::default()
+            },
+            secret,
+        ))
+        .await
+        .expect("the key made in the console lists files")
+        .into_inner();
+    assert_eq!(listed.entries.len(), 2, "{listed:?}");
+    let refused = files
+        .delete_file(crate::common::api_key(
+            pb::DeleteFileRequest {
+                path: "sorted/Documents/notes.txt".into(),
+            },
+            secret,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    let revoked = files
+        .list_directory(crate::common::api_key(
+            pb::ListDirectoryRequest::default(),
+            done["revokedSecret"].as_str().unwrap(),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(revoked.code(), Code::Unauthenticated, "{revoked:?}");
+
+    // Usage as the server computes it; an administrator sees the rate-limit counters.
+    let summary = ReportServiceClient::new(channel.clone())
+        .get_usage_summary(crate::common::bearer(pb::GetUsageSummaryRequest {}, &token))
+        .await
+        .unwrap()
+        .into_inner();
+    let usage = &done["usage"];
+    assert_eq!(
+        usage["used"],
+        summary.storage_used_bytes.to_string(),
+        "{usage}"
+    );
+    assert_eq!(
+        usage["quota"],
+        summary.storage_quota_bytes.to_string(),
+        "{usage}"
+    );
+    assert!(
+        usage["counters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["bucket"] == "api" && c["used"].as_i64().unwrap() > 0),
+        "{usage}"
+    );
+
+    // Every screen at both widths: nothing wider than the window, no error shown.
+    let screens: Vec<&str> = done["screens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    for mine in [
+        "files",
+        "trash",
+        "search",
+        "categories",
+        "keys",
+        "usage",
+        "profile",
+    ] {
+        assert!(screens.contains(&mine), "{screens:?}");
+    }
+    let walked = done["walked"].as_object().unwrap();
+    assert_eq!(walked.len(), screens.len() * 2 + 1, "{walked:?}");
+    for (shot, seen) in walked {
+        assert!(
+            seen["page"].as_i64().unwrap() <= seen["window"].as_i64().unwrap(),
+            "{shot} is wider than the window: {seen}"
+        );
+        assert!(
+            seen["error"].as_str().unwrap_or("").is_empty(),
+            "{shot}: {seen}"
+        );
+        assert!(shots.join(format!("{shot}.png")).is_file(), "{shot}");
+    }
+
+    // Profile and password: refused next to the fields, then changed; the server agrees.
+    assert_eq!(done["who"], format!("Ada Lovelace <{email}>"));
+    assert!(
+        done["wrongCurrent"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("is not the current password"),
+        "{done}"
+    );
+    assert_eq!(done["wrongCurrent"]["error"], "", "{done}");
+    assert_eq!(done["mismatch"], "The two new passwords differ.");
+    assert_eq!(done["stillSignedIn"], true);
+    assert_eq!(done["keptAfterLogout"]["session"], serde_json::json!({}));
+    let after_logout = &done["afterLogoutReload"];
+    assert_eq!(after_logout["app"], false, "{after_logout}");
+    assert_eq!(after_logout["login"], true, "{after_logout}");
+    assert_eq!(after_logout["kept"]["session"], serde_json::json!({}));
+    assert_eq!(done["oldPassword"]["app"], false, "{done}");
+    assert!(
+        done["oldPassword"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("INVALID_CREDENTIALS"),
+        "{done}"
+    );
+    assert_eq!(done["newPasswordWho"], format!("Ada Lovelace <{email}>"));
+    let old = app
+        .auth()
+        .login(pb::LoginRequest {
+            email: email.clone(),
+            password: PASSWORD.into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(old.code(), Code::Unauthenticated, "{old:?}");
+    // The refresh token the page kept before logging out was revoked with the session.
+    let spent = app
+        .auth()
+        .refresh_token(pb::RefreshTokenRequest {
+            refresh_token: after_reload,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(spent.code(), Code::Unauthenticated, "{spent:?}");
+    assert_eq!(done["consoleErrors"], serde_json::json!([]), "{done}");
+}
+
+async fn access_token_with(app: &TestApp, email: &str, password: &str) -> String {
+    app.auth()
+        .login(pb::LoginRequest {
+            email: email.into(),
+            password: password.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .access_token
 }

@@ -18,6 +18,7 @@
 
 import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { checkAxe } from './axe.mjs';
 import { launchChromium } from './chromium.mjs';
 
 const [consoleUrl, uploadDir, email, shots] = process.argv.slice(2);
@@ -90,6 +91,9 @@ try {
   await page.waitForSelector('#rule-preview tr.preview[data-path="inbox/invoice-1.pdf"][data-matched="draft"]');
   const draftPreview = await previewRows(page);
   await shot(page, '1-live-preview');
+  // The editor open, with a condition and the live preview (the walk in console_account.mjs
+  // sees the rules screen only as a list).
+  await checkAxe(page, 'the rule editor');
   await page.click('#rule-save');
   await page.waitForFunction(() => document.querySelector('#status').textContent.startsWith('Saved rule "Invoices"'));
   await page.waitForSelector('#rule-list tr.rule[data-display-name="Invoices"]');
