@@ -14,7 +14,7 @@
 //     and is gone from the page once dismissed or the screen is left; create and revoke another;
 //  7. Usage: storage against the quota; the rate-limit counters (an administrator);
 //  8. every screen of the nav, at 1100 and at 360 px wide: a screenshot
-//     (SCREENSHOT_DIR/<screen>-<width>.png), axe (no serious or critical violation) and nothing
+//     (SCREENSHOT_DIR/walk-<screen>-<width>.png; the flow tests keep <screen>-<width>.png), axe (no serious or critical violation) and nothing
 //     wider than the window;
 //  9. Profile: the display name; a wrong current password and differing new ones are refused
 //     next to the fields; then the password is changed; logout, reload: signed out, nothing
@@ -260,7 +260,7 @@ try {
     for (const name of screens) {
       step = `walk ${name} at ${size.width}`;
       await screen(name);
-      await page.screenshot({ path: join(shots, `${name}-${size.width}.png`), fullPage: true });
+      await page.screenshot({ path: join(shots, `walk-${name}-${size.width}.png`), fullPage: true });
       const violations = await checkAxe(page, `the ${name} screen at ${size.width} px`);
       const widths = await page.evaluate(widthsOf);
       walked[`${name}-${size.width}`] = { ...widths, violations, error: await generalError() };
