@@ -1460,6 +1460,11 @@ async fn console_account_screens_trash_search_keys_usage_profile_in_chromium() {
         done["emptyFolder"],
         serde_json::json!([["empty", "This folder is empty."]])
     );
+    // The listing's second column holds the category and says so (it was headed "Kind").
+    assert_eq!(
+        done["listingHeaders"],
+        serde_json::json!(["Name", "Category", "Size", "Actions"])
+    );
     assert_eq!(
         done["trashed"],
         serde_json::json!(["sorted/Documents/todo.txt", "sorted/Spreadsheets/table.csv"])

@@ -150,6 +150,7 @@ try {
   await page.click('#listing tr[data-path="sorted/Spreadsheets/table.csv"] button.delete');
   await statusIs('Moved sorted/Spreadsheets/table.csv to the trash');
   const emptyFolder = await page.$$eval('#listing tbody tr', (rows) => rows.map((r) => [r.className, r.textContent]));
+  const listingHeaders = await page.$$eval('#listing thead th', (cells) => cells.map((c) => c.textContent));
 
   // 3. Trash: restore one, empty the trash of the other.
   step = 'trash';
@@ -319,7 +320,7 @@ try {
   const newPasswordWho = await text('#who');
 
   console.log(`DONE ${JSON.stringify({
-    accessTokens: [...accessTokens], keptAfterLogin, afterReload, keptAfterReload, downloaded, emptyFolder,
+    accessTokens: [...accessTokens], keptAfterLogin, afterReload, keptAfterReload, downloaded, emptyFolder, listingHeaders,
     trashed, afterRestore, confirmText, afterEmpty, restoredListing, shortName, searched, slotAfter, receipts,
     badCategory, secret, copied, keyRow, secretAfterDismiss, revokedSecret, secretAfterLeaving, keyStates, usage,
     screens, walked, who, wrongCurrent, mismatch, stillSignedIn, keptAfterLogout, afterLogoutReload, oldPassword,
