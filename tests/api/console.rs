@@ -1642,7 +1642,7 @@ async fn console_account_screens_trash_search_keys_usage_profile_in_chromium() {
             seen["error"].as_str().unwrap_or("").is_empty(),
             "{shot}: {seen}"
         );
-        assert!(shots.join(format!("{shot}.png")).is_file(), "{shot}");
+        assert!(shots.join(format!("walk-{shot}.png")).is_file(), "{shot}");
     }
 
     // Profile and password: refused next to the fields, then changed; the server agrees.

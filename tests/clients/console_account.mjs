@@ -272,7 +272,7 @@ try {
   const signInPage = await browser.newPage({ viewport: NARROW });
   await signInPage.goto(consoleUrl);
   await signInPage.waitForSelector('body[data-booted="true"]');
-  await signInPage.screenshot({ path: join(shots, 'sign-in-360.png'), fullPage: true });
+  await signInPage.screenshot({ path: join(shots, 'walk-sign-in-360.png'), fullPage: true });
   walked['sign-in-360'] = {
     ...(await signInPage.evaluate(widthsOf)),
     violations: await checkAxe(signInPage, 'the sign-in screen at 360 px'),
