@@ -757,3 +757,238 @@ async fn automation_firings_are_counted_by_trigger() {
     assert!(growth(&before, &after)("automation_firings_total", &[("trigger", "schedule")]) >= 1.0);
     assert!(after.has("automation_firings_total", &[("trigger", "arrival")]));
 }
+
+// ------------------------------------------------------------------------
+// deploy/observability: every metric the dashboard and the alert rules
+// query is one the server exports.
+
+/// The metric names a PromQL expression selects: identifiers that are not
+/// functions, aggregations, keywords, label names (inside `{…}` or after
+/// `by`/`without`/`on`/`ignoring`), durations or numbers.
+fn metric_names(expr: &str) -> Vec<String> {
+    const AGGREGATIONS: &[&str] = &[
+        "sum",
+        "min",
+        "max",
+        "avg",
+        "group",
+        "stddev",
+        "stdvar",
+        "count",
+        "count_values",
+        "bottomk",
+        "topk",
+        "quantile",
+    ];
+    const KEYWORDS: &[&str] = &[
+        "and",
+        "or",
+        "unless",
+        "bool",
+        "offset",
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+    ];
+    let chars: Vec<char> = expr.chars().collect();
+    let mut names = Vec::new();
+    let mut i = 0;
+    // Skips from an opening `open` to past its matching `close`, over strings.
+    let skip_group = |mut i: usize, open: char, close: char| {
+        let mut depth = 0;
+        while i < chars.len() {
+            match chars[i] {
+                '"' | '\'' | '`' => {
+                    let quote = chars[i];
+                    i += 1;
+                    while i < chars.len() && chars[i] != quote {
+                        i += if chars[i] == '\\' { 2 } else { 1 };
+                    }
+                }
+                c if c == open => depth += 1,
+                c if c == close => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return i + 1;
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        i
+    };
+    let next_non_space = |mut i: usize| {
+        while i < chars.len() && chars[i].is_whitespace() {
+            i += 1;
+        }
+        i
+    };
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '{' {
+            i = skip_group(i, '{', '}');
+        } else if c == '[' {
+            i = skip_group(i, '[', ']');
+        } else if c == '"' || c == '\'' || c == '`' {
+            i = skip_group(i, c, c);
+        } else if c.is_ascii_digit() || c == '.' {
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '.') {
+                i += 1;
+            }
+        } else if c.is_ascii_alphabetic() || c == '_' || c == ':' {
+            let start = i;
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || "_:".contains(chars[i])) {
+                i += 1;
+            }
+            let word: String = chars[start..i].iter().collect();
+            let next = next_non_space(i);
+            if KEYWORDS.contains(&word.as_str()) {
+                // A label list follows the grouping keywords.
+                if chars.get(next) == Some(&'(') {
+                    i = skip_group(next, '(', ')');
+                }
+            } else if AGGREGATIONS.contains(&word.as_str()) || chars.get(next) == Some(&'(') {
+                // A function or an aggregation.
+            } else {
+                names.push(word);
+            }
+        } else {
+            i += 1;
+        }
+    }
+    names
+}
+
+#[test]
+fn metric_names_are_read_from_promql() {
+    assert_eq!(
+        metric_names(
+            r#"histogram_quantile(0.95, sum by (job, le) (rate(a_bucket{x="y{z}", le!="1"}[5m])))
+               / on (job) group_left (v) b{} > 0.5 and c offset 5m or sum without (i) (d_total{}[$__rate_interval]))"#
+        ),
+        ["a_bucket", "b", "c", "d_total"]
+    );
+    assert_eq!(metric_names("max by (job) (e{}) > 1e11"), ["e"]);
+}
+
+/// Every expression of the dashboard (panels, nested rows included) and of
+/// the alert rules, with where it comes from.
+fn observability_queries() -> Vec<(String, String)> {
+    let dir = crate::common::repo_root().join("deploy/observability");
+    let mut queries = Vec::new();
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("grafana-dashboard.json")).unwrap())
+            .unwrap();
+    fn panels(value: &serde_json::Value, out: &mut Vec<(String, String)>) {
+        for panel in value["panels"].as_array().into_iter().flatten() {
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                if let Some(expr) = target["expr"].as_str() {
+                    out.push((
+                        format!("dashboard panel {}", panel["title"]),
+                        expr.to_string(),
+                    ));
+                }
+            }
+            panels(panel, out);
+        }
+    }
+    panels(&dashboard, &mut queries);
+    // The rules: `expr:` on one line, or a `|` block below it.
+    let rules = std::fs::read_to_string(dir.join("alerts.yml")).unwrap();
+    let lines: Vec<&str> = rules.lines().collect();
+    for (n, line) in lines.iter().enumerate() {
+        let Some((indent, rest)) = line.split_once("expr:") else {
+            continue;
+        };
+        let rest = rest.trim();
+        let expr = if rest == "|" || rest == ">" {
+            lines[n + 1..]
+                .iter()
+                .take_while(|l| {
+                    l.trim().is_empty() || l.len() - l.trim_start().len() > indent.len()
+                })
+                .copied()
+                .collect::<Vec<_>>()
+                .join("\n")
+        } else {
+            rest.to_string()
+        };
+        queries.push((format!("alerts.yml line {}", n + 1), expr));
+    }
+    queries
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_metric_the_dashboard_and_the_alerts_query_is_exported() {
+    let queries = observability_queries();
+    assert!(
+        queries
+            .iter()
+            .filter(|(at, _)| at.starts_with("dashboard"))
+            .count()
+            >= 30
+    );
+    assert!(
+        queries
+            .iter()
+            .filter(|(at, _)| at.starts_with("alerts"))
+            .count()
+            >= 9
+    );
+
+    // A server with Redis, after the calls and a job that make every family
+    // appear (rare events are registered at 0 from the start).
+    let (app, url) = spawn_with_metrics_and(vec![
+        ("REDIS_URL", "redis://127.0.0.1:6379".into()),
+        (
+            "REDIS_KEY_PREFIX",
+            format!("fileorg-test-{}:", uuid::Uuid::new_v4().simple()),
+        ),
+    ])
+    .await;
+    let alice = user(&app, "dashboard").await;
+    tree::write(&alice.root, "in/a.txt", b"same");
+    tree::write(&alice.root, "in/b.txt", b"same");
+    let op = create(&app, &alice, organize("in")).await;
+    wait_for(&app, &alice, &op.name, &[OperationState::Succeeded]).await;
+    for _ in 0..2 {
+        app.operations()
+            .get_operation(crate::common::bearer(
+                pb::GetOperationRequest {
+                    name: op.name.clone(),
+                },
+                &alice.token,
+            ))
+            .await
+            .unwrap();
+    }
+    let scrape = Scrape::take(&url).await;
+    let exported: std::collections::BTreeSet<&str> = scrape
+        .0
+        .keys()
+        .map(|k| k.split_once('{').map_or(k.as_str(), |(name, _)| name))
+        .collect();
+
+    // `up` is Prometheus's own, for each target it scrapes.
+    let mut missing = Vec::new();
+    let mut checked = 0;
+    for (at, expr) in &queries {
+        let names = metric_names(expr);
+        assert!(!names.is_empty(), "{at}: no metric in {expr}");
+        for name in names {
+            checked += 1;
+            if name != "up" && !exported.contains(name.as_str()) {
+                missing.push(format!("{at}: {name}"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "not exported: {missing:#?}\nexported: {exported:?}"
+    );
+    assert!(checked >= 40, "{checked}");
+}
