@@ -143,7 +143,12 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             telemetry::init(config.log_format);
             let count = count.unwrap_or(config.workers).max(1);
             let state = AppState::connect(config).await?;
-            let metrics = fileorganizer::infra::observability::start(&state).await?;
+            let metrics = fileorganizer::infra::observability::start(
+                state.config.metrics_addr,
+                state.shutting_down.clone(),
+                fileorganizer::infra::metrics_sampler(state.clone()),
+            )
+            .await?;
             let workers = fileorganizer::jobs::spawn_workers(&state, count);
             tracing::info!(count, "workers running; SIGINT/SIGTERM stops them");
             server::shutdown_signal().await;

@@ -14,13 +14,16 @@
 //! so the number of series stays bounded whatever clients send.
 //!
 //! Two kinds of values are read when Prometheus scrapes rather than recorded
-//! as things happen ([`scrape_gauges`]): the process's own (`process_*`, from
-//! `metrics-process`, the names client_golang uses) and the state of what the
-//! process depends on (the job queue, the database pool, Postgres and Redis
+//! as things happen: the process's own (`process_*`, from `metrics-process`,
+//! the names client_golang uses) and, through the [`Sampler`] the process
+//! passes to [`start`] (`infra::health::sampler`), the state of what it
+//! depends on (the job queue, the database pool, Postgres and Redis
 //! answering, the storage volume's free space). Each scrape thus shows them
 //! as they are now, in `fileorg serve` and `fileorg worker` alike, bounded by
 //! [`SCRAPE_TIMEOUT`] so a database that hangs cannot hang the scrape (its
 //! `dependency_up` is then 0 and the queue gauges keep their last values).
+//! The sampler lives with the health checks: this module stays below the
+//! state and the database, which record through it.
 
 use std::{
     collections::HashMap,
@@ -38,11 +41,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::{
-    domain::{BuiltIn, OperationKind, OperationState, Phase, RecordStatus, TriggerKind},
-    pb::fileorganizer::v1::HealthState,
-    state::AppState,
-};
+use crate::domain::{BuiltIn, OperationKind, OperationState, Phase, RecordStatus, TriggerKind};
 
 pub const API_REQUESTS_TOTAL: &str = "api_requests_total";
 pub const API_REQUEST_DURATION_SECONDS: &str = "api_request_duration_seconds";
@@ -311,54 +310,10 @@ fn initialize_counters() {
 /// The `process_*` collector (CPU, memory, file descriptors, threads).
 static PROCESS: LazyLock<metrics_process::Collector> = LazyLock::new(Default::default);
 
-/// Reads the values that are sampled at each scrape (see the module docs).
-pub async fn scrape_gauges(state: &AppState) {
-    PROCESS.collect();
-    let pool = state.db.state();
-    gauge!(DB_POOL_CONNECTIONS, "state" => "idle").set(f64::from(pool.idle_connections));
-    gauge!(DB_POOL_CONNECTIONS, "state" => "in_use")
-        .set(f64::from(pool.connections - pool.idle_connections));
-    gauge!(DB_POOL_MAX_CONNECTIONS).set(f64::from(state.config.database_pool_size));
-    counter!(DB_POOL_GET_TIMEOUTS_TOTAL).absolute(pool.statistics.get_timed_out);
-    if let Ok(volume) = rustix::fs::statvfs(&state.config.storage_root) {
-        gauge!(STORAGE_VOLUME_SIZE_BYTES).set((volume.f_blocks * volume.f_frsize) as f64);
-        gauge!(STORAGE_VOLUME_AVAILABLE_BYTES).set((volume.f_bavail * volume.f_frsize) as f64);
-    }
-    let checks = async {
-        let (database, redis) = tokio::join!(
-            crate::infra::health::check_database(state),
-            crate::infra::health::check_redis(state)
-        );
-        for check in [&database, &redis] {
-            let up = match check.state {
-                HealthState::Healthy => 1.0,
-                HealthState::Disabled => continue,
-                _ => 0.0,
-            };
-            gauge!(DEPENDENCY_UP, "dependency" => check.name).set(up);
-        }
-        if database.state != HealthState::Healthy {
-            return;
-        }
-        let stats = async {
-            let mut conn = state.db.get().await?;
-            anyhow::Ok(
-                crate::db::operations::queue_stats(&mut conn, state.config.job_stale_after).await?,
-            )
-        };
-        match stats.await {
-            Ok(stats) => {
-                gauge!(OPERATIONS_QUEUED).set(stats.waiting as f64);
-                gauge!(OPERATIONS_OLDEST_QUEUED_AGE_SECONDS).set(stats.oldest_wait_seconds);
-                gauge!(OPERATIONS_STALLED).set(stats.stalled as f64);
-            }
-            Err(error) => tracing::debug!(%error, "the queue gauges were not read"),
-        }
-    };
-    if tokio::time::timeout(SCRAPE_TIMEOUT, checks).await.is_err() {
-        gauge!(DEPENDENCY_UP, "dependency" => "database").set(0.0);
-    }
-}
+/// What a process reads at each scrape besides its own `process_*` metrics
+/// (`infra::health::sampler`: the queue, the pool, the dependencies).
+pub type Sampler =
+    std::sync::Arc<dyn Fn() -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
 /// The `/metrics` endpoint and background tasks of one server or worker.
 pub struct Exporter {
@@ -374,27 +329,26 @@ impl Exporter {
     }
 }
 
-/// When METRICS_ADDR is set: installs the recorder and serves `/metrics` on
-/// it (reading [`scrape_gauges`] from `state` at each scrape) until the
-/// state's shutdown begins. The API server then adds the refresher of the
-/// gauges only it maintains ([`refresh_gauges`]).
-pub async fn start(state: &AppState) -> anyhow::Result<Option<Exporter>> {
-    let Some(addr) = state.config.metrics_addr else {
+/// When METRICS_ADDR (`addr`) is set: installs the recorder and serves
+/// `/metrics` on it (running `sample` at each scrape) until `shutdown` turns
+/// true. The API server then adds the refresher of the gauges only it
+/// maintains ([`refresh_gauges`]).
+pub async fn start(
+    addr: Option<std::net::SocketAddr>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    sample: Sampler,
+) -> anyhow::Result<Option<Exporter>> {
+    let Some(addr) = addr else {
         return Ok(None);
     };
     let handle = install()?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("METRICS_ADDR {addr}"))?;
-    let mut stop = state.shutting_down.clone();
-    let tasks = vec![tokio::spawn(serve(
-        listener,
-        handle,
-        state.clone(),
-        async move {
-            let _ = stop.wait_for(|s| *s).await;
-        },
-    ))];
+    let mut stop = shutdown;
+    let tasks = vec![tokio::spawn(serve(listener, handle, sample, async move {
+        let _ = stop.wait_for(|s| *s).await;
+    }))];
     tracing::info!(%addr, "serving Prometheus metrics at /metrics");
     Ok(Some(Exporter { tasks }))
 }
@@ -409,15 +363,21 @@ impl Exporter {
 async fn serve(
     listener: tokio::net::TcpListener,
     handle: &'static PrometheusHandle,
-    state: AppState,
+    sample: Sampler,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let router = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
-            let state = state.clone();
+            let sample = sample.clone();
             async move {
-                scrape_gauges(&state).await;
+                PROCESS.collect();
+                if tokio::time::timeout(SCRAPE_TIMEOUT, sample())
+                    .await
+                    .is_err()
+                {
+                    gauge!(DEPENDENCY_UP, "dependency" => "database").set(0.0);
+                }
                 (
                     [(
                         http::header::CONTENT_TYPE,
