@@ -4,6 +4,10 @@
 //! call) and feed tonic-health from a background loop: every service is
 //! SERVING only while the database answers, so orchestrators stop routing
 //! traffic to a process that cannot reach Postgres and resume when it can.
+//!
+//! The same checks, with the pool's and the job queue's state, are what
+//! `/metrics` samples at each scrape ([`sampler`], `dependency_up` and the
+//! queue gauges; docs/observability.md).
 
 use std::{
     sync::Arc,
