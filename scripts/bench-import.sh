@@ -146,7 +146,7 @@ with fileorganizer.Client(addr) as c:
     t0 = time.perf_counter()
     r = c.import_archive(archive, target, conflict_policy="FAIL")
     seconds = time.perf_counter() - t0
-print(json.dumps(dict(MessageToDict(r, preserving_proto_field_name=True), seconds=seconds)))
+print(json.dumps(dict(MessageToDict(r.pb, preserving_proto_field_name=True), seconds=seconds)))
 PY
     check_answer "$DIR/answer.json"
     echo "$1 grpc $(python3 -c 'import json,sys; print(json.load(sys.stdin)["seconds"])' <"$DIR/answer.json")" >>"$RESULTS"

@@ -2,7 +2,8 @@
 # Runs every check CI runs: formatting, lints (clippy, buf, shellcheck, domain
 # words spelled once), and all tests (unit tests and the integration binary,
 # which starts real servers against the local Postgres and Redis, the Python
-# clients and a real Envoy).
+# clients and a real Envoy), then the deployment's contents run the way its
+# containers would (scripts/exercise-deploy.sh; needs root or passwordless sudo).
 set -euo pipefail
 exec </dev/null
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -38,3 +39,5 @@ say "cargo test"
 export INSTA_UPDATE=no
 unset INSTA_FORCE_PASS
 cargo test --all-targets -- --test-threads "${TEST_THREADS:-4}"
+say "the deployment as its containers run it (scripts/exercise-deploy.sh, docs/deploy.md)"
+scripts/exercise-deploy.sh

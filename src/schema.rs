@@ -264,6 +264,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    watch_tokens (token_hash) {
+        token_hash -> Bytea,
+        user_id -> Uuid,
+        operation_id -> Uuid,
+        expires_at -> Timestamptz,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(api_keys -> users (user_id));
 diesel::joinable!(audit_log -> users (user_id));
 diesel::joinable!(automations -> operations (last_operation_id));
@@ -280,6 +290,8 @@ diesel::joinable!(rules -> users (user_id));
 diesel::joinable!(trash_items -> operations (operation_id));
 diesel::joinable!(trash_items -> users (user_id));
 diesel::joinable!(upload_sessions -> users (user_id));
+diesel::joinable!(watch_tokens -> operations (operation_id));
+diesel::joinable!(watch_tokens -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
@@ -299,4 +311,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     trash_items,
     upload_sessions,
     users,
+    watch_tokens,
 );

@@ -25,6 +25,7 @@ pub(crate) mod rules;
 pub(crate) mod trash;
 pub(crate) mod uploads;
 pub mod users;
+pub(crate) mod watch_tokens;
 
 use std::time::Duration;
 

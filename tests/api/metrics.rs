@@ -235,7 +235,10 @@ async fn watch_to_end(
     let mut watch = app
         .operations()
         .watch_operation(crate::common::bearer(
-            pb::WatchOperationRequest { name: name.into() },
+            pb::WatchOperationRequest {
+                name: name.into(),
+                ..Default::default()
+            },
             &user.token,
         ))
         .await

@@ -66,7 +66,8 @@ async fn migrations_apply_revert_and_reapply() {
             "rules",
             "trash_items",
             "upload_sessions",
-            "users"
+            "users",
+            "watch_tokens"
         ]
     );
     assert!(

@@ -1,4 +1,4 @@
-"""Rules and automations through the SDK's wrappers (fileorganizer.organizing) against a live
+"""Rules and automations through the SDK's wrappers (fileorganizer.wrappers) against a live
 server: a rule made, previewed, applied by an organize, updated with its etag (a stale etag is
 refused), deleted; an arrival automation made, paused, resumed and deleted."""
 
@@ -46,13 +46,11 @@ def test_rules_round_trip_and_decide_an_organize(client: fileorganizer.Client, t
     assert last.state == "SUCCEEDED", last
     assert client.list_directory("sorted/Finance")[0].name == "invoice-7.pdf"
 
-    renamed = pb.rule.Rule()
-    renamed.CopyFrom(rule)
-    renamed.display_name = "Bills"
-    updated = client.update_rule(renamed, fields=["display_name"])
+    updated = client.update_rule(rule, display_name="Bills")
     assert updated.display_name == "Bills" and updated.etag != rule.etag
+    assert updated.conditions[0].name_glob == "invoice-*"  # the mask kept the rest
     with pytest.raises(fileorganizer.Aborted) as stale:
-        client.update_rule(renamed, fields=["display_name"])  # still the old etag
+        client.update_rule(rule, display_name="Bills")  # still the old etag
     assert stale.value.reason == "ETAG_MISMATCH"
     with pytest.raises(fileorganizer.InvalidArgument) as bad:
         client.create_rule(

@@ -114,8 +114,8 @@ def test_organize_progress_report_and_undo(
     assert sorted(e.name for e in client.list_directory("sorted")) == ["Audio", "Documents", "Images"]
 
     undo = client.undo(last)
-    assert undo.kind == pb.operation.OPERATION_KIND_UNDO
-    assert undo.state == pb.operation.OPERATION_STATE_SUCCEEDED
+    assert undo.kind == "UNDO"
+    assert undo.state == "SUCCEEDED"
     assert undo.undo_of == last.name
     restored = sorted(e.name for e in client.list_directory("inbox"))
     assert restored == sorted(files)

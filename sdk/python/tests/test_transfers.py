@@ -5,6 +5,7 @@ connection is cut."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import socket
@@ -19,9 +20,14 @@ import pytest
 import fileorganizer
 from conftest import PASSWORD
 
-pytestmark = pytest.mark.skipif(
-    not os.environ.get("FILEORG_UPLOAD_LIMIT"), reason="needs a server with a low upload limit (python_sdk.rs)"
-)
+
+@pytest.fixture(scope="module", autouse=True)
+def low_upload_limit() -> int:
+    """These tests need a server with a low upload limit (tests/api/python_sdk.rs starts one)."""
+    value = os.environ.get("FILEORG_UPLOAD_LIMIT")
+    if not value:
+        pytest.fail("FILEORG_UPLOAD_LIMIT is not set: run through tests/api/python_sdk.rs", pytrace=False)
+    return int(value)
 
 
 def walk(client: fileorganizer.Client, path: str) -> List[str]:
@@ -30,7 +36,7 @@ def walk(client: fileorganizer.Client, path: str) -> List[str]:
     pending = [path]
     while pending:
         for entry in client.list_directory(pending.pop()):
-            if entry.kind == fileorganizer.pb.file.FILE_KIND_DIRECTORY:
+            if entry.kind == "DIRECTORY":
                 pending.append(entry.path)
             else:
                 out.append(entry.path)
@@ -59,7 +65,7 @@ def test_upload_folder_waits_out_the_rate_limit_and_never_duplicates(
     assert walk(client, "up") == sorted(expected)
     # The modification time went with the file.
     f00 = [f for f in first.files if f.path == "up/a/b/f00.txt"][0]
-    assert f00.modify_time.seconds == 1_500_000_000
+    assert f00.modify_time.timestamp() == 1_500_000_000  # a datetime
 
     # Again: everything is already there, nothing is written twice.
     second = client.upload_folder(local, "up", concurrency=3)
@@ -85,13 +91,13 @@ def test_import_archive_tar_and_zip(client: fileorganizer.Client, tmp_path: Path
     buf.seek(0)
     resp = client.import_archive(buf, "imported")
     assert resp.file_count == 3 and resp.skipped_count == 0, resp
-    assert resp.format == fileorganizer.pb.file.ARCHIVE_FORMAT_TAR
+    assert resp.format == "TAR"
     assert walk(client, "imported") == sorted(f"imported/{n}" for n in contents)
     out = tmp_path / "three.back"
     client.download("imported/three.bin", out)
     assert out.read_bytes() == contents["three.bin"]
     listed = {e.name: e for e in client.list_directory("imported/pics")}
-    assert listed["one.jpg"].modify_time.seconds == 1_400_000_000
+    assert listed["one.jpg"].modify_time.timestamp() == 1_400_000_000
 
     # Importing it again stores nothing new and makes no copies.
     buf.seek(0)
@@ -105,7 +111,7 @@ def test_import_archive_tar_and_zip(client: fileorganizer.Client, tmp_path: Path
         for name, data in contents.items():
             z.writestr(name, data)
     resp = client.import_archive(archive, "zipped")
-    assert resp.file_count == 3 and resp.format == fileorganizer.pb.file.ARCHIVE_FORMAT_ZIP, resp
+    assert resp.file_count == 3 and resp.format == "ZIP", resp
     assert walk(client, "zipped") == sorted(f"zipped/{n}" for n in contents)
 
 
@@ -232,3 +238,36 @@ def test_upload_large_resumes_after_the_connection_is_cut(
     again = client.upload_large(src, "inbox/big.iso")
     assert again.skipped_identical and again.file.path == "inbox/big.iso"
     assert [e.name for e in client.list_directory("inbox")] == ["big.iso"]
+
+
+def test_async_upload_large_resumes_and_folders_wait_out_the_limit(
+    client: fileorganizer.Client, email: str, cutting_proxy: CuttingProxy, tmp_path: Path, low_upload_limit: int
+) -> None:
+    """The asyncio client runs the same transfer steps: a cut connection resumed, a folder of
+    more files than the limit allows per window uploaded with waits."""
+    data = os.urandom(12 * 1024 * 1024 + 5)
+    src = tmp_path / "big.iso"
+    src.write_bytes(data)
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(2 * low_upload_limit + 1):
+        (folder / f"f{i}.txt").write_bytes(b"x" * i)
+    resumed: List[int] = []
+    waits: List[fileorganizer.WaitNotice] = []
+
+    async def body() -> None:
+        async with fileorganizer.AsyncClient(f"127.0.0.1:{cutting_proxy.port}") as via_proxy:
+            await via_proxy.login(email, PASSWORD)
+            done = await via_proxy.upload_large(
+                src, "async/big.iso", chunk_size=4 * 1024 * 1024, on_resume=resumed.append
+            )
+            assert done.file.size_bytes == len(data)
+        async with fileorganizer.AsyncClient(client.url) as direct:
+            await direct.login(email, PASSWORD)
+            result = await direct.upload_folder(folder, "async/many", concurrency=2, on_wait=waits.append)
+            assert result.uploaded == 2 * low_upload_limit + 1 and result.waits == len(waits) >= 1
+
+    asyncio.run(body())
+    assert cutting_proxy.cuts == 1 and len(resumed) >= 1, resumed
+    out = tmp_path / "back.iso"
+    assert client.download("async/big.iso", out) == len(data) and out.read_bytes() == data

@@ -10,6 +10,13 @@
  * expiry instead of retrying after UNAUTHENTICATED means no call is ever sent twice, which
  * matters for streams and non-idempotent calls.
  *
+ * Each service client is Connect's client for that service (one property per service, from
+ * `SERVICES`) plus the page iterators derived from its descriptor (pages.ts), so every RPC
+ * of the API is reachable, typed and authenticated as `client.<service>.<method>`; a test
+ * walks the generated descriptors and fails when one is not. A call that never reaches the
+ * server (refused, DNS, TLS) fails with UNAVAILABLE and reason UNREACHABLE naming the URL
+ * (errors.ts) instead of Connect's bare `[unknown] fetch failed`.
+ *
  * The transport is chosen by the caller: grpc-web (browsers, and Node through fetch) from
  * this entry point; native gRPC over HTTP/2 from `@fileorganizer/sdk/node`, kept separate so
  * that browser bundles never pull in `node:http2`.
@@ -22,6 +29,8 @@ import {
   type Transport,
 } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
+import { unreachableError } from "./errors.js";
+import { withPagers, type ServiceClient } from "./pages.js";
 import { AuthService, type User } from "./gen/fileorganizer/v1/auth_pb.js";
 import { AutomationService } from "./gen/fileorganizer/v1/automation_pb.js";
 import { FileService } from "./gen/fileorganizer/v1/file_pb.js";
@@ -57,6 +66,12 @@ export interface ClientOptions {
   refreshMarginSeconds?: number;
   /** Extra interceptors, run after the credentials one. */
   interceptors?: Interceptor[];
+  /**
+   * Told every time the session's tokens change: after login, register, resume and each
+   * refresh (rotation), and with `undefined` after logout. Lets a browser keep the current
+   * refresh token somewhere that survives a page reload (see `resume`).
+   */
+  onSession?: (session: Session | undefined) => void;
 }
 
 /** The Operation fields a caller may set when creating an organize (all optional). */
@@ -85,6 +100,22 @@ export interface Session {
   refreshAt: number;
 }
 
+/**
+ * The API's services and the client property of each (`client.files` is FileService). A new
+ * service is one line here; its RPCs and page iterators follow from the descriptor.
+ */
+export const SERVICES = {
+  auth: AuthService,
+  files: FileService,
+  operations: OperationService,
+  automations: AutomationService,
+  rules: RuleService,
+  reports: ReportService,
+  system: SystemService,
+} as const;
+
+type Services = { readonly [K in keyof typeof SERVICES]: ServiceClient<(typeof SERVICES)[K]> };
+
 /** RPCs that need no credentials (the service refuses none of them for lacking one). */
 const PUBLIC_AUTH_METHODS = new Set(["Register", "Login", "RefreshToken"]);
 
@@ -110,14 +141,11 @@ function randomId(): string {
   return globalThis.crypto.randomUUID();
 }
 
+// The service properties (`auth`, `files`, …) are declared through this interface merge and
+// set in the constructor from SERVICES.
+export interface FileOrganizerClient extends Services {}
+
 export class FileOrganizerClient {
-  readonly auth: Client<typeof AuthService>;
-  readonly files: Client<typeof FileService>;
-  readonly operations: Client<typeof OperationService>;
-  readonly automations: Client<typeof AutomationService>;
-  readonly rules: Client<typeof RuleService>;
-  readonly reports: Client<typeof ReportService>;
-  readonly system: Client<typeof SystemService>;
   /** The API's base URL, without a trailing slash. */
   readonly baseUrl: string;
 
@@ -125,23 +153,24 @@ export class FileOrganizerClient {
   private current: Session | undefined;
   private refreshing: Promise<void> | undefined;
   private readonly marginMs: number;
+  private readonly onSession: ((session: Session | undefined) => void) | undefined;
 
   constructor(options: ClientOptions & { transport?: "grpc-web" | TransportFactory }) {
     const factory = resolveTransport(options.transport);
     this.apiKey = options.apiKey;
     this.marginMs = (options.refreshMarginSeconds ?? 60) * 1000;
+    this.onSession = options.onSession;
     this.baseUrl = options.baseUrl.replace(/\/+$/, "");
     const transport = factory({
       baseUrl: this.baseUrl,
-      interceptors: [this.credentials, ...(options.interceptors ?? [])],
+      interceptors: [this.reachability, this.credentials, ...(options.interceptors ?? [])],
     });
-    this.auth = createClient(AuthService, transport);
-    this.files = createClient(FileService, transport);
-    this.operations = createClient(OperationService, transport);
-    this.automations = createClient(AutomationService, transport);
-    this.rules = createClient(RuleService, transport);
-    this.reports = createClient(ReportService, transport);
-    this.system = createClient(SystemService, transport);
+    for (const [property, service] of Object.entries(SERVICES)) {
+      Object.defineProperty(this, property, {
+        value: withPagers(service, createClient(service, transport) as Client<typeof service>),
+        enumerable: true,
+      });
+    }
   }
 
   /** The current session's tokens (undefined before login/register or with an API key). */
@@ -156,14 +185,25 @@ export class FileOrganizerClient {
 
   async register(email: string, password: string, displayName = ""): Promise<User> {
     const res = await this.auth.register({ email, password, displayName });
-    this.store(res);
+    this.#store(res);
     return res.user!;
   }
 
   async login(email: string, password: string): Promise<User> {
     const res = await this.auth.login({ email, password });
-    this.store(res);
+    this.#store(res);
     return res.user!;
+  }
+
+  /**
+   * Resumes a session from a refresh token kept from an earlier client (e.g. before a page
+   * reload): rotates it at once (the token given is then spent; the server treats a second
+   * use as theft and ends the session) and returns the signed-in user.
+   */
+  async resume(refreshToken: string): Promise<User> {
+    const res = await this.auth.refreshToken({ refreshToken });
+    this.#store(res);
+    return res.user ?? (await this.me());
   }
 
   /** Rotates the tokens now (the interceptor does this by itself before they expire). */
@@ -174,7 +214,7 @@ export class FileOrganizerClient {
       // Callers arriving while this runs share it; `finally` runs after the assignment.
       this.refreshing = this.auth
         .refreshToken({ refreshToken })
-        .then((res) => this.store(res))
+        .then((res) => this.#store(res))
         .finally(() => {
           this.refreshing = undefined;
         });
@@ -187,6 +227,7 @@ export class FileOrganizerClient {
     const refreshToken = this.current?.refreshToken ?? "";
     await this.auth.logout({ refreshToken });
     this.current = undefined;
+    this.onSession?.(undefined);
   }
 
   async me(): Promise<User> {
@@ -265,7 +306,7 @@ export class FileOrganizerClient {
     return this.reports.getOperationReport({ name: `reports/${id}` });
   }
 
-  private store(res: { accessToken: string; refreshToken: string; expiresIn: number }): void {
+  #store(res: { accessToken: string; refreshToken: string; expiresIn: number }): void {
     const now = Date.now();
     const lifetimeMs = res.expiresIn * 1000;
     this.current = {
@@ -274,6 +315,7 @@ export class FileOrganizerClient {
       expiresAt: now + lifetimeMs,
       refreshAt: now + lifetimeMs - Math.min(this.marginMs, lifetimeMs / 2),
     };
+    this.onSession?.(this.session);
   }
 
   /**
@@ -286,6 +328,29 @@ export class FileOrganizerClient {
     if (Date.now() >= this.current.refreshAt) await this.refresh();
     return { authorization: `Bearer ${this.current.accessToken}` };
   }
+
+  /** Turns a call that never reached the server into UNAVAILABLE / UNREACHABLE (errors.ts). */
+  private readonly reachability: Interceptor = (next) => async (req) => {
+    const translate = (err: unknown) => unreachableError(err, this.baseUrl) ?? err;
+    let res;
+    try {
+      res = await next(req);
+    } catch (err) {
+      throw translate(err);
+    }
+    if (!res.stream) return res;
+    const messages = res.message;
+    return {
+      ...res,
+      message: (async function* () {
+        try {
+          yield* messages;
+        } catch (err) {
+          throw translate(err);
+        }
+      })(),
+    };
+  };
 
   /** Adds credentials to every call but the public auth RPCs, refreshing first if due. */
   private readonly credentials: Interceptor = (next) => async (req) => {

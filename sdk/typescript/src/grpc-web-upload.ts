@@ -15,6 +15,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { findTrailerError } from "@connectrpc/connect/protocol-grpc";
 import { trailerParse } from "@connectrpc/connect/protocol-grpc-web";
 import type { FileOrganizerClient } from "./client.js";
+import { unreachableError } from "./errors.js";
 import {
   ArchiveFormat,
   FileConflictPolicy,
@@ -64,7 +65,7 @@ export async function grpcWebClientStream<I extends DescMessage, O extends DescM
       signal,
     });
   } catch (err) {
-    throw new ConnectError(`${method}: ${String(err)}`, Code.Unavailable);
+    throw unreachableError(err, client.baseUrl) ?? new ConnectError(`${method}: ${String(err)}`, Code.Unavailable);
   }
   const early = findTrailerError(response.headers);
   if (early) throw early;

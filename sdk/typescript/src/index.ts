@@ -3,10 +3,13 @@
  * Node (`@fileorganizer/sdk/node` adds native gRPC).
  *
  * Message types and service descriptors are generated from proto/ by generate.sh
- * (protoc-gen-es); this module only adds the typed client and error helpers.
+ * (protoc-gen-es); this module only adds the typed client, page iterators, JSON and error
+ * helpers.
  */
 export * from "./client.js";
 export * from "./errors.js";
+export * from "./json.js";
+export { pages, type IterName, type PageItem, type Pagers, type ServiceClient } from "./pages.js";
 export * from "./transfers.js";
 export * from "./grpc-web-upload.js";
 export * as auth from "./gen/fileorganizer/v1/auth_pb.js";

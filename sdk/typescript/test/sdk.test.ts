@@ -2,9 +2,6 @@
 // with FILEORG_URL=http://127.0.0.1:<port>; the server's ACCESS_TOKEN_TTL_SECS is 10).
 // Native gRPC (connect-node) unless a test says otherwise.
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync, rmSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { test } from "node:test";
 import {
   Code,
@@ -13,6 +10,11 @@ import {
   badField,
   connect,
   errorDetails,
+  jsonOf,
+  jsonString,
+  messageFromJson,
+  operations,
+  pages,
   reasonOf,
   type FileOrganizerClient,
 } from "@fileorganizer/sdk/node";
@@ -20,7 +22,6 @@ import {
 const URL_ = process.env.FILEORG_URL;
 if (!URL_) throw new Error("FILEORG_URL is not set");
 const PASSWORD = "correct horse battery";
-const here = dirname(fileURLToPath(import.meta.url));
 
 function email(label: string): string {
   return `${label}-${crypto.randomUUID().slice(0, 8)}@example.com`;
@@ -96,6 +97,30 @@ test("the access token is refreshed before it expires", async () => {
   const reused = await rejects(client.auth.refreshToken({ refreshToken: first.refreshToken }));
   assert.equal(reused.code, Code.Unauthenticated);
   assert.equal(reasonOf(reused), "REFRESH_TOKEN_REUSED");
+});
+
+test("onSession follows the tokens, and resume signs a new client in from a kept refresh token", async () => {
+  const address = email("ts-resume");
+  const told: (string | undefined)[] = [];
+  const first = connect({ baseUrl: URL_!, onSession: (s) => told.push(s?.refreshToken) });
+  await first.register(address, PASSWORD);
+  assert.deepEqual(told, [first.session!.refreshToken]);
+
+  // A new client (the console after a page reload) resumes from the kept token, rotating it.
+  const kept = told[0]!;
+  const resumedTold: (string | undefined)[] = [];
+  const second = connect({ baseUrl: URL_!, onSession: (s) => resumedTold.push(s?.refreshToken) });
+  const user = await second.resume(kept);
+  assert.equal(user.email, address);
+  assert.equal(resumedTold.length, 1);
+  assert.notEqual(resumedTold[0], kept);
+  assert.equal((await second.me()).email, address);
+
+  // Logout is told too, and the kept token, spent by the resume, signs no one in again.
+  await second.logout();
+  assert.deepEqual(resumedTold.slice(1), [undefined]);
+  const again = await rejects(connect({ baseUrl: URL_! }).resume(kept));
+  assert.equal(again.code, Code.Unauthenticated);
 });
 
 test("API keys authenticate every call", async () => {
@@ -197,24 +222,96 @@ test("the grpc-web transport works from Node too", async () => {
   assert.equal(badField(bad), "operation.layout_template");
 });
 
-test("the README example works as written", async () => {
-  const readme = readFileSync(join(here, "..", "README.md"), "utf8");
-  const code = /```ts\n([\s\S]*?)```/.exec(readme)?.[1];
-  assert.ok(code, "README.md has a ```ts block");
-  assert.ok(code.trim().split("\n").length <= 12, "the example stays short");
-  // Run it as a module beside the package (so its imports resolve), with the test server.
-  const file = join(here, `.readme-example-${process.pid}.mts`);
-  writeFileSync(file, code.replaceAll("http://localhost:50051", URL_).replaceAll("me@example.com", email("readme")));
-  const lines: string[] = [];
-  const log = console.log;
-  console.log = (...args: unknown[]) => void lines.push(args.map(String).join(" "));
-  try {
-    await import(file);
-  } finally {
-    console.log = log;
-    rmSync(file, { force: true });
+test("page iterators follow next_page_token through every page", async () => {
+  const client = await loggedIn("ts-pages");
+  const names = Array.from({ length: 7 }, (_, i) => `file-${i}.txt`);
+  for (const name of names) await upload(client, `paged/${name}`, name);
+
+  // Raw pages: 7 entries, 2 per page.
+  const sizes: number[] = [];
+  let lastToken = "x";
+  for await (const page of pages(client.files.listDirectory, { path: "paged", pageSize: 2 })) {
+    sizes.push(page.entries.length);
+    lastToken = page.nextPageToken;
   }
-  assert.ok(lines.length >= 2, lines.join("\n"));
-  assert.equal(lines.at(-2), "SUCCEEDED 100");
-  assert.equal(lines.at(-1), "Documents");
+  assert.deepEqual(sizes, [2, 2, 2, 1]);
+  assert.equal(lastToken, "");
+
+  // Items: every entry once, in the server's order, whatever the page size.
+  const listed: string[] = [];
+  for await (const entry of client.files.iterDirectory({ path: "paged", pageSize: 3 })) listed.push(entry.name);
+  assert.deepEqual([...listed].sort(), names);
+  const one: string[] = [];
+  for await (const entry of client.files.iterDirectory({ path: "paged", pageSize: 1 })) one.push(entry.name);
+  assert.deepEqual(one, listed);
+
+  // Another service, another item type: API keys one per page.
+  for (const label of ["a", "b", "c"]) await client.createApiKey(`key-${label}`);
+  const keys: string[] = [];
+  for await (const key of client.auth.iterApiKeys({ pageSize: 1 })) keys.push(key.displayName);
+  assert.deepEqual([...keys].sort(), ["key-a", "key-b", "key-c"]);
+
+  // A refusal on a later page surfaces from the iterator (a forged page token).
+  const forged = await rejects(
+    (async () => {
+      for await (const _ of client.files.iterDirectory({ path: "paged", pageSize: 2, pageToken: "forged-token" })) void _;
+    })(),
+  );
+  assert.equal(forged.code, Code.InvalidArgument);
+  assert.equal(badField(forged), "page_token");
+
+  // Operations, newest first, across pages.
+  const dry = await client.organize("paged", { dryRun: true });
+  await client.wait(dry);
+  const ops: string[] = [];
+  for await (const op of client.operations.iterOperations({ pageSize: 1 })) ops.push(op.name);
+  assert.deepEqual(ops, [dry.name]);
+});
+
+test("responses become JSON with jsonOf (int64 as strings, enums by name)", async () => {
+  const client = await loggedIn("ts-json");
+  await upload(client, "inbox/a.txt", "alpha");
+  await upload(client, "inbox/b.csv", "x,y\n");
+  const op = await client.organize("inbox", { destinationPath: "sorted" });
+  const last = await client.wait(op);
+  assert.equal(last.state, OperationState.SUCCEEDED);
+
+  assert.throws(() => JSON.stringify(last), /BigInt/);
+  const json = JSON.parse(jsonString(last)) as { state: string; counters: { filesMoved: string } };
+  assert.equal(json.state, "OPERATION_STATE_SUCCEEDED");
+  assert.equal(json.counters.filesMoved, "2");
+  assert.deepEqual(messageFromJson(operations.WatchOperationResponseSchema, json), last);
+
+  const report = jsonOf(await client.report(op)) as { categories: { category: string; fileCount: string }[] };
+  assert.deepEqual(
+    report.categories.map((c) => [c.category, c.fileCount]).sort(),
+    [["Documents", "1"], ["Spreadsheets", "1"]],
+  );
+  const operation = jsonOf(await client.operations.getOperation({ name: op.name }), { useProtoFieldName: true }) as Record<string, unknown>;
+  assert.equal(operation.name, op.name);
+  assert.equal(operation.destination_path, "sorted");
+  assert.match(String(operation.create_time), /^\d{4}-\d\d-\d\dT/);
+});
+
+test("a session authenticates every RPC but the public ones", async () => {
+  const seen: { rpc: string; bearer: boolean }[] = [];
+  const client = connect({
+    baseUrl: URL_,
+    interceptors: [
+      (next) => async (req) => {
+        seen.push({ rpc: req.method.name, bearer: (req.header.get("authorization") ?? "").startsWith("Bearer ") });
+        return next(req);
+      },
+    ],
+  });
+  await client.register(email("ts-bearer"), PASSWORD);
+  await client.files.listTrash({});
+  for await (const _ of client.files.iterCategories()) void _;
+  await client.reports.getUsageSummary({});
+  assert.deepEqual(seen, [
+    { rpc: "Register", bearer: false },
+    { rpc: "ListTrash", bearer: true },
+    { rpc: "ListCategories", bearer: true },
+    { rpc: "GetUsageSummary", bearer: true },
+  ]);
 });

@@ -1,7 +1,9 @@
-"""FileOrganizer Pro Python SDK: generated gRPC stubs (``fileorganizer.pb``) and a thin typed
-client (:class:`Client`)."""
+"""FileOrganizer Pro Python SDK: generated gRPC stubs (``fileorganizer.pb``), a typed client
+(:class:`Client`) with a wrapper for every RPC, and its asyncio twin
+(:class:`fileorganizer.aio.AsyncClient`, also exported here)."""
 
 from fileorganizer.client import Client, Progress
+from fileorganizer.convert import View
 from fileorganizer.errors import (
     Aborted,
     AlreadyExists,
@@ -18,15 +20,20 @@ from fileorganizer.errors import (
     Unauthenticated,
     Unavailable,
     Unimplemented,
+    UnknownEnumValue,
 )
 from fileorganizer import pb
+from fileorganizer.aio import AsyncClient
 from fileorganizer.transfers import FolderUpload, WaitNotice
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Client",
+    "AsyncClient",
     "Progress",
+    "View",
+    "UnknownEnumValue",
     "FolderUpload",
     "WaitNotice",
     "pb",

@@ -6,19 +6,19 @@ import collections
 import os
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, TypeVar, Union
 
 import grpc
 
 from fileorganizer import pb
+from fileorganizer.convert import View, enum_name, resource_name
 from fileorganizer.errors import from_rpc_error
-from fileorganizer.organizing import OrganizingMixin
-from fileorganizer.transfers import TransfersMixin
+from fileorganizer.transfers import TransfersMixin, sink
+from fileorganizer.wrappers import OPERATIONS, Wrapper, install, rpcs
 
-__all__ = ["Client", "Progress"]
+__all__ = ["Client", "ClientBase", "Progress"]
 
 T = TypeVar("T")
 Metadata = List[Tuple[str, str]]
@@ -32,10 +32,6 @@ CHUNK_SIZE = 256 * 1024
 _TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED", "PLANNED"}
 
 
-def _enum_name(enum: Any, value: int, prefix: str) -> str:
-    return str(enum.Name(value)).removeprefix(prefix)
-
-
 @dataclass(frozen=True)
 class Progress:
     """One WatchOperation snapshot. ``state``/``phase`` are enum names without their prefix
@@ -44,7 +40,7 @@ class Progress:
     name: str
     state: str
     phase: str
-    counters: "pb.operation.OperationCounters"
+    counters: View
     progress_percent: float
     current_path: str
     raw: "pb.operation.WatchOperationResponse"
@@ -58,9 +54,9 @@ class Progress:
     def from_pb(cls, msg: "pb.operation.WatchOperationResponse") -> "Progress":
         return cls(
             name=msg.name,
-            state=_enum_name(pb.operation.OperationState, msg.state, "OPERATION_STATE_"),
-            phase=_enum_name(pb.operation.OperationPhase, msg.phase, "OPERATION_PHASE_"),
-            counters=msg.counters,
+            state=enum_name(pb.operation.OperationState.DESCRIPTOR, msg.state),
+            phase=enum_name(pb.operation.OperationPhase.DESCRIPTOR, msg.phase),
+            counters=View(msg.counters),
             progress_percent=msg.progress_percent,
             current_path=msg.current_path,
             raw=msg,
@@ -81,6 +77,15 @@ def _channel_for(url: str) -> grpc.Channel:
 _PUBLIC = frozenset(
     f"/fileorganizer.v1.AuthService/{name}" for name in ("Register", "Login", "RefreshToken")
 )
+
+
+def needs_credentials(method: Union[str, bytes], metadata: Any) -> bool:
+    """Whether the interceptors add the client's credentials to a call: not to the public
+    RPCs, nor to a call whose caller gave credentials of their own."""
+    if isinstance(method, bytes):
+        method = method.decode()
+    given = list(metadata or ())
+    return method not in _PUBLIC and not any(k in ("authorization", "x-api-key") for k, _ in given)
 
 
 class _CallDetails(
@@ -106,13 +111,12 @@ class _Authenticate(
         self._metadata = metadata
 
     def _with_credentials(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
-        given = list(details.metadata or ())
-        if details.method in _PUBLIC or any(k in ("authorization", "x-api-key") for k, _ in given):
+        if not needs_credentials(details.method, details.metadata):
             return details
         return _CallDetails(
             details.method,
             details.timeout,
-            given + self._metadata(),
+            list(details.metadata or ()) + self._metadata(),
             details.credentials,
             getattr(details, "wait_for_ready", None),
             getattr(details, "compression", None),
@@ -131,19 +135,64 @@ class _Authenticate(
         return continuation(self._with_credentials(details), requests)
 
 
-def _operation_id(ref: OperationRef) -> str:
-    name = ref.name if not isinstance(ref, str) else ref
-    return name.rsplit("/", 1)[-1]
+
+class ClientBase:
+    """What the sync and the asyncio client share: the address, the credentials and the
+    stubs (on a channel that authenticates every call by itself)."""
+
+    def __init__(self, url: str, api_key: Optional[str], timeout: Optional[float], channel: Any) -> None:
+        self.url = url
+        self.timeout = timeout
+        self._api_key = api_key
+        self.access_token: Optional[str] = None
+        self.refresh_token: Optional[str] = None
+        #: time.time() at which the access token expires.
+        self.expires_at: float = 0.0
+        self.auth = pb.auth_grpc.AuthServiceStub(channel)
+        self.operations = pb.operation_grpc.OperationServiceStub(channel)
+        self.automations = pb.automation_grpc.AutomationServiceStub(channel)
+        self.files = pb.file_grpc.FileServiceStub(channel)
+        self.reports = pb.report_grpc.ReportServiceStub(channel)
+        self.rules = pb.rule_grpc.RuleServiceStub(channel)
+        self.system = pb.system_grpc.SystemServiceStub(channel)
+
+    def _store_tokens(self, resp: Any) -> None:
+        self.access_token = resp.access_token
+        self.refresh_token = resp.refresh_token
+        self.expires_at = time.time() + resp.expires_in
+
+    def _refresh_due(self) -> bool:
+        """Whether the access token is to be rotated before the next call (never with an API key)."""
+        due = time.time() >= self.expires_at - REFRESH_MARGIN_SECS
+        return not self._api_key and bool(self.refresh_token) and due
+
+    def _refresh_request(self) -> Any:
+        return pb.auth.RefreshTokenRequest(refresh_token=self.refresh_token or "")
+
+    def _credentials(self) -> Metadata:
+        if self._api_key:
+            return [("x-api-key", self._api_key)]
+        return [("authorization", f"Bearer {self.access_token}")] if self.access_token else []
+
+    def _logout_request(self, all_sessions: bool) -> Any:
+        return pb.auth.LogoutRequest(refresh_token=self.refresh_token or "", all_sessions=all_sessions)
+
+    def _logged_out(self, resp: Any) -> int:
+        self.access_token = self.refresh_token = None
+        return int(resp.revoked_sessions)
 
 
-class Client(TransfersMixin, OrganizingMixin):
+class Client(ClientBase, TransfersMixin):
     """Connects to a FileOrganizer Pro server over gRPC.
 
     ``Client("localhost:50051")`` (or ``"grpc://host:port"``; ``"grpcs://host:port"`` for TLS),
     then :meth:`login` or :meth:`register`; or ``Client(url, api_key="fo_…")``. Access tokens are
-    refreshed with RefreshToken shortly before they expire. Every error is an :class:`ApiError`.
-    Many or large files: :meth:`upload_folder`, :meth:`import_archive`, :meth:`upload_large`
-    (``fileorganizer.transfers``).
+    refreshed with RefreshToken shortly before they expire. Every RPC has a wrapper (the table
+    in :mod:`fileorganizer.wrappers`, plus the streaming ones here and in
+    :mod:`fileorganizer.transfers`); results are :class:`~fileorganizer.convert.View`\\ s with
+    enum fields as names. Every error is an :class:`ApiError`. The raw stubs (``client.files``,
+    ``client.operations``, …) are authenticated too. :class:`fileorganizer.aio.AsyncClient` is
+    the same for asyncio.
     """
 
     def __init__(
@@ -154,23 +203,10 @@ class Client(TransfersMixin, OrganizingMixin):
         timeout: Optional[float] = 30.0,
         channel: Optional[grpc.Channel] = None,
     ) -> None:
-        self.url = url
-        self.timeout = timeout
         self._raw_channel = channel or _channel_for(url)
         self._channel = grpc.intercept_channel(self._raw_channel, _Authenticate(self._metadata))
-        self._api_key = api_key
-        self.access_token: Optional[str] = None
-        self.refresh_token: Optional[str] = None
-        #: time.time() at which the access token expires.
-        self.expires_at: float = 0.0
         self._lock = threading.Lock()
-        self.auth = pb.auth_grpc.AuthServiceStub(self._channel)
-        self.operations = pb.operation_grpc.OperationServiceStub(self._channel)
-        self.automations = pb.automation_grpc.AutomationServiceStub(self._channel)
-        self.files = pb.file_grpc.FileServiceStub(self._channel)
-        self.reports = pb.report_grpc.ReportServiceStub(self._channel)
-        self.rules = pb.rule_grpc.RuleServiceStub(self._channel)
-        self.system = pb.system_grpc.SystemServiceStub(self._channel)
+        super().__init__(url, api_key, timeout, self._channel)
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -183,157 +219,101 @@ class Client(TransfersMixin, OrganizingMixin):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _call(self, method: Callable[..., T], request: Any, *, auth: bool = True) -> T:
+    def _call(self, method: Callable[..., T], request: Any) -> T:
         try:
-            return method(request, metadata=self._metadata() if auth else None, timeout=self.timeout)
+            return method(request, timeout=self.timeout)
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None
 
     def _stream(self, method: Callable[..., Any], request: Any, timeout: Optional[float] = None) -> Iterator[Any]:
         try:
-            yield from method(request, metadata=self._metadata(), timeout=timeout)
+            yield from method(request, timeout=timeout)
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None
 
-    def _store_tokens(self, resp: Any) -> None:
-        self.access_token = resp.access_token
-        self.refresh_token = resp.refresh_token
-        self.expires_at = time.time() + resp.expires_in
+    def _pages(self, method: Callable[..., Any], request: Any, items: str) -> Iterator[View]:
+        request = type(request).FromString(request.SerializeToString())
+        while True:
+            page = self._call(method, request)
+            for item in getattr(page, items):
+                yield View(item)
+            if not page.next_page_token:
+                return
+            request.page_token = page.next_page_token
 
     def _metadata(self) -> Metadata:
-        if self._api_key:
-            return [("x-api-key", self._api_key)]
-        with self._lock:
-            if self.refresh_token and time.time() >= self.expires_at - REFRESH_MARGIN_SECS:
-                self._refresh_locked()
-            token = self.access_token
-        return [("authorization", f"Bearer {token}")] if token else []
+        if self._refresh_due():
+            with self._lock:
+                if self._refresh_due():
+                    self._refresh_locked()
+        return self._credentials()
 
     def _refresh_locked(self) -> None:
-        req = pb.auth.RefreshTokenRequest(refresh_token=self.refresh_token or "")
-        self._store_tokens(self._call(self.auth.RefreshToken, req, auth=False))
+        self._store_tokens(self._call(self.auth.RefreshToken, self._refresh_request()))
 
     # -- auth -------------------------------------------------------------------------------
 
-    def register(self, email: str, password: str, display_name: str = "") -> "pb.auth.User":
+    @rpcs("AuthService/Register")
+    def register(self, email: str, password: str, display_name: str = "") -> View:
         """Creates an account, starts a session and returns the new user."""
         req = pb.auth.RegisterRequest(email=email, password=password, display_name=display_name)
-        resp = self._call(self.auth.Register, req, auth=False)
+        resp = self._call(self.auth.Register, req)
         self._store_tokens(resp)
-        return resp.user
+        return View(resp.user)
 
-    def login(self, email: str, password: str) -> "pb.auth.User":
+    @rpcs("AuthService/Login")
+    def login(self, email: str, password: str) -> View:
         """Logs in with email and password; returns the user."""
-        resp = self._call(self.auth.Login, pb.auth.LoginRequest(email=email, password=password), auth=False)
+        resp = self._call(self.auth.Login, pb.auth.LoginRequest(email=email, password=password))
         self._store_tokens(resp)
-        return resp.user
+        return View(resp.user)
 
+    @rpcs("AuthService/RefreshToken")
     def refresh(self) -> None:
         """Rotates the token pair now (normally done automatically)."""
         with self._lock:
             self._refresh_locked()
 
-    def logout(self) -> None:
-        """Ends this session (revokes the refresh token's family)."""
-        self._call(self.auth.Logout, pb.auth.LogoutRequest(refresh_token=self.refresh_token or ""))
-        self.access_token = self.refresh_token = None
-
-    def me(self) -> "pb.auth.User":
-        return self._call(self.auth.GetCurrentUser, pb.auth.GetCurrentUserRequest())
-
-    def create_api_key(self, display_name: str, scopes: Sequence[str] = ()) -> Tuple["pb.auth.ApiKey", str]:
-        """Creates an API key; returns (key, secret). The secret is shown only once.
-
-        ``scopes`` restricts the key (e.g. ``["files.read"]``; the set is documented on
-        ``ApiKey.scopes``); none means all of the caller's. A scope the caller lacks is refused
-        (PERMISSION_DENIED, reason SCOPE_INSUFFICIENT); an unknown one is INVALID_ARGUMENT.
-        """
-        req = pb.auth.CreateApiKeyRequest(api_key=pb.auth.ApiKey(display_name=display_name, scopes=list(scopes)))
-        resp = self._call(self.auth.CreateApiKey, req)
-        return resp.api_key, resp.secret
+    @rpcs("AuthService/Logout")
+    def logout(self, all_sessions: bool = False) -> int:
+        """Ends this session (or, with ``all_sessions``, every session of the user); returns
+        how many sessions ended."""
+        return self._logged_out(self._call(self.auth.Logout, self._logout_request(all_sessions)))
 
     # -- files ------------------------------------------------------------------------------
 
+    @rpcs("FileService/UploadFile")
     def upload(
         self, local_path: Union[str, os.PathLike[str]], remote_path: str, *, rename_on_conflict: bool = False
-    ) -> "pb.file.FileEntry":
-        """Streams a local file to ``remote_path`` (relative to the storage root) with UploadFile."""
-        local = Path(local_path)
-        size = local.stat().st_size
-        policy = (
-            pb.file.FILE_CONFLICT_POLICY_RENAME if rename_on_conflict else pb.file.FILE_CONFLICT_POLICY_FAIL
-        )
-
-        def requests() -> Iterator["pb.file.UploadFileRequest"]:
-            meta = pb.file.UploadFileMetadata(path=remote_path, size_bytes=size, conflict_policy=policy)
-            yield pb.file.UploadFileRequest(metadata=meta)
-            with local.open("rb") as f:
-                while chunk := f.read(CHUNK_SIZE):
-                    yield pb.file.UploadFileRequest(chunk=chunk)
-
+    ) -> View:
+        """Streams a local file to ``remote_path`` (relative to the storage root) with UploadFile;
+        returns its FileEntry. For many or large files see :meth:`upload_file`,
+        :meth:`upload_folder` and :meth:`upload_large`."""
         try:
-            resp = self.files.UploadFile(requests(), metadata=self._metadata(), timeout=None)
+            resp = self.files.UploadFile(upload_requests(local_path, remote_path, rename_on_conflict), timeout=None)
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None
-        return resp.file
+        return View(resp.file)
 
+    @rpcs("FileService/DownloadFile")
     def download(self, remote_path: str, local_path: Union[str, os.PathLike[str]]) -> int:
-        """Streams ``remote_path`` into ``local_path`` (written to a temp file, then renamed).
-        Returns the number of bytes written."""
-        local = Path(local_path)
-        tmp = local.with_name(f".{local.name}.{uuid.uuid4().hex}.part")
+        """Streams ``remote_path`` into ``local_path`` (written to a temp file, then renamed;
+        into a directory under the file's own name, never replacing a file). Returns the number
+        of bytes written."""
         written = 0
-        try:
-            with tmp.open("wb") as f:
-                for body in self._stream(self.files.DownloadFile, pb.file.DownloadFileRequest(path=remote_path)):
-                    f.write(body.data)
-                    written += len(body.data)
-            os.replace(tmp, local)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with sink(local_path, remote_path.rsplit("/", 1)[-1]) as write:
+            for body in self._stream(self.files.DownloadFile, pb.file.DownloadFileRequest(path=remote_path)):
+                write(body.data)
+                written += len(body.data)
         return written
-
-    def list_directory(self, path: str = "") -> List["pb.file.FileEntry"]:
-        """Every entry of a folder (all pages)."""
-        entries: List[pb.file.FileEntry] = []
-        token = ""
-        while True:
-            resp = self._call(self.files.ListDirectory, pb.file.ListDirectoryRequest(path=path, page_token=token))
-            entries += resp.entries
-            token = resp.next_page_token
-            if not token:
-                return entries
 
     # -- operations -------------------------------------------------------------------------
 
-    def create_operation(
-        self,
-        source: str,
-        destination: Optional[str] = None,
-        dry_run: bool = False,
-        kind: str = "ORGANIZE",
-        **options: Any,
-    ) -> "pb.operation.Operation":
-        """Creates an operation. ``options`` are Operation fields (``layout_template``,
-        ``include_globs``, ``duplicate_policy``, …); enum options accept names like
-        ``"MOVE_TO_TRASH"``."""
-        for field, prefix in (("duplicate_policy", "DUPLICATE_POLICY_"), ("conflict_policy", "CONFLICT_POLICY_")):
-            if isinstance(options.get(field), str) and not options[field].startswith(prefix):
-                options[field] = prefix + options[field]
-        op = pb.operation.Operation(
-            kind=f"OPERATION_KIND_{kind}",
-            source_path=source,
-            destination_path=destination or "",
-            dry_run=dry_run,
-            **options,
-        )
-        req = pb.operation.CreateOperationRequest(operation=op, request_id=str(uuid.uuid4()))
-        return self._call(self.operations.CreateOperation, req)
-
+    @rpcs("OperationService/WatchOperation")
     def watch(self, operation: OperationRef) -> Iterator[Progress]:
         """Yields progress snapshots of an operation until it stops."""
-        name = f"operations/{_operation_id(operation)}"
-        for msg in self._stream(self.operations.WatchOperation, pb.operation.WatchOperationRequest(name=name)):
+        req = pb.operation.WatchOperationRequest(name=resource_name(operation, OPERATIONS))
+        for msg in self._stream(self.operations.WatchOperation, req):
             progress = Progress.from_pb(msg)
             yield progress
             if progress.done:
@@ -348,31 +328,57 @@ class Client(TransfersMixin, OrganizingMixin):
         op = self.create_operation(source, destination, dry_run, **options)
         yield from self.watch(op)
 
-    def operation(self, operation: OperationRef) -> "pb.operation.Operation":
-        name = f"operations/{_operation_id(operation)}"
-        return self._call(self.operations.GetOperation, pb.operation.GetOperationRequest(name=name))
-
     def apply(self, operation: OperationRef) -> Iterator[Progress]:
         """Applies a PLANNED (dry-run) operation and yields its progress."""
-        name = f"operations/{_operation_id(operation)}"
-        self._call(self.operations.ApplyOperation, pb.operation.ApplyOperationRequest(name=name))
-        yield from self.watch(name)
+        op = self.apply_operation(operation)
+        yield from self.watch(op)
 
-    def undo(self, operation: OperationRef, wait: bool = True) -> "pb.operation.Operation":
+    def undo(self, operation: OperationRef, wait: bool = True) -> View:
         """Undoes an operation; with ``wait`` blocks until the UNDO operation stopped and returns
-        it in its final state."""
-        name = f"operations/{_operation_id(operation)}"
-        req = pb.operation.UndoOperationRequest(name=name, request_id=str(uuid.uuid4()))
-        undo_op = self._call(self.operations.UndoOperation, req)
+        it in its final state (``state == "SUCCEEDED"``)."""
+        undo_op = self.undo_operation(operation)
         if wait:
             for _ in self.watch(undo_op):
                 pass
             undo_op = self.operation(undo_op)
         return undo_op
 
-    def report(self, operation: OperationRef) -> "pb.report.OperationReport":
-        """The report of an operation (``reports/{operation_id}``)."""
-        name = f"reports/{_operation_id(operation)}"
-        return self._call(self.reports.GetOperationReport, pb.report.GetOperationReportRequest(name=name))
+
+def upload_requests(
+    local_path: Union[str, os.PathLike[str]], remote_path: str, rename_on_conflict: bool
+) -> Iterator["pb.file.UploadFileRequest"]:
+    """The UploadFile stream of a local file: metadata, then CHUNK_SIZE chunks."""
+    local = Path(local_path)
+    policy = pb.file.FILE_CONFLICT_POLICY_RENAME if rename_on_conflict else pb.file.FILE_CONFLICT_POLICY_FAIL
+    meta = pb.file.UploadFileMetadata(path=remote_path, size_bytes=local.stat().st_size, conflict_policy=policy)
+    yield pb.file.UploadFileRequest(metadata=meta)
+    with local.open("rb") as f:
+        while chunk := f.read(CHUNK_SIZE):
+            yield pb.file.UploadFileRequest(chunk=chunk)
 
 
+def _bind(wrapper: Wrapper) -> Dict[str, Callable[..., Any]]:
+    rpc, build, result = wrapper.rpc, wrapper.request, wrapper.result
+    if wrapper.kind == "pages":
+
+        def iterate(self: Client, *args: Any, **kwargs: Any) -> Iterator[View]:
+            return self._pages(rpc.stub(self), build(*args, **kwargs), wrapper.items)
+
+        def listing(self: Client, *args: Any, **kwargs: Any) -> List[View]:
+            return list(self._pages(rpc.stub(self), build(*args, **kwargs), wrapper.items))
+
+        return {wrapper.name: listing, wrapper.iter_name: iterate}
+    if wrapper.kind == "bytes":
+
+        def collect(self: Client, *args: Any, **kwargs: Any) -> bytes:
+            return b"".join(m.data for m in self._stream(rpc.stub(self), build(*args, **kwargs), self.timeout))
+
+        return {wrapper.name: collect}
+
+    def unary(self: Client, *args: Any, **kwargs: Any) -> Any:
+        return result(self._call(rpc.stub(self), build(*args, **kwargs)))
+
+    return {wrapper.name: unary}
+
+
+install(Client, _bind)

@@ -24,7 +24,21 @@ __all__ = [
     "Cancelled",
     "DeadlineExceeded",
     "from_rpc_error",
+    "UnknownEnumValue",
 ]
+
+
+class UnknownEnumValue(ValueError):
+    """An enum argument that names no value of its enum, raised before anything is sent:
+    ``str(err)`` lists the valid names; ``field``, ``value``, ``enum`` and ``valid`` say the
+    same as attributes."""
+
+    def __init__(self, field: str, value: object, enum: str, valid: List[str]) -> None:
+        super().__init__(f"{field}: {value!r} is not a {enum}; use one of {', '.join(valid)}")
+        self.field = field
+        self.value = value
+        self.enum = enum
+        self.valid = valid
 
 
 class ApiError(Exception):
