@@ -41,7 +41,10 @@ COPY Cargo.toml Cargo.lock build.rs ./
 COPY proto ./proto
 COPY migrations ./migrations
 COPY src ./src
-RUN cargo build --release --locked --bin fileorg \
+# The commit for fileorg_build_info (the context has no .git): `docker build --build-arg
+# GIT_SHA=$(git rev-parse HEAD) .`; without it the metric says "unknown".
+ARG GIT_SHA=unknown
+RUN FILEORG_GIT_SHA="${GIT_SHA}" cargo build --release --locked --bin fileorg \
     && install -D -m 0755 target/release/fileorg /out/bin/fileorg \
     && install -d -m 0750 /out/data/storage \
     && /out/bin/fileorg --version

@@ -16,7 +16,8 @@
 #   deploy/k8s/*.yaml ........ kubernetes-validate --strict (the Kubernetes JSON schemas shipped in
 #                              its PyPI package) for Kubernetes 1.30 and 1.37, of each file and of
 #                              what `kubectl kustomize deploy/k8s` renders, plus the policy checks
-#                              in k8s_policy below on the rendered objects
+#                              in k8s_policy below on the rendered objects, and k8s_metrics (every
+#                              pod scraped; the ServiceMonitor, which has no schema there)
 #   deploy/k8s/kustomization.yaml  lists every manifest (prometheus-operator's kinds excepted:
 #                              their CRDs may be absent), and its `images:` entry names the image
 #                              of every fileorg container (no placeholder left)
@@ -190,6 +191,51 @@ bad += [f".env.example: {v} is read neither by fileorg nor by docker-compose.yml
         for v in sorted(documented - wanted - interpolated)]
 bad += [f"docker-compose.yml interpolates ${{{v}}}, missing from .env.example"
         for v in sorted(interpolated - documented)]
+if bad:
+    print("\n".join(bad))
+sys.exit(1 if bad else 0)
+EOF
+}
+
+# ------------------------------------------------------------------ Kubernetes metrics
+# Every process is scraped: each Deployment's pods annotate the container port named `metrics`,
+# a Service exposes that port for each, and servicemonitor.yaml (prometheus-operator's kind,
+# which kubernetes-validate has no schema for) selects those Services by their port name.
+k8s_metrics() {
+    "$PY" - deploy/k8s/*.yaml <<'EOF'
+import sys, yaml
+docs = [d for f in sys.argv[1:] for d in yaml.safe_load_all(open(f)) if d]
+bad = []
+def need(cond, msg):
+    if not cond:
+        bad.append(msg)
+deps = [d for d in docs if d["kind"] == "Deployment"]
+svcs = [d for d in docs if d["kind"] == "Service"]
+monitors = [d for d in docs if d["kind"] == "ServiceMonitor"]
+need(len(monitors) == 1, f"{len(monitors)} ServiceMonitor(s), want 1 (servicemonitor.yaml)")
+for m in monitors:
+    need(m["apiVersion"] == "monitoring.coreos.com/v1", f"ServiceMonitor apiVersion {m['apiVersion']}")
+    spec = m["spec"]
+    need(set(spec) <= {"jobLabel", "selector", "namespaceSelector", "endpoints"}, f"ServiceMonitor spec keys {sorted(spec)}")
+    need(spec.get("namespaceSelector", {}).get("matchNames") == [m["metadata"]["namespace"]], "ServiceMonitor namespaceSelector")
+    selected = [s for s in svcs if spec["selector"]["matchLabels"].items() <= s["metadata"].get("labels", {}).items()]
+    need(spec.get("jobLabel") and all(spec["jobLabel"] in s["metadata"]["labels"] for s in selected),
+         "ServiceMonitor jobLabel on every Service")
+    for e in spec["endpoints"]:
+        need(set(e) <= {"port", "path", "interval", "scrapeTimeout"}, f"ServiceMonitor endpoint keys {sorted(e)}")
+        need(e.get("path") == "/metrics", "ServiceMonitor path")
+        monitored = {s["metadata"]["name"] for s in selected if any(p["name"] == e["port"] for p in s["spec"]["ports"])}
+        for d in deps:
+            labels = d["spec"]["template"]["metadata"]["labels"]
+            covering = {s["metadata"]["name"] for s in svcs if s["spec"]["selector"].items() <= labels.items()}
+            need(covering & monitored, f"{d['metadata']['name']}: no Service with port {e['port']} the ServiceMonitor selects")
+for d in deps:
+    name, template = d["metadata"]["name"], d["spec"]["template"]
+    ports = {p["name"]: p["containerPort"] for c in template["spec"]["containers"] for p in c.get("ports", [])}
+    a = template["metadata"].get("annotations", {})
+    need("metrics" in ports, f"{name}: no container port named metrics")
+    need(a.get("prometheus.io/scrape") == "true" and a.get("prometheus.io/path") == "/metrics"
+         and a.get("prometheus.io/port") == str(ports.get("metrics")), f"{name}: prometheus.io annotations {a}")
 if bad:
     print("\n".join(bad))
 sys.exit(1 if bad else 0)
@@ -399,6 +445,7 @@ run "docker-compose config (Compose v2, profile worker)" compose config -q
 run "compose-spec schema" "$BIN/check-jsonschema" --builtin-schema vendor.compose-spec docker-compose.yml
 run "docker-compose.yml: services, ports, volumes, networks" check_compose_shape
 run ".env.example documents every variable" check_env_example
+run "deploy/k8s metrics: annotations, Services, ServiceMonitor" k8s_metrics
 run "Envoy substitutions (envoy/envoy.yaml <-> Dockerfile)" check_envoy_substitutions
 run "Envoy container variants load (envoy --mode validate)" validate_envoy
 run "$K8S_CONFIGMAP is the rendered variant" check_configmap

@@ -25,6 +25,9 @@ say "domain words spelled once (check-domain-strings)"
 scripts/check-domain-strings.sh
 say "deployment files (Dockerfile, compose, workflows, Kubernetes)"
 scripts/lint-deploy.sh
+say "alert rules and scrape config (promtool check / test rules; deploy/observability)"
+(cd deploy/observability && "${PROMTOOL:-promtool}" check config prometheus.yml \
+    && "${PROMTOOL:-promtool}" test rules alerts.test.yml)
 say "generated SDK code and OpenAPI document up to date"
 sdk/python/generate.sh --check && sdk/typescript/generate.sh --check \
     && .venv/bin/python sdk/openapi/generate.py --check

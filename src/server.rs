@@ -123,9 +123,12 @@ pub async fn run(
     let config = state.config.clone();
     let max = config.max_message_bytes;
     // First, so a taken METRICS_ADDR fails start-up before anything runs.
-    let mut metrics =
-        crate::infra::observability::start(config.metrics_addr, state.shutting_down.clone())
-            .await?;
+    let mut metrics = crate::infra::observability::start(
+        config.metrics_addr,
+        state.shutting_down.clone(),
+        crate::infra::health::sampler(state.clone()),
+    )
+    .await?;
     if let Some(exporter) = &mut metrics {
         let db = state.db.clone();
         exporter.spawn(crate::infra::observability::refresh_gauges(

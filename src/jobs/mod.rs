@@ -165,6 +165,7 @@ async fn run_job(state: &AppState, op: Operation, worker_id: &str) -> anyhow::Re
         abandoned: Default::default(),
         phase: Arc::new(std::sync::Mutex::new((op.state, Phase::Scan))),
         timings: std::sync::Mutex::new(timings::PhaseTimings::resume(&op.phase_seconds)),
+        moves_counted: op.counters().files_moved.into(),
     });
     state.progress.register(op.id, progress.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -176,6 +177,7 @@ async fn run_job(state: &AppState, op: Operation, worker_id: &str) -> anyhow::Re
         OperationKind::Organize | OperationKind::Deduplicate => organize::run(&ctx).await,
     };
     let _ = stop_tx.send(true);
+    ctx.count_moves();
     state.progress.unregister(op.id);
     let _ = heartbeat.await;
     let _ = publisher.await;
