@@ -300,3 +300,46 @@ async fn another_users_rows_for_the_same_inode_keys_never_answer() {
         Some("inbox/p.bin")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_of_files_no_longer_seen_expire_and_hits_keep_theirs() {
+    let app = TestApp::spawn().await;
+    let bob = user(&app, "hash-cache-expiry").await;
+    build(&bob.root);
+    settle().await;
+    plan(&app, &bob, organize("inbox")).await;
+    assert_eq!(cached_rows(&app, &bob).await, 5);
+
+    // b.bin is deleted; every row is made 40 days old (past the default
+    // 30), and two days for a.bin's (not refreshed for a day).
+    std::fs::remove_file(bob.root.join("inbox/b.bin")).unwrap();
+    let a = std::fs::metadata(bob.root.join("inbox/a.bin")).unwrap();
+    let mut conn = app.db().await;
+    diesel::sql_query(
+        "UPDATE hash_cache SET seen_at = now() - CASE WHEN ino = $2 THEN interval '2 days'
+                                                      ELSE interval '40 days' END
+         WHERE user_id = $1",
+    )
+    .bind::<SqlUuid, _>(user_id(&bob))
+    .bind::<BigInt, _>(a.ino() as i64)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+
+    let next = plan(&app, &bob, organize("inbox")).await;
+    // a.bin and copy/a.bin still share size and head: answered by the
+    // cache; the small files too.
+    assert_eq!(bytes_hashed(&app, &next).await, 0);
+    // b.bin's row expired; every hit old enough was touched, so the four
+    // files still seen keep theirs.
+    assert_eq!(cached_rows(&app, &bob).await, 4);
+    let Count { n: fresh } = diesel::sql_query(
+        "SELECT count(*) AS n FROM hash_cache
+         WHERE user_id = $1 AND seen_at > now() - interval '1 hour'",
+    )
+    .bind::<SqlUuid, _>(user_id(&bob))
+    .get_result(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(fresh, 4);
+}
