@@ -16,6 +16,7 @@ pub(crate) mod enums;
 pub mod file_names;
 pub mod file_records;
 pub mod file_search;
+pub mod hash_cache;
 pub(crate) mod memos;
 pub mod models;
 pub mod operations;

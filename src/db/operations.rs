@@ -466,6 +466,20 @@ pub async fn set_phase_seconds(
         .await
 }
 
+/// Records the bytes of file content the hash phase read (a plan redone
+/// after a crash overwrites it). Like the timings, not a change of state.
+pub async fn set_bytes_hashed(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    holder: &str,
+    bytes: i64,
+) -> QueryResult<usize> {
+    diesel::update(held(id, holder))
+        .set(operations::bytes_hashed.eq(bytes))
+        .execute(conn)
+        .await
+}
+
 /// Persists a working operation's counters. Those of an operation at rest
 /// are final and left alone, `updated_at` with them: a heartbeat that fires
 /// just after the job's last state change must not move the version its

@@ -53,6 +53,8 @@ pub const OPERATIONS_TOTAL: &str = "operations_total";
 pub const ACTIVE_OPERATIONS: &str = "active_operations";
 pub const FILES_ORGANIZED_TOTAL: &str = "files_organized_total";
 pub const DUPLICATES_FOUND_TOTAL: &str = "duplicates_found_total";
+pub const HASH_BYTES_READ_TOTAL: &str = "hash_bytes_read_total";
+pub const HASH_CACHE_HITS_TOTAL: &str = "hash_cache_hits_total";
 pub const STORAGE_BYTES_TOTAL: &str = "storage_bytes_total";
 pub const ACTIVE_USERS: &str = "active_users";
 // The gRPC server families as go-grpc-middleware's Prometheus provider names
@@ -199,6 +201,15 @@ fn describe() {
     describe_counter!(
         DUPLICATES_FOUND_TOTAL,
         "duplicate files found while planning"
+    );
+    describe_counter!(
+        HASH_BYTES_READ_TOTAL,
+        Unit::Bytes,
+        "file content read by hash phases (what the hash cache did not answer)"
+    );
+    describe_counter!(
+        HASH_CACHE_HITS_TOTAL,
+        "files whose hashes a hash phase took from the hash cache"
     );
     describe_gauge!(
         STORAGE_BYTES_TOTAL,
@@ -541,6 +552,12 @@ pub fn file_organized(category: &str, status: RecordStatus) {
 
 pub fn duplicates_found(count: u64) {
     counter!(DUPLICATES_FOUND_TOTAL).increment(count);
+}
+
+/// One hash phase: bytes of content it read, files the hash cache answered.
+pub fn hashed(bytes_read: u64, cache_hits: u64) {
+    counter!(HASH_BYTES_READ_TOTAL).increment(bytes_read);
+    counter!(HASH_CACHE_HITS_TOTAL).increment(cache_hits);
 }
 
 /// diesel instrumentation for every pooled connection: counts finished

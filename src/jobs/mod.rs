@@ -25,6 +25,7 @@
 pub(crate) mod automations;
 pub mod clock;
 mod context;
+mod hashing;
 pub(crate) mod hub;
 pub(crate) mod organize;
 pub(crate) mod search_names;

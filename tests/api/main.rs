@@ -15,6 +15,7 @@ mod exports;
 mod files;
 mod full_disk;
 mod grpc_web;
+mod hash_cache;
 mod hostile;
 mod isolation;
 mod kills;
