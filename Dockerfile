@@ -4,6 +4,8 @@
 #   docker build -t fileorganizer .                        # `app` (default): fileorg serve / worker
 #   docker build --target envoy -t fileorganizer-envoy .   # the REST / grpc-web front door
 #
+# The app image carries the browser console (console/dist, built in the `console` stage) and
+# serves it when CONSOLE_ADDR is set (docker-compose.yml and deploy/k8s do).
 # Both images come out of one build: the Envoy image carries the descriptor written by the very
 # `fileorg` binary of the app image (`fileorg descriptor`) and a container variant of
 # envoy/envoy.yaml rendered from that file by substitution, so the two can never drift.
@@ -12,6 +14,7 @@
 
 ARG RUST_VERSION=1.95
 ARG CARGO_CHEF_VERSION=0.1.77
+ARG NODE_VERSION=22
 
 # ---------------------------------------------------------------- Rust toolchain + cargo-chef
 FROM rust:${RUST_VERSION}-slim-trixie AS chef
@@ -38,10 +41,30 @@ COPY Cargo.toml Cargo.lock build.rs ./
 COPY proto ./proto
 COPY migrations ./migrations
 COPY src ./src
-RUN cargo build --release --locked --bin fileorg \
+# The commit for fileorg_build_info (the context has no .git): `docker build --build-arg
+# GIT_SHA=$(git rev-parse HEAD) .`; without it the metric says "unknown".
+ARG GIT_SHA=unknown
+RUN FILEORG_GIT_SHA="${GIT_SHA}" cargo build --release --locked --bin fileorg \
     && install -D -m 0755 target/release/fileorg /out/bin/fileorg \
     && install -d -m 0750 /out/data/storage \
     && /out/bin/fileorg --version
+
+# ---------------------------------------------------------------- browser console (static files)
+# The console (console/, vite) and the TypeScript SDK it is built on, exactly as `npm run build`
+# builds them locally; only console/dist reaches the app image. The REST docs page's files
+# (console/dist/api-docs, with a copy of sdk/openapi/openapi.json) come with it.
+FROM node:${NODE_VERSION}-trixie-slim AS console
+WORKDIR /src
+COPY package.json package-lock.json ./
+COPY sdk/typescript/package.json sdk/typescript/package.json
+COPY console/package.json console/package.json
+RUN npm ci --no-audit --no-fund --loglevel=error
+COPY sdk/typescript ./sdk/typescript
+COPY sdk/openapi/openapi.json ./sdk/openapi/openapi.json
+COPY console ./console
+RUN npm run build --silent \
+    && test -f console/dist/index.html \
+    && test -f console/dist/api-docs/openapi.json
 
 # ---------------------------------------------------------------- Envoy config + descriptor
 FROM builder AS envoy-config
@@ -101,15 +124,23 @@ LABEL org.opencontainers.image.title="fileorganizer" \
       org.opencontainers.image.licenses="MIT"
 COPY --from=builder /out/bin/fileorg /usr/local/bin/fileorg
 COPY --from=builder --chown=65532:65532 /out/data /var/lib/fileorg
+# The browser console's files, read-only, owned by root.
+COPY --from=console /src/console/dist /usr/share/fileorg/console
+# CONSOLE_DIR points at the console; `fileorg serve` serves it once CONSOLE_ADDR (e.g.
+# 0.0.0.0:8081) is set together with CONSOLE_API_URL (the grpc-web origin browsers reach, which
+# only the deployment knows) and CORS_ORIGINS (the console's own origin). docker-compose.yml and
+# deploy/k8s set all three; without CONSOLE_ADDR the server serves no console.
 ENV ENVIRONMENT=production \
     GRPC_ADDR=0.0.0.0:50051 \
     DATA_DIR=/var/lib/fileorg \
     STORAGE_ROOT=/var/lib/fileorg/storage \
+    CONSOLE_DIR=/usr/share/fileorg/console \
     RUST_LOG=info
 USER 65532:65532
 WORKDIR /var/lib/fileorg
 VOLUME ["/var/lib/fileorg/storage"]
-EXPOSE 50051
+# 50051: gRPC, grpc-web, health; 8081: the browser console (when CONSOLE_ADDR is set).
+EXPOSE 50051 8081
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
     CMD ["/usr/local/bin/fileorg", "healthcheck", "--addr", "127.0.0.1:50051", "--timeout", "3"]
 ENTRYPOINT ["/usr/local/bin/fileorg"]

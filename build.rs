@@ -7,6 +7,11 @@
 //!   `fileorg descriptor` for Envoy's transcoder. It must come from
 //!   `encode_file_descriptor_set()`: a round trip through prost_types drops the
 //!   `google.api.http` options and Envoy would then transcode nothing.
+//!
+//! It also sets FILEORG_GIT_SHA for `fileorg_build_info`: the variable of
+//! that name when the build has it (the Dockerfile's build argument: its
+//! context has no .git), else `git rev-parse HEAD` of the source tree, else
+//! `unknown` (a tarball, no git installed). The build reruns when HEAD moves.
 
 use std::{env, fs, path::PathBuf};
 
@@ -37,6 +42,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .generate_default_stubs(true)
         .compile_fds(compiler.file_descriptor_set())?;
 
+    println!("cargo:rustc-env=FILEORG_GIT_SHA={}", git_sha());
+
     println!("cargo:rerun-if-changed=proto");
     for file in compiler.files() {
         if let Some(path) = file.path() {
@@ -44,4 +51,43 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     Ok(())
+}
+
+/// The commit being built (see the module docs).
+fn git_sha() -> String {
+    println!("cargo:rerun-if-env-changed=FILEORG_GIT_SHA");
+    if let Ok(sha) = env::var("FILEORG_GIT_SHA")
+        && !sha.trim().is_empty()
+    {
+        return sha.trim().to_string();
+    }
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|out| out.status.success())
+            .and_then(|out| String::from_utf8(out.stdout).ok())
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
+    let Some(sha) = git(&["rev-parse", "HEAD"]) else {
+        return "unknown".into();
+    };
+    // Rebuild when HEAD or the branch it names moves (only files that
+    // exist: a missing one would rerun the script on every build).
+    let branch = git(&["symbolic-ref", "-q", "HEAD"]);
+    let loose = branch
+        .as_deref()
+        .and_then(|r| git(&["rev-parse", "--git-path", r]))
+        .filter(|path| std::path::Path::new(path).exists());
+    let packed = || git(&["rev-parse", "--git-path", "packed-refs"]);
+    let head = git(&["rev-parse", "--git-path", "HEAD"]);
+    let files = [head, loose.clone(), loose.is_none().then(packed).flatten()];
+    for file in files.into_iter().flatten() {
+        if std::path::Path::new(&file).exists() {
+            println!("cargo:rerun-if-changed={file}");
+        }
+    }
+    sha
 }

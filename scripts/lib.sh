@@ -5,7 +5,11 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # cargo's target directory lives outside the clone so every fresh clone (CI
 # clones anew each run) reuses the same build cache.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/fileorganizer/target}"
-export FILEORG_BIN="$CARGO_TARGET_DIR/debug/fileorg"
+# The `fileorg` binary the scripts run: the caller's when FILEORG_BIN is set, else the debug
+# build scripts/test.sh makes (scripts/run-stack.sh picks the release build unless told).
+# shellcheck disable=SC2034  # read by run-stack.sh
+FILEORG_BIN_FROM_CALLER="${FILEORG_BIN:+1}"
+export FILEORG_BIN="${FILEORG_BIN:-$CARGO_TARGET_DIR/debug/fileorg}"
 
 say() { printf '\n==> %s\n' "$*"; }
 

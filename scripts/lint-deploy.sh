@@ -14,8 +14,13 @@
 #                              built from proto/; deploy/k8s/envoy-configmap.yaml must be exactly
 #                              the Kubernetes variant
 #   deploy/k8s/*.yaml ........ kubernetes-validate --strict (the Kubernetes JSON schemas shipped in
-#                              its PyPI package) for Kubernetes 1.30 and 1.37, plus the policy
-#                              checks in k8s_policy below
+#                              its PyPI package) for Kubernetes 1.30 and 1.37, of each file and of
+#                              what `kubectl kustomize deploy/k8s` renders, plus the policy checks
+#                              in k8s_policy below on the rendered objects, and k8s_metrics (every
+#                              pod scraped; the ServiceMonitor, which has no schema there)
+#   deploy/k8s/kustomization.yaml  lists every manifest (prometheus-operator's kinds excepted:
+#                              their CRDs may be absent), and its `images:` entry names the image
+#                              of every fileorg container (no placeholder left)
 #   scripts/lint-deploy.sh ... shellcheck
 #
 # Usage: scripts/lint-deploy.sh [--update]
@@ -56,6 +61,9 @@ trap 'rm -rf "$tmp"' EXIT
 for tool in hadolint actionlint shellcheck docker-compose check-jsonschema kubernetes-validate python; do
     [[ -x "$BIN/$tool" ]] || { echo "lint-deploy: $BIN/$tool missing (requirements-dev.txt)" >&2; exit 1; }
 done
+# kubectl (for `kubectl kustomize`, no cluster needed): GitHub's runners have it; Debian's
+# package is kubernetes-client.
+command -v kubectl >/dev/null || { echo "lint-deploy: kubectl missing (kubectl kustomize renders deploy/k8s)" >&2; exit 1; }
 ENVOY_BIN="${ENVOY_BIN:-$("$ROOT/scripts/envoy.sh" --path)}"
 PY="$BIN/python"
 
@@ -190,6 +198,51 @@ sys.exit(1 if bad else 0)
 EOF
 }
 
+# ------------------------------------------------------------------ Kubernetes metrics
+# Every process is scraped: each Deployment's pods annotate the container port named `metrics`,
+# a Service exposes that port for each, and servicemonitor.yaml (prometheus-operator's kind,
+# which kubernetes-validate has no schema for) selects those Services by their port name.
+k8s_metrics() {
+    "$PY" - deploy/k8s/*.yaml <<'EOF'
+import sys, yaml
+docs = [d for f in sys.argv[1:] for d in yaml.safe_load_all(open(f)) if d]
+bad = []
+def need(cond, msg):
+    if not cond:
+        bad.append(msg)
+deps = [d for d in docs if d["kind"] == "Deployment"]
+svcs = [d for d in docs if d["kind"] == "Service"]
+monitors = [d for d in docs if d["kind"] == "ServiceMonitor"]
+need(len(monitors) == 1, f"{len(monitors)} ServiceMonitor(s), want 1 (servicemonitor.yaml)")
+for m in monitors:
+    need(m["apiVersion"] == "monitoring.coreos.com/v1", f"ServiceMonitor apiVersion {m['apiVersion']}")
+    spec = m["spec"]
+    need(set(spec) <= {"jobLabel", "selector", "namespaceSelector", "endpoints"}, f"ServiceMonitor spec keys {sorted(spec)}")
+    need(spec.get("namespaceSelector", {}).get("matchNames") == [m["metadata"]["namespace"]], "ServiceMonitor namespaceSelector")
+    selected = [s for s in svcs if spec["selector"]["matchLabels"].items() <= s["metadata"].get("labels", {}).items()]
+    need(spec.get("jobLabel") and all(spec["jobLabel"] in s["metadata"]["labels"] for s in selected),
+         "ServiceMonitor jobLabel on every Service")
+    for e in spec["endpoints"]:
+        need(set(e) <= {"port", "path", "interval", "scrapeTimeout"}, f"ServiceMonitor endpoint keys {sorted(e)}")
+        need(e.get("path") == "/metrics", "ServiceMonitor path")
+        monitored = {s["metadata"]["name"] for s in selected if any(p["name"] == e["port"] for p in s["spec"]["ports"])}
+        for d in deps:
+            labels = d["spec"]["template"]["metadata"]["labels"]
+            covering = {s["metadata"]["name"] for s in svcs if s["spec"]["selector"].items() <= labels.items()}
+            need(covering & monitored, f"{d['metadata']['name']}: no Service with port {e['port']} the ServiceMonitor selects")
+for d in deps:
+    name, template = d["metadata"]["name"], d["spec"]["template"]
+    ports = {p["name"]: p["containerPort"] for c in template["spec"]["containers"] for p in c.get("ports", [])}
+    a = template["metadata"].get("annotations", {})
+    need("metrics" in ports, f"{name}: no container port named metrics")
+    need(a.get("prometheus.io/scrape") == "true" and a.get("prometheus.io/path") == "/metrics"
+         and a.get("prometheus.io/port") == str(ports.get("metrics")), f"{name}: prometheus.io annotations {a}")
+if bad:
+    print("\n".join(bad))
+sys.exit(1 if bad else 0)
+EOF
+}
+
 # ------------------------------------------------------------------ compose shape
 compose() {
     "$BIN/docker-compose" -f docker-compose.yml --project-directory "$ROOT" \
@@ -207,7 +260,16 @@ def need(cond, msg):
         bad.append(msg)
 need(set(s) == {"postgres", "redis", "app", "worker", "envoy"}, f"services: {sorted(s)}")
 published = {n: sorted(p["target"] for p in v.get("ports", [])) for n, v in s.items() if v.get("ports")}
-need(published == {"app": [50051], "envoy": [8080]}, f"published ports: {published}")
+need(published == {"app": [8081, 50051], "envoy": [8080]}, f"published ports: {published}")
+# The console: served by app on 8081 (published), calling the API through Envoy's published
+# port, from an origin CORS admits.
+env = s["app"]["environment"]
+host_port = lambda n, t: next(str(p["published"]) for p in s[n]["ports"] if p["target"] == t)
+need(env.get("CONSOLE_ADDR") == "0.0.0.0:8081", f"app CONSOLE_ADDR: {env.get('CONSOLE_ADDR')}")
+need(env.get("CONSOLE_API_URL") == f"http://localhost:{host_port('envoy', 8080)}",
+     f"app CONSOLE_API_URL is Envoy's published port: {env.get('CONSOLE_API_URL')}")
+need(f"http://localhost:{host_port('app', 8081)}" in env.get("CORS_ORIGINS", "").split(","),
+     f"app CORS_ORIGINS admits the console's origin: {env.get('CORS_ORIGINS')}")
 need(s["postgres"]["image"].startswith("postgres:15-alpine"), "postgres image")
 need(s["redis"]["image"].startswith("redis:7-alpine"), "redis image")
 need("pg_isready" in " ".join(s["postgres"]["healthcheck"]["test"]), "postgres healthcheck")
@@ -265,8 +327,61 @@ EOF
 }
 
 # ------------------------------------------------------------------ Kubernetes policy
+# k8s_manifests: deploy/k8s/*.yaml, the kustomization excepted.
+k8s_manifests() {
+    local f
+    for f in deploy/k8s/*.yaml; do
+        [[ "$f" == deploy/k8s/kustomization.yaml ]] || echo "$f"
+    done
+}
+
+kustomize_render() {
+    kubectl kustomize deploy/k8s >"$tmp/k8s-rendered.yaml"
+}
+
+check_kustomization() {
+    local manifests
+    mapfile -t manifests < <(k8s_manifests)
+    "$PY" - "$tmp/k8s-rendered.yaml" "${manifests[@]}" <<'EOF'
+import os, sys, yaml
+rendered, files = sys.argv[1], sys.argv[2:]
+k = yaml.safe_load(open("deploy/k8s/kustomization.yaml"))
+bad = []
+listed = set(k.get("resources", []))
+# prometheus-operator's objects (ServiceMonitor, PrometheusRule, ...) need its CRDs, which a
+# cluster may not have: they may stay out of the default set and be applied on their own.
+optional = lambda f: all(d.get("apiVersion", "").startswith("monitoring.coreos.com/")
+                         for d in yaml.safe_load_all(open(f)) if d)
+for f in files:
+    name = os.path.basename(f)
+    if name not in listed and not optional(f):
+        bad.append(f"kustomization.yaml: resources does not list {name}")
+images = {i["name"]: i for i in k.get("images", [])}
+app = images.get("fileorganizer")
+if not app or not app.get("newName") or not (app.get("newTag") or app.get("digest")):
+    bad.append("kustomization.yaml: no images entry for `fileorganizer` with newName and newTag/digest")
+    app = None
+want = None
+if app:
+    want = app["newName"] + ("@" + app["digest"] if app.get("digest") else ":" + str(app["newTag"]))
+for d in (d for d in yaml.safe_load_all(open(rendered)) if d):
+    if d["kind"] != "Deployment":
+        continue
+    pod = d["spec"]["template"]["spec"]
+    for c in pod.get("initContainers", []) + pod["containers"]:
+        if c["name"] != "envoy" and c["image"] != want:
+            bad.append(f"{d['metadata']['name']}/{c['name']}: image {c['image']}, want {want}")
+for f in files + ["deploy/k8s/kustomization.yaml"]:
+    if "OWNER" in open(f).read():
+        bad.append(f"{f}: an OWNER placeholder")
+if bad:
+    print("\n".join(bad))
+sys.exit(1 if bad else 0)
+EOF
+}
+
 k8s_policy() {
-    "$PY" - deploy/k8s/*.yaml <<'EOF'
+    "$PY" - "$tmp/k8s-rendered.yaml" <<'EOF'
 import sys, yaml
 docs = [d for f in sys.argv[1:] for d in yaml.safe_load_all(open(f)) if d]
 by = lambda kind: {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
@@ -331,13 +446,18 @@ run "docker-compose config (Compose v2, profile worker)" compose config -q
 run "compose-spec schema" "$BIN/check-jsonschema" --builtin-schema vendor.compose-spec docker-compose.yml
 run "docker-compose.yml: services, ports, volumes, networks" check_compose_shape
 run ".env.example documents every variable" check_env_example
+run "deploy/k8s metrics: annotations, Services, ServiceMonitor" k8s_metrics
 run "Envoy substitutions (envoy/envoy.yaml <-> Dockerfile)" check_envoy_substitutions
 run "Envoy container variants load (envoy --mode validate)" validate_envoy
 run "$K8S_CONFIGMAP is the rendered variant" check_configmap
+run "kubectl kustomize deploy/k8s" kustomize_render
+mapfile -t k8s_files < <(k8s_manifests)
 for k in 1.30.0 1.37.0; do
-    run "kubernetes-validate --strict (Kubernetes $k)" "$BIN/kubernetes-validate" --strict --quiet -k "$k" deploy/k8s/*.yaml
+    run "kubernetes-validate --strict (Kubernetes $k)" "$BIN/kubernetes-validate" --strict --quiet -k "$k" \
+        "${k8s_files[@]}" "$tmp/k8s-rendered.yaml"
 done
-run "deploy/k8s policy (probes, resources, secrets, storage, PDBs)" k8s_policy
+run "deploy/k8s/kustomization.yaml (every manifest, the images entry)" check_kustomization
+run "deploy/k8s policy on the rendered objects (probes, resources, secrets, storage, PDBs)" k8s_policy
 
 if ((failures)); then
     echo "lint-deploy: $failures check(s) failed" >&2

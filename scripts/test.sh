@@ -2,7 +2,8 @@
 # Runs every check CI runs: formatting, lints (clippy, buf, shellcheck, domain
 # words spelled once), and all tests (unit tests and the integration binary,
 # which starts real servers against the local Postgres and Redis, the Python
-# clients and a real Envoy).
+# clients and a real Envoy), then the deployment's contents run the way its
+# containers would (scripts/exercise-deploy.sh; needs root or passwordless sudo).
 set -euo pipefail
 exec </dev/null
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -24,6 +25,9 @@ say "domain words spelled once (check-domain-strings)"
 scripts/check-domain-strings.sh
 say "deployment files (Dockerfile, compose, workflows, Kubernetes)"
 scripts/lint-deploy.sh
+say "alert rules and scrape config (promtool check / test rules; deploy/observability)"
+(cd deploy/observability && "${PROMTOOL:-promtool}" check config prometheus.yml \
+    && "${PROMTOOL:-promtool}" test rules alerts.test.yml)
 say "generated SDK code and OpenAPI document up to date"
 sdk/python/generate.sh --check && sdk/typescript/generate.sh --check \
     && .venv/bin/python sdk/openapi/generate.py --check
@@ -35,3 +39,5 @@ say "cargo test"
 export INSTA_UPDATE=no
 unset INSTA_FORCE_PASS
 cargo test --all-targets -- --test-threads "${TEST_THREADS:-4}"
+say "the deployment as its containers run it (scripts/exercise-deploy.sh, docs/deploy.md)"
+scripts/exercise-deploy.sh

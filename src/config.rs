@@ -135,6 +135,10 @@ pub struct Config {
     pub workers: usize,
     /// `HASH_THREADS` (default 2): threads one job uses to hash files.
     pub hash_threads: usize,
+    /// `HASH_CACHE_DAYS` (default 30): how long a user's hash cache keeps a
+    /// file no run has seen since (`db::hash_cache`); 0 turns the cache off
+    /// (every run reads every candidate again).
+    pub hash_cache_days: u32,
     /// `JOB_HEARTBEAT_MS` (default 1000): how often a worker renews its claim.
     pub job_heartbeat: Duration,
     /// `JOB_STALE_AFTER_MS` (default 15000): a job whose heartbeat is older
@@ -469,6 +473,7 @@ impl Config {
             },
             workers: parse(&get, "WORKERS", 2usize, 0..=64)?,
             hash_threads: parse(&get, "HASH_THREADS", 2usize, 1..=64)?,
+            hash_cache_days: parse(&get, "HASH_CACHE_DAYS", 30u32, 0..=3650)?,
             job_heartbeat: Duration::from_millis(parse(
                 &get,
                 "JOB_HEARTBEAT_MS",

@@ -148,6 +148,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let metrics = fileorganizer::infra::observability::start(
                 state.config.metrics_addr,
                 state.shutting_down.clone(),
+                fileorganizer::infra::metrics_sampler(state.clone()),
             )
             .await?;
             let workers = fileorganizer::jobs::spawn_workers(&state, count);

@@ -135,6 +135,20 @@ diesel::table! {
 }
 
 diesel::table! {
+    hash_cache (user_id, dev, ino) {
+        user_id -> Uuid,
+        dev -> Int8,
+        ino -> Int8,
+        size -> Int8,
+        mtime_ns -> Int8,
+        ctime_ns -> Int8,
+        head_hash -> Nullable<Bytea>,
+        full_hash -> Nullable<Bytea>,
+        seen_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     operation_memos (operation_id, kind) {
         operation_id -> Uuid,
         kind -> Text,
@@ -179,6 +193,7 @@ diesel::table! {
         rule_set_version -> Nullable<Int8>,
         trigger_kind -> Text,
         automation_id -> Nullable<Uuid>,
+        bytes_hashed -> Int8,
         trace_parent -> Nullable<Text>,
     }
 }
@@ -265,6 +280,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    watch_tokens (token_hash) {
+        token_hash -> Bytea,
+        user_id -> Uuid,
+        operation_id -> Uuid,
+        expires_at -> Timestamptz,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(api_keys -> users (user_id));
 diesel::joinable!(audit_log -> users (user_id));
 diesel::joinable!(automations -> operations (last_operation_id));
@@ -273,6 +298,7 @@ diesel::joinable!(categories -> users (user_id));
 diesel::joinable!(file_names -> operations (operation_id));
 diesel::joinable!(file_names_pending -> operations (operation_id));
 diesel::joinable!(file_records -> operations (operation_id));
+diesel::joinable!(hash_cache -> users (user_id));
 diesel::joinable!(operation_memos -> operations (operation_id));
 diesel::joinable!(operations -> users (user_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
@@ -281,6 +307,8 @@ diesel::joinable!(rules -> users (user_id));
 diesel::joinable!(trash_items -> operations (operation_id));
 diesel::joinable!(trash_items -> users (user_id));
 diesel::joinable!(upload_sessions -> users (user_id));
+diesel::joinable!(watch_tokens -> operations (operation_id));
+diesel::joinable!(watch_tokens -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
@@ -292,6 +320,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     file_names,
     file_names_pending,
     file_records,
+    hash_cache,
     operation_memos,
     operations,
     refresh_tokens,
@@ -300,4 +329,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     trash_items,
     upload_sessions,
     users,
+    watch_tokens,
 );

@@ -102,6 +102,14 @@ pub fn cors(origins: &[String]) -> CorsLayer {
 /// and its connection (with any stream on it) is closed.
 const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Streams a peer may reset before the server accepted them, per connection, before the
+/// server ends the connection (GOAWAY ENHANCE_YOUR_CALM, h2's rapid-reset guard; its default
+/// is 20). Envoy's transcoder opens the upstream stream on a REST request's headers and resets
+/// it when the JSON body does not parse, so a burst of malformed REST requests from one client
+/// (the fuzz of tests/rest/fuzz_api.py found it) reached 20 on the one connection all REST
+/// users share, and every other call in flight on it failed with 503. Still bounded, so a
+/// direct gRPC client cannot pile up reset streams without limit.
+const HTTP2_MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 1024;
 /// TCP keepalive for what HTTP/2 pings cannot reach (HTTP/1.1 grpc-web, a
 /// connection that never finished its preface): probes after 60 s of
 /// silence, every 15 s, 4 unanswered ones drop it (about 2 minutes).
@@ -118,9 +126,12 @@ pub async fn run(
     let config = state.config.clone();
     let max = config.max_message_bytes;
     // First, so a taken METRICS_ADDR fails start-up before anything runs.
-    let mut metrics =
-        crate::infra::observability::start(config.metrics_addr, state.shutting_down.clone())
-            .await?;
+    let mut metrics = crate::infra::observability::start(
+        config.metrics_addr,
+        state.shutting_down.clone(),
+        crate::infra::health::sampler(state.clone()),
+    )
+    .await?;
     if let Some(exporter) = &mut metrics {
         let db = state.db.clone();
         exporter.spawn(crate::infra::observability::refresh_gauges(
@@ -164,6 +175,7 @@ pub async fn run(
         .accept_http1(true)
         .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
+        .http2_max_pending_accept_reset_streams(Some(HTTP2_MAX_PENDING_ACCEPT_RESET_STREAMS))
         // Overload protection: bounded handlers, bounded concurrency, and
         // shedding (UNAVAILABLE at once) rather than unbounded queues.
         .timeout(config.request_timeout)

@@ -6,18 +6,26 @@ import {
   FileConflictPolicy,
   FileKind,
   importArchiveBytes,
-  OperationState,
   paced,
   type WaitNotice,
   files as filesPb,
   type FileOrganizerClient,
-  type operations,
+  type auth,
 } from "@fileorganizer/sdk";
+import { hideSecret, initApiKeys, showApiKeys } from "./apikeys";
 import { initAutomations, showAutomations } from "./automations";
-import { drawCategoryChart } from "./chart";
+import { initCategories, showCategories } from "./categories";
 import { downloadFolderZip } from "./download";
+import { initOperations, showOperations } from "./operations";
+import { initOrganize, openOperation } from "./organize";
+import { initProfile, showProfile } from "./profile";
+import { initReport } from "./report";
 import { initRules, showRules } from "./rules";
-import { $ } from "./ui";
+import { initSearch, showSearch } from "./search";
+import { forgetSession, keepSession, keptRefreshToken } from "./session";
+import { fileActions, initTrash, showTrash } from "./trash";
+import { $, fillRows, humanSize, type Ui } from "./ui";
+import { initUsage, showUsage } from "./usage";
 import { tarBlob } from "./tar";
 import "./style.css";
 
@@ -25,7 +33,6 @@ const input = (id: string) => $<HTMLInputElement>(id);
 const button = (id: string) => $<HTMLButtonElement>(id);
 
 let client: FileOrganizerClient | undefined;
-let current: operations.Operation | undefined;
 
 /** The API's grpc-web origin, set once by loadConfig(). */
 let apiUrl = "";
@@ -68,6 +75,8 @@ function action(fn: () => Promise<void>): () => Promise<void> {
     try {
       await fn();
     } catch (err) {
+      // The status line said how the last action went: under an error it would contradict it.
+      status("");
       showError(err);
     }
   };
@@ -79,25 +88,57 @@ function api(): FileOrganizerClient {
 }
 
 // ---------------------------------------------------------------- sign in
+/**
+ * A client whose session is kept for a reload (src/session.ts: the refresh token in this tab's
+ * sessionStorage, replaced at every rotation; the access token only in the client's memory).
+ */
+function newClient(): FileOrganizerClient {
+  if (!apiUrl) throw new Error("the console has no API origin yet");
+  return connect({ baseUrl: apiUrl, transport: "grpc-web", onSession: keepSession });
+}
+
 async function signIn(register: boolean): Promise<void> {
   const form = $<HTMLFormElement>("login-form");
   if (!form.reportValidity()) return;
-  if (!apiUrl) throw new Error("the console has no API origin yet");
-  const next = connect({ baseUrl: apiUrl, transport: "grpc-web" });
+  const next = newClient();
   const user = register
     ? await next.register(input("email").value, input("password").value)
     : await next.login(input("email").value, input("password").value);
+  input("password").value = "";
+  await enter(next, user);
+  status(register ? "Registered and signed in." : "Signed in.");
+}
+
+async function enter(next: FileOrganizerClient, user: auth.User): Promise<void> {
   client = next;
-  $("who").textContent = user.email;
+  $("who").textContent = user.displayName ? `${user.displayName} <${user.email}>` : user.email;
   $("login-panel").hidden = true;
   $("app").hidden = false;
   button("logout").hidden = false;
   await browse(input("path").value);
-  status(register ? "Registered and signed in." : "Signed in.");
+}
+
+/** After a reload: the session kept in this tab, if any, rotated for a fresh pair. */
+async function resume(): Promise<void> {
+  const kept = keptRefreshToken();
+  if (!kept) return;
+  const next = newClient();
+  let user: auth.User;
+  try {
+    user = await next.resume(kept);
+  } catch (err) {
+    forgetSession();
+    status("Your session has ended; sign in again.");
+    throw err;
+  }
+  await enter(next, user);
+  status("Signed in (session resumed).");
 }
 
 async function signOut(): Promise<void> {
   await api().logout().catch(() => undefined);
+  // Even when the server could not be told: this tab forgets the session.
+  forgetSession();
   client = undefined;
   $("app").hidden = true;
   $("login-panel").hidden = false;
@@ -107,13 +148,6 @@ async function signOut(): Promise<void> {
 }
 
 // ---------------------------------------------------------------- storage
-function humanSize(bytes: bigint): string {
-  const n = Number(bytes);
-  if (n < 1024) return `${n} B`;
-  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
-  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
-}
-
 async function browse(path: string): Promise<void> {
   const entries: filesPb.FileEntry[] = [];
   let pageToken = "";
@@ -123,21 +157,24 @@ async function browse(path: string): Promise<void> {
     pageToken = page.nextPageToken;
   } while (pageToken);
   input("path").value = path;
-  const body = $("listing").querySelector("tbody")!;
-  body.replaceChildren(
-    ...entries.map((entry) => {
+  const body = $<HTMLTableElement>("listing").tBodies[0];
+  fillRows(
+    body,
+    entries.map((entry) => {
       const row = document.createElement("tr");
       const dir = entry.kind === FileKind.DIRECTORY;
       row.className = dir ? "dir" : "file";
       row.dataset.path = entry.path;
-      for (const text of [entry.name, dir ? "folder" : entry.category || "file", dir ? "" : humanSize(entry.sizeBytes)]) {
+      for (const text of [entry.name, dir ? "(folder)" : entry.category || "–", dir ? "" : humanSize(entry.sizeBytes)]) {
         const cell = document.createElement("td");
         cell.textContent = text;
         row.append(cell);
       }
+      row.append(fileActions(entry));
       if (dir) row.firstElementChild!.addEventListener("click", action(() => browse(entry.path)));
       return row;
     }),
+    "This folder is empty.",
   );
   status(`${path || "(root)"}: ${entries.length} entries`);
 }
@@ -290,140 +327,73 @@ async function upload(): Promise<void> {
   status(`Uploaded ${chosen.length} file(s) into ${dir || "(root)"}.`);
 }
 
-// ---------------------------------------------------------------- organize
-function setProgress(percent: number): void {
-  const clamped = Math.max(0, Math.min(100, percent));
-  const bar = $("progress");
-  bar.setAttribute("aria-valuenow", String(Math.round(clamped)));
-  (bar.querySelector(".fill") as HTMLElement).style.width = `${clamped}%`;
-  $("progress-text").textContent = `${Math.round(clamped)} %`;
-}
-
-function showOperation(name: string, state: OperationState): void {
-  $("op-name").textContent = name;
-  $("op-state").textContent = OperationState[state];
-  $("op-state").dataset.state = OperationState[state];
-}
-
-/** Follows WatchOperation until the operation stops, feeding the progress bar. */
-async function follow(op: { name: string }): Promise<operations.WatchOperationResponse> {
-  const last = await (async () => {
-    let snapshot: operations.WatchOperationResponse | undefined;
-    for await (snapshot of api().watch(op)) {
-      showOperation(op.name, snapshot.state);
-      setProgress(snapshot.progressPercent);
-    }
-    return snapshot;
-  })();
-  if (!last) throw new Error("the progress stream ended without a snapshot");
-  return last;
-}
-
-async function showPlan(name: string): Promise<void> {
-  const records = await api().files.listFileRecords({ parent: name, pageSize: 1000 });
-  const body = $("plan").querySelector("tbody")!;
-  body.replaceChildren(
-    ...records.fileRecords.map((r) => {
-      const row = document.createElement("tr");
-      row.className = "record";
-      row.dataset.status = filesPb.FileRecordStatus[r.status];
-      for (const text of [r.originalPath, r.newPath, r.category, filesPb.FileRecordStatus[r.status]]) {
-        const cell = document.createElement("td");
-        cell.textContent = text;
-        row.append(cell);
-      }
-      return row;
-    }),
-  );
-}
-
-async function preview(): Promise<void> {
-  button("apply").disabled = button("undo").disabled = true;
-  $("report").hidden = true;
-  setProgress(0);
-  current = await api().organize(input("source").value, {
-    destinationPath: input("destination").value,
-    dryRun: true,
-  });
-  showOperation(current.name, current.state);
-  const last = await follow(current);
-  if (last.state !== OperationState.PLANNED) throw new Error(`the dry run ended ${OperationState[last.state]}`);
-  await showPlan(current.name);
-  button("apply").disabled = false;
-  status(`Planned ${last.counters?.filesPlanned ?? 0n} move(s); nothing was moved yet.`);
-}
-
-async function apply(): Promise<void> {
-  if (!current) return;
-  button("apply").disabled = true;
-  setProgress(0);
-  await api().apply(current);
-  const last = await follow(current);
-  await showPlan(current.name);
-  if (last.state !== OperationState.SUCCEEDED) throw new Error(`the operation ended ${OperationState[last.state]}`);
-  await showReport(current.name);
-  button("undo").disabled = false;
-  await browse(input("destination").value || input("source").value);
-  status(`Moved ${last.counters?.filesMoved ?? 0n} file(s).`);
-}
-
-async function showReport(name: string): Promise<void> {
-  const report = await api().report(name);
-  $("report-summary").textContent =
-    `${report.totals?.filesMoved ?? 0n} files moved, ${report.duplicateFileCount} duplicates, ` +
-    `${report.categories.length} categories (top: ${report.topCategories.join(", ") || "none"})`;
-  drawCategoryChart($("category-chart") as unknown as SVGSVGElement, report.categories);
-  $("report").hidden = false;
-}
-
-/** Opens an operation (from the automations screen): its state and records, on the files screen. */
-async function openOperation(name: string): Promise<void> {
-  const op = await api().operations.getOperation({ name });
-  current = op;
-  await showScreen("files");
-  await showPlan(op.name);
-  showOperation(op.name, op.state);
-  button("apply").disabled = op.state !== OperationState.PLANNED;
-  button("undo").disabled = op.state !== OperationState.SUCCEEDED;
-  $("op-name").scrollIntoView();
-  status(`Operation ${op.name}: ${OperationState[op.state]}.`);
-}
-
 // ---------------------------------------------------------------- screens
-type Screen = "files" | "rules" | "automations";
+/** Each screen (a `data-screen` of the nav) and what opening it does. */
+const SCREENS = {
+  files: async () => undefined,
+  rules: showRules,
+  automations: showAutomations,
+  operations: showOperations,
+  trash: showTrash,
+  search: showSearch,
+  categories: showCategories,
+  keys: showApiKeys,
+  usage: showUsage,
+  profile: showProfile,
+} satisfies Record<string, () => Promise<void>>;
+type Screen = keyof typeof SCREENS;
 
+/**
+ * Shows one screen: `#app[data-screen]` and the CSS show that screen's sections (those with
+ * its `data-screen`; the files screen's sections have none).
+ */
 async function showScreen(screen: Screen): Promise<void> {
   $("app").dataset.screen = screen;
+  for (const section of $("app").querySelectorAll<HTMLElement>(":scope > section")) {
+    section.classList.toggle("off-screen", (section.dataset.screen ?? "files") !== screen);
+  }
   for (const b of $("screens").querySelectorAll<HTMLButtonElement>("button")) {
     if (b.dataset.screen === screen) b.setAttribute("aria-current", "page");
     else b.removeAttribute("aria-current");
   }
-  if (screen === "rules") await showRules();
-  if (screen === "automations") await showAutomations();
-}
-
-async function undo(): Promise<void> {
-  if (!current) return;
-  button("undo").disabled = true;
-  const undoOp = await api().undo(current);
-  const last = await follow(undoOp);
-  if (last.state !== OperationState.SUCCEEDED) throw new Error(`the undo ended ${OperationState[last.state]}`);
-  await browse(input("source").value);
-  status("Undone: every file is back where it was.");
+  // A new API key's secret is shown once: leaving the screen drops it.
+  hideSecret();
+  try {
+    await SCREENS[screen]();
+  } finally {
+    // Loaded (or failed to, the error box says why): what tests wait for.
+    $("app").dataset.shown = screen;
+  }
 }
 
 // ---------------------------------------------------------------- wiring
-const ui = { api, action, status, openOperation };
+const ui: Ui = { api, action, status, openOperation, browse };
 initRules(ui);
 initAutomations(ui);
+initTrash(ui);
+initSearch(ui);
+initCategories(ui);
+initApiKeys(ui);
+initUsage(ui);
+initProfile(ui);
+initOperations(ui);
+initReport(ui);
+initOrganize({ ...ui, browse, showScreen: (screen) => showScreen(screen as Screen) });
 for (const b of $("screens").querySelectorAll<HTMLButtonElement>("button")) {
   b.addEventListener("click", action(() => showScreen(b.dataset.screen as Screen)));
 }
+void action(() => showScreen("files"))();
 // Sign-in stays disabled until the API origin is known.
 void action(async () => {
   apiUrl = await loadConfig();
   $("api-url").textContent = apiUrl;
   button("login").disabled = button("register").disabled = false;
+  try {
+    await resume();
+  } finally {
+    // Booted: signed in again from the kept session, or showing the sign-in form.
+    document.body.dataset.booted = "true";
+  }
 })();
 $("login-form").addEventListener("submit", (e) => {
   e.preventDefault();
@@ -475,9 +445,3 @@ $("upload-form").addEventListener("submit", (e) => {
   e.preventDefault();
   void action(upload)();
 });
-$("organize-form").addEventListener("submit", (e) => {
-  e.preventDefault();
-  void action(preview)();
-});
-button("apply").addEventListener("click", action(apply));
-button("undo").addEventListener("click", action(undo));

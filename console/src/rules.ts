@@ -9,7 +9,7 @@
 // same place). Updates and deletes send the etag the rule was read with: a rule changed
 // elsewhere meanwhile is refused and the editor says so instead of overwriting it.
 import { Code, errorDetails, rules as rulesPb } from "@fileorganizer/sdk";
-import { $, clearFieldErrors, el, fieldError, showFieldErrors, type Ui } from "./ui";
+import { $, clearFieldErrors, el, fieldError, fillRows, scrollTable, showFieldErrors, tbody, type Ui } from "./ui";
 
 type Rule = rulesPb.Rule;
 type ConditionCase = NonNullable<rulesPb.RuleCondition["condition"]["case"]>;
@@ -71,12 +71,7 @@ export function initRules(hooks: Ui): void {
       class: "hint",
       text: "Rules are tried in order; the first whose conditions hold decides what an organize does with a file. Files no rule matches follow the operation's layout template.",
     }),
-    el(
-      "table",
-      { id: "rule-list" },
-      el("thead", {}, el("tr", {}, ...["#", "Rule", "What it does", ""].map((t) => el("th", { text: t })))),
-      el("tbody"),
-    ),
+    scrollTable("rule-list", ["Position", "Rule", "What it does", "Actions"], "Rules"),
     el("button", { id: "rule-new", type: "button", text: "New rule" }),
     el(
       "form",
@@ -126,12 +121,7 @@ export function initRules(hooks: Ui): void {
       el("button", { id: "rule-preview-run", type: "submit", text: "Preview" }),
     ),
     el("p", { id: "rule-preview-status", "aria-live": "polite" }),
-    el(
-      "table",
-      { id: "rule-preview" },
-      el("thead", {}, el("tr", {}, ...["File", "Rule", "Why", "Goes to"].map((t) => el("th", { text: t })))),
-      el("tbody"),
-    ),
+    scrollTable("rule-preview", ["File", "Rule", "Why", "Goes to"], "Rule preview"),
   );
   $("rule-new").addEventListener("click", () => openEditor(undefined));
   $("rule-cancel").addEventListener("click", () => {
@@ -172,9 +162,9 @@ async function loadRules(): Promise<void> {
     pageToken = page.nextPageToken;
   } while (pageToken);
   stored = out;
-  const body = $("rule-list").querySelector("tbody")!;
-  body.replaceChildren(
-    ...stored.map((rule, i) => {
+  fillRows(
+    tbody("rule-list"),
+    stored.map((rule, i) => {
       const row = el(
         "tr",
         { class: "rule", "data-name": rule.name, "data-display-name": rule.displayName },
@@ -196,6 +186,7 @@ async function loadRules(): Promise<void> {
       row.append(buttons);
       return row;
     }),
+    "Nothing here: no rules yet. Files follow the operation's layout template.",
   );
 }
 
@@ -233,7 +224,7 @@ function openEditor(rule: Rule | undefined): void {
 
 function addCondition(condition: rulesPb.RuleCondition["condition"]): void {
   const box = $("rule-conditions");
-  const kind = el("select", { class: "kind" });
+  const kind = el("select", { class: "kind", "aria-label": "Condition" });
   for (const [k, { label }] of Object.entries(CONDITIONS)) kind.append(el("option", { value: k, text: label }));
   kind.value = condition.case ?? "nameGlob";
   const [a, b] = conditionInputs(condition);
@@ -241,8 +232,8 @@ function addCondition(condition: rulesPb.RuleCondition["condition"]): void {
     "div",
     { class: "condition" },
     kind,
-    el("input", { class: "a", value: a }),
-    el("input", { class: "b", value: b }),
+    el("input", { class: "a", value: a, "aria-label": "Condition value" }),
+    el("input", { class: "b", value: b, "aria-label": "Condition second value" }),
     el("button", { type: "button", class: "remove", text: "Remove" }),
     fieldError(""),
   );
@@ -541,9 +532,9 @@ async function runPreview(): Promise<void> {
   if (seq !== previewSeq) return;
   if (set.index >= 0) clearFieldErrors(form());
   const draftName = `rules/-${set.index}`;
-  const body = $("rule-preview").querySelector("tbody")!;
-  body.replaceChildren(
-    ...response.entries.map((entry) => {
+  fillRows(
+    tbody("rule-preview"),
+    response.entries.map((entry) => {
       const byDraft = set.index >= 0 && entry.rule === draftName;
       const row = el(
         "tr",
@@ -560,6 +551,7 @@ async function runPreview(): Promise<void> {
       );
       return row;
     }),
+    "Nothing here: the folder has no files to preview.",
   );
   $("rule-preview").classList.remove("stale");
   line.dataset.state = "ok";

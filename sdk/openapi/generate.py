@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from google.api import annotations_pb2, http_pb2  # noqa: F401  (registers the google.api.http extension)
+from google.api import resource_pb2
 from google.protobuf import descriptor_pb2
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,14 +34,36 @@ PACKAGE = "fileorganizer.v1"
 PUBLIC = {"Register", "Login", "RefreshToken", "GetHealth"}
 
 F = descriptor_pb2.FieldDescriptorProto
+# 64-bit integers as the transcoder prints and parses them: decimal strings (within range).
+INT64 = r"^-?[0-9]{1,19}$"
+UINT64 = r"^[0-9]{1,20}$"
+# A resource id, unless the resource's comment gives its own (`openapi: id=REGEX`).
+UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+# The HTTP statuses Envoy maps the codes the service returns to (google.rpc.Code), each a
+# google.rpc.Status body. No `default`: a status not listed here is a defect (tests/rest/fuzz_api.py).
+ERRORS = {
+    "400": "INVALID_ARGUMENT, FAILED_PRECONDITION or OUT_OF_RANGE: the message and a BadRequest detail name the field.",
+    "401": "UNAUTHENTICATED: no, an expired or a revoked credential.",
+    "403": "PERMISSION_DENIED: the credential lacks the scope or role.",
+    "404": "NOT_FOUND: no such resource of the caller's.",
+    "409": "ALREADY_EXISTS or ABORTED (a conflict, e.g. a stale etag).",
+    "429": "RESOURCE_EXHAUSTED: a rate limit or the storage quota.",
+    "503": "UNAVAILABLE: the server is draining or its database unreachable; retry.",
+}
+# Keywords an `openapi:` comment line may set, and how their values are read.
+KEYWORDS = {
+    "minimum": int, "maximum": int, "minLength": int, "maxLength": int, "minItems": int,
+    "maxItems": int, "pattern": str, "format": str, "id": str,
+}
+TAG = re.compile(r"^openapi:\s*(.*)$")
 SCALARS: Dict[int, Dict[str, Any]] = {
     F.TYPE_DOUBLE: {"type": "number", "format": "double"},
     F.TYPE_FLOAT: {"type": "number", "format": "float"},
-    F.TYPE_INT64: {"type": "string", "format": "int64"},
-    F.TYPE_UINT64: {"type": "string", "format": "uint64"},
-    F.TYPE_SINT64: {"type": "string", "format": "int64"},
-    F.TYPE_FIXED64: {"type": "string", "format": "uint64"},
-    F.TYPE_SFIXED64: {"type": "string", "format": "int64"},
+    F.TYPE_INT64: {"type": "string", "format": "int64", "pattern": INT64},
+    F.TYPE_UINT64: {"type": "string", "format": "uint64", "pattern": UINT64},
+    F.TYPE_SINT64: {"type": "string", "format": "int64", "pattern": INT64},
+    F.TYPE_FIXED64: {"type": "string", "format": "uint64", "pattern": UINT64},
+    F.TYPE_SFIXED64: {"type": "string", "format": "int64", "pattern": INT64},
     F.TYPE_INT32: {"type": "integer", "format": "int32"},
     F.TYPE_SINT32: {"type": "integer", "format": "int32"},
     F.TYPE_SFIXED32: {"type": "integer", "format": "int32"},
@@ -51,9 +74,11 @@ SCALARS: Dict[int, Dict[str, Any]] = {
     F.TYPE_BYTES: {"type": "string", "format": "byte"},
 }
 WELL_KNOWN: Dict[str, Dict[str, Any]] = {
-    ".google.protobuf.Timestamp": {"type": "string", "format": "date-time"},
-    ".google.protobuf.Duration": {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?s$", "example": "1.5s"},
-    ".google.protobuf.FieldMask": {"type": "string", "description": "Comma-separated field paths."},
+    ".google.protobuf.Timestamp": {"type": "string", "format": "date-time", "x-well-known": "Timestamp"},
+    ".google.protobuf.Duration": {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]{1,9})?s$", "example": "1.5s",
+                                  "x-well-known": "Duration"},
+    ".google.protobuf.FieldMask": {"type": "string", "description": "Comma-separated field paths.",
+                                   "x-well-known": "FieldMask"},
     ".google.protobuf.Empty": {"type": "object"},
     ".google.protobuf.Any": {
         "type": "object",
@@ -63,6 +88,26 @@ WELL_KNOWN: Dict[str, Dict[str, Any]] = {
     ".google.protobuf.Struct": {"type": "object", "additionalProperties": True},
     ".google.protobuf.Value": {},
 }
+
+
+def split_tags(comment: str, where: str) -> Tuple[List[str], Dict[str, Any]]:
+    """A leading comment's lines (stripped, `openapi:` lines left out) and the keywords of its
+    `openapi:` lines."""
+    lines: List[str] = []
+    tags: Dict[str, Any] = {}
+    for line in comment.strip().splitlines():
+        line = line.strip()
+        m = TAG.match(line)
+        if m is None:
+            if line:
+                lines.append(line)
+            continue
+        for item in m.group(1).split():
+            key, sep, value = item.partition("=")
+            if not sep or key not in KEYWORDS or key in tags:
+                raise SystemExit(f"{where}: bad openapi keyword {item!r} (one of {sorted(KEYWORDS)}, each once)")
+            tags[key] = KEYWORDS[key](value)
+    return lines, tags
 
 
 def load_descriptor(path: Optional[Path]) -> descriptor_pb2.FileDescriptorSet:
@@ -86,13 +131,18 @@ class Builder:
         self.messages: Dict[str, descriptor_pb2.DescriptorProto] = {}
         self.enums: Dict[str, descriptor_pb2.EnumDescriptorProto] = {}
         self.comments: Dict[Tuple[str, Tuple[int, ...]], str] = {}
+        self.tags: Dict[Tuple[str, Tuple[int, ...]], Dict[str, Any]] = {}
+        self.resources: Dict[str, str] = {}  # collection ("operations/") -> id regex
+        self.resource_types: Dict[str, str] = {}  # "fileorganizer.v1/Operation" -> its name regex
         self.locations: Dict[str, Tuple[str, Tuple[int, ...]]] = {}
         self.files = list(fds.file)
         for f in self.files:
             for loc in f.source_code_info.location:
-                text = loc.leading_comments.strip()
-                if text:
-                    self.comments[(f.name, tuple(loc.path))] = " ".join(line.strip() for line in text.splitlines())
+                lines, tags = split_tags(loc.leading_comments, f"{f.name} {list(loc.path)}")
+                if lines:
+                    self.comments[(f.name, tuple(loc.path))] = " ".join(lines)
+                if tags:
+                    self.tags[(f.name, tuple(loc.path))] = tags
             for i, m in enumerate(f.message_type):
                 self._add_message(f, f".{f.package}", m, (4, i))
             for i, e in enumerate(f.enum_type):
@@ -107,10 +157,39 @@ class Builder:
             self._add_message(f, full, nested, path + (3, i))
         for e in m.enum_type:
             self.enums[f"{full}.{e.name}"] = e
+        resource = m.options.Extensions[resource_pb2.resource]
+        for pattern in resource.pattern:
+            id_regex = self.tags.get((f.name, path), {}).get("id", UUID)
+            collection, _, rest = pattern.partition("/{")
+            if "/" in rest:
+                continue  # a nested resource (operations/{operation}/files/{file}) is never a path variable
+            self.resources[collection + "/"] = id_regex
+            self.resource_types[resource.type] = f"{collection}/{id_regex}"
 
     def comment(self, full: str, *sub: int) -> str:
         fname, path = self.locations[full]
         return self.comments.get((fname, path + sub), "")
+
+    def tag(self, full: str, *sub: int) -> Dict[str, Any]:
+        fname, path = self.locations[full]
+        return dict(self.tags.get((fname, path + sub), {}))
+
+    def constrain(self, schema: Dict[str, Any], field: Any, tags: Dict[str, Any], behaviors: List[int],
+                  request: bool = False) -> Dict[str, Any]:
+        """`schema` of `field` (not repeated) with what the server checks: a resource reference's
+        name pattern (in a request message: a response may name other things, e.g. a draft
+        rule `rules/-0`), the comment's `openapi:` keywords."""
+        tags.pop("id", None)
+        reference = field.options.Extensions[resource_pb2.resource_reference].type
+        if reference and request and 3 not in behaviors and field.type == F.TYPE_STRING:
+            name = self.resource_types.get(reference)
+            if name is not None:
+                # Empty means unset (proto3) unless the field is required.
+                schema["pattern"] = f"^{name}$" if 2 in behaviors else f"^(?:{name})?$"
+        if "pattern" in tags and "pattern" in schema and "format" not in schema:
+            raise SystemExit(f"{field.name}: an openapi pattern on a resource name, which has its own")
+        schema.update(tags)  # e.g. a narrower pattern for an int64
+        return schema
 
     @staticmethod
     def schema_name(full: str) -> str:
@@ -124,7 +203,10 @@ class Builder:
             self.schemas[full] = self.message_schema(full)
         return {"$ref": f"#/components/schemas/{self.schema_name(full)}"}
 
-    def field_schema(self, field: Any) -> Dict[str, Any]:
+    def field_schema(self, field: Any, tags: Optional[Dict[str, Any]] = None,
+                     behaviors: Optional[List[int]] = None, request: bool = False) -> Dict[str, Any]:
+        tags = dict(tags or {})
+        behaviors = behaviors or []
         if field.type == F.TYPE_MESSAGE:
             entry = self.messages.get(field.type_name)
             if entry is not None and entry.options.map_entry:
@@ -135,7 +217,35 @@ class Builder:
         else:
             schema = dict(SCALARS[field.type])
         if field.label == F.LABEL_REPEATED:
-            return {"type": "array", "items": schema}
+            array: Dict[str, Any] = {"type": "array"}
+            for key in ("minItems", "maxItems"):
+                if key in tags:
+                    array[key] = tags.pop(key)
+            array["items"] = self.constrain(schema, field, tags, behaviors, request) if "$ref" not in schema else schema
+            return array
+        if "$ref" in schema:
+            if tags:
+                raise SystemExit(f"{field.name}: openapi keywords on a message field")
+            return schema
+        return self.constrain(schema, field, tags, behaviors, request)
+
+    def path_schema(self, request: str, field_path: str, pattern: str) -> Dict[str, Any]:
+        """A path variable's schema: the id of a resource name (`operations/*`), else the field's."""
+        if pattern != "*":
+            collection = pattern.replace("*", "")
+            id_regex = self.resources.get(collection)
+            if id_regex is None:
+                raise SystemExit(f"{request}: {pattern} is no resource's pattern")
+            return {"type": "string", "pattern": f"^{id_regex}$"}
+        full, field, tags, behaviors = request, None, {}, []
+        for part in field_path.split("."):
+            m = self.messages[full]
+            i, field = next((i, fd) for i, fd in enumerate(m.field) if fd.name == part)
+            tags, behaviors = self.tag(full, 2, i), list(field.options.Extensions[_field_behavior()])
+            full = field.type_name
+        schema = self.field_schema(field, tags, behaviors, True)
+        if schema.get("type") == "string" and "pattern" not in schema and "format" not in schema:
+            schema["pattern"] = "^[^/]+$"  # one path segment
         return schema
 
     def message_schema(self, full: str) -> Dict[str, Any]:
@@ -143,9 +253,9 @@ class Builder:
         props: Dict[str, Any] = {}
         required: List[str] = []
         for i, field in enumerate(m.field):
-            schema = self.field_schema(field)
-            desc = self.comment(full, 2, i)
             behaviors = list(field.options.Extensions[_field_behavior()])
+            schema = self.field_schema(field, self.tag(full, 2, i), behaviors, full.endswith("Request"))
+            desc = self.comment(full, 2, i)
             if "$ref" in schema and (desc or behaviors):
                 schema = {"allOf": [schema]}
             if desc:
@@ -159,7 +269,8 @@ class Builder:
             if 2 in behaviors and 3 not in behaviors:  # REQUIRED
                 required.append(field.name)
             props[field.name] = schema
-        out: Dict[str, Any] = {"type": "object", "properties": props}
+        # The transcoder refuses a field the message does not have (and never prints one).
+        out: Dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
         desc = self.comment(full)
         if desc:
             out["description"] = desc
@@ -206,6 +317,10 @@ class Builder:
                     "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
                     "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
                 },
+                "responses": {
+                    code: {"description": text, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/google.rpc.Status"}}}}
+                    for code, text in ERRORS.items()
+                },
                 "schemas": {self.schema_name(k): v for k, v in sorted(self.schemas.items(), key=lambda kv: self.schema_name(kv[0]))},
             },
         }
@@ -215,7 +330,7 @@ class Builder:
         req = self.messages[method.input_type]
         bound = {field for field, _, _ in path_params}
         params: List[Dict[str, Any]] = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"},
+            {"name": name, "in": "path", "required": True, "schema": self.path_schema(method.input_type, field, pattern),
              "description": f"Sets `{field}` to `{pattern}`." if pattern != "*" else f"Sets `{field}`."}
             for field, name, pattern in path_params
         ]
@@ -224,7 +339,18 @@ class Builder:
             op["description"] = desc
         body = rule.body
         if body == "*":
-            op["requestBody"] = {"required": True, "content": {"application/json": {"schema": self.ref(method.input_type)}}}
+            schema = self.ref(method.input_type)
+            if bound:
+                # The path sets these fields: the body has the others.
+                inline = json.loads(json.dumps(self.schemas[method.input_type]))
+                for name in bound:
+                    inline["properties"].pop(name, None)
+                    if name in inline.get("required", []):
+                        inline["required"].remove(name)
+                if not inline.get("required", True):
+                    del inline["required"]
+                schema = inline
+            op["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
         elif body:
             field = next(fd for fd in req.field if fd.name == body)
             if field.type_name == ".google.api.HttpBody":
@@ -240,7 +366,11 @@ class Builder:
                     continue
                 if field.type == F.TYPE_MESSAGE and field.type_name not in WELL_KNOWN:
                     continue
-                p = {"name": field.name, "in": "query", "required": False, "schema": self.field_schema(field)}
+                behaviors = list(field.options.Extensions[_field_behavior()])
+                if 3 in behaviors:  # OUTPUT_ONLY: not a request parameter
+                    continue
+                p = {"name": field.name, "in": "query", "required": 2 in behaviors,
+                     "schema": self.field_schema(field, self.tag(method.input_type, 2, i), behaviors, True)}
                 d = self.comment(method.input_type, 2, i)
                 if d:
                     p["description"] = d
@@ -254,10 +384,10 @@ class Builder:
             content = {"text/event-stream": {"schema": self.ref(out)}}
         else:
             content = {"application/json": {"schema": self.ref(out)}}
+        self.ref(".google.rpc.Status")
         op["responses"] = {
             "200": {"description": "OK", "content": content},
-            "default": {"description": "An error (google.rpc.Status with ErrorInfo details).",
-                        "content": {"application/json": {"schema": self.ref(".google.rpc.Status")}}},
+            **{code: {"$ref": f"#/components/responses/{code}"} for code in ERRORS},
         }
         if method.name in PUBLIC:
             op["security"] = []

@@ -686,6 +686,10 @@ impl Auth {
 
     /// RESOURCE_EXHAUSTED for a refused Login or Register, audited.
     async fn refuse_login(&self, ctx: &RequestContext, decision: Decision) -> Status {
+        crate::infra::observability::rate_limit_refused(
+            crate::infra::observability::RefusedBy::Login,
+            "login",
+        );
         if let Ok(mut conn) = self.state.db.get().await {
             audit(
                 &mut conn,

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::{convert, parts, respond};
 use crate::{
-    auth::Principal,
+    auth::{Principal, watch_tokens},
     db::{
         self,
         models::{NewOperation, Operation},
@@ -42,6 +42,19 @@ async fn operation_message(
     Ok(convert::operation(op, undone_by))
 }
 
+/// The idempotency key of CreateOperation and UndoOperation, trimmed (empty: none), checked
+/// before anything else the request asks (UndoOperation stored any key unchecked).
+fn request_id(raw: &str) -> AppResult<&str> {
+    let request_id = raw.trim();
+    if request_id.len() > 128 || request_id.chars().any(char::is_control) {
+        return Err(AppError::invalid(
+            "request_id",
+            "must be at most 128 printable characters",
+        ));
+    }
+    Ok(request_id)
+}
+
 /// Parses `operations/{id}` from request field `field`.
 pub fn parse_name(name: &str, field: &str) -> AppResult<Uuid> {
     name.strip_prefix(convert::OPERATION_COLLECTION)
@@ -51,11 +64,56 @@ pub fn parse_name(name: &str, field: &str) -> AppResult<Uuid> {
 
 impl Operations {
     async fn find(&self, principal: &Principal, name: &str) -> AppResult<Operation> {
+        self.find_of(principal.user_id, name).await
+    }
+
+    async fn find_of(&self, user_id: Uuid, name: &str) -> AppResult<Operation> {
         let id = parse_name(name, "name")?;
         let mut conn = self.state.db.get().await?;
-        db::operations::find_for_user(&mut conn, principal.user_id, id)
+        db::operations::find_for_user(&mut conn, user_id, id)
             .await?
             .ok_or_else(|| AppError::not_found(name.to_string()))
+    }
+
+    /// The user a WatchOperation call acts for: its principal's, or, for a
+    /// call without credentials (the auth layer let it through), the one
+    /// its watch token was issued to, the token spent (`auth::watch_tokens`).
+    async fn watcher(
+        &self,
+        principal: Option<Principal>,
+        req: &pb::WatchOperationRequest,
+    ) -> AppResult<Uuid> {
+        match (principal, req.watch_token.is_empty()) {
+            (Some(principal), true) => Ok(principal.user_id),
+            (Some(_), false) => Err(AppError::invalid(
+                "watch_token",
+                "replaces credentials: send either a watch token or credentials, not both",
+            )),
+            (None, false) => {
+                let id = parse_name(&req.name, "name")?;
+                watch_tokens::redeem(&self.state, &req.watch_token, id).await
+            }
+            (None, true) => Err(AppError::unauthenticated(
+                pb::ErrorReason::CredentialsMissing,
+                "authentication required: send 'authorization: Bearer <access token>',                  'x-api-key: <key>', or a watch_token from CreateWatchToken",
+            )),
+        }
+    }
+
+    async fn create_watch_token(
+        &self,
+        principal: Principal,
+        req: pb::CreateWatchTokenRequest,
+    ) -> AppResult<pb::WatchToken> {
+        let op = self.find(&principal, &req.name).await?;
+        let issued = watch_tokens::issue(&self.state, principal.user_id, op.id).await?;
+        let name = format!("{}{}", convert::OPERATION_COLLECTION, op.id);
+        Ok(pb::WatchToken {
+            watch_path: format!("/api/v1/{name}:watch?watch_token={}", issued.token),
+            token: issued.token,
+            name,
+            expire_time: Some(convert::timestamp(issued.expires_at)),
+        })
     }
 
     async fn to_pb(&self, op: &Operation) -> AppResult<pb::Operation> {
@@ -73,13 +131,7 @@ impl Operations {
         let requested = req
             .operation
             .ok_or_else(|| AppError::invalid("operation", "is required"))?;
-        let request_id = req.request_id.trim();
-        if request_id.len() > 128 || request_id.chars().any(char::is_control) {
-            return Err(AppError::invalid(
-                "request_id",
-                "must be at most 128 printable characters",
-            ));
-        }
+        let request_id = request_id(&req.request_id)?;
         if !request_id.is_empty() {
             let mut conn = self.state.db.get().await?;
             if let Some(existing) =
@@ -211,6 +263,7 @@ impl Operations {
         principal: Principal,
         req: pb::UndoOperationRequest,
     ) -> AppResult<pb::Operation> {
+        let request_id = request_id(&req.request_id)?;
         let target = self.find(&principal, &req.name).await?;
         if target.kind == OperationKind::Undo {
             return Err(AppError::FailedPrecondition {
@@ -237,7 +290,6 @@ impl Operations {
                 ),
             });
         }
-        let request_id = req.request_id.trim();
         let op = db::operations::insert(
             &mut conn,
             &NewOperation::undo(&target, (!request_id.is_empty()).then_some(request_id)),
@@ -255,13 +307,9 @@ impl Operations {
     /// Streams snapshots: the current one first, then live ones (at most ~10
     /// a second) until the operation reaches a state where nothing more
     /// happens by itself, then the last one.
-    async fn watch(
-        &self,
-        principal: Principal,
-        req: pb::WatchOperationRequest,
-    ) -> AppResult<WatchStream> {
-        let slot = self.state.stream_slots.acquire(principal.user_id)?;
-        let op = self.find(&principal, &req.name).await?;
+    async fn watch(&self, user_id: Uuid, req: pb::WatchOperationRequest) -> AppResult<WatchStream> {
+        let slot = self.state.stream_slots.acquire(user_id)?;
+        let op = self.find_of(user_id, &req.name).await?;
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         let state = self.state.clone();
         tokio::spawn(async move {
@@ -410,7 +458,22 @@ impl OperationService for Operations {
         &self,
         request: Request<pb::WatchOperationRequest>,
     ) -> Result<Response<WatchStream>, Status> {
+        // The one handler that may run without a principal (see `watcher`).
+        let principal = request.extensions().get::<Principal>().cloned();
+        let req = request.into_inner();
+        let result = async {
+            let user_id = self.watcher(principal, &req).await?;
+            self.watch(user_id, req).await
+        }
+        .await;
+        respond(result)
+    }
+
+    async fn create_watch_token(
+        &self,
+        request: Request<pb::CreateWatchTokenRequest>,
+    ) -> Result<Response<pb::WatchToken>, Status> {
         let (principal, req) = parts(request)?;
-        respond(self.watch(principal, req).await)
+        respond(self.create_watch_token(principal, req).await)
     }
 }

@@ -21,6 +21,20 @@ pub enum Access {
     Authenticated,
     /// A valid credential holding this scope.
     Scope(Scope),
+    /// A valid credential holding this scope, or no credential at all: then
+    /// the handler requires a watch token in the request
+    /// (`auth::watch_tokens`). Only WatchOperation.
+    ScopeOrWatchToken(Scope),
+}
+
+impl Access {
+    /// The scope a credential needs, if any.
+    pub fn scope(self) -> Option<Scope> {
+        match self {
+            Access::Public | Access::Authenticated => None,
+            Access::Scope(scope) | Access::ScopeOrWatchToken(scope) => Some(scope),
+        }
+    }
 }
 
 use Access::{Authenticated, Public, Scope as Needs};
@@ -83,6 +97,11 @@ pub const RPCS: &[(&str, Access)] = &[
     ),
     (
         "/fileorganizer.v1.OperationService/WatchOperation",
+        Access::ScopeOrWatchToken(OperationsRead),
+    ),
+    // Grants one watch of one operation, nothing more than the caller has.
+    (
+        "/fileorganizer.v1.OperationService/CreateWatchToken",
         Needs(OperationsRead),
     ),
     (
@@ -246,6 +265,12 @@ pub fn of(path: &str) -> Option<Access> {
     RPCS.iter().find(|(p, _)| *p == path).map(|(_, a)| *a)
 }
 
+/// Whether a call to `path` without credentials goes on to its handler,
+/// which then requires a watch token in the request.
+pub fn accepts_watch_token(path: &str) -> bool {
+    matches!(of(path), Some(Access::ScopeOrWatchToken(_)))
+}
+
 /// Whether a path is callable without credentials.
 pub fn is_public(path: &str) -> bool {
     of(path) == Some(Public) || PUBLIC_PREFIXES.iter().any(|p| path.starts_with(p))
@@ -308,6 +333,16 @@ mod tests {
         assert!(!is_public("/fileorganizer.v1.SystemService/GetStatus"));
         assert!(!is_public("/fileorganizer.v1.AuthService/GetCurrentUser"));
         assert!(!is_public("/fileorganizer.v1.AuthService/LoginX"));
+        // A watch token is accepted by WatchOperation, and by nothing else.
+        let watch: Vec<&str> = RPCS
+            .iter()
+            .filter(|(p, _)| accepts_watch_token(p))
+            .map(|(p, _)| short_name(p))
+            .collect();
+        assert_eq!(watch, ["OperationService/WatchOperation"]);
+        assert!(!is_public(
+            "/fileorganizer.v1.OperationService/WatchOperation"
+        ));
         assert_eq!(
             short_name("/fileorganizer.v1.FileService/DeleteFile"),
             "FileService/DeleteFile"
@@ -331,7 +366,7 @@ mod tests {
         );
         for scope in Scope::ALL {
             assert!(
-                RPCS.iter().any(|(_, a)| *a == Needs(scope)),
+                RPCS.iter().any(|(_, a)| a.scope() == Some(scope)),
                 "{scope} guards no RPC"
             );
         }

@@ -8,6 +8,8 @@
 //!   (`crate::layers::auth`) puts into every authenticated request.
 //! - [`scopes`] is what a credential may do; [`access`] is the one table of
 //!   what each RPC requires.
+//! - [`watch_tokens`] are single-use permissions to watch one operation
+//!   without credentials (a browser's EventSource).
 //! - [`sessions`] is the current state behind a credential (session alive,
 //!   user's role and status), checked on every call through the cache.
 //!
@@ -23,6 +25,7 @@ pub(crate) mod principal;
 pub(crate) mod scopes;
 pub(crate) mod sessions;
 pub mod tokens;
+pub(crate) mod watch_tokens;
 
 /// Roles are the domain's; re-exported where authentication code expects them.
 pub use crate::domain::Role;

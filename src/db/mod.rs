@@ -16,6 +16,7 @@ pub(crate) mod enums;
 pub mod file_names;
 pub mod file_records;
 pub mod file_search;
+pub mod hash_cache;
 pub(crate) mod memos;
 pub mod models;
 pub mod operations;
@@ -25,6 +26,7 @@ pub(crate) mod rules;
 pub(crate) mod trash;
 pub(crate) mod uploads;
 pub mod users;
+pub(crate) mod watch_tokens;
 
 use std::time::Duration;
 

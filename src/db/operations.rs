@@ -205,6 +205,49 @@ static CLAIM_BUSY: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// The job queue as the metrics show it ([`queue_stats`]).
+#[derive(Debug, diesel::QueryableByName)]
+pub struct QueueStats {
+    /// Runnable jobs no worker holds (new, handed back, or applying after
+    /// ApplyOperation): they wait for a worker.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub waiting: i64,
+    /// Seconds since the oldest waiting job last changed (was created,
+    /// applied or handed back); 0 when none waits.
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    pub oldest_wait_seconds: f64,
+    /// Runnable jobs held by a worker whose heartbeat is older than the
+    /// stale limit: that worker died or hangs, and the job waits to be
+    /// reclaimed.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub stalled: i64,
+}
+
+static QUEUE_STATS: LazyLock<String> = LazyLock::new(|| {
+    let runnable = enums::list(OperationState::RUNNABLE);
+    format!(
+        "SELECT count(*) FILTER (WHERE worker_id IS NULL) AS waiting,
+                coalesce(extract(epoch FROM now() - min(updated_at) FILTER (WHERE worker_id IS NULL)),
+                         0)::float8 AS oldest_wait_seconds,
+                count(*) FILTER (WHERE worker_id IS NOT NULL
+                                   AND (heartbeat_at IS NULL
+                                        OR heartbeat_at < now() - make_interval(secs => $1::bigint / 1000.0)))
+                  AS stalled
+           FROM operations WHERE state IN {runnable}"
+    )
+});
+
+/// How many jobs wait, for how long, and how many are stalled (all users).
+pub async fn queue_stats(
+    conn: &mut AsyncPgConnection,
+    stale_after: Duration,
+) -> QueryResult<QueueStats> {
+    diesel::sql_query(QUEUE_STATS.as_str())
+        .bind::<diesel::sql_types::BigInt, _>(stale_after.as_millis() as i64)
+        .get_result(conn)
+        .await
+}
+
 /// Claimed rows this version could not read, failed in one call of
 /// [`claim`] before it gives up until the next one.
 const UNREADABLE_PER_CLAIM: usize = 8;
@@ -419,6 +462,20 @@ pub async fn set_phase_seconds(
 ) -> QueryResult<usize> {
     diesel::update(held(id, holder))
         .set(operations::phase_seconds.eq(phase_seconds))
+        .execute(conn)
+        .await
+}
+
+/// Records the bytes of file content the hash phase read (a plan redone
+/// after a crash overwrites it). Like the timings, not a change of state.
+pub async fn set_bytes_hashed(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    holder: &str,
+    bytes: i64,
+) -> QueryResult<usize> {
+    diesel::update(held(id, holder))
+        .set(operations::bytes_hashed.eq(bytes))
         .execute(conn)
         .await
 }

@@ -9,10 +9,21 @@
 //! The keeper of each group is chosen deterministically: oldest modification
 //! time, then shortest path, then path order. Every other member gets
 //! `duplicate_of` = the keeper's index.
+//!
+//! Hashes the caller already knows ([`Known`], from the persistent hash
+//! cache, see [`super::hash_cache`]) are used instead of reading: a file
+//! whose head (or full hash) is known is not opened for it. The stages and
+//! their decisions are otherwise the same, so a plan made with a full cache
+//! is the plan made with an empty one. What was read is returned
+//! ([`DuplicateAnalysis::computed`], [`DuplicateAnalysis::bytes_read`]) for
+//! the caller to keep.
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    sync::atomic::{AtomicU64, Ordering},
+};
 
-use super::{parallel::map_ordered, progress::Progress, scan::ScannedFile};
+use super::{hash_cache::Known, parallel::map_ordered, progress::Progress, scan::ScannedFile};
 use crate::storage::{StorageError, root::UserRoot};
 
 /// Bytes hashed in the head stage; files no larger are fully hashed there.
@@ -30,6 +41,29 @@ pub struct DuplicateAnalysis {
     pub unreadable: HashMap<usize, String>,
     /// Number of duplicate groups.
     pub groups: usize,
+    /// Files whose head or full hash was read in this run (not taken from
+    /// the known hashes), with everything now known of them.
+    pub computed: Vec<(usize, Known)>,
+    /// Bytes of file content read for hashing.
+    pub bytes_read: u64,
+}
+
+/// The files whose hashes [`find_duplicates`] may need: those sharing their
+/// size with another non-empty file, or every file with `hash_all`. In
+/// index order.
+pub fn hash_candidates(files: &[ScannedFile], hash_all: bool) -> Vec<usize> {
+    if hash_all {
+        return (0..files.len()).collect();
+    }
+    let by_size: Vec<Keyed<u64>> = files
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.size() > 0)
+        .map(|(i, f)| (f.size(), i))
+        .collect();
+    let mut candidates: Vec<usize> = shared_keys(by_size).into_iter().flatten().collect();
+    candidates.sort_unstable();
+    candidates
 }
 
 fn read_head(root: &UserRoot, file: &ScannedFile) -> Result<Vec<u8>, StorageError> {
@@ -71,11 +105,13 @@ fn shared_keys<K: Ord + Copy>(mut keyed: Vec<Keyed<K>>) -> Vec<Vec<usize>> {
 }
 
 /// Finds duplicate groups among `files`; with `hash_all`, every file gets a
-/// full hash.
+/// full hash. `known`: hashes already known by file index, used instead of
+/// reading the file (the caller vouches that they are of its content now).
 pub fn find_duplicates(
     root: &UserRoot,
     files: &[ScannedFile],
     hash_all: bool,
+    known: &HashMap<usize, Known>,
     threads: usize,
     progress: &Progress,
 ) -> DuplicateAnalysis {
@@ -84,17 +120,18 @@ pub fn find_duplicates(
         duplicate_of: vec![None; files.len()],
         ..Default::default()
     };
+    let bytes_read = AtomicU64::new(0);
+    // A file no larger than the head: its head hash is its full hash.
+    let known_head = |i: usize| {
+        known.get(&i).and_then(|k| {
+            k.head
+                .or(k.full.filter(|_| files[i].size() <= HEAD_BYTES as u64))
+        })
+    };
 
     // Stage 1: sizes shared by at least two non-empty files. Candidates are
     // read in scan order, which keeps a folder's files together on disk.
-    let by_size: Vec<Keyed<u64>> = files
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| f.size() > 0)
-        .map(|(i, f)| (f.size(), i))
-        .collect();
-    let mut candidates: Vec<usize> = shared_keys(by_size).into_iter().flatten().collect();
-    candidates.sort_unstable();
+    let candidates: Vec<usize> = hash_candidates(files, false);
     let candidate_bytes: i64 = candidates.iter().map(|&i| files[i].size() as i64).sum();
     progress.start_phase(candidates.len() as i64, candidate_bytes);
 
@@ -104,24 +141,35 @@ pub fn find_duplicates(
             return (i, Err("cancelled".to_string()));
         }
         let file = &files[i];
+        let complete = file.size() <= HEAD_BYTES as u64;
+        if let Some(hash) = known_head(i) {
+            progress.step(file.size().min(HEAD_BYTES as u64) as i64);
+            return (i, Ok((hash, complete, false)));
+        }
         progress.set_current(file.path.as_str());
         let result = read_head(root, file)
             .map_err(|e| e.to_string())
             .map(|head| {
+                bytes_read.fetch_add(head.len() as u64, Ordering::Relaxed);
                 let hash = *blake3::hash(&head).as_bytes();
-                (hash, head.len() as u64 == file.size())
+                (hash, head.len() as u64 == file.size(), true)
             });
         progress.step(file.size().min(HEAD_BYTES as u64) as i64);
         (i, result)
     });
     drop(candidates);
+    // Heads read in this run, for `computed`.
+    let mut read_heads: HashMap<usize, [u8; 32]> = HashMap::new();
     // Filled while `heads` is read (and freed) chunk by chunk.
     let mut by_head: Vec<Keyed<(u64, [u8; 32])>> = Vec::with_capacity(heads.len());
     for (i, result) in heads {
         match result {
-            Ok((hash, complete)) => {
+            Ok((hash, complete, read)) => {
                 if complete {
                     analysis.hashes[i] = Some(hash);
+                }
+                if read {
+                    read_heads.insert(i, hash);
                 }
                 by_head.push(((files[i].size(), hash), i));
             }
@@ -151,19 +199,49 @@ pub fn find_duplicates(
             return (i, Err("cancelled".to_string()));
         }
         let file = &files[i];
+        if let Some(hash) = known.get(&i).and_then(|k| k.full) {
+            progress.step(file.size() as i64);
+            return (i, Ok((hash, false)));
+        }
         progress.set_current(file.path.as_str());
         let result = full_hash(root, file).map_err(|e| e.to_string());
+        if result.is_ok() {
+            bytes_read.fetch_add(file.size(), Ordering::Relaxed);
+        }
         progress.step(file.size() as i64);
-        (i, result)
+        (i, result.map(|hash| (hash, true)))
     });
+    let mut read_fulls: Vec<usize> = Vec::new();
     for (i, result) in fulls {
         match result {
-            Ok(hash) => analysis.hashes[i] = Some(hash),
+            Ok((hash, read)) => {
+                analysis.hashes[i] = Some(hash);
+                if read {
+                    read_fulls.push(i);
+                }
+            }
             Err(reason) => {
                 analysis.unreadable.insert(i, reason);
             }
         }
     }
+    // Everything now known of each file something was read of.
+    let mut computed: Vec<usize> = read_heads.keys().copied().chain(read_fulls).collect();
+    computed.sort_unstable();
+    computed.dedup();
+    analysis.computed = computed
+        .into_iter()
+        .map(|i| {
+            let before = known.get(&i).copied().unwrap_or_default();
+            let now = Known {
+                head: read_heads.get(&i).copied().or(before.head),
+                full: analysis.hashes[i].or(before.full),
+            };
+            (i, now)
+        })
+        .collect();
+    drop(read_heads);
+    analysis.bytes_read = bytes_read.load(Ordering::Relaxed);
 
     // Group by (size, full hash) among the files that shared size and head.
     let by_full: Vec<Keyed<(u64, [u8; 32])>> = head_groups
@@ -190,4 +268,84 @@ pub fn find_duplicates(
         analysis.groups += 1;
     }
     analysis
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{engine::scan, storage::UserPath};
+
+    fn big(head: u8, tail: u8) -> Vec<u8> {
+        let mut body = vec![head; HEAD_BYTES];
+        body.resize(40_000, tail);
+        body
+    }
+
+    /// The decisions of an analysis, as text.
+    fn summary(a: &DuplicateAnalysis) -> String {
+        format!("{:?} {:?} {}", a.hashes, a.duplicate_of, a.groups)
+    }
+
+    #[test]
+    fn known_hashes_replace_reading_and_change_no_decision() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, body) in [
+            ("a.bin", big(1, 2)),
+            ("b.bin", big(1, 2)),
+            ("c.bin", big(1, 3)),
+            ("s1.txt", b"hi".to_vec()),
+            ("s2.txt", b"hi".to_vec()),
+            ("unique.txt", b"a size of its own".to_vec()),
+        ] {
+            std::fs::write(dir.path().join(name), body).unwrap();
+        }
+        let root = UserRoot::open_existing(dir.path()).unwrap();
+        let progress = Progress::default();
+        let files = scan::scan(&root, &UserPath::root(), &Default::default(), &progress)
+            .unwrap()
+            .files;
+        let run = |known: &HashMap<usize, Known>| {
+            find_duplicates(&root, &files, false, known, 2, &Progress::default())
+        };
+
+        let cold = run(&HashMap::new());
+        assert_eq!(
+            cold.bytes_read,
+            (3 * HEAD_BYTES + 2 * 2 + 3 * 40_000) as u64
+        );
+        assert_eq!(cold.groups, 2);
+        assert_eq!(cold.computed.len(), 5, "{:?}", cold.computed);
+        assert_eq!(hash_candidates(&files, false).len(), 5);
+
+        // Everything known: nothing read, nothing new, the same decisions.
+        let all: HashMap<usize, Known> = cold.computed.iter().copied().collect();
+        let warm = run(&all);
+        assert_eq!(warm.bytes_read, 0);
+        assert!(warm.computed.is_empty());
+        assert_eq!(summary(&warm), summary(&cold));
+
+        // Only the heads known: the whole files are read, the heads kept.
+        let heads: HashMap<usize, Known> = cold
+            .computed
+            .iter()
+            .map(|&(i, k)| {
+                let small = files[i].size() <= HEAD_BYTES as u64;
+                (
+                    i,
+                    Known {
+                        head: k.head,
+                        full: k.full.filter(|_| small),
+                    },
+                )
+            })
+            .collect();
+        let partial = run(&heads);
+        assert_eq!(partial.bytes_read, 3 * 40_000);
+        assert_eq!(summary(&partial), summary(&cold));
+        let completed: HashMap<usize, Known> = partial.computed.iter().copied().collect();
+        assert_eq!(completed.len(), 3);
+        for (i, k) in completed {
+            assert_eq!(Some(&k), all.get(&i));
+        }
+    }
 }

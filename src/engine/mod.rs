@@ -10,6 +10,7 @@
 pub mod archive;
 pub(crate) mod categorize;
 pub mod duplicates;
+pub mod hash_cache;
 pub(crate) mod parallel;
 pub(crate) mod plan;
 pub mod progress;

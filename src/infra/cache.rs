@@ -176,7 +176,7 @@ impl Cache {
 
     fn failed(&self, error: impl std::fmt::Display) {
         *self.down_until.lock().expect("cache lock") = Some(Instant::now() + BACKOFF);
-        metrics::counter!("cache_errors_total").increment(1);
+        metrics::counter!(super::observability::CACHE_ERRORS_TOTAL).increment(1);
         if !self.warned.swap(true, Ordering::Relaxed) {
             tracing::warn!(%error, "Redis cache unavailable: reading from Postgres until it returns");
         }
@@ -243,9 +243,11 @@ impl Cache {
             }
         };
         if value.is_some() {
-            metrics::counter!("cache_hits_total", "cache" => cache).increment(1);
+            metrics::counter!(super::observability::CACHE_HITS_TOTAL, "cache" => cache)
+                .increment(1);
         } else {
-            metrics::counter!("cache_misses_total", "cache" => cache).increment(1);
+            metrics::counter!(super::observability::CACHE_MISSES_TOTAL, "cache" => cache)
+                .increment(1);
         }
         value
     }

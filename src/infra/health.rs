@@ -4,12 +4,28 @@
 //! call) and feed tonic-health from a background loop: every service is
 //! SERVING only while the database answers, so orchestrators stop routing
 //! traffic to a process that cannot reach Postgres and resume when it can.
+//!
+//! The same checks, with the pool's and the job queue's state, are what
+//! `/metrics` samples at each scrape ([`sampler`], `dependency_up` and the
+//! queue gauges; docs/observability.md).
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
+use metrics::{counter, gauge};
 use tonic_health::{ServingStatus, server::HealthReporter};
 
-use crate::{pb::fileorganizer::v1::HealthState, state::AppState};
+use crate::{
+    infra::observability::{
+        DB_POOL_CONNECTIONS, DB_POOL_GET_TIMEOUTS_TOTAL, DB_POOL_MAX_CONNECTIONS, DEPENDENCY_UP,
+        OPERATIONS_OLDEST_QUEUED_AGE_SECONDS, OPERATIONS_QUEUED, OPERATIONS_STALLED,
+        STORAGE_VOLUME_AVAILABLE_BYTES, STORAGE_VOLUME_SIZE_BYTES, Sampler,
+    },
+    pb::fileorganizer::v1::HealthState,
+    state::AppState,
+};
 
 /// Bound on each dependency check.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -187,4 +203,53 @@ pub async fn run_health_loop(state: AppState, reporter: HealthReporter, interval
         }
     }
     set_all(&reporter, ServingStatus::NotServing).await;
+}
+
+/// The values read at each scrape of `/metrics` (infra::observability's
+/// module docs): the pool, the storage volume, the dependencies and the job
+/// queue. The exporter bounds it by `SCRAPE_TIMEOUT`.
+pub fn sampler(state: AppState) -> Sampler {
+    Arc::new(move || {
+        let state = state.clone();
+        Box::pin(async move { sample(&state).await })
+    })
+}
+
+async fn sample(state: &AppState) {
+    let pool = state.db.state();
+    gauge!(DB_POOL_CONNECTIONS, "state" => "idle").set(f64::from(pool.idle_connections));
+    gauge!(DB_POOL_CONNECTIONS, "state" => "in_use")
+        .set(f64::from(pool.connections - pool.idle_connections));
+    gauge!(DB_POOL_MAX_CONNECTIONS).set(f64::from(state.config.database_pool_size));
+    counter!(DB_POOL_GET_TIMEOUTS_TOTAL).absolute(pool.statistics.get_timed_out);
+    if let Ok(volume) = rustix::fs::statvfs(&state.config.storage_root) {
+        gauge!(STORAGE_VOLUME_SIZE_BYTES).set((volume.f_blocks * volume.f_frsize) as f64);
+        gauge!(STORAGE_VOLUME_AVAILABLE_BYTES).set((volume.f_bavail * volume.f_frsize) as f64);
+    }
+    let (database, redis) = tokio::join!(check_database(state), check_redis(state));
+    for check in [&database, &redis] {
+        let up = match check.state {
+            HealthState::Healthy => 1.0,
+            HealthState::Disabled => continue,
+            _ => 0.0,
+        };
+        gauge!(DEPENDENCY_UP, "dependency" => check.name).set(up);
+    }
+    if database.state != HealthState::Healthy {
+        return;
+    }
+    let stats = async {
+        let mut conn = state.db.get().await?;
+        anyhow::Ok(
+            crate::db::operations::queue_stats(&mut conn, state.config.job_stale_after).await?,
+        )
+    };
+    match stats.await {
+        Ok(stats) => {
+            gauge!(OPERATIONS_QUEUED).set(stats.waiting as f64);
+            gauge!(OPERATIONS_OLDEST_QUEUED_AGE_SECONDS).set(stats.oldest_wait_seconds);
+            gauge!(OPERATIONS_STALLED).set(stats.stalled as f64);
+        }
+        Err(error) => tracing::debug!(%error, "the queue gauges were not read"),
+    }
 }

@@ -28,3 +28,7 @@ pub(crate) mod redis;
 pub mod security_headers;
 pub(crate) mod streams;
 pub mod telemetry;
+
+/// What `fileorg worker` (a binary outside the library) passes to
+/// [`observability::start`].
+pub use health::sampler as metrics_sampler;

@@ -12,7 +12,7 @@
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, atomic::AtomicBool},
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use tonic::{Status, metadata::MetadataValue};
@@ -41,16 +41,26 @@ impl Decision {
         }
     }
 
-    /// `x-ratelimit-*` (and, when refused, `retry-after`) headers.
+    /// `x-ratelimit-*` (and, when refused, `retry-after`) headers, as of now.
     pub fn headers(&self) -> Vec<(&'static str, String)> {
-        let reset = self.reset_after.as_secs_f64().ceil().max(1.0) as u64;
+        self.headers_at(SystemTime::now())
+    }
+
+    /// The headers as of `now`. `x-ratelimit-reset` is, as the seed defines it, the moment
+    /// the window has room again in Unix epoch seconds (e.g. `1705840200`), rounded up so a
+    /// client that waits until then is admitted; `retry-after` (refusals only, RFC 9110) is the
+    /// delay in seconds until that moment, at least 1. Both come from one rounded delay, so
+    /// `reset == now + retry-after` to the second.
+    pub fn headers_at(&self, now: SystemTime) -> Vec<(&'static str, String)> {
+        let delay = self.reset_after.as_secs_f64().ceil().max(1.0) as u64;
+        let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
         let mut headers = vec![
             ("x-ratelimit-limit", self.limit.to_string()),
             ("x-ratelimit-remaining", self.remaining.to_string()),
-            ("x-ratelimit-reset", reset.to_string()),
+            ("x-ratelimit-reset", (now + delay).to_string()),
         ];
         if !self.allowed {
-            headers.push(("retry-after", reset.to_string()));
+            headers.push(("retry-after", delay.to_string()));
         }
         headers
     }
@@ -1054,7 +1064,31 @@ mod tests {
         assert_eq!(header("retry-after"), "3");
         assert_eq!(header("x-ratelimit-limit"), "100");
         assert_eq!(header("x-ratelimit-remaining"), "0");
-        assert_eq!(header("x-ratelimit-reset"), "3");
+        // Epoch seconds, as the seed defines it: now plus the rounded-up delay.
+        let reset: u64 = header("x-ratelimit-reset").parse().unwrap();
+        let before = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert!(
+            reset > 1_700_000_000 && reset <= before + 3 && reset + 60 >= before + 3,
+            "{reset}"
+        );
+        let at = UNIX_EPOCH + Duration::from_millis(1_705_840_196_400);
+        let headers: HashMap<_, _> = d.headers_at(at).into_iter().collect();
+        assert_eq!(headers["x-ratelimit-reset"], "1705840199");
+        assert_eq!(headers["retry-after"], "3");
+        // An admitted call carries no retry-after; its reset is at least a second away.
+        let admitted = Decision {
+            allowed: true,
+            remaining: 7,
+            reset_after: Duration::from_millis(10),
+            ..d
+        };
+        let headers: HashMap<_, _> = admitted.headers_at(at).into_iter().collect();
+        assert_eq!(headers["x-ratelimit-reset"], "1705840197");
+        assert_eq!(headers["x-ratelimit-remaining"], "7");
+        assert!(!headers.contains_key("retry-after"));
         // The refusal itself is the service's error, ready for any handler.
         assert!(matches!(
             d.refusal("api"),

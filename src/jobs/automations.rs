@@ -124,6 +124,7 @@ async fn fire_one(
     match submit::create_operation(state, conn, row.user_id, request_of(row), None, origin).await {
         Ok(op) => {
             db::automations::record_run(conn, row.id, now, op.id, next).await?;
+            crate::infra::observability::automation_fired(row.trigger_kind);
             tracing::info!(automation = %row.id, operation = %op.id, trigger = %row.trigger_kind, "automation fired");
             Ok(true)
         }

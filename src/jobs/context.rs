@@ -37,6 +37,9 @@ pub struct JobContext {
     pub phase: Arc<std::sync::Mutex<(OperationState, Phase)>>,
     /// Seconds spent in each phase, written with every phase change.
     pub timings: std::sync::Mutex<super::timings::PhaseTimings>,
+    /// The job's files moved already counted in `files_moved_total` (at
+    /// first what earlier runs moved): see [`JobContext::count_moves`].
+    pub moves_counted: std::sync::atomic::AtomicI64,
     /// The job's span and its phases' (`infra::otel`), switched with the timings.
     pub trace: crate::infra::otel::JobTrace,
 }
@@ -83,6 +86,7 @@ impl JobContext {
     /// GetOperationReport finds it; its time is added to the timings.
     pub async fn finish(&self, state: OperationState, phase: Phase) -> anyhow::Result<()> {
         let seconds = self.phase_seconds(Some(Phase::Report));
+        self.count_moves();
         let mut conn = self.state.db.get().await?;
         let (id, holder) = (self.operation.id, self.worker_id.as_str());
         db::operations::set_counters(&mut conn, id, holder, &self.progress.counters()).await?;
@@ -128,11 +132,26 @@ impl JobContext {
         Ok(())
     }
 
-    /// Enters `phase` (None: the job stops) and returns the totals to store.
+    /// Adds the files moved since the last call to `files_moved_total`: when
+    /// the job ends, before its final state is visible, and again when its
+    /// run returns, whichever way (the second adds only what came after).
+    pub fn count_moves(&self) {
+        let moved = self.progress.counters().files_moved;
+        let counted = self.moves_counted.swap(moved, Ordering::Relaxed);
+        crate::infra::observability::files_moved(
+            self.operation.kind,
+            moved.saturating_sub(counted).try_into().unwrap_or(0),
+        );
+    }
+
+    /// Enters `phase` (None: the job stops) and returns the totals to store;
+    /// the phase it ends is recorded in `operation_phase_duration_seconds`.
     fn phase_seconds(&self, phase: Option<Phase>) -> serde_json::Value {
         self.trace.enter(phase);
         let mut timings = self.timings.lock().expect("timings lock");
-        timings.enter(phase, Instant::now());
+        if let Some((ended, seconds)) = timings.enter(phase, Instant::now()) {
+            crate::infra::observability::phase_ended(self.operation.kind, ended, seconds);
+        }
         timings.to_json()
     }
 

@@ -25,6 +25,7 @@
 pub(crate) mod automations;
 pub mod clock;
 mod context;
+mod hashing;
 pub(crate) mod hub;
 pub(crate) mod organize;
 pub(crate) mod search_names;
@@ -166,6 +167,7 @@ async fn run_job(state: &AppState, op: Operation, worker_id: &str) -> anyhow::Re
         abandoned: Default::default(),
         phase: Arc::new(std::sync::Mutex::new((op.state, Phase::Scan))),
         timings: std::sync::Mutex::new(timings::PhaseTimings::resume(&op.phase_seconds)),
+        moves_counted: op.counters().files_moved.into(),
         trace: crate::infra::otel::JobTrace::start(
             op.id,
             op.kind.as_str(),
@@ -187,6 +189,7 @@ async fn run_job(state: &AppState, op: Operation, worker_id: &str) -> anyhow::Re
     .instrument(span)
     .await;
     let _ = stop_tx.send(true);
+    ctx.count_moves();
     state.progress.unregister(op.id);
     let _ = heartbeat.await;
     let _ = publisher.await;

@@ -57,7 +57,6 @@ use crate::{
     },
     engine::{
         categorize::{Categorizer, read_head},
-        duplicates,
         plan::{self, ConflictPolicy, DuplicatePolicy, PlanInput},
         progress::Progress,
         rule::CompiledRules,
@@ -218,16 +217,8 @@ async fn plan_phase(
     }
 
     ctx.set_phase(S::Running, Phase::Hash).await?;
-    let progress = ctx.progress.clone();
-    let hash_root = root.clone();
-    let threads = ctx.state.config.hash_threads;
-    let hash_all = options.hash_all_files;
-    let (scanned, analysis) = tokio::task::spawn_blocking(move || {
-        let analysis =
-            duplicates::find_duplicates(&hash_root, &scanned.files, hash_all, threads, &progress);
-        (scanned, analysis)
-    })
-    .await?;
+    let (scanned, analysis) =
+        super::hashing::hash_phase(ctx, root, scanned, options.hash_all_files).await?;
     crate::infra::observability::duplicates_found(
         analysis.duplicate_of.iter().filter(|d| d.is_some()).count() as u64,
     );

@@ -53,20 +53,24 @@ impl PhaseTimings {
     }
 
     /// Closes the running phase, if any, and starts `phase` (None: the job
-    /// stops). Re-entering the running phase keeps its clock going.
-    pub fn enter(&mut self, phase: Option<Phase>, now: Instant) {
+    /// stops). Re-entering the running phase keeps its clock going. Returns
+    /// the phase it closed and the seconds of this run of it.
+    pub fn enter(&mut self, phase: Option<Phase>, now: Instant) -> Option<(Phase, f64)> {
         if let (Some((running, _)), Some(next)) = (self.running, phase)
             && running == next
         {
-            return;
+            return None;
         }
-        if let Some((running, since)) = self.running.take() {
+        let closed = self.running.take().map(|(running, since)| {
+            let seconds = now.duration_since(since).as_secs_f64();
             *self
                 .seconds
                 .entry(running.as_str().to_string())
-                .or_insert(0.0) += now.duration_since(since).as_secs_f64();
-        }
+                .or_insert(0.0) += seconds;
+            (running, seconds)
+        });
         self.running = phase.map(|p| (p, now));
+        closed
     }
 
     /// The totals of the phases that have ended, as stored in the row.
@@ -94,7 +98,10 @@ mod tests {
         timings.enter(Some(Phase::Scan), at(0));
         // The same phase again (a second set_phase) keeps its clock.
         timings.enter(Some(Phase::Scan), at(200));
-        timings.enter(Some(Phase::Hash), at(500));
+        assert_eq!(
+            timings.enter(Some(Phase::Hash), at(500)),
+            Some((Phase::Scan, 0.5))
+        );
         assert_eq!(timings.to_json(), serde_json::json!({"scan": 1.5}));
         timings.enter(None, at(1250));
         assert_eq!(
@@ -102,7 +109,7 @@ mod tests {
             serde_json::json!({"scan": 1.5, "hash": 0.75})
         );
         // Stopped: nothing runs, nothing more is added.
-        timings.enter(None, at(5000));
+        assert_eq!(timings.enter(None, at(5000)), None);
         assert_eq!(
             timings.to_json(),
             serde_json::json!({"scan": 1.5, "hash": 0.75})

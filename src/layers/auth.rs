@@ -13,6 +13,11 @@
 //! ErrorInfo), and the admin RPCs also need the admin role (reason
 //! PERMISSION_DENIED; the handlers check it again).
 //!
+//! One exception: WatchOperation called with no credential header at all
+//! passes without a principal, and its handler requires a watch token in
+//! the request instead (`auth::watch_tokens`). A credential that is sent is
+//! always checked, and a bad one refused here, token or not.
+//!
 //! Guessing: every rejected credential (a bad API key or access token; not a
 //! missing one, nor an access token this server signed that has merely
 //! expired) counts against `RATE_LIMIT_AUTH_FAILURES_PER_IP` for the
@@ -108,7 +113,12 @@ where
                 let context = RequestContext::from_http(&request, &state.config.trusted_proxies);
                 request.extensions_mut().insert(context);
             }
-            if !access::is_public(request.uri().path()) {
+            // A call without any credential to the one RPC that takes a
+            // watch token instead goes on without a principal; its handler
+            // requires the token (`auth::watch_tokens`).
+            let by_watch_token = access::accepts_watch_token(request.uri().path())
+                && !has_credentials(request.headers());
+            if !access::is_public(request.uri().path()) && !by_watch_token {
                 let guard = FailureGuard::of(&state, &lockouts, &request);
                 if let Some(refusal) = guard.refusal().await {
                     return Ok(refusal.into_http());
@@ -140,12 +150,17 @@ where
     }
 }
 
+/// Whether the request carries a credential header (valid or not).
+fn has_credentials(headers: &http::HeaderMap) -> bool {
+    headers.contains_key(http::header::AUTHORIZATION) || headers.contains_key("x-api-key")
+}
+
 /// Checks `principal` against the access table for the RPC at `path`.
 pub fn authorize(principal: &Principal, path: &str) -> AppResult<()> {
     let rpc = access::short_name(path);
     let needed = match access::of(path) {
         Some(Access::Public | Access::Authenticated) => return Ok(()),
-        Some(Access::Scope(scope)) => scope,
+        Some(Access::Scope(scope) | Access::ScopeOrWatchToken(scope)) => scope,
         // Not an RPC of the API (tonic answers UNIMPLEMENTED): a restricted
         // key may call nothing that the table does not grant it.
         None if principal.is_restricted() => {

@@ -14,9 +14,27 @@
 //! Sizes are the body bytes (gRPC framing included) the server read and
 //! sent. The method label is the gRPC path only for the methods this server
 //! implements; any other path is `unknown`, so clients cannot mint series.
+//!
+//! Two sets of families come from the same record:
+//! - the service's own, `api_requests_total{method,code}` and its
+//!   histograms (docs/observability.md);
+//! - the standard gRPC server families, named and labelled as
+//!   go-grpc-middleware's Prometheus provider does, so that dashboards and
+//!   alerts written for any gRPC service apply: `grpc_server_started_total`
+//!   at the start, `grpc_server_handled_total{…,grpc_code}` and
+//!   `grpc_server_handling_seconds` at the end, and
+//!   `grpc_server_msg_received_total` / `grpc_server_msg_sent_total` for
+//!   each length-prefixed message as it crosses the body ([`MessageCounter`]).
+//!   Their labels are `grpc_service`, `grpc_method` and `grpc_type` (`unary`,
+//!   `client_stream`, `server_stream`, `bidi_stream`, from the method's
+//!   streaming flags in the descriptor), and `grpc_code` in Go's spelling
+//!   (`OK`, `NotFound`, `Canceled`). As in grpc-go, where an unknown method
+//!   never reaches the interceptors, calls to a method this server does not
+//!   serve are left out of these (they count in `api_requests_total` as
+//!   `unknown`).
 
 use std::{
-    collections::HashSet,
+    collections::HashMap,
     future::Future,
     pin::Pin,
     sync::{
@@ -27,7 +45,7 @@ use std::{
     time::Instant,
 };
 
-use ::metrics::{counter, histogram};
+use ::metrics::{Label, counter, histogram};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use prost::{Message, bytes::Buf};
@@ -36,28 +54,78 @@ use tower::{Layer, Service};
 
 use crate::infra::observability::{
     API_REQUEST_DURATION_SECONDS, API_REQUEST_SIZE_BYTES, API_REQUESTS_TOTAL,
-    API_RESPONSE_SIZE_BYTES,
+    API_RESPONSE_SIZE_BYTES, GRPC_SERVER_HANDLED_TOTAL, GRPC_SERVER_HANDLING_SECONDS,
+    GRPC_SERVER_MSG_RECEIVED_TOTAL, GRPC_SERVER_MSG_SENT_TOTAL, GRPC_SERVER_STARTED_TOTAL,
 };
+
+/// A method this server serves, with its labels.
+#[derive(Debug)]
+pub struct MethodInfo {
+    /// `/package.Service/Method`
+    pub path: &'static str,
+    /// `package.Service`
+    pub service: &'static str,
+    pub method: &'static str,
+    pub kind: RpcType,
+}
+
+/// How a method streams, as its descriptor says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RpcType {
+    Unary,
+    ClientStream,
+    ServerStream,
+    BidiStream,
+}
+
+impl RpcType {
+    pub fn of(client_streaming: bool, server_streaming: bool) -> RpcType {
+        match (client_streaming, server_streaming) {
+            (false, false) => RpcType::Unary,
+            (true, false) => RpcType::ClientStream,
+            (false, true) => RpcType::ServerStream,
+            (true, true) => RpcType::BidiStream,
+        }
+    }
+
+    /// The `grpc_type` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RpcType::Unary => "unary",
+            RpcType::ClientStream => "client_stream",
+            RpcType::ServerStream => "server_stream",
+            RpcType::BidiStream => "bidi_stream",
+        }
+    }
+}
 
 /// Every `/package.Service/Method` this server serves: ours, health and
 /// reflection (both versions), read from their descriptor sets once.
-static METHODS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+static METHODS: LazyLock<HashMap<&'static str, MethodInfo>> = LazyLock::new(|| {
     let sets = [
         crate::pb::FILE_DESCRIPTOR_SET,
         tonic_health::pb::FILE_DESCRIPTOR_SET,
         tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
         tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
     ];
-    let mut methods = HashSet::new();
+    // Leaked once per method for the process: a fixed set of label values
+    // that never allocate per call.
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    let mut methods = HashMap::new();
     for set in sets {
         let set = prost_types::FileDescriptorSet::decode(set).expect("embedded descriptor set");
         for file in set.file {
             for service in &file.service {
+                let service_name = leak(format!("{}.{}", file.package(), service.name()));
                 for method in &service.method {
-                    let path = format!("/{}.{}/{}", file.package(), service.name(), method.name());
-                    // Leaked once per method for the process: a fixed set of
-                    // label values that never allocate per call.
-                    methods.insert(&*Box::leak(path.into_boxed_str()));
+                    let path = leak(format!("/{service_name}/{}", method.name()));
+                    let info = MethodInfo {
+                        path,
+                        service: service_name,
+                        method: leak(method.name().to_string()),
+                        kind: RpcType::of(method.client_streaming(), method.server_streaming()),
+                    };
+                    methods.insert(path, info);
                 }
             }
         }
@@ -65,9 +133,38 @@ static METHODS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
     methods
 });
 
+/// The method served at a request path, if any.
+pub fn method_info(path: &str) -> Option<&'static MethodInfo> {
+    METHODS.get(path)
+}
+
 /// The method label of a request path.
 pub fn method_label(path: &str) -> &'static str {
-    METHODS.get(path).copied().unwrap_or("unknown")
+    method_info(path).map_or("unknown", |info| info.path)
+}
+
+/// The name of a gRPC code as grpc-go spells it (`codes.Code.String()`),
+/// the `grpc_code` label of the standard families.
+pub fn go_code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "Canceled",
+        Code::Unknown => "Unknown",
+        Code::InvalidArgument => "InvalidArgument",
+        Code::DeadlineExceeded => "DeadlineExceeded",
+        Code::NotFound => "NotFound",
+        Code::AlreadyExists => "AlreadyExists",
+        Code::PermissionDenied => "PermissionDenied",
+        Code::ResourceExhausted => "ResourceExhausted",
+        Code::FailedPrecondition => "FailedPrecondition",
+        Code::Aborted => "Aborted",
+        Code::OutOfRange => "OutOfRange",
+        Code::Unimplemented => "Unimplemented",
+        Code::Internal => "Internal",
+        Code::Unavailable => "Unavailable",
+        Code::DataLoss => "DataLoss",
+        Code::Unauthenticated => "Unauthenticated",
+    }
 }
 
 /// The canonical name of a gRPC code, as in the gRPC spec (`NOT_FOUND`).
@@ -93,10 +190,10 @@ pub fn code_name(code: Code) -> &'static str {
     }
 }
 
-fn grpc_status(headers: &http::HeaderMap) -> Option<&'static str> {
+fn grpc_status(headers: &http::HeaderMap) -> Option<Code> {
     headers
         .get("grpc-status")
-        .map(|v| code_name(Code::from_bytes(v.as_bytes())))
+        .map(|v| Code::from_bytes(v.as_bytes()))
 }
 
 #[derive(Clone, Copy, Default)]
@@ -136,14 +233,29 @@ where
 
     fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
         let received = Arc::new(AtomicU64::new(0));
+        let info = method_info(request.uri().path());
+        if let Some(info) = info {
+            counter!(GRPC_SERVER_STARTED_TOTAL, info.labels()).increment(1);
+        }
         let call = Call {
             method: method_label(request.uri().path()),
+            info,
             started: Instant::now(),
             received: received.clone(),
             sent: 0,
+            messages_sent: info.map(|info| {
+                MessageCounter::new(counter!(GRPC_SERVER_MSG_SENT_TOTAL, info.labels()))
+            }),
             recorded: false,
         };
-        let request = request.map(|inner| CountingBody { inner, received });
+        let messages = info.map(|info| {
+            MessageCounter::new(counter!(GRPC_SERVER_MSG_RECEIVED_TOTAL, info.labels()))
+        });
+        let request = request.map(|inner| CountingBody {
+            inner,
+            received,
+            messages,
+        });
         ResponseFuture {
             inner: self.inner.call(request),
             call: Some(call),
@@ -151,28 +263,138 @@ where
     }
 }
 
+impl MethodInfo {
+    /// The labels of the standard families but `grpc_code`.
+    fn labels(&self) -> Vec<Label> {
+        vec![
+            Label::from_static_parts("grpc_type", self.kind.as_str()),
+            Label::from_static_parts("grpc_service", self.service),
+            Label::from_static_parts("grpc_method", self.method),
+        ]
+    }
+}
+
+/// Counts the length-prefixed gRPC messages (a flag byte, a 4-byte
+/// big-endian length, the message) in a body's data as it goes by, however
+/// the frames split them; each complete message adds one to its counter.
+pub struct MessageCounter {
+    counter: ::metrics::Counter,
+    /// Bytes of the current prefix seen so far (0..5), and the prefix.
+    prefix: [u8; 5],
+    have: usize,
+    /// Bytes of the current message still to come (after its prefix).
+    remaining: u64,
+    in_message: bool,
+    /// Set when data could not be read (a non-contiguous buffer): the
+    /// framing is lost and nothing more is counted.
+    lost: bool,
+}
+
+impl MessageCounter {
+    pub fn new(counter: ::metrics::Counter) -> MessageCounter {
+        MessageCounter {
+            counter,
+            prefix: [0; 5],
+            have: 0,
+            remaining: 0,
+            in_message: false,
+            lost: false,
+        }
+    }
+
+    /// Feeds one data frame.
+    fn feed(&mut self, data: &impl Buf) {
+        if self.lost {
+            return;
+        }
+        let mut slices = [std::io::IoSlice::new(&[]); 32];
+        let filled = data.chunks_vectored(&mut slices);
+        let mut seen = 0;
+        for slice in &slices[..filled] {
+            seen += slice.len();
+            self.feed_slice(slice);
+        }
+        if seen < data.remaining() {
+            self.lost = true;
+        }
+    }
+
+    fn feed_slice(&mut self, mut bytes: &[u8]) {
+        let mut complete = 0;
+        while !bytes.is_empty() {
+            if self.in_message {
+                let n = bytes
+                    .len()
+                    .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+                bytes = &bytes[n..];
+                self.remaining -= n as u64;
+            } else {
+                let n = bytes.len().min(5 - self.have);
+                self.prefix[self.have..self.have + n].copy_from_slice(&bytes[..n]);
+                self.have += n;
+                bytes = &bytes[n..];
+                if self.have < 5 {
+                    break;
+                }
+                self.have = 0;
+                self.in_message = true;
+                self.remaining = u64::from(u32::from_be_bytes([
+                    self.prefix[1],
+                    self.prefix[2],
+                    self.prefix[3],
+                    self.prefix[4],
+                ]));
+            }
+            if self.in_message && self.remaining == 0 {
+                self.in_message = false;
+                complete += 1;
+            }
+        }
+        if complete > 0 {
+            self.counter.increment(complete);
+        }
+    }
+}
+
 /// One call's measurements; records itself when finished or dropped.
 struct Call {
     method: &'static str,
+    /// The method, when this server serves it (the standard families).
+    info: Option<&'static MethodInfo>,
     started: Instant,
     received: Arc<AtomicU64>,
     sent: u64,
+    messages_sent: Option<MessageCounter>,
     recorded: bool,
 }
 
 impl Call {
-    fn finish(mut self, code: &'static str) {
+    fn finish(mut self, code: Code) {
         self.record(code);
     }
 
-    fn record(&mut self, code: &'static str) {
+    fn sent(&mut self, data: &impl Buf) {
+        self.sent += data.remaining() as u64;
+        if let Some(messages) = &mut self.messages_sent {
+            messages.feed(data);
+        }
+    }
+
+    fn record(&mut self, code: Code) {
         if std::mem::replace(&mut self.recorded, true) {
             return;
         }
         let method = self.method;
+        let elapsed = self.started.elapsed().as_secs_f64();
+        if let Some(info) = self.info {
+            let mut labels = info.labels();
+            histogram!(GRPC_SERVER_HANDLING_SECONDS, labels.clone()).record(elapsed);
+            labels.push(Label::from_static_parts("grpc_code", go_code_name(code)));
+            counter!(GRPC_SERVER_HANDLED_TOTAL, labels).increment(1);
+        }
+        let code = code_name(code);
         counter!(API_REQUESTS_TOTAL, "method" => method, "code" => code).increment(1);
-        histogram!(API_REQUEST_DURATION_SECONDS, "method" => method)
-            .record(self.started.elapsed().as_secs_f64());
+        histogram!(API_REQUEST_DURATION_SECONDS, "method" => method).record(elapsed);
         histogram!(API_REQUEST_SIZE_BYTES, "method" => method)
             .record(self.received.load(Ordering::Relaxed) as f64);
         histogram!(API_RESPONSE_SIZE_BYTES, "method" => method).record(self.sent as f64);
@@ -181,7 +403,7 @@ impl Call {
 
 impl Drop for Call {
     fn drop(&mut self) {
-        self.record("CANCELLED");
+        self.record(Code::Cancelled);
     }
 }
 
@@ -215,7 +437,7 @@ where
                     // An empty body is never polled, so its trailers would
                     // never be seen.
                     (Some(call), None) if response.body().is_end_stream() => {
-                        call.finish("UNKNOWN");
+                        call.finish(Code::Unknown);
                         None
                     }
                     (call, _) => call,
@@ -224,7 +446,7 @@ where
             }
             Err(error) => {
                 if let Some(call) = call {
-                    call.finish("INTERNAL");
+                    call.finish(Code::Internal);
                 }
                 Err(error)
             }
@@ -256,22 +478,22 @@ impl<B: Body> Body for MetricsBody<B> {
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref() {
                     if let Some(call) = this.call.as_mut() {
-                        call.sent += data.remaining() as u64;
+                        call.sent(data);
                     }
                 } else if let Some(trailers) = frame.trailers_ref()
                     && let Some(call) = this.call.take()
                 {
-                    call.finish(grpc_status(trailers).unwrap_or("UNKNOWN"));
+                    call.finish(grpc_status(trailers).unwrap_or(Code::Unknown));
                 }
             }
             Some(Err(_)) => {
                 if let Some(call) = this.call.take() {
-                    call.finish("INTERNAL");
+                    call.finish(Code::Internal);
                 }
             }
             None => {
                 if let Some(call) = this.call.take() {
-                    call.finish("UNKNOWN");
+                    call.finish(Code::Unknown);
                 }
             }
         }
@@ -288,11 +510,13 @@ impl<B: Body> Body for MetricsBody<B> {
 }
 
 pin_project! {
-    /// The request body, counting the data bytes the server reads.
+    /// The request body, counting the data bytes and messages the server
+    /// reads.
     pub struct CountingBody<B> {
         #[pin]
         inner: B,
         received: Arc<AtomicU64>,
+        messages: Option<MessageCounter>,
     }
 }
 
@@ -311,6 +535,9 @@ impl<B: Body> Body for CountingBody<B> {
         {
             this.received
                 .fetch_add(data.remaining() as u64, Ordering::Relaxed);
+            if let Some(messages) = this.messages.as_mut() {
+                messages.feed(data);
+            }
         }
         Poll::Ready(result)
     }
@@ -326,7 +553,10 @@ impl<B: Body> Body for CountingBody<B> {
 
 #[cfg(test)]
 mod tests {
-    use std::{collections::VecDeque, convert::Infallible};
+    use std::{
+        collections::{HashSet, VecDeque},
+        convert::Infallible,
+    };
 
     use metrics_exporter_prometheus::PrometheusBuilder;
     use prost::bytes::Bytes;
@@ -449,6 +679,85 @@ mod tests {
         assert!(text.contains(&format!(
             "api_request_duration_seconds_count{{method=\"{LOGIN}\"}} 1"
         )));
+    }
+
+    #[test]
+    fn the_standard_families_count_start_code_and_each_message_across_frames() {
+        let text = render(
+            LOGIN,
+            || {
+                // Three messages ("hi", an empty one, "x"), cut anywhere.
+                http::Response::new(Frames(VecDeque::from([
+                    Frame::data(Bytes::from_static(b"\0\0\0\0\x02h")),
+                    Frame::data(Bytes::from_static(b"i\0\0\0\0\0\0\0")),
+                    Frame::data(Bytes::from_static(b"\0\0\x01")),
+                    Frame::data(Bytes::from_static(b"x")),
+                    trailers(5),
+                ])))
+            },
+            |service, request| {
+                let mut response = call(service, request);
+                drain(response.body_mut());
+            },
+        );
+        let labels =
+            r#"grpc_type="unary",grpc_service="fileorganizer.v1.AuthService",grpc_method="Login""#;
+        for expected in [
+            format!("grpc_server_started_total{{{labels}}} 1"),
+            format!("grpc_server_handled_total{{{labels},grpc_code=\"NotFound\"}} 1"),
+            format!("grpc_server_msg_received_total{{{labels}}} 1"),
+            format!("grpc_server_msg_sent_total{{{labels}}} 3"),
+            format!("grpc_server_handling_seconds_count{{{labels}}} 1"),
+        ] {
+            assert!(text.lines().any(|l| l == expected), "{expected} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn a_method_that_is_not_served_has_no_standard_series() {
+        let text = render(
+            "/not.a.Service/AtAll",
+            || {
+                let mut response = http::Response::new(Frames(VecDeque::new()));
+                response
+                    .headers_mut()
+                    .insert("grpc-status", "12".parse().unwrap());
+                response
+            },
+            |service, request| drop(call(service, request)),
+        );
+        assert!(!text.contains("grpc_server_"), "{text}");
+        assert_eq!(
+            line(&text, "api_requests_total"),
+            [r#"api_requests_total{method="unknown",code="UNIMPLEMENTED"} 1"#]
+        );
+    }
+
+    #[test]
+    fn the_rpc_type_comes_from_the_descriptor() {
+        let kind = |path| method_info(path).unwrap().kind;
+        assert_eq!(kind(LOGIN), RpcType::Unary);
+        assert_eq!(
+            kind("/fileorganizer.v1.FileService/UploadFile"),
+            RpcType::ClientStream
+        );
+        assert_eq!(
+            kind("/fileorganizer.v1.OperationService/WatchOperation"),
+            RpcType::ServerStream
+        );
+        assert_eq!(
+            kind("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"),
+            RpcType::BidiStream
+        );
+        let info = method_info("/grpc.health.v1.Health/Watch").unwrap();
+        assert_eq!(
+            (info.service, info.method),
+            ("grpc.health.v1.Health", "Watch")
+        );
+        // Every code has Go's name, distinct from the others.
+        let codes: HashSet<&str> = (0..17).map(|c| go_code_name(Code::from_i32(c))).collect();
+        assert_eq!(codes.len(), 17);
+        assert_eq!(go_code_name(Code::Cancelled), "Canceled");
     }
 
     #[test]

@@ -32,7 +32,10 @@ use crate::{
     auth::Principal,
     config::RateLimits,
     db,
-    infra::ratelimit::{Bucket, Decision},
+    infra::{
+        observability::{self, RefusedBy},
+        ratelimit::{Bucket, Decision},
+    },
     state::AppState,
 };
 
@@ -73,14 +76,17 @@ pub fn burst_guard(
         .finish()
         .expect("burst and period are positive");
     tower_governor::GovernorLayer::new(Arc::new(config)).error_handler(move |error| match error {
-        GovernorError::TooManyRequests { wait_time, .. } => Decision {
-            allowed: false,
-            limit: burst,
-            remaining: 0,
-            reset_after: Duration::from_secs(wait_time.max(1)),
+        GovernorError::TooManyRequests { wait_time, .. } => {
+            observability::rate_limit_refused(RefusedBy::Address, "any");
+            Decision {
+                allowed: false,
+                limit: burst,
+                remaining: 0,
+                reset_after: Duration::from_secs(wait_time.max(1)),
+            }
+            .status("requests from your address")
+            .into_http()
         }
-        .status("requests from your address")
-        .into_http(),
         GovernorError::UnableToExtractKey => {
             tonic::Status::internal("cannot determine the client address").into_http()
         }
@@ -174,6 +180,12 @@ where
                 _ => user,
             };
             if !decision.allowed {
+                let by = if user.allowed {
+                    RefusedBy::AllUsers
+                } else {
+                    RefusedBy::User
+                };
+                observability::rate_limit_refused(by, bucket.name());
                 layer.audit_refusal(&request, &principal, bucket, &decision);
                 let what = if user.allowed {
                     format!("{} (all users)", bucket.name())

@@ -31,7 +31,7 @@ use crate::{
 
 /// The automations' clock of the servers a test starts: the instant in a
 /// file they all read.
-struct TestClock {
+pub(crate) struct TestClock {
     dir: tempfile::TempDir,
 }
 
@@ -49,7 +49,7 @@ impl TestClock {
     }
 
     /// Moves the clock (atomically: a reader never sees half a write).
-    fn set(&self, instant: DateTime<Utc>) {
+    pub(crate) fn set(&self, instant: DateTime<Utc>) {
         let tmp = self.dir.path().join("now.tmp");
         std::fs::write(&tmp, instant.to_rfc3339()).unwrap();
         std::fs::rename(&tmp, self.path()).unwrap();
@@ -66,7 +66,7 @@ impl TestClock {
     }
 }
 
-fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
+pub(crate) fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2030, 1, 1, h, m, s).unwrap()
 }
 
@@ -145,7 +145,7 @@ async fn runs(app: &TestApp, user: &User, automation: &str) -> Vec<pb::Operation
 }
 
 /// Polls until the automation has created `n` operations (bounded).
-async fn wait_for_runs(app: &TestApp, automation: &str, n: i64) {
+pub(crate) async fn wait_for_runs(app: &TestApp, automation: &str, n: i64) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     loop {
         let count = runs_in_db(app, automation).await;
@@ -194,7 +194,7 @@ fn timestamp(t: DateTime<Utc>) -> Option<prost_types::Timestamp> {
 
 /// A server (one worker) under a test clock at 00:00:30, a user (`label`) with `inbox/a.txt`,
 /// and their automation "every five minutes" organizing inbox into sorted.
-async fn every_five_minutes(label: &str) -> (TestClock, TestApp, User, pb::Automation) {
+pub(crate) async fn every_five_minutes(label: &str) -> (TestClock, TestApp, User, pb::Automation) {
     let clock = TestClock::new(at(0, 0, 30));
     let app = TestApp::spawn_with(Options {
         env: clock.env(1),

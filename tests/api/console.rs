@@ -478,15 +478,7 @@ async fn console_is_served_with_security_headers_and_cannot_be_framed() {
 }
 
 async fn access_token(app: &TestApp, email: &str) -> String {
-    app.auth()
-        .login(pb::LoginRequest {
-            email: email.into(),
-            password: PASSWORD.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .access_token
+    access_token_with(app, email, PASSWORD).await
 }
 
 /// Every file path under `path` of the user with `token`, sorted (ListDirectory, all pages).
@@ -747,6 +739,23 @@ async fn console_edits_rules_with_a_live_preview_and_lists_automation_runs_in_ch
         done["plan"]["inbox/invoice-1.pdf"], "sorted/Invoices/invoice-1.pdf",
         "{done}"
     );
+    // The plan names what decided: the rule (by its display name) for the invoice, the
+    // layout template for the notes.
+    let decided = &done["decidedBy"];
+    let invoice = &decided["inbox/invoice-1.pdf"];
+    assert!(
+        invoice["rule"].as_str().unwrap().starts_with("rules/"),
+        "{decided}"
+    );
+    assert!(
+        invoice["text"].as_str().unwrap().starts_with("rule \""),
+        "{decided}"
+    );
+    assert_eq!(
+        decided["inbox/notes.txt"],
+        serde_json::json!({ "text": "layout template", "rule": "" }),
+        "{decided}"
+    );
     let token = access_token(&app, &email).await;
     let sorted = files_listed(&app, &token, "sorted").await;
     assert!(
@@ -841,4 +850,856 @@ async fn console_downloads_the_browsed_folder_as_a_zip_in_chromium() {
         .map(|(name, (size, _))| format!("{name} {size}"))
         .collect();
     assert_eq!(listed, ["2020/ 0", "2020/b.bin 3000000", "a.txt 5"]);
+}
+
+/// Every record of operation `name` as the server has it: original path → (new path,
+/// category, status name as the console shows it, duplicate_of_path).
+async fn server_records(
+    app: &TestApp,
+    token: &str,
+    name: &str,
+) -> BTreeMap<String, (String, String, String, String)> {
+    let page = crate::files::files(app)
+        .list_file_records(crate::common::bearer(
+            pb::ListFileRecordsRequest {
+                parent: name.into(),
+                page_size: 1000,
+                ..Default::default()
+            },
+            token,
+        ))
+        .await
+        .expect("ListFileRecords")
+        .into_inner();
+    assert!(page.next_page_token.is_empty());
+    page.file_records
+        .into_iter()
+        .map(|r| {
+            let status = pb::FileRecordStatus::try_from(r.status)
+                .unwrap()
+                .as_str_name()
+                .trim_start_matches("FILE_RECORD_STATUS_")
+                .to_string();
+            (
+                r.original_path,
+                (r.new_path, r.category, status, r.duplicate_of_path),
+            )
+        })
+        .collect()
+}
+
+/// The plan rows a browser script reported, keyed like `server_records`.
+fn page_records(rows: &Value) -> BTreeMap<String, (String, String, String, String)> {
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap().to_string();
+            (
+                s("path"),
+                (s("to"), s("category"), s("status"), s("duplicateOf")),
+            )
+        })
+        .collect()
+}
+
+/// Issue 22's operations part of the console in Chromium (tests/clients/console_operations.mjs):
+/// the organize options with their defaults and the server's field error next to the template;
+/// the plan with the duplicate marked, the category and what decided each destination; the
+/// report with its three exports and the duplicate groups; the undo regressions (the plan
+/// re-read as UNDONE, the applied report gone, no stale status under a later error); the
+/// Operations screen's cancel, undo, filters and pages; reopening an operation; and, at 390 px,
+/// the plan scrolling inside its card. Everything the page showed is compared with what the
+/// server says and what is on disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_lists_filters_reopens_undoes_and_cancels_operations_in_chromium() {
+    // Moves are paced so that an apply of bulk/ is still moving files when Cancel is pressed.
+    let (app, console_origin) = console_app(vec![("MOVES_PER_SECOND", "20".into())]).await;
+    let email = TestApp::email("console-ops");
+    let registered = app.register(&email).await;
+    let token = registered.access_token.clone();
+    let root = app
+        .state
+        .config
+        .storage_root
+        .join(registered.user.unwrap().id);
+    let photo = b"\xff\xd8\xff\xe0 the same photo twice".as_slice();
+    let mut files: BTreeMap<String, Vec<u8>> = [
+        ("inbox/photo.jpg", photo),
+        ("inbox/copy/photo-copy.jpg", photo),
+        ("inbox/notes.txt", b"meeting notes".as_slice()),
+        ("inbox/table.csv", b"a,b\n1,2\n".as_slice()),
+        (
+            "inbox/debug.log",
+            b"left out by the exclude glob".as_slice(),
+        ),
+    ]
+    .into_iter()
+    .map(|(p, c)| (p.to_string(), c.to_vec()))
+    .collect();
+    for i in 0..120 {
+        files.insert(
+            format!("bulk/{:02}/file{i}.txt", i % 6),
+            format!("bulk file {i}").into_bytes(),
+        );
+    }
+    for (path, content) in &files {
+        crate::common::tree::write(&root, path, content);
+    }
+    // The kept file of the duplicate pair is the older one.
+    crate::common::tree::set_mtime(&root, "inbox/photo.jpg", 1_600_000_000);
+    crate::common::tree::set_mtime(&root, "inbox/copy/photo-copy.jpg", 1_700_000_000);
+    let saved = tempfile::tempdir().unwrap();
+    let shots = repo_root().join("data/test-artifacts/console");
+    std::fs::create_dir_all(&shots).unwrap();
+
+    let done = run_browser_script(
+        "console_operations.mjs",
+        [
+            console_origin.as_ref(),
+            email.as_ref(),
+            saved.path().as_os_str(),
+            shots.as_os_str(),
+        ],
+    )
+    .await;
+    println!("console_operations: {done}");
+    assert_eq!(done["consoleErrors"], serde_json::json!([]), "{done}");
+
+    // Before any operation the plan says so in one row across every column.
+    let empty = &done["emptyPlan"];
+    assert_eq!(empty.as_array().unwrap().len(), 1, "{empty}");
+    assert_eq!(empty[0]["cls"], "empty", "{empty}");
+    assert_eq!(empty[0]["span"], 7, "{empty}");
+
+    // 1. The defaults the server applies, shown; the bad template's error next to the box.
+    assert_eq!(
+        done["defaults"],
+        serde_json::json!({
+            "op-kind": "ORGANIZE", "layout-template": "{category}/{name}",
+            "duplicate-policy": "REPORT_ONLY", "conflict-policy": "RENAME",
+            "apply-rules": "auto", "include-globs": "", "exclude-globs": "",
+        }),
+    );
+    let bad = &done["badTemplate"];
+    assert_eq!(bad["field"], "operation.layout_template", "{bad}");
+    assert_eq!(bad["visible"], true, "{bad}");
+    assert!(bad["text"].as_str().unwrap().contains("nope"), "{bad}");
+    assert_eq!(bad["generalError"], "", "{bad}");
+    assert_eq!(
+        done["fieldErrorsAfter"], 0,
+        "the field error stayed: {done}"
+    );
+
+    // 2. The dry run's plan is the server's: same records, destinations, categories and
+    // duplicate marks; the log file was left out; the duplicate is marked in words too.
+    let first = done["planned"]["name"].as_str().unwrap().to_string();
+    let records = server_records(&app, &token, &first).await;
+    let planned = page_records(&done["planned"]["rows"]);
+    assert_eq!(
+        planned.keys().collect::<Vec<_>>(),
+        records.keys().collect::<Vec<_>>()
+    );
+    assert!(!planned.contains_key("inbox/debug.log"), "{planned:?}");
+    for (path, (to, category, status, duplicate_of)) in &planned {
+        let (s_to, s_category, _, s_duplicate_of) = &records[path];
+        assert_eq!(
+            (to, category, duplicate_of),
+            (s_to, s_category, s_duplicate_of),
+            "{path}"
+        );
+        assert!(
+            status == "PLANNED" || status == "DUPLICATE",
+            "{path}: {status}"
+        );
+    }
+    let duplicate = done["planned"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["path"] == "inbox/copy/photo-copy.jpg")
+        .unwrap();
+    assert_eq!(duplicate["duplicateOf"], "inbox/photo.jpg", "{duplicate}");
+    assert_eq!(duplicate["marked"], true, "{duplicate}");
+    assert_eq!(
+        duplicate["duplicateText"], "Duplicate of inbox/photo.jpg",
+        "{duplicate}"
+    );
+    assert!(
+        duplicate["to"]
+            .as_str()
+            .unwrap()
+            .starts_with("sorted/_duplicates/"),
+        "{duplicate}"
+    );
+    for row in done["planned"]["rows"].as_array().unwrap() {
+        assert_eq!(row["decidedBy"], "layout template", "{row}");
+        assert_eq!(row["status"], row["statusText"], "{row}");
+    }
+
+    // 3. Applied: every record moved; the report, its exports and the duplicate group.
+    for row in done["applied"].as_array().unwrap() {
+        assert!(
+            row["status"] == "COMPLETED" || row["status"] == "DUPLICATE",
+            "{row}"
+        );
+    }
+    assert_eq!(done["report"]["operation"], first.as_str(), "{done}");
+    assert_ne!(done["report"]["filesMoved"], "0", "{done}");
+    let id = first.trim_start_matches("operations/");
+    for format in ["csv", "json", "html"] {
+        assert_eq!(
+            done["exports"][format],
+            format!("report-{id}.{format}"),
+            "{done}"
+        );
+    }
+    let csv = std::fs::read_to_string(saved.path().join(format!("report-{id}.csv"))).unwrap();
+    assert!(
+        csv.starts_with("seq,original_path,new_path,status,category"),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 1 + records.len(), "{csv}");
+    let json: Value = serde_json::from_slice(
+        &std::fs::read(saved.path().join(format!("report-{id}.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        json["file_records"].as_array().map(Vec::len),
+        Some(records.len())
+    );
+    // The report on the page is the one exported at the same moment.
+    assert_eq!(
+        json["report"]["totals"]["files_moved"], done["report"]["filesMoved"],
+        "{json}"
+    );
+    let html = std::fs::read_to_string(saved.path().join(format!("report-{id}.html"))).unwrap();
+    assert!(html.to_lowercase().contains("<html"), "{html}");
+    assert!(
+        html.contains("photo-copy.jpg"),
+        "the duplicate group is in the page"
+    );
+    let groups =
+        fileorganizer::pb::fileorganizer::v1::report_service_client::ReportServiceClient::new(
+            tonic::transport::Channel::from_shared(format!("http://{}", app.addr))
+                .unwrap()
+                .connect_lazy(),
+        )
+        .list_duplicate_groups(crate::common::bearer(
+            pb::ListDuplicateGroupsRequest {
+                parent: format!("reports/{id}"),
+                ..Default::default()
+            },
+            &token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let shown = &done["duplicates"];
+    assert_eq!(shown["total"], groups.total_size.to_string(), "{shown}");
+    // The groups and their files as the server has them; where each file was then ("now" on
+    // the page, before the undo) is where the applied plan had moved it.
+    let server_groups: Vec<Value> = groups
+        .duplicate_groups
+        .iter()
+        .flat_map(|g| {
+            g.files.iter().map(|f| {
+                serde_json::json!({ "hash": g.content_hash, "path": f.original_path, "kept": f.kept })
+            })
+        })
+        .collect();
+    let applied: BTreeMap<String, String> = page_records(&done["applied"])
+        .into_iter()
+        .map(|(path, (to, ..))| (path, to))
+        .collect();
+    let page_groups: Vec<Value> = shown["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            assert_eq!(
+                r["now"],
+                applied[r["path"].as_str().unwrap()].as_str(),
+                "{r}"
+            );
+            serde_json::json!({ "hash": r["hash"], "path": r["path"], "kept": r["kept"] })
+        })
+        .collect();
+    assert_eq!(page_groups, server_groups, "{shown}");
+    assert_eq!(server_groups.len(), 2, "one pair: {shown}");
+    assert_eq!(
+        shown["rows"][0]["path"], "inbox/photo.jpg",
+        "the older one is kept"
+    );
+    assert_eq!(shown["rows"][0]["kept"], true);
+
+    // 4. After the undo the plan shows what the server says now (UNDONE), not COMPLETED; the
+    // applied report is gone; an error afterwards has no "Undone…" status under it.
+    let records = server_records(&app, &token, &first).await;
+    assert!(
+        records.values().all(|(_, _, status, _)| status == "UNDONE"),
+        "{records:?}"
+    );
+    let after_undo = &done["afterUndo"];
+    let shown: BTreeMap<_, _> = page_records(&after_undo["rows"])
+        .into_iter()
+        .map(|(p, (_, _, s, _))| (p, s))
+        .collect();
+    let server: BTreeMap<_, _> = records
+        .iter()
+        .map(|(p, (_, _, s, _))| (p.clone(), s.clone()))
+        .collect();
+    assert_eq!(shown, server, "{after_undo}");
+    assert_eq!(after_undo["reportVisible"], false, "{after_undo}");
+    assert_eq!(after_undo["reportOperation"], Value::Null, "{after_undo}");
+    assert_eq!(after_undo["opName"], first.as_str(), "{after_undo}");
+    let after_error = &done["afterError"];
+    assert!(
+        after_error["error"].as_str().unwrap().contains("NOT_FOUND"),
+        "{after_error}"
+    );
+    assert_eq!(after_error["status"], "", "{after_error}");
+
+    // 5. The Operations screen against ListOperations: the list, the cancel, the undo.
+    let mut ops = app.operations();
+    let every = ops
+        .list_operations(crate::common::bearer(
+            pb::ListOperationsRequest::default(),
+            &token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .operations;
+    // Step 8's apply of bulk/ and its undo came after the list was read: checked below.
+    let bulk = done["cancelledApply"]["name"].as_str().unwrap();
+    let (bulk_ops, listed): (Vec<_>, Vec<_>) = every
+        .into_iter()
+        .partition(|o| o.name == bulk || o.undo_of == bulk);
+    let state = |name: &str| {
+        let op = listed.iter().find(|o| o.name == name).unwrap();
+        pb::OperationState::try_from(op.state)
+            .unwrap()
+            .as_str_name()
+            .trim_start_matches("OPERATION_STATE_")
+            .to_string()
+    };
+    let (second, third) = (
+        done["second"].as_str().unwrap(),
+        done["third"].as_str().unwrap(),
+    );
+    assert_eq!(state(second), "CANCELLED");
+    assert_eq!(done["cancelledRow"]["state"], "CANCELLED", "{done}");
+    assert!(
+        done["listed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == second
+                && r["state"] == "PLANNED"
+                && r["buttons"].as_array().unwrap().contains(&"Cancel".into())),
+        "{done}"
+    );
+    assert!(
+        done["thirdButtons"]
+            .as_array()
+            .unwrap()
+            .contains(&"Undo".into()),
+        "{done}"
+    );
+    let third_op = listed.iter().find(|o| o.name == third).unwrap();
+    assert!(!third_op.undone_by.is_empty(), "{third_op:?}");
+    assert!(
+        done["undoneFromList"]
+            .as_str()
+            .unwrap()
+            .contains(&third_op.undone_by),
+        "{done}"
+    );
+    let rows: Vec<(String, String, String)> = done["all"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap().to_string();
+            (s("name"), s("kind"), s("state"))
+        })
+        .collect();
+    let expected: Vec<(String, String, String)> = listed
+        .iter()
+        .map(|o| {
+            (
+                o.name.clone(),
+                pb::OperationKind::try_from(o.kind)
+                    .unwrap()
+                    .as_str_name()
+                    .trim_start_matches("OPERATION_KIND_")
+                    .to_string(),
+                state(&o.name),
+            )
+        })
+        .collect();
+    assert_eq!(rows, expected, "the list, newest first");
+    assert_eq!(
+        expected.len(),
+        5,
+        "A, its undo, B, C, its undo: {expected:?}"
+    );
+    // Filters: the two undos; the one cancelled.
+    let names = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let undos: Vec<String> = expected
+        .iter()
+        .filter(|r| r.1 == "UNDO")
+        .map(|r| r.0.clone())
+        .collect();
+    assert_eq!(names(&done["undos"]), undos);
+    assert_eq!(names(&done["cancelled"]), [second]);
+    // Pages of 2: 2, 2, 1 in the server's order; Newer shows the page before again.
+    let pages = &done["paging"]["pages"];
+    let flat: Vec<String> = pages
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| {
+            p.as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n.as_str().unwrap().to_string())
+        })
+        .collect();
+    let all_names: Vec<String> = expected.iter().map(|r| r.0.clone()).collect();
+    assert_eq!(flat, all_names, "{pages}");
+    assert_eq!(
+        pages
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_array().unwrap().len())
+            .collect::<Vec<_>>(),
+        [2, 2, 1]
+    );
+    assert_eq!(done["paging"]["backOne"], pages[1], "{pages}");
+
+    // On disk every file is where it was: inbox/ after both undos, bulk/ after the undo of the
+    // cancelled apply (step 8).
+    let on_disk: BTreeMap<_, _> = files
+        .iter()
+        .map(|(path, content)| (path.clone(), crate::common::tree::hash_of(content)))
+        .collect();
+    assert_eq!(
+        crate::common::tree::snapshot(&root),
+        on_disk,
+        "after both undos, on disk"
+    );
+
+    // 8. Cancelled while applying: the page said how many files had moved (as the server
+    // counts them), offered Undo, and the undo put them back (the disk check above).
+    let bulk_op = bulk_ops.iter().find(|o| o.name == bulk).unwrap();
+    assert_eq!(bulk_op.state, pb::OperationState::Cancelled as i32);
+    let moved = bulk_op.counters.as_ref().unwrap().files_moved;
+    assert!(moved > 0 && moved < 120, "moved {moved}");
+    let cancelled_apply = &done["cancelledApply"];
+    assert_eq!(cancelled_apply["state"], "CANCELLED", "{cancelled_apply}");
+    assert!(
+        cancelled_apply["status"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("Cancelled {bulk} after {moved} move(s)")),
+        "{cancelled_apply}"
+    );
+    assert_eq!(
+        cancelled_apply["statuses"]["COMPLETED"], moved,
+        "{cancelled_apply}"
+    );
+    assert_eq!(cancelled_apply["undoEnabled"], true, "{cancelled_apply}");
+    assert_eq!(cancelled_apply["cancelEnabled"], false, "{cancelled_apply}");
+    assert!(
+        cancelled_apply["undone"]
+            .as_str()
+            .unwrap()
+            .starts_with("Undone by operations/"),
+        "{cancelled_apply}"
+    );
+    assert!(bulk_ops.iter().any(|o| o.undo_of == bulk), "{bulk_ops:?}");
+
+    // 6. Reopened from the list: the first operation's records as the server has them, and its
+    // report, marked as undone.
+    let reopened = &done["reopened"];
+    assert_eq!(reopened["screen"], "files", "{reopened}");
+    assert_eq!(reopened["opName"], first.as_str(), "{reopened}");
+    assert_eq!(reopened["state"], state(&first), "{reopened}");
+    let shown: BTreeMap<_, _> = page_records(&reopened["rows"])
+        .into_iter()
+        .map(|(p, (_, _, s, _))| (p, s))
+        .collect();
+    assert_eq!(shown, server, "{reopened}");
+    assert_eq!(reopened["reportOperation"], first.as_str(), "{reopened}");
+    assert!(
+        reopened["reportUndone"]
+            .as_str()
+            .unwrap()
+            .starts_with("Undone by operations/"),
+        "{reopened}"
+    );
+    assert_eq!(reopened["undoDisabled"], true, "{reopened}");
+
+    // 7. Narrow: the plan scrolls inside its card, which stays on the screen.
+    for width in ["at390", "at360"] {
+        let b = &done[width];
+        let f = |k: &str| b[k].as_f64().unwrap();
+        assert_eq!(b["overflowX"], "auto", "{b}");
+        assert!(f("boxRight") <= f("cardRight") + 0.5, "{width}: {b}");
+        assert!(f("cardRight") <= f("viewport") + 0.5, "{width}: {b}");
+        assert!(
+            f("boxScrollWidth") > f("boxClientWidth"),
+            "the table is wider and scrolls: {b}"
+        );
+    }
+    let o = &done["operationsAt360"];
+    assert!(
+        o["boxRight"].as_f64().unwrap() <= o["cardRight"].as_f64().unwrap() + 0.5,
+        "{o}"
+    );
+}
+
+/// Issue 22's account and file screens in Chromium (tests/clients/console_account.mjs), each
+/// checked against the server afterwards: the session survives a reload without the access
+/// token in Web Storage, and logout ends it (the kept refresh token is refused); a file is
+/// downloaded byte for byte, deleted to the trash, restored (on disk again) or purged (gone
+/// from disk); search and its field error; a category created and edited (as the server lists
+/// it); an API key's secret shown once, copied, and working for a real call within its scope
+/// only, another revoked (refused); usage as the server computes it, with the rate-limit
+/// counters an administrator sees; the password change (the old one refused, the new one
+/// accepted); and every screen of the nav at 1100 and 360 px: screenshots, no serious or
+/// critical axe violation, nothing wider than the window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_account_screens_trash_search_keys_usage_profile_in_chromium() {
+    use pb::{file_service_client::FileServiceClient, report_service_client::ReportServiceClient};
+    use tonic::{Code, transport::Channel};
+
+    let (app, console_origin) = console_app(Vec::new()).await;
+    let email = TestApp::email("console-account");
+    let registered = app.register(&email).await;
+    let user_id = registered.user.unwrap().id;
+    fileorganizer::db::users::set_role(
+        &mut app.db().await,
+        &email,
+        fileorganizer::domain::Role::Admin,
+    )
+    .await
+    .unwrap();
+    let root = app.state.config.storage_root.join(&user_id);
+    for (name, text) in [
+        ("notes.txt", "meeting notes"),
+        ("todo.txt", "buy milk"),
+        ("table.csv", "a,b\n1,2\n"),
+    ] {
+        crate::common::tree::write(&root, &format!("inbox/{name}"), text.as_bytes());
+    }
+    let shots = repo_root().join("data/test-artifacts/console");
+    std::fs::create_dir_all(&shots).unwrap();
+    let new_password = "a much better passphrase";
+    let done = run_browser_script(
+        "console_account.mjs",
+        [
+            console_origin.as_ref(),
+            email.as_ref(),
+            new_password.as_ref(),
+            shots.as_os_str(),
+        ],
+    )
+    .await;
+    println!("console_account: {done}");
+    let channel = Channel::from_shared(format!("http://{}", app.addr))
+        .unwrap()
+        .connect_lazy();
+
+    // The session: only the refresh token is kept (in sessionStorage), never an access token,
+    // and it is rotated by the reload.
+    let tokens: Vec<&str> = done["accessTokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert!(!tokens.is_empty(), "{done}");
+    let kept_token = |kept: &Value| -> String {
+        assert_eq!(kept["local"], serde_json::json!({}), "localStorage: {kept}");
+        assert_eq!(kept["cookies"], serde_json::json!([]), "cookies: {kept}");
+        let session = kept["session"].as_object().unwrap();
+        assert_eq!(session.len(), 1, "sessionStorage: {kept}");
+        let token = session["fileorganizer.refreshToken"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        for access in &tokens {
+            assert!(!token.contains(access), "an access token is kept: {kept}");
+        }
+        token
+    };
+    let first = kept_token(&done["keptAfterLogin"]);
+    let after_reload = kept_token(&done["keptAfterReload"]);
+    assert_ne!(first, after_reload, "the reload rotated the refresh token");
+    let reload = &done["afterReload"];
+    assert_eq!(reload["app"], true, "{reload}");
+    assert_eq!(reload["login"], false, "{reload}");
+    assert_eq!(reload["who"], email.as_str(), "{reload}");
+    assert_eq!(reload["status"], "Signed in (session resumed).", "{reload}");
+    assert_eq!(reload["error"], "", "{reload}");
+
+    // Download, delete, restore, empty the trash: on the page and on disk.
+    assert_eq!(done["downloaded"]["name"], "notes.txt", "{done}");
+    assert_eq!(done["downloaded"]["text"], "meeting notes", "{done}");
+    assert_eq!(
+        done["emptyFolder"],
+        serde_json::json!([["empty", "This folder is empty."]])
+    );
+    // The listing's second column holds the category and says so (it was headed "Kind").
+    assert_eq!(
+        done["listingHeaders"],
+        serde_json::json!(["Name", "Category", "Size", "Actions"])
+    );
+    assert_eq!(
+        done["trashed"],
+        serde_json::json!(["sorted/Documents/todo.txt", "sorted/Spreadsheets/table.csv"])
+    );
+    assert_eq!(
+        done["afterRestore"],
+        serde_json::json!(["sorted/Spreadsheets/table.csv"])
+    );
+    assert_eq!(done["confirmText"], "Delete 1 item(s) permanently");
+    assert_eq!(
+        done["afterEmpty"]["rows"],
+        serde_json::json!([["empty", "The trash is empty."]])
+    );
+    assert_eq!(
+        done["restoredListing"],
+        serde_json::json!(["sorted/Documents/notes.txt", "sorted/Documents/todo.txt"])
+    );
+    let on_disk: BTreeMap<String, String> = [
+        ("sorted/Documents/notes.txt", "meeting notes"),
+        ("sorted/Documents/todo.txt", "buy milk"),
+    ]
+    .into_iter()
+    .map(|(p, t)| (p.to_string(), t.to_string()))
+    .collect();
+    assert_eq!(files_under(&root), on_disk, "restored and purged on disk");
+    let token = access_token_with(&app, &email, new_password).await;
+    let trash = FileServiceClient::new(channel.clone())
+        .list_trash(crate::common::bearer(
+            pb::ListTrashRequest::default(),
+            &token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(trash.trash_items.is_empty(), "{trash:?}");
+
+    // Search.
+    assert_eq!(done["shortName"]["field"], "name_contains", "{done}");
+    assert_eq!(done["shortName"]["error"], "", "{done}");
+    assert_eq!(
+        done["searched"],
+        serde_json::json!([["inbox/notes.txt", "sorted/Documents/notes.txt", "Documents"]])
+    );
+    assert_eq!(done["slotAfter"], false, "the field error went away");
+
+    // Categories, as the server has them.
+    assert_eq!(
+        done["receipts"],
+        serde_json::json!(["Receipts", "rcpt, inv", "**/receipt-*"])
+    );
+    assert_eq!(
+        done["badCategory"]["field"], "category.extensions",
+        "{done}"
+    );
+    assert_eq!(done["badCategory"]["error"], "", "{done}");
+    let categories = FileServiceClient::new(channel.clone())
+        .list_categories(crate::common::bearer(
+            pb::ListCategoriesRequest::default(),
+            &token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .categories;
+    let receipts = categories
+        .iter()
+        .find(|c| c.display_name == "Receipts")
+        .expect("Receipts is listed");
+    assert_eq!(receipts.extensions, ["rcpt", "inv"]);
+    assert_eq!(receipts.globs, ["**/receipt-*"]);
+    assert_eq!(receipts.color, "#2a6f3b");
+    assert!(!categories.iter().any(|c| c.display_name == "Nothing"));
+
+    // API keys: shown once, copied, gone from the page; it works within its scope only.
+    let secret = done["secret"].as_str().unwrap();
+    assert!(secret.starts_with("fo_"), "{done}");
+    assert_eq!(done["copied"], secret, "the Copy button");
+    let row = &done["keyRow"];
+    assert_eq!(row["state"], "active", "{row}");
+    assert_eq!(row["scopes"], "files.read", "{row}");
+    assert!(!row["text"].as_str().unwrap().contains(secret), "{row}");
+    assert_eq!(done["secretAfterDismiss"], false, "{done}");
+    assert_eq!(
+        done["secretAfterLeaving"],
+        serde_json::json!({ "inPage": false, "boxHidden": true })
+    );
+    assert_eq!(
+        done["keyStates"],
+        serde_json::json!({ "ci-read": "active", "to-revoke": "revoked" })
+    );
+    let mut files = FileServiceClient::new(channel.clone());
+    let listed = files
+        .list_directory(crate::common::api_key(
+            pb::ListDirectoryRequest {
+                path: "sorted/Documents".into(),
+                ..Default::default()
+            },
+            secret,
+        ))
+        .await
+        .expect("the key made in the console lists files")
+        .into_inner();
+    assert_eq!(listed.entries.len(), 2, "{listed:?}");
+    let refused = files
+        .delete_file(crate::common::api_key(
+            pb::DeleteFileRequest {
+                path: "sorted/Documents/notes.txt".into(),
+            },
+            secret,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    let revoked = files
+        .list_directory(crate::common::api_key(
+            pb::ListDirectoryRequest::default(),
+            done["revokedSecret"].as_str().unwrap(),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(revoked.code(), Code::Unauthenticated, "{revoked:?}");
+
+    // Usage as the server computes it; an administrator sees the rate-limit counters.
+    let summary = ReportServiceClient::new(channel.clone())
+        .get_usage_summary(crate::common::bearer(pb::GetUsageSummaryRequest {}, &token))
+        .await
+        .unwrap()
+        .into_inner();
+    let usage = &done["usage"];
+    assert_eq!(
+        usage["used"],
+        summary.storage_used_bytes.to_string(),
+        "{usage}"
+    );
+    assert_eq!(
+        usage["quota"],
+        summary.storage_quota_bytes.to_string(),
+        "{usage}"
+    );
+    assert!(
+        usage["counters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["bucket"] == "api" && c["used"].as_i64().unwrap() > 0),
+        "{usage}"
+    );
+
+    // Every screen at both widths: nothing wider than the window, no error shown.
+    let screens: Vec<&str> = done["screens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    for mine in [
+        "files",
+        "trash",
+        "search",
+        "categories",
+        "keys",
+        "usage",
+        "profile",
+    ] {
+        assert!(screens.contains(&mine), "{screens:?}");
+    }
+    let walked = done["walked"].as_object().unwrap();
+    assert_eq!(walked.len(), screens.len() * 2 + 1, "{walked:?}");
+    for (shot, seen) in walked {
+        assert!(
+            seen["page"].as_i64().unwrap() <= seen["window"].as_i64().unwrap(),
+            "{shot} is wider than the window: {seen}"
+        );
+        assert!(
+            seen["error"].as_str().unwrap_or("").is_empty(),
+            "{shot}: {seen}"
+        );
+        assert!(shots.join(format!("walk-{shot}.png")).is_file(), "{shot}");
+    }
+
+    // Profile and password: refused next to the fields, then changed; the server agrees.
+    assert_eq!(done["who"], format!("Ada Lovelace <{email}>"));
+    assert!(
+        done["wrongCurrent"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("is not the current password"),
+        "{done}"
+    );
+    assert_eq!(done["wrongCurrent"]["error"], "", "{done}");
+    assert_eq!(done["mismatch"], "The two new passwords differ.");
+    assert_eq!(done["stillSignedIn"], true);
+    assert_eq!(done["keptAfterLogout"]["session"], serde_json::json!({}));
+    let after_logout = &done["afterLogoutReload"];
+    assert_eq!(after_logout["app"], false, "{after_logout}");
+    assert_eq!(after_logout["login"], true, "{after_logout}");
+    assert_eq!(after_logout["kept"]["session"], serde_json::json!({}));
+    assert_eq!(done["oldPassword"]["app"], false, "{done}");
+    assert!(
+        done["oldPassword"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("INVALID_CREDENTIALS"),
+        "{done}"
+    );
+    assert_eq!(done["newPasswordWho"], format!("Ada Lovelace <{email}>"));
+    let old = app
+        .auth()
+        .login(pb::LoginRequest {
+            email: email.clone(),
+            password: PASSWORD.into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(old.code(), Code::Unauthenticated, "{old:?}");
+    // The refresh token the page kept before logging out was revoked with the session.
+    let spent = app
+        .auth()
+        .refresh_token(pb::RefreshTokenRequest {
+            refresh_token: after_reload,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(spent.code(), Code::Unauthenticated, "{spent:?}");
+    assert_eq!(done["consoleErrors"], serde_json::json!([]), "{done}");
+}
+
+async fn access_token_with(app: &TestApp, email: &str, password: &str) -> String {
+    app.auth()
+        .login(pb::LoginRequest {
+            email: email.into(),
+            password: password.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .access_token
 }

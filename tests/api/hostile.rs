@@ -66,6 +66,8 @@ const REVIEWED: &[&str] = &[
     "/fileorganizer.v1.OperationService/ApplyOperation",
     "/fileorganizer.v1.OperationService/UndoOperation",
     "/fileorganizer.v1.OperationService/WatchOperation",
+    // Issues a token only; moves nothing.
+    "/fileorganizer.v1.OperationService/CreateWatchToken",
     "/fileorganizer.v1.FileService/UploadFile",
     "/fileorganizer.v1.FileService/UploadSmallFile",
     "/fileorganizer.v1.FileService/ListDirectory",

@@ -477,7 +477,10 @@ fn operation_probes(t: &Tenants) -> Vec<Probe> {
             c.undo_operation(auth(request)).await.map(drop)
         });
         probe!(probes; ops, "OperationService/WatchOperation", "name", op, missing, nf, |c, name, auth| {
-            first(c.watch_operation(auth(pb::WatchOperationRequest { name }))).await
+            first(c.watch_operation(auth(pb::WatchOperationRequest { name, ..Default::default() }))).await
+        });
+        probe!(probes; ops, "OperationService/CreateWatchToken", "name", op, missing, nf, |c, name, auth| {
+            c.create_watch_token(auth(pb::CreateWatchTokenRequest { name })).await.map(drop)
         });
         probe!(probes; files, "FileService/ListFileRecords", "parent", op, missing, nf, |c, parent, auth| {
             let request = pb::ListFileRecordsRequest { parent, ..Default::default() };

@@ -49,6 +49,7 @@ async fn the_101st_call_in_a_minute_is_refused_with_retry_info() {
     let token = app.register(&TestApp::email("limited")).await.access_token;
     let mut client = app.auth();
     for i in 0..100u32 {
+        let sent = epoch_now();
         let response = me(&mut client, &token)
             .await
             .unwrap_or_else(|e| panic!("call {i}: {e:?}"));
@@ -58,23 +59,32 @@ async fn the_101st_call_in_a_minute_is_refused_with_retry_info() {
             md.get("x-ratelimit-remaining").unwrap().to_str().unwrap(),
             (99 - i).to_string()
         );
-        assert!(md.get("x-ratelimit-reset").is_some());
+        // Epoch seconds (the seed's definition), in the future and at most two windows away
+        // (the sliding window's previous window counts until it has slid out).
+        let reset = epoch_header(md, "x-ratelimit-reset");
+        let answered = epoch_now();
+        assert!(
+            reset > sent && reset <= answered + 2 * 60,
+            "reset {reset}, sent {sent}, answered {answered}"
+        );
     }
+    let sent = epoch_now();
     let refused = assert_code(me(&mut client, &token).await, Code::ResourceExhausted);
+    let answered = epoch_now();
     assert_eq!(reason(&refused), "RATE_LIMITED");
     let delay = retry_delay(&refused);
     assert!(delay.as_secs() >= 1 && delay.as_secs() <= 60, "{delay:?}");
     let md = refused.metadata();
     assert_eq!(md.get("x-ratelimit-remaining").unwrap(), "0");
     assert_eq!(md.get("x-ratelimit-limit").unwrap(), "100");
+    // retry-after is the delay; x-ratelimit-reset the moment, the same instant in epoch seconds.
+    let retry_after = epoch_header(md, "retry-after");
+    let reset = epoch_header(md, "x-ratelimit-reset");
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert_eq!(retry_after, delay.as_secs());
     assert!(
-        md.get("retry-after")
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .parse::<u64>()
-            .unwrap()
-            >= 1
+        reset >= sent + retry_after && reset <= answered + retry_after,
+        "reset {reset}, retry-after {retry_after}, sent {sent}, answered {answered}"
     );
     // Another user has a budget of their own.
     let other = app.register(&TestApp::email("other")).await.access_token;
@@ -118,14 +128,24 @@ async fn through_envoy_a_refusal_is_http_429_with_retry_after() {
         assert_eq!(ok.status(), StatusCode::OK);
         assert!(ok.headers().contains_key("x-ratelimit-remaining"));
     }
+    let sent = epoch_now();
     let refused = http
         .get(envoy.url("/api/v1/users/me"))
         .bearer_auth(&token)
         .send()
         .await
         .unwrap();
+    let answered = epoch_now();
     assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert!(refused.headers().contains_key("retry-after"));
+    // As HTTP headers too: the delay in retry-after, the moment (epoch seconds) in the reset.
+    let number = |name: &str| -> u64 { refused.headers()[name].to_str().unwrap().parse().unwrap() };
+    let retry_after = number("retry-after");
+    let reset = number("x-ratelimit-reset");
+    assert!(retry_after >= 1);
+    assert!(
+        reset >= sent + retry_after && reset <= answered + retry_after,
+        "reset {reset}, retry-after {retry_after}, sent {sent}, answered {answered}"
+    );
     assert_eq!(refused.headers()["x-ratelimit-limit"], "3");
     let body: serde_json::Value = refused.json().await.unwrap();
     assert_eq!(body["code"], 8);
@@ -596,4 +616,20 @@ async fn a_refusal_says_truly_how_long_to_wait_and_a_window_costs_one_small_hash
             .unwrap();
         assert_eq!(fields.len(), 3, "{key}: {fields:?}");
     }
+}
+
+fn epoch_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn epoch_header(md: &tonic::metadata::MetadataMap, name: &str) -> u64 {
+    md.get(name)
+        .unwrap_or_else(|| panic!("no {name}"))
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
 }

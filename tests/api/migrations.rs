@@ -59,6 +59,7 @@ async fn migrations_apply_revert_and_reapply() {
             "file_names",
             "file_names_pending",
             "file_records",
+            "hash_cache",
             "operation_memos",
             "operations",
             "refresh_tokens",
@@ -66,7 +67,8 @@ async fn migrations_apply_revert_and_reapply() {
             "rules",
             "trash_items",
             "upload_sessions",
-            "users"
+            "users",
+            "watch_tokens"
         ]
     );
     assert!(

@@ -1132,7 +1132,10 @@ async fn other_users_operations_are_not_found() {
                 .map(|_| ()),
             ops.clone()
                 .watch_operation(bearer(
-                    pb::WatchOperationRequest { name: name.clone() },
+                    pb::WatchOperationRequest {
+                        name: name.clone(),
+                        ..Default::default()
+                    },
                     token,
                 ))
                 .await
@@ -1262,6 +1265,7 @@ async fn watch_streams_growing_counters_until_the_end() {
         .watch_operation(bearer(
             pb::WatchOperationRequest {
                 name: op.name.clone(),
+                ..Default::default()
             },
             &hana.token,
         ))
@@ -1298,6 +1302,7 @@ async fn watch_streams_growing_counters_until_the_end() {
         .watch_operation(bearer(
             pb::WatchOperationRequest {
                 name: op.name.clone(),
+                ..Default::default()
             },
             &hana.token,
         ))

@@ -46,7 +46,7 @@ fn readme_scopes_table_is_the_access_table() {
             let scope = match access {
                 Access::Public => return None,
                 Access::Authenticated => "none (any valid credential)".to_string(),
-                Access::Scope(scope) => format!("`{scope}`"),
+                Access::Scope(scope) | Access::ScopeOrWatchToken(scope) => format!("`{scope}`"),
             };
             Some((scope, short_name(path).to_string()))
         })
@@ -187,4 +187,90 @@ async fn readme_curl_upload_and_import_lines_work_through_envoy() {
         assert_eq!(response.status(), reqwest::StatusCode::OK, "{path}");
         assert_eq!(&response.bytes().await.unwrap()[..], content, "{path}");
     }
+}
+
+/// The README's REST walkthrough (its `sh` blocks, from "## REST walkthrough" to the next
+/// section), run as written by bash through a real Envoy with only `localhost:8080` pointed at
+/// the test's Envoy: register, log in, upload, a dry run watched with a watch token, the plan,
+/// apply, watched again, and the CSV export.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readme_rest_walkthrough_runs_through_envoy() {
+    let app = crate::common::TestApp::spawn().await;
+    let envoy = crate::common::envoy::Envoy::start(app.addr.port()).await;
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let section = readme
+        .split("\n## REST walkthrough\n")
+        .nth(1)
+        .expect("README has the REST walkthrough")
+        .split("\n## ")
+        .next()
+        .unwrap();
+    let script: String = section
+        .split("```sh\n")
+        .skip(1)
+        .map(|block| block.split("```").next().unwrap())
+        .collect::<Vec<_>>()
+        .join("")
+        .replace("localhost:8080", &format!("127.0.0.1:{}", envoy.port));
+    for step in [
+        ":upload?path=inbox/report.pdf",
+        ":watchToken",
+        "curl -sN \"$API$WATCH\"",
+        ":apply",
+        ":export?format=csv",
+    ] {
+        assert!(
+            script.contains(step),
+            "the walkthrough lost {step}: {script}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("report.pdf"), b"%PDF-1.4\n a report").unwrap();
+    std::fs::write(dir.path().join("photo.jpg"), b"\xff\xd8\xff\xe0 a photo").unwrap();
+    let dir_path = dir.path().to_path_buf();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("bash")
+            .args(["-euo", "pipefail", "-c", &script])
+            .current_dir(dir_path)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "the README walkthrough failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // The uploads answered with their files.
+    assert!(stdout.contains(r#""path":"inbox/report.pdf""#), "{stdout}");
+    // Two watches by token, as server-sent events, the first to PLANNED, the second to the end.
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let planned = events
+        .iter()
+        .position(|e| e["state"] == "OPERATION_STATE_PLANNED")
+        .unwrap_or_else(|| panic!("no PLANNED event: {stdout}"));
+    let last = events.last().unwrap();
+    assert!(planned < events.len() - 1, "{stdout}");
+    assert_eq!(last["state"], "OPERATION_STATE_SUCCEEDED", "{stdout}");
+    assert_eq!(last["counters"]["files_moved"], "2", "{stdout}");
+    // The plan, as the jq line prints it.
+    assert!(
+        stdout.contains("inbox/report.pdf -> sorted/Documents/report.pdf"),
+        "{stdout}"
+    );
+    // The CSV export: its header and a row per file.
+    assert!(
+        stdout.contains("seq,original_path,new_path,status"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("inbox/photo.jpg,sorted/Images/photo.jpg,completed"),
+        "{stdout}"
+    );
 }

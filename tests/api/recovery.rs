@@ -199,6 +199,7 @@ async fn watch_sees_live_progress_of_a_job_in_another_process() {
         .watch_operation(crate::common::bearer(
             pb::WatchOperationRequest {
                 name: op.name.clone(),
+                ..Default::default()
             },
             &june.token,
         ))

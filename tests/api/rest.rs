@@ -291,3 +291,122 @@ async fn rest_hides_another_users_operation_and_bad_input_names_its_field() {
         "{bad}"
     );
 }
+
+/// Enum spellings users type (docs/rest.md, "Enum values in URLs and bodies"): any case of the
+/// full name for every enum (query strings and bodies), the short names of ReportFormat, and a
+/// 400 for short names of the other enums; responses always print the full name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enum_spellings_through_envoy() {
+    use crate::common::tree;
+    let app = TestApp::spawn().await;
+    let envoy = Envoy::start(app.addr.port()).await;
+    let http = reqwest::Client::new();
+    let session = app.register(&TestApp::email("rest-enums")).await;
+    let token = session.access_token;
+    let root = app.state.config.storage_root.join(session.user.unwrap().id);
+    tree::write(&root, "in/a.txt", b"a");
+    tree::write(&root, "in/b.txt", b"b");
+
+    // A body with a lower-case full name; the answer prints the canonical one.
+    let created = http
+        .post(envoy.url("/api/v1/operations"))
+        .bearer_auth(&token)
+        .json(&json!({
+            "source_path": "in", "kind": "operation_kind_organize", "dry_run": true,
+            "conflict_policy": "Conflict_Policy_Skip", "duplicate_policy": "duplicate_policy_report_only",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::OK);
+    let created: Value = created.json().await.unwrap();
+    assert_eq!(created["kind"], "OPERATION_KIND_ORGANIZE");
+    assert_eq!(created["conflict_policy"], "CONFLICT_POLICY_SKIP");
+    let name = created["name"].as_str().unwrap().to_string();
+    let id = name.trim_start_matches("operations/").to_string();
+    let get = |path: String| http.get(envoy.url(&path)).bearer_auth(&token).send();
+    for _ in 0..600 {
+        let op: Value = get(format!("/api/v1/{name}"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if op["state"] == "OPERATION_STATE_PLANNED" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    // Query strings: lower-case full names of every kind of filter.
+    for query in [
+        "state=operation_state_planned",
+        "kind=Operation_Kind_Organize",
+        "state=OPERATION_STATE_PLANNED",
+    ] {
+        let listed = get(format!("/api/v1/operations?{query}")).await.unwrap();
+        assert_eq!(listed.status(), StatusCode::OK, "{query}");
+        let listed: Value = listed.json().await.unwrap();
+        assert_eq!(listed["operations"][0]["name"], name.as_str(), "{query}");
+    }
+    let records = get(format!(
+        "/api/v1/{name}/files?status=file_record_status_planned"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(records.status(), StatusCode::OK);
+    let records: Value = records.json().await.unwrap();
+    assert_eq!(records["file_records"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        records["file_records"][0]["status"],
+        "FILE_RECORD_STATUS_PLANNED"
+    );
+
+    // ReportFormat: the short names, in any case, and the full ones.
+    for (format, content_type) in [
+        ("csv", "text/csv"),
+        ("CSV", "text/csv"),
+        ("json", "application/json"),
+        ("Html", "text/html"),
+        ("report_format_json", "application/json"),
+        ("REPORT_FORMAT_HTML", "text/html"),
+    ] {
+        let export = get(format!("/api/v1/reports/{id}:export?format={format}"))
+            .await
+            .unwrap();
+        assert_eq!(export.status(), StatusCode::OK, "format={format}");
+        let got = export.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(got.starts_with(content_type), "format={format}: {got}");
+    }
+
+    // Archive formats and upload conflict policies: any case of the full name, no short name.
+    let archive = get("/api/v1/files:downloadArchive?path=in&format=archive_format_tar".into())
+        .await
+        .unwrap();
+    assert_eq!(archive.status(), StatusCode::OK);
+    assert!(archive.bytes().await.unwrap().len() >= 1024);
+    let upload = http
+        .post(envoy.url(
+            "/api/v1/files:upload?path=in/c.txt&conflict_policy=file_conflict_policy_skip_if_identical",
+        ))
+        .bearer_auth(&token)
+        .body("c")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), StatusCode::OK);
+    for refused in [
+        "/api/v1/files:downloadArchive?path=in&format=zip".to_string(),
+        "/api/v1/operations?state=planned".to_string(),
+        format!("/api/v1/{name}/files?status=planned"),
+        format!("/api/v1/reports/{id}:export?format=pdf"),
+    ] {
+        let answer = get(refused.clone()).await.unwrap();
+        assert_eq!(answer.status(), StatusCode::BAD_REQUEST, "{refused}");
+        let body: Value = answer.json().await.unwrap();
+        assert_eq!(body["code"], 3, "{refused}: {body}");
+    }
+}

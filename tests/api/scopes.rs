@@ -49,6 +49,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("OperationService/ApplyOperation", "operations.write"),
     ("OperationService/UndoOperation", "operations.write"),
     ("OperationService/WatchOperation", "operations.read"),
+    ("OperationService/CreateWatchToken", "operations.read"),
     ("AutomationService/CreateAutomation", "operations.write"),
     ("AutomationService/GetAutomation", "operations.read"),
     ("AutomationService/ListAutomations", "operations.read"),
@@ -235,8 +236,8 @@ async fn every_scope_opens_exactly_its_rpcs() {
             );
         }
     }
-    // 56 RPCs need a credential, 7 scopes each.
-    assert_eq!(rows.len(), 56 * SCOPES.len());
+    // 57 RPCs need a credential, 7 scopes each.
+    assert_eq!(rows.len(), 57 * SCOPES.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -87,7 +87,10 @@ async fn watch(app: &TestApp, user: &User, name: &str) -> Streaming<pb::WatchOpe
     let mut stream = app
         .operations()
         .watch_operation(bearer(
-            pb::WatchOperationRequest { name: name.into() },
+            pb::WatchOperationRequest {
+                name: name.into(),
+                ..Default::default()
+            },
             &user.token,
         ))
         .await
@@ -244,7 +247,10 @@ async fn try_watch(
 ) -> Result<Streaming<pb::WatchOperationResponse>, Status> {
     app.operations()
         .watch_operation(bearer(
-            pb::WatchOperationRequest { name: name.into() },
+            pb::WatchOperationRequest {
+                name: name.into(),
+                ..Default::default()
+            },
             &user.token,
         ))
         .await
@@ -471,6 +477,7 @@ async fn idle_connections_to_the_grpc_port_are_closed_and_busy_ones_are_not() {
         .watch_operation(bearer(
             pb::WatchOperationRequest {
                 name: op.name.clone(),
+                ..Default::default()
             },
             &ann.token,
         ))

@@ -44,7 +44,7 @@ fn url_of(app: &TestApp) -> String {
 }
 
 /// Tests in sdk/typescript/test/sdk.test.ts.
-const SUITE_TESTS: usize = 9;
+const SUITE_TESTS: usize = 10;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typescript_sdk_test_suite_passes_against_a_live_server() {

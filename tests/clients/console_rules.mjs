@@ -18,6 +18,7 @@
 
 import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { checkAxe } from './axe.mjs';
 import { launchChromium } from './chromium.mjs';
 
 const [consoleUrl, uploadDir, email, shots] = process.argv.slice(2);
@@ -90,6 +91,9 @@ try {
   await page.waitForSelector('#rule-preview tr.preview[data-path="inbox/invoice-1.pdf"][data-matched="draft"]');
   const draftPreview = await previewRows(page);
   await shot(page, '1-live-preview');
+  // The editor open, with a condition and the live preview (the walk in console_account.mjs
+  // sees the rules screen only as a list).
+  await checkAxe(page, 'the rule editor');
   await page.click('#rule-save');
   await page.waitForFunction(() => document.querySelector('#status').textContent.startsWith('Saved rule "Invoices"'));
   await page.waitForSelector('#rule-list tr.rule[data-display-name="Invoices"]');
@@ -141,6 +145,8 @@ try {
   await page.waitForSelector('#op-state[data-state="PLANNED"]');
   await page.waitForFunction((n) => document.querySelectorAll('#plan tr.record').length === n, uploads.length);
   const plan = await page.$$eval('#plan tr.record', (rows) => Object.fromEntries(rows.map((r) => [r.cells[0].textContent, r.cells[1].textContent])));
+  // What decided each destination (the plan's "Decided by" column) and the rule's name.
+  const decidedBy = await page.$$eval('#plan tr.record', (rows) => Object.fromEntries(rows.map((r) => [r.dataset.path, { text: r.cells[5].textContent, rule: r.dataset.rule ?? '' }])));
   await page.click('#apply');
   await page.waitForSelector('#op-state[data-state="SUCCEEDED"]');
   await shot(page, '4-organized');
@@ -197,7 +203,7 @@ try {
   };
   await shot(page, '6-opened');
 
-  console.log(`DONE ${JSON.stringify({ draftPreview, listed, fromPreview, fromSave, stale, plan, before, after, pausedState, opened, consoleErrors })}`);
+  console.log(`DONE ${JSON.stringify({ draftPreview, listed, fromPreview, fromSave, stale, plan, decidedBy, before, after, pausedState, opened, consoleErrors })}`);
 } catch (err) {
   if (page) {
     try {

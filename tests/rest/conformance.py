@@ -57,14 +57,13 @@ HITS: Dict[Tuple[str, str], Set[int]] = defaultdict(set)
 
 def _always_printed(prop: Dict[str, Any]) -> bool:
     """Whether the transcoder prints this field even at its default value. Message fields
-    (references, and Timestamp/Duration which the document inlines as formatted strings) are
+    (references, and the well-known Timestamp/Duration/FieldMask the document inlines as
+    strings, `x-well-known`) are
     omitted when unset, and so is a oneof member (a proto3 `optional` field too) that is not the
     one set (`x-oneof`); everything else is a primitive, an enum, a repeated field or a map."""
-    if "$ref" in prop or "allOf" in prop or "x-oneof" in prop:
+    if "$ref" in prop or "allOf" in prop or "x-oneof" in prop or "x-well-known" in prop:
         return False
     kind = prop.get("type")
-    if kind == "string":
-        return "pattern" not in prop and prop.get("format") != "date-time"
     return kind in ("integer", "number", "boolean", "array", "object")
 
 

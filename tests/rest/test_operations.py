@@ -199,3 +199,76 @@ def test_cancel_list_and_errors(user: User, new_user: Any) -> None:
     undo = user.api.post("/api/v1/operations", json={"source_path": "src", "kind": "OPERATION_KIND_UNDO"})
     assert_error(undo, 400, "INVALID_ARGUMENT", field="operation.kind")
     assert user.api.post("/api/v1/operations", json={"kind": "NOT_A_KIND", "source_path": "src"}).status_code == 400
+
+
+def sse(response: Any) -> List[Dict[str, Any]]:
+    """The events of a server-sent-events response, read to its end."""
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/event-stream")
+    with response:
+        return [json.loads(line[len("data: "):]) for line in response.iter_lines(decode_unicode=True)
+                if line.startswith("data: ")]
+
+
+def test_watch_token_lets_a_client_without_credentials_watch_once(user: User, new_user: Any) -> None:
+    """CreateWatchToken, then GET :watch?watch_token=… with no authorization header (what a browser
+    EventSource sends): to the end once, and never again, nor elsewhere, nor by anyone else."""
+    user.api.upload("tok/a.txt", b"a")
+    user.api.upload("tok2/b.txt", b"b")
+    name = user.api.ok("POST", "/api/v1/operations", json={
+        "kind": "OPERATION_KIND_ORGANIZE", "source_path": "tok", "dry_run": True})["name"]
+    other = user.api.ok("POST", "/api/v1/operations", json={
+        "kind": "OPERATION_KIND_ORGANIZE", "source_path": "tok2", "dry_run": True})["name"]
+
+    issued = user.api.ok("POST", f"/api/v1/{name}:watchToken", json={})
+    check_schema(issued, "WatchToken")
+    assert issued["name"] == name and issued["token"].startswith("fow_")
+    assert issued["watch_path"] == f"/api/v1/{name}:watch?watch_token={issued['token']}"
+    events = sse(user.api.get(issued["watch_path"], anonymous=True, stream=True))
+    assert events[-1]["state"] == "OPERATION_STATE_PLANNED", events
+    assert all(e["name"] == name for e in events)
+    # Spent.
+    assert_error(user.api.get(issued["watch_path"], anonymous=True), 401, "TOKEN_INVALID")
+    # The query parameter, with the token, as the requests library encodes it.
+    token = user.api.ok("POST", f"/api/v1/{name}:watchToken", json={})["token"]
+    events = sse(user.api.get(f"/api/v1/{name}:watch", params={"watch_token": token}, anonymous=True,
+                              stream=True))
+    assert events[-1]["state"] == "OPERATION_STATE_PLANNED"
+
+    # Presented for another operation: refused, and spent.
+    token = user.api.ok("POST", f"/api/v1/{name}:watchToken", json={})["token"]
+    assert_error(user.api.get(f"/api/v1/{other}:watch", params={"watch_token": token}, anonymous=True),
+                 401, "TOKEN_INVALID")
+    assert_error(user.api.get(f"/api/v1/{name}:watch", params={"watch_token": token}, anonymous=True),
+                 401, "TOKEN_INVALID")
+    # Presented to another route: Envoy knows no such parameter there.
+    token = user.api.ok("POST", f"/api/v1/{name}:watchToken", json={})["token"]
+    assert user.api.get(f"/api/v1/{name}", params={"watch_token": token}, anonymous=True).status_code == 400
+    assert user.api.get(f"/api/v1/{name}/files", params={"watch_token": token}, anonymous=True).status_code == 400
+    # As a credential: not one.
+    assert_error(user.api.get(f"/api/v1/{name}", token=token), 401, "TOKEN_INVALID")
+    assert_error(user.api.get(f"/api/v1/{name}", headers={"x-api-key": token}, anonymous=True), 401,
+                 "API_KEY_INVALID")
+    # With credentials as well: 400 naming the field (and the token is not spent).
+    assert_error(user.api.get(f"/api/v1/{name}:watch", params={"watch_token": token}), 400,
+                 "INVALID_ARGUMENT", field="watch_token")
+    assert sse(user.api.get(f"/api/v1/{name}:watch", params={"watch_token": token}, anonymous=True,
+                            stream=True))
+
+    # Someone else: no token for this user's operation (404, as for a missing one), and their own
+    # token does not open it.
+    mallory = new_user("mallory")
+    assert_error(mallory.api.post(f"/api/v1/{name}:watchToken", json={}), 404, "NOT_FOUND")
+    assert_error(mallory.api.post(f"/api/v1/operations/{uuid.uuid4()}:watchToken", json={}), 404, "NOT_FOUND")
+    mallory.api.upload("m/x.txt", b"x")
+    theirs = mallory.api.ok("POST", "/api/v1/operations", json={
+        "kind": "OPERATION_KIND_ORGANIZE", "source_path": "m", "dry_run": True})["name"]
+    token = mallory.api.ok("POST", f"/api/v1/{theirs}:watchToken", json={})["token"]
+    assert_error(mallory.api.get(f"/api/v1/{name}:watch", params={"watch_token": token}, anonymous=True),
+                 401, "TOKEN_INVALID")
+    # Anonymous, nothing at all: 401; a forged token: 401; no token for the anonymous.
+    assert_error(user.api.get(f"/api/v1/{name}:watch", anonymous=True), 401, "CREDENTIALS_MISSING")
+    assert_error(user.api.get(f"/api/v1/{name}:watch", params={"watch_token": "fow_" + "A" * 43},
+                              anonymous=True), 401, "TOKEN_INVALID")
+    assert_error(user.api.post(f"/api/v1/{name}:watchToken", json={}, anonymous=True), 401,
+                 "CREDENTIALS_MISSING")

@@ -3,6 +3,8 @@ with a low limit, 503 from a server without its database, Envoy's own 400/404 an
 
 from __future__ import annotations
 
+import time
+
 from conftest import RestClient, User, assert_error, env, error_detail
 from conformance import check_schema
 
@@ -73,12 +75,20 @@ def test_rate_limit_is_429_with_retry_information(password: str) -> None:
     registered = limited.ok("POST", "/api/v1/auth/register",
                             json={"email": "limited@example.com", "password": password})
     client = RestClient(limited.base, registered["access_token"])
-    answers = [client.get("/api/v1/users/me") for _ in range(limit + 1)]
-    assert [a.status_code for a in answers[:limit]] == [200] * limit
+    answers = [client.get("/api/v1/users/me") for _ in range(limit)]
+    assert [a.status_code for a in answers] == [200] * limit
     assert answers[0].headers["x-ratelimit-limit"] == str(limit)
-    refused = answers[limit]
+    assert int(answers[0].headers["x-ratelimit-reset"]) > 1_700_000_000
+    sent = int(time.time())
+    refused = client.get("/api/v1/users/me")
+    answered = int(time.time())
     body = assert_error(refused, 429, "RATE_LIMITED")
-    assert int(refused.headers["retry-after"]) >= 1
+    retry_after = int(refused.headers["retry-after"])
+    assert retry_after >= 1
+    # x-ratelimit-reset is the moment in Unix epoch seconds (the seed's definition), retry-after
+    # the delay until it.
+    reset = int(refused.headers["x-ratelimit-reset"])
+    assert sent + retry_after <= reset <= answered + retry_after, (reset, retry_after, sent)
     assert error_detail(body, "RetryInfo")["retry_delay"].endswith("s")
     # Public routes are not counted against the user.
     assert limited.get("/health").status_code == 200

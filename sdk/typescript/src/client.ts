@@ -66,6 +66,12 @@ export interface ClientOptions {
   refreshMarginSeconds?: number;
   /** Extra interceptors, run after the credentials one. */
   interceptors?: Interceptor[];
+  /**
+   * Told every time the session's tokens change: after login, register, resume and each
+   * refresh (rotation), and with `undefined` after logout. Lets a browser keep the current
+   * refresh token somewhere that survives a page reload (see `resume`).
+   */
+  onSession?: (session: Session | undefined) => void;
 }
 
 /** The Operation fields a caller may set when creating an organize (all optional). */
@@ -147,11 +153,13 @@ export class FileOrganizerClient {
   private current: Session | undefined;
   private refreshing: Promise<void> | undefined;
   private readonly marginMs: number;
+  private readonly onSession: ((session: Session | undefined) => void) | undefined;
 
   constructor(options: ClientOptions & { transport?: "grpc-web" | TransportFactory }) {
     const factory = resolveTransport(options.transport);
     this.apiKey = options.apiKey;
     this.marginMs = (options.refreshMarginSeconds ?? 60) * 1000;
+    this.onSession = options.onSession;
     this.baseUrl = options.baseUrl.replace(/\/+$/, "");
     const transport = factory({
       baseUrl: this.baseUrl,
@@ -187,6 +195,17 @@ export class FileOrganizerClient {
     return res.user!;
   }
 
+  /**
+   * Resumes a session from a refresh token kept from an earlier client (e.g. before a page
+   * reload): rotates it at once (the token given is then spent; the server treats a second
+   * use as theft and ends the session) and returns the signed-in user.
+   */
+  async resume(refreshToken: string): Promise<User> {
+    const res = await this.auth.refreshToken({ refreshToken });
+    this.#store(res);
+    return res.user ?? (await this.me());
+  }
+
   /** Rotates the tokens now (the interceptor does this by itself before they expire). */
   async refresh(): Promise<void> {
     if (!this.refreshing) {
@@ -208,6 +227,7 @@ export class FileOrganizerClient {
     const refreshToken = this.current?.refreshToken ?? "";
     await this.auth.logout({ refreshToken });
     this.current = undefined;
+    this.onSession?.(undefined);
   }
 
   async me(): Promise<User> {
@@ -295,6 +315,7 @@ export class FileOrganizerClient {
       expiresAt: now + lifetimeMs,
       refreshAt: now + lifetimeMs - Math.min(this.marginMs, lifetimeMs / 2),
     };
+    this.onSession?.(this.session);
   }
 
   /**

@@ -99,6 +99,30 @@ test("the access token is refreshed before it expires", async () => {
   assert.equal(reasonOf(reused), "REFRESH_TOKEN_REUSED");
 });
 
+test("onSession follows the tokens, and resume signs a new client in from a kept refresh token", async () => {
+  const address = email("ts-resume");
+  const told: (string | undefined)[] = [];
+  const first = connect({ baseUrl: URL_!, onSession: (s) => told.push(s?.refreshToken) });
+  await first.register(address, PASSWORD);
+  assert.deepEqual(told, [first.session!.refreshToken]);
+
+  // A new client (the console after a page reload) resumes from the kept token, rotating it.
+  const kept = told[0]!;
+  const resumedTold: (string | undefined)[] = [];
+  const second = connect({ baseUrl: URL_!, onSession: (s) => resumedTold.push(s?.refreshToken) });
+  const user = await second.resume(kept);
+  assert.equal(user.email, address);
+  assert.equal(resumedTold.length, 1);
+  assert.notEqual(resumedTold[0], kept);
+  assert.equal((await second.me()).email, address);
+
+  // Logout is told too, and the kept token, spent by the resume, signs no one in again.
+  await second.logout();
+  assert.deepEqual(resumedTold.slice(1), [undefined]);
+  const again = await rejects(connect({ baseUrl: URL_! }).resume(kept));
+  assert.equal(again.code, Code.Unauthenticated);
+});
+
 test("API keys authenticate every call", async () => {
   const owner = await loggedIn("ts-key");
   const ownerEmail = (await owner.me()).email;

@@ -262,6 +262,7 @@ async fn organize(
         .watch_operation(bearer(
             pb::WatchOperationRequest {
                 name: op.name.clone(),
+                ..Default::default()
             },
             &session.token,
         ))

@@ -54,6 +54,8 @@ impl Envoy {
             .arg("-c")
             .arg(&config_path)
             .args(["--base-id", &base_id.to_string(), "--log-level", "warn"])
+            // Access-log lines within 0.1 s rather than Envoy's default 10 s ([`Envoy::log`]).
+            .args(["--file-flush-interval-msec", "100"])
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()
@@ -85,6 +87,11 @@ impl Envoy {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!("envoy did not become ready");
+    }
+
+    /// What Envoy wrote so far: its warnings and its access log (stdout).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("envoy.log")).unwrap_or_default()
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -52,21 +52,33 @@ _ANY = "google.protobuf.Any"
 
 @lru_cache(maxsize=None)
 def _prefix(enum: _d.EnumDescriptor) -> str:
+    """The values' common prefix (``REPORT_FORMAT_``), from the enum's name. Short aliases of a
+    value (``CSV = 1`` beside ``REPORT_FORMAT_CSV = 1``, ``allow_alias``) do not carry it."""
     prefix = re.sub(r"(?<!^)(?=[A-Z])", "_", enum.name).upper() + "_"
-    return prefix if all(v.name.startswith(prefix) for v in enum.values) else ""
+    return prefix if any(v.name.startswith(prefix) for v in enum.values) else ""
+
+
+def _short(enum: _d.EnumDescriptor, name: str) -> str:
+    prefix = _prefix(enum)
+    return name[len(prefix) :] if prefix and name.startswith(prefix) else name
 
 
 def enum_name(enum: _d.EnumDescriptor, number: int) -> str:
     """The short name of an enum value (``"SUCCEEDED"``); the number as text when it is not
     one this SDK knows (a newer server)."""
     value = enum.values_by_number.get(number)
-    return value.name[len(_prefix(enum)) :] if value is not None else str(number)
+    return _short(enum, value.name) if value is not None else str(number)
 
 
 def enum_names(enum: _d.EnumDescriptor) -> List[str]:
-    """The short names a request may use (``*_UNSPECIFIED`` left out)."""
-    prefix = _prefix(enum)
-    return [v.name[len(prefix) :] for v in enum.values if not v.name.endswith("_UNSPECIFIED")]
+    """The short names a request may use (``*_UNSPECIFIED`` left out), one per value: an alias
+    that spells the same short name is not listed twice."""
+    names: List[str] = []
+    for v in enum.values:
+        short = _short(enum, v.name)
+        if not v.name.endswith("_UNSPECIFIED") and short not in names:
+            names.append(short)
+    return names
 
 
 def enum_value(enum: _d.EnumDescriptor, value: Any, field: str = "") -> int:

@@ -444,6 +444,13 @@ WRAPPERS: List[Wrapper] = [
         "The caller's operations, newest first (filters: ``state``, ``kind``, ``automation``).",
     ),
     Wrapper(
+        "create_watch_token",
+        _rpc(O, "CreateWatchToken"),
+        fields(p.operation.CreateWatchTokenRequest, "name", names={"name": OPERATIONS}),
+        "A short-lived, single-use token that lets a client without credentials (a browser's "
+        "``EventSource``) follow one operation: ``GET /api/v1/<name>:watch?watch_token=<token>``.",
+    ),
+    Wrapper(
         "cancel_operation",
         _rpc(O, "CancelOperation"),
         fields(p.operation.CancelOperationRequest, "name", names={"name": OPERATIONS}),

@@ -256,10 +256,30 @@ class UndoOperationRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class WatchOperationRequest(_message.Message):
+    __slots__ = ("name", "watch_token")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    WATCH_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    watch_token: str
+    def __init__(self, name: _Optional[str] = ..., watch_token: _Optional[str] = ...) -> None: ...
+
+class CreateWatchTokenRequest(_message.Message):
     __slots__ = ("name",)
     NAME_FIELD_NUMBER: _ClassVar[int]
     name: str
     def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class WatchToken(_message.Message):
+    __slots__ = ("token", "name", "expire_time", "watch_path")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    WATCH_PATH_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    name: str
+    expire_time: _timestamp_pb2.Timestamp
+    watch_path: str
+    def __init__(self, token: _Optional[str] = ..., name: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., watch_path: _Optional[str] = ...) -> None: ...
 
 class WatchOperationResponse(_message.Message):
     __slots__ = ("name", "state", "phase", "counters", "current_path", "files_per_second", "bytes_per_second", "progress_percent", "eta", "error", "snapshot_time")

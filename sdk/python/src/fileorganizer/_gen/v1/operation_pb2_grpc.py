@@ -107,6 +107,11 @@ class OperationServiceStub:
                 request_serializer=fileorganizer_dot_v1_dot_operation__pb2.WatchOperationRequest.SerializeToString,
                 response_deserializer=fileorganizer_dot_v1_dot_operation__pb2.WatchOperationResponse.FromString,
                 _registered_method=True)
+        self.CreateWatchToken = channel.unary_unary(
+                '/fileorganizer.v1.OperationService/CreateWatchToken',
+                request_serializer=fileorganizer_dot_v1_dot_operation__pb2.CreateWatchTokenRequest.SerializeToString,
+                response_deserializer=fileorganizer_dot_v1_dot_operation__pb2.WatchToken.FromString,
+                _registered_method=True)
 
 
 class OperationServiceServicer:
@@ -222,6 +227,26 @@ class OperationServiceServicer:
         reaches a terminal state or PLANNED, after which the stream ends. Works
         wherever the job runs (progress is shared between processes). Over REST,
         Envoy delivers the messages as server-sent events.
+
+        Instead of credentials, the call may carry a `watch_token` from
+        CreateWatchToken (a browser's EventSource cannot send headers):
+        `GET /api/v1/operations/{id}:watch?watch_token=…` with no authorization
+        header. The token is consumed by that call whatever its outcome.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateWatchToken(self, request, context):
+        """Issues a watch token: an opaque secret that lets one WatchOperation call
+        on this operation, by this user, run without credentials, so that a
+        browser can follow progress with a plain `EventSource` on the URL in
+        `watch_path`. It is valid for `expire_time` (about a minute) and for one
+        call only: the first WatchOperation that presents it consumes it, whether
+        the call then succeeds or not. It grants nothing else: presented to any
+        other RPC or for another operation it is no credential at all. Needs the
+        scope operations.read (the same as WatchOperation); another user's
+        operation is NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -264,6 +289,11 @@ def add_OperationServiceServicer_to_server(servicer, server):
                     servicer.WatchOperation,
                     request_deserializer=fileorganizer_dot_v1_dot_operation__pb2.WatchOperationRequest.FromString,
                     response_serializer=fileorganizer_dot_v1_dot_operation__pb2.WatchOperationResponse.SerializeToString,
+            ),
+            'CreateWatchToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateWatchToken,
+                    request_deserializer=fileorganizer_dot_v1_dot_operation__pb2.CreateWatchTokenRequest.FromString,
+                    response_serializer=fileorganizer_dot_v1_dot_operation__pb2.WatchToken.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -493,6 +523,33 @@ class OperationService:
             '/fileorganizer.v1.OperationService/WatchOperation',
             fileorganizer_dot_v1_dot_operation__pb2.WatchOperationRequest.SerializeToString,
             fileorganizer_dot_v1_dot_operation__pb2.WatchOperationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateWatchToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fileorganizer.v1.OperationService/CreateWatchToken',
+            fileorganizer_dot_v1_dot_operation__pb2.CreateWatchTokenRequest.SerializeToString,
+            fileorganizer_dot_v1_dot_operation__pb2.WatchToken.FromString,
             options,
             channel_credentials,
             insecure,

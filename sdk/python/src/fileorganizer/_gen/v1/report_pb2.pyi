@@ -23,10 +23,16 @@ class ReportFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REPORT_FORMAT_CSV: _ClassVar[ReportFormat]
     REPORT_FORMAT_JSON: _ClassVar[ReportFormat]
     REPORT_FORMAT_HTML: _ClassVar[ReportFormat]
+    CSV: _ClassVar[ReportFormat]
+    JSON: _ClassVar[ReportFormat]
+    HTML: _ClassVar[ReportFormat]
 REPORT_FORMAT_UNSPECIFIED: ReportFormat
 REPORT_FORMAT_CSV: ReportFormat
 REPORT_FORMAT_JSON: ReportFormat
 REPORT_FORMAT_HTML: ReportFormat
+CSV: ReportFormat
+JSON: ReportFormat
+HTML: ReportFormat
 
 class OperationReport(_message.Message):
     __slots__ = ("name", "operation", "kind", "state", "dry_run", "start_time", "end_time", "duration", "totals", "categories", "top_categories", "largest_files", "duplicate_group_count", "duplicate_file_count", "reclaimable_bytes", "compute_time", "taken_dates_from_metadata", "taken_dates_from_mtime")

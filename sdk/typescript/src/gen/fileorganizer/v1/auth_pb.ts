@@ -46,6 +46,7 @@ export type User = Message<"fileorganizer.v1.User"> & {
 
   /**
    * Free-form name shown in clients.
+   * openapi: maxLength=100
    *
    * @generated from field: string display_name = 4;
    */
@@ -116,6 +117,7 @@ export type RegisterRequest = Message<"fileorganizer.v1.RegisterRequest"> & {
 
   /**
    * At least 8 characters and at most 128 bytes.
+   * openapi: minLength=8 maxLength=128
    *
    * @generated from field: string password = 2;
    */
@@ -123,6 +125,7 @@ export type RegisterRequest = Message<"fileorganizer.v1.RegisterRequest"> & {
 
   /**
    * Optional display name (at most 100 characters).
+   * openapi: maxLength=100
    *
    * @generated from field: string display_name = 3;
    */
@@ -426,6 +429,7 @@ export type UpdateCurrentUserRequest = Message<"fileorganizer.v1.UpdateCurrentUs
 
   /**
    * A new password (same policy as Register). Revokes all other sessions.
+   * openapi: pattern=^(?:.{8,})?$ maxLength=128
    *
    * @generated from field: string new_password = 4;
    */
@@ -454,6 +458,7 @@ export type ApiKey = Message<"fileorganizer.v1.ApiKey"> & {
 
   /**
    * A label chosen by the user (at most 100 characters).
+   * openapi: minLength=1 maxLength=100
    *
    * @generated from field: string display_name = 2;
    */
@@ -487,6 +492,7 @@ export type ApiKey = Message<"fileorganizer.v1.ApiKey"> & {
    * is PERMISSION_DENIED, and a key created with no scopes by a scoped API key
    * gets exactly that key's scopes. Empty (the default, and every key created
    * before scopes were enforced) means the full access of the user's role.
+   * openapi: maxItems=20
    *
    * @generated from field: repeated string scopes = 4;
    */
@@ -592,6 +598,7 @@ export const CreateApiKeyResponseSchema: GenMessage<CreateApiKeyResponse> = /*@_
 export type ListApiKeysRequest = Message<"fileorganizer.v1.ListApiKeysRequest"> & {
   /**
    * Maximum keys to return (default 50, at most 1000).
+   * openapi: minimum=0
    *
    * @generated from field: int32 page_size = 1;
    */

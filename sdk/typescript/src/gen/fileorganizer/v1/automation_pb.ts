@@ -133,6 +133,7 @@ export type Automation = Message<"fileorganizer.v1.Automation"> & {
 
   /**
    * A name shown to users (at most 128 characters).
+   * openapi: maxLength=128
    *
    * @generated from field: string display_name = 2;
    */
@@ -304,6 +305,7 @@ export const GetAutomationRequestSchema: GenMessage<GetAutomationRequest> = /*@_
 export type ListAutomationsRequest = Message<"fileorganizer.v1.ListAutomationsRequest"> & {
   /**
    * Maximum automations to return (default 50, at most 1000).
+   * openapi: minimum=0
    *
    * @generated from field: int32 page_size = 1;
    */

@@ -116,6 +116,7 @@ export type UploadFileMetadata = Message<"fileorganizer.v1.UploadFileMetadata"> 
   /**
    * The lower-case hex blake3 hash the content must have; a mismatch discards
    * the upload with DATA_LOSS. Empty means not checked.
+   * openapi: pattern=^(?:[0-9a-fA-F]{64})?$
    *
    * @generated from field: string content_hash = 4;
    */
@@ -237,6 +238,7 @@ export type UploadSmallFileRequest = Message<"fileorganizer.v1.UploadSmallFileRe
   /**
    * The lower-case hex blake3 hash the content must have; a mismatch is
    * DATA_LOSS. Empty means not checked.
+   * openapi: pattern=^(?:[0-9a-fA-F]{64})?$
    *
    * @generated from field: string content_hash = 4;
    */
@@ -306,6 +308,7 @@ export type ListDirectoryRequest = Message<"fileorganizer.v1.ListDirectoryReques
 
   /**
    * Maximum entries to return (default 100, at most 1000).
+   * openapi: minimum=0
    *
    * @generated from field: int32 page_size = 2;
    */
@@ -499,6 +502,7 @@ export const DeleteFileResponseSchema: GenMessage<DeleteFileResponse> = /*@__PUR
 export type ListTrashRequest = Message<"fileorganizer.v1.ListTrashRequest"> & {
   /**
    * Maximum items to return (default 100, at most 1000).
+   * openapi: minimum=0
    *
    * @generated from field: int32 page_size = 1;
    */
@@ -914,6 +918,7 @@ export type ListFileRecordsRequest = Message<"fileorganizer.v1.ListFileRecordsRe
   /**
    * Maximum records to return (default 100, at most 1000; larger values are
    * capped).
+   * openapi: minimum=0
    *
    * @generated from field: int32 page_size = 2;
    */
@@ -943,6 +948,7 @@ export type ListFileRecordsRequest = Message<"fileorganizer.v1.ListFileRecordsRe
 
   /**
    * Only records of files at least this large.
+   * openapi: pattern=^[0-9]{1,19}$
    *
    * @generated from field: int64 min_size_bytes = 6;
    */
@@ -1028,6 +1034,7 @@ export type SearchFilesRequest = Message<"fileorganizer.v1.SearchFilesRequest"> 
    * Records whose file name (original or new) contains this text,
    * case-insensitively. Empty, or at least 3 characters (INVALID_ARGUMENT
    * otherwise).
+   * openapi: pattern=^\s*(?:[^/\s\x00-\x1f\x7f-\x9f][^/\x00-\x1f\x7f-\x9f]+[^/\s\x00-\x1f\x7f-\x9f])?\s*$
    *
    * @generated from field: string name_contains = 1;
    */
@@ -1042,6 +1049,7 @@ export type SearchFilesRequest = Message<"fileorganizer.v1.SearchFilesRequest"> 
 
   /**
    * Only records with this lower-case hex blake3 content hash (64 characters).
+   * openapi: pattern=^(?:[0-9a-fA-F]{64})?$
    *
    * @generated from field: string content_hash = 3;
    */
@@ -1056,6 +1064,7 @@ export type SearchFilesRequest = Message<"fileorganizer.v1.SearchFilesRequest"> 
 
   /**
    * Maximum records to return (default 50, at most 1000).
+   * openapi: minimum=0
    *
    * @generated from field: int32 page_size = 5;
    */
@@ -1108,6 +1117,7 @@ export const SearchFilesResponseSchema: GenMessage<SearchFilesResponse> = /*@__P
  * A rule that assigns files to a category: built-in, or one of the caller's own.
  * Custom categories are tried before built-in ones (in creation order), and
  * magic bytes decide for files whose extension matches nothing.
+ * openapi: id=[a-z0-9-]+
  *
  * @generated from message fileorganizer.v1.Category
  */
@@ -1123,6 +1133,7 @@ export type Category = Message<"fileorganizer.v1.Category"> & {
   /**
    * The name shown to users and used for the `{category}` template token
    * (1 to 64 characters, no "/"); unique per user, case-insensitively.
+   * openapi: minLength=1 maxLength=64
    *
    * @generated from field: string display_name = 2;
    */
@@ -1145,6 +1156,7 @@ export type Category = Message<"fileorganizer.v1.Category"> & {
   /**
    * Globs matched against the file's path relative to the operation's source
    * folder (e.g. "**\/invoice-*.pdf").
+   * openapi: maxItems=100 maxLength=256
    *
    * @generated from field: repeated string globs = 5;
    */
@@ -1152,6 +1164,7 @@ export type Category = Message<"fileorganizer.v1.Category"> & {
 
   /**
    * Display color as "#rrggbb"; empty for none.
+   * openapi: pattern=^\s*(?:#[0-9a-fA-F]{6})?\s*$
    *
    * @generated from field: string color = 6;
    */
@@ -1159,6 +1172,7 @@ export type Category = Message<"fileorganizer.v1.Category"> & {
 
   /**
    * Display icon name (e.g. "image"); empty for none.
+   * openapi: pattern=^\s*[a-z0-9_-]{0,64}\s*$
    *
    * @generated from field: string icon = 7;
    */
@@ -1201,6 +1215,7 @@ export const CategorySchema: GenMessage<Category> = /*@__PURE__*/
 export type ListCategoriesRequest = Message<"fileorganizer.v1.ListCategoriesRequest"> & {
   /**
    * Maximum categories to return (default 100, at most 1000).
+   * openapi: minimum=0
    *
    * @generated from field: int32 page_size = 1;
    */
@@ -1347,6 +1362,7 @@ export type UploadRawFileRequest = Message<"fileorganizer.v1.UploadRawFileReques
   /**
    * The lower-case hex blake3 hash the content must have; a mismatch discards
    * the upload with DATA_LOSS. Empty means not checked.
+   * openapi: pattern=^(?:[0-9a-fA-F]{64})?$
    *
    * @generated from field: string content_hash = 3;
    */
@@ -1448,6 +1464,7 @@ export type Upload = Message<"fileorganizer.v1.Upload"> & {
   /**
    * The lower-case hex blake3 hash the whole content must have, checked by
    * FinishUpload; empty means not checked.
+   * openapi: pattern=^(?:[0-9a-fA-F]{64})?$
    *
    * @generated from field: string content_hash = 4;
    */

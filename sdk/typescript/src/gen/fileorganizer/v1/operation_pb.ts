@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file fileorganizer/v1/operation.proto.
  */
 export const file_fileorganizer_v1_operation: GenFile = /*@__PURE__*/
-  fileDesc("CiBmaWxlb3JnYW5pemVyL3YxL29wZXJhdGlvbi5wcm90bxIQZmlsZW9yZ2FuaXplci52MSLsCQoJT3BlcmF0aW9uEhIKBG5hbWUYASABKAlCBOJBAQMSNAoEa2luZBgCIAEoDjIfLmZpbGVvcmdhbml6ZXIudjEuT3BlcmF0aW9uS2luZEIF4kECAgUSNQoFc3RhdGUYAyABKA4yIC5maWxlb3JnYW5pemVyLnYxLk9wZXJhdGlvblN0YXRlQgTiQQEDEjUKBXBoYXNlGAQgASgOMiAuZmlsZW9yZ2FuaXplci52MS5PcGVyYXRpb25QaGFzZUIE4kEBAxIaCgtzb3VyY2VfcGF0aBgFIAEoCUIF4kECAgUSHwoQZGVzdGluYXRpb25fcGF0aBgGIAEoCUIF4kECAQUSFgoHZHJ5X3J1bhgHIAEoCEIF4kECAQUSHgoPbGF5b3V0X3RlbXBsYXRlGAggASgJQgXiQQIBBRJCChBkdXBsaWNhdGVfcG9saWN5GAkgASgOMiEuZmlsZW9yZ2FuaXplci52MS5EdXBsaWNhdGVQb2xpY3lCBeJBAgEFEkAKD2NvbmZsaWN0X3BvbGljeRgKIAEoDjIgLmZpbGVvcmdhbml6ZXIudjEuQ29uZmxpY3RQb2xpY3lCBeJBAgEFEhwKDWluY2x1ZGVfZ2xvYnMYCyADKAlCBeJBAgEFEhwKDWV4Y2x1ZGVfZ2xvYnMYDCADKAlCBeJBAgEFEh0KDmhhc2hfYWxsX2ZpbGVzGA0gASgIQgXiQQIBBRIgChFyZW1vdmVfZW1wdHlfZGlycxgOIAEoCEIF4kECAQUSOwoIY291bnRlcnMYDyABKAsyIy5maWxlb3JnYW5pemVyLnYxLk9wZXJhdGlvbkNvdW50ZXJzQgTiQQEDEicKBWVycm9yGBAgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXNCBOJBAQMSNAoHdW5kb19vZhgRIAEoCUIj4kEBA/pBHAoaZmlsZW9yZ2FuaXplci52MS9PcGVyYXRpb24SNgoJdW5kb25lX2J5GBIgASgJQiPiQQED+kEcChpmaWxlb3JnYW5pemVyLnYxL09wZXJhdGlvbhI1CgtjcmVhdGVfdGltZRgTIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSNAoKc3RhcnRfdGltZRgUIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSMgoIZW5kX3RpbWUYFSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC3VwZGF0ZV90aW1lGBYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxI+Cg9waGFzZV9kdXJhdGlvbnMYFyADKAsyHy5maWxlb3JnYW5pemVyLnYxLlBoYXNlRHVyYXRpb25CBOJBAQMSHwoLYXBwbHlfcnVsZXMYGCABKAhCBeJBAgEFSACIAQESHgoQcnVsZV9zZXRfdmVyc2lvbhgZIAEoA0IE4kEBAxI5Cgd0cmlnZ2VyGBogASgLMiIuZmlsZW9yZ2FuaXplci52MS5PcGVyYXRpb25UcmlnZ2VyQgTiQQEDOjfqQTQKGmZpbGVvcmdhbml6ZXIudjEvT3BlcmF0aW9uEhZvcGVyYXRpb25zL3tvcGVyYXRpb259Qg4KDF9hcHBseV9ydWxlcyJ1ChBPcGVyYXRpb25UcmlnZ2VyEisKBGtpbmQYASABKA4yHS5maWxlb3JnYW5pemVyLnYxLlRyaWdnZXJLaW5kEjQKCmF1dG9tYXRpb24YAiABKAlCIPpBHQobZmlsZW9yZ2FuaXplci52MS9BdXRvbWF0aW9uIm0KDVBoYXNlRHVyYXRpb24SLwoFcGhhc2UYASABKA4yIC5maWxlb3JnYW5pemVyLnYxLk9wZXJhdGlvblBoYXNlEisKCGR1cmF0aW9uGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIuQBChFPcGVyYXRpb25Db3VudGVycxIVCg1maWxlc19zY2FubmVkGAEgASgDEhUKDWZpbGVzX3BsYW5uZWQYAiABKAMSEwoLZmlsZXNfbW92ZWQYAyABKAMSFQoNZmlsZXNfc2tpcHBlZBgEIAEoAxIUCgxmaWxlc19mYWlsZWQYBSABKAMSGAoQZHVwbGljYXRlc19mb3VuZBgGIAEoAxIVCg1ieXRlc19zY2FubmVkGAcgASgDEhMKC2J5dGVzX21vdmVkGAggASgDEhkKEXJlY2xhaW1hYmxlX2J5dGVzGAkgASgDImgKFkNyZWF0ZU9wZXJhdGlvblJlcXVlc3QSNAoJb3BlcmF0aW9uGAEgASgLMhsuZmlsZW9yZ2FuaXplci52MS5PcGVyYXRpb25CBOJBAQISGAoKcmVxdWVzdF9pZBgCIAEoCUIE4kEBASJIChNHZXRPcGVyYXRpb25SZXF1ZXN0EjEKBG5hbWUYASABKAlCI+JBAQL6QRwKGmZpbGVvcmdhbml6ZXIudjEvT3BlcmF0aW9uIvABChVMaXN0T3BlcmF0aW9uc1JlcXVlc3QSFwoJcGFnZV9zaXplGAEgASgFQgTiQQEBEhgKCnBhZ2VfdG9rZW4YAiABKAlCBOJBAQESNQoFc3RhdGUYAyABKA4yIC5maWxlb3JnYW5pemVyLnYxLk9wZXJhdGlvblN0YXRlQgTiQQEBEjMKBGtpbmQYBCABKA4yHy5maWxlb3JnYW5pemVyLnYxLk9wZXJhdGlvbktpbmRCBOJBAQESOAoKYXV0b21hdGlvbhgFIAEoCUIk4kEBAfpBHQobZmlsZW9yZ2FuaXplci52MS9BdXRvbWF0aW9uImIKFkxpc3RPcGVyYXRpb25zUmVzcG9uc2USLwoKb3BlcmF0aW9ucxgBIAMoCzIbLmZpbGVvcmdhbml6ZXIudjEuT3BlcmF0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJLChZDYW5jZWxPcGVyYXRpb25SZXF1ZXN0EjEKBG5hbWUYASABKAlCI+JBAQL6QRwKGmZpbGVvcmdhbml6ZXIudjEvT3BlcmF0aW9uIkoKFUFwcGx5T3BlcmF0aW9uUmVxdWVzdBIxCgRuYW1lGAEgASgJQiPiQQEC+kEcChpmaWxlb3JnYW5pemVyLnYxL09wZXJhdGlvbiJjChRVbmRvT3BlcmF0aW9uUmVxdWVzdBIxCgRuYW1lGAEgASgJQiPiQQEC+kEcChpmaWxlb3JnYW5pemVyLnYxL09wZXJhdGlvbhIYCgpyZXF1ZXN0X2lkGAIgASgJQgTiQQEBIkoKFVdhdGNoT3BlcmF0aW9uUmVxdWVzdBIxCgRuYW1lGAEgASgJQiPiQQEC+kEcChpmaWxlb3JnYW5pemVyLnYxL09wZXJhdGlvbiLCAwoWV2F0Y2hPcGVyYXRpb25SZXNwb25zZRItCgRuYW1lGAEgASgJQh/6QRwKGmZpbGVvcmdhbml6ZXIudjEvT3BlcmF0aW9uEi8KBXN0YXRlGAIgASgOMiAuZmlsZW9yZ2FuaXplci52MS5PcGVyYXRpb25TdGF0ZRIvCgVwaGFzZRgDIAEoDjIgLmZpbGVvcmdhbml6ZXIudjEuT3BlcmF0aW9uUGhhc2USNQoIY291bnRlcnMYBCABKAsyIy5maWxlb3JnYW5pemVyLnYxLk9wZXJhdGlvbkNvdW50ZXJzEhQKDGN1cnJlbnRfcGF0aBgFIAEoCRIYChBmaWxlc19wZXJfc2Vjb25kGAYgASgBEhgKEGJ5dGVzX3Blcl9zZWNvbmQYByABKAESGAoQcHJvZ3Jlc3NfcGVyY2VudBgIIAEoARImCgNldGEYCSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SIQoFZXJyb3IYCiABKAsyEi5nb29nbGUucnBjLlN0YXR1cxIxCg1zbmFwc2hvdF90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCqFAQoNT3BlcmF0aW9uS2luZBIeChpPUEVSQVRJT05fS0lORF9VTlNQRUNJRklFRBAAEhsKF09QRVJBVElPTl9LSU5EX09SR0FOSVpFEAESHgoaT1BFUkFUSU9OX0tJTkRfREVEVVBMSUNBVEUQAhIXChNPUEVSQVRJT05fS0lORF9VTkRPEAMqnwIKDk9wZXJhdGlvblN0YXRlEh8KG09QRVJBVElPTl9TVEFURV9VTlNQRUNJRklFRBAAEhoKFk9QRVJBVElPTl9TVEFURV9RVUVVRUQQARIbChdPUEVSQVRJT05fU1RBVEVfUlVOTklORxACEhsKF09QRVJBVElPTl9TVEFURV9QTEFOTkVEEAMSHAoYT1BFUkFUSU9OX1NUQVRFX0FQUExZSU5HEAQSHQoZT1BFUkFUSU9OX1NUQVRFX1NVQ0NFRURFRBAFEhoKFk9QRVJBVElPTl9TVEFURV9GQUlMRUQQBhIeChpPUEVSQVRJT05fU1RBVEVfQ0FOQ0VMTElORxAHEh0KGU9QRVJBVElPTl9TVEFURV9DQU5DRUxMRUQQCCrHAgoOT3BlcmF0aW9uUGhhc2USHwobT1BFUkFUSU9OX1BIQVNFX1VOU1BFQ0lGSUVEEAASGAoUT1BFUkFUSU9OX1BIQVNFX1NDQU4QARIeChpPUEVSQVRJT05fUEhBU0VfQ0FURUdPUklaRRACEhgKFE9QRVJBVElPTl9QSEFTRV9IQVNIEAMSGAoUT1BFUkFUSU9OX1BIQVNFX1BMQU4QBBIbChdPUEVSQVRJT05fUEhBU0VfSk9VUk5BTBAFEhkKFU9QRVJBVElPTl9QSEFTRV9BUFBMWRAGEhsKF09QRVJBVElPTl9QSEFTRV9DTEVBTlVQEAcSGgoWT1BFUkFUSU9OX1BIQVNFX1JFUE9SVBAIEhsKF09QRVJBVElPTl9QSEFTRV9SRUNPVkVSEAkSGAoUT1BFUkFUSU9OX1BIQVNFX1VORE8QCiqpAQoPRHVwbGljYXRlUG9saWN5EiAKHERVUExJQ0FURV9QT0xJQ1lfVU5TUEVDSUZJRUQQABIgChxEVVBMSUNBVEVfUE9MSUNZX1JFUE9SVF9PTkxZEAESLgoqRFVQTElDQVRFX1BPTElDWV9NT1ZFX1RPX0RVUExJQ0FURVNfRk9MREVSEAISIgoeRFVQTElDQVRFX1BPTElDWV9NT1ZFX1RPX1RSQVNIEAMqZwoOQ29uZmxpY3RQb2xpY3kSHwobQ09ORkxJQ1RfUE9MSUNZX1VOU1BFQ0lGSUVEEAASGgoWQ09ORkxJQ1RfUE9MSUNZX1JFTkFNRRABEhgKFENPTkZMSUNUX1BPTElDWV9TS0lQEAIqmgEKC1RyaWdnZXJLaW5kEhwKGFRSSUdHRVJfS0lORF9VTlNQRUNJRklFRBAAEhcKE1RSSUdHRVJfS0lORF9NQU5VQUwQARIZChVUUklHR0VSX0tJTkRfU0NIRURVTEUQAhIYChRUUklHR0VSX0tJTkRfQVJSSVZBTBADEh8KG1RSSUdHRVJfS0lORF9XQVRDSEVEX0ZPTERFUhAEMrUHChBPcGVyYXRpb25TZXJ2aWNlEn8KD0NyZWF0ZU9wZXJhdGlvbhIoLmZpbGVvcmdhbml6ZXIudjEuQ3JlYXRlT3BlcmF0aW9uUmVxdWVzdBobLmZpbGVvcmdhbml6ZXIudjEuT3BlcmF0aW9uIiWC0+STAh86CW9wZXJhdGlvbiISL2FwaS92MS9vcGVyYXRpb25zEncKDEdldE9wZXJhdGlvbhIlLmZpbGVvcmdhbml6ZXIudjEuR2V0T3BlcmF0aW9uUmVxdWVzdBobLmZpbGVvcmdhbml6ZXIudjEuT3BlcmF0aW9uIiOC0+STAh0SGy9hcGkvdjEve25hbWU9b3BlcmF0aW9ucy8qfRJ/Cg5MaXN0T3BlcmF0aW9ucxInLmZpbGVvcmdhbml6ZXIudjEuTGlzdE9wZXJhdGlvbnNSZXF1ZXN0GiguZmlsZW9yZ2FuaXplci52MS5MaXN0T3BlcmF0aW9uc1Jlc3BvbnNlIhqC0+STAhQSEi9hcGkvdjEvb3BlcmF0aW9ucxKHAQoPQ2FuY2VsT3BlcmF0aW9uEiguZmlsZW9yZ2FuaXplci52MS5DYW5jZWxPcGVyYXRpb25SZXF1ZXN0GhsuZmlsZW9yZ2FuaXplci52MS5PcGVyYXRpb24iLYLT5JMCJzoBKiIiL2FwaS92MS97bmFtZT1vcGVyYXRpb25zLyp9OmNhbmNlbBKEAQoOQXBwbHlPcGVyYXRpb24SJy5maWxlb3JnYW5pemVyLnYxLkFwcGx5T3BlcmF0aW9uUmVxdWVzdBobLmZpbGVvcmdhbml6ZXIudjEuT3BlcmF0aW9uIiyC0+STAiY6ASoiIS9hcGkvdjEve25hbWU9b3BlcmF0aW9ucy8qfTphcHBseRKBAQoNVW5kb09wZXJhdGlvbhImLmZpbGVvcmdhbml6ZXIudjEuVW5kb09wZXJhdGlvblJlcXVlc3QaGy5maWxlb3JnYW5pemVyLnYxLk9wZXJhdGlvbiIrgtPkkwIlOgEqIiAvYXBpL3YxL3tuYW1lPW9wZXJhdGlvbnMvKn06dW5kbxKQAQoOV2F0Y2hPcGVyYXRpb24SJy5maWxlb3JnYW5pemVyLnYxLldhdGNoT3BlcmF0aW9uUmVxdWVzdBooLmZpbGVvcmdhbml6ZXIudjEuV2F0Y2hPcGVyYXRpb25SZXNwb25zZSIpgtPkkwIjEiEvYXBpL3YxL3tuYW1lPW9wZXJhdGlvbnMvKn06d2F0Y2gwAWIGcHJvdG8z", [file_google_api_annotations, file_google_api_field_behavior, file_google_api_resource, file_google_protobuf_duration, file_google_protobuf_timestamp, file_google_rpc_status]);
+  fileDesc("CiBmaWxlb3JnYW5pemVyL3YxL29wZXJhdGlvbi5wcm90bxIQZmlsZW9yZ2FuaXplci52MSLsCQoJT3BlcmF0aW9uEhIKBG5hbWUYASABKAlCBOJBAQMSNAoEa2luZBgCIAEoDjIfLmZpbGVvcmdhbml6ZXIudjEuT3BlcmF0aW9uS2luZEIF4kECAgUSNQoFc3RhdGUYAyABKA4yIC5maWxlb3JnYW5pemVyLnYxLk9wZXJhdGlvblN0YXRlQgTiQQEDEjUKBXBoYXNlGAQgASgOMiAuZmlsZW9yZ2FuaXplci52MS5PcGVyYXRpb25QaGFzZUIE4kEBAxIaCgtzb3VyY2VfcGF0aBgFIAEoCUIF4kECAgUSHwoQZGVzdGluYXRpb25fcGF0aBgGIAEoCUIF4kECAQUSFgoHZHJ5X3J1bhgHIAEoCEIF4kECAQUSHgoPbGF5b3V0X3RlbXBsYXRlGAggASgJQgXiQQIBBRJCChBkdXBsaWNhdGVfcG9saWN5GAkgASgOMiEuZmlsZW9yZ2FuaXplci52MS5EdXBsaWNhdGVQb2xpY3lCBeJBAgEFEkAKD2NvbmZsaWN0X3BvbGljeRgKIAEoDjIgLmZpbGVvcmdhbml6ZXIudjEuQ29uZmxpY3RQb2xpY3lCBeJBAgEFEhwKDWluY2x1ZGVfZ2xvYnMYCyADKAlCBeJBAgEFEhwKDWV4Y2x1ZGVfZ2xvYnMYDCADKAlCBeJBAgEFEh0KDmhhc2hfYWxsX2ZpbGVzGA0gASgIQgXiQQIBBRIgChFyZW1vdmVfZW1wdHlfZGlycxgOIAEoCEIF4kECAQUSOwoIY291bnRlcnMYDyABKAsyIy5maWxlb3JnYW5pemVyLnYxLk9wZXJhdGlvbkNvdW50ZXJzQgTiQQEDEicKBWVycm9yGBAgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXNCBOJBAQMSNAoHdW5kb19vZhgRIAEoCUIj4kEBA/pBHAoaZmlsZW9yZ2FuaXplci52MS9PcGVyYXRpb24SNgoJdW5kb25lX2J5GBIgASgJQiPiQQED+kEcChpmaWxlb3JnYW5pemVyLnYxL09wZXJhdGlvbhI1CgtjcmVhdGVfdGltZRgTIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSNAoKc3RhcnRfdGltZRgUIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSMgoIZW5kX3RpbWUYFSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC3VwZGF0ZV90aW1lGBYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxI+Cg9waGFzZV9kdXJhdGlvbnMYFyADKAsyHy5maWxlb3JnYW5pemVyLnYxLlBoYXNlRHVyYXRpb25CBOJBAQMSHwoLYXBwbHlfcnVsZXMYGCABKAhCBeJBAgEFSACIAQESHgoQcnVsZV9zZXRfdmVyc2lvbhgZIAEoA0IE4kEBAxI5Cgd0cmlnZ2VyGBogASgLMiIuZmlsZW9yZ2FuaXplci52MS5PcGVyYXRpb25UcmlnZ2VyQgTiQQEDOjfqQTQKGmZpbGVvcmdhbml6ZXIudjEvT3BlcmF0aW9uEhZvcGVyYXRpb25zL3tvcGVyYXRpb259Qg4KDF9hcHBseV9ydWxlcyJ1ChBPcGVyYXRpb25UcmlnZ2VyEisKBGtpbmQYASABKA4yHS5maWxlb3JnYW5pemVyLnYxLlRyaWdnZXJLaW5kEjQKCmF1dG9tYXRpb24YAiABKAlCIPpBHQobZmlsZW9yZ2FuaXplci52MS9BdXRvbWF0aW9uIm0KDVBoYXNlRHVyYXRpb24SLwoFcGhhc2UYASABKA4yIC5maWxlb3JnYW5pemVyLnYxLk9wZXJhdGlvblBoYXNlEisKCGR1cmF0aW9uGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIuQBChFPcGVyYXRpb25Db3VudGVycxIVCg1maWxlc19zY2FubmVkGAEgASgDEhUKDWZpbGVzX3BsYW5uZWQYAiABKAMSEwoLZmlsZXNfbW92ZWQYAyABKAMSFQoNZmlsZXNfc2tpcHBlZBgEIAEoAxIUCgxmaWxlc19mYWlsZWQYBSABKAMSGAoQZHVwbGljYXRlc19mb3VuZBgGIAEoAxIVCg1ieXRlc19zY2FubmVkGAcgASgDEhMKC2J5dGVzX21vdmVkGAggASgDEhkKEXJlY2xhaW1hYmxlX2J5dGVzGAkgASgDImgKFkNyZWF0ZU9wZXJhdGlvblJlcXVlc3QSNAoJb3BlcmF0aW9uGAEgASgLMhsuZmlsZW9yZ2FuaXplci52MS5PcGVyYXRpb25CBOJBAQISGAoKcmVxdWVzdF9pZBgCIAEoCUIE4kEBASJIChNHZXRPcGVyYXRpb25SZXF1ZXN0EjEKBG5hbWUYASABKAlCI+JBAQL6QRwKGmZpbGVvcmdhbml6ZXIudjEvT3BlcmF0aW9uIvABChVMaXN0T3BlcmF0aW9uc1JlcXVlc3QSFwoJcGFnZV9zaXplGAEgASgFQgTiQQEBEhgKCnBhZ2VfdG9rZW4YAiABKAlCBOJBAQESNQoFc3RhdGUYAyABKA4yIC5maWxlb3JnYW5pemVyLnYxLk9wZXJhdGlvblN0YXRlQgTiQQEBEjMKBGtpbmQYBCABKA4yHy5maWxlb3JnYW5pemVyLnYxLk9wZXJhdGlvbktpbmRCBOJBAQESOAoKYXV0b21hdGlvbhgFIAEoCUIk4kEBAfpBHQobZmlsZW9yZ2FuaXplci52MS9BdXRvbWF0aW9uImIKFkxpc3RPcGVyYXRpb25zUmVzcG9uc2USLwoKb3BlcmF0aW9ucxgBIAMoCzIbLmZpbGVvcmdhbml6ZXIudjEuT3BlcmF0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJLChZDYW5jZWxPcGVyYXRpb25SZXF1ZXN0EjEKBG5hbWUYASABKAlCI+JBAQL6QRwKGmZpbGVvcmdhbml6ZXIudjEvT3BlcmF0aW9uIkoKFUFwcGx5T3BlcmF0aW9uUmVxdWVzdBIxCgRuYW1lGAEgASgJQiPiQQEC+kEcChpmaWxlb3JnYW5pemVyLnYxL09wZXJhdGlvbiJjChRVbmRvT3BlcmF0aW9uUmVxdWVzdBIxCgRuYW1lGAEgASgJQiPiQQEC+kEcChpmaWxlb3JnYW5pemVyLnYxL09wZXJhdGlvbhIYCgpyZXF1ZXN0X2lkGAIgASgJQgTiQQEBImUKFVdhdGNoT3BlcmF0aW9uUmVxdWVzdBIxCgRuYW1lGAEgASgJQiPiQQEC+kEcChpmaWxlb3JnYW5pemVyLnYxL09wZXJhdGlvbhIZCgt3YXRjaF90b2tlbhgCIAEoCUIE4kEBASJMChdDcmVhdGVXYXRjaFRva2VuUmVxdWVzdBIxCgRuYW1lGAEgASgJQiPiQQEC+kEcChpmaWxlb3JnYW5pemVyLnYxL09wZXJhdGlvbiKlAQoKV2F0Y2hUb2tlbhITCgV0b2tlbhgBIAEoCUIE4kEBAxIxCgRuYW1lGAIgASgJQiPiQQED+kEcChpmaWxlb3JnYW5pemVyLnYxL09wZXJhdGlvbhI1CgtleHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSGAoKd2F0Y2hfcGF0aBgEIAEoCUIE4kEBAyLCAwoWV2F0Y2hPcGVyYXRpb25SZXNwb25zZRItCgRuYW1lGAEgASgJQh/6QRwKGmZpbGVvcmdhbml6ZXIudjEvT3BlcmF0aW9uEi8KBXN0YXRlGAIgASgOMiAuZmlsZW9yZ2FuaXplci52MS5PcGVyYXRpb25TdGF0ZRIvCgVwaGFzZRgDIAEoDjIgLmZpbGVvcmdhbml6ZXIudjEuT3BlcmF0aW9uUGhhc2USNQoIY291bnRlcnMYBCABKAsyIy5maWxlb3JnYW5pemVyLnYxLk9wZXJhdGlvbkNvdW50ZXJzEhQKDGN1cnJlbnRfcGF0aBgFIAEoCRIYChBmaWxlc19wZXJfc2Vjb25kGAYgASgBEhgKEGJ5dGVzX3Blcl9zZWNvbmQYByABKAESGAoQcHJvZ3Jlc3NfcGVyY2VudBgIIAEoARImCgNldGEYCSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SIQoFZXJyb3IYCiABKAsyEi5nb29nbGUucnBjLlN0YXR1cxIxCg1zbmFwc2hvdF90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCqFAQoNT3BlcmF0aW9uS2luZBIeChpPUEVSQVRJT05fS0lORF9VTlNQRUNJRklFRBAAEhsKF09QRVJBVElPTl9LSU5EX09SR0FOSVpFEAESHgoaT1BFUkFUSU9OX0tJTkRfREVEVVBMSUNBVEUQAhIXChNPUEVSQVRJT05fS0lORF9VTkRPEAMqnwIKDk9wZXJhdGlvblN0YXRlEh8KG09QRVJBVElPTl9TVEFURV9VTlNQRUNJRklFRBAAEhoKFk9QRVJBVElPTl9TVEFURV9RVUVVRUQQARIbChdPUEVSQVRJT05fU1RBVEVfUlVOTklORxACEhsKF09QRVJBVElPTl9TVEFURV9QTEFOTkVEEAMSHAoYT1BFUkFUSU9OX1NUQVRFX0FQUExZSU5HEAQSHQoZT1BFUkFUSU9OX1NUQVRFX1NVQ0NFRURFRBAFEhoKFk9QRVJBVElPTl9TVEFURV9GQUlMRUQQBhIeChpPUEVSQVRJT05fU1RBVEVfQ0FOQ0VMTElORxAHEh0KGU9QRVJBVElPTl9TVEFURV9DQU5DRUxMRUQQCCrHAgoOT3BlcmF0aW9uUGhhc2USHwobT1BFUkFUSU9OX1BIQVNFX1VOU1BFQ0lGSUVEEAASGAoUT1BFUkFUSU9OX1BIQVNFX1NDQU4QARIeChpPUEVSQVRJT05fUEhBU0VfQ0FURUdPUklaRRACEhgKFE9QRVJBVElPTl9QSEFTRV9IQVNIEAMSGAoUT1BFUkFUSU9OX1BIQVNFX1BMQU4QBBIbChdPUEVSQVRJT05fUEhBU0VfSk9VUk5BTBAFEhkKFU9QRVJBVElPTl9QSEFTRV9BUFBMWRAGEhsKF09QRVJBVElPTl9QSEFTRV9DTEVBTlVQEAcSGgoWT1BFUkFUSU9OX1BIQVNFX1JFUE9SVBAIEhsKF09QRVJBVElPTl9QSEFTRV9SRUNPVkVSEAkSGAoUT1BFUkFUSU9OX1BIQVNFX1VORE8QCiqpAQoPRHVwbGljYXRlUG9saWN5EiAKHERVUExJQ0FURV9QT0xJQ1lfVU5TUEVDSUZJRUQQABIgChxEVVBMSUNBVEVfUE9MSUNZX1JFUE9SVF9PTkxZEAESLgoqRFVQTElDQVRFX1BPTElDWV9NT1ZFX1RPX0RVUExJQ0FURVNfRk9MREVSEAISIgoeRFVQTElDQVRFX1BPTElDWV9NT1ZFX1RPX1RSQVNIEAMqZwoOQ29uZmxpY3RQb2xpY3kSHwobQ09ORkxJQ1RfUE9MSUNZX1VOU1BFQ0lGSUVEEAASGgoWQ09ORkxJQ1RfUE9MSUNZX1JFTkFNRRABEhgKFENPTkZMSUNUX1BPTElDWV9TS0lQEAIqmgEKC1RyaWdnZXJLaW5kEhwKGFRSSUdHRVJfS0lORF9VTlNQRUNJRklFRBAAEhcKE1RSSUdHRVJfS0lORF9NQU5VQUwQARIZChVUUklHR0VSX0tJTkRfU0NIRURVTEUQAhIYChRUUklHR0VSX0tJTkRfQVJSSVZBTBADEh8KG1RSSUdHRVJfS0lORF9XQVRDSEVEX0ZPTERFUhAEMsYIChBPcGVyYXRpb25TZXJ2aWNlEn8KD0NyZWF0ZU9wZXJhdGlvbhIoLmZpbGVvcmdhbml6ZXIudjEuQ3JlYXRlT3BlcmF0aW9uUmVxdWVzdBobLmZpbGVvcmdhbml6ZXIudjEuT3BlcmF0aW9uIiWC0+STAh86CW9wZXJhdGlvbiISL2FwaS92MS9vcGVyYXRpb25zEncKDEdldE9wZXJhdGlvbhIlLmZpbGVvcmdhbml6ZXIudjEuR2V0T3BlcmF0aW9uUmVxdWVzdBobLmZpbGVvcmdhbml6ZXIudjEuT3BlcmF0aW9uIiOC0+STAh0SGy9hcGkvdjEve25hbWU9b3BlcmF0aW9ucy8qfRJ/Cg5MaXN0T3BlcmF0aW9ucxInLmZpbGVvcmdhbml6ZXIudjEuTGlzdE9wZXJhdGlvbnNSZXF1ZXN0GiguZmlsZW9yZ2FuaXplci52MS5MaXN0T3BlcmF0aW9uc1Jlc3BvbnNlIhqC0+STAhQSEi9hcGkvdjEvb3BlcmF0aW9ucxKHAQoPQ2FuY2VsT3BlcmF0aW9uEiguZmlsZW9yZ2FuaXplci52MS5DYW5jZWxPcGVyYXRpb25SZXF1ZXN0GhsuZmlsZW9yZ2FuaXplci52MS5PcGVyYXRpb24iLYLT5JMCJzoBKiIiL2FwaS92MS97bmFtZT1vcGVyYXRpb25zLyp9OmNhbmNlbBKEAQoOQXBwbHlPcGVyYXRpb24SJy5maWxlb3JnYW5pemVyLnYxLkFwcGx5T3BlcmF0aW9uUmVxdWVzdBobLmZpbGVvcmdhbml6ZXIudjEuT3BlcmF0aW9uIiyC0+STAiY6ASoiIS9hcGkvdjEve25hbWU9b3BlcmF0aW9ucy8qfTphcHBseRKBAQoNVW5kb09wZXJhdGlvbhImLmZpbGVvcmdhbml6ZXIudjEuVW5kb09wZXJhdGlvblJlcXVlc3QaGy5maWxlb3JnYW5pemVyLnYxLk9wZXJhdGlvbiIrgtPkkwIlOgEqIiAvYXBpL3YxL3tuYW1lPW9wZXJhdGlvbnMvKn06dW5kbxKQAQoOV2F0Y2hPcGVyYXRpb24SJy5maWxlb3JnYW5pemVyLnYxLldhdGNoT3BlcmF0aW9uUmVxdWVzdBooLmZpbGVvcmdhbml6ZXIudjEuV2F0Y2hPcGVyYXRpb25SZXNwb25zZSIpgtPkkwIjEiEvYXBpL3YxL3tuYW1lPW9wZXJhdGlvbnMvKn06d2F0Y2gwARKOAQoQQ3JlYXRlV2F0Y2hUb2tlbhIpLmZpbGVvcmdhbml6ZXIudjEuQ3JlYXRlV2F0Y2hUb2tlblJlcXVlc3QaHC5maWxlb3JnYW5pemVyLnYxLldhdGNoVG9rZW4iMYLT5JMCKzoBKiImL2FwaS92MS97bmFtZT1vcGVyYXRpb25zLyp9OndhdGNoVG9rZW5iBnByb3RvMw", [file_google_api_annotations, file_google_api_field_behavior, file_google_api_resource, file_google_protobuf_duration, file_google_protobuf_timestamp, file_google_rpc_status]);
 
 /**
  * An organize, deduplicate or undo job.
@@ -89,6 +89,7 @@ export type Operation = Message<"fileorganizer.v1.Operation"> & {
    * (UTC) when the file has none; for example
    * "{category}/{year}/{month}/{name}". Defaults to "{category}/{name}". An
    * unknown token, an absolute template or a `..` segment is INVALID_ARGUMENT.
+   * openapi: maxLength=512
    *
    * @generated from field: string layout_template = 8;
    */
@@ -111,6 +112,7 @@ export type Operation = Message<"fileorganizer.v1.Operation"> & {
   /**
    * Only files whose path relative to source_path matches one of these globs
    * (e.g. "**\/*.jpg"); empty means all files.
+   * openapi: maxItems=100 maxLength=256
    *
    * @generated from field: repeated string include_globs = 11;
    */
@@ -120,6 +122,7 @@ export type Operation = Message<"fileorganizer.v1.Operation"> & {
    * Files and folders whose path relative to source_path matches one of these
    * globs are not scanned. Hidden entries (names starting with ".") are always
    * skipped.
+   * openapi: maxItems=100 maxLength=256
    *
    * @generated from field: repeated string exclude_globs = 12;
    */
@@ -396,6 +399,7 @@ export type CreateOperationRequest = Message<"fileorganizer.v1.CreateOperationRe
    * An idempotency key (a UUID chosen by the client). Repeating a request with
    * the same request_id returns the operation the first request created
    * instead of creating another.
+   * openapi: maxLength=128
    *
    * @generated from field: string request_id = 2;
    */
@@ -438,6 +442,7 @@ export const GetOperationRequestSchema: GenMessage<GetOperationRequest> = /*@__P
 export type ListOperationsRequest = Message<"fileorganizer.v1.ListOperationsRequest"> & {
   /**
    * Maximum operations to return (default 50, at most 1000).
+   * openapi: minimum=0
    *
    * @generated from field: int32 page_size = 1;
    */
@@ -566,6 +571,7 @@ export type UndoOperationRequest = Message<"fileorganizer.v1.UndoOperationReques
   /**
    * An idempotency key (a UUID chosen by the client). Repeating a request with
    * the same request_id returns the UNDO operation the first request created.
+   * openapi: maxLength=128
    *
    * @generated from field: string request_id = 2;
    */
@@ -591,6 +597,17 @@ export type WatchOperationRequest = Message<"fileorganizer.v1.WatchOperationRequ
    * @generated from field: string name = 1;
    */
   name: string;
+
+  /**
+   * A token from CreateWatchToken for this operation, in place of
+   * credentials; the call must then carry no authorization header and no API
+   * key (both together are INVALID_ARGUMENT). An unknown, spent or expired
+   * token, or one issued for another operation, is UNAUTHENTICATED (reason
+   * TOKEN_INVALID), and it is spent either way.
+   *
+   * @generated from field: string watch_token = 2;
+   */
+  watchToken: string;
 };
 
 /**
@@ -599,6 +616,74 @@ export type WatchOperationRequest = Message<"fileorganizer.v1.WatchOperationRequ
  */
 export const WatchOperationRequestSchema: GenMessage<WatchOperationRequest> = /*@__PURE__*/
   messageDesc(file_fileorganizer_v1_operation, 11);
+
+/**
+ * Request for CreateWatchToken.
+ *
+ * @generated from message fileorganizer.v1.CreateWatchTokenRequest
+ */
+export type CreateWatchTokenRequest = Message<"fileorganizer.v1.CreateWatchTokenRequest"> & {
+  /**
+   * The operation to watch, `operations/{id}`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message fileorganizer.v1.CreateWatchTokenRequest.
+ * Use `create(CreateWatchTokenRequestSchema)` to create a new message.
+ */
+export const CreateWatchTokenRequestSchema: GenMessage<CreateWatchTokenRequest> = /*@__PURE__*/
+  messageDesc(file_fileorganizer_v1_operation, 12);
+
+/**
+ * A single-use, short-lived permission to watch one operation without
+ * credentials (CreateWatchToken).
+ *
+ * @generated from message fileorganizer.v1.WatchToken
+ */
+export type WatchToken = Message<"fileorganizer.v1.WatchToken"> & {
+  /**
+   * The secret, for WatchOperationRequest.watch_token. Treat it like a
+   * password for its short life: it is shown once and stored by the server
+   * only as a hash.
+   *
+   * @generated from field: string token = 1;
+   */
+  token: string;
+
+  /**
+   * The operation it lets one watch, `operations/{id}`.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * When it stops being accepted (about a minute after it was issued).
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 3;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * The REST path that watches the operation with this token, relative to the
+   * API's origin: `/api/v1/operations/{id}:watch?watch_token=…`, ready for
+   * `new EventSource(origin + watch_path)`.
+   *
+   * @generated from field: string watch_path = 4;
+   */
+  watchPath: string;
+};
+
+/**
+ * Describes the message fileorganizer.v1.WatchToken.
+ * Use `create(WatchTokenSchema)` to create a new message.
+ */
+export const WatchTokenSchema: GenMessage<WatchToken> = /*@__PURE__*/
+  messageDesc(file_fileorganizer_v1_operation, 13);
 
 /**
  * One full progress snapshot of an operation (each message stands alone; no
@@ -693,7 +778,7 @@ export type WatchOperationResponse = Message<"fileorganizer.v1.WatchOperationRes
  * Use `create(WatchOperationResponseSchema)` to create a new message.
  */
 export const WatchOperationResponseSchema: GenMessage<WatchOperationResponse> = /*@__PURE__*/
-  messageDesc(file_fileorganizer_v1_operation, 12);
+  messageDesc(file_fileorganizer_v1_operation, 14);
 
 /**
  * What an operation does.
@@ -1168,12 +1253,35 @@ export const OperationService: GenService<{
    * wherever the job runs (progress is shared between processes). Over REST,
    * Envoy delivers the messages as server-sent events.
    *
+   * Instead of credentials, the call may carry a `watch_token` from
+   * CreateWatchToken (a browser's EventSource cannot send headers):
+   * `GET /api/v1/operations/{id}:watch?watch_token=…` with no authorization
+   * header. The token is consumed by that call whatever its outcome.
+   *
    * @generated from rpc fileorganizer.v1.OperationService.WatchOperation
    */
   watchOperation: {
     methodKind: "server_streaming";
     input: typeof WatchOperationRequestSchema;
     output: typeof WatchOperationResponseSchema;
+  },
+  /**
+   * Issues a watch token: an opaque secret that lets one WatchOperation call
+   * on this operation, by this user, run without credentials, so that a
+   * browser can follow progress with a plain `EventSource` on the URL in
+   * `watch_path`. It is valid for `expire_time` (about a minute) and for one
+   * call only: the first WatchOperation that presents it consumes it, whether
+   * the call then succeeds or not. It grants nothing else: presented to any
+   * other RPC or for another operation it is no credential at all. Needs the
+   * scope operations.read (the same as WatchOperation); another user's
+   * operation is NOT_FOUND.
+   *
+   * @generated from rpc fileorganizer.v1.OperationService.CreateWatchToken
+   */
+  createWatchToken: {
+    methodKind: "unary";
+    input: typeof CreateWatchTokenRequestSchema;
+    output: typeof WatchTokenSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_fileorganizer_v1_operation, 0);

@@ -32,6 +32,7 @@ export type Rule = Message<"fileorganizer.v1.Rule"> & {
 
   /**
    * The name shown to users (1 to 100 characters).
+   * openapi: minLength=1 maxLength=100
    *
    * @generated from field: string display_name = 2;
    */
@@ -240,6 +241,7 @@ export const RuleConditionSchema: GenMessage<RuleCondition> = /*@__PURE__*/
 export type ExtensionSet = Message<"fileorganizer.v1.ExtensionSet"> & {
   /**
    * Extensions without the dot (1 to 100 of them).
+   * openapi: minItems=1 maxItems=100
    *
    * @generated from field: repeated string extensions = 1;
    */
@@ -339,6 +341,7 @@ export type AgeRange = Message<"fileorganizer.v1.AgeRange"> & {
   /**
    * Matches files modified (for `capture_age`: captured) more than this
    * many days ago ("older than 90 days").
+   * openapi: minimum=0 maximum=100000
    *
    * @generated from field: optional int32 older_than_days = 1;
    */
@@ -347,6 +350,7 @@ export type AgeRange = Message<"fileorganizer.v1.AgeRange"> & {
   /**
    * Matches files modified (for `capture_age`: captured) less than this
    * many days ago.
+   * openapi: minimum=0 maximum=100000
    *
    * @generated from field: optional int32 newer_than_days = 2;
    */
@@ -570,6 +574,7 @@ export const GetRuleRequestSchema: GenMessage<GetRuleRequest> = /*@__PURE__*/
 export type ListRulesRequest = Message<"fileorganizer.v1.ListRulesRequest"> & {
   /**
    * Maximum rules to return (default 100, at most 1000).
+   * openapi: minimum=0
    *
    * @generated from field: int32 page_size = 1;
    */
@@ -694,6 +699,7 @@ export type PreviewRulesRequest = Message<"fileorganizer.v1.PreviewRulesRequest"
 
   /**
    * A sample of files to preview instead of a folder (at most 10000).
+   * openapi: maxItems=10000
    *
    * @generated from field: repeated string paths = 2;
    */
@@ -711,6 +717,7 @@ export type PreviewRulesRequest = Message<"fileorganizer.v1.PreviewRulesRequest"
   /**
    * At most this many files are previewed (default 1000, at most 10000); the
    * rest of a folder is left out and `truncated` is set.
+   * openapi: minimum=0
    *
    * @generated from field: int32 max_files = 4;
    */

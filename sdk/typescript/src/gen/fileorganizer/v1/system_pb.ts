@@ -433,6 +433,7 @@ export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
 export type ListAuditEventsRequest = Message<"fileorganizer.v1.ListAuditEventsRequest"> & {
   /**
    * Maximum entries to return (default 100, at most 1000).
+   * openapi: minimum=0
    *
    * @generated from field: int32 page_size = 1;
    */

@@ -1,0 +1,2 @@
+ALTER TABLE operations DROP COLUMN bytes_hashed;
+DROP TABLE hash_cache;

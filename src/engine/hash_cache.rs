@@ -1,0 +1,115 @@
+//! The persistent hash cache's rules: when a hash computed earlier may stand
+//! for a file's content now, and when a hash just computed may be kept.
+//!
+//! A cached hash is keyed on what the scan stats of a file: device, inode,
+//! size, modification time and status-change time, both in nanoseconds (as
+//! fclones and czkawka key theirs). It is used only when all five equal the
+//! scan's, for the same user (the storage side, `db::hash_cache`, keys its
+//! rows by user too):
+//! - an edit changes the ctime even when it keeps the size and sets the
+//!   mtime back (ctime cannot be set from user space);
+//! - an inode reused after a delete and a create has the new file's ctime;
+//! - a file on another filesystem has another device.
+//!
+//! Timestamps have a granularity (a kernel tick, 2 s on FAT): a write in the
+//! same tick as the one the scan saw leaves ctime unchanged. A hash is
+//! therefore kept only if the file's ctime was at least [`SETTLE_NS`] older
+//! than the moment the hash phase began reading ([`settled`]): any write
+//! after that read gets a later ctime. A file modified in the last seconds
+//! is simply hashed again next time (git's "racily clean" rule, the same
+//! idea).
+//!
+//! The cache is advisory. Its rows are written after the hash phase and a
+//! lost write (a crash, a full database, an error) costs a re-hash, nothing
+//! else; a row that fails the key check is ignored and overwritten.
+
+use super::scan::ScannedFile;
+
+/// How much older than the start of the hash phase a file's ctime must be
+/// for its hash to be kept: above every filesystem's timestamp granularity.
+pub const SETTLE_NS: i128 = 2_000_000_000;
+
+/// What the cache knows of a file's content. `head`: blake3 of its first
+/// [`HEAD_BYTES`](super::duplicates::HEAD_BYTES) bytes (of the whole file when
+/// no larger); `full`: blake3 of the whole file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Known {
+    pub head: Option<[u8; 32]>,
+    pub full: Option<[u8; 32]>,
+}
+
+/// A file's identity and version as the scan saw it, in the database's
+/// integer types (device and inode bit-cast, times in nanoseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CacheKey {
+    pub dev: i64,
+    pub ino: i64,
+    pub size: i64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+}
+
+impl CacheKey {
+    /// The key of a scanned file; None when a time does not fit 64 bits
+    /// (before 1677 or after 2262: such a file is never cached).
+    pub fn of(file: &ScannedFile) -> Option<CacheKey> {
+        let fp = &file.fingerprint;
+        Some(CacheKey {
+            dev: fp.dev as i64,
+            ino: fp.ino as i64,
+            size: i64::try_from(fp.size).ok()?,
+            mtime_ns: i64::try_from(fp.mtime_ns).ok()?,
+            ctime_ns: i64::try_from(file.ctime_ns).ok()?,
+        })
+    }
+}
+
+/// Whether a hash read from `file` at or after `read_from_ns` (nanoseconds
+/// since the epoch, the wall clock when the hash phase began) may be kept.
+pub fn settled(file: &ScannedFile, read_from_ns: i128) -> bool {
+    file.ctime_ns < read_from_ns - SETTLE_NS
+}
+
+/// The wall clock in nanoseconds since the epoch.
+pub fn now_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{Fingerprint, UserPath};
+
+    fn file(mtime_ns: i128, ctime_ns: i128) -> ScannedFile {
+        let path = UserPath::parse("a/b.txt").unwrap();
+        let fingerprint = Fingerprint {
+            size: 10,
+            mtime_ns,
+            dev: u64::MAX,
+            ino: 7,
+        };
+        ScannedFile::new(path, &UserPath::parse("a").unwrap(), fingerprint, ctime_ns)
+    }
+
+    #[test]
+    fn keys_bit_cast_devices_and_refuse_times_beyond_64_bits() {
+        let key = CacheKey::of(&file(5, 6)).unwrap();
+        assert_eq!((key.dev, key.ino, key.size), (-1, 7, 10));
+        assert_eq!((key.mtime_ns, key.ctime_ns), (5, 6));
+        assert_eq!(CacheKey::of(&file(i128::from(i64::MAX) + 1, 6)), None);
+        assert_eq!(CacheKey::of(&file(5, i128::from(i64::MIN) - 1)), None);
+    }
+
+    #[test]
+    fn only_a_file_changed_before_the_settle_window_is_kept() {
+        let start = 100 * SETTLE_NS;
+        assert!(settled(&file(0, start - SETTLE_NS - 1), start));
+        assert!(!settled(&file(0, start - SETTLE_NS), start));
+        assert!(!settled(&file(0, start), start));
+        // A modification time set far back changes nothing: ctime decides.
+        assert!(!settled(&file(0, start - 1), start));
+    }
+}

@@ -1,0 +1,154 @@
+//! The hash phase of a plan, with the user's persistent hash cache.
+//!
+//! Before hashing, the user's cached rows for the files the phase may read
+//! are looked up in batches (`db::hash_cache::lookup`); a row counts only if
+//! its whole key (device, inode, size, mtime, ctime) equals the scan's
+//! (`engine::hash_cache`). The engine then reads only what the cache did not
+//! answer. After it, what was read is written back in batches, for files
+//! settled long enough (`engine::hash_cache::settled`), hits not refreshed
+//! for a day are touched, and the user's rows unseen for HASH_CACHE_DAYS are
+//! pruned.
+//!
+//! The cache is advisory: a failed lookup hashes without it, a failed or
+//! lost write (a SIGKILL between the hash phase and the write) costs a
+//! re-hash next time, and none of it touches the journal, whose guarantees
+//! (docs/organize.md) are unchanged. The bytes read are recorded on the
+//! operation (`operations.bytes_hashed`) and counted by
+//! `hash_bytes_read_total`.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
+
+use super::JobContext;
+use crate::{
+    db,
+    engine::{
+        duplicates::{self, DuplicateAnalysis},
+        hash_cache::{self, CacheKey, Known},
+        scan::ScanResult,
+    },
+    storage::UserRoot,
+};
+
+/// Runs the hash phase of the operation in `ctx` over `scanned`.
+pub(super) async fn hash_phase(
+    ctx: &JobContext,
+    root: &Arc<UserRoot>,
+    scanned: ScanResult,
+    hash_all: bool,
+) -> anyhow::Result<(ScanResult, DuplicateAnalysis)> {
+    let op = &ctx.operation;
+    let days = ctx.state.config.hash_cache_days;
+
+    // The keys of the files the phase may read, by index.
+    let (scanned, wanted) = if days > 0 {
+        tokio::task::spawn_blocking(move || {
+            let wanted: Vec<(usize, CacheKey)> =
+                duplicates::hash_candidates(&scanned.files, hash_all)
+                    .into_iter()
+                    .filter_map(|i| CacheKey::of(&scanned.files[i]).map(|key| (i, key)))
+                    .collect();
+            (scanned, wanted)
+        })
+        .await?
+    } else {
+        (scanned, Vec::new())
+    };
+
+    let mut known: HashMap<usize, Known> = HashMap::new();
+    let mut touch: Vec<(CacheKey, Known)> = Vec::new();
+    // Batch by batch, so that only one batch's rows are held at a time.
+    for batch in wanted.chunks(db::hash_cache::BATCH) {
+        let keys: Vec<CacheKey> = batch.iter().map(|&(_, key)| key).collect();
+        let found = match ctx.state.db.get().await {
+            Ok(mut conn) => db::hash_cache::lookup(&mut conn, op.user_id, &keys)
+                .await
+                .map_err(anyhow::Error::from),
+            Err(e) => Err(anyhow::Error::from(e)),
+        };
+        let rows = match found {
+            Ok(rows) => rows,
+            Err(error) => {
+                tracing::warn!(%error, "hash cache lookup failed; hashing without it");
+                known.clear();
+                touch.clear();
+                break;
+            }
+        };
+        let rows: HashMap<(i64, i64), db::hash_cache::Cached> = rows
+            .into_iter()
+            .map(|row| ((row.key.dev, row.key.ino), row))
+            .collect();
+        for &(i, key) in batch {
+            if let Some(row) = rows.get(&(key.dev, key.ino))
+                && row.key == key
+            {
+                known.insert(i, row.known);
+                if row.stale {
+                    touch.push((key, row.known));
+                }
+            }
+        }
+    }
+    drop(wanted);
+    let hits = known.len();
+
+    let read_from = hash_cache::now_ns();
+    let progress = ctx.progress.clone();
+    let hash_root = root.clone();
+    let threads = ctx.state.config.hash_threads;
+    let (scanned, analysis) = tokio::task::spawn_blocking(move || {
+        let analysis = duplicates::find_duplicates(
+            &hash_root,
+            &scanned.files,
+            hash_all,
+            &known,
+            threads,
+            &progress,
+        );
+        (scanned, analysis)
+    })
+    .await?;
+    crate::infra::observability::hashed(analysis.bytes_read, hits as u64);
+    tracing::info!(
+        bytes_read = analysis.bytes_read,
+        cache_hits = hits,
+        "hash phase done"
+    );
+    {
+        let mut conn = ctx.state.db.get().await?;
+        let bytes = i64::try_from(analysis.bytes_read).unwrap_or(i64::MAX);
+        db::operations::set_bytes_hashed(&mut conn, op.id, &ctx.worker_id, bytes).await?;
+    }
+
+    if days > 0 {
+        let mut entries: Vec<(CacheKey, Known)> = analysis
+            .computed
+            .iter()
+            .filter(|&&(i, _)| hash_cache::settled(&scanned.files[i], read_from))
+            .filter_map(|&(i, known)| CacheKey::of(&scanned.files[i]).map(|key| (key, known)))
+            .collect();
+        let written: HashSet<(i64, i64)> = entries.iter().map(|(k, _)| (k.dev, k.ino)).collect();
+        entries.extend(
+            touch
+                .into_iter()
+                .filter(|(k, _)| !written.contains(&(k.dev, k.ino))),
+        );
+        drop(written);
+        if let Err(error) = keep(ctx, &entries, days).await {
+            tracing::warn!(%error, "hash cache not updated; the next run hashes these files again");
+        }
+    }
+    Ok((scanned, analysis))
+}
+
+/// Writes the entries and prunes the user's expired rows.
+async fn keep(ctx: &JobContext, entries: &[(CacheKey, Known)], days: u32) -> anyhow::Result<()> {
+    let user_id = ctx.operation.user_id;
+    let mut conn = ctx.state.db.get().await?;
+    db::hash_cache::store(&mut conn, user_id, entries).await?;
+    db::hash_cache::prune(&mut conn, user_id, days).await?;
+    Ok(())
+}
