@@ -181,7 +181,8 @@ check_env_example() {
     "$PY" - <<'EOF'
 import re, sys
 config = open("src/config.rs").read().split("#[cfg(test)]")[0]
-wanted = set(re.findall(r'"([A-Z][A-Z0-9_]{2,})"', config)) | {"RUST_LOG"}
+# RUST_LOG is read by tracing-subscriber, OTEL_EXPORTER_OTLP_ENDPOINT by src/infra/otel.rs.
+wanted = set(re.findall(r'"([A-Z][A-Z0-9_]{2,})"', config)) | {"RUST_LOG", "OTEL_EXPORTER_OTLP_ENDPOINT"}
 env = open(".env.example").read()
 documented = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]*)=", env, re.M))
 compose = open("docker-compose.yml").read()

@@ -135,7 +135,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 .await
                 .map_err(|e| anyhow::anyhow!("GRPC_ADDR {}: {e}", config.grpc_addr))?;
             let state = AppState::connect(config).await?;
-            server::run(listener, server::shutdown_signal(), state).await?;
+            let served = server::run(listener, server::shutdown_signal(), state).await;
+            fileorganizer::infra::otel::shutdown().await;
+            served?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Worker { count } => {
@@ -159,6 +161,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             if let Some(metrics) = metrics {
                 metrics.join(state.config.shutdown_timeout).await;
             }
+            fileorganizer::infra::otel::shutdown().await;
             Ok(ExitCode::SUCCESS)
         }
         Command::Loadtest(args) => loadtest::run(*args).await,

@@ -194,6 +194,7 @@ diesel::table! {
         trigger_kind -> Text,
         automation_id -> Nullable<Uuid>,
         bytes_hashed -> Int8,
+        trace_parent -> Nullable<Text>,
     }
 }
 

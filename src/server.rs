@@ -41,6 +41,9 @@ const ALLOWED_HEADERS: &[&str] = &[
     "x-user-agent",
     "grpc-timeout",
     "x-request-id",
+    // W3C trace context (infra::otel).
+    "traceparent",
+    "tracestate",
 ];
 /// Response headers a browser must be able to read.
 const EXPOSED_HEADERS: &[&str] = &[

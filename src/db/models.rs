@@ -144,6 +144,9 @@ pub struct Operation {
     pub trigger_kind: TriggerKind,
     /// The automation that created it, if any.
     pub automation_id: Option<Uuid>,
+    /// The W3C `traceparent` of the request that created it, for the job's
+    /// spans (`infra::otel`).
+    pub trace_parent: Option<String>,
 }
 
 #[derive(Debug, Insertable)]
@@ -161,6 +164,9 @@ pub struct NewOperation<'a> {
     pub request_id: Option<&'a str>,
     pub trigger_kind: TriggerKind,
     pub automation_id: Option<Uuid>,
+    /// Filled by the constructors from the span they run in (the RPC's,
+    /// inside a handler), so the job joins the request's trace.
+    pub trace_parent: Option<String>,
 }
 
 impl<'a> NewOperation<'a> {
@@ -179,6 +185,8 @@ impl<'a> NewOperation<'a> {
             request_id,
             trigger_kind: TriggerKind::Manual,
             automation_id: None,
+            trace_parent: crate::infra::otel::TraceParent::current()
+                .map(|t| t.as_str().to_string()),
         }
     }
 
@@ -198,6 +206,8 @@ impl<'a> NewOperation<'a> {
             request_id,
             trigger_kind: TriggerKind::Manual,
             automation_id: None,
+            trace_parent: crate::infra::otel::TraceParent::current()
+                .map(|t| t.as_str().to_string()),
         }
     }
 }

@@ -8,6 +8,7 @@
 //! - [`observability`]: Prometheus metrics and the /metrics listener;
 //! - [`health`]: dependency checks and grpc.health.v1;
 //! - [`telemetry`]: logging set-up;
+//! - [`otel`]: OpenTelemetry traces over OTLP and W3C `traceparent`;
 //! - [`console`]: serves the browser console's built files;
 //! - [`security_headers`]: the HTTP security headers shared with Envoy;
 //! - [`streams`]: the per-user cap on open server streams;
@@ -21,6 +22,7 @@ pub(crate) mod health;
 pub(crate) mod keyed_lock;
 pub(crate) mod memo;
 pub mod observability;
+pub mod otel;
 pub(crate) mod ratelimit;
 pub(crate) mod redis;
 pub mod security_headers;

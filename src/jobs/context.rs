@@ -40,6 +40,8 @@ pub struct JobContext {
     /// The job's files moved already counted in `files_moved_total` (at
     /// first what earlier runs moved): see [`JobContext::count_moves`].
     pub moves_counted: std::sync::atomic::AtomicI64,
+    /// The job's span and its phases' (`infra::otel`), switched with the timings.
+    pub trace: crate::infra::otel::JobTrace,
 }
 
 impl JobContext {
@@ -145,6 +147,7 @@ impl JobContext {
     /// Enters `phase` (None: the job stops) and returns the totals to store;
     /// the phase it ends is recorded in `operation_phase_duration_seconds`.
     fn phase_seconds(&self, phase: Option<Phase>) -> serde_json::Value {
+        self.trace.enter(phase);
         let mut timings = self.timings.lock().expect("timings lock");
         if let Some((ended, seconds)) = timings.enter(phase, Instant::now()) {
             crate::infra::observability::phase_ended(self.operation.kind, ended, seconds);

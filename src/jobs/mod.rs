@@ -39,6 +39,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::{
@@ -167,16 +168,26 @@ async fn run_job(state: &AppState, op: Operation, worker_id: &str) -> anyhow::Re
         phase: Arc::new(std::sync::Mutex::new((op.state, Phase::Scan))),
         timings: std::sync::Mutex::new(timings::PhaseTimings::resume(&op.phase_seconds)),
         moves_counted: op.counters().files_moved.into(),
+        trace: crate::infra::otel::JobTrace::start(
+            op.id,
+            op.kind.as_str(),
+            op.trace_parent.as_deref(),
+        ),
     });
     state.progress.register(op.id, progress.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let heartbeat = tokio::spawn(heartbeat_loop(ctx.clone(), stop_rx.clone()));
     let publisher = tokio::spawn(publish_loop(ctx.clone(), stop_rx));
 
-    let result = match op.kind {
-        OperationKind::Undo => undo::run(&ctx).await,
-        OperationKind::Organize | OperationKind::Deduplicate => organize::run(&ctx).await,
-    };
+    let span = ctx.trace.span().clone();
+    let result = async {
+        match op.kind {
+            OperationKind::Undo => undo::run(&ctx).await,
+            OperationKind::Organize | OperationKind::Deduplicate => organize::run(&ctx).await,
+        }
+    }
+    .instrument(span)
+    .await;
     let _ = stop_tx.send(true);
     ctx.count_moves();
     state.progress.unregister(op.id);

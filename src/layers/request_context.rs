@@ -171,12 +171,19 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let context = RequestContext::from_http(&request, &self.trusted);
         let method = request.uri().path().to_string();
+        // A server span (OpenTelemetry's name and kind), the child of the
+        // caller's `traceparent` if it sent one (infra::otel).
         let span = tracing::info_span!(
             "rpc",
+            otel.name = %method.trim_start_matches('/'),
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+            rpc.grpc.status_code = tracing::field::Empty,
             method = %method,
             request_id = %context.request_id,
             user_id = tracing::field::Empty,
         );
+        crate::infra::otel::extract(&span, request.headers());
         let request_id = context.request_id.clone();
         request.extensions_mut().insert(context);
         let started = std::time::Instant::now();
@@ -201,6 +208,11 @@ where
                     ))
                 {
                     headers.insert("grpc-message", message);
+                }
+                let span = tracing::Span::current();
+                span.record("rpc.grpc.status_code", code as i32);
+                if crate::infra::otel::is_server_error(code) {
+                    span.record("otel.status_code", "ERROR");
                 }
                 tracing::info!(
                     code = ?code,

@@ -44,6 +44,7 @@ mod streams;
 mod system;
 mod taken_dates;
 mod tokens;
+mod traces;
 mod tree_changes;
 mod typescript_sdk;
 mod upload_budget;

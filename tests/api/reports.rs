@@ -1011,6 +1011,7 @@ async fn synthetic_operation(app: &TestApp, u: &User, count: i64, pairs: i64) ->
             request_id: None,
             trigger_kind: domain::TriggerKind::Manual,
             automation_id: None,
+            trace_parent: None,
         },
     )
     .await
