@@ -11,7 +11,7 @@ use diesel::sql_types::{Array, BigInt, Bool, Bytea, Integer, Nullable, Uuid as S
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use crate::engine::hash_cache::{CacheKey, Known};
+use crate::domain::hash_cache::{CacheKey, Known};
 
 /// Keys per statement.
 pub const BATCH: usize = 5000;

@@ -27,6 +27,7 @@ pub(crate) mod archive;
 pub(crate) mod category;
 pub(crate) mod counters;
 pub(crate) mod enums;
+pub(crate) mod hash_cache;
 pub(crate) mod journal;
 pub(crate) mod report;
 pub(crate) mod rule;

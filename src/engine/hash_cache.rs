@@ -29,25 +29,7 @@ use super::scan::ScannedFile;
 /// for its hash to be kept: above every filesystem's timestamp granularity.
 pub const SETTLE_NS: i128 = 2_000_000_000;
 
-/// What the cache knows of a file's content. `head`: blake3 of its first
-/// [`HEAD_BYTES`](super::duplicates::HEAD_BYTES) bytes (of the whole file when
-/// no larger); `full`: blake3 of the whole file.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Known {
-    pub head: Option<[u8; 32]>,
-    pub full: Option<[u8; 32]>,
-}
-
-/// A file's identity and version as the scan saw it, in the database's
-/// integer types (device and inode bit-cast, times in nanoseconds).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct CacheKey {
-    pub dev: i64,
-    pub ino: i64,
-    pub size: i64,
-    pub mtime_ns: i64,
-    pub ctime_ns: i64,
-}
+pub use crate::domain::hash_cache::{CacheKey, Known};
 
 impl CacheKey {
     /// The key of a scanned file; None when a time does not fit 64 bits
