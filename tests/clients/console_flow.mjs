@@ -107,7 +107,9 @@ try {
     const [from, to, category, status] = [...r.cells].map((c) => c.textContent);
     return { from, to, category, status };
   }));
-  if (await page.isDisabled('#apply')) throw new Error('Apply is not enabled after the preview');
+  // The buttons follow the server's answer to a GetOperation after the plan is drawn: wait for it.
+  await page.waitForSelector('#apply:not([disabled])', { timeout: 15000 })
+    .catch(() => { throw new Error('Apply is not enabled after the preview'); });
   await shot(page, '2-preview');
 
   // Apply: record every value the progress bar shows, from the WatchOperation stream.
