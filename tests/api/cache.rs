@@ -33,6 +33,29 @@ async fn counter(port: u16, name: &str, cache: &str) -> f64 {
         .sum()
 }
 
+/// The answer of `get` while the database is down. A Redis read slower than the cache's timeout
+/// (a machine loaded by parallel builds) makes the server skip Redis for a few seconds and ask
+/// the database, which is down: that answer is UNAVAILABLE, never a wrong one. The property under
+/// test is that an answer does come from the cache while the database is down, so a slow read
+/// is retried after the cache's back-off, a bounded number of times.
+async fn from_the_cache<T, F, Fut>(get: F) -> T
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match get().await {
+            Ok(answer) => return answer.into_inner(),
+            Err(status) if status.code() == tonic::Code::Unavailable && attempts < 4 => {
+                tokio::time::sleep(Duration::from_secs(6)).await
+            }
+            Err(status) => panic!("attempt {attempts}: {status:?}"),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cached_operation_is_served_without_the_database() {
     let port = free_port();
@@ -66,22 +89,7 @@ async fn a_cached_operation_is_served_without_the_database() {
 
     // The database is now unreachable; the cached answer still comes back.
     app.db_proxy.as_ref().unwrap().set_down();
-    // A Redis read slower than the cache's timeout (a machine loaded by parallel builds) makes
-    // the server skip Redis for a few seconds and ask the database, which is down: that answer
-    // is UNAVAILABLE, never a wrong one. The property under test is that an answer does come
-    // from the cache while the database is down, so a slow read may be retried after the
-    // cache's back-off, a bounded number of times.
-    let mut attempts = 0;
-    let cached = loop {
-        attempts += 1;
-        match get().await {
-            Ok(answer) => break answer.into_inner(),
-            Err(status) if status.code() == tonic::Code::Unavailable && attempts < 4 => {
-                tokio::time::sleep(Duration::from_secs(6)).await
-            }
-            Err(status) => panic!("attempt {attempts}: {status:?}"),
-        }
-    };
+    let cached = from_the_cache(get).await;
     assert_eq!(cached, first);
     assert!(counter(port, "cache_hits_total", "operation").await >= hits + 1.0);
     // Another user cannot read it from the cache (nor at all).
@@ -259,22 +267,7 @@ async fn a_cached_report_survives_a_database_outage_and_an_undo_refreshes_it() {
     assert_eq!(first.totals.unwrap().files_moved, 2);
 
     app.db_proxy.as_ref().unwrap().set_down();
-    // A Redis read slower than the cache's timeout (a machine loaded by parallel builds) makes
-    // the server skip Redis for a few seconds and ask the database, which is down: that answer
-    // is UNAVAILABLE, never a wrong one. The property under test is that an answer does come
-    // from the cache while the database is down, so a slow read may be retried after the
-    // cache's back-off, a bounded number of times.
-    let mut attempts = 0;
-    let cached = loop {
-        attempts += 1;
-        match get().await {
-            Ok(answer) => break answer.into_inner(),
-            Err(status) if status.code() == tonic::Code::Unavailable && attempts < 4 => {
-                tokio::time::sleep(Duration::from_secs(6)).await
-            }
-            Err(status) => panic!("attempt {attempts}: {status:?}"),
-        }
-    };
+    let cached = from_the_cache(get).await;
     assert_eq!(
         cached, first,
         "the second report did not come from the cache"
