@@ -10,10 +10,7 @@ use uuid::Uuid;
 use super::{convert, parts, respond};
 use crate::{
     auth::{Principal, watch_tokens},
-    db::{
-        self,
-        models::{NewOperation, Operation},
-    },
+    db::{self, models::Operation, operations::UndoInsert},
     domain::{Counters, OperationKind, OperationState},
     error::{AppError, AppResult},
     jobs, pagination,
@@ -31,7 +28,11 @@ impl Operations {
     }
 }
 
-/// The API message of an operation (with the undo that reverted it, if any).
+/// The API message of an operation (with the undo that reverted it, if any),
+/// read on the connection the handler already holds: a handler that took a
+/// second pooled connection while holding one would wait for itself once as
+/// many copies of the request as the pool has connections arrive together
+/// (`tests/api/retries.rs`).
 async fn operation_message(
     conn: &mut diesel_async::AsyncPgConnection,
     op: &Operation,
@@ -116,11 +117,6 @@ impl Operations {
         })
     }
 
-    async fn to_pb(&self, op: &Operation) -> AppResult<pb::Operation> {
-        let mut conn = self.state.db.get().await?;
-        operation_message(&mut conn, op).await
-    }
-
     /// Checks the request and queues the operation through
     /// `jobs::submit::create_operation`, the path automations share.
     async fn create(
@@ -137,7 +133,7 @@ impl Operations {
             if let Some(existing) =
                 db::operations::find_by_request_id(&mut conn, principal.user_id, request_id).await?
             {
-                return self.to_pb(&existing).await;
+                return operation_message(&mut conn, &existing).await;
             }
         }
         let request = convert::operation_request(requested)?;
@@ -230,7 +226,7 @@ impl Operations {
         let op = db::operations::request_cancel(&mut conn, &op).await?;
         self.state.progress.cancel_local(op.id);
         self.state.cache.operation_changed(op.user_id, op.id).await;
-        self.to_pb(&op).await
+        operation_message(&mut conn, &op).await
     }
 
     async fn apply(
@@ -255,7 +251,7 @@ impl Operations {
             })?;
         self.state.cache.operation_changed(op.user_id, op.id).await;
         self.state.jobs_queued.notify_one();
-        self.to_pb(&op).await
+        operation_message(&mut conn, &op).await
     }
 
     async fn undo(
@@ -265,6 +261,12 @@ impl Operations {
     ) -> AppResult<pb::Operation> {
         let request_id = request_id(&req.request_id)?;
         let target = self.find(&principal, &req.name).await?;
+        let request_id = (!request_id.is_empty()).then_some(request_id);
+        if let Some(id) = request_id
+            && let Some(done) = self.undo_by_request_id(&principal, &target, id).await?
+        {
+            return Ok(done);
+        }
         if target.kind == OperationKind::Undo {
             return Err(AppError::FailedPrecondition {
                 message: "an undo cannot itself be undone".into(),
@@ -279,22 +281,34 @@ impl Operations {
             });
         }
         let mut conn = self.state.db.get().await?;
-        if let Some(existing) = db::operations::find_undo_of(&mut conn, target.id).await?
-            && existing.state != OperationState::Failed
-        {
-            return Err(AppError::AlreadyExists {
-                reason: pb::ErrorReason::AlreadyExists,
-                message: format!(
-                    "this operation is already undone by operations/{}",
-                    existing.id
-                ),
-            });
-        }
-        let op = db::operations::insert(
-            &mut conn,
-            &NewOperation::undo(&target, (!request_id.is_empty()).then_some(request_id)),
-        )
-        .await?;
+        let op = match db::operations::insert_undo(&mut conn, &target, request_id).await {
+            Ok(UndoInsert::Created(op)) => op,
+            // A copy of this request committed first.
+            Ok(UndoInsert::AlreadyUndone(existing))
+                if request_id.is_some() && existing.request_id.as_deref() == request_id =>
+            {
+                return operation_message(&mut conn, &existing).await;
+            }
+            Ok(UndoInsert::AlreadyUndone(existing)) => {
+                return Err(AppError::AlreadyExists {
+                    reason: pb::ErrorReason::AlreadyExists,
+                    message: format!(
+                        "this operation is already undone by operations/{}",
+                        existing.id
+                    ),
+                });
+            }
+            // The same request_id sent twice at once: the other copy won.
+            Err(error) if request_id.is_some() && db::operations::is_request_id_taken(&error) => {
+                drop(conn);
+                let id = request_id.unwrap_or_default();
+                return match self.undo_by_request_id(&principal, &target, id).await? {
+                    Some(done) => Ok(done),
+                    None => Err(error.into()),
+                };
+            }
+            Err(error) => return Err(error.into()),
+        };
         // The target now shows `undone_by`.
         self.state
             .cache
@@ -302,6 +316,34 @@ impl Operations {
             .await;
         self.state.jobs_queued.notify_one();
         Ok(convert::operation(&op, None))
+    }
+
+    /// A repeated UndoOperation: the undo that `request_id` already created
+    /// for `target` (None when the key is new). A key the user already spent
+    /// on another request is refused rather than answered with an unrelated
+    /// operation.
+    async fn undo_by_request_id(
+        &self,
+        principal: &Principal,
+        target: &Operation,
+        request_id: &str,
+    ) -> AppResult<Option<pb::Operation>> {
+        let mut conn = self.state.db.get().await?;
+        let Some(existing) =
+            db::operations::find_by_request_id(&mut conn, principal.user_id, request_id).await?
+        else {
+            return Ok(None);
+        };
+        if existing.undo_of != Some(target.id) {
+            return Err(AppError::invalid(
+                "request_id",
+                format!(
+                    "was already used by another request (operations/{}); send a new one",
+                    existing.id
+                ),
+            ));
+        }
+        operation_message(&mut conn, &existing).await.map(Some)
     }
 
     /// Streams snapshots: the current one first, then live ones (at most ~10

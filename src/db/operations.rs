@@ -96,6 +96,52 @@ pub async fn find_by_request_id(
         .optional()
 }
 
+/// Whether `error` is the insert of a request_id this user already used: two
+/// copies of one request racing. The loser reads the winner's row
+/// ([`find_by_request_id`]) instead of failing.
+pub fn is_request_id_taken(error: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    matches!(error, Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info)
+        if info.constraint_name() == Some("operations_user_request_id_key"))
+}
+
+/// What [`insert_undo`] found.
+#[derive(Debug)]
+pub enum UndoInsert {
+    /// The new undo operation, queued.
+    Created(Operation),
+    /// The target already has an undo that did not fail; nothing inserted.
+    AlreadyUndone(Operation),
+}
+
+/// Queues an undo of `target` unless it already has one that did not fail.
+/// The check and the insert run under a row lock on the target, so two
+/// concurrent UndoOperation calls (a client's retry racing its first try,
+/// two tabs) create one undo, never two.
+pub async fn insert_undo(
+    conn: &mut AsyncPgConnection,
+    target: &Operation,
+    request_id: Option<&str>,
+) -> QueryResult<UndoInsert> {
+    conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
+        operations::table
+            .find(target.id)
+            .select(operations::id)
+            .for_update()
+            .first::<Uuid>(conn)
+            .await?;
+        if let Some(existing) = find_undo_of(conn, target.id).await?
+            && existing.state != OperationState::Failed
+        {
+            return Ok(UndoInsert::AlreadyUndone(existing));
+        }
+        insert(conn, &NewOperation::undo(target, request_id))
+            .await
+            .map(UndoInsert::Created)
+    })
+    .await
+}
+
 /// The undo operation created for `target`, if any.
 pub async fn find_undo_of(
     conn: &mut AsyncPgConnection,

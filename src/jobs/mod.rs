@@ -198,11 +198,18 @@ async fn run_job(state: &AppState, op: Operation, worker_id: &str) -> anyhow::Re
     {
         let _ = db::operations::hand_back(&mut conn, op.id, worker_id).await;
     }
+    // Whether this run brought the job to rest (PLANNED, or a final state).
+    let ended_at_rest = ctx.phase.lock().expect("phase lock").0.is_at_rest();
     // A final snapshot from the row, so watchers see the end state.
     if let Ok(mut conn) = state.db.get().await
         && let Ok(Some(row)) = db::operations::find(&mut conn, op.id).await
     {
-        if row.state.is_at_rest() {
+        // Released also when the row is runnable again: ApplyOperation may
+        // have queued the plan between our PLANNED and now, and a job left
+        // held by a worker whose heartbeat stopped waits JOB_STALE_AFTER_MS
+        // before any worker claims it (`release` touches only a row this
+        // worker still holds).
+        if row.state.is_at_rest() || ended_at_rest {
             let _ = db::operations::release(&mut conn, op.id, worker_id).await;
         }
         let mut snapshot = row.snapshot();

@@ -50,5 +50,17 @@ pub async fn create_operation(
     let mut new = NewOperation::queued(user_id, &spec, request_id);
     new.trigger_kind = origin.trigger;
     new.automation_id = origin.automation_id;
-    Ok(db::operations::insert(conn, &new).await?)
+    match db::operations::insert(conn, &new).await {
+        // The same request_id sent twice at once: the other copy won, and
+        // both callers get its operation.
+        Err(error)
+            if let Some(id) = request_id
+                && db::operations::is_request_id_taken(&error) =>
+        {
+            db::operations::find_by_request_id(conn, user_id, id)
+                .await?
+                .ok_or_else(|| error.into())
+        }
+        inserted => Ok(inserted?),
+    }
 }

@@ -35,6 +35,7 @@ mod reports;
 mod rest;
 mod rest_conformance;
 mod rest_fuzz;
+mod retries;
 mod revocation;
 mod rules;
 mod scopes;

@@ -518,6 +518,28 @@ async fn apply_rechecks_each_planned_file_and_keeps_the_plans_phases() {
     assert!(changed.reason.unwrap().contains("changed"));
 }
 
+/// ApplyOperation sent the moment the plan shows: the dry run's worker may
+/// still be finishing (its report, its timings) and hold the job. It must
+/// let go of it then, not leave it held with no heartbeat: the apply would
+/// wait for the claim to go stale (here set far beyond the test's patience).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apply_sent_as_soon_as_the_plan_shows_runs_without_waiting_for_a_stale_claim() {
+    let app = TestApp::spawn_with(Options {
+        env: vec![("JOB_STALE_AFTER_MS", "600000".into())],
+        ..Default::default()
+    })
+    .await;
+    let jo = user(&app, "apply-at-once").await;
+    for round in 0..5 {
+        let folder = format!("in{round}");
+        tree::write(&jo.root, &format!("{folder}/a.txt"), b"a");
+        let planned = plan(&app, &jo, organize(&folder)).await;
+        apply(&app, &jo, &planned.name).await;
+        let done = wait_for(&app, &jo, &planned.name, &[OperationState::Succeeded]).await;
+        assert_eq!(done.counters.unwrap().files_moved, 1, "round {round}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn applying_a_plan_twice_is_refused() {
     let app = TestApp::spawn().await;

@@ -248,7 +248,9 @@ async fn readme_rest_walkthrough_runs_through_envoy() {
     // Two watches by token, as server-sent events, the first to PLANNED, the second to the end.
     let events: Vec<serde_json::Value> = stdout
         .lines()
-        .filter_map(|l| l.strip_prefix("data: "))
+        // An event can follow the previous command's output on its line (the
+        // uploads' JSON ends without a newline).
+        .filter_map(|l| l.find("data: ").map(|at| &l[at + "data: ".len()..]))
         .map(|d| serde_json::from_str(d).unwrap())
         .collect();
     let planned = events

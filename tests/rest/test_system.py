@@ -150,3 +150,16 @@ def test_cors_preflight_for_allowed_and_other_origins(anon: RestClient) -> None:
     assert actual.headers["access-control-allow-origin"] == origin
     other = anon.get("/health", headers={"origin": "http://evil.test"})
     assert "access-control-allow-origin" not in other.headers
+
+
+def test_the_callers_request_id_comes_back_and_a_bad_one_is_replaced(user: User) -> None:
+    mine = "rest-correlation-4242.a_b"
+    response = user.api.get("/api/v1/status", headers={"x-request-id": mine})
+    assert response.status_code == 200, response.text
+    assert response.headers["x-request-id"] == mine
+    for bad in ("has spaces in it", "x" * 129, 'quote"d'):
+        response = user.api.get("/api/v1/status", headers={"x-request-id": bad})
+        assert response.status_code == 200, response.text
+        echoed = response.headers["x-request-id"]
+        assert echoed != bad and 0 < len(echoed) <= 128, echoed
+        assert all(c.isalnum() or c in "-_." for c in echoed), echoed

@@ -398,7 +398,7 @@ export type CreateOperationRequest = Message<"fileorganizer.v1.CreateOperationRe
   /**
    * An idempotency key (a UUID chosen by the client). Repeating a request with
    * the same request_id returns the operation the first request created
-   * instead of creating another.
+   * instead of creating another, also when the copies arrive at once.
    * openapi: maxLength=128
    *
    * @generated from field: string request_id = 2;
@@ -570,7 +570,10 @@ export type UndoOperationRequest = Message<"fileorganizer.v1.UndoOperationReques
 
   /**
    * An idempotency key (a UUID chosen by the client). Repeating a request with
-   * the same request_id returns the UNDO operation the first request created.
+   * the same request_id returns the UNDO operation the first request created,
+   * also while or after it runs, and also when the copies arrive at once. A
+   * request_id already used for another request is INVALID_ARGUMENT. Without
+   * one, a second undo of the same operation is ALREADY_EXISTS.
    * openapi: maxLength=128
    *
    * @generated from field: string request_id = 2;
