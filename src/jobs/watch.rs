@@ -214,6 +214,9 @@ async fn rescan(state: &AppState, row: &Automation) -> AppResult<bool> {
     {
         return Ok(false);
     }
+    // Not held while the folder is walked (it can be large): a pooled
+    // connection held through disk work is one less for every request.
+    drop(conn);
     let root = state.user_root(row.user_id)?;
     let folder = UserPath::parse(row.folder_path.as_deref().unwrap_or_default())
         .map_err(|e| AppError::internal(format!("a stored watched folder: {e}")))?;
@@ -224,6 +227,7 @@ async fn rescan(state: &AppState, row: &Automation) -> AppResult<bool> {
             Err(StorageError::NotFound(_)) => return Ok(true),
             Err(error) => return Err(AppError::internal(format!("rescanning: {error}"))),
         };
+    let mut conn = state.db.get().await?;
     if db::automations::swap_fingerprint(&mut conn, row.id, &seen.digest).await? && seen.files > 0 {
         db::automations::mark_one_changed(
             &mut conn,

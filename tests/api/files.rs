@@ -686,7 +686,7 @@ async fn list_trash(app: &TestApp, user: &User) -> pb::ListTrashResponse {
         .into_inner()
 }
 
-async fn restore(
+pub(crate) async fn restore(
     app: &TestApp,
     user: &User,
     name: &str,

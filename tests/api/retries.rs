@@ -239,3 +239,58 @@ async fn copies_of_one_apply_sent_at_once_apply_once_and_all_are_answered() {
     }
     wait_for(&app, &ida, &planned.name, &[OperationState::Succeeded]).await;
 }
+
+/// A handler that holds one pooled connection while it asks for another
+/// waits for itself once the pool is busy: with a pool of one it always
+/// does, so each path that did (undo and its retry, create's retry, apply,
+/// restore with its categories) answers here, one call after another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_comes_with_a_pool_of_one_connection() {
+    let app = TestApp::spawn_with(crate::common::Options {
+        env: vec![("DATABASE_POOL_SIZE", "1".into())],
+        ..Default::default()
+    })
+    .await;
+    let kim = user(&app, "pool-of-one").await;
+    tree::write(&kim.root, "in/a.txt", b"a");
+    tree::write(&kim.root, "keep/b.txt", b"b");
+    let key = uuid::Uuid::new_v4().to_string();
+    let first = create_with_key(&app, &kim, "in", &key).await.unwrap();
+    let again = create_with_key(&app, &kim, "in", &key).await.unwrap();
+    assert_eq!(again.name, first.name);
+    wait_for(&app, &kim, &first.name, &[OperationState::Planned]).await;
+    crate::operations::apply(&app, &kim, &first.name).await;
+    wait_for(&app, &kim, &first.name, &[OperationState::Succeeded]).await;
+    let undo = undo_with_key(&app, &kim, &first.name, &key).await;
+    // The key was spent on the create: refused, and the refusal answers.
+    assert_eq!(
+        bad_field(&assert_code(undo, Code::InvalidArgument)),
+        "request_id"
+    );
+    let undo = undo_with_key(&app, &kim, &first.name, &format!("{key}-u"))
+        .await
+        .unwrap();
+    let again = undo_with_key(&app, &kim, &first.name, &format!("{key}-u"))
+        .await
+        .unwrap();
+    assert_eq!(again.name, undo.name);
+    wait_for(&app, &kim, &undo.name, &[OperationState::Succeeded]).await;
+    let item = crate::files::delete(&app, &kim, "keep/b.txt")
+        .await
+        .unwrap();
+    let back = crate::files::restore(
+        &app,
+        &kim,
+        &item.name,
+        "",
+        pb::FileConflictPolicy::Unspecified,
+    )
+    .await
+    .expect("the restore answers");
+    assert_eq!(back.path, "keep/b.txt");
+    assert_eq!(
+        tree::snapshot(&kim.root).len(),
+        2,
+        "both files are where they began"
+    );
+}

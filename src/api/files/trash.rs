@@ -171,12 +171,18 @@ pub(super) async fn restore_file(
             "SKIP_IF_IDENTICAL applies to uploads only; restore with FAIL or RENAME",
         ));
     }
+    // Read before the connection below is taken: holding one pooled
+    // connection while asking for another waits for itself when the pool is
+    // busy (tests/api/retries.rs).
+    let categorizer = files.categorizer(&principal).await?;
     let mut conn = files.state.db.get().await?;
     db::trash::adopt_operation_trash(&mut conn, principal.user_id).await?;
     let item = db::trash::find_active(&mut conn, principal.user_id, &[id])
         .await?
         .pop()
         .ok_or_else(|| AppError::not_found(req.name.clone()))?;
+    // Not held while the disk works (a folder's move, a large file's hash).
+    drop(conn);
     let wanted = match wanted {
         Some(path) => path,
         None => UserPath::parse(&item.original_path).map_err(|e| {
@@ -185,7 +191,6 @@ pub(super) async fn restore_file(
     };
     let current = UserPath::parse(&item.trash_path)
         .map_err(|e| AppError::internal(format!("trash item {id} has a bad trash path: {e}")))?;
-    let categorizer = files.categorizer(&principal).await?;
     let root = files.root(&principal)?;
     let name = req.name.clone();
     let field = if req.path.is_empty() { "name" } else { "path" };
@@ -228,6 +233,7 @@ pub(super) async fn restore_file(
         Ok(entry)
     })
     .await?;
+    let mut conn = files.state.db.get().await?;
     db::trash::mark_restored(&mut conn, id, &entry.path).await?;
     drop(conn);
     // Back in the user's storage: an arrival, like an upload, for the
