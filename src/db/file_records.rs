@@ -181,44 +181,27 @@ pub async fn seq_bounds(
 // each batch: 0.5 s a batch at 1M records (BENCHMARKS.md, round 5). A window
 // is a bounded range of the primary key whatever the plan.
 
-/// Journaled rows in `statuses` with `after_seq < seq <= after_seq + span`,
-/// ascending.
-pub async fn batch_ascending(
+/// Journaled rows in `statuses` with `first <= seq <= last`, ascending, or
+/// descending with `newest_first` (undo replays the journal backwards).
+pub async fn batch_window(
     conn: &mut AsyncPgConnection,
     operation_id: Uuid,
     statuses: &[RecordStatus],
-    after_seq: i64,
-    span: i64,
+    (first, last): (i64, i64),
+    newest_first: bool,
 ) -> QueryResult<Vec<FileRecord>> {
-    file_records::table
+    let window = file_records::table
         .filter(file_records::operation_id.eq(operation_id))
-        .filter(file_records::seq.gt(after_seq))
-        .filter(file_records::seq.le(after_seq.saturating_add(span)))
+        .filter(file_records::seq.between(first, last))
         .filter(file_records::status.eq_any(statuses))
-        .order(file_records::seq.asc())
         .select(FileRecord::as_select())
-        .load(conn)
-        .await
-}
-
-/// Journaled rows in `statuses` with `before_seq - span <= seq < before_seq`,
-/// descending (undo replays the journal backwards).
-pub async fn batch_descending(
-    conn: &mut AsyncPgConnection,
-    operation_id: Uuid,
-    statuses: &[RecordStatus],
-    before_seq: i64,
-    span: i64,
-) -> QueryResult<Vec<FileRecord>> {
-    file_records::table
-        .filter(file_records::operation_id.eq(operation_id))
-        .filter(file_records::seq.lt(before_seq))
-        .filter(file_records::seq.ge(before_seq.saturating_sub(span)))
-        .filter(file_records::status.eq_any(statuses))
-        .order(file_records::seq.desc())
-        .select(FileRecord::as_select())
-        .load(conn)
-        .await
+        .into_boxed();
+    let ordered = if newest_first {
+        window.order(file_records::seq.desc())
+    } else {
+        window.order(file_records::seq.asc())
+    };
+    ordered.load(conn).await
 }
 
 pub async fn all_for_operation(
@@ -247,17 +230,98 @@ pub struct RecordUpdate {
     pub identity: Option<(i64, i64)>,
 }
 
-/// A run of the journal whose files all moved exactly as planned (to the
-/// planned destination, same identity, no reason), recorded by one range
-/// update instead of one row of outcomes per file: about half the
-/// database's work per file in an apply.
+/// A run of the journal whose records all ended exactly as expected,
+/// recorded by one range update instead of one row of outcomes per file:
+/// about half the database's work per file in an apply or an undo.
 #[derive(Debug, Clone, Copy)]
-pub struct MovedAsPlanned {
-    /// First and last seq of the run (inclusive).
+pub struct AsExpected {
+    /// First and last seq of the run (inclusive, `first <= last`).
     pub first: i64,
     pub last: i64,
-    /// Moved duplicates become `duplicate`, not `completed`.
-    pub mark_duplicates: bool,
+    /// What every record of the run became.
+    pub outcome: Expected,
+}
+
+/// The outcome a batch expects of its records: what [`AsExpected`] writes
+/// for them, and the one place that says which outcomes it covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expected {
+    /// Apply: a `planned` record moved to its planned destination with its
+    /// identity, no reason; moved duplicates become `duplicate` unless only
+    /// reported (`mark_duplicates` false), the others `completed`.
+    Moved { mark_duplicates: bool },
+    /// Undo: a moved (`completed` or `duplicate`) record whose file is back
+    /// at its original path (moved now, or found there after an
+    /// interruption); its paths and identity stay, its reason is cleared.
+    Undone,
+}
+
+impl Expected {
+    /// The status a record of `record`'s kind gets from this outcome.
+    pub fn status(self, record: &FileRecord) -> RecordStatus {
+        match self {
+            Expected::Moved { mark_duplicates }
+                if mark_duplicates && record.duplicate_of.is_some() =>
+            {
+                RecordStatus::Duplicate
+            }
+            Expected::Moved { .. } => RecordStatus::Completed,
+            Expected::Undone => RecordStatus::Undone,
+        }
+    }
+
+    /// Whether `update` of `record` is exactly what the range update of
+    /// this outcome writes (so it need not be listed).
+    pub fn covers(self, record: &FileRecord, update: &RecordUpdate) -> bool {
+        update.seq == record.seq
+            && update.status == self.status(record)
+            && update.new_path == record.new_path
+            && update.reason.is_none()
+            && update.identity.is_none()
+    }
+
+    /// The range statement: $1 operation, $2 and $3 the run's first and
+    /// last seq. It changes only records still in the statuses the batch
+    /// read (`planned`, or the moved ones), so it never touches a record
+    /// outside the batch whatever lies in the range.
+    fn statement(self) -> &'static str {
+        static MOVED_MARKED: LazyLock<String> = LazyLock::new(|| moved_statement(true));
+        static MOVED: LazyLock<String> = LazyLock::new(|| moved_statement(false));
+        static UNDONE: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "UPDATE file_records SET status = {undone}, reason = NULL
+                 WHERE operation_id = $1 AND seq BETWEEN $2 AND $3 AND status IN {moved}",
+                undone = enums::lit(RecordStatus::Undone),
+                moved = enums::list(RecordStatus::MOVED),
+            )
+        });
+        match self {
+            Expected::Moved {
+                mark_duplicates: true,
+            } => &MOVED_MARKED,
+            Expected::Moved {
+                mark_duplicates: false,
+            } => &MOVED,
+            Expected::Undone => &UNDONE,
+        }
+    }
+}
+
+fn moved_statement(mark_duplicates: bool) -> String {
+    let completed = enums::lit(RecordStatus::Completed);
+    let status = if mark_duplicates {
+        format!(
+            "CASE WHEN duplicate_of IS NOT NULL THEN {} ELSE {completed} END",
+            enums::lit(RecordStatus::Duplicate)
+        )
+    } else {
+        completed
+    };
+    format!(
+        "UPDATE file_records SET status = {status}
+         WHERE operation_id = $1 AND seq BETWEEN $2 AND $3 AND status = {planned}",
+        planned = enums::lit(RecordStatus::Planned),
+    )
 }
 
 /// The outcomes of one batch.
@@ -265,33 +329,34 @@ pub struct MovedAsPlanned {
 pub struct Outcomes {
     /// Written as given, row by row.
     pub updates: Vec<RecordUpdate>,
-    /// Every record of this range still `planned` once `updates` are written
-    /// moved as planned.
-    pub as_planned: Option<MovedAsPlanned>,
+    /// The records of this range that the batch read ended as expected,
+    /// except those in `updates` (written after the range, over it).
+    pub as_expected: Option<AsExpected>,
 }
 
 impl Outcomes {
-    /// Outcomes listed one by one.
-    pub fn listed(updates: Vec<RecordUpdate>) -> Outcomes {
-        Outcomes {
-            updates,
-            as_planned: None,
+    /// Adds `record`'s outcome: to the range when `expected` covers it,
+    /// to the listed updates otherwise.
+    pub fn add(&mut self, expected: Expected, record: &FileRecord, update: RecordUpdate) {
+        if !expected.covers(record, &update) {
+            self.updates.push(update);
+            return;
         }
+        let seq = record.seq;
+        self.as_expected = Some(match self.as_expected {
+            Some(run) => AsExpected {
+                first: run.first.min(seq),
+                last: run.last.max(seq),
+                ..run
+            },
+            None => AsExpected {
+                first: seq,
+                last: seq,
+                outcome: expected,
+            },
+        });
     }
 }
-
-/// The statement of a [`MovedAsPlanned`] run: $1 operation, $2 and $3 the
-/// run's first and last seq, $4 whether duplicates are marked.
-static MOVED_AS_PLANNED: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "UPDATE file_records SET status = CASE WHEN $4 AND duplicate_of IS NOT NULL
-           THEN {duplicate} ELSE {completed} END
-         WHERE operation_id = $1 AND seq BETWEEN $2 AND $3 AND status = {planned}",
-        duplicate = enums::lit(RecordStatus::Duplicate),
-        completed = enums::lit(RecordStatus::Completed),
-        planned = enums::lit(RecordStatus::Planned),
-    )
-});
 
 /// Applies a batch of outcomes, the operation's counters and (optionally) its
 /// applied cursor in one transaction: after a crash the journal and the
@@ -309,7 +374,7 @@ pub async fn record_batch(
 ) -> QueryResult<bool> {
     let holder = holder.to_string();
     let updates = &outcomes.updates;
-    let as_planned = outcomes.as_planned;
+    let as_expected = outcomes.as_expected;
     let seqs: Vec<i64> = updates.iter().map(|u| u.seq).collect();
     let statuses: Vec<RecordStatus> = updates.iter().map(|u| u.status).collect();
     let new_paths: Vec<Option<String>> = updates.iter().map(|u| u.new_path.clone()).collect();
@@ -331,6 +396,19 @@ pub async fn record_batch(
         if current.as_deref() != Some(holder.as_str()) {
             return Ok(false);
         }
+        // The range first: every record the batch read and processed, as
+        // expected; then the listed outcomes over it (for an undo the
+        // records left in place keep their moved status, which the range's
+        // condition alone cannot tell from the undone ones).
+        if let Some(run) = as_expected {
+            use diesel::sql_types::BigInt;
+            diesel::sql_query(run.outcome.statement())
+                .bind::<diesel::sql_types::Uuid, _>(operation_id)
+                .bind::<BigInt, _>(run.first)
+                .bind::<BigInt, _>(run.last)
+                .execute(conn)
+                .await?;
+        }
         if !seqs.is_empty() {
             use diesel::sql_types::{Array, BigInt, Nullable, Text};
             diesel::sql_query(
@@ -347,18 +425,6 @@ pub async fn record_batch(
             .bind::<Array<Nullable<Text>>, _>(&reasons)
             .bind::<Array<Nullable<BigInt>>, _>(&devices)
             .bind::<Array<Nullable<BigInt>>, _>(&inodes)
-            .execute(conn)
-            .await?;
-        }
-        // After the listed ones: the rest of the range is what is still
-        // planned (the listed outcomes are never `planned`).
-        if let Some(run) = as_planned {
-            use diesel::sql_types::{BigInt, Bool};
-            diesel::sql_query(MOVED_AS_PLANNED.as_str())
-            .bind::<diesel::sql_types::Uuid, _>(operation_id)
-            .bind::<BigInt, _>(run.first)
-            .bind::<BigInt, _>(run.last)
-            .bind::<Bool, _>(run.mark_duplicates)
             .execute(conn)
             .await?;
         }

@@ -23,6 +23,7 @@
 //! tested by `tests/api/outages.rs`).
 
 pub(crate) mod automations;
+mod batches;
 pub mod clock;
 mod context;
 mod hashing;

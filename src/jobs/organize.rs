@@ -44,11 +44,11 @@ use std::{
 
 use anyhow::Context;
 
-use super::{Interrupted, JobContext};
+use super::{Interrupted, JobContext, batches};
 use crate::{
     db::{
         self,
-        file_records::{JournalChunk, MovedAsPlanned, Outcomes, RecordUpdate},
+        file_records::{Expected, JournalChunk, Outcomes, RecordUpdate},
         models::FileRecord,
     },
     domain::{
@@ -65,12 +65,11 @@ use crate::{
         template::Template,
     },
     storage::{
-        Fingerprint, Mover, PathError, StorageError, UserPath, UserRoot, names::find_free_name,
+        CtimeCheck, Fingerprint, Mover, PathError, StorageError, UserPath, UserRoot,
+        names::find_free_name,
     },
 };
 
-/// Records per apply batch (one transaction each).
-const APPLY_BATCH: i64 = 1000;
 /// Journal rows per chunk sent from the planner to the COPY writer.
 const JOURNAL_CHUNK: usize = 4096;
 /// Chunks buffered between the planner and the COPY writer.
@@ -368,7 +367,7 @@ async fn apply_phase(
         tracing::info!(operation = %op.id, swept, "removed temp files left by an interrupted copy");
     }
     let mut conn = ctx.state.db.get().await?;
-    let mut cursor = db::operations::applied_cursor(&mut conn, op.id).await?;
+    let cursor = db::operations::applied_cursor(&mut conn, op.id).await?;
     // Counters are rebuilt from the journal: after an interruption the
     // persisted ones may include moves whose outcome was not yet recorded.
     // A journal this run has just written holds what its planner counted
@@ -400,54 +399,23 @@ async fn apply_phase(
     let mark_duplicates = options.duplicate_policy != DuplicatePolicy::ReportOnly;
     let conflict = options.conflict_policy;
     let mut touched_dirs: BTreeSet<UserPath> = BTreeSet::new();
-    // Pipelined: batch N's outcomes are written while batch N+1's files
-    // move, so the disk and the database work at the same time. At most one
-    // batch is recorded at a time (in order), and every return below waits
-    // for it first, so counters and cursor only ever move forward and all
-    // outcomes are durable before the operation finishes. A crash loses at
-    // most two batches' outcomes, which the next run reconciles (a moved
-    // file is found at its planned destination).
-    // The next batch is read while this one moves, too: it holds only seqs
-    // above this batch's, which nothing in flight writes. A batch is the
-    // planned records of the next APPLY_BATCH seqs (a window: see
-    // `db::file_records::batch_ascending`), so it may be short or empty.
-    let fetch = |after: i64| {
-        let (pool, id) = (ctx.state.db.clone(), op.id);
-        let (next_after, more) = (after.saturating_add(APPLY_BATCH), after < last_seq);
-        more.then(|| {
-            tokio::spawn(async move {
-                let mut conn = pool.get().await?;
-                let batch = db::file_records::batch_ascending(
-                    &mut conn,
-                    id,
-                    &[RecordStatus::Planned],
-                    after,
-                    APPLY_BATCH,
-                )
-                .await?;
-                anyhow::Ok((next_after, batch))
-            })
-        })
-    };
-    let mut next = fetch(cursor);
-    let mut recording: Option<tokio::task::JoinHandle<anyhow::Result<bool>>> = None;
-    let interrupted = loop {
-        if let Some(i) = ctx.interrupted() {
-            break Some(i);
-        }
-        let Some(fetching) = next.take() else {
-            break None;
-        };
-        let (window_end, batch) = fetching.await??;
-        next = fetch(window_end);
-        let Some(last) = batch.last().map(|r| r.seq) else {
-            continue;
-        };
-        let progress = ctx.progress.clone();
-        let abandoned = ctx.abandoned.clone();
-        let batch_root = root.clone();
-        let pace = pace(ctx.state.config.moves_per_second);
-        let (outcomes, dirs, done_through) = tokio::task::spawn_blocking(move || {
+    // The batches are walked by the pipeline apply and undo share
+    // (`super::batches`): one batch recorded while the next one moves.
+    let pace = pace(ctx.state.config.moves_per_second);
+    let (progress, abandoned, batch_root) =
+        (ctx.progress.clone(), ctx.abandoned.clone(), root.clone());
+    let interrupted = batches::walk(
+        ctx,
+        batches::Journal {
+            operation_id: op.id,
+            statuses: &[RecordStatus::Planned],
+            walk: batches::Walk::Ascending {
+                after: cursor,
+                last: last_seq,
+            },
+            cursor: true,
+        },
+        move |batch| {
             apply_batch(
                 &batch_root,
                 &batch,
@@ -457,40 +425,10 @@ async fn apply_phase(
                 mark_duplicates,
                 pace,
             )
-        })
-        .await?;
-        touched_dirs.extend(dirs);
-        if !recorded(ctx, recording.take()).await? {
-            return Ok(Some(Interrupted::Abandoned));
-        }
-        cursor = done_through.unwrap_or(cursor);
-        let (pool, holder, counters) = (
-            ctx.state.db.clone(),
-            ctx.worker_id.clone(),
-            ctx.progress.counters(),
-        );
-        let id = op.id;
-        recording = Some(tokio::spawn(async move {
-            let mut conn = pool.get().await?;
-            Ok(db::file_records::record_batch(
-                &mut conn,
-                id,
-                id,
-                &holder,
-                &outcomes,
-                &counters,
-                Some(cursor),
-            )
-            .await?)
-        }));
-        if done_through != Some(last) {
-            // Stopped inside the batch: cancelled or abandoned.
-            break Some(ctx.interrupted().unwrap_or(Interrupted::Abandoned));
-        }
-    };
-    if !recorded(ctx, recording.take()).await? {
-        return Ok(Some(Interrupted::Abandoned));
-    }
+        },
+        |dirs| touched_dirs.extend(dirs),
+    )
+    .await?;
     if interrupted.is_some() {
         return Ok(interrupted);
     }
@@ -504,24 +442,6 @@ async fn apply_phase(
         .await?;
     }
     Ok(ctx.interrupted().filter(|i| *i == Interrupted::Abandoned))
-}
-
-/// Waits for a batch's outcomes to be written; `false` when this worker
-/// lost its claim on the job meanwhile (its new holder records the moves).
-async fn recorded(
-    ctx: &JobContext,
-    recording: Option<tokio::task::JoinHandle<anyhow::Result<bool>>>,
-) -> anyhow::Result<bool> {
-    let Some(recording) = recording else {
-        return Ok(true);
-    };
-    if recording.await?? {
-        return Ok(true);
-    }
-    tracing::warn!(operation = %ctx.operation.id, "lost the claim on this job; its new holder records the moves");
-    ctx.abandoned
-        .store(true, std::sync::atomic::Ordering::Relaxed);
-    Ok(false)
 }
 
 /// Removes folders (deepest first) that the moves left empty, never `stop`
@@ -551,10 +471,9 @@ pub fn pace(moves_per_second: u32) -> Option<std::time::Duration> {
         .then(|| std::time::Duration::from_secs_f64(1.0 / f64::from(moves_per_second)))
 }
 
-/// Applies one batch; returns the outcomes, the source folders touched and
-/// the last seq processed (None if none was). Files that moved exactly as
-/// planned are not listed one by one: the outcomes cover them as a range
-/// ([`MovedAsPlanned`]), from the batch's first seq to the last processed.
+/// Applies one batch. Files that moved exactly as planned are not listed
+/// one by one: the outcomes cover them as a range
+/// ([`Expected::Moved`], `db::file_records::Outcomes::add`).
 fn apply_batch(
     root: &UserRoot,
     batch: &[FileRecord],
@@ -563,9 +482,10 @@ fn apply_batch(
     conflict: ConflictPolicy,
     mark_duplicates: bool,
     pace: Option<std::time::Duration>,
-) -> (Outcomes, Vec<UserPath>, Option<i64>) {
+) -> batches::Done<Vec<UserPath>> {
+    let expected = Expected::Moved { mark_duplicates };
     let mut mover = Mover::new(root);
-    let mut updates = Vec::with_capacity(batch.len());
+    let mut outcomes = Outcomes::default();
     let mut dirs = Vec::new();
     let mut last_folder: Option<&str> = None;
     let mut done = None;
@@ -574,7 +494,7 @@ fn apply_batch(
             break;
         }
         progress.set_current(&record.original_path);
-        let update = apply_one(root, &mut mover, record, conflict, mark_duplicates);
+        let update = apply_one(root, &mut mover, record, conflict, expected);
         crate::infra::observability::file_organized(&record.category, update.status);
         if update.status.is_moved() {
             Progress::add(&progress.files_moved, 1);
@@ -593,46 +513,17 @@ fn apply_batch(
             Progress::add(&progress.files_failed, 1);
         }
         progress.step(record.size_bytes);
-        if !moved_as_planned(record, &update, mark_duplicates) {
-            updates.push(update);
-        }
+        outcomes.add(expected, record, update);
         done = Some(record.seq);
         if let Some(pause) = pace {
             std::thread::sleep(pause);
         }
     }
-    let as_planned = batch.first().zip(done).map(|(first, last)| MovedAsPlanned {
-        first: first.seq,
-        last,
-        mark_duplicates,
-    });
-    (
-        Outcomes {
-            updates,
-            as_planned,
-        },
-        dirs,
-        done,
-    )
-}
-
-/// The status of a moved file: duplicates are marked as such unless the
-/// policy only reports them (the SQL of [`MovedAsPlanned`] says the same).
-fn moved_status(record: &FileRecord, mark_duplicates: bool) -> RecordStatus {
-    if mark_duplicates && record.duplicate_of.is_some() {
-        RecordStatus::Duplicate
-    } else {
-        RecordStatus::Completed
+    batches::Done {
+        outcomes,
+        collected: dirs,
+        through: done,
     }
-}
-
-/// Whether `update` is what [`MovedAsPlanned`] records for `record`: moved
-/// to the planned destination with its identity, no reason.
-fn moved_as_planned(record: &FileRecord, update: &RecordUpdate, mark_duplicates: bool) -> bool {
-    update.status == moved_status(record, mark_duplicates)
-        && update.new_path == record.new_path
-        && update.reason.is_none()
-        && update.identity.is_none()
 }
 
 /// The file's `(device, inode)` at `target` when the move changed them (a
@@ -676,9 +567,9 @@ fn apply_one(
     mover: &mut Mover<'_>,
     record: &FileRecord,
     conflict: ConflictPolicy,
-    mark_duplicates: bool,
+    expected: Expected,
 ) -> RecordUpdate {
-    let moved_status = moved_status(record, mark_duplicates);
+    let moved_status = expected.status(record);
     let outcome =
         |status: RecordStatus, new_path: Option<String>, reason: Option<String>| RecordUpdate {
             seq: record.seq,
@@ -711,7 +602,9 @@ fn apply_one(
     // A rewrite that kept the size and set the mtime back still moved the
     // ctime, which nobody can set: the mover skips such a file like any
     // change (checked on the same lstat as the fingerprint).
-    let ctime = record.ctime_ns.map(i128::from);
+    let ctime = record
+        .ctime_ns
+        .map_or(CtimeCheck::Any, |c| CtimeCheck::Equal(i128::from(c)));
     let mut move_to =
         |target: &UserPath| mover.move_file_unchanged(&original, target, &expect, ctime);
     // Under RENAME a destination taken since the plan sends the file to the

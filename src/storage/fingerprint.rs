@@ -67,3 +67,29 @@ impl Fingerprint {
         }
     }
 }
+
+/// What a move checks a file's status-change time (ctime, in nanoseconds
+/// since the epoch) against, on the same `lstat` as its [`Fingerprint`].
+/// Nobody can set a ctime from user space: a write, a chmod, a link or a
+/// rename moves it to the present, so it tells a file touched since a
+/// moment even when its size and mtime were put back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CtimeCheck {
+    /// Not checked.
+    Any,
+    /// Exactly this one (apply: the ctime the scan saw).
+    Equal(i128),
+    /// No later than this (undo: untouched since the organize ended).
+    NotAfter(i128),
+}
+
+impl CtimeCheck {
+    /// Whether a file whose ctime is `ctime_ns` passes.
+    pub fn admits(self, ctime_ns: i128) -> bool {
+        match self {
+            CtimeCheck::Any => true,
+            CtimeCheck::Equal(c) => ctime_ns == c,
+            CtimeCheck::NotAfter(c) => ctime_ns <= c,
+        }
+    }
+}

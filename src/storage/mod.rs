@@ -106,7 +106,7 @@ use std::io;
 
 pub use copy::copy_across_devices;
 pub use error::{FieldError, StorageError};
-pub use fingerprint::Fingerprint;
+pub use fingerprint::{CtimeCheck, Fingerprint};
 pub use folder_state::{FolderState, folder_state};
 pub use mover::Mover;
 pub use new_file::NewFile;

@@ -26,7 +26,7 @@ use rustix::fs::{AtFlags, RenameFlags};
 use rustix::io::Errno;
 
 use super::error::StorageError;
-use super::fingerprint::Fingerprint;
+use super::fingerprint::{CtimeCheck, Fingerprint};
 use super::names::find_free_name;
 use super::path::UserPath;
 use super::root::UserRoot;
@@ -113,14 +113,14 @@ pub(crate) fn check_source(
     dir: impl AsFd,
     name: &str,
     expect: &Fingerprint,
-    ctime_ns: Option<i128>,
+    ctime: CtimeCheck,
 ) -> Result<(), StorageError> {
     let st = sys::lstat_at(dir, name).map_err(StorageError::source)?;
     if !st.is_regular() {
         return Err(StorageError::NotARegularFile);
     }
     if Fingerprint::from_stat(&st) != *expect
-        || ctime_ns.is_some_and(|c| Fingerprint::nanos(st.ctime.0, st.ctime.1) != c)
+        || !ctime.admits(Fingerprint::nanos(st.ctime.0, st.ctime.1))
     {
         return Err(StorageError::SourceChanged);
     }
@@ -171,7 +171,7 @@ impl<'r> Mover<'r> {
     /// replacing an existing `to`; creates `to`'s parent directories as
     /// needed. See [`UserRoot::rename_noreplace`].
     pub fn rename_noreplace(&mut self, from: &UserPath, to: &UserPath) -> Result<(), StorageError> {
-        self.run(from, to, None, None)
+        self.run(from, to, None, CtimeCheck::Any)
     }
 
     /// Moves the regular file `from` to `to` if it still matches `expect`.
@@ -182,20 +182,20 @@ impl<'r> Mover<'r> {
         to: &UserPath,
         expect: &Fingerprint,
     ) -> Result<(), StorageError> {
-        self.run(from, to, Some(expect), None)
+        self.run(from, to, Some(expect), CtimeCheck::Any)
     }
 
-    /// [`Mover::move_file`] that also refuses a source whose status-change
-    /// time is no longer `ctime_ns` (a rewrite that kept size and mtime),
-    /// checked on the same `lstat` as the fingerprint.
+    /// [`Mover::move_file`] that also refuses (as `SourceChanged`) a source
+    /// whose status-change time fails `ctime` (a rewrite that kept size and
+    /// mtime), checked on the same `lstat` as the fingerprint.
     pub fn move_file_unchanged(
         &mut self,
         from: &UserPath,
         to: &UserPath,
         expect: &Fingerprint,
-        ctime_ns: Option<i128>,
+        ctime: CtimeCheck,
     ) -> Result<(), StorageError> {
-        self.run(from, to, Some(expect), ctime_ns)
+        self.run(from, to, Some(expect), ctime)
     }
 
     /// Whether the last successful move copied the file to another
@@ -229,7 +229,7 @@ impl<'r> Mover<'r> {
         from: &UserPath,
         to: &UserPath,
         expect: Option<&Fingerprint>,
-        ctime_ns: Option<i128>,
+        ctime: CtimeCheck,
     ) -> Result<(), StorageError> {
         self.last_copied = false;
         let cannot = |what: &str| {
@@ -242,8 +242,7 @@ impl<'r> Mover<'r> {
             let (src, src_cached) = self
                 .open_cached(&from_parent)
                 .map_err(StorageError::source)?;
-            let (r, dst_cached) =
-                self.attempt(&src, from_name, &to_parent, to_name, expect, ctime_ns);
+            let (r, dst_cached) = self.attempt(&src, from_name, &to_parent, to_name, expect, ctime);
             let r = r.map(|moved| self.last_copied = moved == Moved::Copied);
             let vanished = matches!(
                 r,
@@ -278,10 +277,10 @@ impl<'r> Mover<'r> {
         to_parent: &UserPath,
         to_name: &str,
         expect: Option<&Fingerprint>,
-        ctime_ns: Option<i128>,
+        ctime: CtimeCheck,
     ) -> (Result<Moved, StorageError>, bool) {
         if let Some(expect) = expect
-            && let Err(e) = check_source(src, from_name, expect, ctime_ns)
+            && let Err(e) = check_source(src, from_name, expect, ctime)
         {
             return (Err(e), false);
         }

@@ -145,6 +145,12 @@ pub async fn assert_consistent_after_kill(app: &TestApp, root: &Path, name: &str
             at_old ^ at_new,
             "{r:?}: at original {at_old}, at new {at_new}"
         );
+        // The journal never claims more than the disk: a record says
+        // undone only once its file is back.
+        assert!(
+            r.status.as_str() != "undone" || at_old,
+            "{r:?} is recorded undone but is not at its original path"
+        );
         if let Some(p) = &r.new_path {
             known.insert(p);
         }
@@ -264,23 +270,54 @@ async fn kill_on(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_at_random_points_never_loses_a_file() {
+/// Waits until the job `name`, run by `child`, has ended, stops `child`,
+/// and checks that the job succeeded.
+async fn succeeded(app: &TestApp, u: &User, name: &str, mut child: KillOnDrop) -> pb::Operation {
+    let done = wait_for(
+        app,
+        u,
+        name,
+        &[
+            OperationState::Succeeded,
+            OperationState::Failed,
+            OperationState::Cancelled,
+        ],
+    )
+    .await;
+    child.kill();
+    assert_eq!(done.state, OperationState::Succeeded as i32, "{done:?}");
+    done
+}
+
+/// The kill schedule's seed (FAULT_SEED, or a random one), printed so a
+/// failure can be replayed, and its generator.
+fn schedule() -> (u64, StdRng) {
     let seed: u64 = std::env::var("FAULT_SEED")
         .ok()
         .map(|s| s.parse().expect("FAULT_SEED is a number"))
         .unwrap_or_else(rand::random);
+    println!("kill schedule seed: {seed} (replay with FAULT_SEED={seed})");
+    (seed, StdRng::seed_from_u64(seed))
+}
+
+/// The in-process test server only answers the API (WORKERS=0): the jobs
+/// run in the child processes the tests kill.
+async fn without_workers() -> TestApp {
+    TestApp::spawn_with(Options {
+        env: vec![("WORKERS", "0".into())],
+        ..Default::default()
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_random_points_never_loses_a_file() {
+    let (seed, mut rng) = schedule();
     let minimum: usize = std::env::var("FAULT_KILLS")
         .ok()
         .map(|s| s.parse().expect("FAULT_KILLS is a number"))
         .unwrap_or(24);
-    println!("kill schedule seed: {seed} (replay with FAULT_SEED={seed})");
-    let mut rng = StdRng::seed_from_u64(seed);
-    let app = TestApp::spawn_with(Options {
-        env: vec![("WORKERS", "0".into())],
-        ..Default::default()
-    })
-    .await;
+    let app = without_workers().await;
     let mut conn = app.db().await;
     let mut by_phase: BTreeMap<String, usize> = BTreeMap::new();
     let mut mid_operation = 0;
@@ -366,19 +403,7 @@ async fn sigkill_at_random_points_never_loses_a_file() {
         }
 
         // The last process finishes the job.
-        let done = wait_for(
-            &app,
-            &u,
-            &name,
-            &[
-                OperationState::Succeeded,
-                OperationState::Failed,
-                OperationState::Cancelled,
-            ],
-        )
-        .await;
-        child.kill();
-        assert_eq!(done.state, OperationState::Succeeded as i32, "{done:?}");
+        let done = succeeded(&app, &u, &name, child).await;
         let statuses: &[&str] = match kind {
             Kind::Undo => &["undone"],
             _ => &["completed", "duplicate"],
@@ -395,4 +420,82 @@ async fn sigkill_at_random_points_never_loses_a_file() {
         "seed {seed}: {cycle} cycles, {mid_operation} kills during a job, \
          {after_end} after its end; by kind/state/phase: {by_phase:#?}"
     );
+}
+
+/// SIGKILL in the middle of an undo that spans several batches (3,500
+/// files: four windows of 1,000 seqs), so that a batch's outcomes are being
+/// recorded while the next one moves back: the kill leaves up to two
+/// batches moved back but unrecorded. Each new process reclaims the undo,
+/// finds those files already back and finishes: every file is back at its
+/// original path exactly once, every record is undone, and the counters
+/// count each file once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_pipelined_undo_is_resumed_exactly() {
+    let (_, mut rng) = schedule();
+    let app = without_workers().await;
+    let mut conn = app.db().await;
+    let u: User = user(&app, "undo-batches").await;
+    let files = 3_500;
+    let before = build_tree(&u.root, "in", files, &mut rng);
+    // The organize at full speed, in a process of its own.
+    let mut child = spawn_server(&app, 0);
+    let op = create(&app, &u, organize("in")).await;
+    let organized = wait_for(
+        &app,
+        &u,
+        &op.name,
+        &[OperationState::Succeeded, OperationState::Failed],
+    )
+    .await;
+    child.kill();
+    assert_eq!(organized.state, OperationState::Succeeded as i32);
+    assert_eq!(moved_away(&u.root, &before), files);
+
+    let undo_op = undo(&app, &u, &op.name).await;
+    let id = operation_id(&undo_op.name);
+    let moved = || moved_back(&u.root, &before);
+    // Paced so that the kills land among the moves, not after them.
+    let pace = 2_000;
+    let mut child = spawn_server(&app, pace);
+    let (mut kills, mut unrecorded) = (0, 0);
+    for _ in 0..2 {
+        let now = moved();
+        // Past the first batch, short of the last.
+        let (low, high) = (now.max(1_000) + 100, files - 300);
+        if low >= high {
+            break;
+        }
+        let trigger = Trigger::Moved(rng.random_range(low..high));
+        let (state, phase) = kill_on(&mut child, &trigger, &mut conn, id, &moved).await;
+        assert_eq!(
+            (state.as_str(), phase.as_deref()),
+            ("running", Some("undo")),
+            "the kill ({trigger:?}) landed outside the undo"
+        );
+        kills += 1;
+        assert_consistent_after_kill(&app, &u.root, &op.name, &before).await;
+        let recorded = records(&app, &op.name)
+            .await
+            .iter()
+            .filter(|r| r.status.as_str() == "undone")
+            .count();
+        let back = moved();
+        println!("kill {kills}: {back} files back on disk, {recorded} recorded undone");
+        // What the next process must reconcile: moved back, not recorded
+        // (the batch moving, and perhaps the one being recorded).
+        unrecorded = unrecorded.max(back - recorded);
+        child = spawn_server(&app, pace);
+    }
+    assert!(kills > 0, "no kill landed");
+    assert!(
+        unrecorded > 0,
+        "no kill left a file moved back but unrecorded"
+    );
+    let done = succeeded(&app, &u, &undo_op.name, child).await;
+    assert_records_match_disk(&app, &u.root, &op.name, &before, &["undone"]).await;
+    // Every file back where it was, to the byte, and nothing else left.
+    assert_eq!(tree::snapshot(&u.root), before);
+    let counters = done.counters.unwrap();
+    assert_eq!(counters.files_moved, files as i64, "{counters:?}");
+    assert_eq!(counters.files_failed, 0, "{counters:?}");
 }

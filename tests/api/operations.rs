@@ -701,7 +701,7 @@ async fn apply_records_every_outcome_across_batches() {
 }
 
 /// Apply and undo read the journal in windows of 1,000 seqs
-/// (`db::file_records::batch_ascending`): a window with nothing to do (here
+/// (`db::file_records::batch_window`): a window with nothing to do (here
 /// the first one and part of the second, settled as by an earlier run) is
 /// stepped over, not taken for the end of the journal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -754,6 +754,296 @@ async fn apply_and_undo_step_over_windows_with_nothing_to_do() {
     let undone = wait_for(&app, &lee, &undo_op.name, &[OperationState::Succeeded]).await;
     assert_eq!(undone.counters.unwrap().files_moved, 1_300);
     assert_eq!(tree::snapshot(&lee.root), before);
+}
+
+/// Undo records the files it moved back as expected a batch's range at a
+/// time and the others row by row, like apply. Over three windows, with
+/// each outcome at a window's edges and inside one: an occupied original
+/// path, a file changed after the organize, a file gone, a rewrite that
+/// kept size and mtime (only the content hash tells), a file only touched
+/// (chmod: the same content, moved back), and a file already back (an
+/// unrecorded move before a crash). Every record ends with its own outcome.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undo_records_every_outcome_across_batches() {
+    let app = TestApp::spawn().await;
+    let ann = user(&app, "undo-batches").await;
+    let content = |i: usize| format!("file {i:04}");
+    for i in 0..2_600 {
+        tree::write(
+            &ann.root,
+            &format!("in/d{}/f{i:04}.txt", i / 100),
+            content(i).as_bytes(),
+        );
+    }
+    let before = tree::snapshot(&ann.root);
+    // Every file hashed: the journal has each one's content hash.
+    let op = create(
+        &app,
+        &ann,
+        pb::Operation {
+            hash_all_files: true,
+            ..organize("in")
+        },
+    )
+    .await;
+    let done = wait_for(&app, &ann, &op.name, &[OperationState::Succeeded]).await;
+    assert_eq!(done.counters.unwrap().files_moved, 2_600);
+    let journal = records(&app, &op.name).await;
+    assert!(journal.iter().all(|r| r.content_hash.is_some()));
+    // Undo walks windows of 1,000 seqs down from the last: the edges are
+    // at indices 2599, 1600 | 1599, 600 | 599, 0.
+    let at = |n: usize| &journal[n];
+    let new_path = |n: usize| at(n).new_path.clone().unwrap();
+    let occupied = [2_599, 1_600, 1_000];
+    for n in occupied {
+        tree::write(&ann.root, &at(n).original_path, b"someone else's");
+    }
+    let changed = [1_599, 601];
+    for n in changed {
+        tree::write(&ann.root, &new_path(n), b"changed after the organize");
+    }
+    let gone = [600, 1_500];
+    for n in gone {
+        std::fs::remove_file(ann.root.join(new_path(n))).unwrap();
+    }
+    let rewritten = [599, 2_000];
+    for n in rewritten {
+        let path = ann.root.join(new_path(n));
+        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+        std::fs::write(&path, format!("FILE {n:04}")).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+    }
+    let touched = [0, 1_200];
+    for n in touched {
+        use std::os::unix::fs::PermissionsExt;
+        let path = ann.root.join(new_path(n));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    }
+    let back = [1, 2_598];
+    for n in back {
+        let original = ann.root.join(&at(n).original_path);
+        std::fs::create_dir_all(original.parent().unwrap()).unwrap();
+        std::fs::rename(ann.root.join(new_path(n)), original).unwrap();
+    }
+
+    let undo_op = undo(&app, &ann, &op.name).await;
+    let undone = wait_for(
+        &app,
+        &ann,
+        &undo_op.name,
+        &[OperationState::Succeeded, OperationState::Failed],
+    )
+    .await;
+    assert_eq!(undone.state, OperationState::Succeeded as i32, "{undone:?}");
+    let kept: Vec<(&[usize], &str)> = vec![
+        (&occupied, "is occupied by another file"),
+        (&changed, "changed after the operation"),
+        (&gone, "is gone"),
+        (&rewritten, "has different content now"),
+    ];
+    let after = records(&app, &op.name).await;
+    let disk = tree::snapshot(&ann.root);
+    for (n, r) in after.iter().enumerate() {
+        assert_eq!((r.seq, &r.new_path), (at(n).seq, &at(n).new_path));
+        let here = |path: &str| disk.get(path).cloned();
+        match kept.iter().find(|(which, _)| which.contains(&n)) {
+            Some((_, reason)) => {
+                assert_eq!(r.status, RecordStatus::Completed, "{r:?}");
+                assert!(r.reason.as_deref().unwrap().contains(reason), "{r:?}");
+                if !gone.contains(&n) {
+                    assert!(here(&new_path(n)).is_some(), "{r:?} left its new path");
+                }
+                if occupied.contains(&n) {
+                    assert_eq!(here(&new_path(n)), before.get(&r.original_path).cloned());
+                }
+            }
+            None => {
+                assert_eq!(r.status, RecordStatus::Undone, "{r:?}");
+                assert_eq!(r.reason, None, "{r:?}");
+                assert_eq!(
+                    here(&r.original_path),
+                    before.get(&r.original_path).cloned(),
+                    "{r:?} is not back"
+                );
+                assert_eq!(here(&new_path(n)), None, "{r:?} is still at its new path");
+            }
+        }
+    }
+    let counters = undone.counters.unwrap();
+    assert_eq!(counters.files_failed, 9, "{counters:?}");
+    assert_eq!(counters.files_moved, 2_600 - 9, "{counters:?}");
+}
+
+/// A batch's outcomes are written either row by row or, for the records
+/// that ended exactly as expected, as one range update with the rest listed
+/// over it (`db::file_records::Outcomes::add`). Both give the same records,
+/// for apply's outcomes (moved as planned, duplicates marked, renamed,
+/// skipped, failed, copied to another device) and then for undo's (undone,
+/// left in place with a reason), on two identical journals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_range_of_expected_outcomes_records_what_rows_would() {
+    use fileorganizer::{
+        db::file_records::{Expected, Outcomes, RecordUpdate, record_batch},
+        domain::Counters,
+        schema::operations,
+    };
+    let app = TestApp::spawn().await;
+    let ned = user(&app, "range").await;
+    for i in 0..60 {
+        // Every fifth file a copy of the first: duplicates.
+        let content = if i % 5 == 0 {
+            "same".into()
+        } else {
+            format!("file {i}")
+        };
+        tree::write(&ned.root, &format!("in/f{i:02}.txt"), content.as_bytes());
+    }
+    let dry = pb::Operation {
+        duplicate_policy: pb::DuplicatePolicy::MoveToDuplicatesFolder as i32,
+        ..organize("in")
+    };
+    let (rows, ranged) = (
+        plan(&app, &ned, dry.clone()).await,
+        plan(&app, &ned, dry).await,
+    );
+    let plan_of = |r: &FileRecord| (r.seq, r.original_path.clone(), r.new_path.clone(), r.status);
+    let planned = records(&app, &rows.name).await;
+    assert_eq!(
+        planned.iter().map(plan_of).collect::<Vec<_>>(),
+        records(&app, &ranged.name)
+            .await
+            .iter()
+            .map(plan_of)
+            .collect::<Vec<_>>(),
+        "two plans of one tree"
+    );
+    assert!(planned.iter().filter(|r| r.duplicate_of.is_some()).count() >= 10);
+    let holder = "range-test";
+    let ids = [&rows.name, &ranged.name]
+        .map(|n| uuid::Uuid::parse_str(n.trim_start_matches("operations/")).unwrap());
+    let mut conn = app.db().await;
+    diesel::update(operations::table.filter(operations::id.eq_any(ids)))
+        .set(operations::worker_id.eq(holder))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    // Writes `outcome(i, record)` for the records in `statuses`: to the
+    // first journal row by row, to the second through `Outcomes::add`.
+    let mut write =
+        async |expected: Expected,
+               statuses: &[RecordStatus],
+               outcome: &dyn Fn(usize, &FileRecord) -> RecordUpdate| {
+            let journal = records(&app, &rows.name).await;
+            let (mut listed, mut added) = (Outcomes::default(), Outcomes::default());
+            for (i, r) in journal.iter().enumerate() {
+                if statuses.contains(&r.status) {
+                    listed.updates.push(outcome(i, r));
+                    added.add(expected, r, outcome(i, r));
+                }
+            }
+            assert!(listed.as_expected.is_none());
+            let run = added.as_expected.expect("some records ended as expected");
+            assert!(run.first < run.last && added.updates.len() < listed.updates.len());
+            for (id, outcomes) in [(ids[0], &listed), (ids[1], &added)] {
+                let recorded = record_batch(
+                    &mut conn,
+                    id,
+                    id,
+                    holder,
+                    outcomes,
+                    &Counters::default(),
+                    None,
+                )
+                .await
+                .unwrap();
+                assert!(recorded);
+            }
+            let fields = |r: &FileRecord| {
+                (
+                    r.seq,
+                    r.status,
+                    r.new_path.clone(),
+                    r.reason.clone(),
+                    r.device,
+                    r.inode,
+                )
+            };
+            assert_eq!(
+                records(&app, &rows.name)
+                    .await
+                    .iter()
+                    .map(fields)
+                    .collect::<Vec<_>>(),
+                records(&app, &ranged.name)
+                    .await
+                    .iter()
+                    .map(fields)
+                    .collect::<Vec<_>>(),
+                "{expected:?}"
+            );
+        };
+    let update =
+        |r: &FileRecord, status, new_path: Option<String>, reason: Option<&str>| RecordUpdate {
+            seq: r.seq,
+            status,
+            new_path,
+            reason: reason.map(str::to_string),
+            identity: None,
+        };
+    let moved = Expected::Moved {
+        mark_duplicates: true,
+    };
+    write(moved, &[RecordStatus::Planned], &|i, r| match i % 6 {
+        1 => update(
+            r,
+            moved.status(r),
+            r.new_path.clone().map(|p| p + " (1)"),
+            None,
+        ),
+        2 => update(
+            r,
+            RecordStatus::Skipped,
+            r.new_path.clone(),
+            Some("source changed"),
+        ),
+        3 => update(
+            r,
+            RecordStatus::Failed,
+            r.new_path.clone(),
+            Some("source file is missing"),
+        ),
+        4 => RecordUpdate {
+            identity: Some((7, 1_000 + r.seq)),
+            ..update(r, moved.status(r), r.new_path.clone(), None)
+        },
+        _ => update(r, moved.status(r), r.new_path.clone(), None),
+    })
+    .await;
+    write(Expected::Undone, RecordStatus::MOVED, &|i, r| match i % 4 {
+        1 => update(
+            r,
+            r.status,
+            r.new_path.clone(),
+            Some("cannot undo: occupied"),
+        ),
+        3 => update(r, r.status, r.new_path.clone(), Some("cannot undo: gone")),
+        _ => update(r, RecordStatus::Undone, r.new_path.clone(), None),
+    })
+    .await;
+    let statuses: std::collections::BTreeSet<&str> = records(&app, &ranged.name)
+        .await
+        .iter()
+        .map(|r| r.status.as_str())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["completed", "duplicate", "failed", "skipped", "undone"].into(),
+    );
 }
 
 /// The journal keeps to its operation without a foreign key (migration

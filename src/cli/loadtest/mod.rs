@@ -104,6 +104,10 @@ pub struct Args {
     /// time PreviewRules on the tree first); see `loadtest::rules`.
     #[arg(long, default_value_t = 0)]
     pub rules: usize,
+    /// Once the organize of `--files N` succeeded, undo it and time the
+    /// undo the same way (the report's `undo`).
+    #[arg(long)]
+    pub undo: bool,
 }
 
 /// Accepts `host:port` or `http://host:port` whose every resolved address is
@@ -235,13 +239,10 @@ async fn organize(
     } else {
         None
     };
-    let sampler = match args.server_pid {
-        Some(pid) => Some(stats::ProcSampler::start(pid)?),
-        None => None,
-    };
+    let sampler = sample(args)?;
     let mut ops = OperationServiceClient::new(channel.clone());
     let started = Instant::now();
-    let op = ops
+    let created = ops
         .create_operation(bearer(
             pb::CreateOperationRequest {
                 operation: Some(pb::Operation {
@@ -255,35 +256,16 @@ async fn organize(
             },
             &session.token,
         ))
-        .await
-        .map_err(|s| anyhow::anyhow!("CreateOperation: {}: {}", s.code(), s.message()))?
-        .into_inner();
-    let mut stream = ops
-        .watch_operation(bearer(
-            pb::WatchOperationRequest {
-                name: op.name.clone(),
-                ..Default::default()
-            },
-            &session.token,
-        ))
-        .await
-        .map_err(|s| anyhow::anyhow!("WatchOperation: {}: {}", s.code(), s.message()))?
-        .into_inner();
-    let mut last: Option<pb::WatchOperationResponse> = None;
-    let mut snapshots = 0u64;
-    let deadline = started + Duration::from_secs(args.organize_timeout);
-    loop {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(remaining, stream.message()).await {
-            Err(_) => anyhow::bail!("organize did not finish within {} s", args.organize_timeout),
-            Ok(Err(s)) => anyhow::bail!("WatchOperation: {}: {}", s.code(), s.message()),
-            Ok(Ok(None)) => break,
-            Ok(Ok(Some(snapshot))) => {
-                snapshots += 1;
-                last = Some(snapshot);
-            }
-        }
-    }
+        .await;
+    let (op, last, snapshots) = watch_to_end(
+        &mut ops,
+        "CreateOperation",
+        created,
+        &session.token,
+        started,
+        args,
+    )
+    .await?;
     // The report as the user gets it (the job builds it once the operation is final).
     let succeeded = last
         .as_ref()
@@ -314,27 +296,7 @@ async fn organize(
     // The server's own phase clock (Operation.phase_durations). Its REPORT
     // phase is written just after the report it computed is stored: wait
     // for it a little.
-    let reported = Instant::now();
-    let finished = loop {
-        let finished = ops
-            .get_operation(bearer(
-                pb::GetOperationRequest {
-                    name: op.name.clone(),
-                },
-                &session.token,
-            ))
-            .await
-            .map_err(|s| anyhow::anyhow!("GetOperation: {}: {}", s.code(), s.message()))?
-            .into_inner();
-        let timed = finished
-            .phase_durations
-            .iter()
-            .any(|d| d.phase == OperationPhase::Report as i32);
-        if timed || !succeeded || reported.elapsed() > Duration::from_secs(10) {
-            break finished;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let finished = timed_row(&mut ops, &op.name, &session.token, succeeded).await?;
     let (breakdown, order) = phase_breakdown(&finished);
     let counters = last.counters.unwrap_or_default();
     let secs = elapsed.as_secs_f64();
@@ -411,6 +373,153 @@ async fn organize(
     Ok((result, op.name, succeeded))
 }
 
+/// Watches the operation `created` by `method` (started at `started`)
+/// until its stream ends (the operation is at rest) or `--organize-timeout`
+/// passed; returns the operation, its last snapshot and how many were sent.
+async fn watch_to_end(
+    ops: &mut OperationServiceClient<Channel>,
+    method: &str,
+    created: Result<tonic::Response<pb::Operation>, tonic::Status>,
+    token: &str,
+    started: Instant,
+    args: &Args,
+) -> anyhow::Result<(pb::Operation, Option<pb::WatchOperationResponse>, u64)> {
+    let op = created
+        .map_err(|s| anyhow::anyhow!("{method}: {}: {}", s.code(), s.message()))?
+        .into_inner();
+    let name = op.name.as_str();
+    let deadline = started + Duration::from_secs(args.organize_timeout);
+    let mut stream = ops
+        .watch_operation(bearer(
+            pb::WatchOperationRequest {
+                name: name.to_string(),
+                ..Default::default()
+            },
+            token,
+        ))
+        .await
+        .map_err(|s| anyhow::anyhow!("WatchOperation: {}: {}", s.code(), s.message()))?
+        .into_inner();
+    let mut last = None;
+    let mut snapshots = 0u64;
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(remaining, stream.message()).await {
+            Err(_) => anyhow::bail!("{name} did not finish in time"),
+            Ok(Err(s)) => anyhow::bail!("WatchOperation: {}: {}", s.code(), s.message()),
+            Ok(Ok(None)) => return Ok((op, last, snapshots)),
+            Ok(Ok(Some(snapshot))) => {
+                snapshots += 1;
+                last = Some(snapshot);
+            }
+        }
+    }
+}
+
+/// The operation with the server's own phase clock
+/// (Operation.phase_durations). Its REPORT phase is written just after the
+/// job's last step: wait for it a little when the operation succeeded.
+async fn timed_row(
+    ops: &mut OperationServiceClient<Channel>,
+    name: &str,
+    token: &str,
+    succeeded: bool,
+) -> anyhow::Result<pb::Operation> {
+    let asked = Instant::now();
+    loop {
+        let row = ops
+            .get_operation(bearer(
+                pb::GetOperationRequest {
+                    name: name.to_string(),
+                },
+                token,
+            ))
+            .await
+            .map_err(|s| anyhow::anyhow!("GetOperation: {}: {}", s.code(), s.message()))?
+            .into_inner();
+        let timed = row
+            .phase_durations
+            .iter()
+            .any(|d| d.phase == OperationPhase::Report as i32);
+        if timed || !succeeded || asked.elapsed() > Duration::from_secs(10) {
+            return Ok(row);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Undoes operation `name` (the organize just measured) and watches the
+/// undo to its end: the same tree moved back, timed like the organize.
+async fn undo(
+    channel: &Channel,
+    session: &Session,
+    name: &str,
+    args: &Args,
+) -> anyhow::Result<(serde_json::Value, bool)> {
+    let sampler = sample(args)?;
+    let mut ops = OperationServiceClient::new(channel.clone());
+    let started = Instant::now();
+    let created = ops
+        .undo_operation(bearer(
+            pb::UndoOperationRequest {
+                name: name.to_string(),
+                request_id: String::new(),
+            },
+            &session.token,
+        ))
+        .await;
+    let (op, last, snapshots) = watch_to_end(
+        &mut ops,
+        "UndoOperation",
+        created,
+        &session.token,
+        started,
+        args,
+    )
+    .await?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let server = match sampler {
+        Some(s) => s.finish().await,
+        None => not_measured(),
+    };
+    print_server("undo", &server);
+    let last = last.ok_or_else(|| anyhow::anyhow!("WatchOperation sent nothing"))?;
+    let succeeded = last.state == OperationState::Succeeded as i32;
+    let finished = timed_row(&mut ops, &op.name, &session.token, succeeded).await?;
+    let (breakdown, order) = phase_breakdown(&finished);
+    let counters = last.counters.unwrap_or_default();
+    println!(
+        "undo {}: {} in {elapsed:.2} s, {} files moved back, {} not",
+        op.name,
+        state_name(last.state),
+        counters.files_moved,
+        counters.files_failed
+    );
+    for p in &order {
+        println!(
+            "  {p:<11} {:>8.3} s",
+            breakdown[p.as_str()].as_f64().unwrap_or(0.0)
+        );
+    }
+    let result = serde_json::json!({
+        "operation": op.name,
+        "state": state_name(last.state),
+        "succeeded": succeeded,
+        "end_to_end_seconds": elapsed,
+        "phase_seconds": breakdown,
+        "phase_order": order,
+        "snapshots": snapshots,
+        "counters": {
+            "files_moved": counters.files_moved,
+            "files_failed": counters.files_failed,
+            "bytes_moved": counters.bytes_moved,
+        },
+        "error": last.error.map(|e| e.message),
+        "server": server,
+    });
+    Ok((result, succeeded))
+}
+
 const PHASE_NOTE: &str = "queued: from create_time to start_time; the others: the server's own \
 clock (Operation.phase_durations; plan and journal overlap, journal is what is left of writing \
 the journal once every file is planned; report is the job computing the report once the \
@@ -453,6 +562,11 @@ fn phase_breakdown(
     (breakdown, order)
 }
 
+/// Starts sampling the server (`--server-pid`) from /proc, if given.
+fn sample(args: &Args) -> anyhow::Result<Option<stats::ProcSampler>> {
+    args.server_pid.map(stats::ProcSampler::start).transpose()
+}
+
 fn not_measured() -> serde_json::Value {
     serde_json::json!({"note": "not measured: pass --server-pid PID of the server"})
 }
@@ -490,6 +604,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         )?;
         println!("{}", serde_json::to_string_pretty(&tree)?);
         return Ok(ExitCode::SUCCESS);
+    }
+    if args.undo && args.files.is_none() {
+        anyhow::bail!("--undo needs --files N (it undoes that organize)");
     }
     if args.hello_world && (args.files.is_some() || args.mix != "get-operation") {
         anyhow::bail!("--hello-world takes no --files and needs --mix get-operation");
@@ -564,11 +681,17 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let mut ok = true;
     let mut organize_result = serde_json::Value::Null;
+    let mut undo_result = serde_json::Value::Null;
     let mut operation = None;
     if let Some(files) = args.files {
         let (result, name, succeeded) = organize(&channel, &session, files, &args).await?;
         ok &= succeeded;
         organize_result = result;
+        if args.undo && succeeded {
+            let (result, succeeded) = undo(&channel, &session, &name, &args).await?;
+            ok &= succeeded;
+            undo_result = result;
+        }
         operation = Some(name);
     }
 
@@ -604,10 +727,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             session,
             seed: args.seed,
         };
-        let sampler = match args.server_pid {
-            Some(pid) => Some(stats::ProcSampler::start(pid)?),
-            None => None,
-        };
+        let sampler = sample(&args)?;
         let result = load::run(plan).await?;
         let server = match sampler {
             Some(s) => s.finish().await,
@@ -648,6 +768,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             "hello_world": args.hello_world,
         },
         "organize": organize_result,
+        "undo": undo_result,
         "load": load_result,
         "slow_queries": slow_queries::collect(statements).await,
     });
