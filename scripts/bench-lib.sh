@@ -5,7 +5,9 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 RELEASE_TARGET="${RELEASE_TARGET:-$HOME/.cache/fileorganizer/target-release}"
-FILEORG="$RELEASE_TARGET/release/fileorg"
+# FILEORG_BIN=PATH runs that binary instead of building one (to compare two
+# builds side by side in one run).
+FILEORG="${FILEORG_BIN:-$RELEASE_TARGET/release/fileorg}"
 BENCH_ROOT="${BENCH_ROOT:-/tmp/fo-bench}"
 PG_BASE="postgres://postgres@127.0.0.1:5432"
 export RUST_LOG="${RUST_LOG:-warn}"
@@ -25,6 +27,10 @@ bench_cleanup() {
 trap bench_cleanup EXIT
 
 release_build() {
+    if [ -n "${FILEORG_BIN:-}" ]; then
+        say "no build: $FILEORG_BIN"
+        return
+    fi
     say "release build ($RELEASE_TARGET)"
     CARGO_TARGET_DIR="$RELEASE_TARGET" cargo build --release --quiet
 }
@@ -117,3 +123,27 @@ register_user() {
 
 # rss_mib PID KEY: VmHWM (peak) or VmRSS of PID in MiB, from /proc.
 rss_mib() { awk -v key="$2:" '$1 == key { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
+
+# sample_rss_by_phase PID DATABASE_URL OUT: every 0.2 s, the VmRSS (MiB) of PID
+# and the phase of the newest operation in that database, one line each
+# ("phase rss"), until PID exits or the caller kills it; sets SAMPLER_PID.
+sample_rss_by_phase() {
+    local pid="$1" url="$2" out="$3"
+    (
+        while [ -e "/proc/$pid/status" ]; do
+            phase="$(psql -X -qAt -d "$url" -c \
+                "SELECT coalesce(phase, state::text) FROM operations ORDER BY created_at DESC LIMIT 1" \
+                2>/dev/null || true)"
+            echo "${phase:-none} $(rss_mib "$pid" VmRSS)"
+            sleep 0.2
+        done
+    ) >"$out" &
+    SAMPLER_PID=$!
+    BENCH_PIDS+=("$SAMPLER_PID")
+}
+
+# rss_by_phase FILE: the highest VmRSS (MiB) sampled in each phase, in order.
+rss_by_phase() {
+    awk '{ if (!($1 in max)) order[n++] = $1; if ($2 > max[$1]) max[$1] = $2 }
+         END { for (i = 0; i < n; i++) printf "%s %d MiB; ", order[i], max[order[i]]; print "" }' "$1"
+}

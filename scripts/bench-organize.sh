@@ -20,6 +20,9 @@
 # TEMPLATES=';{taken_year}/{taken_month}/{name}' compares the default with a
 # layout that reads capture dates (BENCHMARKS.md).
 # The database and the tree are removed at the end (KEEP=1 keeps the last).
+# RSS_BY_PHASE=1 samples the server's VmRSS every 0.2 s with the operation's
+# phase and prints the highest per phase (data/reports/bench_organize_<run>_rss.txt).
+# FILEORG_BIN=PATH runs that binary instead of building (bench-lib.sh).
 # BENCH_ADDR, BENCH_DB and BENCH_ROOT move the server, database and tree off
 # their defaults (127.0.0.1:50151, fo_bench_organize, /tmp/fo-bench), e.g. to run
 # beside another benchmark.
@@ -38,7 +41,7 @@ ensure_services
 release_build
 say "pg_stat_statements: $(pg_stat_statements_state)"
 mkdir -p data/reports
-rm -f data/reports/bench_organize_*.json
+rm -f data/reports/bench_organize_*.json data/reports/bench_organize_*_rss.txt
 IFS=';' read -r -a templates <<<"${TEMPLATES:-}"
 if [ "${#templates[@]}" -eq 0 ]; then templates=(""); fi
 for run in $(seq 1 "$RUNS"); do
@@ -56,11 +59,18 @@ for run in $(seq 1 "$RUNS"); do
         if [ "${MIX:-0}" = 1 ]; then load=(--concurrent 100 --duration 10); fi
         report="data/reports/bench_organize_$run.json"
         if [ "${#templates[@]}" -gt 1 ]; then report="data/reports/bench_organize_${run}_t$t.json"; fi
+        if [ "${RSS_BY_PHASE:-0}" = 1 ]; then
+            sample_rss_by_phase "$SERVER_PID" "$DATABASE_URL" "${report%.json}_rss.txt"
+        fi
         "$FILEORG" loadtest --addr "$ADDR" --files "$FILES" --seed 42 --organize-timeout 1500 \
             --layout-template "$template" \
             "${load[@]}" --server-pid "$SERVER_PID" --report --report-path "$report" \
             || echo "run $run: the loadtest exited $? (a failed organize or failed requests: see $report)"
         stop_server "$SERVER_PID"
+        if [ "${RSS_BY_PHASE:-0}" = 1 ]; then
+            wait "$SAMPLER_PID" 2>/dev/null || true
+            say "run $run: peak VmRSS by phase: $(rss_by_phase "${report%.json}_rss.txt")"
+        fi
     done
 done
 

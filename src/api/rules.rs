@@ -355,7 +355,7 @@ fn preview(
                 scanned.files.truncate(max_files);
                 truncated = true;
             }
-            (scanned.files.into_iter().map(Ok).collect(), folder)
+            (scanned.files.iter().map(Ok).collect(), folder)
         }
         None => (
             paths

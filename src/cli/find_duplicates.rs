@@ -55,7 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let analysis =
         duplicates::find_duplicates(&root, &scanned.files, false, &known, threads, &progress);
     let total_secs = started.elapsed().as_secs_f64();
-    let copies = analysis.duplicate_of.iter().filter(|d| d.is_some()).count();
+    let copies = analysis.duplicates;
     let hashed = analysis.hashes.iter().filter(|h| h.is_some()).count();
     let peak_rss = peak_rss_kib();
     let summary = serde_json::json!({

@@ -487,6 +487,44 @@ fn sniff(head: &[u8]) -> BuiltIn {
     }
 }
 
+/// Each scanned file's category, by index: 4 bytes a file and one string
+/// per distinct name (a string, or even a shared pointer, per file was 16
+/// bytes or more: docs/organize.md, "Memory").
+#[derive(Debug, Default)]
+pub struct FileCategories {
+    names: Vec<String>,
+    index: std::collections::HashMap<String, u32>,
+    of_file: Vec<u32>,
+}
+
+impl FileCategories {
+    pub fn with_capacity(files: usize) -> FileCategories {
+        FileCategories {
+            of_file: Vec::with_capacity(files),
+            ..Default::default()
+        }
+    }
+
+    /// Adds the next file's category.
+    pub fn push(&mut self, name: &str) {
+        let at = match self.index.get(name) {
+            Some(&at) => at,
+            None => {
+                let at = u32::try_from(self.names.len()).expect("under 2^32 category names");
+                self.names.push(name.to_string());
+                self.index.insert(name.to_string(), at);
+                at
+            }
+        };
+        self.of_file.push(at);
+    }
+
+    /// File `i`'s category.
+    pub fn get(&self, i: usize) -> &str {
+        &self.names[self.of_file[i] as usize]
+    }
+}
+
 /// The first bytes of a scanned file, for magic-bytes sniffing: opened at
 /// the moment of use through no symlink, and only if it is still the file
 /// the scan saw ([`crate::storage::UserRoot::open_read_exact`]).

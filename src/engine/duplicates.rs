@@ -17,13 +17,25 @@
 //! is the plan made with an empty one. What was read is returned
 //! ([`DuplicateAnalysis::computed`], [`DuplicateAnalysis::bytes_read`]) for
 //! the caller to keep.
+//!
+//! Memory: what is kept per file is its full hash where one was computed
+//! (33 bytes a file, [`DuplicateAnalysis::hashes`]) and its keeper; what was
+//! read is a list of indexes, plus the head hash of the few files larger
+//! than a head (for a smaller one the head hash is the full hash). Groups
+//! are runs of a sorted flat vector, never a map of vectors
+//! (docs/organize.md, "Memory").
 
 use std::{
     collections::HashMap,
     sync::atomic::{AtomicU64, Ordering},
 };
 
-use super::{hash_cache::Known, parallel::map_ordered, progress::Progress, scan::ScannedFile};
+use super::{
+    hash_cache::{Known, KnownHashes},
+    parallel::map_ordered,
+    progress::Progress,
+    scan::{ScannedFile, ScannedFiles},
+};
 use crate::storage::{StorageError, root::UserRoot};
 
 /// Bytes hashed in the head stage; files no larger are fully hashed there.
@@ -34,32 +46,97 @@ pub const HEAD_BYTES: usize = 16 * 1024;
 pub struct DuplicateAnalysis {
     /// Full blake3 hash where it was computed.
     pub hashes: Vec<Option<[u8; 32]>>,
-    /// Index of the keeper of this file's duplicate group (None for keepers
-    /// and unique files).
-    pub duplicate_of: Vec<Option<usize>>,
+    /// Index of the keeper of each file's duplicate group, [`NO_KEEPER`]
+    /// for keepers and unique files (4 bytes a file, where an
+    /// `Option<usize>` took 16): see [`DuplicateAnalysis::duplicate_of`].
+    keepers: Vec<u32>,
+    /// How many files are duplicates of a keeper.
+    pub duplicates: usize,
     /// Files that could not be read, with the reason.
     pub unreadable: HashMap<usize, String>,
     /// Number of duplicate groups.
     pub groups: usize,
-    /// Files whose head or full hash was read in this run (not taken from
-    /// the known hashes), with everything now known of them.
-    pub computed: Vec<(usize, Known)>,
+    /// Files whose head was read in this run, in index order.
+    heads_read: Vec<usize>,
+    /// Of those, the ones whose head was not the whole file, with their
+    /// head hash, in index order (the others' is in `hashes`).
+    partial_heads: Vec<(usize, [u8; 32])>,
+    /// Files whose full hash was read in stage 3, in index order.
+    fulls_read: Vec<usize>,
     /// Bytes of file content read for hashing.
     pub bytes_read: u64,
+}
+
+/// [`DuplicateAnalysis::keepers`] of a file that is no duplicate.
+const NO_KEEPER: u32 = u32::MAX;
+
+impl DuplicateAnalysis {
+    /// The index of the keeper of file `i`'s duplicate group, if `i` is a
+    /// duplicate of another file.
+    pub fn duplicate_of(&self, i: usize) -> Option<usize> {
+        match self.keepers.get(i) {
+            Some(&NO_KEEPER) | None => None,
+            Some(&k) => Some(k as usize),
+        }
+    }
+
+    /// Whether anything of file `i` was read in this run.
+    pub fn was_read(&self, i: usize) -> bool {
+        self.heads_read.binary_search(&i).is_ok() || self.fulls_read.binary_search(&i).is_ok()
+    }
+
+    /// The files whose head or full hash was read in this run (not taken
+    /// from the known hashes), in index order, with everything now known of
+    /// them: what was read, else what `known` held before.
+    pub fn computed<'a>(
+        &'a self,
+        known: &'a KnownHashes,
+    ) -> impl Iterator<Item = (usize, Known)> + 'a {
+        let (mut heads, mut fulls) = (
+            self.heads_read.iter().peekable(),
+            self.fulls_read.iter().peekable(),
+        );
+        // The union of two sorted lists.
+        let indexes = std::iter::from_fn(move || match (heads.peek(), fulls.peek()) {
+            (Some(&&h), Some(&&f)) if h == f => {
+                heads.next();
+                fulls.next()
+            }
+            (Some(&&h), Some(&&f)) if h < f => heads.next(),
+            (Some(_), Some(_)) => fulls.next(),
+            (Some(_), None) => heads.next(),
+            (None, _) => fulls.next(),
+        });
+        indexes.map(move |&i| {
+            let before = known.get(i).unwrap_or_default();
+            let head = if self.heads_read.binary_search(&i).is_ok() {
+                match self.partial_heads.binary_search_by_key(&i, |&(j, _)| j) {
+                    Ok(at) => Some(self.partial_heads[at].1),
+                    // A head that was the whole file: its hash is the full one.
+                    Err(_) => self.hashes[i],
+                }
+            } else {
+                before.head
+            };
+            let now = Known {
+                head,
+                full: self.hashes[i].or(before.full),
+            };
+            (i, now)
+        })
+    }
 }
 
 /// The files whose hashes [`find_duplicates`] may need: those sharing their
 /// size with another non-empty file, or every file with `hash_all`. In
 /// index order.
-pub fn hash_candidates(files: &[ScannedFile], hash_all: bool) -> Vec<usize> {
+pub fn hash_candidates(files: &ScannedFiles, hash_all: bool) -> Vec<usize> {
     if hash_all {
         return (0..files.len()).collect();
     }
-    let by_size: Vec<Keyed<u64>> = files
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| f.size() > 0)
-        .map(|(i, f)| (f.size(), i))
+    let by_size: Vec<Keyed<u64>> = (0..files.len())
+        .filter(|&i| files.size(i) > 0)
+        .map(|i| (files.size(i), i))
         .collect();
     let mut candidates: Vec<usize> = shared_keys(by_size).into_iter().flatten().collect();
     candidates.sort_unstable();
@@ -109,30 +186,32 @@ fn shared_keys<K: Ord + Copy>(mut keyed: Vec<Keyed<K>>) -> Vec<Vec<usize>> {
 /// reading the file (the caller vouches that they are of its content now).
 pub fn find_duplicates(
     root: &UserRoot,
-    files: &[ScannedFile],
+    files: &ScannedFiles,
     hash_all: bool,
-    known: &HashMap<usize, Known>,
+    known: &KnownHashes,
     threads: usize,
     progress: &Progress,
 ) -> DuplicateAnalysis {
     let mut analysis = DuplicateAnalysis {
         hashes: vec![None; files.len()],
-        duplicate_of: vec![None; files.len()],
+        // Indexes must fit below NO_KEEPER: 4 billion files would take
+        // hundreds of gigabytes before this.
+        keepers: vec![NO_KEEPER; files.len()],
         ..Default::default()
     };
     let bytes_read = AtomicU64::new(0);
     // A file no larger than the head: its head hash is its full hash.
     let known_head = |i: usize| {
-        known.get(&i).and_then(|k| {
+        known.get(i).and_then(|k| {
             k.head
-                .or(k.full.filter(|_| files[i].size() <= HEAD_BYTES as u64))
+                .or(k.full.filter(|_| files.size(i) <= HEAD_BYTES as u64))
         })
     };
 
     // Stage 1: sizes shared by at least two non-empty files. Candidates are
     // read in scan order, which keeps a folder's files together on disk.
     let candidates: Vec<usize> = hash_candidates(files, false);
-    let candidate_bytes: i64 = candidates.iter().map(|&i| files[i].size() as i64).sum();
+    let candidate_bytes: i64 = candidates.iter().map(|&i| files.size(i) as i64).sum();
     progress.start_phase(candidates.len() as i64, candidate_bytes);
 
     // Stage 2: head hash of candidates (a full hash for small files).
@@ -140,14 +219,15 @@ pub fn find_duplicates(
         if progress.is_cancelled() {
             return (i, Err("cancelled".to_string()));
         }
-        let file = &files[i];
-        let complete = file.size() <= HEAD_BYTES as u64;
+        let size = files.size(i);
+        let complete = size <= HEAD_BYTES as u64;
         if let Some(hash) = known_head(i) {
-            progress.step(file.size().min(HEAD_BYTES as u64) as i64);
+            progress.step(size.min(HEAD_BYTES as u64) as i64);
             return (i, Ok((hash, complete, false)));
         }
+        let file = files.get(i);
         progress.set_current(file.path.as_str());
-        let result = read_head(root, file)
+        let result = read_head(root, &file)
             .map_err(|e| e.to_string())
             .map(|head| {
                 bytes_read.fetch_add(head.len() as u64, Ordering::Relaxed);
@@ -158,8 +238,6 @@ pub fn find_duplicates(
         (i, result)
     });
     drop(candidates);
-    // Heads read in this run, for `computed`.
-    let mut read_heads: HashMap<usize, [u8; 32]> = HashMap::new();
     // Filled while `heads` is read (and freed) chunk by chunk.
     let mut by_head: Vec<Keyed<(u64, [u8; 32])>> = Vec::with_capacity(heads.len());
     for (i, result) in heads {
@@ -169,9 +247,13 @@ pub fn find_duplicates(
                     analysis.hashes[i] = Some(hash);
                 }
                 if read {
-                    read_heads.insert(i, hash);
+                    // Candidates come in index order: both lists stay sorted.
+                    analysis.heads_read.push(i);
+                    if !complete {
+                        analysis.partial_heads.push((i, hash));
+                    }
                 }
-                by_head.push(((files[i].size(), hash), i));
+                by_head.push(((files.size(i), hash), i));
             }
             Err(reason) => {
                 analysis.unreadable.insert(i, reason);
@@ -192,32 +274,32 @@ pub fn find_duplicates(
         })
         .collect();
     drop(wanted);
-    let full_bytes: i64 = need_full.iter().map(|&i| files[i].size() as i64).sum();
+    let full_bytes: i64 = need_full.iter().map(|&i| files.size(i) as i64).sum();
     progress.start_phase(need_full.len() as i64, full_bytes);
     let fulls = map_ordered(&need_full, threads, HASH_CHUNK, |&i| {
         if progress.is_cancelled() {
             return (i, Err("cancelled".to_string()));
         }
-        let file = &files[i];
-        if let Some(hash) = known.get(&i).and_then(|k| k.full) {
+        let file = files.get(i);
+        if let Some(hash) = known.get(i).and_then(|k| k.full) {
             progress.step(file.size() as i64);
             return (i, Ok((hash, false)));
         }
         progress.set_current(file.path.as_str());
-        let result = full_hash(root, file).map_err(|e| e.to_string());
+        let result = full_hash(root, &file).map_err(|e| e.to_string());
         if result.is_ok() {
             bytes_read.fetch_add(file.size(), Ordering::Relaxed);
         }
         progress.step(file.size() as i64);
         (i, result.map(|hash| (hash, true)))
     });
-    let mut read_fulls: Vec<usize> = Vec::new();
     for (i, result) in fulls {
         match result {
             Ok((hash, read)) => {
                 analysis.hashes[i] = Some(hash);
                 if read {
-                    read_fulls.push(i);
+                    // `need_full` is in index order: the list stays sorted.
+                    analysis.fulls_read.push(i);
                 }
             }
             Err(reason) => {
@@ -225,45 +307,29 @@ pub fn find_duplicates(
             }
         }
     }
-    // Everything now known of each file something was read of.
-    let mut computed: Vec<usize> = read_heads.keys().copied().chain(read_fulls).collect();
-    computed.sort_unstable();
-    computed.dedup();
-    analysis.computed = computed
-        .into_iter()
-        .map(|i| {
-            let before = known.get(&i).copied().unwrap_or_default();
-            let now = Known {
-                head: read_heads.get(&i).copied().or(before.head),
-                full: analysis.hashes[i].or(before.full),
-            };
-            (i, now)
-        })
-        .collect();
-    drop(read_heads);
+    analysis.heads_read.shrink_to_fit();
     analysis.bytes_read = bytes_read.load(Ordering::Relaxed);
 
     // Group by (size, full hash) among the files that shared size and head.
     let by_full: Vec<Keyed<(u64, [u8; 32])>> = head_groups
         .iter()
         .flatten()
-        .filter_map(|&i| analysis.hashes[i].map(|hash| ((files[i].size(), hash), i)))
+        .filter_map(|&i| analysis.hashes[i].map(|hash| ((files.size(i), hash), i)))
         .collect();
     drop(head_groups);
     for mut members in shared_keys(by_full) {
-        members.sort_by(|&a, &b| {
-            let (fa, fb) = (&files[a], &files[b]);
-            fa.fingerprint
-                .mtime_ns
-                .cmp(&fb.fingerprint.mtime_ns)
-                .then(fa.path.as_str().len().cmp(&fb.path.as_str().len()))
-                .then(fa.path.as_str().cmp(fb.path.as_str()))
+        // Oldest, then shortest path, then path order (as text).
+        members.sort_by_cached_key(|&i| {
+            let path = files.get(i).path;
+            let mtime = files.fingerprint(i).mtime_ns;
+            (mtime, path.as_str().len(), path.as_str().to_owned())
         });
         let keeper = members[0];
         for &other in &members[1..] {
-            analysis.duplicate_of[other] = Some(keeper);
+            analysis.keepers[other] = u32::try_from(keeper).expect("under 2^32 - 1 files");
+            analysis.duplicates += 1;
             Progress::add(&progress.duplicates_found, 1);
-            Progress::add(&progress.reclaimable_bytes, files[other].size() as i64);
+            Progress::add(&progress.reclaimable_bytes, files.size(other) as i64);
         }
         analysis.groups += 1;
     }
@@ -283,7 +349,7 @@ mod tests {
 
     /// The decisions of an analysis, as text.
     fn summary(a: &DuplicateAnalysis) -> String {
-        format!("{:?} {:?} {}", a.hashes, a.duplicate_of, a.groups)
+        format!("{:?} {:?} {}", a.hashes, a.keepers, a.groups)
     }
 
     #[test]
@@ -304,32 +370,39 @@ mod tests {
         let files = scan::scan(&root, &UserPath::root(), &Default::default(), &progress)
             .unwrap()
             .files;
-        let run = |known: &HashMap<usize, Known>| {
+        let run = |known: &KnownHashes| {
             find_duplicates(&root, &files, false, known, 2, &Progress::default())
         };
 
-        let cold = run(&HashMap::new());
+        let none = KnownHashes::default();
+        let cold = run(&none);
         assert_eq!(
             cold.bytes_read,
             (3 * HEAD_BYTES + 2 * 2 + 3 * 40_000) as u64
         );
         assert_eq!(cold.groups, 2);
-        assert_eq!(cold.computed.len(), 5, "{:?}", cold.computed);
+        let cold_computed: Vec<(usize, Known)> = cold.computed(&none).collect();
+        assert_eq!(cold_computed.len(), 5, "{cold_computed:?}");
         assert_eq!(hash_candidates(&files, false).len(), 5);
+        // A small file's head is the whole file; a big one's is not.
+        for &(i, k) in &cold_computed {
+            assert!(cold.was_read(i));
+            assert!(k.head.is_some() && k.full.is_some(), "{i}: {k:?}");
+            assert_eq!(k.head == k.full, files.size(i) <= HEAD_BYTES as u64);
+        }
 
         // Everything known: nothing read, nothing new, the same decisions.
-        let all: HashMap<usize, Known> = cold.computed.iter().copied().collect();
+        let all: KnownHashes = cold_computed.iter().copied().collect();
         let warm = run(&all);
         assert_eq!(warm.bytes_read, 0);
-        assert!(warm.computed.is_empty());
+        assert_eq!(warm.computed(&all).count(), 0);
         assert_eq!(summary(&warm), summary(&cold));
 
         // Only the heads known: the whole files are read, the heads kept.
-        let heads: HashMap<usize, Known> = cold
-            .computed
+        let heads: KnownHashes = cold_computed
             .iter()
             .map(|&(i, k)| {
-                let small = files[i].size() <= HEAD_BYTES as u64;
+                let small = files.size(i) <= HEAD_BYTES as u64;
                 (
                     i,
                     Known {
@@ -342,10 +415,10 @@ mod tests {
         let partial = run(&heads);
         assert_eq!(partial.bytes_read, 3 * 40_000);
         assert_eq!(summary(&partial), summary(&cold));
-        let completed: HashMap<usize, Known> = partial.computed.iter().copied().collect();
+        let completed: Vec<(usize, Known)> = partial.computed(&heads).collect();
         assert_eq!(completed.len(), 3);
         for (i, k) in completed {
-            assert_eq!(Some(&k), all.get(&i));
+            assert_eq!(Some(k), all.get(i));
         }
     }
 }

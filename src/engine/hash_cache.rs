@@ -24,6 +24,7 @@
 //! else; a row that fails the key check is ignored and overwritten.
 
 use super::scan::ScannedFile;
+use crate::storage::Fingerprint;
 
 /// How much older than the start of the hash phase a file's ctime must be
 /// for its hash to be kept: above every filesystem's timestamp granularity.
@@ -35,21 +36,78 @@ impl CacheKey {
     /// The key of a scanned file; None when a time does not fit 64 bits
     /// (before 1677 or after 2262: such a file is never cached).
     pub fn of(file: &ScannedFile) -> Option<CacheKey> {
-        let fp = &file.fingerprint;
+        CacheKey::of_parts(&file.fingerprint, file.ctime_ns)
+    }
+
+    /// [`CacheKey::of`] a file with this fingerprint and ctime.
+    pub fn of_parts(fp: &Fingerprint, ctime_ns: i128) -> Option<CacheKey> {
         Some(CacheKey {
             dev: fp.dev as i64,
             ino: fp.ino as i64,
             size: i64::try_from(fp.size).ok()?,
             mtime_ns: i64::try_from(fp.mtime_ns).ok()?,
-            ctime_ns: i64::try_from(file.ctime_ns).ok()?,
+            ctime_ns: i64::try_from(ctime_ns).ok()?,
         })
     }
 }
 
-/// Whether a hash read from `file` at or after `read_from_ns` (nanoseconds
-/// since the epoch, the wall clock when the hash phase began) may be kept.
-pub fn settled(file: &ScannedFile, read_from_ns: i128) -> bool {
-    file.ctime_ns < read_from_ns - SETTLE_NS
+/// Hashes the cache answered, by scanned file index: a vector sorted by
+/// index, searched by bisection. A map of a million entries took about
+/// 170 bytes a file (its buckets are a power of two, each index and
+/// [`Known`] padded); this takes 80.
+#[derive(Debug, Default)]
+pub struct KnownHashes(Vec<(usize, Known)>);
+
+impl KnownHashes {
+    /// Adds what is known of file `index`; indexes pushed out of order are
+    /// sorted by [`KnownHashes::seal`].
+    pub fn push(&mut self, index: usize, known: Known) {
+        self.0.push((index, known));
+    }
+
+    /// Sorts by index (a no-op for indexes pushed in order) and frees the
+    /// spare capacity. Call once everything is pushed.
+    pub fn seal(&mut self) {
+        if !self.0.is_sorted_by_key(|&(i, _)| i) {
+            self.0.sort_by_key(|&(i, _)| i);
+        }
+        self.0.dedup_by_key(|&mut (i, _)| i);
+        self.0.shrink_to_fit();
+    }
+
+    pub fn get(&self, index: usize) -> Option<Known> {
+        self.0
+            .binary_search_by_key(&index, |&(i, _)| i)
+            .ok()
+            .map(|at| self.0[at].1)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.0 = Vec::new();
+    }
+}
+
+impl FromIterator<(usize, Known)> for KnownHashes {
+    fn from_iter<T: IntoIterator<Item = (usize, Known)>>(iter: T) -> Self {
+        let mut known = KnownHashes(iter.into_iter().collect());
+        known.seal();
+        known
+    }
+}
+
+/// Whether a hash read from a file whose ctime is `ctime_ns` at or after
+/// `read_from_ns` (nanoseconds since the epoch, the wall clock when the hash
+/// phase began) may be kept.
+pub fn settled(ctime_ns: i128, read_from_ns: i128) -> bool {
+    ctime_ns < read_from_ns - SETTLE_NS
 }
 
 /// The wall clock in nanoseconds since the epoch.
@@ -63,7 +121,7 @@ pub fn now_ns() -> i128 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::{Fingerprint, UserPath};
+    use crate::storage::UserPath;
 
     fn file(mtime_ns: i128, ctime_ns: i128) -> ScannedFile {
         let path = UserPath::parse("a/b.txt").unwrap();
@@ -88,10 +146,8 @@ mod tests {
     #[test]
     fn only_a_file_changed_before_the_settle_window_is_kept() {
         let start = 100 * SETTLE_NS;
-        assert!(settled(&file(0, start - SETTLE_NS - 1), start));
-        assert!(!settled(&file(0, start - SETTLE_NS), start));
-        assert!(!settled(&file(0, start), start));
-        // A modification time set far back changes nothing: ctime decides.
-        assert!(!settled(&file(0, start - 1), start));
+        assert!(settled(start - SETTLE_NS - 1, start));
+        assert!(!settled(start - SETTLE_NS, start));
+        assert!(!settled(start, start));
     }
 }

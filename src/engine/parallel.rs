@@ -19,11 +19,21 @@ pub fn map_ordered<T: Sync, R: Send>(
     chunk: usize,
     work: impl Fn(&T) -> R + Sync,
 ) -> InOrder<R> {
+    map_indexed(items.len(), threads, chunk, |i| work(&items[i]))
+}
+
+/// [`map_ordered`] over the indexes `0..len`.
+pub fn map_indexed<R: Send>(
+    len: usize,
+    threads: usize,
+    chunk: usize,
+    work: impl Fn(usize) -> R + Sync,
+) -> InOrder<R> {
     let chunk = chunk.max(1);
-    let threads = threads.max(1).min(items.len().div_ceil(chunk));
+    let threads = threads.max(1).min(len.div_ceil(chunk));
     if threads <= 1 {
         return InOrder {
-            parts: vec![items.iter().map(work).collect()],
+            parts: vec![(0..len).map(work).collect()],
         };
     }
     let next = AtomicUsize::new(0);
@@ -35,11 +45,11 @@ pub fn map_ordered<T: Sync, R: Send>(
                     let mut out = Vec::new();
                     loop {
                         let start = next.fetch_add(chunk, Ordering::Relaxed);
-                        if start >= items.len() {
+                        if start >= len {
                             return out;
                         }
-                        let end = (start + chunk).min(items.len());
-                        out.push((start, items[start..end].iter().map(work).collect()));
+                        let end = (start + chunk).min(len);
+                        out.push((start, (start..end).map(work).collect()));
                     }
                 })
             })

@@ -49,7 +49,7 @@ pub struct PlanInput<'a> {
     pub root: &'a UserRoot,
     pub destination: &'a UserPath,
     pub template: &'a Template,
-    pub categories: &'a [std::sync::Arc<str>],
+    pub categories: &'a super::categorize::FileCategories,
     pub duplicates: &'a DuplicateAnalysis,
     pub duplicate_policy: DuplicatePolicy,
     pub conflict_policy: ConflictPolicy,
@@ -129,8 +129,8 @@ pub fn plan(input: &PlanInput<'_>, scan: &ScanResult, emit: &mut dyn FnMut(Journ
     let mut seq = 0i64;
     for (i, file) in scan.files.iter().enumerate() {
         seq += 1;
-        let category = &input.categories[i];
-        let duplicate_of = input.duplicates.duplicate_of[i];
+        let category = input.categories.get(i);
+        let duplicate_of = input.duplicates.duplicate_of(i);
         let mut row = JournalRow {
             seq,
             original_path: file.path.as_str().to_string(),
@@ -162,7 +162,7 @@ pub fn plan(input: &PlanInput<'_>, scan: &ScanResult, emit: &mut dyn FnMut(Journ
                 (None, _) => Some("not a duplicate".to_string()),
                 (Some(k), DuplicatePolicy::ReportOnly) => Some(format!(
                     "duplicate of {} (reported only)",
-                    scan.files[k].path
+                    scan.files.get(k).path
                 )),
                 _ => None,
             };
@@ -186,7 +186,7 @@ pub fn plan(input: &PlanInput<'_>, scan: &ScanResult, emit: &mut dyn FnMut(Journ
                 file.modified(),
                 duplicate_of.is_some(),
                 || {
-                    read_head(input.root, file)
+                    read_head(input.root, &file)
                         .as_deref()
                         .and_then(rule::content_type)
                 },

@@ -28,12 +28,11 @@ use crate::storage::{
     walk::{Event, Kind, Visit, Walk, open_dir_at},
 };
 
-/// A regular file found by the scan.
-///
-/// Kept small on purpose: a scan of a million files holds a million of
-/// these until the plan is journaled (see BENCHMARKS.md). Size,
-/// device, inode and modification time all live in the fingerprint, and the
-/// path relative to the scanned folder is a suffix of `path`.
+/// A regular file found by the scan, as the steps that read or place it
+/// see it: built by [`ScannedFiles::get`] when needed (a scan holds its
+/// files compactly, not as these). Size, device, inode and modification
+/// time all live in the fingerprint, and the path relative to the scanned
+/// folder is a suffix of `path`.
 #[derive(Debug, Clone)]
 pub struct ScannedFile {
     /// Path relative to the user's root.
@@ -105,8 +104,211 @@ pub struct SkippedEntry {
 
 #[derive(Debug, Default)]
 pub struct ScanResult {
-    pub files: Vec<ScannedFile>,
+    pub files: ScannedFiles,
     pub skipped: Vec<SkippedEntry>,
+}
+
+/// The regular files a scan found, in walk order, stored compactly: this
+/// is what an organize holds per file from the scan until the plan is
+/// journaled.
+///
+/// A file is 56 bytes of fixed fields ([`Entry`]) plus its name's bytes in
+/// one string shared by all; each folder's path is kept once per run of its
+/// files (a folder's files come together in the walk, except where a
+/// subfolder's name sorts between them). The form every step used before,
+/// a [`ScannedFile`] per file with a path string of its own and `i128`
+/// times, took about 150 bytes a file (docs/organize.md, "Memory").
+/// [`ScannedFiles::get`] builds a file's [`ScannedFile`] when a step needs
+/// its path.
+#[derive(Debug, Default)]
+pub struct ScannedFiles {
+    /// The folders holding the files, once per run of files in each.
+    folders: Vec<UserPath>,
+    /// Every file's name, one after another.
+    names: String,
+    /// The devices the files are on (almost always one).
+    devices: Vec<u64>,
+    entries: Vec<Entry>,
+    /// Where, in a file's path, the part relative to the scanned folder
+    /// starts.
+    relative_start: usize,
+}
+
+/// One file of [`ScannedFiles`]: its fingerprint and ctime, split so that no
+/// field needs 16-byte alignment, and where its folder and name are.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    size: u64,
+    ino: u64,
+    mtime_secs: i64,
+    ctime_secs: i64,
+    /// The name's start in `names` (above 8 bits) and its length (the low
+    /// 8 bits: a component is at most 255 bytes, `MAX_NAME_BYTES`).
+    name: u64,
+    mtime_nsec: u32,
+    ctime_nsec: u32,
+    /// Index in `folders`.
+    folder: u32,
+    /// Index in `devices`.
+    device: u32,
+}
+
+const NS_PER_SEC: i128 = 1_000_000_000;
+
+/// Seconds and nanoseconds of a time in nanoseconds since the epoch. Every
+/// time here came from a stat's seconds (an `i64`) and nanoseconds: the
+/// split gives them back exactly.
+fn split_ns(ns: i128) -> (i64, u32) {
+    let secs = ns.div_euclid(NS_PER_SEC);
+    let secs = i64::try_from(secs).unwrap_or(if secs < 0 { i64::MIN } else { i64::MAX });
+    (secs, ns.rem_euclid(NS_PER_SEC) as u32)
+}
+
+impl ScannedFiles {
+    /// An empty store for the files of a scan of `source`.
+    pub fn new(source: &UserPath) -> ScannedFiles {
+        ScannedFiles {
+            relative_start: relative_offset(source),
+            ..Default::default()
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Makes room for `files` more files whose names total `name_bytes`.
+    fn reserve(&mut self, files: usize, name_bytes: usize) {
+        self.entries.reserve(files);
+        self.names.reserve(name_bytes);
+    }
+
+    /// Adds a file, after the others.
+    pub fn push(&mut self, path: &UserPath, fingerprint: Fingerprint, ctime_ns: i128) {
+        let (folder, name) = match path.as_str().rfind('/') {
+            Some(at) => (&path.as_str()[..at], &path.as_str()[at + 1..]),
+            None => ("", path.as_str()),
+        };
+        if self.folders.last().map(UserPath::as_str) != Some(folder) {
+            self.folders.push(path.parent().unwrap_or_default());
+        }
+        let folder = u32::try_from(self.folders.len() - 1).expect("under 2^32 folders");
+        self.push_entry(folder, name, fingerprint, ctime_ns);
+    }
+
+    /// Adds file `i` of `other`, after the others.
+    fn push_from(&mut self, other: &ScannedFiles, i: usize) {
+        let entry = &other.entries[i];
+        let folder = &other.folders[entry.folder as usize];
+        if self.folders.last() != Some(folder) {
+            self.folders.push(folder.clone());
+        }
+        let folder = u32::try_from(self.folders.len() - 1).expect("under 2^32 folders");
+        self.push_entry(
+            folder,
+            other.name(i),
+            other.fingerprint(i),
+            other.ctime_ns(i),
+        );
+    }
+
+    fn push_entry(&mut self, folder: u32, name: &str, fingerprint: Fingerprint, ctime_ns: i128) {
+        let device = match self.devices.iter().rposition(|&d| d == fingerprint.dev) {
+            Some(at) => at,
+            None => {
+                self.devices.push(fingerprint.dev);
+                self.devices.len() - 1
+            }
+        };
+        debug_assert!(name.len() <= crate::storage::path::MAX_NAME_BYTES);
+        let start = self.names.len() as u64;
+        self.names.push_str(name);
+        let (mtime_secs, mtime_nsec) = split_ns(fingerprint.mtime_ns);
+        let (ctime_secs, ctime_nsec) = split_ns(ctime_ns);
+        self.entries.push(Entry {
+            size: fingerprint.size,
+            ino: fingerprint.ino,
+            mtime_secs,
+            ctime_secs,
+            name: start << 8 | (name.len() as u64 & 0xff),
+            mtime_nsec,
+            ctime_nsec,
+            folder,
+            device: u32::try_from(device).expect("under 2^32 devices"),
+        });
+    }
+
+    /// Keeps the first `n` files.
+    pub fn truncate(&mut self, n: usize) {
+        if n >= self.entries.len() {
+            return;
+        }
+        let entry = self.entries[n];
+        self.names.truncate((entry.name >> 8) as usize);
+        self.entries.truncate(n);
+        let folders = self.entries.last().map_or(0, |e| e.folder as usize + 1);
+        self.folders.truncate(folders);
+    }
+
+    /// File `i`'s name (the last component of its path).
+    pub fn name(&self, i: usize) -> &str {
+        let name = self.entries[i].name;
+        let start = (name >> 8) as usize;
+        &self.names[start..start + (name & 0xff) as usize]
+    }
+
+    pub fn size(&self, i: usize) -> u64 {
+        self.entries[i].size
+    }
+
+    pub fn fingerprint(&self, i: usize) -> Fingerprint {
+        let entry = &self.entries[i];
+        Fingerprint {
+            size: entry.size,
+            mtime_ns: Fingerprint::nanos(entry.mtime_secs, i64::from(entry.mtime_nsec)),
+            dev: self.devices[entry.device as usize],
+            ino: entry.ino,
+        }
+    }
+
+    pub fn ctime_ns(&self, i: usize) -> i128 {
+        let entry = &self.entries[i];
+        Fingerprint::nanos(entry.ctime_secs, i64::from(entry.ctime_nsec))
+    }
+
+    /// File `i` with its path.
+    pub fn get(&self, i: usize) -> ScannedFile {
+        let entry = &self.entries[i];
+        let path = self.folders[entry.folder as usize].with_split_name(self.name(i));
+        ScannedFile {
+            relative_start: u32::try_from(self.relative_start.min(path.as_str().len()))
+                .unwrap_or(0),
+            path,
+            fingerprint: self.fingerprint(i),
+            ctime_ns: self.ctime_ns(i),
+        }
+    }
+
+    /// Every file with its path, in order (each built as it is reached).
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = ScannedFile> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+
+    /// Bytes held, for the memory figures (docs/organize.md).
+    pub fn heap_bytes(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<Entry>()
+            + self.names.capacity()
+            + self.devices.capacity() * 8
+            + self
+                .folders
+                .iter()
+                .map(|f| std::mem::size_of::<UserPath>() + f.as_str().len())
+                .sum::<usize>()
+    }
 }
 
 /// Paths relative to `source` are suffixes of paths relative to the root:
@@ -120,12 +322,12 @@ fn relative_offset(source: &UserPath) -> usize {
 }
 
 /// A folder the scan could not read, as a skipped entry.
-fn unreadable(path: &Path, error: &dyn std::fmt::Display) -> Found {
-    Found::Skipped(SkippedEntry {
+fn unreadable(path: &Path, error: &dyn std::fmt::Display) -> SkippedEntry {
+    SkippedEntry {
         path: path.to_string_lossy().into_owned(),
         size: 0,
         reason: format!("unreadable folder, its contents were left in place: {error}"),
-    })
+    }
 }
 
 /// What to leave out, and how many threads walk.
@@ -147,16 +349,28 @@ pub struct ScanOptions {
 
 /// One thing a walk found, in walk order.
 enum Found {
-    /// A regular file; `linked` when it has other hard links (which only
-    /// the merge, in global order, can tell apart).
-    File {
-        file: ScannedFile,
-        linked: bool,
-    },
-    Skipped(SkippedEntry),
+    /// A regular file, by its index in the walk's [`Findings::files`];
+    /// `linked` when it has other hard links (which only the merge, in
+    /// global order, can tell apart).
+    File { index: usize, linked: bool },
+    /// Boxed: skipped entries are rare, files are not.
+    Skipped(Box<SkippedEntry>),
     /// A top-level folder (its name in the source), walked on its own by one
     /// of the threads.
     Folder(OsString),
+}
+
+/// What one walk found: the events in walk order, the files' data aside.
+#[derive(Default)]
+struct Findings {
+    found: Vec<Found>,
+    files: ScannedFiles,
+}
+
+impl Findings {
+    fn skipped(&mut self, entry: SkippedEntry) {
+        self.found.push(Found::Skipped(Box::new(entry)));
+    }
 }
 
 /// Scans `source` under `root`. Stops early (returning what it has) when
@@ -206,6 +420,7 @@ pub fn scan(
     };
     let top = walk.top(&start)?;
     let folders: Vec<&OsStr> = top
+        .found
         .iter()
         .filter_map(|found| match found {
             Found::Folder(name) => Some(name.as_os_str()),
@@ -216,21 +431,30 @@ pub fn scan(
     let walked = super::parallel::map_ordered(&folders, options.threads, 1, |name| {
         walk.folder(&start, name)
     });
-    let mut result = ScanResult::default();
+    let mut result = ScanResult {
+        files: ScannedFiles::new(source),
+        skipped: Vec::new(),
+    };
     // Reserved, not yet written: the pages fill as the walks' findings
     // (each folder's freed once taken) move in.
-    let files = top.len() + walked.iter().map(Vec::len).sum::<usize>();
-    result.files.reserve(files);
+    let (files, name_bytes) = walked
+        .iter()
+        .chain(std::iter::once(&top))
+        .fold((0, 0), |(n, b), f| {
+            (n + f.files.len(), b + f.files.names.len())
+        });
+    result.files.reserve(files, name_bytes);
     let mut seen: HashMap<(u64, u64), usize> = HashMap::new();
     let mut walked = walked.into_iter();
-    for found in top {
+    for found in top.found {
         match found {
             Found::Folder(_) => {
-                for found in walked.next().expect("one walk per folder") {
-                    walk.take(found, &mut result, &mut seen);
+                let folder = walked.next().expect("one walk per folder");
+                for found in folder.found {
+                    walk.take(found, &folder.files, &mut result, &mut seen);
                 }
             }
-            found => walk.take(found, &mut result, &mut seen),
+            found => walk.take(found, &top.files, &mut result, &mut seen),
         }
     }
     if options.threads > 1 {
@@ -251,8 +475,8 @@ struct Walker<'a> {
 impl Walker<'_> {
     /// The source's own entries: its files, and its folders as
     /// [`Found::Folder`] (not entered).
-    fn top(&self, start: &OwnedFd) -> std::io::Result<Vec<Found>> {
-        let mut found = Vec::new();
+    fn top(&self, start: &OwnedFd) -> std::io::Result<Findings> {
+        let mut found = self.findings();
         let mut walk = Walk::new(start.try_clone()?, PathBuf::from(self.source.as_str()))?;
         walk.run(|event| self.visit(event, true, &mut found))?;
         Ok(found)
@@ -260,25 +484,34 @@ impl Walker<'_> {
 
     /// Everything under the top-level folder `name` of the source (already
     /// checked by [`Walker::top`]), opened from the source's handle.
-    fn folder(&self, start: &OwnedFd, name: &OsStr) -> Vec<Found> {
-        let mut found = Vec::new();
+    fn folder(&self, start: &OwnedFd, name: &OsStr) -> Findings {
+        let mut found = self.findings();
         let base = Path::new(self.source.as_str()).join(name);
         let walk = open_dir_at(start, name).and_then(|fd| Walk::new(fd, base.clone()));
         match walk {
             Ok(mut walk) => {
                 if let Err(error) = walk.run(|event| self.visit(event, false, &mut found)) {
-                    found.push(unreadable(&base, &error));
+                    found.skipped(unreadable(&base, &error));
                 }
             }
-            Err(error) => found.push(unreadable(&base, &error)),
+            Err(error) => found.skipped(unreadable(&base, &error)),
         }
+        found.files.entries.shrink_to_fit();
+        found.files.names.shrink_to_fit();
         found
+    }
+
+    fn findings(&self) -> Findings {
+        Findings {
+            found: Vec::new(),
+            files: ScannedFiles::new(self.source),
+        }
     }
 
     /// Takes one event of a walk: what to record, and whether to enter a
     /// folder. `top`: the source's own entries, whose folders are walked
     /// separately.
-    fn visit(&self, event: Event<'_>, top: bool, found: &mut Vec<Found>) -> Visit {
+    fn visit(&self, event: Event<'_>, top: bool, found: &mut Findings) -> Visit {
         let (options, progress) = (self.options, self.progress);
         if progress.is_cancelled() {
             return Visit::Stop;
@@ -287,14 +520,14 @@ impl Walker<'_> {
             Event::Entry(entry) => entry,
             Event::Leave(_) => return Visit::Next,
             Event::Error { path, error } => {
-                found.push(unreadable(path, &error));
+                found.skipped(unreadable(path, &error));
                 return Visit::Next;
             }
         };
         let is_dir = entry.kind() == Kind::Dir;
         let display = || entry.path().to_string_lossy().into_owned();
         let Some(name) = entry.name().to_str() else {
-            found.push(Found::Skipped(SkippedEntry {
+            found.skipped(SkippedEntry {
                 path: display(),
                 size: 0,
                 reason: if is_dir {
@@ -302,7 +535,7 @@ impl Walker<'_> {
                 } else {
                     "file name is not valid UTF-8; left in place".into()
                 },
-            }));
+            });
             return Visit::Next;
         };
         if name.starts_with('.') {
@@ -311,7 +544,7 @@ impl Walker<'_> {
         let path = match UserPath::from_relative(entry.path()) {
             Ok(p) => p,
             Err(error) => {
-                found.push(Found::Skipped(SkippedEntry {
+                found.skipped(SkippedEntry {
                     path: display(),
                     size: 0,
                     reason: if is_dir {
@@ -319,7 +552,7 @@ impl Walker<'_> {
                     } else {
                         format!("unusable path: {error}")
                     },
-                }));
+                });
                 return Visit::Next;
             }
         };
@@ -334,7 +567,7 @@ impl Walker<'_> {
                 return Visit::Next;
             }
             if top {
-                found.push(Found::Folder(entry.name().to_owned()));
+                found.found.push(Found::Folder(entry.name().to_owned()));
                 return Visit::Next;
             }
             return Visit::Enter;
@@ -356,38 +589,38 @@ impl Walker<'_> {
         match entry.kind() {
             Kind::File => {}
             Kind::Symlink => {
-                found.push(Found::Skipped(SkippedEntry {
+                found.skipped(SkippedEntry {
                     path: path.as_str().to_string(),
                     size: 0,
                     reason: "symbolic link (never followed)".into(),
-                }));
+                });
                 return Visit::Next;
             }
             Kind::Dir | Kind::Other => {
-                found.push(Found::Skipped(SkippedEntry {
+                found.skipped(SkippedEntry {
                     path: path.as_str().to_string(),
                     size: 0,
                     reason: "not a regular file".into(),
-                }));
+                });
                 return Visit::Next;
             }
         }
         let stat = match entry.stat() {
             Ok(stat) if stat.is_regular() => stat,
             Ok(_) => {
-                found.push(Found::Skipped(SkippedEntry {
+                found.skipped(SkippedEntry {
                     path: path.as_str().to_string(),
                     size: 0,
                     reason: "not a regular file".into(),
-                }));
+                });
                 return Visit::Next;
             }
             Err(error) => {
-                found.push(Found::Skipped(SkippedEntry {
+                found.skipped(SkippedEntry {
                     path: path.as_str().to_string(),
                     size: 0,
                     reason: format!("vanished or unreadable: {error}"),
-                }));
+                });
                 return Visit::Next;
             }
         };
@@ -406,43 +639,50 @@ impl Walker<'_> {
                 progress.cancel();
             }
         }
-        if found.len().is_multiple_of(1024) {
+        if found.files.len().is_multiple_of(1024) {
             progress.set_current(path.as_str());
         }
-        found.push(Found::File {
-            file: ScannedFile::new(
-                path,
-                self.source,
-                Fingerprint::from_stat(&stat),
-                Fingerprint::nanos(stat.ctime.0, stat.ctime.1),
-            ),
+        found.found.push(Found::File {
+            index: found.files.len(),
             linked,
         });
+        found.files.push(
+            &path,
+            Fingerprint::from_stat(&stat),
+            Fingerprint::nanos(stat.ctime.0, stat.ctime.1),
+        );
         Visit::Next
     }
 
     /// Adds one finding to the result, in walk order: of the links of one
     /// file, only the first is taken.
-    fn take(&self, found: Found, result: &mut ScanResult, seen: &mut HashMap<(u64, u64), usize>) {
+    fn take(
+        &self,
+        found: Found,
+        files: &ScannedFiles,
+        result: &mut ScanResult,
+        seen: &mut HashMap<(u64, u64), usize>,
+    ) {
         match found {
-            Found::Skipped(skipped) => result.skipped.push(skipped),
-            Found::File { file, linked } => {
+            Found::Skipped(skipped) => result.skipped.push(*skipped),
+            Found::File { index, linked } => {
                 if linked {
-                    let key = (file.device(), file.inode());
-                    if let Some(first) = seen.get(&key) {
-                        let first = result.files[*first].path.as_str().to_string();
+                    let fingerprint = files.fingerprint(index);
+                    let key = (fingerprint.dev, fingerprint.ino);
+                    if let Some(&first) = seen.get(&key) {
+                        let first = result.files.get(first).path;
                         result.skipped.push(SkippedEntry {
-                            path: file.path.as_str().to_string(),
-                            size: file.size(),
+                            path: files.get(index).path.as_str().to_string(),
+                            size: fingerprint.size,
                             reason: format!("hard link to {first}, which is organized instead"),
                         });
                         return;
                     }
                     seen.insert(key, result.files.len());
                     Progress::add(&self.progress.files_scanned, 1);
-                    Progress::add(&self.progress.bytes_scanned, file.size() as i64);
+                    Progress::add(&self.progress.bytes_scanned, fingerprint.size as i64);
                 }
-                result.files.push(file);
+                result.files.push_from(files, index);
             }
             Found::Folder(_) => unreachable!("folders are walked, not taken"),
         }
@@ -466,6 +706,68 @@ mod tests {
                 .map(|s| (s.path.clone(), s.reason.clone()))
                 .collect(),
         )
+    }
+
+    #[test]
+    fn the_compact_store_gives_back_exactly_what_was_pushed() {
+        assert_eq!(std::mem::size_of::<Entry>(), 56);
+        let source = UserPath::parse("in").unwrap();
+        let mut files = ScannedFiles::new(&source);
+        let long_name = "n".repeat(crate::storage::path::MAX_NAME_BYTES);
+        let pushed: Vec<(UserPath, Fingerprint, i128)> = [
+            ("in/a.txt", 0, 0, 1),
+            ("in/sub/b.jpg", -1, i128::from(i64::MIN) * 1_000_000_000, 2),
+            (
+                "in/sub/c",
+                999_999_999,
+                i128::from(i64::MAX) * 1_000_000_000 + 999_999_999,
+                1,
+            ),
+            ("in/sub/deeper/é.txt", 1_700_000_000_123_456_789, -5, 3),
+            ("in/sub/d.txt", 7, 7, 1),
+            (&*format!("in/{long_name}"), 1, 2, 1),
+        ]
+        .iter()
+        .enumerate()
+        .map(|(n, &(path, mtime_ns, ctime_ns, dev))| {
+            let fingerprint = Fingerprint {
+                size: n as u64 * 1000,
+                mtime_ns,
+                dev: u64::MAX - dev,
+                ino: n as u64 + 10,
+            };
+            (UserPath::parse(path).unwrap(), fingerprint, ctime_ns)
+        })
+        .collect();
+        for (path, fingerprint, ctime) in &pushed {
+            files.push(path, *fingerprint, *ctime);
+        }
+        // "in/sub" twice: once per run of its files.
+        assert_eq!(files.folders.len(), 5);
+        assert_eq!(files.devices.len(), 3);
+        let check = |files: &ScannedFiles, n: usize| {
+            assert_eq!(files.len(), n);
+            for (i, (path, fingerprint, ctime)) in pushed.iter().take(n).enumerate() {
+                let file = files.get(i);
+                assert_eq!(&file.path, path);
+                assert_eq!(file.fingerprint, *fingerprint);
+                assert_eq!(file.ctime_ns, *ctime);
+                assert_eq!(file.relative(), &path.as_str()[3..]);
+                assert_eq!(files.name(i), path.file_name().unwrap());
+                assert_eq!(files.size(i), fingerprint.size);
+            }
+        };
+        check(&files, pushed.len());
+        let mut copy = ScannedFiles::new(&source);
+        for i in 0..files.len() {
+            copy.push_from(&files, i);
+        }
+        check(&copy, pushed.len());
+        files.truncate(3);
+        check(&files, 3);
+        assert_eq!(files.names.len(), "a.txtb.jpgc".len());
+        files.push(&pushed[4].0, pushed[4].1, pushed[4].2);
+        assert_eq!(files.get(3).path, pushed[4].0);
     }
 
     #[test]

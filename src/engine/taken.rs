@@ -66,7 +66,11 @@ use std::io::{self, Read, Seek, SeekFrom};
 use chrono::{Datelike, NaiveDate, NaiveDateTime, Timelike};
 use nom_exif::{EntryValue, Exif, ExifTag, MediaKind, MediaParser, MediaSource, TrackInfoTag};
 
-use super::{parallel::map_ordered, progress::Progress, scan::ScannedFile};
+use super::{
+    parallel::map_indexed,
+    progress::Progress,
+    scan::{ScannedFile, ScannedFiles},
+};
 use crate::storage::{names::extension, root::UserRoot};
 
 /// The most bytes read from one file for its capture date.
@@ -104,16 +108,16 @@ pub fn may_carry_date(name: &str) -> bool {
 /// `progress` is cancelled.
 pub fn capture_dates(
     root: &UserRoot,
-    files: &[ScannedFile],
+    files: &ScannedFiles,
     threads: usize,
     progress: &Progress,
 ) -> Vec<Option<NaiveDate>> {
     let mut dates = Vec::with_capacity(files.len());
-    dates.extend(map_ordered(files, threads, CHUNK, |file| {
-        if progress.is_cancelled() {
+    dates.extend(map_indexed(files.len(), threads, CHUNK, |i| {
+        if progress.is_cancelled() || !may_carry_date(files.name(i)) {
             return None;
         }
-        capture_date_of(root, file)
+        capture_date_of(root, &files.get(i))
     }));
     dates
 }

@@ -15,18 +15,19 @@
 //! (docs/organize.md) are unchanged. The bytes read are recorded on the
 //! operation (`operations.bytes_hashed`) and counted by
 //! `hash_bytes_read_total`.
+//!
+//! Nothing here is held per file beyond the engine's own lists: the hits are
+//! a sorted vector ([`KnownHashes`]), the stale ones a list of indexes, and
+//! the rows to write are built and written one batch at a time.
 
-use std::{
-    collections::{HashMap, HashSet},
-    sync::Arc,
-};
+use std::{collections::HashMap, sync::Arc};
 
 use super::JobContext;
 use crate::{
     db,
     engine::{
         duplicates::{self, DuplicateAnalysis},
-        hash_cache::{self, CacheKey, Known},
+        hash_cache::{self, CacheKey, Known, KnownHashes},
         scan::ScanResult,
     },
     storage::UserRoot,
@@ -42,14 +43,11 @@ pub(super) async fn hash_phase(
     let op = &ctx.operation;
     let days = ctx.state.config.hash_cache_days;
 
-    // The keys of the files the phase may read, by index.
+    // The files the phase may read, by index (their keys are made a batch
+    // at a time).
     let (scanned, wanted) = if days > 0 {
         tokio::task::spawn_blocking(move || {
-            let wanted: Vec<(usize, CacheKey)> =
-                duplicates::hash_candidates(&scanned.files, hash_all)
-                    .into_iter()
-                    .filter_map(|i| CacheKey::of(&scanned.files[i]).map(|key| (i, key)))
-                    .collect();
+            let wanted = duplicates::hash_candidates(&scanned.files, hash_all);
             (scanned, wanted)
         })
         .await?
@@ -57,10 +55,18 @@ pub(super) async fn hash_phase(
         (scanned, Vec::new())
     };
 
-    let mut known: HashMap<usize, Known> = HashMap::new();
-    let mut touch: Vec<(CacheKey, Known)> = Vec::new();
+    let mut known = KnownHashes::default();
+    // Hits whose row was not refreshed for a day, by index.
+    let mut touch: Vec<usize> = Vec::new();
     // Batch by batch, so that only one batch's rows are held at a time.
     for batch in wanted.chunks(db::hash_cache::BATCH) {
+        let batch: Vec<(usize, CacheKey)> = batch
+            .iter()
+            .filter_map(|&i| {
+                CacheKey::of_parts(&scanned.files.fingerprint(i), scanned.files.ctime_ns(i))
+                    .map(|key| (i, key))
+            })
+            .collect();
         let keys: Vec<CacheKey> = batch.iter().map(|&(_, key)| key).collect();
         let found = match ctx.state.db.get().await {
             Ok(mut conn) => db::hash_cache::lookup(&mut conn, op.user_id, &keys)
@@ -81,25 +87,26 @@ pub(super) async fn hash_phase(
             .into_iter()
             .map(|row| ((row.key.dev, row.key.ino), row))
             .collect();
-        for &(i, key) in batch {
+        for (i, key) in batch {
             if let Some(row) = rows.get(&(key.dev, key.ino))
                 && row.key == key
             {
-                known.insert(i, row.known);
+                known.push(i, row.known);
                 if row.stale {
-                    touch.push((key, row.known));
+                    touch.push(i);
                 }
             }
         }
     }
     drop(wanted);
+    known.seal();
     let hits = known.len();
 
     let read_from = hash_cache::now_ns();
     let progress = ctx.progress.clone();
     let hash_root = root.clone();
     let threads = ctx.state.config.hash_threads;
-    let (scanned, analysis) = tokio::task::spawn_blocking(move || {
+    let (scanned, analysis, known) = tokio::task::spawn_blocking(move || {
         let analysis = duplicates::find_duplicates(
             &hash_root,
             &scanned.files,
@@ -108,7 +115,7 @@ pub(super) async fn hash_phase(
             threads,
             &progress,
         );
-        (scanned, analysis)
+        (scanned, analysis, known)
     })
     .await?;
     crate::infra::observability::hashed(analysis.bytes_read, hits as u64);
@@ -124,31 +131,44 @@ pub(super) async fn hash_phase(
     }
 
     if days > 0 {
-        let mut entries: Vec<(CacheKey, Known)> = analysis
-            .computed
+        let files = &scanned.files;
+        // What was read (of files settled long enough), then the stale hits
+        // not read again, one batch of rows at a time.
+        let read = analysis
+            .computed(&known)
+            .filter(|&(i, _)| hash_cache::settled(files.ctime_ns(i), read_from));
+        let refreshed = touch
             .iter()
-            .filter(|&&(i, _)| hash_cache::settled(&scanned.files[i], read_from))
-            .filter_map(|&(i, known)| CacheKey::of(&scanned.files[i]).map(|key| (key, known)))
-            .collect();
-        let written: HashSet<(i64, i64)> = entries.iter().map(|(k, _)| (k.dev, k.ino)).collect();
-        entries.extend(
-            touch
-                .into_iter()
-                .filter(|(k, _)| !written.contains(&(k.dev, k.ino))),
-        );
-        drop(written);
-        if let Err(error) = keep(ctx, &entries, days).await {
+            .filter(|&&i| {
+                !(analysis.was_read(i) && hash_cache::settled(files.ctime_ns(i), read_from))
+            })
+            .filter_map(|&i| known.get(i).map(|k| (i, k)));
+        let entries = read.chain(refreshed).filter_map(|(i, known)| {
+            CacheKey::of_parts(&files.fingerprint(i), files.ctime_ns(i)).map(|key| (key, known))
+        });
+        if let Err(error) = keep(ctx, entries, days).await {
             tracing::warn!(%error, "hash cache not updated; the next run hashes these files again");
         }
     }
     Ok((scanned, analysis))
 }
 
-/// Writes the entries and prunes the user's expired rows.
-async fn keep(ctx: &JobContext, entries: &[(CacheKey, Known)], days: u32) -> anyhow::Result<()> {
+/// Writes the entries, a batch at a time, and prunes the user's expired
+/// rows.
+async fn keep(
+    ctx: &JobContext,
+    mut entries: impl Iterator<Item = (CacheKey, Known)>,
+    days: u32,
+) -> anyhow::Result<()> {
     let user_id = ctx.operation.user_id;
     let mut conn = ctx.state.db.get().await?;
-    db::hash_cache::store(&mut conn, user_id, entries).await?;
+    loop {
+        let batch: Vec<(CacheKey, Known)> = entries.by_ref().take(db::hash_cache::BATCH).collect();
+        if batch.is_empty() {
+            break;
+        }
+        db::hash_cache::store(&mut conn, user_id, &batch).await?;
+    }
     db::hash_cache::prune(&mut conn, user_id, days).await?;
     Ok(())
 }

@@ -37,10 +37,7 @@
 //! device and inode: those are written back to the record
 //! (`RecordUpdate::identity`) so that undo recognises the file where it is.
 
-use std::{
-    collections::{BTreeSet, HashMap},
-    sync::Arc,
-};
+use std::{collections::BTreeSet, sync::Arc};
 
 use anyhow::Context;
 
@@ -56,7 +53,7 @@ use crate::{
         RuleSet,
     },
     engine::{
-        categorize::{Categorizer, read_head},
+        categorize::{Categorizer, FileCategories, read_head},
         plan::{self, ConflictPolicy, DuplicatePolicy, PlanInput},
         progress::Progress,
         rule::CompiledRules,
@@ -184,25 +181,12 @@ async fn plan_phase(
     let taken_threads = ctx.state.config.hash_threads;
     let (scanned, categories, taken) = tokio::task::spawn_blocking(move || {
         progress.start_phase(scanned.files.len() as i64, 0);
-        // One shared string per category name, not one per file.
-        let mut names: HashMap<String, Arc<str>> = HashMap::new();
-        let categories: Vec<Arc<str>> = scanned
-            .files
-            .iter()
-            .map(|file| {
-                progress.step(0);
-                let category =
-                    categorizer.categorize(file.relative(), || read_head(&cat_root, file));
-                let name = category.name();
-                match names.get(name) {
-                    Some(shared) => shared.clone(),
-                    None => names
-                        .entry(name.to_string())
-                        .or_insert_with(|| name.into())
-                        .clone(),
-                }
-            })
-            .collect();
+        let mut categories = FileCategories::with_capacity(scanned.files.len());
+        for file in scanned.files.iter() {
+            progress.step(0);
+            let category = categorizer.categorize(file.relative(), || read_head(&cat_root, &file));
+            categories.push(category.name());
+        }
         let taken = if read_taken {
             taken::capture_dates(&cat_root, &scanned.files, taken_threads, &progress)
         } else {
@@ -218,9 +202,7 @@ async fn plan_phase(
     ctx.set_phase(S::Running, Phase::Hash).await?;
     let (scanned, analysis) =
         super::hashing::hash_phase(ctx, root, scanned, options.hash_all_files).await?;
-    crate::infra::observability::duplicates_found(
-        analysis.duplicate_of.iter().filter(|d| d.is_some()).count() as u64,
-    );
+    crate::infra::observability::duplicates_found(analysis.duplicates as u64);
     if let Some(i) = ctx.interrupted() {
         return Ok(Some(i));
     }

@@ -162,6 +162,22 @@ impl UserPath {
         })
     }
 
+    /// `self/name`, for a name split off a valid path by
+    /// [`UserPath::split_last`] under this same parent: nothing to check
+    /// again (a valid path's parts make a valid path), nothing to fail.
+    pub(crate) fn with_split_name(&self, name: &str) -> UserPath {
+        debug_assert!(is_single_component(name));
+        if self.is_root() {
+            return UserPath(name.to_owned());
+        }
+        let mut out = String::with_capacity(self.0.len() + 1 + name.len());
+        out.push_str(&self.0);
+        out.push('/');
+        out.push_str(name);
+        debug_assert!(out.len() <= MAX_PATH_BYTES);
+        UserPath(out)
+    }
+
     /// The components, in order; empty for the root.
     pub fn components(&self) -> impl DoubleEndedIterator<Item = &str> + '_ {
         self.0.split('/').filter(|c| !c.is_empty())
