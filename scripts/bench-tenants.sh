@@ -45,7 +45,7 @@ ensure_services
 release_build
 mkdir -p data/reports
 rm -f data/reports/bench_tenants_w*.json
-: >"$BENCH_ROOT.loadavg"
+: >data/reports/bench_tenants_loadavg.txt
 for workers in "${WORKER_COUNTS[@]}"; do
     say "$USERS users x $FILES files ($OPS organizes each), $workers worker processes"
     rm -rf "$BENCH_ROOT"
@@ -60,12 +60,12 @@ for workers in "${WORKER_COUNTS[@]}"; do
         --seed 42 --poll-rate "$POLL_RATE" --concurrent 20 --organize-timeout 3000 \
         --server-pid "$SERVER_PID" --report --report-path "data/reports/bench_tenants_w$workers.json" \
         || echo "workers $workers: the loadtest exited $? (failed operations or requests: see its report)"
-    echo "$workers $before $(cut -d' ' -f1-3 /proc/loadavg)" >>"$BENCH_ROOT.loadavg"
+    echo "$workers $before $(cut -d' ' -f1-3 /proc/loadavg)" >>data/reports/bench_tenants_loadavg.txt
     bench_cleanup
 done
 
 say "summary"
-python3 - "$BENCH_ROOT.loadavg" "${WORKER_COUNTS[@]}" <<'PY'
+python3 - data/reports/bench_tenants_loadavg.txt "${WORKER_COUNTS[@]}" <<'PY'
 import json, sys
 loads = {l.split()[0]: l.split()[1:] for l in open(sys.argv[1]) if l.strip()}
 for w in sys.argv[2:]:
@@ -93,4 +93,3 @@ if [ "${KEEP:-0}" != 1 ]; then
     drop_database "$DB"
     rm -rf "$BENCH_ROOT"
 fi
-rm -f "$BENCH_ROOT.loadavg"
