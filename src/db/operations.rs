@@ -7,6 +7,20 @@
 //! heartbeat is older than the stale interval. One user's jobs run one at a
 //! time (so two operations on overlapping folders can never run together);
 //! an advisory lock per user makes that hold between concurrent claimers.
+//!
+//! The queue is fair between users ([`claim`]): users take turns, round
+//! robin. A free worker serves the user whose last job *started* longest ago
+//! (a user who never had one first), with that user's oldest job; a user's
+//! own jobs keep their creation order. So once a job is at the head of its
+//! user's queue (its user's earlier jobs done), no other user starts more
+//! than one job before it, however many they queued and however early:
+//! a user who submits ten operations delays another user's one by at most
+//! one of them. A job that already started — reclaimed from a dead worker,
+//! handed back at shutdown, or queued again by ApplyOperation after its dry
+//! run — goes before every job that has not: it continues the turn its user
+//! already had, and a reclaim never waits behind the queue. The claim reads
+//! a few index entries per waiting user (migration 000056), not every queued
+//! job.
 
 use std::{sync::LazyLock, time::Duration};
 
@@ -214,28 +228,64 @@ struct Flag {
     ok: bool,
 }
 
-/// The candidate of [`claim`]. The runnable states are written into the
-/// text, not bound: only then can the planner match them against the
-/// predicate of the partial index `operations_pending_idx` and walk the few
-/// unfinished rows instead of every operation.
+/// The candidate of [`claim`]: the fair turn (see the module doc). The
+/// runnable states are written into the text, not bound: only then can the
+/// planner match them against the predicates of the partial indexes of
+/// migration 000056 and walk the few unfinished rows instead of every
+/// operation. It walks the waiting users, not the queued jobs: a skip scan
+/// from one user to the next on `operations_pending_user_idx`, the head of
+/// each one's queue from the same index, the busy check on
+/// `operations_held_idx` and the turn on `operations_user_started_idx` — a
+/// few index probes per waiting user, however many jobs each queued.
 static CLAIM_CANDIDATE: LazyLock<String> = LazyLock::new(|| {
     let runnable = enums::list(OperationState::RUNNABLE);
+    // Unclaimed (new, handed back, or applying after ApplyOperation) or held
+    // by a dead worker.
+    let claimable = |t: &str| {
+        format!(
+            "{t}.state IN {runnable}
+               AND ({t}.worker_id IS NULL
+                    OR {t}.heartbeat_at IS NULL
+                    OR {t}.heartbeat_at < now() - make_interval(secs => $1::bigint / 1000.0))"
+        )
+    };
+    let (head, row) = (claimable("h"), claimable("o"));
     format!(
-        "SELECT o.id, o.user_id FROM operations o
-             WHERE o.state IN {runnable}
-               -- unclaimed (new, or handed back) or held by a dead worker
-               AND (o.worker_id IS NULL
-                    OR o.heartbeat_at IS NULL
-                    OR o.heartbeat_at < now() - make_interval(secs => $1::bigint / 1000.0))
-               AND NOT EXISTS (
-                   SELECT 1 FROM operations a
-                   WHERE a.user_id = o.user_id AND a.id <> o.id
-                     AND a.state IN {runnable}
-                     AND a.worker_id IS NOT NULL
-                     AND a.heartbeat_at >= now() - make_interval(secs => $1::bigint / 1000.0))
-             ORDER BY o.created_at
-             FOR UPDATE OF o SKIP LOCKED
-             LIMIT 1"
+        "WITH RECURSIVE waiting (user_id) AS (
+             -- every user with a runnable job, one index probe each
+             (SELECT p.user_id FROM operations p WHERE p.state IN {runnable}
+              ORDER BY p.user_id LIMIT 1)
+             UNION ALL
+             SELECT (SELECT p.user_id FROM operations p
+                     WHERE p.state IN {runnable} AND p.user_id > w.user_id
+                     ORDER BY p.user_id LIMIT 1)
+             FROM waiting w WHERE w.user_id IS NOT NULL
+         )
+         SELECT o.id, o.user_id
+         FROM waiting w
+         -- the head of each user's queue: one user's jobs run in creation order
+         CROSS JOIN LATERAL (
+             SELECT h.id FROM operations h
+             WHERE h.user_id = w.user_id AND {head}
+             ORDER BY h.created_at LIMIT 1) head
+         JOIN operations o ON o.id = head.id
+         -- again on the row itself, which FOR UPDATE re-checks if a
+         -- concurrent claim changed it
+         WHERE {row}
+           AND NOT EXISTS (
+               SELECT 1 FROM operations a
+               WHERE a.user_id = o.user_id AND a.id <> o.id
+                 AND a.state IN {runnable}
+                 AND a.worker_id IS NOT NULL
+                 AND a.heartbeat_at >= now() - make_interval(secs => $1::bigint / 1000.0))
+         ORDER BY
+           -- a job that already started first (reclaimed, handed back, applied)
+           o.started_at IS NULL,
+           -- then the user whose last job started longest ago (never: first)
+           (SELECT max(s.started_at) FROM operations s WHERE s.user_id = o.user_id) NULLS FIRST,
+           o.created_at
+         FOR UPDATE OF o SKIP LOCKED
+         LIMIT 1"
     )
 });
 
@@ -298,11 +348,14 @@ pub async fn queue_stats(
 /// [`claim`] before it gives up until the next one.
 const UNREADABLE_PER_CLAIM: usize = 8;
 
-/// Claims the oldest runnable job: one no worker holds (new, or handed back
-/// at shutdown), or one whose worker stopped heart-beating `stale_after` ago
-/// (recovery) — never a job another live worker holds, and never a second
-/// job of a user who already has one held. Returns the claimed row, now held
-/// by `worker_id`.
+/// Claims the next runnable job in the fair order of the module doc: one no
+/// worker holds (new, handed back at shutdown, or applying after
+/// ApplyOperation), or one whose worker stopped heart-beating `stale_after`
+/// ago (recovery) — never a job another live worker holds, and never a
+/// second job of a user who already has one held. Jobs that already started
+/// first, then users round robin by the start of their last job, then a
+/// user's jobs oldest first. Returns the claimed row, now held by
+/// `worker_id`; its `started_at` is the first claim's and stays.
 ///
 /// A claimed row this version cannot read (a word it does not know, written
 /// by a newer version or damaged) fails as a job, with the reason as its

@@ -166,7 +166,7 @@ impl OperationState {
     ];
     /// States of a job a worker may claim: queued, or held by a worker that
     /// may have died (`db::operations::claim`). In the order of the index
-    /// predicate of `operations_pending_idx`.
+    /// predicates of `operations_pending_idx` and `operations_pending_user_idx`.
     pub const RUNNABLE: &'static [OperationState] = &[
         OperationState::Queued,
         OperationState::Running,

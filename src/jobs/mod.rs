@@ -3,7 +3,11 @@
 //!
 //! Any number of workers, in `fileorg serve` (WORKERS) or in separate
 //! `fileorg worker` processes, share the queue: `db::operations::claim` takes
-//! the oldest runnable job with `FOR UPDATE SKIP LOCKED`. While it runs, a
+//! the next job with `FOR UPDATE SKIP LOCKED`, fairly between users — round
+//! robin by the start of each user's last job, so a user with many queued
+//! operations delays another user's by at most one of them while every
+//! worker is busy; a job that already started (a dead worker's, one handed
+//! back, an apply after its dry run) goes first. While it runs, a
 //! heartbeat task renews the claim, persists the counters and picks up
 //! cancellation; a publisher task sends a snapshot to watchers ~10 times a
 //! second. A worker that dies stops heart-beating; once the heartbeat is

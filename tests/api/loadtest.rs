@@ -529,3 +529,57 @@ async fn an_open_loop_run_offers_the_requested_rate_and_bad_rates_are_refused() 
         assert!(stderr.contains("--rate"), "--rate {bad}: {stderr}");
     }
 }
+
+/// `--tenants` (issue 24 item 4, `scripts/bench-tenants.sh` at a tiny
+/// scale): four users, each with their tree in three folders, every
+/// organize queued in one burst user by user, one worker. Every operation
+/// succeeds, the fairness figure is within the claim's bound of 1 (first
+/// come, first served let the second user's first organize wait behind the
+/// first user's other two), and GetOperation ran beside them without a
+/// failure. No times are checked, only that they are there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tenants_run_reports_waits_fairness_and_get_operation() {
+    let app = TestApp::spawn_with(crate::common::Options {
+        env: vec![("WORKERS", "1".into())],
+        ..Default::default()
+    })
+    .await;
+    let cwd = tempfile::tempdir().unwrap();
+    let report_path = cwd.path().join("tenants.json");
+    let addr = app.addr.to_string();
+    let output = app
+        .fileorg_command(&["loadtest", "--addr", &addr, "--tenants", "4"])
+        .args(["--files", "60", "--ops-per-tenant", "3"])
+        .args(["--poll-rate", "50", "--concurrent", "2", "--report"])
+        .arg("--report-path")
+        .arg(&report_path)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run fileorg loadtest");
+    assert!(output.status.success(), "{output:?}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    let tenants = &report["tenants"];
+    assert_eq!(tenants["states"]["succeeded"], 12, "{report:#}");
+    assert_eq!(tenants["files"], 4 * 60, "{report:#}");
+    assert!(tenants["files_moved"].as_u64().unwrap() > 0, "{report:#}");
+    assert_eq!(tenants["dry_run"], false);
+    let fairness = &tenants["fairness"];
+    assert!(
+        fairness["most_started_ahead_by_one_user"].as_u64().unwrap() <= 1,
+        "{report:#}"
+    );
+    assert_eq!(fairness["operations_over_bound"], 0, "{report:#}");
+    for figure in ["wait_seconds", "end_to_end_seconds", "user_done_seconds"] {
+        assert!(tenants[figure]["p95"].as_f64().unwrap() >= 0.0, "{figure}");
+        assert_eq!(
+            tenants[figure]["count"],
+            if figure == "user_done_seconds" { 4 } else { 12 }
+        );
+    }
+    assert!(tenants["total_seconds"].as_f64().unwrap() > 0.0);
+    let polls = &tenants["get_operation"];
+    assert!(polls["total_requests"].as_u64().unwrap() > 0, "{report:#}");
+    assert_eq!(polls["failed_requests"], 0, "{report:#}");
+    assert_eq!(report["options"]["tenants"], 4);
+}

@@ -12,6 +12,7 @@ mod common;
 mod console;
 mod error_details;
 mod exports;
+mod fairness;
 mod files;
 mod full_disk;
 mod grpc_web;

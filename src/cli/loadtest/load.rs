@@ -4,7 +4,7 @@ use std::{
     collections::BTreeMap,
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -54,6 +54,8 @@ pub struct Plan {
     pub operation: String,
     pub session: Session,
     pub seed: u64,
+    /// Ends the load early once set (the duration still bounds it).
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 pub struct LoadResult {
@@ -78,6 +80,18 @@ struct Shared {
     hashes: Vec<String>,
     deadline: Instant,
     budget: AtomicU64,
+    stop: Option<Arc<AtomicBool>>,
+}
+
+impl Shared {
+    /// Past the deadline, or told to stop.
+    fn over(&self) -> bool {
+        Instant::now() >= self.deadline
+            || self
+                .stop
+                .as_ref()
+                .is_some_and(|s| s.load(Ordering::Relaxed))
+    }
 }
 
 /// The method of a client's next request: its first one is the mix's
@@ -230,7 +244,7 @@ async fn client(
                 Some(at)
             }
         };
-        if Instant::now() >= shared.deadline {
+        if shared.over() {
             break;
         }
         // Take one request from the shared budget.
@@ -333,6 +347,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<LoadResult> {
         hashes,
         deadline: started + plan.duration,
         budget: AtomicU64::new(plan.requests),
+        stop: plan.stop.clone(),
     });
     // Open loop: each client sends every clients/rate seconds, the clients'
     // schedules staggered evenly over one interval.

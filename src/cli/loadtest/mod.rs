@@ -11,6 +11,7 @@ mod rules;
 mod search_names;
 mod slow_queries;
 pub mod stats;
+mod tenants;
 pub mod tree;
 
 use std::{
@@ -108,6 +109,20 @@ pub struct Args {
     /// undo the same way (the report's `undo`).
     #[arg(long)]
     pub undo: bool,
+    /// Many users at once (see `loadtest::tenants`): N new users, each
+    /// organizing their own tree of `--files` files, all submitted in one
+    /// burst; measures the waits, the fairness between users and
+    /// GetOperation meanwhile (`--concurrent` clients at `--poll-rate`).
+    #[arg(long, value_name = "N")]
+    pub tenants: Option<usize>,
+    /// With --tenants: each user's tree in this many folders, one organize
+    /// each, queued in a row.
+    #[arg(long, default_value_t = 1)]
+    pub ops_per_tenant: usize,
+    /// With --tenants: GetOperation requests per second (open loop) while
+    /// the operations run; 0 for none.
+    #[arg(long, default_value_t = 200.0)]
+    pub poll_rate: f64,
 }
 
 /// Accepts `host:port` or `http://host:port` whose every resolved address is
@@ -242,25 +257,11 @@ async fn organize(
     let sampler = sample(args)?;
     let mut ops = OperationServiceClient::new(channel.clone());
     let started = Instant::now();
-    let created = ops
-        .create_operation(bearer(
-            pb::CreateOperationRequest {
-                operation: Some(pb::Operation {
-                    kind: pb::OperationKind::Organize as i32,
-                    source_path: "loadtest".into(),
-                    remove_empty_dirs: true,
-                    layout_template: args.layout_template.clone(),
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            },
-            &session.token,
-        ))
-        .await;
+    let created = create_organize(&mut ops, session, "loadtest", args).await?;
     let (op, last, snapshots) = watch_to_end(
         &mut ops,
         "CreateOperation",
-        created,
+        Ok(tonic::Response::new(created)),
         &session.token,
         started,
         args,
@@ -520,6 +521,33 @@ async fn undo(
     Ok((result, succeeded))
 }
 
+/// CreateOperation: a full organize (no dry run) of `source` in the user's
+/// storage, with the run's layout template.
+async fn create_organize(
+    ops: &mut OperationServiceClient<Channel>,
+    session: &Session,
+    source: &str,
+    args: &Args,
+) -> anyhow::Result<pb::Operation> {
+    Ok(ops
+        .create_operation(bearer(
+            pb::CreateOperationRequest {
+                operation: Some(pb::Operation {
+                    kind: pb::OperationKind::Organize as i32,
+                    source_path: source.into(),
+                    remove_empty_dirs: true,
+                    layout_template: args.layout_template.clone(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+            &session.token,
+        ))
+        .await
+        .map_err(|s| anyhow::anyhow!("CreateOperation: {}: {}", s.code(), s.message()))?
+        .into_inner())
+}
+
 const PHASE_NOTE: &str = "queued: from create_time to start_time; the others: the server's own \
 clock (Operation.phase_durations; plan and journal overlap, journal is what is left of writing \
 the journal once every file is planned; report is the job computing the report once the \
@@ -659,6 +687,15 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .connect()
         .await
         .map_err(|e| anyhow::anyhow!("connect {uri}: {e}"))?;
+    if let Some(tenants) = args.tenants {
+        anyhow::ensure!(
+            !args.hello_world && args.rules == 0 && args.rate.is_none(),
+            "--tenants takes none of --hello-world, --rules, --rate"
+        );
+        let (result, ok) = tenants::run(&channel, &uri, tenants, &args).await?;
+        let sections = serde_json::json!({ "tenants": result });
+        return write_report(&args, &uri, sections, statements, ok).await;
+    }
     let session = if args.hello_world {
         Session {
             email: "hello-world@example.com".into(),
@@ -726,6 +763,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             operation,
             session,
             seed: args.seed,
+            stop: None,
         };
         let sampler = sample(&args)?;
         let result = load::run(plan).await?;
@@ -747,7 +785,25 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         load_result["server"] = server;
     }
 
-    let report = serde_json::json!({
+    let sections = serde_json::json!({
+        "organize": organize_result,
+        "undo": undo_result,
+        "load": load_result,
+    });
+    write_report(&args, &uri, sections, statements, ok).await
+}
+
+/// The JSON report (with --report): the run's settings and machine, the
+/// `sections` measured and the slowest statements; the exit status says
+/// whether the run was clean.
+async fn write_report(
+    args: &Args,
+    uri: &str,
+    sections: serde_json::Value,
+    statements: slow_queries::Source,
+    ok: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut report = serde_json::json!({
         "tool": "fileorg loadtest",
         "version": env!("CARGO_PKG_VERSION"),
         "timestamp": chrono::Utc::now().to_rfc3339(),
@@ -755,6 +811,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         "machine": {
             "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
             "mem_total_kb": std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok())),
+            "load_average": std::fs::read_to_string("/proc/loadavg").ok().map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")),
         },
         "options": {
             "files": args.files,
@@ -766,12 +823,15 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             "rate_rps": args.rate,
             "mix": args.mix,
             "hello_world": args.hello_world,
+            "tenants": args.tenants,
+            "ops_per_tenant": args.ops_per_tenant,
+            "poll_rate_rps": args.poll_rate,
         },
-        "organize": organize_result,
-        "undo": undo_result,
-        "load": load_result,
         "slow_queries": slow_queries::collect(statements).await,
     });
+    if let (Some(report), Some(sections)) = (report.as_object_mut(), sections.as_object()) {
+        report.extend(sections.clone());
+    }
     if args.report {
         if let Some(dir) = args
             .report_path
