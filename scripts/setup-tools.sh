@@ -6,7 +6,9 @@
 #     TypeScript SDK and console workspaces with Connect-ES, typescript, vite, tsx, playwright-core);
 #   - Debian's chromium (for playwright-core) with apt-get when /usr/bin/chromium is missing;
 #   - Debian's prometheus (for promtool: deploy/observability's rules and their unit tests) with
-#     apt-get when promtool is missing.
+#     apt-get when promtool is missing;
+#   - Debian's nghttp2-client (for h2load: scripts/bench-getoperation-h2load.sh, an HTTP/2 load
+#     generator from outside the project) with apt-get when h2load is missing.
 #
 # Idempotent and non-interactive (CI runs it as root with no stdin). Work is redone only when
 # its inputs change: the venv when requirements-dev.txt (or the venv's Python) changes, tracked
@@ -118,6 +120,22 @@ if [[ ! -x "$PROMTOOL" ]]; then
     fi
 fi
 
+# ---------------------------------------------------------------- h2load
+# Debian's nghttp2-client, for h2load: the outside HTTP/2 load generator of
+# scripts/bench-getoperation-h2load.sh (BENCHMARKS.md). H2LOAD points it at another binary.
+H2LOAD="${H2LOAD:-/usr/bin/h2load}"
+if [[ ! -x "$H2LOAD" ]]; then
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        log "installing nghttp2-client (h2load) with apt-get"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nghttp2-client >/dev/null \
+            || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nghttp2-client >/dev/null; } \
+            || die "apt-get could not install nghttp2-client"
+        [[ -x "$H2LOAD" ]] || die "nghttp2-client installed but $H2LOAD is missing (set H2LOAD)"
+    else
+        log "warning: $H2LOAD not found and not root: install Debian's nghttp2-client (the h2load benchmark needs it)"
+    fi
+fi
+
 # ---------------------------------------------------------------- npm
 if [[ -f "$ROOT/package.json" ]]; then
     command -v npm >/dev/null 2>&1 || die "package.json exists but npm is not installed"
@@ -146,5 +164,6 @@ envoy_bin="$(VENV_DIR="$VENV_DIR" ENVOY_BIN='' "$ROOT/scripts/envoy.sh" --path)"
 log "python: $venv_python ($py_version)"
 [[ -x "$CHROMIUM_PATH" ]] && log "chromium: $("$CHROMIUM_PATH" --version 2>/dev/null | head -1)"
 [[ -x "$PROMTOOL" ]] && log "promtool: $("$PROMTOOL" --version 2>&1 | head -1)"
+[[ -x "$H2LOAD" ]] && log "h2load: $("$H2LOAD" --version 2>&1 | head -1)"
 log "envoy:  $envoy_bin ($("$envoy_bin" --version 2>/dev/null | grep -o '[0-9]*\.[0-9]*\.[0-9]*/[A-Za-z]*/RELEASE' | head -1 | cut -d/ -f1))"
 echo "ENVOY_BIN=$envoy_bin"

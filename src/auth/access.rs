@@ -259,10 +259,16 @@ const PUBLIC_PREFIXES: &[&str] = &[
     "/grpc.reflection.v1alpha.ServerReflection/",
 ];
 
+/// [`RPCS`] by path, built once: every call looks its RPC up here (up to
+/// three times in the auth layer), a hash lookup instead of a scan of the
+/// whole table.
+static BY_PATH: std::sync::LazyLock<std::collections::HashMap<&'static str, Access>> =
+    std::sync::LazyLock::new(|| RPCS.iter().copied().collect());
+
 /// The table's entry for a method path; None for a path the API does not
 /// have (tonic answers those UNIMPLEMENTED once a credential passed).
 pub fn of(path: &str) -> Option<Access> {
-    RPCS.iter().find(|(p, _)| *p == path).map(|(_, a)| *a)
+    BY_PATH.get(path).copied()
 }
 
 /// Whether a call to `path` without credentials goes on to its handler,

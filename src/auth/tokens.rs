@@ -7,8 +7,26 @@
 //!
 //! Refresh tokens are 32 random bytes (`rt_` + base64url), stored as a blake3
 //! hash, single use and rotated on every refresh (see `db::credentials`).
+//!
+//! ## Verified tokens are remembered
+//!
+//! A client sends the same access token with every call for up to its whole
+//! lifetime, and checking it (base64, JSON, HMAC-SHA256) was the largest cost
+//! of authenticating a call. What a check finds depends only on the token's
+//! bytes, this process's key and settings, which never change while it runs,
+//! and the time; so [`TokenKeys::verify`] remembers what a token that passed
+//! said, with its `exp` and `nbf`, for the shortest of its own lifetime and
+//! [`MEMO_TTL`] (at most [`MEMO_CAPACITY`] tokens), and checks only the time
+//! again when the same bytes come back. Nothing else changes: whether the
+//! token's session is alive and its user enabled is still asked on every call
+//! (`auth::sessions`), so Logout, revocation and a disabled account end a
+//! token as before. A token that fails is never remembered.
 
-use std::time::Duration;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -59,6 +77,31 @@ pub struct TokenKeys {
     issuer: String,
     audience: String,
     ttl: Duration,
+    memo: Arc<Mutex<HashMap<String, Remembered>>>,
+}
+
+/// Most verified tokens remembered (module doc); beyond it those past their
+/// memo time are dropped, and if that is not enough, all of them.
+const MEMO_CAPACITY: usize = 10_000;
+/// Longest a verified token is remembered before it is checked in full again.
+const MEMO_TTL: Duration = Duration::from_secs(60);
+
+/// What a verified token said, and its time window.
+#[derive(Clone)]
+struct Remembered {
+    verified: Verified,
+    nbf: i64,
+    exp: i64,
+    until: Instant,
+}
+
+impl Remembered {
+    /// Whether the token is inside its time window at `now` (Unix seconds),
+    /// as `jsonwebtoken` decides it with the same leeway.
+    fn in_window(&self, now: i64) -> bool {
+        let leeway = LEEWAY_SECS as i64;
+        self.exp >= now - leeway && self.nbf <= now + leeway
+    }
 }
 
 impl TokenKeys {
@@ -80,6 +123,7 @@ impl TokenKeys {
             issuer: issuer.into(),
             audience: audience.into(),
             ttl,
+            memo: Default::default(),
         })
     }
 
@@ -114,7 +158,41 @@ impl TokenKeys {
 
     /// Verifies a token and returns its claims; any failure is
     /// UNAUTHENTICATED with reason TOKEN_INVALID ([`invalid_token`]).
+    /// A token verified before is only checked against the clock again
+    /// (module doc).
     pub fn verify(&self, token: &str) -> AppResult<Verified> {
+        let now = Instant::now();
+        let unix = chrono::Utc::now().timestamp();
+        {
+            let memo = self.memo.lock().expect("token memo lock");
+            if let Some(known) = memo.get(token).filter(|known| known.until > now) {
+                return if known.in_window(unix) {
+                    Ok(known.verified.clone())
+                } else {
+                    Err(invalid_token())
+                };
+            }
+        }
+        let (verified, claims) = self.verify_in_full(token)?;
+        let known = Remembered {
+            verified: verified.clone(),
+            nbf: claims.nbf,
+            exp: claims.exp,
+            until: now + MEMO_TTL,
+        };
+        let mut memo = self.memo.lock().expect("token memo lock");
+        if memo.len() >= MEMO_CAPACITY {
+            memo.retain(|_, known| known.until > now && known.in_window(unix));
+            if memo.len() >= MEMO_CAPACITY {
+                memo.clear();
+            }
+        }
+        memo.insert(token.to_string(), known);
+        Ok(verified)
+    }
+
+    /// Signature, algorithm, issuer, audience, time window and type.
+    fn verify_in_full(&self, token: &str) -> AppResult<(Verified, Claims)> {
         let invalid = invalid_token;
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|_| invalid())?;
@@ -123,13 +201,14 @@ impl TokenKeys {
             return Err(invalid());
         }
         let user_id = Uuid::parse_str(&claims.sub).map_err(|_| invalid())?;
-        Ok(Verified {
+        let verified = Verified {
             user_id,
             // Signed by us, so a role we do not know is as invalid as a bad signature.
             role: Role::parse(&claims.role).map_err(|_| invalid())?,
-            jti: claims.jti,
+            jti: claims.jti.clone(),
             session: Uuid::parse_str(&claims.sid).ok(),
-        })
+        };
+        Ok((verified, claims))
     }
 }
 
@@ -192,6 +271,46 @@ mod tests {
         assert_eq!(verified.user_id, id);
         assert_eq!(verified.role, Role::Admin);
         assert_eq!(verified.session, Some(session));
+    }
+
+    #[test]
+    fn a_remembered_token_is_checked_against_the_clock_and_only_its_own_bytes_hit() {
+        let k = keys();
+        let id = Uuid::new_v4();
+        let token = k.issue(id, Role::User, id).unwrap();
+        assert_eq!(k.verify(&token).unwrap().user_id, id);
+        assert!(k.memo.lock().unwrap().contains_key(&token));
+        // Served from the memo, the clock still decides: past its `exp`
+        // (beyond the leeway) the same bytes are refused.
+        let now = chrono::Utc::now().timestamp();
+        k.memo.lock().unwrap().get_mut(&token).unwrap().exp = now - LEEWAY_SECS as i64 - 1;
+        assert!(k.verify(&token).is_err());
+        k.memo.lock().unwrap().get_mut(&token).unwrap().exp = now + 600;
+        k.memo.lock().unwrap().get_mut(&token).unwrap().nbf = now + LEEWAY_SECS as i64 + 1;
+        assert!(k.verify(&token).is_err());
+        // Any other bytes are verified in full: a forged signature is not
+        // taken for the remembered token, and a failure is not remembered.
+        let mut forged = token.clone().into_bytes();
+        let at = forged.len() - 10; // inside the signature
+        forged[at] = if forged[at] == b'A' { b'B' } else { b'A' };
+        let forged = String::from_utf8(forged).unwrap();
+        assert!(k.verify(&forged).is_err());
+        assert!(!k.memo.lock().unwrap().contains_key(&forged));
+        // Another process's keys (a different secret) share nothing.
+        let other =
+            TokenKeys::new(b"another-secret-another-secret-xx", "iss", "aud", k.ttl).unwrap();
+        assert!(other.verify(&token).is_err());
+    }
+
+    #[test]
+    fn the_memo_stays_bounded() {
+        let k = keys();
+        let id = Uuid::new_v4();
+        for _ in 0..MEMO_CAPACITY + 5 {
+            k.verify(&k.issue(id, Role::User, id).unwrap()).unwrap();
+        }
+        let held = k.memo.lock().unwrap().len();
+        assert!(held <= MEMO_CAPACITY, "{held} tokens");
     }
 
     #[test]

@@ -38,7 +38,7 @@ use std::{
     future::Future,
     pin::Pin,
     sync::{
-        Arc, LazyLock,
+        Arc, LazyLock, OnceLock,
         atomic::{AtomicU64, Ordering},
     },
     task::{Context, Poll, ready},
@@ -61,6 +61,8 @@ use crate::infra::observability::{
 /// A method this server serves, with its labels.
 #[derive(Debug)]
 pub struct MethodInfo {
+    /// Its place among [`METHODS`] (the slot of its [`Series`]).
+    index: usize,
     /// `/package.Service/Method`
     pub path: &'static str,
     /// `package.Service`
@@ -120,11 +122,15 @@ static METHODS: LazyLock<HashMap<&'static str, MethodInfo>> = LazyLock::new(|| {
                 for method in &service.method {
                     let path = leak(format!("/{service_name}/{}", method.name()));
                     let info = MethodInfo {
+                        index: methods.len(),
                         path,
                         service: service_name,
                         method: leak(method.name().to_string()),
                         kind: RpcType::of(method.client_streaming(), method.server_streaming()),
                     };
+                    if methods.contains_key(path) {
+                        continue;
+                    }
                     methods.insert(path, info);
                 }
             }
@@ -138,9 +144,16 @@ pub fn method_info(path: &str) -> Option<&'static MethodInfo> {
     METHODS.get(path)
 }
 
-/// The method label of a request path.
+/// The method label of a request path (the layer looks the method up once
+/// and takes [`label_of`] it).
+#[cfg(test)]
 pub fn method_label(path: &str) -> &'static str {
-    method_info(path).map_or("unknown", |info| info.path)
+    label_of(method_info(path))
+}
+
+/// The method label of a method this server serves, or of any other path.
+fn label_of(info: Option<&'static MethodInfo>) -> &'static str {
+    info.map_or("unknown", |info| info.path)
 }
 
 /// The name of a gRPC code as grpc-go spells it (`codes.Code.String()`),
@@ -196,12 +209,95 @@ fn grpc_status(headers: &http::HeaderMap) -> Option<Code> {
         .map(|v| Code::from_bytes(v.as_bytes()))
 }
 
-#[derive(Clone, Copy, Default)]
-pub struct MetricsLayer;
+/// Codes there are (`tonic::Code` 0..=16).
+const CODES: usize = 17;
+
+/// The handles of one method label's series, taken from the recorder at
+/// the label's first call and kept by the layer, instead of being looked up
+/// by name and labels (about a dozen lookups, each with its label vector)
+/// on every call. They belong to the recorder in force at that first call:
+/// the process's one, which `observability::start` installs before the
+/// server builds its layers, or a test's local one.
+struct Series {
+    /// The standard families; None for the `unknown` label.
+    standard: Option<StandardSeries>,
+    /// `api_requests_total{method, code}`, by code.
+    requests: [OnceLock<::metrics::Counter>; CODES],
+    duration: ::metrics::Histogram,
+    request_size: ::metrics::Histogram,
+    response_size: ::metrics::Histogram,
+}
+
+struct StandardSeries {
+    info: &'static MethodInfo,
+    started: ::metrics::Counter,
+    msg_sent: ::metrics::Counter,
+    msg_received: ::metrics::Counter,
+    handling: ::metrics::Histogram,
+    /// `grpc_server_handled_total{…, grpc_code}`, by code.
+    handled: [OnceLock<::metrics::Counter>; CODES],
+}
+
+impl Series {
+    fn of(method: &'static str, info: Option<&'static MethodInfo>) -> Series {
+        Series {
+            standard: info.map(|info| StandardSeries {
+                info,
+                started: counter!(GRPC_SERVER_STARTED_TOTAL, info.labels()),
+                msg_sent: counter!(GRPC_SERVER_MSG_SENT_TOTAL, info.labels()),
+                msg_received: counter!(GRPC_SERVER_MSG_RECEIVED_TOTAL, info.labels()),
+                handling: histogram!(GRPC_SERVER_HANDLING_SECONDS, info.labels()),
+                handled: Default::default(),
+            }),
+            requests: Default::default(),
+            duration: histogram!(API_REQUEST_DURATION_SECONDS, "method" => method),
+            request_size: histogram!(API_REQUEST_SIZE_BYTES, "method" => method),
+            response_size: histogram!(API_RESPONSE_SIZE_BYTES, "method" => method),
+        }
+    }
+
+    fn record(&self, method: &'static str, code: Code, elapsed: f64, received: u64, sent: u64) {
+        let slot = (code as usize).min(CODES - 1);
+        if let Some(standard) = &self.standard {
+            standard.handling.record(elapsed);
+            standard.handled[slot]
+                .get_or_init(|| {
+                    let mut labels = standard.info.labels();
+                    labels.push(Label::from_static_parts("grpc_code", go_code_name(code)));
+                    counter!(GRPC_SERVER_HANDLED_TOTAL, labels)
+                })
+                .increment(1);
+        }
+        self.requests[slot]
+            .get_or_init(
+                || counter!(API_REQUESTS_TOTAL, "method" => method, "code" => code_name(code)),
+            )
+            .increment(1);
+        self.duration.record(elapsed);
+        self.request_size.record(received as f64);
+        self.response_size.record(sent as f64);
+    }
+}
+
+/// One slot per method of [`METHODS`] and a last one for `unknown`.
+type SeriesSlots = Arc<[OnceLock<Arc<Series>>]>;
+
+#[derive(Clone)]
+pub struct MetricsLayer {
+    series: SeriesSlots,
+}
+
+impl Default for MetricsLayer {
+    fn default() -> Self {
+        MetricsLayer::new()
+    }
+}
 
 impl MetricsLayer {
     pub fn new() -> Self {
-        MetricsLayer
+        MetricsLayer {
+            series: (0..=METHODS.len()).map(|_| OnceLock::new()).collect(),
+        }
     }
 }
 
@@ -209,13 +305,17 @@ impl<S> Layer<S> for MetricsLayer {
     type Service = RecordMetrics<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RecordMetrics { inner }
+        RecordMetrics {
+            inner,
+            series: self.series.clone(),
+        }
     }
 }
 
 #[derive(Clone)]
 pub struct RecordMetrics<S> {
     inner: S,
+    series: SeriesSlots,
 }
 
 impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for RecordMetrics<S>
@@ -234,23 +334,26 @@ where
     fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
         let received = Arc::new(AtomicU64::new(0));
         let info = method_info(request.uri().path());
-        if let Some(info) = info {
-            counter!(GRPC_SERVER_STARTED_TOTAL, info.labels()).increment(1);
+        let method = label_of(info);
+        let slot = info.map_or(self.series.len() - 1, |info| info.index);
+        let series = self.series[slot]
+            .get_or_init(|| Arc::new(Series::of(method, info)))
+            .clone();
+        let standard = series.standard.as_ref();
+        if let Some(standard) = standard {
+            standard.started.increment(1);
         }
+        let messages_sent = standard.map(|s| MessageCounter::new(s.msg_sent.clone()));
+        let messages = standard.map(|s| MessageCounter::new(s.msg_received.clone()));
         let call = Call {
-            method: method_label(request.uri().path()),
-            info,
+            method,
+            series,
             started: Instant::now(),
             received: received.clone(),
             sent: 0,
-            messages_sent: info.map(|info| {
-                MessageCounter::new(counter!(GRPC_SERVER_MSG_SENT_TOTAL, info.labels()))
-            }),
+            messages_sent,
             recorded: false,
         };
-        let messages = info.map(|info| {
-            MessageCounter::new(counter!(GRPC_SERVER_MSG_RECEIVED_TOTAL, info.labels()))
-        });
         let request = request.map(|inner| CountingBody {
             inner,
             received,
@@ -359,8 +462,9 @@ impl MessageCounter {
 /// One call's measurements; records itself when finished or dropped.
 struct Call {
     method: &'static str,
-    /// The method, when this server serves it (the standard families).
-    info: Option<&'static MethodInfo>,
+    /// Its method's series (the standard families only when this server
+    /// serves the method).
+    series: Arc<Series>,
     started: Instant,
     received: Arc<AtomicU64>,
     sent: u64,
@@ -384,20 +488,14 @@ impl Call {
         if std::mem::replace(&mut self.recorded, true) {
             return;
         }
-        let method = self.method;
         let elapsed = self.started.elapsed().as_secs_f64();
-        if let Some(info) = self.info {
-            let mut labels = info.labels();
-            histogram!(GRPC_SERVER_HANDLING_SECONDS, labels.clone()).record(elapsed);
-            labels.push(Label::from_static_parts("grpc_code", go_code_name(code)));
-            counter!(GRPC_SERVER_HANDLED_TOTAL, labels).increment(1);
-        }
-        let code = code_name(code);
-        counter!(API_REQUESTS_TOTAL, "method" => method, "code" => code).increment(1);
-        histogram!(API_REQUEST_DURATION_SECONDS, "method" => method).record(elapsed);
-        histogram!(API_REQUEST_SIZE_BYTES, "method" => method)
-            .record(self.received.load(Ordering::Relaxed) as f64);
-        histogram!(API_RESPONSE_SIZE_BYTES, "method" => method).record(self.sent as f64);
+        self.series.record(
+            self.method,
+            code,
+            elapsed,
+            self.received.load(Ordering::Relaxed),
+            self.sent,
+        );
     }
 }
 

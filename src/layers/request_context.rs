@@ -54,7 +54,7 @@ impl RequestContext {
                         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
             })
             .map(str::to_string)
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            .unwrap_or_else(new_request_id);
         let peer = peer_ip(request);
         let client_ip = match peer {
             Some(ip) if trusted.contains(ip) => headers
@@ -79,7 +79,7 @@ impl RequestContext {
             .get::<RequestContext>()
             .cloned()
             .unwrap_or_else(|| RequestContext {
-                request_id: uuid::Uuid::new_v4().to_string(),
+                request_id: new_request_id(),
                 client_ip: None,
             })
     }
@@ -87,6 +87,15 @@ impl RequestContext {
     pub fn client_ip_string(&self) -> Option<String> {
         self.client_ip.map(|ip| ip.to_string())
     }
+}
+
+/// A new request id: a random (version 4) UUID from the thread's CSPRNG
+/// (`rand`), not `Uuid::new_v4`, which asks the kernel (a `getrandom` system
+/// call) for every request.
+fn new_request_id() -> String {
+    uuid::Builder::from_random_bytes(rand::random())
+        .into_uuid()
+        .to_string()
 }
 
 /// The TCP peer's address (IPv4-mapped IPv6 addresses as IPv4).

@@ -123,6 +123,12 @@ pub struct Args {
     /// the operations run; 0 for none.
     #[arg(long, default_value_t = 200.0)]
     pub poll_rate: f64,
+    /// Before the load, write the test user's access token and the
+    /// operation the load asks for to this file (JSON, readable by the owner
+    /// only), so an outside load generator can send the same requests
+    /// (scripts/bench-getoperation-h2load.sh).
+    #[arg(long, value_name = "PATH")]
+    pub session_file: Option<PathBuf>,
 }
 
 /// Accepts `host:port` or `http://host:port` whose every resolved address is
@@ -195,6 +201,26 @@ async fn register(channel: &Channel) -> anyhow::Result<Session> {
         token: response.access_token,
         user_id,
     })
+}
+
+/// Writes `--session-file`: the token is a credential, so the file is the
+/// owner's only (created so, never widened after the fact).
+fn write_session(path: &std::path::Path, session: &Session, operation: &str) -> anyhow::Result<()> {
+    use std::{io::Write as _, os::unix::fs::OpenOptionsExt as _};
+    let json = serde_json::json!({
+        "user_id": session.user_id,
+        "access_token": session.token,
+        "operation": operation,
+    });
+    let _ = std::fs::remove_file(path);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("--session-file {}: {e}", path.display()))?;
+    file.write_all(serde_json::to_string_pretty(&json)?.as_bytes())?;
+    Ok(())
 }
 
 fn phase_name(phase: i32) -> String {
@@ -748,6 +774,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 name
             }
         };
+        if let Some(path) = &args.session_file {
+            write_session(path, &session, &operation)?;
+        }
         let duration = Duration::from_secs(args.duration.unwrap_or(if args.requests.is_some() {
             MAX_DURATION_SECS
         } else {
