@@ -7,7 +7,7 @@
 #   - Debian's chromium (for playwright-core) with apt-get when /usr/bin/chromium is missing;
 #   - Debian's prometheus (for promtool: deploy/observability's rules and their unit tests) with
 #     apt-get when promtool is missing;
-#   - Debian's nghttp2-client (for h2load: scripts/bench-getoperation-h2load.sh, an HTTP/2 load
+#   - Debian's nghttp2-client (for h2load: scripts/bench-getoperation.sh, an HTTP/2 load
 #     generator from outside the project) with apt-get when h2load is missing.
 #
 # Idempotent and non-interactive (CI runs it as root with no stdin). Work is redone only when
@@ -122,7 +122,7 @@ fi
 
 # ---------------------------------------------------------------- h2load
 # Debian's nghttp2-client, for h2load: the outside HTTP/2 load generator of
-# scripts/bench-getoperation-h2load.sh (BENCHMARKS.md). H2LOAD points it at another binary.
+# scripts/bench-getoperation.sh (BENCHMARKS.md). H2LOAD points it at another binary.
 H2LOAD="${H2LOAD:-/usr/bin/h2load}"
 if [[ ! -x "$H2LOAD" ]]; then
     if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then

@@ -126,7 +126,7 @@ pub struct Args {
     /// Before the load, write the test user's access token and the
     /// operation the load asks for to this file (JSON, readable by the owner
     /// only), so an outside load generator can send the same requests
-    /// (scripts/bench-getoperation-h2load.sh).
+    /// (scripts/bench-getoperation.sh).
     #[arg(long, value_name = "PATH")]
     pub session_file: Option<PathBuf>,
 }
