@@ -4,7 +4,9 @@
 # shellcheck shell=bash
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-RELEASE_TARGET="${RELEASE_TARGET:-$HOME/.cache/fileorganizer/target-release}"
+# The same cargo target as scripts/run-stack.sh (lib.sh's CARGO_TARGET_DIR), so the stack and the
+# benchmarks share one release build instead of compiling it twice.
+RELEASE_TARGET="${RELEASE_TARGET:-$CARGO_TARGET_DIR}"
 # FILEORG_BIN=PATH runs that binary instead of building one (to compare two
 # builds side by side in one run).
 FILEORG="${FILEORG_BIN:-$RELEASE_TARGET/release/fileorg}"

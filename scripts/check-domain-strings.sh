@@ -43,6 +43,8 @@ ALLOWED=(
     'src/cli/loadtest/mod.rs|print_server("organize"'
     'src/cli/loadtest/mod.rs|"organize": organize_result'
     'src/cli/loadtest/mod.rs|"succeeded": succeeded'
+    'src/cli/loadtest/mod.rs|print_server("undo"'
+    'src/cli/loadtest/mod.rs|"undo": undo_result'
 )
 
 words=$(grep -oE '^[[:space:]]+[A-Z][A-Za-z]* = "[a-z_]+",$' "$MAPPING" \

@@ -177,7 +177,11 @@ pub async fn run(
             });
         }
     }
-    let succeeded = states.get("succeeded").copied().unwrap_or(0) == ran.len() as u64;
+    let succeeded = states
+        .get(&state_name(OperationState::Succeeded as i32))
+        .copied()
+        .unwrap_or(0)
+        == ran.len() as u64;
     let first_created = ran.iter().map(|r| r.created).fold(f64::INFINITY, f64::min);
     let last_ended = ran.iter().map(|r| r.ended).fold(0.0, f64::max);
     let waits: Vec<f64> = ran.iter().map(|r| r.started - r.created).collect();
