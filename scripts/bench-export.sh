@@ -29,7 +29,7 @@ ENVOY_ADMIN=59072
 
 ensure_services
 ensure_tools
-[ -n "${SKIP_BUILD:-}" ] || release_build   # SKIP_BUILD=1: $RELEASE_TARGET already has it
+release_build
 rm -rf "$DIR"
 mkdir -p "$DIR/storage" "$DIR/data" "$DIR/out"
 

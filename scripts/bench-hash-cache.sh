@@ -27,14 +27,9 @@ export DATA_DIR="$BENCH_ROOT/data" STORAGE_ROOT="$BENCH_ROOT/storage"
 
 ensure_services
 ensure_tools
-[ -n "${SKIP_BUILD:-}" ] || release_build   # SKIP_BUILD=1: $RELEASE_TARGET already has it
+release_build
 need_kib=$((FILES * 13 + 1024 * 1024))
-mkdir -p "$(dirname "$BENCH_ROOT")"
-free_kib="$(df -Pk "$(dirname "$BENCH_ROOT")" | awk 'NR == 2 { print $4 }')"
-if [ "$free_kib" -lt "$need_kib" ]; then
-    echo "$((free_kib / 1024 / 1024)) GiB free under $(dirname "$BENCH_ROOT"); $FILES files need about $((need_kib / 1024 / 1024)) GiB" >&2
-    exit 1
-fi
+require_free_space "$(dirname "$BENCH_ROOT")" "$need_kib"
 rm -rf "$BENCH_ROOT"
 mkdir -p "$STORAGE_ROOT" "$DATA_DIR" data/reports
 fresh_database "$DB"

@@ -42,7 +42,7 @@ export RATE_LIMIT_UPLOAD_BYTES="${RATE_LIMIT_UPLOAD_BYTES:-1099511627776}"
 
 ensure_services
 ensure_tools
-[ -n "${SKIP_BUILD:-}" ] || release_build
+release_build
 rm -rf "$DIR"
 mkdir -p "$DIR/storage" "$DIR/data" "$DIR/local"
 

@@ -28,13 +28,30 @@ bench_cleanup() {
 }
 trap bench_cleanup EXIT
 
+# release_build: builds the release binary, unless FILEORG_BIN names one or SKIP_BUILD=1 says
+# $RELEASE_TARGET already has it.
 release_build() {
     if [ -n "${FILEORG_BIN:-}" ]; then
         say "no build: $FILEORG_BIN"
         return
     fi
+    if [ -n "${SKIP_BUILD:-}" ]; then
+        say "no build (SKIP_BUILD): $FILEORG"
+        return
+    fi
     say "release build ($RELEASE_TARGET)"
     CARGO_TARGET_DIR="$RELEASE_TARGET" cargo build --release --quiet
+}
+
+# require_free_space DIR KIB: exits unless the filesystem of DIR (made if missing) has KIB free.
+require_free_space() {
+    local dir="$1" need_kib="$2" free_kib
+    mkdir -p "$dir"
+    free_kib="$(df -Pk "$dir" | awk 'NR == 2 { print $4 }')"
+    if [ "$free_kib" -lt "$need_kib" ]; then
+        echo "$((free_kib / 1024 / 1024)) GiB free under $dir; this run needs about $((need_kib / 1024 / 1024)) GiB" >&2
+        exit 1
+    fi
 }
 
 # fresh_database NAME: drops and recreates it, migrated; exports DATABASE_URL.

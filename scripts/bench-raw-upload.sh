@@ -29,7 +29,7 @@ ENVOY_ADMIN=59071
 
 ensure_services
 ensure_tools
-[ -n "${SKIP_BUILD:-}" ] || release_build   # SKIP_BUILD=1: $RELEASE_TARGET already has it
+release_build
 rm -rf "$DIR/storage" "$DIR/data" "$DIR/cp"
 mkdir -p "$DIR/storage" "$DIR/data" "$DIR/cp"
 if [ "$(stat -c %s "$SRC" 2>/dev/null || echo 0)" != "$((SIZE_MIB * 1024 * 1024))" ]; then

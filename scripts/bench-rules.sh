@@ -35,15 +35,10 @@ DB="${BENCH_DB:-fo_bench_rules}"
 export DATA_DIR="$BENCH_ROOT/data" STORAGE_ROOT="$BENCH_ROOT/storage"
 
 ensure_services
-[ -n "${SKIP_BUILD:-}" ] || release_build   # SKIP_BUILD=1: $RELEASE_TARGET already has it
+release_build
 # The tree takes about 10.8 KiB a file (1M files: 10.3 GiB), the database about 2 KiB a record.
 need_kib=$((FILES * 13 + 3 * 1024 * 1024))
-mkdir -p "$(dirname "$BENCH_ROOT")"
-free_kib="$(df -Pk "$(dirname "$BENCH_ROOT")" | awk 'NR == 2 { print $4 }')"
-if [ "$free_kib" -lt "$need_kib" ]; then
-    echo "$((free_kib / 1024 / 1024)) GiB free under $(dirname "$BENCH_ROOT"); $FILES files need about $((need_kib / 1024 / 1024)) GiB" >&2
-    exit 1
-fi
+require_free_space "$(dirname "$BENCH_ROOT")" "$need_kib"
 mkdir -p data/reports
 rm -f data/reports/bench_rules_*.json
 for run in $(seq 1 "$RUNS"); do

@@ -131,6 +131,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let config = Config::from_env()?;
             telemetry::init(config.log_format);
             tracing::info!(?config, "starting");
+            fileorganizer::infra::open_files::raise_limit_logged();
             let listener = tokio::net::TcpListener::bind(config.grpc_addr)
                 .await
                 .map_err(|e| anyhow::anyhow!("GRPC_ADDR {}: {e}", config.grpc_addr))?;
@@ -143,6 +144,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Worker { count } => {
             let config = Config::from_env()?;
             telemetry::init(config.log_format);
+            fileorganizer::infra::open_files::raise_limit_logged();
             let count = count.unwrap_or(config.workers).max(1);
             let state = AppState::connect(config).await?;
             let metrics = fileorganizer::infra::observability::start(

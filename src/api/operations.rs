@@ -128,6 +128,10 @@ impl Operations {
             .operation
             .ok_or_else(|| AppError::invalid("operation", "is required"))?;
         let request_id = request_id(&req.request_id)?;
+        // A retry is answered in one of two places: here, when the first
+        // copy has committed (the common case: its answer was lost), and in
+        // `jobs::submit::create_operation`, when both copies passed this
+        // check at once and the unique index let only one insert win.
         if !request_id.is_empty() {
             let mut conn = self.state.db.get().await?;
             if let Some(existing) =

@@ -14,7 +14,8 @@
 //! - [`streams`]: the per-user cap on open server streams;
 //! - [`keyed_lock`]: one computation at a time per key;
 //! - [`memo`]: values computed from an operation's whole journal, stored
-//!   per version of the operation (`db::memos`).
+//!   per version of the operation (`db::memos`);
+//! - [`open_files`]: the process's limit on open files, raised at start-up.
 
 pub(crate) mod cache;
 pub(crate) mod console;
@@ -22,6 +23,7 @@ pub(crate) mod health;
 pub(crate) mod keyed_lock;
 pub(crate) mod memo;
 pub mod observability;
+pub mod open_files;
 pub mod otel;
 pub(crate) mod ratelimit;
 pub(crate) mod redis;

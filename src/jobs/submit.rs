@@ -52,7 +52,8 @@ pub async fn create_operation(
     new.automation_id = origin.automation_id;
     match db::operations::insert(conn, &new).await {
         // The same request_id sent twice at once: the other copy won, and
-        // both callers get its operation.
+        // both callers get its operation (a retry after the first copy
+        // committed is answered before this, in `api::operations`).
         Err(error)
             if let Some(id) = request_id
                 && db::operations::is_request_id_taken(&error) =>

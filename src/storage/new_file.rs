@@ -174,6 +174,14 @@ impl NewFile {
         Ok(self.file()?.set_modified(time)?)
     }
 
+    /// Closes the file: nothing more will be written, and it holds no
+    /// descriptor of its own until it is published. What was written must
+    /// still be made durable before that, by [`UserRoot::sync_filesystem`]
+    /// (which reaches closed files too; [`NewFile::sync`] needs it open).
+    pub fn finish_writing(&mut self) {
+        drop(self.file.take());
+    }
+
     /// Leaves the folder's fsync after publishing to the caller, who makes
     /// many files durable at once with [`UserRoot::sync_filesystem`]
     /// (archive imports: one `syncfs` per batch instead of two fsyncs per

@@ -781,3 +781,92 @@ async fn skip_if_identical_compares_each_entrys_content_and_never_overwrites() {
         ("a newer version".len() + "new".len()) as i64
     );
 }
+
+/// The soft limit on open files of /proc/`pid`/limits.
+fn soft_open_files_limit(pid: u32) -> u64 {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    line.split_whitespace().nth(3).unwrap().parse().unwrap()
+}
+
+/// A server started with a soft limit of 64 open files (what a careless
+/// service manager might give it; systemd's default is 1,024) raises it to
+/// the hard limit, so an import whose batch keeps over a thousand files
+/// pending (each holding its folder open until the batch's `syncfs`) does
+/// not fail with "too many open files" halfway through a user's archive.
+#[tokio::test]
+async fn a_server_started_with_few_open_files_allowed_imports_a_large_archive() {
+    use std::os::unix::process::CommandExt;
+    let app = TestApp::spawn().await;
+    let ida = user(&app, "archive-fds").await;
+    let port = crate::common::free_port();
+    let mut command = app.fileorg_command(&["serve"]);
+    command
+        .env("GRPC_ADDR", format!("127.0.0.1:{port}"))
+        .env("WORKERS", "0")
+        .env("RATE_LIMIT_UPLOAD", "1000")
+        .stderr(std::process::Stdio::inherit());
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs in the
+    // child between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 64,
+                rlim_max: 4096,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = crate::common::KillOnDrop(command.spawn().expect("start fileorg serve"));
+    let channel = crate::common::connect_when_up(port).await;
+
+    let entries: Vec<_> = (0..1500)
+        .map(|i| {
+            (
+                format!("many/f{i:04}.txt"),
+                format!("file {i}").into_bytes(),
+                1_600_000_000,
+            )
+        })
+        .collect();
+    let archive = tar_of(&entries);
+    let mut messages = vec![pb::ImportArchiveRequest {
+        path: "in".into(),
+        format: ArchiveFormat::Unspecified as i32,
+        conflict_policy: FileConflictPolicy::Fail as i32,
+        body: None,
+    }];
+    messages.extend(
+        archive
+            .chunks(64 * 1024)
+            .map(|data| pb::ImportArchiveRequest {
+                body: Some(fileorganizer::pb::google::api::HttpBody {
+                    content_type: String::new(),
+                    data: data.to_vec(),
+                    extensions: Vec::new(),
+                }),
+                ..Default::default()
+            }),
+    );
+    let response = pb::file_service_client::FileServiceClient::new(channel)
+        .import_archive(bearer(tokio_stream::iter(messages), &ida.token))
+        .await
+        .expect("the import succeeds")
+        .into_inner();
+    assert_eq!(response.file_count, 1500, "{response:?}");
+    assert_eq!(response.skipped_count, 0, "{response:?}");
+    let stored = files_under(&ida.root.join("in/many"));
+    assert_eq!(stored.len(), 1500);
+    assert_eq!(
+        std::fs::read(ida.root.join("in/many/f1499.txt")).unwrap(),
+        b"file 1499"
+    );
+    assert!(temp_files(&ida.root).is_empty());
+    assert_eq!(soft_open_files_limit(child.id()), 4096);
+}

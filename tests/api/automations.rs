@@ -129,19 +129,12 @@ async fn runs_in_db(app: &TestApp, automation: &str) -> i64 {
 
 /// The automation's runs as ListOperations shows them, newest first.
 async fn runs(app: &TestApp, user: &User, automation: &str) -> Vec<pb::Operation> {
-    app.operations()
-        .list_operations(bearer(
-            pb::ListOperationsRequest {
-                page_size: 1000,
-                automation: automation.into(),
-                ..Default::default()
-            },
-            &user.token,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .operations
+    let request = pb::ListOperationsRequest {
+        page_size: 1000,
+        automation: automation.into(),
+        ..Default::default()
+    };
+    crate::operations::list(app, user, request).await
 }
 
 /// Polls until the automation has created `n` operations (bounded).

@@ -120,6 +120,35 @@ async fn a_started_job_goes_before_new_ones() {
     tree::write(&ann.root, "inbox/a.txt", b"a");
     let mut first = worker(&app);
     let planned = plan(&app, &ann, organize("inbox")).await;
+    // PLANNED shows before the worker lets go of the job: killed in between,
+    // the job stays held until its heartbeat is stale (JOB_STALE_AFTER_MS),
+    // the recovery path that Dan's job below stands for. Here the
+    // worker goes away after letting go, as it does when it is stopped.
+    let planned_id = uuid::Uuid::parse_str(planned.name.trim_start_matches("operations/")).unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let mut conn = app.db().await;
+        let held: Option<String> = {
+            use diesel::prelude::*;
+            use fileorganizer::schema::operations::dsl;
+            diesel_async::RunQueryDsl::get_result(
+                dsl::operations
+                    .filter(dsl::id.eq(planned_id))
+                    .select(dsl::worker_id),
+                &mut conn,
+            )
+            .await
+            .unwrap()
+        };
+        if held.is_none() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the worker never let go of the planned job"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     first.kill();
 
     // Dan's job was claimed by a worker that died at once: the row as the

@@ -38,6 +38,21 @@ pub async fn user(app: &TestApp, label: &str) -> User {
     }
 }
 
+/// The user's operations that ListOperations answers to `request` (one
+/// page: tests ask for a page size that holds them all), newest first.
+pub async fn list(
+    app: &TestApp,
+    user: &User,
+    request: pb::ListOperationsRequest,
+) -> Vec<pb::Operation> {
+    app.operations()
+        .list_operations(bearer(request, &user.token))
+        .await
+        .unwrap()
+        .into_inner()
+        .operations
+}
+
 pub async fn create(app: &TestApp, user: &User, operation: pb::Operation) -> pb::Operation {
     app.operations()
         .create_operation(bearer(

@@ -57,22 +57,13 @@ async fn undo_with_key(
 
 /// Every operation of `kind` the user has.
 async fn operations_of_kind(app: &TestApp, user: &User, kind: pb::OperationKind) -> Vec<String> {
-    app.operations()
-        .list_operations(bearer(
-            pb::ListOperationsRequest {
-                kind: kind.into(),
-                page_size: 100,
-                ..Default::default()
-            },
-            &user.token,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .operations
-        .into_iter()
-        .map(|op| op.name)
-        .collect()
+    let request = pb::ListOperationsRequest {
+        kind: kind.into(),
+        page_size: 100,
+        ..Default::default()
+    };
+    let operations = crate::operations::list(app, user, request).await;
+    operations.into_iter().map(|op| op.name).collect()
 }
 
 /// A finished organize of a one-file tree.

@@ -34,9 +34,12 @@ use crate::storage::{
     Fingerprint, Folder, NewFile, StorageError, UserPath, UserRoot, names::MAX_SUFFIX,
 };
 
-/// Complete files kept unpublished before one `syncfs` (each holds two
-/// descriptors until then).
-const BATCH_FILES: usize = 256;
+/// Complete files kept unpublished before one `syncfs` (each holds one
+/// descriptor until then, its folder's; the server raises its limit on
+/// open files at start-up, `infra::open_files`). Measured (BENCHMARKS.md,
+/// "importing a 10,000-file archive"): at 256 a 10,000-file import paid
+/// for 40 `syncfs`, the largest part of what it took beyond `tar -x`.
+const BATCH_FILES: usize = 1024;
 /// Bytes of complete files kept unpublished before one `syncfs`.
 const BATCH_BYTES: u64 = 64 * 1024 * 1024;
 /// Quota is reserved in blocks of this size (one database update each),
@@ -323,6 +326,10 @@ impl<'b> Sink<'b> {
             self.used -= written;
             return Err(Failure::Storage(e));
         }
+        // Written: its descriptor is not needed until publication (the
+        // batch's `syncfs` reaches closed files too), so a pending file
+        // keeps one descriptor (its folder's), not two.
+        file.finish_writing();
         self.pending_paths.insert(path.clone());
         self.pending.push(Pending {
             file,
