@@ -47,7 +47,7 @@ pub const MAX_RUNS: usize = 64;
 /// `decode(encode(r)) == r` must hold, and the order must be total (no two
 /// distinct records compare equal), so that a merge of sorted runs is the
 /// in-memory sort.
-pub trait Record: Ord + Copy {
+pub trait Record: Ord + Copy + Send + Sync {
     /// Encoded size in bytes.
     const SIZE: usize;
     /// Writes the record into `out` (exactly [`Record::SIZE`] bytes).
@@ -281,11 +281,9 @@ impl<R> Default for Store<R> {
 impl<R: Record> Store<R> {
     /// The records, in order; each call reads from the start, through a
     /// buffer of its own.
-    pub fn iter(&self) -> impl Iterator<Item = io::Result<R>> + '_ {
+    pub fn iter(&self) -> Box<dyn Iterator<Item = io::Result<R>> + Send + '_> {
         match &self.0 {
-            StoreInner::Memory(records) => {
-                Box::new(records.iter().copied().map(Ok)) as Box<dyn Iterator<Item = _>>
-            }
+            StoreInner::Memory(records) => Box::new(records.iter().copied().map(Ok)),
             StoreInner::File(run) => Box::new(RunReader::new(
                 At {
                     file: &run.file,
