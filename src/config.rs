@@ -139,6 +139,13 @@ pub struct Config {
     /// file no run has seen since (`db::hash_cache`); 0 turns the cache off
     /// (every run reads every candidate again).
     pub hash_cache_days: u32,
+    /// `ORGANIZE_SPILL_RECORDS` (default 1,000,000): records one sort or
+    /// store of the duplicate finder holds in memory before it writes the
+    /// rest, sorted, to unnamed temporary files in `DATA_DIR/spill`
+    /// (`engine::spill`; docs/organize.md, "Memory"). A record is 12 to 45
+    /// bytes, so the default bounds each at about 45 MB: an organize of up
+    /// to a million hash candidates never touches the disk for it.
+    pub organize_spill_records: std::num::NonZeroUsize,
     /// `JOB_HEARTBEAT_MS` (default 1000): how often a worker renews its claim.
     pub job_heartbeat: Duration,
     /// `JOB_STALE_AFTER_MS` (default 15000): a job whose heartbeat is older
@@ -474,6 +481,13 @@ impl Config {
             workers: parse(&get, "WORKERS", 2usize, 0..=64)?,
             hash_threads: parse(&get, "HASH_THREADS", 2usize, 1..=64)?,
             hash_cache_days: parse(&get, "HASH_CACHE_DAYS", 30u32, 0..=3650)?,
+            organize_spill_records: std::num::NonZeroUsize::new(parse(
+                &get,
+                "ORGANIZE_SPILL_RECORDS",
+                1_000_000usize,
+                1..=usize::MAX,
+            )?)
+            .expect("parsed in 1.."),
             job_heartbeat: Duration::from_millis(parse(
                 &get,
                 "JOB_HEARTBEAT_MS",
@@ -869,6 +883,26 @@ mod tests {
                 .err()
                 .unwrap_or_else(|| panic!("{key}={value} was accepted"));
             assert_eq!(e.variable, key, "{e}");
+        }
+    }
+
+    #[test]
+    fn spill_records_are_a_positive_count() {
+        let records = |value: &str| {
+            config(&[
+                ("JWT_SECRET_KEY", SECRET),
+                ("ORGANIZE_SPILL_RECORDS", value),
+            ])
+            .map(|c| c.organize_spill_records.get())
+        };
+        let default = config(&[("JWT_SECRET_KEY", SECRET)]).unwrap();
+        assert_eq!(default.organize_spill_records.get(), 1_000_000);
+        assert_eq!(records("3").unwrap(), 3);
+        assert_eq!(records(" 1 ").unwrap(), 1);
+        for bad in ["0", "abc", "-1", "1.5"] {
+            let e = records(bad).expect_err(bad);
+            assert_eq!(e.variable, "ORGANIZE_SPILL_RECORDS", "{e}");
+            assert!(e.to_string().contains("ORGANIZE_SPILL_RECORDS"), "{e}");
         }
     }
 

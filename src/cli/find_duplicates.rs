@@ -7,7 +7,7 @@
 use std::{path::PathBuf, process::ExitCode, time::Instant};
 
 use fileorganizer::{
-    engine::{duplicates, progress::Progress, scan},
+    engine::{duplicates, progress::Progress, scan, spill},
     storage::{UserPath, UserRoot},
 };
 
@@ -52,11 +52,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let scan_secs = started.elapsed().as_secs_f64();
     // No hash cache here: this measures the hashing itself.
     let known = Default::default();
-    let analysis =
-        duplicates::find_duplicates(&root, &scanned.files, false, &known, threads, &progress);
+    // Everything in memory: this measures the hashing itself.
+    let spill = spill::Spill::in_memory();
+    let analysis = duplicates::find_duplicates(
+        &root,
+        &scanned.files,
+        false,
+        &known,
+        threads,
+        &progress,
+        &spill,
+    )?;
     let total_secs = started.elapsed().as_secs_f64();
     let copies = analysis.duplicates;
-    let hashed = analysis.hashes.iter().filter(|h| h.is_some()).count();
+    let hashed = analysis.hashed();
     let peak_rss = peak_rss_kib();
     let summary = serde_json::json!({
         "dir": args.dir.display().to_string(),

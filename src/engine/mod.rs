@@ -17,6 +17,7 @@ pub mod progress;
 pub(crate) mod rule;
 pub mod scan;
 pub(crate) mod spec;
+pub mod spill;
 pub(crate) mod taken;
 pub(crate) mod template;
 

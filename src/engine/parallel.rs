@@ -72,7 +72,8 @@ pub struct InOrder<R> {
 }
 
 impl<R> InOrder<R> {
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.parts.iter().map(Vec::len).sum()
     }
 

@@ -117,7 +117,14 @@ fn free_name(
 /// A template with `{taken_…}` tokens marks each row it places with where
 /// its date came from (`JournalRow::taken_from_metadata`), which the report
 /// counts.
-pub fn plan(input: &PlanInput<'_>, scan: &ScanResult, emit: &mut dyn FnMut(JournalRow)) {
+///
+/// An error is the duplicate finder's spilled hashes failing to read back;
+/// the rows emitted until then are not a whole plan.
+pub fn plan(
+    input: &PlanInput<'_>,
+    scan: &ScanResult,
+    emit: &mut dyn FnMut(JournalRow),
+) -> std::io::Result<()> {
     let uses_taken = input.template.uses_taken_date();
     let mut taken = TakenNames::with_capacity(scan.files.len());
     // An unanswerable lookup counts as taken: never risk a collision.
@@ -126,6 +133,8 @@ pub fn plan(input: &PlanInput<'_>, scan: &ScanResult, emit: &mut dyn FnMut(Journ
     let trash = trash_root
         .join(&input.operation_id.to_string())
         .expect("valid");
+    // Read forward in seq order, whether in memory or spilled.
+    let mut hashes = input.duplicates.hashes();
     let mut seq = 0i64;
     for (i, file) in scan.files.iter().enumerate() {
         seq += 1;
@@ -139,7 +148,7 @@ pub fn plan(input: &PlanInput<'_>, scan: &ScanResult, emit: &mut dyn FnMut(Journ
             modified_at: Some(file.modified()),
             device: Some(file.device() as i64),
             inode: Some(file.inode() as i64),
-            content_hash: input.duplicates.hashes[i].map(|h| h.to_vec()),
+            content_hash: hashes.get(i)?.map(|h| h.to_vec()),
             category: category.to_string(),
             // Keepers come first in scan order or not: seq = index + 1.
             duplicate_of: duplicate_of.map(|k| k as i64 + 1),
@@ -316,4 +325,5 @@ pub fn plan(input: &PlanInput<'_>, scan: &ScanResult, emit: &mut dyn FnMut(Journ
             decided_by: None,
         });
     }
+    Ok(())
 }

@@ -22,6 +22,8 @@
 
 use std::{collections::HashMap, sync::Arc};
 
+use anyhow::Context;
+
 use super::JobContext;
 use crate::{
     db,
@@ -29,6 +31,7 @@ use crate::{
         duplicates::{self, DuplicateAnalysis},
         hash_cache::{self, CacheKey, Known, KnownHashes},
         scan::ScanResult,
+        spill::Spill,
     },
     storage::UserRoot,
 };
@@ -45,12 +48,15 @@ pub(super) async fn hash_phase(
 
     // The files the phase may read, by index (their keys are made a batch
     // at a time).
+    let spill = spill(&ctx.state.config)?;
     let (scanned, wanted) = if days > 0 {
+        let spill = spill.clone();
         tokio::task::spawn_blocking(move || {
-            let wanted = duplicates::hash_candidates(&scanned.files, hash_all);
-            (scanned, wanted)
+            let wanted = duplicates::hash_candidates(&scanned.files, hash_all, &spill);
+            wanted.map(|wanted| (scanned, wanted))
         })
         .await?
+        .context("finding the hash candidates")?
     } else {
         (scanned, Vec::new())
     };
@@ -114,10 +120,12 @@ pub(super) async fn hash_phase(
             &known,
             threads,
             &progress,
+            &spill,
         );
-        (scanned, analysis, known)
+        analysis.map(|analysis| (scanned, analysis, known))
     })
-    .await?;
+    .await?
+    .context("finding duplicates")?;
     crate::infra::observability::hashed(analysis.bytes_read, hits as u64);
     tracing::info!(
         bytes_read = analysis.bytes_read,
@@ -134,17 +142,21 @@ pub(super) async fn hash_phase(
         let files = &scanned.files;
         // What was read (of files settled long enough), then the stale hits
         // not read again, one batch of rows at a time.
-        let read = analysis
-            .computed(&known)
-            .filter(|&(i, _)| hash_cache::settled(files.ctime_ns(i), read_from));
+        let read = analysis.computed(&known).filter(|read| {
+            read.as_ref().map_or(true, |&(i, _)| {
+                hash_cache::settled(files.ctime_ns(i), read_from)
+            })
+        });
         let refreshed = touch
             .iter()
             .filter(|&&i| {
                 !(analysis.was_read(i) && hash_cache::settled(files.ctime_ns(i), read_from))
             })
-            .filter_map(|&i| known.get(i).map(|k| (i, k)));
-        let entries = read.chain(refreshed).filter_map(|(i, known)| {
-            CacheKey::of_parts(&files.fingerprint(i), files.ctime_ns(i)).map(|key| (key, known))
+            .filter_map(|&i| known.get(i).map(|k| Ok((i, k))));
+        let entries = read.chain(refreshed).filter_map(|entry| match entry {
+            Ok((i, known)) => CacheKey::of_parts(&files.fingerprint(i), files.ctime_ns(i))
+                .map(|key| Ok((key, known))),
+            Err(error) => Some(Err(error)),
         });
         if let Err(error) = keep(ctx, entries, days).await {
             tracing::warn!(%error, "hash cache not updated; the next run hashes these files again");
@@ -153,17 +165,30 @@ pub(super) async fn hash_phase(
     Ok((scanned, analysis))
 }
 
+/// Where and when the duplicate finder spills (ORGANIZE_SPILL_RECORDS,
+/// into `DATA_DIR/spill`, created here if missing: its files have no names,
+/// so the folder is all there is to it).
+fn spill(config: &crate::config::Config) -> anyhow::Result<Spill> {
+    let dir = config.data_dir.join("spill");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(Spill::new(dir, config.organize_spill_records))
+}
+
 /// Writes the entries, a batch at a time, and prunes the user's expired
 /// rows.
 async fn keep(
     ctx: &JobContext,
-    mut entries: impl Iterator<Item = (CacheKey, Known)>,
+    mut entries: impl Iterator<Item = std::io::Result<(CacheKey, Known)>>,
     days: u32,
 ) -> anyhow::Result<()> {
     let user_id = ctx.operation.user_id;
     let mut conn = ctx.state.db.get().await?;
     loop {
-        let batch: Vec<(CacheKey, Known)> = entries.by_ref().take(db::hash_cache::BATCH).collect();
+        let batch: Vec<(CacheKey, Known)> = entries
+            .by_ref()
+            .take(db::hash_cache::BATCH)
+            .collect::<std::io::Result<_>>()
+            .context("reading back the spilled hashes")?;
         if batch.is_empty() {
             break;
         }

@@ -221,7 +221,7 @@ async fn plan_phase(
         let (mut planned, mut skipped) = (0i64, 0i64);
         let mut chunk = Vec::with_capacity(JOURNAL_CHUNK);
         let mut open = true;
-        plan::plan(
+        let planning = plan::plan(
             &PlanInput {
                 root: &plan_root,
                 destination: &destination,
@@ -250,12 +250,14 @@ async fn plan_phase(
                 }
             },
         );
+        // A failed plan sends no End: the writer rolls the journal back.
+        planning?;
         if open {
             let _ = sender
                 .blocking_send(JournalChunk::Rows(chunk))
                 .and_then(|()| sender.blocking_send(JournalChunk::End));
         }
-        (planned, skipped)
+        Ok::<_, std::io::Error>((planned, skipped))
     });
     let written =
         db::file_records::write_journal_stream(&ctx.state.config.database_url, op.id, receiver);
@@ -273,7 +275,7 @@ async fn plan_phase(
         // Only on an error: the planner then finds the channel closed.
         written = &mut written => (planner.await, written),
     };
-    let (planned, skipped) = planner.context("planning")?;
+    let (planned, skipped) = planner.context("planning")?.context("planning")?;
     written.context("writing the journal")?;
     ctx.progress
         .files_planned

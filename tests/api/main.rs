@@ -42,6 +42,7 @@ mod rules;
 mod scopes;
 mod search;
 mod soak;
+mod spill;
 mod streams;
 mod system;
 mod taken_dates;

@@ -81,6 +81,16 @@ pub async fn plan(app: &TestApp, user: &User, operation: pb::Operation) -> pb::O
     wait_for(app, user, &op.name, &[OperationState::Planned]).await
 }
 
+/// Creates `operation` and waits until it has SUCCEEDED (panics if it
+/// failed).
+pub async fn succeed(app: &TestApp, user: &User, operation: pb::Operation) -> pb::Operation {
+    let op = create(app, user, operation).await;
+    let finished = [OperationState::Succeeded, OperationState::Failed];
+    let done = wait_for(app, user, &op.name, &finished).await;
+    assert_eq!(done.state, OperationState::Succeeded as i32, "{done:?}");
+    done
+}
+
 /// ApplyOperation of a planned (dry-run) operation; panics on an error.
 pub async fn apply(app: &TestApp, user: &User, name: &str) -> pb::Operation {
     app.operations()
