@@ -8,8 +8,13 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # benchmarks share one release build instead of compiling it twice.
 RELEASE_TARGET="${RELEASE_TARGET:-$CARGO_TARGET_DIR}"
 # FILEORG_BIN=PATH runs that binary instead of building one (to compare two
-# builds side by side in one run).
-FILEORG="${FILEORG_BIN:-$RELEASE_TARGET/release/fileorg}"
+# builds side by side in one run). Only the caller's: lib.sh sets FILEORG_BIN to the debug build
+# when the caller did not, which a benchmark must never run by accident.
+if [ -n "$FILEORG_BIN_FROM_CALLER" ]; then
+    FILEORG="$FILEORG_BIN"
+else
+    FILEORG="$RELEASE_TARGET/release/fileorg"
+fi
 BENCH_ROOT="${BENCH_ROOT:-/tmp/fo-bench}"
 PG_BASE="postgres://postgres@127.0.0.1:5432"
 export RUST_LOG="${RUST_LOG:-warn}"
@@ -31,8 +36,8 @@ trap bench_cleanup EXIT
 # release_build: builds the release binary, unless FILEORG_BIN names one or SKIP_BUILD=1 says
 # $RELEASE_TARGET already has it.
 release_build() {
-    if [ -n "${FILEORG_BIN:-}" ]; then
-        say "no build: $FILEORG_BIN"
+    if [ -n "$FILEORG_BIN_FROM_CALLER" ]; then
+        say "no build: $FILEORG"
         return
     fi
     if [ -n "${SKIP_BUILD:-}" ]; then

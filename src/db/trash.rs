@@ -203,16 +203,20 @@ pub async fn mark_restored(
     .map(|n| n > 0)
 }
 
-/// Records that the item's bytes are gone for good. `false` if it had
-/// already left the trash.
+/// Records that the item's bytes are gone for good and gives them back to
+/// its owner's quota, in one statement (a request cut off between the two
+/// would leave the user charged for files that are gone). `false` if it had
+/// already left the trash (nothing is given back twice).
 pub async fn mark_purged(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<bool> {
-    diesel::update(
-        trash_items::table
-            .find(id)
-            .filter(trash_items::restored_at.is_null())
-            .filter(trash_items::purged_at.is_null()),
+    diesel::sql_query(
+        "WITH purged AS (
+           UPDATE trash_items SET purged_at = now()
+            WHERE id = $1 AND restored_at IS NULL AND purged_at IS NULL
+            RETURNING user_id, size_bytes)
+         UPDATE users SET storage_used_bytes = GREATEST(0, storage_used_bytes - purged.size_bytes)
+           FROM purged WHERE users.id = purged.user_id",
     )
-    .set(trash_items::purged_at.eq(Utc::now()))
+    .bind::<diesel::sql_types::Uuid, _>(id)
     .execute(conn)
     .await
     .map(|n| n > 0)

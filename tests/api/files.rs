@@ -706,7 +706,7 @@ pub(crate) async fn restore(
         .map(|r| r.into_inner().file.unwrap())
 }
 
-async fn empty_trash(
+pub(crate) async fn empty_trash(
     app: &TestApp,
     user: &User,
     names: &[&str],

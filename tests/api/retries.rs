@@ -234,7 +234,9 @@ async fn copies_of_one_apply_sent_at_once_apply_once_and_all_are_answered() {
 /// A handler that holds one pooled connection while it asks for another
 /// waits for itself once the pool is busy: with a pool of one it always
 /// does, so each path that did (undo and its retry, create's retry, apply,
-/// restore with its categories) answers here, one call after another.
+/// restore with its categories) answers here, one call after another; and
+/// those that held theirs while the disk worked (delete, empty the trash,
+/// open an upload) answer too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_answer_comes_with_a_pool_of_one_connection() {
     let app = TestApp::spawn_with(crate::common::Options {
@@ -284,4 +286,18 @@ async fn every_answer_comes_with_a_pool_of_one_connection() {
         2,
         "both files are where they began"
     );
+    // Emptying the trash and opening a resumable upload answer too (each
+    // held its connection while the disk worked).
+    let item = crate::files::delete(&app, &kim, "keep/b.txt")
+        .await
+        .unwrap();
+    let emptied = crate::files::empty_trash(&app, &kim, &[&item.name])
+        .await
+        .expect("EmptyTrash answers");
+    assert_eq!((emptied.deleted_count, emptied.freed_bytes), (1, 1));
+    let session =
+        crate::uploads::create_session(&app, &kim, crate::uploads::session("later/big.bin", 10))
+            .await
+            .expect("CreateUpload answers");
+    assert!(session.name.starts_with("uploads/"), "{session:?}");
 }

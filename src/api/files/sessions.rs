@@ -253,9 +253,12 @@ pub(super) async fn create_upload(
         return Err(quota_exceeded(size as u64, usage));
     };
     let id = session.id;
+    // Not held while the disk works (tests/api/retries.rs: a pool of one).
+    drop(conn);
     let made =
         blocking(move || Ok(root.create_session_file(id).map_err(|e| e.at("upload"))?)).await;
     if let Err(error) = made {
+        let mut conn = files.state.db.get().await?;
         uploads::end(&mut conn, principal.user_id, id, true).await?;
         return Err(error);
     }

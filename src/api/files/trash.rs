@@ -111,6 +111,9 @@ pub(super) async fn delete_file(
         },
     )
     .await?;
+    // Not held while the disk works (a large folder's move can wait on a
+    // busy disk; see `restore_file`).
+    drop(conn);
     let moved = blocking(move || {
         Ok(root
             .rename_noreplace(&path, &trash_path)
@@ -118,6 +121,7 @@ pub(super) async fn delete_file(
     })
     .await;
     if let Err(error) = moved {
+        let mut conn = files.state.db.get().await?;
         db::trash::forget(&mut conn, id).await?;
         return Err(error);
     }
@@ -268,6 +272,10 @@ pub(super) async fn empty_trash(
         }
         found
     };
+    // Not held while the disk works: purging a folder of a million files
+    // takes minutes, and a pool connection held that long is one fewer for
+    // every other request (and, with a pool of one, waits for itself).
+    drop(conn);
     let root = files.root(&principal)?;
     let checked = root.clone();
     blocking(move || check_trash(&checked)).await?;
@@ -300,12 +308,15 @@ pub(super) async fn empty_trash(
             });
             continue;
         }
+        // Recorded item by item, the quota with it: a request cut off
+        // midway (the client went away) leaves every purged item marked and
+        // its bytes given back, never charged for files that are gone.
+        let mut conn = files.state.db.get().await?;
         if db::trash::mark_purged(&mut conn, item.id).await? {
             deleted_count += 1;
             freed_bytes += item.size_bytes;
         }
     }
-    db::quota::release(&mut conn, principal.user_id, freed_bytes).await?;
     Ok(pb::EmptyTrashResponse {
         deleted_count,
         freed_bytes,
