@@ -139,12 +139,13 @@ pub struct Config {
     /// file no run has seen since (`db::hash_cache`); 0 turns the cache off
     /// (every run reads every candidate again).
     pub hash_cache_days: u32,
-    /// `ORGANIZE_SPILL_RECORDS` (default 1,000,000): records one sort or
+    /// `ORGANIZE_SPILL_RECORDS` (default 262,144): records one sort or
     /// store of the duplicate finder holds in memory before it writes the
     /// rest, sorted, to unnamed temporary files in `DATA_DIR/spill`
-    /// (`engine::spill`; docs/organize.md, "Memory"). A record is 12 to 45
-    /// bytes, so the default bounds each at about 45 MB: an organize of up
-    /// to a million hash candidates never touches the disk for it.
+    /// (`engine::spill`; docs/organize.md, "Memory"). A record is 12 to 48
+    /// bytes in memory, so the default bounds each at about 12 MB. Spilling
+    /// was measured to cost no hashing time at 1M files (BENCHMARKS.md,
+    /// "Memory of an organize"), so the default spills early.
     pub organize_spill_records: std::num::NonZeroUsize,
     /// `JOB_HEARTBEAT_MS` (default 1000): how often a worker renews its claim.
     pub job_heartbeat: Duration,
@@ -484,7 +485,7 @@ impl Config {
             organize_spill_records: std::num::NonZeroUsize::new(parse(
                 &get,
                 "ORGANIZE_SPILL_RECORDS",
-                1_000_000usize,
+                262_144usize,
                 1..=usize::MAX,
             )?)
             .expect("parsed in 1.."),
@@ -896,7 +897,7 @@ mod tests {
             .map(|c| c.organize_spill_records.get())
         };
         let default = config(&[("JWT_SECRET_KEY", SECRET)]).unwrap();
-        assert_eq!(default.organize_spill_records.get(), 1_000_000);
+        assert_eq!(default.organize_spill_records.get(), 262_144);
         assert_eq!(records("3").unwrap(), 3);
         assert_eq!(records(" 1 ").unwrap(), 1);
         for bad in ["0", "abc", "-1", "1.5"] {

@@ -22,6 +22,11 @@ pub struct Args {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Records each sort holds in memory before it spills to a temporary
+    /// file (as ORGANIZE_SPILL_RECORDS does for an organize); default: never
+    /// spill. For measuring what spilling costs (BENCHMARKS.md).
+    #[arg(long)]
+    pub spill_records: Option<std::num::NonZeroUsize>,
 }
 
 /// Peak resident set of this process, in KiB (VmHWM).
@@ -52,8 +57,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let scan_secs = started.elapsed().as_secs_f64();
     // No hash cache here: this measures the hashing itself.
     let known = Default::default();
-    // Everything in memory: this measures the hashing itself.
-    let spill = spill::Spill::in_memory();
+    let spill = match args.spill_records {
+        Some(records) => spill::Spill::new(std::env::temp_dir(), records),
+        None => spill::Spill::in_memory(),
+    };
     let analysis = duplicates::find_duplicates(
         &root,
         &scanned.files,

@@ -287,7 +287,7 @@ pub fn hash_candidates(
     if hash_all {
         return Ok((0..files.len()).collect());
     }
-    let mut by_size = spill.sorter();
+    let mut by_size = spill.sorter_for(files.len());
     for i in (0..files.len()).filter(|&i| files.size(i) > 0) {
         by_size.push(BySize {
             size: files.size(i),
@@ -323,6 +323,22 @@ fn full_hash(root: &UserRoot, file: &ScannedFile) -> Result<[u8; 32], StorageErr
         .map(|h| *h.as_bytes())
 }
 
+/// `indexes` in the order their files are best read in from a cold disk:
+/// by (device, inode). A folder lists its files in the order of its name
+/// hashes (ext4's htree, XFS, btrfs), unrelated to where their data lies;
+/// a filesystem places a file's inode, and usually its data, in the order
+/// and the region of its creation, so reading by inode turns a scan-order
+/// walk of random seeks into one mostly forward (as fclones does for
+/// rotational disks). With the page cache warm the order costs nothing but
+/// this sort. Decisions never depend on it: every result is kept by index.
+fn in_disk_order(files: &ScannedFiles, mut indexes: Vec<usize>) -> Vec<usize> {
+    indexes.sort_unstable_by_key(|&i| {
+        let fingerprint = files.fingerprint(i);
+        (fingerprint.dev, fingerprint.ino, i)
+    });
+    indexes
+}
+
 /// Files hashed per draw from the worker threads' shared counter.
 const HASH_CHUNK: usize = 64;
 
@@ -345,7 +361,8 @@ pub fn find_duplicates(
         keepers: vec![NO_KEEPER; files.len()],
         ..Default::default()
     };
-    let mut hashes = spill.sorter::<Hashed>();
+    // Sized once the candidates are known (below).
+    let mut hashes;
     // Files whose head was the whole file: their full hash is known.
     let mut complete = FixedBitSet::with_capacity(files.len());
     let bytes_read = AtomicU64::new(0);
@@ -358,8 +375,14 @@ pub fn find_duplicates(
     };
 
     // Stage 1: sizes shared by at least two non-empty files. Candidates are
-    // read in scan order, which keeps a folder's files together on disk.
-    let candidates: Vec<usize> = hash_candidates(files, false, spill)?;
+    // read in inode order ([`in_disk_order`]).
+    let candidates: Vec<usize> = in_disk_order(files, hash_candidates(files, false, spill)?);
+    // Every candidate may get a full hash (and with `hash_all`, every file).
+    hashes = spill.sorter_for::<Hashed>(if hash_all {
+        files.len()
+    } else {
+        candidates.len()
+    });
     let candidate_bytes: i64 = candidates.iter().map(|&i| files.size(i) as i64).sum();
     progress.start_phase(candidates.len() as i64, candidate_bytes);
 
@@ -388,7 +411,7 @@ pub fn find_duplicates(
     });
     drop(candidates);
     // Filled while `heads` is read (and freed) chunk by chunk.
-    let mut by_head = spill.sorter::<BySizeHash>();
+    let mut by_head = spill.sorter_for::<BySizeHash>(heads.len());
     for (i, result) in heads {
         match result {
             Ok((hash, whole, read)) => {
@@ -400,7 +423,7 @@ pub fn find_duplicates(
                     })?;
                 }
                 if read {
-                    // Candidates come in index order: both lists stay sorted.
+                    // In disk order: both lists are sorted by index below.
                     analysis.heads_read.push(i);
                     if !whole {
                         analysis.partial_heads.push((i, hash));
@@ -418,6 +441,8 @@ pub fn find_duplicates(
             }
         }
     }
+    analysis.heads_read.sort_unstable();
+    analysis.partial_heads.sort_unstable_by_key(|&(i, _)| i);
 
     // Files whose size and head agree with another's. Those whose head was
     // the whole file are grouped by it at once; the others need stage 3.
@@ -440,6 +465,7 @@ pub fn find_duplicates(
                 && !analysis.unreadable.contains_key(&i)
         })
         .collect();
+    let need_full = in_disk_order(files, need_full);
     drop(complete);
     let full_bytes: i64 = need_full.iter().map(|&i| files.size(i) as i64).sum();
     progress.start_phase(need_full.len() as i64, full_bytes);
@@ -476,7 +502,7 @@ pub fn find_duplicates(
                     })?;
                 }
                 if read {
-                    // `need_full` is in index order: the list stays sorted.
+                    // In disk order: sorted by index below.
                     analysis.fulls_read.push(i);
                 }
             }
@@ -486,6 +512,7 @@ pub fn find_duplicates(
         }
     }
     drop(in_head_group);
+    analysis.fulls_read.sort_unstable();
     analysis.heads_read.shrink_to_fit();
     analysis.bytes_read = bytes_read.load(Ordering::Relaxed);
     analysis.hashes = HashStore(hashes.into_store()?);

@@ -72,8 +72,7 @@ pub struct InOrder<R> {
 }
 
 impl<R> InOrder<R> {
-    #[cfg(test)]
-    fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.parts.iter().map(Vec::len).sum()
     }
 

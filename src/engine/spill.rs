@@ -89,9 +89,18 @@ impl Spill {
 
     /// A new sorter with these settings.
     pub fn sorter<R: Record>(&self) -> Sorter<R> {
+        self.sorter_for(0)
+    }
+
+    /// A new sorter for about `expected` records: its memory is reserved
+    /// once, exactly (up to the limit), where growing by doubling would
+    /// hold up to twice the records' room, and both the old and the new
+    /// buffer while it moves (measured: a 1M organize's hash phase peaked
+    /// 78 MiB higher that way).
+    pub fn sorter_for<R: Record>(&self, expected: usize) -> Sorter<R> {
         Sorter {
             spill: self.clone(),
-            memory: Vec::new(),
+            memory: Vec::with_capacity(expected.min(self.records())),
             runs: Vec::new(),
         }
     }
