@@ -141,7 +141,7 @@ pub struct Config {
     pub hash_cache_days: u32,
     /// `ORGANIZE_SPILL_RECORDS` (default 262,144): records one sort or
     /// store of the duplicate finder holds in memory before it writes the
-    /// rest, sorted, to unnamed temporary files in `DATA_DIR/spill`
+    /// rest, sorted, to unnamed temporary files in `STORAGE_ROOT/.spill`
     /// (`engine::spill`; docs/organize.md, "Memory"). A record is 12 to 48
     /// bytes in memory, so the default bounds each at about 12 MB. Spilling
     /// was measured to cost no hashing time at 1M files (BENCHMARKS.md,

@@ -65,8 +65,8 @@ pub struct Spill {
 }
 
 impl Spill {
-    /// Spill beyond `records` records per sorter, into `dir` (which must
-    /// exist).
+    /// Spill beyond `records` records per sorter, into `dir` (made when a
+    /// sorter first spills).
     pub fn new(dir: impl Into<PathBuf>, records: NonZeroUsize) -> Spill {
         Spill {
             dir: dir.into(),
@@ -121,6 +121,8 @@ impl Run {
         len: u64,
         records: impl Iterator<Item = io::Result<R>>,
     ) -> io::Result<Run> {
+        // Made when first needed: most sorts never spill.
+        std::fs::create_dir_all(dir)?;
         let file = tempfile::tempfile_in(dir)?;
         let capacity = buffer_for::<R>(len);
         let mut out = BufWriter::with_capacity(capacity, file);

@@ -48,7 +48,7 @@ pub(super) async fn hash_phase(
 
     // The files the phase may read, by index (their keys are made a batch
     // at a time).
-    let spill = spill(&ctx.state.config)?;
+    let spill = spill(&ctx.state.config);
     let (scanned, wanted) = if days > 0 {
         let spill = spill.clone();
         tokio::task::spawn_blocking(move || {
@@ -166,12 +166,17 @@ pub(super) async fn hash_phase(
 }
 
 /// Where and when the duplicate finder spills (ORGANIZE_SPILL_RECORDS,
-/// into `DATA_DIR/spill`, created here if missing: its files have no names,
-/// so the folder is all there is to it).
-fn spill(config: &crate::config::Config) -> anyhow::Result<Spill> {
-    let dir = config.data_dir.join("spill");
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    Ok(Spill::new(dir, config.organize_spill_records))
+/// into `STORAGE_ROOT/.spill`). The storage volume, not `DATA_DIR`: it is the
+/// one volume every deployment mounts writable (compose and Kubernetes run
+/// the image with a read-only root, `DATA_DIR` on it) and the large one. It
+/// is beside the users' roots, never in one (those are `STORAGE_ROOT/<id>`),
+/// and holds only unnamed files; `engine::spill` makes it when a sort first
+/// spills, so an organize that never spills never touches it.
+fn spill(config: &crate::config::Config) -> Spill {
+    Spill::new(
+        config.storage_root.join(".spill"),
+        config.organize_spill_records,
+    )
 }
 
 /// Writes the entries, a batch at a time, and prunes the user's expired

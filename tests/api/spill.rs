@@ -119,7 +119,7 @@ async fn organize_with(env: Vec<(&'static str, String)>) -> (Vec<Row>, Vec<Row>,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_organize_that_spills_journals_what_one_in_memory_journals() {
-    let (memory_all, memory, _memory_app) = organize_with(vec![]).await;
+    let (memory_all, memory, memory_app) = organize_with(vec![]).await;
     let (spilled_all, spilled, spilling_app) =
         organize_with(vec![("ORGANIZE_SPILL_RECORDS", "3".into())]).await;
 
@@ -141,7 +141,10 @@ async fn an_organize_that_spills_journals_what_one_in_memory_journals() {
     assert_eq!(spilled, memory);
     assert_eq!(spilled_all, memory_all);
 
-    // The runs had no names: nothing is left in the spill folder.
-    let spill = spilling_app.state.config.data_dir.join("spill");
+    // The runs had no names: nothing is left in the spill folder, made on
+    // the storage volume (the one writable in every deployment) only by the
+    // server that spilled.
+    let spill = spilling_app.state.config.storage_root.join(".spill");
     assert_eq!(std::fs::read_dir(&spill).unwrap().count(), 0);
+    assert!(!memory_app.state.config.storage_root.join(".spill").exists());
 }
