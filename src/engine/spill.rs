@@ -79,10 +79,6 @@ impl Spill {
         Spill::new(std::env::temp_dir(), NonZeroUsize::MAX)
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     pub fn records(&self) -> usize {
         self.records.get()
     }

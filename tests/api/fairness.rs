@@ -126,23 +126,10 @@ async fn a_started_job_goes_before_new_ones() {
     // worker goes away after letting go, as it does when it is stopped.
     let planned_id = uuid::Uuid::parse_str(planned.name.trim_start_matches("operations/")).unwrap();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let mut conn = app.db().await;
-        let held: Option<String> = {
-            use diesel::prelude::*;
-            use fileorganizer::schema::operations::dsl;
-            diesel_async::RunQueryDsl::get_result(
-                dsl::operations
-                    .filter(dsl::id.eq(planned_id))
-                    .select(dsl::worker_id),
-                &mut conn,
-            )
-            .await
-            .unwrap()
-        };
-        if held.is_none() {
-            break;
-        }
+    while crate::operations::holder(&mut app.db().await, planned_id)
+        .await
+        .is_some()
+    {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the worker never let go of the planned job"

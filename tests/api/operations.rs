@@ -2018,7 +2018,10 @@ async fn a_worker_that_lost_its_hold_cannot_change_the_job() {
 }
 
 /// The worker that holds operation `id`, if any.
-async fn holder(conn: &mut diesel_async::AsyncPgConnection, id: uuid::Uuid) -> Option<String> {
+pub(crate) async fn holder(
+    conn: &mut diesel_async::AsyncPgConnection,
+    id: uuid::Uuid,
+) -> Option<String> {
     use fileorganizer::schema::operations;
     operations::table
         .find(id)
