@@ -218,6 +218,9 @@ try {
   await page.click('#key-create');
   await page.waitForSelector('#key-secret-box:not([hidden])');
   const secret = await text('#key-secret');
+  // The Clipboard API writes only for the focused document: under load another test's
+  // browser can hold the focus, and writeText then waits (the step once timed out here).
+  await page.bringToFront();
   await page.click('#key-copy');
   await statusIs('Copied the secret');
   const copied = await page.evaluate(() => navigator.clipboard.readText());
